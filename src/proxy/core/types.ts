@@ -1,0 +1,123 @@
+// The sans-IO contract between a protocol core and the socket driver (src/net/driver.ts).
+//
+// A core is a state machine: the driver feeds it events (bytes arrived, a stream ended, a connect
+// finished, a timer fired) and it answers with commands (send bytes, connect, listen, close, set a
+// timer, log, finish). A core never touches a socket, a timer or the clock itself; `now` comes with
+// every event. That keeps every core testable with scripted event/command sequences and fuzzable.
+//
+// Streams are named by the core. Two are always there: 'client' (the accepted, diverted connection)
+// and 'server' (opened by the core with `connect` and no explicit target: the session's router and
+// chainer pick the server). A core may open more streams (FTP data channels) with explicit targets.
+
+/** An address as sockets see it (canonical text, IPv4 never in ::ffff: form). */
+export interface Addr {
+  host: string;
+  port: number;
+  family: 4 | 6;
+}
+
+export type StreamId = string;
+export type TimerId = string;
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+// ---------------------------------------------------------------------------------------------
+// Events: driver -> core
+
+export type ProxyEvent =
+  /** The session starts: the client stream is open. */
+  | { type: 'start'; now: number; client: Addr; clientLocal: Addr }
+  /** Bytes from a stream. The core owns the buffer (the driver does not reuse it). */
+  | { type: 'data'; now: number; stream: StreamId; data: Uint8Array }
+  /** The peer half-closed its sending side (FIN). */
+  | { type: 'end'; now: number; stream: StreamId }
+  /** A stream is fully closed (after close, reset or error). `error` says why when it was not clean. */
+  | { type: 'closed'; now: number; stream: StreamId; error?: string }
+  /** A stream's send buffer has drained below its limit after `send` returned backpressure. */
+  | { type: 'drain'; now: number; stream: StreamId }
+  /** An outgoing connect finished. */
+  | { type: 'connected'; now: number; stream: StreamId; local: Addr; remote: Addr }
+  | { type: 'connectFailed'; now: number; stream: StreamId; error: string; target?: Addr }
+  /** A `listen` is ready (port allocated). */
+  | { type: 'listening'; now: number; listener: StreamId; local: Addr }
+  | { type: 'listenFailed'; now: number; listener: StreamId; error: string }
+  /** A listener accepted a connection; it becomes stream `stream`. */
+  | { type: 'accepted'; now: number; listener: StreamId; stream: StreamId; local: Addr; remote: Addr }
+  | { type: 'timer'; now: number; timer: TimerId }
+  /** The daemon asks the session to end (stop, session kill). */
+  | { type: 'abort'; now: number; reason: string };
+
+// ---------------------------------------------------------------------------------------------
+// Commands: core -> driver
+
+export interface ConnectOptions {
+  /** Explicit target; absent for 'server' = ask the session's router/chainer. For an inband router
+   * (HTTP absolute URI, FTP USER user@host) the core passes the target it read as `inband`. */
+  target?: Addr;
+  inband?: { host: string; port: number };
+  /** Local address/port to bind before connecting; `transparent` allows a foreign address (forging). */
+  local?: { host: string; port: number; transparent: boolean };
+}
+
+export type ProxyCommand =
+  | { type: 'send'; stream: StreamId; data: Uint8Array }
+  /** Half-close: send FIN after the queued data; keep reading. */
+  | { type: 'shutdown'; stream: StreamId }
+  /** Close the stream (after flushing queued data unless `reset`). */
+  | { type: 'close'; stream: StreamId; reset?: boolean }
+  /** Stop / start reading from a stream (backpressure, or a core that is not ready for more). */
+  | { type: 'pause'; stream: StreamId }
+  | { type: 'resume'; stream: StreamId }
+  | { type: 'connect'; stream: StreamId; options: ConnectOptions }
+  /** Open a (transparent) listener; `port` 0 = any, or a range to pick from. */
+  | {
+      type: 'listen';
+      listener: StreamId;
+      host: string;
+      port: number | { min: number; max: number };
+      transparent: boolean;
+      /** Accept only connections from this host (bounce protection); others are closed at once. */
+      acceptFrom?: string;
+      /** Accept at most this many connections, then close the listener. */
+      maxAccepts?: number;
+    }
+  | { type: 'unlisten'; listener: StreamId }
+  | { type: 'setTimer'; timer: TimerId; ms: number }
+  | { type: 'clearTimer'; timer: TimerId }
+  | { type: 'log'; category: string; level: LogLevel; msg: string; fields?: Record<string, unknown> }
+  /** Count bytes or events for the session summary and metrics. */
+  | { type: 'account'; fields: Record<string, number | string> }
+  /** The session is over: the driver closes what is still open and writes the connection summary. */
+  | { type: 'done'; verdict: Verdict; info?: string };
+
+/** Zorp's connection-summary verdicts. */
+export type Verdict =
+  | 'ACCEPTED'
+  | 'DENIED_BY_POLICY'
+  | 'DENIED_BY_LIMIT'
+  | 'DENIED_BY_CONNECTION_FAIL'
+  | 'DENIED_BY_UNKNOWN_FAIL'
+  | 'ABORTED_BY_POLICY_ACTION'
+  | 'INVALID_POLICY_CALL';
+
+/** A protocol core. `handle` is called for every event, in order, and returns the commands to run,
+ * in order. It must not throw for anything a peer can send (that is a protocol reply + close); a throw
+ * is a bug in the core (an 'ours' error): the driver logs it and ends that one session. */
+export interface ProxyCore {
+  handle(event: ProxyEvent): ProxyCommand[];
+}
+
+/** What a core is built from: the session's decision and the proxy options from the policy. */
+export interface CoreContext {
+  sessionId: string;
+  service: string;
+  /** Proxy options from the policy (validated by the proxy's own option parser). */
+  options: Record<string, unknown>;
+  clientZone: string | null;
+  /** Whether the service's router is inband (the core must supply the target). */
+  inband: boolean;
+  /** Client-side local address the client dialled (transparent: the original destination). */
+  clientLocal?: Addr;
+}
+
+export type CoreFactory = (ctx: CoreContext) => ProxyCore;
