@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // One idempotent set-up step used by `npm test`, `npm run demo` and `npm run build` on a fresh machine:
 // system packages (apt-get, as root), npm dependencies, the native addon. Plain Node: no dependencies.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
 const quiet = args.has('--quiet');
-const say = (m) => { if (!quiet) process.stderr.write(`[setup] ${m}\n`); };
+const say = (m) => {
+  if (!quiet) process.stderr.write(`[setup] ${m}\n`);
+};
 
 function run(cmd, argv, opts = {}) {
   const r = spawnSync(cmd, argv, { stdio: quiet ? 'pipe' : 'inherit', cwd: root, ...opts });
@@ -20,13 +22,15 @@ function run(cmd, argv, opts = {}) {
 }
 
 function have(pkg) {
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
+  const r = spawnSync('dpkg-query', ['-W', '-f=\${Status}', pkg], { encoding: 'utf8' });
   return r.status === 0 && r.stdout.includes('install ok installed');
 }
 
 function systemPackages() {
   const wanted = readFileSync(join(root, 'scripts/system-packages.txt'), 'utf8')
-    .split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean);
   const missing = wanted.filter((p) => !have(p));
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
@@ -53,8 +57,9 @@ function newest(dir) {
   let t = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) { if (e.name !== 'build') t = Math.max(t, newest(p)); }
-    else t = Math.max(t, statSync(p).mtimeMs);
+    if (e.isDirectory()) {
+      if (e.name !== 'build') t = Math.max(t, newest(p));
+    } else t = Math.max(t, statSync(p).mtimeMs);
   }
   return t;
 }

@@ -3,7 +3,7 @@
 // `npm test -- test/unit/engine` runs the files below that path. Namespace tests need root; without it
 // they skip themselves. CI reads node:test's closing summary.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,10 +19,21 @@ function walk(dir, out) {
 const filters = process.argv.slice(2).map((a) => join(root, a));
 let files = walk(join(root, 'test'), []).sort();
 if (filters.length) files = files.filter((f) => filters.some((x) => f.startsWith(x)));
-if (files.length === 0) { console.error('no test files matched'); process.exit(1); }
+if (files.length === 0) {
+  console.error('no test files matched');
+  process.exit(1);
+}
 const concurrency = process.env.TZORP_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, [
-  '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec',
-  ...files.map((f) => relative(root, f)),
-], { stdio: 'inherit', cwd: root });
+const r = spawnSync(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    '--test-reporter=spec',
+    ...files.map((f) => relative(root, f)),
+  ],
+  { stdio: 'inherit', cwd: root },
+);
 process.exit(r.status ?? 1);

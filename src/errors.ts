@@ -84,7 +84,11 @@ export class TzorpError extends Error {
   constructor(
     id: ErrorId,
     message: string,
-    opts: { pos?: { file: string; line: number; col: number }; details?: Record<string, unknown>; cause?: unknown } = {},
+    opts: {
+      pos?: { file: string; line: number; col: number };
+      details?: Record<string, unknown>;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'TzorpError';

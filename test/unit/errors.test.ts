@@ -9,7 +9,9 @@ test('error codes are unique and well formed', () => {
 });
 
 test('TzorpError formats file:line:col and code', () => {
-  const err = new TzorpError('POLICY_UNKNOWN_ZONE', "unknown zone 'x'", { pos: { file: 'p.yaml', line: 3, col: 7 } });
+  const err = new TzorpError('POLICY_UNKNOWN_ZONE', "unknown zone 'x'", {
+    pos: { file: 'p.yaml', line: 3, col: 7 },
+  });
   assert.equal(err.format(), "p.yaml:3:7: TZ1031 unknown zone 'x'");
   assert.equal(err.kind, 'user');
 });
