@@ -41,6 +41,7 @@ export const E = {
   POLICY_DUPLICATE_RULE_ID: entry('TZ1050', 'user', 'two rules have the same id'),
   POLICY_BAD_RULE: entry('TZ1051', 'user', 'a rule is inconsistent'),
   POLICY_BAD_SETTING: entry('TZ1060', 'user', 'a setting is out of range'),
+  ENGINE_BAD_CONNECTION: entry('TZ1070', 'user', 'a connection to decide is malformed'),
   // warnings (lint)
   LINT_SHADOWED_RULE: entry('TZ1501', 'user', 'a rule can never win'),
   LINT_TIED_RULES: entry('TZ1502', 'user', 'two rules tie for some connection'),
