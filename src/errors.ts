@@ -59,6 +59,10 @@ export const E = {
   DAEMON_RELOAD_REFUSED: entry('TZ3002', 'user', 'reload refused: the new policy is not valid'),
   DAEMON_LISTEN: entry('TZ3003', 'env', 'a proxy listener could not be opened'),
   DAEMON_CONTROL_REQUEST: entry('TZ3004', 'user', 'bad control request'),
+  LOG_SPEC: entry('TZ3005', 'user', 'bad log spec (category-glob:level, levels 0..10)'),
+  DAEMON_ALREADY_RUNNING: entry('TZ3006', 'env', 'another daemon already answers on the control socket'),
+  DAEMON_START: entry('TZ3007', 'env', 'the daemon could not start (kernel, listeners or workers)'),
+  DAEMON_STOPPING: entry('TZ3008', 'env', 'the daemon is stopping and refuses the request'),
   // --- proxies (TZ4xxx) ---
   PROXY_PROTOCOL: entry('TZ4001', 'peer', 'protocol violation by a peer'),
   PROXY_POLICY: entry('TZ4002', 'peer', 'denied by the proxy policy'),
