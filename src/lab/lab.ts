@@ -1,0 +1,417 @@
+// `tzorp lab up|down|status|exec`: builds the topology of topology.ts in network namespaces, starts the
+// servers and tzorp in them, and takes all of it down again. The state file (state.ts) is written
+// before the first namespace exists and after every step, so `down` can clean up after a lab that
+// failed half-way, after a crash of `up`, or twice.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  checkLabName,
+  type LabProcessRecord,
+  type LabState,
+  labBaseDir,
+  labStateDir,
+  readLabState,
+  writeLabState,
+} from './state.ts';
+import {
+  isSameProcess,
+  listNamespaces,
+  namespaceExists,
+  namespacePids,
+  processStartTime,
+  run,
+  runIn,
+  sleep,
+  startDetached,
+  waitUntil,
+} from './system.ts';
+import {
+  LAB_LINKS,
+  LAB_NODES,
+  LAB_PORTS,
+  linkArgs,
+  NODE_ROLES,
+  type NodeRole,
+  nodeNamespace,
+  nodeScript,
+} from './topology.ts';
+import { prepareVsftpd } from './vsftpd.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const DEFAULT_LAB_NAME = 'lab';
+export const DEFAULT_LAB_POLICY = join(REPO_ROOT, 'examples/policy.yaml');
+
+/** How long servers and tzorp get to come up before `up` gives up (ms): generous for a loaded CI box;
+ * a healthy start takes well under a second for the servers and a few seconds for tzorp. */
+const START_TIMEOUT_MS = 30_000;
+/** Between SIGTERM and SIGKILL on `down` (ms): the daemon drains sessions on SIGTERM, but a lab's
+ * sessions do not need to survive their namespaces. */
+const STOP_GRACE_MS = 3_000;
+
+export interface LabUpOptions {
+  name: string;
+  /** Policy file for tzorp in the firewall; default examples/policy.yaml. */
+  policy?: string;
+  /** Start tzorp in the firewall (default true); false builds the network and servers only. */
+  tzorp?: boolean;
+  /** Progress: called before each step. */
+  onStep?: (step: string) => void;
+}
+
+function assertRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new LabError('the lab needs root: it creates network namespaces (run it with sudo)');
+  }
+}
+
+export class LabError extends Error {}
+
+function checkName(name: string): void {
+  const err = checkLabName(name);
+  if (err) throw new LabError(err);
+}
+
+function labNamespaces(name: string): Record<NodeRole, string> {
+  return Object.fromEntries(NODE_ROLES.map((r) => [r, nodeNamespace(name, r)])) as Record<NodeRole, string>;
+}
+
+/** Which tzorp commands exist in this tree: the lab uses the daemon when it is there, else a one-off
+ * `tzorp apply`, else builds the network only and says so. */
+function tzorpCommand(cmd: string): boolean {
+  return existsSync(join(REPO_ROOT, 'src/cli/commands', `${cmd}.ts`));
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export async function labUp(opts: LabUpOptions): Promise<LabState> {
+  checkName(opts.name);
+  assertRoot();
+  const step = opts.onStep ?? (() => {});
+  const ns = labNamespaces(opts.name);
+  if (readLabState(opts.name) || NODE_ROLES.some((r) => namespaceExists(ns[r]))) {
+    throw new LabError(
+      `lab '${opts.name}' is already up (take it down with: tzorp lab down --name ${opts.name})`,
+    );
+  }
+  const wantTzorp = opts.tzorp !== false;
+  const policyFile = opts.policy
+    ? isAbsolute(opts.policy)
+      ? opts.policy
+      : resolve(opts.policy)
+    : DEFAULT_LAB_POLICY;
+  let policy: LabState['policy'] = null;
+  // The policy is needed only when tzorp will run; an explicitly named one must always be readable.
+  const canRunTzorp = tzorpCommand('run') || tzorpCommand('apply');
+  if ((wantTzorp && canRunTzorp) || opts.policy) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(policyFile);
+    } catch (e) {
+      throw new LabError(`cannot read the policy ${policyFile}: ${(e as Error).message}`);
+    }
+    policy = { file: policyFile, sha256: createHash('sha256').update(bytes).digest('hex') };
+  }
+  const stateDir = labStateDir(opts.name);
+  const state: LabState = {
+    version: 1,
+    name: opts.name,
+    createdAt: new Date().toISOString(),
+    stateDir,
+    policy,
+    namespaces: ns,
+    processes: [],
+    firewall: { mode: 'none', detail: 'not started yet', controlSocket: null },
+    logs: { servers: join(stateDir, 'servers.log'), vsftpd: join(stateDir, 'ftp/vsftpd.log'), tzorp: null },
+  };
+  // Written first: from here on, `down` knows what to remove.
+  writeLabState(state);
+  try {
+    step('creating namespaces and links');
+    for (const r of NODE_ROLES) await run(['ip', 'netns', 'add', ns[r]]);
+    for (const l of LAB_LINKS) await run(['ip', ...linkArgs(opts.name, l)]);
+    for (const node of LAB_NODES) {
+      await runIn(ns[node.role], ['sh', '-ec', nodeScript(node).join('\n')]);
+    }
+
+    step('starting the servers (HTTP, FTP, banner, canaries)');
+    const record = (p: Omit<LabProcessRecord, 'startTime'>) => {
+      const startTime = processStartTime(p.pid) ?? '?';
+      state.processes.push({ ...p, startTime });
+      writeLabState(state);
+    };
+    const serversLog = join(stateDir, 'servers.out');
+    const serversArgv = [
+      process.execPath,
+      '--import',
+      'tsx',
+      join(REPO_ROOT, 'src/lab/servers-main.ts'),
+      JSON.stringify({
+        log: state.logs.servers,
+        http: LAB_PORTS.http,
+        banner: LAB_PORTS.banner,
+        canary: LAB_PORTS.canary,
+      }),
+    ];
+    record({
+      name: 'servers',
+      node: 'server',
+      pid: startDetached(ns.server, serversArgv, serversLog, REPO_ROOT),
+      argv: serversArgv,
+      log: serversLog,
+    });
+    const ftp = prepareVsftpd(join(stateDir, 'ftp'), LAB_PORTS.ftp);
+    const ftpOut = join(stateDir, 'ftp/vsftpd.out');
+    const ftpArgv = ['vsftpd', ftp.config];
+    record({
+      name: 'vsftpd',
+      node: 'server',
+      pid: startDetached(ns.server, ftpArgv, ftpOut, stateDir),
+      argv: ftpArgv,
+      log: ftpOut,
+    });
+    const servers = state.processes[0] as LabProcessRecord;
+    await waitUntil(
+      'the lab servers',
+      () => {
+        if (!isSameProcess(servers.pid, servers.startTime)) {
+          throw new LabError(`the lab servers exited:\n${tail(serversLog)}`);
+        }
+        return tail(state.logs.servers, 1000).includes('"event":"ready"') ? true : undefined;
+      },
+      START_TIMEOUT_MS,
+    );
+    const vsftpd = state.processes[1] as LabProcessRecord;
+    await waitUntil(
+      'vsftpd',
+      async () => {
+        if (!isSameProcess(vsftpd.pid, vsftpd.startTime))
+          throw new LabError(`vsftpd exited:\n${tail(ftpOut)}`);
+        const r = await runIn(ns.server, ['ss', '-Hltn', `sport = :${LAB_PORTS.ftp}`], { allowFail: true });
+        return r.stdout.trim() ? true : undefined;
+      },
+      START_TIMEOUT_MS,
+    );
+
+    if (!wantTzorp) {
+      state.firewall = { mode: 'none', detail: 'started without tzorp (--no-tzorp)', controlSocket: null };
+    } else if (tzorpCommand('run') && policy) {
+      step('starting tzorp in the firewall');
+      const log = join(stateDir, 'tzorp.log');
+      const argv = [process.execPath, join(REPO_ROOT, 'bin/tzorp'), 'run', policy.file];
+      record({ name: 'tzorp', node: 'fw', pid: startDetached(ns.fw, argv, log, REPO_ROOT), argv, log });
+      const p = state.processes[state.processes.length - 1] as LabProcessRecord;
+      await waitUntil(
+        'tzorp to install its ruleset',
+        async () => {
+          if (!isSameProcess(p.pid, p.startTime)) throw new LabError(`tzorp run exited:\n${tail(log)}`);
+          return (await firewallTablePresent(ns.fw)) ? true : undefined;
+        },
+        START_TIMEOUT_MS,
+      );
+      state.logs.tzorp = log;
+      state.firewall = { mode: 'run', detail: `tzorp run ${policy.file}`, controlSocket: null };
+    } else if (tzorpCommand('apply') && policy) {
+      step('applying the policy in the firewall (tzorp apply; the daemon is not in this tree yet)');
+      const r = await runIn(ns.fw, [process.execPath, join(REPO_ROOT, 'bin/tzorp'), 'apply', policy.file], {
+        allowFail: true,
+        timeoutMs: START_TIMEOUT_MS,
+      });
+      if (r.code !== 0) throw new LabError(`tzorp apply failed in the firewall:\n${r.stderr || r.stdout}`);
+      state.firewall = {
+        mode: 'apply',
+        detail: 'ruleset applied with `tzorp apply` (no daemon in this tree yet: proxy services fail closed)',
+        controlSocket: null,
+      };
+    } else {
+      state.firewall = {
+        mode: 'none',
+        detail: 'neither `tzorp run` nor `tzorp apply` exists in this tree yet: the firewall routes only',
+        controlSocket: null,
+      };
+    }
+    writeLabState(state);
+    return state;
+  } catch (e) {
+    step('failed; taking down what was built');
+    await labDown(opts.name).catch(() => {});
+    throw e;
+  }
+}
+
+export interface LabDownResult {
+  name: string;
+  /** False when there was nothing to take down. */
+  wasUp: boolean;
+  killed: number[];
+  namespaces: string[];
+}
+
+/** Takes the lab down: its processes (from the state file, checked against their start time, and every
+ * process in its namespaces), its namespaces (with them every address, route, nft table and policy
+ * routing rule inside) and its state directory. Idempotent. */
+export async function labDown(name: string): Promise<LabDownResult> {
+  checkName(name);
+  assertRoot();
+  let state: LabState | null = null;
+  try {
+    state = readLabState(name);
+  } catch {
+    // a damaged state file: fall back to the namespace names, which follow from the lab name
+  }
+  const prefix = `tzl-${name}-`;
+  const nss = listNamespaces().filter(
+    (n) => n.startsWith(prefix) && (NODE_ROLES as string[]).includes(n.slice(prefix.length)),
+  );
+  const victims = new Map<number, string | null>();
+  for (const p of state?.processes ?? []) {
+    if (isSameProcess(p.pid, p.startTime)) victims.set(p.pid, p.startTime);
+  }
+  for (const n of nss) for (const pid of await namespacePids(n)) victims.set(pid, processStartTime(pid));
+  const alive = () =>
+    [...victims].filter(([pid, st]) => st !== null && isSameProcess(pid, st)).map(([pid]) => pid);
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of alive()) {
+      try {
+        process.kill(pid, sig);
+      } catch {}
+    }
+  };
+  const killed = alive();
+  signal('SIGTERM');
+  const end = Date.now() + STOP_GRACE_MS;
+  while (alive().length && Date.now() < end) await sleep(50);
+  signal('SIGKILL');
+  // a forked vsftpd child may appear between the listing and the kill: look once more per namespace
+  for (const n of nss) {
+    for (const pid of await namespacePids(n)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  }
+  for (const n of nss) await run(['ip', 'netns', 'del', n], { allowFail: true });
+  const dir = labStateDir(name);
+  if (dir.startsWith(`${labBaseDir()}/`)) rmSync(dir, { recursive: true, force: true });
+  return { name, wasUp: state !== null || nss.length > 0, killed, namespaces: nss };
+}
+
+export async function firewallTablePresent(fwNs: string): Promise<boolean> {
+  const r = await runIn(fwNs, ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true });
+  return r.code === 0;
+}
+
+export interface LabNodeStatus {
+  role: NodeRole;
+  namespace: string;
+  exists: boolean;
+  /** Global addresses configured in the node (`addr/prefix`), and the ranges it answers for. */
+  addresses: string[];
+  anyip: string[];
+}
+
+export interface LabStatus {
+  name: string;
+  up: boolean;
+  stateDir: string;
+  createdAt: string | null;
+  policy: LabState['policy'];
+  nodes: LabNodeStatus[];
+  processes: { name: string; node: NodeRole; pid: number; alive: boolean; log: string }[];
+  firewall: {
+    mode: LabState['firewall']['mode'];
+    detail: string;
+    /** The `inet tzorp` table exists in the firewall namespace. */
+    table: boolean;
+    /** tzorp's policy-routing rules (fwmark -> local table) exist, IPv4 and IPv6. */
+    policyRouting: { v4: boolean; v6: boolean };
+  };
+  logs: LabState['logs'] | null;
+  /** Everything that is not as `up` left it; empty when healthy. */
+  problems: string[];
+}
+
+export async function labStatus(name: string): Promise<LabStatus> {
+  checkName(name);
+  assertRoot();
+  const state = readLabState(name);
+  const ns = state?.namespaces ?? labNamespaces(name);
+  const nodes: LabNodeStatus[] = [];
+  const problems: string[] = [];
+  for (const r of NODE_ROLES) {
+    const exists = namespaceExists(ns[r]);
+    const addresses: string[] = [];
+    const anyip: string[] = [];
+    if (exists) {
+      const a = await runIn(ns[r], ['ip', '-j', 'addr', 'show'], { allowFail: true });
+      for (const link of JSON.parse(a.stdout || '[]') as {
+        addr_info?: { local: string; prefixlen: number; scope: string }[];
+      }[]) {
+        for (const ai of link.addr_info ?? []) {
+          if (ai.scope === 'global') addresses.push(`${ai.local}/${ai.prefixlen}`);
+        }
+      }
+      for (const fam of ['-4', '-6']) {
+        const rt = await runIn(
+          ns[r],
+          ['ip', '-j', fam, 'route', 'show', 'table', 'local', 'type', 'local', 'dev', 'lo'],
+          {
+            allowFail: true,
+          },
+        );
+        for (const e of JSON.parse(rt.stdout || '[]') as { dst: string }[]) {
+          // skip the loopback ranges every namespace has
+          if (e.dst.includes('/') && !e.dst.startsWith('127.')) anyip.push(e.dst);
+        }
+      }
+    } else if (state) problems.push(`namespace ${ns[r]} is missing`);
+    nodes.push({ role: r, namespace: ns[r], exists, addresses, anyip });
+  }
+  const processes = (state?.processes ?? []).map((p) => {
+    const alive = isSameProcess(p.pid, p.startTime);
+    if (!alive) problems.push(`${p.name} (pid ${p.pid}) is not running; its log: ${p.log}`);
+    return { name: p.name, node: p.node, pid: p.pid, alive, log: p.log };
+  });
+  const fwUp = namespaceExists(ns.fw);
+  const table = fwUp && (await firewallTablePresent(ns.fw));
+  const policyRouting = { v4: false, v6: false };
+  if (fwUp) {
+    for (const fam of ['4', '6'] as const) {
+      const r = await runIn(ns.fw, ['ip', `-${fam}`, 'rule', 'show'], { allowFail: true });
+      policyRouting[`v${fam}`] = /fwmark 0x80000000\/0x80000000/.test(r.stdout);
+    }
+  }
+  const mode = state?.firewall.mode ?? 'none';
+  if (state && mode !== 'none' && !table) problems.push('the firewall has no `inet tzorp` table');
+  return {
+    name,
+    up: state !== null,
+    stateDir: labStateDir(name),
+    createdAt: state?.createdAt ?? null,
+    policy: state?.policy ?? null,
+    nodes,
+    processes,
+    firewall: { mode, detail: state?.firewall.detail ?? 'the lab is not up', table, policyRouting },
+    logs: state?.logs ?? null,
+    problems,
+  };
+}
+
+/** The namespace to run a command in for `tzorp lab exec NODE`, or an error naming what is wrong. */
+export function labExecNamespace(name: string, node: string): string {
+  checkName(name);
+  if (!(NODE_ROLES as readonly string[]).includes(node)) {
+    throw new LabError(`unknown node '${node}': one of ${NODE_ROLES.join(', ')}`);
+  }
+  const ns = nodeNamespace(name, node as NodeRole);
+  if (!namespaceExists(ns))
+    throw new LabError(`lab '${name}' is not up (start it with: tzorp lab up --name ${name})`);
+  return ns;
+}
