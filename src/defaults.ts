@@ -17,6 +17,32 @@ export const DEFAULTS = {
   idleTimeoutMs: 600_000, // Zorp plug `timeout` 600000 ms
   failoverStateTimeoutMs: 60_000, // Zorp StateBasedChainer timeout_state
   relayBufferBytes: 64 * 1024, // per direction before reading pauses (backpressure)
+  // FTP proxy (Zorp's FtpProxy attribute defaults, zorp:`pylib/Zorp/Ftp.py`)
+  ftpMaxLineBytes: 255, // max_line_length: RFC 959 commands are short; bounds each buffered line
+  ftpMaxUsernameBytes: 32, // max_username_length
+  ftpMaxPasswordBytes: 64, // max_password_length
+  ftpMaxHostnameBytes: 128, // max_hostname_length (USER user@host in non-transparent mode)
+  ftpMaxReplyLines: 100, // max_continuous_line: lines of one multi-line reply
+  ftpTimeoutMs: 300_000, // timeout: control connection idle time (data activity counts too)
+  ftpDataTimeoutMs: 60_000, // a data connection must be established this long after it was announced
+  ftpDataPortMin: 40000, // data_port_min: ports tzorp listens on / announces for data connections
+  ftpDataPortMax: 41000, // data_port_max
+  ftpDefaultPort: 21, // non-transparent mode: USER user@host without :port
+  // http proxy (Zorp's HttpProxy defaults, zorp-semantics §6.2; the reasons are in src/proxy/http)
+  httpMaxLineLengthBytes: 4096,
+  httpMaxUrlLengthBytes: 4096,
+  httpMaxHostnameLengthBytes: 256,
+  httpMaxHeaderLines: 50,
+  httpMaxHeaderBytes: 65_536, // one head; larger than 50 full lines would be never hit, cookies need room
+  httpMaxBodyLengthBytes: 0, // 0 = unlimited
+  httpMaxChunkLengthBytes: 0, // 0 = unlimited
+  httpMaxChunkExtensionBytes: 16_384, // per message, as Node's parser
+  httpIdleTimeoutMs: 300_000, // Zorp http `timeout`
+  httpRequestTimeoutMs: 10_000, // Zorp `timeout_request`: time to receive a request head
+  httpResponseTimeoutMs: 300_000, // Zorp `timeout_response`: time to the response head
+  httpMaxKeepaliveRequests: 0, // 0 = unlimited
+  httpParentProxyPort: 3128,
+  httpTargetPortRange: '80,443',
   // daemon
   controlSocketPath: '/run/tzorp/control.sock',
   stopDrainTimeoutMs: 30_000,

@@ -1,0 +1,1025 @@
+// The HTTP proxy core (sans-IO, src/proxy/core/types.ts): Zorp's HttpProxy on a strict HTTP/1.1
+// reader. One request is handled at a time per client connection; pipelined requests wait in the
+// client reader's buffer and are answered in order. Heads are re-written canonically (writer.ts),
+// bodies are passed through (Content-Length) or re-framed (chunked, close-delimited → chunked).
+//
+// Streams: 'client' and 'server' (the session's router picks the server; explicit mode passes the
+// request's host as `inband`). Timers: 'idle' (inactivity, Zorp `timeout`), 'request' (a request head
+// must arrive within timeout_request once it started), 'response' (the response head must come within
+// timeout_response after the request was sent).
+import { DEFAULTS } from '../../defaults.ts';
+import type { CoreContext, ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
+import { type ErrorPage, errorResponse } from './error-page.ts';
+import { HttpError, reasonOf } from './http-error.ts';
+import type { HttpOptions } from './options.ts';
+import { applyHeaderPolicy, checkUrl, portPermitted, requestAction, responseAction } from './policy.ts';
+import { type Framing, type Header, HttpReader, type RequestHead, type ResponseHead } from './reader.ts';
+import { splitList } from './syntax.ts';
+import { formatAuthority, parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
+import { chunkBytes, LAST_CHUNK, requestHeadBytes, responseHeadBytes } from './writer.ts';
+
+/** Hop-by-hop fields (RFC 9110 §7.6.1) and the framing ones the proxy writes itself. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'host',
+  'proxy-authorization', // meant for this proxy, never for the server (RFC 9110 §11.7.2)
+  'proxy-authenticate',
+]);
+
+/** Client bytes buffered beyond what we are reading before the client is paused: one full head
+ * plus one relay buffer (pipelined requests, or a body waiting for the server connection). */
+function pauseThreshold(opts: HttpOptions): number {
+  return opts.limits.maxHeaderBytes + DEFAULTS.relayBufferBytes;
+}
+
+interface Tx {
+  head: RequestHead;
+  framing: Framing;
+  method: string;
+  /** Absolute URL for logs and the URL filter. */
+  url: string;
+  start: number;
+  /** The client connection closes after this exchange. */
+  closeAfter: boolean;
+  /** Request fully read from the client (and forwarded, or discarded). */
+  reqDone: boolean;
+  /** Request head bytes to send once the server is connected. */
+  serverHead: Buffer | null;
+  sentToServer: boolean;
+  /** Request body re-chunked towards the server. */
+  chunkToServer: boolean;
+  /** Upgrade protocol passed to the server, when the policy permits it. */
+  upgrade: string | null;
+  /** CONNECT without a parent proxy: the tunnel opens when the server connection does. */
+  connectTunnel: boolean;
+  respHeadSent: boolean;
+  status: number | null;
+  /** Response body re-chunked towards the client. */
+  chunkToClient: boolean;
+  /** The response is being dropped (denied/rejected response: the server connection is closed). */
+  bytesToServer: number;
+  bytesToClient: number;
+  tunnel: boolean;
+}
+
+type ServerState = 'none' | 'connecting' | 'open' | 'closing';
+
+export class HttpCore implements ProxyCore {
+  private out: ProxyCommand[] = [];
+  private now = 0;
+  private finished = false;
+  private verdict: Verdict = 'ACCEPTED';
+  private readonly client: HttpReader;
+  private server: HttpReader;
+  private serverState: ServerState = 'none';
+  /** Which server the open connection goes to (explicit mode reuses it only for the same one). */
+  private serverKey: string | null = null;
+  private pendingConnect: { key: string; cmd: ProxyCommand } | null = null;
+  private clientEnded = false;
+  private clientPaused = false;
+  private tx: Tx | null = null;
+  private requests = 0;
+  private tunnel = false;
+  private lastActivity = 0;
+  private requestTimer = false;
+  private responseTimer = false;
+
+  constructor(
+    private readonly ctx: CoreContext,
+    private readonly opts: HttpOptions,
+  ) {
+    this.client = new HttpReader('request', opts.limits);
+    this.server = new HttpReader('response', opts.limits);
+  }
+
+  handle(ev: ProxyEvent): ProxyCommand[] {
+    if (this.finished) return [];
+    this.out = [];
+    this.now = ev.now;
+    // A throw here is a bug of ours: the driver logs it and ends this one session (types.ts).
+    this.dispatch(ev);
+    return this.out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // events
+
+  private dispatch(ev: ProxyEvent): void {
+    switch (ev.type) {
+      case 'start':
+        this.lastActivity = ev.now;
+        this.emit({ type: 'setTimer', timer: 'idle', ms: this.opts.idleTimeoutMs });
+        return;
+      case 'data':
+        this.lastActivity = ev.now;
+        if (this.tunnel) {
+          this.relay(ev.stream, ev.data);
+          return;
+        }
+        if (ev.stream === 'client') {
+          this.client.push(ev.data);
+          this.pump();
+        } else if (ev.stream === 'server') {
+          this.server.push(ev.data);
+          this.pump();
+        }
+        return;
+      case 'end':
+        this.lastActivity = ev.now;
+        if (this.tunnel) {
+          this.emit({ type: 'shutdown', stream: ev.stream === 'client' ? 'server' : 'client' });
+          if (ev.stream === 'client') this.clientEnded = true;
+          else this.serverState = 'closing';
+          if (this.clientEnded && this.serverState === 'closing') this.end('ACCEPTED');
+          return;
+        }
+        if (ev.stream === 'client') {
+          this.clientEnded = true;
+          this.client.finish();
+        } else if (ev.stream === 'server') {
+          this.server.finish();
+        }
+        this.pump();
+        return;
+      case 'closed': {
+        this.onClosed(ev.stream, ev.error);
+        return;
+      }
+      case 'connected':
+        if (ev.stream !== 'server' || this.serverState !== 'connecting') return;
+        this.serverState = 'open';
+        this.server = new HttpReader('response', this.opts.limits);
+        this.onServerConnected();
+        return;
+      case 'connectFailed':
+        if (ev.stream !== 'server') return;
+        this.serverState = 'none';
+        this.serverKey = null;
+        this.log('http.error', 'warn', `Server connection failed; error='${ev.error}'`, { error: ev.error });
+        this.verdict = 'DENIED_BY_CONNECTION_FAIL';
+        this.failTx(
+          502,
+          'Connection to the server failed',
+          `The server could not be reached (${ev.error}).`,
+          'DENIED_BY_CONNECTION_FAIL',
+        );
+        return;
+      case 'timer': {
+        this.onTimer(ev.timer);
+        return;
+      }
+      case 'abort':
+        this.log('http.info', 'info', `Session aborted; reason='${ev.reason}'`, { reason: ev.reason });
+        this.end(this.verdict, ev.reason);
+        return;
+      case 'drain':
+      case 'listening':
+      case 'listenFailed':
+      case 'accepted':
+        return;
+    }
+  }
+
+  private onClosed(stream: string, error?: string): void {
+    if (stream === 'client') {
+      // The client is gone: nothing left to answer.
+      if (this.tx && !this.tunnel) this.account(this.tx, 'client closed');
+      this.tx = null;
+      this.end(this.verdict, error ? `client: ${error}` : undefined);
+      return;
+    }
+    if (stream !== 'server') return;
+    const was = this.serverState;
+    this.serverState = 'none';
+    this.serverKey = null;
+    if (this.tunnel) {
+      this.end('ACCEPTED');
+      return;
+    }
+    if (was === 'closing') {
+      if (this.pendingConnect) {
+        const p = this.pendingConnect;
+        this.pendingConnect = null;
+        this.serverState = 'connecting';
+        this.serverKey = p.key;
+        this.emit(p.cmd);
+      }
+      return;
+    }
+    // The server vanished: let the reader decide whether that ended a close-delimited body.
+    this.server.finish();
+    this.pump();
+    if (this.tx && !this.finished) {
+      this.failTx(
+        502,
+        'Server closed the connection',
+        error ? `The server connection failed (${error}).` : 'The server closed the connection early.',
+        'DENIED_BY_CONNECTION_FAIL',
+      );
+    }
+  }
+
+  private onTimer(timer: string): void {
+    if (timer === 'idle') {
+      const left = this.opts.idleTimeoutMs - (this.now - this.lastActivity);
+      if (left > 0) {
+        this.emit({ type: 'setTimer', timer: 'idle', ms: left });
+        return;
+      }
+      this.log('http.error', 'info', 'Idle timeout; closing', {});
+      if (this.tx && !this.tx.respHeadSent && !this.tunnel) {
+        this.failTx(504, 'Timeout', 'The connection was idle for too long.', 'DENIED_BY_LIMIT');
+      } else this.end('ACCEPTED', 'idle timeout');
+    } else if (timer === 'request' && this.requestTimer) {
+      this.requestTimer = false;
+      this.violation(408, 'request timeout', {});
+      const page: ErrorPage = {
+        status: 408,
+        reason: reasonOf(408),
+        info: 'Request timeout',
+        msg: 'The request did not arrive in time.',
+      };
+      this.send(
+        'client',
+        errorResponse(this.opts.errorTemplate, page, this.opts.hostname, this.now, {
+          close: true,
+          headRequest: false,
+        }),
+      );
+      this.end('DENIED_BY_LIMIT', 'request timeout');
+    } else if (timer === 'response' && this.responseTimer) {
+      this.responseTimer = false;
+      this.failTx(504, 'Gateway timeout', 'The server did not answer in time.', 'DENIED_BY_CONNECTION_FAIL');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // the main loop: make as much progress as the buffered bytes allow
+
+  private pump(): void {
+    for (let guard = 0; guard < 1_000_000 && !this.finished && !this.tunnel; guard++) {
+      const a = this.pumpServer();
+      if (this.finished || this.tunnel) break;
+      const b = this.pumpClient();
+      if (!a && !b) break;
+    }
+    if (this.finished || this.tunnel) return;
+    this.flowControl();
+  }
+
+  private flowControl(): void {
+    // Request-head timer: runs from the first byte of a head until the head is complete.
+    const headStarted = this.tx === null && !this.client.idle && !this.clientEnded;
+    if (headStarted && !this.requestTimer) {
+      this.requestTimer = true;
+      this.emit({ type: 'setTimer', timer: 'request', ms: this.opts.requestTimeoutMs });
+    } else if (!headStarted && this.requestTimer) {
+      this.requestTimer = false;
+      this.emit({ type: 'clearTimer', timer: 'request' });
+    }
+    const over = this.client.buffered > pauseThreshold(this.opts);
+    if (over && !this.clientPaused) {
+      this.clientPaused = true;
+      this.emit({ type: 'pause', stream: 'client' });
+    } else if (!over && this.clientPaused) {
+      this.clientPaused = false;
+      this.emit({ type: 'resume', stream: 'client' });
+    }
+  }
+
+  /** Read from the client. Returns whether anything happened. */
+  private pumpClient(): boolean {
+    const tx = this.tx;
+    if (tx === null) {
+      let item: ReturnType<HttpReader['read']>;
+      try {
+        item = this.client.read();
+      } catch (e) {
+        this.clientError(e);
+        return true;
+      }
+      if (item.type === 'need') return false;
+      if (item.type === 'eof') {
+        this.end(this.verdict);
+        return true;
+      }
+      if (item.type !== 'head' || item.head.kind !== 'request')
+        throw new Error(`reader returned ${item.type} between requests`);
+      this.startRequest(item.head, item.framing);
+      return true;
+    }
+    if (tx.reqDone || !tx.sentToServer || tx.connectTunnel) return false;
+    let item: ReturnType<HttpReader['read']>;
+    try {
+      item = this.client.read();
+    } catch (e) {
+      this.clientError(e);
+      return true;
+    }
+    switch (item.type) {
+      case 'need':
+        return false;
+      case 'body': {
+        const data = tx.chunkToServer ? chunkBytes(item.data) : item.data;
+        tx.bytesToServer += item.data.length;
+        this.send('server', data);
+        return true;
+      }
+      case 'end':
+        tx.reqDone = true;
+        if (tx.chunkToServer) this.send('server', LAST_CHUNK);
+        return true;
+      default:
+        throw new Error(`reader returned ${item.type} inside a request`);
+    }
+  }
+
+  /** Read from the server. Returns whether anything happened. */
+  private pumpServer(): boolean {
+    if (this.serverState !== 'open') return false;
+    let item: ReturnType<HttpReader['read']>;
+    try {
+      item = this.server.read();
+    } catch (e) {
+      this.serverError(e);
+      return true;
+    }
+    const tx = this.tx;
+    switch (item.type) {
+      case 'need':
+        return false;
+      case 'eof':
+        // Clean close between responses: forget this connection; the next request reconnects.
+        this.closeServer();
+        return true;
+      case 'head':
+        if (!tx) throw new Error('response head without a transaction');
+        this.onResponseHead(tx, item.head as ResponseHead, item.framing);
+        return true;
+      case 'body':
+        if (!tx) throw new Error('response body without a transaction');
+        tx.bytesToClient += item.data.length;
+        this.send('client', tx.chunkToClient ? chunkBytes(item.data) : item.data);
+        return true;
+      case 'end':
+        if (!tx) throw new Error('response end without a transaction');
+        if (tx.status !== null && tx.status < 200) return true; // an interim response ended
+        if (tx.chunkToClient) this.send('client', LAST_CHUNK);
+        this.finishTx(tx);
+        return true;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // requests
+
+  private startRequest(head: RequestHead, framing: Framing): void {
+    this.requests++;
+    const method = head.method;
+    const tx: Tx = {
+      head,
+      framing,
+      method,
+      url: head.target,
+      start: this.now,
+      closeAfter: false,
+      reqDone: framing.type === 'none',
+      serverHead: null,
+      sentToServer: false,
+      chunkToServer: framing.type === 'chunked',
+      upgrade: null,
+      connectTunnel: false,
+      respHeadSent: false,
+      status: null,
+      chunkToClient: false,
+      bytesToServer: 0,
+      bytesToClient: 0,
+      tunnel: false,
+    };
+    this.tx = tx;
+    // A bodiless message's end is the reader's next item: take it now, the request is complete.
+    if (framing.type === 'none' && this.client.read().type !== 'end') throw new Error('no end after a bodiless head');
+    const conn = connectionTokens(head.headers);
+    tx.closeAfter =
+      conn.has('close') ||
+      head.version.minor === 0 ||
+      (this.opts.maxKeepaliveRequests > 0 && this.requests >= this.opts.maxKeepaliveRequests);
+
+    let target: ReturnType<typeof parseRequestTarget>;
+    try {
+      target = parseRequestTarget(head.target, method, this.opts.limits.maxHostnameLength);
+    } catch (e) {
+      this.clientError(e);
+      return;
+    }
+    const o = this.opts;
+    const hostHeader = head.headers.find((h) => h.name.toLowerCase() === 'host')?.value ?? '';
+    const hostAuth = hostHeader === '' ? null : parseAuthority(hostHeader, o.limits.maxHostnameLength);
+
+    // Where the request goes, what Host says, and what request-target the server sees.
+    let host: string;
+    let port: number;
+    let hostValue: string;
+    let serverTarget: string;
+    if (target.form === 'authority') {
+      if (o.transparentMode) {
+        this.reject(
+          405,
+          'CONNECT refused',
+          'CONNECT is only served by a non-transparent proxy.',
+          'DENIED_BY_POLICY',
+        );
+        return;
+      }
+      host = target.authority.host;
+      port = target.authority.port!;
+      hostValue = formatAuthority(target.authority, -1);
+      serverTarget = hostValue;
+    } else if (target.form === 'absolute') {
+      if (o.transparentMode && !o.permitProxyRequests) {
+        this.reject(
+          400,
+          'Proxy request refused',
+          'Proxy-style requests are not permitted in transparent mode.',
+          'DENIED_BY_POLICY',
+        );
+        return;
+      }
+      host = target.authority.host;
+      port = target.authority.port ?? 80;
+      hostValue =
+        o.rewriteHostHeader || !hostAuth ? formatAuthority(target.authority) : formatAuthority(hostAuth);
+      serverTarget = o.parentProxy
+        ? `http://${formatAuthority(target.authority)}${pathAndQuery(target)}`
+        : pathAndQuery(target);
+    } else {
+      if (!o.transparentMode && !o.permitServerRequests) {
+        this.reject(
+          400,
+          'Server request refused',
+          'This is a proxy: requests must use absolute URIs.',
+          'DENIED_BY_POLICY',
+        );
+        return;
+      }
+      if (!hostAuth || hostAuth.host === '') {
+        if (o.requireHostHeader || !o.transparentMode || !this.ctx.clientLocal) {
+          this.reject(400, 'Host header required', 'The request has no Host header.', 'DENIED_BY_POLICY');
+          return;
+        }
+        host = this.ctx.clientLocal.host;
+        port = this.ctx.clientLocal.port;
+        hostValue = formatAuthority({ host, port });
+      } else {
+        host = hostAuth.host;
+        port = hostAuth.port ?? 80;
+        hostValue = formatAuthority(hostAuth);
+      }
+      const pq = target.form === 'asterisk' ? '*' : pathAndQuery(target);
+      serverTarget =
+        o.parentProxy && target.form === 'origin' ? `http://${formatAuthority({ host, port })}${pq}` : pq;
+    }
+    const path = target.form === 'origin' || target.form === 'absolute' ? target.path : '';
+    tx.url =
+      target.form === 'authority'
+        ? hostValue
+        : `http://${formatAuthority({ host, port })}${path === '' ? '' : serverTarget.startsWith('http://') ? serverTarget.slice(serverTarget.indexOf('/', 7)) : serverTarget}`;
+
+    // Transparent mode: optionally the Host must name the original destination (an IP literal is
+    // compared; a host name cannot be resolved by a pure core and passes — docs/http.md).
+    if (
+      o.transparentMode &&
+      o.checkHostMatchesDestination &&
+      this.ctx.clientLocal &&
+      /^[\d.]+$|:/.test(host)
+    ) {
+      const dst = this.ctx.clientLocal;
+      if (host !== dst.host.toLowerCase() || port !== dst.port) {
+        this.reject(
+          400,
+          'Host mismatch',
+          `Host ${hostValue} is not the connection's destination.`,
+          'DENIED_BY_POLICY',
+        );
+        return;
+      }
+    }
+    if (!o.transparentMode && !portPermitted(o, port)) {
+      this.reject(
+        403,
+        'Port not permitted',
+        `Port ${port} is not permitted by target_port_range.`,
+        'DENIED_BY_POLICY',
+      );
+      return;
+    }
+
+    // Request policy by method (Zorp request hash).
+    const act = requestAction(o, method);
+    switch (act.action) {
+      case 'accept':
+        break;
+      case 'deny': {
+        this.reject(403, 'Method denied', `Method ${method} denied by policy.`, 'DENIED_BY_POLICY', true);
+        return;
+      }
+      case 'reject': {
+        this.reject(
+          act.status,
+          act.text || 'Request rejected',
+          act.text || `Method ${method} rejected by policy.`,
+          'DENIED_BY_POLICY',
+        );
+        return;
+      }
+      case 'abort':
+        this.violation(0, 'request aborted by policy', { method });
+        {
+          this.end('ABORTED_BY_POLICY_ACTION', `method ${method} aborted by policy`);
+          return;
+        }
+    }
+
+    // URL filter on the canonical host and path (the same the server gets).
+    if (target.form !== 'authority') {
+      const v = checkUrl(o, host, path);
+      if (!v.accept) {
+        const f = o.urlFilter!;
+        const page: ErrorPage = {
+          status: f.rejectStatus,
+          reason: reasonOf(f.rejectStatus),
+          info: 'URL rejected',
+          msg: `Access to ${tx.url} is not permitted.`,
+        };
+        this.violation(page.status, 'URL rejected by the URL filter', { rule: v.rule });
+        this.localResponse(page, f.rejectPage ?? o.errorTemplate, 'DENIED_BY_POLICY');
+        return;
+      }
+    }
+
+    // Expect (RFC 9110 §10.1.1): only 100-continue exists; it is forwarded for HTTP/1.1.
+    const expect = head.headers.filter((h) => h.name.toLowerCase() === 'expect');
+    if (expect.length > 0 && (expect.length > 1 || expect[0]!.value.toLowerCase() !== '100-continue')) {
+      this.reject(417, 'Expectation failed', 'Only Expect: 100-continue is supported.', 'DENIED_BY_POLICY');
+      return;
+    }
+
+    // Headers: end-to-end ones through the request_header policy, managed ones written here.
+    const e2e = head.headers.filter((h) => {
+      const n = h.name.toLowerCase();
+      return !HOP_BY_HOP.has(n) && !conn.has(n) && !(n === 'expect' && head.version.minor === 0);
+    });
+    const pol = applyHeaderPolicy(e2e, o.requestHeader);
+    if (!pol.ok) {
+      this.violation(0, 'request header aborted by policy', { header: pol.header });
+      this.end('ABORTED_BY_POLICY_ACTION', `request header ${pol.header} aborted by policy`);
+      return;
+    }
+    const headers: Header[] = [{ name: 'Host', value: hostValue }, ...pol.headers];
+    if (framing.type === 'length') headers.push({ name: 'Content-Length', value: String(framing.length) });
+    else if (framing.type === 'chunked') headers.push({ name: 'Transfer-Encoding', value: 'chunked' });
+
+    // Upgrade (RFC 9110 §7.8): passed on only when the policy permits the protocol.
+    const upg = head.headers.find((h) => h.name.toLowerCase() === 'upgrade');
+    if (upg && conn.has('upgrade') && o.permitUpgrade.size > 0 && method === 'GET') {
+      const protos = splitList(upg.value);
+      if (
+        protos.every((p) => p !== '' && (o.permitUpgrade.has('*') || o.permitUpgrade.has(p.split('/')[0]!)))
+      ) {
+        tx.upgrade = upg.value;
+      }
+    }
+    if (tx.upgrade !== null) {
+      headers.push({ name: 'Connection', value: 'Upgrade' }, { name: 'Upgrade', value: tx.upgrade });
+    } else if (tx.closeAfter) headers.push({ name: 'Connection', value: 'close' });
+    if (o.addVia) headers.push({ name: 'Via', value: `1.${head.version.minor} ${o.hostname}` });
+
+    // Which server: explicit mode routes inband by the request's host (or to the parent proxy).
+    let key = 'default';
+    let connectOpts: { inband?: { host: string; port: number } } = {};
+    if (o.parentProxy) {
+      if (this.ctx.inband) connectOpts = { inband: { host: o.parentProxy.host, port: o.parentProxy.port } };
+      key = 'parent';
+    } else if (!o.transparentMode || this.ctx.inband) {
+      key = `${host} ${port}`;
+      if (this.ctx.inband) connectOpts = { inband: { host, port } };
+    }
+    tx.connectTunnel = method === 'CONNECT' && !o.parentProxy;
+    if (!tx.connectTunnel) tx.serverHead = requestHeadBytes(method, serverTarget, headers);
+
+    this.log('http.request', 'debug', `Request; method='${method}', url='${tx.url}'`, {
+      method,
+      url: tx.url,
+    });
+    if (this.serverState === 'open' && this.serverKey === key && !tx.connectTunnel) {
+      this.onServerConnected();
+      return;
+    }
+    if (this.serverState === 'open' || this.serverState === 'connecting') this.closeServer();
+    const cmd: ProxyCommand = { type: 'connect', stream: 'server', options: connectOpts };
+    if (this.serverState === 'closing') {
+      this.pendingConnect = { key, cmd };
+      return;
+    }
+    this.serverState = 'connecting';
+    this.serverKey = key;
+    this.emit(cmd);
+  }
+
+  /** The server connection is ready for the current request. */
+  private onServerConnected(): void {
+    const tx = this.tx;
+    if (!tx || tx.sentToServer) return;
+    if (tx.connectTunnel) {
+      tx.sentToServer = true;
+      tx.reqDone = true;
+      tx.status = 200;
+      tx.respHeadSent = true;
+      this.send('client', responseHeadBytes(200, 'Connection established', []));
+      this.startTunnel(tx);
+      return;
+    }
+    tx.sentToServer = true;
+    this.server.expectResponse(tx.method);
+    this.send('server', tx.serverHead!);
+    tx.serverHead = null;
+    this.responseTimer = true;
+    this.emit({ type: 'setTimer', timer: 'response', ms: this.opts.responseTimeoutMs });
+    this.pump();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // responses
+
+  private onResponseHead(tx: Tx, head: ResponseHead, framing: Framing): void {
+    const o = this.opts;
+    const status = head.status;
+    if (this.responseTimer && status >= 200) {
+      this.responseTimer = false;
+      this.emit({ type: 'clearTimer', timer: 'response' });
+    }
+    if (status === 101 && tx.upgrade === null) {
+      this.serverError(new HttpError(502, '101 Switching Protocols without a permitted Upgrade request'));
+      return;
+    }
+    tx.status = status;
+    // A response before the whole request was read (e.g. an early 413): the rest of the request
+    // cannot be skipped reliably, so the client connection closes after this response.
+    if (!tx.reqDone && status >= 200) tx.closeAfter = true;
+
+    if (status >= 200) {
+      const act = responseAction(o, tx.method, status);
+      if (act.action !== 'accept') {
+        if (act.action === 'abort') {
+          this.violation(0, 'response aborted by policy', { status });
+          this.end('ABORTED_BY_POLICY_ACTION', `response ${status} aborted by policy`);
+          return;
+        }
+        // The server's body is not wanted: drop that connection and answer ourselves.
+        this.closeServer();
+        const page: ErrorPage =
+          act.action === 'deny'
+            ? {
+                status: 502,
+                reason: reasonOf(502),
+                info: 'Response denied',
+                msg: `Response ${status} to ${tx.method} denied by policy.`,
+              }
+            : {
+                status: act.status,
+                reason: reasonOf(act.status),
+                info: act.text || 'Response rejected',
+                msg: act.text || `Response ${status} rejected by policy.`,
+              };
+        this.violation(
+          page.status,
+          `response ${status} ${act.action === 'deny' ? 'denied' : 'rejected'} by policy`,
+          { response_status: status },
+        );
+        tx.status = page.status;
+        if (!tx.reqDone) tx.closeAfter = true;
+        this.localResponse(page, o.errorTemplate, 'DENIED_BY_POLICY');
+        return;
+      }
+    }
+
+    const conn = connectionTokens(head.headers);
+    const e2e = head.headers.filter((h) => {
+      const n = h.name.toLowerCase();
+      return !HOP_BY_HOP.has(n) && !conn.has(n);
+    });
+    const pol = applyHeaderPolicy(e2e, o.responseHeader);
+    if (!pol.ok) {
+      this.violation(0, 'response header aborted by policy', { header: pol.header });
+      this.end('ABORTED_BY_POLICY_ACTION', `response header ${pol.header} aborted by policy`);
+      return;
+    }
+    const headers = pol.headers;
+    const clientIs10 = tx.head.version.minor === 0;
+
+    if (status < 200 && status !== 101) {
+      // Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
+      if (!clientIs10) this.send('client', responseHeadBytes(status, head.reason, headers));
+      return;
+    }
+    if (framing.type === 'tunnel') {
+      // 101 to a permitted Upgrade, or 2xx to a CONNECT sent to the parent proxy.
+      if (status === 101) {
+        const up = head.headers.find((h) => h.name.toLowerCase() === 'upgrade');
+        if (!up) {
+          this.serverError(new HttpError(502, '101 without an Upgrade header'));
+          return;
+        }
+        headers.push({ name: 'Connection', value: 'Upgrade' }, { name: 'Upgrade', value: up.value });
+      }
+      tx.respHeadSent = true;
+      this.send('client', responseHeadBytes(status, head.reason, headers));
+      this.startTunnel(tx);
+      return;
+    }
+    // The server will close after this response: forget the connection once it is read.
+    if (framing.type === 'close' || conn.has('close') || head.version.minor === 0) this.serverKey = null;
+    switch (framing.type) {
+      case 'length':
+        headers.push({ name: 'Content-Length', value: String(framing.length) });
+        break;
+      case 'chunked':
+      case 'close':
+        if (clientIs10) tx.closeAfter = true;
+        else {
+          tx.chunkToClient = true;
+          headers.push({ name: 'Transfer-Encoding', value: 'chunked' });
+        }
+        break;
+      case 'none': {
+        // HEAD and 304 may tell the length of the representation (RFC 9110 §8.6); 204 must not.
+        const cl = head.headers.find((h) => h.name.toLowerCase() === 'content-length');
+        if (cl && status !== 204) headers.push({ name: 'Content-Length', value: cl.value });
+        break;
+      }
+    }
+    if (tx.method === 'CONNECT') tx.closeAfter = true; // a refused CONNECT through a parent proxy
+    if (tx.closeAfter) headers.push({ name: 'Connection', value: 'close' });
+    else if (clientIs10) headers.push({ name: 'Connection', value: 'keep-alive' });
+    if (o.addVia) headers.push({ name: 'Via', value: `1.${head.version.minor} ${o.hostname}` });
+    tx.respHeadSent = true;
+    this.send('client', responseHeadBytes(status, head.reason || reasonOf(status), headers));
+  }
+
+  private finishTx(tx: Tx): void {
+    this.account(tx);
+    this.tx = null;
+    if (this.serverKey === null && this.serverState === 'open') this.closeServer();
+    if (tx.closeAfter || this.clientEnded) {
+      this.end(this.verdict);
+    }
+  }
+
+  private startTunnel(tx: Tx): void {
+    tx.tunnel = true;
+    this.tunnel = true;
+    if (this.responseTimer) {
+      this.responseTimer = false;
+      this.emit({ type: 'clearTimer', timer: 'response' });
+    }
+    if (this.requestTimer) {
+      this.requestTimer = false;
+      this.emit({ type: 'clearTimer', timer: 'request' });
+    }
+    if (this.clientPaused) {
+      this.clientPaused = false;
+      this.emit({ type: 'resume', stream: 'client' });
+    }
+    const fromServer = this.server.takeRemaining();
+    const fromClient = this.client.takeRemaining();
+    if (fromServer.length) this.relay('server', fromServer);
+    if (fromClient.length) this.relay('client', fromClient);
+    if (this.clientEnded) this.emit({ type: 'shutdown', stream: 'server' });
+    this.log('http.info', 'info', `Tunnel established; method='${tx.method}', url='${tx.url}'`, {
+      method: tx.method,
+      url: tx.url,
+    });
+  }
+
+  private relay(from: string, data: Uint8Array): void {
+    const tx = this.tx;
+    if (from === 'client') {
+      if (tx) tx.bytesToServer += data.length;
+      this.send('server', data);
+    } else if (from === 'server') {
+      if (tx) tx.bytesToClient += data.length;
+      this.send('client', data);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // refusals and errors
+
+  /** A refusal before anything went to the server. `close` forces the connection to close. */
+  private reject(status: number, info: string, msg: string, verdict: Verdict, close = false): void {
+    this.violation(status, info, {});
+    if (close && this.tx) this.tx.closeAfter = true;
+    this.localResponse({ status, reason: reasonOf(status), info, msg }, this.opts.errorTemplate, verdict);
+  }
+
+  /** Answer the current request from the proxy. The connection stays open only when the request
+   * had no body left to read (otherwise we could not tell where the next request starts). */
+  private localResponse(page: ErrorPage, template: string, verdict: Verdict): void {
+    const tx = this.tx!;
+    const keep = !tx.closeAfter && tx.reqDone && tx.method !== 'CONNECT' && !this.clientEnded;
+    if (!tx.respHeadSent) {
+      this.send(
+        'client',
+        errorResponse(template, page, this.opts.hostname, this.now, {
+          close: !keep,
+          headRequest: tx.method === 'HEAD',
+        }),
+      );
+      tx.respHeadSent = true;
+    }
+    tx.status = page.status;
+    if (keep) {
+      this.account(tx);
+      this.tx = null;
+      return;
+    }
+    this.verdict = verdict;
+    this.account(tx);
+    this.tx = null;
+    this.end(verdict);
+  }
+
+  /** The current exchange cannot go on (server failed, timed out): answer if we still can, close. */
+  private failTx(status: number, info: string, msg: string, verdict: Verdict): void {
+    const tx = this.tx;
+    if (tx && !tx.respHeadSent) {
+      tx.closeAfter = true;
+      this.violation(status, info, {});
+      this.localResponse({ status, reason: reasonOf(status), info, msg }, this.opts.errorTemplate, verdict);
+      return;
+    }
+    if (tx) this.account(tx, info);
+    this.tx = null;
+    this.end(tx ? verdict : this.verdict, info);
+  }
+
+  private clientError(e: unknown): void {
+    if (!(e instanceof HttpError)) throw e;
+    const tx = this.tx;
+    const verdict: Verdict = e.id === 'PROXY_LIMIT' ? 'DENIED_BY_LIMIT' : 'DENIED_BY_POLICY';
+    if (tx?.respHeadSent) {
+      // Broken request body after the response started: nothing to say any more.
+      this.violation(e.status, e.message, {});
+      this.account(tx, e.message);
+      this.tx = null;
+      this.end(verdict, e.message);
+      return;
+    }
+    this.violation(e.status, e.message, {});
+    const page: ErrorPage = {
+      status: e.status,
+      reason: reasonOf(e.status),
+      info: reasonOf(e.status),
+      msg: e.message,
+    };
+    const head = tx?.method === 'HEAD';
+    this.send(
+      'client',
+      errorResponse(this.opts.errorTemplate, page, this.opts.hostname, this.now, {
+        close: true,
+        headRequest: head,
+      }),
+    );
+    if (tx) {
+      tx.status = e.status;
+      this.account(tx, e.message);
+      this.tx = null;
+    }
+    this.end(verdict, e.message);
+  }
+
+  private serverError(e: unknown): void {
+    if (!(e instanceof HttpError)) throw e;
+    this.log('http.violation', 'warn', `Invalid response from the server; error='${e.message}'`, {
+      error: e.message,
+      side: 'server',
+    });
+    if (!this.tx) {
+      // Bytes from the server while no request was outstanding: drop that connection only.
+      this.closeServer();
+      return;
+    }
+    this.closeServer();
+    this.failTx(
+      502,
+      'Invalid response from the server',
+      `The server sent an invalid response (${e.message}).`,
+      'DENIED_BY_POLICY',
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // helpers
+
+  private closeServer(): void {
+    if (this.serverState === 'open' || this.serverState === 'connecting') {
+      this.emit({ type: 'close', stream: 'server' });
+      this.serverState = 'closing';
+    }
+    this.serverKey = null;
+    this.server = new HttpReader('response', this.opts.limits);
+  }
+
+  private end(verdict: Verdict, info?: string): void {
+    if (this.finished) return;
+    if (this.tx?.tunnel) this.account(this.tx);
+    this.finished = true;
+    for (const t of ['idle', 'request', 'response']) this.emit({ type: 'clearTimer', timer: t });
+    this.emit({ type: 'close', stream: 'client' });
+    if (this.serverState !== 'none') this.emit({ type: 'close', stream: 'server' });
+    this.emit(info === undefined ? { type: 'done', verdict } : { type: 'done', verdict, info });
+  }
+
+  private send(stream: string, data: Uint8Array): void {
+    if (data.length > 0) this.emit({ type: 'send', stream, data });
+  }
+
+  private emit(c: ProxyCommand): void {
+    this.out.push(c);
+  }
+
+  private log(
+    category: string,
+    level: 'error' | 'warn' | 'info' | 'debug',
+    msg: string,
+    fields: Record<string, unknown>,
+  ): void {
+    this.emit({
+      type: 'log',
+      category,
+      level,
+      msg,
+      fields: { ...fields, service: this.ctx.service, session_id: this.ctx.sessionId },
+    });
+  }
+
+  private violation(status: number, reason: string, fields: Record<string, unknown>): void {
+    const tx = this.tx;
+    this.log(
+      'http.violation',
+      'warn',
+      `Request refused; reason='${reason}'${status ? `, status=${status}` : ''}`,
+      {
+        reason,
+        ...(status ? { status } : {}),
+        ...(tx ? { method: tx.method, url: tx.url } : {}),
+        ...fields,
+      },
+    );
+  }
+
+  /** Zorp's accounting line (http.accounting), one per request. */
+  private account(tx: Tx, error?: string): void {
+    const duration = this.now - tx.start;
+    this.log(
+      'http.accounting',
+      'info',
+      `Accounting; method='${tx.method}', url='${tx.url}', status=${tx.status ?? 0}, bytes=${tx.bytesToClient}, duration=${duration}`,
+      {
+        method: tx.method,
+        url: tx.url,
+        status: tx.status ?? 0,
+        bytes: tx.bytesToClient,
+        bytes_to_client: tx.bytesToClient,
+        bytes_to_server: tx.bytesToServer,
+        duration_ms: duration,
+        ...(error ? { error } : {}),
+      },
+    );
+    this.emit({
+      type: 'account',
+      fields: {
+        http_requests: 1,
+        http_bytes_to_client: tx.bytesToClient,
+        http_bytes_to_server: tx.bytesToServer,
+      },
+    });
+  }
+}
+
+/** Lower-cased tokens of every Connection header (RFC 9110 §7.6.1), plus Proxy-Connection's. */
+function connectionTokens(headers: Header[]): Set<string> {
+  const s = new Set<string>();
+  for (const h of headers) {
+    const n = h.name.toLowerCase();
+    if (n === 'connection' || n === 'proxy-connection') for (const t of splitList(h.value)) if (t) s.add(t);
+  }
+  return s;
+}
