@@ -54,6 +54,7 @@ export const E = {
   KERNEL_SYSCTL: entry('TZ2004', 'env', 'a sysctl tzorp depends on has the wrong value'),
   KERNEL_NOT_ROOT: entry('TZ2005', 'env', 'CAP_NET_ADMIN is needed'),
   KERNEL_TOOL_MISSING: entry('TZ2006', 'env', 'nft or ip is not installed'),
+  KERNEL_BAD_OPTION: entry('TZ2007', 'user', 'a kernel compile option or setting cannot be used'),
   // --- daemon (TZ3xxx) ---
   DAEMON_NOT_RUNNING: entry('TZ3001', 'env', 'no daemon answers on the control socket'),
   DAEMON_RELOAD_REFUSED: entry('TZ3002', 'user', 'reload refused: the new policy is not valid'),

@@ -1,0 +1,307 @@
+// Policy → Ruleset IR. Pure: no I/O.
+import { TzorpError } from '../../errors.ts';
+import type { Conditions, Family, Policy, Rule, Service } from '../../policy/model.ts';
+import { type Interval, intersect, normalize, points } from './intervals.ts';
+import type {
+  DenyServiceIR,
+  FamilyIR,
+  ForwardServiceIR,
+  LookupIR,
+  MatchIR,
+  RuleActionIR,
+  RulesetIR,
+  TierIR,
+  ZoneSetIR,
+} from './ir.ts';
+import { zoneIdent, zoneSetName } from './names.ts';
+import { buildTiers } from './tiers.ts';
+import { type Field, NameTable, ruleVariants, type Variant } from './variants.ts';
+import { flattenZones, zoneAddresses } from './zones.ts';
+
+export interface CompileOptions {
+  /** Listener port per proxy service name (what the daemon actually opened). */
+  listenPorts?: Map<string, number> | Record<string, number>;
+}
+
+export interface Listener {
+  v4: { host: string; port: number };
+  v6: { host: string; port: number };
+}
+
+const PORT_FIELDS: Field[] = ['sport', 'dport'];
+
+/** The listener of every proxy service: option, else the service's listen_port, else the default
+ * allocation listenPortBase + service.id - 1. */
+export function listenersOf(policy: Policy, opts: CompileOptions = {}): Map<string, Listener> {
+  const given =
+    opts.listenPorts instanceof Map ? opts.listenPorts : new Map(Object.entries(opts.listenPorts ?? {}));
+  for (const name of given.keys()) {
+    const s = policy.services.get(name);
+    if (s?.type !== 'proxy') {
+      throw new TzorpError(
+        'KERNEL_BAD_OPTION',
+        `--listen-port names ${JSON.stringify(name)}, which is not a proxy service`,
+      );
+    }
+  }
+  const out = new Map<string, Listener>();
+  for (const s of [...policy.services.values()].sort((a, b) => a.id - b.id)) {
+    if (s.type !== 'proxy') continue;
+    const port = given.get(s.name) ?? s.listenPort ?? policy.settings.listenPortBase + s.id - 1;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new TzorpError(
+        'KERNEL_BAD_OPTION',
+        `listener port ${port} of service ${s.name} is not in 1..65535`,
+      );
+    }
+    out.set(s.name, {
+      v4: { host: policy.settings.listenV4, port },
+      v6: { host: policy.settings.listenV6, port },
+    });
+  }
+  return out;
+}
+
+function lookupsOf(
+  family: Family,
+  tierIndex: number,
+  tier: ReturnType<typeof buildTiers>[number],
+): LookupIR[] {
+  const base = `v${family}_tier${tierIndex}`;
+  const icmp = tier.score.icmpType > 0 || tier.score.icmpCode > 0;
+  const fibLocal = tier.score.dstIface > 0;
+  const portIdx = tier.fields.map((f, i) => (PORT_FIELDS.includes(f) ? i : -1)).filter((i) => i >= 0);
+  const l4Idx = tier.fields.indexOf('l4proto');
+  const elements = tier.boxes.map((b) => ({ key: b.iv, ruleId: b.ruleId }));
+  if (portIdx.length === 0) return [{ map: base, l4: 'any', icmp, fibLocal, fields: tier.fields, elements }];
+  // non-TCP/UDP traffic has port 0 (zorp-semantics §3.1): those connections meet only the boxes that
+  // hold port 0, with the port fields left out of their key (nft must not read ports of an ICMP packet)
+  const tcpUdp = points([6, 17]);
+  const portless = elements
+    .filter((e) => portIdx.every((i) => e.key[i]![0] === 0n))
+    .filter(
+      (e) =>
+        l4Idx < 0 || intersect([e.key[l4Idx]!], tcpUdp).length < e.key[l4Idx]![1] - e.key[l4Idx]![0] + 1n,
+    )
+    .map((e) => ({ key: e.key.filter((_, i) => !portIdx.includes(i)), ruleId: e.ruleId }));
+  const portlessFields = tier.fields.filter((f) => !PORT_FIELDS.includes(f));
+  const out: LookupIR[] = [];
+  if (!icmp) {
+    const ported = elements.filter((e) => l4Idx < 0 || intersect([e.key[l4Idx]!], tcpUdp).length > 0);
+    if (ported.length > 0)
+      out.push({ map: base, l4: 'ported', icmp, fibLocal, fields: tier.fields, elements: ported });
+  }
+  if (portless.length > 0) {
+    out.push({
+      map: `${base}_portless`,
+      l4: icmp ? 'any' : 'portless',
+      icmp,
+      fibLocal,
+      fields: portlessFields,
+      elements: portless,
+    });
+  }
+  return out;
+}
+
+function familyIR(
+  policy: Policy,
+  family: Family,
+  flat: ReturnType<typeof flattenZones>,
+  names: NameTable,
+): FamilyIR {
+  const variants: Variant[] = [];
+  for (const r of policy.rules) {
+    if (!policy.services.has(r.service)) continue;
+    variants.push(...ruleVariants(r, family, flat, names));
+  }
+  const tiers: TierIR[] = [];
+  buildTiers(variants).forEach((t, i) => {
+    const lookups = lookupsOf(family, i, t);
+    if (lookups.length > 0) tiers.push({ index: i, score: t.score, lookups });
+  });
+  return { family, tiers, zoneRanges: flat.ranges[family] };
+}
+
+function ifnamesOf(policy: Policy): string[] {
+  const all: string[] = [];
+  const add = (c: Conditions): void => {
+    all.push(...(c.iface ?? []), ...(c.dstIface ?? []));
+  };
+  policy.rules.forEach(add);
+  policy.management.forEach(add);
+  policy.bypass.forEach(add);
+  return all;
+}
+
+function cidrIntervals(c: Conditions['srcSubnet'], family: Family): Interval[] {
+  const width = family === 4 ? 32 : 128;
+  return normalize(
+    (c ?? [])
+      .filter((x) => x.family === family)
+      .map((x) => [x.addr, x.addr + (1n << BigInt(width - x.prefix)) - 1n] as const),
+  );
+}
+
+/** A management or bypass rule as conjunctions of nft matches (its OR groups multiplied out). */
+export function matchAlternatives(c: Conditions, family: Family, comment: string): MatchIR[] {
+  type Part = Partial<MatchIR>;
+  const groups: Part[][] = [];
+  const ifg: Part[] = [];
+  if (c.reqid?.length) ifg.push({ reqid: [...c.reqid] });
+  if (c.iface?.length) ifg.push({ iifname: [...c.iface] });
+  if (c.ifgroup?.length) ifg.push({ iifgroup: [...c.ifgroup] });
+  if (ifg.length) groups.push(ifg);
+  const base: Part = {};
+  if (c.proto?.length) base.l4proto = [...c.proto];
+  if (c.icmpType?.length) base.icmpType = [...c.icmpType];
+  if (c.icmpCode?.length) base.icmpCode = [...c.icmpCode];
+  if (c.srcPort?.length) base.sport = normalize(c.srcPort.map((p) => [BigInt(p.lo), BigInt(p.hi)] as const));
+  if (c.dstPort?.length) base.dport = normalize(c.dstPort.map((p) => [BigInt(p.lo), BigInt(p.hi)] as const));
+  groups.push([base]);
+  if (c.srcSubnet?.length || c.srcZone?.length) {
+    const g: Part[] = [];
+    const nets = cidrIntervals(c.srcSubnet, family);
+    if (nets.length) g.push({ saddr: nets });
+    for (const z of c.srcZone ?? []) g.push({ srcZoneSet: zoneSetName(z, true, family) });
+    if (g.length === 0) return [];
+    groups.push(g);
+  }
+  if (c.dstSubnet?.length || c.dstZone?.length || c.dstIface?.length || c.dstIfgroup?.length) {
+    const g: Part[] = [];
+    const nets = cidrIntervals(c.dstSubnet, family);
+    if (nets.length) g.push({ daddr: nets });
+    if (c.dstIface?.length) g.push({ fibLocal: true, iifname: [...c.dstIface] });
+    if (c.dstIfgroup?.length) g.push({ fibLocal: true, iifgroup: [...c.dstIfgroup] });
+    for (const z of c.dstZone ?? []) g.push({ dstZoneSet: zoneSetName(z, true, family) });
+    if (g.length === 0) return [];
+    groups.push(g);
+  }
+  let acc: Part[] = [{}];
+  for (const g of groups) {
+    const next: Part[] = [];
+    for (const a of acc) {
+      for (const b of g) {
+        // iifname/iifgroup can come from both the interface group and dst_iface: both must hold
+        const m: Part = { ...a, ...b };
+        let empty = false;
+        for (const k of ['iifname', 'iifgroup'] as const) {
+          if (a[k] && b[k]) {
+            const bs = new Set<string | number>(b[k]);
+            const both = (a[k] as (string | number)[]).filter((x) => bs.has(x));
+            if (both.length === 0) empty = true;
+            (m as Record<string, unknown>)[k] = both;
+          }
+        }
+        if (!empty) next.push(m);
+      }
+    }
+    acc = next;
+  }
+  return acc.map((m) => ({ ...m, family, comment }));
+}
+
+function ruleComment(r: Rule, s: Service): string {
+  return `rule ${r.id} -> ${s.name} (${s.type})${r.description ? `: ${r.description}` : ''}`;
+}
+
+export function buildIR(
+  policy: Policy,
+  opts: CompileOptions = {},
+): { ir: RulesetIR; listeners: Map<string, Listener> } {
+  const st = policy.settings;
+  if ((st.tproxyMark & st.serviceMarkMask) !== 0) {
+    throw new TzorpError('KERNEL_BAD_OPTION', 'settings: tproxy_mark and service_mark_mask overlap');
+  }
+  // the service id must fit in the mask, and the all-ones value of the mask is kept for "bypassed"
+  const shift = st.serviceMarkMask === 0 ? 0 : Math.log2(st.serviceMarkMask & -st.serviceMarkMask);
+  const maxSid = Math.floor(st.serviceMarkMask / 2 ** shift);
+  for (const s of policy.services.values()) {
+    if (s.id >= maxSid) {
+      throw new TzorpError(
+        'KERNEL_BAD_OPTION',
+        `service ${s.name}: id ${s.id} does not fit in service_mark_mask`,
+      );
+    }
+  }
+  const sidMark = (id: number): number => id * 2 ** shift;
+  const listeners = listenersOf(policy, opts);
+  const flat = flattenZones(policy);
+  const names = new NameTable(ifnamesOf(policy));
+  const zones: ZoneSetIR[] = flat.list.map((z) => ({
+    name: z.name,
+    ident: zoneIdent(z.name),
+    id: z.id,
+    last: z.last,
+    exact: { 4: zoneAddresses(flat, 4, z.id, z.id), 6: zoneAddresses(flat, 6, z.id, z.id) },
+    tree: { 4: zoneAddresses(flat, 4, z.id, z.last), 6: zoneAddresses(flat, 6, z.id, z.last) },
+  }));
+  const actions: RuleActionIR[] = [];
+  for (const r of policy.rules) {
+    const s = policy.services.get(r.service);
+    if (!s) continue;
+    const common = { ruleId: r.id, service: s.name, sid: sidMark(s.id), comment: ruleComment(r, s) };
+    if (s.type === 'proxy') {
+      if (r.id > 0x7fffffff || (r.id & st.tproxyMark) !== 0) {
+        throw new TzorpError('KERNEL_BAD_OPTION', `rule ${r.id}: the id overlaps the tproxy mark`);
+      }
+      const l = listeners.get(s.name)!;
+      actions.push({ kind: 'proxy', ...common, mark: (st.tproxyMark | r.id) >>> 0, v4: l.v4, v6: l.v6 });
+    } else if (s.type === 'forward') {
+      const fams: Family[] =
+        s.router.type === 'directed'
+          ? ([4, 6] as const).filter(
+              (f) => s.router.type === 'directed' && s.router.targets.some((t) => t.family === f),
+            )
+          : [4, 6];
+      actions.push({ kind: 'forward', ...common, families: fams });
+    } else actions.push({ kind: 'deny', ...common });
+  }
+  const forwards: ForwardServiceIR[] = [];
+  const denies: DenyServiceIR[] = [];
+  for (const s of [...policy.services.values()].sort((a, b) => a.id - b.id)) {
+    if (s.type === 'forward') {
+      const dnat: ForwardServiceIR['dnat'] = {};
+      if (s.router.type === 'directed') {
+        for (const t of s.router.targets) if (!dnat[t.family]) dnat[t.family] = t;
+      }
+      forwards.push({ name: s.name, sid: sidMark(s.id), masquerade: !s.router.forgeAddr, dnat });
+    } else if (s.type === 'deny') {
+      denies.push({ name: s.name, sid: sidMark(s.id), v4: s.ipv4, v6: s.ipv6 });
+    }
+  }
+  const management: MatchIR[] = [];
+  const bypass: MatchIR[] = [];
+  for (const f of [4, 6] as const) {
+    policy.management.forEach((m, i) => {
+      management.push(
+        ...matchAlternatives(m, f, `management ${i + 1}${m.description ? `: ${m.description}` : ''}`),
+      );
+    });
+    policy.bypass.forEach((m, i) => {
+      bypass.push(...matchAlternatives(m, f, `bypass ${i + 1}${m.description ? `: ${m.description}` : ''}`));
+    });
+  }
+  const families = { 4: familyIR(policy, 4, flat, names), 6: familyIR(policy, 6, flat, names) };
+  const header = [
+    `tzorp ruleset for ${policy.source.file} (sha256 ${policy.source.sha256.slice(0, 16)})`,
+    `${policy.rules.length} rules, ${policy.services.size} services, ${policy.zones.size} zones;` +
+      ` decision tiers: IPv4 ${families[4].tiers.length}, IPv6 ${families[6].tiers.length}`,
+  ];
+  return {
+    ir: {
+      settings: st,
+      bypassValue: st.serviceMarkMask,
+      ifnames: names.names,
+      zones,
+      families,
+      actions,
+      forwards,
+      denies,
+      management,
+      bypass,
+      header,
+    },
+    listeners,
+  };
+}

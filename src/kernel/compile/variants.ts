@@ -1,0 +1,285 @@
+// A rule as a set of "variants": one per choice of which of its values is the most specific match in
+// each dimension. Every variant has a fixed score (the engine's score tuple, zorp-semantics §3.1) and a
+// purely positive condition: a conjunction of "this key field lies in these intervals". A connection's
+// true score for a rule is the best score among the rule's variants whose condition holds (the one that
+// takes each dimension's most specific matching value), so trying variants in descending score order and
+// stopping at the first hit reproduces the engine's best match without any negative condition.
+import type { Family, Rule } from '../../policy/model.ts';
+import { type IntervalSet, intersect, normalize, points } from './intervals.ts';
+import type { FlatZones } from './zones.ts';
+
+/** Key fields in key order. A tier's key is the sub-list its score constrains. */
+export const FIELDS = [
+  'iifname',
+  'iifgroup',
+  'reqid',
+  'l4proto',
+  'icmptype',
+  'icmpcode',
+  'sport',
+  'dport',
+  'saddr',
+  'szone',
+  'daddr',
+  'dzone',
+] as const;
+export type Field = (typeof FIELDS)[number];
+
+/** The engine's score tuple fields, strongest first, and their radix (the packing of src/engine). */
+export const SCORE_FIELDS = [
+  ['iface', 8],
+  ['icmpCode', 2],
+  ['icmpType', 2],
+  ['proto', 2],
+  ['srcPort', 4],
+  ['dstPort', 4],
+  ['srcSubnet', 256],
+  ['srcZone', 32],
+  ['dstSubnet', 256],
+  ['dstIface', 4],
+  ['dstZone', 32],
+] as const;
+export type ScoreField = (typeof SCORE_FIELDS)[number][0];
+export type Score = Record<ScoreField, number>;
+
+export function packScore(s: Score): number {
+  let v = 0;
+  for (const [f, radix] of SCORE_FIELDS) v = v * radix + s[f];
+  return v;
+}
+
+export function zeroScore(): Score {
+  return {
+    iface: 0,
+    icmpCode: 0,
+    icmpType: 0,
+    proto: 0,
+    srcPort: 0,
+    dstPort: 0,
+    srcSubnet: 0,
+    srcZone: 0,
+    dstSubnet: 0,
+    dstIface: 0,
+    dstZone: 0,
+  };
+}
+
+/** Which key fields a score constrains (all variants of one score constrain the same fields). */
+export function fieldsOf(s: Score): Field[] {
+  const on: Record<Field, boolean> = {
+    iifname: (s.iface & 2) !== 0 || (s.dstIface & 2) !== 0,
+    iifgroup: (s.iface & 1) !== 0 || (s.dstIface & 1) !== 0,
+    reqid: (s.iface & 4) !== 0,
+    l4proto: s.proto > 0,
+    icmptype: s.icmpType > 0,
+    icmpcode: s.icmpCode > 0,
+    sport: s.srcPort > 0,
+    dport: s.dstPort > 0,
+    saddr: s.srcSubnet > 0,
+    szone: s.srcZone > 0,
+    daddr: s.dstSubnet > 0,
+    dzone: s.dstZone > 0,
+  };
+  return FIELDS.filter((f) => on[f]);
+}
+
+export interface Variant {
+  ruleId: number;
+  score: Score;
+  /** Constrained fields only; each a non-empty interval set. */
+  cond: Partial<Record<Field, IntervalSet>>;
+}
+
+/** Interface names are key values too: the compiler numbers them (sorted) and the renderer prints them. */
+export class NameTable {
+  private readonly ids = new Map<string, number>();
+  readonly names: string[] = [];
+  constructor(all: Iterable<string>) {
+    for (const n of [...new Set(all)].sort()) {
+      this.ids.set(n, this.names.length);
+      this.names.push(n);
+    }
+  }
+  id(n: string): number {
+    return this.ids.get(n)!;
+  }
+}
+
+type Partial2 = { score: Partial<Score>; cond: Partial<Record<Field, IntervalSet>> };
+
+/** Combines per-dimension-group choices: scores add up field-wise, conditions intersect per field. */
+function product(groups: Partial2[][]): Partial2[] {
+  let acc: Partial2[] = [{ score: {}, cond: {} }];
+  for (const g of groups) {
+    const next: Partial2[] = [];
+    for (const a of acc) {
+      for (const b of g) {
+        const cond: Partial<Record<Field, IntervalSet>> = { ...a.cond };
+        let empty = false;
+        for (const [f, v] of Object.entries(b.cond) as [Field, IntervalSet][]) {
+          const prev = cond[f];
+          const x = prev ? intersect(prev, v) : v;
+          if (x.length === 0) empty = true;
+          cond[f] = x;
+        }
+        if (!empty) next.push({ score: { ...a.score, ...b.score }, cond });
+      }
+    }
+    acc = next;
+  }
+  return acc;
+}
+
+/** Non-empty subsets of the present alternatives of an OR group, each with the OR of their bits. */
+function orGroup(
+  alts: { bit: number; cond: Partial<Record<Field, IntervalSet>> }[],
+  key: ScoreField,
+): Partial2[] {
+  const out: Partial2[] = [];
+  const n = alts.length;
+  for (let m = 1; m < 1 << n; m++) {
+    let bits = 0;
+    const parts: Partial2[][] = [];
+    for (let i = 0; i < n; i++) {
+      if (m & (1 << i)) {
+        bits |= alts[i]!.bit;
+        parts.push([{ score: {}, cond: alts[i]!.cond }]);
+      }
+    }
+    for (const p of product(parts)) out.push({ score: { [key]: bits }, cond: p.cond });
+  }
+  return out;
+}
+
+/** Classes of one list by score: e.g. subnets by prefix length, zones by depth. */
+function classes<T>(items: T[], score: (t: T) => number): Map<number, T[]> {
+  const m = new Map<number, T[]>();
+  for (const it of items) {
+    const s = score(it);
+    const l = m.get(s);
+    if (l) l.push(it);
+    else m.set(s, [it]);
+  }
+  return m;
+}
+
+const WILD: Partial2[] = [{ score: {}, cond: {} }];
+
+function addressClasses(
+  cidrs: Rule['srcSubnet'],
+  family: Family,
+  field: 'saddr' | 'daddr',
+  key: 'srcSubnet' | 'dstSubnet',
+): Partial2[] {
+  const mine = (cidrs ?? []).filter((c) => c.family === family);
+  const out: Partial2[] = [];
+  for (const [prefix, list] of [...classes(mine, (c) => c.prefix)].sort((a, b) => a[0] - b[0])) {
+    const width = family === 4 ? 32 : 128;
+    const set = normalize(list.map((c) => [c.addr, c.addr + (1n << BigInt(width - prefix)) - 1n] as const));
+    out.push({ score: { [key]: prefix + 1 }, cond: { [field]: set } });
+  }
+  return out;
+}
+
+function zoneClasses(
+  names: string[] | undefined,
+  flat: FlatZones,
+  field: 'szone' | 'dzone',
+  key: 'srcZone' | 'dstZone',
+): Partial2[] {
+  const infos = (names ?? []).map((n) => flat.byName.get(n)).filter((z) => z !== undefined);
+  const out: Partial2[] = [];
+  for (const [depth, list] of [...classes(infos, (z) => z.depth)].sort((a, b) => a[0] - b[0])) {
+    const set = normalize(list.map((z) => [BigInt(z.id), BigInt(z.last)] as const));
+    out.push({ score: { [key]: depth }, cond: { [field]: set } });
+  }
+  return out;
+}
+
+function portClasses(
+  ranges: Rule['srcPort'],
+  field: 'sport' | 'dport',
+  key: 'srcPort' | 'dstPort',
+): Partial2[] {
+  if (!ranges || ranges.length === 0) return WILD;
+  const singles = ranges.filter((r) => r.lo === r.hi);
+  const out: Partial2[] = [];
+  // "range" class: any listed value holds the port (singles included: a port that a single value holds
+  // also meets the stronger "single" variant, which is tried first)
+  out.push({
+    score: { [key]: 1 },
+    cond: { [field]: normalize(ranges.map((r) => [BigInt(r.lo), BigInt(r.hi)] as const)) },
+  });
+  if (singles.length > 0)
+    out.push({ score: { [key]: 2 }, cond: { [field]: points(singles.map((r) => r.lo)) } });
+  return out;
+}
+
+/** At least one alternative of a source/destination group must match: a product of (class or none). */
+function optionalProduct(lists: Partial2[][]): Partial2[] {
+  const present = lists.filter((l) => l.length > 0);
+  if (present.length === 0) return WILD;
+  const withNone = present.map((l) => [{ score: {}, cond: {} } as Partial2, ...l]);
+  return product(withNone).filter((p) => Object.keys(p.cond).length > 0);
+}
+
+export const PROTO_ICMP = 1;
+export const PROTO_ICMPV6 = 58;
+
+/** Every variant of a rule for one address family. A rule with no variant never matches that family. */
+export function ruleVariants(rule: Rule, family: Family, flat: FlatZones, names: NameTable): Variant[] {
+  const icmp = family === 4 ? PROTO_ICMP : PROTO_ICMPV6;
+  const groups: Partial2[][] = [];
+  // interface group: reqid 4 | iface 2 | ifgroup 1, OR-ed
+  const ifAlts: { bit: number; cond: Partial<Record<Field, IntervalSet>> }[] = [];
+  if (rule.reqid?.length) ifAlts.push({ bit: 4, cond: { reqid: points(rule.reqid) } });
+  if (rule.iface?.length)
+    ifAlts.push({ bit: 2, cond: { iifname: points(rule.iface.map((n) => names.id(n))) } });
+  if (rule.ifgroup?.length) ifAlts.push({ bit: 1, cond: { iifgroup: points(rule.ifgroup) } });
+  groups.push(ifAlts.length ? orGroup(ifAlts, 'iface') : WILD);
+  // protocol, ICMP type and code: each a plain AND; type/code exist only for this family's ICMP
+  if (rule.proto?.length) groups.push([{ score: { proto: 1 }, cond: { l4proto: points(rule.proto) } }]);
+  if (rule.icmpType?.length || rule.icmpCode?.length) {
+    if (rule.proto?.length && !rule.proto.includes(icmp)) return [];
+  }
+  if (rule.icmpType?.length)
+    groups.push([{ score: { icmpType: 1 }, cond: { icmptype: points(rule.icmpType) } }]);
+  if (rule.icmpCode?.length)
+    groups.push([{ score: { icmpCode: 1 }, cond: { icmpcode: points(rule.icmpCode) } }]);
+  groups.push(portClasses(rule.srcPort, 'sport', 'srcPort'));
+  groups.push(portClasses(rule.dstPort, 'dport', 'dstPort'));
+  // source: subnets OR zones
+  const srcPresent = !!rule.srcSubnet?.length || !!rule.srcZone?.length;
+  if (srcPresent) {
+    const g = optionalProduct([
+      addressClasses(rule.srcSubnet, family, 'saddr', 'srcSubnet'),
+      zoneClasses(rule.srcZone, flat, 'szone', 'srcZone'),
+    ]);
+    if (g === WILD) return []; // conditions exist but none can hold in this family
+    groups.push(g);
+  }
+  // destination: subnets OR dst_iface/dst_ifgroup (the address is local on the incoming interface) OR zones
+  const dstPresent =
+    !!rule.dstSubnet?.length ||
+    !!rule.dstIface?.length ||
+    !!rule.dstIfgroup?.length ||
+    !!rule.dstZone?.length;
+  if (dstPresent) {
+    const diAlts: { bit: number; cond: Partial<Record<Field, IntervalSet>> }[] = [];
+    if (rule.dstIface?.length)
+      diAlts.push({ bit: 2, cond: { iifname: points(rule.dstIface.map((n) => names.id(n))) } });
+    if (rule.dstIfgroup?.length) diAlts.push({ bit: 1, cond: { iifgroup: points(rule.dstIfgroup) } });
+    const g = optionalProduct([
+      addressClasses(rule.dstSubnet, family, 'daddr', 'dstSubnet'),
+      diAlts.length ? orGroup(diAlts, 'dstIface') : [],
+      zoneClasses(rule.dstZone, flat, 'dzone', 'dstZone'),
+    ]);
+    if (g === WILD) return [];
+    groups.push(g);
+  }
+  return product(groups).map((p) => ({
+    ruleId: rule.id,
+    score: { ...zeroScore(), ...p.score },
+    cond: p.cond,
+  }));
+}
