@@ -35,9 +35,6 @@ export type ProxyEvent =
   | { type: 'closed'; now: number; stream: StreamId; error?: string }
   /** A stream's send buffer has drained below its limit after `send` returned backpressure. */
   | { type: 'drain'; now: number; stream: StreamId }
-  /** A `send` to this stream filled its send buffer past its limit (socket.write returned false): the
-   * core should `pause` the streams that feed it until the matching 'drain'. Sent once per episode. */
-  | { type: 'backpressure'; now: number; stream: StreamId }
   /** An outgoing connect finished. */
   | { type: 'connected'; now: number; stream: StreamId; local: Addr; remote: Addr }
   | { type: 'connectFailed'; now: number; stream: StreamId; error: string; target?: Addr }
