@@ -1,0 +1,208 @@
+// The control protocol between `tzorp status|sessions|reload|stop|log` and the daemon: one JSON object
+// per line over a UNIX stream socket (0600). A request is `{"id":1,"cmd":"status"}`; the answer is
+// `{"id":1,"ok":true,"result":...}` or `{"id":1,"ok":false,"error":{"code":"TZ3002","message":...,
+// "errors":["file:line:col: TZ1031 ..."]}}`. Several requests may share a connection; answers come in
+// request order. This file is pure: framing, validation and the shapes of the results.
+import { TzorpError } from '../errors.ts';
+
+/** A request line longer than this is refused and the connection closed: bounded memory per client. */
+export const MAX_CONTROL_LINE_BYTES = 64 * 1024;
+/** Answers (sessions lists) may be long; the client refuses more than this. */
+export const MAX_CONTROL_REPLY_BYTES = 64 * 1024 * 1024;
+
+export type ControlRequest =
+  | { id: number; cmd: 'status' }
+  | { id: number; cmd: 'sessions' }
+  | { id: number; cmd: 'reload' }
+  | { id: number; cmd: 'stop'; timeoutMs?: number }
+  | { id: number; cmd: 'log'; spec?: string; verbosity?: number; delta?: number };
+
+export type ControlCommand = ControlRequest['cmd'];
+export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'sessions', 'reload', 'stop', 'log'];
+
+export interface ControlErrorBody {
+  code: string;
+  message: string;
+  /** Policy errors (reload refused), each formatted as "file:line:col: CODE message". */
+  errors?: string[];
+  warnings?: string[];
+}
+
+export type ControlResponse =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: ControlErrorBody };
+
+// ---- results -------------------------------------------------------------------------------------
+
+export interface ServiceStatus {
+  name: string;
+  proxy: string;
+  sessionsRunning: number;
+  sessionsTotal: number;
+  /** Sessions started per second, exponentially averaged over 1, 5 and 15 minutes (Zorp rate_avg). */
+  rate: { m1: number; m5: number; m15: number };
+  /** ISO time of the last session start, null when none. */
+  lastStarted: string | null;
+  /** Sessions refused because max_sessions was reached. */
+  sessionsRefused: number;
+  listeners: string[];
+}
+
+export interface StatusResult {
+  pid: number;
+  startedAt: string;
+  policy: { file: string; sha256: string; loadedAt: string };
+  generation: number;
+  workers: number;
+  workersAlive: number;
+  controlSocket: string;
+  kernel: boolean;
+  log: { verbosity: number; spec: string; format: string };
+  /** Sessions of older generations still running. */
+  oldGenerations: { generation: number; sessions: number }[];
+  services: ServiceStatus[];
+}
+
+export interface EndpointInfo {
+  address: string;
+  port: number;
+  zone: string | null;
+}
+
+export interface SessionInfo {
+  id: string;
+  service: string;
+  proxy: string;
+  rule: number | null;
+  client: EndpointInfo;
+  /** The address the client dialled (transparent: the original destination). */
+  clientLocal: { address: string; port: number };
+  server: EndpointInfo | null;
+  bytesFromClient: number;
+  bytesToClient: number;
+  startedAt: string;
+  ageMs: number;
+  generation: number;
+  worker: number;
+}
+
+export interface ReloadResult {
+  generation: number;
+  previousGeneration: number;
+  sha256: string;
+  warnings: string[];
+  servicesAdded: string[];
+  servicesRemoved: string[];
+}
+
+export interface StopResult {
+  drained: boolean;
+  sessionsLeft: number;
+  flushed: boolean;
+}
+
+export interface LogResult {
+  verbosity: number;
+  spec: string;
+}
+
+// ---- validation ----------------------------------------------------------------------------------
+
+function bad(msg: string): TzorpError {
+  return new TzorpError('DAEMON_CONTROL_REQUEST', msg);
+}
+
+/** Validate one decoded request line. Throws TzorpError DAEMON_CONTROL_REQUEST. */
+export function parseRequest(line: string): ControlRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw bad('request is not JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('request must be a JSON object');
+  const o = v as Record<string, unknown>;
+  const id = o.id ?? 0;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id)) throw bad('id must be an integer');
+  const cmd = o.cmd;
+  if (typeof cmd !== 'string' || !(CONTROL_COMMANDS as readonly string[]).includes(cmd)) {
+    throw bad(`unknown command ${JSON.stringify(cmd)}; known: ${CONTROL_COMMANDS.join(', ')}`);
+  }
+  const known: Record<ControlCommand, string[]> = {
+    status: [],
+    sessions: [],
+    reload: [],
+    stop: ['timeoutMs'],
+    log: ['spec', 'verbosity', 'delta'],
+  };
+  for (const k of Object.keys(o)) {
+    if (k !== 'id' && k !== 'cmd' && !known[cmd as ControlCommand].includes(k)) {
+      throw bad(`${cmd}: unknown field ${JSON.stringify(k)}`);
+    }
+  }
+  switch (cmd as ControlCommand) {
+    case 'stop': {
+      const t = o.timeoutMs;
+      if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t < 0)) {
+        throw bad('stop: timeoutMs must be a number >= 0');
+      }
+      return t === undefined ? { id, cmd: 'stop' } : { id, cmd: 'stop', timeoutMs: t };
+    }
+    case 'log': {
+      const r: ControlRequest & { cmd: 'log' } = { id, cmd: 'log' };
+      if (o.spec !== undefined) {
+        if (typeof o.spec !== 'string') throw bad('log: spec must be a string');
+        r.spec = o.spec;
+      }
+      if (o.verbosity !== undefined) {
+        if (typeof o.verbosity !== 'number' || !Number.isInteger(o.verbosity)) {
+          throw bad('log: verbosity must be an integer');
+        }
+        r.verbosity = o.verbosity;
+      }
+      if (o.delta !== undefined) {
+        if (typeof o.delta !== 'number' || !Number.isInteger(o.delta))
+          throw bad('log: delta must be an integer');
+        r.delta = o.delta;
+      }
+      return r;
+    }
+    default:
+      return { id, cmd: cmd as 'status' | 'sessions' | 'reload' };
+  }
+}
+
+/** The error body for anything a handler threw. */
+export function errorBody(e: unknown): ControlErrorBody {
+  if (e instanceof TzorpError) {
+    const body: ControlErrorBody = { code: e.code, message: e.message };
+    const d = e.details as { errors?: unknown; warnings?: unknown } | undefined;
+    if (Array.isArray(d?.errors)) body.errors = d.errors.map(String);
+    if (Array.isArray(d?.warnings)) body.warnings = d.warnings.map(String);
+    return body;
+  }
+  const err = e as Error;
+  return { code: 'TZ9001', message: err?.message ?? String(e) };
+}
+
+/** Splits a byte stream into lines, refusing a line longer than `max` bytes. */
+export class LineDecoder {
+  private buf = '';
+
+  constructor(private readonly max: number) {}
+
+  /** The complete lines in `chunk` (plus what was buffered). Throws RangeError when a line is too long. */
+  push(chunk: string): string[] {
+    this.buf += chunk;
+    const lines: string[] = [];
+    let nl = this.buf.indexOf('\n');
+    while (nl >= 0) {
+      const line = this.buf.slice(0, nl).replace(/\r$/, '');
+      this.buf = this.buf.slice(nl + 1);
+      if (line.trim() !== '') lines.push(line);
+      nl = this.buf.indexOf('\n');
+    }
+    if (Buffer.byteLength(this.buf) > this.max) throw new RangeError(`line longer than ${this.max} bytes`);
+    return lines;
+  }
+}

@@ -1,0 +1,141 @@
+// The daemon's log: Zorp's information (class, level, session id, "message; key='value', ...") written
+// either as structured JSON (pino) or as Zorp's readable line:
+//   2026-11-26T18:52:11.123Z tzorp[4242]: core.session(3): (svc/web:7): Starting proxy instance; client_address='AF_INET(198.18.1.2:40000)', client_zone='clients'
+// Which messages are written is decided per category by LogLevels (log-spec.ts), before any
+// formatting, so a disabled debug message costs one map lookup.
+import pino from 'pino';
+import type { LogLevel } from '../proxy/core/types.ts';
+import { type LogLevels, MAX_LOG_LEVEL } from './log-spec.ts';
+
+export type LogFormat = 'json' | 'text';
+
+export type LogFields = Record<string, unknown>;
+
+/** Where finished lines go (a pino destination, or a test's array). */
+export interface LogDestination {
+  write(line: string): unknown;
+}
+
+/** Zorp levels for the proxy cores' coarse levels (core/types.ts LogLevel). Zorp logs errors at 1..3,
+ * accounting/summary at 4, requests at 5..6, debugging at 6..9. */
+export const CORE_LEVEL: Record<LogLevel, number> = { error: 1, warn: 3, info: 4, debug: 6, trace: 8 };
+
+/** pino's severity for a Zorp level (so JSON consumers can filter by the usual names too). */
+function pinoLevel(level: number): 'error' | 'warn' | 'info' | 'debug' | 'trace' {
+  if (level <= 1) return 'error';
+  if (level <= 2) return 'warn';
+  if (level <= 4) return 'info';
+  if (level <= 6) return 'debug';
+  return 'trace';
+}
+
+/** A value as Zorp writes it inside quotes: one line, quotes and backslashes escaped. */
+function quote(v: unknown): string {
+  let s: string;
+  if (v === null || v === undefined) return '(NULL)';
+  if (typeof v === 'string') s = v;
+  else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') s = String(v);
+  else if (v instanceof Date) s = v.toISOString();
+  else s = JSON.stringify(v) ?? String(v);
+  return s.replace(/[\\'\x00-\x1f\x7f]/g, (c) =>
+    c === '\\' ? '\\\\' : c === "'" ? "\\'" : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
+/** Zorp's text form of one message (without timestamp and process prefix). */
+export function formatZorpLine(
+  category: string,
+  level: number,
+  sessionId: string | null,
+  msg: string,
+  fields?: LogFields,
+): string {
+  let line = `${category}(${level}): (${sessionId ?? 'nosession'}): ${msg}`;
+  if (fields) {
+    const parts: string[] = [];
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) parts.push(`${k}='${quote(v)}'`);
+    if (parts.length > 0) line += `; ${parts.join(', ')}`;
+  }
+  return line;
+}
+
+export interface ZorpLogOptions {
+  format: LogFormat;
+  levels: LogLevels;
+  /** Default: stderr through pino's asynchronous-safe destination (sync writes: nothing lost on exit). */
+  destination?: LogDestination;
+  /** Process name in text lines (Zorp: the instance name). */
+  name?: string;
+  /** Extra fields on every JSON record (e.g. worker index). */
+  base?: LogFields;
+  now?: () => Date;
+}
+
+export class ZorpLog {
+  readonly levels: LogLevels;
+  private readonly format: LogFormat;
+  private readonly dest: LogDestination;
+  private readonly json: pino.Logger | null;
+  private readonly prefix: string;
+  private readonly now: () => Date;
+
+  constructor(opts: ZorpLogOptions) {
+    this.levels = opts.levels;
+    this.format = opts.format;
+    this.dest = opts.destination ?? pino.destination({ dest: 2, sync: true });
+    this.now = opts.now ?? (() => new Date());
+    this.prefix = `${opts.name ?? 'tzorp'}[${process.pid}]: `;
+    this.json =
+      opts.format === 'json'
+        ? pino(
+            {
+              level: 'trace', // filtering is ours (per category), pino writes what we hand it
+              base: { pid: process.pid, ...(opts.base ?? {}) },
+              timestamp: () => `,"time":"${this.now().toISOString()}"`,
+              formatters: { level: (label) => ({ level: label }) },
+            },
+            this.dest as pino.DestinationStream,
+          )
+        : null;
+  }
+
+  enabled(category: string, level: number): boolean {
+    return this.levels.enabled(category, level);
+  }
+
+  /** Write one message when its category allows `level`. `fields` become key='value' pairs / JSON keys. */
+  log(category: string, level: number, sessionId: string | null, msg: string, fields?: LogFields): void {
+    if (!this.levels.enabled(category, level)) return;
+    this.write(category, level, sessionId, msg, fields);
+  }
+
+  /** Write regardless of the levels (startup banners and fatal errors an operator must see). */
+  write(category: string, level: number, sessionId: string | null, msg: string, fields?: LogFields): void {
+    const lvl = Math.min(Math.max(0, level), MAX_LOG_LEVEL);
+    if (this.json) {
+      this.json[pinoLevel(lvl)](
+        { class: category, zlevel: lvl, session_id: sessionId ?? 'nosession', ...(fields ?? {}) },
+        msg,
+      );
+    } else {
+      this.dest.write(
+        `${this.now().toISOString()} ${this.prefix}${formatZorpLine(category, lvl, sessionId, msg, fields)}\n`,
+      );
+    }
+  }
+
+  /** A logger bound to one session id (what a session and its core's log commands use). */
+  session(sessionId: string): SessionLog {
+    return {
+      sessionId,
+      log: (category, level, msg, fields) => this.log(category, level, sessionId, msg, fields),
+      enabled: (category, level) => this.levels.enabled(category, level),
+    };
+  }
+}
+
+export interface SessionLog {
+  sessionId: string;
+  log(category: string, level: number, msg: string, fields?: LogFields): void;
+  enabled(category: string, level: number): boolean;
+}

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatZorpLine, ZorpLog } from '../../../src/daemon/log.ts';
+import { LogLevels } from '../../../src/daemon/log-spec.ts';
+
+function sink() {
+  const lines: string[] = [];
+  return { lines, write: (s: string) => lines.push(s) };
+}
+const now = () => new Date('2026-01-02T03:04:05.678Z');
+
+test("formatZorpLine: class(level): (session): message; key='value'", () => {
+  assert.equal(
+    formatZorpLine('core.session', 3, 'svc/web:7', 'Starting proxy instance', {
+      client_address: 'AF_INET(198.18.1.2:40000)',
+      client_zone: 'clients',
+      skipped: undefined,
+      server_zone: null,
+    }),
+    "core.session(3): (svc/web:7): Starting proxy instance; client_address='AF_INET(198.18.1.2:40000)', client_zone='clients', server_zone='(NULL)'",
+  );
+  assert.equal(formatZorpLine('core.error', 1, null, 'x'), 'core.error(1): (nosession): x');
+  // quotes and newlines cannot break the line apart
+  assert.equal(
+    formatZorpLine('a.b', 1, null, 'm', { v: "it's\nx\\" }),
+    "a.b(1): (nosession): m; v='it\\'s\\x0ax\\\\'",
+  );
+});
+
+test('text log writes enabled messages only, with timestamp and process prefix', () => {
+  const s = sink();
+  const log = new ZorpLog({
+    format: 'text',
+    levels: new LogLevels(3, 'core.summary:4'),
+    destination: s,
+    now,
+  });
+  log.log('core.session', 3, 'svc/a:1', 'Starting proxy instance', { client_zone: 'z' });
+  log.log('core.session', 4, 'svc/a:1', 'hidden');
+  log.log('core.summary', 4, 'svc/a:1', 'Connection summary', { verdict: 'ACCEPTED' });
+  assert.equal(s.lines.length, 2);
+  assert.equal(
+    s.lines[0],
+    `2026-01-02T03:04:05.678Z tzorp[${process.pid}]: core.session(3): (svc/a:1): Starting proxy instance; client_zone='z'\n`,
+  );
+  assert.match(s.lines[1]!, /core\.summary\(4\): \(svc\/a:1\): Connection summary; verdict='ACCEPTED'\n$/);
+  log.levels.setSpec('core.*:2');
+  log.log('core.session', 3, null, 'now hidden');
+  assert.equal(s.lines.length, 2);
+});
+
+test('json log carries class, Zorp level, session id and the fields', () => {
+  const s = sink();
+  const log = new ZorpLog({
+    format: 'json',
+    levels: new LogLevels(5),
+    destination: s,
+    now,
+    base: { worker: 2 },
+  });
+  log
+    .session('svc/p:9')
+    .log('core.summary', 4, 'Connection summary', { verdict: 'DENIED_BY_LIMIT', rule_id: 3 });
+  log.log('core.debug', 6, null, 'hidden');
+  assert.equal(s.lines.length, 1);
+  const rec = JSON.parse(s.lines[0]!);
+  assert.equal(rec.class, 'core.summary');
+  assert.equal(rec.zlevel, 4);
+  assert.equal(rec.level, 'info');
+  assert.equal(rec.session_id, 'svc/p:9');
+  assert.equal(rec.msg, 'Connection summary');
+  assert.equal(rec.verdict, 'DENIED_BY_LIMIT');
+  assert.equal(rec.rule_id, 3);
+  assert.equal(rec.worker, 2);
+  assert.equal(rec.time, '2026-01-02T03:04:05.678Z');
+});
