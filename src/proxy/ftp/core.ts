@@ -1,0 +1,1381 @@
+// The FTP proxy core (sans-IO): Zorp's FtpProxy (zorp:`modules/ftp/`, `pylib/Zorp/Ftp.py`) as a state
+// machine over the contract in ../core/types.ts.
+//
+// Control channel: client commands are read (CommandReader), checked against the limits and the
+// request policy, and forwarded one at a time; server replies (ReplyReader) go through the response
+// policy (and FEAT through the feature policy) back to the client, in command order.
+//
+// Data channel: always terminated on both sides and re-originated (zorp-semantics §6.3). The client's
+// PORT/EPRT/PASV/EPSV is translated into the server-side mode (`data_mode`: keep, passive, active):
+//   client PASV/EPSV  -> tzorp listens (transparent) on the address the client dialled, port from the
+//                        data port range, and answers 227/229 with it;
+//   client PORT/EPRT  -> tzorp connects to the client from that address (source port control-1, 20 or
+//                        random: `active_connection_mode`) once the server side of a transfer is up;
+//   server passive    -> tzorp sends PASV/EPSV and connects to the address in the 227/229;
+//   server active     -> tzorp listens on its server-side address and sends PORT/EPRT.
+// Only one data channel exists at a time; a new PORT/PASV replaces one that has not been used. The
+// final reply of a transfer (226) is held until the data has been relayed and both data streams are
+// closed, so the client never sees "complete" before it has all the bytes.
+
+import { DEFAULTS } from '../../defaults.ts';
+import type {
+  Addr,
+  CoreContext,
+  LogLevel,
+  ProxyCommand,
+  ProxyCore,
+  ProxyEvent,
+  Verdict as SessionVerdict,
+  StreamId,
+} from '../core/index.ts';
+import { CommandReader, type FtpCommand, toBytes } from './command-reader.ts';
+import { DATA_SETUP_COMMANDS, type Direction, KNOWN_COMMANDS, TRANSFER_COMMANDS } from './commands.ts';
+import {
+  canonicalHost,
+  format227,
+  format229,
+  formatEprt,
+  formatHostPort,
+  parse227,
+  parse229,
+  parseEprt,
+  parseHostPort,
+} from './endpoints.ts';
+import type { FtpOptions } from './options.ts';
+import { lookupFeature, lookupRequest, lookupResponse, type Verdict } from './policy.ts';
+import { FtpProtocolError } from './protocol-error.ts';
+import { type FtpReply, ReplyReader, replyText } from './reply-reader.ts';
+
+const CLIENT = 'client';
+const SERVER = 'server';
+const IDLE_TIMER = 'idle';
+/** Client commands read ahead while a transfer runs (only ABOR is acted on at once). */
+const MAX_DEFERRED_COMMANDS = 16;
+
+type Mode = 'passive' | 'active';
+
+interface Side {
+  id: StreamId | null;
+  state: 'none' | 'connecting' | 'open' | 'closed';
+  /** The peer sent FIN. */
+  ended: boolean;
+  /** We sent FIN (shutdown) to it. */
+  shutdown: boolean;
+  /** Bytes waiting for this side to open. */
+  queue: Uint8Array[];
+  queued: number;
+  /** We paused reading from it. */
+  paused: boolean;
+}
+
+interface DataChannel {
+  seq: number;
+  clientVerb: string;
+  clientMode: Mode;
+  serverMode: Mode;
+  /** Client active: where the client listens. */
+  clientPeer: Addr | null;
+  /** Server passive: where the server listens. */
+  serverPeer: Addr | null;
+  clientListener: StreamId | null;
+  serverListener: StreamId | null;
+  c: Side;
+  s: Side;
+  state: 'setup' | 'ready' | 'transfer' | 'closing' | 'done';
+  transfer: { verb: string; param: string; direction: Direction } | null;
+  /** The server sent a 1xx for the transfer command. */
+  prelim: boolean;
+  /** The server's final reply for the transfer arrived (held in the pending entry). */
+  finalSeen: boolean;
+  /** The client side failed (connect refused, reset): the final reply becomes 425/426. */
+  failed: 'connect' | 'broken' | null;
+  bytesToClient: number;
+  bytesToServer: number;
+  timer: string;
+  startedAt: number;
+}
+
+type PendingKind = 'plain' | 'greeting' | 'inband-greeting' | 'setup' | 'transfer' | 'quit' | 'feat';
+
+/** A command sent (or about to be sent) to the server, waiting for its final reply. */
+interface Pending {
+  verb: string;
+  param: string;
+  kind: PendingKind;
+  ch?: DataChannel;
+  /** Not yet written to the server (waiting for a listener). */
+  unsent?: boolean;
+  /** The client already got a final answer from us: the server's final reply is dropped. */
+  answered?: boolean;
+  /** The final reply is in; `out` is what the client gets (null: not decided yet). */
+  done?: boolean;
+  out?: string[] | null;
+  /** Keep `out` back (data still being relayed, or a listener still opening). */
+  held?: boolean;
+}
+
+export class FtpCore implements ProxyCore {
+  private out: ProxyCommand[] = [];
+  private phase: 'init' | 'login' | 'connecting' | 'running' | 'done' = 'init';
+  private readonly cmdReader: CommandReader;
+  private readonly replyReader: ReplyReader;
+  private readonly nonTransparent: boolean;
+  private client: Addr | null = null;
+  private clientLocal: Addr | null = null;
+  private serverRemote: Addr | null = null;
+  private serverLocal: Addr | null = null;
+  private inflight: Pending[] = [];
+  private deferred: FtpCommand[] = [];
+  private clientPaused = false;
+  private ch: DataChannel | null = null;
+  private seq = 0;
+  /** Streams and listeners of data channels (including replaced ones still closing). */
+  private dataIds = new Map<StreamId, { ch: DataChannel; side: 'c' | 's' | 'lc' | 'ls' }>();
+  private now = 0;
+  private lastActivity = 0;
+  private epsvAll = false;
+  private finishWhenIdle = false;
+  /** Non-transparent mode: the target named in USER, for later USER commands. */
+  private inbandTarget: { host: string; port: number } | null = null;
+  private username: string | null = null;
+  private pumping = false;
+
+  constructor(
+    private readonly ctx: CoreContext,
+    private readonly opts: FtpOptions,
+  ) {
+    this.cmdReader = new CommandReader({ maxLineBytes: opts.maxLineLength });
+    this.replyReader = new ReplyReader({
+      maxLineBytes: opts.maxLineLength,
+      maxLines: opts.maxContinuousLine,
+    });
+    this.nonTransparent = ctx.inband || !opts.transparentMode;
+  }
+
+  handle(ev: ProxyEvent): ProxyCommand[] {
+    this.out = [];
+    if (this.phase === 'done') return this.out;
+    this.now = ev.now;
+    switch (ev.type) {
+      case 'start':
+        this.onStart(ev.client, ev.clientLocal);
+        break;
+      case 'data':
+        this.lastActivity = ev.now;
+        if (ev.stream === CLIENT) this.onClientData(ev.data);
+        else if (ev.stream === SERVER) this.onServerData(ev.data);
+        else this.onDataData(ev.stream, ev.data);
+        break;
+      case 'end':
+        if (ev.stream === CLIENT) this.finish('ACCEPTED', 'client closed the control connection');
+        else if (ev.stream === SERVER) this.onServerGone('server closed the control connection');
+        else this.onDataEnd(ev.stream);
+        break;
+      case 'closed':
+        if (ev.stream === CLIENT) this.finish('ACCEPTED', ev.error ? `client: ${ev.error}` : 'client closed');
+        else if (ev.stream === SERVER) this.onServerGone(ev.error ? `server: ${ev.error}` : 'server closed');
+        else this.onDataClosed(ev.stream, ev.error);
+        break;
+      case 'drain':
+        this.onDrain(ev.stream);
+        break;
+      case 'connected':
+        if (ev.stream === SERVER) this.onServerConnected(ev.local, ev.remote);
+        else this.onDataConnected(ev.stream);
+        break;
+      case 'connectFailed':
+        if (ev.stream === SERVER) this.onServerConnectFailed(ev.error);
+        else this.onDataConnectFailed(ev.stream, ev.error);
+        break;
+      case 'listening':
+        this.onListening(ev.listener, ev.local);
+        break;
+      case 'listenFailed':
+        this.onListenFailed(ev.listener, ev.error);
+        break;
+      case 'accepted':
+        this.onAccepted(ev.listener, ev.stream, ev.remote);
+        break;
+      case 'timer':
+        this.onTimer(ev.timer);
+        break;
+      case 'abort':
+        this.replyClient(421, `Service shutting down (${oneLine(ev.reason)})`);
+        this.finish('ACCEPTED', `aborted: ${ev.reason}`);
+        break;
+    }
+    return this.out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // small helpers
+
+  private emit(c: ProxyCommand): void {
+    this.out.push(c);
+  }
+
+  private log(category: string, level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    this.emit(fields ? { type: 'log', category, level, msg, fields } : { type: 'log', category, level, msg });
+  }
+
+  private violation(msg: string, fields?: Record<string, unknown>): void {
+    this.log('ftp.violation', 'warn', msg, fields);
+  }
+
+  private sendLines(stream: StreamId, lines: string[]): void {
+    if (lines.length === 0) return;
+    this.emit({ type: 'send', stream, data: toBytes(`${lines.join('\r\n')}\r\n`) });
+  }
+
+  private replyClient(code: number, text: string): void {
+    this.sendLines(CLIENT, [`${code} ${text}`]);
+  }
+
+  private sendServer(verb: string, param: string): void {
+    this.log('ftp.request', 'debug', 'Command to server', {
+      command: verb,
+      parameter: verb === 'PASS' ? '***' : param,
+    });
+    this.sendLines(SERVER, [param === '' ? verb : `${verb} ${param}`]);
+  }
+
+  private finish(verdict: SessionVerdict, info: string): void {
+    if (this.phase === 'done') return;
+    // 'done' first: tearing the data channel down must not release replies or read commands.
+    this.phase = 'done';
+    if (this.ch) this.teardown(this.ch, true);
+    this.emit({ type: 'clearTimer', timer: IDLE_TIMER });
+    this.emit({ type: 'done', verdict, info });
+  }
+
+  /** Send a last reply, flush and close the client, end the session. */
+  private closeWith(code: number, text: string, verdict: SessionVerdict, info: string): void {
+    this.replyClient(code, text);
+    this.emit({ type: 'close', stream: CLIENT });
+    this.finish(verdict, info);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // session start, server connection
+
+  private onStart(client: Addr, clientLocal: Addr): void {
+    if (this.phase !== 'init') return;
+    this.client = client;
+    this.clientLocal = clientLocal ?? this.ctx.clientLocal ?? null;
+    this.lastActivity = this.now;
+    this.emit({ type: 'setTimer', timer: IDLE_TIMER, ms: this.opts.timeoutMs });
+    if (this.nonTransparent) {
+      // Zorp's non-transparent mode: the proxy greets and learns the server from USER user@host.
+      this.phase = 'login';
+      this.replyClient(220, this.opts.greeting);
+      return;
+    }
+    this.phase = 'connecting';
+    this.inflight.push({ verb: 'Null', param: '', kind: 'greeting' });
+    this.emit({ type: 'connect', stream: SERVER, options: {} });
+  }
+
+  private onServerConnected(local: Addr, remote: Addr): void {
+    this.serverLocal = local;
+    this.serverRemote = remote;
+    this.phase = 'running';
+    this.log('ftp.session', 'info', 'Server connection established', {
+      server_address: remote.host,
+      server_port: remote.port,
+      server_local: local.host,
+      server_local_port: local.port,
+    });
+  }
+
+  private onServerConnectFailed(error: string): void {
+    this.log('ftp.error', 'warn', 'Server connection failed', { error });
+    this.closeWith(
+      421,
+      'Service not available, connection to the server failed',
+      'DENIED_BY_CONNECTION_FAIL',
+      error,
+    );
+  }
+
+  private onServerGone(info: string): void {
+    if (this.inflight.some((p) => p.held)) {
+      // A transfer's final reply waits for its data: end the session after it.
+      this.finishWhenIdle = true;
+      return;
+    }
+    if (this.inflight.length > 0 && this.phase === 'running') {
+      this.replyClient(421, 'Service not available, the server closed the connection');
+    }
+    this.emit({ type: 'close', stream: CLIENT });
+    this.finish('ACCEPTED', info);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // client commands
+
+  private onClientData(data: Uint8Array): void {
+    this.cmdReader.push(data);
+    this.pump();
+  }
+
+  /** Can the next client command be acted on now? (one at a time, RFC 959 §5.4 sequencing) */
+  private idle(): boolean {
+    return (this.phase === 'running' || this.phase === 'login') && this.inflight.length === 0;
+  }
+
+  private transferRunning(): boolean {
+    return this.inflight.some((p) => p.kind === 'transfer');
+  }
+
+  private pump(): void {
+    // Re-entry (a reply released while a command is being handled) would take the next command
+    // before the current one is set up; the outer loop picks it up instead.
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      this.pumpLoop();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpLoop(): void {
+    while (this.phase !== 'done') {
+      if (this.idle()) {
+        const cmd = this.deferred.shift();
+        if (cmd) {
+          this.onCommand(cmd);
+          continue;
+        }
+        const item = this.readCommand();
+        if (item === undefined) break;
+        if (item) this.onCommand(item);
+        continue;
+      }
+      // A transfer is running: read ahead so ABOR (RFC 959 §4.1.3) can act at once.
+      if (this.transferRunning() && this.deferred.length < MAX_DEFERRED_COMMANDS) {
+        const item = this.readCommand();
+        if (item === undefined) break;
+        if (!item) continue;
+        if (item.verb === 'ABOR' && this.deferred.length === 0) this.onCommand(item);
+        else this.deferred.push(item);
+        continue;
+      }
+      break;
+    }
+    if (this.phase === 'done') return;
+    // Backpressure on the control channel: stop reading while a lot is waiting.
+    const waiting = this.cmdReader.buffered > 4 * this.opts.maxLineLength || this.deferred.length > 0;
+    if (waiting && !this.clientPaused) {
+      this.clientPaused = true;
+      this.emit({ type: 'pause', stream: CLIENT });
+    } else if (!waiting && this.clientPaused) {
+      this.clientPaused = false;
+      this.emit({ type: 'resume', stream: CLIENT });
+    }
+  }
+
+  /** undefined: nothing complete; null: a line was answered with an error; else a command. */
+  private readCommand(): FtpCommand | null | undefined {
+    const item = this.cmdReader.next();
+    if (!item) return undefined;
+    if ('error' in item) {
+      this.violation('Invalid command line', { error: item.error.message });
+      this.replyClient(item.error.replyCode, item.error.message);
+      return null;
+    }
+    return item.command;
+  }
+
+  private onCommand(cmd: FtpCommand): void {
+    const { verb, param } = cmd;
+    this.log('ftp.request', 'debug', 'Command from client', {
+      command: verb,
+      parameter: verb === 'PASS' ? '***' : param,
+    });
+    if (verb === '') {
+      if (!this.opts.permitEmptyCommand) this.replyClient(500, 'Empty command');
+      return;
+    }
+    if (!KNOWN_COMMANDS.has(verb) && !this.opts.policy.permitUnknownCommand) {
+      this.violation('Unknown command', { command: verb });
+      this.replyClient(500, `${verb} not understood`);
+      return;
+    }
+    if (this.phase === 'login') {
+      this.onLoginCommand(verb, param);
+      return;
+    }
+    let effectiveParam = param;
+    if (verb === 'USER') {
+      const user = this.checkUser(param);
+      if (user === null) return;
+      effectiveParam = user;
+    }
+    if (verb === 'PASS' && param.length > this.opts.maxPasswordLength) {
+      this.violation('Password too long', { limit: this.opts.maxPasswordLength });
+      this.replyClient(501, 'Password too long');
+      return;
+    }
+    if (!this.policyAllows(verb, effectiveParam)) return;
+
+    if (DATA_SETUP_COMMANDS.has(verb)) {
+      this.onDataSetup(verb, param);
+      return;
+    }
+    const direction = TRANSFER_COMMANDS.get(verb);
+    if (direction) {
+      this.onTransfer(verb, effectiveParam, direction);
+      return;
+    }
+    if (verb === 'ABOR') {
+      if (this.ch && (this.ch.state === 'transfer' || this.ch.state === 'closing'))
+        this.teardown(this.ch, true);
+    }
+    const kind: PendingKind = verb === 'QUIT' ? 'quit' : verb === 'FEAT' ? 'feat' : 'plain';
+    this.inflight.push({ verb, param: effectiveParam, kind });
+    this.sendServer(verb, effectiveParam);
+  }
+
+  /** The request policy; false when the command was answered (reject) or the session ended (abort). */
+  private policyAllows(verb: string, param: string): boolean {
+    const v = lookupRequest(this.opts.policy, verb, param);
+    if (v.action === 'accept') return true;
+    if (v.action === 'reject') {
+      this.log('ftp.policy', 'info', 'Request rejected by policy', {
+        command: verb,
+        parameter: verb === 'PASS' ? '***' : param,
+        reply: v.code,
+      });
+      this.replyClient(v.code, v.text);
+      return false;
+    }
+    this.log('ftp.policy', 'warn', 'Request aborted the session by policy', { command: verb });
+    this.closeWith(v.code, v.text, 'ABORTED_BY_POLICY_ACTION', `request ${verb} aborted by policy`);
+    return false;
+  }
+
+  /** USER limits (Zorp max_username_length, valid_chars_username); the name to forward, or null. */
+  private checkUser(param: string): string | null {
+    let user = param;
+    if (this.nonTransparent) {
+      const at = param.lastIndexOf('@');
+      if (at >= 0) {
+        const target = this.parseInbandTarget(param.slice(at + 1));
+        if (!target) return null;
+        if (
+          this.inbandTarget &&
+          (target.host.toLowerCase() !== this.inbandTarget.host.toLowerCase() ||
+            target.port !== this.inbandTarget.port)
+        ) {
+          this.replyClient(530, 'Already connected to another server; reconnect to change servers');
+          return null;
+        }
+        user = param.slice(0, at);
+      }
+    }
+    return this.validUsername(user) ? user : null;
+  }
+
+  private validUsername(user: string): boolean {
+    if (user.length > this.opts.maxUsernameLength) {
+      this.violation('Username too long', { limit: this.opts.maxUsernameLength, length: user.length });
+      this.replyClient(501, 'Username too long');
+      return false;
+    }
+    if (this.opts.validCharsUsername && !this.opts.validCharsUsername.test(user)) {
+      this.violation('Invalid character in username', { username: user });
+      this.replyClient(501, 'Invalid character in username');
+      return false;
+    }
+    this.username = user;
+    return true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // non-transparent mode (inband router): USER user@host[:port]
+
+  private onLoginCommand(verb: string, param: string): void {
+    if (verb === 'QUIT') {
+      this.closeWith(221, 'Goodbye', 'ACCEPTED', 'client quit before login');
+      return;
+    }
+    if (verb === 'NOOP') {
+      this.replyClient(200, 'NOOP ok');
+      return;
+    }
+    if (verb !== 'USER') {
+      this.replyClient(530, 'Log in with USER user@host[:port] first');
+      return;
+    }
+    const at = param.lastIndexOf('@');
+    if (at < 0) {
+      this.violation('USER without a target host in non-transparent mode');
+      this.replyClient(530, 'Log in with USER user@host[:port]');
+      return;
+    }
+    const target = this.parseInbandTarget(param.slice(at + 1));
+    if (!target) return;
+    const user = param.slice(0, at);
+    if (!this.validUsername(user)) return;
+    if (!this.policyAllows('USER', user)) return;
+    this.inbandTarget = target;
+    this.phase = 'connecting';
+    this.inflight.push({ verb: 'Null', param: '', kind: 'inband-greeting' });
+    this.inflight.push({ verb: 'USER', param: user, kind: 'plain', unsent: true });
+    this.log('ftp.session', 'info', 'Inband target from USER', { host: target.host, port: target.port });
+    this.emit({ type: 'connect', stream: SERVER, options: { inband: target } });
+  }
+
+  /** "host", "host:port", "[v6]" or "[v6]:port"; null after answering the client. */
+  private parseInbandTarget(text: string): { host: string; port: number } | null {
+    let host = text;
+    let portText: string | null = null;
+    const m = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+    if (m) {
+      host = m[1]!;
+      portText = m[2] ?? null;
+    } else if (text.includes(':')) {
+      const i = text.lastIndexOf(':');
+      host = text.slice(0, i);
+      portText = text.slice(i + 1);
+    }
+    if (host.length === 0 || host.length > this.opts.maxHostnameLength) {
+      this.violation('Hostname missing or too long', { limit: this.opts.maxHostnameLength });
+      this.replyClient(501, 'Hostname missing or too long');
+      return null;
+    }
+    const ip = canonicalHost(host);
+    const dns =
+      /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+    if (!ip && !dns.test(host)) {
+      this.violation('Invalid hostname in USER', { host });
+      this.replyClient(501, 'Invalid hostname');
+      return null;
+    }
+    let port: number = DEFAULTS.ftpDefaultPort;
+    if (portText !== null) {
+      if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+        this.replyClient(501, 'Invalid port');
+        return null;
+      }
+      port = Number(portText);
+    }
+    if (!this.opts.targetPortRange.some((r) => port >= r.lo && port <= r.hi)) {
+      this.violation('Target port not permitted', { port });
+      this.replyClient(501, `Port ${port} not permitted`);
+      return null;
+    }
+    return { host: ip ? ip.host : host, port };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // server replies
+
+  private onServerData(data: Uint8Array): void {
+    this.replyReader.push(data);
+    for (;;) {
+      let reply: FtpReply | null;
+      try {
+        reply = this.replyReader.next();
+      } catch (e) {
+        if (!(e instanceof FtpProtocolError)) throw e;
+        this.violation('Server protocol violation', { error: e.message });
+        this.closeWith(
+          421,
+          'Service not available, the server broke the protocol',
+          'DENIED_BY_POLICY',
+          e.message,
+        );
+        return;
+      }
+      if (!reply) return;
+      this.onReply(reply);
+      if (this.phase === 'done') return;
+    }
+  }
+
+  private onReply(reply: FtpReply): void {
+    this.log('ftp.response', 'debug', 'Reply from server', { code: reply.code, text: replyText(reply) });
+    const p = this.inflight.find((x) => !x.done && !x.unsent);
+    if (!p) {
+      // Unsolicited (RFC 959 allows only 421 here: the server is going away).
+      if (reply.code === '421') {
+        this.sendLines(CLIENT, reply.lines);
+        this.emit({ type: 'close', stream: CLIENT });
+        this.finish('ACCEPTED', 'server sent 421');
+        return;
+      }
+      this.violation('Unsolicited reply from server dropped', { code: reply.code });
+      return;
+    }
+    const preliminary = reply.code[0] === '1';
+    const v = lookupResponse(this.opts.policy, p.verb, reply.code);
+    if (v.action === 'abort') {
+      this.log('ftp.policy', 'warn', 'Reply aborted the session by policy', {
+        command: p.verb,
+        code: reply.code,
+      });
+      this.closeWith(v.code, v.text, 'ABORTED_BY_POLICY_ACTION', `reply ${reply.code} to ${p.verb}`);
+      return;
+    }
+    if (preliminary) {
+      this.onPreliminary(p, reply, v);
+      return;
+    }
+    p.done = true;
+    if (p.answered) {
+      this.log('ftp.response', 'debug', 'Reply dropped: the client was already answered', {
+        code: reply.code,
+      });
+      p.out = [];
+    } else if (v.action === 'reject') {
+      this.log('ftp.policy', 'info', 'Reply rejected by policy', {
+        command: p.verb,
+        code: reply.code,
+        to: v.code,
+      });
+      p.out = [`${v.code} ${v.text}`];
+      if (p.ch) this.teardown(p.ch, true);
+    } else {
+      this.onFinal(p, reply);
+    }
+    this.flush();
+  }
+
+  private onPreliminary(p: Pending, reply: FtpReply, v: Verdict): void {
+    if (p.answered) return;
+    if (v.action === 'reject') {
+      // The client gets the rejection as the final answer; the server's later final reply is dropped.
+      this.log('ftp.policy', 'info', 'Reply rejected by policy', {
+        command: p.verb,
+        code: reply.code,
+        to: v.code,
+      });
+      p.answered = true;
+      this.sendLines(CLIENT, [`${v.code} ${v.text}`]);
+      if (p.ch) this.teardown(p.ch, true);
+      return;
+    }
+    if (p.kind === 'greeting' || p.kind === 'inband-greeting') {
+      if (p.kind === 'greeting') this.sendLines(CLIENT, reply.lines);
+      return;
+    }
+    this.sendLines(CLIENT, reply.lines);
+    if (p.kind === 'transfer' && p.ch) {
+      p.ch.prelim = true;
+      this.maybeConnectClient(p.ch);
+    }
+  }
+
+  /** A final reply the policy accepted: decide what the client gets. */
+  private onFinal(p: Pending, reply: FtpReply): void {
+    const ok = reply.code[0] === '2';
+    switch (p.kind) {
+      case 'greeting':
+        p.out = reply.lines;
+        break;
+      case 'inband-greeting': {
+        p.out = [];
+        if (!ok) {
+          this.closeWith(
+            421,
+            `Server refused the session: ${replyText(reply)}`,
+            'DENIED_BY_CONNECTION_FAIL',
+            reply.code,
+          );
+          return;
+        }
+        // Now log in on the client's behalf (RFC 959 §5.4: the greeting precedes USER).
+        const user = this.inflight.find((x) => x.unsent);
+        if (user) {
+          user.unsent = false;
+          this.sendServer(user.verb, user.param);
+        }
+        break;
+      }
+      case 'setup':
+        this.onSetupReply(p, reply);
+        break;
+      case 'transfer':
+        this.onTransferReply(p, reply);
+        break;
+      case 'feat':
+        p.out = ok && reply.code === '211' ? this.filterFeatures(reply) : reply.lines;
+        break;
+      case 'quit':
+        p.out = reply.lines;
+        if (ok) this.finishWhenIdle = true;
+        break;
+      default:
+        p.out = reply.lines;
+    }
+  }
+
+  /** Send finished replies in command order; then take the next client command. */
+  private flush(): void {
+    while (this.inflight.length > 0) {
+      const head = this.inflight[0]!;
+      if (!head.done || head.held) break;
+      this.inflight.shift();
+      if (head.out) this.sendLines(CLIENT, head.out);
+    }
+    if (this.phase === 'done') return;
+    if (this.finishWhenIdle && this.inflight.length === 0) {
+      this.emit({ type: 'close', stream: CLIENT });
+      this.emit({ type: 'close', stream: SERVER });
+      this.finish('ACCEPTED', 'session ended');
+      return;
+    }
+    this.pump();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // FEAT (RFC 2389 §3.2): features accepted, dropped or inserted by policy
+
+  private filterFeatures(reply: FtpReply): string[] {
+    const lines = reply.lines;
+    const seen = new Set<string>();
+    const kept: string[] = [];
+    for (const l of lines.slice(1, -1)) {
+      const name = l.trim().split(' ')[0]!.toUpperCase();
+      if (name === '') continue;
+      seen.add(name);
+      const a = lookupFeature(this.opts.policy, name);
+      if (a === 'drop') {
+        this.log('ftp.policy', 'debug', 'Feature dropped', { feature: name });
+        continue;
+      }
+      kept.push(l.startsWith(' ') ? l : ` ${l.trim()}`);
+    }
+    for (const [name, a] of this.opts.policy.features) {
+      if (a === 'insert' && !seen.has(name)) kept.push(` ${name}`);
+    }
+    if (kept.length === 0) return ['211 No features'];
+    const first = lines.length > 1 ? lines[0]! : '211-Features:';
+    const last = lines.length > 1 ? lines[lines.length - 1]! : '211 End';
+    return [`211-${first.slice(4)}`, ...kept, `211 ${last.slice(4)}`];
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // data channel set-up: PORT, EPRT, PASV, EPSV
+
+  private family(): 4 | 6 {
+    return this.clientLocal?.family ?? this.client?.family ?? 4;
+  }
+
+  private onDataSetup(verb: string, param: string): void {
+    if (this.epsvAll && verb !== 'EPSV') {
+      // RFC 2428 §4: after EPSV ALL every other data set-up command is refused.
+      this.replyClient(501, `${verb} not allowed after EPSV ALL`);
+      return;
+    }
+    let clientPeer: Addr | null = null;
+    const clientMode: Mode = verb === 'PORT' || verb === 'EPRT' ? 'active' : 'passive';
+    if (verb === 'PORT' || verb === 'EPRT') {
+      clientPeer = verb === 'PORT' ? parseHostPort(param) : parseEprt(param);
+      if (!clientPeer) {
+        this.violation(`Invalid ${verb} parameter`, { parameter: param });
+        this.replyClient(501, `Invalid ${verb} parameter`);
+        return;
+      }
+      if (clientPeer.family !== this.family()) {
+        this.replyClient(522, `Network protocol not supported, use (${this.family() === 4 ? 1 : 2})`);
+        return;
+      }
+      if (!this.opts.permitClientBounceAttack && clientPeer.host !== this.client?.host) {
+        // Bounce attack (RFC 2577 §3): the data connection must go back to the control peer.
+        this.violation('Client bounce attempt refused', {
+          target: clientPeer.host,
+          client: this.client?.host,
+        });
+        this.replyClient(501, `${verb} to a third host refused`);
+        return;
+      }
+      if (this.opts.strictPortChecking && clientPeer.port < 1024) {
+        this.violation('Client data port below 1024 refused', { port: clientPeer.port });
+        this.replyClient(501, `${verb} to a privileged port refused`);
+        return;
+      }
+    } else if (verb === 'PASV') {
+      if (this.family() !== 4) {
+        this.replyClient(501, 'PASV cannot announce an IPv6 address; use EPSV');
+        return;
+      }
+    } else {
+      const arg = param.trim().toUpperCase();
+      if (arg === 'ALL') {
+        this.epsvAll = true;
+        this.replyClient(200, 'EPSV ALL ok');
+        return;
+      }
+      if (arg !== '' && arg !== String(this.family() === 4 ? 1 : 2)) {
+        this.replyClient(522, `Network protocol not supported, use (${this.family() === 4 ? 1 : 2})`);
+        return;
+      }
+    }
+    if (this.ch) this.teardown(this.ch, true);
+    const serverMode: Mode = this.opts.dataMode === 'keep' ? clientMode : this.opts.dataMode;
+    const seq = ++this.seq;
+    const side = (): Side => ({
+      id: null,
+      state: 'none',
+      ended: false,
+      shutdown: false,
+      queue: [],
+      queued: 0,
+      paused: false,
+    });
+    const ch: DataChannel = {
+      seq,
+      clientVerb: verb,
+      clientMode,
+      serverMode,
+      clientPeer,
+      serverPeer: null,
+      clientListener: null,
+      serverListener: null,
+      c: side(),
+      s: side(),
+      state: 'setup',
+      transfer: null,
+      prelim: false,
+      finalSeen: false,
+      failed: null,
+      bytesToClient: 0,
+      bytesToServer: 0,
+      timer: `data${seq}`,
+      startedAt: this.now,
+    };
+    this.ch = ch;
+    const serverFamily = this.serverRemote?.family ?? 4;
+    if (serverMode === 'passive') {
+      const sverb = serverFamily === 4 ? 'PASV' : 'EPSV';
+      this.inflight.push({ verb: sverb, param: '', kind: 'setup', ch });
+      this.sendServer(sverb, '');
+    } else {
+      const sverb = serverFamily === 4 ? 'PORT' : 'EPRT';
+      this.inflight.push({ verb: sverb, param: '', kind: 'setup', ch, unsent: true });
+      const id = `ls${seq}`;
+      ch.serverListener = id;
+      this.dataIds.set(id, { ch, side: 'ls' });
+      this.emit({
+        type: 'listen',
+        listener: id,
+        host: this.serverLocal?.host ?? '0.0.0.0',
+        port: { min: this.opts.dataPortMin, max: this.opts.dataPortMax },
+        transparent: true,
+        ...(this.opts.permitServerBounceAttack || !this.serverRemote
+          ? {}
+          : { acceptFrom: this.serverRemote.host }),
+        maxAccepts: 1,
+      });
+    }
+  }
+
+  private onListening(listener: StreamId, local: Addr): void {
+    const d = this.dataIds.get(listener);
+    if (!d || d.ch !== this.ch) return;
+    const ch = d.ch;
+    if (d.side === 'ls') {
+      // Server active: tell the server where to connect (RFC 959 PORT / RFC 2428 EPRT).
+      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.unsent);
+      if (!p) return;
+      const host = this.opts.masqAddressServer ?? local.host;
+      const fam = canonicalHost(host)?.family ?? local.family;
+      p.unsent = false;
+      if (p.verb === 'PORT' && fam === 4) p.param = formatHostPort({ host, port: local.port });
+      else {
+        p.verb = 'EPRT';
+        p.param = formatEprt({ host, port: local.port, family: fam });
+      }
+      this.sendServer(p.verb, p.param);
+    } else if (d.side === 'lc') {
+      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.held);
+      if (!p) return;
+      const host = this.opts.masqAddressClient ?? local.host;
+      p.out = [ch.clientVerb === 'PASV' ? format227({ host, port: local.port }) : format229(local.port)];
+      p.held = false;
+      ch.state = 'ready';
+      this.log('ftp.data', 'debug', 'Client-side data listener ready', {
+        host: local.host,
+        port: local.port,
+      });
+      this.flush();
+    }
+  }
+
+  private onListenFailed(listener: StreamId, error: string): void {
+    const d = this.dataIds.get(listener);
+    if (!d || d.ch !== this.ch) return;
+    this.log('ftp.error', 'warn', 'Data listener failed', { error });
+    const p = this.inflight.find((x) => x.ch === d.ch && x.kind === 'setup');
+    this.teardown(d.ch, true);
+    if (!p) return;
+    if (p.unsent) {
+      p.unsent = false;
+      p.answered = true;
+    }
+    p.done = true;
+    p.held = false;
+    p.out = ['425 Cannot open data connection'];
+    this.flush();
+  }
+
+  private onSetupReply(p: Pending, reply: FtpReply): void {
+    const ch = p.ch!;
+    if (ch !== this.ch || ch.state !== 'setup') {
+      p.out = ['425 Cannot open data connection'];
+      return;
+    }
+    if (reply.code[0] !== '2') {
+      p.out = reply.lines;
+      this.teardown(ch, true);
+      return;
+    }
+    if (ch.serverMode === 'passive') {
+      const text = reply.lines.join(' ');
+      let peer: Addr | null = null;
+      if (reply.code === '227') peer = parse227(text);
+      else if (reply.code === '229' && this.serverRemote) {
+        const port = parse229(text);
+        if (port !== null) peer = { host: this.serverRemote.host, port, family: this.serverRemote.family };
+      }
+      if (!peer) {
+        this.violation('Unparsable passive reply from server', { code: reply.code, text: replyText(reply) });
+        p.out = ['425 Cannot open data connection'];
+        this.teardown(ch, true);
+        return;
+      }
+      if (!this.opts.permitServerBounceAttack && peer.host !== this.serverRemote?.host) {
+        this.violation('Server bounce attempt refused', {
+          target: peer.host,
+          server: this.serverRemote?.host,
+        });
+        p.out = ['425 Cannot open data connection'];
+        this.teardown(ch, true);
+        return;
+      }
+      if (this.opts.strictPortChecking && peer.port < 1024) {
+        this.violation('Server passive data port below 1024 refused', { port: peer.port });
+        p.out = ['425 Cannot open data connection'];
+        this.teardown(ch, true);
+        return;
+      }
+      ch.serverPeer = peer;
+    }
+    if (ch.clientMode === 'active') {
+      p.out = [`200 ${ch.clientVerb} command successful`];
+      ch.state = 'ready';
+      return;
+    }
+    // Client passive: open our listener on the address the client dialled, answer when it is ready.
+    const id = `lc${ch.seq}`;
+    ch.clientListener = id;
+    this.dataIds.set(id, { ch, side: 'lc' });
+    p.held = true;
+    p.out = null;
+    this.emit({
+      type: 'listen',
+      listener: id,
+      host: this.clientLocal?.host ?? '0.0.0.0',
+      port: { min: this.opts.dataPortMin, max: this.opts.dataPortMax },
+      transparent: true,
+      ...(this.opts.permitClientBounceAttack || !this.client ? {} : { acceptFrom: this.client.host }),
+      maxAccepts: 1,
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // transfers
+
+  private onTransfer(verb: string, param: string, direction: Direction): void {
+    const ch = this.ch;
+    if (ch?.state !== 'ready') {
+      // No data channel set up (RFC 959's default data port is not supported: docs/ftp.md).
+      this.replyClient(425, 'Use PORT, PASV, EPRT or EPSV first');
+      return;
+    }
+    ch.state = 'transfer';
+    ch.transfer = { verb, param, direction };
+    ch.startedAt = this.now;
+    this.inflight.push({ verb, param, kind: 'transfer', ch });
+    this.sendServer(verb, param);
+    this.emit({ type: 'setTimer', timer: ch.timer, ms: this.opts.dataTimeoutMs });
+    if (ch.serverMode === 'passive' && ch.serverPeer) {
+      const id = `ds${ch.seq}`;
+      ch.s.id = id;
+      ch.s.state = 'connecting';
+      this.dataIds.set(id, { ch, side: 's' });
+      this.emit({
+        type: 'connect',
+        stream: id,
+        options: {
+          target: ch.serverPeer,
+          ...(this.serverLocal ? { local: { host: this.serverLocal.host, port: 0, transparent: true } } : {}),
+        },
+      });
+    }
+  }
+
+  private onTransferReply(p: Pending, reply: FtpReply): void {
+    const ch = p.ch!;
+    p.out = reply.lines;
+    ch.finalSeen = true;
+    if (ch.state === 'done') {
+      // The data channel is already gone (ABOR, failure): only the reply text may change.
+      if (ch.failed) p.out = [failureLine(ch.failed)];
+      return;
+    }
+    if (reply.code[0] !== '2') {
+      // The transfer failed on the server: nothing more will be relayed.
+      this.teardown(ch, true);
+    } else {
+      this.maybeConnectClient(ch);
+    }
+    if (!this.channelFinished(ch)) {
+      // Hold the reply until the data is relayed and both data connections are closed.
+      p.held = true;
+      this.emit({ type: 'setTimer', timer: ch.timer, ms: this.opts.dataTimeoutMs });
+    } else {
+      this.completeChannel(ch);
+    }
+  }
+
+  /** Client active: connect to the client once the server side is up and the server said 1xx. */
+  private maybeConnectClient(ch: DataChannel): void {
+    if (ch !== this.ch || ch.clientMode !== 'active' || ch.state !== 'transfer') return;
+    if (ch.c.state !== 'none' || ch.s.state !== 'open' || !(ch.prelim || ch.finalSeen)) return;
+    const peer = ch.clientPeer!;
+    let port = 0;
+    const local = this.clientLocal;
+    if (this.opts.activeConnectionMode === 'twenty') port = 20;
+    else if (this.opts.activeConnectionMode === 'minus_one' && local && local.port > 1) port = local.port - 1;
+    const id = `dc${ch.seq}`;
+    ch.c.id = id;
+    ch.c.state = 'connecting';
+    this.dataIds.set(id, { ch, side: 'c' });
+    this.emit({
+      type: 'connect',
+      stream: id,
+      options: { target: peer, ...(local ? { local: { host: local.host, port, transparent: true } } : {}) },
+    });
+  }
+
+  private onAccepted(listener: StreamId, stream: StreamId, remote: Addr): void {
+    const d = this.dataIds.get(listener);
+    if (!d || d.ch !== this.ch || (d.side !== 'lc' && d.side !== 'ls')) {
+      this.emit({ type: 'close', stream, reset: true });
+      return;
+    }
+    const ch = d.ch;
+    const sideName = d.side === 'lc' ? 'c' : 's';
+    const side = ch[sideName];
+    const peerHost = d.side === 'lc' ? this.client?.host : this.serverRemote?.host;
+    const permit = d.side === 'lc' ? this.opts.permitClientBounceAttack : this.opts.permitServerBounceAttack;
+    let refuse: string | null = null;
+    if (side.state !== 'none') refuse = 'a second data connection';
+    else if (!permit && canonicalHost(remote.host)?.host !== peerHost)
+      refuse = 'data connection from a third host';
+    else if (
+      d.side === 'ls' &&
+      this.opts.strictPortChecking &&
+      remote.port !== 20 &&
+      remote.port !== (this.serverRemote?.port ?? 21) - 1
+    ) {
+      refuse = 'server data connection not from port 20 or control port - 1';
+    }
+    if (refuse) {
+      this.violation(`Refused ${refuse}`, { remote: remote.host, port: remote.port });
+      this.emit({ type: 'close', stream, reset: true });
+      return;
+    }
+    this.emit({ type: 'unlisten', listener });
+    if (d.side === 'lc') ch.clientListener = null;
+    else ch.serverListener = null;
+    side.id = stream;
+    side.state = 'open';
+    this.dataIds.set(stream, { ch, side: sideName });
+    this.log('ftp.data', 'debug', 'Data connection accepted', {
+      side: d.side === 'lc' ? 'client' : 'server',
+    });
+    this.onSideOpen(ch, sideName);
+  }
+
+  private onDataConnected(stream: StreamId): void {
+    const d = this.dataIds.get(stream);
+    if (!d || (d.side !== 'c' && d.side !== 's')) return;
+    const ch = d.ch;
+    const side = ch[d.side];
+    if (side.state !== 'connecting') {
+      this.emit({ type: 'close', stream, reset: true });
+      return;
+    }
+    side.state = 'open';
+    this.onSideOpen(ch, d.side);
+  }
+
+  private onDataConnectFailed(stream: StreamId, error: string): void {
+    const d = this.dataIds.get(stream);
+    if (!d || (d.side !== 'c' && d.side !== 's')) return;
+    const ch = d.ch;
+    ch[d.side].state = 'closed';
+    this.log('ftp.error', 'warn', 'Data connection failed', {
+      side: d.side === 'c' ? 'client' : 'server',
+      error,
+    });
+    if (d.side === 'c') ch.failed = 'connect';
+    this.teardown(ch, true);
+    this.checkChannel(ch);
+  }
+
+  /** A data stream is up: flush what waited for it, start the client side if it is its turn. */
+  private onSideOpen(ch: DataChannel, name: 'c' | 's'): void {
+    const side = ch[name];
+    const other = ch[name === 'c' ? 's' : 'c'];
+    for (const chunk of side.queue) this.emit({ type: 'send', stream: side.id!, data: chunk });
+    side.queue = [];
+    side.queued = 0;
+    if (other.ended && !side.shutdown) {
+      side.shutdown = true;
+      this.emit({ type: 'shutdown', stream: side.id! });
+    }
+    if (other.paused && other.state === 'open') {
+      other.paused = false;
+      this.emit({ type: 'resume', stream: other.id! });
+    }
+    if (ch.state === 'closing' || ch.state === 'done') {
+      this.closeSide(side, true);
+      return;
+    }
+    if (ch.c.state === 'open' && ch.s.state === 'open') this.emit({ type: 'clearTimer', timer: ch.timer });
+    this.maybeConnectClient(ch);
+  }
+
+  private onDataData(stream: StreamId, data: Uint8Array): void {
+    const d = this.dataIds.get(stream);
+    if (!d || (d.side !== 'c' && d.side !== 's')) return;
+    const ch = d.ch;
+    if (ch.state === 'closing' || ch.state === 'done' || ch.state !== 'transfer') {
+      // Data outside a transfer (or after ABOR) is dropped: nothing may pass unannounced.
+      if (ch.state === 'ready' || ch.state === 'setup') {
+        this.violation('Data before a transfer command', { side: d.side === 'c' ? 'client' : 'server' });
+        this.teardown(ch, true);
+      }
+      return;
+    }
+    const to = d.side === 'c' ? ch.s : ch.c;
+    const from = ch[d.side];
+    if (d.side === 'c') ch.bytesToServer += data.length;
+    else ch.bytesToClient += data.length;
+    if (to.state === 'open') {
+      this.emit({ type: 'send', stream: to.id!, data });
+      return;
+    }
+    to.queue.push(data);
+    to.queued += data.length;
+    if (to.queued >= DEFAULTS.relayBufferBytes && !from.paused) {
+      from.paused = true;
+      this.emit({ type: 'pause', stream });
+    }
+  }
+
+  /** The driver stops reading the other streams while one's write buffer is full (src/net/driver.ts);
+   * the core only pauses a data stream whose bytes wait for the other side to open. */
+  private onDrain(stream: StreamId): void {
+    const d = this.dataIds.get(stream);
+    if (!d || (d.side !== 'c' && d.side !== 's')) return;
+    const ch = d.ch;
+    const to = ch[d.side];
+    const from = ch[d.side === 'c' ? 's' : 'c'];
+    if (from.state === 'open' && from.paused && to.queued === 0) {
+      from.paused = false;
+      this.emit({ type: 'resume', stream: from.id! });
+    }
+  }
+
+  private onDataEnd(stream: StreamId): void {
+    const d = this.dataIds.get(stream);
+    if (!d || (d.side !== 'c' && d.side !== 's')) return;
+    const ch = d.ch;
+    const from = ch[d.side];
+    const to = ch[d.side === 'c' ? 's' : 'c'];
+    from.ended = true;
+    // Half-close: pass the FIN on after the data (the end of a file is the end of its connection).
+    if (to.state === 'open' && !to.shutdown) {
+      to.shutdown = true;
+      this.emit({ type: 'shutdown', stream: to.id! });
+    }
+    if (from.ended && to.ended) {
+      this.closeSide(from, false);
+      this.closeSide(to, false);
+    } else if (to.state === 'closed' || (to.state === 'none' && ch.state !== 'transfer')) {
+      this.closeSide(from, false);
+    }
+  }
+
+  private onDataClosed(stream: StreamId, error?: string): void {
+    const d = this.dataIds.get(stream);
+    if (!d || (d.side !== 'c' && d.side !== 's')) return;
+    const ch = d.ch;
+    const side = ch[d.side];
+    const other = ch[d.side === 'c' ? 's' : 'c'];
+    const wasEnded = side.ended;
+    side.state = 'closed';
+    this.dataIds.delete(stream);
+    if (error) this.log('ftp.data', 'debug', 'Data connection closed with an error', { error });
+    if (
+      d.side === 'c' &&
+      (error || !wasEnded) &&
+      ch.state === 'transfer' &&
+      ch.transfer?.direction === 'download'
+    ) {
+      // The client went away before the data was through.
+      if (other.state === 'open' && !other.ended) ch.failed = 'broken';
+    }
+    if (other.state === 'open' || other.state === 'connecting') {
+      if (error) this.closeSide(other, true);
+      else if (!other.shutdown) {
+        // The peer closed cleanly: pass the end on and close once it is written.
+        this.closeSide(other, false);
+      }
+    }
+    this.checkChannel(ch);
+  }
+
+  private closeSide(side: Side, reset: boolean): void {
+    if (side.id && (side.state === 'open' || side.state === 'connecting')) {
+      this.emit(reset ? { type: 'close', stream: side.id, reset: true } : { type: 'close', stream: side.id });
+      if (side.state === 'connecting') {
+        // A connect we gave up on: no 'closed' will tell us more than that.
+        side.state = 'closed';
+        this.dataIds.delete(side.id);
+      }
+    }
+    side.queue = [];
+    side.queued = 0;
+  }
+
+  /** Close everything of a data channel (ABOR, failure, replacement, session end). */
+  private teardown(ch: DataChannel, reset: boolean): void {
+    if (ch.state === 'done') return;
+    for (const l of [ch.clientListener, ch.serverListener]) {
+      if (l) {
+        this.emit({ type: 'unlisten', listener: l });
+        this.dataIds.delete(l);
+      }
+    }
+    ch.clientListener = null;
+    ch.serverListener = null;
+    if (ch.state !== 'closing') ch.state = 'closing';
+    this.closeSide(ch.c, reset);
+    this.closeSide(ch.s, reset);
+    // A side that never started will not start now.
+    if (ch.c.state === 'none') ch.c.state = 'closed';
+    if (ch.s.state === 'none') ch.s.state = 'closed';
+    if (this.ch === ch) this.ch = null;
+    if (this.phase !== 'done') this.checkChannel(ch);
+  }
+
+  private channelFinished(ch: DataChannel): boolean {
+    const gone = (s: Side) => s.state === 'closed' || (s.state === 'none' && ch.state !== 'transfer');
+    return gone(ch.c) && gone(ch.s);
+  }
+
+  /** After any change: a channel whose streams are all gone releases its held final reply. */
+  private checkChannel(ch: DataChannel): void {
+    if (ch.state === 'done' || !this.channelFinished(ch)) return;
+    if (ch.state === 'transfer' && !ch.finalSeen) {
+      // Data is through but the server has not answered yet: wait for its reply.
+      return;
+    }
+    this.completeChannel(ch);
+  }
+
+  private completeChannel(ch: DataChannel): void {
+    if (ch.state === 'done') return;
+    const wasTransfer = ch.transfer !== null;
+    ch.state = 'done';
+    if (this.ch === ch) this.ch = null;
+    this.emit({ type: 'clearTimer', timer: ch.timer });
+    for (const [id, d] of this.dataIds) if (d.ch === ch) this.dataIds.delete(id);
+    if (wasTransfer && ch.transfer) {
+      const t = ch.transfer;
+      const bytes = t.direction === 'download' ? ch.bytesToClient : ch.bytesToServer;
+      this.log('ftp.accounting', 'info', 'Accounting', {
+        command: t.verb,
+        file: t.param,
+        direction: t.direction,
+        bytes,
+        username: this.username,
+        client_mode: ch.clientMode,
+        server_mode: ch.serverMode,
+        duration_ms: Math.max(0, this.now - ch.startedAt),
+        result: ch.failed ? 'failed' : 'complete',
+      });
+      this.emit({
+        type: 'account',
+        fields: {
+          ftp_transfers: 1,
+          [t.direction === 'download' ? 'ftp_download_bytes' : 'ftp_upload_bytes']: bytes,
+        },
+      });
+    }
+    const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
+    if (p?.done) {
+      if (ch.failed && !p.answered) p.out = [failureLine(ch.failed)];
+      if (p.held) {
+        p.held = false;
+        this.flush();
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // timers
+
+  private onTimer(timer: string): void {
+    if (timer === IDLE_TIMER) {
+      const idleFor = this.now - this.lastActivity;
+      if (idleFor < this.opts.timeoutMs) {
+        this.emit({ type: 'setTimer', timer: IDLE_TIMER, ms: this.opts.timeoutMs - idleFor });
+        return;
+      }
+      this.log('ftp.session', 'info', 'Idle timeout', { timeout_ms: this.opts.timeoutMs });
+      this.closeWith(421, 'Timeout, closing control connection', 'ACCEPTED', 'idle timeout');
+      return;
+    }
+    const ch = this.findChannelByTimer(timer);
+    if (!ch) return;
+    if (ch.state === 'transfer' && (ch.c.state !== 'open' || ch.s.state !== 'open')) {
+      this.violation('Data connection timeout', { timeout_ms: this.opts.dataTimeoutMs });
+      if (ch.c.state !== 'open') ch.failed = 'connect';
+      this.teardown(ch, true);
+      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
+      if (p && !p.done && ch.failed) {
+        // Answer the client now; the server's own final reply will be dropped.
+        p.answered = true;
+        this.replyClient(425, "Can't open data connection (timeout)");
+      }
+    } else if (ch.state === 'closing' || ch.state === 'transfer') {
+      // Data streams did not report closing in time: release the held reply anyway.
+      this.completeChannel(ch);
+    }
+  }
+
+  private findChannelByTimer(timer: string): DataChannel | null {
+    if (this.ch?.timer === timer) return this.ch;
+    for (const d of this.dataIds.values()) if (d.ch.timer === timer) return d.ch;
+    for (const p of this.inflight) if (p.ch?.timer === timer) return p.ch;
+    return null;
+  }
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').slice(0, 200);
+}
+
+/** RFC 959 §4.2: 425 the data connection could not be opened; 426 it broke during the transfer. */
+function failureLine(f: 'connect' | 'broken'): string {
+  return f === 'connect' ? "425 Can't open data connection" : '426 Connection closed; transfer aborted';
+}
