@@ -1,0 +1,199 @@
+// `tzorp lab` end to end, through the command line as a user runs it: up, every server answering from
+// the client namespaces (IPv4 and IPv6, HTTP, FTP active and passive, the banner service), status,
+// exec, and down leaving nothing behind (namespaces, processes, state, tzorp tables).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { LabStatus, ServerRecord } from '../../src/lab/index.ts';
+import { FTP_FILES, LAB_ADDR, LAB_PORTS, NODE_ROLES, nodeNamespace } from '../../src/lab/index.ts';
+import { netnsSkipReason, REPO_ROOT } from '../harness/netns.ts';
+
+const skip = netnsSkipReason();
+const NAME = `lt${process.pid}`;
+
+function tzorp(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin/tzorp'), ...args], {
+    encoding: 'utf8',
+    input: input ?? '',
+    timeout: 120_000,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** Runs a command in a lab node through `tzorp lab exec`, as the docs tell users to. */
+function inNode(node: string, argv: string[], input?: string) {
+  return tzorp(['lab', 'exec', node, '--name', NAME, '--', ...argv], input);
+}
+
+function status(): LabStatus {
+  const r = tzorp(['lab', 'status', '--name', NAME, '--json']);
+  return JSON.parse(r.stdout) as LabStatus;
+}
+
+function serverRecords(file: string): ServerRecord[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as ServerRecord);
+}
+
+/** Alive and not a zombie (a killed process stays in /proc until its new parent, init, reaps it). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function labNamespacesLeft(): string[] {
+  try {
+    return readdirSync('/run/netns').filter((n) => n.startsWith(`tzl-${NAME}-`));
+  } catch {
+    return [];
+  }
+}
+
+describe('tzorp lab (network and servers, no tzorp)', { skip }, () => {
+  let pids: number[] = [];
+  after(() => {
+    // also when a test failed half-way
+    tzorp(['lab', 'down', '--name', NAME]);
+  });
+
+  it('comes up and reports every node, address and process in status', () => {
+    const up = tzorp(['lab', 'up', '--name', NAME, '--no-tzorp']);
+    assert.equal(up.code, 0, up.stderr);
+    const s = status();
+    assert.equal(s.up, true);
+    assert.deepEqual(s.problems, []);
+    assert.deepEqual(
+      s.nodes.map((n) => [n.role, n.namespace, n.exists]),
+      NODE_ROLES.map((r) => [r, nodeNamespace(NAME, r), true]),
+    );
+    const addrs = Object.fromEntries(s.nodes.map((n) => [n.role, n.addresses]));
+    assert.ok(addrs.client?.includes(`${LAB_ADDR.client4}/24`));
+    assert.ok(addrs.client?.includes(`${LAB_ADDR.client6}/64`));
+    assert.ok(addrs.server?.includes(`${LAB_ADDR.server6}/64`));
+    assert.ok(addrs.outside?.includes(`${LAB_ADDR.outside4}/24`));
+    assert.ok(s.nodes.find((n) => n.role === 'server')?.anyip.includes(LAB_ADDR.serverChildren4));
+    assert.deepEqual(s.processes.map((p) => [p.name, p.alive]).sort(), [
+      ['servers', true],
+      ['vsftpd', true],
+    ]);
+    assert.equal(s.firewall.mode, 'none');
+    assert.equal(s.firewall.table, false);
+    pids = s.processes.map((p) => p.pid);
+  });
+
+  it('refuses a second lab of the same name and an unknown node', () => {
+    const again = tzorp(['lab', 'up', '--name', NAME, '--no-tzorp']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already up/);
+    const bad = inNode('router', ['true']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /unknown node 'router'/);
+  });
+
+  it('every HTTP server address answers from the client, IPv4 and IPv6, and sees the client address', () => {
+    const targets = [
+      [LAB_ADDR.server4, 80],
+      [`[${LAB_ADDR.server6}]`, 80],
+      ['198.18.21.1', 8080], // a child-zone address (AnyIP)
+      ['[2001:db8:20:21::1]', 80],
+    ] as const;
+    for (const [host, port] of targets) {
+      const r = inNode('client', [
+        'curl',
+        '-sS',
+        '--max-time',
+        '10',
+        '-H',
+        'X-Probe: lab-test',
+        `http://${host}:${port}/p`,
+      ]);
+      assert.equal(r.code, 0, `${host}:${port}: ${r.stderr}`);
+      const body = JSON.parse(r.stdout) as ServerRecord;
+      assert.equal(body.localPort, port);
+      assert.equal(body.local, host.replace(/[[\]]/g, ''));
+      assert.equal(body.peer, host.includes(':') ? LAB_ADDR.client6 : LAB_ADDR.client4);
+      assert.deepEqual(
+        body.headers?.find(([n]) => n === 'X-Probe'),
+        ['X-Probe', 'lab-test'],
+      );
+    }
+    const out = inNode('outside', ['curl', '-sS', '--max-time', '10', `http://${LAB_ADDR.server4}/`]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal((JSON.parse(out.stdout) as ServerRecord).peer, LAB_ADDR.outside4);
+  });
+
+  it('FTP answers passive and active, IPv4 and IPv6, and takes an upload', () => {
+    for (const host of [LAB_ADDR.server4, `[${LAB_ADDR.server6}]`]) {
+      for (const mode of [[], ['-P', '-']]) {
+        const r = inNode('client', [
+          'curl',
+          '-sS',
+          '-g',
+          '--max-time',
+          '15',
+          ...mode,
+          `ftp://${host}/${FTP_FILES.hello.path}`,
+        ]);
+        assert.equal(r.code, 0, `${host} ${mode.join(' ')}: ${r.stderr}`);
+        assert.equal(r.stdout, FTP_FILES.hello.text);
+      }
+    }
+    const up = inNode(
+      'client',
+      ['curl', '-sS', '--max-time', '15', '-T', '-', `ftp://${LAB_ADDR.server4}/incoming/from-test.txt`],
+      'uploaded\n',
+    );
+    assert.equal(up.code, 0, up.stderr);
+    const s = status();
+    const log = readFileSync(s.logs?.vsftpd ?? '', 'utf8');
+    assert.match(log, /"PORT |"EPRT /, 'an active-mode transfer');
+    assert.match(log, /"PASV"|"EPSV"/, 'a passive-mode transfer');
+    assert.match(log, /OK UPLOAD: Client "[^"]*198\.18\.10\.10", "\/incoming\/from-test\.txt", 9 bytes/);
+  });
+
+  it('the banner service and the canaries name the peer they see, and the servers log it', () => {
+    const r = inNode(
+      'client',
+      ['nc', '-q', '1', '-w', '5', LAB_ADDR.server4, String(LAB_PORTS.banner[0])],
+      'echo me\n',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(`^tzorp-lab banner: you are ${LAB_ADDR.client4.replaceAll('.', '\\.')} port \\d+`),
+    );
+    assert.match(r.stdout, /echo me/);
+    const c = inNode('client', ['nc', '-s', LAB_ADDR.admin4, '-w', '5', LAB_ADDR.server4, '5555']);
+    assert.match(c.stdout, /canary on port 5555: you are 198\.18\.30\.10/);
+    const recs = serverRecords(status().logs?.servers ?? '');
+    assert.ok(recs.some((x) => x.event === 'banner' && x.peer === LAB_ADDR.client4));
+    assert.ok(recs.some((x) => x.event === 'canary' && x.port === 5555 && x.peer === LAB_ADDR.admin4));
+  });
+
+  it('exec passes the exit code through', () => {
+    assert.equal(inNode('fw', ['sh', '-c', 'exit 7']).code, 7);
+    const ip = inNode('fw', ['ip', '-br', 'addr', 'show', 'eth2']);
+    assert.match(ip.stdout, /198\.19\.0\.1\/24/);
+  });
+
+  it('down leaves nothing behind and is idempotent', () => {
+    const stateDir = status().stateDir;
+    const d = tzorp(['lab', 'down', '--name', NAME]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(labNamespacesLeft(), []);
+    for (const pid of pids) assert.equal(running(pid), false, `pid ${pid} still runs`);
+    assert.equal(existsSync(stateDir), false);
+    const again = tzorp(['lab', 'down', '--name', NAME]);
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /was not up/);
+    assert.equal(tzorp(['lab', 'status', '--name', NAME]).code, 1);
+  });
+});
