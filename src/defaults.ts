@@ -9,6 +9,9 @@ export const DEFAULTS = {
   listenV4: '127.0.0.1',
   listenV6: '::1',
   listenPortBase: 50000, // proxy service with id i listens on listenPortBase + i - 1
+  routingProtocol: 122, // rtnetlink protocol that tags tzorp's ip rules and routes (flush finds them by it)
+  routingRulePrefLocal: 9000, // `iif lo fwmark M/M lookup main`: tzorp's own marked sockets route normally
+  routingRulePrefTproxy: 9001, // `fwmark M/M lookup <table>`: diverted packets are delivered locally
   // policy loader
   maxPolicyBytes: 64 * 1024 * 1024, // refuse larger files before parsing: bounded memory
   maxYamlAliasCount: 100, // YAML alias expansion limit ("billion laughs")

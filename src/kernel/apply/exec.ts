@@ -1,0 +1,70 @@
+// Running nft, ip and reading/writing sysctls: the only place the kernel module touches the system.
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { TzorpError } from '../../errors.ts';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program (no shell), optionally feeding stdin. `prefix` (e.g. ["ip","netns","exec","ns"])
+ * runs it in another network namespace; by default it runs in the current one. */
+export function run(cmd: string, args: string[], input?: string, prefix: string[] = []): Promise<RunResult> {
+  const argv = [...prefix, cmd, ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT')
+        reject(new TzorpError('KERNEL_TOOL_MISSING', `${argv[0]} is not installed`, { cause: e }));
+      else reject(e);
+    });
+    child.on('close', (code) =>
+      resolve({
+        code: code ?? 1,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      }),
+    );
+    child.stdin.on('error', () => {}); // the tool may exit before reading everything; its code says why
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** Where a sysctl lives under /proc/sys (this process's network namespace). */
+function sysctlPath(name: string): string {
+  return `/proc/sys/${name.replace(/\./g, '/')}`;
+}
+
+export async function readSysctl(name: string, prefix: string[] = []): Promise<string | null> {
+  if (prefix.length > 0) {
+    const r = await run('sysctl', ['-n', name], undefined, prefix);
+    return r.code === 0 ? r.stdout.trim() : null;
+  }
+  try {
+    return (await readFile(sysctlPath(name), 'utf8')).trim();
+  } catch {
+    return null;
+  }
+}
+
+export async function writeSysctl(name: string, value: string, prefix: string[] = []): Promise<void> {
+  if (prefix.length > 0) {
+    const r = await run('sysctl', ['-q', '-w', `${name}=${value}`], undefined, prefix);
+    if (r.code !== 0)
+      throw new TzorpError('KERNEL_SYSCTL', `cannot set ${name}=${value}: ${r.stderr.trim()}`);
+    return;
+  }
+  try {
+    await writeFile(sysctlPath(name), value);
+  } catch (e) {
+    throw new TzorpError('KERNEL_SYSCTL', `cannot set ${name}=${value}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}

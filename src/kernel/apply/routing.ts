@@ -1,0 +1,166 @@
+// Policy routing for diverted packets (linux-tproxy.md, "Exact configuration"), per family:
+//   ip rule  pref 9000 iif lo fwmark M/M lookup main     (tzorp's own marked sockets route normally)
+//   ip rule  pref 9001 fwmark M/M lookup <table>          (diverted packets are delivered locally)
+//   ip route local default dev lo table <table>
+// Every rule and route carries rtnetlink protocol 122 ("tzorp"), so `flush` and re-apply find exactly
+// what tzorp installed and nothing else. Installation is idempotent: what exists is kept, what is
+// missing is added, tzorp's leftovers that no longer fit (another table id or mark) are removed.
+import { DEFAULTS } from '../../defaults.ts';
+import { TzorpError } from '../../errors.ts';
+import { run } from './exec.ts';
+
+export interface RoutingSpec {
+  mark: number;
+  table: number;
+}
+
+interface IpRule {
+  priority?: number;
+  fwmark?: string;
+  fwmask?: string;
+  iif?: string;
+  table?: string;
+  protocol?: string;
+}
+
+const PROTO = String(DEFAULTS.routingProtocol);
+
+function hexMark(n: number): string {
+  return `0x${(n >>> 0).toString(16)}`;
+}
+
+function desiredRules(spec: RoutingSpec): { pref: number; args: string[]; match: (r: IpRule) => boolean }[] {
+  const m = hexMark(spec.mark);
+  const fw = (r: IpRule): boolean => Number(r.fwmark) === spec.mark && Number(r.fwmask) === spec.mark;
+  return [
+    {
+      pref: DEFAULTS.routingRulePrefLocal,
+      args: ['iif', 'lo', 'fwmark', `${m}/${m}`, 'lookup', 'main'],
+      match: (r) =>
+        r.priority === DEFAULTS.routingRulePrefLocal && fw(r) && r.iif === 'lo' && r.table === 'main',
+    },
+    {
+      pref: DEFAULTS.routingRulePrefTproxy,
+      args: ['fwmark', `${m}/${m}`, 'lookup', String(spec.table)],
+      match: (r) =>
+        r.priority === DEFAULTS.routingRulePrefTproxy &&
+        fw(r) &&
+        r.iif === undefined &&
+        r.table === String(spec.table),
+    },
+  ];
+}
+
+async function ip(family: 4 | 6, args: string[], prefix: string[]): Promise<string> {
+  const r = await run('ip', [`-${family}`, ...args], undefined, prefix);
+  if (r.code !== 0) {
+    throw new TzorpError(
+      'KERNEL_ROUTING',
+      `ip -${family} ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`,
+    );
+  }
+  return r.stdout;
+}
+
+async function tzorpRules(family: 4 | 6, prefix: string[]): Promise<IpRule[]> {
+  const out = await ip(family, ['-j', 'rule', 'show'], prefix);
+  return (JSON.parse(out || '[]') as IpRule[]).filter((r) => r.protocol === PROTO);
+}
+
+async function tzorpRouteTables(family: 4 | 6, prefix: string[]): Promise<number[]> {
+  const out = await ip(family, ['-j', 'route', 'show', 'table', 'all', 'proto', PROTO], prefix);
+  const routes = JSON.parse(out || '[]') as { table?: string; type?: string; dst?: string }[];
+  return [
+    ...new Set(routes.filter((r) => r.type === 'local' && r.dst === 'default').map((r) => Number(r.table))),
+  ];
+}
+
+/** A record of what `ensureRouting` changed, so a later failure can put it back. */
+export interface RoutingUndo {
+  added: { family: 4 | 6; kind: 'rule' | 'route'; args: string[] }[];
+  removed: { family: 4 | 6; kind: 'rule' | 'route'; args: string[] }[];
+}
+
+function ruleArgs(r: IpRule): string[] {
+  const a = ['pref', String(r.priority)];
+  if (r.iif) a.push('iif', r.iif);
+  a.push('fwmark', `${r.fwmark}/${r.fwmask}`, 'lookup', String(r.table), 'protocol', PROTO);
+  return a;
+}
+
+export async function ensureRouting(spec: RoutingSpec, prefix: string[] = []): Promise<RoutingUndo> {
+  const undo: RoutingUndo = { added: [], removed: [] };
+  try {
+    for (const family of [4, 6] as const) {
+      const have = await tzorpRules(family, prefix);
+      const want = desiredRules(spec);
+      for (const w of want) {
+        if (have.some(w.match)) continue;
+        const args = ['pref', String(w.pref), ...w.args, 'protocol', PROTO];
+        await ip(family, ['rule', 'add', ...args], prefix);
+        undo.added.push({ family, kind: 'rule', args });
+      }
+      const tables = await tzorpRouteTables(family, prefix);
+      const routeArgs = (t: number): string[] => [
+        'local',
+        'default',
+        'dev',
+        'lo',
+        'table',
+        String(t),
+        'proto',
+        PROTO,
+      ];
+      if (!tables.includes(spec.table)) {
+        await ip(family, ['route', 'add', ...routeArgs(spec.table)], prefix);
+        undo.added.push({ family, kind: 'route', args: routeArgs(spec.table) });
+      }
+      // leftovers of an earlier apply with another table or mark
+      for (const r of have) {
+        if (want.some((w) => w.match(r))) continue;
+        const args = ruleArgs(r);
+        await ip(family, ['rule', 'del', ...args], prefix);
+        undo.removed.push({ family, kind: 'rule', args });
+      }
+      for (const t of tables) {
+        if (t === spec.table) continue;
+        await ip(family, ['route', 'del', ...routeArgs(t)], prefix);
+        undo.removed.push({ family, kind: 'route', args: routeArgs(t) });
+      }
+    }
+  } catch (e) {
+    await undoRouting(undo, prefix);
+    throw e;
+  }
+  return undo;
+}
+
+/** Puts back what `ensureRouting` changed (best effort: every step is tried). */
+export async function undoRouting(undo: RoutingUndo, prefix: string[] = []): Promise<void> {
+  for (const a of [...undo.added].reverse()) {
+    await run('ip', [`-${a.family}`, a.kind, 'del', ...a.args], undefined, prefix);
+  }
+  for (const r of [...undo.removed].reverse()) {
+    await run('ip', [`-${r.family}`, r.kind, 'add', ...r.args], undefined, prefix);
+  }
+}
+
+/** Removes every ip rule and route that carries tzorp's protocol tag. Returns how many. */
+export async function removeRouting(prefix: string[] = []): Promise<number> {
+  let n = 0;
+  for (const family of [4, 6] as const) {
+    for (const r of await tzorpRules(family, prefix)) {
+      await ip(family, ['rule', 'del', ...ruleArgs(r)], prefix);
+      n++;
+    }
+    for (const t of await tzorpRouteTables(family, prefix)) {
+      await ip(
+        family,
+        ['route', 'del', 'local', 'default', 'dev', 'lo', 'table', String(t), 'proto', PROTO],
+        prefix,
+      );
+      n++;
+    }
+  }
+  return n;
+}
