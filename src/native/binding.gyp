@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "tzorp_native",
+      "sources": ["tzorp_native.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

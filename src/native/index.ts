@@ -1,0 +1,177 @@
+// Typed wrapper of the tzorp_native addon (tzorp_native.c): the socket calls Node.js cannot make.
+// Built by scripts/setup.mjs (`npm run build`) with node-gyp into build/Release/tzorp_native.node.
+// Every function throws TzorpError NATIVE_CALL (details: call, errno, code) when the system call fails
+// and NATIVE_MISSING when the addon was not built. See docs/native.md.
+import { createRequire } from 'node:module';
+import type { Server, Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TzorpError } from '../errors.ts';
+
+interface RawAddon {
+  listen(
+    host: string,
+    port: number,
+    backlog: number,
+    opts?: {
+      transparent?: boolean;
+      reuseAddr?: boolean;
+      reusePort?: boolean;
+      v6Only?: boolean;
+      mark?: number;
+    },
+  ): number;
+  socket(
+    family: 4 | 6,
+    bindHost: string | null,
+    bindPort: number,
+    opts?: { transparent?: boolean; mark?: number; reuseAddr?: boolean },
+  ): number;
+  getMark(fd: number): number;
+  setMark(fd: number, mark: number): void;
+  getTransparent(fd: number): boolean;
+  close(fd: number): void;
+}
+
+/** Where setup.mjs puts the built addon. */
+export const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), 'build/Release/tzorp_native.node');
+
+let addon: RawAddon | null = null;
+let loadError: unknown = null;
+
+function load(): RawAddon {
+  if (addon) return addon;
+  if (loadError === null) {
+    try {
+      addon = createRequire(import.meta.url)(ADDON_PATH) as RawAddon;
+      return addon;
+    } catch (e) {
+      loadError = e;
+    }
+  }
+  throw new TzorpError(
+    'NATIVE_MISSING',
+    `the native addon is not built (${ADDON_PATH}); run \`npm run build\` (node-gyp, needs make and a C compiler)`,
+    { cause: loadError, details: { path: ADDON_PATH } },
+  );
+}
+
+/** True when the addon is built and loads. Never throws. */
+export function nativeAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+
+/** Run one addon call; a system-call failure becomes NATIVE_CALL naming the call and the errno. */
+function call<T>(what: string, f: (a: RawAddon) => T): T {
+  const a = load();
+  try {
+    return f(a);
+  } catch (e) {
+    const err = e as Error & { syscall?: string; errno?: number };
+    if (typeof err.errno === 'number' && typeof err.syscall === 'string') {
+      const code = errnoNames.get(err.errno) ?? `E${err.errno}`;
+      throw new TzorpError('NATIVE_CALL', `${what}: ${err.syscall} failed with ${code} (${err.message})`, {
+        cause: e,
+        details: { call: err.syscall, errno: err.errno, code, op: what },
+      });
+    }
+    // A TypeError from the addon is a bug in our caller: keep it as it is.
+    throw e;
+  }
+}
+
+export interface ListenFdOptions {
+  /** Listen backlog (default 4096). */
+  backlog?: number;
+  /** IP_TRANSPARENT / IPV6_TRANSPARENT before bind (default true): TPROXY only assigns to such sockets. */
+  transparent?: boolean;
+  /** SO_REUSEPORT: several processes (workers) share one listening address. */
+  reusePort?: boolean;
+  /** IPV6_V6ONLY for IPv6 listeners (default false = dual stack for "::"). */
+  v6Only?: boolean;
+  /** SO_MARK on the listening socket. */
+  mark?: number;
+}
+
+/** A listening, non-blocking TCP socket for `net.Server.listen({ fd })`. */
+export function listenFd(host: string, port: number, opts: ListenFdOptions = {}): number {
+  const o: Parameters<RawAddon['listen']>[3] = {
+    transparent: opts.transparent ?? true,
+    reusePort: opts.reusePort ?? false,
+    v6Only: opts.v6Only ?? false,
+  };
+  if (opts.mark !== undefined) o.mark = opts.mark;
+  return call(`listen on ${fmt(host, port)}`, (a) => a.listen(host, port, opts.backlog ?? 4096, o));
+}
+
+export interface ClientFdOptions {
+  /** Bind to this address first (may be foreign when `transparent`); null/undefined = no address. */
+  host?: string | null;
+  /** Bind to this port (0 = chosen at connect(); with a host that uses IP_BIND_ADDRESS_NO_PORT). */
+  port?: number;
+  /** IP_TRANSPARENT / IPV6_TRANSPARENT before bind: needed for a foreign (forged) address. */
+  transparent?: boolean;
+  /** SO_MARK for the upstream packets. */
+  mark?: number;
+  /** SO_REUSEADDR before binding an explicit port (forge_port exact/number after TIME_WAIT). */
+  reuseAddr?: boolean;
+}
+
+/** An unconnected, non-blocking TCP socket, bound as asked, for `new net.Socket({ fd }).connect()`. */
+export function clientFd(family: 4 | 6, opts: ClientFdOptions = {}): number {
+  const o: Parameters<RawAddon['socket']>[3] = {
+    transparent: opts.transparent ?? false,
+    reuseAddr: opts.reuseAddr ?? false,
+  };
+  if (opts.mark !== undefined) o.mark = opts.mark;
+  const port = opts.port ?? 0;
+  return call(`client socket bound to ${fmt(opts.host ?? '*', port)}`, (a) =>
+    a.socket(family, opts.host ?? null, port, o),
+  );
+}
+
+/** SO_MARK of a socket (an accepted socket carries the SYN's mark with net.ipv4.tcp_fwmark_accept=1). */
+export function getMark(fd: number): number {
+  return call('get SO_MARK', (a) => a.getMark(fd));
+}
+
+export function setMark(fd: number, mark: number): void {
+  call('set SO_MARK', (a) => a.setMark(fd, mark));
+}
+
+/** IP_TRANSPARENT / IPV6_TRANSPARENT of a socket, by its family. */
+export function getTransparent(fd: number): boolean {
+  return call('get IP_TRANSPARENT', (a) => a.getTransparent(fd));
+}
+
+/** Close an fd from listenFd/clientFd that was never handed to a net.Socket/net.Server. */
+export function closeFd(fd: number): void {
+  call('close', (a) => a.close(fd));
+}
+
+/**
+ * The file descriptor under a net.Socket or net.Server. Node 20 has no public API for it; this reads
+ * the internal `_handle.fd` (libuv's fd of a TCP handle). The one place that knows this hack.
+ * Throws NATIVE_CALL when the object has no fd (not yet connected/listening, or already closed).
+ */
+export function socketFd(s: Socket | Server): number {
+  const fd = (s as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) {
+    throw new TzorpError('NATIVE_CALL', 'the socket has no file descriptor (not open, or closed)', {
+      details: { call: '_handle.fd', errno: 0, code: 'EBADF' },
+    });
+  }
+  return fd;
+}
+
+function fmt(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,319 @@
+// tzorp_native: the few socket calls Node.js cannot make (linux-tproxy.md, "Node.js approach").
+//
+// - listen():  a transparent listening socket (IP_TRANSPARENT / IPV6_TRANSPARENT set before bind, so
+//              TPROXY can assign diverted connections to it), handed to net.Server.listen({fd}).
+// - socket():  an unconnected client socket bound to a (possibly foreign) address and port before
+//              connect (forge_addr / forge_port). IP_TRANSPARENT must be set before bind(), and Node
+//              has no hook between socket() and bind(). The fd goes to new net.Socket({fd}).connect(),
+//              so Node's own connect path gives 'connect', ECONNREFUSED and timeouts (pitfall 8:
+//              connecting here would lose the 'connect' event).
+// - getMark()/setMark(): SO_MARK (tcp_fwmark_accept makes an accepted socket carry the SYN's mark,
+//              which is how a proxy learns the kernel's rule id).
+// - getTransparent(): read IP(V6)_TRANSPARENT back (tests).
+// - close():   release an fd nobody adopted.
+//
+// Only node_api.h (N-API), plain C. Every failure throws an Error with `syscall` (the call that
+// failed, e.g. "bind") and `errno` (the positive errno value); the TypeScript wrapper turns that into
+// a TzorpError NATIVE_CALL with the errno's name.
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef IP_TRANSPARENT
+#define IP_TRANSPARENT 19
+#endif
+#ifndef IPV6_TRANSPARENT
+#define IPV6_TRANSPARENT 75
+#endif
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+#ifndef SO_REUSEPORT
+#define SO_REUSEPORT 15
+#endif
+#ifndef SO_MARK
+#define SO_MARK 36
+#endif
+
+#define HOST_MAX 64
+
+// Throw Error(message) with .syscall and .errno; returns NULL so callers can `return throw_errno(...)`.
+static napi_value throw_errno(napi_env env, const char *call, int err) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s failed: %s (errno %d)", call, strerror(err), err);
+  napi_value jmsg, error, jcall, jerrno;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
+  napi_create_error(env, NULL, jmsg, &error);
+  napi_create_string_utf8(env, call, NAPI_AUTO_LENGTH, &jcall);
+  napi_create_int32(env, err, &jerrno);
+  napi_set_named_property(env, error, "syscall", jcall);
+  napi_set_named_property(env, error, "errno", jerrno);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  for (size_t i = argc; i < want; i++) napi_get_undefined(env, &argv[i]);
+  return true;
+}
+
+static bool is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_undefined || t == napi_null;
+}
+
+static bool get_int(napi_env env, napi_value v, int64_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return false;
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+// Boolean property of an options object; `dflt` when absent.
+static bool get_flag(napi_env env, napi_value obj, const char *name, bool dflt) {
+  if (is_nullish(env, obj)) return dflt;
+  napi_value v;
+  bool has = false;
+  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) return dflt;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return dflt;
+  bool b = dflt;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) return dflt;
+  return b;
+}
+
+// Integer property of an options object; returns false when absent.
+static bool get_opt_int(napi_env env, napi_value obj, const char *name, int64_t *out) {
+  if (is_nullish(env, obj)) return false;
+  napi_value v;
+  bool has = false;
+  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) return false;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return false;
+  return get_int(env, v, out);
+}
+
+// Parse `host` (IPv4 or IPv6 text, no brackets, no scope) and `port` into a sockaddr.
+static bool make_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *len = sizeof *a4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *a6;
+    return true;
+  }
+  return false;
+}
+
+static bool get_host(napi_env env, napi_value v, char *buf) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) return false;
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, buf, HOST_MAX, &n) != napi_ok) return false;
+  return n > 0 && n < HOST_MAX - 1;
+}
+
+static int set_int_opt(int fd, int level, int name, int value) {
+  return setsockopt(fd, level, name, &value, sizeof value);
+}
+
+static int set_transparent(int fd, int family) {
+  if (family == AF_INET6) return set_int_opt(fd, SOL_IPV6, IPV6_TRANSPARENT, 1);
+  return set_int_opt(fd, SOL_IP, IP_TRANSPARENT, 1);
+}
+
+static napi_value fd_value(napi_env env, int fd) {
+  napi_value r;
+  napi_create_int32(env, fd, &r);
+  return r;
+}
+
+// Close `fd` keeping errno of the call that failed, then throw.
+static napi_value fail_close(napi_env env, int fd, const char *call) {
+  int err = errno;
+  close(fd);
+  return throw_errno(env, call, err);
+}
+
+// listen(host: string, port: number, backlog: number,
+//        opts?: { transparent?: true, reuseAddr?: true, reusePort?: false, v6Only?: false, mark?: number })
+//   -> fd of a listening, non-blocking socket.
+static napi_value Listen(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  char host[HOST_MAX];
+  int64_t port, backlog;
+  if (!get_host(env, argv[0], host)) return throw_type(env, "listen: host must be an address string");
+  if (!get_int(env, argv[1], &port) || port < 0 || port > 65535)
+    return throw_type(env, "listen: port must be 0..65535");
+  if (!get_int(env, argv[2], &backlog) || backlog < 1 || backlog > 65535)
+    return throw_type(env, "listen: backlog must be 1..65535");
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (!make_addr(host, (int)port, &ss, &len)) return throw_type(env, "listen: host is not an IPv4/IPv6 address");
+  int family = ss.ss_family;
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  if (get_flag(env, argv[3], "transparent", true) && set_transparent(fd, family) < 0)
+    return fail_close(env, fd, family == AF_INET6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)");
+  if (get_flag(env, argv[3], "reuseAddr", true) && set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
+    return fail_close(env, fd, "setsockopt(SO_REUSEADDR)");
+  if (get_flag(env, argv[3], "reusePort", false) && set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
+    return fail_close(env, fd, "setsockopt(SO_REUSEPORT)");
+  if (family == AF_INET6 &&
+      set_int_opt(fd, SOL_IPV6, IPV6_V6ONLY, get_flag(env, argv[3], "v6Only", false) ? 1 : 0) < 0)
+    return fail_close(env, fd, "setsockopt(IPV6_V6ONLY)");
+  int64_t mark;
+  if (get_opt_int(env, argv[3], "mark", &mark) && set_int_opt(fd, SOL_SOCKET, SO_MARK, (int)(uint32_t)mark) < 0)
+    return fail_close(env, fd, "setsockopt(SO_MARK)");
+  if (bind(fd, (struct sockaddr *)&ss, len) < 0) return fail_close(env, fd, "bind");
+  if (listen(fd, (int)backlog) < 0) return fail_close(env, fd, "listen");
+  return fd_value(env, fd);
+}
+
+// socket(family: 4|6, bindHost: string|null, bindPort: number,
+//        opts?: { transparent?: false, mark?: number, reuseAddr?: false })
+//   -> fd of an unconnected, non-blocking TCP socket, bound when bindHost or bindPort is given.
+// With a host and port 0, IP_BIND_ADDRESS_NO_PORT defers the port choice to connect(), per 4-tuple
+// (pitfall 5: forged tuples share the client's port space on the server).
+static napi_value Socket(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int64_t fam, port;
+  if (!get_int(env, argv[0], &fam) || (fam != 4 && fam != 6)) return throw_type(env, "socket: family must be 4 or 6");
+  if (!get_int(env, argv[2], &port) || port < 0 || port > 65535)
+    return throw_type(env, "socket: port must be 0..65535");
+  int family = fam == 6 ? AF_INET6 : AF_INET;
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  bool do_bind = false;
+  if (!is_nullish(env, argv[1])) {
+    char host[HOST_MAX];
+    if (!get_host(env, argv[1], host)) return throw_type(env, "socket: bindHost must be an address string or null");
+    if (!make_addr(host, (int)port, &ss, &len)) return throw_type(env, "socket: bindHost is not an IPv4/IPv6 address");
+    if (ss.ss_family != family) return throw_type(env, "socket: bindHost does not match the family");
+    do_bind = true;
+  } else if (port != 0) {
+    make_addr(family == AF_INET6 ? "::" : "0.0.0.0", (int)port, &ss, &len);
+    do_bind = true;
+  }
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  if (get_flag(env, argv[3], "transparent", false) && set_transparent(fd, family) < 0)
+    return fail_close(env, fd, family == AF_INET6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)");
+  int64_t mark;
+  if (get_opt_int(env, argv[3], "mark", &mark) && set_int_opt(fd, SOL_SOCKET, SO_MARK, (int)(uint32_t)mark) < 0)
+    return fail_close(env, fd, "setsockopt(SO_MARK)");
+  if (do_bind) {
+    if (port == 0) {
+      // IP_BIND_ADDRESS_NO_PORT is an IPPROTO_IP option but works for IPv6 sockets too (Linux >= 4.2).
+      if (set_int_opt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1) < 0)
+        return fail_close(env, fd, "setsockopt(IP_BIND_ADDRESS_NO_PORT)");
+    } else if (get_flag(env, argv[3], "reuseAddr", false) && set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) {
+      return fail_close(env, fd, "setsockopt(SO_REUSEADDR)");
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0) return fail_close(env, fd, "bind");
+  }
+  return fd_value(env, fd);
+}
+
+static bool get_fd(napi_env env, napi_value v, int *fd) {
+  int64_t n;
+  if (!get_int(env, v, &n) || n < 0 || n > 0x7fffffff) return false;
+  *fd = (int)n;
+  return true;
+}
+
+// getMark(fd) -> number (unsigned 32-bit)
+static napi_value GetMark(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd)) return throw_type(env, "getMark: fd must be a non-negative integer");
+  uint32_t mark = 0;
+  socklen_t len = sizeof mark;
+  if (getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &len) < 0) return throw_errno(env, "getsockopt(SO_MARK)", errno);
+  napi_value r;
+  napi_create_uint32(env, mark, &r);
+  return r;
+}
+
+// setMark(fd, mark) -> undefined
+static napi_value SetMark(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd;
+  int64_t mark;
+  if (!get_fd(env, argv[0], &fd)) return throw_type(env, "setMark: fd must be a non-negative integer");
+  if (!get_int(env, argv[1], &mark) || mark < 0 || mark > 0xffffffffLL)
+    return throw_type(env, "setMark: mark must be 0..0xffffffff");
+  uint32_t m = (uint32_t)mark;
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m) < 0) return throw_errno(env, "setsockopt(SO_MARK)", errno);
+  return NULL;
+}
+
+// getTransparent(fd) -> boolean (IP_TRANSPARENT or IPV6_TRANSPARENT, by the socket's family)
+static napi_value GetTransparent(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd)) return throw_type(env, "getTransparent: fd must be a non-negative integer");
+  struct sockaddr_storage ss;
+  socklen_t slen = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &slen) < 0) return throw_errno(env, "getsockname", errno);
+  int v = 0;
+  socklen_t len = sizeof v;
+  int rc = ss.ss_family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &v, &len)
+                                    : getsockopt(fd, SOL_IP, IP_TRANSPARENT, &v, &len);
+  if (rc < 0)
+    return throw_errno(env, ss.ss_family == AF_INET6 ? "getsockopt(IPV6_TRANSPARENT)" : "getsockopt(IP_TRANSPARENT)",
+                       errno);
+  napi_value r;
+  napi_get_boolean(env, v != 0, &r);
+  return r;
+}
+
+// close(fd) -> undefined (an fd from listen()/socket() that was never handed to Node)
+static napi_value Close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd)) return throw_type(env, "close: fd must be a non-negative integer");
+  if (close(fd) < 0) return throw_errno(env, "close", errno);
+  return NULL;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socket", NULL, Socket, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getMark", NULL, GetMark, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setMark", NULL, SetMark, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getTransparent", NULL, GetTransparent, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,60 @@
+// Addresses as the driver hands them to cores (types.ts `Addr`): canonical text, IPv4 never in the
+// ::ffff: form a dual-stack socket reports.
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import type { Addr } from '../proxy/core/types.ts';
+
+/** Canonical text of an address; an IPv4-mapped IPv6 address becomes plain IPv4. */
+export function canonicalHost(host: string): string {
+  if (isIP(host) === 0) return host;
+  const a = ipaddr.parse(host);
+  if (a.kind() === 'ipv6') {
+    const v6 = a as ipaddr.IPv6;
+    if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
+    return v6.toRFC5952String(); // RFC 5952 section 4: the one canonical text form
+  }
+  return a.toString();
+}
+
+/** The family of an address literal (4 or 6); throws for a name. */
+export function familyOf(host: string): 4 | 6 {
+  const f = isIP(host);
+  if (f === 4 || f === 6) return f;
+  throw new Error(`not an IP address: ${host}`);
+}
+
+export function makeAddr(host: string, port: number): Addr {
+  const h = canonicalHost(host);
+  return { host: h, port, family: familyOf(h) };
+}
+
+/** "1.2.3.4:80" / "[2001:db8::1]:80". */
+export function formatAddr(a: { host: string; port: number }): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** Zorp's SockAddr text form, e.g. AF_INET(1.2.3.4:80), for log lines. */
+export function zorpAddr(a: Addr | null | undefined): string {
+  if (!a) return '(NULL)';
+  return `${a.family === 6 ? 'AF_INET6' : 'AF_INET'}(${formatAddr(a)})`;
+}
+
+/** Local and remote Addr of a connected socket, or null when the socket has none (closed). */
+export function socketAddrs(sock: {
+  localAddress?: string | undefined;
+  localPort?: number | undefined;
+  remoteAddress?: string | undefined;
+  remotePort?: number | undefined;
+}): { local: Addr; remote: Addr } | null {
+  if (
+    !sock.localAddress ||
+    !sock.remoteAddress ||
+    sock.localPort === undefined ||
+    sock.remotePort === undefined
+  )
+    return null;
+  return {
+    local: makeAddr(sock.localAddress, sock.localPort),
+    remote: makeAddr(sock.remoteAddress, sock.remotePort),
+  };
+}

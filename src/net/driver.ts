@@ -1,0 +1,821 @@
+// The session driver: runs one sans-IO ProxyCore (src/proxy/core/types.ts) over real sockets. It
+// turns socket happenings into events, in order, and carries out the core's commands. It owns every
+// socket, timer and listener of the session, so when the session ends nothing is left behind.
+//
+// Backpressure (bounded memory): when a stream's write buffer holds more than `relayBufferBytes`, the
+// driver stops reading every *other* stream of the session (those are what feeds it) until that
+// buffer drains; the core then gets a 'drain' event. A core can pause/resume streams on top of that.
+import type net from 'node:net';
+import { DEFAULTS } from '../defaults.ts';
+import { TzorpError } from '../errors.ts';
+import type {
+  Addr,
+  CoreFactory,
+  LogLevel,
+  ProxyCommand,
+  ProxyCore,
+  ProxyEvent,
+  StreamId,
+  Verdict,
+} from '../proxy/core/types.ts';
+import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
+import { ChainFailed } from './chainer.ts';
+import { type Listener, openListener } from './listener.ts';
+import { RouteError } from './router.ts';
+import { type ServiceUpstream, TargetZoneDenied } from './service.ts';
+import { connectUpstream } from './upstream.ts';
+
+/** Where the driver's log lines go. `category` is Zorp's `module.category` (core.session, plug.debug). */
+export type SessionLog = (
+  category: string,
+  level: LogLevel,
+  msg: string,
+  fields: Record<string, unknown>,
+) => void;
+
+/** Bytes moved by the session, counted by the driver on the sockets. */
+export interface SessionBytes {
+  fromClient: number;
+  toClient: number;
+  fromServer: number;
+  toServer: number;
+}
+
+/** The connection summary (Zorp core.summary), handed to `onEnd` once per session. */
+export interface SessionSummary {
+  id: string;
+  service: string;
+  ruleId: number | null;
+  /** Epoch milliseconds. */
+  startedAt: number;
+  endedAt: number;
+  durationMs: number;
+  client: Addr | null;
+  /** The address the client dialled (transparent: the original destination). */
+  clientLocal: Addr | null;
+  clientZone: string | null;
+  server: Addr | null;
+  serverLocal: Addr | null;
+  serverZone: string | null;
+  bytes: SessionBytes;
+  verdict: Verdict;
+  info: string | null;
+  /** What the core reported with `account` (numbers summed, strings last value). */
+  counters: Record<string, number | string>;
+}
+
+/** A running session as `tzorp sessions` shows it. */
+export interface SessionSnapshot {
+  id: string;
+  service: string;
+  client: Addr | null;
+  clientZone: string | null;
+  server: Addr | null;
+  serverZone: string | null;
+  startedAt: number;
+  bytes: SessionBytes;
+}
+
+export interface RunSessionOptions {
+  /** Zorp-style session id, e.g. svc/intra_http:12. */
+  id: string;
+  service: string;
+  /** The accepted client connection (paused; the driver starts reading when the core wants data). */
+  socket: net.Socket;
+  /** Builds the session's core (src/proxy/index.ts maps proxy names to factories). */
+  createCore: CoreFactory;
+  /** Proxy options from the policy, already validated by the proxy's parser. */
+  options?: Record<string, unknown>;
+  /** Router, chainer, limit_target_zones_to and max_sessions of the service. Without it, connects
+   * need an explicit target and no session limit applies. */
+  upstream?: ServiceUpstream;
+  /** The kernel's decision for this connection (default: zone looked up through `upstream`). */
+  clientZone?: string | null;
+  ruleId?: number | null;
+  log?: SessionLog;
+  /** Called once with the connection summary, when the core said `done` (or the session failed). */
+  onEnd?: (summary: SessionSummary) => void;
+  /** Write-buffer limit per stream before the other streams stop being read (bytes). */
+  relayBufferBytes?: number;
+  /** Connect timeout for explicit-target connects (the chainer has its own for routed ones), ms. */
+  connectTimeoutMs?: number;
+  /** Transparent sockets for explicit-target connects (default: as the upstream does, else false). */
+  transparentUpstream?: boolean;
+  /** Clock (epoch ms) for events and the summary. */
+  now?: () => number;
+}
+
+export interface SessionHandle {
+  readonly id: string;
+  /** Resolves with the summary when the session has ended. Never rejects. */
+  readonly done: Promise<SessionSummary>;
+  snapshot(): SessionSnapshot;
+  /** Ask the core to finish (an 'abort' event): daemon stop or session kill. */
+  abort(reason: string): void;
+  /** End at once, resetting every stream (after a drain timeout). */
+  kill(reason: string): void;
+}
+
+/** After `done` or a graceful close, a peer gets this long to take our last bytes before a reset (ms):
+ * a peer that stopped reading must not keep a finished session's sockets forever. */
+const CLOSE_FLUSH_TIMEOUT_MS = 30_000;
+
+type StreamState = 'connecting' | 'open' | 'closing' | 'closed';
+
+interface Stream {
+  id: StreamId;
+  sock: net.Socket | null;
+  state: StreamState;
+  /** The core asked to pause reading. */
+  corePaused: boolean;
+  /** Write buffer over the limit: the other streams are not read; a 'drain' is owed to the core. */
+  congested: boolean;
+  /** Our side sent FIN (shutdown or close). */
+  finSent: boolean;
+  /** What the driver last told the socket: true = reading, false = paused, null = not yet. */
+  reading: boolean | null;
+  /** Writes and a shutdown the core issued while the stream was still connecting. */
+  pending: Uint8Array[];
+  pendingShutdown: boolean;
+  abort: AbortController | null;
+  error: string | undefined;
+  closedSent: boolean;
+  /** True for the routed server connection (the one in the summary). */
+  routed: boolean;
+}
+
+interface ListenerState {
+  id: StreamId;
+  listener: Listener | null;
+  closed: boolean;
+  accepted: number;
+}
+
+/**
+ * Run one session: build the core, feed it events, execute its commands, and report the summary.
+ * Returns at once; the session runs on the event loop. A core that throws ends only this session
+ * (logged as an internal 'ours' error, TZ9001).
+ */
+export function runSession(o: RunSessionOptions): SessionHandle {
+  return new Session(o).handle;
+}
+
+class Session {
+  readonly handle: SessionHandle;
+  private core: ProxyCore | null = null;
+  private readonly streams = new Map<StreamId, Stream>();
+  private readonly listeners = new Map<StreamId, ListenerState>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly queue: ProxyEvent[] = [];
+  private pumping = false;
+  private ended = false;
+  /** Async work (listen, connect) whose result is still to come. */
+  private inflight = 0;
+  private admitted = false;
+  private policyDenied = false;
+  private readonly now: () => number;
+  private readonly limit: number;
+  private readonly startedAt: number;
+  private readonly client: Addr | null;
+  private readonly clientLocal: Addr | null;
+  private readonly clientZone: string | null;
+  private server: Addr | null = null;
+  private serverLocal: Addr | null = null;
+  private serverZone: string | null = null;
+  private readonly bytes: SessionBytes = { fromClient: 0, toClient: 0, fromServer: 0, toServer: 0 };
+  private readonly counters: Record<string, number | string> = {};
+  private resolveDone!: (s: SessionSummary) => void;
+
+  constructor(private readonly o: RunSessionOptions) {
+    this.now = o.now ?? Date.now;
+    this.limit = o.relayBufferBytes ?? DEFAULTS.relayBufferBytes;
+    this.startedAt = this.now();
+    const addrs = socketAddrs(o.socket);
+    this.client = addrs?.remote ?? null;
+    this.clientLocal = addrs?.local ?? null;
+    this.clientZone =
+      o.clientZone !== undefined
+        ? o.clientZone
+        : this.client
+          ? (o.upstream?.zoneOf(this.client.host) ?? null)
+          : null;
+    const done = new Promise<SessionSummary>((r) => {
+      this.resolveDone = r;
+    });
+    this.handle = {
+      id: o.id,
+      done,
+      snapshot: () => ({
+        id: o.id,
+        service: o.service,
+        client: this.client,
+        clientZone: this.clientZone,
+        server: this.server,
+        serverZone: this.serverZone,
+        startedAt: this.startedAt,
+        bytes: { ...this.bytes },
+      }),
+      abort: (reason) => this.feed({ type: 'abort', now: this.now(), reason }),
+      kill: (reason) => this.finish('DENIED_BY_UNKNOWN_FAIL', `killed: ${reason}`, true),
+    };
+    this.start();
+  }
+
+  private log(category: string, level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
+    this.o.log?.(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
+  }
+
+  private start(): void {
+    const sock = this.o.socket;
+    sock.allowHalfOpen = true; // a client's FIN must not end the relay toward it (half-close)
+    sock.setNoDelay(true);
+    if (!this.client || !this.clientLocal) {
+      // Reset before we looked at it: nothing to serve.
+      sock.destroy();
+      this.finish(
+        'DENIED_BY_UNKNOWN_FAIL',
+        'the client connection was gone before the session started',
+        false,
+      );
+      return;
+    }
+    if (this.o.upstream) {
+      if (!this.o.upstream.admit()) {
+        this.log('core.policy', 'warn', 'Connection refused, too many sessions', {
+          client_address: zorpAddr(this.client),
+          client_zone: this.clientZone,
+          max_sessions: this.o.upstream.service.maxSessions,
+        });
+        sock.resetAndDestroy();
+        this.finish('DENIED_BY_LIMIT', `max_sessions ${this.o.upstream.service.maxSessions} reached`, false);
+        return;
+      }
+      this.admitted = true;
+    }
+    this.log('core.session', 'info', 'Starting proxy session', {
+      client_address: zorpAddr(this.client),
+      client_local: zorpAddr(this.clientLocal),
+      client_zone: this.clientZone,
+      rule_id: this.o.ruleId ?? null,
+    });
+    try {
+      this.core = this.o.createCore({
+        sessionId: this.o.id,
+        service: this.o.service,
+        options: this.o.options ?? {},
+        clientZone: this.clientZone,
+        inband: this.o.upstream?.inband ?? false,
+        clientLocal: this.clientLocal,
+      });
+    } catch (e) {
+      this.ours(e);
+      sock.destroy();
+      return;
+    }
+    const client = this.newStream('client', 'open', false);
+    this.attach(client, sock);
+    this.feed({ type: 'start', now: this.now(), client: this.client, clientLocal: this.clientLocal });
+  }
+
+  // --- events -----------------------------------------------------------------------------------
+
+  private feed(ev: ProxyEvent): void {
+    if (this.ended) return;
+    this.queue.push(ev);
+    if (this.pumping) return; // a command of the current event caused this one: keep the order
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.ended) {
+        const e = this.queue.shift()!;
+        let cmds: ProxyCommand[];
+        try {
+          cmds = this.core!.handle(e);
+        } catch (err) {
+          this.ours(err);
+          return;
+        }
+        for (const c of cmds) {
+          if (this.ended) break;
+          try {
+            this.exec(c);
+          } catch (err) {
+            this.ours(err);
+            return;
+          }
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+    this.checkStalled();
+  }
+
+  /** A core that has nothing left to wait for and did not say `done` would hang the session. */
+  private checkStalled(): void {
+    if (this.ended || this.inflight > 0 || this.timers.size > 0) return;
+    for (const s of this.streams.values()) if (s.state !== 'closed') return;
+    for (const l of this.listeners.values()) if (!l.closed) return;
+    this.ours(new Error('the core did not finish although every stream is closed'));
+  }
+
+  /** A broken invariant (a core bug, or ours): end this session only. */
+  private ours(err: unknown): void {
+    if (this.ended) return;
+    const msg = err instanceof Error ? err.message : String(err);
+    const e = new TzorpError('INTERNAL', `session ${this.o.id}: ${msg}`, { cause: err });
+    this.log('core.error', 'error', 'Internal error, ending the session', {
+      code: e.code,
+      error: msg,
+      stack: err instanceof Error ? err.stack : undefined,
+    });
+    this.finish('DENIED_BY_UNKNOWN_FAIL', `internal error: ${msg}`, true);
+  }
+
+  // --- streams ----------------------------------------------------------------------------------
+
+  private newStream(id: StreamId, state: StreamState, routed: boolean): Stream {
+    const s: Stream = {
+      id,
+      sock: null,
+      state,
+      corePaused: false,
+      congested: false,
+      finSent: false,
+      reading: null,
+      pending: [],
+      pendingShutdown: false,
+      abort: null,
+      error: undefined,
+      closedSent: false,
+      routed,
+    };
+    this.streams.set(id, s);
+    return s;
+  }
+
+  private attach(s: Stream, sock: net.Socket): void {
+    s.sock = sock;
+    s.state = 'open';
+    sock.on('data', (buf: Buffer) => {
+      if (s.state !== 'open') return; // closing: the core no longer wants this stream's bytes
+      this.count(s, 'in', buf.length);
+      this.feed({ type: 'data', now: this.now(), stream: s.id, data: buf });
+    });
+    sock.on('end', () => {
+      if (s.state !== 'open') return;
+      this.feed({ type: 'end', now: this.now(), stream: s.id });
+    });
+    sock.on('drain', () => this.onDrain(s));
+    sock.on('error', (e: Error) => {
+      s.error ??= e.message;
+    });
+    sock.on('close', () => this.onClose(s));
+    for (const d of s.pending) this.write(s, d);
+    s.pending = [];
+    if (s.pendingShutdown) this.shutdown(s);
+    this.updateReading();
+  }
+
+  private count(s: Stream, dir: 'in' | 'out', n: number): void {
+    if (s.id === 'client') {
+      if (dir === 'in') this.bytes.fromClient += n;
+      else this.bytes.toClient += n;
+    } else if (s.routed) {
+      if (dir === 'in') this.bytes.fromServer += n;
+      else this.bytes.toServer += n;
+    }
+  }
+
+  private onDrain(s: Stream): void {
+    if (!s.congested || !s.sock || s.sock.writableLength > this.limit) return;
+    s.congested = false;
+    this.updateReading();
+    if (s.state === 'open') this.feed({ type: 'drain', now: this.now(), stream: s.id });
+  }
+
+  private onClose(s: Stream): void {
+    const wasOpen = s.state !== 'closed';
+    s.state = 'closed';
+    s.congested = false;
+    s.sock = null;
+    if (wasOpen || !s.closedSent) this.sendClosed(s);
+    this.updateReading();
+  }
+
+  private sendClosed(s: Stream): void {
+    if (s.closedSent) return;
+    s.closedSent = true;
+    const ev: ProxyEvent = { type: 'closed', now: this.now(), stream: s.id };
+    if (s.error !== undefined) ev.error = s.error;
+    this.feed(ev);
+  }
+
+  /** Read a stream unless the core paused it or another stream's write buffer is over the limit. */
+  private updateReading(): void {
+    for (const s of this.streams.values()) {
+      if (!s.sock || s.state !== 'open') continue;
+      let blocked = s.corePaused;
+      if (!blocked) {
+        for (const o of this.streams.values()) {
+          if (o !== s && o.congested) {
+            blocked = true;
+            break;
+          }
+        }
+      }
+      const want = !blocked;
+      if (s.reading === want) continue;
+      s.reading = want;
+      if (want) s.sock.resume();
+      else s.sock.pause();
+    }
+  }
+
+  private stream(id: StreamId, cmd: string): Stream {
+    const s = this.streams.get(id);
+    if (!s) throw new Error(`${cmd} on unknown stream '${id}'`);
+    return s;
+  }
+
+  private write(s: Stream, data: Uint8Array): void {
+    const sock = s.sock!;
+    sock.write(data);
+    this.count(s, 'out', data.length);
+    if (!s.congested && sock.writableLength > this.limit) {
+      s.congested = true;
+      this.updateReading();
+    }
+  }
+
+  private shutdown(s: Stream): void {
+    if (s.finSent) return;
+    s.finSent = true;
+    s.sock!.end();
+  }
+
+  /** Graceful close: FIN after the queued bytes, then release; a reset if the peer does not take them. */
+  private closeGraceful(s: Stream): void {
+    const sock = s.sock;
+    if (!sock) return;
+    s.state = 'closing';
+    s.finSent = true;
+    s.congested = false;
+    const t = setTimeout(() => sock.resetAndDestroy(), CLOSE_FLUSH_TIMEOUT_MS);
+    t.unref();
+    sock.once('close', () => clearTimeout(t));
+    if (sock.writableFinished) sock.destroy();
+    else {
+      sock.once('finish', () => sock.destroy());
+      sock.end();
+    }
+  }
+
+  // --- commands ---------------------------------------------------------------------------------
+
+  private exec(c: ProxyCommand): void {
+    switch (c.type) {
+      case 'send': {
+        const s = this.stream(c.stream, 'send');
+        if (s.finSent || s.state === 'closing' || s.state === 'closed') return; // raced with a close
+        if (s.state === 'connecting') s.pending.push(c.data);
+        else this.write(s, c.data);
+        return;
+      }
+      case 'shutdown': {
+        const s = this.stream(c.stream, 'shutdown');
+        if (s.state === 'connecting') s.pendingShutdown = true;
+        else if (s.state === 'open') this.shutdown(s);
+        return;
+      }
+      case 'close': {
+        const s = this.stream(c.stream, 'close');
+        if (s.state === 'closed' || s.state === 'closing') return;
+        if (s.state === 'connecting') {
+          s.abort?.abort();
+          s.state = 'closed';
+          this.sendClosed(s);
+          return;
+        }
+        if (c.reset) s.sock!.resetAndDestroy();
+        else this.closeGraceful(s);
+        this.updateReading();
+        return;
+      }
+      case 'pause':
+      case 'resume': {
+        const s = this.stream(c.stream, c.type);
+        s.corePaused = c.type === 'pause';
+        this.updateReading();
+        return;
+      }
+      case 'connect':
+        this.connect(c.stream, c.options);
+        return;
+      case 'listen':
+        this.listen(c);
+        return;
+      case 'unlisten': {
+        const l = this.listeners.get(c.listener);
+        if (!l) throw new Error(`unlisten of unknown listener '${c.listener}'`);
+        this.closeListener(l);
+        return;
+      }
+      case 'setTimer': {
+        const old = this.timers.get(c.timer);
+        if (old) clearTimeout(old);
+        const t = setTimeout(
+          () => {
+            this.timers.delete(c.timer);
+            this.feed({ type: 'timer', now: this.now(), timer: c.timer });
+          },
+          Math.max(0, c.ms),
+        );
+        this.timers.set(c.timer, t);
+        return;
+      }
+      case 'clearTimer': {
+        const t = this.timers.get(c.timer);
+        if (t) clearTimeout(t);
+        this.timers.delete(c.timer);
+        return;
+      }
+      case 'log':
+        this.log(c.category, c.level, c.msg, c.fields ?? {});
+        return;
+      case 'account':
+        for (const [k, v] of Object.entries(c.fields)) {
+          const old = this.counters[k];
+          this.counters[k] = typeof v === 'number' && typeof old === 'number' ? old + v : v;
+        }
+        return;
+      case 'done':
+        this.finish(c.verdict, c.info ?? null, false);
+        return;
+    }
+  }
+
+  private connect(id: StreamId, options: Extract<ProxyCommand, { type: 'connect' }>['options']): void {
+    const old = this.streams.get(id);
+    if (old && old.state !== 'closed') throw new Error(`connect on stream '${id}' that is already open`);
+    const routed = !options.target;
+    const s = this.newStream(id, 'connecting', routed);
+    s.closedSent = false;
+    const abort = new AbortController();
+    s.abort = abort;
+    this.inflight++;
+    let p: Promise<{ sock: net.Socket; target: Addr; zone: string | null }>;
+    if (options.target) {
+      const target = makeAddr(options.target.host, options.target.port);
+      const transparent = this.o.transparentUpstream ?? false;
+      p = connectUpstream({
+        target,
+        local: options.local
+          ? {
+              host: options.local.host || null,
+              port: options.local.port,
+              transparent: options.local.transparent,
+            }
+          : null,
+        transparent,
+        timeoutMs: this.o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+        signal: abort.signal,
+      }).then((sock) => ({ sock, target, zone: this.o.upstream?.zoneOf(target.host) ?? null }));
+    } else if (!this.o.upstream) {
+      p = Promise.reject(new Error('no router for this session: connect needs an explicit target'));
+    } else {
+      const input = {
+        client: this.client!,
+        clientLocal: this.clientLocal!,
+        ...(options.inband ? { inband: options.inband } : {}),
+      };
+      p = this.o.upstream
+        .connectServer(input, abort.signal)
+        .then((c) => ({ sock: c.socket, target: c.target, zone: c.serverZone }));
+    }
+    p.then(
+      ({ sock, target, zone }) => {
+        this.inflight--;
+        if (this.ended || s.state !== 'connecting' || this.streams.get(id) !== s) {
+          sock.destroy();
+          this.checkStalled();
+          return;
+        }
+        const a = socketAddrs(sock);
+        const local = a?.local ?? makeAddr(target.family === 6 ? '::' : '0.0.0.0', 0);
+        if (routed) {
+          this.server = target;
+          this.serverLocal = local;
+          this.serverZone = zone;
+        }
+        this.log('core.session', 'info', 'Server connection established', {
+          stream: id,
+          server_address: zorpAddr(target),
+          server_zone: zone,
+          server_local: zorpAddr(local),
+        });
+        s.abort = null;
+        this.attach(s, sock);
+        this.feed({ type: 'connected', now: this.now(), stream: id, local, remote: a?.remote ?? target });
+      },
+      (err: unknown) => {
+        this.inflight--;
+        if (this.ended || s.state !== 'connecting' || this.streams.get(id) !== s) {
+          this.checkStalled();
+          return;
+        }
+        s.state = 'closed';
+        s.closedSent = true; // a failed connect is reported as connectFailed, not closed
+        const msg = err instanceof Error ? err.message : String(err);
+        let target: Addr | undefined;
+        if (err instanceof TargetZoneDenied) {
+          this.policyDenied = true;
+          target = err.target;
+          this.serverZone = err.zone;
+          this.server = err.target;
+          this.log('core.policy', 'warn', 'Server zone not permitted by limit_target_zones_to', {
+            server_address: zorpAddr(err.target),
+            server_zone: err.zone,
+          });
+        } else if (err instanceof ChainFailed) {
+          target = err.attempts.at(-1)?.target;
+        } else if (options.target) {
+          target = makeAddr(options.target.host, options.target.port);
+        }
+        if (routed && target && !this.server) this.server = target;
+        this.log('core.session', err instanceof RouteError ? 'error' : 'warn', 'Server connection failure', {
+          stream: id,
+          server_address: target ? zorpAddr(target) : '(NULL)',
+          error: msg,
+        });
+        const ev: ProxyEvent = { type: 'connectFailed', now: this.now(), stream: id, error: msg };
+        if (target) ev.target = target;
+        this.feed(ev);
+      },
+    );
+  }
+
+  private listen(c: Extract<ProxyCommand, { type: 'listen' }>): void {
+    if (this.listeners.has(c.listener) && !this.listeners.get(c.listener)!.closed) {
+      throw new Error(`listen on listener '${c.listener}' that is already open`);
+    }
+    const l: ListenerState = { id: c.listener, listener: null, closed: false, accepted: 0 };
+    this.listeners.set(c.listener, l);
+    const ports = portCandidates(c.port);
+    const acceptFrom = c.acceptFrom ? canonicalHost(c.acceptFrom) : null;
+    const onConnection = (sock: net.Socket) => {
+      if (this.ended || l.closed) {
+        sock.destroy();
+        return;
+      }
+      const a = socketAddrs(sock);
+      if (!a || (acceptFrom !== null && a.remote.host !== acceptFrom)) {
+        // Bounce protection: only the expected peer may use a data channel.
+        this.log('core.policy', 'warn', 'Connection from an unexpected peer refused', {
+          listener: l.id,
+          peer: a ? formatAddr(a.remote) : '(NULL)',
+          expected: acceptFrom,
+        });
+        sock.resetAndDestroy();
+        return;
+      }
+      l.accepted++;
+      const id = `${l.id}.${l.accepted}`;
+      sock.allowHalfOpen = true;
+      sock.setNoDelay(true);
+      const s = this.newStream(id, 'open', false);
+      this.attach(s, sock);
+      if (c.maxAccepts !== undefined && l.accepted >= c.maxAccepts) this.closeListener(l, false);
+      this.feed({
+        type: 'accepted',
+        now: this.now(),
+        listener: l.id,
+        stream: id,
+        local: a.local,
+        remote: a.remote,
+      });
+    };
+    this.inflight++;
+    (async () => {
+      let lastErr: unknown = new Error('empty port range');
+      for (const port of ports) {
+        try {
+          return await openListener({ host: c.host, port, transparent: c.transparent, onConnection });
+        } catch (e) {
+          lastErr = e;
+          const code = e instanceof TzorpError ? e.details?.code : undefined;
+          const inUse = code === 'EADDRINUSE' || (e instanceof Error && /EADDRINUSE/.test(e.message));
+          if (!inUse) break;
+        }
+      }
+      throw lastErr;
+    })().then(
+      (listener) => {
+        this.inflight--;
+        if (this.ended || l.closed) {
+          void listener.close();
+          this.checkStalled();
+          return;
+        }
+        l.listener = listener;
+        this.feed({ type: 'listening', now: this.now(), listener: l.id, local: listener.local });
+      },
+      (err: unknown) => {
+        this.inflight--;
+        l.closed = true;
+        if (this.ended) return;
+        this.feed({
+          type: 'listenFailed',
+          now: this.now(),
+          listener: l.id,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      },
+    );
+  }
+
+  private closeListener(l: ListenerState, check = true): void {
+    if (l.closed) return;
+    l.closed = true;
+    void l.listener?.close();
+    l.listener = null;
+    if (check && !this.pumping) this.checkStalled();
+  }
+
+  // --- the end ----------------------------------------------------------------------------------
+
+  private finish(verdict: Verdict, info: string | null, reset: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.queue.length = 0;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    for (const l of this.listeners.values()) this.closeListener(l, false);
+    for (const s of this.streams.values()) {
+      if (s.state === 'connecting') s.abort?.abort();
+      else if (s.sock && s.state !== 'closed') {
+        if (reset) s.sock.resetAndDestroy();
+        else this.closeGraceful(s);
+      }
+    }
+    // The client socket of a session that never got a core (refused, or gone) is closed by start().
+    if (this.admitted) this.o.upstream?.release();
+    // limit_target_zones_to denial ends as a connection failure in the core; Zorp calls it policy.
+    const v: Verdict =
+      this.policyDenied && verdict === 'DENIED_BY_CONNECTION_FAIL' ? 'DENIED_BY_POLICY' : verdict;
+    const endedAt = this.now();
+    const summary: SessionSummary = {
+      id: this.o.id,
+      service: this.o.service,
+      ruleId: this.o.ruleId ?? null,
+      startedAt: this.startedAt,
+      endedAt,
+      durationMs: endedAt - this.startedAt,
+      client: this.client,
+      clientLocal: this.clientLocal,
+      clientZone: this.clientZone,
+      server: this.server,
+      serverLocal: this.serverLocal,
+      serverZone: this.serverZone,
+      bytes: { ...this.bytes },
+      verdict: v,
+      info,
+      counters: { ...this.counters },
+    };
+    this.log('core.summary', 'info', 'Connection summary', {
+      rule_id: summary.ruleId,
+      session_start: new Date(summary.startedAt).toISOString(),
+      session_end: new Date(summary.endedAt).toISOString(),
+      duration_ms: summary.durationMs,
+      client_address: zorpAddr(summary.client),
+      client_zone: summary.clientZone,
+      client_local: zorpAddr(summary.clientLocal),
+      server_address: zorpAddr(summary.server),
+      server_zone: summary.serverZone,
+      server_local: zorpAddr(summary.serverLocal),
+      bytes_from_client: summary.bytes.fromClient,
+      bytes_to_server: summary.bytes.toServer,
+      bytes_from_server: summary.bytes.fromServer,
+      bytes_to_client: summary.bytes.toClient,
+      verdict: v,
+      info,
+    });
+    try {
+      this.o.onEnd?.(summary);
+    } finally {
+      this.resolveDone(summary);
+    }
+  }
+}
+
+/** Ports to try for a listen command: one port, or a range from a random offset (so concurrent
+ * sessions do not all race for the same first port). */
+function portCandidates(p: number | { min: number; max: number }): number[] {
+  if (typeof p === 'number') return [p];
+  const lo = Math.max(1, Math.min(p.min, p.max));
+  const hi = Math.min(65535, Math.max(p.min, p.max));
+  const n = hi - lo + 1;
+  const first = Math.floor(Math.random() * n);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(lo + ((first + i) % n));
+  return out;
+}

@@ -1,0 +1,174 @@
+// Everything a proxy service's sessions share: router, chainer state, limit_target_zones_to and the
+// max_sessions counter. The daemon builds one ServiceUpstream per proxy service and generation and
+// passes it to every runSession of that service.
+import { lookup } from 'node:dns/promises';
+import type net from 'node:net';
+import { nativeAvailable } from '../native/index.ts';
+import type { ProxyService } from '../policy/model.ts';
+import type { Addr } from '../proxy/core/types.ts';
+import { formatAddr, makeAddr } from './addr.ts';
+import { ChainerRuntime, ChainStop } from './chainer.ts';
+import { isAddressLiteral, localBindFor, type RouteInput, routeTargets } from './router.ts';
+import { connectUpstream } from './upstream.ts';
+
+/** Concurrent sessions per service (Zorp max_sessions). Keep one across reloads so sessions of the
+ * old generation still count. Counts within this process. */
+export class SessionLimiter {
+  private readonly counts = new Map<string, number>();
+
+  /** Take a slot; false when `max` (> 0) sessions already run. */
+  acquire(service: string, max: number): boolean {
+    const n = this.counts.get(service) ?? 0;
+    if (max > 0 && n >= max) return false;
+    this.counts.set(service, n + 1);
+    return true;
+  }
+
+  release(service: string): void {
+    const n = this.counts.get(service) ?? 0;
+    if (n <= 1) this.counts.delete(service);
+    else this.counts.set(service, n - 1);
+  }
+
+  count(service: string): number {
+    return this.counts.get(service) ?? 0;
+  }
+}
+
+/** Zone lookup (the engine's zoneOf) and the zone tree (policy.zones) for limit_target_zones_to. */
+export interface ZoneLookup {
+  zoneOf(host: string): { name: string } | null;
+  zones: ReadonlyMap<string, { parent: string | null }>;
+}
+
+/** The server connection was refused by policy (limit_target_zones_to): verdict DENIED_BY_POLICY. */
+export class TargetZoneDenied extends ChainStop {
+  constructor(
+    readonly target: Addr,
+    readonly zone: string | null,
+  ) {
+    super(`server zone ${zone ?? '(none)'} of ${formatAddr(target)} is not allowed by limit_target_zones_to`);
+  }
+}
+
+export interface ServerConnection {
+  socket: net.Socket;
+  target: Addr;
+  local: Addr;
+  serverZone: string | null;
+}
+
+export interface ServiceUpstreamOptions {
+  /** Needed for limit_target_zones_to and for the summary's server zone. */
+  zones?: ZoneLookup;
+  /** Shared max_sessions counter (default: one of its own). */
+  limiter?: SessionLimiter;
+  /** Transparent upstream sockets also when not forging (default: when the native addon is built).
+   * Zorp does this: replies then match `socket transparent 1` and take the tproxy-mark path, so the
+   * input chain needs no conntrack state for them. Without the addon, replies rely on `ct state
+   * established` in input (linux-tproxy.md pitfall 4). */
+  transparentUpstream?: boolean;
+  /** SO_MARK on upstream sockets (Zorp server_socket_mark). */
+  mark?: number;
+  /** Name resolution for inband targets (default: dns.lookup, all addresses). */
+  resolve?: (host: string) => Promise<string[]>;
+  /** Clock for the failover cache. */
+  now?: () => number;
+}
+
+type ServiceConfig = Pick<ProxyService, 'name' | 'router' | 'chainer' | 'limitTargetZonesTo' | 'maxSessions'>;
+
+async function defaultResolve(host: string): Promise<string[]> {
+  const r = await lookup(host, { all: true, verbatim: true });
+  return r.map((a) => a.address);
+}
+
+export class ServiceUpstream {
+  readonly chainer: ChainerRuntime;
+  readonly limiter: SessionLimiter;
+  private readonly transparent: boolean;
+
+  constructor(
+    readonly service: ServiceConfig,
+    private readonly opts: ServiceUpstreamOptions = {},
+  ) {
+    this.chainer = new ChainerRuntime(service.chainer, opts.now ?? Date.now);
+    this.limiter = opts.limiter ?? new SessionLimiter();
+    this.transparent = opts.transparentUpstream ?? nativeAvailable();
+  }
+
+  get name(): string {
+    return this.service.name;
+  }
+
+  /** Whether the core must name the server (CoreContext.inband). */
+  get inband(): boolean {
+    return this.service.router.type === 'inband';
+  }
+
+  /** max_sessions: take a slot for a new session, false when the service is full. */
+  admit(): boolean {
+    return this.limiter.acquire(this.service.name, this.service.maxSessions);
+  }
+
+  release(): void {
+    this.limiter.release(this.service.name);
+  }
+
+  /** The zone of an address, null without a zone lookup or outside every zone. */
+  zoneOf(host: string): string | null {
+    return this.opts.zones?.zoneOf(host)?.name ?? null;
+  }
+
+  /** limit_target_zones_to: the server's zone or one of its ancestors must be listed. */
+  targetAllowed(zone: string | null): boolean {
+    const allowed = this.service.limitTargetZonesTo;
+    if (allowed.length === 0) return true;
+    const tree = this.opts.zones?.zones;
+    for (let z = zone, depth = 0; z !== null && depth < 64; depth++) {
+      if (allowed.includes(z)) return true;
+      z = tree?.get(z)?.parent ?? null;
+    }
+    return false;
+  }
+
+  /**
+   * Route, chain and connect the session's server side. Rejects with TargetZoneDenied (policy),
+   * RouteError (impossible route), ChainFailed (every target failed) or Error('aborted').
+   */
+  async connectServer(input: RouteInput, signal?: AbortSignal): Promise<ServerConnection> {
+    const router = this.service.router;
+    const named = routeTargets(router, input);
+    const targets: Addr[] = [];
+    for (const t of named) {
+      if (isAddressLiteral(t.host)) targets.push(makeAddr(t.host, t.port));
+      else
+        for (const h of await (this.opts.resolve ?? defaultResolve)(t.host))
+          targets.push(makeAddr(h, t.port));
+    }
+    // forge_addr can only bind the client's address toward a server of the client's family.
+    const usable = router.forgeAddr ? targets.filter((t) => t.family === input.client.family) : targets;
+    if (usable.length === 0 && targets.length > 0) localBindFor(router, input.client, targets[0]!); // throws RouteError
+    const { value, target } = await this.chainer.run(usable, async (target) => {
+      const zone = this.zoneOf(target.host);
+      if (!this.targetAllowed(zone)) throw new TargetZoneDenied(target, zone);
+      try {
+        const socket = await connectUpstream({
+          target,
+          local: localBindFor(router, input.client, target),
+          transparent: this.transparent,
+          ...(this.opts.mark !== undefined ? { mark: this.opts.mark } : {}),
+          timeoutMs: this.chainer.timeoutConnectMs,
+          ...(signal ? { signal } : {}),
+        });
+        return { socket, zone };
+      } catch (e) {
+        // The session went away: that says nothing about the target, do not remember it as down.
+        if (signal?.aborted) throw new ChainStop('aborted');
+        throw e;
+      }
+    });
+    const local = makeAddr(value.socket.localAddress ?? '0.0.0.0', value.socket.localPort ?? 0);
+    return { socket: value.socket, target, local, serverZone: value.zone };
+  }
+}

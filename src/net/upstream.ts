@@ -1,0 +1,121 @@
+// Outgoing TCP connections (the server side of a session, FTP data channels). The socket is made by
+// the native addon whenever it must be transparent or bound before connect, and then connected by
+// Node (`new net.Socket({ fd }).connect()`), so Node's own connect path reports 'connect',
+// ECONNREFUSED and so on (linux-tproxy.md pitfall 8).
+import { randomInt } from 'node:crypto';
+import net from 'node:net';
+import { TzorpError } from '../errors.ts';
+import { clientFd, closeFd } from '../native/index.ts';
+import type { Addr } from '../proxy/core/types.ts';
+import { formatAddr } from './addr.ts';
+
+/** Where the upstream socket is bound before connect. `host` null = the wildcard address. */
+export interface LocalBind {
+  host: string | null;
+  /** 0 = chosen by the kernel at connect(); 'random' = a random port (Zorp Z_PORT_RANDOM). */
+  port: number | 'random';
+  /** IP(V6)_TRANSPARENT before bind: required to bind a foreign address (forge_addr). */
+  transparent: boolean;
+}
+
+export interface UpstreamConnectOptions {
+  target: Addr;
+  local?: LocalBind | null;
+  /** Make the socket transparent even when not binding (Zorp does: replies then match
+   * `socket transparent 1` and need no conntrack state in input). Needs the native addon. */
+  transparent?: boolean;
+  /** SO_MARK for this connection's packets. */
+  mark?: number;
+  /** Give up connecting after this long. */
+  timeoutMs: number;
+  /** Aborting (the session ended) destroys the socket and rejects. */
+  signal?: AbortSignal;
+}
+
+/** Random source ports are drawn from here: outside the well-known range, as Zorp's random ports. */
+const RANDOM_PORT_MIN = 1024;
+const RANDOM_PORT_MAX = 65535;
+/** Random ports tried before giving up on EADDRINUSE. */
+const RANDOM_PORT_TRIES = 16;
+
+function makeFd(o: UpstreamConnectOptions): number | null {
+  const local = o.local ?? null;
+  const transparent = (o.transparent ?? false) || (local?.transparent ?? false);
+  if (!local && !transparent && o.mark === undefined) return null; // Node alone can do this one
+  const base = {
+    host: local?.host ?? null,
+    transparent,
+    ...(o.mark !== undefined ? { mark: o.mark } : {}),
+  };
+  if (local?.port === 'random') {
+    let last: unknown;
+    for (let i = 0; i < RANDOM_PORT_TRIES; i++) {
+      try {
+        return clientFd(o.target.family, { ...base, port: randomInt(RANDOM_PORT_MIN, RANDOM_PORT_MAX + 1) });
+      } catch (e) {
+        last = e;
+        if (!(e instanceof TzorpError) || e.details?.code !== 'EADDRINUSE') throw e;
+      }
+    }
+    throw last;
+  }
+  const port = local?.port ?? 0;
+  // An explicit port (forge_port exact/number) may still sit in TIME_WAIT from the last session.
+  return clientFd(o.target.family, { ...base, port, reuseAddr: port !== 0 });
+}
+
+/**
+ * Connect to `o.target`. Resolves with the connected socket (half-open capable, Nagle off), rejects
+ * with an Error whose message says why (bind failure as TzorpError NATIVE_CALL, refusal, timeout).
+ */
+export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    if (o.signal?.aborted) {
+      reject(new Error('aborted'));
+      return;
+    }
+    let fd: number | null;
+    try {
+      fd = makeFd(o);
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    let sock: net.Socket;
+    try {
+      sock =
+        fd === null ? new net.Socket({ allowHalfOpen: true }) : new net.Socket({ fd, allowHalfOpen: true });
+    } catch (e) {
+      if (fd !== null) closeFd(fd);
+      reject(e);
+      return;
+    }
+    let settled = false;
+    const finish = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.off('connect', onConnect);
+      sock.off('error', onError);
+      o.signal?.removeEventListener('abort', onAbort);
+      if (err) {
+        sock.destroy();
+        reject(err);
+      } else {
+        sock.setNoDelay(true);
+        resolve(sock);
+      }
+    };
+    const onConnect = () => finish(null);
+    const onError = (e: Error) => finish(e);
+    const onAbort = () => finish(new Error('aborted'));
+    const timer = setTimeout(
+      () => finish(new Error(`connect to ${formatAddr(o.target)} timed out after ${o.timeoutMs} ms`)),
+      o.timeoutMs,
+    );
+    sock.once('connect', onConnect);
+    sock.once('error', onError);
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    sock.connect({ port: o.target.port, host: o.target.host, family: o.target.family });
+  });
+}

@@ -1,0 +1,225 @@
+// The plug proxy core: a byte copier between the client and the server (Zorp Plug), sans-IO.
+//
+// - The server is connected through the session's router and chainer (`connect` without a target).
+// - Until it is connected the client is not read (bounded memory: nothing is buffered here at all;
+//   the driver's backpressure keeps the socket buffers bounded).
+// - Half-close both ways: a FIN from one side becomes a shutdown (FIN) toward the other, and the
+//   other direction keeps flowing. The session is over when both directions have ended, or one side
+//   closed/reset (then the other is closed too).
+// - copy_to_server / copy_to_client false: that direction's bytes are read and dropped (Zorp).
+// - Timers: 'connect' guards the whole connect phase (the chainer's per-target timeout_connect runs
+//   in the driver); 'idle' is the plug `timeout`, restarted by data either way.
+import type {
+  CoreContext,
+  CoreFactory,
+  ProxyCommand,
+  ProxyCore,
+  ProxyEvent,
+  Verdict,
+} from '../core/types.ts';
+import { type PlugOptions, parsePlugOptions } from './options.ts';
+
+type Phase = 'init' | 'connecting' | 'relaying' | 'done';
+
+interface Side {
+  /** The peer sent FIN (or the stream is gone): nothing more comes from it. */
+  readEnded: boolean;
+  /** We sent FIN (or the stream is gone): we must not send to it any more. */
+  writeEnded: boolean;
+  closed: boolean;
+  /** Bytes read from this side. */
+  bytesIn: number;
+  /** Bytes sent to this side. */
+  bytesOut: number;
+}
+
+const IDLE = 'idle';
+const CONNECT = 'connect';
+
+export class PlugCore implements ProxyCore {
+  private phase: Phase = 'init';
+  private readonly client: Side = newSide();
+  private readonly server: Side = newSide();
+
+  constructor(readonly opts: PlugOptions) {}
+
+  handle(ev: ProxyEvent): ProxyCommand[] {
+    if (this.phase === 'done') return [];
+    const out: ProxyCommand[] = [];
+    switch (ev.type) {
+      case 'start':
+        if (this.phase !== 'init') break;
+        this.phase = 'connecting';
+        out.push(
+          { type: 'pause', stream: 'client' },
+          { type: 'connect', stream: 'server', options: {} },
+          { type: 'setTimer', timer: CONNECT, ms: this.opts.timeoutMs },
+        );
+        break;
+      case 'connected':
+        if (ev.stream !== 'server' || this.phase !== 'connecting') break;
+        this.phase = 'relaying';
+        out.push({ type: 'clearTimer', timer: CONNECT });
+        if (this.client.closed) {
+          // The client went away while we were connecting.
+          this.finish(out, 'ACCEPTED', 'client closed before the server connection was established');
+          break;
+        }
+        if (this.client.readEnded) this.endToward('server', out);
+        else out.push({ type: 'resume', stream: 'client' });
+        this.armIdle(out);
+        break;
+      case 'connectFailed':
+        if (ev.stream !== 'server' || this.phase !== 'connecting') break;
+        out.push({ type: 'clearTimer', timer: CONNECT });
+        this.server.closed = this.server.readEnded = this.server.writeEnded = true;
+        // The client sees a reset, as it would from a server that refused.
+        if (!this.client.closed) out.push({ type: 'close', stream: 'client', reset: true });
+        this.client.closed = this.client.readEnded = this.client.writeEnded = true;
+        this.finish(out, 'DENIED_BY_CONNECTION_FAIL', ev.error);
+        break;
+      case 'data': {
+        const from = this.side(ev.stream);
+        if (!from || from.readEnded) break;
+        from.bytesIn += ev.data.length;
+        const toName = ev.stream === 'client' ? 'server' : 'client';
+        const to = this.side(toName)!;
+        const copy = ev.stream === 'client' ? this.opts.copyToServer : this.opts.copyToClient;
+        if (copy && !to.writeEnded && this.phase === 'relaying' && ev.data.length > 0) {
+          out.push({ type: 'send', stream: toName, data: ev.data });
+          to.bytesOut += ev.data.length;
+        }
+        if (this.phase === 'relaying') this.armIdle(out);
+        break;
+      }
+      case 'end': {
+        const from = this.side(ev.stream);
+        if (!from || from.readEnded) break;
+        from.readEnded = true;
+        if (this.phase === 'relaying') {
+          this.endToward(ev.stream === 'client' ? 'server' : 'client', out);
+          this.maybeFinish(out);
+        }
+        break;
+      }
+      case 'closed': {
+        const s = this.side(ev.stream);
+        if (!s || s.closed) break;
+        s.closed = s.readEnded = s.writeEnded = true;
+        if (this.phase === 'connecting' && ev.stream === 'client') {
+          // Keep connecting would only waste a server connection: give up now.
+          out.push({ type: 'close', stream: 'server' });
+          this.server.closed = this.server.readEnded = this.server.writeEnded = true;
+          this.finish(out, 'ACCEPTED', 'client closed before the server connection was established');
+          break;
+        }
+        if (this.phase !== 'relaying') break;
+        const otherName = ev.stream === 'client' ? 'server' : 'client';
+        const other = this.side(otherName)!;
+        if (ev.error !== undefined || !this.bothEnded()) {
+          // One side is gone (reset, error, or closed before both directions ended): the relay is over.
+          // The other side gets what is queued for it, then a close.
+          if (!other.closed) out.push({ type: 'close', stream: otherName });
+          other.closed = other.readEnded = other.writeEnded = true;
+          this.finish(out, 'ACCEPTED', ev.error !== undefined ? `${ev.stream}: ${ev.error}` : undefined);
+        } else this.maybeFinish(out);
+        break;
+      }
+      case 'timer':
+        if (ev.timer === CONNECT && this.phase === 'connecting') {
+          this.closeAll(out);
+          this.finish(
+            out,
+            'DENIED_BY_CONNECTION_FAIL',
+            `server connection not established within ${this.opts.timeoutMs} ms`,
+          );
+        } else if (ev.timer === IDLE && this.phase === 'relaying') {
+          out.push({
+            type: 'log',
+            category: 'plug.session',
+            level: 'info',
+            msg: 'Idle timeout, closing the session',
+            fields: { timeout_ms: this.opts.timeoutMs },
+          });
+          this.closeAll(out);
+          this.finish(out, 'ACCEPTED', `idle timeout (${this.opts.timeoutMs} ms)`);
+        }
+        break;
+      case 'abort':
+        this.closeAll(out);
+        this.finish(out, 'ACCEPTED', `aborted: ${ev.reason}`);
+        break;
+      case 'drain':
+      case 'listening':
+      case 'listenFailed':
+      case 'accepted':
+        // The driver's backpressure needs nothing from us; plug opens no listeners.
+        break;
+    }
+    return out;
+  }
+
+  private side(stream: string): Side | null {
+    return stream === 'client' ? this.client : stream === 'server' ? this.server : null;
+  }
+
+  private bothEnded(): boolean {
+    return this.client.readEnded && this.server.readEnded && this.client.writeEnded && this.server.writeEnded;
+  }
+
+  /** Half-close toward `name`: its peer has nothing more to say to it. */
+  private endToward(name: 'client' | 'server', out: ProxyCommand[]): void {
+    const s = this.side(name)!;
+    if (s.writeEnded) return;
+    s.writeEnded = true;
+    out.push({ type: 'shutdown', stream: name });
+  }
+
+  private maybeFinish(out: ProxyCommand[]): void {
+    if (!this.bothEnded()) return;
+    for (const name of ['client', 'server'] as const) {
+      const s = this.side(name)!;
+      if (!s.closed) out.push({ type: 'close', stream: name });
+      s.closed = true;
+    }
+    this.finish(out, 'ACCEPTED');
+  }
+
+  private closeAll(out: ProxyCommand[]): void {
+    for (const name of ['client', 'server'] as const) {
+      const s = this.side(name)!;
+      if (name === 'server' && this.phase === 'init') continue;
+      if (!s.closed) out.push({ type: 'close', stream: name });
+      s.closed = s.readEnded = s.writeEnded = true;
+    }
+  }
+
+  private armIdle(out: ProxyCommand[]): void {
+    out.push({ type: 'setTimer', timer: IDLE, ms: this.opts.timeoutMs });
+  }
+
+  private finish(out: ProxyCommand[], verdict: Verdict, info?: string): void {
+    this.phase = 'done';
+    out.push({ type: 'clearTimer', timer: IDLE }, { type: 'clearTimer', timer: CONNECT });
+    out.push({
+      type: 'account',
+      fields: {
+        plug_bytes_from_client: this.client.bytesIn,
+        plug_bytes_to_server: this.server.bytesOut,
+        plug_bytes_from_server: this.server.bytesIn,
+        plug_bytes_to_client: this.client.bytesOut,
+      },
+    });
+    const done: ProxyCommand = { type: 'done', verdict };
+    if (info !== undefined) done.info = info;
+    out.push(done);
+  }
+}
+
+function newSide(): Side {
+  return { readEnded: false, writeEnded: false, closed: false, bytesIn: 0, bytesOut: 0 };
+}
+
+/** The plug proxy's CoreFactory: options are validated again here (cheap) so a core never runs with
+ * options its parser did not accept. */
+export const createPlugCore: CoreFactory = (ctx) => new PlugCore(parsePlugOptions(ctx.options));

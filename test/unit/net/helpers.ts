@@ -1,0 +1,83 @@
+// Loopback peers for driver tests: plain sockets, port 0, nothing else on the host touched.
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import type { ProxyService } from '../../../src/policy/model.ts';
+
+/** A server that runs `onConn` for each connection; resolves with its port and a close function. */
+export async function tcpServer(
+  onConn: (s: net.Socket) => void,
+  host = '127.0.0.1',
+): Promise<{ port: number; server: net.Server; close: () => Promise<void> }> {
+  const conns = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    conns.add(s);
+    s.on('close', () => conns.delete(s));
+    onConn(s);
+  });
+  await new Promise<void>((r) => server.listen(0, host, r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    server,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        for (const c of conns) c.destroy();
+      }),
+  };
+}
+
+/** Echo with half-close: echoes everything, ends after the client's FIN. */
+export function echo(s: net.Socket): void {
+  s.on('error', () => {});
+  s.pipe(s);
+}
+
+/** Reads all, answers with "<n bytes> <sha256>" after the client's FIN, then ends. */
+export function digestReply(s: net.Socket): void {
+  s.on('error', () => {});
+  const h = createHash('sha256');
+  let n = 0;
+  s.on('data', (d: Buffer) => {
+    n += d.length;
+    h.update(d);
+  });
+  s.on('end', () => s.end(`${n} ${h.digest('hex')}`));
+}
+
+/** Connect, send `payload`, shut the write side, collect everything until the server's FIN. */
+export function exchange(port: number, payload: Buffer | string, host = '127.0.0.1'): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ port, host, allowHalfOpen: true });
+    const parts: Buffer[] = [];
+    c.on('data', (d: Buffer) => parts.push(d));
+    c.on('end', () => {
+      c.end();
+      resolve(Buffer.concat(parts));
+    });
+    c.on('error', reject);
+    c.on('connect', () => {
+      c.write(payload);
+      c.end();
+    });
+  });
+}
+
+export function proxyService(
+  targets: { host: string; port: number }[],
+  over: Partial<ProxyService> = {},
+): Pick<ProxyService, 'name' | 'router' | 'chainer' | 'limitTargetZonesTo' | 'maxSessions'> {
+  return {
+    name: 'test_plug',
+    router: {
+      type: 'directed',
+      targets: targets.map((t) => ({ host: t.host, port: t.port, family: t.host.includes(':') ? 6 : 4 })),
+      forgeAddr: false,
+      forgePort: 'any',
+    },
+    chainer: { type: 'connect', timeoutConnectMs: 5000 },
+    limitTargetZonesTo: [],
+    maxSessions: 0,
+    ...over,
+  };
+}
