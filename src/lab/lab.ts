@@ -40,7 +40,9 @@ import {
 import { prepareVsftpd } from './vsftpd.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const DEFAULT_LAB_NAME = 'lab';
+/** `--name` when none is given: $TZORP_LAB_NAME (so the commands in the docs can be run against a test's
+ * lab unchanged), else "lab". */
+export const DEFAULT_LAB_NAME = process.env.TZORP_LAB_NAME || 'lab';
 export const DEFAULT_LAB_POLICY = join(REPO_ROOT, 'examples/policy.yaml');
 
 /** How long servers and tzorp get to come up before `up` gives up (ms): generous for a loaded CI box;

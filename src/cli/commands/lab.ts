@@ -65,7 +65,7 @@ export function printLabStatus(s: LabStatus): void {
 }
 
 function pokeHints(name: string): string {
-  const n = name === DEFAULT_LAB_NAME ? '' : ` --name ${name}`;
+  const n = name === 'lab' ? '' : ` --name ${name}`;
   return [
     'try:',
     `  tzorp lab exec client${n} -- curl -s http://${LAB_ADDR.server4}/`,
