@@ -51,7 +51,13 @@ function overlaps(a: Interval[], b: Interval[]): boolean {
 function expand(v: Variant, fields: Field[]): Interval[][] {
   let acc: Interval[][] = [[]];
   for (const f of fields) {
-    const set = v.cond[f]!;
+    let set = v.cond[f]!;
+    // interface names are numbered only to be sorted; neighbouring numbers are not a range of names
+    if (f === 'iifname') {
+      const pts: Interval[] = [];
+      for (const [lo, hi] of set) for (let x = lo; x <= hi; x++) pts.push([x, x]);
+      set = pts;
+    }
     const next: Interval[][] = [];
     for (const a of acc) for (const iv of set) next.push([...a, iv]);
     acc = next;
