@@ -410,6 +410,18 @@ describe('ftp core: bounce and port checks', () => {
 });
 
 describe('ftp core: transfers and their edges', () => {
+  /** Client PORT, server PASV, RETR sent and the server side connected. */
+  function activeClientPassiveServerRetr() {
+    const s = new Script({ data_mode: 'passive' });
+    s.login();
+    s.fromClient('PORT 198,18,1,2,195,81\r\n');
+    s.fromServer('227 (198,18,2,2,195,80)\r\n');
+    s.fromClient('RETR x\r\n');
+    const [c] = s.of('connect');
+    s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
+    return { s, c };
+  }
+
   function passiveReady(opts: Record<string, unknown> = {}) {
     const s = new Script(opts);
     s.login();
@@ -497,13 +509,7 @@ describe('ftp core: transfers and their edges', () => {
   });
 
   it('client-side connect failure turns the server`s 226 into 425', () => {
-    const s = new Script({ data_mode: 'passive' });
-    s.login();
-    s.fromClient('PORT 198,18,1,2,195,81\r\n');
-    s.fromServer('227 (198,18,2,2,195,80)\r\n');
-    s.fromClient('RETR x\r\n');
-    const [c] = s.of('connect');
-    s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
+    const { s, c } = activeClientPassiveServerRetr();
     s.fromServer('150 go\r\n');
     const [cc] = s.of('connect');
     s.ev({ type: 'connectFailed', stream: cc!.stream, error: 'ECONNREFUSED' });
@@ -513,13 +519,7 @@ describe('ftp core: transfers and their edges', () => {
   });
 
   it('bytes waiting for the other side are bounded: the source is paused, resumed once flushed', () => {
-    const s = new Script({ data_mode: 'passive' });
-    s.login();
-    s.fromClient('PORT 198,18,1,2,195,81\r\n');
-    s.fromServer('227 (198,18,2,2,195,80)\r\n');
-    s.fromClient('RETR x\r\n');
-    const [c] = s.of('connect');
-    s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
+    const { s, c } = activeClientPassiveServerRetr();
     s.data(c!.stream, bytes(40_000));
     assert.equal(s.of('pause').length, 0);
     s.data(c!.stream, bytes(40_000));
