@@ -287,7 +287,9 @@ class Sim {
     this.clientReplies.push(line);
     const code = line.slice(0, 3);
     if (line[3] === '-') return;
-    const send = (s: string) => this.clientCtl!.toCore.push(enc.encode(`${s}\r\n`));
+    const send = (s: string): void => {
+      this.clientCtl!.toCore.push(enc.encode(`${s}\r\n`));
+    };
     if (code === '220') send('USER sim');
     else if (code === '331') send('PASS sim');
     else if (code === '230') {
@@ -332,7 +334,9 @@ class Sim {
   serverCtlLine(line: string): void {
     const [verb, ...rest] = line.split(' ');
     const param = rest.join(' ');
-    const reply = (s: string) => this.serverCtl!.toCore.push(enc.encode(`${s}\r\n`));
+    const reply = (s: string): void => {
+      this.serverCtl!.toCore.push(enc.encode(`${s}\r\n`));
+    };
     switch (verb) {
       case 'USER':
         return reply('331 Password please');
