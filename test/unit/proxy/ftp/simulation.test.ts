@@ -339,18 +339,21 @@ class Sim {
     };
     switch (verb) {
       case 'USER':
-        return reply('331 Password please');
+        reply('331 Password please');
+        return;
       case 'PASS':
-        return reply('230 Logged in');
+        reply('230 Logged in');
+        return;
       case 'PASV':
       case 'EPSV': {
         this.serverPassivePort = 50000;
         const h = this.net.server.host.split('.').join(',');
-        return reply(
+        reply(
           verb === 'PASV'
             ? `227 Entering Passive Mode (${h},195,80).`
             : '229 Entering Extended Passive Mode (|||50000|)',
         );
+        return;
       }
       case 'PORT':
       case 'EPRT':
@@ -360,7 +363,8 @@ class Sim {
           this.net.fwServerSide.host,
           'PORT names the firewall server side',
         );
-        return reply('200 PORT command successful');
+        reply('200 PORT command successful');
+        return;
       case 'RETR':
       case 'STOR':
         this.pendingTransfer = verb;
