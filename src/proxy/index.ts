@@ -1,6 +1,7 @@
 // The proxy registry: proxy name (the policy's `proxy:` field) -> its core factory and option parser.
 // Each proxy module adds its own line.
 import type { CoreFactory } from './core/types.ts';
+import { createFtpCore, parseFtpOptions } from './ftp/index.ts';
 import { createPlugCore, parsePlugOptions } from './plug/index.ts';
 
 export interface ProxyModule {
@@ -13,6 +14,7 @@ export interface ProxyModule {
 
 export const PROXIES: ReadonlyMap<string, ProxyModule> = new Map<string, ProxyModule>([
   ['plug', { factory: createPlugCore, parseOptions: parsePlugOptions }],
+  ['ftp', { factory: createFtpCore, parseOptions: parseFtpOptions }],
 ]);
 
 /** The module for a proxy name, or undefined when tzorp has no such proxy. */
