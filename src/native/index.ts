@@ -34,8 +34,10 @@ interface RawAddon {
   close(fd: number): void;
 }
 
-/** Where setup.mjs puts the built addon. */
-export const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), 'build/Release/tzorp_native.node');
+/** Where setup.mjs puts the built addon; TZORP_NATIVE_ADDON overrides it (packaging, tests). */
+export const ADDON_PATH =
+  process.env.TZORP_NATIVE_ADDON ||
+  join(dirname(fileURLToPath(import.meta.url)), 'build/Release/tzorp_native.node');
 
 let addon: RawAddon | null = null;
 let loadError: unknown = null;

@@ -1,0 +1,157 @@
+// The native addon against the real kernel. Transparent sockets need CAP_NET_ADMIN: those tests skip
+// without root. Everything binds to loopback or to addresses that are never connected.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { test } from 'node:test';
+import { TzorpError } from '../../../src/errors.ts';
+import {
+  clientFd,
+  closeFd,
+  getMark,
+  getTransparent,
+  listenFd,
+  nativeAvailable,
+  setMark,
+  socketFd,
+} from '../../../src/native/index.ts';
+
+const root = process.getuid?.() === 0;
+const noAddon = nativeAvailable() ? false : 'native addon not built (npm run build)';
+const needRoot = noAddon || (root ? false : 'needs root (IP_TRANSPARENT, SO_MARK)');
+
+function listenOn(fd: number): Promise<net.Server> {
+  const srv = net.createServer((s) => s.end('hi'));
+  return new Promise((r) => srv.listen({ fd }, () => r(srv)));
+}
+
+test('transparent listener: IP_TRANSPARENT / IPV6_TRANSPARENT read back, Node adopts the fd', {
+  skip: needRoot,
+}, async () => {
+  for (const host of ['127.0.0.1', '::1']) {
+    const fd = listenFd(host, 0, { v6Only: true });
+    assert.equal(getTransparent(fd), true);
+    const srv = await listenOn(fd);
+    const port = (srv.address() as net.AddressInfo).port;
+    assert.ok(port > 0);
+    const got = await new Promise<string>((resolve, reject) => {
+      const c = net.connect({ host, port });
+      let s = '';
+      c.on('data', (d) => {
+        s += d;
+      });
+      c.on('end', () => resolve(s));
+      c.on('error', reject);
+    });
+    assert.equal(got, 'hi');
+    srv.close();
+  }
+});
+
+test('a listener without transparent reads back 0', { skip: noAddon }, () => {
+  const fd = listenFd('127.0.0.1', 0, { transparent: false });
+  try {
+    assert.equal(getTransparent(fd), false);
+  } finally {
+    closeFd(fd);
+  }
+});
+
+test('SO_REUSEPORT lets two listeners share one port; without it the second fails with EADDRINUSE', {
+  skip: noAddon,
+}, () => {
+  const a = listenFd('127.0.0.1', 0, { transparent: false, reusePort: true });
+  // Learn the port through a server adopting the fd.
+  const server = new net.Server();
+  server.listen({ fd: a });
+  const port = (server.address() as net.AddressInfo).port;
+  const b = listenFd('127.0.0.1', port, { transparent: false, reusePort: true });
+  closeFd(b);
+  assert.throws(
+    () => listenFd('127.0.0.1', port, { transparent: false }),
+    (e: unknown) =>
+      e instanceof TzorpError &&
+      e.id === 'NATIVE_CALL' &&
+      e.details?.code === 'EADDRINUSE' &&
+      e.details?.call === 'bind',
+  );
+  server.close();
+});
+
+test('SO_MARK round trip on a client socket and on a connected net.Socket', { skip: needRoot }, async () => {
+  const fd = clientFd(4, { mark: 0x80000005 });
+  assert.equal(getMark(fd), 0x80000005);
+  setMark(fd, 42);
+  assert.equal(getMark(fd), 42);
+  closeFd(fd);
+  const srv = net.createServer((s) => s.end());
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const c = net.connect({ host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
+  await new Promise((r) => c.once('connect', r));
+  setMark(socketFd(c), 0x1234);
+  assert.equal(getMark(socketFd(c)), 0x1234);
+  c.destroy();
+  srv.close();
+});
+
+test('transparent client socket binds a foreign address; IP_BIND_ADDRESS_NO_PORT defers the port', {
+  skip: needRoot,
+}, () => {
+  for (const [fam, host] of [
+    [4, '198.18.77.1'],
+    [6, '2001:db8:77::1'],
+  ] as const) {
+    const fd = clientFd(fam, { host, port: 0, transparent: true });
+    assert.equal(getTransparent(fd), true);
+    const s = new net.Socket({ fd });
+    const a = s.address() as net.AddressInfo;
+    assert.equal(a.address, host);
+    assert.equal(a.port, 0); // no port taken at bind(): chosen per 4-tuple at connect()
+    s.destroy();
+  }
+});
+
+test('a foreign address without transparent fails naming bind and EADDRNOTAVAIL', { skip: noAddon }, () => {
+  assert.throws(
+    () => clientFd(4, { host: '198.18.77.1', port: 0 }),
+    (e: unknown) =>
+      e instanceof TzorpError &&
+      e.code === 'TZ5001' &&
+      e.details?.call === 'bind' &&
+      e.details?.code === 'EADDRNOTAVAIL' &&
+      /bind failed with EADDRNOTAVAIL/.test(e.message),
+  );
+});
+
+test('bad arguments are TypeErrors, not crashes', { skip: noAddon }, () => {
+  assert.throws(() => listenFd('not-an-address', 0), TypeError);
+  assert.throws(() => listenFd('127.0.0.1', 70000), TypeError);
+  assert.throws(() => clientFd(4, { host: '::1' }), /does not match the family/);
+  assert.throws(() => setMark(-1, 1), TypeError);
+  assert.throws(
+    () => getMark(987654),
+    (e: unknown) => e instanceof TzorpError && e.details?.code === 'EBADF',
+  );
+});
+
+test('socketFd: the fd of a connected socket; a clear error for one without', { skip: noAddon }, () => {
+  assert.throws(
+    () => socketFd(new net.Socket()),
+    (e: unknown) => e instanceof TzorpError && e.id === 'NATIVE_CALL',
+  );
+});
+
+test('an addon that is not built gives NATIVE_MISSING with the fix', () => {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      "import('./src/native/index.ts').then(m => { try { m.listenFd('127.0.0.1', 0) } catch (e) { console.log(e.code, e.message) } console.log('available', m.nativeAvailable()) })",
+    ],
+    { env: { ...process.env, TZORP_NATIVE_ADDON: '/nonexistent/tzorp_native.node' }, encoding: 'utf8' },
+  );
+  assert.match(r.stdout, /TZ5002 the native addon is not built .*npm run build/);
+  assert.match(r.stdout, /available false/);
+});
