@@ -21,6 +21,9 @@ import { flattenZones, zoneAddresses } from './zones.ts';
 export interface CompileOptions {
   /** Listener port per proxy service name (what the daemon actually opened). */
   listenPorts?: Map<string, number> | Record<string, number>;
+  /** The user's own nft declarations (chains, sets), placed inside `table inet tzorp` so they can use
+   * the zone sets and are re-created with the table on every apply (docs/kernel.md). */
+  userRules?: string;
 }
 
 export interface Listener {
@@ -301,6 +304,7 @@ export function buildIR(
       management,
       bypass,
       header,
+      userRules: opts.userRules ?? null,
     },
     listeners,
   };

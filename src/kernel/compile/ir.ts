@@ -103,4 +103,6 @@ export interface RulesetIR {
   bypass: MatchIR[];
   /** Header comment lines (policy source, counts). */
   header: string[];
+  /** The user's declarations, verbatim, inside the table (CompileOptions.userRules). */
+  userRules: string | null;
 }

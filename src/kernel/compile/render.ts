@@ -414,6 +414,10 @@ export function renderRuleset(ir: RulesetIR): string {
   line('\t\ttype nat hook postrouting priority srcnat; policy accept;');
   line(`\t\tct mark & ${mask} @masquerade_services masquerade`);
   line('\t}');
+  if (ir.userRules !== null) {
+    line('\t# ---- user rules (--user-rules), verbatim ----');
+    o.push(ir.userRules.replace(/\s+$/, ''));
+  }
   line('}');
   return `${o.join('\n')}\n`;
 }

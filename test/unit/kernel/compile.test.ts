@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { intersect, normalize } from '../../../src/kernel/compile/intervals.ts';
+import { zoneIdent } from '../../../src/kernel/compile/names.ts';
+import { buildTiers } from '../../../src/kernel/compile/tiers.ts';
+import { type Variant, zeroScore } from '../../../src/kernel/compile/variants.ts';
+import { lpmRanges } from '../../../src/kernel/compile/zones.ts';
+import { compilePolicy } from '../../../src/kernel/index.ts';
+import { makePolicy } from './fixtures.ts';
+
+test('intervals: normalize merges overlapping and adjacent ranges; intersect is exact', () => {
+  assert.deepEqual(
+    normalize([
+      [5n, 9n],
+      [1n, 2n],
+      [3n, 4n],
+      [20n, 30n],
+      [25n, 26n],
+    ]),
+    [
+      [1n, 9n],
+      [20n, 30n],
+    ],
+  );
+  assert.deepEqual(
+    intersect(
+      [
+        [1n, 10n],
+        [20n, 30n],
+      ],
+      [[5n, 25n]],
+    ),
+    [
+      [5n, 10n],
+      [20n, 25n],
+    ],
+  );
+  assert.deepEqual(intersect([[1n, 2n]], [[3n, 4n]]), []);
+});
+
+test('zones: the flattened ranges give every address its longest-prefix match (brute force, 8-bit space)', () => {
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 8 })), {
+        selector: ([a, p]) => `${a >> (8 - p)}/${p}`,
+        maxLength: 12,
+      }),
+      (raw) => {
+        const nets = raw.map(([a, p], i) => {
+          const lo = BigInt((a >> (8 - p)) << (8 - p));
+          return { lo, hi: lo + (1n << BigInt(8 - p)) - 1n, zone: i + 1, p };
+        });
+        const ranges = lpmRanges(nets);
+        for (let x = 0n; x < 256n; x++) {
+          let best = 0;
+          let bestP = -1;
+          for (const n of nets) if (n.lo <= x && x <= n.hi && n.p > bestP) [best, bestP] = [n.zone, n.p];
+          const r = ranges.find((q) => q.lo <= x && x <= q.hi);
+          assert.equal(r?.zone ?? 0, best, `address ${x}`);
+        }
+        for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i - 1]!.hi < ranges[i]!.lo);
+      },
+    ),
+  );
+});
+
+test('tiers: boxes are disjoint and every point belongs to the lowest rule id whose variant holds it', () => {
+  const iv = fc
+    .tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 7 }))
+    .map(([a, b]) => (a <= b ? ([BigInt(a), BigInt(b)] as const) : ([BigInt(b), BigInt(a)] as const)));
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 20 }), iv, iv), { minLength: 1, maxLength: 10 }),
+      (specs) => {
+        const score = { ...zeroScore(), dstPort: 1, srcPort: 1 };
+        const variants: Variant[] = specs.map(([id, a, b]) => ({
+          ruleId: id,
+          score,
+          cond: { sport: [a], dport: [b] },
+        }));
+        const [tier] = buildTiers(variants);
+        for (let x = 0n; x < 8n; x++) {
+          for (let y = 0n; y < 8n; y++) {
+            const holders = tier!.boxes.filter(
+              (b) => b.iv[0]![0] <= x && x <= b.iv[0]![1] && b.iv[1]![0] <= y && y <= b.iv[1]![1],
+            );
+            assert.ok(holders.length <= 1, 'boxes overlap');
+            const want = variants
+              .filter(
+                (v) =>
+                  v.cond.sport![0]![0] <= x &&
+                  x <= v.cond.sport![0]![1] &&
+                  v.cond.dport![0]![0] <= y &&
+                  y <= v.cond.dport![0]![1],
+              )
+              .map((v) => v.ruleId);
+            assert.equal(holders[0]?.ruleId ?? null, want.length ? Math.min(...want) : null);
+          }
+        }
+      },
+    ),
+  );
+});
+
+test('tiers are ordered by score, strongest first, and a single port outranks a range', () => {
+  const p = makePolicy({
+    services: { a: { type: 'forward' }, b: { type: 'forward' } },
+    rules: [
+      { id: 1, service: 'a', dstPort: [{ lo: 1, hi: 1000 }] },
+      { id: 2, service: 'b', dstPort: [{ lo: 80, hi: 80 }] },
+    ],
+  });
+  const { ir } = compilePolicy(p);
+  const t = ir.families[4].tiers;
+  assert.equal(t.length, 2);
+  assert.equal(t[0]!.score.dstPort, 2);
+  assert.deepEqual(
+    t[0]!.lookups[0]!.elements.map((e) => e.ruleId),
+    [2],
+  );
+  assert.equal(t[1]!.score.dstPort, 1);
+});
+
+test('zone names map to nft identifiers injectively', () => {
+  assert.equal(zoneIdent('servers.audit'), 'servers.audit');
+  assert.equal(zoneIdent('dmz_a'), 'dmz_5f_a');
+  assert.equal(zoneIdent('büro'), 'b_fc_ro');
+  assert.notEqual(zoneIdent('a_5f_'), zoneIdent('a_'));
+});
+
+test('compile is deterministic and names rules and services in comments', () => {
+  const mk = () =>
+    makePolicy({
+      zones: { c: { addresses: ['198.18.10.0/24'] }, 'c.x': { parent: 'c', addresses: ['198.18.10.7'] } },
+      services: { p: { type: 'proxy' }, d: { type: 'deny', ipv4: 'tcp-reset' } },
+      rules: [
+        { id: 7, service: 'p', srcZone: ['c'], dstPort: [{ lo: 80, hi: 80 }], proto: [6] },
+        { id: 3, service: 'd', srcZone: ['c.x'] },
+      ],
+    });
+  const a = compilePolicy(mk()).text;
+  assert.equal(a, compilePolicy(mk()).text);
+  assert.match(a, /comment "rule 7 -> p \(proxy\)"/);
+  assert.match(a, /tproxy ip to 127\.0\.0\.1:50001 meta mark set 0x80000007 accept/);
+  assert.match(a, /set zone_c\.x_tree_v4/);
+  assert.match(a, /reject with tcp reset/);
+});
+
+test('listener ports: option, then listen_port, then listenPortBase + id - 1; bad names are refused', () => {
+  const p = makePolicy({
+    services: {
+      a: { type: 'proxy' },
+      b: { type: 'proxy', listenPort: 6000 },
+      c: { type: 'proxy' },
+      f: { type: 'forward' },
+    },
+    rules: [],
+  });
+  const l = compilePolicy(p, { listenPorts: { c: 7000 } }).listeners;
+  assert.deepEqual(
+    [...l].map(([n, x]) => [n, x.v4.port, x.v6.host]),
+    [
+      ['a', 50000, '::1'],
+      ['b', 6000, '::1'],
+      ['c', 7000, '::1'],
+    ],
+  );
+  assert.throws(() => compilePolicy(p, { listenPorts: { f: 1 } }), /not a proxy service/);
+});
