@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { prepareVsftpd } from '../../../src/lab/vsftpd.ts';
-import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
+import { createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 
 const skip = netnsSkipReason();
 const HERE = 'test/netns/ftp';
