@@ -199,6 +199,13 @@ function serverLine(recs: ServerRecord[]): string {
   return `${r.event} from ${r.peer}${recs.length > 1 ? ` (+${recs.length - 1} more)` : ''}`;
 }
 
+function probeText(p: ProbeResult): string {
+  if (p.outcome === 'connected') return `connected${p.firstLine ? `: "${p.firstLine}"` : ''}`;
+  if (p.outcome === 'reset') return `refused (${p.errno}: a reset)`;
+  if (p.outcome === 'timeout') return 'no answer (timed out: dropped)';
+  return `${p.outcome} (${p.errno})`;
+}
+
 export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<RowResult> {
   const { state } = ctx;
   const decision = ctx.decide(s);
@@ -257,7 +264,15 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
   let http: HttpResult | null = null;
   let ftp: FtpResult | null = null;
   let probe: ProbeResult | null = null;
-  if (s.kind === 'http') {
+  // A connection the policy refuses is tried with the probe, which tells a reset from a silent drop
+  // (and does not wait curl's whole timeout for a drop).
+  const refused = !svc || svc.type === 'deny';
+  if (refused) {
+    probe = await tcpProbe(ns, s.dst, s.port, s.src);
+    localPort = probe.localPort;
+    connected = probe.outcome === 'connected';
+    row.client = probeText(probe);
+  } else if (s.kind === 'http') {
     http = await httpGet(ns, `http://${host}:${s.port}/demo/${s.id}`, { userAgent: UA_SENT, src: s.src });
     localPort = http.localPort;
     connected = http.ok;
@@ -281,14 +296,7 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
     probe = await tcpProbe(ns, s.dst, s.port, s.src);
     localPort = probe.localPort;
     connected = probe.outcome === 'connected';
-    row.client =
-      probe.outcome === 'connected'
-        ? `connected${probe.firstLine ? `: "${probe.firstLine}"` : ''}`
-        : probe.outcome === 'reset'
-          ? `refused (${probe.errno}: a reset)`
-          : probe.outcome === 'timeout'
-            ? 'no answer (timed out: dropped)'
-            : `${probe.outcome} (${probe.errno})`;
+    row.client = probeText(probe);
   }
   // give the servers' and tzorp's logs a moment to be written (they are written as things happen)
   await new Promise((r) => setTimeout(r, 200));
