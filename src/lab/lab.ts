@@ -222,10 +222,14 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
       state.firewall = { mode: 'run', detail: `tzorp run ${policy.file}`, controlSocket: null };
     } else if (tzorpCommand('apply') && policy) {
       step('applying the policy in the firewall (tzorp apply; the daemon is not in this tree yet)');
-      const r = await runIn(ns.fw, [process.execPath, join(REPO_ROOT, 'bin/tzorp'), 'apply', policy.file], {
-        allowFail: true,
-        timeoutMs: START_TIMEOUT_MS,
-      });
+      const r = await runIn(
+        ns.fw,
+        [process.execPath, join(REPO_ROOT, 'bin/tzorp'), 'apply', policy.file, '--fix-sysctls'],
+        {
+          allowFail: true,
+          timeoutMs: START_TIMEOUT_MS,
+        },
+      );
       if (r.code !== 0) throw new LabError(`tzorp apply failed in the firewall:\n${r.stderr || r.stdout}`);
       state.firewall = {
         mode: 'apply',
