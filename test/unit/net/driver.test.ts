@@ -1,0 +1,336 @@
+// The driver with scripted cores over loopback sockets (plain, non-transparent): backpressure, timers,
+// listeners (acceptFrom, maxAccepts), explicit-target connects, policy denial, and the 'ours' path.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { after, test } from 'node:test';
+import {
+  openListener,
+  runSession,
+  ServiceUpstream,
+  type SessionHandle,
+  type SessionSummary,
+} from '../../../src/net/index.ts';
+import type { CoreFactory, ProxyCommand, ProxyEvent } from '../../../src/proxy/core/types.ts';
+import { createPlugCore } from '../../../src/proxy/plug/index.ts';
+import { proxyService, tcpServer } from './helpers.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+interface Logged {
+  category: string;
+  level: string;
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+/** Accepts one connection on a plain listener and runs a session with `createCore` on it. */
+async function oneSession(
+  createCore: CoreFactory,
+  extra: Partial<Parameters<typeof runSession>[0]> = {},
+): Promise<{ port: number; session: Promise<SessionHandle>; logs: Logged[] }> {
+  const logs: Logged[] = [];
+  let resolve!: (h: SessionHandle) => void;
+  const session = new Promise<SessionHandle>((r) => {
+    resolve = r;
+  });
+  const l = await openListener({
+    host: '127.0.0.1',
+    port: 0,
+    transparent: false,
+    onConnection: (socket) =>
+      resolve(
+        runSession({
+          id: 'svc/t:1',
+          service: 't',
+          socket,
+          createCore,
+          log: (category, level, msg, fields) => logs.push({ category, level, msg, fields }),
+          ...extra,
+        }),
+      ),
+  });
+  cleanups.push(() => l.close());
+  return { port: l.local.port, session, logs };
+}
+
+/** A core from a function; records every event it saw. */
+function scripted(fn: (ev: ProxyEvent, seen: ProxyEvent[]) => ProxyCommand[]) {
+  const seen: ProxyEvent[] = [];
+  const factory: CoreFactory = () => ({
+    handle(ev) {
+      seen.push(ev);
+      return fn(ev, seen);
+    },
+  });
+  return { seen, factory };
+}
+
+function connectClient(port: number, opts: Partial<net.NetConnectOpts> = {}): net.Socket {
+  const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true, ...opts } as net.NetConnectOpts);
+  c.on('error', () => {});
+  return c;
+}
+
+const until = async (cond: () => boolean) => {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+};
+
+test('backpressure: a server that does not read stops the client being read; nothing is lost', async () => {
+  let serverSock: net.Socket | null = null;
+  const h = createHash('sha256');
+  let got = 0;
+  const srv = await tcpServer((s) => {
+    serverSock = s;
+    s.pause(); // not reading yet
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      h.update(d);
+    });
+    s.on('end', () => s.end());
+  });
+  cleanups.push(srv.close);
+  const drains: string[] = [];
+  const { factory } = scripted((ev): ProxyCommand[] => {
+    switch (ev.type) {
+      case 'start':
+        return [
+          { type: 'connect', stream: 'server', options: { target: { host: '127.0.0.1', port: srv.port } } },
+        ];
+      case 'data':
+        return [{ type: 'send', stream: ev.stream === 'client' ? 'server' : 'client', data: ev.data }];
+      case 'end':
+        return [{ type: 'shutdown', stream: ev.stream === 'client' ? 'server' : 'client' }];
+      case 'drain':
+        drains.push(ev.stream);
+        return [];
+      case 'closed':
+        return [{ type: 'done', verdict: 'ACCEPTED' }];
+      default:
+        return [];
+    }
+  });
+  const { port, session } = await oneSession(factory, { relayBufferBytes: 64 * 1024 });
+  const payload = randomBytes(64 * 1024 * 1024);
+  const c = connectClient(port);
+  c.write(payload);
+  c.end();
+  const s = await session;
+  // Wait until the relay has stopped taking bytes from the client (the server reads nothing).
+  let last = -1;
+  let still = 0;
+  while (still < 10) {
+    await new Promise((r) => setTimeout(r, 20));
+    const n = s.snapshot().bytes.fromClient;
+    still = n === last ? still + 1 : 0;
+    last = n;
+  }
+  // Without backpressure the relay would have read the whole 64 MiB into memory by now; with it,
+  // reading stopped once the upstream buffer was full (kernel socket buffers hold the rest).
+  assert.ok(last < payload.length / 2, `read ${last} bytes from the client while the server read nothing`);
+  (serverSock as net.Socket | null)?.resume();
+  await until(() => got === payload.length);
+  assert.equal(h.digest('hex'), createHash('sha256').update(payload).digest('hex'));
+  assert.ok(drains.includes('server'), 'the core got a drain for the server stream');
+  c.destroy();
+});
+
+test('timers fire as events, clearTimer cancels, and done ends the session with the summary', async () => {
+  const { seen, factory } = scripted((ev): ProxyCommand[] => {
+    if (ev.type === 'start')
+      return [
+        { type: 'setTimer', timer: 'never', ms: 5 },
+        { type: 'setTimer', timer: 't', ms: 10 },
+        { type: 'clearTimer', timer: 'never' },
+        { type: 'account', fields: { n: 1, tag: 'a' } },
+        { type: 'account', fields: { n: 2, tag: 'b' } },
+      ];
+    if (ev.type === 'timer')
+      return [
+        { type: 'send', stream: 'client', data: Buffer.from('tick') },
+        { type: 'done', verdict: 'ACCEPTED', info: 'x' },
+      ];
+    return [];
+  });
+  const { port, session } = await oneSession(factory);
+  const c = connectClient(port);
+  let data = '';
+  c.on('data', (d) => {
+    data += d;
+  });
+  const sum = await (await session).done;
+  assert.deepEqual(
+    seen.filter((e) => e.type === 'timer').map((e) => (e as { timer: string }).timer),
+    ['t'],
+  );
+  assert.equal(sum.verdict, 'ACCEPTED');
+  assert.equal(sum.info, 'x');
+  assert.deepEqual(sum.counters, { n: 3, tag: 'b' });
+  await until(() => data === 'tick');
+  c.destroy();
+});
+
+test('listen: port range, acceptFrom refuses other peers, maxAccepts closes the listener', async () => {
+  let listening: { port: number } | null = null;
+  const { seen, factory } = scripted((ev): ProxyCommand[] => {
+    if (ev.type === 'start')
+      return [
+        {
+          type: 'listen',
+          listener: 'data',
+          host: '127.0.0.1',
+          port: { min: 20000, max: 60000 },
+          transparent: false,
+          acceptFrom: '127.0.0.1',
+          maxAccepts: 1,
+        },
+      ];
+    if (ev.type === 'listening') listening = { port: ev.local.port };
+    if (ev.type === 'accepted')
+      return [
+        { type: 'send', stream: ev.stream, data: Buffer.from('welcome') },
+        { type: 'close', stream: ev.stream },
+      ];
+    if (ev.type === 'closed' && ev.stream !== 'client') return [{ type: 'done', verdict: 'ACCEPTED' }];
+    return [];
+  });
+  const { port, session } = await oneSession(factory);
+  const c = connectClient(port);
+  const s = await session;
+  await until(() => listening !== null);
+  const lp = (listening as { port: number } | null)!.port;
+  assert.ok(lp >= 20000 && lp <= 60000);
+  // From 127.0.0.2: refused by acceptFrom.
+  const bad = connectClient(lp, { localAddress: '127.0.0.2' });
+  await new Promise((r) => bad.on('close', r));
+  // From 127.0.0.1: accepted as stream data.1.
+  const good = connectClient(lp);
+  let got = '';
+  good.on('data', (d) => {
+    got += d;
+  });
+  await new Promise((r) => good.on('end', r));
+  assert.equal(got, 'welcome');
+  const sum = await s.done;
+  assert.equal(sum.verdict, 'ACCEPTED');
+  const accepted = seen.filter((e) => e.type === 'accepted');
+  assert.equal(accepted.length, 1);
+  assert.equal((accepted[0] as { stream: string }).stream, 'data.1');
+  // maxAccepts reached: nobody listens any more.
+  const late = connectClient(lp);
+  const err = await new Promise<Error>((r) => late.on('error', r));
+  assert.match(err.message, /ECONNREFUSED/);
+  c.destroy();
+});
+
+test('explicit-target connect: sends and shutdown issued while connecting are delivered after connect', async () => {
+  let serverGot = '';
+  const srv = await tcpServer((s) => {
+    s.on('data', (d) => {
+      serverGot += d;
+    });
+    s.on('end', () => s.end('bye'));
+  });
+  cleanups.push(srv.close);
+  const { factory } = scripted((ev): ProxyCommand[] => {
+    if (ev.type === 'start')
+      return [
+        { type: 'connect', stream: 'up', options: { target: { host: '127.0.0.1', port: srv.port } } },
+        { type: 'send', stream: 'up', data: Buffer.from('early') },
+        { type: 'shutdown', stream: 'up' },
+      ];
+    if (ev.type === 'data' && ev.stream === 'up') return [{ type: 'send', stream: 'client', data: ev.data }];
+    if (ev.type === 'end' && ev.stream === 'up') return [{ type: 'done', verdict: 'ACCEPTED' }];
+    return [];
+  });
+  const { port, session } = await oneSession(factory);
+  const c = connectClient(port);
+  let got = '';
+  c.on('data', (d) => {
+    got += d;
+  });
+  const sum = await (await session).done;
+  assert.equal(sum.verdict, 'ACCEPTED');
+  assert.equal(serverGot, 'early');
+  await until(() => got === 'bye');
+  c.destroy();
+});
+
+test('limit_target_zones_to: a server outside the allowed zones ends DENIED_BY_POLICY', async () => {
+  const srv = await tcpServer((s) => s.end());
+  cleanups.push(srv.close);
+  const zones = new Map([
+    ['inside', { parent: null }],
+    ['loop', { parent: null }],
+  ]);
+  const up = new ServiceUpstream(
+    proxyService([{ host: '127.0.0.1', port: srv.port }], { limitTargetZonesTo: ['inside'] }),
+    {
+      transparentUpstream: false,
+      zones: { zoneOf: (h) => (h.startsWith('127.') ? { name: 'loop' } : null), zones },
+    },
+  );
+  const { port, session, logs } = await oneSession(createPlugCore, { upstream: up });
+  const c = connectClient(port);
+  const sum = await (await session).done;
+  assert.equal(sum.verdict, 'DENIED_BY_POLICY');
+  assert.equal(sum.serverZone, 'loop');
+  assert.equal(sum.clientZone, 'loop');
+  assert.ok(logs.some((l) => l.category === 'core.policy' && /limit_target_zones_to/.test(l.msg)));
+  c.destroy();
+});
+
+test('a core that throws ends only its session: DENIED_BY_UNKNOWN_FAIL, logged as TZ9001', async () => {
+  const { factory } = scripted((ev): ProxyCommand[] => {
+    if (ev.type === 'data') throw new Error('boom');
+    return [];
+  });
+  const { port, session, logs } = await oneSession(factory);
+  const c = connectClient(port);
+  c.write('x');
+  const closed = new Promise((r) => c.on('close', r));
+  const sum = await (await session).done;
+  assert.equal(sum.verdict, 'DENIED_BY_UNKNOWN_FAIL');
+  assert.match(sum.info ?? '', /boom/);
+  const err = logs.find((l) => l.category === 'core.error');
+  assert.equal(err?.fields.code, 'TZ9001');
+  await closed; // the client connection was torn down
+});
+
+test('a core that never says done is ended once nothing is left to wait for', async () => {
+  const { factory } = scripted(() => []);
+  const { port, session, logs } = await oneSession(factory);
+  const c = connectClient(port);
+  const s = await session;
+  c.resetAndDestroy(); // the only stream is gone; the core does nothing about it
+  const sum = await s.done;
+  assert.equal(sum.verdict, 'DENIED_BY_UNKNOWN_FAIL');
+  assert.match(sum.info ?? '', /did not finish/);
+  assert.ok(logs.some((l) => l.category === 'core.error'));
+});
+
+test('abort reaches the core; kill resets at once', async () => {
+  const { seen, factory } = scripted((ev) =>
+    ev.type === 'abort' ? [{ type: 'done', verdict: 'ACCEPTED', info: ev.reason }] : [],
+  );
+  const a = await oneSession(factory);
+  const c1 = connectClient(a.port);
+  const s1 = await a.session;
+  s1.abort('stop');
+  const sum1: SessionSummary = await s1.done;
+  assert.equal(sum1.info, 'stop');
+  assert.ok(seen.some((e) => e.type === 'abort'));
+  c1.destroy();
+
+  const b = await oneSession(scripted(() => []).factory);
+  const c2 = connectClient(b.port);
+  const reset = new Promise<Error>((r) => c2.on('error', r));
+  const s2 = await b.session;
+  s2.kill('test');
+  const sum2 = await s2.done;
+  assert.equal(sum2.info, 'killed: test');
+  assert.match((await reset).message, /ECONNRESET/);
+});
