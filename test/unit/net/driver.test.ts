@@ -98,7 +98,11 @@ test('backpressure: a server that does not read stops the client being read; not
     switch (ev.type) {
       case 'start':
         return [
-          { type: 'connect', stream: 'server', options: { target: { host: '127.0.0.1', port: srv.port } } },
+          {
+            type: 'connect',
+            stream: 'server',
+            options: { target: { host: '127.0.0.1', port: srv.port, family: 4 } },
+          },
         ];
       case 'data':
         return [{ type: 'send', stream: ev.stream === 'client' ? 'server' : 'client', data: ev.data }];
@@ -238,7 +242,11 @@ test('explicit-target connect: sends and shutdown issued while connecting are de
   const { factory } = scripted((ev): ProxyCommand[] => {
     if (ev.type === 'start')
       return [
-        { type: 'connect', stream: 'up', options: { target: { host: '127.0.0.1', port: srv.port } } },
+        {
+          type: 'connect',
+          stream: 'up',
+          options: { target: { host: '127.0.0.1', port: srv.port, family: 4 } },
+        },
         { type: 'send', stream: 'up', data: Buffer.from('early') },
         { type: 'shutdown', stream: 'up' },
       ];
