@@ -1,0 +1,188 @@
+// Generations (zorp-semantics.md 7.4): the daemon runs one policy generation at a time. A reload
+// builds the next one completely (load and check the policy, compile the ruleset, open new listeners,
+// let every worker build its engine) before anything changes; only then is the kernel ruleset applied
+// (one nft transaction) and the workers switch. A policy with errors, a ruleset nft refuses or a worker
+// that cannot prepare refuses the reload: the running generation, its listeners and its kernel table
+// stay as they are. Reloads are serialized: one waits for the one before it.
+//
+// Running sessions keep the generation they started on (workers hold its Policy/Engine objects);
+// listeners of services that stay keep their port, hence the same listening socket, across reloads.
+import { TzorpError } from '../errors.ts';
+import type { Policy } from '../policy/model.ts';
+
+/** What the policy loader returns (policy/index.ts LoadResult). */
+export interface LoadOutcome {
+  policy: Policy | null;
+  errors: TzorpError[];
+  warnings: TzorpError[];
+}
+
+export interface ListenAddr {
+  host: string;
+  port: number;
+}
+
+/** Where a proxy service's diverted connections arrive (kernel/index.ts Listener). */
+export interface ServiceListener {
+  v4: ListenAddr;
+  v6: ListenAddr;
+}
+
+export interface CompiledRuleset {
+  text: string;
+  listeners: Map<string, ServiceListener>;
+}
+
+export interface Generation {
+  n: number;
+  policy: Policy;
+  compiled: CompiledRuleset;
+  loadedAt: Date;
+  warnings: string[];
+}
+
+/** The steps a generation change needs; the daemon wires them to the policy loader, kernel module and
+ * worker pool, tests to fakes. */
+export interface GenerationSteps {
+  load(file: string): Promise<LoadOutcome>;
+  /** Checks beyond the loader (proxy names and options); returns user errors. */
+  check(policy: Policy): TzorpError[];
+  compile(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset;
+  /** Open listeners and let the workers build the generation; nothing is visible yet. */
+  prepare(next: Generation, current: Generation | null): Promise<void>;
+  /** Install the ruleset (atomic); throws when the kernel refused it. */
+  apply(next: Generation): Promise<void>;
+  /** Switch the workers to `next`, then close what only `previous` used. */
+  commit(next: Generation, previous: Generation | null): Promise<void>;
+  /** Undo `prepare` after a refusal. */
+  abort(next: Generation, current: Generation | null): Promise<void>;
+}
+
+export interface ReloadOutcome {
+  generation: Generation;
+  previous: Generation | null;
+  servicesAdded: string[];
+  servicesRemoved: string[];
+}
+
+/** Refused reload: the user's errors (file:line:col) or the environment's (nft, listeners). */
+export function refused(errors: TzorpError[], warnings: TzorpError[] = []): TzorpError {
+  const lines = errors.map((e) => e.format());
+  return new TzorpError(
+    'DAEMON_RELOAD_REFUSED',
+    `the policy was refused (${errors.length} error${errors.length === 1 ? '' : 's'}); the running generation stays`,
+    { details: { errors: lines, warnings: warnings.map((w) => w.format()) } },
+  );
+}
+
+function proxyNames(p: Policy): string[] {
+  return [...p.services.values()].filter((s) => s.type === 'proxy').map((s) => s.name);
+}
+
+/**
+ * Listener ports for the next policy: an explicit `listen_port` wins; a proxy service that already
+ * runs keeps its port (same socket, no gap); a new one gets listenPortBase + id - 1 unless that port is
+ * taken, then the next free port from the base up.
+ */
+export function planListenPorts(
+  policy: Policy,
+  previous: Map<string, ServiceListener> | null,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  const used = new Set<number>();
+  const proxies = [...policy.services.values()].filter((s) => s.type === 'proxy').sort((a, b) => a.id - b.id);
+  for (const s of proxies) {
+    if (s.type === 'proxy' && s.listenPort !== null) {
+      out.set(s.name, s.listenPort);
+      used.add(s.listenPort);
+    }
+  }
+  for (const s of proxies) {
+    if (out.has(s.name)) continue;
+    const kept = previous?.get(s.name)?.v4.port;
+    if (kept !== undefined && !used.has(kept)) {
+      out.set(s.name, kept);
+      used.add(kept);
+    }
+  }
+  for (const s of proxies) {
+    if (out.has(s.name)) continue;
+    let port = policy.settings.listenPortBase + s.id - 1;
+    while (used.has(port) && port < 65535) port++;
+    out.set(s.name, port);
+    used.add(port);
+  }
+  return out;
+}
+
+export class Generations {
+  private currentGen: Generation | null = null;
+  private counter = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly policyFile: string,
+    private readonly steps: GenerationSteps,
+  ) {}
+
+  get current(): Generation | null {
+    return this.currentGen;
+  }
+
+  /** Load and switch to the policy file's current content. Serialized; rejects with
+   * DAEMON_RELOAD_REFUSED (details.errors) when refused, leaving the running generation in place. */
+  reload(): Promise<ReloadOutcome> {
+    const run = this.chain.then(
+      () => this.reloadNow(),
+      () => this.reloadNow(),
+    );
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async reloadNow(): Promise<ReloadOutcome> {
+    const loaded = await this.steps.load(this.policyFile);
+    if (!loaded.policy || loaded.errors.length > 0) throw refused(loaded.errors, loaded.warnings);
+    const policy = loaded.policy;
+    const checkErrors = this.steps.check(policy);
+    if (checkErrors.length > 0) throw refused(checkErrors, loaded.warnings);
+    const previous = this.currentGen;
+    let compiled: CompiledRuleset;
+    try {
+      compiled = this.steps.compile(policy, planListenPorts(policy, previous?.compiled.listeners ?? null));
+    } catch (e) {
+      if (e instanceof TzorpError) throw refused([e], loaded.warnings);
+      throw e;
+    }
+    const next: Generation = {
+      n: this.counter + 1,
+      policy,
+      compiled,
+      loadedAt: new Date(),
+      warnings: loaded.warnings.map((w) => w.format()),
+    };
+    try {
+      await this.steps.prepare(next, previous);
+    } catch (e) {
+      await this.steps.abort(next, previous).catch(() => {});
+      throw e instanceof TzorpError ? refused([e], loaded.warnings) : e;
+    }
+    try {
+      await this.steps.apply(next);
+    } catch (e) {
+      await this.steps.abort(next, previous).catch(() => {});
+      throw e instanceof TzorpError ? refused([e], loaded.warnings) : e;
+    }
+    this.counter = next.n;
+    this.currentGen = next;
+    await this.steps.commit(next, previous);
+    const before = new Set(previous ? proxyNames(previous.policy) : []);
+    const after = new Set(proxyNames(policy));
+    return {
+      generation: next,
+      previous,
+      servicesAdded: [...after].filter((s) => !before.has(s)).sort(),
+      servicesRemoved: [...before].filter((s) => !after.has(s)).sort(),
+    };
+  }
+}

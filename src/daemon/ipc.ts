@@ -1,0 +1,73 @@
+// Messages between the daemon's primary process and its workers (cluster IPC with the 'advanced'
+// serialization, so a resolved Policy with its Maps and bigints crosses as it is). A request that
+// wants an answer carries `rid`; the worker answers `{ t: 'reply', rid, ok, data | error }`.
+import type { Policy } from '../policy/model.ts';
+import type { SessionInfo } from './control-protocol.ts';
+import type { LogFormat } from './log.ts';
+import type { IdBlock } from './session-ids.ts';
+import type { ServiceCounters } from './stats.ts';
+
+/** One listening socket, named by family, address and port; the primary owns the fd. */
+export interface ListenerSpec {
+  key: string;
+  family: 4 | 6;
+  host: string;
+  port: number;
+  fd: number;
+}
+
+export function listenerKey(family: 4 | 6, host: string, port: number): string {
+  return family === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export interface WorkerGenerationSpec {
+  n: number;
+  policy: Policy;
+  /** Service name -> its v4 and v6 listener keys. */
+  services: Record<string, { v4: string; v6: string }>;
+  listeners: ListenerSpec[];
+}
+
+export interface LogSettings {
+  format: LogFormat;
+  verbosity: number;
+  spec: string;
+}
+
+export type ToWorker =
+  | { t: 'init'; rid: number; index: number; log: LogSettings; tproxyMarkFallback: number }
+  /** Sent with the listening socket's handle (child_process handle passing), before a 'prepare'
+   * that names it. */
+  | { t: 'listener'; spec: ListenerSpec }
+  | { t: 'prepare'; rid: number; gen: WorkerGenerationSpec }
+  | { t: 'commit'; rid: number; n: number }
+  | { t: 'abort'; rid: number; n: number }
+  | { t: 'ids'; block: IdBlock }
+  | { t: 'admitted'; rid: number; ok: boolean }
+  | { t: 'status'; rid: number }
+  | { t: 'sessions'; rid: number }
+  /** prom-client's getMetricsAsJSON() of the worker's registry. */
+  | { t: 'metrics'; rid: number }
+  | { t: 'log'; rid: number; verbosity: number; spec: string }
+  | { t: 'stop'; rid: number; timeoutMs: number };
+
+export interface WorkerStatus {
+  counters: Record<string, ServiceCounters>;
+  /** Running sessions per generation. */
+  generations: Record<number, number>;
+}
+
+export interface StopReply {
+  left: number;
+}
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'wantIds'; service: string }
+  /** max_sessions is counted daemon-wide by the primary. */
+  | { t: 'admit'; rid: number; service: string; max: number }
+  | { t: 'release'; service: string }
+  | { t: 'reply'; rid: number; ok: true; data?: unknown }
+  | { t: 'reply'; rid: number; ok: false; error: { code: string; message: string } };
+
+export type WorkerReplyData = WorkerStatus | SessionInfo[] | StopReply | undefined;

@@ -1,0 +1,133 @@
+// The worker processes. The primary owns the transparent listening sockets (made by the native addon)
+// and hands each worker a copy of every listening socket (child_process handle passing: SCM_RIGHTS);
+// every worker accepts on it itself, so the kernel spreads connections over the workers and no
+// connection passes through the primary. A listener's socket lives as long as the primary keeps its
+// copy: across reloads (same port, same socket, no gap) and across worker restarts.
+//
+// node:cluster is not used: a cluster worker cannot listen on a handle it was sent (cluster routes
+// every listen through the primary's port/fd lookup), and it would hand socket ownership to cluster's
+// reference counting.
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { FromWorker, ToWorker } from './ipc.ts';
+
+type Untagged<M> = M extends { rid: number } ? Omit<M, 'rid'> : M;
+
+/** The worker's entry point: registers tsx, then runs worker-main.ts. */
+export const WORKER_ENTRY = fileURLToPath(new URL('./worker-entry.mjs', import.meta.url));
+
+/** How long a new worker may take to start (tsx compiles the sources on first load), ms. */
+export const WORKER_START_TIMEOUT_MS = 60_000;
+
+interface Pending {
+  index: number;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+}
+
+/** A libuv TCP server handle the primary holds (see listeners.ts). */
+export type ServerHandle = object;
+
+export class WorkerPool {
+  private readonly workers = new Map<number, ChildProcess>();
+  private readonly pending = new Map<number, Pending>();
+  private rid = 0;
+
+  constructor(
+    private readonly onMessage: (index: number, msg: FromWorker) => void,
+    private readonly onExit: (index: number, code: number | null, signal: string | null) => void,
+    private readonly entry: string = WORKER_ENTRY,
+  ) {}
+
+  alive(): number[] {
+    return [...this.workers.keys()].sort((a, b) => a - b);
+  }
+
+  pid(index: number): number | undefined {
+    return this.workers.get(index)?.pid;
+  }
+
+  /** Fork worker `index` and wait until it is ready for messages. */
+  spawn(index: number): Promise<void> {
+    const w = fork(this.entry, [], {
+      execArgv: [],
+      serialization: 'advanced', // a resolved Policy (Maps, bigints) crosses as it is
+      env: { ...process.env, TZORP_WORKER_INDEX: String(index) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.workers.set(index, w);
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      const timer = setTimeout(() => {
+        if (!ready) {
+          w.kill('SIGKILL');
+          reject(new Error(`worker ${index} did not start within ${WORKER_START_TIMEOUT_MS} ms`));
+        }
+      }, WORKER_START_TIMEOUT_MS);
+      w.on('message', (msg: FromWorker) => {
+        if (!msg || typeof msg !== 'object' || !('t' in msg)) return;
+        if (msg.t === 'ready') {
+          if (!ready) {
+            ready = true;
+            clearTimeout(timer);
+            resolve();
+          }
+          return;
+        }
+        if (msg.t === 'reply') {
+          const p = this.pending.get(msg.rid);
+          if (!p) return;
+          this.pending.delete(msg.rid);
+          if (msg.ok) p.resolve(msg.data);
+          else p.reject(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
+          return;
+        }
+        this.onMessage(index, msg);
+      });
+      w.on('error', () => {}); // a send to a worker that is exiting; 'exit' follows
+      w.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (this.workers.get(index) === w) this.workers.delete(index);
+        for (const [rid, p] of this.pending) {
+          if (p.index !== index) continue;
+          this.pending.delete(rid);
+          p.reject(new Error(`worker ${index} exited (${signal ?? code})`));
+        }
+        if (!ready) reject(new Error(`worker ${index} exited before it was ready (${signal ?? code})`));
+        this.onExit(index, code, signal);
+      });
+    });
+  }
+
+  send(index: number, msg: ToWorker, handle?: ServerHandle): void {
+    const w = this.workers.get(index);
+    if (!w?.connected) return;
+    if (handle) w.send(msg, handle as Parameters<ChildProcess['send']>[1]);
+    else w.send(msg);
+  }
+
+  request<T>(index: number, msg: Untagged<ToWorker>): Promise<T> {
+    const w = this.workers.get(index);
+    if (!w?.connected) return Promise.reject(new Error(`worker ${index} is not running`));
+    const rid = ++this.rid;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(rid, { index, resolve: resolve as (v: unknown) => void, reject });
+      w.send({ ...msg, rid } as ToWorker);
+    });
+  }
+
+  /** The same request to every live worker; rejects when any of them fails. */
+  broadcast<T>(msg: Untagged<ToWorker>): Promise<T[]> {
+    return Promise.all(this.alive().map((i) => this.request<T>(i, msg)));
+  }
+
+  /** As broadcast, but a worker that fails (exiting) is left out of the answer. */
+  async gather<T>(msg: Untagged<ToWorker>): Promise<T[]> {
+    const r = await Promise.allSettled(this.alive().map((i) => this.request<T>(i, msg)));
+    return r.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+  }
+
+  kill(index: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.workers.get(index)?.kill(signal);
+  }
+}

@@ -1,0 +1,452 @@
+// The daemon's primary process: owns the policy generations, the kernel ruleset, the listening
+// sockets, the control socket and the workers. It never accepts a proxied connection itself.
+//
+// Start: load and check the policy (refuse to start on errors), start the workers, build generation 1
+// (listeners, workers' engines, kernel ruleset), open the control socket. Reload (control or SIGHUP):
+// generation.ts. Stop (control or SIGTERM): stop accepting, drain with a timeout, flush what tzorp
+// installed, exit. Log levels: control, SIGUSR1 (+1), SIGUSR2 (-1).
+import type { TzorpError } from '../errors.ts';
+import type { Policy } from '../policy/model.ts';
+import type {
+  ControlRequest,
+  LogResult,
+  ReloadResult,
+  ServiceStatus,
+  SessionInfo,
+  StatusResult,
+  StopResult,
+} from './control-protocol.ts';
+import { ControlServer } from './control-server.ts';
+import { type CompiledRuleset, type Generation, Generations, type LoadOutcome } from './generation.ts';
+import {
+  type FromWorker,
+  type LogSettings,
+  listenerKey,
+  type WorkerGenerationSpec,
+  type WorkerStatus,
+} from './ipc.ts';
+import { ListenerTable } from './listeners.ts';
+import type { ZorpLog } from './log.ts';
+import { PrimaryMetrics } from './metrics.ts';
+import { WorkerPool } from './pool.ts';
+import { IdBlockAllocator } from './session-ids.ts';
+import { mergeCounters } from './stats.ts';
+
+export interface SysctlReport {
+  name: string;
+  want: string;
+  actual: string | null;
+  level: string;
+  why: string;
+}
+
+/** The other modules the daemon drives (real ones in run.ts; fakes in tests). */
+export interface DaemonDeps {
+  load(file: string): Promise<LoadOutcome>;
+  check(policy: Policy): TzorpError[];
+  compile(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset;
+  /** Install ruleset + policy routing + sysctls (daemon's namespace); returns sysctls still wrong. */
+  apply(policy: Policy, listenPorts: Map<string, number>): Promise<SysctlReport[]>;
+  flush(): Promise<void>;
+  listenFd(host: string, port: number, family: 4 | 6): number;
+  closeFd(fd: number): void;
+}
+
+export interface DaemonOptions {
+  policyFile: string;
+  controlPath: string;
+  workers: number;
+  log: LogSettings;
+  /** Manage the kernel ruleset (false: --no-kernel, listeners only). */
+  kernel: boolean;
+  metrics: { host: string; port: number } | null;
+  stopTimeoutMs: number;
+}
+
+/** Restarting a crashing worker at most this often (ms): a worker that dies at start must not spin. */
+const WORKER_RESTART_DELAY_MS = 1_000;
+
+function listenPortsOf(g: Generation): Map<string, number> {
+  return new Map([...g.compiled.listeners].map(([name, l]) => [name, l.v4.port]));
+}
+
+export class Daemon {
+  readonly startedAt = new Date();
+  private readonly generations: Generations;
+  private readonly pool: WorkerPool;
+  private readonly listeners: ListenerTable;
+  private readonly ids = new IdBlockAllocator();
+  /** max_sessions slots taken, per worker and service (a dead worker's slots are given back). */
+  private readonly admitted = new Map<number, Map<string, number>>();
+  private readonly metrics: PrimaryMetrics;
+  private control: ControlServer | null = null;
+  /** Listener keys each worker has been sent. */
+  private readonly sent = new Map<number, Set<string>>();
+  private stopping: Promise<StopResult> | null = null;
+  private exitResolve!: (code: number) => void;
+  /** Resolves with the exit code when the daemon has stopped. */
+  readonly exited = new Promise<number>((r) => {
+    this.exitResolve = r;
+  });
+
+  constructor(
+    private readonly opts: DaemonOptions,
+    private readonly deps: DaemonDeps,
+    private readonly log: ZorpLog,
+  ) {
+    this.listeners = new ListenerTable(deps.listenFd, deps.closeFd);
+    this.metrics = new PrimaryMetrics(() => this.pool.gather({ t: 'metrics' }));
+    this.pool = new WorkerPool(
+      (i, m) => this.onWorkerMessage(i, m),
+      (i, code, sig) => this.onWorkerExit(i, code, sig),
+    );
+    this.generations = new Generations(opts.policyFile, {
+      load: (f) => deps.load(f),
+      check: (p) => deps.check(p),
+      compile: (p, ports) => deps.compile(p, ports),
+      prepare: (next) => this.prepare(next),
+      apply: (next) => this.apply(next),
+      commit: (next, prev) => this.commit(next, prev),
+      abort: (next) => this.abort(next),
+    });
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    this.log.write('core.info', 3, null, 'tzorp starting', {
+      policy: this.opts.policyFile,
+      workers: this.opts.workers,
+      kernel: this.opts.kernel,
+    });
+    await Promise.all(Array.from({ length: this.opts.workers }, (_, i) => this.startWorker(i)));
+    const first = await this.generations.reload();
+    this.metrics.generation.set(first.generation.n);
+    this.metrics.workers.set(this.pool.alive().length);
+    const control = new ControlServer(this.opts.controlPath, (req) => this.handle(req));
+    await control.listen();
+    this.control = control;
+    if (this.opts.metrics) {
+      const a = await this.metrics.listen(this.opts.metrics.host, this.opts.metrics.port);
+      this.log.write('core.info', 3, null, 'Metrics listener ready', { address: `${a.host}:${a.port}` });
+    }
+    this.installSignals();
+    this.log.write('core.info', 3, null, 'tzorp running', {
+      pid: process.pid,
+      generation: first.generation.n,
+      sha256: first.generation.policy.source.sha256,
+      control: this.opts.controlPath,
+      workers: this.pool.alive().length,
+      listeners: this.listeners.keys().join(' '),
+    });
+  }
+
+  private installSignals(): void {
+    process.on('SIGHUP', () => {
+      void this.reload().catch(() => {}); // reload() logs the outcome
+    });
+    process.on('SIGTERM', () => void this.stop(this.opts.stopTimeoutMs));
+    process.on('SIGINT', () => void this.stop(this.opts.stopTimeoutMs));
+    process.on('SIGUSR1', () => void this.setLog({ delta: +1 }));
+    process.on('SIGUSR2', () => void this.setLog({ delta: -1 }));
+  }
+
+  private async startWorker(index: number): Promise<void> {
+    this.sent.set(index, new Set());
+    await this.pool.spawn(index);
+    await this.pool.request(index, {
+      t: 'init',
+      index,
+      log: this.logSettings(),
+      tproxyMarkFallback: 0,
+    });
+  }
+
+  private logSettings(): LogSettings {
+    return { format: this.opts.log.format, verbosity: this.log.levels.verbosity, spec: this.log.levels.spec };
+  }
+
+  private onWorkerExit(index: number, code: number | null, signal: string | null): void {
+    this.sent.delete(index);
+    const slots = this.admitted.get(index);
+    this.admitted.delete(index);
+    void slots; // the dead worker's max_sessions slots are free again
+    this.metrics.workers.set(this.pool.alive().length);
+    if (this.stopping) return;
+    this.log.write('core.error', 1, null, 'Worker exited unexpectedly; starting it again', {
+      worker: index,
+      code,
+      signal,
+    });
+    this.metrics.workerRestarts.inc();
+    setTimeout(() => {
+      if (this.stopping) return;
+      void this.restartWorker(index).catch((e) =>
+        this.log.write('core.error', 1, null, 'Worker restart failed', {
+          worker: index,
+          error: (e as Error).message,
+        }),
+      );
+    }, WORKER_RESTART_DELAY_MS);
+  }
+
+  private async restartWorker(index: number): Promise<void> {
+    await this.startWorker(index);
+    const g = this.generations.current;
+    if (!g) return;
+    await this.pool.request(index, { t: 'prepare', gen: this.workerSpec(g, index) });
+    await this.pool.request(index, { t: 'commit', n: g.n });
+    this.metrics.workers.set(this.pool.alive().length);
+  }
+
+  private onWorkerMessage(index: number, msg: FromWorker): void {
+    switch (msg.t) {
+      case 'wantIds':
+        this.pool.send(index, { t: 'ids', block: this.ids.allocate(msg.service) });
+        return;
+      case 'admit': {
+        let taken = 0;
+        for (const m of this.admitted.values()) taken += m.get(msg.service) ?? 0;
+        const ok = taken < msg.max;
+        if (ok) {
+          const m = this.admitted.get(index) ?? new Map<string, number>();
+          m.set(msg.service, (m.get(msg.service) ?? 0) + 1);
+          this.admitted.set(index, m);
+        }
+        this.pool.send(index, { t: 'admitted', rid: msg.rid, ok });
+        return;
+      }
+      case 'release': {
+        const m = this.admitted.get(index);
+        const n = m?.get(msg.service) ?? 0;
+        if (m && n > 0) m.set(msg.service, n - 1);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  // ---- generations -------------------------------------------------------------------------------
+
+  /** Listener keys of a generation's proxy services, and the spec a worker builds it from. */
+  private workerSpec(g: Generation, index: number): WorkerGenerationSpec {
+    const services: WorkerGenerationSpec['services'] = {};
+    const listeners = [];
+    for (const [name, l] of g.compiled.listeners) {
+      const v4 = listenerKey(4, l.v4.host, l.v4.port);
+      const v6 = listenerKey(6, l.v6.host, l.v6.port);
+      services[name] = { v4, v6 };
+      for (const k of [v4, v6]) {
+        const o = this.listeners.get(k);
+        if (!o) continue;
+        listeners.push(o.spec);
+        // the socket itself travels with its own message, once per worker
+        const sent = this.sent.get(index);
+        if (sent && !sent.has(k)) {
+          this.pool.send(index, { t: 'listener', spec: o.spec }, o.handle);
+          sent.add(k);
+        }
+      }
+    }
+    return { n: g.n, policy: g.policy, services, listeners };
+  }
+
+  private async prepare(next: Generation): Promise<void> {
+    for (const l of next.compiled.listeners.values()) {
+      this.listeners.ensure(4, l.v4.host, l.v4.port);
+      this.listeners.ensure(6, l.v6.host, l.v6.port);
+    }
+    await Promise.all(
+      this.pool.alive().map((i) => this.pool.request(i, { t: 'prepare', gen: this.workerSpec(next, i) })),
+    );
+  }
+
+  private async apply(next: Generation): Promise<void> {
+    if (!this.opts.kernel) return;
+    const wrong = await this.deps.apply(next.policy, listenPortsOf(next));
+    for (const s of wrong) {
+      this.log.write('core.error', s.level === 'required' ? 1 : 3, null, 'Sysctl has the wrong value', {
+        name: s.name,
+        want: s.want,
+        actual: s.actual,
+        why: s.why,
+      });
+    }
+  }
+
+  private keysOf(g: Generation | null): Set<string> {
+    const keys = new Set<string>();
+    if (!g) return keys;
+    for (const l of g.compiled.listeners.values()) {
+      keys.add(listenerKey(4, l.v4.host, l.v4.port));
+      keys.add(listenerKey(6, l.v6.host, l.v6.port));
+    }
+    return keys;
+  }
+
+  private async commit(next: Generation, previous: Generation | null): Promise<void> {
+    await this.pool.gather({ t: 'commit', n: next.n });
+    this.closeListenersExcept(this.keysOf(next));
+    void previous;
+  }
+
+  private async abort(next: Generation): Promise<void> {
+    await this.pool.gather({ t: 'abort', n: next.n });
+    this.closeListenersExcept(this.keysOf(this.generations.current));
+  }
+
+  private closeListenersExcept(keep: Set<string>): void {
+    for (const k of this.listeners.keys()) {
+      if (keep.has(k)) continue;
+      this.listeners.close(k);
+      for (const s of this.sent.values()) s.delete(k);
+    }
+  }
+
+  async reload(): Promise<ReloadResult> {
+    if (this.stopping) throw new Error('the daemon is stopping');
+    this.log.write('core.policy', 3, null, 'Reloading policy', { file: this.opts.policyFile });
+    try {
+      const r = await this.generations.reload();
+      this.metrics.reloads.inc({ result: 'ok' });
+      this.metrics.generation.set(r.generation.n);
+      this.log.write('core.policy', 3, null, 'Policy reloaded', {
+        generation: r.generation.n,
+        sha256: r.generation.policy.source.sha256,
+        services_added: r.servicesAdded.join(' '),
+        services_removed: r.servicesRemoved.join(' '),
+      });
+      return {
+        generation: r.generation.n,
+        previousGeneration: r.previous?.n ?? 0,
+        sha256: r.generation.policy.source.sha256,
+        warnings: r.generation.warnings,
+        servicesAdded: r.servicesAdded,
+        servicesRemoved: r.servicesRemoved,
+      };
+    } catch (e) {
+      this.metrics.reloads.inc({ result: 'refused' });
+      const d = (e as TzorpError).details as { errors?: string[] } | undefined;
+      this.log.write('core.policy', 1, null, 'Error reloading policy, reverting to old', {
+        generation: this.generations.current?.n ?? null,
+        error: (e as Error).message,
+        errors: d?.errors?.join(' | '),
+      });
+      throw e;
+    }
+  }
+
+  // ---- control -----------------------------------------------------------------------------------
+
+  private handle(req: ControlRequest): Promise<unknown> {
+    switch (req.cmd) {
+      case 'status':
+        return this.status();
+      case 'sessions':
+        return this.sessions();
+      case 'reload':
+        return this.reload();
+      case 'stop':
+        return this.stop(req.timeoutMs ?? this.opts.stopTimeoutMs);
+      case 'log':
+        return this.setLog(req);
+    }
+  }
+
+  async status(): Promise<StatusResult> {
+    const g = this.generations.current!;
+    const parts = await this.pool.gather<WorkerStatus>({ t: 'status' });
+    const counters = mergeCounters(parts.map((p) => p.counters));
+    const old = new Map<number, number>();
+    for (const p of parts) {
+      for (const [n, c] of Object.entries(p.generations)) {
+        if (Number(n) !== g.n) old.set(Number(n), (old.get(Number(n)) ?? 0) + c);
+      }
+    }
+    const services: ServiceStatus[] = [];
+    for (const s of [...g.policy.services.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+      if (s.type !== 'proxy') continue;
+      const c = counters[s.name];
+      const l = g.compiled.listeners.get(s.name);
+      services.push({
+        name: s.name,
+        proxy: s.proxy,
+        sessionsRunning: c?.running ?? 0,
+        sessionsTotal: c?.total ?? 0,
+        sessionsRefused: c?.refused ?? 0,
+        rate: c?.rate ?? { m1: 0, m5: 0, m15: 0 },
+        lastStarted: c?.lastStartedMs != null ? new Date(c.lastStartedMs).toISOString() : null,
+        listeners: l ? [listenerKey(4, l.v4.host, l.v4.port), listenerKey(6, l.v6.host, l.v6.port)] : [],
+      });
+    }
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      policy: {
+        file: g.policy.source.file,
+        sha256: g.policy.source.sha256,
+        loadedAt: g.loadedAt.toISOString(),
+      },
+      generation: g.n,
+      workers: this.opts.workers,
+      workersAlive: this.pool.alive().length,
+      controlSocket: this.opts.controlPath,
+      kernel: this.opts.kernel,
+      log: { verbosity: this.log.levels.verbosity, spec: this.log.levels.spec, format: this.opts.log.format },
+      oldGenerations: [...old]
+        .filter(([, c]) => c > 0)
+        .map(([generation, sessions]) => ({ generation, sessions })),
+      services,
+    };
+  }
+
+  async sessions(): Promise<SessionInfo[]> {
+    const parts = await this.pool.gather<SessionInfo[]>({ t: 'sessions' });
+    return parts.flat().sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
+  }
+
+  async setLog(req: { spec?: string; verbosity?: number; delta?: number }): Promise<LogResult> {
+    if (req.spec !== undefined) this.log.levels.setSpec(req.spec); // throws LOG_SPEC before any change
+    if (req.verbosity !== undefined) this.log.levels.setVerbosity(req.verbosity);
+    if (req.delta !== undefined) this.log.levels.adjustVerbosity(req.delta);
+    const r = { verbosity: this.log.levels.verbosity, spec: this.log.levels.spec };
+    await this.pool.gather({ t: 'log', ...r });
+    this.log.write('core.info', 3, null, 'Log levels changed', { verbosity: r.verbosity, spec: r.spec });
+    return r;
+  }
+
+  /** Stop accepting, drain (at most timeoutMs), flush the kernel, exit. Idempotent. */
+  stop(timeoutMs: number): Promise<StopResult> {
+    if (this.stopping) return this.stopping;
+    this.stopping = this.stopNow(timeoutMs);
+    return this.stopping;
+  }
+
+  private async stopNow(timeoutMs: number): Promise<StopResult> {
+    this.log.write('core.info', 3, null, 'Stopping: draining sessions', { timeout_ms: timeoutMs });
+    const replies = await this.pool.gather<{ left: number }>({ t: 'stop', timeoutMs });
+    const left = replies.reduce((s, r) => s + r.left, 0);
+    this.listeners.closeAll();
+    let flushed = false;
+    if (this.opts.kernel) {
+      try {
+        await this.deps.flush();
+        flushed = true;
+      } catch (e) {
+        this.log.write('core.error', 1, null, 'Removing the kernel ruleset failed', {
+          error: (e as Error).message,
+        });
+      }
+    }
+    for (const i of this.pool.alive()) this.pool.kill(i, 'SIGTERM');
+    await this.metrics.close();
+    this.log.write('core.info', 3, null, 'tzorp stopped', { sessions_aborted: left, flushed });
+    const result = { drained: left === 0, sessionsLeft: left, flushed };
+    // Answer the control request first, then close the socket and exit.
+    setTimeout(() => {
+      void this.control?.close().finally(() => this.exitResolve(0));
+    }, 50);
+    return result;
+  }
+}

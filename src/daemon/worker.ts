@@ -1,0 +1,401 @@
+// A worker process's part of the daemon: it accepts diverted connections on the listening sockets the
+// primary owns (shared by every worker), learns the kernel's decision for each one, gives it a session
+// id and runs the service's proxy core through the net driver. It holds every generation that still
+// has sessions: a session keeps the Policy/Engine/upstream objects of the generation it started on.
+//
+// Everything that touches sockets, the native addon or the net driver comes in through WorkerDeps, so
+// this file's bookkeeping is tested with fakes (test/unit/daemon/worker.test.ts).
+import type { Socket } from 'node:net';
+import type { Connection, Policy, ProxyService, Rule } from '../policy/model.ts';
+import type { SessionInfo } from './control-protocol.ts';
+import type { ListenerSpec, WorkerGenerationSpec, WorkerStatus } from './ipc.ts';
+import type { ZorpLog } from './log.ts';
+import { type SessionIdSource, sessionId } from './session-ids.ts';
+import type { ServiceStats } from './stats.ts';
+
+const PROTO_TCP = 6;
+
+/** The part of the engine (engine/index.ts Engine) a worker uses. */
+export interface EngineLike {
+  zoneOf(addr: string): { name: string } | null;
+  decide(conn: Connection): { rule: { id: number } | null; service: { name: string } | null };
+}
+
+export interface AddrLike {
+  host: string;
+  port: number;
+}
+
+export interface BytesLike {
+  fromClient: number;
+  toClient: number;
+  fromServer: number;
+  toServer: number;
+}
+
+/** What the driver (net/index.ts runSession) reports; a structural subset. */
+export interface SummaryLike {
+  verdict: string;
+  bytes: BytesLike;
+  durationMs: number;
+}
+
+export interface RunningSession {
+  done: Promise<SummaryLike>;
+  snapshot(): { server: AddrLike | null; serverZone: string | null; bytes: BytesLike };
+  abort(reason: string): void;
+  kill(reason: string): void;
+}
+
+export interface SessionStart<U> {
+  id: string;
+  service: ProxyService;
+  socket: Socket;
+  upstream: U;
+  clientZone: string | null;
+  ruleId: number | null;
+  /** max_sessions across all workers: the primary's answer (true when the service has no limit). */
+  admitted: boolean;
+}
+
+export interface ClosableServer {
+  close(): Promise<void>;
+}
+
+export interface WorkerDeps<U> {
+  /** Start accepting on a listening socket the primary owns. */
+  listen(spec: ListenerSpec, onConnection: (sock: Socket) => void): Promise<ClosableServer>;
+  /** SO_MARK of an accepted socket (tcp_fwmark_accept: the SYN's mark), null when unreadable. */
+  mark(sock: Socket): number | null;
+  engine(policy: Policy): EngineLike;
+  /** What one proxy service's sessions share within a generation (router, chainer state). */
+  upstream(service: ProxyService, engine: EngineLike, policy: Policy): U;
+  startSession(s: SessionStart<U>): RunningSession;
+  /** max_sessions is daemon-wide: ask the primary for a slot / give it back. */
+  admit(service: string, max: number): Promise<boolean>;
+  release(service: string): void;
+  onStart?(service: ProxyService): void;
+  /** `running` is false for a session refused before it started (max_sessions). */
+  onEnd?(service: ProxyService, summary: SummaryLike, running: boolean): void;
+  ids: SessionIdSource;
+  log: ZorpLog;
+  stats: ServiceStats;
+  now(): number;
+  index: number;
+}
+
+export interface WorkerGeneration<U> {
+  n: number;
+  policy: Policy;
+  engine: EngineLike;
+  rules: Map<number, Rule>;
+  /** Proxy service name -> its listener keys and shared upstream state. */
+  services: Map<string, { service: ProxyService; keys: { v4: string; v6: string }; upstream: U }>;
+  sessions: number;
+}
+
+interface LiveSession<U> {
+  id: string;
+  gen: WorkerGeneration<U>;
+  service: ProxyService;
+  ruleId: number | null;
+  client: AddrLike;
+  clientZone: string | null;
+  local: AddrLike;
+  startedAt: number;
+  run: RunningSession;
+}
+
+/** IPv4 peers of a dual-stack socket show as ::ffff:a.b.c.d; zones and logs want a.b.c.d. */
+export function plainHost(h: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(h);
+  return m ? m[1]! : h;
+}
+
+export type Resolution<U> =
+  | { gen: WorkerGeneration<U>; rule: Rule; service: ProxyService; how: 'mark' | 'engine' }
+  | { error: string };
+
+/**
+ * The kernel's decision for a connection accepted on `key`. With net.ipv4.tcp_fwmark_accept=1 the
+ * socket's mark is the SYN's: tproxyMark | rule id. The generations are tried in order (the current
+ * one first, then one being prepared: between the kernel switch and the workers' commit a connection
+ * can carry a rule id of the next ruleset). A rule matches when its service is a proxy service whose
+ * listener is the one that accepted the connection. Without the mark (tcp_fwmark_accept off, or
+ * --no-kernel), the engine decides the same question from the addresses.
+ */
+export function resolveConnection<U>(
+  gens: WorkerGeneration<U>[],
+  key: string,
+  mark: number | null,
+  client: AddrLike,
+  local: AddrLike,
+): Resolution<U> {
+  for (const gen of gens) {
+    const tmark = gen.policy.settings.tproxyMark >>> 0;
+    if (mark === null || (mark & tmark) >>> 0 !== tmark) continue;
+    const ruleId = (mark & ~tmark) >>> 0;
+    const rule = gen.rules.get(ruleId);
+    const entry = rule ? gen.services.get(rule.service) : undefined;
+    if (rule && entry && (entry.keys.v4 === key || entry.keys.v6 === key)) {
+      return { gen, rule, service: entry.service, how: 'mark' };
+    }
+  }
+  for (const gen of gens) {
+    const tmark = gen.policy.settings.tproxyMark >>> 0;
+    if (mark !== null && (mark & tmark) >>> 0 === tmark) continue; // marked, but not by this generation
+    const d = gen.engine.decide({
+      proto: PROTO_TCP,
+      src: client.host,
+      dst: local.host,
+      srcPort: client.port,
+      dstPort: local.port,
+    });
+    const rule = d.rule ? gen.rules.get(d.rule.id) : undefined;
+    const entry = rule ? gen.services.get(rule.service) : undefined;
+    if (rule && entry && (entry.keys.v4 === key || entry.keys.v6 === key)) {
+      return { gen, rule, service: entry.service, how: 'engine' };
+    }
+  }
+  const m = mark === null ? 'unreadable' : `0x${(mark >>> 0).toString(16)}`;
+  return {
+    error: `no rule of generation(s) ${gens.map((g) => g.n).join(', ') || '-'} diverts to ${key} (mark ${m})`,
+  };
+}
+
+export class WorkerRuntime<U> {
+  private current: WorkerGeneration<U> | null = null;
+  private pending: WorkerGeneration<U> | null = null;
+  /** Generations that still have sessions (the current one included). */
+  private readonly alive = new Set<WorkerGeneration<U>>();
+  private readonly servers = new Map<string, { server: ClosableServer; spec: ListenerSpec }>();
+  private readonly sessions = new Map<string, LiveSession<U>>();
+  private stopping = false;
+  private drainedWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: WorkerDeps<U>) {}
+
+  get generation(): number | null {
+    return this.current?.n ?? null;
+  }
+
+  get listening(): string[] {
+    return [...this.servers.keys()].sort();
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Build the generation and start accepting on listeners it adds. Not used for new connections
+   * before `commit`, except for connections the kernel already decided with its rules. */
+  async prepare(spec: WorkerGenerationSpec): Promise<void> {
+    if (this.stopping) throw new Error('stopping');
+    const engine = this.deps.engine(spec.policy);
+    const rules = new Map(spec.policy.rules.map((r) => [r.id, r]));
+    const services: WorkerGeneration<U>['services'] = new Map();
+    for (const [name, keys] of Object.entries(spec.services)) {
+      const s = spec.policy.services.get(name);
+      if (s?.type !== 'proxy') continue;
+      services.set(name, { service: s, keys, upstream: this.deps.upstream(s, engine, spec.policy) });
+    }
+    const gen: WorkerGeneration<U> = { n: spec.n, policy: spec.policy, engine, rules, services, sessions: 0 };
+    const opened: string[] = [];
+    try {
+      for (const l of spec.listeners) {
+        if (this.servers.has(l.key)) continue;
+        const server = await this.deps.listen(l, (sock) => this.accept(l.key, sock));
+        this.servers.set(l.key, { server, spec: l });
+        opened.push(l.key);
+      }
+    } catch (e) {
+      for (const k of opened) await this.closeServer(k);
+      throw e;
+    }
+    this.pending = gen;
+  }
+
+  /** Switch new connections to the prepared generation; close listeners nobody uses any more. */
+  async commit(n: number): Promise<void> {
+    const gen = this.pending;
+    if (!gen || gen.n !== n)
+      throw new Error(`commit of generation ${n}, but ${gen?.n ?? 'none'} is prepared`);
+    const old = this.current;
+    this.pending = null;
+    this.current = gen;
+    this.alive.add(gen);
+    if (old && old.sessions === 0) this.alive.delete(old);
+    await this.closeUnused();
+  }
+
+  async abort(n: number): Promise<void> {
+    if (this.pending?.n !== n) return;
+    this.pending = null;
+    await this.closeUnused();
+  }
+
+  private keysInUse(): Set<string> {
+    const keys = new Set<string>();
+    for (const g of [this.current, this.pending]) {
+      if (!g) continue;
+      for (const s of g.services.values()) {
+        keys.add(s.keys.v4);
+        keys.add(s.keys.v6);
+      }
+    }
+    return keys;
+  }
+
+  private async closeUnused(): Promise<void> {
+    const used = this.keysInUse();
+    for (const k of [...this.servers.keys()]) if (!used.has(k)) await this.closeServer(k);
+  }
+
+  private async closeServer(key: string): Promise<void> {
+    const s = this.servers.get(key);
+    if (!s) return;
+    this.servers.delete(key);
+    await s.server.close().catch(() => {});
+  }
+
+  private accept(key: string, sock: Socket): void {
+    if (this.stopping) {
+      sock.destroy();
+      return;
+    }
+    const client = { host: plainHost(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 };
+    const local = { host: plainHost(sock.localAddress ?? ''), port: sock.localPort ?? 0 };
+    if (!client.host || !local.host) {
+      sock.destroy(); // reset before we could look at it
+      return;
+    }
+    const gens = [this.current, this.pending].filter((g): g is WorkerGeneration<U> => g !== null);
+    const r = resolveConnection(gens, key, this.deps.mark(sock), client, local);
+    if ('error' in r) {
+      // Zorp: "Unable to determine service, KZorp service lookup failed" and the connection is closed.
+      this.deps.log.log('core.error', 1, null, 'Unable to determine service; connection closed', {
+        client_address: `${client.host}:${client.port}`,
+        client_local: `${local.host}:${local.port}`,
+        reason: r.error,
+      });
+      sock.destroy();
+      return;
+    }
+    const { gen, rule, service } = r;
+    const entry = gen.services.get(service.name)!;
+    const clientZone = gen.engine.zoneOf(client.host)?.name ?? null;
+    const begin = (admitted: boolean, n: number) => {
+      const id = sessionId(service.name, n);
+      let run: RunningSession;
+      try {
+        run = this.deps.startSession({
+          id,
+          service,
+          socket: sock,
+          upstream: entry.upstream,
+          clientZone,
+          ruleId: rule.id,
+          admitted,
+        });
+      } catch (e) {
+        this.deps.log.log('core.error', 1, id, 'Internal error starting the session', {
+          error: (e as Error).message,
+        });
+        sock.destroy();
+        if (admitted && service.maxSessions > 0) this.deps.release(service.name);
+        return;
+      }
+      if (!admitted) {
+        this.deps.stats.refused(service.name);
+        void run.done.then((s) => this.deps.onEnd?.(service, s, false));
+        return;
+      }
+      const live: LiveSession<U> = {
+        id,
+        gen,
+        service,
+        ruleId: rule.id,
+        client,
+        clientZone,
+        local,
+        startedAt: this.deps.now(),
+        run,
+      };
+      this.sessions.set(id, live);
+      gen.sessions++;
+      this.alive.add(gen);
+      this.deps.stats.started(service.name);
+      this.deps.onStart?.(service);
+      void run.done.then((summary) => {
+        this.sessions.delete(id);
+        gen.sessions--;
+        if (gen.sessions === 0 && gen !== this.current) this.alive.delete(gen);
+        this.deps.stats.ended(service.name);
+        if (service.maxSessions > 0) this.deps.release(service.name);
+        this.deps.onEnd?.(service, summary, true);
+        if (this.sessions.size === 0) for (const w of this.drainedWaiters.splice(0)) w();
+      });
+    };
+    const withId = (admitted: boolean) => {
+      const n = this.deps.ids.tryTake(service.name);
+      if (n !== null) begin(admitted, n);
+      else void this.deps.ids.next(service.name).then((m) => begin(admitted, m));
+    };
+    if (service.maxSessions > 0) {
+      sock.pause();
+      this.deps.admit(service.name, service.maxSessions).then(
+        (ok) => withId(ok),
+        () => withId(false),
+      );
+    } else withId(true);
+  }
+
+  status(): WorkerStatus {
+    const generations: Record<number, number> = {};
+    for (const g of this.alive) generations[g.n] = g.sessions;
+    return { counters: this.deps.stats.snapshot(), generations };
+  }
+
+  list(): SessionInfo[] {
+    const now = this.deps.now();
+    return [...this.sessions.values()].map((s) => {
+      const snap = s.run.snapshot();
+      return {
+        id: s.id,
+        service: s.service.name,
+        proxy: s.service.proxy,
+        rule: s.ruleId,
+        client: { address: s.client.host, port: s.client.port, zone: s.clientZone },
+        clientLocal: { address: s.local.host, port: s.local.port },
+        server: snap.server
+          ? { address: snap.server.host, port: snap.server.port, zone: snap.serverZone }
+          : null,
+        bytesFromClient: snap.bytes.fromClient,
+        bytesToClient: snap.bytes.toClient,
+        startedAt: new Date(s.startedAt).toISOString(),
+        ageMs: now - s.startedAt,
+        generation: s.gen.n,
+        worker: this.deps.index,
+      };
+    });
+  }
+
+  /** Stop accepting, let sessions finish for up to timeoutMs, then end the rest. Returns how many
+   * had to be ended. `wait` is the timer (injected for tests). */
+  async stop(timeoutMs: number, wait: (ms: number) => Promise<void>): Promise<number> {
+    this.stopping = true;
+    this.pending = null;
+    for (const k of [...this.servers.keys()]) await this.closeServer(k);
+    if (this.sessions.size > 0) {
+      const drained = new Promise<void>((r) => this.drainedWaiters.push(r));
+      await Promise.race([drained, wait(timeoutMs)]);
+    }
+    const left = this.sessions.size;
+    // Past the drain timeout: ask the cores to finish, then end what is still there.
+    for (const s of [...this.sessions.values()]) {
+      s.run.abort('the daemon is stopping (drain timeout)');
+      s.run.kill('stop timeout');
+    }
+    return left;
+  }
+}

@@ -1,0 +1,310 @@
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { test } from 'node:test';
+import type { ListenerSpec, WorkerGenerationSpec } from '../../../src/daemon/ipc.ts';
+import { ZorpLog } from '../../../src/daemon/log.ts';
+import { LogLevels } from '../../../src/daemon/log-spec.ts';
+import { IdBlockAllocator, SessionIdSource } from '../../../src/daemon/session-ids.ts';
+import { ServiceStats } from '../../../src/daemon/stats.ts';
+import {
+  type EngineLike,
+  type RunningSession,
+  resolveConnection,
+  type SessionStart,
+  type SummaryLike,
+  type WorkerGeneration,
+  WorkerRuntime,
+} from '../../../src/daemon/worker.ts';
+import type { Policy } from '../../../src/policy/model.ts';
+import { policy, proxy, rule } from './fixtures.ts';
+
+const MARK = 0x80000000;
+const k4 = (port: number) => `127.0.0.1:${port}`;
+const k6 = (port: number) => `[::1]:${port}`;
+
+/** An engine that knows no zones and decides by destination port (rules made with rule(id, svc, port)). */
+function fakeEngine(p: Policy): EngineLike {
+  return {
+    zoneOf: (a: string) =>
+      a.startsWith('198.18.1.')
+        ? { name: 'clients' }
+        : a.startsWith('198.18.2.')
+          ? { name: 'servers' }
+          : null,
+    decide: (c) => {
+      const r = p.rules.find((x) => x.dstPort?.some((pr) => pr.lo === c.dstPort));
+      return { rule: r ?? null, service: r ? { name: r.service } : null };
+    },
+  };
+}
+
+function spec(n: number, p: Policy, ports: Record<string, number>): WorkerGenerationSpec {
+  const services: WorkerGenerationSpec['services'] = {};
+  const listeners: ListenerSpec[] = [];
+  for (const [name, port] of Object.entries(ports)) {
+    services[name] = { v4: k4(port), v6: k6(port) };
+    listeners.push({ key: k4(port), family: 4, host: '127.0.0.1', port, fd: -1 });
+    listeners.push({ key: k6(port), family: 6, host: '::1', port, fd: -1 });
+  }
+  return { n, policy: p, services, listeners };
+}
+
+class FakeSession implements RunningSession {
+  end!: (s: SummaryLike) => void;
+  aborted: string[] = [];
+  killed = false;
+  done = new Promise<SummaryLike>((r) => {
+    this.end = r;
+  });
+  constructor(readonly start: SessionStart<string>) {}
+  snapshot() {
+    return {
+      server: null,
+      serverZone: null,
+      bytes: { fromClient: 1, toClient: 2, fromServer: 2, toServer: 1 },
+    };
+  }
+  abort(reason: string) {
+    this.aborted.push(reason);
+  }
+  kill() {
+    this.killed = true;
+    this.finish('DENIED_BY_UNKNOWN_FAIL');
+  }
+  finish(verdict = 'ACCEPTED') {
+    this.end({ verdict, durationMs: 1, bytes: { fromClient: 1, toClient: 2, fromServer: 2, toServer: 1 } });
+  }
+}
+
+function sock(client: string, cport: number, local: string, lport: number, mark: number | null) {
+  const s = {
+    remoteAddress: client,
+    remotePort: cport,
+    localAddress: local,
+    localPort: lport,
+    mark,
+    destroyed: false,
+    destroy() {
+      s.destroyed = true;
+    },
+    pause() {},
+  };
+  return s as unknown as Socket & { mark: number | null; destroyed: boolean };
+}
+
+function setup(opts: { admit?: boolean } = {}) {
+  const accept = new Map<string, (s: Socket) => void>();
+  const closed: string[] = [];
+  const sessions: FakeSession[] = [];
+  const lines: string[] = [];
+  const primary = new IdBlockAllocator(4);
+  const released: string[] = [];
+  const ids: SessionIdSource = new SessionIdSource((svc) =>
+    queueMicrotask(() => ids.addBlock(primary.allocate(svc))),
+  );
+  const rt = new WorkerRuntime<string>({
+    index: 0,
+    ids,
+    log: new ZorpLog({
+      format: 'text',
+      levels: new LogLevels(5),
+      destination: { write: (l) => lines.push(l) },
+    }),
+    stats: new ServiceStats(() => 0),
+    now: () => 1000,
+    listen: async (l, onConn) => {
+      accept.set(l.key, onConn);
+      return {
+        close: async () => {
+          accept.delete(l.key);
+          closed.push(l.key);
+        },
+      };
+    },
+    mark: (s) => (s as unknown as { mark: number | null }).mark,
+    engine: fakeEngine,
+    upstream: (svc, _e, p) => `${svc.name}@${p.source.sha256}`,
+    startSession: (s) => {
+      const f = new FakeSession(s);
+      sessions.push(f);
+      return f;
+    },
+    admit: async () => opts.admit ?? true,
+    release: (svc) => released.push(svc),
+  });
+  const connect = async (key: string, s: Socket) => {
+    const f = accept.get(key);
+    assert.ok(f, `nobody accepts on ${key}`);
+    f(s);
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+  return { rt, accept, closed, sessions, lines, connect, released };
+}
+
+test('resolveConnection: the mark names the rule; its service must own the accepting listener', () => {
+  const p = policy([proxy('web', 1), proxy('ssh', 2)], [rule(3, 'web', 80), rule(4, 'ssh', 22)]);
+  const gen: WorkerGeneration<null> = {
+    n: 1,
+    policy: p,
+    engine: fakeEngine(p),
+    rules: new Map(p.rules.map((r) => [r.id, r])),
+    services: new Map([
+      [
+        'web',
+        { service: p.services.get('web') as never, keys: { v4: k4(50000), v6: k6(50000) }, upstream: null },
+      ],
+      [
+        'ssh',
+        { service: p.services.get('ssh') as never, keys: { v4: k4(50001), v6: k6(50001) }, upstream: null },
+      ],
+    ]),
+    sessions: 0,
+  };
+  const c = { host: '198.18.1.2', port: 4000 };
+  const d = { host: '198.18.2.2', port: 80 };
+  const r = resolveConnection([gen], k4(50000), (MARK | 3) >>> 0, c, d);
+  assert.equal('error' in r ? r.error : `${r.rule.id} ${r.service.name} ${r.how}`, '3 web mark');
+  // rule 4 is ssh's, but the connection came in on web's listener: not believed
+  assert.equal('error' in resolveConnection([gen], k4(50000), (MARK | 4) >>> 0, c, d), true);
+  assert.equal('error' in resolveConnection([gen], k4(50000), (MARK | 99) >>> 0, c, d), true);
+  // no tproxy bit (tcp_fwmark_accept off, --no-kernel): the engine decides from the addresses
+  const e = resolveConnection([gen], k6(50000), 0, c, d);
+  assert.equal('error' in e ? e.error : `${e.rule.id} ${e.how}`, '3 engine');
+  assert.equal('error' in resolveConnection([gen], k4(50001), null, c, d), true); // port 80 is web's, not ssh's
+});
+
+test('sessions get svc/<service>:<n> ids, zones, rule; status and list show them', async () => {
+  const h = setup();
+  const p = policy([proxy('web', 1)], [rule(7, 'web', 80)], 'v1');
+  await h.rt.prepare(spec(1, p, { web: 50000 }));
+  await h.rt.commit(1);
+  await h.connect(k4(50000), sock('198.18.1.2', 4000, '198.18.2.2', 80, (MARK | 7) >>> 0));
+  await h.connect(k6(50000), sock('::ffff:198.18.1.3', 4001, '198.18.2.2', 80, (MARK | 7) >>> 0));
+  assert.deepEqual(
+    h.sessions.map((s) => [s.start.id, s.start.ruleId, s.start.clientZone, s.start.upstream]),
+    [
+      ['svc/web:1', 7, 'clients', 'web@v1'],
+      ['svc/web:2', 7, 'clients', 'web@v1'],
+    ],
+  );
+  const list = h.rt.list();
+  assert.equal(list.length, 2);
+  assert.deepEqual(list[1]!.client, { address: '198.18.1.3', port: 4001, zone: 'clients' });
+  assert.deepEqual(list[1]!.clientLocal, { address: '198.18.2.2', port: 80 });
+  assert.equal(list[0]!.generation, 1);
+  assert.equal(list[0]!.rule, 7);
+  h.sessions[0]!.finish();
+  await Promise.resolve();
+  await Promise.resolve();
+  const st = h.rt.status();
+  assert.equal(st.counters.web!.running, 1);
+  assert.equal(st.counters.web!.total, 2);
+  assert.deepEqual(st.generations, { 1: 1 });
+});
+
+test('an unknown decision closes the connection and logs core.error', async () => {
+  const h = setup();
+  const p = policy([proxy('web', 1)], [rule(7, 'web', 80)]);
+  await h.rt.prepare(spec(1, p, { web: 50000 }));
+  await h.rt.commit(1);
+  const s = sock('198.18.1.2', 4000, '198.18.2.2', 81, (MARK | 8) >>> 0);
+  await h.connect(k4(50000), s);
+  assert.ok(s.destroyed);
+  assert.equal(h.sessions.length, 0);
+  assert.match(h.lines.join(''), /core\.error\(1\): \(nosession\): Unable to determine service/);
+});
+
+test('reload: kept listeners stay open, removed ones close after commit, old sessions keep their generation', async () => {
+  const h = setup();
+  const p1 = policy([proxy('web', 1), proxy('old', 2)], [rule(1, 'web', 80), rule(2, 'old', 21)], 'v1');
+  await h.rt.prepare(spec(1, p1, { web: 50000, old: 50001 }));
+  await h.rt.commit(1);
+  await h.connect(k4(50000), sock('198.18.1.2', 4000, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  const p2 = policy([proxy('web', 2), proxy('new', 1)], [rule(1, 'web', 80), rule(3, 'new', 25)], 'v2');
+  await h.rt.prepare(spec(2, p2, { web: 50000, new: 50002 }));
+  // prepared, not committed: the new listener accepts already, the old one still does too
+  assert.deepEqual(h.rt.listening, [k4(50000), k4(50001), k4(50002), k6(50000), k6(50001), k6(50002)].sort());
+  // a connection the new ruleset decided (rule 3) is served by generation 2 before the commit
+  await h.connect(k4(50002), sock('198.18.1.2', 4001, '198.18.2.2', 25, (MARK | 3) >>> 0));
+  assert.equal(h.sessions[1]!.start.upstream, 'new@v2');
+  await h.rt.commit(2);
+  assert.deepEqual(h.closed.sort(), [k4(50001), k6(50001)].sort());
+  await h.connect(k4(50000), sock('198.18.1.2', 4002, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  assert.equal(h.sessions[2]!.start.upstream, 'web@v2');
+  const gens = h.rt.list().map((s) => [s.id, s.generation]);
+  assert.deepEqual(gens, [
+    ['svc/web:1', 1],
+    ['svc/new:1', 2],
+    ['svc/web:2', 2],
+  ]);
+  assert.deepEqual(h.rt.status().generations, { 1: 1, 2: 2 });
+  h.sessions[0]!.finish();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.rt.status().generations, { 2: 2 }); // generation 1 is let go
+});
+
+test('abort drops the prepared generation and closes only its new listeners', async () => {
+  const h = setup();
+  const p1 = policy([proxy('web', 1)], [rule(1, 'web', 80)]);
+  await h.rt.prepare(spec(1, p1, { web: 50000 }));
+  await h.rt.commit(1);
+  await h.rt.prepare(
+    spec(2, policy([proxy('web', 1), proxy('x', 2)], [rule(1, 'web', 80)]), { web: 50000, x: 50009 }),
+  );
+  await h.rt.abort(2);
+  assert.deepEqual(h.closed.sort(), [k4(50009), k6(50009)].sort());
+  assert.equal(h.rt.generation, 1);
+  await assert.rejects(h.rt.commit(2));
+});
+
+test('max_sessions: refused by the primary -> session started as not admitted, counted as refused', async () => {
+  const h = setup({ admit: false });
+  const p = policy([proxy('lim', 1, { maxSessions: 1 })], [rule(1, 'lim', 80)]);
+  await h.rt.prepare(spec(1, p, { lim: 50000 }));
+  await h.rt.commit(1);
+  await h.connect(k4(50000), sock('198.18.1.2', 4000, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(h.sessions.length, 1);
+  assert.equal(h.sessions[0]!.start.admitted, false);
+  assert.equal(h.rt.list().length, 0);
+  assert.equal(h.rt.status().counters.lim!.refused, 1);
+  assert.deepEqual(h.released, []);
+});
+
+test('stop closes the listeners, waits for sessions up to the timeout, then ends the rest', async () => {
+  const h = setup();
+  const p = policy([proxy('web', 1)], [rule(1, 'web', 80)]);
+  await h.rt.prepare(spec(1, p, { web: 50000 }));
+  await h.rt.commit(1);
+  await h.connect(k4(50000), sock('198.18.1.2', 4000, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  await h.connect(k4(50000), sock('198.18.1.2', 4001, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  let fire!: () => void;
+  const stopping = h.rt.stop(
+    1000,
+    () =>
+      new Promise<void>((r) => {
+        fire = r;
+      }),
+  );
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.rt.listening, []);
+  h.sessions[0]!.finish(); // one finishes within the drain time
+  await new Promise((r) => setImmediate(r));
+  assert.equal(h.sessions[1]!.killed, false);
+  fire(); // the drain timeout
+  assert.equal(await stopping, 1);
+  assert.equal(h.sessions[1]!.killed, true);
+  assert.equal(h.sessions[0]!.killed, false);
+});
+
+test('stop returns 0 at once when every session finished in time', async () => {
+  const h = setup();
+  const p = policy([proxy('web', 1)], [rule(1, 'web', 80)]);
+  await h.rt.prepare(spec(1, p, { web: 50000 }));
+  await h.rt.commit(1);
+  await h.connect(k4(50000), sock('198.18.1.2', 4000, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  const stopping = h.rt.stop(1000, () => new Promise<void>(() => {}));
+  await new Promise((r) => setImmediate(r));
+  h.sessions[0]!.finish();
+  assert.equal(await stopping, 0);
+});
