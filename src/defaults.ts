@@ -49,4 +49,7 @@ export const DEFAULTS = {
   // daemon
   controlSocketPath: '/run/tzorp/control.sock',
   stopDrainTimeoutMs: 30_000,
+  logFormat: 'text', // Zorp's readable lines; 'json' for log shippers
+  logVerbosity: 3, // Zorp's default --verbose
+  logSpec: 'core.summary:4', // Zorp writes the connection summary at level 4: keep it by default
 } as const;
