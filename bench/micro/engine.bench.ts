@@ -1,0 +1,75 @@
+// Engine micro-benchmark (issue 2): a policy of 10,000 rules and 100,000 zone networks (IPv4 and IPv6
+// mixed): time to build the engine (zone tries + rule index) and lookups per second on one core, side by
+// side with the brute-force model of the property tests (scan every network and every rule) as the
+// baseline. Run: node --import tsx bench/micro/engine.bench.ts [--rules N] [--subnets N]
+import { Engine } from '../../src/engine/index.ts';
+import { modelDecide } from '../../test/unit/engine/model.ts';
+import { generatePolicy } from './engine-policy.ts';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+
+const RULES = arg('rules', 10_000);
+const SUBNETS = arg('subnets', 100_000);
+const ZONES = arg('zones', 2_000);
+const CONNS = 20_000;
+
+const { policy, conns } = generatePolicy({ rules: RULES, subnets: SUBNETS, zones: ZONES, conns: CONNS });
+console.log(
+  `policy: ${policy.rules.length} rules, ${[...policy.zones.values()].reduce((n, z) => n + z.addresses.length, 0)} networks in ${policy.zones.size} zones; ${conns.length} distinct connections`,
+);
+
+// load + index: best of 3 (the first includes JIT warm-up)
+const loads: number[] = [];
+let engine!: Engine;
+for (let i = 0; i < 3; i++) {
+  const t0 = process.cpuUsage();
+  engine = new Engine(policy);
+  const t1 = process.cpuUsage(t0);
+  loads.push((t1.user + t1.system) / 1000);
+}
+console.log(
+  `engine build (zone tries + rule index): first ${loads[0]!.toFixed(0)} ms, best ${Math.min(...loads).toFixed(0)} ms`,
+);
+
+// CPU time of this process (user + system), not wall time: the rate does not depend on what else the
+// machine runs at the same moment (both are printed).
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+// engine lookups: warm up, then time a fixed number of decisions
+let hits = 0;
+for (let i = 0; i < 200_000; i++) if (engine.decide(conns[i % CONNS]!).rule) hits++;
+const N = arg('lookups', 2_000_000);
+hits = 0;
+let w0 = performance.now();
+let c0 = cpuMs();
+for (let i = 0; i < N; i++) if (engine.decide(conns[i % CONNS]!).rule) hits++;
+const engineCpu = cpuMs() - c0;
+const engineWall = performance.now() - w0;
+const engineRate = (N / engineCpu) * 1000;
+let cand = 0;
+for (let i = 0; i < CONNS; i++) cand += engine.candidateCount(conns[i]!);
+console.log(
+  `engine: ${N} lookups, ${engineCpu.toFixed(0)} ms CPU (${engineWall.toFixed(0)} ms wall) = ${(engineRate / 1e6).toFixed(2)} M lookups/s per core; ${((hits / N) * 100).toFixed(0)}% matched a rule; ${(cand / CONNS).toFixed(1)} rules evaluated per lookup on average`,
+);
+
+// brute force: every network and every rule per lookup; few lookups, it is slow
+const M = arg('model', 20);
+let agree = 0;
+w0 = performance.now();
+c0 = cpuMs();
+for (let i = 0; i < M; i++) {
+  const c = conns[i]!;
+  if (modelDecide(policy, c).ruleId === (engine.decide(c).rule?.id ?? null)) agree++;
+}
+const modelCpu = cpuMs() - c0;
+const modelRate = (M / modelCpu) * 1000;
+console.log(
+  `brute-force model: ${M} lookups, ${modelCpu.toFixed(0)} ms CPU (${(performance.now() - w0).toFixed(0)} ms wall) = ${modelRate.toFixed(1)} lookups/s; agreed with the engine on ${agree}/${M}`,
+);
+console.log(`ratio engine / brute force: ${Math.round(engineRate / modelRate)}x`);

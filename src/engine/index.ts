@@ -1,0 +1,20 @@
+// Public surface of the engine: zone lookup (longest-prefix match, IPv4/IPv6), KZorp best-match rule
+// lookup with explanation, zone flattening for the kernel compiler, and the score pieces other
+// implementations of the same semantics reuse or test against.
+export { formatAddress, ParsedAddr, parseAddress } from './address.ts';
+export type { Candidate, Decision, Explanation } from './engine.ts';
+export { Engine } from './engine.ts';
+export type { DimensionResult, MatchGroup, ScoreField, ScoreTuple } from './score.ts';
+export {
+  decidingField,
+  MATCH_GROUPS,
+  PROTO_ICMP,
+  PROTO_ICMPV6,
+  PROTO_TCP,
+  PROTO_UDP,
+  packScore,
+  SCORE_FIELDS,
+  unpackScore,
+} from './score.ts';
+export type { ZoneInterval } from './zone-trie.ts';
+export { flattenZones, PrefixTrie, ZoneTrie, zoneAndDescendants, zoneSubnetsFlattened } from './zone-trie.ts';

@@ -1,0 +1,288 @@
+// Zone lookup: longest-prefix match over every zone's networks, IPv4 and IPv6 in separate tries
+// (zorp-semantics §2). A /0 network is simply the root's value, so it is the family's fallback and
+// nothing crosses families. Subnet membership ignores the admin hierarchy (a child zone's networks need
+// not lie inside its parent's).
+//
+// The trie is a plain binary trie kept in typed arrays (no object per node): 100,000 networks of a
+// policy share most of their upper bits, so nodes stay in the low millions and a lookup is at most 32 (or
+// 128) array steps with no allocation. `intervals()` flattens it into disjoint address ranges, each with
+// its longest-prefix-match value: nft interval sets cannot overlap, so the kernel compiler needs this.
+import type { Family, Policy, Zone } from '../policy/model.ts';
+import { ParsedAddr, parseAddressInto, wordsOf } from './address.ts';
+
+const INITIAL_NODES = 1024;
+
+/** A binary trie over one address family mapping prefixes to small non-negative integers. */
+export class PrefixTrie {
+  readonly width: 32 | 128;
+  private left: Int32Array;
+  private right: Int32Array;
+  private val: Int32Array;
+  private count = 1; // node 0 is the root; child index 0 means "none"
+  /** Prefix length of the last successful `lookup`, -1 after a miss. */
+  matchedPrefix = -1;
+
+  constructor(family: Family) {
+    this.width = family === 4 ? 32 : 128;
+    this.left = new Int32Array(INITIAL_NODES);
+    this.right = new Int32Array(INITIAL_NODES);
+    this.val = new Int32Array(INITIAL_NODES).fill(-1);
+  }
+
+  get nodeCount(): number {
+    return this.count;
+  }
+
+  private grow(): void {
+    const n = this.left.length * 2;
+    const l = new Int32Array(n);
+    l.set(this.left);
+    const r = new Int32Array(n);
+    r.set(this.right);
+    const v = new Int32Array(n).fill(-1);
+    v.set(this.val);
+    this.left = l;
+    this.right = r;
+    this.val = v;
+  }
+
+  /** The node for the prefix (created when missing). `words` are 32-bit words, most significant first. */
+  private node(words: ArrayLike<number>, prefix: number): number {
+    let node = 0;
+    for (let i = 0; i < prefix; i++) {
+      const bit = (words[i >>> 5]! >>> (31 - (i & 31))) & 1;
+      const arr = bit ? this.right : this.left;
+      let next = arr[node]!;
+      if (next === 0) {
+        if (this.count === this.left.length) this.grow();
+        next = this.count++;
+        (bit ? this.right : this.left)[node] = next;
+      }
+      node = next;
+    }
+    return node;
+  }
+
+  /** Sets the value of a prefix; returns the value it replaces (-1 if none). */
+  insert(words: ArrayLike<number>, prefix: number, value: number): number {
+    const n = this.node(words, prefix);
+    const old = this.val[n]!;
+    this.val[n] = value;
+    return old;
+  }
+
+  insertBig(addr: bigint, prefix: number, value: number): number {
+    return this.insert(this.width === 32 ? [Number(addr)] : wordsOf(addr), prefix, value);
+  }
+
+  /** Longest-prefix match of a parsed address of this trie's family: the value, or -1. */
+  lookup(a: ParsedAddr): number {
+    const left = this.left;
+    const right = this.right;
+    const val = this.val;
+    let best = val[0]!;
+    let bestLen = best >= 0 ? 0 : -1;
+    let node = 0;
+    if (this.width === 32) {
+      const w = a.w0;
+      for (let i = 0; i < 32; i++) {
+        node = (w >>> (31 - i)) & 1 ? right[node]! : left[node]!;
+        if (node === 0) break;
+        const v = val[node]!;
+        if (v >= 0) {
+          best = v;
+          bestLen = i + 1;
+        }
+      }
+    } else {
+      outer: for (let k = 0; k < 4; k++) {
+        const w = k === 0 ? a.w0 : k === 1 ? a.w1 : k === 2 ? a.w2 : a.w3;
+        for (let i = 0; i < 32; i++) {
+          node = (w >>> (31 - i)) & 1 ? right[node]! : left[node]!;
+          if (node === 0) break outer;
+          const v = val[node]!;
+          if (v >= 0) {
+            best = v;
+            bestLen = 32 * k + i + 1;
+          }
+        }
+      }
+    }
+    this.matchedPrefix = bestLen;
+    return best;
+  }
+
+  /** Writes the values of every stored prefix containing the address into `out`, shortest first;
+   * returns how many (at most width + 1). */
+  collect(a: ParsedAddr, out: Int32Array): number {
+    const left = this.left;
+    const right = this.right;
+    const val = this.val;
+    let n = 0;
+    if (val[0]! >= 0) out[n++] = val[0]!;
+    let node = 0;
+    const words = this.width === 32 ? 1 : 4;
+    for (let k = 0; k < words; k++) {
+      const w = k === 0 ? a.w0 : k === 1 ? a.w1 : k === 2 ? a.w2 : a.w3;
+      for (let i = 0; i < 32; i++) {
+        node = (w >>> (31 - i)) & 1 ? right[node]! : left[node]!;
+        if (node === 0) return n;
+        const v = val[node]!;
+        if (v >= 0) out[n++] = v;
+      }
+    }
+    return n;
+  }
+
+  /** Calls `visit(value, prefixLen)` for every stored prefix containing the address, shortest first. */
+  forEachMatch(a: ParsedAddr, visit: (value: number, prefix: number) => void): void {
+    const left = this.left;
+    const right = this.right;
+    const val = this.val;
+    if (val[0]! >= 0) visit(val[0]!, 0);
+    let node = 0;
+    const words = this.width === 32 ? 1 : 4;
+    for (let k = 0; k < words; k++) {
+      const w = k === 0 ? a.w0 : k === 1 ? a.w1 : k === 2 ? a.w2 : a.w3;
+      for (let i = 0; i < 32; i++) {
+        node = (w >>> (31 - i)) & 1 ? right[node]! : left[node]!;
+        if (node === 0) return;
+        const v = val[node]!;
+        if (v >= 0) visit(v, 32 * k + i + 1);
+      }
+    }
+  }
+
+  /**
+   * The address space flattened into disjoint, sorted, inclusive ranges, each carrying the value of the
+   * longest stored prefix covering it. Ranges no prefix covers are left out; adjacent ranges with the same
+   * value are merged.
+   */
+  intervals(): { lo: bigint; hi: bigint; value: number }[] {
+    const out: { lo: bigint; hi: bigint; value: number }[] = [];
+    const push = (lo: bigint, size: bigint, value: number): void => {
+      if (value < 0) return;
+      const last = out[out.length - 1];
+      if (last && last.value === value && last.hi + 1n === lo) last.hi = lo + size - 1n;
+      else out.push({ lo, hi: lo + size - 1n, value });
+    };
+    const walk = (node: number, lo: bigint, depth: number, inherited: number): void => {
+      const own = this.val[node]!;
+      const eff = own >= 0 ? own : inherited;
+      const l = this.left[node]!;
+      const r = this.right[node]!;
+      const size = 1n << BigInt(this.width - depth);
+      if (l === 0 && r === 0) {
+        push(lo, size, eff);
+        return;
+      }
+      const half = size >> 1n;
+      if (l !== 0) walk(l, lo, depth + 1, eff);
+      else push(lo, half, eff);
+      if (r !== 0) walk(r, lo + half, depth + 1, eff);
+      else push(lo + half, half, eff);
+    };
+    walk(0, 0n, 0, -1);
+    return out;
+  }
+}
+
+/** One flattened range of addresses and the zone its addresses look up to. */
+export interface ZoneInterval {
+  lo: bigint;
+  hi: bigint;
+  zone: string;
+}
+
+/** Longest-prefix match from an address to its zone, IPv4 and IPv6 separately. */
+export class ZoneTrie {
+  /** Zones by index (the trie's values). */
+  readonly zones: Zone[];
+  readonly v4 = new PrefixTrie(4);
+  readonly v6 = new PrefixTrie(6);
+  private readonly scratch = new ParsedAddr();
+
+  /**
+   * Builds the tries. The loader guarantees no network is in two zones; if one still is, the zone
+   * given later wins (as in the kernel, where the last /0 processed wins).
+   */
+  constructor(zones: Iterable<Zone>) {
+    this.zones = [...zones];
+    this.zones.forEach((z, i) => {
+      for (const c of z.addresses) (c.family === 4 ? this.v4 : this.v6).insertBig(c.addr, c.prefix, i);
+    });
+  }
+
+  static fromPolicy(policy: Policy): ZoneTrie {
+    return new ZoneTrie(policy.zones.values());
+  }
+
+  /** Index (into `zones`) of the parsed address's zone, or -1 for no zone. */
+  lookupIndex(a: ParsedAddr): number {
+    if (a.family === 4) return this.v4.lookup(a);
+    if (a.family === 6) return this.v6.lookup(a);
+    return -1;
+  }
+
+  /** The zone of an address; null when no zone covers it. Throws on an invalid address. */
+  lookup(addr: string): Zone | null {
+    if (!parseAddressInto(addr, this.scratch)) throw new TypeError(`not an IP address: ${addr}`);
+    const i = this.lookupIndex(this.scratch);
+    return i < 0 ? null : this.zones[i]!;
+  }
+
+  /** Disjoint sorted ranges of one family with the zone each address in them looks up to. */
+  intervals(family: Family): ZoneInterval[] {
+    return (family === 4 ? this.v4 : this.v6)
+      .intervals()
+      .map((r) => ({ lo: r.lo, hi: r.hi, zone: this.zones[r.value]!.name }));
+  }
+}
+
+/** Every address of both families flattened: disjoint sorted ranges, each with its zone by LPM. */
+export function flattenZones(policy: Policy): { v4: ZoneInterval[]; v6: ZoneInterval[] } {
+  const t = ZoneTrie.fromPolicy(policy);
+  return { v4: t.intervals(4), v6: t.intervals(6) };
+}
+
+/** The zone and (with `withChildren`) every zone below it in the admin hierarchy. */
+export function zoneAndDescendants(policy: Policy, zoneName: string, withChildren: boolean): Set<string> {
+  const out = new Set<string>([zoneName]);
+  if (!withChildren) return out;
+  const stack = [zoneName];
+  while (stack.length) {
+    const z = policy.zones.get(stack.pop()!);
+    for (const c of z?.children ?? []) {
+      if (!out.has(c)) {
+        out.add(c);
+        stack.push(c);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The addresses of `family` whose zone (by longest-prefix match) is `zoneName`, or, with
+ * `withChildren`, that zone or one of its descendants: disjoint sorted inclusive ranges, adjacent ones
+ * merged. This is what an nft interval set `zone_<name>_v4` must hold. Pass `flat` (from
+ * `flattenZones`) when asking for many zones of one policy.
+ */
+export function zoneSubnetsFlattened(
+  policy: Policy,
+  zoneName: string,
+  withChildren: boolean,
+  family: Family,
+  flat?: { v4: ZoneInterval[]; v6: ZoneInterval[] },
+): { lo: bigint; hi: bigint }[] {
+  const f = flat ?? flattenZones(policy);
+  const want = zoneAndDescendants(policy, zoneName, withChildren);
+  const out: { lo: bigint; hi: bigint }[] = [];
+  for (const r of family === 4 ? f.v4 : f.v6) {
+    if (!want.has(r.zone)) continue;
+    const last = out[out.length - 1];
+    if (last && last.hi + 1n === r.lo) last.hi = r.hi;
+    else out.push({ lo: r.lo, hi: r.hi });
+  }
+  return out;
+}
