@@ -25,9 +25,30 @@ const S6 = '2001:db8:2::2';
 const S6b = '2001:db8:2::3';
 const ep = (host: string, port: number) => ({ host, port, family: host.includes(':') ? 6 : 4 });
 const connectChainer = { type: 'connect', timeoutConnectMs: 5000 } as const;
+const transparentRouter = {
+  type: 'transparent',
+  forcedPort: null,
+  forgeAddr: false,
+  forgePort: 'any',
+} as const;
 
 /** Destination port -> relay service. */
-const SERVICES = [
+const ZONES = [
+  { name: 'inside', parent: null, cidrs: [] },
+  { name: 'servers', parent: 'inside', cidrs: ['198.18.2.0/24', '2001:db8:2::/64'] },
+  { name: 'dmz', parent: null, cidrs: ['198.18.9.0/24'] },
+  { name: 'clients', parent: null, cidrs: ['198.18.1.0/24', '2001:db8:1::/64'] },
+];
+
+const SERVICES: {
+  dport: number;
+  name: string;
+  port: number;
+  router: unknown;
+  chainer: unknown;
+  maxSessions?: number;
+  limitTargetZonesTo?: string[];
+}[] = [
   {
     dport: 80,
     name: 'transparent',
@@ -75,6 +96,31 @@ const SERVICES = [
       forgePort: 'any',
     },
     chainer: { type: 'round_robin', timeoutConnectMs: 5000, timeoutStateMs: 60_000 },
+  },
+  {
+    dport: 86,
+    name: 'limited',
+    port: 50086,
+    maxSessions: 1,
+    router: transparentRouter,
+    chainer: connectChainer,
+  },
+  // the server's zone is 'servers' (parent 'inside'): 87 allows only 'dmz', 88 the ancestor 'inside'
+  {
+    dport: 87,
+    name: 'zone_denied',
+    port: 50087,
+    limitTargetZonesTo: ['dmz'],
+    router: transparentRouter,
+    chainer: connectChainer,
+  },
+  {
+    dport: 88,
+    name: 'zone_allowed',
+    port: 50088,
+    limitTargetZonesTo: ['inside'],
+    router: transparentRouter,
+    chainer: connectChainer,
   },
   {
     dport: 8000,
@@ -150,18 +196,20 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
       ].join(' && '),
     );
     const server = lab.spawnTs('server', `${HERE}/peer-server.ts`, [
-      '80,81,82,8080',
+      '80,81,82,86,88,8080',
       '8000',
       String(BIG_BYTES),
     ]);
     bigSha = (await server.waitFor(/BIGSHA ([0-9a-f]+)/))[1]!;
     await server.waitFor(/READY/);
-    const specs = SERVICES.map(({ name, port, router, chainer }) => ({ name, port, router, chainer }));
-    relay = lab.spawnTs('fw', `${HERE}/relay-entry.ts`, [JSON.stringify(specs)]);
+    const specs = SERVICES.map(({ dport: _d, ...spec }) => spec);
+    relay = lab.spawnTs('fw', `${HERE}/relay-entry.ts`, [JSON.stringify(specs), JSON.stringify(ZONES)]);
     await relay.waitFor(/READY/);
   });
 
   after(async () => {
+    if (process.env.TZORP_TEST_DEBUG)
+      process.stderr.write(`relay stdout:\n${relay?.stdout()}\nrelay stderr:\n${relay?.stderr()}\n`);
     await lab?.destroy();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -258,6 +306,62 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
         [`${S4}:8080`, 2],
         [`${S4b}:8080`, 2],
       ].sort(),
+    );
+  });
+
+  function summaries(
+    service: string,
+  ): { verdict: string; serverZone: string | null; clientZone: string | null }[] {
+    return relay
+      .stdout()
+      .split('\n')
+      .filter((l) => l.startsWith('SUMMARY '))
+      .map((l) => JSON.parse(l.slice(8)))
+      .filter((s) => s.service === service);
+  }
+
+  /** The client's view of a refused connection: nc exits without any answer. */
+  async function refused(host: string, port: number): Promise<void> {
+    const r = await lab.exec('client', ['nc', '-N', '-w', '10', host, String(port)], {
+      input: 'x',
+      allowFail: true,
+      timeoutMs: 30_000,
+    });
+    assert.equal(r.stdout, '');
+  }
+
+  test('limit_target_zones_to: a server zone outside the list is refused (DENIED_BY_POLICY), an ancestor allows', async () => {
+    for (const host of [S4, S6]) {
+      await refused(host, 87);
+      const seen = await nc(host, 88, 'zone ok');
+      assert.equal(seen.sha256, sha('zone ok'));
+    }
+    await relay.waitFor(/"service":"zone_denied"[^\n]*\n[\s\S]*"service":"zone_denied"/);
+    const denied = summaries('zone_denied');
+    assert.equal(denied.length, 2);
+    for (const s of denied) {
+      assert.equal(s.verdict, 'DENIED_BY_POLICY');
+      assert.equal(s.serverZone, 'servers');
+      assert.equal(s.clientZone, 'clients');
+    }
+    assert.deepEqual(
+      summaries('zone_allowed').map((s) => s.verdict),
+      ['ACCEPTED', 'ACCEPTED'],
+    );
+  });
+
+  test('max_sessions: a second concurrent session is refused (DENIED_BY_LIMIT), a later one is served', async () => {
+    const holder = lab.spawn('client', ['nc', S4, '86']); // stdin stays open: the session stays up
+    await relay.waitFor(/ESTABLISHED limited/);
+    await refused(S6, 86);
+    await relay.waitFor(/"service":"limited"[^\n]*"verdict":"DENIED_BY_LIMIT"/);
+    holder.kill('SIGKILL'); // its connection goes away (RST/FIN), freeing the slot
+    await relay.waitFor(/"service":"limited"[^\n]*"verdict":"ACCEPTED"/);
+    const seen = await nc(S6, 86, 'after');
+    assert.equal(seen.sha256, sha('after'));
+    assert.deepEqual(
+      summaries('limited').map((s) => s.verdict),
+      ['DENIED_BY_LIMIT', 'ACCEPTED', 'ACCEPTED'],
     );
   });
 
