@@ -11,27 +11,22 @@ import { DEFAULTS } from '../../defaults.ts';
 import type { CoreContext, ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
 import { type ErrorPage, errorResponse } from './error-page.ts';
 import { HttpError, reasonOf } from './http-error.ts';
-import type { HttpOptions } from './options.ts';
+import { type HttpOptions, MANAGED_HEADERS } from './options.ts';
 import { applyHeaderPolicy, checkUrl, portPermitted, requestAction, responseAction } from './policy.ts';
 import { type Framing, type Header, HttpReader, type RequestHead, type ResponseHead } from './reader.ts';
 import { splitList } from './syntax.ts';
 import { formatAuthority, parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
 import { chunkBytes, LAST_CHUNK, requestHeadBytes, responseHeadBytes } from './writer.ts';
 
-/** Hop-by-hop fields (RFC 9110 §7.6.1) and the framing ones the proxy writes itself. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'content-length',
-  'host',
-  'proxy-authorization', // meant for this proxy, never for the server (RFC 9110 §11.7.2)
-  'proxy-authenticate',
-]);
+/** Fields never forwarded as received: hop-by-hop ones (RFC 9110 §7.6.1), the framing and routing
+ * ones the proxy writes itself, and credentials meant for this proxy (RFC 9110 §11.7.2). */
+const HOP_BY_HOP = new Set([...MANAGED_HEADERS, 'proxy-authorization', 'proxy-authenticate']);
+
+/** A field name with '_' is dropped: CGI-style servers map '-' and '_' to the same variable, so
+ * `Content_Length` could be read as Content-Length behind our back (nginx ignores them too). */
+function forwardable(lowerName: string, connTokens: Set<string>): boolean {
+  return !HOP_BY_HOP.has(lowerName) && !connTokens.has(lowerName) && !lowerName.includes('_');
+}
 
 /** Client bytes buffered beyond what we are reading before the client is paused: one full head
  * plus one relay buffer (pipelined requests, or a body waiting for the server connection). */
@@ -405,7 +400,8 @@ export class HttpCore implements ProxyCore {
     };
     this.tx = tx;
     // A bodiless message's end is the reader's next item: take it now, the request is complete.
-    if (framing.type === 'none' && this.client.read().type !== 'end') throw new Error('no end after a bodiless head');
+    if (framing.type === 'none' && this.client.read().type !== 'end')
+      throw new Error('no end after a bodiless head');
     const conn = connectionTokens(head.headers);
     tx.closeAfter =
       conn.has('close') ||
@@ -527,7 +523,7 @@ export class HttpCore implements ProxyCore {
       case 'accept':
         break;
       case 'deny': {
-        this.reject(403, 'Method denied', `Method ${method} denied by policy.`, 'DENIED_BY_POLICY', true);
+        this.reject(403, 'Method denied', `Method ${method} denied by policy.`, 'DENIED_BY_POLICY');
         return;
       }
       case 'reject': {
@@ -536,6 +532,7 @@ export class HttpCore implements ProxyCore {
           act.text || 'Request rejected',
           act.text || `Method ${method} rejected by policy.`,
           'DENIED_BY_POLICY',
+          false,
         );
         return;
       }
@@ -574,7 +571,7 @@ export class HttpCore implements ProxyCore {
     // Headers: end-to-end ones through the request_header policy, managed ones written here.
     const e2e = head.headers.filter((h) => {
       const n = h.name.toLowerCase();
-      return !HOP_BY_HOP.has(n) && !conn.has(n) && !(n === 'expect' && head.version.minor === 0);
+      return forwardable(n, conn) && !(n === 'expect' && head.version.minor === 0);
     });
     const pol = applyHeaderPolicy(e2e, o.requestHeader);
     if (!pol.ok) {
@@ -712,8 +709,7 @@ export class HttpCore implements ProxyCore {
 
     const conn = connectionTokens(head.headers);
     const e2e = head.headers.filter((h) => {
-      const n = h.name.toLowerCase();
-      return !HOP_BY_HOP.has(n) && !conn.has(n);
+      return forwardable(h.name.toLowerCase(), conn);
     });
     const pol = applyHeaderPolicy(e2e, o.responseHeader);
     if (!pol.ok) {
@@ -822,8 +818,9 @@ export class HttpCore implements ProxyCore {
   // -------------------------------------------------------------------------------------------
   // refusals and errors
 
-  /** A refusal before anything went to the server. `close` forces the connection to close. */
-  private reject(status: number, info: string, msg: string, verdict: Verdict, close = false): void {
+  /** A refusal before anything went to the server. The connection closes unless `close` is false
+   * (a policy `reject`: the client may go on with its next request). */
+  private reject(status: number, info: string, msg: string, verdict: Verdict, close = true): void {
     this.violation(status, info, {});
     if (close && this.tx) this.tx.closeAfter = true;
     this.localResponse({ status, reason: reasonOf(status), info, msg }, this.opts.errorTemplate, verdict);

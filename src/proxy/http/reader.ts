@@ -276,9 +276,13 @@ export class HttpReader {
           }
           return { type: 'need' };
         }
-        this.countBody(avail);
-        const data = this.copyOut(this.start, this.end);
-        this.start = this.end;
+        // Hand out what the limit allows, then fail: the same bytes pass however the input was split.
+        const max = this.limits.maxBodyLength;
+        const n = max > 0 ? Math.min(avail, max - this.bodyTotal) : avail;
+        if (n <= 0) this.fail(413, 'body larger than max_body_length', true);
+        this.bodyTotal += n;
+        const data = this.copyOut(this.start, this.start + n);
+        this.start += n;
         return { type: 'body', data };
       }
       case 'chunk-size':
@@ -345,6 +349,10 @@ export class HttpReader {
           continue;
         }
         this.emptyLines = 0;
+        // Check the start line at once: a peer speaking something else is refused before it sends
+        // a whole head (HTTP/0.9, binary junk).
+        if (isReq) parseRequestLine(line, this.limits.maxUrlLength);
+        else parseStatusLine(line);
         this.startLine = line;
         this.headBytes = line.length + 2;
         this.headers = [];
@@ -390,20 +398,7 @@ export class HttpReader {
   }
 
   private requestHead(line: string, headers: Header[]): ReadItem {
-    // request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only.
-    const parts = line.split(' ');
-    const vm = parts.length === 3 ? /^HTTP\/(\d)\.(\d)$/.exec(parts[2]!) : null;
-    if (parts.length === 3 && !vm && /^HTTP\/\d+(\.\d+)?$/.test(parts[2]!)) {
-      this.fail(505, `unsupported HTTP version '${parts[2]}'`);
-    }
-    if (!vm) this.fail(400, 'malformed request line');
-    const [method, target] = parts as [string, string];
-    if (!isToken(method)) this.fail(400, 'invalid method');
-    if (vm[1] !== '1') this.fail(505, `unsupported HTTP version '${parts[2]}'`);
-    if (!isVisibleAscii(target)) this.fail(400, 'invalid request-target');
-    if (target.length > this.limits.maxUrlLength)
-      this.fail(414, 'request-target longer than max_url_length', true);
-    const version: Version = { major: 1, minor: Number(vm[2]) };
+    const { method, target, version } = parseRequestLine(line, this.limits.maxUrlLength);
     const head: RequestHead = { kind: 'request', method, target, version, headers };
 
     // Host (RFC 9112 §3.2): exactly one in HTTP/1.1, at most one in 1.0, and well formed.
@@ -423,19 +418,12 @@ export class HttpReader {
   }
 
   private responseHead(line: string, headers: Header[]): ReadItem {
-    // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4).
-    const m = /^HTTP\/(\d)\.(\d) (\d{3})(?: (.*))?$/.exec(line);
-    if (!m) this.fail(502, 'malformed status line');
-    if (m[1] !== '1') this.fail(502, 'response is not HTTP/1.x');
-    const status = Number(m[3]);
-    if (status < 100 || status > 599) this.fail(502, `invalid status code ${m[3]}`);
-    const reason = m[4] ?? '';
-    if (!isFieldValue(reason)) this.fail(502, 'control character in reason phrase');
+    const { version, status, reason } = parseStatusLine(line);
     const method = this.pending[0];
     if (method === undefined) this.fail(502, 'response without a request');
     const head: ResponseHead = {
       kind: 'response',
-      version: { major: 1, minor: Number(m[2]) },
+      version,
       status,
       reason,
       headers,
@@ -583,6 +571,39 @@ export class HttpReader {
       this.trailers.push(this.parseField(line, this.trailers.length));
     }
   }
+}
+
+/** request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only. */
+function parseRequestLine(
+  line: string,
+  maxUrlLength: number,
+): { method: string; target: string; version: Version } {
+  const parts = line.split(' ');
+  const vm = parts.length === 3 ? /^HTTP\/(\d)\.(\d)$/.exec(parts[2]!) : null;
+  if (parts.length === 3 && !vm && /^HTTP\/\d+(\.\d+)?$/.test(parts[2]!)) {
+    throw new HttpError(505, `unsupported HTTP version '${parts[2]}'`);
+  }
+  if (!vm) throw new HttpError(400, 'malformed request line');
+  const [method, target] = parts as [string, string];
+  if (!isToken(method)) throw new HttpError(400, 'invalid method');
+  if (vm[1] !== '1') throw new HttpError(505, `unsupported HTTP version '${parts[2]}'`);
+  if (!isVisibleAscii(target)) throw new HttpError(400, 'invalid request-target');
+  if (target.length > maxUrlLength)
+    throw new HttpError(414, 'request-target longer than max_url_length', true);
+  return { method, target, version: { major: 1, minor: Number(vm[2]) } };
+}
+
+/** status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4). Errors are the
+ * server's: the status (502) is what the client gets. */
+function parseStatusLine(line: string): { version: Version; status: number; reason: string } {
+  const m = /^HTTP\/(\d)\.(\d) (\d{3})(?: (.*))?$/.exec(line);
+  if (!m) throw new HttpError(502, 'malformed status line');
+  if (m[1] !== '1') throw new HttpError(502, 'response is not HTTP/1.x');
+  const status = Number(m[3]);
+  if (status < 100 || status > 599) throw new HttpError(502, `invalid status code ${m[3]}`);
+  const reason = m[4] ?? '';
+  if (!isFieldValue(reason)) throw new HttpError(502, 'control character in reason phrase');
+  return { version: { major: 1, minor: Number(m[2]) }, status, reason };
 }
 
 function printable(s: string): string {

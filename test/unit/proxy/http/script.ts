@@ -46,7 +46,9 @@ export class Script {
     return this.ev({ type: 'end', now: this.now, stream });
   }
   closed(stream: 'client' | 'server', error?: string): ProxyCommand[] {
-    return this.ev(error ? { type: 'closed', now: this.now, stream, error } : { type: 'closed', now: this.now, stream });
+    return this.ev(
+      error ? { type: 'closed', now: this.now, stream, error } : { type: 'closed', now: this.now, stream },
+    );
   }
   timer(timer: string): ProxyCommand[] {
     return this.ev({ type: 'timer', now: this.now, timer });
@@ -66,7 +68,9 @@ export class Script {
     return this.log.find((c): c is Extract<ProxyCommand, { type: 'done' }> => c.type === 'done');
   }
   logs(category: string): Extract<ProxyCommand, { type: 'log' }>[] {
-    return this.log.filter((c): c is Extract<ProxyCommand, { type: 'log' }> => c.type === 'log' && c.category === category);
+    return this.log.filter(
+      (c): c is Extract<ProxyCommand, { type: 'log' }> => c.type === 'log' && c.category === category,
+    );
   }
   closedStreams(): string[] {
     return this.log.filter((c) => c.type === 'close').map((c) => (c as { stream: string }).stream);
@@ -78,7 +82,10 @@ export class Script {
 }
 
 /** Start a session, send a request, connect the server: the common opening. */
-export function opened(options: Record<string, unknown> = {}, request = 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'): Script {
+export function opened(
+  options: Record<string, unknown> = {},
+  request = 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n',
+): Script {
   const s = new Script(options);
   s.start();
   s.client(request);
