@@ -353,6 +353,14 @@ export class HttpCore implements ProxyCore {
       case 'eof':
         // Clean close between responses: forget this connection; the next request reconnects.
         this.closeServer();
+        if (tx?.sentToServer) {
+          this.failTx(
+            502,
+            'Server closed the connection',
+            'The server closed the connection without answering.',
+            'DENIED_BY_CONNECTION_FAIL',
+          );
+        }
         return true;
       case 'head':
         if (!tx) throw new Error('response head without a transaction');
