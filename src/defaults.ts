@@ -15,6 +15,8 @@ export const DEFAULTS = {
   // policy loader
   maxPolicyBytes: 64 * 1024 * 1024, // refuse larger files before parsing: bounded memory
   maxYamlAliasCount: 100, // YAML alias expansion limit ("billion laughs")
+  maxYamlPolicyBytes: 8 * 1024 * 1024, // the yaml package needs ~100 B of memory per byte: larger -> JSON
+  maxPolicyErrors: 1000, // errors (and, separately, warnings) reported per load; the rest are counted
   // proxies, shared
   connectTimeoutMs: 30_000,
   idleTimeoutMs: 600_000, // Zorp plug `timeout` 600000 ms

@@ -24,6 +24,7 @@ export const E = {
   POLICY_READ: entry('TZ1001', 'user', 'the policy file cannot be read'),
   POLICY_SYNTAX: entry('TZ1002', 'user', 'YAML/JSON syntax error'),
   POLICY_TOO_LARGE: entry('TZ1003', 'user', 'the policy file is larger than the loader accepts'),
+  POLICY_TOO_MANY_ERRORS: entry('TZ1004', 'user', 'too many errors: the rest are not reported'),
   POLICY_TYPE: entry('TZ1010', 'user', 'a field has the wrong type'),
   POLICY_UNKNOWN_FIELD: entry('TZ1011', 'user', 'unknown field'),
   POLICY_MISSING_FIELD: entry('TZ1012', 'user', 'a required field is missing'),
@@ -47,6 +48,8 @@ export const E = {
   LINT_TIED_RULES: entry('TZ1502', 'user', 'two rules tie for some connection'),
   LINT_UNUSED_ZONE: entry('TZ1503', 'user', 'a zone is not used'),
   LINT_UNUSED_SERVICE: entry('TZ1504', 'user', 'a service is not used'),
+  LINT_HOST_BITS: entry('TZ1505', 'user', 'a network has host bits set (they are masked off)'),
+  LINT_NEVER_MATCHES: entry('TZ1506', 'user', 'a rule can never match any connection'),
   // --- kernel (TZ2xxx) ---
   KERNEL_NFT_CHECK: entry('TZ2001', 'env', 'nft rejected the compiled ruleset (nothing was changed)'),
   KERNEL_NFT_APPLY: entry('TZ2002', 'env', 'nft failed to apply the ruleset (the previous one stays)'),

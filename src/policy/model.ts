@@ -45,6 +45,8 @@ export interface Zone {
   depth: number;
   addresses: Cidr[];
   pos: SourcePos;
+  /** Free text from the policy (docs, explain output). */
+  description?: string;
 }
 
 /** An address and port a router or chainer connects to. */
@@ -114,6 +116,8 @@ interface ServiceBase {
   pos: SourcePos;
   /** Log the kernel's decision for this service (Zorp's LOGGING flag). Default true. */
   logging: boolean;
+  /** Free text from the policy (docs, explain output). */
+  description?: string;
 }
 
 export interface ProxyService extends ServiceBase {

@@ -1,0 +1,105 @@
+// loadPolicyText: text -> syntax tree (JSON or YAML reader) -> resolved Policy -> lint.
+// Pure (no I/O): file.ts reads files. Never throws for bad input: every problem is an error in the
+// result, with file:line:column.
+import { createHash } from 'node:crypto';
+import { DEFAULTS } from '../defaults.ts';
+import { TzorpError } from '../errors.ts';
+import { Diagnostics } from './diagnostics.ts';
+import { readJson } from './json-reader.ts';
+import { lintPolicy } from './lint.ts';
+import type { Policy } from './model.ts';
+import { Resolver } from './resolve.ts';
+import { Lines, type PNode } from './syntax.ts';
+import { readYaml } from './yaml-reader.ts';
+
+export interface LoadResult {
+  /** null iff errors is non-empty. */
+  policy: Policy | null;
+  errors: TzorpError[];
+  warnings: TzorpError[];
+}
+
+function mib(n: number): string {
+  return `${(n / (1024 * 1024)).toFixed(n % (1024 * 1024) === 0 ? 0 : 1)} MiB`;
+}
+
+function tooLarge(file: string, bytes: number): LoadResult {
+  return {
+    policy: null,
+    errors: [
+      new TzorpError(
+        'POLICY_TOO_LARGE',
+        `the policy is ${mib(bytes)}; at most ${mib(DEFAULTS.maxPolicyBytes)} are accepted`,
+        { pos: { file, line: 1, col: 1 } },
+      ),
+    ],
+    warnings: [],
+  };
+}
+
+/** Refuses oversized input before any parsing: bounded memory whatever the file holds. */
+export function checkPolicySize(file: string, bytes: number): LoadResult | null {
+  return bytes > DEFAULTS.maxPolicyBytes ? tooLarge(file, bytes) : null;
+}
+
+export function loadPolicyText(text: string, file: string, sha256?: string): LoadResult {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  const big = checkPolicySize(file, bytes);
+  if (big) return big;
+  const lines = new Lines(text);
+  const d = new Diagnostics(file, lines);
+  const root = readSyntax(text, bytes, d);
+  let policy: Policy | null = null;
+  if (root !== null) {
+    const r = new Resolver(d);
+    const hash = sha256 ?? createHash('sha256').update(text, 'utf8').digest('hex');
+    policy = r.resolve(root, { file, sha256: hash });
+    if (policy !== null) lintPolicy(policy, d, r.usedZones);
+  }
+  d.finish();
+  if (d.errors.length > 0) policy = null;
+  return { policy, errors: byPosition(d.errors), warnings: byPosition(d.warnings) };
+}
+
+function readSyntax(text: string, bytes: number, d: Diagnostics): PNode | null {
+  // JSON (what programs write, and the only form for large files) starts with '{'; a YAML flow mapping
+  // does too, so when the JSON reader fails a small file is given to the YAML reader.
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const offset = text.length - body.length;
+  const first = /\S/.exec(body);
+  if (first && first[0] === '{') {
+    const j = readJson(body);
+    if (j.ok) return j.root;
+    if (bytes > DEFAULTS.maxYamlPolicyBytes) {
+      d.error('POLICY_SYNTAX', `JSON syntax error: ${j.message}`, j.at + offset);
+      return null;
+    }
+  }
+  if (bytes > DEFAULTS.maxYamlPolicyBytes) {
+    d.error(
+      'POLICY_TOO_LARGE',
+      `a YAML policy of ${mib(bytes)} is too large (at most ${mib(DEFAULTS.maxYamlPolicyBytes)}: the YAML parser needs about 100 bytes of memory per byte); write large policies as JSON (up to ${mib(DEFAULTS.maxPolicyBytes)})`,
+      0,
+    );
+    return null;
+  }
+  const y = readYaml(text);
+  if (!y.ok) {
+    for (const e of y.errors) d.error('POLICY_SYNTAX', `YAML syntax error: ${e.message}`, e.at);
+    return null;
+  }
+  return y.root;
+}
+
+/** In file order (stable: problems at one position keep the order they were found in). */
+function byPosition(list: TzorpError[]): TzorpError[] {
+  const line = (e: TzorpError) => e.pos?.line ?? 0;
+  const col = (e: TzorpError) => e.pos?.col ?? 0;
+  const notes = list.filter((e) => e.id === 'POLICY_TOO_MANY_ERRORS');
+  const sorted = list
+    .filter((e) => e.id !== 'POLICY_TOO_MANY_ERRORS')
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => line(a.e) - line(b.e) || col(a.e) - col(b.e) || a.i - b.i)
+    .map((x) => x.e);
+  return [...sorted, ...notes];
+}
