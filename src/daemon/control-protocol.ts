@@ -84,6 +84,9 @@ export interface SessionInfo {
   ageMs: number;
   generation: number;
   worker: number;
+  /** How the rule was learned: 'kernel' = the accepted socket's mark (the kernel's own decision);
+   * 'engine' = decided again from the addresses (no tproxy mark: tcp_fwmark_accept off or --no-kernel). */
+  decision: 'kernel' | 'engine';
 }
 
 export interface ReloadResult {

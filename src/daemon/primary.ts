@@ -141,6 +141,16 @@ export class Daemon {
     });
   }
 
+  /** After a failed start: end the workers and close the listeners (the kernel was not changed, or
+   * keeps the previous tzorp table if one was there). */
+  async abandon(): Promise<void> {
+    this.stopping = Promise.resolve({ drained: true, sessionsLeft: 0, flushed: false });
+    for (const i of this.pool.alive()) this.pool.kill(i, 'SIGKILL');
+    this.listeners.closeAll();
+    await this.control?.close();
+    await this.metrics.close();
+  }
+
   private installSignals(): void {
     process.on('SIGHUP', () => {
       void this.reload().catch(() => {}); // reload() logs the outcome

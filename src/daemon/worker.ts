@@ -99,6 +99,7 @@ interface LiveSession<U> {
   gen: WorkerGeneration<U>;
   service: ProxyService;
   ruleId: number | null;
+  how: 'mark' | 'engine';
   client: AddrLike;
   clientZone: string | null;
   local: AddrLike;
@@ -315,6 +316,7 @@ export class WorkerRuntime<U> {
         gen,
         service,
         ruleId: rule.id,
+        how: r.how,
         client,
         clientZone,
         local,
@@ -376,6 +378,7 @@ export class WorkerRuntime<U> {
         ageMs: now - s.startedAt,
         generation: s.gen.n,
         worker: this.deps.index,
+        decision: s.how === 'mark' ? 'kernel' : 'engine',
       };
     });
   }

@@ -1,0 +1,142 @@
+// tzorp run POLICY: the daemon. Loads and checks the policy (refuses to start on errors), installs
+// the kernel ruleset and policy routing, opens one transparent listener per proxy service and family,
+// and serves sessions on N worker processes. Controlled through its control socket (tzorp status,
+// sessions, reload, stop, log) and signals (HUP reload, TERM/INT stop, USR1/USR2 verbosity +/-1).
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { checkProxies, loadPolicy, realDeps } from '../../daemon/deps.ts';
+import { ZorpLog } from '../../daemon/log.ts';
+import { LogLevels, parseLogSpec } from '../../daemon/log-spec.ts';
+import { Daemon } from '../../daemon/primary.ts';
+import { DEFAULTS } from '../../defaults.ts';
+import { TzorpError } from '../../errors.ts';
+
+function positiveInt(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024)
+    throw new InvalidArgumentError('must be 1..1024');
+  return Number(v);
+}
+
+function level(v: string): number {
+  if (!/^\d{1,2}$/.test(v) || Number(v) > 10) throw new InvalidArgumentError('must be a level 0..10');
+  return Number(v);
+}
+
+function spec(v: string): string {
+  try {
+    parseLogSpec(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return v;
+}
+
+function ms(v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be milliseconds (an integer >= 0)');
+  return Number(v);
+}
+
+function hostPort(v: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[3]) : -1;
+  if (!m || port > 65535) throw new InvalidArgumentError('must be HOST:PORT ([v6addr]:PORT for IPv6)');
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+interface RunOptions {
+  control: string;
+  workers: number;
+  logFormat: 'json' | 'text';
+  logSpec: string;
+  verbose: number;
+  kernel: boolean;
+  metrics?: { host: string; port: number };
+  stopTimeout: number;
+}
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('run the daemon: kernel ruleset, transparent listeners, proxy sessions on every core')
+    .argument('<policy>', 'policy file')
+    .option('--control <path>', 'control socket', DEFAULTS.controlSocketPath)
+    .option(
+      '--workers <n>',
+      'worker processes (default: the number of cores)',
+      positiveInt,
+      availableParallelism(),
+    )
+    .addOption(
+      new Option('--log-format <format>', 'log line format')
+        .choices(['json', 'text'])
+        .default(DEFAULTS.logFormat),
+    )
+    .option(
+      '--log-spec <spec>',
+      "per-category log levels, e.g. 'core.*:5,http.*:6' (last match wins)",
+      spec,
+      DEFAULTS.logSpec,
+    )
+    .option(
+      '--verbose <n>',
+      'log level of categories no spec entry matches (0..10, Zorp --verbose)',
+      level,
+      DEFAULTS.logVerbosity,
+    )
+    .option('--no-kernel', 'do not install the nftables ruleset and policy routing (someone else does)')
+    .option('--metrics <host:port>', 'serve Prometheus metrics on this address', hostPort)
+    .option(
+      '--stop-timeout <ms>',
+      'how long stop/SIGTERM lets sessions finish',
+      ms,
+      DEFAULTS.stopDrainTimeoutMs,
+    )
+    .action(async (policyArg: string, opts: RunOptions) => {
+      const policyFile = resolve(policyArg);
+      const log = new ZorpLog({ format: opts.logFormat, levels: new LogLevels(opts.verbose, opts.logSpec) });
+      // Refuse to start on a policy with errors, before anything is started or changed.
+      const loaded = await loadPolicy(policyFile).catch((e: unknown) => {
+        process.stderr.write(`tzorp run: ${e instanceof TzorpError ? e.format() : (e as Error).message}\n`);
+        return null;
+      });
+      if (!loaded) {
+        process.exitCode = 1;
+        return;
+      }
+      const errors = loaded.policy ? [...loaded.errors, ...checkProxies(loaded.policy)] : loaded.errors;
+      for (const w of loaded.warnings) process.stderr.write(`${w.format()}\n`);
+      if (errors.length > 0 || !loaded.policy) {
+        for (const e of errors) process.stderr.write(`${e.format()}\n`);
+        process.stderr.write(`tzorp run: the policy has ${errors.length} error(s); not starting\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const daemon = new Daemon(
+        {
+          policyFile,
+          controlPath: resolve(opts.control),
+          workers: opts.workers,
+          log: { format: opts.logFormat, verbosity: opts.verbose, spec: opts.logSpec },
+          kernel: opts.kernel,
+          metrics: opts.metrics ?? null,
+          stopTimeoutMs: opts.stopTimeout,
+        },
+        realDeps(),
+        log,
+      );
+      try {
+        await daemon.start();
+      } catch (e) {
+        const lines =
+          e instanceof TzorpError
+            ? [e.format(), ...((e.details as { errors?: string[] } | undefined)?.errors ?? [])]
+            : [(e as Error).stack ?? String(e)];
+        for (const l of lines) process.stderr.write(`tzorp run: ${l}\n`);
+        await daemon.abandon();
+        process.exit(1);
+      }
+      process.exit(await daemon.exited);
+    });
+}

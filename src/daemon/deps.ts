@@ -1,0 +1,81 @@
+// The daemon's real collaborators: the policy loader, the proxy registry (names and option parsers),
+// the kernel module (compile, apply, flush) and the native addon (transparent listening sockets).
+import { TzorpError } from '../errors.ts';
+import { applyPolicy, compilePolicy, flushTzorp } from '../kernel/index.ts';
+import { closeFd, listenFd } from '../native/index.ts';
+import type { Policy } from '../policy/model.ts';
+import { proxyModule } from '../proxy/index.ts';
+import type { LoadOutcome } from './generation.ts';
+import type { DaemonDeps } from './primary.ts';
+
+/** listen() backlog of the proxy listeners: room for connection bursts while workers are busy. */
+const LISTEN_BACKLOG = 4096;
+
+type Loader = (file: string) => Promise<LoadOutcome>;
+
+/** policy/index.ts loadPolicyFile, looked up when first needed. */
+export async function loadPolicy(file: string): Promise<LoadOutcome> {
+  const mod = (await import('../policy/index.ts')) as unknown as { loadPolicyFile?: Loader };
+  if (typeof mod.loadPolicyFile !== 'function') {
+    throw new TzorpError('DAEMON_START', 'this build has no policy loader (policy/index.ts loadPolicyFile)');
+  }
+  return mod.loadPolicyFile(file);
+}
+
+/** What the loader cannot know: every proxy service names a proxy tzorp has, with valid options. */
+export function checkProxies(policy: Policy): TzorpError[] {
+  const errors: TzorpError[] = [];
+  for (const s of policy.services.values()) {
+    if (s.type !== 'proxy') continue;
+    const mod = proxyModule(s.proxy);
+    if (!mod) {
+      errors.push(
+        new TzorpError(
+          'POLICY_BAD_SERVICE',
+          `service ${s.name}: tzorp has no proxy named ${JSON.stringify(s.proxy)}`,
+          {
+            pos: s.pos,
+          },
+        ),
+      );
+      continue;
+    }
+    try {
+      mod.parseOptions(s.options);
+    } catch (e) {
+      if (e instanceof TzorpError) {
+        errors.push(
+          e.pos ? e : new TzorpError(e.id, `service ${s.name}: ${e.message}`, { pos: s.pos, cause: e }),
+        );
+      } else {
+        errors.push(
+          new TzorpError('POLICY_BAD_SERVICE', `service ${s.name}: ${(e as Error).message}`, {
+            pos: s.pos,
+            cause: e,
+          }),
+        );
+      }
+    }
+  }
+  return errors;
+}
+
+export function realDeps(load: Loader = loadPolicy): DaemonDeps {
+  return {
+    load,
+    check: checkProxies,
+    compile: (policy, listenPorts) => compilePolicy(policy, { listenPorts }),
+    apply: async (policy, listenPorts) => {
+      // fixSysctls: tcp_fwmark_accept=1 (rule id on accepted sockets) and the forwarding sysctls the
+      // policy needs, set in the daemon's own network namespace.
+      const r = await applyPolicy(policy, { listenPorts, fixSysctls: true });
+      return r.wrong;
+    },
+    flush: async () => {
+      await flushTzorp();
+    },
+    listenFd: (host, port, family) =>
+      listenFd(host, port, { transparent: true, v6Only: family === 6, backlog: LISTEN_BACKLOG }),
+    closeFd,
+  };
+}

@@ -1,0 +1,223 @@
+// A worker process: wires WorkerRuntime to the real modules (engine, net driver, proxies, native
+// SO_MARK) and to the primary over IPC. The primary sends each listening socket once ('listener',
+// with the handle), then generations to prepare and commit.
+import net from 'node:net';
+import { register as metricsRegistry } from 'prom-client';
+import { Engine } from '../engine/index.ts';
+import { getMark, socketFd } from '../native/index.ts';
+import { runSession, ServiceUpstream, SessionLimiter } from '../net/index.ts';
+import type { ProxyService } from '../policy/model.ts';
+import { proxyModule } from '../proxy/index.ts';
+import type { FromWorker, ToWorker } from './ipc.ts';
+import { CORE_LEVEL, ZorpLog } from './log.ts';
+import { LogLevels } from './log-spec.ts';
+import { WorkerMetrics } from './metrics.ts';
+import { SessionIdSource } from './session-ids.ts';
+import { RATE_TICK_MS, ServiceStats } from './stats.ts';
+import { type EngineLike, WorkerRuntime } from './worker.ts';
+
+function send(msg: FromWorker): void {
+  if (process.connected) process.send?.(msg);
+}
+
+/** Zorp's levels for the driver's coarse ones: a session start is core.session(3) in Zorp, the
+ * summary core.summary(4). */
+function zorpLevel(category: string, level: keyof typeof CORE_LEVEL): number {
+  if (category === 'core.session' && level === 'info') return 3;
+  return CORE_LEVEL[level];
+}
+
+/** The driver asks its ServiceUpstream's limiter for a max_sessions slot synchronously when the
+ * session starts; the slot was already taken daemon-wide from the primary (WorkerRuntime), so the
+ * limiter only repeats that answer. */
+class PrimaryAdmission extends SessionLimiter {
+  answer = true;
+  override acquire(): boolean {
+    return this.answer;
+  }
+  override release(): void {}
+}
+
+const handles = new Map<string, object>();
+const admissions = new Map<number, (ok: boolean) => void>();
+let admitRid = 0;
+let runtime: WorkerRuntime<ServiceUpstream> | null = null;
+let zlog: ZorpLog | null = null;
+const limiter = new PrimaryAdmission();
+const metrics = new WorkerMetrics();
+const stats = new ServiceStats();
+const ids = new SessionIdSource((service) => send({ t: 'wantIds', service }));
+setInterval(() => stats.tick(), RATE_TICK_MS).unref();
+
+function reply(rid: number, p: Promise<unknown> | unknown): void {
+  Promise.resolve(p).then(
+    (data) => send({ t: 'reply', rid, ok: true, data }),
+    (e) =>
+      send({
+        t: 'reply',
+        rid,
+        ok: false,
+        error: {
+          code: (e as { code?: string }).code ?? 'TZ9001',
+          message: (e as Error).message ?? String(e),
+        },
+      }),
+  );
+}
+
+function init(
+  index: number,
+  logSettings: { format: 'json' | 'text'; verbosity: number; spec: string },
+): void {
+  const log = new ZorpLog({
+    format: logSettings.format,
+    levels: new LogLevels(logSettings.verbosity, logSettings.spec),
+    base: { worker: index },
+  });
+  zlog = log;
+  runtime = new WorkerRuntime<ServiceUpstream>({
+    index,
+    ids,
+    log,
+    stats,
+    now: Date.now,
+    listen: (spec, onConnection) =>
+      new Promise((resolve, reject) => {
+        const handle = handles.get(spec.key);
+        if (!handle) {
+          reject(new Error(`no socket was sent for listener ${spec.key}`));
+          return;
+        }
+        // allowHalfOpen: half-close relay; pauseOnConnect: nothing is read before the core wants it.
+        const server = net.createServer(
+          { allowHalfOpen: true, pauseOnConnect: true, noDelay: true },
+          onConnection,
+        );
+        server.once('error', reject);
+        server.listen(handle as net.ListenOptions, () => {
+          server.off('error', reject);
+          server.on('error', (e) =>
+            log.log('core.error', 1, null, 'Listener error', { listener: spec.key, error: e.message }),
+          );
+          resolve({
+            close: () =>
+              new Promise<void>((r) => {
+                handles.delete(spec.key);
+                server.close(() => r());
+              }),
+          });
+        });
+      }),
+    mark: (sock) => {
+      try {
+        return getMark(socketFd(sock));
+      } catch {
+        return null;
+      }
+    },
+    engine: (policy) => new Engine(policy) as EngineLike,
+    upstream: (service, engine, policy) =>
+      new ServiceUpstream(service, {
+        zones: { zoneOf: (h) => engine.zoneOf(h), zones: policy.zones },
+        limiter,
+      }),
+    admit: (service, max) =>
+      new Promise<boolean>((resolve) => {
+        const rid = ++admitRid;
+        admissions.set(rid, resolve);
+        send({ t: 'admit', rid, service, max });
+      }),
+    release: (service) => send({ t: 'release', service }),
+    startSession: (s) => {
+      const mod = proxyModule(s.service.proxy);
+      if (!mod) throw new Error(`no proxy module ${s.service.proxy}`);
+      limiter.answer = s.admitted;
+      try {
+        return runSession({
+          id: s.id,
+          service: s.service.name,
+          socket: s.socket,
+          createCore: mod.factory,
+          options: s.service.options,
+          upstream: s.upstream,
+          clientZone: s.clientZone,
+          ruleId: s.ruleId,
+          log: (category, level, msg, fields) => {
+            const { session_id, service: _service, ...rest } = fields;
+            log.log(
+              category,
+              zorpLevel(category, level),
+              (session_id as string | undefined) ?? s.id,
+              msg,
+              rest,
+            );
+          },
+        });
+      } finally {
+        limiter.answer = true;
+      }
+    },
+    onStart: (service: ProxyService) => metrics.started(service.name),
+    onEnd: (service, summary, running) => metrics.ended(service.name, summary, running),
+  });
+}
+
+process.on('message', (msg: ToWorker, handle?: object) => {
+  switch (msg.t) {
+    case 'init':
+      init(msg.index, msg.log);
+      reply(msg.rid, undefined);
+      return;
+    case 'listener':
+      if (handle) handles.set(msg.spec.key, handle);
+      return;
+    case 'ids':
+      ids.addBlock(msg.block);
+      return;
+    case 'admitted': {
+      const w = admissions.get(msg.rid);
+      admissions.delete(msg.rid);
+      w?.(msg.ok);
+      return;
+    }
+    case 'prepare':
+      reply(msg.rid, runtime!.prepare(msg.gen));
+      return;
+    case 'commit':
+      reply(msg.rid, runtime!.commit(msg.n));
+      return;
+    case 'abort':
+      reply(msg.rid, runtime!.abort(msg.n));
+      return;
+    case 'status':
+      reply(msg.rid, runtime!.status());
+      return;
+    case 'sessions':
+      reply(msg.rid, runtime!.list());
+      return;
+    case 'metrics':
+      reply(msg.rid, metricsRegistry.getMetricsAsJSON());
+      return;
+    case 'log':
+      zlog?.levels.setVerbosity(msg.verbosity);
+      zlog?.levels.setSpec(msg.spec);
+      reply(msg.rid, undefined);
+      return;
+    case 'stop':
+      reply(
+        msg.rid,
+        runtime!
+          .stop(msg.timeoutMs, (ms) => new Promise((r) => setTimeout(r, ms)))
+          .then((left) => ({ left })),
+      );
+      return;
+  }
+});
+
+// The primary coordinates reload, stop and log levels: a terminal's Ctrl-C or a HUP to the process
+// group must not end or confuse a worker on its own.
+for (const sig of ['SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => {});
+// The primary is gone (killed): exit, which closes our copies of the listening sockets. With the
+// primary's copies gone too, the kernel's tproxy finds no socket and drops: fail closed.
+process.on('disconnect', () => process.exit(0));
+send({ t: 'ready' });
