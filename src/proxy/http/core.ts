@@ -393,7 +393,7 @@ export class HttpCore implements ProxyCore {
       url: head.target,
       start: this.now,
       closeAfter: false,
-      reqDone: framing.type === 'none',
+      reqDone: false,
       serverHead: null,
       sentToServer: false,
       chunkToServer: framing.type === 'chunked',
@@ -408,8 +408,9 @@ export class HttpCore implements ProxyCore {
     };
     this.tx = tx;
     // A bodiless message's end is the reader's next item: take it now, the request is complete.
-    if (framing.type === 'none' && this.client.read().type !== 'end')
-      throw new Error('no end after a bodiless head');
+    const bodiless = framing.type === 'none' || (framing.type === 'length' && framing.length === 0);
+    if (bodiless && this.client.read().type !== 'end') throw new Error('no end after a bodiless head');
+    tx.reqDone = bodiless;
     const conn = connectionTokens(head.headers);
     tx.closeAfter =
       conn.has('close') ||
