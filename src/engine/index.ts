@@ -4,6 +4,7 @@
 export { formatAddress, ParsedAddr, parseAddress } from './address.ts';
 export type { Candidate, Decision, Explanation } from './engine.ts';
 export { Engine } from './engine.ts';
+export { type Sample, sampleConnections } from './samples.ts';
 export type { DimensionResult, MatchGroup, ScoreField, ScoreTuple } from './score.ts';
 export {
   decidingField,
