@@ -200,11 +200,11 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
       '8000',
       String(BIG_BYTES),
     ]);
-    bigSha = (await server.waitFor(/BIGSHA ([0-9a-f]+)/))[1]!;
-    await server.waitFor(/READY/);
+    bigSha = (await server.waitFor(/BIGSHA ([0-9a-f]+)/, 90_000))[1]!;
+    await server.waitFor(/READY/, 90_000);
     const specs = SERVICES.map(({ dport: _d, ...spec }) => spec);
     relay = lab.spawnTs('fw', `${HERE}/relay-entry.ts`, [JSON.stringify(specs), JSON.stringify(ZONES)]);
-    await relay.waitFor(/READY/);
+    await relay.waitFor(/READY/, 90_000);
   });
 
   after(async () => {
@@ -336,7 +336,7 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
       const seen = await nc(host, 88, 'zone ok');
       assert.equal(seen.sha256, sha('zone ok'));
     }
-    await relay.waitFor(/"service":"zone_denied"[^\n]*\n[\s\S]*"service":"zone_denied"/);
+    await relay.waitFor(/"service":"zone_denied"[^\n]*\n[\s\S]*"service":"zone_denied"/, 60_000);
     const denied = summaries('zone_denied');
     assert.equal(denied.length, 2);
     for (const s of denied) {
@@ -352,11 +352,11 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
 
   test('max_sessions: a second concurrent session is refused (DENIED_BY_LIMIT), a later one is served', async () => {
     const holder = lab.spawn('client', ['nc', S4, '86']); // stdin stays open: the session stays up
-    await relay.waitFor(/ESTABLISHED limited/);
+    await relay.waitFor(/ESTABLISHED limited/, 60_000);
     await refused(S6, 86);
-    await relay.waitFor(/"service":"limited"[^\n]*"verdict":"DENIED_BY_LIMIT"/);
+    await relay.waitFor(/"service":"limited"[^\n]*"verdict":"DENIED_BY_LIMIT"/, 60_000);
     holder.kill('SIGKILL'); // its connection goes away (RST/FIN), freeing the slot
-    await relay.waitFor(/"service":"limited"[^\n]*"verdict":"ACCEPTED"/);
+    await relay.waitFor(/"service":"limited"[^\n]*"verdict":"ACCEPTED"/, 60_000);
     const seen = await nc(S6, 86, 'after');
     assert.equal(seen.sha256, sha('after'));
     assert.deepEqual(
@@ -369,6 +369,7 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
     const seen = await nc(S4, 80, 'summary please');
     const line = await relay.waitFor(
       /SUMMARY (\{[^\n]*"client":\{"host":"198\.18\.1\.2","port":(\d+)[^\n]*"bytes":\{"fromClient":14,[^\n]*)\n/,
+      60_000,
     );
     const s = JSON.parse(line[1]!);
     assert.equal(s.verdict, 'ACCEPTED');
