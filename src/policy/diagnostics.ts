@@ -37,6 +37,15 @@ export class Diagnostics {
     this.warnings.push(new TzorpError(id, message, { pos: this.pos(at), ...(details ? { details } : {}) }));
   }
 
+  /** A warning at a position the model already carries (lint works on the resolved policy). */
+  warnPos(id: ErrorId, message: string, pos: { file: string; line: number; col: number }): void {
+    if (this.warnings.length >= DEFAULTS.maxPolicyErrors) {
+      this.droppedWarnings++;
+      return;
+    }
+    this.warnings.push(new TzorpError(id, message, { pos }));
+  }
+
   get failed(): boolean {
     return this.errors.length > 0;
   }
