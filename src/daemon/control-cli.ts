@@ -1,10 +1,11 @@
 // What the control commands (tzorp status|sessions|reload|stop|log) share: the --control option, the
 // request, and the error reporting (exit 1 when no daemon answers or the daemon refused).
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import { ControlError, controlRequest, type RequestOptions } from './control-client.ts';
 import type { ControlRequest } from './control-protocol.ts';
+import { parseLogSpec } from './log-spec.ts';
 
 export function addControlOption(cmd: Command): Command {
   return cmd.option('--control <path>', 'control socket of the daemon', DEFAULTS.controlSocketPath);
@@ -58,4 +59,20 @@ export function formatBytes(n: number): string {
     i++;
   }
   return `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** commander argument parser: a Zorp log level 0..10. */
+export function levelArg(v: string): number {
+  if (!/^\d{1,2}$/.test(v) || Number(v) > 10) throw new InvalidArgumentError('must be a level 0..10');
+  return Number(v);
+}
+
+/** commander argument parser: a log spec (category-glob:level,...). */
+export function logSpecArg(v: string): string {
+  try {
+    parseLogSpec(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return v;
 }

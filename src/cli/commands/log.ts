@@ -2,24 +2,8 @@
 // daemon's log levels (Zorp's `zorpctl log -S spec`, `-s N`, `-i`, `-d`). A spec is a comma list of
 // category-glob:level; the last matching entry wins, other categories use the verbosity.
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
-import { addControlOption, ask } from '../../daemon/control-cli.ts';
+import { addControlOption, ask, levelArg, logSpecArg } from '../../daemon/control-cli.ts';
 import type { LogResult } from '../../daemon/control-protocol.ts';
-import { parseLogSpec } from '../../daemon/log-spec.ts';
-
-function level(v: string): number {
-  if (!/^\d{1,2}$/.test(v) || Number(v) > 10) throw new InvalidArgumentError('must be a level 0..10');
-  return Number(v);
-}
-
-function spec(v: string): string {
-  try {
-    parseLogSpec(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-  return v;
-}
 
 export function register(program: Command): void {
   addControlOption(
@@ -29,9 +13,9 @@ export function register(program: Command): void {
       .option(
         '--spec <spec>',
         "per-category levels, e.g. 'core.*:5,http.*:6' (replaces the current spec)",
-        spec,
+        logSpecArg,
       )
-      .option('--verbosity <n>', 'level of categories no spec entry matches (0..10)', level)
+      .option('--verbosity <n>', 'level of categories no spec entry matches (0..10)', levelArg)
       .option('--inc', 'verbosity + 1 (as SIGUSR1)')
       .option('--dec', 'verbosity - 1 (as SIGUSR2)')
       .option('--json', 'machine-readable output'),

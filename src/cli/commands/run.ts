@@ -6,9 +6,10 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
+import { levelArg, logSpecArg } from '../../daemon/control-cli.ts';
 import { checkProxies, loadPolicy, realDeps } from '../../daemon/deps.ts';
 import { ZorpLog } from '../../daemon/log.ts';
-import { LogLevels, parseLogSpec } from '../../daemon/log-spec.ts';
+import { LogLevels } from '../../daemon/log-spec.ts';
 import { Daemon } from '../../daemon/primary.ts';
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
@@ -17,20 +18,6 @@ function positiveInt(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024)
     throw new InvalidArgumentError('must be 1..1024');
   return Number(v);
-}
-
-function level(v: string): number {
-  if (!/^\d{1,2}$/.test(v) || Number(v) > 10) throw new InvalidArgumentError('must be a level 0..10');
-  return Number(v);
-}
-
-function spec(v: string): string {
-  try {
-    parseLogSpec(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-  return v;
 }
 
 function ms(v: string): number {
@@ -76,13 +63,13 @@ export function register(program: Command): void {
     .option(
       '--log-spec <spec>',
       "per-category log levels, e.g. 'core.*:5,http.*:6' (last match wins)",
-      spec,
+      logSpecArg,
       DEFAULTS.logSpec,
     )
     .option(
       '--verbose <n>',
       'log level of categories no spec entry matches (0..10, Zorp --verbose)',
-      level,
+      levelArg,
       DEFAULTS.logVerbosity,
     )
     .option('--no-kernel', 'do not install the nftables ruleset and policy routing (someone else does)')
