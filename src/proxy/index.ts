@@ -2,6 +2,7 @@
 // Each proxy module adds its own line.
 import type { CoreFactory } from './core/types.ts';
 import { createFtpCore, parseFtpOptions } from './ftp/index.ts';
+import { createHttpCore, parseHttpOptions } from './http/index.ts';
 import { createPlugCore, parsePlugOptions } from './plug/index.ts';
 
 export interface ProxyModule {
@@ -15,6 +16,7 @@ export interface ProxyModule {
 export const PROXIES: ReadonlyMap<string, ProxyModule> = new Map<string, ProxyModule>([
   ['plug', { factory: createPlugCore, parseOptions: parsePlugOptions }],
   ['ftp', { factory: createFtpCore, parseOptions: parseFtpOptions }],
+  ['http', { factory: createHttpCore, parseOptions: parseHttpOptions }],
 ]);
 
 /** The module for a proxy name, or undefined when tzorp has no such proxy. */

@@ -1,5 +1,5 @@
 // The http proxy's options (the `options:` of a `proxy: http` service, snake_case keys as written in
-// the policy file) and their validation. parseHttpOptions collects every problem with the path of the
+// the policy file) and their validation. checkHttpOptions collects every problem with the path of the
 // option (['request', 'PUT']) so the policy loader can point at file:line:column.
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
@@ -150,9 +150,26 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Validate the http options of one service. Unknown keys are errors (a typo must not silently fall
- * back to a default in a firewall). */
-export function parseHttpOptions(raw: unknown): ParsedHttpOptions {
+/** Parse the http options of one service, or throw one TzorpError (kind 'user') that lists every
+ * problem (details.problems has them one by one, each with its option path). This is the registry's
+ * `parseOptions` (src/proxy/index.ts): the daemon calls it when it builds a generation. */
+export function parseHttpOptions(raw: unknown): HttpOptions {
+  const r = checkHttpOptions(raw);
+  if (!r.options) {
+    throw new TzorpError(
+      'POLICY_BAD_VALUE',
+      `invalid http options: ${r.errors.map((e) => e.message).join('; ')}`,
+      {
+        details: { problems: r.errors },
+      },
+    );
+  }
+  return r.options;
+}
+
+/** Validate the http options of one service and collect every problem. Unknown keys are errors (a
+ * typo must not silently fall back to a default in a firewall). */
+export function checkHttpOptions(raw: unknown): ParsedHttpOptions {
   const c = new Collector();
   const o: Record<string, unknown> = raw === undefined || raw === null ? {} : isObj(raw) ? raw : {};
   if (raw !== undefined && raw !== null && !isObj(raw))

@@ -1,17 +1,18 @@
-// parseHttpOptions: defaults, and clear errors (with the option's path) for bad options.
+// checkHttpOptions: defaults, and clear errors (with the option's path) for bad options.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULTS } from '../../../../src/defaults.ts';
-import { parseHttpOptions } from '../../../../src/proxy/http/index.ts';
+import type { TzorpError } from '../../../../src/errors.ts';
+import { checkHttpOptions, parseHttpOptions } from '../../../../src/proxy/http/index.ts';
 
 function errorsOf(o: unknown): string[] {
-  const r = parseHttpOptions(o);
+  const r = checkHttpOptions(o);
   assert.equal(r.options, null);
   return r.errors.map((e) => `${e.code} ${e.message}`);
 }
 
 test('defaults follow Zorp HttpProxy', () => {
-  const r = parseHttpOptions(undefined);
+  const r = checkHttpOptions(undefined);
   assert.deepEqual(r.errors, []);
   const o = r.options!;
   assert.equal(o.transparentMode, true);
@@ -23,12 +24,12 @@ test('defaults follow Zorp HttpProxy', () => {
     { lo: 443, hi: 443 },
   ]);
   assert.equal(o.requestTimeoutMs, 10_000);
-  const explicit = parseHttpOptions({ transparent_mode: false }).options!;
+  const explicit = checkHttpOptions({ transparent_mode: false }).options!;
   assert.ok(explicit.request.has('CONNECT'));
 });
 
 test('a complete, valid option set parses', () => {
-  const r = parseHttpOptions({
+  const r = checkHttpOptions({
     transparent_mode: false,
     target_port_range: ['80', 443, '8000-8100'],
     parent_proxy: '[2001:db8::1]:8080',
@@ -79,7 +80,7 @@ test('unknown options, wrong types and bad actions are reported with their path'
   ]) {
     assert.match(text, want);
   }
-  const r = parseHttpOptions({ request: { GET: 'allow' } });
+  const r = checkHttpOptions({ request: { GET: 'allow' } });
   assert.deepEqual(r.errors[0]!.details, { path: ['request', 'GET'] });
 });
 
@@ -90,4 +91,17 @@ test('max_header_bytes must hold the longest start line the other limits allow',
 
 test('options that are not a mapping', () => {
   assert.match(errorsOf([1, 2]).join(''), /must be a mapping/);
+});
+
+test('parseHttpOptions (the registry entry) throws one user error listing every problem', () => {
+  assert.equal(parseHttpOptions({ timeout: 5 }).idleTimeoutMs, 5);
+  assert.throws(
+    () => parseHttpOptions({ timeout: 'x', request: { GET: 'allow' } }),
+    (e: TzorpError) =>
+      e.kind === 'user' &&
+      /invalid http options: http option timeout: must be an integer; http option request\.GET: unknown action/.test(
+        e.message,
+      ) &&
+      (e.details!.problems as unknown[]).length === 2,
+  );
 });

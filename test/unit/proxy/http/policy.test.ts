@@ -1,7 +1,7 @@
 // The http policies through the core: request by method, headers, responses (dimhash order), URL filter.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseHttpOptions } from '../../../../src/proxy/http/index.ts';
+import { checkHttpOptions } from '../../../../src/proxy/http/index.ts';
 import { responseAction } from '../../../../src/proxy/http/policy.ts';
 import { opened, Script } from './script.ts';
 
@@ -118,7 +118,7 @@ describe('header policies', () => {
 
 describe('response policy', () => {
   const opts = (response: unknown) => {
-    const r = parseHttpOptions({ response });
+    const r = checkHttpOptions({ response });
     assert.deepEqual(r.errors, []);
     return r.options!;
   };
