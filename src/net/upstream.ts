@@ -51,7 +51,8 @@ function makeFd(o: UpstreamConnectOptions): number | null {
     let last: unknown;
     for (let i = 0; i < RANDOM_PORT_TRIES; i++) {
       try {
-        return clientFd(o.target.family, { ...base, port: randomInt(RANDOM_PORT_MIN, RANDOM_PORT_MAX + 1) });
+        const port = randomInt(RANDOM_PORT_MIN, RANDOM_PORT_MAX + 1);
+        return clientFd(o.target.family, { ...base, port, reuseAddr: true });
       } catch (e) {
         last = e;
         if (!(e instanceof TzorpError) || e.details?.code !== 'EADDRINUSE') throw e;
