@@ -207,19 +207,38 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     } else if (tzorpCommand('run') && policy) {
       step('starting tzorp in the firewall');
       const log = join(stateDir, 'tzorp.log');
-      const argv = [process.execPath, join(REPO_ROOT, 'bin/tzorp'), 'run', policy.file];
+      const control = join(stateDir, 'control.sock');
+      // Readable Zorp lines at level 4, so session starts, connection summaries and HTTP accounting
+      // lines are in the log the demo and `tzorp lab status` point at; two workers show the sharing
+      // of listeners without taking every core of the host.
+      const argv = [
+        process.execPath,
+        join(REPO_ROOT, 'bin/tzorp'),
+        'run',
+        policy.file,
+        '--control',
+        control,
+        '--log-format',
+        'text',
+        '--verbose',
+        '4',
+        '--workers',
+        '2',
+      ];
       record({ name: 'tzorp', node: 'fw', pid: startDetached(ns.fw, argv, log, REPO_ROOT), argv, log });
       const p = state.processes[state.processes.length - 1] as LabProcessRecord;
+      state.logs.tzorp = log;
       await waitUntil(
-        'tzorp to install its ruleset',
+        'tzorp to start (its "tzorp running" log line)',
         async () => {
           if (!isSameProcess(p.pid, p.startTime)) throw new LabError(`tzorp run exited:\n${tail(log)}`);
-          return (await firewallTablePresent(ns.fw)) ? true : undefined;
+          return tail(log, 200).includes('tzorp running') && (await firewallTablePresent(ns.fw))
+            ? true
+            : undefined;
         },
         START_TIMEOUT_MS,
       );
-      state.logs.tzorp = log;
-      state.firewall = { mode: 'run', detail: `tzorp run ${policy.file}`, controlSocket: null };
+      state.firewall = { mode: 'run', detail: `tzorp run ${policy.file}`, controlSocket: control };
     } else if (tzorpCommand('apply') && policy) {
       step('applying the policy in the firewall (tzorp apply; the daemon is not in this tree yet)');
       const r = await runIn(
@@ -340,6 +359,8 @@ export interface LabStatus {
     policyRouting: { v4: boolean; v6: boolean };
   };
   logs: LabState['logs'] | null;
+  /** The daemon's control socket (firewall mode 'run'), for `tzorp status --control`. */
+  controlSocket: string | null;
   /** Everything that is not as `up` left it; empty when healthy. */
   problems: string[];
 }
@@ -406,6 +427,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
     processes,
     firewall: { mode, detail: state?.firewall.detail ?? 'the lab is not up', table, policyRouting },
     logs: state?.logs ?? null,
+    controlSocket: state?.firewall.controlSocket ?? null,
     problems,
   };
 }

@@ -61,10 +61,12 @@ export function printLabStatus(s: LabStatus): void {
   );
   if (s.logs) out.write(`servers saw: ${s.logs.servers}\nftp protocol log: ${s.logs.vsftpd}\n`);
   if (s.logs?.tzorp) out.write(`tzorp log: ${s.logs.tzorp}\n`);
+  if (s.controlSocket)
+    out.write(`control socket: ${s.controlSocket} (tzorp status --control ${s.controlSocket})\n`);
   for (const p of s.problems) out.write(`${pc.red('problem:')} ${p}\n`);
 }
 
-function pokeHints(name: string): string {
+function pokeHints(name: string, control: string | null): string {
   const n = name === 'lab' ? '' : ` --name ${name}`;
   return [
     'try:',
@@ -73,6 +75,7 @@ function pokeHints(name: string): string {
     `  tzorp lab exec client${n} -- curl -s ftp://${LAB_ADDR.server4}/pub/`,
     `  tzorp lab exec client${n} -- nc ${LAB_ADDR.server4} 22`,
     `  tzorp lab exec fw${n} -- nft list table inet tzorp`,
+    ...(control ? [`  tzorp status --control ${control}`, `  tzorp sessions --control ${control}`] : []),
     `  tzorp lab status${n}`,
     `  tzorp lab down${n}`,
   ].join('\n');
@@ -103,7 +106,9 @@ export function register(program: Command): void {
           tzorp: o.tzorp,
           onStep: (m) => process.stderr.write(`${pc.dim('lab:')} ${m}\n`),
         });
-        process.stdout.write(`lab '${s.name}' is up; firewall: ${s.firewall.detail}\n${pokeHints(s.name)}\n`);
+        process.stdout.write(
+          `lab '${s.name}' is up; firewall: ${s.firewall.detail}\n${pokeHints(s.name, s.firewall.controlSocket)}\n`,
+        );
       } catch (e) {
         fail(e);
       }
