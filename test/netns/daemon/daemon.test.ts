@@ -1,0 +1,353 @@
+// End to end in namespaces: `tzorp run` in the lab's firewall with the real policy loader, kernel
+// ruleset, workers and plug proxy; real clients (curl, nc) in the client namespace and a test server
+// (peer-server.py, python http.server) in the server namespace. IPv4 and IPv6.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { SessionInfo, StatusResult } from '../../../src/daemon/control-protocol.ts';
+import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
+
+const skip = netnsSkipReason();
+const HERE = 'test/netns/daemon';
+const TZ = [process.execPath, 'bin/tzorp'];
+const dir = mkdtempSync(join(tmpdir(), 'tzorp-daemon-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const ZONES = `zones:
+  clients:
+    addresses: [198.18.1.0/24, "2001:db8:1::/64"]
+  servers:
+    addresses: [198.18.2.0/24, "2001:db8:2::/64"]
+`;
+
+/** Policy A: one plug service for 80, 8080, 8081 (rules 1-3). */
+const POLICY_A = `${ZONES}services:
+  plug:
+    type: proxy
+    proxy: plug
+rules:
+  - { id: 1, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 8080 }
+  - { id: 2, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 8081 }
+  - { id: 3, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 80 }
+`;
+
+/** Policy B: A plus a service that sorts before 'plug' (its id shifts) with a rule of its own. */
+const POLICY_B = `${ZONES}services:
+  echo_extra:
+    type: proxy
+    proxy: plug
+  plug:
+    type: proxy
+    proxy: plug
+rules:
+  - { id: 1, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 8080 }
+  - { id: 2, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 8081 }
+  - { id: 3, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 80 }
+  - { id: 9, service: echo_extra, proto: tcp, src_zone: clients, dst_port: 9090 }
+`;
+
+/** Broken: a rule names a zone that does not exist (line 9). */
+const POLICY_BROKEN = `${ZONES}services:
+  plug:
+    type: proxy
+    proxy: plug
+rules:
+  - { id: 1, service: plug, proto: tcp, src_zone: nowhere, dst_port: 8080 }
+`;
+
+interface Daemon {
+  proc: LabProcess;
+  control: string;
+  policy: string;
+}
+
+function tz(lab: Lab, args: string[]) {
+  return lab.exec('fw', [...TZ, ...args], { allowFail: true, timeoutMs: 120_000 });
+}
+
+async function startDaemon(lab: Lab, text: string, extra: string[] = []): Promise<Daemon> {
+  const policy = join(dir, `${lab.id}.yaml`);
+  writeFileSync(policy, text);
+  const control = join(dir, `${lab.id}.sock`);
+  const proc = lab.spawn('fw', [...TZ, 'run', policy, '--control', control, '--workers', '2', ...extra]);
+  await proc.waitFor(/tzorp running/, 120_000);
+  return { proc, control, policy };
+}
+
+async function startServer(lab: Lab): Promise<LabProcess> {
+  const srv = lab.spawn('server', ['python3', `${HERE}/peer-server.py`]);
+  await srv.waitFor(/ready/);
+  return srv;
+}
+
+async function status(lab: Lab, d: Daemon): Promise<StatusResult> {
+  const r = await tz(lab, ['status', '--json', '--control', d.control]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as StatusResult;
+}
+
+async function sessions(lab: Lab, d: Daemon): Promise<SessionInfo[]> {
+  const r = await tz(lab, ['sessions', '--json', '--control', d.control]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as SessionInfo[];
+}
+
+function peer(lab: Lab, host: string, port: number) {
+  const url = host.includes(':') ? `telnet://[${host}]:${port}` : `telnet://${host}:${port}`;
+  return lab.exec('client', ['curl', '-s', '--max-time', '5', url], { allowFail: true });
+}
+
+async function waitUntil(what: string, f: () => Promise<boolean>, tries = 100): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await f()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+test('plug relays IPv4 and IPv6; status and sessions show the live session; summary; stop cleans up', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const lab = await createLab();
+  try {
+    await startServer(lab);
+    const d = await startDaemon(lab, POLICY_A);
+    // the server sees the firewall's address (transparent router, no forge_addr)
+    const r4 = await peer(lab, ADDR.server4, 8080);
+    assert.match(r4.stdout, /^peer ::ffff:198\.18\.2\.1$/m);
+    const r6 = await peer(lab, ADDR.server6, 8080);
+    assert.match(r6.stdout, /^peer 2001:db8:2::1$/m);
+
+    // live sessions, several at once so that both workers get some
+    const held: LabProcess[] = [];
+    for (let i = 0; i < 12; i++) {
+      const host = i % 2 === 0 ? ADDR.server4 : ADDR.server6;
+      const p = lab.spawn('client', ['nc', host, '8081']);
+      held.push(p);
+    }
+    for (const p of held) await p.waitFor(/^peer /m);
+    const list = await sessions(lab, d);
+    const mine = list.filter((s) => s.clientLocal.port === 8081);
+    assert.equal(mine.length, 12, JSON.stringify(list));
+    for (const s of mine) {
+      assert.match(s.id, /^svc\/plug:\d+$/);
+      assert.equal(s.service, 'plug');
+      assert.equal(s.rule, 2);
+      assert.equal(s.decision, 'kernel'); // the rule id came from the accepted socket's mark
+      assert.equal(s.client.zone, 'clients');
+      assert.ok(s.client.address === ADDR.client4 || s.client.address === ADDR.client6);
+      assert.equal(s.server?.zone, 'servers');
+      assert.ok(s.server?.address === ADDR.server4 || s.server?.address === ADDR.server6);
+      assert.equal(s.server?.port, 8081);
+      assert.equal(
+        s.bytesToClient,
+        s.client.address.includes(':') ? 'peer 2001:db8:2::1\n'.length : 'peer ::ffff:198.18.2.1\n'.length,
+      );
+      assert.equal(s.generation, 1);
+    }
+    assert.equal(new Set(mine.map((s) => s.id)).size, 12, 'ids are unique across workers');
+    assert.equal(
+      new Set(mine.map((s) => s.worker)).size,
+      2,
+      `both workers accept: ${JSON.stringify(mine.map((s) => s.worker))}`,
+    );
+    const text = await tz(lab, ['sessions', '--control', d.control]);
+    assert.ok(text.stdout.includes(mine[0]!.id));
+
+    const st = await status(lab, d);
+    const sha = createHash('sha256').update(POLICY_A).digest('hex');
+    assert.equal(st.policy.sha256, sha);
+    assert.equal(st.generation, 1);
+    assert.equal(st.workers, 2);
+    assert.equal(st.workersAlive, 2);
+    const plug = st.services.find((s) => s.name === 'plug')!;
+    assert.equal(plug.sessionsRunning, 12);
+    assert.equal(plug.sessionsTotal, 14);
+    assert.ok(plug.lastStarted);
+    const stText = await tz(lab, ['status', '--control', d.control]);
+    assert.match(stText.stdout, new RegExp(`sha256=${sha}`));
+
+    for (const p of held) p.kill('SIGTERM');
+    // the summary of a finished session, with Zorp's fields and the verdict
+    await d.proc.waitFor(
+      /core\.summary\(4\): \(svc\/plug:\d+\): Connection summary; rule_id='1', .*client_address='AF_INET\(198\.18\.1\.2:\d+\)', client_zone='clients', .*server_address='AF_INET\(198\.18\.2\.2:8080\)', server_zone='servers', .*verdict='ACCEPTED'/,
+    );
+    await d.proc.waitFor(/client_address='AF_INET6\(\[2001:db8:1::2\]:\d+\)'.*verdict='ACCEPTED'/);
+
+    const stop = await tz(lab, ['stop', '--control', d.control]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stdout, /stopped/);
+    assert.equal(await d.proc.exited(), 0);
+    const table = await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true });
+    assert.notEqual(table.code, 0, 'tzorp stop removed its table');
+    const rules = await lab.exec('fw', ['ip', 'rule', 'show']);
+    assert.ok(!/fwmark 0x80000000/.test(rules.stdout), rules.stdout);
+    // no daemon: exit 1 and TZ3001 with the socket path
+    const gone = await tz(lab, ['status', '--control', d.control]);
+    assert.equal(gone.code, 1);
+    assert.ok(gone.stderr.includes('TZ3001') && gone.stderr.includes(d.control), gone.stderr);
+  } finally {
+    await lab.destroy();
+  }
+});
+
+test('a policy with errors: tzorp run refuses to start (exit 1, file:line:col), nothing installed', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const lab = await createLab();
+  try {
+    const policy = join(dir, `${lab.id}-broken.yaml`);
+    writeFileSync(policy, POLICY_BROKEN);
+    const r = await lab.exec('fw', [...TZ, 'run', policy, '--control', join(dir, `${lab.id}-b.sock`)], {
+      allowFail: true,
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`${policy.replace(/[.]/g, '\\.')}:\\d+:\\d+: TZ1031`));
+    const table = await lab.exec('fw', ['nft', 'list', 'tables']);
+    assert.equal(table.stdout.trim(), '');
+  } finally {
+    await lab.destroy();
+  }
+});
+
+test('reload under load: 20 reloads (valid and broken) during a long transfer and a stream of new connections', {
+  skip,
+  timeout: 600_000,
+}, async () => {
+  const lab = await createLab();
+  try {
+    await startServer(lab);
+    const BIG = randomBytes(24 * 1024 * 1024);
+    const root = mkdtempSync(join(dir, `${lab.id}-root-`));
+    writeFileSync(join(root, 'big'), BIG);
+    const want = createHash('sha256').update(BIG).digest('hex');
+    const http = lab.spawn('server', [
+      'python3',
+      '-m',
+      'http.server',
+      '80',
+      '--bind',
+      '::',
+      '--directory',
+      root,
+    ]);
+    await http.waitFor(/Serving HTTP/);
+    const d = await startDaemon(lab, POLICY_A);
+    const plugListeners = (await status(lab, d)).services.find((s) => s.name === 'plug')?.listeners;
+    const stopFile = join(dir, `${lab.id}.stop`);
+
+    // the long transfer: rate-limited so that it spans many reloads
+    let transferDone = false;
+    const transfer = lab
+      .sh('client', `curl -sS --limit-rate 1M http://${ADDR.server4}/big | sha256sum`, {
+        timeoutMs: 300_000,
+        allowFail: true,
+      })
+      .finally(() => {
+        transferDone = true;
+      });
+    // the stream of new connections (IPv4 and IPv6, alternating) until the reloads are over
+    const stream = lab.sh(
+      'client',
+      `ok=0; fail=0
+       while [ ! -e ${stopFile} ]; do
+         for h in ${ADDR.server4} '[${ADDR.server6}]'; do
+           if curl -s --max-time 5 "telnet://$h:8080" | grep -q '^peer '; then ok=$((ok+1)); else fail=$((fail+1)); echo "FAIL $h $(date +%T.%N)"; fi
+         done
+       done
+       echo "ok=$ok fail=$fail"`,
+      { timeoutMs: 300_000, allowFail: true },
+    );
+
+    let expectGen = 1;
+    let reloadsWhileTransferring = 0;
+    for (let i = 1; i <= 20; i++) {
+      const broken = i % 4 === 2;
+      writeFileSync(d.policy, broken ? POLICY_BROKEN : i % 2 === 0 ? POLICY_A : POLICY_B);
+      if (i === 7) {
+        // SIGHUP is a reload too
+        const before = (await status(lab, d)).generation;
+        d.proc.kill('SIGHUP'); // the process group: the primary reloads, workers ignore it
+        await waitUntil('SIGHUP reload', async () => (await status(lab, d)).generation === before + 1);
+        expectGen++;
+        continue;
+      }
+      const r = await tz(lab, ['reload', '--control', d.control]);
+      if (broken) {
+        assert.equal(r.code, 1, `reload ${i} of a broken policy must fail: ${r.stdout}`);
+        assert.match(r.stderr, /TZ3002/);
+        assert.match(r.stderr, /\.yaml:\d+:\d+: TZ1031/);
+      } else {
+        expectGen++;
+        assert.equal(r.code, 0, `reload ${i}: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`generation ${expectGen}\\b`));
+      }
+      if (!transferDone) reloadsWhileTransferring++;
+    }
+    writeFileSync(stopFile, '');
+    const streamOut = (await stream).stdout;
+    const [, ok, fail] = /ok=(\d+) fail=(\d+)/.exec(streamOut) ?? [];
+    assert.equal(fail, '0', streamOut);
+    assert.ok(Number(ok) >= 20, streamOut);
+    const t = await transfer;
+    assert.equal(t.stdout.split(/\s/)[0], want, `transfer intact: ${t.stdout} ${t.stderr}`);
+    assert.ok(reloadsWhileTransferring >= 5, `the transfer spanned ${reloadsWhileTransferring} reloads`);
+    const st = await status(lab, d);
+    assert.equal(st.generation, expectGen);
+    // the listener of the service that stayed kept its port (and socket) throughout
+    assert.deepEqual(st.services.find((s) => s.name === 'plug')?.listeners, plugListeners);
+    await tz(lab, ['stop', '--control', d.control]);
+    assert.equal(await d.proc.exited(), 0);
+  } finally {
+    await lab.destroy();
+  }
+});
+
+test('kill -9 the daemon: connections to proxy services fail (fail closed); tzorp flush cleans up', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const lab = await createLab();
+  try {
+    const srv = await startServer(lab);
+    const d = await startDaemon(lab, POLICY_A);
+    assert.match((await peer(lab, ADDR.server4, 8080)).stdout, /^peer /m);
+    const { pid } = await status(lab, d);
+    process.kill(pid, 'SIGKILL');
+    await d.proc.exited();
+    // the workers notice the primary is gone and exit, closing their copies of the listeners
+    await waitUntil('workers to exit', async () => {
+      const r = await lab.exec('fw', ['ip', 'netns', 'pids', lab.ns.fw], { allowFail: true });
+      const pids = r.stdout.split(/\s+/).filter(Boolean);
+      return pids.length === 0;
+    });
+    const accepted = (srv.stdout().match(/^accept /gm) ?? []).length;
+    const f4 = await peer(lab, ADDR.server4, 8080);
+    const f6 = await peer(lab, ADDR.server6, 8080);
+    assert.ok(!/peer/.test(f4.stdout) && f4.code !== 0, `IPv4 must fail closed: ${f4.stdout}`);
+    assert.ok(!/peer/.test(f6.stdout) && f6.code !== 0, `IPv6 must fail closed: ${f6.stdout}`);
+    assert.equal((srv.stdout().match(/^accept /gm) ?? []).length, accepted, 'nothing reached the server');
+    // the ruleset is still there (that is what fails closed) until tzorp flush removes it
+    assert.equal(
+      (await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true })).code,
+      0,
+    );
+    const fl = await tz(lab, ['flush']);
+    assert.equal(fl.code, 0, fl.stderr);
+    assert.notEqual(
+      (await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true })).code,
+      0,
+    );
+    for (const fam of ['-4', '-6']) {
+      const rules = await lab.exec('fw', ['ip', fam, 'rule', 'show']);
+      assert.ok(!/fwmark 0x80000000/.test(rules.stdout), rules.stdout);
+    }
+  } finally {
+    await lab.destroy();
+  }
+});
