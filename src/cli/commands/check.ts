@@ -2,8 +2,17 @@
 // (`file:line:col: CODE message`), then a one-line summary. Exit 0 valid (warnings allowed), 1 invalid,
 // 2 usage (main.ts maps commander's errors).
 import type { Command } from 'commander';
+import { checkProxies } from '../../daemon/deps.ts';
 import type { TzorpError } from '../../errors.ts';
 import { type LoadResult, loadPolicyFile } from '../../policy/index.ts';
+
+/** The loader plus what only the proxy modules know: proxy names and their options (as `tzorp run`). */
+export async function checkPolicyFile(file: string): Promise<LoadResult> {
+  const r = await loadPolicyFile(file);
+  if (r.policy === null) return r;
+  const errors = checkProxies(r.policy);
+  return errors.length === 0 ? r : { policy: null, errors, warnings: r.warnings };
+}
 
 export interface CheckSummary {
   zones: number;
@@ -77,7 +86,7 @@ export function register(program: Command): void {
     .argument('<policy>', 'policy file (YAML or JSON)')
     .option('--json', 'print {"valid", "errors", "warnings", "summary"} as JSON')
     .action(async (file: string, o: { json?: boolean }) => {
-      const r = await loadPolicyFile(file);
+      const r = await checkPolicyFile(file);
       if (o.json) process.stdout.write(`${JSON.stringify(checkJson(r), null, 2)}\n`);
       else process.stdout.write(checkText(file, r));
       process.exitCode = r.errors.length === 0 ? 0 : 1;
