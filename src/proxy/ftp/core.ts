@@ -139,6 +139,8 @@ export class FtpCore implements ProxyCore {
   private inbandTarget: { host: string; port: number } | null = null;
   private username: string | null = null;
   private pumping = false;
+  /** Why the last data channel failed before its transfer command (for that command's 425). */
+  private lastChannelFailure: string | null = null;
 
   constructor(
     private readonly ctx: CoreContext,
@@ -815,6 +817,7 @@ export class FtpCore implements ProxyCore {
       }
     }
     if (this.ch) this.teardown(this.ch, true);
+    this.lastChannelFailure = null;
     const serverMode: Mode = this.opts.dataMode === 'keep' ? clientMode : this.opts.dataMode;
     const seq = ++this.seq;
     const side = (): Side => ({
@@ -993,7 +996,10 @@ export class FtpCore implements ProxyCore {
     const ch = this.ch;
     if (ch?.state !== 'ready') {
       // No data channel set up (RFC 959's default data port is not supported: docs/ftp.md).
-      this.replyClient(425, 'Use PORT, PASV, EPRT or EPSV first');
+      if (this.lastChannelFailure)
+        this.replyClient(425, `Can't open data connection (${this.lastChannelFailure})`);
+      else this.replyClient(425, 'Use PORT, PASV, EPRT or EPSV first');
+      this.lastChannelFailure = null;
       return;
     }
     ch.state = 'transfer';
@@ -1088,6 +1094,9 @@ export class FtpCore implements ProxyCore {
     if (refuse) {
       this.violation(`Refused ${refuse}`, { remote: remote.host, port: remote.port });
       this.emit({ type: 'close', stream, reset: true });
+      // The listener took its one connection (maxAccepts): this channel cannot work any more, so the
+      // client is told now rather than after the data timeout.
+      if (side.state === 'none') this.failChannel(ch, 'refused data connection');
       return;
     }
     this.emit({ type: 'unlisten', listener });
@@ -1349,18 +1358,23 @@ export class FtpCore implements ProxyCore {
     if (!ch) return;
     if (ch.state === 'transfer' && (ch.c.state !== 'open' || ch.s.state !== 'open')) {
       this.violation('Data connection timeout', { timeout_ms: this.opts.dataTimeoutMs });
-      if (ch.c.state !== 'open') ch.failed = 'connect';
-      this.teardown(ch, true);
-      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
-      if (p && !p.done && ch.failed) {
-        // Answer the client now; the server's own final reply will be dropped.
-        p.answered = true;
-        this.replyClient(425, "Can't open data connection (timeout)");
-      }
+      this.failChannel(ch, 'timeout');
     } else if (ch.state === 'closing' || ch.state === 'transfer') {
       // Data streams did not report closing in time: release the held reply anyway.
       this.completeChannel(ch);
     }
+  }
+
+  /** A data channel that cannot be completed: tear it down; a transfer waiting for it gets 425 now
+   * (the server's own final reply, when it comes, is dropped). */
+  private failChannel(ch: DataChannel, why: string): void {
+    const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
+    ch.failed = 'connect';
+    this.teardown(ch, true);
+    if (p && !p.done && !p.answered) {
+      p.answered = true;
+      this.replyClient(425, `Can't open data connection (${why})`);
+    } else if (!p) this.lastChannelFailure = why;
   }
 
   private findChannelByTimer(timer: string): DataChannel | null {

@@ -36,7 +36,11 @@ interface Svc {
   dport: number;
   daddr: { v4: string; v6: string };
   options: Record<string, unknown>;
+  router?: Record<string, unknown>;
 }
+
+/** Non-transparent mode: clients dial the firewall itself (port 2100) and name the server in USER. */
+const FW_PROXY = { v4: '198.18.1.1', v6: '2001:db8:1::1' };
 
 const SERVICES: Svc[] = [
   { name: 'ftp_keep', port: 50021, dport: 21, daddr: KEEP, options: { data_mode: 'keep' } },
@@ -64,6 +68,14 @@ const SERVICES: Svc[] = [
     dport: 2121,
     daddr: ACTIVE,
     options: { data_mode: 'active', strict_port_checking: false },
+  },
+  {
+    name: 'ftp_inband',
+    port: 50041,
+    dport: 2100,
+    daddr: FW_PROXY,
+    options: { transparent_mode: false, target_port_range: '21,2121', strict_port_checking: false },
+    router: { type: 'inband', forgeAddr: false, forgePort: 'any', defaultPort: 21 },
   },
 ];
 
@@ -158,7 +170,7 @@ describe('ftp proxy in namespaces (TPROXY, vsftpd and pyftpdlib, curl/lftp, IPv4
     }
     void vsftpd;
     relay = lab.spawnTs('fw', `${HERE}/relay-entry.ts`, [
-      JSON.stringify(SERVICES.map(({ name, port, options }) => ({ name, port, options }))),
+      JSON.stringify(SERVICES.map(({ name, port, options, router }) => ({ name, port, options, router }))),
     ]);
     await relay.waitFor(/READY/);
   });
@@ -269,6 +281,32 @@ describe('ftp proxy in namespaces (TPROXY, vsftpd and pyftpdlib, curl/lftp, IPv4
       await relay.waitFor(/VIOL .*"service":"ftp_ro".*"command":"STOR"/);
       // reading still works through the same policy
       assert.equal(await curlSha([url(pick(RO), 21, '/pub/big.bin')]), bigSha);
+    });
+
+    test(`IPv${fam}: non-transparent mode: USER anonymous@server[:port] through the inband router`, async () => {
+      const proxy = pick(FW_PROXY);
+      const server = pick(KEEP);
+      const target = fam === 4 ? server : `[${server}]`;
+      // The user name goes into the URL percent-encoded (curl's -u would split it at the first ':').
+      const withUser = (user: string) =>
+        url(proxy, 2100, '/pub/big.bin').replace('ftp://', `ftp://${encodeURIComponent(user)}:x@`);
+      for (const [m, port] of [
+        ['EPSV', 21],
+        ['EPRT', 2121],
+      ] as const) {
+        const got = await curlSha([
+          ...CURL_MODE[m]!,
+          withUser(`anonymous@${target}${port === 21 ? '' : `:${port}`}`),
+        ]);
+        assert.equal(got, bigSha, `${m} to port ${port}`);
+        await relay.waitFor(
+          new RegExp(`SUMMARY .*"service":"ftp_inband".*"server":\\{"host":"${server}","port":${port}`),
+        );
+      }
+      // a port outside target_port_range is refused before any connection
+      const r = await curl([withUser(`anonymous@${target}:22`)], { allowFail: true });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /501|denied/i);
     });
 
     test(`IPv${fam}: a bounce attempt (PORT/EPRT to a third host) is refused`, async () => {

@@ -1,15 +1,18 @@
 // The FTP core through the real session driver, for the namespace tests (runs in the lab's firewall
 // namespace). No daemon and no policy file: services come as JSON in argv[2]:
 //   [{ "name": "...", "port": 50021, "options": { ...ftp options... } }]
-// Each service has a transparent router and a connect chainer. Prints "READY" once listening, one
+// Each service has a transparent router (unless it names one) and a connect chainer. Prints "READY" once listening, one
 // "ACCT <json>" line per ftp.accounting log, "SETUP <json>" per data set-up command sent to a server, "VIOL <json>" per violation, "SUMMARY <json>" per session.
 import { openListener, runSession, ServiceUpstream } from '../../../src/net/index.ts';
+import type { Router } from '../../../src/policy/model.ts';
 import { createFtpCore, parseFtpOptions } from '../../../src/proxy/ftp/index.ts';
 
 interface ServiceSpec {
   name: string;
   port: number;
   options?: Record<string, unknown>;
+  /** Default: transparent. */
+  router?: Router;
 }
 
 const specs = JSON.parse(process.argv[2] ?? '[]') as ServiceSpec[];
@@ -18,7 +21,7 @@ for (const spec of specs) {
   parseFtpOptions(spec.options ?? {}); // fail early on a bad option, as the daemon does
   const upstream = new ServiceUpstream({
     name: spec.name,
-    router: { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' },
+    router: spec.router ?? { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' },
     chainer: { type: 'connect', timeoutConnectMs: 5000 },
     limitTargetZonesTo: [],
     maxSessions: 0,

@@ -235,6 +235,12 @@ describe('ftp core: client PASV, server active (data_mode active)', () => {
     });
     assert.ok(s.of('close').some((c) => c.stream === 's.1' && c.reset));
     assert.ok(s.of('log').some((l) => l.category === 'ftp.violation'));
+    // The listener took its one connection: the client is told at once, the server's reply dropped.
+    assert.match(s.sent('client'), /^425 /);
+    s.fromServer('425 Failed to establish connection.\r\n');
+    assert.equal(s.sent('client'), '');
+    s.fromClient('NOOP\r\n');
+    assert.equal(s.sent('server'), 'NOOP\r\n');
   });
 });
 
@@ -285,6 +291,50 @@ describe('ftp core: client PORT, server active (data_mode keep)', () => {
     const acct = s.of('log').find((x) => x.category === 'ftp.accounting');
     assert.equal(acct?.fields?.direction, 'upload');
     assert.equal(acct?.fields?.bytes, 6);
+  });
+});
+
+describe('ftp core: servers that connect at PORT time (pyftpdlib)', () => {
+  function portSent(opts: Record<string, unknown>) {
+    const s = new Script(opts);
+    s.login();
+    s.fromClient('PORT 198,18,1,2,195,81\r\n');
+    const [ls] = s.of('listen');
+    s.ev({
+      type: 'listening',
+      listener: ls!.listener,
+      local: { host: FW_SERVER_SIDE.host, port: 40700, family: 4 },
+    });
+    // The server connects before it even answers the PORT, from a random port.
+    s.ev({
+      type: 'accepted',
+      listener: ls!.listener,
+      stream: 's.1',
+      local: FW_SERVER_SIDE,
+      remote: { host: SERVER_ADDR.host, port: 41835, family: 4 },
+    });
+    return s;
+  }
+
+  it('strict_port_checking: refused, and the PORT is answered 425 at once', () => {
+    const s = portSent({});
+    assert.ok(s.of('close').some((c) => c.stream === 's.1' && c.reset));
+    s.fromServer('200 PORT ok\r\n');
+    assert.match(s.sent('client'), /^425 /);
+    s.fromClient('RETR x\r\n');
+    assert.match(s.sent('client'), /^425 /);
+    assert.equal(s.sent('server'), '');
+  });
+
+  it('without it: the early connection waits for the transfer command', () => {
+    const s = portSent({ strict_port_checking: false });
+    s.fromServer('200 PORT ok\r\n');
+    assert.equal(s.sent('client'), '200 PORT command successful\r\n');
+    s.fromClient('RETR x\r\n');
+    assert.equal(s.sent('server'), 'RETR x\r\n');
+    s.fromServer('150 go\r\n');
+    const [cc] = s.of('connect');
+    assert.deepEqual(cc?.options.target, { host: CLIENT.host, port: 50001, family: 4 });
   });
 });
 
