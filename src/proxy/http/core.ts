@@ -782,9 +782,9 @@ export class HttpCore implements ProxyCore {
     this.account(tx);
     this.tx = null;
     if (this.serverKey === null && this.serverState === 'open') this.closeServer();
-    if (tx.closeAfter || this.clientEnded) {
-      this.end(this.verdict);
-    }
+    // A half-closed client may still have pipelined requests buffered: the pump reads them, and
+    // ends the session at the reader's 'eof'.
+    if (tx.closeAfter) this.end(this.verdict);
   }
 
   private startTunnel(tx: Tx): void {
@@ -839,7 +839,7 @@ export class HttpCore implements ProxyCore {
    * had no body left to read (otherwise we could not tell where the next request starts). */
   private localResponse(page: ErrorPage, template: string, verdict: Verdict): void {
     const tx = this.tx!;
-    const keep = !tx.closeAfter && tx.reqDone && tx.method !== 'CONNECT' && !this.clientEnded;
+    const keep = !tx.closeAfter && tx.reqDone && tx.method !== 'CONNECT';
     if (!tx.respHeadSent) {
       this.send(
         'client',

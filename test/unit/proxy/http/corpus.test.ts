@@ -83,5 +83,10 @@ for (const c of CORPUS) {
       assert.ok(s.logs('http.violation').length > 0, 'a violation was logged');
       assert.notEqual(s.done()!.verdict, 'ACCEPTED');
     }
+    // The same when the client half-closes right after sending (as the end-to-end client does):
+    // pipelined requests are still answered, and then the session ends.
+    const half = runCase({ ...c, eof: true }).s;
+    assert.deepEqual(half.statuses(), c.statuses, 'with a half-close after the input');
+    assert.ok(half.done(), 'the session ends after a half-close');
   });
 }
