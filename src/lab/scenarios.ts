@@ -77,6 +77,15 @@ export const SCENARIOS: readonly Scenario[] = [
     port: 21,
   },
   {
+    id: 'plug',
+    title: 'TCP through the plug proxy',
+    kind: 'tcp',
+    from: 'client',
+    src: LAB_ADDR.client4,
+    dst: '198.18.21.33',
+    port: 443,
+  },
+  {
     id: 'forward',
     title: 'forwarded connection, client address kept',
     kind: 'tcp',

@@ -4,7 +4,7 @@
 // zones of examples/policy.yaml (test/unit/lab/topology.test.ts checks that with the engine):
 //
 //   client  eth0 198.18.10.10/24  2001:db8:10::10/64          zone clients
-//           + 198.18.30.10 (eth0, routed by the firewall)     zone admin
+//           + 198.18.30.10, 2001:db8:30::10 (routed by fw)   zone admin
 //      │
 //   fw      eth0 198.18.10.1/24   2001:db8:10::1/64
 //           eth1 198.18.20.1/24   2001:db8:20::1/64
@@ -59,6 +59,7 @@ export const LAB_ADDR = {
   client4: '198.18.10.10',
   client6: '2001:db8:10::10',
   admin4: '198.18.30.10',
+  admin6: '2001:db8:30::10',
   fwClient4: '198.18.10.1',
   fwClient6: '2001:db8:10::1',
   fwServer4: '198.18.20.1',
@@ -89,9 +90,17 @@ export const LAB_PORTS = {
 export const LAB_NODES: readonly LabNode[] = [
   {
     role: 'client',
-    description: 'a client in zone clients (and admin, from 198.18.30.10)',
+    description: 'a client in zone clients (and admin, from 198.18.30.10 and 2001:db8:30::10)',
     ifaces: [
-      { name: 'eth0', addrs: [`${LAB_ADDR.client4}/24`, `${LAB_ADDR.client6}/64`, `${LAB_ADDR.admin4}/32`] },
+      {
+        name: 'eth0',
+        addrs: [
+          `${LAB_ADDR.client4}/24`,
+          `${LAB_ADDR.client6}/64`,
+          `${LAB_ADDR.admin4}/32`,
+          `${LAB_ADDR.admin6}/128`,
+        ],
+      },
     ],
     routes: [
       { dst: 'default', via: LAB_ADDR.fwClient4, src: LAB_ADDR.client4 },
@@ -110,6 +119,7 @@ export const LAB_NODES: readonly LabNode[] = [
     ],
     routes: [
       { dst: `${LAB_ADDR.admin4}/32`, via: LAB_ADDR.client4 },
+      { dst: `${LAB_ADDR.admin6}/128`, via: LAB_ADDR.client6 },
       { dst: LAB_ADDR.serverChildren4, via: LAB_ADDR.server4 },
       { dst: LAB_ADDR.serverChildren6, via: LAB_ADDR.server6 },
     ],
