@@ -846,7 +846,7 @@ export class Resolver {
     }
     const maxId = this.maxRuleId();
     const rules: Rule[] = [];
-    const noId: Rule[] = [];
+    const noId: { rule: Rule; at: number }[] = [];
     const ids = new Map<number, Rule>();
     for (const item of e.value.items) {
       const m = this.map(item, 'a rule');
@@ -871,7 +871,7 @@ export class Resolver {
             rule.id = id;
           }
         }
-      } else noId.push(rule);
+      } else noId.push({ rule, at: m.at });
       const se = f.get('service');
       if (!se) {
         this.d.error('POLICY_MISSING_FIELD', "a rule needs a 'service'", m.at);
@@ -891,10 +891,10 @@ export class Resolver {
     }
     // automatic ids: the smallest unused positive ids, in file order, after all explicit ids are known
     let next = 1;
-    for (const r of noId) {
+    for (const { rule: r, at } of noId) {
       while (ids.has(next)) next++;
       if (next > maxId) {
-        this.d.error('POLICY_BAD_RULE', `no rule id <= ${maxId} is left for this rule`, undefined);
+        this.d.error('POLICY_BAD_RULE', `no rule id <= ${maxId} is left for this rule (give it an id)`, at);
         break;
       }
       r.id = next;

@@ -34,10 +34,17 @@ export function readYaml(text: string): YamlResult {
     return { ok: false, errors: [{ at: 0, message: msg }] };
   }
   if (doc.errors.length > 0) {
-    return {
-      ok: false,
-      errors: doc.errors.map((e) => ({ at: e.pos[0], message: e.message.split('\n')[0] ?? e.message })),
-    };
+    // the parser may report one problem several times at one place
+    const seen = new Set<string>();
+    const errors: { at: number; message: string }[] = [];
+    for (const e of doc.errors) {
+      const message = e.message.split('\n')[0] ?? e.message;
+      const k = `${e.pos[0]} ${message}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      errors.push({ at: e.pos[0], message });
+    }
+    return { ok: false, errors };
   }
   // Every node of the source costs at least one character, so more converted nodes than characters
   // means aliases are multiplying the document.
