@@ -91,29 +91,30 @@ export class Progress {
 }
 
 const MARK: Record<RowResult['status'], string> = {
-  pass: pc.green('✔ as the policy says'),
-  fail: pc.red('✘ NOT as the policy says'),
-  unavailable: pc.yellow('– not available yet'),
+  pass: pc.green('✔'),
+  fail: pc.red('✘'),
+  unavailable: pc.yellow('–'),
 };
+const LEGEND = `${MARK.pass} happened as the policy says   ${MARK.fail} did not   ${MARK.unavailable} not available yet in this tree`;
 
 export function renderRows(rows: RowResult[], tty: boolean): string {
+  // about 130 columns: a common terminal width; cells wrap
   const t = new Table({
-    head: ['#', 'connection', 'policy decision', 'client saw', 'server saw', 'session', 'result'],
+    head: ['', 'connection', 'policy decision', 'what happened', 'proof'],
     style: tty ? { head: ['bold'] } : { head: [], border: [] },
-    colWidths: [4, 26, 28, 30, 30, 20, 16],
+    colWidths: [4, 28, 30, 38, 30],
     wordWrap: true,
   });
   rows.forEach((r, i) => {
     const s = r.scenario;
     const dst = s.dst.includes(':') ? `[${s.dst}]` : s.dst;
+    const counter = r.proof.find((l) => l.startsWith('nft chain'))?.replace(/^nft chain /, '') ?? '';
     t.push([
-      String(i + 1),
-      `${s.title}\n${s.from} ${s.src} → ${dst}:${s.port}`,
+      `${i + 1}\n${MARK[r.status]}`,
+      `${s.title}\n${pc.dim(`${s.from} ${s.src} → ${dst}:${s.port}`)}`,
       `${r.decisionText}\n${pc.dim(r.expected)}`,
-      r.client,
-      r.server,
-      r.sessionId ?? '',
-      MARK[r.status],
+      r.status === 'unavailable' ? r.client : `client: ${r.client}\nserver: ${r.server}`,
+      r.sessionId ?? counter,
     ]);
   });
   const proof: string[] = [];
@@ -126,7 +127,7 @@ export function renderRows(rows: RowResult[], tty: boolean): string {
     if (r.proof.length > 6) proof.push(`    ... ${r.proof.length - 6} more lines`);
     for (const p of r.problems) proof.push(`    ${pc.red('problem:')} ${p}`);
   });
-  return `${t.toString()}\n\n${pc.bold('What proves it')} (tzorp's log, vsftpd's log, the firewall's counters):\n${proof.join('\n')}\n`;
+  return `${t.toString()}\n${LEGEND}\n\n${pc.bold('What proves it')} (tzorp's log, vsftpd's log, the firewall's counters):\n${proof.join('\n')}\n`;
 }
 
 export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult> {

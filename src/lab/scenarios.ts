@@ -2,6 +2,8 @@
 // (asked of the decision engine, not written down here), what really happened (the client's result,
 // what the servers recorded, tzorp's log lines with the session id, the firewall's counters), and
 // whether the two agree. `npm run demo` prints them; test/netns/lab.test.ts asserts them.
+
+import { zoneIdent } from '../kernel/index.ts';
 import type { Service } from '../policy/model.ts';
 import { proxyModule } from '../proxy/index.ts';
 import type { ProbeOutcome, ProbeResult } from './probe.ts';
@@ -208,6 +210,15 @@ function serverLine(recs: ServerRecord[]): string {
   return `${r.event} from ${r.peer}${recs.length > 1 ? ` (+${recs.length - 1} more)` : ''}`;
 }
 
+/** The data-connection commands vsftpd received (how the server side of the proxy talked to it). */
+function ftpDataCommands(lines: string[]): string {
+  const cmds = lines.flatMap((l) => {
+    const m = /FTP command: Client "[^"]*", "(PASV|EPSV|PORT|EPRT|RETR|STOR)\b/.exec(l);
+    return m ? [m[1] as string] : [];
+  });
+  return cmds.length ? ` (${cmds.join(', ')})` : '';
+}
+
 function probeText(p: ProbeResult): string {
   if (p.outcome === 'connected') return `connected${p.firstLine ? `: "${p.firstLine}"` : ''}`;
   if (p.outcome === 'reset') return `refused (${p.errno}: a reset)`;
@@ -263,8 +274,26 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
   const servers = new LogCursor(state.logs.servers);
   const ftpLog = new LogCursor(state.logs.vsftpd);
   const tzorpLog = state.logs.tzorp ? new LogCursor(state.logs.tzorp) : null;
-  const counterChain = svc ? `rule_${decision.rule}` : `decide_v${fam(s.dst)}`;
-  const before = svc?.type !== 'proxy' ? await chainCounter(fwNs, counterChain) : null;
+  // The chain whose counter moves for this decision: a deny service's reject chain, the service's (or,
+  // in older rulesets, the rule's) chain, or the "no rule" counter of the decision chain.
+  const chains = !svc
+    ? [`decide_v${fam(s.dst)}`]
+    : [
+        ...(svc.type === 'deny' ? [`deny_${zoneIdent(svc.name)}`] : []),
+        `svc_${zoneIdent(svc.name)}`,
+        `rule_${decision.rule}`,
+      ];
+  let counterChain = chains[0] as string;
+  let before: number | null = null;
+  if (svc?.type !== 'proxy') {
+    for (const c of chains) {
+      before = await chainCounter(fwNs, c);
+      if (before !== null) {
+        counterChain = c;
+        break;
+      }
+    }
+  }
   const host = fam(s.dst) === 6 ? `[${s.dst}]` : s.dst;
 
   // --- drive the traffic ---
@@ -315,7 +344,7 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
   row.server =
     s.kind === 'ftp-passive' || s.kind === 'ftp-active'
       ? ftpLines.some((l) => l.includes('CONNECT:'))
-        ? `FTP session from ${/Client "([^"]+)"/.exec(ftpLines.find((l) => l.includes('CONNECT:')) ?? '')?.[1]?.replace('::ffff:', '') ?? '?'}`
+        ? `FTP session from ${/Client "([^"]+)"/.exec(ftpLines.find((l) => l.includes('CONNECT:')) ?? '')?.[1]?.replace('::ffff:', '') ?? '?'}${ftpDataCommands(ftpLines)}`
         : 'nothing'
       : serverLine(seen);
 
