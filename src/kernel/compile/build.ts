@@ -10,13 +10,14 @@ import type {
   MatchIR,
   RuleActionIR,
   RulesetIR,
+  ServiceChainIR,
   TierIR,
   ZoneSetIR,
 } from './ir.ts';
 import { zoneIdent, zoneSetName } from './names.ts';
 import { buildTiers } from './tiers.ts';
 import { type Field, NameTable, ruleVariants, type Variant } from './variants.ts';
-import { flattenZones, zoneAddresses } from './zones.ts';
+import { flattenZones, rangesByZone, zoneAddresses } from './zones.ts';
 
 export interface CompileOptions {
   /** Listener port per proxy service name (what the daemon actually opened). */
@@ -231,25 +232,47 @@ export function buildIR(
   const listeners = listenersOf(policy, opts);
   const flat = flattenZones(policy);
   const names = new NameTable(ifnamesOf(policy));
+  const by4 = rangesByZone(flat, 4);
+  const by6 = rangesByZone(flat, 6);
   const zones: ZoneSetIR[] = flat.list.map((z) => ({
     name: z.name,
     ident: zoneIdent(z.name),
     id: z.id,
     last: z.last,
-    exact: { 4: zoneAddresses(flat, 4, z.id, z.id), 6: zoneAddresses(flat, 6, z.id, z.id) },
-    tree: { 4: zoneAddresses(flat, 4, z.id, z.last), 6: zoneAddresses(flat, 6, z.id, z.last) },
+    exact: { 4: zoneAddresses(by4, z.id, z.id), 6: zoneAddresses(by6, z.id, z.id) },
+    tree: { 4: zoneAddresses(by4, z.id, z.last), 6: zoneAddresses(by6, z.id, z.last) },
   }));
+  // A tier lookup writes tproxyMark | ruleId into the packet mark; the tproxy bit tells a hit from the
+  // zone id the mark holds before (zone ids stay below that bit), and the dispatch map sends the rule
+  // on to its service's chain. Proxied packets keep that mark: the daemon reads the rule id from it.
+  const lowBit = (st.tproxyMark & -st.tproxyMark) >>> 0;
+  if (flat.list.length >= lowBit) {
+    throw new TzorpError(
+      'KERNEL_BAD_OPTION',
+      'settings: tproxy_mark must be above the zone ids (use a high bit)',
+    );
+  }
   const actions: RuleActionIR[] = [];
   for (const r of policy.rules) {
     const s = policy.services.get(r.service);
     if (!s) continue;
-    const common = { ruleId: r.id, service: s.name, sid: sidMark(s.id), comment: ruleComment(r, s) };
+    if (r.id > 0x7fffffff || (r.id & st.tproxyMark) !== 0) {
+      throw new TzorpError('KERNEL_BAD_OPTION', `rule ${r.id}: the id overlaps the tproxy mark`);
+    }
+    actions.push({
+      ruleId: r.id,
+      service: s.name,
+      sid: sidMark(s.id),
+      comment: ruleComment(r, s),
+      mark: (st.tproxyMark | r.id) >>> 0,
+    });
+  }
+  const serviceChains: ServiceChainIR[] = [];
+  for (const s of [...policy.services.values()].sort((a, b) => a.id - b.id)) {
+    const base = { name: s.name, sid: sidMark(s.id) };
     if (s.type === 'proxy') {
-      if (r.id > 0x7fffffff || (r.id & st.tproxyMark) !== 0) {
-        throw new TzorpError('KERNEL_BAD_OPTION', `rule ${r.id}: the id overlaps the tproxy mark`);
-      }
       const l = listeners.get(s.name)!;
-      actions.push({ kind: 'proxy', ...common, mark: (st.tproxyMark | r.id) >>> 0, v4: l.v4, v6: l.v6 });
+      serviceChains.push({ ...base, kind: 'proxy', v4: l.v4, v6: l.v6, families: [4, 6] });
     } else if (s.type === 'forward') {
       const fams: Family[] =
         s.router.type === 'directed'
@@ -257,8 +280,8 @@ export function buildIR(
               (f) => s.router.type === 'directed' && s.router.targets.some((t) => t.family === f),
             )
           : [4, 6];
-      actions.push({ kind: 'forward', ...common, families: fams });
-    } else actions.push({ kind: 'deny', ...common });
+      serviceChains.push({ ...base, kind: 'forward', families: fams });
+    } else serviceChains.push({ ...base, kind: 'deny', families: [4, 6] });
   }
   const forwards: ForwardServiceIR[] = [];
   const denies: DenyServiceIR[] = [];
@@ -299,6 +322,7 @@ export function buildIR(
       zones,
       families,
       actions,
+      serviceChains,
       forwards,
       denies,
       management,

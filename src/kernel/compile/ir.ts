@@ -42,19 +42,26 @@ export interface FamilyIR {
   zoneRanges: LabelledRange[];
 }
 
-export type RuleActionIR =
-  | {
-      kind: 'proxy';
-      ruleId: number;
-      service: string;
-      sid: number;
-      comment: string;
-      mark: number;
-      v4: { host: string; port: number };
-      v6: { host: string; port: number };
-    }
-  | { kind: 'forward'; ruleId: number; service: string; sid: number; comment: string; families: Family[] }
-  | { kind: 'deny'; ruleId: number; service: string; sid: number; comment: string };
+/** A rule as the decision sees it: the mark its tier lookups produce, and its service. */
+export interface RuleActionIR {
+  ruleId: number;
+  service: string;
+  sid: number;
+  /** tproxyMark | ruleId. */
+  mark: number;
+  comment: string;
+}
+
+/** What a service does with the connections its rules send it (one chain per service). */
+export interface ServiceChainIR {
+  name: string;
+  sid: number;
+  kind: 'proxy' | 'forward' | 'deny';
+  /** Families the service can serve (a directed forward service only those of its target). */
+  families: Family[];
+  v4?: { host: string; port: number };
+  v6?: { host: string; port: number };
+}
 
 export interface ForwardServiceIR {
   name: string;
@@ -97,6 +104,7 @@ export interface RulesetIR {
   zones: ZoneSetIR[];
   families: Record<Family, FamilyIR>;
   actions: RuleActionIR[];
+  serviceChains: ServiceChainIR[];
   forwards: ForwardServiceIR[];
   denies: DenyServiceIR[];
   management: MatchIR[];

@@ -109,9 +109,18 @@ export function lpmRanges(nets: { lo: bigint; hi: bigint; zone: number }[]): Lab
   return out;
 }
 
+/** Per family, the ranges of each zone id (index = id), so a zone's or a subtree's addresses are
+ * gathered without scanning every range once per zone. */
+export function rangesByZone(flat: FlatZones, f: Family): Interval[][] {
+  const by: Interval[][] = Array.from({ length: flat.list.length + 1 }, () => []);
+  for (const r of flat.ranges[f]) by[r.zone]!.push([r.lo, r.hi]);
+  return by;
+}
+
 /** The addresses whose longest-match zone has an id in [lo, hi] (one zone, or a subtree). */
-export function zoneAddresses(flat: FlatZones, f: Family, lo: number, hi: number): IntervalSet {
+export function zoneAddresses(by: Interval[][], lo: number, hi: number): IntervalSet {
+  if (lo === hi) return normalize(by[lo]!);
   const out: Interval[] = [];
-  for (const r of flat.ranges[f]) if (r.zone >= lo && r.zone <= hi) out.push([r.lo, r.hi]);
+  for (let z = lo; z <= hi; z++) for (const iv of by[z]!) out.push(iv);
   return normalize(out);
 }
