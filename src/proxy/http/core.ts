@@ -157,7 +157,7 @@ export class HttpCore implements ProxyCore {
         if (ev.stream !== 'server') return;
         this.serverState = 'none';
         this.serverKey = null;
-        this.log('http.error', 'warn', `Server connection failed; error='${ev.error}'`, { error: ev.error });
+        this.log('http.error', 'warn', 'Server connection failed', { error: ev.error });
         this.verdict = 'DENIED_BY_CONNECTION_FAIL';
         this.failTx(
           502,
@@ -171,7 +171,7 @@ export class HttpCore implements ProxyCore {
         return;
       }
       case 'abort':
-        this.log('http.info', 'info', `Session aborted; reason='${ev.reason}'`, { reason: ev.reason });
+        this.log('http.info', 'info', 'Session aborted', { reason: ev.reason });
         this.end(this.verdict, ev.reason);
         return;
       case 'drain':
@@ -228,7 +228,7 @@ export class HttpCore implements ProxyCore {
         this.emit({ type: 'setTimer', timer: 'idle', ms: left });
         return;
       }
-      this.log('http.error', 'info', 'Idle timeout; closing', {});
+      this.log('http.error', 'info', 'Idle timeout', {});
       if (this.tx && !this.tx.respHeadSent && !this.tunnel) {
         this.failTx(504, 'Timeout', 'The connection was idle for too long.', 'DENIED_BY_LIMIT');
       } else this.end('ACCEPTED', 'idle timeout');
@@ -620,7 +620,7 @@ export class HttpCore implements ProxyCore {
     tx.connectTunnel = method === 'CONNECT' && !o.parentProxy;
     if (!tx.connectTunnel) tx.serverHead = requestHeadBytes(method, serverTarget, headers);
 
-    this.log('http.request', 'debug', `Request; method='${method}', url='${tx.url}'`, {
+    this.log('http.request', 'debug', 'Request', {
       method,
       url: tx.url,
     });
@@ -807,7 +807,7 @@ export class HttpCore implements ProxyCore {
     if (fromServer.length) this.relay('server', fromServer);
     if (fromClient.length) this.relay('client', fromClient);
     if (this.clientEnded) this.emit({ type: 'shutdown', stream: 'server' });
-    this.log('http.info', 'info', `Tunnel established; method='${tx.method}', url='${tx.url}'`, {
+    this.log('http.info', 'info', 'Tunnel established', {
       method: tx.method,
       url: tx.url,
     });
@@ -913,7 +913,7 @@ export class HttpCore implements ProxyCore {
 
   private serverError(e: unknown): void {
     if (!(e instanceof HttpError)) throw e;
-    this.log('http.violation', 'warn', `Invalid response from the server; error='${e.message}'`, {
+    this.log('http.violation', 'warn', 'Invalid response from the server', {
       error: e.message,
       side: 'server',
     });
@@ -981,7 +981,8 @@ export class HttpCore implements ProxyCore {
     this.log(
       'http.violation',
       'warn',
-      `Request refused; reason='${reason}'${status ? `, status=${status}` : ''}`,
+      // The daemon appends the fields Zorp-style: "Request refused; reason='…', status='403', …".
+      'Request refused',
       {
         reason,
         ...(status ? { status } : {}),
@@ -994,21 +995,16 @@ export class HttpCore implements ProxyCore {
   /** Zorp's accounting line (http.accounting), one per request. */
   private account(tx: Tx, error?: string): void {
     const duration = this.now - tx.start;
-    this.log(
-      'http.accounting',
-      'info',
-      `Accounting; method='${tx.method}', url='${tx.url}', status=${tx.status ?? 0}, bytes=${tx.bytesToClient}, duration=${duration}`,
-      {
-        method: tx.method,
-        url: tx.url,
-        status: tx.status ?? 0,
-        bytes: tx.bytesToClient,
-        bytes_to_client: tx.bytesToClient,
-        bytes_to_server: tx.bytesToServer,
-        duration_ms: duration,
-        ...(error ? { error } : {}),
-      },
-    );
+    this.log('http.accounting', 'info', 'Accounting', {
+      method: tx.method,
+      url: tx.url,
+      status: tx.status ?? 0,
+      bytes: tx.bytesToClient,
+      bytes_to_client: tx.bytesToClient,
+      bytes_to_server: tx.bytesToServer,
+      duration_ms: duration,
+      ...(error ? { error } : {}),
+    });
     this.emit({
       type: 'account',
       fields: {
