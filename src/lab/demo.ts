@@ -97,6 +97,14 @@ const MARK: Record<RowResult['status'], string> = {
 };
 const LEGEND = `${MARK.pass} happened as the policy says   ${MARK.fail} did not   ${MARK.unavailable} not available yet in this tree`;
 
+/** Splits words longer than a cell (session ids, service names) so the table wraps them instead of
+ * cutting them off; other words wrap at spaces. */
+function breakLong(text: string, width: number): string {
+  return text.replace(new RegExp(`\\S{${width + 1},}`, 'g'), (w) =>
+    w.match(new RegExp(`.{1,${width}}`, 'g'))!.join('\n'),
+  );
+}
+
 export function renderRows(rows: RowResult[], tty: boolean): string {
   // about 130 columns: a common terminal width; cells wrap
   const t = new Table({
@@ -112,9 +120,9 @@ export function renderRows(rows: RowResult[], tty: boolean): string {
     t.push([
       `${i + 1}\n${MARK[r.status]}`,
       `${s.title}\n${pc.dim(`${s.from} ${s.src} → ${dst}:${s.port}`)}`,
-      `${r.decisionText}\n${pc.dim(r.expected)}`,
-      r.status === 'unavailable' ? r.client : `client: ${r.client}\nserver: ${r.server}`,
-      r.sessionId ?? counter,
+      `${breakLong(r.decisionText, 28)}\n${pc.dim(breakLong(r.expected, 28))}`,
+      breakLong(r.status === 'unavailable' ? r.client : `client: ${r.client}\nserver: ${r.server}`, 36),
+      breakLong(r.sessionId ?? counter, 28),
     ]);
   });
   const proof: string[] = [];
