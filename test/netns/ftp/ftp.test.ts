@@ -10,19 +10,25 @@
 // Data connections reach the proxy only through `socket transparent 1` (its transparent listeners and
 // its forged-source connects), exactly as in Zorp's ruleset (zorp-semantics §8).
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { prepareVsftpd } from '../../../src/lab/vsftpd.ts';
 import { createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
+import {
+  bounceAttempt,
+  CURL_MODE,
+  curlSha as curlShaIn,
+  lftpList,
+  sha,
+  startFtpServers,
+  ftpUrl as url,
+} from './servers.ts';
 
 const skip = netnsSkipReason();
 const HERE = 'test/netns/ftp';
 const MARK = '0x80000000';
 const BIG_BYTES = 16 * 1024 * 1024;
-const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 const hosts = (n: number) => ({ v4: `198.18.2.${n}`, v6: `2001:db8:2::${n}` });
 const KEEP = hosts(2);
@@ -107,18 +113,6 @@ ${divert.join('\n')}
 `;
 }
 
-const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-const url = (host: string, port: number, path: string) =>
-  `ftp://${host.includes(':') ? `[${host}]` : host}${port === 21 ? '' : `:${port}`}${path}`;
-
-/** The mode flags curl needs for each client-side data set-up command. */
-const CURL_MODE: Record<string, string[]> = {
-  EPSV: [],
-  PASV: ['--disable-epsv'],
-  EPRT: ['-P', '-'],
-  PORT: ['-P', '-', '--disable-eprt'],
-};
-
 describe('ftp proxy in namespaces (TPROXY, vsftpd and pyftpdlib, curl/lftp, IPv4 and IPv6)', { skip }, () => {
   let lab: Lab;
   let relay: LabProcess;
@@ -142,33 +136,10 @@ describe('ftp proxy in namespaces (TPROXY, vsftpd and pyftpdlib, curl/lftp, IPv4
         'ip -6 route add local ::/0 dev lo table 100',
       ].join(' && '),
     );
-    // The payload: the same pseudo-random bytes in both servers' trees.
-    const big = Buffer.alloc(BIG_BYTES);
-    let x = 12345;
-    for (let i = 0; i < big.length; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      big[i] = x >>> 24;
-    }
-    bigSha = sha(big);
-    const vs = prepareVsftpd(join(dir, 'vsftpd'), 21);
-    vsRoot = vs.paths.root;
-    writeFileSync(join(vsRoot, 'pub', 'big.bin'), big);
-    pyRoot = join(dir, 'py');
-    mkdirSync(join(pyRoot, 'pub'), { recursive: true });
-    mkdirSync(join(pyRoot, 'incoming'), { recursive: true });
-    writeFileSync(join(pyRoot, 'pub', 'big.bin'), big);
-    writeFileSync(join(dir, 'up.bin'), big.subarray(0, 5 * 1024 * 1024 + 7));
-
-    const vsftpd = lab.spawn('server', ['vsftpd', vs.config]);
-    const py = lab.spawn('server', [PY, `${HERE}/pyftpd.py`, pyRoot, '2121']);
-    await py.waitFor(/READY/);
-    // vsftpd prints nothing when ready: wait until it answers.
-    for (let i = 0; i < 50; i++) {
-      const r = await lab.exec('server', ['sh', '-c', 'ss -ltn | grep -q ":21 "'], { allowFail: true });
-      if (r.code === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    void vsftpd;
+    const srv = await startFtpServers(lab, dir, BIG_BYTES);
+    vsRoot = srv.vsRoot;
+    pyRoot = srv.pyRoot;
+    bigSha = srv.bigSha;
     relay = lab.spawnTs('fw', `${HERE}/relay-entry.ts`, [
       JSON.stringify(SERVICES.map(({ name, port, options, router }) => ({ name, port, options, router }))),
     ]);
@@ -187,14 +158,7 @@ describe('ftp proxy in namespaces (TPROXY, vsftpd and pyftpdlib, curl/lftp, IPv4
     });
   }
 
-  async function curlSha(args: string[]): Promise<string> {
-    const r = await lab.exec(
-      'client',
-      ['sh', '-c', `curl -sS --max-time 120 ${args.map((a) => `'${a}'`).join(' ')} | sha256sum`],
-      { timeoutMs: 150_000 },
-    );
-    return r.stdout.split(' ')[0]!;
-  }
+  const curlSha = (args: string[]) => curlShaIn(lab, args);
 
   for (const fam of [4, 6] as const) {
     const pick = (h: { v4: string; v6: string }) => (fam === 4 ? h.v4 : h.v6);
@@ -235,18 +199,10 @@ describe('ftp proxy in namespaces (TPROXY, vsftpd and pyftpdlib, curl/lftp, IPv4
     });
 
     test(`IPv${fam}: directory listings with lftp, passive and active`, async () => {
-      for (const passive of ['on', 'off']) {
-        const r = await lab.exec(
-          'client',
-          [
-            'lftp',
-            '-c',
-            `set net:max-retries 1; set net:timeout 20; set ftp:passive-mode ${passive}; set ftp:ssl-allow no; open ${url(pick(KEEP), 21, '')}; cls -1 pub`,
-          ],
-          { timeoutMs: 60_000 },
-        );
-        assert.match(r.stdout, /big\.bin/, `passive-mode ${passive}`);
-        assert.match(r.stdout, /hello\.txt/);
+      for (const passive of [true, false]) {
+        const out = await lftpList(lab, url(pick(KEEP), 21, ''), passive);
+        assert.match(out, /big\.bin/, `passive ${passive}`);
+        assert.match(out, /hello\.txt/);
       }
     });
 
@@ -310,19 +266,7 @@ describe('ftp proxy in namespaces (TPROXY, vsftpd and pyftpdlib, curl/lftp, IPv4
     });
 
     test(`IPv${fam}: a bounce attempt (PORT/EPRT to a third host) is refused`, async () => {
-      const third = fam === 4 ? '198.18.2.9' : '2001:db8:2::9';
-      const cmd = fam === 4 ? 'PORT 198,18,2,9,0,80' : `EPRT |2|${third}|80|`;
-      const script = [
-        'import ftplib, sys',
-        `f = ftplib.FTP(timeout=20); f.connect(${JSON.stringify(pick(KEEP))}, 21); f.login()`,
-        'try:',
-        `    print("REPLY", f.sendcmd(${JSON.stringify(cmd)}))`,
-        'except ftplib.error_perm as e:',
-        '    print("REFUSED", e)',
-        'f.quit()',
-      ].join('\n');
-      const r = await lab.exec('client', [PY, '-c', script], { timeoutMs: 30_000 });
-      assert.match(r.stdout, /REFUSED 501/);
+      assert.match(await bounceAttempt(lab, pick(KEEP), fam), /REFUSED 501/);
       await relay.waitFor(/VIOL .*[Bb]ounce/);
     });
   }
