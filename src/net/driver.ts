@@ -166,6 +166,7 @@ class Session {
   private readonly streams = new Map<StreamId, Stream>();
   private readonly listeners = new Map<StreamId, ListenerState>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timerMs = new Map<string, number>();
   private readonly queue: ProxyEvent[] = [];
   private pumping = false;
   private ended = false;
@@ -522,7 +523,12 @@ class Session {
       }
       case 'setTimer': {
         const old = this.timers.get(c.timer);
+        if (old && this.timerMs.get(c.timer) === c.ms) {
+          old.refresh(); // same duration again: restart it without a new timer object
+          return;
+        }
         if (old) clearTimeout(old);
+        this.timerMs.set(c.timer, c.ms);
         const t = setTimeout(
           () => {
             this.timers.delete(c.timer);

@@ -8,15 +8,9 @@
 //   closed/reset (then the other is closed too).
 // - copy_to_server / copy_to_client false: that direction's bytes are read and dropped (Zorp).
 // - Timers: 'connect' guards the whole connect phase (the chainer's per-target timeout_connect runs
-//   in the driver); 'idle' is the plug `timeout`, restarted by data either way.
-import type {
-  CoreContext,
-  CoreFactory,
-  ProxyCommand,
-  ProxyCore,
-  ProxyEvent,
-  Verdict,
-} from '../core/types.ts';
+//   in the driver); 'idle' is the plug `timeout` since the last data either way (checked when the
+//   timer fires, so data costs no timer commands).
+import type { CoreFactory, ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
 import { type PlugOptions, parsePlugOptions } from './options.ts';
 
 type Phase = 'init' | 'connecting' | 'relaying' | 'done';
@@ -38,6 +32,8 @@ const CONNECT = 'connect';
 
 export class PlugCore implements ProxyCore {
   private phase: Phase = 'init';
+  /** `now` of the last data either way (ms): the idle timeout counts from here. */
+  private lastActivity = 0;
   private readonly client: Side = newSide();
   private readonly server: Side = newSide();
 
@@ -67,7 +63,8 @@ export class PlugCore implements ProxyCore {
         }
         if (this.client.readEnded) this.endToward('server', out);
         else out.push({ type: 'resume', stream: 'client' });
-        this.armIdle(out);
+        this.lastActivity = ev.now;
+        this.armIdle(out, this.opts.timeoutMs);
         break;
       case 'connectFailed':
         if (ev.stream !== 'server' || this.phase !== 'connecting') break;
@@ -89,7 +86,9 @@ export class PlugCore implements ProxyCore {
           out.push({ type: 'send', stream: toName, data: ev.data });
           to.bytesOut += ev.data.length;
         }
-        if (this.phase === 'relaying') this.armIdle(out);
+        // Activity only moves the deadline: the idle timer is re-armed when it fires (below), not per
+        // chunk, so a bulk transfer costs no timer operations.
+        this.lastActivity = ev.now;
         break;
       }
       case 'end': {
@@ -134,6 +133,11 @@ export class PlugCore implements ProxyCore {
             `server connection not established within ${this.opts.timeoutMs} ms`,
           );
         } else if (ev.timer === IDLE && this.phase === 'relaying') {
+          const quiet = ev.now - this.lastActivity;
+          if (quiet < this.opts.timeoutMs) {
+            this.armIdle(out, this.opts.timeoutMs - quiet);
+            break;
+          }
           out.push({
             type: 'log',
             category: 'plug.session',
@@ -194,8 +198,8 @@ export class PlugCore implements ProxyCore {
     }
   }
 
-  private armIdle(out: ProxyCommand[]): void {
-    out.push({ type: 'setTimer', timer: IDLE, ms: this.opts.timeoutMs });
+  private armIdle(out: ProxyCommand[], ms: number): void {
+    out.push({ type: 'setTimer', timer: IDLE, ms });
   }
 
   private finish(out: ProxyCommand[], verdict: Verdict, info?: string): void {

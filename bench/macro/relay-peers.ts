@@ -1,0 +1,72 @@
+// Helpers for relay.bench.ts, run inside the lab's namespaces.
+//   relay-peers.ts relay <port>                 tzorp plug relay (transparent listeners on 127.0.0.1 and
+//                                                ::1, transparent router, no logging); prints READY
+//   relay-peers.ts echo <port>                  echo server on [::]; prints READY
+//   relay-peers.ts idle <host> <port> <n>       opens n connections, each echoes one byte end to end
+//                                                (both legs of the relay exist), prints OPEN, holds them
+import net from 'node:net';
+import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
+import { createPlugCore } from '../../src/proxy/plug/index.ts';
+
+const [mode, a1, a2, a3] = process.argv.slice(2);
+
+if (mode === 'relay') {
+  const upstream = new ServiceUpstream({
+    name: 'bench',
+    router: { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' },
+    chainer: { type: 'connect', timeoutConnectMs: 5000 },
+    limitTargetZonesTo: [],
+    maxSessions: 0,
+  });
+  let n = 0;
+  for (const host of ['127.0.0.1', '::1']) {
+    await openListener({
+      host,
+      port: Number(a1),
+      v6Only: true,
+      onConnection: (socket) => {
+        runSession({
+          id: `svc/bench:${++n}`,
+          service: 'bench',
+          socket,
+          createCore: createPlugCore,
+          upstream,
+        });
+      },
+    });
+  }
+  process.stdout.write('READY\n');
+} else if (mode === 'echo') {
+  net
+    .createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    })
+    .listen({ host: '::', port: Number(a1), ipv6Only: false, backlog: 4096 }, () =>
+      process.stdout.write('READY\n'),
+    );
+} else if (mode === 'idle') {
+  const host = a1!;
+  const port = Number(a2);
+  const total = Number(a3);
+  const held: net.Socket[] = [];
+  const BATCH = 100; // connections opened at a time (SYN backlog friendliness)
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const s = net.connect({ host, port });
+      s.once('error', reject);
+      s.once('connect', () => s.write('x'));
+      s.once('data', () => {
+        held.push(s);
+        resolve();
+      });
+    });
+  for (let i = 0; i < total; i += BATCH) {
+    await Promise.all(Array.from({ length: Math.min(BATCH, total - i) }, one));
+  }
+  process.stdout.write(`OPEN ${held.length}\n`);
+  setInterval(() => {}, 1 << 30);
+} else {
+  process.stderr.write('usage: relay-peers.ts relay <port> | echo <port> | idle <host> <port> <n>\n');
+  process.exit(2);
+}

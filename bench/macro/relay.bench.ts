@@ -1,0 +1,306 @@
+// Relay benchmark: the tzorp plug relay (real driver, plug core, transparent listener, transparent
+// upstream) against HAProxy in transparent mode and against plain kernel forwarding, side by side in one
+// run, in network namespaces (client -- fw -- server). Needs root.
+//
+//   node --import tsx bench/macro/relay.bench.ts [--seconds 5] [--idle 2000] [--rounds 3] [--json]
+//
+// Server addresses: .2 is forwarded by the kernel (baseline), .3 is diverted (TPROXY) to tzorp, .4 to
+// HAProxy (`bind ... transparent`, `server 0.0.0.0` = the original destination, nbthread 1). Both
+// relays are pinned to the same single CPU (taskset -c 1), so "per core" is the same for both.
+// Measured: iperf3 throughput with 1 and 8 streams, new connections per second and latency with
+// wrk (`Connection: close`: one connection per request) against nginx, and memory per idle connection
+// (RSS growth of the relay process with N idle relayed connections). Numbers are for comparison
+// within one run only; bench/README.md (relay section) has the ratios of a recorded run.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const SECONDS = arg('seconds', 5);
+const IDLE = arg('idle', 2000);
+/** Every path is measured once per round, paths interleaved; medians are reported (a shared machine's
+ * load drifts: interleaving keeps the comparison fair). */
+const ROUNDS = arg('rounds', 3);
+const JSON_OUT = process.argv.includes('--json');
+const MARK = '0x80000000';
+const HERE = 'bench/macro';
+
+const skip = netnsSkipReason();
+if (skip) {
+  console.error(`relay bench skipped: ${skip}`);
+  process.exit(0);
+}
+
+const TZORP = '198.18.2.3';
+const HAPROXY = '198.18.2.4';
+const FORWARD = '198.18.2.2';
+const PORTS = '{ 80, 5201, 7000 }';
+
+const ruleset = `table inet tzorp_relaybench {
+  chain prerouting {
+    type filter hook prerouting priority mangle; policy accept;
+    tcp flags & (fin|syn|rst|ack) == syn jump divert
+    socket transparent 1 meta mark set meta mark | ${MARK} accept
+    jump divert
+  }
+  chain divert {
+    ip daddr ${TZORP} tcp dport ${PORTS} tproxy ip to 127.0.0.1:50080 meta mark set meta mark | ${MARK} accept
+    ip daddr ${HAPROXY} tcp dport ${PORTS} tproxy ip to 127.0.0.1:50090 meta mark set meta mark | ${MARK} accept
+  }
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iif lo accept
+    meta mark & ${MARK} == ${MARK} accept
+    ct state established,related accept
+    meta l4proto { icmp, ipv6-icmp } accept
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ip daddr ${FORWARD} accept
+    ip saddr ${FORWARD} accept
+  }
+}
+`;
+
+const haproxyCfg = `global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+listen relay
+  bind 127.0.0.1:50090 transparent
+  server orig 0.0.0.0
+`;
+
+const nginxCfg = (dir: string) => `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 80 backlog=4096;
+    location / { return 200 'ok\\n'; }
+  }
+}
+`;
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+function cpuTicks(pid: number | undefined): number {
+  if (!pid) return 0;
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+}
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+interface PathResult {
+  path: string;
+  gbps1: number;
+  gbps8: number;
+  connPerSec: number;
+  latencyMs: number;
+  cpu1: number | null;
+  cpuConn: number | null;
+  idleKiBPerConn: number | null;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'tzorp-relaybench-'));
+const lab = await createLab({ serverAddrs: [TZORP, HAPROXY] });
+try {
+  await lab.exec('fw', ['nft', '-f', '-'], { input: ruleset });
+  await lab.sh(
+    'fw',
+    `ip rule add fwmark ${MARK}/${MARK} lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100`,
+  );
+  // Short-connection load: reuse TIME_WAIT ports, wide port range (linux-tproxy.md pitfall 10).
+  for (const role of ['client', 'fw'] as const) {
+    await lab.sh(
+      role,
+      'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
+    );
+  }
+  writeFileSync(join(dir, 'nginx.conf'), nginxCfg(dir));
+  writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
+  // As many descriptors as the hard limit allows (the idle test holds 2 per relayed connection).
+  const ulimit = (argv: string[]) => ['sh', '-c', 'ulimit -n "$(ulimit -Hn)"; exec "$@"', 'sh', ...argv];
+  lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
+  lab.spawn('server', ['iperf3', '-s']);
+  const echo = lab.spawn(
+    'server',
+    ulimit([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'echo', '7000']),
+  );
+  await echo.waitFor(/READY/, 90_000);
+  const tz = lab.spawn(
+    'fw',
+    ulimit([
+      'taskset',
+      '-c',
+      '1',
+      process.execPath,
+      '--import',
+      'tsx',
+      `${HERE}/relay-peers.ts`,
+      'relay',
+      '50080',
+    ]),
+  );
+  await tz.waitFor(/READY/, 90_000);
+  const hap = lab.spawn(
+    'fw',
+    ulimit(['taskset', '-c', '1', 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]),
+  );
+  // Wait for every server to answer through every path.
+  const ready = async (host: string) => {
+    for (let i = 0; i < 30; i++) {
+      const r = await lab.exec('client', ['curl', '-s', '-m', '2', `http://${host}/`], { allowFail: true });
+      if (r.stdout === 'ok\n') return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`no answer through ${host}; haproxy said: ${hap.stderr()} ${hap.stdout()}`);
+  };
+  for (const h of [FORWARD, TZORP, HAPROXY]) await ready(h);
+  const pidOf = (p: LabProcess | null) => p?.child.pid;
+
+  const paths: { name: string; host: string; proc: LabProcess | null }[] = [
+    { name: 'kernel forwarding', host: FORWARD, proc: null },
+    { name: 'tzorp plug relay', host: TZORP, proc: tz },
+    { name: 'haproxy 2.6 (transparent, 1 thread)', host: HAPROXY, proc: hap },
+  ];
+  const perPath = new Map<string, PathResult[]>();
+  for (let round = 0; round < ROUNDS; round++)
+    for (const p of paths) {
+      const pid = pidOf(p.proc);
+      const measure = async <T>(f: () => Promise<T>): Promise<{ value: T; cpu: number | null }> => {
+        const t0 = Date.now();
+        const c0 = cpuTicks(pid);
+        const value = await f();
+        const cpu = pid ? (cpuTicks(pid) - c0) / CLK_TCK / ((Date.now() - t0) / 1000) : null;
+        return { value, cpu };
+      };
+      const iperf = async (streams: number) => {
+        const r = await lab.exec(
+          'client',
+          ['iperf3', '-c', p.host, '-t', String(SECONDS), '-P', String(streams), '-J'],
+          { timeoutMs: (SECONDS + 30) * 1000 },
+        );
+        return (JSON.parse(r.stdout).end.sum_received.bits_per_second as number) / 1e9;
+      };
+      const one = await measure(() => iperf(1));
+      const eight = await iperf(8);
+      const wrk = await measure(async () => {
+        const r = await lab.exec(
+          'client',
+          ['wrk', '-t1', '-c16', `-d${SECONDS}s`, '-H', 'Connection: close', `http://${p.host}/`],
+          { timeoutMs: (SECONDS + 30) * 1000 },
+        );
+        const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0);
+        const lat = /Latency\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
+        const ms = lat ? Number(lat[1]) * (lat[2] === 'us' ? 0.001 : lat[2] === 's' ? 1000 : 1) : Number.NaN;
+        return { rps, ms };
+      });
+      let idleKiBPerConn: number | null = null;
+      if (pid && round === 0) {
+        // First round only: a fresh process, before earlier connections grew its heap.
+        const before = rssKiB(pid);
+        const idle = lab.spawn(
+          'client',
+          ulimit([
+            process.execPath,
+            '--import',
+            'tsx',
+            `${HERE}/relay-peers.ts`,
+            'idle',
+            p.host,
+            '7000',
+            String(IDLE),
+          ]),
+        );
+        await idle.waitFor(/OPEN \d+/, 120_000);
+        idleKiBPerConn = (rssKiB(pid) - before) / IDLE;
+        idle.kill('SIGKILL');
+        await idle.exited();
+      }
+      if (!perPath.has(p.name)) perPath.set(p.name, []);
+      perPath.get(p.name)!.push({
+        path: p.name,
+        gbps1: one.value,
+        gbps8: eight,
+        connPerSec: wrk.value.rps,
+        latencyMs: wrk.value.ms,
+        cpu1: one.cpu,
+        cpuConn: wrk.cpu,
+        idleKiBPerConn,
+      });
+      // Let TIME_WAIT of this path's short connections age a little before the next path.
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+
+  const median = (xs: (number | null)[]): number | null => {
+    const v = xs.filter((x): x is number => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
+    return v.length === 0 ? null : v[Math.floor(v.length / 2)]!;
+  };
+  const results: PathResult[] = paths.map((p) => {
+    const rs = perPath.get(p.name)!;
+    return {
+      path: p.name,
+      gbps1: median(rs.map((r) => r.gbps1))!,
+      gbps8: median(rs.map((r) => r.gbps8))!,
+      connPerSec: median(rs.map((r) => r.connPerSec))!,
+      latencyMs: median(rs.map((r) => r.latencyMs)) ?? Number.NaN,
+      cpu1: median(rs.map((r) => r.cpu1)),
+      cpuConn: median(rs.map((r) => r.cpuConn)),
+      idleKiBPerConn: median(rs.map((r) => r.idleKiBPerConn)),
+    };
+  });
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  if (JSON_OUT)
+    console.log(
+      JSON.stringify(
+        { seconds: SECONDS, idle: IDLE, rounds: ROUNDS, load, perPath: Object.fromEntries(perPath), results },
+        null,
+        2,
+      ),
+    );
+  else {
+    const f = (n: number | null, d = 2) => (n === null || Number.isNaN(n) ? 'n/a' : n.toFixed(d));
+    console.log(
+      `relay bench: medians of ${ROUNDS} interleaved rounds, ${SECONDS} s per run, ${IDLE} idle connections, relays pinned to one CPU, load average at the end ${load}`,
+    );
+    console.log(
+      '| path | 1 stream Gbit/s | 8 streams Gbit/s | conn/s | latency ms | relay CPU (1 stream) | relay CPU (conn) | KiB per idle conn |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|');
+    for (const r of results) {
+      console.log(
+        `| ${r.path} | ${f(r.gbps1)} | ${f(r.gbps8)} | ${f(r.connPerSec, 0)} | ${f(r.latencyMs)} | ${r.cpu1 === null ? 'n/a' : `${Math.round(r.cpu1 * 100)} %`} | ${r.cpuConn === null ? 'n/a' : `${Math.round(r.cpuConn * 100)} %`} | ${f(r.idleKiBPerConn, 1)} |`,
+      );
+    }
+    const [fwd, tzr, hp] = results as [PathResult, PathResult, PathResult];
+    console.log('');
+    console.log('ratios (tzorp / haproxy, tzorp / kernel forwarding):');
+    console.log(`  1 stream:   ${f(tzr.gbps1 / hp.gbps1)}  ${f(tzr.gbps1 / fwd.gbps1)}`);
+    console.log(`  8 streams:  ${f(tzr.gbps8 / hp.gbps8)}  ${f(tzr.gbps8 / fwd.gbps8)}`);
+    console.log(`  conn/s:     ${f(tzr.connPerSec / hp.connPerSec)}  ${f(tzr.connPerSec / fwd.connPerSec)}`);
+    if (tzr.idleKiBPerConn !== null && hp.idleKiBPerConn !== null)
+      console.log(`  KiB/idle conn: ${f(tzr.idleKiBPerConn, 1)} vs ${f(hp.idleKiBPerConn, 1)}`);
+  }
+} finally {
+  await lab.destroy();
+  rmSync(dir, { recursive: true, force: true });
+}
