@@ -6,11 +6,13 @@ import { ParsedAddr, parseAddressInto } from './address.ts';
 import { RuleIndex } from './rule-index.ts';
 import {
   ANC_STRIDE,
+  buildRuleTable,
   type CompiledRule,
   compileRule,
   type DimensionResult,
   decidingField,
   describeRule,
+  evalAt,
   evalRule,
   type MatchGroup,
   PROTO_ICMP,
@@ -18,6 +20,7 @@ import {
   PROTO_TCP,
   PROTO_UDP,
   Query,
+  type RuleTable,
   type ScoreField,
   type ScoreTuple,
   type ZoneTable,
@@ -99,6 +102,7 @@ export class Engine {
   readonly rules: CompiledRule[];
   private readonly zt: ZoneTable;
   private readonly index: RuleIndex;
+  private readonly table: RuleTable;
   private readonly q = new Query();
 
   constructor(policy: Policy) {
@@ -130,6 +134,7 @@ export class Engine {
     // rules in id order: the index order is the tie-break order
     const sorted = [...policy.rules].sort((a, b) => a.id - b.id);
     this.rules = sorted.map((r, i) => compileRule(r, i, zoneIndex, policy.services, (z) => depth[z]!));
+    this.table = buildRuleTable(this.rules);
     this.index = new RuleIndex(this.rules, this.zt);
     this.q.src = new ParsedAddr();
     this.q.dst = new ParsedAddr();
@@ -174,13 +179,13 @@ export class Engine {
   private bestIdx = -1;
   private bestScore = -1;
   private curQ: Query = this.q;
-  private readonly visit = (l: Int32Array): void => {
-    const rules = this.rules;
+  private readonly visit = (pool: Int32Array, off: number, len: number): void => {
+    const table = this.table;
     const q = this.curQ;
     const zt = this.zt;
-    for (let j = 0; j < l.length; j++) {
-      const i = l[j]!;
-      const s = evalRule(rules[i]!, q, zt);
+    for (let j = off; j < off + len; j++) {
+      const i = pool[j]!;
+      const s = evalAt(table, i, q, zt);
       // higher score wins; on equal score the lower rule id (= lower index) wins
       if (s > this.bestScore || (s === this.bestScore && s >= 0 && i < this.bestIdx)) {
         this.bestScore = s;
@@ -227,7 +232,7 @@ export class Engine {
     q.dst = new ParsedAddr();
     this.prepare(conn, q);
     const bestIdx = this.best(q);
-    const descs = this.rules.map((r) => describeRule(r, q, this.zt));
+    const descs = this.rules.map((r) => describeRule(r, q, this.zt, this.table));
     const winner = bestIdx < 0 ? null : this.rules[bestIdx]!;
     const winScore = bestIdx < 0 ? null : descs[bestIdx]!.score;
     const candidates: Candidate[] = this.rules.map((r, i) => {
@@ -269,7 +274,7 @@ export class Engine {
       };
     });
     const order = (c: Candidate): number => (c.outcome === 'winner' ? 0 : c.outcome === 'lost' ? 1 : 2);
-    const packedOf = new Map(this.rules.map((r) => [r.id, evalRule(r, q, this.zt)]));
+    const packedOf = new Map(this.rules.map((r) => [r.id, evalRule(r, q, this.zt, this.table)]));
     candidates.sort(
       (a, b) => order(a) - order(b) || packedOf.get(b.rule)! - packedOf.get(a.rule)! || a.rule - b.rule,
     );
@@ -304,6 +309,6 @@ export class Engine {
     q.dst = new ParsedAddr();
     this.prepare(conn, q);
     const r = this.rules.find((x) => x.id === ruleId);
-    return r === undefined ? -1 : evalRule(r, q, this.zt);
+    return r === undefined ? -1 : evalRule(r, q, this.zt, this.table);
   }
 }

@@ -258,6 +258,39 @@ export interface CompiledRule {
   rare: boolean;
 }
 
+/** Per-rule scalars in one flat array (HOT_STRIDE ints per rule, by rule index): a lookup reads a
+ * rule's common conditions from one cache line and follows `rules[i]` only for the rare ones. */
+export const HOT_STRIDE = 8;
+const H_PROTO = 0;
+const H_DLO = 1;
+const H_DHI = 2;
+const H_SZ = 3;
+const H_SZD = 4;
+const H_DZ = 5;
+const H_DZD = 6;
+const H_RARE = 7;
+
+export interface RuleTable {
+  rules: CompiledRule[];
+  hot: Int32Array;
+}
+
+export function buildRuleTable(rules: CompiledRule[]): RuleTable {
+  const hot = new Int32Array(rules.length * HOT_STRIDE);
+  rules.forEach((r, i) => {
+    const b = i * HOT_STRIDE;
+    hot[b + H_PROTO] = r.proto1;
+    hot[b + H_DLO] = r.dport1Lo;
+    hot[b + H_DHI] = r.dport1Hi;
+    hot[b + H_SZ] = r.srcZone1;
+    hot[b + H_SZD] = r.srcZone1Depth;
+    hot[b + H_DZ] = r.dstZone1;
+    hot[b + H_DZD] = r.dstZone1Depth;
+    hot[b + H_RARE] = r.rare ? 1 : 0;
+  });
+  return { rules, hot };
+}
+
 function ports(list: { lo: number; hi: number }[] | undefined): Int32Array | null {
   if (!list || list.length === 0) return null;
   const sorted = [...list].sort((a, b) => a.lo - b.lo || a.hi - b.hi);
@@ -369,31 +402,40 @@ export function dstIfaceScore(r: CompiledRule, q: Query): number {
   return s === 0 ? -1 : s;
 }
 
-/** Whether the rule matches and its packed score: -1 when it does not match. The hot path. */
-export function evalRule(r: CompiledRule, q: Query, zt: ZoneTable): number {
+/** Whether the rule matches and its packed score: -1 when it does not match. */
+export function evalRule(r: CompiledRule, q: Query, zt: ZoneTable, t: RuleTable): number {
+  return evalAt(t, r.index, q, zt);
+}
+
+/** `evalRule` for the rule at index `i` of the table: the hot path of every lookup. */
+export function evalAt(t: RuleTable, i: number, q: Query, zt: ZoneTable): number {
   let x: number;
+  const hot = t.hot;
+  const b = i * HOT_STRIDE;
   // cheap scalar dimensions first: most candidates fail here
   let proto = 0;
-  const p1 = r.proto1;
+  const p1 = hot[b + H_PROTO]!;
   if (p1 !== -1) {
-    if (p1 >= 0 ? p1 !== q.proto : !includes(r.proto!, q.proto)) return -1;
+    if (p1 >= 0 ? p1 !== q.proto : !includes(t.rules[i]!.proto!, q.proto)) return -1;
     proto = 1;
   }
   let dport = 0;
-  const dlo = r.dport1Lo;
+  const dlo = hot[b + H_DLO]!;
   if (dlo >= 0) {
     const p = q.dstPort;
-    if (p < dlo || p > r.dport1Hi) return -1;
-    dport = dlo === r.dport1Hi ? 2 : 1;
+    const dhi = hot[b + H_DHI]!;
+    if (p < dlo || p > dhi) return -1;
+    dport = dlo === dhi ? 2 : 1;
   } else if (dlo === -2) {
-    dport = portScore(r.dstPort!, q.dstPort);
+    dport = portScore(t.rules[i]!.dstPort!, q.dstPort);
     if (dport < 0) return -1;
   }
   let sport = 0;
   let type = 0;
   let code = 0;
   let iface = 0;
-  if (r.rare) {
+  if (hot[b + H_RARE] === 1) {
+    const r = t.rules[i]!;
     if (r.srcPort !== null) {
       sport = portScore(r.srcPort, q.srcPort);
       if (sport < 0) return -1;
@@ -412,14 +454,15 @@ export function evalRule(r: CompiledRule, q: Query, zt: ZoneTable): number {
   // source group: subnets OR zones
   let ssub = 0;
   let szone = 0;
-  const sz1 = r.srcZone1;
+  const sz1 = hot[b + H_SZ]!;
   if (sz1 >= 0) {
     // one zone: it must be the source zone or one of its ancestors
     const z = q.srcZone;
-    const d = r.srcZone1Depth;
+    const d = hot[b + H_SZD]!;
     if (z < 0 || d > zt.depth[z]! || zt.anc[z * ANC_STRIDE + d - 1] !== sz1) return -1;
     szone = d;
   } else if (sz1 === -2) {
+    const r = t.rules[i]!;
     x = r.srcNet !== null ? subnetScore(r.srcNet, q.src) : -1;
     const y = r.srcZone !== null ? zoneScore(r.srcZone, q.srcZone, zt) : -1;
     if (x < 0 && y < 0) return -1;
@@ -430,13 +473,14 @@ export function evalRule(r: CompiledRule, q: Query, zt: ZoneTable): number {
   let dsub = 0;
   let dif = 0;
   let dzone = 0;
-  const dz1 = r.dstZone1;
+  const dz1 = hot[b + H_DZ]!;
   if (dz1 >= 0) {
     const z = q.dstZone;
-    const d = r.dstZone1Depth;
+    const d = hot[b + H_DZD]!;
     if (z < 0 || d > zt.depth[z]! || zt.anc[z * ANC_STRIDE + d - 1] !== dz1) return -1;
     dzone = d;
   } else if (dz1 === -2) {
+    const r = t.rules[i]!;
     x = r.dstNet !== null ? subnetScore(r.dstNet, q.dst) : -1;
     const w = r.dstIface !== null || r.dstIfgroup !== null ? dstIfaceScore(r, q) : -1;
     const y = r.dstZone !== null ? zoneScore(r.dstZone, q.dstZone, zt) : -1;
@@ -502,7 +546,7 @@ function portText(lo: number, hi: number): string {
 }
 
 /** The per-dimension story of one rule and one connection, consistent with `evalRule`. */
-export function describeRule(r: CompiledRule, q: Query, zt: ZoneTable): RuleDescription {
+export function describeRule(r: CompiledRule, q: Query, zt: ZoneTable, t: RuleTable): RuleDescription {
   const dims: DimensionResult[] = [];
   const add = (
     dimension: string,
@@ -633,7 +677,7 @@ export function describeRule(r: CompiledRule, q: Query, zt: ZoneTable): RuleDesc
     const ds = dims.filter((d) => d.group === g);
     if (ds.some((d) => d.status !== 'any') && !ds.some((d) => d.status === 'match')) failed.push(g);
   }
-  const packed = evalRule(r, q, zt);
+  const packed = evalRule(r, q, zt, t);
   if (packed < 0 !== failed.length > 0) {
     // describeRule and evalRule are two readings of one specification; disagreeing is a bug here
     throw new Error(`engine: explanation disagrees with lookup for rule ${r.id}`);

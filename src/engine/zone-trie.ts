@@ -9,6 +9,7 @@
 // its longest-prefix-match value: nft interval sets cannot overlap, so the kernel compiler needs this.
 import type { Family, Policy, Zone } from '../policy/model.ts';
 import { ParsedAddr, parseAddressInto, wordsOf } from './address.ts';
+import { LpmHash } from './lpm-hash.ts';
 
 const INITIAL_NODES = 1024;
 
@@ -196,21 +197,44 @@ export interface ZoneInterval {
 
 /** Longest-prefix match from an address to its zone, IPv4 and IPv6 separately. */
 export class ZoneTrie {
-  /** Zones by index (the trie's values). */
+  /** Zones by index (the lookup's values). */
   readonly zones: Zone[];
-  readonly v4 = new PrefixTrie(4);
-  readonly v6 = new PrefixTrie(6);
+  /** Lookups use one hash probe per distinct prefix length (lpm-hash.ts: few memory accesses). */
+  private readonly hash4 = new LpmHash(4);
+  private readonly hash6 = new LpmHash(6);
+  private trie4: PrefixTrie | null = null;
+  private trie6: PrefixTrie | null = null;
   private readonly scratch = new ParsedAddr();
 
   /**
-   * Builds the tries. The loader guarantees no network is in two zones; if one still is, the zone
-   * given later wins (as in the kernel, where the last /0 processed wins).
+   * Indexes the zones' networks. The loader guarantees no network is in two zones; if one still is,
+   * the zone given later wins (as in the kernel, where the last /0 processed wins).
    */
   constructor(zones: Iterable<Zone>) {
     this.zones = [...zones];
     this.zones.forEach((z, i) => {
-      for (const c of z.addresses) (c.family === 4 ? this.v4 : this.v6).insertBig(c.addr, c.prefix, i);
+      for (const c of z.addresses) {
+        (c.family === 4 ? this.hash4 : this.hash6).insert(
+          c.family === 4 ? [Number(c.addr)] : wordsOf(c.addr),
+          c.prefix,
+          i,
+        );
+      }
     });
+  }
+
+  /** The binary trie of one family (built on first use: only flattening needs it). */
+  trie(family: Family): PrefixTrie {
+    let t = family === 4 ? this.trie4 : this.trie6;
+    if (t === null) {
+      t = new PrefixTrie(family);
+      this.zones.forEach((z, i) => {
+        for (const c of z.addresses) if (c.family === family) t!.insertBig(c.addr, c.prefix, i);
+      });
+      if (family === 4) this.trie4 = t;
+      else this.trie6 = t;
+    }
+    return t;
   }
 
   static fromPolicy(policy: Policy): ZoneTrie {
@@ -219,8 +243,8 @@ export class ZoneTrie {
 
   /** Index (into `zones`) of the parsed address's zone, or -1 for no zone. */
   lookupIndex(a: ParsedAddr): number {
-    if (a.family === 4) return this.v4.lookup(a);
-    if (a.family === 6) return this.v6.lookup(a);
+    if (a.family === 4) return this.hash4.lookup(a);
+    if (a.family === 6) return this.hash6.lookup(a);
     return -1;
   }
 
@@ -233,7 +257,7 @@ export class ZoneTrie {
 
   /** Disjoint sorted ranges of one family with the zone each address in them looks up to. */
   intervals(family: Family): ZoneInterval[] {
-    return (family === 4 ? this.v4 : this.v6)
+    return this.trie(family)
       .intervals()
       .map((r) => ({ lo: r.lo, hi: r.hi, zone: this.zones[r.value]!.name }));
   }

@@ -232,6 +232,14 @@ describe('precedence, strongest first', () => {
     });
     assert.equal(winner(spec({ icmpCode: [0] }, { icmpType: [8], proto: [ICMP] }), icmp), 2);
     assert.equal(winner(spec({ icmpType: [8] }, { proto: [ICMP] }), icmp), 2);
+    // docs/semantics.md, difference 1: KZorp's eval-order quirk would keep rule 1 here
+    const quirk = {
+      rules: [
+        { id: 1, service: s, proto: [ICMP], icmpType: [8] },
+        { id: 2, service: s, icmpCode: [0] },
+      ],
+    };
+    assert.equal(winner(quirk, icmp), 2);
     // type/code never match non-ICMP traffic
     assert.equal(winner({ rules: [{ id: 1, service: s, icmpType: [0] }] }, { ...c, icmpType: 0 }), null);
   });
@@ -305,6 +313,20 @@ describe('special cases', () => {
     assert.equal(winner(spec, { proto: TCP, src: '10.0.0.1', dst: '1.1.1.1' }), 1);
     assert.equal(winner(spec, { proto: TCP, src: '192.168.1.1', dst: '1.1.1.1' }), 1);
     assert.equal(winner(spec, { proto: TCP, src: '172.16.0.1', dst: '1.1.1.1' }), null);
+  });
+  test('nested subnets of different rules: the shorter one still matches when the longer rule fails', () => {
+    const spec: PolicySpec = {
+      rules: [
+        { id: 1, service: s, srcSubnet: ['10.0.0.0/8'], dstSubnet: ['2001:db8::/32'] },
+        { id: 2, service: s, srcSubnet: ['10.0.0.0/24'], dstPort: [9] },
+        { id: 3, service: s, srcSubnet: ['10.0.0.0/8'], dstSubnet: ['2001:db8::/64'], dstPort: [9] },
+      ],
+    };
+    assert.equal(winner(spec, { proto: TCP, src: '10.0.0.5', dst: '2001:db8::1', dstPort: 80 }), 1);
+    // both match on port 9: the longer source subnet beats rule 3's destination subnet
+    assert.equal(winner(spec, { proto: TCP, src: '10.0.0.5', dst: '2001:db8::1', dstPort: 9 }), 2);
+    assert.equal(winner(spec, { proto: TCP, src: '10.0.1.5', dst: '2001:db8::1', dstPort: 9 }), 3);
+    assert.equal(winner(spec, { proto: TCP, src: '10.0.0.5', dst: '2001:db8:1::1', dstPort: 9 }), 2);
   });
   test('IPv6 and IPv4-mapped addresses; no cross-family fallback', () => {
     const spec: PolicySpec = {
