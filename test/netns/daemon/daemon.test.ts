@@ -220,7 +220,7 @@ test('a policy with errors: tzorp run refuses to start (exit 1, file:line:col), 
 test('reload under load: 20 reloads (valid and broken) during a long transfer and a stream of new connections', {
   skip,
   timeout: 600_000,
-}, async () => {
+}, async (ctx) => {
   const lab = await createLab();
   try {
     await startServer(lab);
@@ -311,7 +311,7 @@ test('reload under load: 20 reloads (valid and broken) during a long transfer an
     const t = await transfer;
     assert.equal(t.stdout.split(/\s/)[0], want, `transfer intact: ${t.stdout} ${t.stderr}`);
     assert.ok(reloadsWhileTransferring >= 5, `the transfer spanned ${reloadsWhileTransferring} reloads`);
-    t.diagnostic(
+    ctx.diagnostic(
       `new connections ok=${ok} fail=${fail}; reloads during the transfer: ${reloadsWhileTransferring}`,
     );
     const st = await status(lab, d);
