@@ -1,0 +1,121 @@
+// `tzorp check` as a user runs it: exit codes, the text report, the --json document.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+
+const dir = mkdtempSync(join(tmpdir(), 'tzorp-check-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function tzorp(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/tzorp', ...args], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function file(name: string, text: string): string {
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+}
+
+const GOOD = `zones:
+  clients: { addresses: [198.18.10.0/23] }
+  spare: { addresses: [198.18.50.0/24] }
+services:
+  web: { type: proxy, proxy: http }
+rules:
+  - { id: 1, service: web, proto: tcp, dst_port: 80, src_zone: clients }
+`;
+const BAD = `zones:
+  a: { addresses: [010.1.1.1] }
+services:
+  web: { type: proxy, proxy: http }
+rules:
+  - { service: nope, dst_port: 70000 }
+`;
+
+describe('tzorp check', () => {
+  it('exit 0 for a valid policy: warnings marked, a summary line', () => {
+    const f = file('good.yaml', GOOD);
+    const r = tzorp('check', f);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.equal(
+      r.out,
+      `${f}:3:3: warning: TZ1503 zone 'spare' is not used: no rule, management or bypass rule or limit_target_zones_to names it, an ancestor or a descendant\n${f}: valid: 2 zones, 1 service, 1 rule; 1 warning\n`,
+    );
+  });
+
+  it('exit 1 for an invalid policy: every error as file:line:col: CODE message', () => {
+    const f = file('bad.yaml', BAD);
+    const r = tzorp('check', f);
+    assert.equal(r.code, 1);
+    const lines = r.out.trim().split('\n');
+    assert.deepEqual(
+      lines.slice(0, -1).map((l) => l.replace(`${f}:`, '').split(' ')[0] + l.split(' ')[1]),
+      ['2:20:TZ1020', '6:16:TZ1040', '6:32:TZ1021'],
+    );
+    assert.equal(lines.at(-1), `${f}: invalid: 3 errors, 0 warnings`);
+  });
+
+  it('--json prints the documented document', () => {
+    const f = file('bad2.yaml', BAD);
+    const r = tzorp('check', f, '--json');
+    assert.equal(r.code, 1);
+    const j = JSON.parse(r.out);
+    assert.equal(j.valid, false);
+    assert.deepEqual(Object.keys(j), ['valid', 'errors', 'warnings', 'summary']);
+    assert.deepEqual(j.errors[0], {
+      code: 'TZ1020',
+      message:
+        "zone 'a' address '010.1.1.1': not an IPv4 address (four decimal numbers 0-255, no leading zeros)",
+      file: f,
+      line: 2,
+      col: 20,
+    });
+    assert.equal(j.summary.errors, 3);
+    const g = tzorp('check', '--json', file('good2.yaml', GOOD));
+    assert.equal(g.code, 0);
+    const jg = JSON.parse(g.out);
+    assert.equal(jg.valid, true);
+    assert.deepEqual(jg.summary, {
+      zones: 2,
+      services: 1,
+      rules: 1,
+      management: 0,
+      bypass: 0,
+      errors: 0,
+      warnings: 1,
+    });
+    assert.equal(jg.warnings[0].code, 'TZ1503');
+  });
+
+  it('proxy names and options are checked as tzorp run checks them', () => {
+    const f = file(
+      'opts.yaml',
+      GOOD.replace('proxy: http }', 'proxy: http, options: { no_such_option: 1 } }'),
+    );
+    const r = tzorp('check', f);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /no_such_option/);
+    const g = file('noproxy.yaml', GOOD.replace('proxy: http', 'proxy: gopher'));
+    const r2 = tzorp('check', g, '--json');
+    assert.equal(r2.code, 1);
+    assert.equal(JSON.parse(r2.out).errors[0].code, 'TZ1041');
+  });
+
+  it('exit 1 for a missing file, 2 for usage errors', () => {
+    assert.equal(tzorp('check', join(dir, 'missing.yaml')).code, 1);
+    assert.equal(tzorp('check').code, 2);
+    assert.equal(tzorp('check', '--frobnicate', file('u.yaml', GOOD)).code, 2);
+  });
+
+  it('the example policies check clean', () => {
+    for (const f of ['examples/policy.yaml', 'examples/home-office.yaml']) {
+      const r = tzorp('check', f);
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /^examples\/\S+: valid: \d+ zones, \d+ services, \d+ rules.*; 0 warnings\n$/);
+    }
+  });
+});
