@@ -6,7 +6,9 @@ import type { Addr } from '../proxy/core/types.ts';
 
 /** Canonical text of an address; an IPv4-mapped IPv6 address becomes plain IPv4. */
 export function canonicalHost(host: string): string {
-  if (isIP(host) === 0) return host;
+  const f = isIP(host);
+  if (f === 0) return host;
+  if (f === 4) return host; // isIP accepts only plain dotted quads (no leading zeros): already canonical
   const a = ipaddr.parse(host);
   if (a.kind() === 'ipv6') {
     const v6 = a as ipaddr.IPv6;
