@@ -197,7 +197,11 @@ export function sessionLines(
   port: number,
 ): { id: string | null; lines: string[] } {
   const addr = fam(src) === 6 ? `[${src}]:${port}` : `${src}:${port}`;
-  const start = lines.find((l) => l.includes(addr) && SESSION_RE.test(l));
+  // the port must end there: client port 4000 is not 40000
+  const start = lines.find((l) => {
+    const i = l.indexOf(addr);
+    return i >= 0 && !/\d/.test(l[i + addr.length] ?? '') && SESSION_RE.test(l);
+  });
   const id = start ? (SESSION_RE.exec(start)?.[1] ?? null) : null;
   if (!id) return { id: null, lines: [] };
   // the session's own lines (not its children's, which extend the id with '/')
