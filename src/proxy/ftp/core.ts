@@ -28,7 +28,7 @@ import type {
   Verdict as SessionVerdict,
   StreamId,
 } from '../core/index.ts';
-import { CommandReader, type FtpCommand, toBytes } from './command-reader.ts';
+import { type CommandItem, CommandReader, type FtpCommand, toBytes } from './command-reader.ts';
 import { DATA_SETUP_COMMANDS, type Direction, KNOWN_COMMANDS, TRANSFER_COMMANDS } from './commands.ts';
 import {
   canonicalHost,
@@ -125,7 +125,7 @@ export class FtpCore implements ProxyCore {
   private serverRemote: Addr | null = null;
   private serverLocal: Addr | null = null;
   private inflight: Pending[] = [];
-  private deferred: FtpCommand[] = [];
+  private deferred: CommandItem[] = [];
   private clientPaused = false;
   private ch: DataChannel | null = null;
   private seq = 0;
@@ -305,7 +305,7 @@ export class FtpCore implements ProxyCore {
       this.finishWhenIdle = true;
       return;
     }
-    if (this.inflight.length > 0 && this.phase === 'running') {
+    if (this.inflight.length > 0) {
       this.replyClient(421, 'Service not available, the server closed the connection');
     }
     this.emit({ type: 'close', stream: CLIENT });
@@ -344,22 +344,18 @@ export class FtpCore implements ProxyCore {
   private pumpLoop(): void {
     while (this.phase !== 'done') {
       if (this.idle()) {
-        const cmd = this.deferred.shift();
-        if (cmd) {
-          this.onCommand(cmd);
-          continue;
-        }
-        const item = this.readCommand();
-        if (item === undefined) break;
-        if (item) this.onCommand(item);
+        const item = this.deferred.shift() ?? this.cmdReader.next();
+        if (!item) break;
+        this.onItem(item);
         continue;
       }
-      // A transfer is running: read ahead so ABOR (RFC 959 §4.1.3) can act at once.
+      // A transfer is running: read ahead so ABOR (RFC 959 §4.1.3) can act at once. Everything else
+      // (errors included) waits its turn, so replies keep the order of the commands.
       if (this.transferRunning() && this.deferred.length < MAX_DEFERRED_COMMANDS) {
-        const item = this.readCommand();
-        if (item === undefined) break;
-        if (!item) continue;
-        if (item.verb === 'ABOR' && this.deferred.length === 0) this.onCommand(item);
+        const item = this.cmdReader.next();
+        if (!item) break;
+        if ('command' in item && item.command.verb === 'ABOR' && this.deferred.length === 0)
+          this.onItem(item);
         else this.deferred.push(item);
         continue;
       }
@@ -377,16 +373,14 @@ export class FtpCore implements ProxyCore {
     }
   }
 
-  /** undefined: nothing complete; null: a line was answered with an error; else a command. */
-  private readCommand(): FtpCommand | null | undefined {
-    const item = this.cmdReader.next();
-    if (!item) return undefined;
+  /** A command, or a line the reader refused (answered with its 500/501; the session goes on). */
+  private onItem(item: CommandItem): void {
     if ('error' in item) {
       this.violation('Invalid command line', { error: item.error.message });
       this.replyClient(item.error.replyCode, item.error.message);
-      return null;
+      return;
     }
-    return item.command;
+    this.onCommand(item.command);
   }
 
   private onCommand(cmd: FtpCommand): void {

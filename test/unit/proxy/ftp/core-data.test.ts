@@ -543,6 +543,29 @@ describe('ftp core: transfers and their edges', () => {
     assert.equal(s.sent('client'), '426 Transfer aborted\r\n226 Abort successful\r\n');
   });
 
+  it('commands and bad lines sent during a transfer are answered after its 226, in order', () => {
+    const { s, listener } = passiveReady();
+    s.ev({ type: 'accepted', listener, stream: 'c.1', local: SERVER_ADDR, remote: CLIENT_DATA });
+    s.fromClient('RETR f\r\n');
+    const [c] = s.of('connect');
+    s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
+    s.fromServer('150 go\r\n');
+    s.fromClient(`NOOP\r\n${'x'.repeat(300)}\r\nPWD\r\n`);
+    assert.equal(s.sent('client'), '', 'nothing answered out of order');
+    assert.equal(s.sent('server'), '');
+    s.data(c!.stream, 'data');
+    s.ev({ type: 'end', stream: c!.stream });
+    s.fromServer('226 done\r\n');
+    s.ev({ type: 'end', stream: 'c.1' });
+    s.ev({ type: 'closed', stream: 'c.1' });
+    s.ev({ type: 'closed', stream: c!.stream });
+    assert.equal(s.sent('client'), '226 done\r\n');
+    assert.equal(s.sent('server'), 'NOOP\r\n');
+    s.fromServer('200 ok\r\n');
+    assert.match(s.sent('client'), /^200 ok\r\n500 Line too long/);
+    assert.equal(s.sent('server'), 'PWD\r\n');
+  });
+
   it('data timeout: the client never connects, it gets 425 and the server`s late reply is dropped', () => {
     const { s } = passiveReady({ data_timeout: 5000 });
     s.fromClient('RETR x\r\n');
