@@ -55,6 +55,7 @@ export interface StatusResult {
   generation: number;
   workers: number;
   workersAlive: number;
+  workerPids: number[];
   controlSocket: string;
   kernel: boolean;
   log: { verbosity: number; spec: string; format: string };

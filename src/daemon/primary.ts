@@ -401,6 +401,7 @@ export class Daemon {
       generation: g.n,
       workers: this.opts.workers,
       workersAlive: this.pool.alive().length,
+      workerPids: this.pool.alive().flatMap((i) => this.pool.pid(i) ?? []),
       controlSocket: this.opts.controlPath,
       kernel: this.opts.kernel,
       log: { verbosity: this.log.levels.verbosity, spec: this.log.levels.spec, format: this.opts.log.format },

@@ -117,7 +117,7 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
   const lab = await createLab();
   try {
     await startServer(lab);
-    const d = await startDaemon(lab, POLICY_A);
+    const d = await startDaemon(lab, POLICY_A, ['--metrics', '127.0.0.1:0']);
     // the server sees the firewall's address (transparent router, no forge_addr)
     const r4 = await peer(lab, ADDR.server4, 8080);
     assert.match(r4.stdout, /^peer ::ffff:198\.18\.2\.1$/m);
@@ -173,12 +173,41 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
     const stText = await tz(lab, ['status', '--control', d.control]);
     assert.match(stText.stdout, new RegExp(`sha256=${sha}`));
 
+    // run-time log levels
+    const lg = await tz(lab, ['log', '--spec', 'core.*:6,plug.*:7', '--control', d.control]);
+    assert.equal(lg.code, 0, lg.stderr);
+    assert.match(lg.stdout, /spec 'core\.\*:6,plug\.\*:7'/);
+    assert.equal((await status(lab, d)).log.spec, 'core.*:6,plug.*:7');
+    const badSpec = await tz(lab, ['log', '--spec', 'core:99', '--control', d.control]);
+    assert.equal(badSpec.code, 2);
+    await tz(lab, ['log', '--spec', 'core.summary:4', '--control', d.control]);
+
+    // Prometheus metrics from both workers, summed by the primary
+    const [, maddr] = (await d.proc.waitFor(/Metrics listener ready; address='([^']+)'/)) as unknown as [
+      string,
+      string,
+    ];
+    const m = await lab.exec('fw', ['curl', '-s', `http://${maddr}/metrics`]);
+    assert.match(m.stdout, /^tzorp_generation 1$/m);
+    assert.match(m.stdout, /^tzorp_sessions_total\{service="plug",verdict="ACCEPTED"\} 2$/m);
+    assert.match(m.stdout, /^tzorp_sessions_running\{service="plug"\} 12$/m);
+
     for (const p of held) p.kill('SIGTERM');
     // the summary of a finished session, with Zorp's fields and the verdict
     await d.proc.waitFor(
       /core\.summary\(4\): \(svc\/plug:\d+\): Connection summary; rule_id='1', .*client_address='AF_INET\(198\.18\.1\.2:\d+\)', client_zone='clients', .*server_address='AF_INET\(198\.18\.2\.2:8080\)', server_zone='servers', .*verdict='ACCEPTED'/,
     );
     await d.proc.waitFor(/client_address='AF_INET6\(\[2001:db8:1::2\]:\d+\)'.*verdict='ACCEPTED'/);
+
+    // a worker that dies is started again and gets the listeners and the generation
+    const before = await status(lab, d);
+    process.kill(before.workerPids[0]!, 'SIGKILL');
+    await waitUntil('the worker restart', async () => {
+      const s = await status(lab, d);
+      return s.workersAlive === 2 && !s.workerPids.includes(before.workerPids[0]!);
+    });
+    for (let i = 0; i < 6; i++)
+      assert.match((await peer(lab, i % 2 ? ADDR.server6 : ADDR.server4, 8080)).stdout, /^peer /m);
 
     const stop = await tz(lab, ['stop', '--control', d.control]);
     assert.equal(stop.code, 0, stop.stderr);
