@@ -131,6 +131,7 @@ export function sampleConnections(engine: Engine, perService = 1): Sample[] {
     search: for (const proto of [PROTO_TCP, 17, 132]) {
       for (const src of addrs) {
         for (const dst of addrs) {
+          if (dst === src) continue;
           const conn: Connection = { proto, src, dst, srcPort: 40000, dstPort: 9 };
           const decision = engine.decide(conn);
           if (decision.rule === null) {
