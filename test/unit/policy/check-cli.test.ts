@@ -53,7 +53,10 @@ describe('tzorp check', () => {
     assert.equal(r.code, 1);
     const lines = r.out.trim().split('\n');
     assert.deepEqual(
-      lines.slice(0, -1).map((l) => l.replace(`${f}:`, '').split(' ')[0] + l.split(' ')[1]),
+      lines.slice(0, -1).map((l) => {
+        const [where = '', code = ''] = l.replace(`${f}:`, '').split(' ');
+        return where + code;
+      }),
       ['2:20:TZ1020', '6:16:TZ1040', '6:32:TZ1021'],
     );
     assert.equal(lines.at(-1), `${f}: invalid: 3 errors, 0 warnings`);
