@@ -1,0 +1,213 @@
+// Kernel benchmark (issue 3): (1) compile and apply time and kernel memory of a policy with 10,000 rules
+// and 100,000 zone networks; (2) new-connection rate and throughput of a forward service through the
+// firewall namespace with no ruleset, with tzorp's ruleset of 10 / 1,000 / 10,000 rules, and with the
+// same policy as a naive linear iptables (iptables-nft) ruleset, side by side in one run.
+// Run as root: node --import tsx bench/macro/kernel.bench.ts [--skip-scale] [--skip-rate] [--seconds N]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildIR, renderRuleset } from '../../src/kernel/compile/index.ts';
+import { applyPolicy } from '../../src/kernel/index.ts';
+import { ADDR, createLab, type Lab } from '../../test/harness/netns.ts';
+import { linearIptables, ratePolicy, scalePolicy } from './kernel-policy.ts';
+
+const args = process.argv.slice(2);
+const seconds = Number(args[args.indexOf('--seconds') + 1] || 4) || 4;
+
+function meminfo(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of readFileSync('/proc/meminfo', 'utf8').split('\n')) {
+    const m = /^(\w+):\s+(\d+) kB/.exec(l);
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+/** Wall, user and system seconds of a command (bash's `time`, which includes children). */
+function timed(cmd: string): { real: number; user: number; sys: number; ok: boolean; err: string } {
+  const r = spawnSync('bash', ['-c', `TIMEFORMAT='%R %U %S'; time ( ${cmd} ) 2>/tmp/tzorp-bench-err`], {
+    encoding: 'utf8',
+  });
+  const t = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
+  let err = '';
+  try {
+    err = readFileSync('/tmp/tzorp-bench-err', 'utf8');
+  } catch {}
+  return { real: t[0]!, user: t[1]!, sys: t[2]!, ok: r.status === 0, err };
+}
+
+function scale(): void {
+  console.log('## Compile and apply: 10,000 rules, 100,000 zone networks\n');
+  let t = performance.now();
+  const policy = scalePolicy(10_000, 100_000);
+  const gen = performance.now() - t;
+  t = performance.now();
+  const { ir } = buildIR(policy);
+  const tIr = performance.now() - t;
+  t = performance.now();
+  const text = renderRuleset(ir);
+  const tRender = performance.now() - t;
+  const dir = mkdtempSync(join(tmpdir(), 'tzorp-bench-'));
+  const file = join(dir, 'scale.nft');
+  writeFileSync(file, text);
+  const ns = `tzb${process.pid}scale`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const check = timed(`ip netns exec ${ns} nft -c -f ${file}`);
+    const m0 = meminfo();
+    const apply = timed(`ip netns exec ${ns} nft -f ${file}`);
+    const m1 = meminfo();
+    const reapply = timed(`ip netns exec ${ns} nft -f ${file}`);
+    const del = timed(`ip netns exec ${ns} nft delete table inet tzorp`);
+    const m2 = meminfo();
+    const elements = (text.match(/^\t[^\t#].*[,:]/gm) ?? []).length;
+    const tiers = `${ir.families[4].tiers.length} IPv4 / ${ir.families[6].tiers.length} IPv6`;
+    console.log('| step | wall s | user s | sys s |');
+    console.log('|---|---|---|---|');
+    console.log(`| generate policy (bench only) | ${(gen / 1000).toFixed(2)} | | |`);
+    console.log(`| compile: policy → IR | ${(tIr / 1000).toFixed(2)} | | |`);
+    console.log(
+      `| compile: IR → nft text (${(text.length / 1e6).toFixed(1)} MB) | ${(tRender / 1000).toFixed(2)} | | |`,
+    );
+    for (const [n, x] of [
+      ['nft -c (check)', check],
+      ['nft -f (apply, empty namespace)', apply],
+      ['nft -f (re-apply: replace the table)', reapply],
+      ['nft delete table', del],
+    ] as const) {
+      console.log(
+        `| ${n}${x.ok ? '' : ' FAILED'} | ${x.real.toFixed(2)} | ${x.user.toFixed(2)} | ${x.sys.toFixed(2)} |`,
+      );
+      if (!x.ok) console.log(x.err.slice(0, 500));
+    }
+    console.log(
+      `\nDecision tiers: ${tiers}; set/map elements: about ${elements}. Kernel memory of the table (host-wide ` +
+        `/proc/meminfo deltas, other load adds noise): Slab +${((m1.Slab! - m0.Slab!) / 1024).toFixed(0)} MB, ` +
+        `MemAvailable -${((m0.MemAvailable! - m1.MemAvailable!) / 1024).toFixed(0)} MB; after delete Slab ` +
+        `${((m2.Slab! - m0.Slab!) / 1024).toFixed(0)} MB vs. before apply.\n`,
+    );
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+async function rate(): Promise<void> {
+  console.log(`## New connections/s and throughput of a forward service (${seconds} s per run)\n`);
+  const lab: Lab = await createLab();
+  try {
+    const dir = mkdtempSync(join(tmpdir(), 'tzorp-nginx-'));
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `worker_processes 1; error_log ${dir}/error.log; pid ${dir}/nginx.pid;
+events { worker_connections 4096; }
+http { access_log off; server { listen 8080 reuseport backlog=4096; location / { return 200 "ok\\n"; } } }
+`,
+    );
+    const nginx = lab.spawn('server', [
+      'nginx',
+      '-p',
+      dir,
+      '-c',
+      join(dir, 'nginx.conf'),
+      '-g',
+      'daemon off;',
+    ]);
+    const iperf = lab.spawn('server', ['iperf3', '-s']);
+    await lab.sh(
+      'client',
+      'sysctl -qw net.ipv4.tcp_tw_reuse=1; sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
+    );
+    await lab.sh('server', 'sysctl -qw net.ipv4.tcp_tw_reuse=1');
+    // wait for nginx
+    for (let i = 0; i < 50; i++) {
+      const r = await lab.exec('client', ['curl', '-s', '-m', '1', `http://${ADDR.server4}:8080/`], {
+        allowFail: true,
+      });
+      if (r.stdout.includes('ok')) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const fwPrefix = ['ip', 'netns', 'exec', lab.ns.fw];
+    const policies = new Map([10, 1000, 10_000].map((n) => [n, ratePolicy(n, 8080)]));
+    const configs: { name: string; setup: () => Promise<void> }[] = [
+      { name: 'no ruleset', setup: async () => {} },
+      ...[10, 1000, 10_000].map((n) => ({
+        name: `tzorp, ${n} rules`,
+        setup: async () => {
+          await applyPolicy(policies.get(n)!, { prefix: fwPrefix });
+        },
+      })),
+      ...[10, 1000, 10_000].map((n) => ({
+        name: `linear iptables-nft, ${n} rules`,
+        setup: async () => {
+          await lab.exec('fw', ['iptables-restore'], { input: linearIptables(n, 8080) });
+        },
+      })),
+    ];
+    const results = new Map<string, number[]>();
+    const reset = async (): Promise<void> => {
+      await lab.sh(
+        'fw',
+        'nft flush ruleset; ip rule del pref 9000 2>/dev/null; ip rule del pref 9001 2>/dev/null; true',
+      );
+      await lab.sh('fw', 'conntrack -F 2>/dev/null; true');
+    };
+    const wrk = async (): Promise<number> => {
+      const r = await lab.exec(
+        'client',
+        ['wrk', '-t1', '-c16', `-d${seconds}s`, '-H', 'Connection: close', `http://${ADDR.server4}:8080/`],
+        { timeoutMs: (seconds + 30) * 1000 },
+      );
+      const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+      return m ? Number(m[1]) : 0;
+    };
+    for (let round = 0; round < 2; round++) {
+      for (const c of configs) {
+        await reset();
+        await c.setup();
+        // a first connection proves the path is open (and loads conntrack/NAT modules)
+        const probe = await lab.exec('client', ['curl', '-s', '-m', '3', `http://${ADDR.server4}:8080/`], {
+          allowFail: true,
+        });
+        if (!probe.stdout.includes('ok')) throw new Error(`${c.name}: the forward path is closed`);
+        const rps = await wrk();
+        results.set(c.name, [...(results.get(c.name) ?? []), rps]);
+      }
+    }
+    const base = Math.max(...results.get('no ruleset')!);
+    console.log('| ruleset | conn/s run 1 | conn/s run 2 | best vs. no ruleset |');
+    console.log('|---|---|---|---|');
+    for (const [name, v] of results) {
+      console.log(
+        `| ${name} | ${v.map((x) => x.toFixed(0)).join(' | ')} | ${((Math.max(...v) / base) * 100).toFixed(0)} % |`,
+      );
+    }
+    console.log('\n| ruleset | iperf3 1 stream, Gbit/s |');
+    console.log('|---|---|');
+    for (const c of [configs[0]!, configs[3]!, configs[6]!]) {
+      await reset();
+      await c.setup();
+      const r = await lab.exec('client', ['iperf3', '-c', ADDR.server4, '-t', String(seconds), '-J'], {
+        timeoutMs: (seconds + 30) * 1000,
+      });
+      const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
+      console.log(`| ${c.name} | ${(j.end.sum_received.bits_per_second / 1e9).toFixed(2)} |`);
+    }
+    nginx.kill('SIGKILL');
+    iperf.kill('SIGKILL');
+  } finally {
+    await lab.destroy();
+  }
+}
+
+if (process.getuid?.() !== 0) {
+  console.error('kernel.bench.ts needs root (network namespaces)');
+  process.exit(2);
+}
+console.log(
+  `# tzorp kernel benchmark (${new Date().toISOString()}, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`,
+);
+if (!args.includes('--skip-rate')) await rate();
+if (!args.includes('--skip-scale')) scale();
+process.exit(0);
