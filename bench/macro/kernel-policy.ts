@@ -89,8 +89,7 @@ export function ratePolicy(n: number, port = 80): Policy {
         srcZone: ['other'],
         dstZone: ['servers'],
       });
-    else if (shape === 2)
-      rs.push({ id: i, service: 'fwd', proto: [17], dstPort: [{ lo: p, hi: p + 1 }] });
+    else if (shape === 2) rs.push({ id: i, service: 'fwd', proto: [17], dstPort: [{ lo: p, hi: p + 1 }] });
     else
       rs.push({
         id: i,
