@@ -354,6 +354,52 @@ test('reload under load: 20 reloads (valid and broken) during a long transfer an
   }
 });
 
+/** max_sessions 1 on the held port (8081): counted over both workers by the primary. */
+const POLICY_LIMIT = `${ZONES}services:
+  plug:
+    type: proxy
+    proxy: plug
+  limited:
+    type: proxy
+    proxy: plug
+    max_sessions: 1
+rules:
+  - { id: 1, service: plug, proto: tcp, src_zone: clients, dst_port: 8080 }
+  - { id: 2, service: limited, proto: tcp, src_zone: clients, dst_port: 8081 }
+`;
+
+test('max_sessions is daemon-wide: over the limit refused with DENIED_BY_LIMIT', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const lab = await createLab();
+  try {
+    await startServer(lab);
+    const d = await startDaemon(lab, POLICY_LIMIT);
+    const first = lab.spawn('client', ['nc', ADDR.server4, '8081']);
+    await first.waitFor(/^peer /m);
+    // several more attempts: whichever worker accepts them, the one slot is taken
+    for (let i = 0; i < 4; i++) {
+      const r = await peer(lab, i % 2 ? ADDR.server6 : ADDR.server4, 8081);
+      assert.ok(!/peer/.test(r.stdout), `attempt ${i} over the limit got through: ${r.stdout}`);
+    }
+    await d.proc.waitFor(
+      /core\.summary\(4\): \(svc\/limited:\d+\): Connection summary; rule_id='2', .*verdict='DENIED_BY_LIMIT'/,
+    );
+    const st = await status(lab, d);
+    const lim = st.services.find((s) => s.name === 'limited')!;
+    assert.equal(lim.sessionsRunning, 1);
+    assert.equal(lim.sessionsRefused, 4);
+    // the slot comes back when the session ends
+    first.kill('SIGTERM');
+    await waitUntil('the slot to be free', async () =>
+      /^peer /m.test((await peer(lab, ADDR.server4, 8081)).stdout),
+    );
+  } finally {
+    await lab.destroy();
+  }
+});
+
 test('kill -9 the daemon: connections to proxy services fail (fail closed); tzorp flush cleans up', {
   skip,
   timeout: 300_000,
