@@ -461,14 +461,15 @@ class Session {
     s.state = 'closing';
     s.finSent = true;
     s.congested = false;
+    if (sock.writableFinished) {
+      sock.destroy(); // everything was sent already (the usual end of a relay): no flush to wait for
+      return;
+    }
     const t = setTimeout(() => sock.resetAndDestroy(), CLOSE_FLUSH_TIMEOUT_MS);
     t.unref();
     sock.once('close', () => clearTimeout(t));
-    if (sock.writableFinished) sock.destroy();
-    else {
-      sock.once('finish', () => sock.destroy());
-      sock.end();
-    }
+    sock.once('finish', () => sock.destroy());
+    sock.end();
   }
 
   // --- commands ---------------------------------------------------------------------------------
