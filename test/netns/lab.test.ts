@@ -274,7 +274,10 @@ describe('tzorp lab scenarios against a ruleset applied in the firewall', { skip
     assert.equal(fwd.decisionText, 'rule 20 → ssh (forward)');
     assert.deepEqual([fwd.status, fwd.problems], ['pass', []]);
     assert.match(fwd.server, /^banner from 198\.18\.10\.10/);
-    assert.ok(fwd.proof.some((l) => /rule_20: counter \d+ → \d+/.test(l)));
+    assert.ok(
+      fwd.proof.some((l) => /(svc_ssh|rule_20): counter \d+ → \d+/.test(l)),
+      fwd.proof.join('\n'),
+    );
     assert.deepEqual([deny.status, deny.problems], ['pass', []]);
     assert.match(deny.client, /ECONNREFUSED/);
     assert.equal(deny.server, 'nothing');
