@@ -88,11 +88,12 @@ describe('ftp through `tzorp run` (kernel ruleset, workers; vsftpd, pyftpdlib; I
   let upload = '';
   let uploadSha = '';
   let vsLog = '';
+  let srv: Awaited<ReturnType<typeof startFtpServers>>;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tzorp-ftprun-'));
     lab = await createLab({ serverAddrs: [PASSIVE, ACTIVE, RO].flatMap((h) => [h.v4, h.v6]) });
-    const srv = await startFtpServers(lab, dir, BIG_BYTES);
+    srv = await startFtpServers(lab, dir, BIG_BYTES);
     ({ vsRoot, pyRoot, bigSha, upload, uploadSha, vsLog } = srv);
     const policy = join(dir, 'policy.yaml');
     writeFileSync(policy, POLICY);
@@ -174,6 +175,34 @@ describe('ftp through `tzorp run` (kernel ruleset, workers; vsftpd, pyftpdlib; I
       for (const got of await Promise.all(runs)) assert.equal(got, bigSha);
     });
 
+    test(`IPv${fam}: several transfers in one session (curl reuses the control connection)`, async () => {
+      for (const m of ['EPSV', 'EPRT']) {
+        const urls = [1, 2, 3].map(() => url(pick(ACTIVE), 21, '/pub/big.bin'));
+        const r = await lab.exec(
+          'client',
+          ['sh', '-c', `curl -sS --max-time 120 ${CURL_MODE[m]!.join(' ')} ${urls.join(' ')} | sha256sum`],
+          { timeoutMs: 150_000 },
+        );
+        assert.equal(r.stdout.split(' ')[0], sha(Buffer.concat([srv.big, srv.big, srv.big])), m);
+      }
+    });
+
+    test(`IPv${fam}: a partial download (curl -r) ends with ABOR and the session goes on`, async () => {
+      for (const m of ['EPSV', 'EPRT']) {
+        const r = await lab.exec(
+          'client',
+          [
+            'sh',
+            '-c',
+            `curl -sS --max-time 60 ${CURL_MODE[m]!.join(' ')} -r 0-99999 ${url(pick(KEEP), 21, '/pub/big.bin')} ${url(pick(KEEP), 21, '/pub/hello.txt')} | sha256sum`,
+          ],
+          { timeoutMs: 90_000 },
+        );
+        const hello = readFileSync(join(vsRoot, 'pub', 'hello.txt'));
+        assert.equal(r.stdout.split(' ')[0], sha(Buffer.concat([srv.big.subarray(0, 100000), hello])), m);
+      }
+    });
+
     test(`IPv${fam}: the read_only service refuses STOR`, async () => {
       const name = `run-ro-${fam}.bin`;
       const r = await curl(['-T', upload, url(pick(RO), 21, `/incoming/${name}`)], true);
@@ -209,6 +238,11 @@ describe('ftp through `tzorp run` (kernel ruleset, workers; vsftpd, pyftpdlib; I
     const log = readFileSync(vsLog, 'utf8');
     assert.match(log, /Client "(::ffff:)?198\.18\.2\.1"/);
     assert.doesNotMatch(log, /Client "(::ffff:)?198\.18\.1\.2"/);
+    assert.match(
+      log,
+      /FTP command: Client "[^"]+", "ABOR"/,
+      'the partial downloads reached the server as ABOR',
+    );
   });
 
   test('no conntrack helper is involved', async () => {
