@@ -34,6 +34,8 @@ export class LpmHash {
   private readonly lengthCounts: Int32Array;
   /** Prefix length of the last successful lookup, -1 after a miss. */
   matchedPrefix = -1;
+  /** Value of the /0 prefix, -1 if none. */
+  private zeroVal = -1;
 
   constructor(family: Family) {
     this.family = family;
@@ -61,7 +63,8 @@ export class LpmHash {
 
   private rebuildLengths(): void {
     const ls: number[] = [];
-    for (let l = this.lengthCounts.length - 1; l >= 0; l--) if (this.lengthCounts[l]! > 0) ls.push(l);
+    // length 0 (a /0 network) is not probed: it holds every address, its value is `zeroVal`
+    for (let l = this.lengthCounts.length - 1; l >= 1; l--) if (this.lengthCounts[l]! > 0) ls.push(l);
     this.lengths = Int32Array.from(ls);
     this.masks = new Uint32Array(ls.length * this.k);
     ls.forEach((l, i) => {
@@ -141,6 +144,7 @@ export class LpmHash {
       prefix,
       value,
     );
+    if (prefix === 0) this.zeroVal = value;
     if (old < 0) {
       this.lengthCounts[prefix]!++;
       if (this.lengthCounts[prefix] === 1) this.rebuildLengths();
@@ -157,6 +161,7 @@ export class LpmHash {
     const m = this.cap - 1;
     const k = this.k;
     let n = 0;
+    if (this.zeroVal >= 0) out[n++] = this.zeroVal;
     for (let i = 0; i < lengths.length; i++) {
       const len = lengths[i]!;
       const mb = i * k;
@@ -225,6 +230,10 @@ export class LpmHash {
           s = (s + 1) & m;
         }
       }
+    }
+    if (this.zeroVal >= 0) {
+      this.matchedPrefix = 0;
+      return this.zeroVal;
     }
     this.matchedPrefix = -1;
     return -1;
