@@ -1,0 +1,97 @@
+// Generates docs/errors.md from the catalogue in src/errors.ts (one section per code, in code order),
+// with the explanations below for the policy codes. Rewrite the page with
+//   node --import tsx test/unit/policy/errors-doc.ts
+// test/unit/policy/docs.test.ts fails when the page is not current.
+import { writeFileSync } from 'node:fs';
+import { type CatalogueEntry, E, type ErrorKind } from '../../../src/errors.ts';
+
+const KIND: Record<ErrorKind, string> = {
+  user: 'your policy, configuration or request: fix it and retry; all such errors are reported together',
+  peer: 'a client or server broke the protocol or the policy: it gets a protocol answer and the connection is closed',
+  env: 'the environment: permissions, kernel, tools, sockets or the daemon',
+  ours: 'a bug in tzorp: one session ends, the daemon keeps running; please report it with the log line',
+};
+
+/** What the policy codes mean and what to do (the page's reason to exist beyond the titles). */
+const DETAILS: Record<string, string> = {
+  TZ1001:
+    'The file does not exist, is not a regular file or is not readable. Check the path and permissions.',
+  TZ1002:
+    'The file is not valid YAML (or JSON), or not UTF-8. The position is where the parser gave up; the mistake is often just before it (an unclosed bracket or quote, a tab in the indentation, `key: value` with an unquoted `: ` or `, ` inside a flow mapping). YAML aliases are limited (100, and no expansion beyond the size of the file).',
+  TZ1003:
+    'Policies larger than 64 MiB are refused before they are read; YAML policies larger than 8 MiB are refused because the YAML parser needs about 100 bytes of memory per byte. Write large generated policies as JSON (a JSON document is valid policy syntax).',
+  TZ1004:
+    'More than 1000 errors (or warnings): the first 1000 are shown and the rest counted. Fix those and check again.',
+  TZ1010:
+    'A field has the wrong type, e.g. a list where a mapping is expected, a quoted `"true"` where a boolean is expected, or a word where a number is expected.',
+  TZ1011:
+    'The field is not part of the policy language at that place; the message suggests the closest known name. Under a proxy service, unknown names are taken as per-proxy options unless they look like a misspelt service field.',
+  TZ1012:
+    "A required field is missing: a service `type`, a proxy service's `proxy`, a rule's `service`, a directed router's `targets`.",
+  TZ1013:
+    'A value is not one of the allowed ones or out of range: service and router types, deny methods, protocols, names (letters, digits, `_`, `.`, `-`, at most 64 characters), interface names, rule ids (1 to 2147483647: the id travels in the packet mark below the tproxy bit), empty lists.',
+  TZ1020:
+    'Not an address or network. IPv4 is four decimal numbers 0-255 without leading zeros (`010.1.1.1` is refused: inet_aton would read it as octal), the prefix length is 0-32 (IPv4) or 0-128 (IPv6); zone ids (`%eth0`) are not accepted. A bare address is a /32 or /128. Host bits are masked with a warning (TZ1505).',
+  TZ1021: 'Not a port (0-65535) or an inclusive range `"lo-hi"` with lo <= hi.',
+  TZ1022: 'A router target is not `address:port` (IPv6 as `[address]:port`, port 1-65535).',
+  TZ1030:
+    'Each network (masked address and prefix length) may belong to one zone only, as in KZorp; this includes a /0 per family (KZorp does not notice two, tzorp refuses them) and the same network listed twice in one zone.',
+  TZ1031:
+    'A rule, management or bypass rule, `parent` or `limit_target_zones_to` names a zone that is not defined.',
+  TZ1032: 'Zone parents form a cycle; the message shows it. Every hierarchy must end at a root zone.',
+  TZ1033: 'A zone is more than 31 levels deep (KZorp keeps the depth in 5 bits of the score).',
+  TZ1034: 'A zone, a service, a field of one entry or a proxy option is defined twice.',
+  TZ1040: 'A rule names a service that is not defined.',
+  TZ1041:
+    'A service is inconsistent: a forward service with an inband router, a forward directed router with more than one target, forge_port or forced_port on a forward service, two proxy services on one listener port, a proxy name tzorp does not have, or per-proxy options the proxy module refuses.',
+  TZ1050: 'Two rules have the same explicit `id`.',
+  TZ1051:
+    'No automatic rule id is left below the tproxy mark: give the rule an explicit id or use a higher tproxy_mark.',
+  TZ1060:
+    'A setting is out of range: service_mark_mask must be one run of bits not overlapping tproxy_mark and large enough for the services, the routing table must not be 253-255, listener ports must stay <= 65535.',
+  TZ1501:
+    'Warning. Another rule matches every connection this rule matches, with at least the same score in every field of the score, and wins ties by its lower id: this rule is never selected. Delete it, or make it more specific than the other one.',
+  TZ1502:
+    'Warning. Some connection matches both rules with exactly the same score; the lower id wins (KZorp logs "found rules with same score"). Make one more specific if the other service is wanted there.',
+  TZ1503:
+    'Warning. No rule, management or bypass rule or limit_target_zones_to names the zone, one of its ancestors or descendants.',
+  TZ1504: 'Warning. No rule uses the service.',
+  TZ1505:
+    'Warning. A network was written with host bits set (`198.18.1.7/24`); it is used as the masked network (`198.18.1.0/24`), as KZorp does.',
+  TZ1506:
+    "Warning. The rule's conditions contradict each other (ICMP type/code with a non-ICMP protocol, ports on a protocol without ports): it matches nothing.",
+};
+
+function section(e: CatalogueEntry): string {
+  const lines = [`## ${e.code}`, '', `**${e.title}** (kind: ${e.kind})`, ''];
+  const d = DETAILS[e.code];
+  if (d) lines.push(d, '');
+  return lines.join('\n');
+}
+
+export function errorsMarkdown(): string {
+  const entries = Object.values(E as Record<string, CatalogueEntry>).sort((a, b) =>
+    a.code < b.code ? -1 : 1,
+  );
+  const head = [
+    '# Error codes',
+    '',
+    'Every error tzorp reports has a stable code `TZxxxx` from one catalogue (`src/errors.ts`). Policy',
+    'problems are printed as `file:line:col: CODE message`, all of them at once (`tzorp check`, see',
+    '[policy.md](policy.md)); warnings (TZ15xx) do not make a policy invalid.',
+    '',
+    'Ranges: TZ1xxx policy (TZ15xx warnings), TZ2xxx kernel, TZ3xxx daemon and control, TZ4xxx proxies,',
+    'TZ5xxx native and network, TZ9xxx internal. Kinds: **user** (fix the input), **peer** (a client or',
+    'server misbehaved), **env** (permissions, kernel, tools), **ours** (a bug):',
+    '',
+    ...Object.entries(KIND).map(([k, v]) => `- **${k}**: ${v}.`),
+    '',
+    '(This page is generated from the catalogue: `node --import tsx test/unit/policy/errors-doc.ts`.)',
+    '',
+  ];
+  return `${[...head, ...entries.map(section)].join('\n').trimEnd()}\n`;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  writeFileSync(new URL('../../../docs/errors.md', import.meta.url), errorsMarkdown());
+}
