@@ -167,6 +167,7 @@ class Session {
   private readonly listeners = new Map<StreamId, ListenerState>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly timerMs = new Map<string, number>();
+  private readonly acceptSeq = new Map<StreamId, number>();
   private readonly queue: ProxyEvent[] = [];
   private pumping = false;
   private ended = false;
@@ -686,7 +687,11 @@ class Session {
         return;
       }
       l.accepted++;
-      const id = `${l.id}.${l.accepted}`;
+      // Numbered per listener id over the whole session: a listener opened again under the same id
+      // never reuses the name of a stream that may still be open.
+      const n = (this.acceptSeq.get(l.id) ?? 0) + 1;
+      this.acceptSeq.set(l.id, n);
+      const id = `${l.id}.${n}`;
       sock.allowHalfOpen = true;
       sock.setNoDelay(true);
       const s = this.newStream(id, 'open', false);
