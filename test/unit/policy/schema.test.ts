@@ -27,7 +27,10 @@ const defs = schema.$defs as Record<string, S>;
 
 /** A small validator for the keywords the schema uses (draft 2020-12 semantics). */
 function validate(s: S, v: unknown, path: string, errs: string[]): void {
-  if (typeof s.$ref === 'string') return validate(defs[s.$ref.replace('#/$defs/', '')] as S, v, path, errs);
+  if (typeof s.$ref === 'string') {
+    validate(defs[s.$ref.replace('#/$defs/', '')] as S, v, path, errs);
+    return;
+  }
   const typeOf = (x: unknown) =>
     x === null ? 'null' : Array.isArray(x) ? 'array' : Number.isInteger(x) ? 'integer' : typeof x;
   if (s.type !== undefined) {
@@ -51,7 +54,11 @@ function validate(s: S, v: unknown, path: string, errs: string[]): void {
   }
   if (Array.isArray(v)) {
     if (typeof s.minItems === 'number' && v.length < s.minItems) errs.push(`${path}: too few items`);
-    if (s.items) v.forEach((x, i) => validate(s.items as S, x, `${path}[${i}]`, errs));
+    if (s.items) {
+      v.forEach((x, i) => {
+        validate(s.items as S, x, `${path}[${i}]`, errs);
+      });
+    }
   }
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
     const o = v as Record<string, unknown>;
