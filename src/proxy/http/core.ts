@@ -100,7 +100,7 @@ export class HttpCore implements ProxyCore {
     this.now = ev.now;
     // A throw here is a bug of ours: the driver logs it and ends this one session (types.ts).
     this.dispatch(ev);
-    return this.out;
+    return coalesceSends(this.out);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1014,6 +1014,39 @@ export class HttpCore implements ProxyCore {
       },
     });
   }
+}
+
+/** Merge sends to the same stream that only bookkeeping commands separate (a response head and its
+ * body, a request head and the body bytes that came with it): one write instead of several, so a
+ * small response leaves in one segment and the peer does not wait for the second write. */
+function coalesceSends(cmds: ProxyCommand[]): ProxyCommand[] {
+  let sends = 0;
+  for (const c of cmds) if (c.type === 'send') sends++;
+  if (sends < 2) return cmds;
+  const out: ProxyCommand[] = [];
+  const runs: { index: number; stream: string; parts: Uint8Array[] }[] = [];
+  const open = new Map<string, (typeof runs)[number]>();
+  for (const c of cmds) {
+    if (c.type === 'send') {
+      const o = open.get(c.stream);
+      if (o) o.parts.push(c.data);
+      else {
+        const run = { index: out.length, stream: c.stream, parts: [c.data] };
+        runs.push(run);
+        open.set(c.stream, run);
+        out.push(c);
+      }
+      continue;
+    }
+    // Anything but bookkeeping ends every run (sends stay ordered against closes, shutdowns,
+    // connects and pauses).
+    if (c.type !== 'log' && c.type !== 'account' && c.type !== 'setTimer' && c.type !== 'clearTimer')
+      open.clear();
+    out.push(c);
+  }
+  for (const r of runs)
+    if (r.parts.length > 1) out[r.index] = { type: 'send', stream: r.stream, data: Buffer.concat(r.parts) };
+  return out;
 }
 
 /** Lower-cased tokens of every Connection header (RFC 9110 §7.6.1), plus Proxy-Connection's. */

@@ -1,0 +1,40 @@
+// Helper for http.bench.ts, run inside the lab's firewall namespace:
+//   http-peers.ts proxy <port>   tzorp's HTTP proxy (real driver, http core with default options,
+//                                transparent listeners on 127.0.0.1 and ::1, transparent router, no
+//                                logging); prints READY
+import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
+import { createHttpCore } from '../../src/proxy/http/index.ts';
+
+const [mode, port] = process.argv.slice(2);
+if (mode !== 'proxy') {
+  process.stderr.write('usage: http-peers.ts proxy <port>\n');
+  process.exit(2);
+}
+const upstream = new ServiceUpstream({
+  name: 'bench',
+  router: { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' },
+  chainer: { type: 'connect', timeoutConnectMs: 5000 },
+  limitTargetZonesTo: [],
+  maxSessions: 0,
+});
+const options = {}; // one object for every session: the parsed options are cached per object
+let n = 0;
+for (const host of ['127.0.0.1', '::1']) {
+  await openListener({
+    host,
+    port: Number(port),
+    v6Only: true,
+    onConnection: (socket) => {
+      runSession({
+        id: `svc/bench:${++n}`,
+        service: 'bench',
+        socket,
+        createCore: createHttpCore,
+        upstream,
+        options,
+      });
+    },
+  });
+}
+process.stdout.write('READY\n');
+process.on('SIGINT', () => process.exit(0)); // lets --cpu-prof write its profile

@@ -1,0 +1,291 @@
+// HTTP proxy benchmark: tzorp's HTTP proxy (real driver, http core) against HAProxy in HTTP mode and
+// Squid in tproxy mode, side by side in one run, in network namespaces (client -- fw -- server), all
+// three intercepting with TPROXY and each pinned to the same single CPU (taskset -c 1), so requests
+// per second are per core for all of them. Kernel forwarding is the baseline. Needs root.
+//
+//   node --import tsx bench/macro/http.bench.ts [--seconds 5] [--rounds 3] [--json]
+//
+// Server addresses: .2 forwarded by the kernel, .3 diverted to tzorp, .4 to HAProxy (`mode http`,
+// `bind ... transparent`, `server 0.0.0.0` = the original destination, nbthread 1), .5 to Squid
+// (`http_port ... tproxy`, workers 1, no cache). nginx answers `ok`. wrk measures requests per second
+// and mean latency with keep-alive (16 connections) and with a new connection per request
+// (`Connection: close`). Numbers compare within one run only.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const SECONDS = arg('seconds', 5);
+/** Paths are interleaved per round and medians reported: a shared machine's load drifts. */
+const ROUNDS = arg('rounds', 3);
+const JSON_OUT = process.argv.includes('--json');
+const MARK = '0x80000000';
+const HERE = 'bench/macro';
+
+const skip = netnsSkipReason();
+if (skip) {
+  console.error(`http bench skipped: ${skip}`);
+  process.exit(0);
+}
+const squidBin = ['/usr/sbin/squid', '/usr/bin/squid'].find((p) => existsSync(p)) ?? null;
+
+const FORWARD = '198.18.2.2';
+const TZORP = '198.18.2.3';
+const HAPROXY = '198.18.2.4';
+const SQUID = '198.18.2.5';
+
+const ruleset = `table inet tzorp_httpbench {
+  chain prerouting {
+    type filter hook prerouting priority mangle; policy accept;
+    tcp flags & (fin|syn|rst|ack) == syn jump divert
+    socket transparent 1 meta mark set meta mark | ${MARK} accept
+    jump divert
+  }
+  chain divert {
+    ip daddr ${TZORP} tcp dport 80 tproxy ip to 127.0.0.1:50080 meta mark set meta mark | ${MARK} accept
+    ip daddr ${HAPROXY} tcp dport 80 tproxy ip to 127.0.0.1:50090 meta mark set meta mark | ${MARK} accept
+    ip daddr ${SQUID} tcp dport 80 tproxy ip to 127.0.0.1:50100 meta mark set meta mark | ${MARK} accept
+  }
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iif lo accept
+    meta mark & ${MARK} == ${MARK} accept
+    ct state established,related accept
+    meta l4proto { icmp, ipv6-icmp } accept
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ip daddr ${FORWARD} accept
+    ip saddr ${FORWARD} accept
+  }
+}
+`;
+
+const haproxyCfg = `global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+listen http
+  bind 127.0.0.1:50090 transparent
+  server orig 0.0.0.0
+`;
+
+const squidCfg = (dir: string) => `http_port 127.0.0.1:50100 tproxy
+http_port 127.0.0.1:50101
+http_access allow all
+cache deny all
+cache_mem 8 MB
+access_log none
+cache_log ${dir}/squid-cache.log
+pid_filename ${dir}/squid.pid
+coredump_dir ${dir}
+workers 1
+shutdown_lifetime 1 second
+client_persistent_connections on
+server_persistent_connections on
+`;
+
+const nginxCfg = (dir: string) => `worker_processes 2;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 80 backlog=4096;
+    location / { return 200 'ok\\n'; }
+  }
+}
+`;
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+function cpuTicks(pids: number[]): number {
+  let t = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      t += Number(f[11]) + Number(f[12]);
+    } catch {}
+  }
+  return t;
+}
+/** Every process of a tree (Squid forks a worker; the relays run under `sh`/`taskset`). */
+function treePids(root: number | undefined): number[] {
+  if (!root) return [];
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      const kids = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, 'utf8').trim();
+      if (kids) out.push(...kids.split(' ').map(Number));
+    } catch {}
+  }
+  return out;
+}
+
+interface Result {
+  path: string;
+  rpsKeepAlive: number;
+  latencyKeepAliveMs: number;
+  rpsClose: number;
+  latencyCloseMs: number;
+  cpuKeepAlive: number | null;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'tzorp-httpbench-'));
+const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID] });
+try {
+  await lab.exec('fw', ['nft', '-f', '-'], { input: ruleset });
+  await lab.sh(
+    'fw',
+    `ip rule add fwmark ${MARK}/${MARK} lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100`,
+  );
+  for (const role of ['client', 'fw'] as const) {
+    await lab.sh(
+      role,
+      'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
+    );
+  }
+  writeFileSync(join(dir, 'nginx.conf'), nginxCfg(dir));
+  writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
+  writeFileSync(join(dir, 'squid.conf'), squidCfg(dir));
+  const ulimit = (argv: string[]) => ['sh', '-c', 'ulimit -n "$(ulimit -Hn)"; exec "$@"', 'sh', ...argv];
+  lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
+  const tz = lab.spawn(
+    'fw',
+    ulimit([
+      'taskset',
+      '-c',
+      '1',
+      process.execPath,
+      '--import',
+      'tsx',
+      `${HERE}/http-peers.ts`,
+      'proxy',
+      '50080',
+    ]),
+  );
+  await tz.waitFor(/READY/, 90_000);
+  const hap = lab.spawn(
+    'fw',
+    ulimit(['taskset', '-c', '1', 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]),
+  );
+  let squid: LabProcess | null = null;
+  if (squidBin) {
+    mkdirSync(join(dir, 'squid'), { recursive: true });
+    squid = lab.spawn('fw', ulimit(['taskset', '-c', '1', squidBin, '-N', '-f', join(dir, 'squid.conf')]));
+  }
+  const ready = async (host: string, who: () => string) => {
+    for (let i = 0; i < 100; i++) {
+      const r = await lab.exec('client', ['curl', '-s', '-m', '2', `http://${host}/`], { allowFail: true });
+      if (r.stdout === 'ok\n') return true;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    console.error(`no answer through ${host}: ${who()}`);
+    return false;
+  };
+  const paths: { name: string; host: string; proc: LabProcess | null }[] = [
+    { name: 'kernel forwarding', host: FORWARD, proc: null },
+    { name: 'tzorp http', host: TZORP, proc: tz },
+    { name: 'haproxy (mode http, 1 thread)', host: HAPROXY, proc: hap },
+  ];
+  for (const p of paths)
+    if (!(await ready(p.host, () => `${p.proc?.stderr() ?? ''}`)))
+      throw new Error(`${p.name} does not answer`);
+  if (squid && (await ready(SQUID, () => readFileSync(join(dir, 'squid-cache.log'), 'utf8').slice(-2000)))) {
+    paths.push({ name: 'squid (tproxy, 1 worker)', host: SQUID, proc: squid });
+  } else console.error('squid is not part of this run (not installed or not answering)');
+
+  const wrk = async (host: string, close: boolean) => {
+    const args = [
+      'wrk',
+      '-t1',
+      '-c16',
+      `-d${SECONDS}s`,
+      ...(close ? ['-H', 'Connection: close'] : []),
+      `http://${host}/`,
+    ];
+    const r = await lab.exec('client', args, { timeoutMs: (SECONDS + 30) * 1000 });
+    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0);
+    const lat = /Latency\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
+    const ms = lat ? Number(lat[1]) * (lat[2] === 'us' ? 0.001 : lat[2] === 's' ? 1000 : 1) : Number.NaN;
+    const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout);
+    if (non2xx) console.error(`${host}: ${non2xx[1]} non-2xx responses`);
+    return { rps, ms };
+  };
+  const per = new Map<string, Result[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const p of paths) {
+      const pids = treePids(p.proc?.child.pid);
+      const t0 = Date.now();
+      const c0 = cpuTicks(pids);
+      const ka = await wrk(p.host, false);
+      const cpu = pids.length ? (cpuTicks(pids) - c0) / CLK_TCK / ((Date.now() - t0) / 1000) : null;
+      const cl = await wrk(p.host, true);
+      if (!per.has(p.name)) per.set(p.name, []);
+      per.get(p.name)!.push({
+        path: p.name,
+        rpsKeepAlive: ka.rps,
+        latencyKeepAliveMs: ka.ms,
+        rpsClose: cl.rps,
+        latencyCloseMs: cl.ms,
+        cpuKeepAlive: cpu,
+      });
+    }
+  }
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.floor(s.length / 2)]!;
+  };
+  const results: Result[] = [...per.values()].map((rs) => ({
+    path: rs[0]!.path,
+    rpsKeepAlive: median(rs.map((r) => r.rpsKeepAlive)),
+    latencyKeepAliveMs: median(rs.map((r) => r.latencyKeepAliveMs)),
+    rpsClose: median(rs.map((r) => r.rpsClose)),
+    latencyCloseMs: median(rs.map((r) => r.latencyCloseMs)),
+    cpuKeepAlive: rs[0]!.cpuKeepAlive === null ? null : median(rs.map((r) => r.cpuKeepAlive ?? 0)),
+  }));
+  const tzr = results.find((r) => r.path === 'tzorp http')!;
+  const ratios = results
+    .filter((r) => r.path !== 'tzorp http' && r.path !== 'kernel forwarding')
+    .map((r) => ({
+      vs: r.path,
+      keepAlive: tzr.rpsKeepAlive / r.rpsKeepAlive,
+      newConnection: tzr.rpsClose / r.rpsClose,
+    }));
+  if (JSON_OUT) console.log(JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, results, ratios }, null, 2));
+  else {
+    console.log(`HTTP proxies, 1 CPU each, wrk -t1 -c16, ${SECONDS}s x ${ROUNDS} rounds (medians)`);
+    console.log(
+      'path                              req/s keep-alive  latency ms  req/s new conn  latency ms  cpu (ka)',
+    );
+    for (const r of results) {
+      console.log(
+        `${r.path.padEnd(34)}${r.rpsKeepAlive.toFixed(0).padStart(16)}${r.latencyKeepAliveMs.toFixed(2).padStart(12)}${r.rpsClose.toFixed(0).padStart(16)}${r.latencyCloseMs.toFixed(2).padStart(12)}${r.cpuKeepAlive === null ? '           -' : r.cpuKeepAlive.toFixed(2).padStart(10)}`,
+      );
+    }
+    for (const q of ratios)
+      console.log(
+        `tzorp / ${q.vs}: keep-alive ${q.keepAlive.toFixed(2)}, new connection ${q.newConnection.toFixed(2)}`,
+      );
+  }
+} finally {
+  await lab.destroy();
+  rmSync(dir, { recursive: true, force: true });
+}
