@@ -162,6 +162,14 @@ describe('framing', () => {
     assert.ok(s.done());
   });
 
+  test('the head and body of a small response leave in one send', () => {
+    const s = opened();
+    const cmds = s.server(OK('hello'));
+    const sends = cmds.filter((c) => c.type === 'send');
+    assert.equal(sends.length, 1);
+    assert.equal(Buffer.from((sends[0] as { data: Uint8Array }).data).toString('latin1'), OK('hello'));
+  });
+
   test('a body split across many events is passed through byte for byte', () => {
     const s = opened();
     const body = Buffer.alloc(100_000, 7);
@@ -327,6 +335,32 @@ describe('explicit proxy mode', () => {
     assert.deepEqual(s.connects()[0]!.options, { inband: { host: 'parent.test', port: 3128 } });
     s.connected();
     assert.match(s.sent('server'), /^GET http:\/\/a\.test\/x HTTP\/1\.1\r\nHost: a\.test\r\n/);
+  });
+
+  test('parent_proxy: CONNECT goes to the parent and its 200 opens the tunnel', () => {
+    const s = new Script({ ...explicit, parent_proxy: '198.18.3.3' }, { inband: true });
+    s.start();
+    s.client('CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n');
+    assert.deepEqual(s.connects()[0]!.options, { inband: { host: '198.18.3.3', port: 3128 } });
+    s.connected();
+    assert.equal(s.sent('server'), 'CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n');
+    s.server('HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03');
+    assert.equal(s.sent('client'), 'HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03');
+    s.client('\x16\x03\x01');
+    assert.ok(s.sent('server').endsWith('\r\n\r\n\x16\x03\x01'));
+  });
+
+  test('parent_proxy: a refused CONNECT is relayed and the connection closed', () => {
+    const s = new Script({ ...explicit, parent_proxy: 'parent.test:8080' }, { inband: true });
+    s.start();
+    s.client('CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n');
+    s.connected();
+    s.server('HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno');
+    assert.equal(
+      s.sent('client'),
+      'HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno',
+    );
+    assert.ok(s.done());
   });
 
   test('transparent mode with an inband router routes by Host', () => {
