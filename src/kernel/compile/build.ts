@@ -71,6 +71,17 @@ function lookupsOf(
   tierIndex: number,
   tier: ReturnType<typeof buildTiers>[number],
 ): LookupIR[] {
+  return lookupsOfRaw(family, tierIndex, tier).map((l) => ({
+    ...l,
+    interval: l.elements.some((e) => e.key.some((iv) => iv[0] !== iv[1])),
+  }));
+}
+
+function lookupsOfRaw(
+  family: Family,
+  tierIndex: number,
+  tier: ReturnType<typeof buildTiers>[number],
+): Omit<LookupIR, 'interval'>[] {
   const base = `v${family}_tier${tierIndex}`;
   const icmp = tier.score.icmpType > 0 || tier.score.icmpCode > 0;
   const fibLocal = tier.score.dstIface > 0;
@@ -89,7 +100,7 @@ function lookupsOf(
     )
     .map((e) => ({ key: e.key.filter((_, i) => !portIdx.includes(i)), ruleId: e.ruleId }));
   const portlessFields = tier.fields.filter((f) => !PORT_FIELDS.includes(f));
-  const out: LookupIR[] = [];
+  const out: Omit<LookupIR, 'interval'>[] = [];
   if (!icmp) {
     const ported = elements.filter((e) => l4Idx < 0 || intersect([e.key[l4Idx]!], tcpUdp).length > 0);
     if (ported.length > 0)

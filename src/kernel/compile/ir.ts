@@ -28,6 +28,9 @@ export interface LookupIR {
   fibLocal: boolean;
   fields: Field[];
   elements: { key: Interval[]; ruleId: number }[];
+  /** Some element holds a range: an interval map (pipapo, cost grows with its size). Otherwise every
+   * key is a point and the map is a hash (constant cost per lookup). */
+  interval: boolean;
 }
 
 export interface TierIR {

@@ -292,7 +292,7 @@ export function renderRuleset(ir: RulesetIR): string {
         line(
           `\t\ttypeof ${l.fields.map((x) => keyExpr(x, f)).join(' . ')} : ${verdict ? 'verdict' : 'meta mark'}`,
         );
-        line('\t\tflags interval');
+        if (l.interval) line('\t\tflags interval');
         line(`\t\t${commentText(`score ${scoreText(t.score)}`)}`);
         line('\t}');
         const markOf = new Map(ir.actions.map((a) => [a.ruleId, a.mark]));

@@ -203,13 +203,16 @@ function portClasses(
 ): Partial2[] {
   if (!ranges || ranges.length === 0) return WILD;
   const singles = ranges.filter((r) => r.lo === r.hi);
+  const wide = ranges.filter((r) => r.lo !== r.hi);
   const out: Partial2[] = [];
-  // "range" class: any listed value holds the port (singles included: a port that a single value holds
-  // also meets the stronger "single" variant, which is tried first)
-  out.push({
-    score: { [key]: 1 },
-    cond: { [field]: normalize(ranges.map((r) => [BigInt(r.lo), BigInt(r.hi)] as const)) },
-  });
+  // "range" class: a wider range holds the port. Single values need no range variant: where one holds
+  // the port, the rule's "single" variant (otherwise identical, higher score) is tried first and decides.
+  if (wide.length > 0) {
+    out.push({
+      score: { [key]: 1 },
+      cond: { [field]: normalize(wide.map((r) => [BigInt(r.lo), BigInt(r.hi)] as const)) },
+    });
+  }
   if (singles.length > 0)
     out.push({ score: { [key]: 2 }, cond: { [field]: points(singles.map((r) => r.lo)) } });
   return out;
