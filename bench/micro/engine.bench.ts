@@ -22,6 +22,19 @@ console.log(
   `policy: ${policy.rules.length} rules, ${[...policy.zones.values()].reduce((n, z) => n + z.addresses.length, 0)} networks in ${policy.zones.size} zones; ${conns.length} distinct connections`,
 );
 
+// the machine's memory latency, for reading the numbers below: a lookup is bound by dependent
+// memory reads into tables of several MB, so a loaded or small-cache machine shows up here first
+{
+  const a = new Int32Array(1 << 20).map((_, i) => Math.imul(i, 2654435761) >>> 12);
+  const t0 = process.cpuUsage();
+  let j = 0;
+  for (let i = 0; i < 5_000_000; i++) j = a[(j + i) & 0xfffff]! & 0xfffff;
+  const t1 = process.cpuUsage(t0);
+  console.log(
+    `machine: ${(((t1.user + t1.system) / 5_000_000) * 1000).toFixed(0)} ns per dependent random read in 4 MiB (${j & 1 ? 'odd' : 'even'})`,
+  );
+}
+
 // load + index: best of 3 (the first includes JIT warm-up)
 const loads: number[] = [];
 let engine!: Engine;
