@@ -1,5 +1,7 @@
 // Public surface of the lab: a network of namespaces with real servers and tzorp in the firewall
 // (`tzorp lab`), used by the demo, the docs and the end-to-end tests.
+
+export { liveDemoUnavailable, runLiveDemo } from './demo.ts';
 export {
   DEFAULT_LAB_NAME,
   DEFAULT_LAB_POLICY,
@@ -13,6 +15,7 @@ export {
   labExecNamespace,
   labStatus,
   labUp,
+  REPO_ROOT,
 } from './lab.ts';
 export type { ServerRecord } from './servers.ts';
 export { checkLabName, type LabState, labStateDir, readLabState } from './state.ts';

@@ -1,15 +1,19 @@
 // tzorp demo [POLICY]: checks the example policy and prints what the engine decides for a
 // representative set of connections (every service a rule can pick, IPv4 and IPv6, and traffic no rule
-// matches): connection → client zone, server zone, rule, service, verdict. `npm run demo` runs this.
-// (Issue 7 turns the demo into a live lab run; this is the static table.)
-// Exit 0 when the policy is valid, 1 when it is not, 2 on usage errors.
+// matches): connection → client zone, server zone, rule, service, verdict.
+// With --live (what `npm run demo` runs) it then brings up a lab of network namespaces with tzorp in the
+// firewall and drives real traffic through it (src/lab/demo.ts); without root it says why and stops
+// after the table. Exit 0 when the policy is valid (and, with --live, every row happened as the policy
+// says), 1 otherwise, 2 on usage errors.
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import { Engine, type Sample, sampleConnections } from '../../engine/index.ts';
+import { DEFAULT_LAB_NAME, liveDemoUnavailable, readLabState, runLiveDemo } from '../../lab/index.ts';
 import type { Connection, Policy } from '../../policy/model.ts';
 import { loadPolicyReporting } from './explain.ts';
+import { pokeHints } from './lab.ts';
 
 export const DEFAULT_DEMO_POLICY = fileURLToPath(new URL('../../../examples/policy.yaml', import.meta.url));
 
@@ -69,9 +73,14 @@ export function decisionTable(policy: Policy, color = false): { text: string; sa
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('check the example policy and show the decisions for representative connections')
+    .description(
+      'check the example policy and show its decisions; with --live (what `npm run demo` does) also run real traffic through tzorp in a lab',
+    )
     .argument('[policy]', 'policy file', DEFAULT_DEMO_POLICY)
-    .action(async (file: string) => {
+    .option('--live', 'bring up a lab of network namespaces with tzorp and drive real traffic (root)')
+    .option('--name <name>', 'lab name for --live', DEFAULT_LAB_NAME)
+    .option('--down', 'with --live: take the lab down at the end instead of leaving it up to poke at')
+    .action(async (file: string, o: { live?: boolean; name: string; down?: boolean }) => {
       const policy = await loadPolicyReporting(file);
       if (policy === null) {
         process.stderr.write(`tzorp demo: ${file} is not a valid policy\n`);
@@ -79,7 +88,12 @@ export function register(program: Command): void {
         return;
       }
       const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+      const heading = (t: string) => (color ? pc.bold(t) : t);
       const { text, samples } = decisionTable(policy, color);
+      if (o.live)
+        process.stdout.write(
+          `${heading('1. What the policy decides (tzorp explain, for a set of connections)')}\n`,
+        );
       process.stdout.write(
         `${file}: valid (${policy.zones.size} zones, ${policy.services.size} services, ${policy.rules.length} rules)\n\n`,
       );
@@ -90,5 +104,38 @@ export function register(program: Command): void {
         process.stdout.write(`services no sampled connection reaches: ${unused.join(', ')}\n`);
       }
       process.exitCode = 0;
+      if (!o.live) {
+        process.stdout.write(
+          '\nTo watch tzorp handle real traffic in a lab of network namespaces: sudo npm run demo\n',
+        );
+        return;
+      }
+      const why = liveDemoUnavailable();
+      if (why) {
+        process.stdout.write(
+          `\nThe live part cannot run here: ${why}.\nThe table above is what tzorp decides; nothing else was started or changed.\n`,
+        );
+        return;
+      }
+      process.stdout.write(
+        `\n${heading('2. What really happens: real clients and servers, tzorp in the firewall (tzorp lab)')}\n`,
+      );
+      try {
+        const r = await runLiveDemo({ name: o.name, policy: file, down: o.down === true });
+        if (o.down) process.stdout.write(`\nThe lab '${o.name}' was taken down.\n`);
+        else {
+          const state = readLabState(o.name);
+          process.stdout.write(
+            `\nThe lab '${o.name}' is still up, to poke at (docs/lab.md):\n${pokeHints(o.name, state?.firewall.controlSocket ?? null)}\n`,
+          );
+        }
+        if (!r.ok) {
+          process.stdout.write('\nSome rows did not happen as the policy says (see "problem:" above).\n');
+          process.exitCode = 1;
+        }
+      } catch (e) {
+        process.stderr.write(`tzorp demo: the live part failed: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+      }
     });
 }

@@ -3,6 +3,8 @@
 // the host's network. Exit codes: 0 ok, 1 failed (or, for status, the lab is not up or not healthy),
 // 2 usage.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, join, relative } from 'node:path';
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import pc from 'picocolors';
@@ -16,6 +18,7 @@ import {
   labStatus,
   labUp,
   NODE_ROLES,
+  REPO_ROOT,
 } from '../../lab/index.ts';
 
 function fail(e: unknown): never {
@@ -66,18 +69,29 @@ export function printLabStatus(s: LabStatus): void {
   for (const p of s.problems) out.write(`${pc.red('problem:')} ${p}\n`);
 }
 
-function pokeHints(name: string, control: string | null): string {
+/** How to type `tzorp` here: the name when it is on PATH, else the repository's bin/tzorp. */
+function tzorpCommandName(): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, 'tzorp'))) return 'tzorp';
+  }
+  const bin = join(REPO_ROOT, 'bin/tzorp');
+  const rel = relative(process.cwd(), bin);
+  return rel.startsWith('..') ? bin : rel;
+}
+
+export function pokeHints(name: string, control: string | null): string {
   const n = name === 'lab' ? '' : ` --name ${name}`;
+  const tz = tzorpCommandName();
   return [
     'try:',
-    `  tzorp lab exec client${n} -- curl -s http://${LAB_ADDR.server4}/`,
-    `  tzorp lab exec client${n} -- curl -s 'http://[${LAB_ADDR.server6}]/'`,
-    `  tzorp lab exec client${n} -- curl -s ftp://${LAB_ADDR.server4}/pub/`,
-    `  tzorp lab exec client${n} -- nc ${LAB_ADDR.server4} 22`,
-    `  tzorp lab exec fw${n} -- nft list table inet tzorp`,
-    ...(control ? [`  tzorp status --control ${control}`, `  tzorp sessions --control ${control}`] : []),
-    `  tzorp lab status${n}`,
-    `  tzorp lab down${n}`,
+    `  ${tz} lab exec client${n} -- curl -s http://${LAB_ADDR.server4}/`,
+    `  ${tz} lab exec client${n} -- curl -s 'http://[${LAB_ADDR.server6}]/'`,
+    `  ${tz} lab exec client${n} -- curl -s ftp://${LAB_ADDR.server4}/pub/`,
+    `  ${tz} lab exec client${n} -- nc ${LAB_ADDR.server4} 22`,
+    `  ${tz} lab exec fw${n} -- nft list table inet tzorp`,
+    ...(control ? [`  ${tz} status --control ${control}`, `  ${tz} sessions --control ${control}`] : []),
+    `  ${tz} lab status${n}`,
+    `  ${tz} lab down${n}`,
   ].join('\n');
 }
 
