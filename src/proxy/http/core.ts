@@ -620,10 +620,6 @@ export class HttpCore implements ProxyCore {
     tx.connectTunnel = method === 'CONNECT' && !o.parentProxy;
     if (!tx.connectTunnel) tx.serverHead = requestHeadBytes(method, serverTarget, headers);
 
-    this.log('http.request', 'debug', 'Request', {
-      method,
-      url: tx.url,
-    });
     if (this.serverState === 'open' && this.serverKey === key && !tx.connectTunnel) {
       this.onServerConnected();
       return;
@@ -972,7 +968,8 @@ export class HttpCore implements ProxyCore {
       category,
       level,
       msg,
-      fields: { ...fields, service: this.ctx.service, session_id: this.ctx.sessionId },
+      // Callers pass a fresh object: complete it in place (no copy on the per-request path).
+      fields: Object.assign(fields, { service: this.ctx.service, session_id: this.ctx.sessionId }),
     });
   }
 
