@@ -8,7 +8,7 @@ import { anyAddr, scenario } from './arbitraries.ts';
 import { makePolicy } from './fixtures.ts';
 import { modelAddr, modelContext, modelDecide, modelScore, modelZoneOf } from './model.ts';
 
-const RUNS = Number(process.env.TZORP_PROPERTY_RUNS ?? 300);
+const RUNS = Number(process.env.TZORP_PROPERTY_RUNS ?? 1000);
 
 test('zone trie lookup equals brute-force longest-prefix match', () => {
   fc.assert(
@@ -94,6 +94,6 @@ test('explain scores every rule as the model does and names the same winner', ()
         for (const k of ex.candidates.filter((q) => q.outcome === 'lost')) assert.ok(k.decidedBy !== null);
       }
     }),
-    { numRuns: Math.ceil(RUNS / 3) },
+    { numRuns: Math.ceil(RUNS / 4) },
   );
 });
