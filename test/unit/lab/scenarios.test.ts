@@ -2,7 +2,9 @@
 // lines in tzorp's log by the client's address and port.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { expectedUserAgent, sessionLines } from '../../../src/lab/scenarios.ts';
+import { expectedUserAgent, runScenario, SCENARIOS, sessionLines } from '../../../src/lab/scenarios.ts';
+import type { LabState } from '../../../src/lab/state.ts';
+import type { Service } from '../../../src/policy/model.ts';
 
 describe('demo rows', () => {
   it('reads the User-Agent the HTTP proxy should send from the options as written', () => {
@@ -34,5 +36,59 @@ describe('demo rows', () => {
     assert.deepEqual(s.lines, [log[0], log[2], log[4]]);
     assert.equal(sessionLines(log, '2001:db8:10::10', 5000).id, 'svc/v6:1');
     assert.equal(sessionLines(log, '198.18.10.10', 4000).id, null);
+  });
+});
+
+describe('demo rows that cannot run', () => {
+  const state = {
+    version: 1,
+    name: 'x',
+    createdAt: '',
+    stateDir: '/nonexistent',
+    policy: null,
+    namespaces: { client: 'c', fw: 'f', server: 's', outside: 'o' },
+    processes: [],
+    firewall: { mode: 'apply', detail: '', controlSocket: null },
+    logs: { servers: '/nonexistent', vsftpd: '/nonexistent', tzorp: null },
+  } as const satisfies LabState;
+  const proxy = (name: string): Service => ({
+    name,
+    id: 1,
+    pos: { file: 'p', line: 1, col: 1 },
+    logging: true,
+    type: 'proxy',
+    proxy: name,
+    router: { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' },
+    chainer: { type: 'connect', timeoutConnectMs: 1000 },
+    options: {},
+    limitTargetZonesTo: [],
+    maxSessions: 0,
+    listenPort: null,
+  });
+  const s = SCENARIOS[0]!;
+
+  it('say "not available yet" for a proxy row without the daemon, and drive no traffic', async () => {
+    const r = await runScenario(
+      {
+        state: { ...state },
+        decide: () => ({ rule: 1, service: proxy('http'), clientZone: null, serverZone: null }),
+      },
+      s,
+    );
+    assert.equal(r.status, 'unavailable');
+    assert.match(r.client, /not available yet: tzorp run/);
+  });
+
+  it('say "not available yet" for a proxy this tree does not have', async () => {
+    const running = { ...state, firewall: { ...state.firewall, mode: 'run' as const } };
+    const r = await runScenario(
+      {
+        state: running,
+        decide: () => ({ rule: 1, service: proxy('smtp'), clientZone: null, serverZone: null }),
+      },
+      s,
+    );
+    assert.equal(r.status, 'unavailable');
+    assert.match(r.client, /the smtp proxy is not in this tree/);
   });
 });
