@@ -7,6 +7,7 @@
 // request's host as `inband`). Timers: 'idle' (inactivity, Zorp `timeout`), 'request' (a request head
 // must arrive within timeout_request once it started), 'response' (the response head must come within
 // timeout_response after the request was sent).
+import ipaddr from 'ipaddr.js';
 import { DEFAULTS } from '../../defaults.ts';
 import type { CoreContext, ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
 import { type ErrorPage, errorResponse } from './error-page.ts';
@@ -491,22 +492,17 @@ export class HttpCore implements ProxyCore {
       serverTarget =
         o.parentProxy && target.form === 'origin' ? `http://${formatAuthority({ host, port })}${pq}` : pq;
     }
-    const path = target.form === 'origin' || target.form === 'absolute' ? target.path : '';
-    tx.url =
-      target.form === 'authority'
-        ? hostValue
-        : `http://${formatAuthority({ host, port })}${path === '' ? '' : serverTarget.startsWith('http://') ? serverTarget.slice(serverTarget.indexOf('/', 7)) : serverTarget}`;
+    const t = target;
+    const path = t.form === 'origin' || t.form === 'absolute' ? t.path : '';
+    // For logs and the URL filter messages: the absolute URL (CONNECT: host:port).
+    const pq = t.form === 'origin' || t.form === 'absolute' ? pathAndQuery(t) : '';
+    tx.url = t.form === 'authority' ? hostValue : `http://${formatAuthority({ host, port })}${pq}`;
 
     // Transparent mode: optionally the Host must name the original destination (an IP literal is
     // compared; a host name cannot be resolved by a pure core and passes — docs/http.md).
-    if (
-      o.transparentMode &&
-      o.checkHostMatchesDestination &&
-      this.ctx.clientLocal &&
-      /^[\d.]+$|:/.test(host)
-    ) {
+    if (o.transparentMode && o.checkHostMatchesDestination && this.ctx.clientLocal && ipaddr.isValid(host)) {
       const dst = this.ctx.clientLocal;
-      if (host !== dst.host.toLowerCase() || port !== dst.port) {
+      if (!sameAddress(host, dst.host) || port !== dst.port) {
         this.reject(
           400,
           'Host mismatch',
@@ -1044,6 +1040,21 @@ function coalesceSends(cmds: ProxyCommand[]): ProxyCommand[] {
   for (const r of runs)
     if (r.parts.length > 1) out[r.index] = { type: 'send', stream: r.stream, data: Buffer.concat(r.parts) };
   return out;
+}
+
+/** Two IP literals name the same address (any spelling; IPv4-mapped IPv6 equals its IPv4). */
+function sameAddress(a: string, b: string): boolean {
+  const norm = (x: string) => {
+    const p = ipaddr.parse(x);
+    return p.kind() === 'ipv6' && (p as ipaddr.IPv6).isIPv4MappedAddress()
+      ? (p as ipaddr.IPv6).toIPv4Address().toString()
+      : p.toNormalizedString();
+  };
+  try {
+    return norm(a) === norm(b);
+  } catch {
+    return false;
+  }
 }
 
 /** Lower-cased tokens of every Connection header (RFC 9110 §7.6.1), plus Proxy-Connection's. */

@@ -383,6 +383,18 @@ describe('transparent mode Host checks', () => {
     assert.equal(t.connects().length, 1);
   });
 
+  test('check_host_matches_destination compares IPv6 literals in any spelling', () => {
+    const dst6 = { host: '2001:db8:2::2', port: 80, family: 6 as const };
+    const ok = new Script({ check_host_matches_destination: true }, { clientLocal: dst6 });
+    ok.start();
+    ok.client('GET / HTTP/1.1\r\nHost: [2001:0DB8:2:0::2]:80\r\n\r\n');
+    assert.equal(ok.connects().length, 1);
+    const bad = new Script({ check_host_matches_destination: true }, { clientLocal: dst6 });
+    bad.start();
+    bad.client('GET / HTTP/1.1\r\nHost: [2001:db8:2::3]\r\n\r\n');
+    assert.deepEqual(bad.statuses(), [400]);
+  });
+
   test('require_host_header false: an HTTP/1.0 request without Host goes to the destination', () => {
     const s = new Script({ require_host_header: false });
     s.start();
