@@ -433,12 +433,23 @@ export async function labStatus(name: string): Promise<LabStatus> {
 }
 
 /** The namespace to run a command in for `tzorp lab exec NODE`, or an error naming what is wrong. */
+/** Other names people use for the lab's nodes. */
+const NODE_ALIASES: Record<string, NodeRole> = {
+  firewall: 'fw',
+  client1: 'client',
+  clients: 'client',
+  client2: 'outside',
+  internet: 'outside',
+  servers: 'server',
+};
+
 export function labExecNamespace(name: string, node: string): string {
   checkName(name);
-  if (!(NODE_ROLES as readonly string[]).includes(node)) {
+  const role = (NODE_ROLES as readonly string[]).includes(node) ? (node as NodeRole) : NODE_ALIASES[node];
+  if (!role) {
     throw new LabError(`unknown node '${node}': one of ${NODE_ROLES.join(', ')}`);
   }
-  const ns = nodeNamespace(name, node as NodeRole);
+  const ns = nodeNamespace(name, role);
   if (!namespaceExists(ns))
     throw new LabError(`lab '${name}' is not up (start it with: tzorp lab up --name ${name})`);
   return ns;
