@@ -445,7 +445,11 @@ const NODE_ALIASES: Record<string, NodeRole> = {
 
 export function labExecNamespace(name: string, node: string): string {
   checkName(name);
-  const role = (NODE_ROLES as readonly string[]).includes(node) ? (node as NodeRole) : NODE_ALIASES[node];
+  const role = (NODE_ROLES as readonly string[]).includes(node)
+    ? (node as NodeRole)
+    : Object.hasOwn(NODE_ALIASES, node)
+      ? NODE_ALIASES[node]
+      : undefined;
   if (!role) {
     throw new LabError(`unknown node '${node}': one of ${NODE_ROLES.join(', ')}`);
   }
