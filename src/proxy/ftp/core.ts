@@ -1028,18 +1028,34 @@ export class FtpCore implements ProxyCore {
       return;
     }
     if (reply.code[0] !== '2') {
-      // The transfer failed on the server: nothing more will be relayed.
+      // The transfer failed on the server: nothing more will be relayed, and there is no data whose
+      // end the reply could overtake; the client gets it at once.
       this.teardown(ch, true);
-    } else {
-      this.maybeConnectClient(ch);
+      if (ch.failed) p.out = [failureLine(ch.failed)];
+      return;
     }
+    this.maybeConnectClient(ch);
     if (!this.channelFinished(ch)) {
-      // Hold the reply until the data is relayed and both data connections are closed.
+      // Hold the reply until the data is relayed and both data connections are closed (or the client
+      // has closed its side: then it has every byte it will get).
       p.held = true;
       this.emit({ type: 'setTimer', timer: ch.timer, ms: this.opts.dataTimeoutMs });
+      this.releaseIfClientDone(ch);
     } else {
       this.completeChannel(ch);
     }
+  }
+
+  /** The client has finished with the data connection (FIN or closed): its held final reply may go.
+   * The server side is still closed down in the background (and accounted when it is). Clients such
+   * as curl close the data connection as soon as they have the announced size, before our FIN. */
+  private releaseIfClientDone(ch: DataChannel): void {
+    if (!(ch.c.ended || ch.c.state === 'closed')) return;
+    const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
+    if (!p?.done || !p.held) return;
+    if (ch.failed && !p.answered) p.out = [failureLine(ch.failed)];
+    p.held = false;
+    this.flush();
   }
 
   /** Client active: connect to the client once the server side is up and the server said 1xx. */
@@ -1215,6 +1231,7 @@ export class FtpCore implements ProxyCore {
     } else if (to.state === 'closed' || (to.state === 'none' && ch.state !== 'transfer')) {
       this.closeSide(from, false);
     }
+    if (d.side === 'c') this.releaseIfClientDone(ch);
   }
 
   private onDataClosed(stream: StreamId, error?: string): void {
@@ -1244,6 +1261,7 @@ export class FtpCore implements ProxyCore {
       }
     }
     this.checkChannel(ch);
+    if (d.side === 'c' && ch.state !== 'done') this.releaseIfClientDone(ch);
   }
 
   private closeSide(side: Side, reset: boolean): void {

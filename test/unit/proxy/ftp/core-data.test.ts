@@ -74,11 +74,11 @@ describe('ftp core: client PASV, server passive (data_mode keep)', () => {
     s.ev({ type: 'end', stream: c.stream });
     assert.ok(s.of('shutdown').some((x) => x.stream === 'lc1.1'));
     assert.equal(s.sent('client'), '');
+    // The client read the end of the file and closed its side: now it may hear "complete".
     s.ev({ type: 'end', stream: 'lc1.1' });
-    s.ev({ type: 'closed', stream: 'lc1.1' });
-    assert.equal(s.sent('client'), '', 'still one data stream open');
-    s.ev({ type: 'closed', stream: c.stream });
     assert.equal(s.sent('client'), '226 Transfer complete\r\n');
+    s.ev({ type: 'closed', stream: 'lc1.1' });
+    s.ev({ type: 'closed', stream: c.stream });
     const acct = s.of('log').find((x) => x.category === 'ftp.accounting');
     assert.ok(acct);
     assert.equal(acct.fields?.command, 'RETR');
@@ -127,10 +127,11 @@ describe('ftp core: client PORT, server passive (data_mode passive)', () => {
     relayDownload(s, c.stream, cc.stream, 'late');
     s.ev({ type: 'end', stream: c.stream });
     s.fromServer('226 OK\r\n');
+    assert.equal(s.sent('client'), '');
     s.ev({ type: 'end', stream: cc.stream });
+    assert.equal(s.sent('client'), '226 OK\r\n');
     s.ev({ type: 'closed', stream: cc.stream });
     s.ev({ type: 'closed', stream: c.stream });
-    assert.equal(s.sent('client'), '226 OK\r\n');
   });
 
   it('active_connection_mode twenty / random pick the source port', () => {
@@ -514,9 +515,9 @@ describe('ftp core: transfers and their edges', () => {
     s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
     s.fromServer('550 No such file\r\n');
     assert.ok(s.of('close').some((x) => x.stream === 'c.1'));
+    assert.equal(s.sent('client'), '550 No such file\r\n');
     s.ev({ type: 'closed', stream: 'c.1' });
     s.ev({ type: 'closed', stream: c!.stream });
-    assert.equal(s.sent('client'), '550 No such file\r\n');
     // The session goes on.
     s.fromClient('NOOP\r\n');
     assert.equal(s.sent('server'), 'NOOP\r\n');
@@ -556,11 +557,12 @@ describe('ftp core: transfers and their edges', () => {
     s.data(c!.stream, 'data');
     s.ev({ type: 'end', stream: c!.stream });
     s.fromServer('226 done\r\n');
+    assert.equal(s.sent('client'), '');
     s.ev({ type: 'end', stream: 'c.1' });
-    s.ev({ type: 'closed', stream: 'c.1' });
-    s.ev({ type: 'closed', stream: c!.stream });
     assert.equal(s.sent('client'), '226 done\r\n');
     assert.equal(s.sent('server'), 'NOOP\r\n');
+    s.ev({ type: 'closed', stream: 'c.1' });
+    s.ev({ type: 'closed', stream: c!.stream });
     s.fromServer('200 ok\r\n');
     assert.match(s.sent('client'), /^200 ok\r\n500 Line too long/);
     assert.equal(s.sent('server'), 'PWD\r\n');
