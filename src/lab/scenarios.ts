@@ -106,6 +106,24 @@ export const SCENARIOS: readonly Scenario[] = [
     port: 5555,
   },
   {
+    id: 'deny-v6',
+    title: 'denied port over IPv6, answered as the policy says for IPv6',
+    kind: 'tcp',
+    from: 'client',
+    src: LAB_ADDR.client6,
+    dst: LAB_ADDR.server6,
+    port: 5555,
+  },
+  {
+    id: 'internet-deny',
+    title: 'from the internet to a privileged port inside: denied',
+    kind: 'tcp',
+    from: 'outside',
+    src: LAB_ADDR.outside4,
+    dst: LAB_ADDR.server4,
+    port: 22,
+  },
+  {
     id: 'unmatched',
     title: 'unmatched connection, dropped',
     kind: 'tcp',
@@ -227,6 +245,7 @@ function probeText(p: ProbeResult): string {
   if (p.outcome === 'connected') return `connected${p.firstLine ? `: "${p.firstLine}"` : ''}`;
   if (p.outcome === 'reset') return `refused (${p.errno}: a reset)`;
   if (p.outcome === 'timeout') return 'no answer (timed out: dropped)';
+  if (p.outcome === 'unreachable') return `rejected with an ICMP error (${p.errno})`;
   return `${p.outcome} (${p.errno})`;
 }
 

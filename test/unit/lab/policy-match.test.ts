@@ -59,6 +59,8 @@ describe('lab vs examples/policy.yaml', () => {
     plug: (d) => d?.service?.type === 'proxy' && d.service.proxy === 'plug',
     forward: (d) => d?.service?.type === 'forward' && d.service.router.forgeAddr,
     deny: (d) => d?.service?.type === 'deny' && d.service.ipv4 === 'tcp-reset',
+    'deny-v6': (d) => d?.service?.type === 'deny' && d.service.ipv6 !== 'drop',
+    'internet-deny': (d) => d?.service?.type === 'deny' && d.clientZone === 'internet',
     unmatched: (d) => d !== undefined && d.rule === null,
   };
   for (const s of SCENARIOS) {
