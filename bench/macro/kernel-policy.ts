@@ -99,7 +99,17 @@ export function ratePolicy(n: number, port = 80): Policy {
         dstPort: [{ lo: p, hi: p }],
       });
   }
-  rs.push({ id: n, service: 'fwd', proto: [6], dstPort: [{ lo: port, hi: port }], dstZone: ['servers'] });
+  // iperf3 (5201) rides on the same rule, for the throughput runs
+  rs.push({
+    id: n,
+    service: 'fwd',
+    proto: [6],
+    dstPort: [
+      { lo: port, hi: port },
+      { lo: 5201, hi: 5201 },
+    ],
+    dstZone: ['servers'],
+  });
   return makePolicy({ zones: zs, services: { fwd: { type: 'forward', forgeAddr: true } }, rules: rs });
 }
 
@@ -116,6 +126,6 @@ export function linearIptables(n: number, port = 80): string {
     else if (shape === 2) lines.push(`-A FORWARD -p udp --dport ${p}:${p + 1} -j ACCEPT`);
     else lines.push(`-A FORWARD -s 198.18.${128 + (i % 120)}.${i % 250}/32 -p tcp --dport ${p} -j ACCEPT`);
   }
-  lines.push(`-A FORWARD -d 198.18.2.0/24 -p tcp --dport ${port} -j ACCEPT`, 'COMMIT', '');
+  lines.push(`-A FORWARD -d 198.18.2.0/24 -p tcp -m multiport --dports ${port},5201 -j ACCEPT`, 'COMMIT', '');
   return lines.join('\n');
 }

@@ -26,7 +26,7 @@ function meminfo(): Record<string, number> {
 
 /** Wall, user and system seconds of a command (bash's `time`, which includes children). */
 function timed(cmd: string): { real: number; user: number; sys: number; ok: boolean; err: string } {
-  const r = spawnSync('bash', ['-c', `TIMEFORMAT='%R %U %S'; time ( ${cmd} ) 2>/tmp/tzorp-bench-err`], {
+  const r = spawnSync('bash', ['-c', `TIMEFORMAT='%R %U %S'; time ( ${cmd} 2>/tmp/tzorp-bench-err )`], {
     encoding: 'utf8',
   });
   const t = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
