@@ -134,6 +134,9 @@ export interface ProxyService extends ServiceBase {
   maxSessions: number;
   /** Where the daemon listens for this service's diverted connections; null = allocated (defaults.ts). */
   listenPort: number | null;
+  /** Where each option was written: key path joined with '.' ("request.GET") -> position, so an
+   * option error from a proxy module can name file:line:column. */
+  optionPositions?: Map<string, SourcePos>;
 }
 
 export interface ForwardService extends ServiceBase {

@@ -54,6 +54,8 @@ import { describe, type PEntry, type PMap, type PNode, type PScalar } from './sy
 
 /** Rule ids travel in the packet mark below the tproxy bit (0x80000000): at most 31 bits. */
 export const MAX_RULE_ID = 0x7fffffff;
+/** Option positions kept per proxy service (see ProxyService.optionPositions). */
+const MAX_OPTION_POSITIONS = 10_000;
 /** "did you mean" over more names than this is skipped: it would cost O(names) per unknown name. */
 const MAX_SUGGEST_NAMES = 10_000;
 
@@ -662,22 +664,21 @@ export class Resolver {
     const router = this.resolveRouter(f.get('router'), what, 'proxy');
     const chainer = this.resolveChainer(f.get('chainer'), what);
     const options: Record<string, unknown> = {};
+    const optionPositions = new Map<string, SourcePos>();
+    const addOption = (e: PEntry) => {
+      if (Object.hasOwn(options, e.key)) {
+        this.d.error('POLICY_DUPLICATE_NAME', `option '${e.key}' is given twice in ${what}`, e.keyAt);
+        return;
+      }
+      setOwn(options, e.key, plain(e.value));
+      this.optionPositions(e, optionPositions);
+    };
     const oe = f.get('options');
     if (oe && oe.value.kind !== 'null') {
       const om = this.map(oe.value, `${what} options`);
-      if (om) {
-        for (const e of om.entries) {
-          if (Object.hasOwn(options, e.key)) {
-            this.d.error('POLICY_DUPLICATE_NAME', `option '${e.key}' is given twice in ${what}`, e.keyAt);
-          } else setOwn(options, e.key, plain(e.value));
-        }
-      }
+      if (om) for (const e of om.entries) addOption(e);
     }
-    for (const e of flatOptions) {
-      if (Object.hasOwn(options, e.key)) {
-        this.d.error('POLICY_DUPLICATE_NAME', `option '${e.key}' is given twice in ${what}`, e.keyAt);
-      } else setOwn(options, e.key, plain(e.value));
-    }
+    for (const e of flatOptions) addOption(e);
     const limit: string[] = [];
     const lt = f.get('limit_target_zones_to');
     if (lt) {
@@ -704,7 +705,20 @@ export class Resolver {
       limitTargetZonesTo: limit,
       maxSessions,
       listenPort,
+      optionPositions,
     };
+  }
+
+  /** Positions of an option and everything below it ("a.b.0.c"), iteratively, at most
+   * MAX_OPTION_POSITIONS per service (options are small; the bound keeps a hostile file cheap). */
+  private optionPositions(e: PEntry, out: Map<string, SourcePos>): void {
+    const work: [string, number, PNode][] = [[e.key, e.keyAt, e.value]];
+    while (work.length > 0 && out.size < MAX_OPTION_POSITIONS) {
+      const [path, at, n] = work.pop() as [string, number, PNode];
+      out.set(path, this.pos(at));
+      if (n.kind === 'map') for (const c of n.entries) work.push([`${path}.${c.key}`, c.keyAt, c.value]);
+      else if (n.kind === 'seq') n.items.forEach((c, i) => work.push([`${path}.${i}`, c.at, c]));
+    }
   }
 
   private forgePort(n: PNode, what: string): ForgePort | null {

@@ -102,6 +102,11 @@ describe('tzorp check', () => {
     const r = tzorp('check', f);
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /no_such_option/);
+    // the problem is placed at the option itself
+    const line5 =
+      GOOD.replace('proxy: http }', 'proxy: http, options: { no_such_option: 1 } }').split('\n')[4] ?? '';
+    const col = line5.indexOf('no_such_option') + 1;
+    assert.ok(r.out.includes(`${f}:5:${col}: TZ1011 service web (http options): `), r.out);
     const g = file('noproxy.yaml', GOOD.replace('proxy: http', 'proxy: gopher'));
     const r2 = tzorp('check', g, '--json');
     assert.equal(r2.code, 1);

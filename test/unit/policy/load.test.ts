@@ -147,6 +147,7 @@ describe('loader details', () => {
         limitTargetZonesTo: [],
         maxSessions: 0,
         listenPort: null,
+        optionPositions: new Map(),
       },
     );
     const f = p.services.get('f');
