@@ -3,10 +3,11 @@
 //
 //   node --import tsx bench/macro/ftp.bench.ts [--mib 256] [--runs 3] [--json]
 //
-// Server address .2 is forwarded by the kernel (the direct baseline: forward chain accepts, no
-// conntrack helper needed for passive mode); .3 is diverted to the FTP proxy (the core through the real
-// session driver, test/netns/ftp/relay-entry.ts) with data_mode keep. Reported: median MB/s per path
-// and client mode, and the ratio proxy/direct. Numbers are for comparison within one run only.
+// Both paths run under `tzorp run` (its kernel ruleset, workers): server address .2 is a forward
+// service (the direct baseline: routed by the kernel, every port, both directions, so active and
+// passive FTP work without a conntrack helper); .3 is the FTP proxy with data_mode keep. Reported:
+// median MB/s per path and client mode, and the ratio proxy/direct. Numbers are for comparison within
+// one run only.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +21,6 @@ const arg = (name: string, dflt: number) => {
 const MIB = arg('mib', 256);
 const RUNS = arg('runs', 3);
 const JSON_OUT = process.argv.includes('--json');
-const MARK = '0x80000000';
 
 const skip = netnsSkipReason();
 if (skip) {
@@ -28,36 +28,27 @@ if (skip) {
   process.exit(0);
 }
 
-const ruleset = `table inet tzorp_ftpbench {
-  chain prerouting {
-    type filter hook prerouting priority mangle; policy accept;
-    tcp flags & (fin|syn|rst|ack) == syn jump divert
-    socket transparent 1 meta mark set meta mark | ${MARK} accept
-    jump divert
-  }
-  chain divert {
-    ip daddr 198.18.2.3 tcp dport 21 tproxy ip to 127.0.0.1:50021 meta mark set meta mark | ${MARK} accept
-  }
-  chain input {
-    type filter hook input priority filter; policy drop;
-    iif lo accept
-    meta mark & ${MARK} == ${MARK} accept
-    meta l4proto { icmp, ipv6-icmp } accept
-  }
-  chain forward {
-    type filter hook forward priority filter; policy accept;
-  }
-}
+const POLICY = `zones:
+  clients:
+    addresses: [198.18.1.0/24]
+  servers:
+    addresses: [198.18.2.0/24]
+services:
+  direct:
+    type: forward
+    router: { type: transparent, forge_addr: true }  # no SNAT: vsftpd checks PORT against its peer
+  ftp:
+    type: proxy
+    proxy: ftp
+rules:
+  - { id: 1, service: direct, proto: tcp, src_zone: clients, dst_subnet: [198.18.2.2] }
+  - { id: 2, service: direct, proto: tcp, src_subnet: [198.18.2.2], dst_zone: clients }
+  - { id: 3, service: ftp, proto: tcp, dst_port: 21, src_zone: clients, dst_subnet: [198.18.2.3] }
 `;
 
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-ftpbench-'));
 const lab = await createLab({ serverAddrs: ['198.18.2.3'] });
 try {
-  await lab.exec('fw', ['nft', '-f', '-'], { input: ruleset });
-  await lab.sh(
-    'fw',
-    `ip rule add fwmark ${MARK}/${MARK} lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100`,
-  );
   const vs = prepareVsftpd(join(dir, 'vsftpd'), 21);
   writeFileSync(join(vs.paths.root, 'pub', 'bench.bin'), Buffer.alloc(MIB * 1024 * 1024, 0x5a));
   lab.spawn('server', ['vsftpd', vs.config]);
@@ -66,12 +57,23 @@ try {
     if (r.code === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  const relay = lab.spawnTs('fw', 'test/netns/ftp/relay-entry.ts', [
-    JSON.stringify([{ name: 'ftp_bench', port: 50021, options: { data_mode: 'keep' } }]),
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(policy, POLICY);
+  const control = join(dir, 'control.sock');
+  const daemon = lab.spawn('fw', [
+    process.execPath,
+    'bin/tzorp',
+    'run',
+    policy,
+    '--control',
+    control,
+    '--verbose',
+    '3',
   ]);
-  await relay.waitFor(/READY/);
+  await daemon.waitFor(/tzorp running/, 120_000);
 
   const speed = async (host: string, mode: string[]): Promise<number> => {
+    const t0 = Date.now();
     const r = await lab.exec(
       'client',
       [
@@ -86,8 +88,10 @@ try {
         '%{speed_download}',
         `ftp://${host}/pub/bench.bin`,
       ],
-      { timeoutMs: 650_000 },
+      { timeoutMs: 650_000, allowFail: true },
     );
+    if (r.code !== 0)
+      throw new Error(`curl ${host} ${mode.join(' ')} failed after ${Date.now() - t0} ms: ${r.stderr}`);
     return Number(r.stdout) / 1e6;
   };
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
