@@ -717,7 +717,11 @@ export class Resolver {
       const [path, at, n] = work.pop() as [string, number, PNode];
       out.set(path, this.pos(at));
       if (n.kind === 'map') for (const c of n.entries) work.push([`${path}.${c.key}`, c.keyAt, c.value]);
-      else if (n.kind === 'seq') n.items.forEach((c, i) => work.push([`${path}.${i}`, c.at, c]));
+      else if (n.kind === 'seq') {
+        n.items.forEach((c, i) => {
+          work.push([`${path}.${i}`, c.at, c]);
+        });
+      }
     }
   }
 
