@@ -47,7 +47,7 @@ export const DEFAULT_LAB_POLICY = join(REPO_ROOT, 'examples/policy.yaml');
 
 /** How long servers and tzorp get to come up before `up` gives up (ms): generous for a loaded CI box;
  * a healthy start takes well under a second for the servers and a few seconds for tzorp. */
-const START_TIMEOUT_MS = 30_000;
+const START_TIMEOUT_MS = 60_000;
 /** Between SIGTERM and SIGKILL on `down` (ms): the daemon drains sessions on SIGTERM, but a lab's
  * sessions do not need to survive their namespaces. */
 const STOP_GRACE_MS = 3_000;

@@ -19,8 +19,9 @@ export interface ProbeResult {
 /** How long a connect may take before it counts as dropped (ms). A lab's round trip is well under a
  * millisecond, so a SYN unanswered for this long was dropped, not delayed. */
 export const PROBE_CONNECT_TIMEOUT_MS = 3_000;
-/** How long to wait for a banner after connecting (ms). */
-export const PROBE_READ_TIMEOUT_MS = 2_000;
+/** How long to wait for a banner after connecting (ms): through a proxy the server's first line
+ * needs the server connection first; generous for a loaded machine. */
+export const PROBE_READ_TIMEOUT_MS = 5_000;
 
 /** Pure: the outcome an errno stands for on Linux (ICMP errors map to these, RFC 1122 §4.2.3.9). */
 export function outcomeOf(errno: string): ProbeOutcome {

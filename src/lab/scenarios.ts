@@ -38,6 +38,12 @@ export interface Scenario {
 }
 
 const UA_SENT = 'tzorp-demo/1.0';
+/** How long to wait for the servers' and tzorp's log lines of a row (ms): they are written within
+ * milliseconds; the margin is for a loaded machine. A refused row waits LOG_MIN_WAIT_MS only, long
+ * enough for a connection that wrongly got through to show up. */
+const LOG_SETTLE_MS = 5_000;
+const LOG_MIN_WAIT_MS = 200;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The connections the demo makes; the policy decides what happens to each. The addresses match
  * examples/policy.yaml (servers.http_header_replace is 198.18.21.25). */
@@ -359,11 +365,33 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
     connected = probe.outcome === 'connected';
     row.client = probeText(probe);
   }
-  // give the servers' and tzorp's logs a moment to be written (they are written as things happen)
-  await new Promise((r) => setTimeout(r, 200));
-  const seen = serverRecords(servers.take()).filter((r) => r.event !== 'ready' && r.localPort === s.port);
-  const ftpLines = ftpLog.take();
-  const tzLines = tzorpLog?.take() ?? [];
+  // The servers and tzorp write their logs as things happen, a little after the client is done: read
+  // until what a passing row needs is there (or LOG_SETTLE_MS passed; a refused row waits the minimum).
+  const serverLines: string[] = [];
+  const ftpLines: string[] = [];
+  const tzLines: string[] = [];
+  const isFtp = s.kind === 'ftp-passive' || s.kind === 'ftp-active';
+  const complete = () => {
+    if (refused) return false;
+    const serverSide = isFtp
+      ? ftpLines.some((l) => l.includes('RETR'))
+      : serverRecords(serverLines).some((r) => r.event !== 'ready' && r.localPort === s.port);
+    const session =
+      svc?.type !== 'proxy' ||
+      (localPort !== null &&
+        sessionLines(tzLines, s.src, localPort).lines.some((l) => l.includes('summary')));
+    return serverSide && session;
+  };
+  const settleEnd = Date.now() + (refused ? LOG_MIN_WAIT_MS : LOG_SETTLE_MS);
+  await sleep(LOG_MIN_WAIT_MS);
+  for (;;) {
+    serverLines.push(...servers.take());
+    ftpLines.push(...ftpLog.take());
+    tzLines.push(...(tzorpLog?.take() ?? []));
+    if (complete() || Date.now() >= settleEnd) break;
+    await sleep(50);
+  }
+  const seen = serverRecords(serverLines).filter((r) => r.event !== 'ready' && r.localPort === s.port);
   row.server =
     s.kind === 'ftp-passive' || s.kind === 'ftp-active'
       ? ftpLines.some((l) => l.includes('CONNECT:'))
