@@ -14,8 +14,9 @@
 //   server passive    -> tzorp sends PASV/EPSV and connects to the address in the 227/229;
 //   server active     -> tzorp listens on its server-side address and sends PORT/EPRT.
 // Only one data channel exists at a time; a new PORT/PASV replaces one that has not been used. The
-// final reply of a transfer (226) is held until the data has been relayed and both data streams are
-// closed, so the client never sees "complete" before it has all the bytes.
+// final reply of a transfer (226) is held until the data has been relayed and the client has closed
+// its data side (or both data streams are closed), so the client never sees "complete" before it has
+// all the bytes.
 
 import { DEFAULTS } from '../../defaults.ts';
 import type {
