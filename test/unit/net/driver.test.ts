@@ -75,8 +75,12 @@ function connectClient(port: number, opts: Partial<net.NetConnectOpts> = {}): ne
   return c;
 }
 
+/** Wait for `cond`; fail (not hang) after a bound that only a stuck session or a leak exceeds. */
 const until = async (cond: () => boolean) => {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; !cond(); i++) {
+    if (i > 12_000) assert.fail('condition still false after 60 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
 };
 
 test('backpressure: a server that does not read stops the client being read; nothing is lost', async () => {
@@ -341,4 +345,38 @@ test('abort reaches the core; kill resets at once', async () => {
   const sum2 = await s2.done;
   assert.equal(sum2.info, 'killed: test');
   assert.match((await reset).message, /ECONNRESET/);
+});
+
+test('done releases what the core left open: streams are closed, timers cleared', async () => {
+  let serverSide: net.Socket | null = null;
+  const srv = await tcpServer((s) => {
+    serverSide = s;
+    s.resume();
+  });
+  cleanups.push(srv.close);
+  const { seen, factory } = scripted((ev): ProxyCommand[] => {
+    if (ev.type === 'start')
+      return [
+        { type: 'setTimer', timer: 'long', ms: 3_600_000 },
+        {
+          type: 'connect',
+          stream: 'server',
+          options: { target: { host: '127.0.0.1', port: srv.port, family: 4 } },
+        },
+      ];
+    if (ev.type === 'data') return [{ type: 'done', verdict: 'ACCEPTED' }]; // closes nothing itself
+    return [];
+  });
+  const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const { port, session } = await oneSession(factory);
+  const c = connectClient(port);
+  const clientClosed = new Promise((r) => c.on('close', r));
+  c.on('end', () => c.end());
+  await until(() => seen.some((e) => e.type === 'connected'));
+  c.write('go');
+  await (await session).done;
+  await clientClosed; // the driver closed the client stream
+  await until(() => serverSide !== null && (serverSide as net.Socket).readableEnded); // and the server stream
+  await until(() => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length <= timersBefore);
+  assert.equal(seen.filter((e) => e.type === 'timer').length, 0);
 });
