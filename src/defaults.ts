@@ -22,6 +22,7 @@ export const DEFAULTS = {
   idleTimeoutMs: 600_000, // Zorp plug `timeout` 600000 ms
   failoverStateTimeoutMs: 60_000, // Zorp StateBasedChainer timeout_state
   relayBufferBytes: 64 * 1024, // per direction before reading pauses (backpressure)
+  closeFlushTimeoutMs: 30_000, // a closing stream's peer gets this long to take our last bytes, then a reset
   // FTP proxy (Zorp's FtpProxy attribute defaults, zorp:`pylib/Zorp/Ftp.py`)
   ftpMaxLineBytes: 255, // max_line_length: RFC 959 commands are short; bounds each buffered line
   ftpMaxUsernameBytes: 32, // max_username_length

@@ -116,10 +116,6 @@ export interface SessionHandle {
   kill(reason: string): void;
 }
 
-/** After `done` or a graceful close, a peer gets this long to take our last bytes before a reset (ms):
- * a peer that stopped reading must not keep a finished session's sockets forever. */
-const CLOSE_FLUSH_TIMEOUT_MS = 30_000;
-
 type StreamState = 'connecting' | 'open' | 'closing' | 'closed';
 
 interface Stream {
@@ -466,7 +462,7 @@ class Session {
       sock.destroy(); // everything was sent already (the usual end of a relay): no flush to wait for
       return;
     }
-    const t = setTimeout(() => sock.resetAndDestroy(), CLOSE_FLUSH_TIMEOUT_MS);
+    const t = setTimeout(() => sock.resetAndDestroy(), DEFAULTS.closeFlushTimeoutMs);
     t.unref();
     sock.once('close', () => clearTimeout(t));
     sock.once('finish', () => sock.destroy());
