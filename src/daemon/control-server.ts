@@ -16,7 +16,8 @@ import {
 
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
 
-async function answers(path: string): Promise<boolean> {
+/** True when a daemon answers on the socket at `path` (a stale file of a killed daemon does not). */
+export async function controlSocketInUse(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const c = net.connect(path);
     c.once('connect', () => {
@@ -38,7 +39,7 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    if (await answers(this.path)) {
+    if (await controlSocketInUse(this.path)) {
       throw new TzorpError('DAEMON_ALREADY_RUNNING', `a daemon already answers on ${this.path}`, {
         details: { path: this.path },
       });

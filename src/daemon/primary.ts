@@ -5,7 +5,7 @@
 // (listeners, workers' engines, kernel ruleset), open the control socket. Reload (control or SIGHUP):
 // generation.ts. Stop (control or SIGTERM): stop accepting, drain with a timeout, flush what tzorp
 // installed, exit. Log levels: control, SIGUSR1 (+1), SIGUSR2 (-1).
-import type { TzorpError } from '../errors.ts';
+import { TzorpError } from '../errors.ts';
 import type { Policy } from '../policy/model.ts';
 import type {
   ControlRequest,
@@ -16,7 +16,7 @@ import type {
   StatusResult,
   StopResult,
 } from './control-protocol.ts';
-import { ControlServer } from './control-server.ts';
+import { ControlServer, controlSocketInUse } from './control-server.ts';
 import { type CompiledRuleset, type Generation, Generations, type LoadOutcome } from './generation.ts';
 import {
   type FromWorker,
@@ -114,6 +114,12 @@ export class Daemon {
   // ---- lifecycle ---------------------------------------------------------------------------------
 
   async start(): Promise<void> {
+    // Before anything is changed: a second daemon must not replace the first one's kernel table.
+    if (await controlSocketInUse(this.opts.controlPath)) {
+      throw new TzorpError('DAEMON_ALREADY_RUNNING', `a daemon already answers on ${this.opts.controlPath}`, {
+        details: { path: this.opts.controlPath },
+      });
+    }
     this.log.write('core.info', 3, null, 'tzorp starting', {
       policy: this.opts.policyFile,
       workers: this.opts.workers,

@@ -100,11 +100,12 @@ function init(
             log.log('core.error', 1, null, 'Listener error', { listener: spec.key, error: e.message }),
           );
           resolve({
-            close: () =>
-              new Promise<void>((r) => {
-                handles.delete(spec.key);
-                server.close(() => r());
-              }),
+            // close() stops accepting at once; its callback would wait for every session accepted
+            // here to end, which neither a reload nor a stop's drain may wait for.
+            close: async () => {
+              handles.delete(spec.key);
+              server.close();
+            },
           });
         });
       }),

@@ -300,6 +300,8 @@ test('reload under load: 20 reloads (valid and broken) during a long transfer an
     // reload 7 is a SIGHUP.
     let expectGen = 1;
     let reloadsWhileTransferring = 0;
+    let extra: LabProcess | null = null;
+    let extraGen = 0;
     for (let i = 1; i <= 20; i++) {
       const broken = i % 4 === 2 || i === 19;
       writeFileSync(d.policy, broken ? POLICY_BROKEN : i % 2 === 0 ? POLICY_A : POLICY_B);
@@ -329,6 +331,14 @@ test('reload under load: 20 reloads (valid and broken) during a long transfer an
         expectGen++;
         const r = await controlRequest<ReloadResult>(d.control, { cmd: 'reload' });
         assert.equal(r.generation, expectGen);
+        if (i === 1) {
+          // a long session of echo_extra, which the next valid reload removes: the reloads must not
+          // wait for it, and it must go on, on its own generation
+          assert.deepEqual(r.servicesAdded, ['echo_extra']);
+          extraGen = r.generation;
+          extra = lab.spawn('client', ['nc', ADDR.server4, '9090']);
+          await extra.waitFor(/^peer /m);
+        }
       }
       if (!transferDone) reloadsWhileTransferring++;
     }
@@ -345,6 +355,16 @@ test('reload under load: 20 reloads (valid and broken) during a long transfer an
     );
     const st = await status(lab, d);
     assert.equal(st.generation, expectGen);
+    const live = (await sessions(lab, d)).filter((x) => x.service === 'echo_extra');
+    assert.equal(live.length, 1, 'the echo_extra session outlived its service');
+    assert.equal(live[0]!.generation, extraGen);
+    assert.deepEqual(st.oldGenerations, [{ generation: extraGen, sessions: 1 }]);
+    // and it still relays
+    extra?.child.stdin?.write('still there\n');
+    await waitUntil('bytes through the old session', async () =>
+      (await sessions(lab, d)).some((x) => x.service === 'echo_extra' && x.bytesFromClient === 12),
+    );
+    extra?.kill('SIGTERM');
     // the listener of the service that stayed kept its port (and socket) throughout
     assert.deepEqual(st.services.find((s) => s.name === 'plug')?.listeners, plugListeners);
     await tz(lab, ['stop', '--control', d.control]);
@@ -391,10 +411,33 @@ test('max_sessions is daemon-wide: over the limit refused with DENIED_BY_LIMIT',
     assert.equal(lim.sessionsRunning, 1);
     assert.equal(lim.sessionsRefused, 4);
     // the slot comes back when the session ends
+    // a second daemon on the same control socket refuses to start and changes nothing
+    const twin = await lab.exec('fw', [...TZ, 'run', d.policy, '--control', d.control], { allowFail: true });
+    assert.equal(twin.code, 1);
+    assert.match(twin.stderr, /TZ3006/);
+    assert.equal((await status(lab, d)).services.find((s) => s.name === 'limited')!.sessionsRunning, 1);
     first.kill('SIGTERM');
     await waitUntil('the slot to be free', async () =>
       /^peer /m.test((await peer(lab, ADDR.server4, 8081)).stdout),
     );
+
+    // stop drains with a timeout: a session still running after it is ended
+    // (curl, unlike nc, exits when the other side closes)
+    const held = lab.exec('client', ['curl', '-s', '--max-time', '100', `telnet://[${ADDR.server6}]:8081`], {
+      allowFail: true,
+      timeoutMs: 120_000,
+    });
+    await waitUntil(
+      'the held session',
+      async () => (await status(lab, d)).services.find((s) => s.name === 'limited')?.sessionsRunning === 1,
+    );
+    const stop = await tz(lab, ['stop', '--timeout', '1500', '--control', d.control]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stdout, /1 sessions aborted after the timeout; kernel ruleset and routing removed/);
+    const h = await held;
+    assert.equal(h.code, 0, 'the session was closed by the daemon, not by curl --max-time');
+    assert.match(h.stdout, /^peer 2001:db8:2::1$/m);
+    assert.equal(await d.proc.exited(), 0);
   } finally {
     await lab.destroy();
   }

@@ -1,6 +1,6 @@
 # Test server for the daemon's namespace tests (runs in the lab's server namespace, dual stack).
 #   port 8080: answers "peer <client address>" and closes at once
-#   port 8081: answers "peer <client address>" and keeps the connection until the client closes
+#   ports 8081, 9090: answer "peer <client address>" and keep the connection until the client closes
 # Prints "accept <port> <client address>" for every connection, and "ready" when listening.
 import socket
 import sys
@@ -36,6 +36,7 @@ def serve(port, hold):
 
 serve(8080, False)
 serve(8081, True)
+serve(9090, True)
 print("ready", flush=True)
 sys.stdin.read()  # until the test ends (the lab kills us)
 threading.Event().wait()
