@@ -142,20 +142,21 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
   const out = opts.out ?? process.stdout;
   const progress = new Progress();
   const policyFile = opts.policy ?? DEFAULT_LAB_POLICY;
-  progress.step(`checking ${policyFile}`);
-  const loaded = await loadPolicyFile(policyFile);
-  if (!loaded.policy) {
-    progress.done();
-    throw new Error(`the policy has errors:\n${loaded.errors.map((e) => `  ${e.message}`).join('\n')}`);
-  }
-  const decide = scenarioDecider(loaded.policy);
-  if (readLabState(opts.name)) {
-    progress.step(`taking down the previous lab '${opts.name}'`);
-    await labDown(opts.name);
-  }
-  const state = await labUp({ name: opts.name, policy: policyFile, onStep: (m) => progress.step(m) });
-  progress.done(`lab '${opts.name}' is up (${state.firewall.detail})`);
+  let labIsUp = false;
   try {
+    progress.step(`checking ${policyFile}`);
+    const loaded = await loadPolicyFile(policyFile);
+    if (!loaded.policy) {
+      throw new Error(`the policy has errors:\n${loaded.errors.map((e) => `  ${e.message}`).join('\n')}`);
+    }
+    const decide = scenarioDecider(loaded.policy);
+    if (readLabState(opts.name)) {
+      progress.step(`taking down the previous lab '${opts.name}'`);
+      await labDown(opts.name);
+    }
+    const state = await labUp({ name: opts.name, policy: policyFile, onStep: (m) => progress.step(m) });
+    labIsUp = true;
+    progress.done(`lab '${opts.name}' is up (${state.firewall.detail})`);
     const rows: RowResult[] = [];
     for (const [i, s] of SCENARIOS.entries()) {
       progress.step(`[${i + 1}/${SCENARIOS.length}] ${s.title}`);
@@ -165,7 +166,8 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
     out.write(renderRows(rows, out.isTTY === true));
     return { rows, ok: rows.every((r) => r.status !== 'fail') };
   } finally {
+    // always: a running spinner would keep the process alive after an error
     progress.done();
-    if (opts.down) await labDown(opts.name);
+    if (opts.down && labIsUp) await labDown(opts.name);
   }
 }
