@@ -450,8 +450,17 @@ test('kill -9 the daemon: connections to proxy services fail (fail closed); tzor
   const lab = await createLab();
   try {
     const srv = await startServer(lab);
-    const d = await startDaemon(lab, POLICY_A);
+    const d = await startDaemon(lab, POLICY_A, ['--log-format', 'json']);
     assert.match((await peer(lab, ADDR.server4, 8080)).stdout, /^peer /m);
+    // (this daemon logs JSON: the same summary as one pino record)
+    const [line] = await d.proc.waitFor(/^\{.*"class":"core\.summary".*\}$/m);
+    const rec = JSON.parse(line);
+    assert.match(rec.session_id, /^svc\/plug:\d+$/);
+    assert.equal(rec.zlevel, 4);
+    assert.equal(rec.verdict, 'ACCEPTED');
+    assert.equal(rec.rule_id, 1);
+    assert.equal(rec.client_zone, 'clients');
+    assert.equal(rec.msg, 'Connection summary');
     const { pid } = await status(lab, d);
     process.kill(pid, 'SIGKILL');
     await d.proc.exited();
