@@ -22,7 +22,8 @@ function run(cmd, argv, opts = {}) {
 }
 
 function have(pkg) {
-  const r = spawnSync('dpkg-query', ['-W', '-f=\${Status}', pkg], { encoding: 'utf8' });
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
   return r.status === 0 && r.stdout.includes('install ok installed');
 }
 
