@@ -15,8 +15,14 @@ const program = new Command('tzorp')
   .exitOverride();
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
-for (const f of readdirSync(dir).sort()) {
-  if (!f.endsWith('.ts') || f.endsWith('.test.ts')) continue;
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+  .sort();
+// Start-up time matters (every `tzorp status` pays it): when the first argument names a command file,
+// load only that one. Help, version and unknown words load them all so the listing stays complete.
+const first = process.argv[2];
+const only = first && !first.startsWith('-') && files.includes(`${first}.ts`) ? [`${first}.ts`] : files;
+for (const f of only) {
   const mod = (await import(pathToFileURL(join(dir, f)).href)) as { register?: Register };
   mod.register?.(program);
 }
