@@ -2,7 +2,7 @@
 // One idempotent set-up step used by `npm test`, `npm run demo` and `npm run build` on a fresh machine:
 // system packages (apt-get, as root), npm dependencies, the native addon. Plain Node: no dependencies.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -74,10 +74,29 @@ function nativeAddon() {
   run(join(root, 'node_modules/.bin/node-gyp'), ['rebuild', '--nodedir=/usr', '--silent'], { cwd: dir });
 }
 
+// `tzorp` on PATH (as root): a symlink /usr/local/bin/tzorp -> this checkout's bin/tzorp, re-pointed
+// when another checkout ran set-up last. A file there that is not a symlink is never replaced.
+function linkCommand() {
+  if (process.getuid?.() !== 0) return;
+  const link = '/usr/local/bin/tzorp';
+  const target = join(root, 'bin/tzorp');
+  let current = null;
+  try {
+    current = readlinkSync(link);
+  } catch (e) {
+    if (e.code === 'EINVAL') return; // a regular file: someone else's
+  }
+  if (current === target) return;
+  if (current !== null) unlinkSync(link);
+  symlinkSync(target, link);
+  say(`linked ${link} -> ${target}`);
+}
+
 try {
   systemPackages();
   npmDeps();
   nativeAddon();
+  linkCommand();
   if (args.has('--build')) {
     say('type-checking (tsc)');
     run(join(root, 'node_modules/.bin/tsc'), ['-p', '.', '--noEmit']);
