@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { controlRequest } from '../daemon/control-client.ts';
+import type { StatusResult } from '../daemon/control-protocol.ts';
 import {
   checkLabName,
   type LabProcessRecord,
@@ -361,6 +363,16 @@ export interface LabStatus {
   logs: LabState['logs'] | null;
   /** The daemon's control socket (firewall mode 'run'), for `tzorp status --control`. */
   controlSocket: string | null;
+  /** What the daemon says about itself over that socket (null when there is no daemon or it does not
+   * answer: then `problems` says so). */
+  daemon: {
+    pid: number;
+    generation: number;
+    workers: number;
+    workersAlive: number;
+    sessionsRunning: number;
+    sessionsTotal: number;
+  } | null;
   /** Everything that is not as `up` left it; empty when healthy. */
   problems: string[];
 }
@@ -417,6 +429,23 @@ export async function labStatus(name: string): Promise<LabStatus> {
   }
   const mode = state?.firewall.mode ?? 'none';
   if (state && mode !== 'none' && !table) problems.push('the firewall has no `inet tzorp` table');
+  let daemon: LabStatus['daemon'] = null;
+  const control = state?.firewall.controlSocket;
+  if (control) {
+    try {
+      const st = await controlRequest<StatusResult>(control, { cmd: 'status' }, { timeoutMs: 5_000 });
+      daemon = {
+        pid: st.pid,
+        generation: st.generation,
+        workers: st.workers,
+        workersAlive: st.workersAlive,
+        sessionsRunning: st.services.reduce((n, x) => n + x.sessionsRunning, 0),
+        sessionsTotal: st.services.reduce((n, x) => n + x.sessionsTotal, 0),
+      };
+    } catch (e) {
+      problems.push(`tzorp does not answer on ${control}: ${(e as Error).message}`);
+    }
+  }
   return {
     name,
     up: state !== null,
@@ -428,6 +457,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
     firewall: { mode, detail: state?.firewall.detail ?? 'the lab is not up', table, policyRouting },
     logs: state?.logs ?? null,
     controlSocket: state?.firewall.controlSocket ?? null,
+    daemon,
     problems,
   };
 }

@@ -16,6 +16,7 @@ import {
   LAB_ADDR,
   LAB_PORTS,
   labDown,
+  labStatus,
   labUp,
   NODE_ROLES,
   nodeNamespace,
@@ -332,6 +333,13 @@ describe('the live demo: tzorp run with examples/policy.yaml, every row checked'
       if (svc?.type === 'proxy') assert.match(row.sessionId ?? '', new RegExp(`^svc/${svc.name}:\\d+$`));
     }
     assert.ok(r.ok);
+    // status sees the running daemon, and the daemon counted the proxied rows' sessions
+    const st = await labStatus(NAME3);
+    assert.deepEqual(st.problems, []);
+    assert.equal(st.firewall.table, true);
+    assert.deepEqual(st.firewall.policyRouting, { v4: true, v6: true });
+    const proxied = rows.filter((x) => x.status === 'pass' && x.decision.service?.type === 'proxy').length;
+    assert.ok((st.daemon?.sessionsTotal ?? -1) >= proxied, `daemon counted ${st.daemon?.sessionsTotal}`);
     // the printed table has one numbered row per scenario and the proof section
     for (const [i] of SCENARIOS.entries()) assert.match(printed, new RegExp(`│ ${i + 1} +│`));
     assert.match(printed, /What proves it/);

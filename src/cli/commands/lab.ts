@@ -64,6 +64,13 @@ export function printLabStatus(s: LabStatus): void {
   );
   if (s.logs) out.write(`servers saw: ${s.logs.servers}\nftp protocol log: ${s.logs.vsftpd}\n`);
   if (s.logs?.tzorp) out.write(`tzorp log: ${s.logs.tzorp}\n`);
+  if (s.daemon) {
+    const d = s.daemon;
+    out.write(
+      `tzorp: pid ${d.pid}, generation ${d.generation}, workers ${d.workersAlive}/${d.workers}, ` +
+        `sessions ${d.sessionsRunning} running, ${d.sessionsTotal} since start\n`,
+    );
+  }
   if (s.controlSocket)
     out.write(`control socket: ${s.controlSocket} (tzorp status --control ${s.controlSocket})\n`);
   for (const p of s.problems) out.write(`${pc.red('problem:')} ${p}\n`);
