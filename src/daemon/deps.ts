@@ -15,11 +15,14 @@ type Loader = (file: string) => Promise<LoadOutcome>;
 
 /** policy/index.ts loadPolicyFile, looked up when first needed. */
 export async function loadPolicy(file: string): Promise<LoadOutcome> {
-  const mod = (await import('../policy/index.ts')) as unknown as { loadPolicyFile?: Loader };
+  const mod = (await import('../policy/index.ts')) as unknown as {
+    loadPolicyFile?: (file: string, opts: { lint: boolean }) => Promise<LoadOutcome>;
+  };
   if (typeof mod.loadPolicyFile !== 'function') {
     throw new TzorpError('DAEMON_START', 'this build has no policy loader (policy/index.ts loadPolicyFile)');
   }
-  return mod.loadPolicyFile(file);
+  // no lint: start and reload only need validity (tzorp check shows the warnings)
+  return mod.loadPolicyFile(file, { lint: false });
 }
 
 /** What the loader cannot know: every proxy service names a proxy tzorp has, with valid options. */

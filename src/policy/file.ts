@@ -3,9 +3,9 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { TzorpError } from '../errors.ts';
-import { checkPolicySize, type LoadResult, loadPolicyText } from './load.ts';
+import { checkPolicySize, type LoadOptions, type LoadResult, loadPolicyText } from './load.ts';
 
-export async function loadPolicyFile(path: string): Promise<LoadResult> {
+export async function loadPolicyFile(path: string, opts: LoadOptions = {}): Promise<LoadResult> {
   let bytes: Buffer;
   try {
     const fh = await open(path, 'r');
@@ -48,5 +48,5 @@ export async function loadPolicyFile(path: string): Promise<LoadResult> {
       warnings: [],
     };
   }
-  return loadPolicyText(text, path, createHash('sha256').update(bytes).digest('hex'));
+  return loadPolicyText(text, path, createHash('sha256').update(bytes).digest('hex'), opts);
 }

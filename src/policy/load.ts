@@ -42,7 +42,20 @@ export function checkPolicySize(file: string, bytes: number): LoadResult | null 
   return bytes > DEFAULTS.maxPolicyBytes ? tooLarge(file, bytes) : null;
 }
 
-export function loadPolicyText(text: string, file: string, sha256?: string): LoadResult {
+/** How much work a load does beyond validation. */
+export interface LoadOptions {
+  /** Run the lint (shadowed/tied rules, unused names) and report its warnings. Default true. It is
+   * the costly part on large policies (pairs of rules), so the daemon's start and reload, compile and
+   * explain skip it; `tzorp check` runs it. */
+  lint?: boolean;
+}
+
+export function loadPolicyText(
+  text: string,
+  file: string,
+  sha256?: string,
+  opts: LoadOptions = {},
+): LoadResult {
   const bytes = Buffer.byteLength(text, 'utf8');
   const big = checkPolicySize(file, bytes);
   if (big) return big;
@@ -54,7 +67,7 @@ export function loadPolicyText(text: string, file: string, sha256?: string): Loa
     const r = new Resolver(d);
     const hash = sha256 ?? createHash('sha256').update(text, 'utf8').digest('hex');
     policy = r.resolve(root, { file, sha256: hash });
-    if (policy !== null) lintPolicy(policy, d, r.usedZones);
+    if (policy !== null && opts.lint !== false) lintPolicy(policy, d, r.usedZones);
   }
   d.finish();
   if (d.errors.length > 0) policy = null;
