@@ -3,8 +3,12 @@
 // socket, timer and listener of the session, so when the session ends nothing is left behind.
 //
 // Backpressure (bounded memory): when a stream's write buffer holds more than `relayBufferBytes`, the
-// driver stops reading every *other* stream of the session (those are what feeds it) until that
-// buffer drains; the core then gets a 'drain' event. A core can pause/resume streams on top of that.
+// driver stops reading the streams that feed it until that buffer drains; the core then gets a 'drain'
+// event. Stream Y feeds stream X once the core sent to X while handling a 'data' event from Y (plug:
+// client feeds server and back; FTP: a data stream feeds its other side). Only feeders stop: pausing
+// every other stream would also stop an FTP control connection, so a client that stops reading a
+// download and sends ABOR would not be heard until its data socket closed. A stream is read again when
+// every stream it feeds has drained. A core can pause/resume streams on top of that, and its pause wins.
 import type net from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
@@ -124,8 +128,13 @@ interface Stream {
   state: StreamState;
   /** The core asked to pause reading. */
   corePaused: boolean;
-  /** Write buffer over the limit: the other streams are not read; a 'drain' is owed to the core. */
+  /** Write buffer over the limit: its feeders are not read; a 'drain' is owed to the core. */
   congested: boolean;
+  /** The streams this one's bytes were sent to (a send while handling its 'data' event); it is not
+   * read while any of them is congested. Never itself: a stream that answers its own peer was not
+   * paused by its own congestion before either, and pausing it could stall a peer that reads only
+   * after it has written everything. */
+  feeds: Set<Stream>;
   /** Our side sent FIN (shutdown or close). */
   finSent: boolean;
   /** What the driver last told the socket: true = reading, false = paused, null = not yet. */
@@ -166,6 +175,8 @@ class Session {
   private readonly acceptSeq = new Map<StreamId, number>();
   private readonly queue: ProxyEvent[] = [];
   private pumping = false;
+  /** The stream whose 'data' event the core is handling now (its sends make it a feeder). */
+  private feeding: Stream | null = null;
   private ended = false;
   /** Async work (listen, connect) whose result is still to come. */
   private inflight = 0;
@@ -292,6 +303,7 @@ class Session {
           this.ours(err);
           return;
         }
+        this.feeding = e.type === 'data' ? (this.streams.get(e.stream) ?? null) : null;
         for (const c of cmds) {
           if (this.ended) break;
           try {
@@ -304,6 +316,7 @@ class Session {
       }
     } finally {
       this.pumping = false;
+      this.feeding = null;
     }
     this.checkStalled();
   }
@@ -338,6 +351,7 @@ class Session {
       state,
       corePaused: false,
       congested: false,
+      feeds: new Set(),
       finSent: false,
       reading: null,
       pending: [],
@@ -408,14 +422,15 @@ class Session {
     this.feed(ev);
   }
 
-  /** Read a stream unless the core paused it or another stream's write buffer is over the limit. */
+  /** Read a stream unless the core paused it or a stream it feeds has its write buffer over the limit.
+   * (A stream that closed or was replaced by a new connect under its id is never congested.) */
   private updateReading(): void {
     for (const s of this.streams.values()) {
       if (!s.sock || s.state !== 'open') continue;
       let blocked = s.corePaused;
       if (!blocked) {
-        for (const o of this.streams.values()) {
-          if (o !== s && o.congested) {
+        for (const o of s.feeds) {
+          if (o.congested) {
             blocked = true;
             break;
           }
@@ -476,6 +491,13 @@ class Session {
       case 'send': {
         const s = this.stream(c.stream, 'send');
         if (s.finSent || s.state === 'closing' || s.state === 'closed') return; // raced with a close
+        const from = this.feeding;
+        if (from && from !== s && !from.feeds.has(s)) {
+          from.feeds.add(s);
+          // Already congested (bytes sent outside a 'data' event, e.g. flushed on 'connected'): the
+          // new feeder stops now, after this one chunk.
+          if (s.congested) this.updateReading();
+        }
         if (s.state === 'connecting') s.pending.push(c.data);
         else this.write(s, c.data);
         return;

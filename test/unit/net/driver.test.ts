@@ -83,6 +83,25 @@ const until = async (cond: () => boolean) => {
   }
 };
 
+/** An explicit-target connect to a loopback test server. */
+const connectTo = (stream: string, port: number): ProxyCommand => ({
+  type: 'connect',
+  stream,
+  options: { target: { host: '127.0.0.1', port, family: 4 } },
+});
+
+/** Wait until a byte count stops growing (10 looks 20 ms apart see the same value); returns it. */
+async function settled(count: () => number): Promise<number> {
+  let last = -1;
+  for (let still = 0; still < 10; ) {
+    await new Promise((r) => setTimeout(r, 20));
+    const n = count();
+    still = n === last ? still + 1 : 0;
+    last = n;
+  }
+  return last;
+}
+
 test('backpressure: a server that does not read stops the client being read; nothing is lost', async () => {
   let serverSock: net.Socket | null = null;
   const h = createHash('sha256');
@@ -101,13 +120,7 @@ test('backpressure: a server that does not read stops the client being read; not
   const { factory } = scripted((ev): ProxyCommand[] => {
     switch (ev.type) {
       case 'start':
-        return [
-          {
-            type: 'connect',
-            stream: 'server',
-            options: { target: { host: '127.0.0.1', port: srv.port, family: 4 } },
-          },
-        ];
+        return [connectTo('server', srv.port)];
       case 'data':
         return [{ type: 'send', stream: ev.stream === 'client' ? 'server' : 'client', data: ev.data }];
       case 'end':
@@ -128,14 +141,7 @@ test('backpressure: a server that does not read stops the client being read; not
   c.end();
   const s = await session;
   // Wait until the relay has stopped taking bytes from the client (the server reads nothing).
-  let last = -1;
-  let still = 0;
-  while (still < 10) {
-    await new Promise((r) => setTimeout(r, 20));
-    const n = s.snapshot().bytes.fromClient;
-    still = n === last ? still + 1 : 0;
-    last = n;
-  }
+  const last = await settled(() => s.snapshot().bytes.fromClient);
   // Without backpressure the relay would have read the whole 64 MiB into memory by now; with it,
   // reading stopped once the upstream buffer was full (kernel socket buffers hold the rest).
   assert.ok(last < payload.length / 2, `read ${last} bytes from the client while the server read nothing`);
@@ -143,6 +149,102 @@ test('backpressure: a server that does not read stops the client being read; not
   await until(() => got === payload.length);
   assert.equal(h.digest('hex'), createHash('sha256').update(payload).digest('hex'));
   assert.ok(drains.includes('server'), 'the core got a drain for the server stream');
+  c.destroy();
+});
+
+test('backpressure is per feeder: a congested stream pauses only what feeds it; core pauses still win', async () => {
+  // Three streams, as in FTP: 'a' (a data source) is relayed to 'b' (a data sink that stops reading),
+  // and 'client' (the control connection) talks to the core alone. 'b' congests: 'a' must stop being
+  // read, the client must not (an ABOR must still be heard).
+  const payload = randomBytes(32 * 1024 * 1024);
+  const a = await tcpServer((s) => {
+    s.on('error', () => {});
+    s.end(payload);
+  });
+  cleanups.push(a.close);
+  let sink: net.Socket | null = null;
+  const h = createHash('sha256');
+  let got = 0;
+  const b = await tcpServer((s) => {
+    sink = s;
+    s.on('error', () => {});
+    s.pause(); // not reading yet
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      h.update(d);
+    });
+  });
+  cleanups.push(b.close);
+  let fromA = 0;
+  let atHold = -1;
+  let atGo = -1;
+  const heard: string[] = [];
+  const drains: string[] = [];
+  const { factory } = scripted((ev): ProxyCommand[] => {
+    switch (ev.type) {
+      case 'start':
+        return [connectTo('b', b.port)];
+      case 'connected':
+        if (ev.stream !== 'b') return [];
+        return [connectTo('a', a.port)];
+      case 'data': {
+        if (ev.stream === 'a') {
+          fromA += ev.data.length;
+          return [{ type: 'send', stream: 'b', data: ev.data }];
+        }
+        const line = Buffer.from(ev.data).toString();
+        heard.push(line);
+        if (line === 'hold') {
+          atHold = fromA;
+          return [{ type: 'pause', stream: 'a' }];
+        }
+        if (line === 'go') {
+          atGo = fromA;
+          return [{ type: 'resume', stream: 'a' }];
+        }
+        return [{ type: 'send', stream: 'client', data: Buffer.from(`ok ${line}`) }];
+      }
+      case 'end':
+        if (ev.stream === 'a') return [{ type: 'shutdown', stream: 'b' }];
+        if (ev.stream === 'client') return [{ type: 'done', verdict: 'ACCEPTED' }];
+        return [];
+      case 'drain':
+        drains.push(ev.stream);
+        return [];
+      default:
+        return [];
+    }
+  });
+  const { port, session } = await oneSession(factory, { relayBufferBytes: 64 * 1024 });
+  const c = connectClient(port);
+  let reply = '';
+  c.on('data', (d) => {
+    reply += d;
+  });
+  const s = await session;
+  // Wait until the relay has stopped taking bytes from 'a' (the sink reads nothing).
+  const last = await settled(() => fromA);
+  assert.ok(last > 0 && last < payload.length / 2, `read ${last} bytes from 'a' while the sink read nothing`);
+  // 'b' is congested, but the client does not feed it: its bytes still reach the core, and the core's
+  // answer (client to client) goes out.
+  c.write('ping');
+  await until(() => reply === 'ok ping');
+  // The core pauses 'a' itself; the sink's drain must not resume it.
+  c.write('hold');
+  await until(() => atHold >= 0);
+  (sink as net.Socket | null)!.resume();
+  await until(() => drains.includes('b'));
+  c.write('pong');
+  await until(() => reply === 'ok pingok pong');
+  c.write('go');
+  await until(() => atGo >= 0);
+  assert.equal(atGo, atHold, "the core's pause of 'a' held through the drain of 'b'");
+  await until(() => got === payload.length);
+  assert.equal(h.digest('hex'), createHash('sha256').update(payload).digest('hex'));
+  assert.deepEqual(heard, ['ping', 'hold', 'pong', 'go']);
+  c.end();
+  const sum = await s.done;
+  assert.equal(sum.verdict, 'ACCEPTED');
   c.destroy();
 });
 
