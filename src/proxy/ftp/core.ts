@@ -1200,8 +1200,9 @@ export class FtpCore implements ProxyCore {
     }
   }
 
-  /** The driver stops reading the other streams while one's write buffer is full (src/net/driver.ts);
-   * the core only pauses a data stream whose bytes wait for the other side to open. */
+  /** The driver stops reading the streams that feed a stream whose write buffer is full
+   * (src/net/driver.ts): a full data channel never silences the control connections. The core itself
+   * only pauses a data stream whose bytes wait for the other side to open. */
   private onDrain(stream: StreamId): void {
     const d = this.dataIds.get(stream);
     if (!d || (d.side !== 'c' && d.side !== 's')) return;
