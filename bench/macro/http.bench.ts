@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
+import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -39,32 +40,16 @@ const TZORP = '198.18.2.3';
 const HAPROXY = '198.18.2.4';
 const SQUID = '198.18.2.5';
 
-const ruleset = `table inet tzorp_httpbench {
-  chain prerouting {
-    type filter hook prerouting priority mangle; policy accept;
-    tcp flags & (fin|syn|rst|ack) == syn jump divert
-    socket transparent 1 meta mark set meta mark | ${MARK} accept
-    jump divert
-  }
-  chain divert {
-    ip daddr ${TZORP} tcp dport 80 tproxy ip to 127.0.0.1:50080 meta mark set meta mark | ${MARK} accept
-    ip daddr ${HAPROXY} tcp dport 80 tproxy ip to 127.0.0.1:50090 meta mark set meta mark | ${MARK} accept
-    ip daddr ${SQUID} tcp dport 80 tproxy ip to 127.0.0.1:50100 meta mark set meta mark | ${MARK} accept
-  }
-  chain input {
-    type filter hook input priority filter; policy drop;
-    iif lo accept
-    meta mark & ${MARK} == ${MARK} accept
-    ct state established,related accept
-    meta l4proto { icmp, ipv6-icmp } accept
-  }
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-    ip daddr ${FORWARD} accept
-    ip saddr ${FORWARD} accept
-  }
-}
-`;
+const ruleset = tproxyRuleset({
+  table: 'tzorp_httpbench',
+  divert: [
+    tproxyTo(`ip daddr ${TZORP} tcp dport 80`, 4, 50080),
+    tproxyTo(`ip daddr ${HAPROXY} tcp dport 80`, 4, 50090),
+    tproxyTo(`ip daddr ${SQUID} tcp dport 80`, 4, 50100),
+  ],
+  input: ['ct state established,related accept'],
+  forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
+});
 
 const haproxyCfg = `global
   nbthread 1

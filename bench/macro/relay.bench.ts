@@ -16,6 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
+import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,31 +42,15 @@ const HAPROXY = '198.18.2.4';
 const FORWARD = '198.18.2.2';
 const PORTS = '{ 80, 5201, 7000 }';
 
-const ruleset = `table inet tzorp_relaybench {
-  chain prerouting {
-    type filter hook prerouting priority mangle; policy accept;
-    tcp flags & (fin|syn|rst|ack) == syn jump divert
-    socket transparent 1 meta mark set meta mark | ${MARK} accept
-    jump divert
-  }
-  chain divert {
-    ip daddr ${TZORP} tcp dport ${PORTS} tproxy ip to 127.0.0.1:50080 meta mark set meta mark | ${MARK} accept
-    ip daddr ${HAPROXY} tcp dport ${PORTS} tproxy ip to 127.0.0.1:50090 meta mark set meta mark | ${MARK} accept
-  }
-  chain input {
-    type filter hook input priority filter; policy drop;
-    iif lo accept
-    meta mark & ${MARK} == ${MARK} accept
-    ct state established,related accept
-    meta l4proto { icmp, ipv6-icmp } accept
-  }
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-    ip daddr ${FORWARD} accept
-    ip saddr ${FORWARD} accept
-  }
-}
-`;
+const ruleset = tproxyRuleset({
+  table: 'tzorp_relaybench',
+  divert: [
+    tproxyTo(`ip daddr ${TZORP} tcp dport ${PORTS}`, 4, 50080),
+    tproxyTo(`ip daddr ${HAPROXY} tcp dport ${PORTS}`, 4, 50090),
+  ],
+  input: ['ct state established,related accept'],
+  forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
+});
 
 const haproxyCfg = `global
   nbthread 1

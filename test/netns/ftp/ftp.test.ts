@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
+import { tproxyRuleset, tproxyTo } from '../../harness/tproxy-ruleset.ts';
 import {
   bounceAttempt,
   CURL_MODE,
@@ -86,31 +87,13 @@ const SERVICES: Svc[] = [
 ];
 
 function ruleset(): string {
-  const divert = SERVICES.flatMap((s) => [
-    `    ip daddr ${s.daddr.v4} tcp dport ${s.dport} tproxy ip to 127.0.0.1:${s.port} meta mark set meta mark | ${MARK} accept`,
-    `    ip6 daddr ${s.daddr.v6} tcp dport ${s.dport} tproxy ip6 to [::1]:${s.port} meta mark set meta mark | ${MARK} accept`,
-  ]);
-  return `table inet tzorp_ftptest {
-  chain prerouting {
-    type filter hook prerouting priority mangle; policy accept;
-    tcp flags & (fin|syn|rst|ack) == syn jump divert
-    socket transparent 1 meta mark set meta mark | ${MARK} accept
-    jump divert
-  }
-  chain divert {
-${divert.join('\n')}
-  }
-  chain input {
-    type filter hook input priority filter; policy drop;
-    iif lo accept
-    meta mark & ${MARK} == ${MARK} accept
-    meta l4proto { icmp, ipv6-icmp } accept
-  }
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-  }
-}
-`;
+  return tproxyRuleset({
+    table: 'tzorp_ftptest',
+    divert: SERVICES.flatMap((s) => [
+      tproxyTo(`ip daddr ${s.daddr.v4} tcp dport ${s.dport}`, 4, s.port),
+      tproxyTo(`ip6 daddr ${s.daddr.v6} tcp dport ${s.dport}`, 6, s.port),
+    ]),
+  });
 }
 
 describe('ftp proxy in namespaces (TPROXY, vsftpd and pyftpdlib, curl/lftp, IPv4 and IPv6)', { skip }, () => {

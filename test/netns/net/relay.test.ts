@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
+import { tproxyRuleset, tproxyTo } from '../../harness/tproxy-ruleset.ts';
 
 const skip = netnsSkipReason();
 const HERE = 'test/netns/net';
@@ -132,31 +133,13 @@ const SERVICES: {
 ];
 
 function ruleset(): string {
-  const divert = SERVICES.flatMap((s) => [
-    `    meta nfproto ipv4 tcp dport ${s.dport} tproxy ip to 127.0.0.1:${s.port} meta mark set meta mark | ${MARK} accept`,
-    `    meta nfproto ipv6 tcp dport ${s.dport} tproxy ip6 to [::1]:${s.port} meta mark set meta mark | ${MARK} accept`,
-  ]);
-  return `table inet tzorp_nettest {
-  chain prerouting {
-    type filter hook prerouting priority mangle; policy accept;
-    tcp flags & (fin|syn|rst|ack) == syn jump divert
-    socket transparent 1 meta mark set meta mark | ${MARK} accept
-    jump divert
-  }
-  chain divert {
-${divert.join('\n')}
-  }
-  chain input {
-    type filter hook input priority filter; policy drop;
-    iif lo accept
-    meta mark & ${MARK} == ${MARK} accept
-    meta l4proto { icmp, ipv6-icmp } accept
-  }
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-  }
-}
-`;
+  return tproxyRuleset({
+    table: 'tzorp_nettest',
+    divert: SERVICES.flatMap((s) => [
+      tproxyTo(`meta nfproto ipv4 tcp dport ${s.dport}`, 4, s.port),
+      tproxyTo(`meta nfproto ipv6 tcp dport ${s.dport}`, 6, s.port),
+    ]),
+  });
 }
 
 interface Seen {
