@@ -78,6 +78,7 @@ function nativeAddon() {
 // when another checkout ran set-up last. A file there that is not a symlink is never replaced.
 function linkCommand() {
   if (process.getuid?.() !== 0) return;
+  if (process.env.TZORP_NO_LINK) return; // a second checkout (a git worktree) leaves the link alone
   const link = '/usr/local/bin/tzorp';
   const target = join(root, 'bin/tzorp');
   let current = null;
