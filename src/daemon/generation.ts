@@ -132,10 +132,14 @@ export class Generations {
   /** Load and switch to the policy file's current content. Serialized; rejects with
    * DAEMON_RELOAD_REFUSED (details.errors) when refused, leaving the running generation in place. */
   reload(): Promise<ReloadOutcome> {
-    const run = this.chain.then(
-      () => this.reloadNow(),
-      () => this.reloadNow(),
-    );
+    return this.exclusive(() => this.reloadNow());
+  }
+
+  /** Runs `f` in the same serial order as reloads: no reload starts or ends while it runs (a
+   * restarted worker is brought to the current generation this way, never to one a reload is
+   * replacing at that moment). */
+  exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(f, f);
     this.chain = run.catch(() => {});
     return run;
   }

@@ -30,6 +30,11 @@ export type ServerHandle = object;
 
 export class WorkerPool {
   private readonly workers = new Map<number, ChildProcess>();
+  /** Workers that run the current generation and take requests from broadcast and gather. A worker
+   * that was just (re)started is alive but not serving until the primary has given it the current
+   * generation: asking it for status or sessions before then would reach a worker with nothing to
+   * answer from. */
+  private readonly inService = new Set<number>();
   private readonly pending = new Map<number, Pending>();
   private rid = 0;
 
@@ -41,6 +46,16 @@ export class WorkerPool {
 
   alive(): number[] {
     return [...this.workers.keys()].sort((a, b) => a - b);
+  }
+
+  /** The live workers that are in service (see markServing), in index order. */
+  serving(): number[] {
+    return [...this.inService].filter((i) => this.workers.has(i)).sort((a, b) => a - b);
+  }
+
+  /** Worker `index` runs the current generation: broadcast and gather include it from now on. */
+  markServing(index: number): void {
+    if (this.workers.has(index)) this.inService.add(index);
   }
 
   pid(index: number): number | undefined {
@@ -87,7 +102,10 @@ export class WorkerPool {
       w.on('error', () => {}); // a send to a worker that is exiting; 'exit' follows
       w.on('exit', (code, signal) => {
         clearTimeout(timer);
-        if (this.workers.get(index) === w) this.workers.delete(index);
+        if (this.workers.get(index) === w) {
+          this.workers.delete(index);
+          this.inService.delete(index);
+        }
         for (const [rid, p] of this.pending) {
           if (p.index !== index) continue;
           this.pending.delete(rid);
@@ -116,14 +134,14 @@ export class WorkerPool {
     });
   }
 
-  /** The same request to every live worker; rejects when any of them fails. */
+  /** The same request to every worker in service; rejects when any of them fails. */
   broadcast<T>(msg: Untagged<ToWorker>): Promise<T[]> {
-    return Promise.all(this.alive().map((i) => this.request<T>(i, msg)));
+    return Promise.all(this.serving().map((i) => this.request<T>(i, msg)));
   }
 
   /** As broadcast, but a worker that fails (exiting) is left out of the answer. */
   async gather<T>(msg: Untagged<ToWorker>): Promise<T[]> {
-    const r = await Promise.allSettled(this.alive().map((i) => this.request<T>(i, msg)));
+    const r = await Promise.allSettled(this.serving().map((i) => this.request<T>(i, msg)));
     return r.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
   }
 

@@ -125,10 +125,15 @@ export class Daemon {
       workers: this.opts.workers,
       kernel: this.opts.kernel,
     });
-    await Promise.all(Array.from({ length: this.opts.workers }, (_, i) => this.startWorker(i)));
+    await Promise.all(
+      Array.from({ length: this.opts.workers }, async (_, i) => {
+        await this.startWorker(i);
+        this.pool.markServing(i); // the first generation reaches every worker through gather
+      }),
+    );
     const first = await this.generations.reload();
     this.metrics.generation.set(first.generation.n);
-    this.metrics.workers.set(this.pool.alive().length);
+    this.metrics.workers.set(this.pool.serving().length);
     const control = new ControlServer(this.opts.controlPath, (req) => this.handle(req));
     await control.listen();
     this.control = control;
@@ -187,7 +192,7 @@ export class Daemon {
     const slots = this.admitted.get(index);
     this.admitted.delete(index);
     void slots; // the dead worker's max_sessions slots are free again
-    this.metrics.workers.set(this.pool.alive().length);
+    this.metrics.workers.set(this.pool.serving().length);
     if (this.stopping) return;
     this.log.write('core.error', 1, null, 'Worker exited unexpectedly; starting it again', {
       worker: index,
@@ -206,13 +211,25 @@ export class Daemon {
     }, WORKER_RESTART_DELAY_MS);
   }
 
+  /** A restarted worker joins only once it runs the current generation: until then status, sessions,
+   * reload and stop leave it out (a request to a worker with no generation has nothing to answer), and
+   * no reload may switch generations while it is being brought up to date. */
   private async restartWorker(index: number): Promise<void> {
     await this.startWorker(index);
-    const g = this.generations.current;
-    if (!g) return;
-    await this.pool.request(index, { t: 'prepare', gen: this.workerSpec(g, index) });
-    await this.pool.request(index, { t: 'commit', n: g.n });
-    this.metrics.workers.set(this.pool.alive().length);
+    await this.generations.exclusive(async () => {
+      const g = this.generations.current;
+      if (g) {
+        await this.pool.request(index, { t: 'prepare', gen: this.workerSpec(g, index) });
+        await this.pool.request(index, { t: 'commit', n: g.n });
+      }
+      this.pool.markServing(index);
+    });
+    this.metrics.workers.set(this.pool.serving().length);
+    this.log.write('core.info', 3, null, 'Worker started again', {
+      worker: index,
+      pid: this.pool.pid(index) ?? null,
+      generation: this.generations.current?.n ?? null,
+    });
   }
 
   private onWorkerMessage(index: number, msg: FromWorker): void {
@@ -274,7 +291,7 @@ export class Daemon {
       this.listeners.ensure(6, l.v6.host, l.v6.port);
     }
     await Promise.all(
-      this.pool.alive().map((i) => this.pool.request(i, { t: 'prepare', gen: this.workerSpec(next, i) })),
+      this.pool.serving().map((i) => this.pool.request(i, { t: 'prepare', gen: this.workerSpec(next, i) })),
     );
   }
 
@@ -406,8 +423,8 @@ export class Daemon {
       },
       generation: g.n,
       workers: this.opts.workers,
-      workersAlive: this.pool.alive().length,
-      workerPids: this.pool.alive().flatMap((i) => this.pool.pid(i) ?? []),
+      workersAlive: this.pool.serving().length,
+      workerPids: this.pool.serving().flatMap((i) => this.pool.pid(i) ?? []),
       controlSocket: this.opts.controlPath,
       kernel: this.opts.kernel,
       log: { verbosity: this.log.levels.verbosity, spec: this.log.levels.spec, format: this.opts.log.format },

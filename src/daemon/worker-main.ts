@@ -163,7 +163,22 @@ function init(
   });
 }
 
+/** Requests that need the runtime, which exists from 'init' on. The primary sends none of them to a
+ * worker before it is in service; should one arrive anyway, it gets an error reply, not a crash. */
+const NEEDS_RUNTIME: ReadonlySet<ToWorker['t']> = new Set([
+  'prepare',
+  'commit',
+  'abort',
+  'status',
+  'sessions',
+  'stop',
+]);
+
 process.on('message', (msg: ToWorker, handle?: object) => {
+  if (!runtime && NEEDS_RUNTIME.has(msg.t) && 'rid' in msg) {
+    reply(msg.rid, Promise.reject(new Error(`worker not initialised: '${msg.t}' arrived before 'init'`)));
+    return;
+  }
   switch (msg.t) {
     case 'init':
       init(msg.index, msg.log);

@@ -199,13 +199,36 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
     );
     await d.proc.waitFor(/client_address='AF_INET6\(\[2001:db8:1::2\]:\d+\)'.*verdict='ACCEPTED'/);
 
-    // a worker that dies is started again and gets the listeners and the generation
+    // a worker that dies is started again and gets the listeners and the generation. Status and
+    // sessions are asked for all the while (as a monitoring system would): a worker that is starting
+    // is left out of the answers until it runs the current generation, and is never asked before.
     const before = await status(lab, d);
+    const logText = () => d.proc.stdout() + d.proc.stderr();
+    const exitsBefore = logText().split('Worker exited unexpectedly').length;
     process.kill(before.workerPids[0]!, 'SIGKILL');
-    await waitUntil('the worker restart', async () => {
-      const s = await status(lab, d);
-      return s.workersAlive === 2 && !s.workerPids.includes(before.workerPids[0]!);
-    });
+    let asking = true;
+    const asker = (async () => {
+      while (asking) {
+        await controlRequest<StatusResult>(d.control, { cmd: 'status' });
+        await controlRequest<SessionInfo[]>(d.control, { cmd: 'sessions' });
+      }
+    })();
+    try {
+      await waitUntil('the worker restart', async () => {
+        const s = await controlRequest<StatusResult>(d.control, { cmd: 'status' });
+        return s.workersAlive === 2 && !s.workerPids.includes(before.workerPids[0]!);
+      });
+    } finally {
+      asking = false;
+      await asker;
+    }
+    await d.proc.waitFor(/Worker started again; worker='0'/);
+    assert.equal(
+      logText().split('Worker exited unexpectedly').length - exitsBefore,
+      1,
+      `one exit (the kill), no crash of the restarted worker:\n${logText().slice(-4000)}`,
+    );
+    assert.ok(!logText().includes('Worker restart failed'), logText().slice(-4000));
     for (let i = 0; i < 6; i++)
       assert.match((await peer(lab, i % 2 ? ADDR.server6 : ADDR.server4, 8080)).stdout, /^peer /m);
 
