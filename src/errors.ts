@@ -114,3 +114,24 @@ export class TzorpError extends Error {
     return `${where}${this.code} ${this.message}`;
   }
 }
+
+/** The two peers of a proxy session. */
+export type PeerSide = 'client' | 'server';
+
+/**
+ * A peer broke its protocol (kind 'peer', PROXY_PROTOCOL or PROXY_LIMIT): parsers throw it, cores turn
+ * it into a reply and (usually) a close, never into a crash. `side` is the peer that misbehaved; `reply`
+ * is the protocol's answer for it (an HTTP status, an FTP reply code). For a server's error the reply is
+ * what the client is told on its behalf (502, 421).
+ */
+export class ProtocolError extends TzorpError {
+  readonly side: PeerSide;
+  readonly reply: number;
+
+  constructor(side: PeerSide, reply: number, message: string, opts: { limit?: boolean } = {}) {
+    super(opts.limit ? 'PROXY_LIMIT' : 'PROXY_PROTOCOL', message, { details: { side, reply } });
+    this.name = 'ProtocolError';
+    this.side = side;
+    this.reply = reply;
+  }
+}

@@ -12,6 +12,7 @@
 import type net from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
+import { assertNever } from '../proxy/core/index.ts';
 import type {
   Addr,
   CoreFactory,
@@ -338,8 +339,19 @@ class Session {
       code: e.code,
       error: msg,
       stack: err instanceof Error ? err.stack : undefined,
+      core: this.describeCore(),
     });
     this.finish('DENIED_BY_UNKNOWN_FAIL', `internal error: ${msg}`, true);
+  }
+
+  /** The core's own account of where it was (its describe()); a core that cannot say is noted. */
+  private describeCore(): unknown {
+    if (!this.core) return null;
+    try {
+      return this.core.describe();
+    } catch (e) {
+      return { describe_failed: e instanceof Error ? e.message : String(e) };
+    }
   }
 
   // --- streams ----------------------------------------------------------------------------------
@@ -577,6 +589,8 @@ class Session {
       case 'done':
         this.finish(c.verdict, c.info ?? null, false);
         return;
+      default:
+        assertNever(c, 'command');
     }
   }
 

@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { ProtocolError } from '../../src/errors.ts';
 import type { ProxyEvent } from '../../src/proxy/core/index.ts';
-import { CommandReader, createFtpCore, FtpProtocolError, ReplyReader } from '../../src/proxy/ftp/index.ts';
+import { CommandReader, createFtpCore, ReplyReader } from '../../src/proxy/ftp/index.ts';
 
 const enc = new TextEncoder();
 
@@ -60,7 +61,7 @@ function runCommands(parts: Uint8Array[], max: number): string[] {
   for (const part of parts) {
     r.push(part.slice());
     for (let i = r.next(); i; i = r.next()) {
-      out.push('error' in i ? `E${i.error.replyCode}:${i.error.message}` : JSON.stringify(i.command));
+      out.push('error' in i ? `E${i.error.reply}:${i.error.message}` : JSON.stringify(i.command));
     }
     assert.ok(r.buffered <= max + 2 + part.length, 'the reader keeps at most one partial line');
   }
@@ -75,7 +76,7 @@ function runReplies(parts: Uint8Array[], maxLineBytes: number, maxLines: number)
     try {
       for (let x = r.next(); x; x = r.next()) out.push(JSON.stringify(x));
     } catch (e) {
-      if (!(e instanceof FtpProtocolError)) throw e;
+      if (!(e instanceof ProtocolError)) throw e;
       out.push(`E:${e.message}`);
       return out;
     }

@@ -1,7 +1,8 @@
 // Generators and the read loop for the HTTP reader fuzz tests (http-reader.test.ts).
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { HttpError, HttpReader, type ReaderLimits } from '../../src/proxy/http/index.ts';
+import { ProtocolError } from '../../src/errors.ts';
+import { HttpReader, type ReaderLimits } from '../../src/proxy/http/index.ts';
 
 export const LIMITS: ReaderLimits = {
   maxLineLength: 64,
@@ -24,8 +25,8 @@ function drain(r: HttpReader, o: Outcome): void {
     try {
       it = r.read();
     } catch (e) {
-      if (!(e instanceof HttpError)) throw e; // anything else is a bug
-      o.error = e.status;
+      if (!(e instanceof ProtocolError)) throw e; // anything else is a bug
+      o.error = e.reply;
       return;
     }
     if (it.type === 'need') return;

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { type HttpError, HttpReader } from '../../src/proxy/http/index.ts';
+import type { ProtocolError } from '../../src/errors.ts';
+import { HttpReader } from '../../src/proxy/http/index.ts';
 import {
   BOUND,
   inputArb,
@@ -56,7 +57,7 @@ test('http reader: a long head trickled byte by byte stays bounded and fails wit
     try {
       if (r.read().type !== 'need') break;
     } catch (e) {
-      status = (e as HttpError).status;
+      status = (e as ProtocolError).reply;
       break;
     }
     assert.ok(r.buffered <= BOUND);

@@ -105,6 +105,16 @@ export type Verdict =
  * is a bug in the core (an 'ours' error): the driver logs it and ends that one session. */
 export interface ProxyCore {
   handle(event: ProxyEvent): ProxyCommand[];
+  /** Where the core is (its state, what it waits for), for the driver's log line when the session
+   * ends in an internal error. Small and free of payload bytes and credentials. */
+  describe(): CoreDescription;
+}
+
+/** A core's own account of its state: the proxy, its state name, and a few fields of its choosing. */
+export interface CoreDescription {
+  proxy: string;
+  state: string;
+  [field: string]: unknown;
 }
 
 /** What a core is built from: the session's decision and the proxy options from the policy. */

@@ -6,7 +6,7 @@
 // The byte limit applies to the raw line (before Telnet removal, without the line end) so the result
 // does not depend on how the bytes were split into chunks.
 
-import { FtpProtocolError } from './protocol-error.ts';
+import { ProtocolError } from '../../errors.ts';
 
 export interface FtpCommand {
   /** Upper-cased verb, "" for an empty line. */
@@ -16,7 +16,7 @@ export interface FtpCommand {
 }
 
 /** A command, or a protocol error to answer (the line was discarded; the session goes on). */
-export type CommandItem = { command: FtpCommand } | { error: FtpProtocolError };
+export type CommandItem = { command: FtpCommand } | { error: ProtocolError };
 
 const IAC = 0xff;
 const LF = 0x0a;
@@ -53,7 +53,11 @@ export class CommandReader {
           // +1: a trailing CR of a line of exactly max bytes may still be waiting for its LF.
           this.discarding = true;
           this.buf = new Uint8Array(0);
-          return { error: new FtpProtocolError(500, `Line too long (limit ${this.maxLineBytes} bytes)`) };
+          return {
+            error: new ProtocolError('client', 500, `Line too long (limit ${this.maxLineBytes} bytes)`, {
+              limit: true,
+            }),
+          };
         }
         if (this.discarding) this.buf = new Uint8Array(0);
         return null;
@@ -66,7 +70,11 @@ export class CommandReader {
       }
       if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
       if (line.length > this.maxLineBytes) {
-        return { error: new FtpProtocolError(500, `Line too long (limit ${this.maxLineBytes} bytes)`) };
+        return {
+          error: new ProtocolError('client', 500, `Line too long (limit ${this.maxLineBytes} bytes)`, {
+            limit: true,
+          }),
+        };
       }
       return parseLine(stripTelnet(line));
     }
@@ -114,13 +122,14 @@ function parseLine(line: Uint8Array): CommandItem {
   if (line.length === 0) return { command: { verb: '', param: '' } };
   if (line.indexOf(0) >= 0 || line.indexOf(CR) >= 0) {
     // RFC 959 §4.1.3 forbids CR and NUL inside a command (they would end or split it on the server).
-    return { error: new FtpProtocolError(501, 'Invalid character in command') };
+    return { error: new ProtocolError('client', 501, 'Invalid character in command') };
   }
   const text = latin1(line);
   const sp = text.indexOf(' ');
   const verb = sp < 0 ? text : text.slice(0, sp);
   const param = sp < 0 ? '' : text.slice(sp + 1);
-  if (!VERB.test(verb)) return { error: new FtpProtocolError(500, 'Syntax error, command unrecognized') };
+  if (!VERB.test(verb))
+    return { error: new ProtocolError('client', 500, 'Syntax error, command unrecognized') };
   return { command: { verb: verb.toUpperCase(), param } };
 }
 

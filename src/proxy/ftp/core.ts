@@ -19,15 +19,19 @@
 // all the bytes.
 
 import { DEFAULTS } from '../../defaults.ts';
-import type {
-  Addr,
-  CoreContext,
-  LogLevel,
-  ProxyCommand,
-  ProxyCore,
-  ProxyEvent,
-  Verdict as SessionVerdict,
-  StreamId,
+import { ProtocolError } from '../../errors.ts';
+import {
+  type Addr,
+  assertNever,
+  type CoreContext,
+  type CoreDescription,
+  type LogLevel,
+  Outbox,
+  type ProxyCommand,
+  type ProxyCore,
+  type ProxyEvent,
+  type Verdict as SessionVerdict,
+  type StreamId,
 } from '../core/index.ts';
 import { type CommandItem, CommandReader, type FtpCommand, toBytes } from './command-reader.ts';
 import { DATA_SETUP_COMMANDS, type Direction, KNOWN_COMMANDS, TRANSFER_COMMANDS } from './commands.ts';
@@ -44,7 +48,6 @@ import {
 } from './endpoints.ts';
 import type { FtpOptions } from './options.ts';
 import { lookupFeature, lookupRequest, lookupResponse, type Verdict } from './policy.ts';
-import { FtpProtocolError } from './protocol-error.ts';
 import { type FtpReply, ReplyReader, replyText } from './reply-reader.ts';
 
 const CLIENT = 'client';
@@ -116,7 +119,7 @@ interface Pending {
 }
 
 export class FtpCore implements ProxyCore {
-  private out: ProxyCommand[] = [];
+  private readonly out = new Outbox('ftp');
   private phase: 'init' | 'login' | 'connecting' | 'running' | 'done' = 'init';
   private readonly cmdReader: CommandReader;
   private readonly replyReader: ReplyReader;
@@ -156,9 +159,26 @@ export class FtpCore implements ProxyCore {
   }
 
   handle(ev: ProxyEvent): ProxyCommand[] {
-    this.out = [];
-    if (this.phase === 'done') return this.out;
+    if (this.phase === 'done') return [];
     this.now = ev.now;
+    this.dispatch(ev);
+    return this.out.take();
+  }
+
+  describe(): CoreDescription {
+    const ch = this.ch;
+    return {
+      proxy: 'ftp',
+      state: this.phase,
+      waiting_for: this.inflight.map((p) => `${p.verb}:${p.kind}${p.held ? ':held' : ''}`),
+      deferred_commands: this.deferred.length,
+      ...(ch
+        ? { data_channel: { seq: ch.seq, state: ch.state, client: ch.c.state, server: ch.s.state } }
+        : {}),
+    };
+  }
+
+  private dispatch(ev: ProxyEvent): void {
     switch (ev.type) {
       case 'start':
         this.onStart(ev.client, ev.clientLocal);
@@ -206,23 +226,24 @@ export class FtpCore implements ProxyCore {
         this.replyClient(421, `Service shutting down (${oneLine(ev.reason)})`);
         this.finish('ACCEPTED', `aborted: ${ev.reason}`);
         break;
+      default:
+        assertNever(ev, 'event');
     }
-    return this.out;
   }
 
   // -------------------------------------------------------------------------------------------
   // small helpers
 
   private emit(c: ProxyCommand): void {
-    this.out.push(c);
+    this.out.emit(c);
   }
 
   private log(category: string, level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
-    this.emit(fields ? { type: 'log', category, level, msg, fields } : { type: 'log', category, level, msg });
+    this.out.log(category, level, msg, fields);
   }
 
   private violation(msg: string, fields?: Record<string, unknown>): void {
-    this.log('ftp.violation', 'warn', msg, fields);
+    this.out.violation(msg, fields);
   }
 
   private sendLines(stream: StreamId, lines: string[]): void {
@@ -247,8 +268,7 @@ export class FtpCore implements ProxyCore {
     // 'done' first: tearing the data channel down must not release replies or read commands.
     this.phase = 'done';
     if (this.ch) this.teardown(this.ch, true);
-    this.emit({ type: 'clearTimer', timer: IDLE_TIMER });
-    this.emit({ type: 'done', verdict, info });
+    this.out.end(verdict, info, { clearTimers: [IDLE_TIMER] });
   }
 
   /** Send a last reply, flush and close the client, end the session. */
@@ -378,7 +398,7 @@ export class FtpCore implements ProxyCore {
   private onItem(item: CommandItem): void {
     if ('error' in item) {
       this.violation('Invalid command line', { error: item.error.message });
-      this.replyClient(item.error.replyCode, item.error.message);
+      this.replyClient(item.error.reply, item.error.message);
       return;
     }
     this.onCommand(item.command);
@@ -576,7 +596,7 @@ export class FtpCore implements ProxyCore {
       try {
         reply = this.replyReader.next();
       } catch (e) {
-        if (!(e instanceof FtpProtocolError)) throw e;
+        if (!(e instanceof ProtocolError)) throw e;
         this.violation('Server protocol violation', { error: e.message });
         this.closeWith(
           421,

@@ -26,7 +26,6 @@ export {
   parseFtpOptions,
 } from './options.ts';
 export { type FtpPolicy, POLICY_SETS, type PolicySetName, policySet } from './policy.ts';
-export { FtpProtocolError } from './protocol-error.ts';
 export { type FtpReply, ReplyReader } from './reply-reader.ts';
 
 // Options are parsed once per options object (one per service and policy generation), not per session.

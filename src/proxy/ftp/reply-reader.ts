@@ -3,10 +3,10 @@
 // A reply is "xyz text" or a multi-line "xyz-text" ... "xyz text" (RFC 959 §4.2; RFC 3659 §7.2 and
 // RFC 2389 §3.2 FEAT use the same form with indented lines in between). Limits: a line's length
 // (max_line_length) and the number of lines of one reply (max_continuous_line, as in Zorp). Any
-// violation is fatal for the session: the reader throws FtpProtocolError and stays failed.
+// violation is fatal for the session: the reader throws ProtocolError and stays failed.
 
+import { ProtocolError } from '../../errors.ts';
 import { appendBytes, bytesToText } from './command-reader.ts';
-import { FtpProtocolError } from './protocol-error.ts';
 
 export interface FtpReply {
   /** Three digits, e.g. "226". */
@@ -23,7 +23,7 @@ const CODE = /^[1-5][0-5][0-9]/;
 export class ReplyReader {
   private buf: Uint8Array = new Uint8Array(0);
   private pending: FtpReply | null = null;
-  private failed: FtpProtocolError | null = null;
+  private failed: ProtocolError | null = null;
   private readonly maxLineBytes: number;
   private readonly maxLines: number;
 
@@ -40,13 +40,13 @@ export class ReplyReader {
     this.buf = appendBytes(this.buf, data);
   }
 
-  /** The next complete reply, or null. Throws FtpProtocolError on a violation (then always). */
+  /** The next complete reply, or null. Throws ProtocolError on a violation (then always). */
   next(): FtpReply | null {
     if (this.failed) throw this.failed;
     try {
       return this.step();
     } catch (e) {
-      if (e instanceof FtpProtocolError) this.failed = e;
+      if (e instanceof ProtocolError) this.failed = e;
       throw e;
     }
   }
@@ -56,7 +56,12 @@ export class ReplyReader {
       const lf = this.buf.indexOf(LF);
       if (lf < 0) {
         if (this.buf.length > this.maxLineBytes + 1) {
-          throw new FtpProtocolError(421, `Server reply line too long (limit ${this.maxLineBytes} bytes)`);
+          throw new ProtocolError(
+            'server',
+            421,
+            `Server reply line too long (limit ${this.maxLineBytes} bytes)`,
+            { limit: true },
+          );
         }
         return null;
       }
@@ -64,16 +69,23 @@ export class ReplyReader {
       this.buf = this.buf.subarray(lf + 1);
       if (raw.length > 0 && raw[raw.length - 1] === CR) raw = raw.subarray(0, raw.length - 1);
       if (raw.length > this.maxLineBytes) {
-        throw new FtpProtocolError(421, `Server reply line too long (limit ${this.maxLineBytes} bytes)`);
+        throw new ProtocolError(
+          'server',
+          421,
+          `Server reply line too long (limit ${this.maxLineBytes} bytes)`,
+          { limit: true },
+        );
       }
       if (raw.indexOf(0) >= 0 || raw.indexOf(CR) >= 0) {
-        throw new FtpProtocolError(421, 'Invalid character in server reply');
+        throw new ProtocolError('server', 421, 'Invalid character in server reply');
       }
       const line = bytesToText(raw);
       if (this.pending) {
         this.pending.lines.push(line);
         if (this.pending.lines.length > this.maxLines) {
-          throw new FtpProtocolError(421, `Server reply has too many lines (limit ${this.maxLines})`);
+          throw new ProtocolError('server', 421, `Server reply has too many lines (limit ${this.maxLines})`, {
+            limit: true,
+          });
         }
         const c = this.pending.code;
         // The last line is the code followed by a space (or nothing: leniency for "226" alone).
@@ -84,18 +96,20 @@ export class ReplyReader {
         }
         continue;
       }
-      if (!CODE.test(line)) throw new FtpProtocolError(421, 'Invalid server reply (no reply code)');
+      if (!CODE.test(line)) throw new ProtocolError('server', 421, 'Invalid server reply (no reply code)');
       const code = line.slice(0, 3);
       const sep = line[3];
       if (sep === undefined || sep === ' ') return { code, lines: [line] };
       if (sep === '-') {
         this.pending = { code, lines: [line] };
         if (this.maxLines < 2) {
-          throw new FtpProtocolError(421, `Server reply has too many lines (limit ${this.maxLines})`);
+          throw new ProtocolError('server', 421, `Server reply has too many lines (limit ${this.maxLines})`, {
+            limit: true,
+          });
         }
         continue;
       }
-      throw new FtpProtocolError(421, 'Invalid server reply (bad separator after the code)');
+      throw new ProtocolError('server', 421, 'Invalid server reply (bad separator after the code)');
     }
   }
 }

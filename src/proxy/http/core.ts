@@ -9,12 +9,22 @@
 // timeout_response after the request was sent).
 import ipaddr from 'ipaddr.js';
 import { DEFAULTS } from '../../defaults.ts';
-import type { CoreContext, ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
+import { ProtocolError } from '../../errors.ts';
+import {
+  assertNever,
+  type CoreContext,
+  type CoreDescription,
+  Outbox,
+  type ProxyCommand,
+  type ProxyCore,
+  type ProxyEvent,
+  type Verdict,
+} from '../core/index.ts';
 import { type ErrorPage, errorResponse } from './error-page.ts';
-import { HttpError, reasonOf } from './http-error.ts';
 import { type HttpOptions, MANAGED_HEADERS } from './options.ts';
 import { applyHeaderPolicy, checkUrl, portPermitted, requestAction, responseAction } from './policy.ts';
 import { type Framing, type Header, HttpReader, type RequestHead, type ResponseHead } from './reader.ts';
+import { reasonOf } from './reasons.ts';
 import { splitList } from './syntax.ts';
 import { formatAuthority, parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
 import { chunkBytes, LAST_CHUNK, requestHeadBytes, responseHeadBytes } from './writer.ts';
@@ -68,9 +78,8 @@ interface Tx {
 type ServerState = 'none' | 'connecting' | 'open' | 'closing';
 
 export class HttpCore implements ProxyCore {
-  private out: ProxyCommand[] = [];
+  private readonly out: Outbox;
   private now = 0;
-  private finished = false;
   private verdict: Verdict = 'ACCEPTED';
   private readonly client: HttpReader;
   private server: HttpReader;
@@ -91,17 +100,34 @@ export class HttpCore implements ProxyCore {
     private readonly ctx: CoreContext,
     private readonly opts: HttpOptions,
   ) {
+    this.out = new Outbox('http', { service: ctx.service, session_id: ctx.sessionId });
     this.client = new HttpReader('request', opts.limits);
     this.server = new HttpReader('response', opts.limits);
   }
 
   handle(ev: ProxyEvent): ProxyCommand[] {
     if (this.finished) return [];
-    this.out = [];
     this.now = ev.now;
     // A throw here is a bug of ours: the driver logs it and ends this one session (types.ts).
     this.dispatch(ev);
-    return coalesceSends(this.out);
+    return coalesceSends(this.out.take());
+  }
+
+  describe(): CoreDescription {
+    const tx = this.tx;
+    return {
+      proxy: 'http',
+      state: this.finished ? 'done' : this.tunnel ? 'tunnel' : tx ? 'exchange' : 'idle',
+      server: this.serverState,
+      requests: this.requests,
+      ...(tx
+        ? { method: tx.method, request_done: tx.reqDone, sent_to_server: tx.sentToServer, status: tx.status }
+        : {}),
+    };
+  }
+
+  private get finished(): boolean {
+    return this.out.ended;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -180,6 +206,8 @@ export class HttpCore implements ProxyCore {
       case 'listenFailed':
       case 'accepted':
         return;
+      default:
+        assertNever(ev, 'event');
     }
   }
 
@@ -664,7 +692,9 @@ export class HttpCore implements ProxyCore {
       this.emit({ type: 'clearTimer', timer: 'response' });
     }
     if (status === 101 && tx.upgrade === null) {
-      this.serverError(new HttpError(502, '101 Switching Protocols without a permitted Upgrade request'));
+      this.serverError(
+        new ProtocolError('server', 502, '101 Switching Protocols without a permitted Upgrade request'),
+      );
       return;
     }
     tx.status = status;
@@ -731,7 +761,7 @@ export class HttpCore implements ProxyCore {
       if (status === 101) {
         const up = head.headers.find((h) => h.name.toLowerCase() === 'upgrade');
         if (!up) {
-          this.serverError(new HttpError(502, '101 without an Upgrade header'));
+          this.serverError(new ProtocolError('server', 502, '101 without an Upgrade header'));
           return;
         }
         headers.push({ name: 'Connection', value: 'Upgrade' }, { name: 'Upgrade', value: up.value });
@@ -869,22 +899,22 @@ export class HttpCore implements ProxyCore {
   }
 
   private clientError(e: unknown): void {
-    if (!(e instanceof HttpError)) throw e;
+    if (!(e instanceof ProtocolError)) throw e;
     const tx = this.tx;
     const verdict: Verdict = e.id === 'PROXY_LIMIT' ? 'DENIED_BY_LIMIT' : 'DENIED_BY_POLICY';
     if (tx?.respHeadSent) {
       // Broken request body after the response started: nothing to say any more.
-      this.violation(e.status, e.message, {});
+      this.violation(e.reply, e.message, {});
       this.account(tx, e.message);
       this.tx = null;
       this.end(verdict, e.message);
       return;
     }
-    this.violation(e.status, e.message, {});
+    this.violation(e.reply, e.message, {});
     const page: ErrorPage = {
-      status: e.status,
-      reason: reasonOf(e.status),
-      info: reasonOf(e.status),
+      status: e.reply,
+      reason: reasonOf(e.reply),
+      info: reasonOf(e.reply),
       msg: e.message,
     };
     const head = tx?.method === 'HEAD';
@@ -896,7 +926,7 @@ export class HttpCore implements ProxyCore {
       }),
     );
     if (tx) {
-      tx.status = e.status;
+      tx.status = e.reply;
       this.account(tx, e.message);
       this.tx = null;
     }
@@ -904,7 +934,7 @@ export class HttpCore implements ProxyCore {
   }
 
   private serverError(e: unknown): void {
-    if (!(e instanceof HttpError)) throw e;
+    if (!(e instanceof ProtocolError)) throw e;
     this.log('http.violation', 'warn', 'Invalid response from the server', {
       error: e.message,
       side: 'server',
@@ -938,19 +968,18 @@ export class HttpCore implements ProxyCore {
   private end(verdict: Verdict, info?: string): void {
     if (this.finished) return;
     if (this.tx?.tunnel) this.account(this.tx);
-    this.finished = true;
-    for (const t of ['idle', 'request', 'response']) this.emit({ type: 'clearTimer', timer: t });
-    this.emit({ type: 'close', stream: 'client' });
-    if (this.serverState !== 'none') this.emit({ type: 'close', stream: 'server' });
-    this.emit(info === undefined ? { type: 'done', verdict } : { type: 'done', verdict, info });
+    this.out.end(verdict, info, {
+      clearTimers: ['idle', 'request', 'response'],
+      close: this.serverState !== 'none' ? ['client', 'server'] : ['client'],
+    });
   }
 
   private send(stream: string, data: Uint8Array): void {
-    if (data.length > 0) this.emit({ type: 'send', stream, data });
+    this.out.send(stream, data);
   }
 
   private emit(c: ProxyCommand): void {
-    this.out.push(c);
+    this.out.emit(c);
   }
 
   private log(
@@ -959,30 +988,18 @@ export class HttpCore implements ProxyCore {
     msg: string,
     fields: Record<string, unknown>,
   ): void {
-    this.emit({
-      type: 'log',
-      category,
-      level,
-      msg,
-      // Callers pass a fresh object: complete it in place (no copy on the per-request path).
-      fields: Object.assign(fields, { service: this.ctx.service, session_id: this.ctx.sessionId }),
-    });
+    this.out.log(category, level, msg, fields);
   }
 
   private violation(status: number, reason: string, fields: Record<string, unknown>): void {
     const tx = this.tx;
-    this.log(
-      'http.violation',
-      'warn',
-      // The daemon appends the fields Zorp-style: "Request refused; reason='…', status='403', …".
-      'Request refused',
-      {
-        reason,
-        ...(status ? { status } : {}),
-        ...(tx ? { method: tx.method, url: tx.url } : {}),
-        ...fields,
-      },
-    );
+    // The daemon appends the fields Zorp-style: "Request refused; reason='…', status='403', …".
+    this.out.violation('Request refused', {
+      reason,
+      ...(status ? { status } : {}),
+      ...(tx ? { method: tx.method, url: tx.url } : {}),
+      ...fields,
+    });
   }
 
   /** Zorp's accounting line (http.accounting), one per request. */

@@ -1,8 +1,9 @@
 // Error pages from templates, as Zorp's error files: @INFO@ (what happened), @MSG@ (details),
 // @VERSION@, @DATE@ and @HOST@ (the firewall's name). Values are HTML-escaped: @INFO@ and @MSG@ can
 // carry parts of the request (a method, a host name).
-import { reasonOf } from './http-error.ts';
+
 import type { Header } from './reader.ts';
+import { reasonOf } from './reasons.ts';
 import { responseHeadBytes } from './writer.ts';
 
 export const TZORP_VERSION = '0.1.0';

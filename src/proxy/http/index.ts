@@ -4,7 +4,6 @@ import type { CoreFactory } from '../core/types.ts';
 import { HttpCore } from './core.ts';
 import { checkHttpOptions, type HttpOptions } from './options.ts';
 
-export { HttpError } from './http-error.ts';
 export type { HttpOptions, ParsedHttpOptions } from './options.ts';
 export { checkHttpOptions, parseHttpOptions } from './options.ts';
 export { HttpReader, type ReaderLimits, type ReadItem } from './reader.ts';

@@ -2,13 +2,13 @@
 //
 // Bytes go in with push(); read() returns the next item: a message head, a piece of body, the end of
 // a message, 'need' (more bytes), or 'eof' (the peer closed cleanly between messages). Anything that
-// could be read in two ways throws an HttpError with the status to answer; the reader is then dead
+// could be read in two ways throws a ProtocolError (src/errors.ts) with the status to answer; the reader is then dead
 // and every later read() throws the same error. Memory is bounded by the limits: a head is buffered
 // at most up to maxHeaderBytes, body bytes are handed out as they arrive.
 //
 // The reader never needs the whole message: it decides from complete lines only, so the items and the
 // error it produces do not depend on how the input was split (the fuzz test checks exactly that).
-import { HttpError } from './http-error.ts';
+import { ProtocolError } from '../../errors.ts';
 import { isFieldValue, isToken, isVisibleAscii, quotedStringLength, splitList, trimOws } from './syntax.ts';
 import { parseAuthority } from './url.ts';
 
@@ -109,7 +109,7 @@ export class HttpReader {
   private scanned = 0;
   private state: State = 'start';
   private eof = false;
-  private failed: HttpError | null = null;
+  private failed: ProtocolError | null = null;
 
   // head in progress
   private startLine: string | null = null;
@@ -201,13 +201,18 @@ export class HttpReader {
     try {
       return this.step();
     } catch (e) {
-      if (e instanceof HttpError) this.failed = e;
+      if (e instanceof ProtocolError) this.failed = e;
       throw e;
     }
   }
 
   private fail(status: number, msg: string, limit = false): never {
-    throw new HttpError(status, msg, limit);
+    throw this.error(status, msg, limit);
+  }
+
+  /** An error of this reader's peer: the client's for requests, the server's for responses. */
+  private error(status: number, msg: string, limit = false): ProtocolError {
+    return new ProtocolError(this.kind === 'request' ? 'client' : 'server', status, msg, { limit });
   }
 
   /** Body bytes [a, b) as a buffer the caller may keep: a view when buf is a pushed chunk we never
@@ -220,7 +225,7 @@ export class HttpReader {
 
   /** The next complete line (without CRLF) or null. `max` is the longest line allowed; `overflow`
    * builds the error for a longer one. Bare LF and bare CR are refused (RFC 9112 §2.2). */
-  private line(max: number, overflow: () => HttpError, headBudget: number): string | null {
+  private line(max: number, overflow: () => ProtocolError, headBudget: number): string | null {
     const live = this.end - this.start;
     const view = this.buf.subarray(this.start, this.end);
     const lf = view.indexOf(0x0a, this.scanned);
@@ -337,8 +342,8 @@ export class HttpReader {
           max,
           () =>
             isReq
-              ? new HttpError(414, 'request line longer than max_url_length', true)
-              : new HttpError(502, 'status line longer than max_line_length', true),
+              ? this.error(414, 'request line longer than max_url_length', true)
+              : this.error(502, 'status line longer than max_line_length', true),
           L.maxHeaderBytes - this.headBytes,
         );
         if (line === null) return { type: 'need' };
@@ -361,7 +366,7 @@ export class HttpReader {
       }
       const line = this.line(
         L.maxLineLength,
-        () => new HttpError(431, 'header line longer than max_line_length', true),
+        () => this.error(431, 'header line longer than max_line_length', true),
         L.maxHeaderBytes - this.headBytes,
       );
       if (line === null) return { type: 'need' };
@@ -506,7 +511,7 @@ export class HttpReader {
   private readChunkSize(): ReadItem {
     const line = this.line(
       this.limits.maxLineLength,
-      () => new HttpError(400, 'chunk-size line longer than max_line_length', true),
+      () => this.error(400, 'chunk-size line longer than max_line_length', true),
       Number.MAX_SAFE_INTEGER,
     );
     if (line === null) return { type: 'need' };
@@ -556,7 +561,7 @@ export class HttpReader {
     for (;;) {
       const line = this.line(
         this.limits.maxLineLength,
-        () => new HttpError(431, 'trailer line longer than max_line_length', true),
+        () => this.error(431, 'trailer line longer than max_line_length', true),
         this.limits.maxHeaderBytes - this.headBytes,
       );
       if (line === null) return { type: 'need' };
@@ -581,15 +586,15 @@ function parseRequestLine(
   const parts = line.split(' ');
   const vm = parts.length === 3 ? /^HTTP\/(\d)\.(\d)$/.exec(parts[2]!) : null;
   if (parts.length === 3 && !vm && /^HTTP\/\d+(\.\d+)?$/.test(parts[2]!)) {
-    throw new HttpError(505, `unsupported HTTP version '${parts[2]}'`);
+    throw new ProtocolError('client', 505, `unsupported HTTP version '${parts[2]}'`);
   }
-  if (!vm) throw new HttpError(400, 'malformed request line');
+  if (!vm) throw new ProtocolError('client', 400, 'malformed request line');
   const [method, target] = parts as [string, string];
-  if (!isToken(method)) throw new HttpError(400, 'invalid method');
-  if (vm[1] !== '1') throw new HttpError(505, `unsupported HTTP version '${parts[2]}'`);
-  if (!isVisibleAscii(target)) throw new HttpError(400, 'invalid request-target');
+  if (!isToken(method)) throw new ProtocolError('client', 400, 'invalid method');
+  if (vm[1] !== '1') throw new ProtocolError('client', 505, `unsupported HTTP version '${parts[2]}'`);
+  if (!isVisibleAscii(target)) throw new ProtocolError('client', 400, 'invalid request-target');
   if (target.length > maxUrlLength)
-    throw new HttpError(414, 'request-target longer than max_url_length', true);
+    throw new ProtocolError('client', 414, 'request-target longer than max_url_length', { limit: true });
   return { method, target, version: { major: 1, minor: Number(vm[2]) } };
 }
 
@@ -597,12 +602,12 @@ function parseRequestLine(
  * server's: the status (502) is what the client gets. */
 function parseStatusLine(line: string): { version: Version; status: number; reason: string } {
   const m = /^HTTP\/(\d)\.(\d) (\d{3})(?: (.*))?$/.exec(line);
-  if (!m) throw new HttpError(502, 'malformed status line');
-  if (m[1] !== '1') throw new HttpError(502, 'response is not HTTP/1.x');
+  if (!m) throw new ProtocolError('server', 502, 'malformed status line');
+  if (m[1] !== '1') throw new ProtocolError('server', 502, 'response is not HTTP/1.x');
   const status = Number(m[3]);
-  if (status < 100 || status > 599) throw new HttpError(502, `invalid status code ${m[3]}`);
+  if (status < 100 || status > 599) throw new ProtocolError('server', 502, `invalid status code ${m[3]}`);
   const reason = m[4] ?? '';
-  if (!isFieldValue(reason)) throw new HttpError(502, 'control character in reason phrase');
+  if (!isFieldValue(reason)) throw new ProtocolError('server', 502, 'control character in reason phrase');
   return { version: { major: 1, minor: Number(m[2]) }, status, reason };
 }
 

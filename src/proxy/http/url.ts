@@ -2,7 +2,7 @@
 // §3.2), and the canonical path the proxy filters on and forwards (RFC 3986 §6.2.2: percent-encoding
 // of unreserved characters decoded, escapes upper-cased, dot-segments removed, §5.2.4). Filtering and
 // forwarding the same canonical form means the server cannot read a path other than the one checked.
-import { HttpError } from './http-error.ts';
+import { ProtocolError } from '../../errors.ts';
 
 export interface Authority {
   /** Lower-cased reg-name, dotted IPv4, or IPv6 without brackets. */
@@ -48,9 +48,9 @@ export function parseAuthority(s: string, maxHostnameLength: number, what = 'Hos
   let ipv6 = false;
   if (s.startsWith('[')) {
     const close = s.indexOf(']');
-    if (close < 0) throw new HttpError(400, `${what}: unterminated IPv6 literal`);
+    if (close < 0) throw new ProtocolError('client', 400, `${what}: unterminated IPv6 literal`);
     host = s.slice(1, close);
-    if (!validIpv6(host)) throw new HttpError(400, `${what}: invalid IPv6 literal`);
+    if (!validIpv6(host)) throw new ProtocolError('client', 400, `${what}: invalid IPv6 literal`);
     host = host.toLowerCase();
     ipv6 = true;
     rest = s.slice(close + 1);
@@ -58,17 +58,19 @@ export function parseAuthority(s: string, maxHostnameLength: number, what = 'Hos
     const colon = s.indexOf(':');
     host = colon < 0 ? s : s.slice(0, colon);
     rest = colon < 0 ? '' : s.slice(colon);
-    if (!REG_NAME.test(host)) throw new HttpError(400, `${what}: invalid host name`);
+    if (!REG_NAME.test(host)) throw new ProtocolError('client', 400, `${what}: invalid host name`);
     host = host.toLowerCase();
   }
   if (host.length > maxHostnameLength)
-    throw new HttpError(400, `${what}: host name longer than max_hostname_length`, true);
+    throw new ProtocolError('client', 400, `${what}: host name longer than max_hostname_length`, {
+      limit: true,
+    });
   let port: number | null = null;
   if (rest !== '') {
-    if (!/^:\d{0,5}$/.test(rest)) throw new HttpError(400, `${what}: invalid port`);
+    if (!/^:\d{0,5}$/.test(rest)) throw new ProtocolError('client', 400, `${what}: invalid port`);
     if (rest.length > 1) {
       port = Number(rest.slice(1));
-      if (port < 1 || port > 65535) throw new HttpError(400, `${what}: port out of range`);
+      if (port < 1 || port > 65535) throw new ProtocolError('client', 400, `${what}: port out of range`);
     }
   }
   return { host, port, ipv6 };
@@ -97,7 +99,7 @@ function normalisePct(s: string, what: string): string {
       continue;
     }
     const hex = s.slice(i + 1, i + 3);
-    if (!HEX.test(hex)) throw new HttpError(400, `invalid percent-escape in ${what}`);
+    if (!HEX.test(hex)) throw new ProtocolError('client', 400, `invalid percent-escape in ${what}`);
     const ch = String.fromCharCode(Number.parseInt(hex, 16));
     out += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
     i += 2;
@@ -127,38 +129,40 @@ function splitPathQuery(s: string): { path: string; query: string | null } {
   const q = s.indexOf('?');
   const path = q < 0 ? s : s.slice(0, q);
   const query = q < 0 ? null : s.slice(q + 1);
-  if (s.includes('#')) throw new HttpError(400, 'fragment in request-target');
-  if (!PATH_CHARS.test(path)) throw new HttpError(400, 'invalid character in path');
-  if (query !== null && !QUERY_CHARS.test(query)) throw new HttpError(400, 'invalid character in query');
+  if (s.includes('#')) throw new ProtocolError('client', 400, 'fragment in request-target');
+  if (!PATH_CHARS.test(path)) throw new ProtocolError('client', 400, 'invalid character in path');
+  if (query !== null && !QUERY_CHARS.test(query))
+    throw new ProtocolError('client', 400, 'invalid character in query');
   return {
     path: removeDotSegments(normalisePct(path === '' ? '/' : path, 'path')),
     query: query === null ? null : normalisePct(query, 'query'),
   };
 }
 
-/** Parse a request-target (RFC 9112 §3.2) for `method`. Throws HttpError(400) when malformed. */
+/** Parse a request-target (RFC 9112 §3.2) for `method`. Throws ProtocolError (client, 400) when malformed. */
 export function parseRequestTarget(target: string, method: string, maxHostnameLength: number): RequestTarget {
   if (method === 'CONNECT') {
     // authority-form: host and a port, nothing else (RFC 9112 §3.2.3).
     const a = parseAuthority(target, maxHostnameLength, 'CONNECT target');
-    if (a.port === null) throw new HttpError(400, 'CONNECT target needs a port');
-    if (a.host === '') throw new HttpError(400, 'CONNECT target needs a host');
+    if (a.port === null) throw new ProtocolError('client', 400, 'CONNECT target needs a port');
+    if (a.host === '') throw new ProtocolError('client', 400, 'CONNECT target needs a host');
     return { form: 'authority', authority: a };
   }
   if (target === '*') {
-    if (method !== 'OPTIONS') throw new HttpError(400, 'asterisk-form is only for OPTIONS');
+    if (method !== 'OPTIONS') throw new ProtocolError('client', 400, 'asterisk-form is only for OPTIONS');
     return { form: 'asterisk' };
   }
   if (target.startsWith('/')) {
-    if (target.startsWith('//')) throw new HttpError(400, 'request-target starts with //');
+    if (target.startsWith('//')) throw new ProtocolError('client', 400, 'request-target starts with //');
     return { form: 'origin', ...splitPathQuery(target) };
   }
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/.exec(target);
-  if (!m) throw new HttpError(400, 'request-target is neither origin-form nor absolute-form');
-  if (m[1]!.toLowerCase() !== 'http') throw new HttpError(400, `unsupported URI scheme '${m[1]}'`);
-  if (m[2]!.includes('@')) throw new HttpError(400, 'userinfo in request-target'); // RFC 9110 §4.2.4
+  if (!m) throw new ProtocolError('client', 400, 'request-target is neither origin-form nor absolute-form');
+  if (m[1]!.toLowerCase() !== 'http')
+    throw new ProtocolError('client', 400, `unsupported URI scheme '${m[1]}'`);
+  if (m[2]!.includes('@')) throw new ProtocolError('client', 400, 'userinfo in request-target'); // RFC 9110 §4.2.4
   const authority = parseAuthority(m[2]!, maxHostnameLength, 'request-target');
-  if (authority.host === '') throw new HttpError(400, 'http URI without a host'); // RFC 9110 §4.2.1
+  if (authority.host === '') throw new ProtocolError('client', 400, 'http URI without a host'); // RFC 9110 §4.2.1
   return { form: 'absolute', scheme: 'http', authority, ...splitPathQuery(m[3]!) };
 }
 

@@ -10,6 +10,7 @@
 // - Timers: 'connect' guards the whole connect phase (the chainer's per-target timeout_connect runs
 //   in the driver); 'idle' is the plug `timeout` since the last data either way (checked when the
 //   timer fires, so data costs no timer commands).
+import { assertNever, type CoreDescription, Outbox } from '../core/index.ts';
 import type { CoreFactory, ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
 import { type PlugOptions, parsePlugOptions } from './options.ts';
 
@@ -37,41 +38,51 @@ export class PlugCore implements ProxyCore {
   private readonly client: Side = newSide();
   private readonly server: Side = newSide();
 
+  private readonly out = new Outbox('plug');
+
   constructor(readonly opts: PlugOptions) {}
 
   handle(ev: ProxyEvent): ProxyCommand[] {
     if (this.phase === 'done') return [];
-    const out: ProxyCommand[] = [];
+    this.dispatch(ev);
+    return this.out.take();
+  }
+
+  describe(): CoreDescription {
+    const side = (s: Side) => ({ read_ended: s.readEnded, write_ended: s.writeEnded, closed: s.closed });
+    return { proxy: 'plug', state: this.phase, client: side(this.client), server: side(this.server) };
+  }
+
+  private dispatch(ev: ProxyEvent): void {
+    const out = this.out;
     switch (ev.type) {
       case 'start':
         if (this.phase !== 'init') break;
         this.phase = 'connecting';
-        out.push(
-          { type: 'pause', stream: 'client' },
-          { type: 'connect', stream: 'server', options: {} },
-          { type: 'setTimer', timer: CONNECT, ms: this.opts.timeoutMs },
-        );
+        out.emit({ type: 'pause', stream: 'client' });
+        out.emit({ type: 'connect', stream: 'server', options: {} });
+        out.emit({ type: 'setTimer', timer: CONNECT, ms: this.opts.timeoutMs });
         break;
       case 'connected':
         if (ev.stream !== 'server' || this.phase !== 'connecting') break;
         this.phase = 'relaying';
-        out.push({ type: 'clearTimer', timer: CONNECT });
+        out.emit({ type: 'clearTimer', timer: CONNECT });
         if (this.client.closed) {
           // The client went away while we were connecting.
           this.finish(out, 'ACCEPTED', 'client closed before the server connection was established');
           break;
         }
         if (this.client.readEnded) this.endToward('server', out);
-        else out.push({ type: 'resume', stream: 'client' });
+        else out.emit({ type: 'resume', stream: 'client' });
         this.lastActivity = ev.now;
         this.armIdle(out, this.opts.timeoutMs);
         break;
       case 'connectFailed':
         if (ev.stream !== 'server' || this.phase !== 'connecting') break;
-        out.push({ type: 'clearTimer', timer: CONNECT });
+        out.emit({ type: 'clearTimer', timer: CONNECT });
         this.server.closed = this.server.readEnded = this.server.writeEnded = true;
         // The client sees a reset, as it would from a server that refused.
-        if (!this.client.closed) out.push({ type: 'close', stream: 'client', reset: true });
+        if (!this.client.closed) out.emit({ type: 'close', stream: 'client', reset: true });
         this.client.closed = this.client.readEnded = this.client.writeEnded = true;
         this.finish(out, 'DENIED_BY_CONNECTION_FAIL', ev.error);
         break;
@@ -83,7 +94,7 @@ export class PlugCore implements ProxyCore {
         const to = this.side(toName)!;
         const copy = ev.stream === 'client' ? this.opts.copyToServer : this.opts.copyToClient;
         if (copy && !to.writeEnded && this.phase === 'relaying' && ev.data.length > 0) {
-          out.push({ type: 'send', stream: toName, data: ev.data });
+          out.emit({ type: 'send', stream: toName, data: ev.data });
           to.bytesOut += ev.data.length;
         }
         // Activity only moves the deadline: the idle timer is re-armed when it fires (below), not per
@@ -107,7 +118,7 @@ export class PlugCore implements ProxyCore {
         s.closed = s.readEnded = s.writeEnded = true;
         if (this.phase === 'connecting' && ev.stream === 'client') {
           // Keep connecting would only waste a server connection: give up now.
-          out.push({ type: 'close', stream: 'server' });
+          out.emit({ type: 'close', stream: 'server' });
           this.server.closed = this.server.readEnded = this.server.writeEnded = true;
           this.finish(out, 'ACCEPTED', 'client closed before the server connection was established');
           break;
@@ -118,7 +129,7 @@ export class PlugCore implements ProxyCore {
         if (ev.error !== undefined || !this.bothEnded()) {
           // One side is gone (reset, error, or closed before both directions ended): the relay is over.
           // The other side gets what is queued for it, then a close.
-          if (!other.closed) out.push({ type: 'close', stream: otherName });
+          if (!other.closed) out.emit({ type: 'close', stream: otherName });
           other.closed = other.readEnded = other.writeEnded = true;
           this.finish(out, 'ACCEPTED', ev.error !== undefined ? `${ev.stream}: ${ev.error}` : undefined);
         } else this.maybeFinish(out);
@@ -138,12 +149,8 @@ export class PlugCore implements ProxyCore {
             this.armIdle(out, this.opts.timeoutMs - quiet);
             break;
           }
-          out.push({
-            type: 'log',
-            category: 'plug.session',
-            level: 'info',
-            msg: 'Idle timeout, closing the session',
-            fields: { timeout_ms: this.opts.timeoutMs },
+          out.log('plug.session', 'info', 'Idle timeout, closing the session', {
+            timeout_ms: this.opts.timeoutMs,
           });
           this.closeAll(out);
           this.finish(out, 'ACCEPTED', `idle timeout (${this.opts.timeoutMs} ms)`);
@@ -159,8 +166,9 @@ export class PlugCore implements ProxyCore {
       case 'accepted':
         // The driver's backpressure needs nothing from us; plug opens no listeners.
         break;
+      default:
+        assertNever(ev, 'event');
     }
-    return out;
   }
 
   private side(stream: string): Side | null {
@@ -172,51 +180,47 @@ export class PlugCore implements ProxyCore {
   }
 
   /** Half-close toward `name`: its peer has nothing more to say to it. */
-  private endToward(name: 'client' | 'server', out: ProxyCommand[]): void {
+  private endToward(name: 'client' | 'server', out: Outbox): void {
     const s = this.side(name)!;
     if (s.writeEnded) return;
     s.writeEnded = true;
-    out.push({ type: 'shutdown', stream: name });
+    out.emit({ type: 'shutdown', stream: name });
   }
 
-  private maybeFinish(out: ProxyCommand[]): void {
+  private maybeFinish(out: Outbox): void {
     if (!this.bothEnded()) return;
     for (const name of ['client', 'server'] as const) {
       const s = this.side(name)!;
-      if (!s.closed) out.push({ type: 'close', stream: name });
+      if (!s.closed) out.emit({ type: 'close', stream: name });
       s.closed = true;
     }
     this.finish(out, 'ACCEPTED');
   }
 
-  private closeAll(out: ProxyCommand[]): void {
+  private closeAll(out: Outbox): void {
     for (const name of ['client', 'server'] as const) {
       const s = this.side(name)!;
       if (name === 'server' && this.phase === 'init') continue;
-      if (!s.closed) out.push({ type: 'close', stream: name });
+      if (!s.closed) out.emit({ type: 'close', stream: name });
       s.closed = s.readEnded = s.writeEnded = true;
     }
   }
 
-  private armIdle(out: ProxyCommand[], ms: number): void {
-    out.push({ type: 'setTimer', timer: IDLE, ms });
+  private armIdle(out: Outbox, ms: number): void {
+    out.emit({ type: 'setTimer', timer: IDLE, ms });
   }
 
-  private finish(out: ProxyCommand[], verdict: Verdict, info?: string): void {
+  private finish(out: Outbox, verdict: Verdict, info?: string): void {
     this.phase = 'done';
-    out.push({ type: 'clearTimer', timer: IDLE }, { type: 'clearTimer', timer: CONNECT });
-    out.push({
-      type: 'account',
-      fields: {
+    out.end(verdict, info, {
+      clearTimers: [IDLE, CONNECT],
+      account: {
         plug_bytes_from_client: this.client.bytesIn,
         plug_bytes_to_server: this.server.bytesOut,
         plug_bytes_from_server: this.server.bytesIn,
         plug_bytes_to_client: this.client.bytesOut,
       },
     });
-    const done: ProxyCommand = { type: 'done', verdict };
-    if (info !== undefined) done.info = info;
-    out.push(done);
   }
 }
 

@@ -65,6 +65,7 @@ function scripted(fn: (ev: ProxyEvent, seen: ProxyEvent[]) => ProxyCommand[]) {
       seen.push(ev);
       return fn(ev, seen);
     },
+    describe: () => ({ proxy: 'scripted', state: 'scripted', events: seen.length }),
   });
   return { seen, factory };
 }
@@ -411,6 +412,8 @@ test('a core that throws ends only its session: DENIED_BY_UNKNOWN_FAIL, logged a
   assert.match(sum.info ?? '', /boom/);
   const err = logs.find((l) => l.category === 'core.error');
   assert.equal(err?.fields.code, 'TZ9001');
+  // The core's describe(): where it was when it broke (start and the data event it threw on).
+  assert.deepEqual(err?.fields.core, { proxy: 'scripted', state: 'scripted', events: 2 });
   await closed; // the client connection was torn down
 });
 

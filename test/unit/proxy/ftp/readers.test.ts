@@ -2,9 +2,9 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ProtocolError } from '../../../../src/errors.ts';
 import {
   CommandReader,
-  FtpProtocolError,
   format227,
   format229,
   formatEprt,
@@ -22,7 +22,7 @@ function commands(text: string, max = 255) {
   r.push(enc(text));
   const out: unknown[] = [];
   for (let i = r.next(); i; i = r.next()) {
-    out.push('error' in i ? { error: i.error.replyCode } : i.command);
+    out.push('error' in i ? { error: i.error.reply } : i.command);
   }
   return out;
 }
@@ -104,22 +104,22 @@ describe('ReplyReader', () => {
 
   it('rejects invalid codes, bad separators, long lines and too many lines; stays failed', () => {
     for (const bad of ['hello\r\n', '600 x\r\n', '2x0 y\r\n', '220_x\r\n', `220 ${'a'.repeat(300)}\r\n`]) {
-      assert.throws(() => replies(bad), FtpProtocolError, JSON.stringify(bad));
+      assert.throws(() => replies(bad), ProtocolError, JSON.stringify(bad));
     }
     assert.throws(
       () => replies('214-a\r\n b\r\n c\r\n214 d\r\n', { maxLineBytes: 255, maxLines: 3 }),
-      FtpProtocolError,
+      ProtocolError,
     );
     const r = new ReplyReader({ maxLineBytes: 255, maxLines: 100 });
     r.push(enc('xyz\r\n220 ok\r\n'));
-    assert.throws(() => r.next(), FtpProtocolError);
-    assert.throws(() => r.next(), FtpProtocolError);
+    assert.throws(() => r.next(), ProtocolError);
+    assert.throws(() => r.next(), ProtocolError);
   });
 
   it('reports an overlong line before its end arrives (bounded buffer)', () => {
     const r = new ReplyReader({ maxLineBytes: 10, maxLines: 100 });
     r.push(enc('220 aaaaaaaaaaaaaaa'));
-    assert.throws(() => r.next(), FtpProtocolError);
+    assert.throws(() => r.next(), ProtocolError);
   });
 });
 

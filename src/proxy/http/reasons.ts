@@ -1,18 +1,5 @@
-// The error a peer's bad HTTP earns: a protocol (or limit) error carrying the status code the proxy
-// answers with. The reader throws it for both directions; for a server's response the core turns any
-// of them into a 502 to the client (the status here then only names what the server did wrong).
-import { TzorpError } from '../../errors.ts';
-
-export class HttpError extends TzorpError {
-  /** Status to answer the client with (for request-side errors). */
-  readonly status: number;
-
-  constructor(status: number, message: string, limit = false) {
-    super(limit ? 'PROXY_LIMIT' : 'PROXY_PROTOCOL', message, { details: { status } });
-    this.name = 'HttpError';
-    this.status = status;
-  }
-}
+// Reason phrases for the statuses the proxy writes itself. A peer's bad HTTP is a ProtocolError
+// (src/errors.ts) carrying the status to answer.
 
 /** Reason phrases the proxy writes for the statuses it generates itself (RFC 9110 §15). */
 export const REASONS: Record<number, string> = {
