@@ -1,8 +1,18 @@
 #!/usr/bin/env node
 // One idempotent set-up step used by `npm test`, `npm run demo` and `npm run build` on a fresh machine:
-// system packages (apt-get, as root), npm dependencies, the native addon. Plain Node: no dependencies.
+// system packages (apt-get, as root), npm dependencies, the native addon, the compiled tree (dist/,
+// scripts/build.mjs) when it is missing or older than src/. Plain Node: no dependencies.
+// `--build` (npm run build) also type-checks and always compiles.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -102,6 +112,9 @@ try {
     say('type-checking (tsc)');
     run(join(root, 'node_modules/.bin/tsc'), ['-p', '.', '--noEmit']);
   }
+  // After the addon: dist/ carries a copy of it. A separate process, because build.mjs imports esbuild,
+  // which npmDeps() may only just have installed.
+  run(process.execPath, [join(root, 'scripts/build.mjs'), ...(args.has('--build') ? [] : ['--if-stale'])]);
 } catch (e) {
   process.stderr.write(`[setup] ${e.message}\n`);
   process.exit(1);

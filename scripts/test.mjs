@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildIfStale } from './build.mjs';
 
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 function walk(dir, out) {
@@ -23,6 +24,10 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// The tests run bin/tzorp, which runs the compiled tree only when it is the compiled form of the current
+// sources (otherwise the sources, through tsx): bring dist/ up to date first, so the tests exercise what
+// a production install runs. test/unit/cli/build.test.ts checks the compiled path explicitly.
+await buildIfStale(root);
 const concurrency = process.env.TZORP_TEST_CONCURRENCY ?? '2';
 const r = spawnSync(
   process.execPath,

@@ -9,14 +9,18 @@
 // reference counting.
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { isCompiled, siblingModule } from '../entry.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 
 type Untagged<M> = M extends { rid: number } ? Omit<M, 'rid'> : M;
 
-/** The worker's entry point: registers tsx, then runs worker-main.ts. */
-export const WORKER_ENTRY = fileURLToPath(new URL('./worker-entry.mjs', import.meta.url));
+/** The worker's entry point: worker-main.js when compiled; from source worker-entry.mjs, which
+ * registers tsx and then runs worker-main.ts (src/entry.ts). */
+export const WORKER_ENTRY = isCompiled(import.meta.url)
+  ? siblingModule(import.meta.url, './worker-main')
+  : fileURLToPath(new URL('./worker-entry.mjs', import.meta.url));
 
-/** How long a new worker may take to start (tsx compiles the sources on first load), ms. */
+/** How long a new worker may take to start (from source, tsx compiles the sources on first load), ms. */
 export const WORKER_START_TIMEOUT_MS = 60_000;
 
 interface Pending {

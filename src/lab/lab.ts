@@ -8,6 +8,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../daemon/control-client.ts';
 import type { StatusResult } from '../daemon/control-protocol.ts';
+import { nodeEntryArgs, siblingModule } from '../entry.ts';
 import {
   checkLabName,
   type LabProcessRecord,
@@ -84,7 +85,7 @@ function labNamespaces(name: string): Record<NodeRole, string> {
 /** Which tzorp commands exist in this tree: the lab uses the daemon when it is there, else a one-off
  * `tzorp apply`, else builds the network only and says so. */
 function tzorpCommand(cmd: string): boolean {
-  return existsSync(join(REPO_ROOT, 'src/cli/commands', `${cmd}.ts`));
+  return existsSync(siblingModule(import.meta.url, `../cli/commands/${cmd}`));
 }
 
 function tail(file: string, lines = 15): string {
@@ -154,9 +155,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     const serversLog = join(stateDir, 'servers.out');
     const serversArgv = [
       process.execPath,
-      '--import',
-      'tsx',
-      join(REPO_ROOT, 'src/lab/servers-main.ts'),
+      ...nodeEntryArgs(import.meta.url, './servers-main'),
       JSON.stringify({
         log: state.logs.servers,
         http: LAB_PORTS.http,

@@ -2,13 +2,10 @@
 // other side recorded: the servers' log, vsftpd's protocol log, tzorp's log, the firewall's counters.
 // Used by the demo and by the lab's tests, so both check the same things.
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { nodeEntryArgs } from '../entry.ts';
 import type { ProbeResult } from './probe.ts';
 import type { ServerRecord } from './servers.ts';
 import { runIn } from './system.ts';
-
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Longest a single client command may take (ms): FTP with its data connection, through a proxy, on
  * a loaded machine. A healthy lab answers in milliseconds. */
@@ -89,14 +86,7 @@ export async function ftpGet(ns: string, url: string, mode: 'passive' | 'active'
 
 /** One TCP connection attempt inside a node (probe.ts). */
 export async function tcpProbe(ns: string, host: string, port: number, src?: string): Promise<ProbeResult> {
-  const argv = [
-    process.execPath,
-    '--import',
-    'tsx',
-    join(REPO_ROOT, 'src/lab/probe-main.ts'),
-    host,
-    String(port),
-  ];
+  const argv = [process.execPath, ...nodeEntryArgs(import.meta.url, './probe-main'), host, String(port)];
   if (src) argv.push(src);
   const r = await runIn(ns, argv, { allowFail: true, timeoutMs: 30_000 });
   try {

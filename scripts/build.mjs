@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// Compiles src/**/*.ts to dist/**/*.js with esbuild, one output file per source file (the layout of
+// src/ is kept, so paths relative to import.meta.url -- examples/, the addon, sibling entry scripts --
+// are the same in both trees), and copies the native addon into dist/. esbuild only strips types (as
+// tsx does when the tests run from source, so both trees behave alike); type checking is tsc's job
+// (`npm run typecheck`, and `npm run build` runs it too).
+//
+//   node scripts/build.mjs              build dist/ now
+//   node scripts/build.mjs --if-stale   build only when dist/ is missing or older than src/
+//
+// The new tree is written beside dist/ and swapped in by rename, so a process starting meanwhile sees
+// the old tree or the new one, never half of one. The stamp (scripts/dist-state.mjs) records what
+// src/ looked like when the build started: an edit during the build leaves dist/ stale, never fresh.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ADDON_REL, distState, STAMP, sourceFingerprint } from './dist-state.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function sources(dir, out = []) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'build') sources(p, out);
+    } else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+// Relative imports keep their place in the tree and only change extension: `./x.ts` -> `./x.js`.
+// Packages stay imports of node_modules (the production install provides them).
+const relativeTsToJs = {
+  name: 'relative-ts-to-js',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\// }, (a) => {
+      if (a.kind === 'entry-point') return undefined;
+      return { path: a.path.replace(/\.ts$/, '.js'), external: true };
+    });
+  },
+};
+
+/** Builds dist/ in checkout `root`; returns the build time in ms. */
+export async function buildDist(root = ROOT) {
+  const t0 = performance.now();
+  const { build } = await import('esbuild');
+  const fingerprint = sourceFingerprint(root);
+  const src = join(root, 'src');
+  const tmp = join(root, `dist.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    await build({
+      absWorkingDir: root,
+      entryPoints: sources(src),
+      outdir: tmp,
+      outbase: src,
+      bundle: true,
+      packages: 'external',
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      logLevel: 'warning',
+      plugins: [relativeTsToJs],
+    });
+    const addon = join(src, ADDON_REL);
+    if (existsSync(addon)) {
+      mkdirSync(dirname(join(tmp, ADDON_REL)), { recursive: true });
+      copyFileSync(addon, join(tmp, ADDON_REL));
+    }
+    writeFileSync(
+      join(tmp, STAMP),
+      `${JSON.stringify({ fingerprint, node: process.version, builtAt: new Date().toISOString() })}\n`,
+    );
+    const dist = join(root, 'dist');
+    const old = join(root, `dist.old-${process.pid}`);
+    try {
+      renameSync(dist, old);
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+    try {
+      renameSync(tmp, dist);
+    } catch (e) {
+      // Another build (a second test run in this checkout) swapped its tree in first: keep that one.
+      if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+    }
+    rmSync(old, { recursive: true, force: true });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return performance.now() - t0;
+}
+
+/** Builds dist/ unless it is fresh; returns whether it built. */
+export async function buildIfStale(root = ROOT) {
+  if (distState(root) === 'fresh') return false;
+  await buildDist(root);
+  return true;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const ifStale = process.argv.includes('--if-stale');
+  if (ifStale && distState(ROOT) === 'fresh') process.exit(0);
+  const ms = await buildDist(ROOT);
+  process.stderr.write(`[build] dist/ compiled from src/ in ${Math.round(ms)} ms\n`);
+}
