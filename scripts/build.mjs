@@ -40,33 +40,38 @@ const relativeTsToJs = {
   },
 };
 
+/** Compiles src/ of checkout `root` into `out` (a directory that must not exist yet), with the addon. */
+export async function compile(root, out) {
+  const { build } = await import('esbuild');
+  const src = join(root, 'src');
+  await build({
+    absWorkingDir: root,
+    entryPoints: sources(src),
+    outdir: out,
+    outbase: src,
+    bundle: true,
+    packages: 'external',
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+    plugins: [relativeTsToJs],
+  });
+  const addon = join(src, ADDON_REL);
+  if (existsSync(addon)) {
+    mkdirSync(dirname(join(out, ADDON_REL)), { recursive: true });
+    copyFileSync(addon, join(out, ADDON_REL));
+  }
+}
+
 /** Builds dist/ in checkout `root`; returns the build time in ms. */
 export async function buildDist(root = ROOT) {
   const t0 = performance.now();
-  const { build } = await import('esbuild');
   const fingerprint = sourceFingerprint(root);
-  const src = join(root, 'src');
   const tmp = join(root, `dist.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   try {
-    await build({
-      absWorkingDir: root,
-      entryPoints: sources(src),
-      outdir: tmp,
-      outbase: src,
-      bundle: true,
-      packages: 'external',
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      logLevel: 'warning',
-      plugins: [relativeTsToJs],
-    });
-    const addon = join(src, ADDON_REL);
-    if (existsSync(addon)) {
-      mkdirSync(dirname(join(tmp, ADDON_REL)), { recursive: true });
-      copyFileSync(addon, join(tmp, ADDON_REL));
-    }
+    await compile(root, tmp);
     writeFileSync(
       join(tmp, STAMP),
       `${JSON.stringify({ fingerprint, node: process.version, builtAt: new Date().toISOString() })}\n`,
