@@ -4,6 +4,7 @@
 // "errors":["file:line:col: TZ1031 ..."]}}`. Several requests may share a connection; answers come in
 // request order. This file is pure: framing, validation and the shapes of the results.
 import { TzorpError } from '../errors.ts';
+import type { DaemonState } from './lifecycle.ts';
 
 /** A request line longer than this is refused and the connection closed: bounded memory per client. */
 export const MAX_CONTROL_LINE_BYTES = 64 * 1024;
@@ -49,9 +50,13 @@ export interface ServiceStatus {
 }
 
 export interface StatusResult {
+  /** Where the daemon is in its lifecycle (lifecycle.ts). */
+  state: DaemonState;
   pid: number;
   startedAt: string;
-  policy: { file: string; sha256: string; loadedAt: string };
+  /** sha256 and loadedAt are null while the daemon is starting (no generation yet). */
+  policy: { file: string; sha256: string | null; loadedAt: string | null };
+  /** 0 while starting. */
   generation: number;
   workers: number;
   workersAlive: number;

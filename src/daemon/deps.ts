@@ -3,26 +3,19 @@
 import { TzorpError } from '../errors.ts';
 import { applyPolicy, compilePolicy, flushTzorp } from '../kernel/index.ts';
 import { closeFd, listenFd } from '../native/index.ts';
-import type { Policy } from '../policy/model.ts';
+import { type LoadResult, loadPolicyFile, type Policy } from '../policy/index.ts';
 import { proxyModule } from '../proxy/index.ts';
-import type { LoadOutcome } from './generation.ts';
 import type { DaemonDeps } from './primary.ts';
 
 /** listen() backlog of the proxy listeners: room for connection bursts while workers are busy. */
 const LISTEN_BACKLOG = 4096;
 
-type Loader = (file: string) => Promise<LoadOutcome>;
+type Loader = (file: string) => Promise<LoadResult>;
 
-/** policy/index.ts loadPolicyFile, looked up when first needed. */
-export async function loadPolicy(file: string): Promise<LoadOutcome> {
-  const mod = (await import('../policy/index.ts')) as unknown as {
-    loadPolicyFile?: (file: string, opts: { lint: boolean }) => Promise<LoadOutcome>;
-  };
-  if (typeof mod.loadPolicyFile !== 'function') {
-    throw new TzorpError('DAEMON_START', 'this build has no policy loader (policy/index.ts loadPolicyFile)');
-  }
-  // no lint: start and reload only need validity (tzorp check shows the warnings)
-  return mod.loadPolicyFile(file, { lint: false });
+/** The policy file as start and reload read it: validity only, no lint (tzorp check shows the
+ * warnings). */
+export function loadPolicy(file: string): Promise<LoadResult> {
+  return loadPolicyFile(file, { lint: false });
 }
 
 /** What the loader cannot know: every proxy service names a proxy tzorp has, with valid options. */

@@ -8,30 +8,12 @@
 // Running sessions keep the generation they started on (workers hold its Policy/Engine objects);
 // listeners of services that stay keep their port, hence the same listening socket, across reloads.
 import { TzorpError } from '../errors.ts';
-import type { Policy } from '../policy/model.ts';
+import type { Compiled, Listener } from '../kernel/index.ts';
+import type { LoadResult, Policy } from '../policy/index.ts';
 
-/** What the policy loader returns (policy/index.ts LoadResult). */
-export interface LoadOutcome {
-  policy: Policy | null;
-  errors: TzorpError[];
-  warnings: TzorpError[];
-}
-
-export interface ListenAddr {
-  host: string;
-  port: number;
-}
-
-/** Where a proxy service's diverted connections arrive (kernel/index.ts Listener). */
-export interface ServiceListener {
-  v4: ListenAddr;
-  v6: ListenAddr;
-}
-
-export interface CompiledRuleset {
-  text: string;
-  listeners: Map<string, ServiceListener>;
-}
+/** The part of the kernel compiler's output a generation keeps: the nft text and where each proxy
+ * service's diverted connections arrive. */
+export type CompiledRuleset = Pick<Compiled, 'text' | 'listeners'>;
 
 export interface Generation {
   n: number;
@@ -44,7 +26,7 @@ export interface Generation {
 /** The steps a generation change needs; the daemon wires them to the policy loader, kernel module and
  * worker pool, tests to fakes. */
 export interface GenerationSteps {
-  load(file: string): Promise<LoadOutcome>;
+  load(file: string): Promise<LoadResult>;
   /** Checks beyond the loader (proxy names and options); returns user errors. */
   check(policy: Policy): TzorpError[];
   compile(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset;
@@ -84,10 +66,7 @@ function proxyNames(p: Policy): string[] {
  * runs keeps its port (same socket, no gap); a new one gets listenPortBase + id - 1 unless that port is
  * taken, then the next free port from the base up.
  */
-export function planListenPorts(
-  policy: Policy,
-  previous: Map<string, ServiceListener> | null,
-): Map<string, number> {
+export function planListenPorts(policy: Policy, previous: Map<string, Listener> | null): Map<string, number> {
   const out = new Map<string, number>();
   const used = new Set<number>();
   const proxies = [...policy.services.values()].filter((s) => s.type === 'proxy').sort((a, b) => a.id - b.id);

@@ -1,12 +1,15 @@
 // The daemon's primary process: owns the policy generations, the kernel ruleset, the listening
 // sockets, the control socket and the workers. It never accepts a proxied connection itself.
 //
-// Start: load and check the policy (refuse to start on errors), start the workers, build generation 1
-// (listeners, workers' engines, kernel ruleset), open the control socket. Reload (control or SIGHUP):
-// generation.ts. Stop (control or SIGTERM): stop accepting, drain with a timeout, flush what tzorp
-// installed, exit. Log levels: control, SIGUSR1 (+1), SIGUSR2 (-1).
+// Lifecycle (lifecycle.ts): starting → running ⇄ reloading → draining → stopped.
+// Start: open the control socket (status answers "starting"), start the workers, build generation 1
+// (listeners, workers' engines, kernel ruleset). Reload (control or SIGHUP): generation.ts. Stop
+// (control or SIGTERM): stop accepting, drain with a timeout, flush what tzorp installed, exit. Log
+// levels: control, SIGUSR1 (+1), SIGUSR2 (-1).
 import { TzorpError } from '../errors.ts';
-import type { Policy } from '../policy/model.ts';
+import type { SysctlCheck } from '../kernel/index.ts';
+import type { LoadResult, Policy } from '../policy/index.ts';
+import { AdmissionLedger } from './admission.ts';
 import type {
   ControlRequest,
   LogResult,
@@ -17,7 +20,7 @@ import type {
   StopResult,
 } from './control-protocol.ts';
 import { ControlServer, controlSocketInUse } from './control-server.ts';
-import { type CompiledRuleset, type Generation, Generations, type LoadOutcome } from './generation.ts';
+import { type CompiledRuleset, type Generation, Generations } from './generation.ts';
 import {
   type FromWorker,
   type LogSettings,
@@ -25,6 +28,7 @@ import {
   type WorkerGenerationSpec,
   type WorkerStatus,
 } from './ipc.ts';
+import { type DaemonState, Lifecycle } from './lifecycle.ts';
 import { ListenerTable } from './listeners.ts';
 import type { ZorpLog } from './log.ts';
 import { PrimaryMetrics } from './metrics.ts';
@@ -32,21 +36,13 @@ import { WorkerPool } from './pool.ts';
 import { IdBlockAllocator } from './session-ids.ts';
 import { mergeCounters } from './stats.ts';
 
-export interface SysctlReport {
-  name: string;
-  want: string;
-  actual: string | null;
-  level: string;
-  why: string;
-}
-
-/** The other modules the daemon drives (real ones in run.ts; fakes in tests). */
+/** The other modules the daemon drives (deps.ts realDeps; fakes in tests). */
 export interface DaemonDeps {
-  load(file: string): Promise<LoadOutcome>;
+  load(file: string): Promise<LoadResult>;
   check(policy: Policy): TzorpError[];
   compile(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset;
   /** Install ruleset + policy routing + sysctls (daemon's namespace); returns sysctls still wrong. */
-  apply(policy: Policy, listenPorts: Map<string, number>): Promise<SysctlReport[]>;
+  apply(policy: Policy, listenPorts: Map<string, number>): Promise<SysctlCheck[]>;
   flush(): Promise<void>;
   listenFd(host: string, port: number, family: 4 | 6): number;
   closeFd(fd: number): void;
@@ -76,13 +72,15 @@ export class Daemon {
   private readonly pool: WorkerPool;
   private readonly listeners: ListenerTable;
   private readonly ids = new IdBlockAllocator();
-  /** max_sessions slots taken, per worker and service (a dead worker's slots are given back). */
-  private readonly admitted = new Map<number, Map<string, number>>();
+  private readonly admission = new AdmissionLedger();
+  private readonly lifecycle: Lifecycle;
   private readonly metrics: PrimaryMetrics;
   private control: ControlServer | null = null;
   /** Listener keys each worker has been sent. */
   private readonly sent = new Map<number, Set<string>>();
   private stopping: Promise<StopResult> | null = null;
+  /** Reloads in flight (they are serialized): the state is `reloading` while any is. */
+  private reloads = 0;
   private exitResolve!: (code: number) => void;
   /** Resolves with the exit code when the daemon has stopped. */
   readonly exited = new Promise<number>((r) => {
@@ -94,6 +92,9 @@ export class Daemon {
     private readonly deps: DaemonDeps,
     private readonly log: ZorpLog,
   ) {
+    this.lifecycle = new Lifecycle((from, to) =>
+      this.log.write('core.info', 4, null, 'Daemon state changed', { from, to }),
+    );
     this.listeners = new ListenerTable(deps.listenFd, deps.closeFd);
     this.metrics = new PrimaryMetrics(() => this.pool.gather({ t: 'metrics' }));
     this.pool = new WorkerPool(
@@ -113,6 +114,10 @@ export class Daemon {
 
   // ---- lifecycle ---------------------------------------------------------------------------------
 
+  get state(): DaemonState {
+    return this.lifecycle.state;
+  }
+
   async start(): Promise<void> {
     // Before anything is changed: a second daemon must not replace the first one's kernel table.
     if (await controlSocketInUse(this.opts.controlPath)) {
@@ -125,6 +130,10 @@ export class Daemon {
       workers: this.opts.workers,
       kernel: this.opts.kernel,
     });
+    // The control socket first: `tzorp status` can tell a daemon that is starting from none at all.
+    const control = new ControlServer(this.opts.controlPath, (req) => this.handle(req));
+    await control.listen();
+    this.control = control;
     await Promise.all(
       Array.from({ length: this.opts.workers }, async (_, i) => {
         await this.startWorker(i);
@@ -134,14 +143,12 @@ export class Daemon {
     const first = await this.generations.reload();
     this.metrics.generation.set(first.generation.n);
     this.metrics.workers.set(this.pool.serving().length);
-    const control = new ControlServer(this.opts.controlPath, (req) => this.handle(req));
-    await control.listen();
-    this.control = control;
     if (this.opts.metrics) {
       const a = await this.metrics.listen(this.opts.metrics.host, this.opts.metrics.port);
       this.log.write('core.info', 3, null, 'Metrics listener ready', { address: `${a.host}:${a.port}` });
     }
     this.installSignals();
+    this.lifecycle.to('running');
     this.log.write('core.info', 3, null, 'tzorp running', {
       pid: process.pid,
       generation: first.generation.n,
@@ -156,6 +163,7 @@ export class Daemon {
    * keeps the previous tzorp table if one was there). */
   async abandon(): Promise<void> {
     this.stopping = Promise.resolve({ drained: true, sessionsLeft: 0, flushed: false });
+    if (this.state === 'starting') this.lifecycle.to('stopped');
     for (const i of this.pool.alive()) this.pool.kill(i, 'SIGKILL');
     this.listeners.closeAll();
     await this.control?.close();
@@ -189,9 +197,7 @@ export class Daemon {
 
   private onWorkerExit(index: number, code: number | null, signal: string | null): void {
     this.sent.delete(index);
-    const slots = this.admitted.get(index);
-    this.admitted.delete(index);
-    void slots; // the dead worker's max_sessions slots are free again
+    this.admission.forget(index); // its sessions died with it
     this.metrics.workers.set(this.pool.serving().length);
     if (this.stopping) return;
     this.log.write('core.error', 1, null, 'Worker exited unexpectedly; starting it again', {
@@ -237,24 +243,16 @@ export class Daemon {
       case 'wantIds':
         this.pool.send(index, { t: 'ids', block: this.ids.allocate(msg.service) });
         return;
-      case 'admit': {
-        let taken = 0;
-        for (const m of this.admitted.values()) taken += m.get(msg.service) ?? 0;
-        const ok = taken < msg.max;
-        if (ok) {
-          const m = this.admitted.get(index) ?? new Map<string, number>();
-          m.set(msg.service, (m.get(msg.service) ?? 0) + 1);
-          this.admitted.set(index, m);
-        }
-        this.pool.send(index, { t: 'admitted', rid: msg.rid, ok });
+      case 'admit':
+        this.pool.send(index, {
+          t: 'admitted',
+          rid: msg.rid,
+          ok: this.admission.admit(index, msg.service, msg.max),
+        });
         return;
-      }
-      case 'release': {
-        const m = this.admitted.get(index);
-        const n = m?.get(msg.service) ?? 0;
-        if (m && n > 0) m.set(msg.service, n - 1);
+      case 'release':
+        this.admission.release(index, msg.service);
         return;
-      }
       default:
         return;
     }
@@ -338,8 +336,10 @@ export class Daemon {
   }
 
   async reload(): Promise<ReloadResult> {
-    if (this.stopping) throw new Error('the daemon is stopping');
+    this.lifecycle.assertServing('reload');
     this.log.write('core.policy', 3, null, 'Reloading policy', { file: this.opts.policyFile });
+    this.reloads++;
+    this.lifecycle.to('reloading');
     try {
       const r = await this.generations.reload();
       this.metrics.reloads.inc({ result: 'ok' });
@@ -367,28 +367,38 @@ export class Daemon {
         errors: d?.errors?.join(' | '),
       });
       throw e;
+    } finally {
+      // a stop asked meanwhile has moved on to draining: the reload does not take that back
+      if (--this.reloads === 0 && this.lifecycle.state === 'reloading') this.lifecycle.to('running');
     }
   }
 
   // ---- control -----------------------------------------------------------------------------------
 
-  private handle(req: ControlRequest): Promise<unknown> {
+  private async handle(req: ControlRequest): Promise<unknown> {
     switch (req.cmd) {
       case 'status':
         return this.status();
       case 'sessions':
+        // sessions of a draining daemon are still worth listing
+        if (this.state === 'starting') this.lifecycle.assertServing('sessions');
         return this.sessions();
       case 'reload':
         return this.reload();
       case 'stop':
+        // stop is idempotent: asking again while draining gets the same answer
+        if (this.state === 'starting') this.lifecycle.assertServing('stop');
         return this.stop(req.timeoutMs ?? this.opts.stopTimeoutMs);
       case 'log':
+        // a stuck drain is worth a closer look: log levels change while draining too
+        if (this.state === 'starting') this.lifecycle.assertServing('log');
         return this.setLog(req);
     }
   }
 
   async status(): Promise<StatusResult> {
-    const g = this.generations.current!;
+    const g = this.generations.current;
+    if (!g) return this.startingStatus();
     const parts = await this.pool.gather<WorkerStatus>({ t: 'status' });
     const counters = mergeCounters(parts.map((p) => p.counters));
     const old = new Map<number, number>();
@@ -414,6 +424,7 @@ export class Daemon {
       });
     }
     return {
+      state: this.state,
       pid: process.pid,
       startedAt: this.startedAt.toISOString(),
       policy: {
@@ -435,6 +446,26 @@ export class Daemon {
     };
   }
 
+  /** Before generation 1 exists: what the daemon knows without asking the workers (they may not be
+   * initialised yet). */
+  private startingStatus(): StatusResult {
+    return {
+      state: this.state,
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      policy: { file: this.opts.policyFile, sha256: null, loadedAt: null },
+      generation: 0,
+      workers: this.opts.workers,
+      workersAlive: this.pool.alive().length,
+      workerPids: this.pool.alive().flatMap((i) => this.pool.pid(i) ?? []),
+      controlSocket: this.opts.controlPath,
+      kernel: this.opts.kernel,
+      log: { verbosity: this.log.levels.verbosity, spec: this.log.levels.spec, format: this.opts.log.format },
+      oldGenerations: [],
+      services: [],
+    };
+  }
+
   async sessions(): Promise<SessionInfo[]> {
     const parts = await this.pool.gather<SessionInfo[]>({ t: 'sessions' });
     return parts.flat().sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
@@ -453,6 +484,7 @@ export class Daemon {
   /** Stop accepting, drain (at most timeoutMs), flush the kernel, exit. Idempotent. */
   stop(timeoutMs: number): Promise<StopResult> {
     if (this.stopping) return this.stopping;
+    this.lifecycle.to('draining');
     this.stopping = this.stopNow(timeoutMs);
     return this.stopping;
   }
@@ -475,6 +507,7 @@ export class Daemon {
     }
     for (const i of this.pool.alive()) this.pool.kill(i, 'SIGTERM');
     await this.metrics.close();
+    this.lifecycle.to('stopped');
     this.log.write('core.info', 3, null, 'tzorp stopped', { sessions_aborted: left, flushed });
     const result = { drained: left === 0, sessionsLeft: left, flushed };
     // Answer the control request first, then close the socket and exit.

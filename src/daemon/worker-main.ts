@@ -5,8 +5,8 @@ import net from 'node:net';
 import { register as metricsRegistry } from 'prom-client';
 import { Engine } from '../engine/index.ts';
 import { getMark, socketFd } from '../native/index.ts';
-import { runSession, ServiceUpstream, SessionLimiter } from '../net/index.ts';
-import type { ProxyService } from '../policy/model.ts';
+import { runSession, ServiceUpstream } from '../net/index.ts';
+import type { ProxyService } from '../policy/index.ts';
 import { proxyModule } from '../proxy/index.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 import { CORE_LEVEL, ZorpLog } from './log.ts';
@@ -14,7 +14,7 @@ import { LogLevels } from './log-spec.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { SessionIdSource } from './session-ids.ts';
 import { RATE_TICK_MS, ServiceStats } from './stats.ts';
-import { type EngineLike, WorkerRuntime } from './worker.ts';
+import { WorkerRuntime } from './worker.ts';
 
 function send(msg: FromWorker): void {
   if (process.connected) process.send?.(msg);
@@ -27,23 +27,11 @@ function zorpLevel(category: string, level: keyof typeof CORE_LEVEL): number {
   return CORE_LEVEL[level];
 }
 
-/** The driver asks its ServiceUpstream's limiter for a max_sessions slot synchronously when the
- * session starts; the slot was already taken daemon-wide from the primary (WorkerRuntime), so the
- * limiter only repeats that answer. */
-class PrimaryAdmission extends SessionLimiter {
-  answer = true;
-  override acquire(): boolean {
-    return this.answer;
-  }
-  override release(): void {}
-}
-
 const handles = new Map<string, object>();
 const admissions = new Map<number, (ok: boolean) => void>();
 let admitRid = 0;
 let runtime: WorkerRuntime<ServiceUpstream> | null = null;
 let zlog: ZorpLog | null = null;
-const limiter = new PrimaryAdmission();
 const metrics = new WorkerMetrics();
 const stats = new ServiceStats();
 const ids = new SessionIdSource((service) => send({ t: 'wantIds', service }));
@@ -116,47 +104,43 @@ function init(
         return null;
       }
     },
-    engine: (policy) => new Engine(policy) as EngineLike,
+    engine: (policy) => new Engine(policy),
     upstream: (service, engine, policy) =>
-      new ServiceUpstream(service, {
-        zones: { zoneOf: (h) => engine.zoneOf(h), zones: policy.zones },
-        limiter,
-      }),
-    admit: (service, max) =>
-      new Promise<boolean>((resolve) => {
-        const rid = ++admitRid;
-        admissions.set(rid, resolve);
-        send({ t: 'admit', rid, service, max });
-      }),
-    release: (service) => send({ t: 'release', service }),
+      new ServiceUpstream(service, { zones: { zoneOf: (h) => engine.zoneOf(h), zones: policy.zones } }),
+    // max_sessions is counted daemon-wide by the primary (AdmissionLedger)
+    admission: {
+      admit: (service) =>
+        new Promise<boolean>((resolve) => {
+          const rid = ++admitRid;
+          admissions.set(rid, resolve);
+          send({ t: 'admit', rid, service: service.name, max: service.maxSessions });
+        }),
+      release: (service) => send({ t: 'release', service: service.name }),
+    },
     startSession: (s) => {
       const mod = proxyModule(s.service.proxy);
       if (!mod) throw new Error(`no proxy module ${s.service.proxy}`);
-      limiter.answer = s.admitted;
-      try {
-        return runSession({
-          id: s.id,
-          service: s.service.name,
-          socket: s.socket,
-          createCore: mod.factory,
-          options: s.service.options,
-          upstream: s.upstream,
-          clientZone: s.clientZone,
-          ruleId: s.ruleId,
-          log: (category, level, msg, fields) => {
-            const { session_id, service: _service, ...rest } = fields;
-            log.log(
-              category,
-              zorpLevel(category, level),
-              (session_id as string | undefined) ?? s.id,
-              msg,
-              rest,
-            );
-          },
-        });
-      } finally {
-        limiter.answer = true;
-      }
+      return runSession({
+        id: s.id,
+        service: s.service.name,
+        socket: s.socket,
+        createCore: mod.factory,
+        options: s.service.options,
+        upstream: s.upstream,
+        admitted: s.admitted,
+        clientZone: s.clientZone,
+        ruleId: s.ruleId,
+        log: (category, level, msg, fields) => {
+          const { session_id, service: _service, ...rest } = fields;
+          log.log(
+            category,
+            zorpLevel(category, level),
+            (session_id as string | undefined) ?? s.id,
+            msg,
+            rest,
+          );
+        },
+      });
     },
     onStart: (service: ProxyService) => metrics.started(service.name),
     onEnd: (service, summary, running) => metrics.ended(service.name, summary, running),

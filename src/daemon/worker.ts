@@ -4,9 +4,16 @@
 // has sessions: a session keeps the Policy/Engine/upstream objects of the generation it started on.
 //
 // Everything that touches sockets, the native addon or the net driver comes in through WorkerDeps, so
-// this file's bookkeeping is tested with fakes (test/unit/daemon/worker.test.ts).
+// this file's bookkeeping is tested with fakes of those (test/unit/daemon/worker.test.ts); the types
+// are the real modules' own.
+//
+// max_sessions is decided here and only here (accept → admit), before a session exists; see
+// admission.ts.
 import type { Socket } from 'node:net';
-import type { Connection, Policy, ProxyService, Rule } from '../policy/model.ts';
+import type { Engine } from '../engine/index.ts';
+import type { SessionHandle, SessionSummary } from '../net/index.ts';
+import type { Policy, ProxyService, Rule } from '../policy/index.ts';
+import type { Admission } from './admission.ts';
 import type { SessionInfo } from './control-protocol.ts';
 import type { ListenerSpec, WorkerGenerationSpec, WorkerStatus } from './ipc.ts';
 import type { ZorpLog } from './log.ts';
@@ -15,36 +22,10 @@ import type { ServiceStats } from './stats.ts';
 
 const PROTO_TCP = 6;
 
-/** The part of the engine (engine/index.ts Engine) a worker uses. */
-export interface EngineLike {
-  zoneOf(addr: string): { name: string } | null;
-  decide(conn: Connection): { rule: { id: number } | null; service: { name: string } | null };
-}
-
-export interface AddrLike {
+/** A TCP endpoint as the accepted socket shows it. */
+interface Endpoint {
   host: string;
   port: number;
-}
-
-export interface BytesLike {
-  fromClient: number;
-  toClient: number;
-  fromServer: number;
-  toServer: number;
-}
-
-/** What the driver (net/index.ts runSession) reports; a structural subset. */
-export interface SummaryLike {
-  verdict: string;
-  bytes: BytesLike;
-  durationMs: number;
-}
-
-export interface RunningSession {
-  done: Promise<SummaryLike>;
-  snapshot(): { server: AddrLike | null; serverZone: string | null; bytes: BytesLike };
-  abort(reason: string): void;
-  kill(reason: string): void;
 }
 
 export interface SessionStart<U> {
@@ -54,7 +35,8 @@ export interface SessionStart<U> {
   upstream: U;
   clientZone: string | null;
   ruleId: number | null;
-  /** max_sessions across all workers: the primary's answer (true when the service has no limit). */
+  /** max_sessions, as WorkerRuntime decided it (true when the service has no limit): a session not
+   * admitted ends at once as DENIED_BY_LIMIT with its summary. */
   admitted: boolean;
 }
 
@@ -67,16 +49,15 @@ export interface WorkerDeps<U> {
   listen(spec: ListenerSpec, onConnection: (sock: Socket) => void): Promise<ClosableServer>;
   /** SO_MARK of an accepted socket (tcp_fwmark_accept: the SYN's mark), null when unreadable. */
   mark(sock: Socket): number | null;
-  engine(policy: Policy): EngineLike;
+  engine(policy: Policy): Engine;
   /** What one proxy service's sessions share within a generation (router, chainer state). */
-  upstream(service: ProxyService, engine: EngineLike, policy: Policy): U;
-  startSession(s: SessionStart<U>): RunningSession;
-  /** max_sessions is daemon-wide: ask the primary for a slot / give it back. */
-  admit(service: string, max: number): Promise<boolean>;
-  release(service: string): void;
+  upstream(service: ProxyService, engine: Engine, policy: Policy): U;
+  startSession(s: SessionStart<U>): SessionHandle;
+  /** max_sessions slots (daemon-wide). */
+  admission: Admission;
   onStart?(service: ProxyService): void;
   /** `running` is false for a session refused before it started (max_sessions). */
-  onEnd?(service: ProxyService, summary: SummaryLike, running: boolean): void;
+  onEnd?(service: ProxyService, summary: SessionSummary, running: boolean): void;
   ids: SessionIdSource;
   log: ZorpLog;
   stats: ServiceStats;
@@ -87,7 +68,7 @@ export interface WorkerDeps<U> {
 export interface WorkerGeneration<U> {
   n: number;
   policy: Policy;
-  engine: EngineLike;
+  engine: Engine;
   rules: Map<number, Rule>;
   /** Proxy service name -> its listener keys and shared upstream state. */
   services: Map<string, { service: ProxyService; keys: { v4: string; v6: string }; upstream: U }>;
@@ -100,11 +81,11 @@ interface LiveSession<U> {
   service: ProxyService;
   ruleId: number | null;
   how: 'mark' | 'engine';
-  client: AddrLike;
+  client: Endpoint;
   clientZone: string | null;
-  local: AddrLike;
+  local: Endpoint;
   startedAt: number;
-  run: RunningSession;
+  run: SessionHandle;
 }
 
 /** IPv4 peers of a dual-stack socket show as ::ffff:a.b.c.d; zones and logs want a.b.c.d. */
@@ -129,8 +110,8 @@ export function resolveConnection<U>(
   gens: WorkerGeneration<U>[],
   key: string,
   mark: number | null,
-  client: AddrLike,
-  local: AddrLike,
+  client: Endpoint,
+  local: Endpoint,
 ): Resolution<U> {
   for (const gen of gens) {
     const tmark = gen.policy.settings.tproxyMark >>> 0;
@@ -287,7 +268,7 @@ export class WorkerRuntime<U> {
     const clientZone = gen.engine.zoneOf(client.host)?.name ?? null;
     const begin = (admitted: boolean, n: number) => {
       const id = sessionId(service.name, n);
-      let run: RunningSession;
+      let run: SessionHandle;
       try {
         run = this.deps.startSession({
           id,
@@ -303,7 +284,7 @@ export class WorkerRuntime<U> {
           error: (e as Error).message,
         });
         sock.destroy();
-        if (admitted && service.maxSessions > 0) this.deps.release(service.name);
+        if (admitted) this.release(service);
         return;
       }
       if (!admitted) {
@@ -333,7 +314,7 @@ export class WorkerRuntime<U> {
         gen.sessions--;
         if (gen.sessions === 0 && gen !== this.current) this.alive.delete(gen);
         this.deps.stats.ended(service.name);
-        if (service.maxSessions > 0) this.deps.release(service.name);
+        this.release(service);
         this.deps.onEnd?.(service, summary, true);
         if (this.sessions.size === 0) for (const w of this.drainedWaiters.splice(0)) w();
       });
@@ -343,13 +324,23 @@ export class WorkerRuntime<U> {
       if (n !== null) begin(admitted, n);
       else void this.deps.ids.next(service.name).then((m) => begin(admitted, m));
     };
-    if (service.maxSessions > 0) {
+    const admitted = this.admit(service);
+    if (typeof admitted === 'boolean') withId(admitted);
+    else {
       sock.pause();
-      this.deps.admit(service.name, service.maxSessions).then(
-        (ok) => withId(ok),
-        () => withId(false),
-      );
-    } else withId(true);
+      admitted.then(withId, () => withId(false));
+    }
+  }
+
+  /** max_sessions: the one decision, before the session exists. A service without a limit is admitted
+   * at once; otherwise a slot is asked for (an unanswerable question counts as full: fail closed). */
+  private admit(service: ProxyService): boolean | Promise<boolean> {
+    return service.maxSessions > 0 ? this.deps.admission.admit(service) : true;
+  }
+
+  /** Give back the slot of an admitted session (nothing to give for a service without a limit). */
+  private release(service: ProxyService): void {
+    if (service.maxSessions > 0) this.deps.admission.release(service);
   }
 
   status(): WorkerStatus {

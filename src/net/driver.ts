@@ -94,6 +94,10 @@ export interface RunSessionOptions {
   /** Router, chainer, limit_target_zones_to and max_sessions of the service. Without it, connects
    * need an explicit target and no session limit applies. */
   upstream?: ServiceUpstream;
+  /** max_sessions as the caller decided it before the session existed (the daemon: one decision
+   * across its workers). false ends the session at once as DENIED_BY_LIMIT; the caller owns the slot
+   * of an admitted session. Unset: the driver takes a slot from `upstream`'s limiter itself. */
+  admitted?: boolean;
   /** The kernel's decision for this connection (default: zone looked up through `upstream`). */
   clientZone?: string | null;
   ruleId?: number | null;
@@ -250,7 +254,7 @@ class Session {
       return;
     }
     if (this.o.upstream) {
-      if (!this.o.upstream.admit()) {
+      if (!(this.o.admitted ?? this.o.upstream.admit())) {
         this.log('core.policy', 'warn', 'Connection refused, too many sessions', {
           client_address: zorpAddr(this.client),
           client_zone: this.clientZone,
@@ -260,7 +264,8 @@ class Session {
         this.finish('DENIED_BY_LIMIT', `max_sessions ${this.o.upstream.service.maxSessions} reached`, false);
         return;
       }
-      this.admitted = true;
+      // the driver gives back only a slot it took
+      this.admitted = this.o.admitted === undefined;
     }
     this.log('core.session', 'info', 'Starting proxy session', {
       client_address: zorpAddr(this.client),

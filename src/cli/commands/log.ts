@@ -2,8 +2,7 @@
 // daemon's log levels (Zorp's `zorpctl log -S spec`, `-s N`, `-i`, `-d`). A spec is a comma list of
 // category-glob:level; the last matching entry wins, other categories use the verbosity.
 import type { Command } from 'commander';
-import { addControlOption, ask, levelArg, logSpecArg } from '../../daemon/control-cli.ts';
-import type { LogResult } from '../../daemon/control-protocol.ts';
+import { addControlOption, ask, type LogResult, levelArg, logSpecArg } from '../../daemon/index.ts';
 
 export function register(program: Command): void {
   addControlOption(

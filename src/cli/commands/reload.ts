@@ -2,8 +2,7 @@
 // (same as SIGHUP). A policy with errors is refused, its errors are printed with file:line:col, the
 // running generation stays, and the exit code is 1.
 import type { Command } from 'commander';
-import { addControlOption, ask } from '../../daemon/control-cli.ts';
-import type { ReloadResult } from '../../daemon/control-protocol.ts';
+import { addControlOption, ask, type ReloadResult } from '../../daemon/index.ts';
 
 export function register(program: Command): void {
   addControlOption(

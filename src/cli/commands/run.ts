@@ -6,11 +6,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { levelArg, logSpecArg } from '../../daemon/control-cli.ts';
-import { checkProxies, loadPolicy, realDeps } from '../../daemon/deps.ts';
-import { ZorpLog } from '../../daemon/log.ts';
-import { LogLevels } from '../../daemon/log-spec.ts';
-import { Daemon } from '../../daemon/primary.ts';
+import { LogLevels, levelArg, loadDaemon, logSpecArg } from '../../daemon/index.ts';
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
 
@@ -82,6 +78,7 @@ export function register(program: Command): void {
     )
     .action(async (policyArg: string, opts: RunOptions) => {
       const policyFile = resolve(policyArg);
+      const { Daemon, ZorpLog, checkProxies, loadPolicy, realDeps } = await loadDaemon();
       const log = new ZorpLog({ format: opts.logFormat, levels: new LogLevels(opts.verbose, opts.logSpec) });
       // Refuse to start on a policy with errors, before anything is started or changed.
       const loaded = await loadPolicy(policyFile).catch((e: unknown) => {

@@ -1,8 +1,14 @@
 // tzorp sessions [--json] [--control PATH]: the sessions running now, in every worker and generation.
 import Table from 'cli-table3';
 import type { Command } from 'commander';
-import { addControlOption, ask, formatAge, formatBytes, hostPort } from '../../daemon/control-cli.ts';
-import type { SessionInfo } from '../../daemon/control-protocol.ts';
+import {
+  addControlOption,
+  ask,
+  formatAge,
+  formatBytes,
+  hostPort,
+  type SessionInfo,
+} from '../../daemon/index.ts';
 
 export function formatSessions(list: SessionInfo[]): string {
   if (list.length === 0) return 'no sessions\n';

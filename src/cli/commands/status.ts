@@ -2,14 +2,16 @@
 // session counters and rates (Zorp's `zorpctl status -v` and SZIG service.* nodes).
 import Table from 'cli-table3';
 import type { Command } from 'commander';
-import { addControlOption, ask, formatAge } from '../../daemon/control-cli.ts';
-import type { StatusResult } from '../../daemon/control-protocol.ts';
+import { addControlOption, ask, formatAge, type StatusResult } from '../../daemon/index.ts';
 
 export function formatStatus(s: StatusResult, now = Date.now()): string {
   const lines = [
-    `tzorp running, pid ${s.pid}, started at ${s.startedAt} (${formatAge(now - Date.parse(s.startedAt))} ago)`,
-    `policy: ${s.policy.file} sha256=${s.policy.sha256}`,
-    `generation: ${s.generation} (loaded at ${s.policy.loadedAt})`,
+    `tzorp ${s.state}, pid ${s.pid}, started at ${s.startedAt} (${formatAge(now - Date.parse(s.startedAt))} ago)`,
+    `state: ${s.state}`,
+    `policy: ${s.policy.file} sha256=${s.policy.sha256 ?? '-'}`,
+    s.generation > 0
+      ? `generation: ${s.generation} (loaded at ${s.policy.loadedAt})`
+      : 'generation: none yet (starting)',
     `workers: ${s.workersAlive} of ${s.workers} alive; kernel ruleset: ${s.kernel ? 'applied' : 'not managed (--no-kernel)'}`,
     `log: verbosity ${s.log.verbosity}, spec '${s.log.spec}', format ${s.log.format}`,
   ];

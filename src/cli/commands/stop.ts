@@ -2,8 +2,7 @@
 // --timeout ms, then they are aborted), remove what tzorp installed in the kernel, exit (same as SIGTERM).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { addControlOption, ask } from '../../daemon/control-cli.ts';
-import type { StopResult } from '../../daemon/control-protocol.ts';
+import { addControlOption, ask, type StopResult } from '../../daemon/index.ts';
 import { DEFAULTS } from '../../defaults.ts';
 
 function ms(v: string): number {

@@ -162,6 +162,7 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
 
     const st = await status(lab, d);
     const sha = createHash('sha256').update(POLICY_A).digest('hex');
+    assert.equal(st.state, 'running');
     assert.equal(st.policy.sha256, sha);
     assert.equal(st.generation, 1);
     assert.equal(st.workers, 2);
@@ -172,6 +173,7 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
     assert.ok(plug.lastStarted);
     const stText = await tz(lab, ['status', '--control', d.control]);
     assert.match(stText.stdout, new RegExp(`sha256=${sha}`));
+    assert.match(stText.stdout, /^state: running$/m);
 
     // run-time log levels
     const lg = await tz(lab, ['log', '--spec', 'core.*:6,plug.*:7', '--control', d.control]);
@@ -232,9 +234,17 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
     for (let i = 0; i < 6; i++)
       assert.match((await peer(lab, i % 2 ? ADDR.server6 : ADDR.server4, 8080)).stdout, /^peer /m);
 
-    const stop = await tz(lab, ['stop', '--control', d.control]);
-    assert.equal(stop.code, 0, stop.stderr);
-    assert.match(stop.stdout, /stopped/);
+    // stop with a session still running: the daemon drains (status says so) until the session ends
+    const last = lab.spawn('client', ['nc', ADDR.server4, '8081']);
+    await last.waitFor(/^peer /m);
+    const stopping = lab.spawn('fw', [...TZ, 'stop', '--timeout', '120000', '--control', d.control]);
+    await waitUntil('the draining state', async () => (await status(lab, d)).state === 'draining');
+    const refusedReload = await tz(lab, ['reload', '--control', d.control]);
+    assert.equal(refusedReload.code, 1);
+    assert.match(refusedReload.stderr, /TZ3008/);
+    last.kill('SIGTERM');
+    assert.equal(await stopping.exited(), 0, stopping.stderr());
+    assert.match(stopping.stdout(), /stopped/);
     assert.equal(await d.proc.exited(), 0);
     const table = await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true });
     assert.notEqual(table.code, 0, 'tzorp stop removed its table');

@@ -1,41 +1,33 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
+import type { Admission } from '../../../src/daemon/admission.ts';
 import type { ListenerSpec, WorkerGenerationSpec } from '../../../src/daemon/ipc.ts';
 import { ZorpLog } from '../../../src/daemon/log.ts';
 import { LogLevels } from '../../../src/daemon/log-spec.ts';
 import { IdBlockAllocator, SessionIdSource } from '../../../src/daemon/session-ids.ts';
 import { ServiceStats } from '../../../src/daemon/stats.ts';
 import {
-  type EngineLike,
-  type RunningSession,
   resolveConnection,
   type SessionStart,
-  type SummaryLike,
   type WorkerGeneration,
   WorkerRuntime,
 } from '../../../src/daemon/worker.ts';
-import type { Policy } from '../../../src/policy/model.ts';
-import { policy, proxy, rule } from './fixtures.ts';
+import { Engine } from '../../../src/engine/index.ts';
+import type { SessionHandle, SessionSummary } from '../../../src/net/index.ts';
+import type { Policy, Rule, Service } from '../../../src/policy/model.ts';
+import { policy as basePolicy, proxy, rule, zone } from './fixtures.ts';
 
 const MARK = 0x80000000;
 const k4 = (port: number) => `127.0.0.1:${port}`;
 const k6 = (port: number) => `[::1]:${port}`;
 
-/** An engine that knows no zones and decides by destination port (rules made with rule(id, svc, port)). */
-function fakeEngine(p: Policy): EngineLike {
-  return {
-    zoneOf: (a: string) =>
-      a.startsWith('198.18.1.')
-        ? { name: 'clients' }
-        : a.startsWith('198.18.2.')
-          ? { name: 'servers' }
-          : null,
-    decide: (c) => {
-      const r = p.rules.find((x) => x.dstPort?.some((pr) => pr.lo === c.dstPort));
-      return { rule: r ?? null, service: r ? { name: r.service } : null };
-    },
-  };
+/** The tests' policies: two zones, and rules that decide by destination port (rule(id, svc, port)). */
+function policy(services: Service[], rules: Rule[], sha?: string): Policy {
+  return basePolicy(services, rules, sha, [
+    zone('clients', ['198.18.1.0/24']),
+    zone('servers', ['198.18.2.0/24']),
+  ]);
 }
 
 function spec(n: number, p: Policy, ports: Record<string, number>): WorkerGenerationSpec {
@@ -49,18 +41,26 @@ function spec(n: number, p: Policy, ports: Record<string, number>): WorkerGenera
   return { n, policy: p, services, listeners };
 }
 
-class FakeSession implements RunningSession {
-  end!: (s: SummaryLike) => void;
+class FakeSession implements SessionHandle {
+  end!: (s: SessionSummary) => void;
   aborted: string[] = [];
   killed = false;
-  done = new Promise<SummaryLike>((r) => {
+  done = new Promise<SessionSummary>((r) => {
     this.end = r;
   });
   constructor(readonly start: SessionStart<string>) {}
+  get id() {
+    return this.start.id;
+  }
   snapshot() {
     return {
+      id: this.id,
+      service: this.start.service.name,
+      client: null,
+      clientZone: this.start.clientZone,
       server: null,
       serverZone: null,
+      startedAt: 1000,
       bytes: { fromClient: 1, toClient: 2, fromServer: 2, toServer: 1 },
     };
   }
@@ -71,8 +71,25 @@ class FakeSession implements RunningSession {
     this.killed = true;
     this.finish('DENIED_BY_UNKNOWN_FAIL');
   }
-  finish(verdict = 'ACCEPTED') {
-    this.end({ verdict, durationMs: 1, bytes: { fromClient: 1, toClient: 2, fromServer: 2, toServer: 1 } });
+  finish(verdict: SessionSummary['verdict'] = 'ACCEPTED') {
+    this.end({
+      id: this.id,
+      service: this.start.service.name,
+      ruleId: this.start.ruleId,
+      startedAt: 1000,
+      endedAt: 1001,
+      durationMs: 1,
+      client: null,
+      clientLocal: null,
+      clientZone: this.start.clientZone,
+      server: null,
+      serverLocal: null,
+      serverZone: null,
+      bytes: { fromClient: 1, toClient: 2, fromServer: 2, toServer: 1 },
+      verdict,
+      info: null,
+      counters: {},
+    });
   }
 }
 
@@ -99,6 +116,7 @@ function setup(opts: { admit?: boolean } = {}) {
   const lines: string[] = [];
   const primary = new IdBlockAllocator(4);
   const released: string[] = [];
+  const asked: string[] = [];
   const ids: SessionIdSource = new SessionIdSource((svc) =>
     queueMicrotask(() => ids.addBlock(primary.allocate(svc))),
   );
@@ -122,15 +140,20 @@ function setup(opts: { admit?: boolean } = {}) {
       };
     },
     mark: (s) => (s as unknown as { mark: number | null }).mark,
-    engine: fakeEngine,
+    engine: (p) => new Engine(p),
     upstream: (svc, _e, p) => `${svc.name}@${p.source.sha256}`,
     startSession: (s) => {
       const f = new FakeSession(s);
       sessions.push(f);
       return f;
     },
-    admit: async () => opts.admit ?? true,
-    release: (svc) => released.push(svc),
+    admission: {
+      admit: async (svc) => {
+        asked.push(svc.name);
+        return opts.admit ?? true;
+      },
+      release: (svc) => released.push(svc.name),
+    } satisfies Admission,
   });
   const connect = async (key: string, s: Socket) => {
     const f = accept.get(key);
@@ -138,7 +161,7 @@ function setup(opts: { admit?: boolean } = {}) {
     f(s);
     for (let i = 0; i < 5; i++) await Promise.resolve();
   };
-  return { rt, accept, closed, sessions, lines, connect, released };
+  return { rt, accept, closed, sessions, lines, connect, released, asked };
 }
 
 test('resolveConnection: the mark names the rule; its service must own the accepting listener', () => {
@@ -146,7 +169,7 @@ test('resolveConnection: the mark names the rule; its service must own the accep
   const gen: WorkerGeneration<null> = {
     n: 1,
     policy: p,
-    engine: fakeEngine(p),
+    engine: new Engine(p),
     rules: new Map(p.rules.map((r) => [r.id, r])),
     services: new Map([
       [
@@ -269,6 +292,30 @@ test('max_sessions: refused by the primary -> session started as not admitted, c
   assert.equal(h.rt.list().length, 0);
   assert.equal(h.rt.status().counters.lim!.refused, 1);
   assert.deepEqual(h.released, []);
+});
+
+test('max_sessions: an admitted session gives its slot back once when it ends; no limit, no question', async () => {
+  const h = setup({ admit: true });
+  const p = policy(
+    [proxy('lim', 1, { maxSessions: 1 }), proxy('free', 2)],
+    [rule(1, 'lim', 80), rule(2, 'free', 81)],
+  );
+  await h.rt.prepare(spec(1, p, { lim: 50000, free: 50001 }));
+  await h.rt.commit(1);
+  await h.connect(k4(50000), sock('198.18.1.2', 4000, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  await h.connect(k4(50001), sock('198.18.1.2', 4001, '198.18.2.2', 81, (MARK | 2) >>> 0));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    h.sessions.map((s) => [s.start.service.name, s.start.admitted]),
+    [
+      ['lim', true],
+      ['free', true],
+    ],
+  );
+  assert.deepEqual(h.asked, ['lim']);
+  for (const s of h.sessions) s.finish();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.released, ['lim']);
 });
 
 test('stop closes the listeners, waits for sessions up to the timeout, then ends the rest', async () => {

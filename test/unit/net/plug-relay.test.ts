@@ -19,7 +19,11 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function relay(upstream: ServiceUpstream, options: Record<string, unknown> = {}) {
+async function relay(
+  upstream: ServiceUpstream,
+  options: Record<string, unknown> = {},
+  admitted?: () => boolean,
+) {
   const summaries: SessionSummary[] = [];
   const waiters: ((s: SessionSummary) => void)[] = [];
   let taken = 0;
@@ -36,6 +40,7 @@ async function relay(upstream: ServiceUpstream, options: Record<string, unknown>
         createCore: createPlugCore,
         options,
         upstream,
+        ...(admitted ? { admitted: admitted() } : {}),
         onEnd: (s) => {
           summaries.push(s);
           const w = waiters.shift();
@@ -90,6 +95,23 @@ test('copy_to_server false drops the client bytes', async () => {
   const s = await r.nextSummary();
   assert.equal(s.bytes.fromClient, 5);
   assert.equal(s.bytes.toServer, 0);
+});
+
+test('max_sessions decided by the caller: the driver obeys and leaves the limiter alone', async () => {
+  const srv = await tcpServer(digestReply);
+  cleanups.push(srv.close);
+  const limiter = new SessionLimiter();
+  const up = new ServiceUpstream(proxyService([{ host: '127.0.0.1', port: srv.port }], { maxSessions: 1 }), {
+    transparentUpstream: false,
+    limiter,
+  });
+  const answers = [false, true];
+  const r = await relay(up, {}, () => answers.shift()!);
+  await assert.rejects(exchange(r.port, 'x'), /ECONNRESET|EPIPE/);
+  assert.equal((await r.nextSummary()).verdict, 'DENIED_BY_LIMIT');
+  assert.match((await exchange(r.port, 'abc')).toString(), /^3 /);
+  assert.equal((await r.nextSummary()).verdict, 'ACCEPTED');
+  assert.equal(limiter.count('test_plug'), 0, 'the caller owns the slots');
 });
 
 test('a refused server ends as DENIED_BY_CONNECTION_FAIL and the client sees the close', async () => {

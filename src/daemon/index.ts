@@ -1,0 +1,51 @@
+// Public surface of the daemon module (design.md: a folder's index.ts is what others import). The CLI
+// uses it two ways: the control commands (status, sessions, reload, stop, log) talk to a running
+// daemon over its control socket with the helpers and result shapes below; `tzorp run` and `tzorp
+// check` load the daemon proper with loadDaemon().
+//
+// Why the daemon proper is loaded on demand: it pulls in the policy loader, kernel compiler, every
+// proxy and the native addon, which costs about half a second of start-up that every `tzorp status`
+// would pay. The import is static in type (no lookup, no mirror types): `Daemon` here is the class
+// itself.
+
+export type { Admission, AdmissionLedger } from './admission.ts';
+export {
+  addControlOption,
+  ask,
+  formatAge,
+  formatBytes,
+  hostPort,
+  levelArg,
+  logSpecArg,
+} from './control-cli.ts';
+export { ControlError, controlRequest, type RequestOptions } from './control-client.ts';
+export type {
+  ControlRequest,
+  LogResult,
+  ReloadResult,
+  ServiceStatus,
+  SessionInfo,
+  StatusResult,
+  StopResult,
+} from './control-protocol.ts';
+export { DAEMON_STATES, type DaemonState } from './lifecycle.ts';
+export type { LogFormat, ZorpLog } from './log.ts';
+export { LogLevels } from './log-spec.ts';
+export type { Daemon, DaemonDeps, DaemonOptions } from './primary.ts';
+
+/** The daemon proper: the primary process, its real collaborators (policy loader, kernel, proxies,
+ * native listening sockets) and the Zorp-format log. */
+export async function loadDaemon() {
+  const [primary, deps, log] = await Promise.all([
+    import('./primary.ts'),
+    import('./deps.ts'),
+    import('./log.ts'),
+  ]);
+  return {
+    Daemon: primary.Daemon,
+    realDeps: deps.realDeps,
+    loadPolicy: deps.loadPolicy,
+    checkProxies: deps.checkProxies,
+    ZorpLog: log.ZorpLog,
+  };
+}
