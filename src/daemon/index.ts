@@ -19,15 +19,8 @@ export {
   logSpecArg,
 } from './control-cli.ts';
 export { ControlError, controlRequest, type RequestOptions } from './control-client.ts';
-export type {
-  ControlRequest,
-  LogResult,
-  ReloadResult,
-  ServiceStatus,
-  SessionInfo,
-  StatusResult,
-  StopResult,
-} from './control-protocol.ts';
+// the control protocol's request and result shapes
+export type * from './control-protocol.ts';
 export { DAEMON_STATES, type DaemonState } from './lifecycle.ts';
 export type { LogFormat, ZorpLog } from './log.ts';
 export { LogLevels } from './log-spec.ts';

@@ -424,21 +424,13 @@ export class Daemon {
       });
     }
     return {
-      state: this.state,
-      pid: process.pid,
-      startedAt: this.startedAt.toISOString(),
+      ...this.processStatus(),
       policy: {
         file: g.policy.source.file,
         sha256: g.policy.source.sha256,
         loadedAt: g.loadedAt.toISOString(),
       },
       generation: g.n,
-      workers: this.opts.workers,
-      workersAlive: this.pool.serving().length,
-      workerPids: this.pool.serving().flatMap((i) => this.pool.pid(i) ?? []),
-      controlSocket: this.opts.controlPath,
-      kernel: this.opts.kernel,
-      log: { verbosity: this.log.levels.verbosity, spec: this.log.levels.spec, format: this.opts.log.format },
       oldGenerations: [...old]
         .filter(([, c]) => c > 0)
         .map(([generation, sessions]) => ({ generation, sessions })),
@@ -450,19 +442,26 @@ export class Daemon {
    * initialised yet). */
   private startingStatus(): StatusResult {
     return {
+      ...this.processStatus(),
+      policy: { file: this.opts.policyFile, sha256: null, loadedAt: null },
+      generation: 0,
+      oldGenerations: [],
+      services: [],
+    };
+  }
+
+  /** The part of the status that is the primary's own, whatever the generation. */
+  private processStatus() {
+    return {
       state: this.state,
       pid: process.pid,
       startedAt: this.startedAt.toISOString(),
-      policy: { file: this.opts.policyFile, sha256: null, loadedAt: null },
-      generation: 0,
       workers: this.opts.workers,
-      workersAlive: this.pool.alive().length,
-      workerPids: this.pool.alive().flatMap((i) => this.pool.pid(i) ?? []),
+      workersAlive: this.pool.serving().length,
+      workerPids: this.pool.serving().flatMap((i) => this.pool.pid(i) ?? []),
       controlSocket: this.opts.controlPath,
       kernel: this.opts.kernel,
       log: { verbosity: this.log.levels.verbosity, spec: this.log.levels.spec, format: this.opts.log.format },
-      oldGenerations: [],
-      services: [],
     };
   }
 
