@@ -20,7 +20,7 @@ const CLIENT_DATA: Addr = { host: CLIENT.host, port: 50001, family: 4 };
 /** Download `payload` over an established transfer: server side `ds`, client side `dc`. */
 function relayDownload(s: Script, ds: string, dc: string, payload: string) {
   s.data(ds, payload);
-  assert.equal(s.sent(dc), payload);
+  assert.equal(s.last.sent(dc), payload);
 }
 
 describe('ftp core: client PASV, server passive (data_mode keep)', () => {
@@ -28,10 +28,10 @@ describe('ftp core: client PASV, server passive (data_mode keep)', () => {
     const s = new Script();
     s.login();
     s.fromClient('PASV\r\n');
-    assert.equal(s.sent('server'), 'PASV\r\n');
+    assert.equal(s.last.sent('server'), 'PASV\r\n');
     s.fromServer('227 Entering Passive Mode (198,18,2,2,195,80).\r\n');
-    assert.equal(s.sent('client'), '', 'the client waits for our own listener');
-    const [l] = s.of('listen');
+    assert.equal(s.last.sent('client'), '', 'the client waits for our own listener');
+    const [l] = s.last.of('listen');
     assert.ok(l);
     assert.equal(l.host, SERVER_ADDR.host, 'listens on the address the client dialled (the real server)');
     assert.deepEqual(l.port, { min: 40000, max: 41000 });
@@ -43,7 +43,7 @@ describe('ftp core: client PASV, server passive (data_mode keep)', () => {
       listener: l.listener,
       local: { host: SERVER_ADDR.host, port: 40123, family: 4 },
     });
-    assert.equal(s.sent('client'), '227 Entering Passive Mode (198,18,2,2,156,187).\r\n');
+    assert.equal(s.last.sent('client'), '227 Entering Passive Mode (198,18,2,2,156,187).\r\n');
 
     s.ev({
       type: 'accepted',
@@ -52,10 +52,10 @@ describe('ftp core: client PASV, server passive (data_mode keep)', () => {
       local: { host: SERVER_ADDR.host, port: 40123, family: 4 },
       remote: CLIENT_DATA,
     });
-    assert.ok(s.of('unlisten').some((u) => u.listener === l.listener));
+    assert.ok(s.last.of('unlisten').some((u) => u.listener === l.listener));
     s.fromClient('RETR file.txt\r\n');
-    assert.equal(s.sent('server'), 'RETR file.txt\r\n');
-    const [c] = s.of('connect');
+    assert.equal(s.last.sent('server'), 'RETR file.txt\r\n');
+    const [c] = s.last.of('connect');
     assert.ok(c);
     assert.deepEqual(c.options.target, { host: '198.18.2.2', port: 50000, family: 4 });
     assert.deepEqual(c.options.local, { host: FW_SERVER_SIDE.host, port: 0, transparent: true });
@@ -66,20 +66,20 @@ describe('ftp core: client PASV, server passive (data_mode keep)', () => {
       remote: { host: '198.18.2.2', port: 50000, family: 4 },
     });
     s.fromServer('150 Opening BINARY mode data connection\r\n');
-    assert.equal(s.sent('client'), '150 Opening BINARY mode data connection\r\n');
+    assert.equal(s.last.sent('client'), '150 Opening BINARY mode data connection\r\n');
     relayDownload(s, c.stream, 'lc1.1', 'hello world');
     // The server says "complete" before its FIN reached us: the client must not see 226 yet.
     s.fromServer('226 Transfer complete\r\n');
-    assert.equal(s.sent('client'), '');
+    assert.equal(s.last.sent('client'), '');
     s.ev({ type: 'end', stream: c.stream });
-    assert.ok(s.of('shutdown').some((x) => x.stream === 'lc1.1'));
-    assert.equal(s.sent('client'), '');
+    assert.ok(s.last.of('shutdown').some((x) => x.stream === 'lc1.1'));
+    assert.equal(s.last.sent('client'), '');
     // The client read the end of the file and closed its side: now it may hear "complete".
     s.ev({ type: 'end', stream: 'lc1.1' });
-    assert.equal(s.sent('client'), '226 Transfer complete\r\n');
+    assert.equal(s.last.sent('client'), '226 Transfer complete\r\n');
     s.ev({ type: 'closed', stream: 'lc1.1' });
     s.ev({ type: 'closed', stream: c.stream });
-    const acct = s.of('log').find((x) => x.category === 'ftp.accounting');
+    const acct = s.last.of('log').find((x) => x.category === 'ftp.accounting');
     assert.ok(acct);
     assert.equal(acct.fields?.command, 'RETR');
     assert.equal(acct.fields?.file, 'file.txt');
@@ -93,11 +93,11 @@ describe('ftp core: client PORT, server passive (data_mode passive)', () => {
     const s = new Script({ data_mode: 'passive' });
     s.login();
     s.fromClient('PORT 198,18,1,2,195,81\r\n');
-    assert.equal(s.sent('server'), 'PASV\r\n');
+    assert.equal(s.last.sent('server'), 'PASV\r\n');
     s.fromServer('227 Entering Passive Mode (198,18,2,2,195,80)\r\n');
-    assert.equal(s.sent('client'), '200 PORT command successful\r\n');
+    assert.equal(s.last.sent('client'), '200 PORT command successful\r\n');
     s.fromClient('RETR big.bin\r\n');
-    const [c] = s.of('connect');
+    const [c] = s.last.of('connect');
     assert.ok(c);
     s.ev({
       type: 'connected',
@@ -107,9 +107,9 @@ describe('ftp core: client PORT, server passive (data_mode passive)', () => {
     });
     // Server data can come before the 150: it waits (the client side is not open yet).
     s.data(c.stream, 'early');
-    assert.equal(s.of('connect').length, 0, 'no client connect before the 150');
+    assert.equal(s.last.of('connect').length, 0, 'no client connect before the 150');
     s.fromServer('150 Here it comes\r\n');
-    const [cc] = s.of('connect');
+    const [cc] = s.last.of('connect');
     assert.ok(cc);
     assert.deepEqual(cc.options.target, { host: CLIENT.host, port: 50001, family: 4 });
     assert.deepEqual(
@@ -123,13 +123,13 @@ describe('ftp core: client PORT, server passive (data_mode passive)', () => {
       local: { host: SERVER_ADDR.host, port: 20, family: 4 },
       remote: { host: CLIENT.host, port: 50001, family: 4 },
     });
-    assert.equal(s.sent(cc.stream), 'early');
+    assert.equal(s.last.sent(cc.stream), 'early');
     relayDownload(s, c.stream, cc.stream, 'late');
     s.ev({ type: 'end', stream: c.stream });
     s.fromServer('226 OK\r\n');
-    assert.equal(s.sent('client'), '');
+    assert.equal(s.last.sent('client'), '');
     s.ev({ type: 'end', stream: cc.stream });
-    assert.equal(s.sent('client'), '226 OK\r\n');
+    assert.equal(s.last.sent('client'), '226 OK\r\n');
     s.ev({ type: 'closed', stream: cc.stream });
     s.ev({ type: 'closed', stream: c.stream });
   });
@@ -151,10 +151,10 @@ describe('ftp core: client PORT, server passive (data_mode passive)', () => {
       s.fromClient('PORT 198,18,1,2,195,81\r\n');
       s.fromServer('227 (198,18,2,2,195,80)\r\n');
       s.fromClient('RETR x\r\n');
-      const [c] = s.of('connect');
+      const [c] = s.last.of('connect');
       s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
       s.fromServer('150 go\r\n');
-      assert.equal(s.of('connect')[0]?.options.local?.port, port, mode);
+      assert.equal(s.last.of('connect')[0]?.options.local?.port, port, mode);
     }
   });
 });
@@ -164,8 +164,8 @@ describe('ftp core: client PASV, server active (data_mode active)', () => {
     const s = new Script({ data_mode: 'active' });
     s.login();
     s.fromClient('PASV\r\n');
-    assert.equal(s.sent('server'), '');
-    const [ls] = s.of('listen');
+    assert.equal(s.last.sent('server'), '');
+    const [ls] = s.last.of('listen');
     assert.ok(ls);
     assert.equal(
       ls.host,
@@ -178,9 +178,9 @@ describe('ftp core: client PASV, server active (data_mode active)', () => {
       listener: ls.listener,
       local: { host: FW_SERVER_SIDE.host, port: 40500, family: 4 },
     });
-    assert.equal(s.sent('server'), 'PORT 198,18,2,1,158,52\r\n');
+    assert.equal(s.last.sent('server'), 'PORT 198,18,2,1,158,52\r\n');
     s.fromServer('200 PORT command successful\r\n');
-    const [lc] = s.of('listen');
+    const [lc] = s.last.of('listen');
     assert.ok(lc);
     assert.equal(lc.host, SERVER_ADDR.host);
     s.ev({
@@ -188,10 +188,10 @@ describe('ftp core: client PASV, server active (data_mode active)', () => {
       listener: lc.listener,
       local: { host: SERVER_ADDR.host, port: 40600, family: 4 },
     });
-    assert.equal(s.sent('client'), '227 Entering Passive Mode (198,18,2,2,158,152).\r\n');
+    assert.equal(s.last.sent('client'), '227 Entering Passive Mode (198,18,2,2,158,152).\r\n');
     s.ev({ type: 'accepted', listener: lc.listener, stream: 'c.1', local: SERVER_ADDR, remote: CLIENT_DATA });
     s.fromClient('LIST\r\n');
-    assert.equal(s.sent('server'), 'LIST\r\n');
+    assert.equal(s.last.sent('server'), 'LIST\r\n');
     s.ev({
       type: 'accepted',
       listener: ls.listener,
@@ -206,21 +206,25 @@ describe('ftp core: client PASV, server active (data_mode active)', () => {
     s.ev({ type: 'closed', stream: 's.1' });
     s.ev({ type: 'closed', stream: 'c.1' });
     s.fromServer('226 Directory send OK\r\n');
-    assert.equal(s.sent('client'), '226 Directory send OK\r\n', 'no hold when the data is already through');
+    assert.equal(
+      s.last.sent('client'),
+      '226 Directory send OK\r\n',
+      'no hold when the data is already through',
+    );
   });
 
   it('strict_port_checking refuses a server data connection from another port', () => {
     const s = new Script({ data_mode: 'active' });
     s.login();
     s.fromClient('PASV\r\n');
-    const [ls] = s.of('listen');
+    const [ls] = s.last.of('listen');
     s.ev({
       type: 'listening',
       listener: ls!.listener,
       local: { host: FW_SERVER_SIDE.host, port: 40500, family: 4 },
     });
     s.fromServer('200 ok\r\n');
-    const [lc] = s.of('listen');
+    const [lc] = s.last.of('listen');
     s.ev({
       type: 'listening',
       listener: lc!.listener,
@@ -234,14 +238,14 @@ describe('ftp core: client PASV, server active (data_mode active)', () => {
       local: FW_SERVER_SIDE,
       remote: { host: SERVER_ADDR.host, port: 33333, family: 4 },
     });
-    assert.ok(s.of('close').some((c) => c.stream === 's.1' && c.reset));
-    assert.ok(s.of('log').some((l) => l.category === 'ftp.violation'));
+    assert.ok(s.last.of('close').some((c) => c.stream === 's.1' && c.reset));
+    assert.ok(s.last.of('log').some((l) => l.category === 'ftp.violation'));
     // The listener took its one connection: the client is told at once, the server's reply dropped.
-    assert.match(s.sent('client'), /^425 /);
+    assert.match(s.last.sent('client'), /^425 /);
     s.fromServer('425 Failed to establish connection.\r\n');
-    assert.equal(s.sent('client'), '');
+    assert.equal(s.last.sent('client'), '');
     s.fromClient('NOOP\r\n');
-    assert.equal(s.sent('server'), 'NOOP\r\n');
+    assert.equal(s.last.sent('server'), 'NOOP\r\n');
   });
 });
 
@@ -250,18 +254,18 @@ describe('ftp core: client PORT, server active (data_mode keep)', () => {
     const s = new Script();
     s.login();
     s.fromClient('PORT 198,18,1,2,195,81\r\n');
-    const [ls] = s.of('listen');
+    const [ls] = s.last.of('listen');
     assert.ok(ls);
     s.ev({
       type: 'listening',
       listener: ls.listener,
       local: { host: FW_SERVER_SIDE.host, port: 40700, family: 4 },
     });
-    assert.equal(s.sent('server'), 'PORT 198,18,2,1,158,252\r\n');
+    assert.equal(s.last.sent('server'), 'PORT 198,18,2,1,158,252\r\n');
     s.fromServer('200 PORT command successful. Consider using PASV.\r\n');
-    assert.equal(s.sent('client'), '200 PORT command successful\r\n');
+    assert.equal(s.last.sent('client'), '200 PORT command successful\r\n');
     s.fromClient('STOR up.bin\r\n');
-    assert.equal(s.sent('server'), 'STOR up.bin\r\n');
+    assert.equal(s.last.sent('server'), 'STOR up.bin\r\n');
     s.ev({
       type: 'accepted',
       listener: ls.listener,
@@ -270,7 +274,7 @@ describe('ftp core: client PORT, server active (data_mode keep)', () => {
       remote: { host: SERVER_ADDR.host, port: 20, family: 4 },
     });
     s.fromServer('150 Ok to send data.\r\n');
-    const [cc] = s.of('connect');
+    const [cc] = s.last.of('connect');
     assert.ok(cc);
     s.ev({
       type: 'connected',
@@ -280,16 +284,16 @@ describe('ftp core: client PORT, server active (data_mode keep)', () => {
     });
     // Upload: client -> server, half-close passes on.
     s.data(cc.stream, 'abc');
-    assert.equal(s.sent('s.1'), 'abc');
+    assert.equal(s.last.sent('s.1'), 'abc');
     s.data(cc.stream, 'def');
     s.ev({ type: 'end', stream: cc.stream });
-    assert.ok(s.of('shutdown').some((x) => x.stream === 's.1'));
+    assert.ok(s.last.of('shutdown').some((x) => x.stream === 's.1'));
     s.ev({ type: 'end', stream: 's.1' });
     s.ev({ type: 'closed', stream: 's.1' });
     s.ev({ type: 'closed', stream: cc.stream });
     s.fromServer('226 Transfer complete.\r\n');
-    assert.equal(s.sent('client'), '226 Transfer complete.\r\n');
-    const acct = s.of('log').find((x) => x.category === 'ftp.accounting');
+    assert.equal(s.last.sent('client'), '226 Transfer complete.\r\n');
+    const acct = s.last.of('log').find((x) => x.category === 'ftp.accounting');
     assert.equal(acct?.fields?.direction, 'upload');
     assert.equal(acct?.fields?.bytes, 6);
   });
@@ -300,7 +304,7 @@ describe('ftp core: servers that connect at PORT time (pyftpdlib)', () => {
     const s = new Script(opts);
     s.login();
     s.fromClient('PORT 198,18,1,2,195,81\r\n');
-    const [ls] = s.of('listen');
+    const [ls] = s.last.of('listen');
     s.ev({
       type: 'listening',
       listener: ls!.listener,
@@ -319,22 +323,22 @@ describe('ftp core: servers that connect at PORT time (pyftpdlib)', () => {
 
   it('strict_port_checking: refused, and the PORT is answered 425 at once', () => {
     const s = portSent({});
-    assert.ok(s.of('close').some((c) => c.stream === 's.1' && c.reset));
+    assert.ok(s.last.of('close').some((c) => c.stream === 's.1' && c.reset));
     s.fromServer('200 PORT ok\r\n');
-    assert.match(s.sent('client'), /^425 /);
+    assert.match(s.last.sent('client'), /^425 /);
     s.fromClient('RETR x\r\n');
-    assert.match(s.sent('client'), /^425 /);
-    assert.equal(s.sent('server'), '');
+    assert.match(s.last.sent('client'), /^425 /);
+    assert.equal(s.last.sent('server'), '');
   });
 
   it('without it: the early connection waits for the transfer command', () => {
     const s = portSent({ strict_port_checking: false });
     s.fromServer('200 PORT ok\r\n');
-    assert.equal(s.sent('client'), '200 PORT command successful\r\n');
+    assert.equal(s.last.sent('client'), '200 PORT command successful\r\n');
     s.fromClient('RETR x\r\n');
-    assert.equal(s.sent('server'), 'RETR x\r\n');
+    assert.equal(s.last.sent('server'), 'RETR x\r\n');
     s.fromServer('150 go\r\n');
-    const [cc] = s.of('connect');
+    const [cc] = s.last.of('connect');
     assert.deepEqual(cc?.options.target, { host: CLIENT.host, port: 50001, family: 4 });
   });
 });
@@ -344,9 +348,9 @@ describe('ftp core: IPv6 (RFC 2428 EPSV/EPRT)', () => {
     const s = new Script();
     s.login(CLIENT6, SERVER6, FW6_SERVER_SIDE);
     s.fromClient('EPSV\r\n');
-    assert.equal(s.sent('server'), 'EPSV\r\n');
+    assert.equal(s.last.sent('server'), 'EPSV\r\n');
     s.fromServer('229 Entering Extended Passive Mode (|||50000|)\r\n');
-    const [lc] = s.of('listen');
+    const [lc] = s.last.of('listen');
     assert.equal(lc?.host, SERVER6.host);
     assert.equal(lc?.acceptFrom, CLIENT6.host);
     s.ev({
@@ -354,9 +358,9 @@ describe('ftp core: IPv6 (RFC 2428 EPSV/EPRT)', () => {
       listener: lc!.listener,
       local: { host: SERVER6.host, port: 40100, family: 6 },
     });
-    assert.equal(s.sent('client'), '229 Entering Extended Passive Mode (|||40100|)\r\n');
+    assert.equal(s.last.sent('client'), '229 Entering Extended Passive Mode (|||40100|)\r\n');
     s.fromClient('RETR f\r\n');
-    const [c] = s.of('connect');
+    const [c] = s.last.of('connect');
     assert.deepEqual(c?.options.target, { host: SERVER6.host, port: 50000, family: 6 });
   });
 
@@ -364,18 +368,18 @@ describe('ftp core: IPv6 (RFC 2428 EPSV/EPRT)', () => {
     const s = new Script({ data_mode: 'active' });
     s.login(CLIENT6, SERVER6, FW6_SERVER_SIDE);
     s.fromClient('PASV\r\n');
-    assert.match(s.sent('client'), /^501 /);
+    assert.match(s.last.sent('client'), /^501 /);
     s.fromClient('EPRT |2|2001:DB8:1:0::2|50001|\r\n');
-    const [ls] = s.of('listen');
+    const [ls] = s.last.of('listen');
     assert.equal(ls?.host, FW6_SERVER_SIDE.host);
     s.ev({
       type: 'listening',
       listener: ls!.listener,
       local: { host: FW6_SERVER_SIDE.host, port: 40200, family: 6 },
     });
-    assert.equal(s.sent('server'), 'EPRT |2|2001:db8:2::1|40200|\r\n');
+    assert.equal(s.last.sent('server'), 'EPRT |2|2001:db8:2::1|40200|\r\n');
     s.fromServer('200 EPRT ok\r\n');
-    assert.equal(s.sent('client'), '200 EPRT command successful\r\n');
+    assert.equal(s.last.sent('client'), '200 EPRT command successful\r\n');
     s.fromClient('RETR f\r\n');
     s.ev({
       type: 'accepted',
@@ -385,7 +389,7 @@ describe('ftp core: IPv6 (RFC 2428 EPSV/EPRT)', () => {
       remote: { host: SERVER6.host, port: 20, family: 6 },
     });
     s.fromServer('150 go\r\n');
-    const [cc] = s.of('connect');
+    const [cc] = s.last.of('connect');
     assert.deepEqual(cc?.options.target, { host: CLIENT6.host, port: 50001, family: 6 });
     assert.deepEqual(cc?.options.local, { host: SERVER6.host, port: 20, transparent: true });
   });
@@ -394,9 +398,9 @@ describe('ftp core: IPv6 (RFC 2428 EPSV/EPRT)', () => {
     const s = new Script();
     s.login(CLIENT6, SERVER6, FW6_SERVER_SIDE);
     s.fromClient('EPSV 1\r\n');
-    assert.match(s.sent('client'), /^522 .*\(2\)/);
+    assert.match(s.last.sent('client'), /^522 .*\(2\)/);
     s.fromClient('EPRT |1|198.18.1.2|50001|\r\n');
-    assert.match(s.sent('client'), /^522 /);
+    assert.match(s.last.sent('client'), /^522 /);
   });
 });
 
@@ -406,22 +410,22 @@ describe('ftp core: bounce and port checks', () => {
     s.login();
     const mark = s.all.length;
     s.fromClient('PORT 198,18,9,9,0,25\r\n');
-    assert.match(s.sent('client'), /^501 /);
+    assert.match(s.last.sent('client'), /^501 /);
     s.fromClient('EPRT |1|198.18.9.9|2525|\r\n');
-    assert.match(s.sent('client'), /^501 .*third host/);
-    assert.equal(s.sent('server', s.all.slice(mark)), '');
-    assert.ok(s.of('log', s.all).some((l) => l.category === 'ftp.violation' && /bounce/i.test(l.msg)));
+    assert.match(s.last.sent('client'), /^501 .*third host/);
+    assert.equal(s.since(mark).sent('server'), '');
+    assert.ok(s.all.of('log').some((l) => l.category === 'ftp.violation' && /bounce/i.test(l.msg)));
   });
 
   it('PORT to a privileged port of the client is refused (strict_port_checking)', () => {
     const s = new Script();
     s.login();
     s.fromClient('PORT 198,18,1,2,0,80\r\n');
-    assert.match(s.sent('client'), /^501 .*privileged/);
+    assert.match(s.last.sent('client'), /^501 .*privileged/);
     const lax = new Script({ strict_port_checking: false, data_mode: 'passive' });
     lax.login();
     lax.fromClient('PORT 198,18,1,2,0,80\r\n');
-    assert.equal(lax.sent('server'), 'PASV\r\n');
+    assert.equal(lax.last.sent('server'), 'PASV\r\n');
   });
 
   it('a 227 naming another host than the server is refused with 425', () => {
@@ -429,13 +433,13 @@ describe('ftp core: bounce and port checks', () => {
     s.login();
     s.fromClient('PASV\r\n');
     s.fromServer('227 Entering Passive Mode (10,0,0,1,195,80)\r\n');
-    assert.match(s.sent('client'), /^425 /);
-    assert.equal(s.of('listen').length, 0);
+    assert.match(s.last.sent('client'), /^425 /);
+    assert.equal(s.last.of('listen').length, 0);
     const lax = new Script({ permit_server_bounce_attack: true });
     lax.login();
     lax.fromClient('PASV\r\n');
     lax.fromServer('227 Entering Passive Mode (10,0,0,1,195,80)\r\n');
-    assert.equal(lax.of('listen').length, 1);
+    assert.equal(lax.last.of('listen').length, 1);
   });
 
   it('a data connection from another host than the client is reset', () => {
@@ -443,7 +447,7 @@ describe('ftp core: bounce and port checks', () => {
     s.login();
     s.fromClient('PASV\r\n');
     s.fromServer('227 (198,18,2,2,195,80)\r\n');
-    const [l] = s.of('listen');
+    const [l] = s.last.of('listen');
     s.ev({
       type: 'listening',
       listener: l!.listener,
@@ -456,7 +460,7 @@ describe('ftp core: bounce and port checks', () => {
       local: SERVER_ADDR,
       remote: { host: '198.18.1.99', port: 5000, family: 4 },
     });
-    assert.ok(s.of('close').some((c) => c.stream === 'x.1' && c.reset));
+    assert.ok(s.last.of('close').some((c) => c.stream === 'x.1' && c.reset));
   });
 });
 
@@ -468,7 +472,7 @@ describe('ftp core: transfers and their edges', () => {
     s.fromClient('PORT 198,18,1,2,195,81\r\n');
     s.fromServer('227 (198,18,2,2,195,80)\r\n');
     s.fromClient('RETR x\r\n');
-    const [c] = s.of('connect');
+    const [c] = s.last.of('connect');
     s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
     return { s, c };
   }
@@ -478,7 +482,7 @@ describe('ftp core: transfers and their edges', () => {
     s.login();
     s.fromClient('PASV\r\n');
     s.fromServer('227 (198,18,2,2,195,80)\r\n');
-    const [l] = s.of('listen');
+    const [l] = s.last.of('listen');
     s.ev({
       type: 'listening',
       listener: l!.listener,
@@ -491,43 +495,43 @@ describe('ftp core: transfers and their edges', () => {
     const s = new Script();
     s.login();
     s.fromClient('RETR x\r\n');
-    assert.match(s.sent('client'), /^425 /);
-    assert.equal(s.sent('server'), '');
+    assert.match(s.last.sent('client'), /^425 /);
+    assert.equal(s.last.sent('server'), '');
   });
 
   it('only one data channel: a second PASV replaces the first listener', () => {
     const { s, listener } = passiveReady();
     s.fromClient('PASV\r\n');
-    assert.ok(s.of('unlisten').some((u) => u.listener === listener));
+    assert.ok(s.last.of('unlisten').some((u) => u.listener === listener));
     s.fromServer('227 (198,18,2,2,195,81)\r\n');
-    const [l2] = s.of('listen');
+    const [l2] = s.last.of('listen');
     assert.notEqual(l2?.listener, listener);
     // A late connection to the old listener is refused.
     s.ev({ type: 'accepted', listener, stream: 'old.1', local: SERVER_ADDR, remote: CLIENT_DATA });
-    assert.ok(s.of('close').some((c) => c.stream === 'old.1' && c.reset));
+    assert.ok(s.last.of('close').some((c) => c.stream === 'old.1' && c.reset));
   });
 
   it('a failing transfer (550) tears the channel down and answers at once', () => {
     const { s, listener } = passiveReady();
     s.ev({ type: 'accepted', listener, stream: 'c.1', local: SERVER_ADDR, remote: CLIENT_DATA });
     s.fromClient('RETR missing\r\n');
-    const [c] = s.of('connect');
+    const [c] = s.last.of('connect');
     s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
     s.fromServer('550 No such file\r\n');
-    assert.ok(s.of('close').some((x) => x.stream === 'c.1'));
-    assert.equal(s.sent('client'), '550 No such file\r\n');
+    assert.ok(s.last.of('close').some((x) => x.stream === 'c.1'));
+    assert.equal(s.last.sent('client'), '550 No such file\r\n');
     s.ev({ type: 'closed', stream: 'c.1' });
     s.ev({ type: 'closed', stream: c!.stream });
     // The session goes on.
     s.fromClient('NOOP\r\n');
-    assert.equal(s.sent('server'), 'NOOP\r\n');
+    assert.equal(s.last.sent('server'), 'NOOP\r\n');
   });
 
   it('ABOR during a transfer acts at once: data reset, both replies relayed in order', () => {
     const { s, listener } = passiveReady();
     s.ev({ type: 'accepted', listener, stream: 'c.1', local: SERVER_ADDR, remote: CLIENT_DATA });
     s.fromClient('RETR huge\r\n');
-    const [c] = s.of('connect');
+    const [c] = s.last.of('connect');
     s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
     s.fromServer('150 go\r\n');
     s.data(c!.stream, bytes(1000));
@@ -536,78 +540,78 @@ describe('ftp core: transfers and their edges', () => {
       stream: 'client',
       data: Uint8Array.from([0xff, 0xf4, 0xff, 0xf2, ...new TextEncoder().encode('ABOR\r\n')]),
     });
-    assert.equal(s.sent('server'), 'ABOR\r\n');
-    assert.ok(s.of('close').some((x) => x.stream === 'c.1' && x.reset));
+    assert.equal(s.last.sent('server'), 'ABOR\r\n');
+    assert.ok(s.last.of('close').some((x) => x.stream === 'c.1' && x.reset));
     s.ev({ type: 'closed', stream: 'c.1', error: 'reset' });
     s.ev({ type: 'closed', stream: c!.stream, error: 'reset' });
     s.fromServer('426 Transfer aborted\r\n226 Abort successful\r\n');
-    assert.equal(s.sent('client'), '426 Transfer aborted\r\n226 Abort successful\r\n');
+    assert.equal(s.last.sent('client'), '426 Transfer aborted\r\n226 Abort successful\r\n');
   });
 
   it('commands and bad lines sent during a transfer are answered after its 226, in order', () => {
     const { s, listener } = passiveReady();
     s.ev({ type: 'accepted', listener, stream: 'c.1', local: SERVER_ADDR, remote: CLIENT_DATA });
     s.fromClient('RETR f\r\n');
-    const [c] = s.of('connect');
+    const [c] = s.last.of('connect');
     s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
     s.fromServer('150 go\r\n');
     s.fromClient(`NOOP\r\n${'x'.repeat(300)}\r\nPWD\r\n`);
-    assert.equal(s.sent('client'), '', 'nothing answered out of order');
-    assert.equal(s.sent('server'), '');
+    assert.equal(s.last.sent('client'), '', 'nothing answered out of order');
+    assert.equal(s.last.sent('server'), '');
     s.data(c!.stream, 'data');
     s.ev({ type: 'end', stream: c!.stream });
     s.fromServer('226 done\r\n');
-    assert.equal(s.sent('client'), '');
+    assert.equal(s.last.sent('client'), '');
     s.ev({ type: 'end', stream: 'c.1' });
-    assert.equal(s.sent('client'), '226 done\r\n');
-    assert.equal(s.sent('server'), 'NOOP\r\n');
+    assert.equal(s.last.sent('client'), '226 done\r\n');
+    assert.equal(s.last.sent('server'), 'NOOP\r\n');
     s.ev({ type: 'closed', stream: 'c.1' });
     s.ev({ type: 'closed', stream: c!.stream });
     s.fromServer('200 ok\r\n');
-    assert.match(s.sent('client'), /^200 ok\r\n500 Line too long/);
-    assert.equal(s.sent('server'), 'PWD\r\n');
+    assert.match(s.last.sent('client'), /^200 ok\r\n500 Line too long/);
+    assert.equal(s.last.sent('server'), 'PWD\r\n');
   });
 
   it('data timeout: the client never connects, it gets 425 and the server`s late reply is dropped', () => {
     const { s } = passiveReady({ data_timeout: 5000 });
     s.fromClient('RETR x\r\n');
-    const [c] = s.of('connect');
+    const [c] = s.last.of('connect');
     s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
     s.fromServer('150 go\r\n');
     s.ev({ type: 'timer', timer: 'data1' });
-    assert.match(s.sent('client'), /^425 .*timeout/);
+    assert.match(s.last.sent('client'), /^425 .*timeout/);
     s.ev({ type: 'closed', stream: c!.stream });
     s.fromServer('426 broken\r\n');
-    assert.equal(s.sent('client'), '');
+    assert.equal(s.last.sent('client'), '');
     s.fromClient('NOOP\r\n');
-    assert.equal(s.sent('server'), 'NOOP\r\n');
+    assert.equal(s.last.sent('server'), 'NOOP\r\n');
   });
 
   it('client-side connect failure turns the server`s 226 into 425', () => {
     const { s, c } = activeClientPassiveServerRetr();
     s.fromServer('150 go\r\n');
-    const [cc] = s.of('connect');
+    const [cc] = s.last.of('connect');
     s.ev({ type: 'connectFailed', stream: cc!.stream, error: 'ECONNREFUSED' });
     s.ev({ type: 'closed', stream: c!.stream });
     s.fromServer('226 done\r\n');
-    assert.equal(s.sent('client'), "425 Can't open data connection\r\n");
+    assert.equal(s.last.sent('client'), "425 Can't open data connection\r\n");
   });
 
   it('bytes waiting for the other side are bounded: the source is paused, resumed once flushed', () => {
     const { s, c } = activeClientPassiveServerRetr();
     s.data(c!.stream, bytes(40_000));
-    assert.equal(s.of('pause').length, 0);
+    assert.equal(s.last.of('pause').length, 0);
     s.data(c!.stream, bytes(40_000));
-    assert.ok(s.of('pause').some((p) => p.stream === c!.stream));
+    assert.ok(s.last.of('pause').some((p) => p.stream === c!.stream));
     s.fromServer('150 go\r\n');
-    const [cc] = s.of('connect');
+    const [cc] = s.last.of('connect');
     s.ev({ type: 'connected', stream: cc!.stream, local: SERVER_ADDR, remote: CLIENT_DATA });
-    const sent = s.of('send').filter((x) => x.stream === cc!.stream);
+    const sent = s.last.of('send').filter((x) => x.stream === cc!.stream);
     assert.equal(
       sent.reduce((n, x) => n + x.data.length, 0),
       80_000,
     );
-    assert.ok(s.of('resume').some((p) => p.stream === c!.stream));
+    assert.ok(s.last.of('resume').some((p) => p.stream === c!.stream));
   });
 
   it('masq_address_client is what the 227 announces', () => {
@@ -615,21 +619,21 @@ describe('ftp core: transfers and their edges', () => {
     s.login();
     s.fromClient('PASV\r\n');
     s.fromServer('227 (198,18,2,2,195,80)\r\n');
-    const [l] = s.of('listen');
+    const [l] = s.last.of('listen');
     s.ev({
       type: 'listening',
       listener: l!.listener,
       local: { host: SERVER_ADDR.host, port: 40123, family: 4 },
     });
-    assert.equal(s.sent('client'), '227 Entering Passive Mode (203,0,113,7,156,187).\r\n');
+    assert.equal(s.last.sent('client'), '227 Entering Passive Mode (203,0,113,7,156,187).\r\n');
   });
 
   it('EPSV ALL is answered by the proxy and locks out PORT/PASV', () => {
     const s = new Script();
     s.login();
     s.fromClient('EPSV ALL\r\n');
-    assert.match(s.sent('client'), /^200 /);
+    assert.match(s.last.sent('client'), /^200 /);
     s.fromClient('PASV\r\n');
-    assert.match(s.sent('client'), /^501 /);
+    assert.match(s.last.sent('client'), /^501 /);
   });
 });

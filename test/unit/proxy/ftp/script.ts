@@ -1,7 +1,10 @@
-// A scripted driver for the FTP core: feed events, look at the commands that came back.
+// A scripted driver for the FTP core on the playbook harness (../playbook.ts): the FTP session's
+// openings and events by name. What a step sent is `s.last.sent(stream)` (the last event) or
+// `s.all.sent(stream)` (the whole session).
 
-import type { Addr, ProxyCommand, ProxyEvent } from '../../../../src/proxy/core/index.ts';
+import type { Addr, ProxyEvent } from '../../../../src/proxy/core/index.ts';
 import { createFtpCore } from '../../../../src/proxy/ftp/index.ts';
+import { Playbook, type Step } from '../playbook.ts';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -13,55 +16,36 @@ export const SERVER6: Addr = { host: '2001:db8:2::2', port: 21, family: 6 };
 export const FW6_SERVER_SIDE: Addr = { host: '2001:db8:2::1', port: 40001, family: 6 };
 
 const enc = new TextEncoder();
-const dec = new TextDecoder('latin1');
 
-export class Script {
-  readonly core;
-  now = 1000;
-  last: ProxyCommand[] = [];
-  all: ProxyCommand[] = [];
-
+export class Script extends Playbook {
   constructor(options: Record<string, unknown> = {}, extra: { inband?: boolean } = {}) {
-    this.core = createFtpCore({
-      sessionId: 'svc/ftp:1',
-      service: 'ftp',
-      options,
-      clientZone: 'clients',
-      inband: extra.inband ?? false,
-    });
+    super(
+      createFtpCore({
+        sessionId: 'svc/ftp:1',
+        service: 'ftp',
+        options,
+        clientZone: 'clients',
+        inband: extra.inband ?? false,
+      }),
+      // Every event is 1 ms after the one before (tests that need more move `now` themselves).
+      { now: 1000, tick: 1 },
+    );
   }
 
-  ev(e: DistributiveOmit<ProxyEvent, 'now'>): ProxyCommand[] {
-    this.now += 1;
-    this.last = this.core.handle({ ...e, now: this.now } as ProxyEvent);
-    this.all.push(...this.last);
-    return this.last;
+  /** One event; `now` is the playbook's clock. */
+  ev(e: DistributiveOmit<ProxyEvent, 'now'> | ProxyEvent): Step {
+    return this.feed(e);
   }
 
-  /** Text sent to a stream by the last event. */
-  sent(stream: string, cmds: ProxyCommand[] = this.last): string {
-    return cmds
-      .filter((c): c is Extract<ProxyCommand, { type: 'send' }> => c.type === 'send' && c.stream === stream)
-      .map((c) => dec.decode(c.data))
-      .join('');
-  }
-
-  of<T extends ProxyCommand['type']>(
-    type: T,
-    cmds: ProxyCommand[] = this.last,
-  ): Extract<ProxyCommand, { type: T }>[] {
-    return cmds.filter((c): c is Extract<ProxyCommand, { type: T }> => c.type === type);
-  }
-
-  fromClient(text: string): ProxyCommand[] {
+  fromClient(text: string): Step {
     return this.ev({ type: 'data', stream: 'client', data: enc.encode(text) });
   }
 
-  fromServer(text: string): ProxyCommand[] {
+  fromServer(text: string): Step {
     return this.ev({ type: 'data', stream: 'server', data: enc.encode(text) });
   }
 
-  data(stream: string, bytes: Uint8Array | string): ProxyCommand[] {
+  data(stream: string, bytes: Uint8Array | string): Step {
     return this.ev({ type: 'data', stream, data: typeof bytes === 'string' ? enc.encode(bytes) : bytes });
   }
 
@@ -81,8 +65,8 @@ export class Script {
     this.fromServer('230 Logged in\r\n');
   }
 
-  done(): Extract<ProxyCommand, { type: 'done' }> | undefined {
-    return this.of('done', this.all)[0];
+  done() {
+    return this.all.of('done')[0];
   }
 }
 

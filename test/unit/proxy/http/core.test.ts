@@ -15,7 +15,7 @@ describe('keep-alive and pipelining', () => {
     s.client(GET('/2'));
     s.server(OK('two'));
     assert.equal(s.connects().length, 1);
-    assert.equal(s.sent('client'), `${OK('one')}${OK('two')}`);
+    assert.equal(s.all.sent('client'), `${OK('one')}${OK('two')}`);
     assert.equal(s.done(), undefined, 'the session stays open');
     const acc = s.logs('http.accounting');
     assert.equal(acc.length, 2);
@@ -40,11 +40,11 @@ describe('keep-alive and pipelining', () => {
     s.start();
     s.client(GET('/1') + GET('/2'));
     s.connected();
-    assert.equal(s.sent('server'), GET('/1'));
+    assert.equal(s.all.sent('server'), GET('/1'));
     s.server(OK('a'));
-    assert.equal(s.sent('server'), GET('/1') + GET('/2'));
+    assert.equal(s.all.sent('server'), GET('/1') + GET('/2'));
     s.server(OK('b'));
-    assert.equal(s.sent('client'), OK('a') + OK('b'));
+    assert.equal(s.all.sent('client'), OK('a') + OK('b'));
   });
 
   test('a pipelined flood pauses the client, and reading resumes once it is consumed', () => {
@@ -53,25 +53,25 @@ describe('keep-alive and pipelining', () => {
     s.client(GET('/0'));
     const flood = GET('/x').repeat(5000);
     const cmds = s.client(flood);
-    assert.ok(cmds.some((c) => c.type === 'pause' && c.stream === 'client'));
+    assert.ok(cmds.commands.some((c) => c.type === 'pause' && c.stream === 'client'));
     s.connected();
-    for (let i = 0; i < 5001 && !s.log.some((c) => c.type === 'resume'); i++) s.server(OK());
-    assert.ok(s.log.some((c) => c.type === 'resume' && c.stream === 'client'));
+    for (let i = 0; i < 5001 && !s.all.commands.some((c) => c.type === 'resume'); i++) s.server(OK());
+    assert.ok(s.all.commands.some((c) => c.type === 'resume' && c.stream === 'client'));
   });
 
   test('Connection: close from the client ends the session after the response', () => {
     const s = opened({}, GET('/', 'Connection: close\r\n'));
-    assert.match(s.sent('server'), /Connection: close\r\n/);
+    assert.match(s.all.sent('server'), /Connection: close\r\n/);
     s.server(OK());
-    assert.match(s.sent('client'), /Connection: close\r\n/);
+    assert.match(s.all.sent('client'), /Connection: close\r\n/);
     assert.equal(s.done()?.verdict, 'ACCEPTED');
   });
 
   test('HTTP/1.0 client: response says close and the session ends', () => {
     const s = opened({}, 'GET / HTTP/1.0\r\nHost: example.test\r\n\r\n');
     s.server(OK());
-    assert.match(s.sent('client'), /^HTTP\/1\.1 200 OK\r\n/);
-    assert.match(s.sent('client'), /Connection: close/);
+    assert.match(s.all.sent('client'), /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(s.all.sent('client'), /Connection: close/);
     assert.ok(s.done());
   });
 
@@ -81,7 +81,7 @@ describe('keep-alive and pipelining', () => {
     assert.equal(s.done(), undefined);
     s.client(GET('/2'));
     s.server(OK());
-    assert.match(s.sent('client').split('HTTP/1.1 200').at(-1)!, /Connection: close/);
+    assert.match(s.all.sent('client').split('HTTP/1.1 200').at(-1)!, /Connection: close/);
     assert.equal(s.done()?.verdict, 'ACCEPTED');
   });
 
@@ -90,7 +90,7 @@ describe('keep-alive and pipelining', () => {
     s.end('client');
     assert.equal(s.done(), undefined);
     s.server(OK('late'));
-    assert.equal(s.sent('client'), OK('late'));
+    assert.equal(s.all.sent('client'), OK('late'));
     assert.ok(s.done());
   });
 
@@ -105,7 +105,7 @@ describe('keep-alive and pipelining', () => {
     assert.equal(s.connects().length, 2);
     s.connected();
     s.server(OK('b'));
-    assert.ok(s.sent('client').endsWith(OK('b')));
+    assert.ok(s.all.sent('client').endsWith(OK('b')));
   });
 });
 
@@ -113,9 +113,9 @@ describe('framing', () => {
   test('HEAD: Content-Length kept, no body read', () => {
     const s = opened({}, 'HEAD / HTTP/1.1\r\nHost: example.test\r\n\r\n');
     s.server('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
-    assert.equal(s.sent('client'), 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
+    assert.equal(s.all.sent('client'), 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
     s.client(GET('/next'));
-    assert.ok(s.sent('server').endsWith(GET('/next')));
+    assert.ok(s.all.sent('server').endsWith(GET('/next')));
   });
 
   test('204 and 304 have no body', () => {
@@ -124,7 +124,7 @@ describe('framing', () => {
     s.client(GET('/2'));
     s.server('HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n');
     assert.equal(
-      s.sent('client'),
+      s.all.sent('client'),
       'HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n',
     );
     assert.equal(s.logs('http.accounting').length, 2);
@@ -134,7 +134,7 @@ describe('framing', () => {
     const s = opened({}, 'POST /up HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n');
     s.client('3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n');
     assert.equal(
-      s.sent('server'),
+      s.all.sent('server'),
       'POST /up HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n',
     );
     s.server(OK());
@@ -147,7 +147,7 @@ describe('framing', () => {
     s.server('part2');
     s.end('server');
     assert.equal(
-      s.sent('client'),
+      s.all.sent('client'),
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\npart1\r\n5\r\npart2\r\n0\r\n\r\n',
     );
     assert.equal(s.done(), undefined, 'the client keeps its connection');
@@ -158,14 +158,14 @@ describe('framing', () => {
     const s = opened({}, 'GET / HTTP/1.0\r\nHost: example.test\r\n\r\n');
     s.server('HTTP/1.0 200 OK\r\n\r\nbody');
     s.end('server');
-    assert.equal(s.sent('client'), 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody');
+    assert.equal(s.all.sent('client'), 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody');
     assert.ok(s.done());
   });
 
   test('the head and body of a small response leave in one send', () => {
     const s = opened();
     const cmds = s.server(OK('hello'));
-    const sends = cmds.filter((c) => c.type === 'send');
+    const sends = cmds.commands.filter((c) => c.type === 'send');
     assert.equal(sends.length, 1);
     assert.equal(Buffer.from((sends[0] as { data: Uint8Array }).data).toString('latin1'), OK('hello'));
   });
@@ -175,7 +175,7 @@ describe('framing', () => {
     const body = Buffer.alloc(100_000, 7);
     s.server('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n');
     for (let i = 0; i < body.length; i += 1000) s.server(body.subarray(i, i + 1000));
-    const got = Buffer.from(s.sent('client'), 'latin1');
+    const got = Buffer.from(s.all.sent('client'), 'latin1');
     assert.equal(got.length, 'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n'.length + 100_000);
     assert.equal(s.logs('http.accounting')[0]!.fields!.bytes, 100_000);
   });
@@ -185,13 +185,13 @@ describe('framing', () => {
     s.server(
       'HTTP/1.1 200 Fine\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nx-lower:  v \r\nContent-Length: 0\r\n\r\n',
     );
-    assert.equal(s.sent('client'), 'HTTP/1.1 200 Fine\r\nx-lower: v\r\nContent-Length: 0\r\n\r\n');
+    assert.equal(s.all.sent('client'), 'HTTP/1.1 200 Fine\r\nx-lower: v\r\nContent-Length: 0\r\n\r\n');
   });
 
   test('an early response to an unfinished upload closes the client connection afterwards', () => {
     const s = opened({}, 'POST / HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100\r\n\r\n0123456789');
     s.server('HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n');
-    assert.match(s.sent('client'), /Connection: close/);
+    assert.match(s.all.sent('client'), /Connection: close/);
     assert.ok(s.done());
   });
 });
@@ -202,11 +202,11 @@ describe('1xx, Expect and Upgrade', () => {
       {},
       'POST / HTTP/1.1\r\nHost: example.test\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n',
     );
-    assert.match(s.sent('server'), /Expect: 100-continue/);
+    assert.match(s.all.sent('server'), /Expect: 100-continue/);
     s.server('HTTP/1.1 100 Continue\r\n\r\n');
-    assert.equal(s.sent('client'), 'HTTP/1.1 100 Continue\r\n\r\n');
+    assert.equal(s.all.sent('client'), 'HTTP/1.1 100 Continue\r\n\r\n');
     s.client('data');
-    assert.ok(s.sent('server').endsWith('\r\n\r\ndata'));
+    assert.ok(s.all.sent('server').endsWith('\r\n\r\ndata'));
     s.server(OK());
     assert.deepEqual(s.statuses(), [100, 200]);
     assert.equal(s.logs('http.accounting').length, 1);
@@ -217,7 +217,7 @@ describe('1xx, Expect and Upgrade', () => {
     s.start();
     s.client('PUT / HTTP/1.1\r\nHost: example.test\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n');
     assert.deepEqual(s.statuses(), [403]);
-    assert.equal(s.sent('server'), '');
+    assert.equal(s.all.sent('server'), '');
   });
 
   test('interim responses are not sent to HTTP/1.0 clients', () => {
@@ -229,7 +229,7 @@ describe('1xx, Expect and Upgrade', () => {
 
   test('Upgrade is stripped unless permitted', () => {
     const s = opened({}, GET('/ws', 'Connection: Upgrade\r\nUpgrade: websocket\r\n'));
-    assert.doesNotMatch(s.sent('server'), /Upgrade/i);
+    assert.doesNotMatch(s.all.sent('server'), /Upgrade/i);
   });
 
   test('a permitted WebSocket upgrade becomes a plug relay after 101', () => {
@@ -240,23 +240,23 @@ describe('1xx, Expect and Upgrade', () => {
         'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n',
       ),
     );
-    assert.match(s.sent('server'), /Connection: Upgrade\r\nUpgrade: websocket\r\n/);
+    assert.match(s.all.sent('server'), /Connection: Upgrade\r\nUpgrade: websocket\r\n/);
     s.server(
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi',
     );
-    assert.match(s.sent('client'), /^HTTP\/1\.1 101 Switching Protocols\r\n/);
-    assert.ok(s.sent('client').endsWith('\x81\x02hi'), 'frames after the 101 are relayed');
+    assert.match(s.all.sent('client'), /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    assert.ok(s.all.sent('client').endsWith('\x81\x02hi'), 'frames after the 101 are relayed');
     s.client('\x81\x82abcd\x00\x00');
-    assert.ok(s.sent('server').endsWith('\x81\x82abcd\x00\x00'));
+    assert.ok(s.all.sent('server').endsWith('\x81\x82abcd\x00\x00'));
     s.end('client');
-    assert.ok(s.log.some((c) => c.type === 'shutdown' && c.stream === 'server'));
+    assert.ok(s.all.commands.some((c) => c.type === 'shutdown' && c.stream === 'server'));
     s.end('server');
     assert.equal(s.done()?.verdict, 'ACCEPTED');
   });
 
   test('a permit_upgrade list without the requested protocol strips it', () => {
     const s = opened({ permit_upgrade: ['websocket'] }, GET('/', 'Connection: Upgrade\r\nUpgrade: h2c\r\n'));
-    assert.doesNotMatch(s.sent('server'), /h2c/);
+    assert.doesNotMatch(s.all.sent('server'), /h2c/);
   });
 });
 
@@ -269,7 +269,7 @@ describe('explicit proxy mode', () => {
     s.client('GET http://www.example.test:8080/a?b HTTP/1.1\r\nHost: other.test\r\n\r\n');
     assert.deepEqual(s.connects()[0]!.options, { inband: { host: 'www.example.test', port: 8080 } });
     s.connected();
-    assert.equal(s.sent('server'), 'GET /a?b HTTP/1.1\r\nHost: www.example.test:8080\r\n\r\n');
+    assert.equal(s.all.sent('server'), 'GET /a?b HTTP/1.1\r\nHost: www.example.test:8080\r\n\r\n');
   });
 
   test('target_port_range refuses other ports', () => {
@@ -285,7 +285,7 @@ describe('explicit proxy mode', () => {
     s.start();
     s.client('GET http://a.test/ HTTP/1.1\r\nHost: b.test\r\n\r\n');
     s.connected();
-    assert.match(s.sent('server'), /^GET \/ HTTP\/1\.1\r\nHost: b\.test\r\n/);
+    assert.match(s.all.sent('server'), /^GET \/ HTTP\/1\.1\r\nHost: b\.test\r\n/);
   });
 
   test('a request for another host closes the server connection and opens a new one', () => {
@@ -299,7 +299,7 @@ describe('explicit proxy mode', () => {
     s.closed('server');
     assert.deepEqual(s.connects()[1]!.options, { inband: { host: 'b.test', port: 80 } });
     s.connected();
-    assert.ok(s.sent('server').endsWith('GET / HTTP/1.1\r\nHost: b.test\r\n\r\n'));
+    assert.ok(s.all.sent('server').endsWith('GET / HTTP/1.1\r\nHost: b.test\r\n\r\n'));
   });
 
   test('CONNECT to a permitted port: 200, then a plug relay', () => {
@@ -307,12 +307,12 @@ describe('explicit proxy mode', () => {
     s.start();
     s.client('CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n\x16\x03\x01');
     assert.deepEqual(s.connects()[0]!.options, { inband: { host: 'secure.test', port: 443 } });
-    assert.equal(s.sent('client'), '');
+    assert.equal(s.all.sent('client'), '');
     s.connected();
-    assert.equal(s.sent('client'), 'HTTP/1.1 200 Connection established\r\n\r\n');
-    assert.equal(s.sent('server'), '\x16\x03\x01', 'bytes sent early are relayed, no HTTP head');
+    assert.equal(s.all.sent('client'), 'HTTP/1.1 200 Connection established\r\n\r\n');
+    assert.equal(s.all.sent('server'), '\x16\x03\x01', 'bytes sent early are relayed, no HTTP head');
     s.server('\x16\x03\x03');
-    assert.ok(s.sent('client').endsWith('\x16\x03\x03'));
+    assert.ok(s.all.sent('client').endsWith('\x16\x03\x03'));
     s.closed('server');
     assert.equal(s.done()?.verdict, 'ACCEPTED');
     const acc = s.logs('http.accounting');
@@ -334,7 +334,7 @@ describe('explicit proxy mode', () => {
     s.client('GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n');
     assert.deepEqual(s.connects()[0]!.options, { inband: { host: 'parent.test', port: 3128 } });
     s.connected();
-    assert.match(s.sent('server'), /^GET http:\/\/a\.test\/x HTTP\/1\.1\r\nHost: a\.test\r\n/);
+    assert.match(s.all.sent('server'), /^GET http:\/\/a\.test\/x HTTP\/1\.1\r\nHost: a\.test\r\n/);
   });
 
   test('parent_proxy: CONNECT goes to the parent and its 200 opens the tunnel', () => {
@@ -343,11 +343,11 @@ describe('explicit proxy mode', () => {
     s.client('CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n');
     assert.deepEqual(s.connects()[0]!.options, { inband: { host: '198.18.3.3', port: 3128 } });
     s.connected();
-    assert.equal(s.sent('server'), 'CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n');
+    assert.equal(s.all.sent('server'), 'CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n');
     s.server('HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03');
-    assert.equal(s.sent('client'), 'HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03');
+    assert.equal(s.all.sent('client'), 'HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03');
     s.client('\x16\x03\x01');
-    assert.ok(s.sent('server').endsWith('\r\n\r\n\x16\x03\x01'));
+    assert.ok(s.all.sent('server').endsWith('\r\n\r\n\x16\x03\x01'));
   });
 
   test('parent_proxy: a refused CONNECT is relayed and the connection closed', () => {
@@ -357,7 +357,7 @@ describe('explicit proxy mode', () => {
     s.connected();
     s.server('HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno');
     assert.equal(
-      s.sent('client'),
+      s.all.sent('client'),
       'HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno',
     );
     assert.ok(s.done());
@@ -400,7 +400,7 @@ describe('transparent mode Host checks', () => {
     s.start();
     s.client('GET / HTTP/1.0\r\n\r\n');
     s.connected();
-    assert.match(s.sent('server'), /^GET \/ HTTP\/1\.1\r\nHost: 198\.18\.2\.20\r\n/);
+    assert.match(s.all.sent('server'), /^GET \/ HTTP\/1\.1\r\nHost: 198\.18\.2\.20\r\n/);
   });
 });
 
@@ -413,7 +413,7 @@ describe('timeouts', () => {
     s.server(OK());
     s.now += 500;
     const re = s.timer('idle');
-    assert.deepEqual(re, [{ type: 'setTimer', timer: 'idle', ms: 500 }]);
+    assert.deepEqual(re.commands, [{ type: 'setTimer', timer: 'idle', ms: 500 }]);
     s.now += 500;
     s.timer('idle');
     assert.equal(s.done()?.verdict, 'ACCEPTED');
@@ -423,7 +423,7 @@ describe('timeouts', () => {
     const s = new Script({ timeout_request: 50 });
     s.start();
     const cmds = s.client('GET / HTTP/1.1\r\nHo');
-    assert.ok(cmds.some((c) => c.type === 'setTimer' && c.timer === 'request' && c.ms === 50));
+    assert.ok(cmds.commands.some((c) => c.type === 'setTimer' && c.timer === 'request' && c.ms === 50));
     s.timer('request');
     assert.deepEqual(s.statuses(), [408]);
     assert.equal(s.done()?.verdict, 'DENIED_BY_LIMIT');
@@ -434,12 +434,12 @@ describe('timeouts', () => {
     s.start();
     s.client('GET / HTTP/1.1\r\n');
     const cmds = s.client('Host: example.test\r\n\r\n');
-    assert.ok(cmds.some((c) => c.type === 'clearTimer' && c.timer === 'request'));
+    assert.ok(cmds.commands.some((c) => c.type === 'clearTimer' && c.timer === 'request'));
   });
 
   test('no response head in time: 504', () => {
     const s = opened({ timeout_response: 100 });
-    assert.ok(s.log.some((c) => c.type === 'setTimer' && c.timer === 'response' && c.ms === 100));
+    assert.ok(s.all.commands.some((c) => c.type === 'setTimer' && c.timer === 'response' && c.ms === 100));
     s.timer('response');
     assert.deepEqual(s.statuses(), [504]);
     assert.ok(s.done());
@@ -451,7 +451,7 @@ describe('server failures', () => {
     const s = new Script();
     s.start();
     s.client(GET());
-    s.ev({ type: 'connectFailed', now: s.now, stream: 'server', error: 'ECONNREFUSED' });
+    s.feed({ type: 'connectFailed', now: s.now, stream: 'server', error: 'ECONNREFUSED' });
     assert.deepEqual(s.statuses(), [502]);
     assert.equal(s.done()?.verdict, 'DENIED_BY_CONNECTION_FAIL');
   });
@@ -466,7 +466,7 @@ describe('server failures', () => {
     const s = opened();
     s.server('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
     s.end('server');
-    assert.equal(s.sent('client'), 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+    assert.equal(s.all.sent('client'), 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
     assert.ok(s.done());
     assert.ok(s.closedStreams().includes('client'));
   });
@@ -491,7 +491,7 @@ describe('server failures', () => {
     const s = opened({}, GET('/', 'Connection: close\r\n'));
     s.server(OK());
     assert.ok(s.done());
-    assert.deepEqual(s.client(GET()), []);
+    assert.deepEqual(s.client(GET()).commands, []);
   });
 });
 
@@ -501,12 +501,12 @@ describe('error pages and logs', () => {
     s.now = Date.UTC(2026, 0, 2, 3, 4, 5);
     s.start();
     s.client('TRACE /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
-    const body = s.sent('client').split('\r\n\r\n')[1]!;
+    const body = s.all.sent('client').split('\r\n\r\n')[1]!;
     assert.equal(
       body,
       '[Method denied|Method TRACE denied by policy.|0.1.0|fw&#60;1&#62;|Fri, 02 Jan 2026 03:04:05 GMT]',
     );
-    assert.match(s.sent('client'), /Content-Length: \d+\r\n/);
+    assert.match(s.all.sent('client'), /Content-Length: \d+\r\n/);
   });
 
   test('a violation log names the reason, status, method and url', () => {
@@ -524,14 +524,14 @@ describe('error pages and logs', () => {
     const s = new Script({ request: { GET: 'accept' } });
     s.start();
     s.client('HEAD / HTTP/1.1\r\nHost: example.test\r\n\r\n');
-    assert.ok(s.sent('client').endsWith('\r\n\r\n'));
-    assert.match(s.sent('client'), /^HTTP\/1\.1 403 /);
+    assert.ok(s.all.sent('client').endsWith('\r\n\r\n'));
+    assert.match(s.all.sent('client'), /^HTTP\/1\.1 403 /);
   });
 
   test('Via is added when add_via is set', () => {
     const s = opened({ add_via: true, hostname: 'fw1' });
-    assert.match(s.sent('server'), /Via: 1\.1 fw1\r\n/);
+    assert.match(s.all.sent('server'), /Via: 1\.1 fw1\r\n/);
     s.server(OK());
-    assert.match(s.sent('client'), /Via: 1\.1 fw1\r\n/);
+    assert.match(s.all.sent('client'), /Via: 1\.1 fw1\r\n/);
   });
 });

@@ -2,8 +2,8 @@
 // proxy sends it (with a reader of its own) and answers every complete request it sees.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ProxyCommand } from '../../../../src/proxy/core/types.ts';
 import { HttpReader } from '../../../../src/proxy/http/index.ts';
+import type { Step } from '../playbook.ts';
 import { CORPUS, type CorpusCase, DEFAULT_RESPONSE } from './corpus.ts';
 import { Script } from './script.ts';
 
@@ -23,13 +23,13 @@ export function runCase(c: CorpusCase): { s: Script; serverRequests: number } {
   let server = new HttpReader('request', SERVER_LIMITS);
   let serverRequests = 0;
   let seen = 0;
-  const queue: (() => ProxyCommand[])[] = [() => s.start(), () => s.client(c.input)];
+  const queue: (() => Step)[] = [() => s.start(), () => s.client(c.input)];
   if (c.eof) queue.push(() => s.end('client'));
   let connected = false;
   for (let steps = 0; steps < 1000; steps++) {
     const step = queue.shift();
     if (!step) break;
-    const cmds = step();
+    const cmds = step().commands;
     for (const cmd of cmds) {
       if (cmd.type === 'connect') {
         server = new HttpReader('request', SERVER_LIMITS);
@@ -69,8 +69,8 @@ test(`corpus has at least 60 cases (${CORPUS.length})`, () => {
 for (const c of CORPUS) {
   test(`corpus: ${c.name}`, () => {
     const { s, serverRequests } = runCase(c);
-    assert.deepEqual(s.statuses(), c.statuses, `client got:\n${s.sent('client').slice(0, 400)}`);
-    const toServer = s.sent('server');
+    assert.deepEqual(s.statuses(), c.statuses, `client got:\n${s.all.sent('client').slice(0, 400)}`);
+    const toServer = s.all.sent('server');
     if (!c.serverMaySee) assert.equal(toServer, '', 'the server must see nothing');
     if (c.serverRequests !== undefined)
       assert.equal(serverRequests, c.serverRequests, `server got:\n${toServer.slice(0, 400)}`);

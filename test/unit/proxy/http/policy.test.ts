@@ -21,7 +21,7 @@ describe('request policy', () => {
     s.start();
     s.client(GET('/', 'Content-Length: 0\r\n', 'PUT'));
     assert.deepEqual(s.statuses(), [405]);
-    assert.match(s.sent('client'), /No uploads here/);
+    assert.match(s.all.sent('client'), /No uploads here/);
     assert.equal(s.done(), undefined, 'a reject keeps the connection');
     s.client(GET());
     assert.equal(s.connects().length, 1, 'GET accepted (method keys are case-insensitive)');
@@ -30,14 +30,14 @@ describe('request policy', () => {
     s.client(GET('/', '', 'DELETE'));
     assert.deepEqual(s.statuses(), [405, 200, 403]);
     assert.equal(s.done()?.verdict, 'DENIED_BY_POLICY');
-    assert.equal(s.sent('server'), GET(), 'only the GET reached the server');
+    assert.equal(s.all.sent('server'), GET(), 'only the GET reached the server');
   });
 
   test('abort: no answer, session ends as ABORTED_BY_POLICY_ACTION', () => {
     const s = new Script({ request: { POST: 'abort', '*': 'accept' } });
     s.start();
     s.client(GET('/', 'Content-Length: 1\r\n', 'POST'));
-    assert.equal(s.sent('client'), '');
+    assert.equal(s.all.sent('client'), '');
     assert.equal(s.done()?.verdict, 'ABORTED_BY_POLICY_ACTION');
   });
 
@@ -50,7 +50,7 @@ describe('request policy', () => {
     b.start();
     b.client(GET('/', '', 'PROPFIND'));
     assert.deepEqual(b.statuses(), [403]);
-    assert.match(b.sent('client'), /Method PROPFIND denied by policy/);
+    assert.match(b.all.sent('client'), /Method PROPFIND denied by policy/);
   });
 
   test('Zorp tuple form: [reject, 451, text]', () => {
@@ -80,7 +80,7 @@ describe('header policies', () => {
       ),
     );
     assert.equal(
-      s.sent('server'),
+      s.all.sent('server'),
       'GET / HTTP/1.1\r\nHost: example.test\r\nUser-Agent: tzorp\r\nX-New: 1\r\nX-B2: v2\r\nAccept: */*\r\nX-Forwarded-Proto: http\r\nX-Client: hidden\r\n\r\n',
     );
   });
@@ -92,7 +92,7 @@ describe('header policies', () => {
     );
     s.client('hi');
     assert.equal(
-      s.sent('server'),
+      s.all.sent('server'),
       'POST / HTTP/1.1\r\nHost: example.test\r\nAccept: */*\r\nContent-Length: 2\r\n\r\nhi',
     );
   });
@@ -112,7 +112,10 @@ describe('header policies', () => {
     s.server(
       'HTTP/1.1 200 OK\r\nServer: Apache/2.4.1\r\nX-Frame-Options: ALLOW\r\nContent-Length: 0\r\n\r\n',
     );
-    assert.equal(s.sent('client'), 'HTTP/1.1 200 OK\r\nX-Frame-Options: DENY\r\nContent-Length: 0\r\n\r\n');
+    assert.equal(
+      s.all.sent('client'),
+      'HTTP/1.1 200 OK\r\nX-Frame-Options: DENY\r\nContent-Length: 0\r\n\r\n',
+    );
   });
 });
 
@@ -144,7 +147,7 @@ describe('response policy', () => {
     const s = opened({ response: { '*': { '5': 'deny' } } });
     s.server('HTTP/1.1 500 Oops\r\nContent-Length: 10\r\n\r\nstacktrace');
     assert.deepEqual(s.statuses(), [502]);
-    assert.doesNotMatch(s.sent('client'), /stacktrace/);
+    assert.doesNotMatch(s.all.sent('client'), /stacktrace/);
     assert.deepEqual(s.closedStreams(), ['server']);
     assert.equal(s.done(), undefined, 'the client connection stays');
   });
@@ -155,13 +158,13 @@ describe('response policy', () => {
     });
     s.server('HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc');
     assert.deepEqual(s.statuses(), [404]);
-    assert.match(s.sent('client'), /Nothing here/);
+    assert.match(s.all.sent('client'), /Nothing here/);
   });
 
   test('an aborted response ends the session without an answer', () => {
     const s = opened({ response: { '*': { '3': 'abort' } } });
     s.server('HTTP/1.1 302 Found\r\nLocation: http://evil.test/\r\nContent-Length: 0\r\n\r\n');
-    assert.equal(s.sent('client'), '');
+    assert.equal(s.all.sent('client'), '');
     assert.equal(s.done()?.verdict, 'ABORTED_BY_POLICY_ACTION');
   });
 });
@@ -185,7 +188,7 @@ describe('URL filter', () => {
     s.client('GET /x HTTP/1.1\r\nHost: www.BAD.test\r\n\r\n');
     assert.deepEqual(s.statuses(), [403]);
     assert.match(
-      s.sent('client'),
+      s.all.sent('client'),
       /<h1>Blocked: URL rejected<\/h1><p>Access to http:\/\/www\.bad\.test\/x is not permitted\.<\/p>/,
     );
     assert.equal(s.connects().length, 0);

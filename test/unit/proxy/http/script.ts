@@ -1,83 +1,69 @@
-// Scripted event/command sequences for the http core: feed events, look at the commands.
-import type { Addr, ProxyCommand, ProxyEvent } from '../../../../src/proxy/core/types.ts';
+// Scripted event/command sequences for the http core, on the playbook harness (../playbook.ts): the
+// protocol's events by name, and the questions HTTP tests ask of the whole session so far.
+import type { Addr, ProxyCommand } from '../../../../src/proxy/core/types.ts';
 import { createHttpCore } from '../../../../src/proxy/http/index.ts';
+import { Playbook, type Step } from '../playbook.ts';
 
 export const CLIENT: Addr = { host: '198.18.1.10', port: 40000, family: 4 };
 export const DEST: Addr = { host: '198.18.2.20', port: 80, family: 4 };
 
-export class Script {
-  readonly core;
-  now = 1_000_000;
-  readonly log: ProxyCommand[] = [];
-
+export class Script extends Playbook {
   constructor(options: Record<string, unknown> = {}, ctx: { inband?: boolean; clientLocal?: Addr } = {}) {
-    this.core = createHttpCore({
-      sessionId: 'svc/test:1',
-      service: 'http_test',
-      options,
-      clientZone: 'clients',
-      inband: ctx.inband ?? false,
-      clientLocal: ctx.clientLocal ?? DEST,
-    });
+    super(
+      createHttpCore({
+        sessionId: 'svc/test:1',
+        service: 'http_test',
+        options,
+        clientZone: 'clients',
+        inband: ctx.inband ?? false,
+        clientLocal: ctx.clientLocal ?? DEST,
+      }),
+      { now: 1_000_000 },
+    );
   }
 
-  ev(e: ProxyEvent): ProxyCommand[] {
-    const cmds = this.core.handle(e);
-    this.log.push(...cmds);
-    return cmds;
+  start(): Step {
+    return this.feed({ type: 'start', client: CLIENT, clientLocal: DEST });
   }
-  start(): ProxyCommand[] {
-    return this.ev({ type: 'start', now: this.now, client: CLIENT, clientLocal: DEST });
-  }
-  data(stream: 'client' | 'server', s: string | Uint8Array): ProxyCommand[] {
+  data(stream: 'client' | 'server', s: string | Uint8Array): Step {
     const data = typeof s === 'string' ? Buffer.from(s, 'latin1') : s;
-    return this.ev({ type: 'data', now: this.now, stream, data });
+    return this.feed({ type: 'data', stream, data });
   }
-  client(s: string | Uint8Array): ProxyCommand[] {
+  client(s: string | Uint8Array): Step {
     return this.data('client', s);
   }
-  server(s: string | Uint8Array): ProxyCommand[] {
+  server(s: string | Uint8Array): Step {
     return this.data('server', s);
   }
-  connected(): ProxyCommand[] {
-    return this.ev({ type: 'connected', now: this.now, stream: 'server', local: CLIENT, remote: DEST });
+  connected(): Step {
+    return this.feed({ type: 'connected', stream: 'server', local: CLIENT, remote: DEST });
   }
-  end(stream: 'client' | 'server'): ProxyCommand[] {
-    return this.ev({ type: 'end', now: this.now, stream });
+  end(stream: 'client' | 'server'): Step {
+    return this.feed({ type: 'end', stream });
   }
-  closed(stream: 'client' | 'server', error?: string): ProxyCommand[] {
-    return this.ev(
-      error ? { type: 'closed', now: this.now, stream, error } : { type: 'closed', now: this.now, stream },
-    );
+  closed(stream: 'client' | 'server', error?: string): Step {
+    return this.feed(error ? { type: 'closed', stream, error } : { type: 'closed', stream });
   }
-  timer(timer: string): ProxyCommand[] {
-    return this.ev({ type: 'timer', now: this.now, timer });
+  timer(timer: string): Step {
+    return this.feed({ type: 'timer', timer });
   }
 
-  /** Everything sent to a stream so far (latin1). */
-  sent(stream: 'client' | 'server'): string {
-    return this.log
-      .filter((c): c is Extract<ProxyCommand, { type: 'send' }> => c.type === 'send' && c.stream === stream)
-      .map((c) => Buffer.from(c.data).toString('latin1'))
-      .join('');
-  }
+  // Questions about the whole session so far.
   connects(): Extract<ProxyCommand, { type: 'connect' }>[] {
-    return this.log.filter((c): c is Extract<ProxyCommand, { type: 'connect' }> => c.type === 'connect');
+    return this.all.of('connect');
   }
   done(): Extract<ProxyCommand, { type: 'done' }> | undefined {
-    return this.log.find((c): c is Extract<ProxyCommand, { type: 'done' }> => c.type === 'done');
+    return this.all.of('done')[0];
   }
   logs(category: string): Extract<ProxyCommand, { type: 'log' }>[] {
-    return this.log.filter(
-      (c): c is Extract<ProxyCommand, { type: 'log' }> => c.type === 'log' && c.category === category,
-    );
+    return this.all.of('log').filter((c) => c.category === category);
   }
   closedStreams(): string[] {
-    return this.log.filter((c) => c.type === 'close').map((c) => (c as { stream: string }).stream);
+    return this.all.of('close').map((c) => c.stream);
   }
   /** Status codes of the responses sent to the client, in order (interim ones too). */
   statuses(): number[] {
-    return [...this.sent('client').matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    return [...this.all.sent('client').matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
   }
 }
 
