@@ -11,7 +11,7 @@
 // admission.ts.
 import type { Socket } from 'node:net';
 import type { Engine } from '../engine/index.ts';
-import type { SessionHandle, SessionSummary } from '../net/index.ts';
+import { canonicalHost, type SessionHandle, type SessionSummary } from '../net/index.ts';
 import type { Policy, ProxyService, Rule } from '../policy/index.ts';
 import type { Admission } from './admission.ts';
 import type { SessionInfo } from './control-protocol.ts';
@@ -86,12 +86,6 @@ interface LiveSession<U> {
   local: Endpoint;
   startedAt: number;
   run: SessionHandle;
-}
-
-/** IPv4 peers of a dual-stack socket show as ::ffff:a.b.c.d; zones and logs want a.b.c.d. */
-export function plainHost(h: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(h);
-  return m ? m[1]! : h;
 }
 
 export type Resolution<U> =
@@ -245,8 +239,10 @@ export class WorkerRuntime<U> {
       sock.destroy();
       return;
     }
-    const client = { host: plainHost(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 };
-    const local = { host: plainHost(sock.localAddress ?? ''), port: sock.localPort ?? 0 };
+    // IPv4 peers of a dual-stack socket show as ::ffff:a.b.c.d; zones, logs and the cores want the
+    // one canonical text (the driver's Addr is made the same way)
+    const client = { host: canonicalHost(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 };
+    const local = { host: canonicalHost(sock.localAddress ?? ''), port: sock.localPort ?? 0 };
     if (!client.host || !local.host) {
       sock.destroy(); // reset before we could look at it
       return;

@@ -7,7 +7,13 @@
 // (1-4 hex digits per group, at most one "::", an optional dotted IPv4 tail), no zone id.
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 §2.5.5.2) is reported as the IPv4 address: a
 // dual-stack listener sees IPv4 peers that way and they must land in the IPv4 zones.
+//
+// Addresses are written as text by the one normaliser (policy/address.ts formatAddress), so the
+// engine's answers and the policy's own text always agree.
+import { formatAddress } from '../policy/address.ts';
 import type { Cidr, Family } from '../policy/model.ts';
+
+export { formatAddress };
 
 /** A parsed address: `family` 4 uses `w0`; family 6 uses w0..w3 (most significant first). */
 export class ParsedAddr {
@@ -187,34 +193,6 @@ export function maskWord(prefix: number, k: number): number {
   if (bits <= 0) return 0;
   if (bits >= 32) return 0xffffffff;
   return (0xffffffff << (32 - bits)) >>> 0;
-}
-
-/** Canonical text of an address value (RFC 5952 for IPv6: lower case, longest zero run compressed). */
-export function formatAddress(family: Family, v: bigint): string {
-  if (family === 4) {
-    const n = Number(v);
-    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-  }
-  const g: number[] = [];
-  for (let k = 7; k >= 0; k--) g.push(Number((v >> BigInt(16 * k)) & 0xffffn));
-  let bestStart = -1;
-  let bestLen = 1; // RFC 5952 §4.2.2: a single zero group is not compressed
-  for (let k = 0; k < 8; ) {
-    if (g[k] !== 0) {
-      k++;
-      continue;
-    }
-    let e = k;
-    while (e < 8 && g[e] === 0) e++;
-    if (e - k > bestLen) {
-      bestStart = k;
-      bestLen = e - k;
-    }
-    k = e;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
 /** Is the parsed address inside the network? (families must agree) */

@@ -6,6 +6,7 @@
 import { appendFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { canonicalAddress } from '../policy/index.ts';
 
 export interface LabServersConfig {
   /** Where the connection records go. */
@@ -38,7 +39,7 @@ const MAX_BYTES_RESPONSE = 1024 * 1024 * 1024;
 
 function plain(addr: string | undefined): string {
   if (!addr) return '?';
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+  return canonicalAddress(addr)?.host ?? addr;
 }
 
 function endpoints(sock: Socket) {

@@ -1,21 +1,13 @@
-// Addresses as the driver hands them to cores (types.ts `Addr`): canonical text, IPv4 never in the
-// ::ffff: form a dual-stack socket reports.
+// Addresses as the driver hands them to cores (types.ts `Addr`): the one canonical text
+// (policy/address.ts canonicalAddress), IPv4 never in the ::ffff: form a dual-stack socket reports.
 import { isIP } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import { canonicalAddress } from '../policy/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
 
-/** Canonical text of an address; an IPv4-mapped IPv6 address becomes plain IPv4. */
+/** Canonical text of an address literal; anything else (a host name, a link-local address with its
+ * zone id) is kept as it is. */
 export function canonicalHost(host: string): string {
-  const f = isIP(host);
-  if (f === 0) return host;
-  if (f === 4) return host; // isIP accepts only plain dotted quads (no leading zeros): already canonical
-  const a = ipaddr.parse(host);
-  if (a.kind() === 'ipv6') {
-    const v6 = a as ipaddr.IPv6;
-    if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
-    return v6.toRFC5952String(); // RFC 5952 section 4: the one canonical text form
-  }
-  return a.toString();
+  return canonicalAddress(host)?.host ?? host;
 }
 
 /** The family of an address literal (4 or 6); throws for a name. */

@@ -2,6 +2,11 @@
 // lenient parser on purpose: `010.1.1.1` (octal in inet_aton), `1.2.3` (short forms), `1.2.3.4/33` and
 // zone ids must be refused, not guessed at. IPv4-mapped IPv6 (`::ffff:a.b.c.d`, prefix >= 96) is
 // normalised to the IPv4 form, because the kernel sees those packets as IPv4.
+//
+// This is also tzorp's one address normaliser (canonicalAddress, formatAddress): the engine, the
+// kernel renderer, the net driver, the daemon and the HTTP and FTP proxies all write and compare
+// addresses in the text it gives, so two spellings of one address always compare equal. It lives here
+// because the policy module is the one every other module may import.
 import type { Cidr, Family } from './model.ts';
 
 export interface ParsedAddr {
@@ -129,7 +134,18 @@ export function parseCidr(text: string): CidrResult {
   };
 }
 
-/** Canonical text: dotted quad, or RFC 5952 (lower case, longest zero run compressed). */
+/** The one canonical text of an IP address literal, with its family: a dotted quad for IPv4 and for
+ * IPv4-mapped IPv6 (RFC 4291 §2.5.5.2: how a dual-stack socket shows an IPv4 peer; IPv4 is never
+ * written mapped), RFC 5952 §4 for IPv6 (lower case, no leading zeros, the longest run of two or more
+ * zero groups compressed, the first one on a tie). null when `text` is not an address literal: a host
+ * name, a zone id (`%eth0`), or a legacy IPv4 form such as `010.1.1.1` or `127.1`. */
+export function canonicalAddress(text: string): { family: Family; host: string } | null {
+  const a = parseAddress(text);
+  return a === null ? null : { family: a.family, host: formatAddress(a.family, a.addr) };
+}
+
+/** Canonical text of an address value: dotted quad, or RFC 5952 (lower case, longest zero run
+ * compressed). */
 export function formatAddress(family: Family, addr: bigint): string {
   if (family === 4) {
     return [24n, 16n, 8n, 0n].map((s) => String((addr >> s) & 255n)).join('.');

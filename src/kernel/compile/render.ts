@@ -1,5 +1,6 @@
 // Ruleset IR → nft text: the only code that writes nftables syntax. The output is deterministic (same
 // IR, same bytes): every list is in a defined order and nothing depends on time or environment.
+import { formatAddress } from '../../policy/address.ts';
 import type { DenyV4, DenyV6, Family } from '../../policy/model.ts';
 import type { Interval, IntervalSet } from './intervals.ts';
 import type { LookupIR, MatchIR, RulesetIR } from './ir.ts';
@@ -10,39 +11,15 @@ export const TABLE = 'tzorp';
 
 const hex = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
-function addrText(f: Family, v: bigint): string {
-  if (f === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
-  const words: string[] = [];
-  for (let i = 7; i >= 0; i--) words.push(((v >> BigInt(i * 16)) & 0xffffn).toString(16));
-  // RFC 5952 §4.2: compress the longest run (>= 2) of zero words, the first one on a tie
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === '0') j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestStart < 0) return words.join(':');
-  return `${words.slice(0, bestStart).join(':')}::${words.slice(bestStart + bestLen).join(':')}`;
-}
-
 /** A range as a network ("a/p") when it is one, else "a-b". */
 function addrRange(f: Family, [lo, hi]: Interval): string {
   const width = f === 4 ? 32 : 128;
   const size = hi - lo + 1n;
   if ((size & (size - 1n)) === 0n && lo % size === 0n) {
     const p = width - (size.toString(2).length - 1);
-    return p === width ? addrText(f, lo) : `${addrText(f, lo)}/${p}`;
+    return p === width ? formatAddress(f, lo) : `${formatAddress(f, lo)}/${p}`;
   }
-  return `${addrText(f, lo)}-${addrText(f, hi)}`;
+  return `${formatAddress(f, lo)}-${formatAddress(f, hi)}`;
 }
 
 function numRange([lo, hi]: Interval): string {
