@@ -68,6 +68,7 @@ export const E = {
   DAEMON_START: entry('TZ3007', 'env', 'the daemon could not start (kernel, listeners or workers)'),
   DAEMON_STOPPING: entry('TZ3008', 'env', 'the daemon is stopping and refuses the request'),
   DAEMON_STARTING: entry('TZ3009', 'env', 'the daemon is still starting and refuses the request'),
+  DAEMON_USER: entry('TZ3030', 'env', 'the daemon cannot run as the --user it was given'),
   // --- proxies (TZ4xxx) ---
   PROXY_PROTOCOL: entry('TZ4001', 'peer', 'protocol violation by a peer'),
   PROXY_POLICY: entry('TZ4002', 'peer', 'denied by the proxy policy'),

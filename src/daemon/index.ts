@@ -25,14 +25,16 @@ export { DAEMON_STATES, type DaemonState } from './lifecycle.ts';
 export type { LogFormat, ZorpLog } from './log.ts';
 export { LogLevels } from './log-spec.ts';
 export type { Daemon, DaemonDeps, DaemonOptions } from './primary.ts';
+export type { RunAs } from './privileges.ts';
 
 /** The daemon proper: the primary process, its real collaborators (policy loader, kernel, proxies,
  * native listening sockets) and the Zorp-format log. */
 export async function loadDaemon() {
-  const [primary, deps, log] = await Promise.all([
+  const [primary, deps, log, privileges] = await Promise.all([
     import('./primary.ts'),
     import('./deps.ts'),
     import('./log.ts'),
+    import('./privileges.ts'),
   ]);
   return {
     Daemon: primary.Daemon,
@@ -40,5 +42,7 @@ export async function loadDaemon() {
     loadPolicy: deps.loadPolicy,
     checkProxies: deps.checkProxies,
     ZorpLog: log.ZorpLog,
+    /** tzorp run --user */
+    privileges,
   };
 }

@@ -12,9 +12,14 @@ import type { FromWorker, ToWorker } from './ipc.ts';
 import { CORE_LEVEL, ZorpLog } from './log.ts';
 import { LogLevels } from './log-spec.ts';
 import { WorkerMetrics } from './metrics.ts';
+import { dropWorkerPrivileges } from './privileges.ts';
 import { SessionIdSource } from './session-ids.ts';
 import { RATE_TICK_MS, ServiceStats } from './stats.ts';
 import { WorkerRuntime } from './worker.ts';
+
+// tzorp run --user: a worker started by the primary while still root becomes the user before anything
+// else (a failure ends the worker, and with it the daemon's start).
+dropWorkerPrivileges();
 
 function send(msg: FromWorker): void {
   if (process.connected) process.send?.(msg);

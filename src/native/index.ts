@@ -32,6 +32,16 @@ interface RawAddon {
   setMark(fd: number, mark: number): void;
   getTransparent(fd: number): boolean;
   close(fd: number): void;
+  dropPrivileges(uid: number, gid: number, groups: number[], caps: number[]): DroppedPrivileges;
+}
+
+/** What the process runs with after dropPrivileges, read back from the kernel (capget, getresuid). */
+export interface DroppedPrivileges {
+  uid: number;
+  gid: number;
+  /** Effective and permitted capability sets, 16 hex digits as /proc/<pid>/status shows them. */
+  effective: string;
+  permitted: string;
 }
 
 /** Where setup.mjs puts the built addon; TZORP_NATIVE_ADDON overrides it (packaging, tests). */
@@ -157,6 +167,21 @@ export function getTransparent(fd: number): boolean {
 /** Close an fd from listenFd/clientFd that was never handed to a net.Socket/net.Server. */
 export function closeFd(fd: number): void {
   call('close', (a) => a.close(fd));
+}
+
+/**
+ * Become uid/gid (supplementary groups `groups`) keeping only the capabilities `caps` (numbers), also
+ * across execve for the programs this process starts (ambient set); the rest leaves the bounding set.
+ * Other threads keep no capability: what needs one must run synchronously on this thread or in a child
+ * process. Idempotent in a process that already runs as uid/gid (see tzorp_privs.c).
+ */
+export function dropPrivileges(
+  uid: number,
+  gid: number,
+  groups: number[],
+  caps: number[],
+): DroppedPrivileges {
+  return call(`drop privileges to uid ${uid}`, (a) => a.dropPrivileges(uid, gid, groups, caps));
 }
 
 /**

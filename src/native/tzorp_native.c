@@ -303,6 +303,8 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+napi_value tzorp_privs_init(napi_env env, napi_value exports);  // tzorp_privs.c
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -313,7 +315,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
+  return tzorp_privs_init(env, exports);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
+import type { RunAs } from '../../daemon/index.ts';
 import { LogLevels, levelArg, loadDaemon, logSpecArg } from '../../daemon/index.ts';
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
@@ -37,6 +38,7 @@ interface RunOptions {
   kernel: boolean;
   metrics?: { host: string; port: number };
   stopTimeout: number;
+  user?: string;
 }
 
 export function register(program: Command): void {
@@ -76,9 +78,27 @@ export function register(program: Command): void {
       ms,
       DEFAULTS.stopDrainTimeoutMs,
     )
+    .option(
+      '--user <name>',
+      'after installing the ruleset and opening the listeners as root, run as this user keeping only CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE',
+    )
     .action(async (policyArg: string, opts: RunOptions) => {
       const policyFile = resolve(policyArg);
-      const { Daemon, ZorpLog, checkProxies, loadPolicy, realDeps } = await loadDaemon();
+      const { Daemon, ZorpLog, checkProxies, loadPolicy, realDeps, privileges } = await loadDaemon();
+      const { dropTo, KEPT_CAPABILITIES, RUN_AS_ENV, resolveRunAs, runAsToEnv, shareControlSocket } =
+        privileges;
+      let runAs: RunAs | null = null;
+      if (opts.user !== undefined) {
+        try {
+          runAs = resolveRunAs(opts.user);
+        } catch (e) {
+          process.stderr.write(`tzorp run: ${e instanceof TzorpError ? e.format() : (e as Error).message}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        // the workers start as root (before the first generation) and drop at once: they read this
+        process.env[RUN_AS_ENV] = runAsToEnv(runAs);
+      }
       const log = new ZorpLog({ format: opts.logFormat, levels: new LogLevels(opts.verbose, opts.logSpec) });
       // Refuse to start on a policy with errors, before anything is started or changed.
       const loaded = await loadPolicy(policyFile).catch((e: unknown) => {
@@ -120,6 +140,23 @@ export function register(program: Command): void {
         for (const l of lines) process.stderr.write(`tzorp run: ${l}\n`);
         await daemon.abandon();
         process.exit(1);
+      }
+      if (runAs) {
+        try {
+          shareControlSocket(resolve(opts.control), runAs.gid);
+          const now = dropTo(runAs);
+          log.write('core.info', 3, null, 'Running as an unprivileged user', {
+            user: runAs.user,
+            uid: now.uid,
+            gid: now.gid,
+            capabilities: Object.keys(KEPT_CAPABILITIES).join(',').toLowerCase(),
+          });
+        } catch (e) {
+          // the ruleset is installed by now: stop properly (removes it), never run on as root
+          process.stderr.write(`tzorp run: ${e instanceof TzorpError ? e.format() : (e as Error).message}\n`);
+          await daemon.stop(0);
+          process.exit(1);
+        }
       }
       process.exit(await daemon.exited);
     });

@@ -1,6 +1,7 @@
 // Running nft, ip and reading/writing sysctls: the only place the kernel module touches the system.
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { TzorpError } from '../../errors.ts';
 
 export interface RunResult {
@@ -61,7 +62,9 @@ export async function writeSysctl(name: string, value: string, prefix: string[] 
     return;
   }
   try {
-    await writeFile(sysctlPath(name), value);
+    // Synchronously, on the JavaScript thread: after `tzorp run --user` only this thread keeps
+    // CAP_NET_ADMIN (which lets a non-root process write net.* sysctls); libuv's pool threads have none.
+    writeFileSync(sysctlPath(name), value);
   } catch (e) {
     throw new TzorpError('KERNEL_SYSCTL', `cannot set ${name}=${value}: ${(e as Error).message}`, {
       cause: e,

@@ -112,7 +112,13 @@ describe('the Debian package', { skip }, () => {
     assert.equal(c.code, 0, c.stderr);
     assert.match(c.stdout + c.stderr, /policy\.yaml/);
     const unit = readFileSync('/usr/lib/systemd/system/tzorp.service', 'utf8');
-    assert.match(unit, /^ExecStart=\/usr\/bin\/tzorp run /m);
+    assert.match(unit, /^ExecStart=\/usr\/bin\/tzorp run .* --user tzorp$/m);
+    // systemd's own check of the unit (no running systemd needed), now that its user and paths exist
+    if (sh('systemd-analyze', ['--version']).code === 0) {
+      const verify = sh('systemd-analyze', ['verify', '/usr/lib/systemd/system/tzorp.service']);
+      assert.equal(verify.code, 0, verify.stderr);
+      assert.equal(verify.stderr.trim(), '');
+    }
   });
 
   it('the lab runs with the installed tzorp as its firewall and proxies real traffic', () => {
