@@ -28,6 +28,9 @@ if (files.length === 0) {
 // sources (otherwise the sources, through tsx): bring dist/ up to date first, so the tests exercise what
 // a production install runs. test/unit/cli/build.test.ts checks the compiled path explicitly.
 await buildIfStale(root);
+// In CI nothing edits the sources during the run: every bin/tzorp the tests start must run dist/, so a
+// build problem fails the run instead of passing through tsx unnoticed.
+const env = process.env.CI ? { ...process.env, TZORP_REQUIRE_DIST: '1' } : process.env;
 const concurrency = process.env.TZORP_TEST_CONCURRENCY ?? '2';
 const r = spawnSync(
   process.execPath,
@@ -39,6 +42,6 @@ const r = spawnSync(
     '--test-reporter=spec',
     ...files.map((f) => relative(root, f)),
   ],
-  { stdio: 'inherit', cwd: root },
+  { stdio: 'inherit', cwd: root, env },
 );
 process.exit(r.status ?? 1);
