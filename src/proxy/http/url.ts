@@ -3,6 +3,7 @@
 // of unreserved characters decoded, escapes upper-cased, dot-segments removed, §5.2.4). Filtering and
 // forwarding the same canonical form means the server cannot read a path other than the one checked.
 import { ProtocolError } from '../../errors.ts';
+import { canonicalHost } from './host.ts';
 
 export interface Authority {
   /** Lower-cased reg-name, dotted IPv4, or IPv6 without brackets. */
@@ -19,28 +20,6 @@ export type RequestTarget =
   | { form: 'asterisk' };
 
 const REG_NAME = /^[A-Za-z0-9\-._~!$&'()*+,;=]*$/; // pct-encoded host names are refused (Zorp too)
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-function validIpv6(s: string): boolean {
-  if (!/^[0-9A-Fa-f:.]+$/.test(s)) return false;
-  const dbl = s.split('::');
-  if (dbl.length > 2) return false;
-  const parts = s.split(':');
-  let groups = 0;
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i]!;
-    if (p === '') continue;
-    if (p.includes('.')) {
-      if (i !== parts.length - 1 || !IPV4.test(p)) return false;
-      groups += 2;
-    } else {
-      if (p.length > 4) return false;
-      groups++;
-    }
-  }
-  return dbl.length === 2 ? groups < 8 : groups === 8;
-}
-
 /** Parse `host[:port]` (Host header value or authority-form). Throws 400 when malformed. */
 export function parseAuthority(s: string, maxHostnameLength: number, what = 'Host'): Authority {
   let host: string;
@@ -50,8 +29,6 @@ export function parseAuthority(s: string, maxHostnameLength: number, what = 'Hos
     const close = s.indexOf(']');
     if (close < 0) throw new ProtocolError('client', 400, `${what}: unterminated IPv6 literal`);
     host = s.slice(1, close);
-    if (!validIpv6(host)) throw new ProtocolError('client', 400, `${what}: invalid IPv6 literal`);
-    host = host.toLowerCase();
     ipv6 = true;
     rest = s.slice(close + 1);
   } else {
@@ -59,12 +36,15 @@ export function parseAuthority(s: string, maxHostnameLength: number, what = 'Hos
     host = colon < 0 ? s : s.slice(0, colon);
     rest = colon < 0 ? '' : s.slice(colon);
     if (!REG_NAME.test(host)) throw new ProtocolError('client', 400, `${what}: invalid host name`);
-    host = host.toLowerCase();
   }
   if (host.length > maxHostnameLength)
     throw new ProtocolError('client', 400, `${what}: host name longer than max_hostname_length`, {
       limit: true,
     });
+  // Rules, the destination check and the router see one spelling of each host (host.ts).
+  const canon = canonicalHost(host, ipv6, what);
+  host = canon.host;
+  ipv6 = canon.ipv6;
   let port: number | null = null;
   if (rest !== '') {
     if (!/^:\d{0,5}$/.test(rest)) throw new ProtocolError('client', 400, `${what}: invalid port`);
@@ -134,9 +114,30 @@ function splitPathQuery(s: string): { path: string; query: string | null } {
   if (query !== null && !QUERY_CHARS.test(query))
     throw new ProtocolError('client', 400, 'invalid character in query');
   return {
-    path: removeDotSegments(normalisePct(path === '' ? '/' : path, 'path')),
+    path: canonicalPath(normalisePct(path === '' ? '/' : path, 'path')),
     query: query === null ? null : normalisePct(query, 'query'),
   };
+}
+
+/** Escapes that servers decode into path structure (`%2F`, `%5C` as a separator on Windows servers)
+ * or that end a C string (`%00`): a rule on `/private/*` would not see `/private%2Fx` as below it. */
+const STRUCTURAL_ESCAPE = /%(2F|5C|00)/;
+/** A dot segment with path parameters (`..;x`, `.;`): Tomcat strips `;…` and then walks up. */
+const DOT_PARAM_SEGMENT = /(^|\/)\.\.?;/;
+
+/** The path the proxy filters and forwards (review findings 1 and 8): no repeated slashes (nginx and
+ * Apache merge them, so `//admin` is `/admin` there, yet no rule for `/admin` would match it), no dot
+ * segments, nothing a server would decode into another path. The same text goes to the server, so it
+ * has nothing left to re-interpret. */
+export function canonicalPath(pctNormalised: string): string {
+  if (STRUCTURAL_ESCAPE.test(pctNormalised))
+    throw new ProtocolError('client', 400, 'encoded slash, backslash or NUL in path');
+  if (DOT_PARAM_SEGMENT.test(pctNormalised))
+    throw new ProtocolError('client', 400, 'dot segment with parameters in path');
+  // Merge first, then remove dot segments: `/x/..//admin` is `/admin`, as nginx reads it.
+  const path = removeDotSegments(pctNormalised.replace(/\/{2,}/g, '/'));
+  if (path.includes('//')) throw new Error(`canonical path with '//': ${path}`); // a bug of ours
+  return path;
 }
 
 /** Parse a request-target (RFC 9112 §3.2) for `method`. Throws ProtocolError (client, 400) when malformed. */
