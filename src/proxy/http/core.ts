@@ -23,7 +23,14 @@ import {
 import { type ErrorPage, errorResponse } from './error-page.ts';
 import { type HttpOptions, MANAGED_HEADERS } from './options.ts';
 import { applyHeaderPolicy, checkUrl, portPermitted, requestAction, responseAction } from './policy.ts';
-import { type Framing, type Header, HttpReader, type RequestHead, type ResponseHead } from './reader.ts';
+import {
+  type Framing,
+  type Header,
+  HttpReader,
+  type ReadItem,
+  type RequestHead,
+  type ResponseHead,
+} from './reader.ts';
 import { reasonOf } from './reasons.ts';
 import { splitList } from './syntax.ts';
 import { formatAuthority, parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
@@ -351,9 +358,13 @@ export class HttpCore implements ProxyCore {
       case 'need':
         return false;
       case 'body': {
-        const data = tx.chunkToServer ? chunkBytes(item.data) : item.data;
-        tx.bytesToServer += item.data.length;
-        this.send('server', data);
+        const { data, next } = this.drainBody(this.client, item.data);
+        tx.bytesToServer += data.length;
+        this.send('server', tx.chunkToServer ? chunkBytes(data) : data);
+        if (next === null) return true;
+        if (next.type !== 'end') throw new Error(`reader returned ${next.type} inside a request`);
+        tx.reqDone = true;
+        if (tx.chunkToServer) this.send('server', LAST_CHUNK);
         return true;
       }
       case 'end':
@@ -395,18 +406,53 @@ export class HttpCore implements ProxyCore {
         if (!tx) throw new Error('response head without a transaction');
         this.onResponseHead(tx, item.head as ResponseHead, item.framing);
         return true;
-      case 'body':
+      case 'body': {
         if (!tx) throw new Error('response body without a transaction');
-        tx.bytesToClient += item.data.length;
-        this.send('client', tx.chunkToClient ? chunkBytes(item.data) : item.data);
-        return true;
+        const { data, next } = this.drainBody(this.server, item.data);
+        tx.bytesToClient += data.length;
+        this.send('client', tx.chunkToClient ? chunkBytes(data) : data);
+        if (next === null) return true;
+        if (next.type !== 'end') throw new Error(`reader returned ${next.type} inside a response`);
+        return this.endResponse(tx);
+      }
       case 'end':
         if (!tx) throw new Error('response end without a transaction');
-        if (tx.status !== null && tx.status < 200) return true; // an interim response ended
-        if (tx.chunkToClient) this.send('client', LAST_CHUNK);
-        this.finishTx(tx);
-        return true;
+        return this.endResponse(tx);
     }
+  }
+
+  /** The response (or an interim one) was read to its end. */
+  private endResponse(tx: Tx): boolean {
+    if (tx.status !== null && tx.status < 200) return true; // an interim response ended
+    if (tx.chunkToClient) this.send('client', LAST_CHUNK);
+    this.finishTx(tx);
+    return true;
+  }
+
+  /** Every body item already buffered, as one piece (review finding 5: a body of one-byte chunks
+   * cost one command, one chunk header and one write per byte; now one per pump). Returns the
+   * bytes and the item that stopped the run ('end'), or null when the reader needs more. A reader
+   * error after some bytes is left for the next read() to throw (the reader repeats it). */
+  private drainBody(r: HttpReader, first: Uint8Array): { data: Uint8Array; next: ReadItem | null } {
+    let parts: Uint8Array[] | null = null;
+    let total = first.length;
+    for (;;) {
+      let it: ReadItem;
+      try {
+        it = r.read();
+      } catch {
+        break;
+      }
+      if (it.type !== 'body') {
+        if (it.type === 'need') break;
+        return { data: parts ? concat(parts, total) : first, next: it };
+      }
+      if (parts === null) parts = [first];
+      parts.push(it.data);
+      total += it.data.length;
+      if (total >= DEFAULTS.relayBufferBytes) break;
+    }
+    return { data: parts ? concat(parts, total) : first, next: null };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -526,21 +572,27 @@ export class HttpCore implements ProxyCore {
     const pq = t.form === 'origin' || t.form === 'absolute' ? pathAndQuery(t) : '';
     tx.url = t.form === 'authority' ? hostValue : `http://${formatAuthority({ host, port })}${pq}`;
 
-    // Transparent mode: optionally the Host must name the original destination (an IP literal is
-    // compared; a host name cannot be resolved by a pure core and passes — docs/http.md).
-    if (o.transparentMode && o.checkHostMatchesDestination && this.ctx.clientLocal && ipaddr.isValid(host)) {
+    // Transparent mode: optionally the Host must name the original destination. A pure core cannot
+    // resolve a name, and an unverified name is exactly what the check exists to stop (an allowed
+    // Host on a connection to another address), so a name is refused while the check is on.
+    if (o.transparentMode && o.checkHostMatchesDestination && this.ctx.clientLocal) {
       const dst = this.ctx.clientLocal;
-      if (!sameAddress(host, dst.host) || port !== dst.port) {
+      const literal = ipaddr.isValid(host);
+      if (!literal || !sameAddress(host, dst.host) || port !== dst.port) {
         this.reject(
           400,
           'Host mismatch',
-          `Host ${hostValue} is not the connection's destination.`,
+          literal
+            ? `Host ${hostValue} is not the connection's destination.`
+            : `Host ${hostValue} is a name; check_host_matches_destination needs the destination's address.`,
           'DENIED_BY_POLICY',
         );
         return;
       }
     }
-    if (!o.transparentMode && !portPermitted(o, port)) {
+    // The port range applies wherever the request picks the port (explicit mode, and transparent mode
+    // with an inband router, where `Host: 10.0.0.5:6379` would otherwise reach any port).
+    if (requestPicksPort(o, this.ctx.inband) && !portPermitted(o, port)) {
       this.reject(
         403,
         'Port not permitted',
@@ -550,6 +602,12 @@ export class HttpCore implements ProxyCore {
       return;
     }
 
+    // Method names are case-sensitive (RFC 9110 §9.1): `head` is not HEAD to a server, but the policy
+    // looks methods up case-insensitively (Zorp), and the response framing needs HEAD exactly.
+    if (method !== method.toUpperCase() && STANDARD_METHODS.has(method.toUpperCase())) {
+      this.reject(400, 'Bad method', `Method ${method} is not ${method.toUpperCase()}.`, 'DENIED_BY_POLICY');
+      return;
+    }
     // Request policy by method (Zorp request hash).
     const act = requestAction(o, method);
     switch (act.action) {
@@ -764,6 +822,12 @@ export class HttpCore implements ProxyCore {
           this.serverError(new ProtocolError('server', 502, '101 without an Upgrade header'));
           return;
         }
+        if (!upgradeWasAsked(up.value, tx.upgrade ?? '')) {
+          this.serverError(
+            new ProtocolError('server', 502, `101 to a protocol the client did not ask for (${up.value})`),
+          );
+          return;
+        }
         headers.push({ name: 'Connection', value: 'Upgrade' }, { name: 'Upgrade', value: up.value });
       }
       tx.respHeadSent = true;
@@ -803,6 +867,15 @@ export class HttpCore implements ProxyCore {
   private finishTx(tx: Tx): void {
     this.account(tx);
     this.tx = null;
+    if (this.serverState === 'open' && this.server.buffered > 0) {
+      // Bytes after a complete response (a body on HEAD, 204 or 304, or junk): they would be read as
+      // the answer to the next request, so that connection is not reused.
+      this.log('http.violation', 'warn', 'Server sent bytes after the response; connection closed', {
+        side: 'server',
+        bytes: this.server.buffered,
+      });
+      this.closeServer();
+    }
     if (this.serverKey === null && this.serverState === 'open') this.closeServer();
     // A half-closed client may still have pipelined requests buffered: the pump reads them, and
     // ends the session at the reader's 'eof'.
@@ -1057,6 +1130,36 @@ function coalesceSends(cmds: ProxyCommand[]): ProxyCommand[] {
   for (const r of runs)
     if (r.parts.length > 1) out[r.index] = { type: 'send', stream: r.stream, data: Buffer.concat(r.parts) };
   return out;
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  return Buffer.concat(parts, total);
+}
+
+/** Methods of RFC 9110 §9.3 and RFC 5789: another spelling of one of these is refused. */
+const STANDARD_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+]);
+
+/** Does the request choose the server's port (so target_port_range must bound it)? */
+function requestPicksPort(o: HttpOptions, inband: boolean): boolean {
+  return !o.transparentMode || inband;
+}
+
+/** A 101's Upgrade must name only protocols of the request's Upgrade (RFC 9110 §7.8), which the
+ * policy already permitted. */
+function upgradeWasAsked(answered: string, asked: string): boolean {
+  const want = new Set(splitList(asked));
+  const got = splitList(answered);
+  return got.length > 0 && got.every((p) => p !== '' && want.has(p));
 }
 
 /** Two IP literals name the same address (any spelling; IPv4-mapped IPv6 equals its IPv4). */

@@ -96,6 +96,10 @@ export const DEFAULT_ERROR_TEMPLATE = `<!DOCTYPE html>
 <hr><address>tzorp @VERSION@ at @HOST@, @DATE@</address></body></html>
 `;
 
+/** The longest delay a Node timer honours (setTimeout clamps larger values to 1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+const HOSTNAME = /^[A-Za-z0-9._-]{1,253}$/;
+
 const KNOWN = [
   'transparent_mode',
   'permit_proxy_requests',
@@ -249,9 +253,10 @@ export function checkHttpOptions(raw: unknown): ParsedHttpOptions {
     permitUpgrade: parseUpgrade(o.permit_upgrade, c),
     addVia: bool('add_via', false),
     limits,
-    idleTimeoutMs: int('timeout', DEFAULTS.httpIdleTimeoutMs, 1),
-    requestTimeoutMs: int('timeout_request', DEFAULTS.httpRequestTimeoutMs, 1),
-    responseTimeoutMs: int('timeout_response', DEFAULTS.httpResponseTimeoutMs, 1),
+    // Node turns a timer above 2^31-1 ms into a 1 ms timer (an instant 504, or a timer loop).
+    idleTimeoutMs: int('timeout', DEFAULTS.httpIdleTimeoutMs, 1, MAX_TIMER_MS),
+    requestTimeoutMs: int('timeout_request', DEFAULTS.httpRequestTimeoutMs, 1, MAX_TIMER_MS),
+    responseTimeoutMs: int('timeout_response', DEFAULTS.httpResponseTimeoutMs, 1, MAX_TIMER_MS),
     request: parseRequestPolicy(o.request, transparentMode, c),
     requestHeader: parseHeaderPolicy(o.request_header, 'request_header', c),
     responseHeader: parseHeaderPolicy(o.response_header, 'response_header', c),
@@ -260,6 +265,9 @@ export function checkHttpOptions(raw: unknown): ParsedHttpOptions {
     errorTemplate: str('error_template', DEFAULT_ERROR_TEMPLATE),
     hostname: str('hostname', 'tzorp'),
   };
+  // hostname goes into Via and error pages: a host name only (no CR/LF to inject a header with).
+  if (!HOSTNAME.test(opts.hostname))
+    c.err('POLICY_BAD_VALUE', ['hostname'], 'must be a host name (letters, digits, . - _; at most 253)');
   return c.errors.length ? { options: null, errors: c.errors } : { options: opts, errors: [] };
 }
 

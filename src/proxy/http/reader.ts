@@ -80,6 +80,12 @@ export interface ReaderLimits {
 
 /** Empty lines tolerated before a request-line (RFC 9112 §2.2 asks for at least one). */
 const MAX_LEADING_EMPTY_LINES = 8;
+/** Digits the fast chunk-size path takes (12 hex digits stay exact in a double). */
+const FAST_CHUNK_SIZE_DIGITS = 12;
+const HEX_VALUE = new Uint8Array(256).fill(0xff);
+for (let c = 0; c < 10; c++) HEX_VALUE[0x30 + c] = c;
+for (let c = 0; c < 6; c++) HEX_VALUE[0x41 + c] = HEX_VALUE[0x61 + c] = 10 + c;
+
 /** Hex digits of a chunk size: 16 is 2^64, already far past any body limit. */
 const MAX_CHUNK_SIZE_DIGITS = 16;
 
@@ -509,27 +515,30 @@ export class HttpReader {
   }
 
   private readChunkSize(): ReadItem {
-    const line = this.line(
-      this.limits.maxLineLength,
-      () => this.error(400, 'chunk-size line longer than max_line_length', true),
-      Number.MAX_SAFE_INTEGER,
-    );
-    if (line === null) return { type: 'need' };
-    // chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1); BWS only before ';' and '='.
-    let i = 0;
-    while (i < line.length && /[0-9A-Fa-f]/.test(line[i]!)) i++;
-    if (i === 0) this.fail(400, 'invalid chunk size');
-    if (i > MAX_CHUNK_SIZE_DIGITS) this.fail(400, 'chunk size has too many digits');
-    const ext = line.slice(i);
-    if (ext !== '') {
-      if (!this.validChunkExt(ext)) this.fail(400, 'malformed chunk extension');
-      this.extBytes += ext.length;
-      if (this.extBytes > this.limits.maxChunkExtensionBytes) {
-        this.fail(400, 'chunk extensions longer than the limit', true);
+    let size = this.chunkSizeFast();
+    if (size < 0) {
+      const line = this.line(
+        this.limits.maxLineLength,
+        () => this.error(400, 'chunk-size line longer than max_line_length', true),
+        Number.MAX_SAFE_INTEGER,
+      );
+      if (line === null) return { type: 'need' };
+      // chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1); BWS only before ';' and '='.
+      let i = 0;
+      while (i < line.length && /[0-9A-Fa-f]/.test(line[i]!)) i++;
+      if (i === 0) this.fail(400, 'invalid chunk size');
+      if (i > MAX_CHUNK_SIZE_DIGITS) this.fail(400, 'chunk size has too many digits');
+      const ext = line.slice(i);
+      if (ext !== '') {
+        if (!this.validChunkExt(ext)) this.fail(400, 'malformed chunk extension');
+        this.extBytes += ext.length;
+        if (this.extBytes > this.limits.maxChunkExtensionBytes) {
+          this.fail(400, 'chunk extensions longer than the limit', true);
+        }
       }
+      size = Number.parseInt(line.slice(0, i), 16);
+      if (!Number.isSafeInteger(size)) this.fail(413, 'chunk size too large', true);
     }
-    const size = Number.parseInt(line.slice(0, i), 16);
-    if (!Number.isSafeInteger(size)) this.fail(413, 'chunk size too large', true);
     const maxChunk = this.limits.maxChunkLength;
     if (maxChunk > 0 && size > maxChunk) this.fail(413, 'chunk larger than max_chunk_length', true);
     this.countBody(size);
@@ -542,6 +551,27 @@ export class HttpReader {
     this.remaining = size;
     this.state = 'chunk-data';
     return this.step();
+  }
+
+  /** The usual chunk-size line, hex digits and CRLF, read straight from the bytes: a body of tiny
+   * chunks costs a scan of a few bytes per chunk, not a string and two regexps (review finding 5).
+   * -1 when the line is anything else (extension, incomplete, long): the strict path decides. */
+  private chunkSizeFast(): number {
+    const b = this.buf;
+    const stop = Math.min(this.end, this.start + FAST_CHUNK_SIZE_DIGITS + 1);
+    let v = 0;
+    let i = this.start;
+    for (; i < stop; i++) {
+      const d = HEX_VALUE[b[i]!]!;
+      if (d === 0xff) break;
+      v = v * 16 + d;
+    }
+    const n = i - this.start;
+    if (n === 0 || n > FAST_CHUNK_SIZE_DIGITS || i + 1 >= this.end || b[i] !== 0x0d || b[i + 1] !== 0x0a)
+      return -1;
+    this.start = i + 2;
+    this.scanned = 0;
+    return v;
   }
 
   private validChunkExt(ext: string): boolean {

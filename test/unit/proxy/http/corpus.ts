@@ -815,4 +815,61 @@ export const CORPUS: CorpusCase[] = [
     serverMaySee: true,
     serverRequests: 1,
   },
+  // --- review findings (issue 16): canonical paths, hosts and methods --------------------------
+  ...['/x/..//admin', '/.//admin', '/a//../admin', '/%2e//admin'].map(
+    (t): CorpusCase => ({
+      name: `finding 1: ${t} is /admin to the URL filter`,
+      input: `GET ${t} HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, // a URL refusal keeps the connection
+      options: { url_filter: { rules: [{ path: '/admin*', action: 'reject' }] } },
+      statuses: [403],
+      serverMaySee: false,
+    }),
+  ),
+  {
+    name: 'finding 1: repeated slashes are merged towards the server',
+    input: `GET /a//b HTTP/1.1\r\n${H}\r\n`,
+    statuses: [200],
+    serverMaySee: true,
+    serverRequests: 1,
+    serverHas: 'GET /a/b HTTP/1.1',
+  },
+  ...['evil.com.', '2130706433', '127.1', '0x7f.0.0.1', '0177.0.0.1', '[0::1]', '[::ffff:127.0.0.1]'].map(
+    (h): CorpusCase => ({
+      name: `finding 2: Host ${h} meets the rule for its canonical form`,
+      input: `GET / HTTP/1.1\r\nHost: ${h}\r\nConnection: close\r\n\r\n`,
+      options: {
+        url_filter: {
+          rules: [
+            { host: 'evil.com', action: 'reject' },
+            { host: '127.0.0.1', action: 'reject' },
+            { host: '::1', action: 'reject' },
+          ],
+        },
+      },
+      statuses: [403],
+      serverMaySee: false,
+    }),
+  ),
+  ...['/private%2Fsecret', '/..;/manager', '/a%5Cb', '/a%00b'].map(
+    (t): CorpusCase => ({
+      name: `finding 8: ${t} is refused`,
+      input: `GET ${t} HTTP/1.1\r\n${H}\r\n`,
+      statuses: [400],
+      serverMaySee: false,
+    }),
+  ),
+  {
+    name: 'finding 11: lower-case head is refused (would desync the response framing)',
+    input: `head / HTTP/1.1\r\n${H}\r\nGET / HTTP/1.1\r\n${H}\r\n`,
+    statuses: [400],
+    serverMaySee: false,
+  },
+  {
+    name: 'finding 7: a body after a HEAD response is not the next response',
+    input: `HEAD / HTTP/1.1\r\n${H}\r\nGET /2 HTTP/1.1\r\n${H}\r\n`,
+    response: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+    statuses: [200, 200],
+    serverMaySee: true,
+    serverRequests: 2,
+  },
 ];
