@@ -124,6 +124,12 @@ function parseLine(line: Uint8Array): CommandItem {
     // RFC 959 §4.1.3 forbids CR and NUL inside a command (they would end or split it on the server).
     return { error: new ProtocolError('client', 501, 'Invalid character in command') };
   }
+  if (line.indexOf(IAC) >= 0) {
+    // A literal 0xFF (sent as IAC IAC) would go to the server as one raw IAC, and a Telnet-aware
+    // server (ProFTPD) would read `sec IAC IP ret.txt` as `secret.txt`, a name the policy never saw
+    // (review finding 4). No UTF-8 text contains 0xFF, so it is refused rather than re-escaped.
+    return { error: new ProtocolError('client', 501, 'Invalid character in command (0xFF)') };
+  }
   const text = latin1(line);
   const sp = text.indexOf(' ');
   const verb = sp < 0 ? text : text.slice(0, sp);

@@ -591,6 +591,20 @@ export class FtpCore implements ProxyCore {
 
   private onServerData(data: Uint8Array): void {
     this.replyReader.push(data);
+    // Every reply that came in this read is matched before the next client command goes out: two
+    // finals for one command in one read must not make the second the answer to the next command
+    // (review finding 11); it arrives with nothing in flight and is dropped as unsolicited.
+    const outer = this.pumping;
+    this.pumping = true;
+    try {
+      this.readReplies();
+    } finally {
+      this.pumping = outer;
+    }
+    if (!outer && this.phase !== 'done') this.pump();
+  }
+
+  private readReplies(): void {
     for (;;) {
       let reply: FtpReply | null;
       try {

@@ -81,7 +81,7 @@ export class ReplyReader {
       }
       const line = bytesToText(raw);
       if (this.pending) {
-        this.pending.lines.push(line);
+        this.pending.lines.push(middleLine(line, this.pending.code));
         if (this.pending.lines.length > this.maxLines) {
           throw new ProtocolError('server', 421, `Server reply has too many lines (limit ${this.maxLines})`, {
             limit: true,
@@ -112,6 +112,16 @@ export class ReplyReader {
       throw new ProtocolError('server', 421, 'Invalid server reply (bad separator after the code)');
     }
   }
+}
+
+/** RFC 959 §4.2: a middle line that starts with a number must be padded by the server. One that
+ * reads like another reply's last line (`227 Entering Passive Mode (...)` inside a 211 reply) could
+ * end the reply early in a lenient client and be taken as the answer to its next command (review
+ * finding 10): it is forwarded with a leading space. The reply's own last line is left alone. */
+function middleLine(line: string, code: string): string {
+  if (/^\d{3} /.test(line) && !line.startsWith(code)) return ` ${line}`;
+  if (/^\d{3}$/.test(line) && line !== code) return ` ${line}`;
+  return line;
 }
 
 /** Text of a reply's first line after the code and separator. */

@@ -67,8 +67,19 @@ describe('CommandReader', () => {
     const r = new CommandReader({ maxLineBytes: 255 });
     r.push(Uint8Array.from([0xff, 0xf4, 0xff, 0xf2, 0x41, 0x42, 0x4f, 0x52, 0x0d, 0x0a]));
     assert.deepEqual(r.next(), { command: { verb: 'ABOR', param: '' } });
-    r.push(Uint8Array.from([...enc('RETR a'), 0xff, 0xff, ...enc('b'), 0xff, 0xfb, 0x01, 0x0d, 0x0a]));
-    assert.deepEqual(r.next(), { command: { verb: 'RETR', param: 'a\xffb' } });
+    r.push(Uint8Array.from([...enc('RETR a'), 0xfb, 0xff, 0xfb, 0x01, ...enc('b'), 0x0d, 0x0a]));
+    assert.deepEqual(r.next(), { command: { verb: 'RETR', param: 'a\xfbb' } });
+  });
+
+  it('refuses a literal 0xFF (IAC IAC): a Telnet-aware server would act on what follows (finding 4)', () => {
+    const r = new CommandReader({ maxLineBytes: 255 });
+    // RETR sec IAC IAC IAC-IP ret.txt: the policy would see "sec\xff\xf4ret.txt", ProFTPD "secret.txt".
+    r.push(Uint8Array.from([...enc('RETR sec'), 0xff, 0xff, 0xf4, ...enc('ret.txt'), 0x0d, 0x0a]));
+    const item = r.next();
+    assert.ok(item && 'error' in item);
+    assert.equal(item.error.reply, 501);
+    r.push(enc('RETR ok.txt\r\n'));
+    assert.deepEqual(r.next(), { command: { verb: 'RETR', param: 'ok.txt' } });
   });
 
   it('an empty line is an empty command (the core decides, permit_empty_command)', () => {
@@ -93,9 +104,31 @@ describe('ReplyReader', () => {
   });
 
   it('a line with a different code does not end a multi-line reply', () => {
+    // The middle line that reads like a final reply is padded (RFC 959 §4.2; finding 10).
     assert.deepEqual(replies('150-a\r\n226 b\r\n150 c\r\n'), [
-      { code: '150', lines: ['150-a', '226 b', '150 c'] },
+      { code: '150', lines: ['150-a', ' 226 b', '150 c'] },
     ]);
+  });
+
+  it('pads middle lines that look like another reply, keeps continuation lines (finding 10)', () => {
+    assert.deepEqual(
+      replies(
+        '211-Status\r\n227 Entering Passive Mode (6,6,6,6,0,21)\r\n211-more\r\n 220 x\r\n226\r\n211 End\r\n',
+      ),
+      [
+        {
+          code: '211',
+          lines: [
+            '211-Status',
+            ' 227 Entering Passive Mode (6,6,6,6,0,21)',
+            '211-more',
+            ' 220 x',
+            ' 226',
+            '211 End',
+          ],
+        },
+      ],
+    );
   });
 
   it('accepts a bare code and LF line ends (leniency)', () => {
