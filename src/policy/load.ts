@@ -83,7 +83,9 @@ function readSyntax(text: string, bytes: number, d: Diagnostics): PNode | null {
   if (first && first[0] === '{') {
     const j = readJson(body);
     if (j.ok) return j.root;
-    if (bytes > DEFAULTS.maxYamlPolicyBytes) {
+    // Too deep for the JSON reader is too deep for YAML too (whose parser would only report a stack
+    // overflow): say what the limit is.
+    if (bytes > DEFAULTS.maxYamlPolicyBytes || j.message.startsWith('nesting deeper than')) {
       d.error('POLICY_SYNTAX', `JSON syntax error: ${j.message}`, j.at + offset);
       return null;
     }

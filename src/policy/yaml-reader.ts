@@ -38,7 +38,9 @@ export function readYaml(text: string): YamlResult {
     const seen = new Set<string>();
     const errors: { at: number; message: string }[] = [];
     for (const e of doc.errors) {
-      const message = e.message.split('\n')[0] ?? e.message;
+      const first = e.message.split('\n')[0] ?? e.message;
+      // The package's composer recurses and reports its own stack overflow as a parse error.
+      const message = /call stack/i.test(first) ? 'nesting too deep' : first;
       const k = `${e.pos[0]} ${message}`;
       if (seen.has(k)) continue;
       seen.add(k);

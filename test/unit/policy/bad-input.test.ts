@@ -162,3 +162,20 @@ describe('size limits', () => {
     assert.equal(r.policy?.rules[rules - 1]?.id, rules);
   });
 });
+
+describe('nesting past the readers limits (issue 16 review finding 11)', () => {
+  it('JSON deeper than 1000 levels is reported as a JSON nesting error, not a YAML stack overflow', () => {
+    const r = load(`{"zones":${'['.repeat(1001)}${']'.repeat(1001)}}`);
+    assert.deepEqual(codes(r.errors), ['TZ1002']);
+    assert.match(r.errors[0]!.message, /^JSON syntax error: nesting deeper than 1000 levels/);
+  });
+  it('deep YAML flow nesting says so', () => {
+    const r = load(`zones: ${'['.repeat(20000)}${']'.repeat(20000)}\n`);
+    assert.equal(r.policy, null);
+    assert.ok(
+      r.errors.every((e) => !/call stack/i.test(e.message)),
+      show(r.errors),
+    );
+    assert.match(r.errors[0]!.message, /nesting too deep/);
+  });
+});
