@@ -46,3 +46,10 @@ export async function loadDaemon() {
     privileges,
   };
 }
+
+/** What `tzorp check` needs of the daemon: the proxy-option checks `tzorp run` makes, without the primary,
+ * its logging and metrics (pino, prom-client: a hundred more modules to load for every check). */
+export async function loadChecks() {
+  const deps = await import('./deps.ts');
+  return { checkProxies: deps.checkProxies };
+}

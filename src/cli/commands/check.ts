@@ -2,7 +2,7 @@
 // (`file:line:col: CODE message`), then a one-line summary. Exit 0 valid (warnings allowed), 1 invalid,
 // 2 usage (main.ts maps commander's errors).
 import type { Command } from 'commander';
-import { loadDaemon } from '../../daemon/index.ts';
+import { loadChecks } from '../../daemon/index.ts';
 import { TzorpError } from '../../errors.ts';
 import {
   type LoadResult,
@@ -17,7 +17,7 @@ import {
 export async function checkPolicyFile(file: string): Promise<LoadResult> {
   const r = await loadPolicyFile(file);
   if (r.policy === null) return r;
-  const { checkProxies } = await loadDaemon();
+  const { checkProxies } = await loadChecks();
   const errors = placeOptionErrors(r.policy, checkProxies(r.policy)).sort(
     (a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0) || (a.pos?.col ?? 0) - (b.pos?.col ?? 0),
   );
