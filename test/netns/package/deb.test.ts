@@ -1,11 +1,12 @@
 // The Debian package end to end: `node scripts/package.mjs` builds it, `dpkg -i` installs it, the
 // installed copy (/usr/bin/tzorp -> /usr/lib/tzorp, compiled, production dependencies only) answers
-// --version, checks its /etc/tzorp/policy.yaml and runs a lab whose firewall is the installed daemon
-// proxying real traffic; `dpkg --purge` then leaves nothing: no file, no user or group, no unit, no
+// --version, checks its /etc/tzorp/policy.yaml, runs a lab whose firewall is the installed daemon
+// proxying real traffic, and runs the unit's command line (--user tzorp) with a reload and a stop;
+// `dpkg --purge` then leaves nothing: no file, no user or group, no unit, no
 // process, no namespace. Other tests keep running their checkout's bin/tzorp meanwhile (they call it
 // by path, never through PATH); this one calls /usr/bin/tzorp by path too.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,7 @@ function dpkg(args: string[]) {
 
 const skip = skipReason();
 const LAB = `pk${process.pid}`;
+const NETNS = `tzorp-pkg-${process.pid}`;
 const TZORP = '/usr/bin/tzorp';
 const FILES = [
   '/usr/bin/tzorp',
@@ -63,6 +65,7 @@ describe('the Debian package', { skip }, () => {
     // gone), the package, and the user its postinst made
     if (existsSync(TZORP)) sh(TZORP, ['lab', 'down', '--name', LAB]);
     sh(process.execPath, [join(REPO_ROOT, 'bin/tzorp'), 'lab', 'down', '--name', LAB]);
+    sh('ip', ['netns', 'del', NETNS]);
     if (installed() || sh('dpkg-query', ['-W', 'tzorp']).code === 0) dpkg(['--purge', 'tzorp']);
     if (exists('passwd', 'tzorp')) sh('userdel', ['tzorp']);
     if (exists('group', 'tzorp')) sh('groupdel', ['tzorp']);
@@ -160,6 +163,58 @@ describe('the Debian package', { skip }, () => {
     assert.match(log, /core\.summary\(4\): \(svc\/[^)]+\): Connection summary;.*verdict='ACCEPTED'/);
     const down = sh(TZORP, ['lab', 'down', '--name', LAB]);
     assert.equal(down.code, 0, down.stderr);
+  });
+
+  it("the unit's daemon: /usr/bin/tzorp run /etc/tzorp/policy.yaml --user tzorp drops to the package's user, reloads, stops", async () => {
+    // what the unit's ExecStart runs, in a namespace of its own: the example policy, the tzorp user the
+    // postinst made, and a reload that reads /etc/tzorp/policy.yaml as that user (root:tzorp 0640)
+    assert.equal(sh('ip', ['netns', 'add', NETNS]).code, 0);
+    sh('ip', ['-n', NETNS, 'link', 'set', 'lo', 'up']);
+    const control = join(out, 'unit', 'control.sock');
+    const daemon = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        NETNS,
+        TZORP,
+        'run',
+        '/etc/tzorp/policy.yaml',
+        '--control',
+        control,
+        '--workers',
+        '1',
+        '--user',
+        'tzorp',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    daemon.stderr.on('data', (d) => {
+      log += d;
+    });
+    const exited = new Promise<number | null>((r) => daemon.once('exit', (c) => r(c)));
+    try {
+      for (let i = 0; i < 600 && !/Running as an unprivileged user/.test(log); i++) {
+        if (daemon.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(log, /Running as an unprivileged user/);
+      const uid = sh('id', ['-u', 'tzorp']).stdout.trim();
+      const status = readFileSync(`/proc/${daemon.pid}/status`, 'utf8');
+      assert.match(status, new RegExp(`^Uid:\\s+${uid}\\s+${uid}\\s+${uid}\\s+${uid}$`, 'm'));
+      assert.match(status, /^CapEff:\s+0000000000003400$/m);
+      const reload = sh('ip', ['netns', 'exec', NETNS, TZORP, 'reload', '--control', control, '--json']);
+      assert.equal(reload.code, 0, reload.stderr + reload.stdout);
+      assert.equal((JSON.parse(reload.stdout) as { generation: number }).generation, 2);
+      const stop = sh('ip', ['netns', 'exec', NETNS, TZORP, 'stop', '--control', control]);
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.equal(await exited, 0, log);
+      assert.notEqual(sh('ip', ['netns', 'exec', NETNS, 'nft', 'list', 'table', 'inet', 'tzorp']).code, 0);
+    } finally {
+      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+      sh('ip', ['netns', 'del', NETNS]);
+    }
   });
 
   it('dpkg --purge leaves nothing: files, conffile, user, group, unit, processes, namespaces', () => {
