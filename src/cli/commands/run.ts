@@ -91,6 +91,16 @@ export function register(program: Command): void {
       if (opts.user !== undefined) {
         try {
           runAs = resolveRunAs(opts.user);
+          const me = process.getuid?.();
+          if (me !== 0 && me !== runAs.uid) {
+            throw new TzorpError(
+              'DAEMON_USER',
+              `--user ${opts.user}: tzorp run must start as root to drop to it`,
+              {
+                details: { user: opts.user },
+              },
+            );
+          }
         } catch (e) {
           process.stderr.write(`tzorp run: ${e instanceof TzorpError ? e.format() : (e as Error).message}\n`);
           process.exitCode = 1;

@@ -191,3 +191,25 @@ test('tzorp run --user: least privilege for the primary and every worker; forgin
     await lab.destroy();
   }
 });
+
+test('tzorp run --user with an unknown user is refused before anything starts (TZ3030, no table)', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const lab = await createLab();
+  try {
+    const policy = join(dir, 'refused.yaml');
+    writeFileSync(policy, POLICY_A);
+    const r = await lab.exec(
+      'fw',
+      [...TZ, 'run', policy, '--control', join(dir, 'refused.sock'), '--user', 'no-such-user-tzorp-test'],
+      { allowFail: true, timeoutMs: 60_000 },
+    );
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /TZ3030 no user 'no-such-user-tzorp-test'/);
+    const table = await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true });
+    assert.notEqual(table.code, 0, 'no table was installed');
+  } finally {
+    await lab.destroy();
+  }
+});
