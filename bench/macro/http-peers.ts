@@ -3,7 +3,8 @@
 //                                transparent listeners on 127.0.0.1 and ::1, transparent router, no
 //                                logging); prints READY
 import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
-import { createHttpCore } from '../../src/proxy/http/index.ts';
+import { httpModule } from '../../src/proxy/http/index.ts';
+import { bindCore } from '../../src/proxy/index.ts';
 
 const [mode, port] = process.argv.slice(2);
 if (mode !== 'proxy') {
@@ -17,7 +18,7 @@ const upstream = new ServiceUpstream({
   limitTargetZonesTo: [],
   maxSessions: 0,
 });
-const options = {}; // one object for every session: the parsed options are cached per object
+const createCore = bindCore(httpModule, {}); // options parsed once, as the daemon does per generation
 let n = 0;
 for (const host of ['127.0.0.1', '::1']) {
   await openListener({
@@ -29,9 +30,8 @@ for (const host of ['127.0.0.1', '::1']) {
         id: `svc/bench:${++n}`,
         service: 'bench',
         socket,
-        createCore: createHttpCore,
+        createCore,
         upstream,
-        options,
       });
     },
   });

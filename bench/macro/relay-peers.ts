@@ -6,7 +6,8 @@
 //                                                (both legs of the relay exist), prints OPEN, holds them
 import net from 'node:net';
 import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
-import { createPlugCore } from '../../src/proxy/plug/index.ts';
+import { bindCore } from '../../src/proxy/index.ts';
+import { plugModule } from '../../src/proxy/plug/index.ts';
 
 const [mode, a1, a2, a3] = process.argv.slice(2);
 
@@ -19,6 +20,7 @@ if (mode === 'relay') {
     maxSessions: 0,
   });
   let n = 0;
+  const createCore = bindCore(plugModule, {}); // options parsed once, as the daemon does
   for (const host of ['127.0.0.1', '::1']) {
     await openListener({
       host,
@@ -29,7 +31,7 @@ if (mode === 'relay') {
           id: `svc/bench:${++n}`,
           service: 'bench',
           socket,
-          createCore: createPlugCore,
+          createCore,
           upstream,
         });
       },

@@ -1,10 +1,10 @@
 // The daemon's real collaborators: the policy loader, the proxy registry (names and option parsers),
 // the kernel module (compile, apply, flush) and the native addon (transparent listening sockets).
-import { TzorpError } from '../errors.ts';
+import type { TzorpError } from '../errors.ts';
 import { applyPolicy, compilePolicy, flushTzorp } from '../kernel/index.ts';
 import { closeFd, listenFd } from '../native/index.ts';
 import { type LoadResult, loadPolicyFile, type Policy } from '../policy/index.ts';
-import { proxyModule } from '../proxy/index.ts';
+import { bindProxies } from '../proxy/index.ts';
 import type { DaemonDeps } from './primary.ts';
 
 /** listen() backlog of the proxy listeners: room for connection bursts while workers are busy. */
@@ -18,42 +18,10 @@ export function loadPolicy(file: string): Promise<LoadResult> {
   return loadPolicyFile(file, { lint: false });
 }
 
-/** What the loader cannot know: every proxy service names a proxy tzorp has, with valid options. */
+/** What the loader cannot know: every proxy service names a proxy tzorp has, with valid options
+ * (the proxies' own policy step, src/proxy/bind.ts; problems placed at each option's position). */
 export function checkProxies(policy: Policy): TzorpError[] {
-  const errors: TzorpError[] = [];
-  for (const s of policy.services.values()) {
-    if (s.type !== 'proxy') continue;
-    const mod = proxyModule(s.proxy);
-    if (!mod) {
-      errors.push(
-        new TzorpError(
-          'POLICY_BAD_SERVICE',
-          `service ${s.name}: tzorp has no proxy named ${JSON.stringify(s.proxy)}`,
-          {
-            pos: s.pos,
-          },
-        ),
-      );
-      continue;
-    }
-    try {
-      mod.parseOptions(s.options);
-    } catch (e) {
-      if (e instanceof TzorpError) {
-        errors.push(
-          e.pos ? e : new TzorpError(e.id, `service ${s.name}: ${e.message}`, { pos: s.pos, cause: e }),
-        );
-      } else {
-        errors.push(
-          new TzorpError('POLICY_BAD_SERVICE', `service ${s.name}: ${(e as Error).message}`, {
-            pos: s.pos,
-            cause: e,
-          }),
-        );
-      }
-    }
-  }
-  return errors;
+  return bindProxies(policy).errors;
 }
 
 export function realDeps(load: Loader = loadPolicy): DaemonDeps {

@@ -7,7 +7,6 @@ import { Engine } from '../engine/index.ts';
 import { getMark, socketFd } from '../native/index.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import type { ProxyService } from '../policy/index.ts';
-import { proxyModule } from '../proxy/index.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 import { CORE_LEVEL, ZorpLog } from './log.ts';
 import { LogLevels } from './log-spec.ts';
@@ -123,14 +122,11 @@ function init(
       release: (service) => send({ t: 'release', service: service.name }),
     },
     startSession: (s) => {
-      const mod = proxyModule(s.service.proxy);
-      if (!mod) throw new Error(`no proxy module ${s.service.proxy}`);
       return runSession({
         id: s.id,
         service: s.service.name,
         socket: s.socket,
-        createCore: mod.factory,
-        options: s.service.options,
+        createCore: s.createCore,
         upstream: s.upstream,
         admitted: s.admitted,
         clientZone: s.clientZone,

@@ -13,6 +13,8 @@ import type { Socket } from 'node:net';
 import type { Engine } from '../engine/index.ts';
 import { canonicalHost, type SessionHandle, type SessionSummary } from '../net/index.ts';
 import type { Policy, ProxyService, Rule } from '../policy/index.ts';
+import type { CoreFactory } from '../proxy/core/index.ts';
+import { type BoundProxy, bindProxies } from '../proxy/index.ts';
 import type { Admission } from './admission.ts';
 import type { SessionInfo } from './control-protocol.ts';
 import type { ListenerSpec, WorkerGenerationSpec, WorkerStatus } from './ipc.ts';
@@ -31,6 +33,8 @@ interface Endpoint {
 export interface SessionStart<U> {
   id: string;
   service: ProxyService;
+  /** The service's core factory, its options bound once for the generation (src/proxy/bind.ts). */
+  createCore: CoreFactory;
   socket: Socket;
   upstream: U;
   clientZone: string | null;
@@ -70,8 +74,11 @@ export interface WorkerGeneration<U> {
   policy: Policy;
   engine: Engine;
   rules: Map<number, Rule>;
-  /** Proxy service name -> its listener keys and shared upstream state. */
-  services: Map<string, { service: ProxyService; keys: { v4: string; v6: string }; upstream: U }>;
+  /** Proxy service name -> its listener keys, shared upstream state and bound proxy (typed options). */
+  services: Map<
+    string,
+    { service: ProxyService; keys: { v4: string; v6: string }; upstream: U; proxy: BoundProxy }
+  >;
   sessions: number;
 }
 
@@ -170,10 +177,14 @@ export class WorkerRuntime<U> {
     const engine = this.deps.engine(spec.policy);
     const rules = new Map(spec.policy.rules.map((r) => [r.id, r]));
     const services: WorkerGeneration<U>['services'] = new Map();
+    // Options are parsed here, once per generation; the primary checked the same policy already.
+    const bound = bindProxies(spec.policy);
+    if (bound.errors.length > 0) throw bound.errors[0];
     for (const [name, keys] of Object.entries(spec.services)) {
       const s = spec.policy.services.get(name);
-      if (s?.type !== 'proxy') continue;
-      services.set(name, { service: s, keys, upstream: this.deps.upstream(s, engine, spec.policy) });
+      const proxy = bound.services.get(name);
+      if (s?.type !== 'proxy' || !proxy) continue;
+      services.set(name, { service: s, keys, upstream: this.deps.upstream(s, engine, spec.policy), proxy });
     }
     const gen: WorkerGeneration<U> = { n: spec.n, policy: spec.policy, engine, rules, services, sessions: 0 };
     const opened: string[] = [];
@@ -269,6 +280,7 @@ export class WorkerRuntime<U> {
         run = this.deps.startSession({
           id,
           service,
+          createCore: entry.proxy.createCore,
           socket: sock,
           upstream: entry.upstream,
           clientZone,

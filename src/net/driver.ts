@@ -87,10 +87,8 @@ export interface RunSessionOptions {
   service: string;
   /** The accepted client connection (paused; the driver starts reading when the core wants data). */
   socket: net.Socket;
-  /** Builds the session's core (src/proxy/index.ts maps proxy names to factories). */
+  /** Builds the session's core, its options already bound (src/proxy/bind.ts). */
   createCore: CoreFactory;
-  /** Proxy options from the policy, already validated by the proxy's parser. */
-  options?: Record<string, unknown>;
   /** Router, chainer, limit_target_zones_to and max_sessions of the service. Without it, connects
    * need an explicit target and no session limit applies. */
   upstream?: ServiceUpstream;
@@ -277,7 +275,6 @@ class Session {
       this.core = this.o.createCore({
         sessionId: this.o.id,
         service: this.o.service,
-        options: this.o.options ?? {},
         clientZone: this.clientZone,
         inband: this.o.upstream?.inband ?? false,
         clientLocal: this.clientLocal,

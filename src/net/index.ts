@@ -6,7 +6,7 @@
 //   const upstream = new ServiceUpstream(service, { zones: { zoneOf: (h) => engine.zoneOf(h), zones: policy.zones }, limiter });
 //   const listener = await openListener({ host: '127.0.0.1', port, onConnection(sock) {
 //     runSession({ id: `svc/${service.name}:${++n}`, service: service.name, socket: sock,
-//                  createCore: proxies.get(service.proxy)!.factory, options: service.options,
+//                  createCore: generation.proxies.get(service.name)!.createCore,  // options bound once
 //                  upstream, clientZone, ruleId, log, onEnd: (summary) => ... });
 //   }});
 //

@@ -7,7 +7,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ProtocolError } from '../../src/errors.ts';
 import type { ProxyEvent } from '../../src/proxy/core/index.ts';
-import { CommandReader, createFtpCore, ReplyReader } from '../../src/proxy/ftp/index.ts';
+import { CommandReader, ftpModule, ReplyReader } from '../../src/proxy/ftp/index.ts';
+import { bindCore } from '../../src/proxy/index.ts';
 
 const enc = new TextEncoder();
 
@@ -160,10 +161,9 @@ describe('fuzz: ftp core', () => {
         fc.constantFrom('keep', 'passive', 'active'),
         fc.array(step, { maxLength: 40 }),
         (set, mode, steps) => {
-          const core = createFtpCore({
+          const core = bindCore(ftpModule, { policy_set: set, data_mode: mode })({
             sessionId: 'fuzz',
             service: 'ftp',
-            options: { policy_set: set, data_mode: mode },
             clientZone: null,
             inband: false,
           });

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { ProxyCommand, ProxyEvent } from '../../src/proxy/core/types.ts';
-import { createHttpCore } from '../../src/proxy/http/index.ts';
+import { httpModule } from '../../src/proxy/http/index.ts';
+import { bindCore } from '../../src/proxy/index.ts';
 import { messagesArb } from './http-gen.ts';
 
 const ADDR = { host: '198.18.2.20', port: 80, family: 4 as const };
@@ -67,10 +68,13 @@ test('http core: random event sequences never throw and nothing follows done', (
         { max_body_length: 10 },
       ),
       (events, options) => {
-        const core = createHttpCore({
+        const core = bindCore(
+          httpModule,
+          options,
+        )({
           sessionId: 's',
           service: 'h',
-          options,
+
           clientZone: null,
           inband: true,
           clientLocal: ADDR,

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { ProxyCommand, ProxyEvent } from '../../src/proxy/core/types.ts';
-import { createPlugCore } from '../../src/proxy/plug/index.ts';
+import { bindCore } from '../../src/proxy/index.ts';
+import { plugModule } from '../../src/proxy/plug/index.ts';
 
 type Side = 'client' | 'server';
 type Action =
@@ -59,7 +60,10 @@ function runScenario(
   options: { copy_to_server?: boolean; copy_to_client?: boolean },
   actions: Action[],
 ): void {
-  const core = createPlugCore({ sessionId: 's', service: 'p', options, clientZone: null, inband: false });
+  const core = bindCore(
+    plugModule,
+    options,
+  )({ sessionId: 's', service: 'p', clientZone: null, inband: false });
   const st: Record<Side, StreamSim> = {
     client: {
       exists: true,

@@ -3,76 +3,17 @@
 // 2 usage (main.ts maps commander's errors).
 import type { Command } from 'commander';
 import { loadChecks } from '../../daemon/index.ts';
-import { TzorpError } from '../../errors.ts';
-import {
-  type LoadResult,
-  loadPolicyFile,
-  type Policy,
-  type ProxyService,
-  type SourcePos,
-} from '../../policy/index.ts';
+import type { TzorpError } from '../../errors.ts';
+import { type LoadResult, loadPolicyFile } from '../../policy/index.ts';
 
 /** The loader plus what only the proxy modules know: proxy names and their options (the same check
- * `tzorp run` makes), with each option problem placed at the option's own file:line:col. */
+ * `tzorp run` makes), each option problem already placed at the option's own file:line:col. */
 export async function checkPolicyFile(file: string): Promise<LoadResult> {
   const r = await loadPolicyFile(file);
   if (r.policy === null) return r;
   const { checkProxies } = await loadChecks();
-  const errors = placeOptionErrors(r.policy, checkProxies(r.policy)).sort(
-    (a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0) || (a.pos?.col ?? 0) - (b.pos?.col ?? 0),
-  );
+  const errors = checkProxies(r.policy);
   return errors.length === 0 ? r : { policy: null, errors, warnings: r.warnings };
-}
-
-/** One proxy-module problem, in any of the shapes the modules report: a TzorpError with
- * details.path (http), { key, message } (ftp), details.option (plug). */
-function problemPath(p: unknown): string | null {
-  const o = p as { key?: unknown; details?: { path?: unknown; option?: unknown } };
-  if (typeof o.key === 'string') return o.key;
-  if (Array.isArray(o.details?.path)) return o.details.path.join('.');
-  if (typeof o.details?.option === 'string') return o.details.option;
-  return null;
-}
-
-function optionPos(s: ProxyService, path: string | null): SourcePos {
-  const known = s.optionPositions;
-  for (let p = path; known && p; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : null) {
-    const at = known.get(p);
-    if (at) return at;
-  }
-  return s.pos;
-}
-
-function placeOptionErrors(policy: Policy, errors: TzorpError[]): TzorpError[] {
-  const out: TzorpError[] = [];
-  for (const e of errors) {
-    const name = /^service (\S+): /.exec(e.message)?.[1];
-    const s = name === undefined ? undefined : policy.services.get(name);
-    const original = e.cause instanceof TzorpError ? e.cause : e;
-    if (s?.type !== 'proxy' || original === e) {
-      out.push(e);
-      continue;
-    }
-    const problems = original.details?.problems;
-    if (!Array.isArray(problems) || problems.length === 0) {
-      out.push(
-        new TzorpError(original.id, `service ${s.name}: ${original.message}`, {
-          pos: optionPos(s, problemPath(original)),
-        }),
-      );
-      continue;
-    }
-    for (const p of problems) {
-      const id = p instanceof TzorpError ? p.id : original.id;
-      const msg = (p as { message?: string }).message ?? String(p);
-      out.push(
-        new TzorpError(id, `service ${s.name} (${s.proxy} options): ${msg}`, {
-          pos: optionPos(s, problemPath(p)),
-        }),
-      );
-    }
-  }
-  return out;
 }
 
 export interface CheckSummary {

@@ -117,12 +117,11 @@ export interface CoreDescription {
   [field: string]: unknown;
 }
 
-/** What a core is built from: the session's decision and the proxy options from the policy. */
+/** What a core is built from: the session's decision. (Its options come typed, bound once per
+ * generation: module.ts.) */
 export interface CoreContext {
   sessionId: string;
   service: string;
-  /** Proxy options from the policy (validated by the proxy's own option parser). */
-  options: Record<string, unknown>;
   clientZone: string | null;
   /** Whether the service's router is inband (the core must supply the target). */
   inband: boolean;

@@ -1,8 +1,8 @@
 // The FTP proxy: a sans-IO core (Zorp's FtpProxy) and its option parser.
 
-import type { CoreFactory, ProxyCore } from '../core/index.ts';
+import { OptionProblems, type ProxyModule } from '../core/module.ts';
 import { FtpCore } from './core.ts';
-import { type FtpOptions, parseFtpOptions } from './options.ts';
+import { checkFtpOptions, type FtpOptions } from './options.ts';
 
 export { type CommandItem, CommandReader, type FtpCommand } from './command-reader.ts';
 export { FtpCore } from './core.ts';
@@ -28,15 +28,14 @@ export {
 export { type FtpPolicy, POLICY_SETS, type PolicySetName, policySet } from './policy.ts';
 export { type FtpReply, ReplyReader } from './reply-reader.ts';
 
-// Options are parsed once per options object (one per service and policy generation), not per session.
-const parsed = new WeakMap<object, FtpOptions>();
-
-export const createFtpCore: CoreFactory = (ctx): ProxyCore => {
-  const raw = ctx.options ?? {};
-  let opts = parsed.get(raw);
-  if (!opts) {
-    opts = parseFtpOptions(raw);
-    parsed.set(raw, opts);
-  }
-  return new FtpCore(ctx, opts);
+export const ftpModule: ProxyModule<FtpOptions> = {
+  name: 'ftp',
+  parseOptions(raw) {
+    const r = checkFtpOptions(raw);
+    if (r.options) return r.options;
+    return new OptionProblems(
+      r.problems.map((p) => ({ id: 'POLICY_BAD_VALUE', path: p.key, message: p.message })),
+    );
+  },
+  create: (context, options) => new FtpCore(context, options),
 };

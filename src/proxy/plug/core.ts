@@ -11,8 +11,8 @@
 //   in the driver); 'idle' is the plug `timeout` since the last data either way (checked when the
 //   timer fires, so data costs no timer commands).
 import { assertNever, type CoreDescription, Outbox } from '../core/index.ts';
-import type { CoreFactory, ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
-import { type PlugOptions, parsePlugOptions } from './options.ts';
+import type { ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
+import type { PlugOptions } from './options.ts';
 
 type Phase = 'init' | 'connecting' | 'relaying' | 'done';
 
@@ -227,7 +227,3 @@ export class PlugCore implements ProxyCore {
 function newSide(): Side {
   return { readEnded: false, writeEnded: false, closed: false, bytesIn: 0, bytesOut: 0 };
 }
-
-/** The plug proxy's CoreFactory: options are validated again here (cheap) so a core never runs with
- * options its parser did not accept. */
-export const createPlugCore: CoreFactory = (ctx) => new PlugCore(parsePlugOptions(ctx.options));

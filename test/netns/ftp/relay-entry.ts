@@ -5,7 +5,8 @@
 // "ACCT <json>" line per ftp.accounting log, "SETUP <json>" per data set-up command sent to a server, "VIOL <json>" per violation, "SUMMARY <json>" per session.
 import { openListener, runSession, ServiceUpstream } from '../../../src/net/index.ts';
 import type { Router } from '../../../src/policy/model.ts';
-import { createFtpCore, parseFtpOptions } from '../../../src/proxy/ftp/index.ts';
+import { ftpModule } from '../../../src/proxy/ftp/index.ts';
+import { bindCore } from '../../../src/proxy/index.ts';
 
 interface ServiceSpec {
   name: string;
@@ -18,7 +19,8 @@ interface ServiceSpec {
 const specs = JSON.parse(process.argv[2] ?? '[]') as ServiceSpec[];
 let n = 0;
 for (const spec of specs) {
-  parseFtpOptions(spec.options ?? {}); // fail early on a bad option, as the daemon does
+  // Options are parsed once (a bad one fails here, early), as the daemon does per generation.
+  const createCore = bindCore(ftpModule, spec.options ?? {});
   const upstream = new ServiceUpstream({
     name: spec.name,
     router: spec.router ?? { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' },
@@ -37,8 +39,7 @@ for (const spec of specs) {
           id: `svc/${spec.name}:${++n}`,
           service: spec.name,
           socket,
-          createCore: createFtpCore,
-          options: spec.options ?? {},
+          createCore,
           upstream,
           transparentUpstream: true,
           log: (cat, level, msg, fields) => {

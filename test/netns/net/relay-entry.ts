@@ -9,7 +9,8 @@
 import ipaddr from 'ipaddr.js';
 import { openListener, runSession, ServiceUpstream, type ZoneLookup } from '../../../src/net/index.ts';
 import type { Chainer, Router } from '../../../src/policy/model.ts';
-import { createPlugCore } from '../../../src/proxy/plug/index.ts';
+import { bindCore } from '../../../src/proxy/index.ts';
+import { plugModule } from '../../../src/proxy/plug/index.ts';
 
 interface ServiceSpec {
   name: string;
@@ -69,8 +70,7 @@ for (const spec of specs) {
           id: `svc/${spec.name}:${++n}`,
           service: spec.name,
           socket,
-          createCore: createPlugCore,
-          options: spec.options ?? {},
+          createCore: bindCore(plugModule, spec.options ?? {}),
           upstream,
           log: (cat, level, msg, fields) => {
             if (msg === 'Server connection established') process.stdout.write(`ESTABLISHED ${spec.name}\n`);

@@ -16,6 +16,7 @@ import {
 import { Engine } from '../../../src/engine/index.ts';
 import type { SessionHandle, SessionSummary } from '../../../src/net/index.ts';
 import type { Policy, Rule, Service } from '../../../src/policy/model.ts';
+import { bindProxies } from '../../../src/proxy/index.ts';
 import { policy as basePolicy, proxy, rule, zone } from './fixtures.ts';
 
 const MARK = 0x80000000;
@@ -166,6 +167,7 @@ function setup(opts: { admit?: boolean } = {}) {
 
 test('resolveConnection: the mark names the rule; its service must own the accepting listener', () => {
   const p = policy([proxy('web', 1), proxy('ssh', 2)], [rule(3, 'web', 80), rule(4, 'ssh', 22)]);
+  const bound = bindProxies(p);
   const gen: WorkerGeneration<null> = {
     n: 1,
     policy: p,
@@ -174,11 +176,21 @@ test('resolveConnection: the mark names the rule; its service must own the accep
     services: new Map([
       [
         'web',
-        { service: p.services.get('web') as never, keys: { v4: k4(50000), v6: k6(50000) }, upstream: null },
+        {
+          service: p.services.get('web') as never,
+          keys: { v4: k4(50000), v6: k6(50000) },
+          upstream: null,
+          proxy: bound.services.get('web')!,
+        },
       ],
       [
         'ssh',
-        { service: p.services.get('ssh') as never, keys: { v4: k4(50001), v6: k6(50001) }, upstream: null },
+        {
+          service: p.services.get('ssh') as never,
+          keys: { v4: k4(50001), v6: k6(50001) },
+          upstream: null,
+          proxy: bound.services.get('ssh')!,
+        },
       ],
     ]),
     sessions: 0,

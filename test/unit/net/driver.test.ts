@@ -12,7 +12,8 @@ import {
   type SessionSummary,
 } from '../../../src/net/index.ts';
 import type { CoreFactory, ProxyCommand, ProxyEvent } from '../../../src/proxy/core/types.ts';
-import { createPlugCore } from '../../../src/proxy/plug/index.ts';
+import { bindCore } from '../../../src/proxy/index.ts';
+import { plugModule } from '../../../src/proxy/plug/index.ts';
 import { proxyService, tcpServer } from './helpers.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -388,7 +389,7 @@ test('limit_target_zones_to: a server outside the allowed zones ends DENIED_BY_P
       zones: { zoneOf: (h) => (h.startsWith('127.') ? { name: 'loop' } : null), zones },
     },
   );
-  const { port, session, logs } = await oneSession(createPlugCore, { upstream: up });
+  const { port, session, logs } = await oneSession(bindCore(plugModule, {}), { upstream: up });
   const c = connectClient(port);
   const sum = await (await session).done;
   assert.equal(sum.verdict, 'DENIED_BY_POLICY');

@@ -11,7 +11,8 @@ import {
   SessionLimiter,
   type SessionSummary,
 } from '../../../src/net/index.ts';
-import { createPlugCore } from '../../../src/proxy/plug/index.ts';
+import { bindCore } from '../../../src/proxy/index.ts';
+import { plugModule } from '../../../src/proxy/plug/index.ts';
 import { digestReply, echo, exchange, proxyService, tcpServer } from './helpers.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -37,8 +38,7 @@ async function relay(
         id: `svc/test_plug:${++n}`,
         service: 'test_plug',
         socket: sock,
-        createCore: createPlugCore,
-        options,
+        createCore: bindCore(plugModule, options),
         upstream,
         ...(admitted ? { admitted: admitted() } : {}),
         onEnd: (s) => {

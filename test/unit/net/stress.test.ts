@@ -8,7 +8,8 @@ import net from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { openListener, runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
-import { createPlugCore } from '../../../src/proxy/plug/index.ts';
+import { bindCore } from '../../../src/proxy/index.ts';
+import { plugModule } from '../../../src/proxy/plug/index.ts';
 import { proxyService, tcpServer } from './helpers.ts';
 
 type ClientAct = 'normal' | 'resetEarly' | 'resetMid' | 'halfThenReset' | 'closeNow';
@@ -86,8 +87,7 @@ test('random misbehaviour: one summary per session, nothing left behind', async 
         id: `svc/stress:${accepted}`,
         service: 'stress',
         socket,
-        createCore: createPlugCore,
-        options: { timeout: 60_000 },
+        createCore: bindCore(plugModule, { timeout: 60_000 }),
         upstream: up,
         onEnd: (s) => summaries.push(s),
       });

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ProtocolError, TzorpError } from '../../../../src/errors.ts';
 import { assertNever, type CoreContext, Outbox, type ProxyEvent } from '../../../../src/proxy/core/index.ts';
-import { createFtpCore } from '../../../../src/proxy/ftp/index.ts';
-import { createHttpCore } from '../../../../src/proxy/http/index.ts';
-import { createPlugCore } from '../../../../src/proxy/plug/index.ts';
+import { ftpModule } from '../../../../src/proxy/ftp/index.ts';
+import { httpModule } from '../../../../src/proxy/http/index.ts';
+import { bindCore } from '../../../../src/proxy/index.ts';
+import { plugModule } from '../../../../src/proxy/plug/index.ts';
 
 test('outbox: commands in order, empty sends dropped, take() empties it', () => {
   const o = new Outbox('demo');
@@ -66,10 +67,9 @@ test('ProtocolError: a peer error in the catalogue with the side and the reply',
   assert.deepEqual([l.id, l.kind, l.side, l.reply], ['PROXY_LIMIT', 'peer', 'client', 431]);
 });
 
-const ctx = (options: Record<string, unknown> = {}): CoreContext => ({
+const ctx = (): CoreContext => ({
   sessionId: 'svc/t:1',
   service: 't',
-  options,
   clientZone: null,
   inband: false,
 });
@@ -82,9 +82,9 @@ const start: ProxyEvent = {
 
 test('describe(): every core names its proxy and its state, before and after events', () => {
   for (const [proxy, make, after] of [
-    ['plug', createPlugCore, 'connecting'],
-    ['http', createHttpCore, 'idle'],
-    ['ftp', createFtpCore, 'connecting'],
+    ['plug', bindCore(plugModule, {}), 'connecting'],
+    ['http', bindCore(httpModule, {}), 'idle'],
+    ['ftp', bindCore(ftpModule, {}), 'connecting'],
   ] as const) {
     const core = make(ctx());
     assert.deepEqual(

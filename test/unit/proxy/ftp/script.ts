@@ -3,7 +3,8 @@
 // `s.all.sent(stream)` (the whole session).
 
 import type { Addr, ProxyEvent } from '../../../../src/proxy/core/index.ts';
-import { createFtpCore } from '../../../../src/proxy/ftp/index.ts';
+import { ftpModule } from '../../../../src/proxy/ftp/index.ts';
+import { bindCore } from '../../../../src/proxy/index.ts';
 import { Playbook, type Step } from '../playbook.ts';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -20,10 +21,13 @@ const enc = new TextEncoder();
 export class Script extends Playbook {
   constructor(options: Record<string, unknown> = {}, extra: { inband?: boolean } = {}) {
     super(
-      createFtpCore({
+      bindCore(
+        ftpModule,
+        options,
+      )({
         sessionId: 'svc/ftp:1',
         service: 'ftp',
-        options,
+
         clientZone: 'clients',
         inband: extra.inband ?? false,
       }),

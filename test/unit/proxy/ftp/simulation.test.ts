@@ -9,13 +9,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Addr, ProxyCommand, ProxyEvent } from '../../../../src/proxy/core/index.ts';
-import {
-  createFtpCore,
-  parse227,
-  parse229,
-  parseEprt,
-  parseHostPort,
-} from '../../../../src/proxy/ftp/index.ts';
+import { ftpModule, parse227, parse229, parseEprt, parseHostPort } from '../../../../src/proxy/ftp/index.ts';
+import { bindCore } from '../../../../src/proxy/index.ts';
 import { bytes } from './script.ts';
 
 type Item = Uint8Array | 'EOF';
@@ -109,10 +104,9 @@ class Sim {
       x ^= x << 5;
       return (x >>> 0) / 2 ** 32;
     };
-    this.core = createFtpCore({
+    this.core = bindCore(ftpModule, { data_mode: dataMode, policy_set: 'read_write' })({
       sessionId: 'sim',
       service: 'ftp',
-      options: { data_mode: dataMode, policy_set: 'read_write' },
       clientZone: null,
       inband: false,
     });

@@ -1,7 +1,8 @@
 // Scripted event/command sequences for the http core, on the playbook harness (../playbook.ts): the
 // protocol's events by name, and the questions HTTP tests ask of the whole session so far.
 import type { Addr, ProxyCommand } from '../../../../src/proxy/core/types.ts';
-import { createHttpCore } from '../../../../src/proxy/http/index.ts';
+import { httpModule } from '../../../../src/proxy/http/index.ts';
+import { bindCore } from '../../../../src/proxy/index.ts';
 import { Playbook, type Step } from '../playbook.ts';
 
 export const CLIENT: Addr = { host: '198.18.1.10', port: 40000, family: 4 };
@@ -10,10 +11,13 @@ export const DEST: Addr = { host: '198.18.2.20', port: 80, family: 4 };
 export class Script extends Playbook {
   constructor(options: Record<string, unknown> = {}, ctx: { inband?: boolean; clientLocal?: Addr } = {}) {
     super(
-      createHttpCore({
+      bindCore(
+        httpModule,
+        options,
+      )({
         sessionId: 'svc/test:1',
         service: 'http_test',
-        options,
+
         clientZone: 'clients',
         inband: ctx.inband ?? false,
         clientLocal: ctx.clientLocal ?? DEST,

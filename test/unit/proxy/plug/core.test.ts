@@ -2,8 +2,9 @@
 // no timers.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Addr, ProxyEvent } from '../../../../src/proxy/core/types.ts';
-import { createPlugCore, parsePlugOptions } from '../../../../src/proxy/plug/index.ts';
+import type { Addr } from '../../../../src/proxy/core/types.ts';
+import { bindCore } from '../../../../src/proxy/index.ts';
+import { parsePlugOptions, plugModule } from '../../../../src/proxy/plug/index.ts';
 import { Playbook } from '../playbook.ts';
 
 const client: Addr = { host: '198.18.1.2', port: 40000, family: 4 };
@@ -16,7 +17,7 @@ type EventIn = Parameters<Playbook['feed']>[0];
 /** A plug session; every event is 1 ms after the one before. */
 function core(options: Record<string, unknown> = {}) {
   const p = new Playbook(
-    createPlugCore({ sessionId: 'svc/t:1', service: 't', options, clientZone: null, inband: false }),
+    bindCore(plugModule, options)({ sessionId: 'svc/t:1', service: 't', clientZone: null, inband: false }),
     { tick: 1 },
   );
   return { p, ev: (e: EventIn) => p.feed(e) };

@@ -1,0 +1,70 @@
+// The policy step that binds proxy options: every proxy service's options go through its module's
+// parser once per generation. Problems are reported together, each at its option's file:line:column;
+// the typed options are kept (in the generation) and every session of the service is created with them.
+import { TzorpError } from '../errors.ts';
+import type { Policy, ProxyService, SourcePos } from '../policy/index.ts';
+import { OptionProblems } from './core/module.ts';
+import type { CoreFactory } from './core/types.ts';
+import { proxyModule } from './registry.ts';
+
+export interface BoundProxy {
+  /** The proxy's name (the policy's `proxy:`). */
+  proxy: string;
+  /** The typed options its parser returned. */
+  options: unknown;
+  /** One session's core, with those options. */
+  createCore: CoreFactory;
+}
+
+export interface BoundProxies {
+  /** Proxy service name -> its bound proxy (only services without problems). */
+  services: Map<string, BoundProxy>;
+  /** Unknown proxies and option problems, positioned; empty when every service bound. */
+  errors: TzorpError[];
+}
+
+export function bindProxies(policy: Policy): BoundProxies {
+  const services = new Map<string, BoundProxy>();
+  const errors: TzorpError[] = [];
+  for (const s of policy.services.values()) {
+    if (s.type !== 'proxy') continue;
+    const mod = proxyModule(s.proxy);
+    if (!mod) {
+      errors.push(
+        new TzorpError(
+          'POLICY_BAD_SERVICE',
+          `service ${s.name}: tzorp has no proxy named ${JSON.stringify(s.proxy)}`,
+          {
+            pos: s.pos,
+          },
+        ),
+      );
+      continue;
+    }
+    const options = mod.parseOptions(s.options);
+    if (options instanceof OptionProblems) {
+      for (const p of options.problems) {
+        errors.push(
+          new TzorpError(p.id, `service ${s.name} (${s.proxy} options): ${p.message}`, {
+            pos: optionPos(s, p.path),
+          }),
+        );
+      }
+      continue;
+    }
+    services.set(s.name, { proxy: s.proxy, options, createCore: (context) => mod.create(context, options) });
+  }
+  // In file order, as an editor lists them.
+  errors.sort((a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0) || (a.pos?.col ?? 0) - (b.pos?.col ?? 0));
+  return { services, errors };
+}
+
+/** Where an option was written: the longest known prefix of its path, else the service itself. */
+function optionPos(s: ProxyService, path: string): SourcePos {
+  const known = s.optionPositions;
+  for (let p: string | null = path; known && p; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : null) {
+    const at = known.get(p);
+    if (at) return at;
+  }
+  return s.pos;
+}

@@ -1,0 +1,56 @@
+// The policy step that binds proxy options once per generation (src/proxy/bind.ts): typed options for
+// good services, every problem at its option's file:line:col, unknown proxies at the service.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadPolicyText } from '../../../src/policy/index.ts';
+import { bindProxies } from '../../../src/proxy/index.ts';
+
+const POLICY = `zones:
+  lan: { addresses: [198.18.1.0/24] }
+  net: { addresses: [0.0.0.0/0] }
+services:
+  web: { type: proxy, proxy: http, options: { timeout: 5000 } }
+  ftp:
+    type: proxy
+    proxy: ftp
+    options:
+      data_mode: sideways
+      max_line_length: 10
+  relay:
+    type: proxy
+    proxy: plug
+    options: { timeout: soon, copy_to_client: false, buffer: 1 }
+  gopher: { type: proxy, proxy: gopher }
+rules:
+  - { id: 1, src_zone: lan, dst_zone: net, dst_port: 80, service: web }
+  - { id: 2, src_zone: lan, dst_zone: net, dst_port: 21, service: ftp }
+  - { id: 3, src_zone: lan, dst_zone: net, dst_port: 443, service: relay }
+  - { id: 4, src_zone: lan, dst_zone: net, dst_port: 70, service: gopher }
+`;
+
+function load() {
+  const r = loadPolicyText(POLICY, 'p.yaml', undefined, { lint: false });
+  assert.ok(r.policy, r.errors.map((e) => e.format()).join('\n'));
+  return r.policy;
+}
+
+test('good options are parsed once into typed options and a core factory', () => {
+  const b = bindProxies(load());
+  assert.deepEqual([...b.services.keys()], ['web']);
+  const web = b.services.get('web')!;
+  assert.equal(web.proxy, 'http');
+  assert.equal((web.options as { idleTimeoutMs: number }).idleTimeoutMs, 5000);
+  const core = web.createCore({ sessionId: 's', service: 'web', clientZone: null, inband: false });
+  assert.equal(core.describe().proxy, 'http');
+});
+
+test('every problem of every service is reported at its option, in file order, an unknown proxy at its service', () => {
+  const errors = bindProxies(load()).errors.map((e) => e.format());
+  assert.deepEqual(errors, [
+    "p.yaml:10:7: TZ1013 service ftp (ftp options): 'data_mode' must be one of keep, passive, active",
+    "p.yaml:11:7: TZ1013 service ftp (ftp options): 'max_line_length' must be an integer from 16 to 65536 (bytes)",
+    "p.yaml:15:16: TZ1010 service relay (plug options): plug option 'timeout' must be an integer (milliseconds), not 'soon'",
+    "p.yaml:15:54: TZ1011 service relay (plug options): unknown plug option 'buffer' (known: timeout, copy_to_server, copy_to_client)",
+    'p.yaml:16:3: TZ1041 service gopher: tzorp has no proxy named "gopher"',
+  ]);
+});
