@@ -155,8 +155,8 @@ function isObj(v: unknown): v is Record<string, unknown> {
 }
 
 /** Parse the http options of one service, or throw one TzorpError (kind 'user') that lists every
- * problem (details.problems has them one by one, each with its option path). This is the registry's
- * problem. The http module's parseOptions (index.ts) uses checkHttpOptions; the policy step (src/proxy/bind.ts) runs it once per generation. */
+ * problem (details.problems has them one by one, each with its option path). The policy step
+ * (src/proxy/bind.ts) uses checkHttpOptions through the http module instead, once per generation. */
 export function parseHttpOptions(raw: unknown): HttpOptions {
   const r = checkHttpOptions(raw);
   if (!r.options) {
