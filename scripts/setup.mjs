@@ -108,13 +108,13 @@ try {
   npmDeps();
   nativeAddon();
   linkCommand();
+  // Right after the addon (dist/ carries a copy of it, so it is stale until this runs). A separate
+  // process, because build.mjs imports esbuild, which npmDeps() may only just have installed.
+  run(process.execPath, [join(root, 'scripts/build.mjs'), ...(args.has('--build') ? [] : ['--if-stale'])]);
   if (args.has('--build')) {
     say('type-checking (tsc)');
     run(join(root, 'node_modules/.bin/tsc'), ['-p', '.', '--noEmit']);
   }
-  // After the addon: dist/ carries a copy of it. A separate process, because build.mjs imports esbuild,
-  // which npmDeps() may only just have installed.
-  run(process.execPath, [join(root, 'scripts/build.mjs'), ...(args.has('--build') ? [] : ['--if-stale'])]);
 } catch (e) {
   process.stderr.write(`[setup] ${e.message}\n`);
   process.exit(1);
