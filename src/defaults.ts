@@ -12,6 +12,7 @@ export const DEFAULTS = {
   routingProtocol: 122, // rtnetlink protocol that tags tzorp's ip rules and routes (flush finds them by it)
   routingRulePrefLocal: 9000, // `iif lo fwmark M/M lookup main`: tzorp's own marked sockets route normally
   routingRulePrefTproxy: 9001, // `fwmark M/M lookup <table>`: diverted packets are delivered locally
+  kernelStateDir: '/run/tzorp', // `tzorp apply` keeps the model of the table it installed here (per netns)
   // policy loader
   maxPolicyBytes: 64 * 1024 * 1024, // refuse larger files before parsing: bounded memory
   maxYamlAliasCount: 100, // YAML alias expansion limit ("billion laughs")

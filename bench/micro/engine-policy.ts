@@ -146,6 +146,7 @@ export function generatePolicy(opts: {
       listenV4: '127.0.0.1',
       listenV6: '::1',
       listenPortBase: 50000,
+      publishZoneSets: 'referenced',
     },
     source: { file: 'generated.yaml', sha256: '' },
   };

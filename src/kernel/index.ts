@@ -6,10 +6,12 @@ import {
   type CompileOptions,
   type Listener,
   type RulesetIR,
-  renderRuleset,
+  renderModel,
+  renderTable,
+  type TableModel,
 } from './compile/index.ts';
 
-export type { CompileOptions, Listener, RulesetIR } from './compile/index.ts';
+export type { CompileOptions, DiffCounts, Listener, RulesetIR, TableModel } from './compile/index.ts';
 export { TABLE, zoneIdent, zoneSetName } from './compile/index.ts';
 
 export interface Compiled {
@@ -18,35 +20,51 @@ export interface Compiled {
   /** Where each proxy service's connections are diverted to. */
   listeners: Map<string, Listener>;
   ir: RulesetIR;
+  /** The table as the renderer models it: what the next apply diffs against. */
+  model: TableModel;
 }
 
 export function compilePolicy(policy: Policy, opts: CompileOptions = {}): Compiled {
   const { ir, listeners } = buildIR(policy, opts);
-  return { text: renderRuleset(ir), listeners, ir };
+  const model = renderModel(ir);
+  return { text: renderTable(model), listeners, ir, model };
 }
 
-import { type ApplyResult, applyText, type FlushResult, flush } from './apply/index.ts';
+import { type ApplyOutcome, applyModel, type FlushResult, flush } from './apply/index.ts';
 
-export type { ApplyResult, FlushResult, SysctlCheck } from './apply/index.ts';
+export type { ApplyOutcome, ApplyResult, FlushResult, SysctlCheck } from './apply/index.ts';
 export { checkSysctls, nftCheck, sysctlNeeds } from './apply/index.ts';
+
+import { saveInstalled } from './apply/state.ts';
+
+export { loadInstalled, saveInstalled } from './apply/state.ts';
 
 export interface ApplyOptions extends CompileOptions {
   /** Run nft/ip/sysctl in another namespace (e.g. ['ip','netns','exec','fw']); default: this one. */
   prefix?: string[];
   fixSysctls?: boolean;
+  /** The model of the installed table (the last apply's `model`): only the differences are applied. */
+  previous?: TableModel | null;
+  /** An already compiled ruleset of this policy and these options (the daemon compiles before it
+   * applies); compiled again when absent. */
+  compiled?: Compiled;
 }
 
-/** Compiles and applies: `nft -c`, policy routing, one nft transaction, sysctl checks. */
-export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Promise<Compiled & ApplyResult> {
-  const compiled = compilePolicy(policy, opts);
-  const result = await applyText(policy, compiled.text, {
+/** Compiles and applies: policy routing, one nft transaction (the differences to `previous`, or the
+ * whole table), sysctl checks. */
+export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Promise<Compiled & ApplyOutcome> {
+  const compiled = opts.compiled ?? compilePolicy(policy, opts);
+  const result = await applyModel(policy, compiled.model, compiled.text, {
     prefix: opts.prefix ?? [],
     fixSysctls: opts.fixSysctls ?? false,
+    previous: opts.previous ?? null,
   });
   return { ...compiled, ...result };
 }
 
 /** Removes exactly what tzorp installed: the table, its ip rules and its routes. */
-export function flushTzorp(opts: { prefix?: string[] } = {}): Promise<FlushResult> {
-  return flush(opts.prefix ?? []);
+export async function flushTzorp(opts: { prefix?: string[] } = {}): Promise<FlushResult> {
+  const r = await flush(opts.prefix ?? []);
+  await saveInstalled(null, opts.prefix ?? []).catch(() => {});
+  return r;
 }

@@ -68,6 +68,7 @@ export const SETTINGS_FIELDS = [
   'listen_v4',
   'listen_v6',
   'listen_port_base',
+  'publish_zone_sets',
 ] as const;
 
 /** Protocol names accepted in `proto` (IANA protocol numbers). */

@@ -224,6 +224,9 @@ export interface PolicySettings {
   listenV6: string;
   /** First port of the default listener allocation (service i gets listenPortBase + i - 1). */
   listenPortBase: number;
+  /** Which zones the table publishes as named sets for the user's own nft rules (`zone_<name>_v4`...):
+   * those the ruleset and the user rules reference, every zone, or these zones plus the referenced. */
+  publishZoneSets: 'referenced' | 'all' | string[];
 }
 
 export interface Policy {

@@ -75,6 +75,7 @@ export class Resolver {
   private zoneNames = new Set<string>();
   private serviceNames = new Set<string>();
   private settings!: PolicySettings;
+  private publishEntry: PEntry | undefined;
   readonly usedZones = new Set<string>();
 
   constructor(private readonly d: Diagnostics) {}
@@ -248,6 +249,7 @@ export class Resolver {
     const f = this.fields(top, TOP_FIELDS, 'the policy');
     this.settings = this.resolveSettings(f.get('settings'));
     const zones = this.resolveZones(f.get('zones'));
+    this.resolvePublishZoneSets();
     const serviceDefs = this.resolveServices(f.get('services'));
     const rules = this.resolveRules(f.get('rules'));
     const management = this.resolveConditionList(f.get('management'), 'management');
@@ -274,6 +276,7 @@ export class Resolver {
       listenV4: DEFAULTS.listenV4,
       listenV6: DEFAULTS.listenV6,
       listenPortBase: DEFAULTS.listenPortBase,
+      publishZoneSets: 'referenced',
     };
     if (!e) return s;
     const m = this.map(e.value, 'settings', true);
@@ -342,7 +345,30 @@ export class Resolver {
       const v = this.int(lp.value, 'settings.listen_port_base', 1, 65535);
       if (v !== null) s.listenPortBase = v;
     }
+    // the zone names are checked once the zones are known (resolvePublishZoneSets)
+    this.publishEntry = f.get('publish_zone_sets');
     return s;
+  }
+
+  private resolvePublishZoneSets(): void {
+    const e = this.publishEntry;
+    if (!e) return;
+    const what = 'settings.publish_zone_sets';
+    if (e.value.kind === 'scalar') {
+      const v = this.oneOf(e.value, what, ['referenced', 'all'] as const);
+      if (v !== null) this.settings.publishZoneSets = v;
+      return;
+    }
+    if (e.value.kind !== 'seq') {
+      this.typeError(e.value, what, "'referenced', 'all' or a list of zone names");
+      return;
+    }
+    const names: string[] = [];
+    for (const item of e.value.items) {
+      const z = this.zoneRef(item, what);
+      if (z !== null && !names.includes(z)) names.push(z);
+    }
+    this.settings.publishZoneSets = names;
   }
 
   // --- zones -------------------------------------------------------------------------------------

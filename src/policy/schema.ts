@@ -125,6 +125,11 @@ export function policySchema(): Schema {
     listen_v4: str('IPv4 address the proxy listeners bind to'),
     listen_v6: str('IPv6 address the proxy listeners bind to'),
     listen_port_base: int(1, 65535, 'first listener port (service id i gets base + i - 1)'),
+    publish_zone_sets: {
+      description:
+        'zones published as nft sets for your own rules: referenced (by --user-rules and the ruleset), all, or a list of zones (plus the referenced)',
+      anyOf: [{ enum: ['referenced', 'all'] }, { type: 'array', items: ref('name') }],
+    },
   };
   for (const f of SETTINGS_FIELDS) if (!(f in settingsProps)) throw new Error(`schema: ${f} missing`);
   return {

@@ -1,10 +1,11 @@
-// tzorp apply POLICY [--listen-port SERVICE=PORT ...] [--user-rules FILE] [--fix-sysctls] [--json]:
-// compiles the policy and installs it in the current network namespace: `nft -c`, policy routing for
-// IPv4 and IPv6, then one transaction that replaces table inet tzorp. On any failure the previous
-// ruleset and routing stay. Reports the sysctls the ruleset depends on that have the wrong value.
+// tzorp apply POLICY [--listen-port SERVICE=PORT ...] [--user-rules FILE] [--fix-sysctls] [--full] [--json]:
+// compiles the policy and installs it in the current network namespace: policy routing for IPv4 and
+// IPv6, then one transaction that changes table inet tzorp: only the differences to what the last
+// `tzorp apply` here installed, or (first time, --full, or any doubt) a whole new table. On any failure
+// the previous ruleset and routing stay. Reports the sysctls the ruleset depends on that are wrong.
 import type { Command } from 'commander';
 import { TzorpError } from '../../errors.ts';
-import { applyPolicy } from '../../kernel/index.ts';
+import { applyPolicy, loadInstalled, saveInstalled } from '../../kernel/index.ts';
 import { collectListenPort, loadForKernel, readUserRules } from './compile.ts';
 
 export function register(program: Command): void {
@@ -15,11 +16,18 @@ export function register(program: Command): void {
     .option('--listen-port <service=port>', "a proxy service's listener port (repeatable)", collectListenPort)
     .option('--user-rules <file>', 'your own nft chains/sets, placed inside table inet tzorp')
     .option('--fix-sysctls', 'set the sysctls the ruleset depends on when they are wrong')
+    .option('--full', 'replace the whole table instead of applying the differences to the installed one')
     .option('--json', 'print the result as JSON')
     .action(
       async (
         file: string,
-        o: { listenPort?: Map<string, number>; userRules?: string; fixSysctls?: boolean; json?: boolean },
+        o: {
+          listenPort?: Map<string, number>;
+          userRules?: string;
+          fixSysctls?: boolean;
+          full?: boolean;
+          json?: boolean;
+        },
       ) => {
         try {
           const policy = await loadForKernel(file);
@@ -32,15 +40,20 @@ export function register(program: Command): void {
             listenPorts: o.listenPort ?? new Map(),
             userRules,
             fixSysctls: o.fixSysctls ?? false,
+            previous: o.full ? null : await loadInstalled(),
+          });
+          // the table is in; failing to remember it only costs the next apply a full replace
+          await saveInstalled(r.model).catch((e: Error) => {
+            process.stderr.write(`warning: cannot record the installed table: ${e.message}\n`);
           });
           const listeners = Object.fromEntries([...r.listeners].map(([n, l]) => [n, l]));
           if (o.json) {
             process.stdout.write(
-              `${JSON.stringify({ applied: true, table: 'inet tzorp', routingTable: policy.settings.routingTable, tiers: { ipv4: r.ir.families[4].tiers.length, ipv6: r.ir.families[6].tiers.length }, listeners, sysctls: r.sysctls, fixed: r.fixed.map((s) => s.name), wrong: r.wrong }, null, 2)}\n`,
+              `${JSON.stringify({ applied: true, table: 'inet tzorp', mode: r.mode, ...(r.fallback ? { fallback: r.fallback } : {}), routingTable: policy.settings.routingTable, tiers: { ipv4: r.ir.families[4].tiers.length, ipv6: r.ir.families[6].tiers.length }, listeners, sysctls: r.sysctls, fixed: r.fixed.map((s) => s.name), wrong: r.wrong }, null, 2)}\n`,
             );
           } else {
             process.stdout.write(
-              `applied table inet tzorp (${policy.rules.length} rules; decision tiers IPv4 ${r.ir.families[4].tiers.length}, IPv6 ${r.ir.families[6].tiers.length}); policy routing table ${policy.settings.routingTable}\n`,
+              `applied table inet tzorp (${r.mode === 'incremental' ? 'differences only' : 'whole table'}; ${policy.rules.length} rules; decision tiers IPv4 ${r.ir.families[4].tiers.length}, IPv6 ${r.ir.families[6].tiers.length}); policy routing table ${policy.settings.routingTable}\n`,
             );
             for (const [n, l] of r.listeners) {
               process.stdout.write(`  proxy ${n}: ${l.v4.host}:${l.v4.port} [${l.v6.host}]:${l.v6.port}\n`);

@@ -1,8 +1,11 @@
-// Applying a compiled ruleset in the current network namespace (or one given by `prefix`): check,
-// install policy routing, replace the table in one transaction; on any failure the previous ruleset
-// and routing stay. And flushing exactly what tzorp installed.
+// Applying a compiled ruleset in the current network namespace (or one given by `prefix`): install
+// policy routing, then change the table in one transaction (the differences to the installed table, or
+// a whole new table); on any failure the previous ruleset and routing stay. And flushing exactly what
+// tzorp installed.
 import { TzorpError } from '../../errors.ts';
 import type { Policy } from '../../policy/model.ts';
+import { type DiffCounts, diffTables } from '../compile/diff.ts';
+import { renderSkeleton, type TableModel } from '../compile/render.ts';
 import { run } from './exec.ts';
 import { ensureRouting, removeRouting, undoRouting } from './routing.ts';
 import { checkSysctls, fixSysctls, type SysctlCheck } from './sysctl.ts';
@@ -34,26 +37,76 @@ export async function nftCheck(text: string, prefix: string[] = []): Promise<voi
   }
 }
 
-export async function applyText(
+export interface ApplyModelOptions extends ApplyTextOptions {
+  /** The model of the table the kernel holds (the last apply's): apply only the differences. Without
+   * it, or when the differences cannot be applied, the whole table is replaced. */
+  previous?: TableModel | null;
+}
+
+export interface ApplyOutcome extends ApplyResult {
+  /** `incremental`: one transaction of differences; `full`: the table was replaced. */
+  mode: 'incremental' | 'full';
+  /** Why an incremental apply was not possible (absent when none was asked for or it worked). */
+  fallback?: string;
+  changed?: DiffCounts;
+}
+
+/**
+ * Installs `model` (whose whole-table text is `text`): policy routing, then one nft transaction. No
+ * separate `nft -c` of the whole ruleset: the transaction is atomic and checked by the kernel, and a
+ * refused one leaves the previous table. Only the user's rules, which tzorp did not write, are checked
+ * first (with the table's declarations, without its elements), so their errors are told apart.
+ */
+export async function applyModel(
   policy: Policy,
+  model: TableModel,
   text: string,
-  opts: ApplyTextOptions = {},
-): Promise<ApplyResult> {
+  opts: ApplyModelOptions = {},
+): Promise<ApplyOutcome> {
   const prefix = opts.prefix ?? [];
-  await nftCheck(text, prefix);
+  const previous = opts.previous ?? null;
+  if (model.userRules !== null && previous?.userRules !== model.userRules) {
+    const r = await run('nft', ['-c', '-f', '-'], renderSkeleton(model), prefix);
+    if (r.code !== 0) {
+      throw new TzorpError(
+        'KERNEL_NFT_CHECK',
+        `nft -c rejected the ruleset with the user rules:\n${firstLines(r.stderr)}`,
+      );
+    }
+  }
   const undo = await ensureRouting(
     { mark: policy.settings.tproxyMark, table: policy.settings.routingTable },
     prefix,
   );
-  const r = await run('nft', ['-f', '-'], text, prefix);
-  if (r.code !== 0) {
-    // nft applies a file as one transaction: the kernel still has the previous table
-    await undoRouting(undo, prefix);
-    throw new TzorpError(
-      'KERNEL_NFT_APPLY',
-      `nft failed; the previous ruleset stays:\n${firstLines(r.stderr)}`,
-    );
+  let mode: ApplyOutcome['mode'] = 'full';
+  let fallback: string | undefined;
+  let changed: DiffCounts | undefined;
+  if (previous) {
+    const d = diffTables(previous, model);
+    if (d.text === null) fallback = d.reason;
+    else {
+      const r = await run('nft', ['-f', '-'], d.text, prefix);
+      if (r.code === 0) {
+        mode = 'incremental';
+        changed = d.changed;
+      } else {
+        // typically the kernel holds another table than `previous` (the digest check failed)
+        fallback = `nft refused the differences: ${firstLines(r.stderr, 1)}`;
+      }
+    }
   }
+  if (mode === 'full') {
+    const r = await run('nft', ['-f', '-'], text, prefix);
+    if (r.code !== 0) {
+      // nft applies a file as one transaction: the kernel still has the previous table
+      await undoRouting(undo, prefix);
+      throw new TzorpError(
+        'KERNEL_NFT_APPLY',
+        `nft failed; the previous ruleset stays:\n${firstLines(r.stderr)}`,
+      );
+    }
+  }
+  const outcome = { mode, ...(fallback ? { fallback } : {}), ...(changed ? { changed } : {}) };
   const sysctls = await checkSysctls(policy, prefix);
   let wrong = sysctls.filter((s) => s.actual !== s.want);
   const fixed: SysctlCheck[] = [];
@@ -62,9 +115,9 @@ export async function applyText(
     fixed.push(...wrong);
     const again = await checkSysctls(policy, prefix);
     wrong = again.filter((s) => s.actual !== s.want);
-    return { sysctls: again, wrong, fixed };
+    return { sysctls: again, wrong, fixed, ...outcome };
   }
-  return { sysctls, wrong, fixed };
+  return { sysctls, wrong, fixed, ...outcome };
 }
 
 export interface FlushResult {

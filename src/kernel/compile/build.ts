@@ -14,7 +14,7 @@ import type {
   TierIR,
   ZoneSetIR,
 } from './ir.ts';
-import { zoneIdent, zoneSetName } from './names.ts';
+import { referencedZoneIdents, zoneIdent, zoneSetName } from './names.ts';
 import { buildTiers } from './tiers.ts';
 import { type Field, NameTable, ruleVariants, type Variant } from './variants.ts';
 import { flattenZones, rangesByZone, zoneAddresses } from './zones.ts';
@@ -66,12 +66,8 @@ export function listenersOf(policy: Policy, opts: CompileOptions = {}): Map<stri
   return out;
 }
 
-function lookupsOf(
-  family: Family,
-  tierIndex: number,
-  tier: ReturnType<typeof buildTiers>[number],
-): LookupIR[] {
-  return lookupsOfRaw(family, tierIndex, tier).map((l) => ({
+function lookupsOf(family: Family, tier: ReturnType<typeof buildTiers>[number]): LookupIR[] {
+  return lookupsOfRaw(family, tier).map((l) => ({
     ...l,
     interval: l.elements.some((e) => e.key.some((iv) => iv[0] !== iv[1])),
   }));
@@ -79,10 +75,10 @@ function lookupsOf(
 
 function lookupsOfRaw(
   family: Family,
-  tierIndex: number,
   tier: ReturnType<typeof buildTiers>[number],
 ): Omit<LookupIR, 'interval'>[] {
-  const base = `v${family}_tier${tierIndex}`;
+  // named by score, not position: a tier keeps its map when others come or go (incremental apply)
+  const base = `v${family}_tier_${tier.packed.toString(16)}`;
   const icmp = tier.score.icmpType > 0 || tier.score.icmpCode > 0;
   const fibLocal = tier.score.dstIface > 0;
   const portIdx = tier.fields.map((f, i) => (PORT_FIELDS.includes(f) ? i : -1)).filter((i) => i >= 0);
@@ -132,7 +128,7 @@ function familyIR(
   }
   const tiers: TierIR[] = [];
   buildTiers(variants).forEach((t, i) => {
-    const lookups = lookupsOf(family, i, t);
+    const lookups = lookupsOf(family, t);
     if (lookups.length > 0) tiers.push({ index: i, score: t.score, lookups });
   });
   return { family, tiers, zoneRanges: flat.ranges[family] };
@@ -220,6 +216,24 @@ function ruleComment(r: Rule, s: Service): string {
   return `rule ${r.id} -> ${s.name} (${s.type})${r.description ? `: ${r.description}` : ''}`;
 }
 
+/** The zones whose sets the table holds (settings.publish_zone_sets): every zone with `all`; otherwise
+ * those the user rules name (`@zone_<ident>_v4` ...), those management and bypass rules match on (the
+ * ruleset's own references) and, with a list, the listed ones. Most of a large table's elements are
+ * these sets, so a zone nobody reads is left out. */
+export function publishedZones(policy: Policy, userRules: string): Set<string> {
+  const setting = policy.settings.publishZoneSets;
+  if (setting === 'all') return new Set(policy.zones.keys());
+  const out = new Set<string>(setting === 'referenced' ? [] : setting);
+  for (const c of [...policy.management, ...policy.bypass]) {
+    for (const z of [...(c.srcZone ?? []), ...(c.dstZone ?? [])]) out.add(z);
+  }
+  const idents = referencedZoneIdents(userRules);
+  if (idents.size > 0) {
+    for (const name of policy.zones.keys()) if (idents.has(zoneIdent(name))) out.add(name);
+  }
+  return out;
+}
+
 export function buildIR(
   policy: Policy,
   opts: CompileOptions = {},
@@ -245,14 +259,17 @@ export function buildIR(
   const names = new NameTable(ifnamesOf(policy));
   const by4 = rangesByZone(flat, 4);
   const by6 = rangesByZone(flat, 6);
-  const zones: ZoneSetIR[] = flat.list.map((z) => ({
-    name: z.name,
-    ident: zoneIdent(z.name),
-    id: z.id,
-    last: z.last,
-    exact: { 4: zoneAddresses(by4, z.id, z.id), 6: zoneAddresses(by6, z.id, z.id) },
-    tree: { 4: zoneAddresses(by4, z.id, z.last), 6: zoneAddresses(by6, z.id, z.last) },
-  }));
+  const published = publishedZones(policy, opts.userRules ?? '');
+  const zones: ZoneSetIR[] = flat.list
+    .filter((z) => published.has(z.name))
+    .map((z) => ({
+      name: z.name,
+      ident: zoneIdent(z.name),
+      id: z.id,
+      last: z.last,
+      exact: { 4: zoneAddresses(by4, z.id, z.id), 6: zoneAddresses(by6, z.id, z.id) },
+      tree: { 4: zoneAddresses(by4, z.id, z.last), 6: zoneAddresses(by6, z.id, z.last) },
+    }));
   // A tier lookup writes tproxyMark | ruleId into the packet mark; the tproxy bit tells a hit from the
   // zone id the mark holds before (zone ids stay below that bit), and the dispatch map sends the rule
   // on to its service's chain. Proxied packets keep that mark: the daemon reads the rule id from it.

@@ -16,3 +16,11 @@ export function zoneIdent(name: string): string {
 export function zoneSetName(name: string, tree: boolean, family: 4 | 6): string {
   return `zone_${zoneIdent(name)}${tree ? '_tree' : ''}_v${family}`;
 }
+
+/** The zone set names a text refers to (`@zone_<ident>[_tree]_v4|6`), as zone identifiers. An escape is
+ * `_<hex>_` and neither `tree` nor `v4`/`v6` is hex, so where an identifier ends is unambiguous. */
+export function referencedZoneIdents(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/@zone_((?:[A-Za-z0-9.]|_[0-9a-f]+_)+?)(?:_tree)?_v[46]\b/g)) out.add(m[1]!);
+  return out;
+}

@@ -48,6 +48,7 @@ export function policy(services: Service[], rules: Rule[], sha = 'aa', zones: Zo
       listenV4: '127.0.0.1',
       listenV6: '::1',
       listenPortBase: 50000,
+      publishZoneSets: 'referenced',
     },
     source: { file: 'test.yaml', sha256: sha },
   };

@@ -148,6 +148,7 @@ export function makePolicy(spec: PolicySpec): Policy {
       listenV4: '127.0.0.1',
       listenV6: '::1',
       listenPortBase: 50000,
+      publishZoneSets: 'referenced',
     },
     source: { file: 'test.yaml', sha256: '' },
   };

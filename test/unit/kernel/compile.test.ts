@@ -143,8 +143,46 @@ test('compile is deterministic and names rules and services in comments', () => 
   assert.equal(a, compilePolicy(mk()).text);
   assert.match(a, /0x80000007 : goto svc_p,? # rule 7 -> p \(proxy\)/);
   assert.match(a, /tproxy ip to 127\.0\.0\.1:50001 accept/);
-  assert.match(a, /set zone_c\.x_tree_v4/);
   assert.match(a, /reject with tcp reset/);
+});
+
+test('zone sets: published when referenced (user rules, management, bypass), listed, or all', () => {
+  const mk = (publishZoneSets: 'referenced' | 'all' | string[], management = false) =>
+    makePolicy({
+      zones: {
+        c: { addresses: ['198.18.10.0/24'] },
+        'c.x': { parent: 'c', addresses: ['198.18.10.7'] },
+        under_score: { addresses: ['198.18.11.0/24'] },
+        d: { addresses: ['2001:db8:1::/64'] },
+      },
+      services: { p: { type: 'proxy' } },
+      rules: [{ id: 1, service: 'p', srcZone: ['c'] }],
+      ...(management ? { management: [{ srcZone: ['d'], dstPort: [{ lo: 22, hi: 22 }] }] } : {}),
+      publishZoneSets,
+    });
+  const sets = (text: string): string[] =>
+    [...text.matchAll(/^\tset (zone_\S+) \{/gm)].map((m) => m[1]!).sort();
+  const four = (ident: string): string[] => [
+    `zone_${ident}_tree_v4`,
+    `zone_${ident}_tree_v6`,
+    `zone_${ident}_v4`,
+    `zone_${ident}_v6`,
+  ];
+  assert.deepEqual(sets(compilePolicy(mk('referenced')).text), []);
+  const user = 'chain u {\n\tip saddr @zone_c.x_tree_v4 ip daddr @zone_under_5f_score_v6 counter\n}';
+  assert.deepEqual(
+    sets(compilePolicy(mk('referenced'), { userRules: user }).text),
+    [...four('c.x'), ...four('under_5f_score')].sort(),
+  );
+  assert.deepEqual(sets(compilePolicy(mk('referenced', true)).text), four('d'));
+  assert.deepEqual(sets(compilePolicy(mk(['c'])).text), four('c'));
+  assert.equal(sets(compilePolicy(mk('all')).text).length, 16);
+  // the sets' content does not depend on what else is published
+  const all = compilePolicy(mk('all')).text;
+  const one = compilePolicy(mk(['c.x'])).text;
+  const body = (t: string, n: string) => new RegExp(`add element inet tzorp ${n} \\{\n[^}]*\\}`).exec(t)?.[0];
+  assert.ok(body(one, 'zone_c\\.x_tree_v4'));
+  assert.equal(body(one, 'zone_c\\.x_tree_v4'), body(all, 'zone_c\\.x_tree_v4'));
 });
 
 test('listener ports: option, then listen_port, then listenPortBase + id - 1; bad names are refused', () => {

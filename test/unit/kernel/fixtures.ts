@@ -63,6 +63,7 @@ export function makePolicy(spec: {
   rules: RuleSpec[];
   management?: Omit<RuleSpec, 'id' | 'service'>[];
   bypass?: Omit<RuleSpec, 'id' | 'service'>[];
+  publishZoneSets?: Policy['settings']['publishZoneSets'];
 }): Policy {
   const zones = new Map<string, Zone>();
   const zs = spec.zones ?? {};
@@ -135,6 +136,7 @@ export function makePolicy(spec: {
       listenV4: '127.0.0.1',
       listenV6: '::1',
       listenPortBase: 50000,
+      publishZoneSets: spec.publishZoneSets ?? 'referenced',
     },
     source: { file: 'test.yaml', sha256: '0'.repeat(64) },
   };

@@ -66,6 +66,8 @@ function subset<T>(r: () => number, l: readonly T[], max = 3): T[] {
 
 export interface RandomCase {
   policy: Policy;
+  /** What the policy was made from (randomEdit changes it). */
+  spec: { zones: Record<string, ZoneSpec>; services: Record<string, ServiceSpec>; rules: RuleSpec[] };
   /** Networks used by zones (probe addresses are drawn from them). */
   nets: Net[];
 }
@@ -128,6 +130,30 @@ export function randomPolicy(seed: number, opts: { ifaces: string[]; rules?: num
   const services: Record<string, ServiceSpec> = {};
   const rules: RuleSpec[] = [];
   const nRules = opts.rules ?? 6 + Math.floor(r() * 14);
+  for (let i = 0; i < nRules; i++) {
+    const id = i + 1 + Math.floor(r() * 3) * 100; // ids not in rule order, to test the tie rule
+    if (rules.some((x) => x.id === id)) continue;
+    const svc = `s${String(id).padStart(4, '0')}`;
+    services[svc] = r() < 0.7 ? { type: 'forward', forgeAddr: true } : { type: 'deny' };
+    const rule = randomRule(r, id, svc, names, nets, opts.ifaces);
+    // several rules with identical conditions: ties the lowest id must win
+    if (rules.length > 0 && r() < 0.1) {
+      const { id: _i, service: _s, ...same } = pick(r, rules);
+      rules.push({ ...same, id, service: svc });
+    } else rules.push(rule);
+  }
+  const spec = { zones, services, rules };
+  return { policy: makePolicy(spec), nets, spec };
+}
+
+function randomRule(
+  r: () => number,
+  id: number,
+  service: string,
+  names: string[],
+  nets: Net[],
+  ifaces: string[],
+): RuleSpec {
   const randomNet = (): string => {
     if (nets.length > 0 && r() < 0.6) {
       const n = pick(r, nets);
@@ -138,33 +164,79 @@ export function randomPolicy(seed: number, opts: { ifaces: string[]; rules?: num
     }
     return r() < 0.6 ? netText(randomSubnet(r, V4_BASE, 18, 30)) : netText(randomSubnet(r, V6_BASE, 40, 80));
   };
-  for (let i = 0; i < nRules; i++) {
-    const id = i + 1 + Math.floor(r() * 3) * 100; // ids not in rule order, to test the tie rule
-    if (rules.some((x) => x.id === id)) continue;
-    const svc = `s${String(id).padStart(4, '0')}`;
-    services[svc] = r() < 0.7 ? { type: 'forward', forgeAddr: true } : { type: 'deny' };
-    const rule: RuleSpec = { id, service: svc };
-    if (r() < 0.15) rule.iface = subset(r, [...opts.ifaces, 'eth9']);
-    if (r() < 0.15) rule.ifgroup = subset(r, [0, 1, 2, 5]);
-    if (r() < 0.04) rule.reqid = [1];
-    if (r() < 0.4) rule.proto = subset(r, [6, 17, 1, 58, 99]);
-    if (r() < 0.1) rule.icmpType = subset(r, [8, 13, 128, 0]);
-    if (r() < 0.07) rule.icmpCode = subset(r, [0, 1]);
-    if (r() < 0.15) rule.srcPort = subset(r, SPORT_VALUES, 2);
-    if (r() < 0.45) rule.dstPort = subset(r, PORT_VALUES);
-    if (r() < 0.2) rule.srcSubnet = [randomNet(), ...(r() < 0.3 ? [randomNet()] : [])];
-    if (r() < 0.5) rule.srcZone = subset(r, names, 2);
-    if (r() < 0.2) rule.dstSubnet = [randomNet(), ...(r() < 0.3 ? [randomNet()] : [])];
-    if (r() < 0.1) rule.dstIface = subset(r, opts.ifaces, 2);
-    if (r() < 0.07) rule.dstIfgroup = subset(r, [0, 1, 5], 2);
-    if (r() < 0.5) rule.dstZone = subset(r, names, 2);
-    // several rules with identical conditions: ties the lowest id must win
-    if (rules.length > 0 && r() < 0.1) {
-      const { id: _i, service: _s, ...same } = pick(r, rules);
-      rules.push({ ...same, id, service: svc });
-    } else rules.push(rule);
+  const rule: RuleSpec = { id, service };
+  if (r() < 0.15) rule.iface = subset(r, [...ifaces, 'eth9']);
+  if (r() < 0.15) rule.ifgroup = subset(r, [0, 1, 2, 5]);
+  if (r() < 0.04) rule.reqid = [1];
+  if (r() < 0.4) rule.proto = subset(r, [6, 17, 1, 58, 99]);
+  if (r() < 0.1) rule.icmpType = subset(r, [8, 13, 128, 0]);
+  if (r() < 0.07) rule.icmpCode = subset(r, [0, 1]);
+  if (r() < 0.15) rule.srcPort = subset(r, SPORT_VALUES, 2);
+  if (r() < 0.45) rule.dstPort = subset(r, PORT_VALUES);
+  if (r() < 0.2) rule.srcSubnet = [randomNet(), ...(r() < 0.3 ? [randomNet()] : [])];
+  if (r() < 0.5) rule.srcZone = subset(r, names, 2);
+  if (r() < 0.2) rule.dstSubnet = [randomNet(), ...(r() < 0.3 ? [randomNet()] : [])];
+  if (r() < 0.1) rule.dstIface = subset(r, ifaces, 2);
+  if (r() < 0.07) rule.dstIfgroup = subset(r, [0, 1, 5], 2);
+  if (r() < 0.5) rule.dstZone = subset(r, names, 2);
+  return rule;
+}
+
+/** One to three random edits of a random case, the kinds a reload brings: a rule added, removed or
+ * changed, a rule moved to another service, a service's kind changed, a zone network added or
+ * removed, a zone added. Nets of the new case include every network the edit introduced. */
+export function randomEdit(seed: number, c: RandomCase, ifaces: string[]): RandomCase {
+  const r = rng(seed);
+  const zones = structuredClone(c.spec.zones);
+  const services = structuredClone(c.spec.services);
+  let rules = structuredClone(c.spec.rules);
+  const nets = [...c.nets];
+  const names = Object.keys(zones);
+  const edits = 1 + Math.floor(r() * 3);
+  for (let k = 0; k < edits; k++) {
+    const what = Math.floor(r() * 7);
+    if (what === 0 || rules.length === 0) {
+      let id = 1 + Math.floor(r() * 400);
+      while (rules.some((x) => x.id === id)) id++;
+      const svc = `s${String(id).padStart(4, '0')}`;
+      services[svc] = r() < 0.7 ? { type: 'forward', forgeAddr: true } : { type: 'deny' };
+      rules.push(randomRule(r, id, svc, names, nets, ifaces));
+    } else if (what === 1) {
+      const gone = pick(r, rules);
+      rules = rules.filter((x) => x !== gone);
+      delete services[gone.service];
+    } else if (what === 2) {
+      const i = Math.floor(r() * rules.length);
+      rules[i] = randomRule(r, rules[i]!.id, rules[i]!.service, names, nets, ifaces);
+    } else if (what === 3) {
+      const s = pick(r, rules).service;
+      services[s] = services[s]!.type === 'deny' ? { type: 'forward', forgeAddr: true } : { type: 'deny' };
+    } else if (what === 4) {
+      const z = pick(r, names);
+      const base = r() < 0.5 ? V4_BASE : V6_BASE;
+      const n = base.family === 4 ? randomSubnet(r, base, 19, 32) : randomSubnet(r, base, 41, 128);
+      const text = netText(n);
+      if (!Object.values(zones).some((x) => x.addresses.includes(text))) {
+        zones[z]!.addresses.push(text);
+        nets.push(n);
+      }
+    } else if (what === 5) {
+      const z = pick(r, names);
+      zones[z]!.addresses = zones[z]!.addresses.slice(1);
+    } else {
+      const parent = r() < 0.5 ? pick(r, names) : undefined;
+      const name = parent ? `${parent}.e${seed % 1000}x${k}` : `e${seed % 1000}x${k}`;
+      if (zones[name]) continue;
+      const n = randomSubnet(r, V4_BASE, 24, 32);
+      const text = netText(n);
+      const addresses = Object.values(zones).some((x) => x.addresses.includes(text)) ? [] : [text];
+      zones[name] = parent ? { parent, addresses } : { addresses };
+      if (addresses.length) nets.push(n);
+      names.push(name);
+    }
   }
-  return { policy: makePolicy({ zones, services, rules }), nets };
+  const spec = { zones, services, rules };
+  return { policy: makePolicy(spec), nets, spec };
 }
 
 export interface Probe {

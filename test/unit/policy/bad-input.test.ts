@@ -179,3 +179,23 @@ describe('nesting past the readers limits (issue 16 review finding 11)', () => {
     assert.match(r.errors[0]!.message, /nesting too deep/);
   });
 });
+
+describe('settings.publish_zone_sets', () => {
+  it('takes referenced, all or a list of known zones; anything else is an error at its position', () => {
+    const base = 'zones:\n  a: { addresses: 198.18.1.0/24 }\nsettings:\n  publish_zone_sets: ';
+    assert.equal(load(`${base}all\n`).policy?.settings.publishZoneSets, 'all');
+    assert.deepEqual(load(`${base}[a]\n`).policy?.settings.publishZoneSets, ['a']);
+    for (const [v, code, line] of [
+      ['some', 'TZ1013', 4],
+      ['[a, b]', 'TZ1031', 4],
+      ['{ a: 1 }', 'TZ1010', 4],
+    ] as const) {
+      const r = load(`${base}${v}\n`);
+      assert.equal(r.policy, null, v);
+      assert.ok(
+        r.errors.some((e) => e.code === code && e.pos?.line === line),
+        `${v}: ${show(r.errors)}`,
+      );
+    }
+  });
+});

@@ -129,6 +129,7 @@ describe('loader details', () => {
       listenV4: '127.0.0.1',
       listenV6: '::1',
       listenPortBase: 50000,
+      publishZoneSets: 'referenced',
     });
     const s = p.services.get('p');
     assert.ok(s?.type === 'proxy');
@@ -279,7 +280,7 @@ management:
   - { proto: tcp, dst_port: 22, src_zone: z, description: ssh }
 bypass:
   - { iface: lo }
-settings: { tproxy_mark: 0x40000000, service_mark_mask: "0x00ff0000", routing_table: 200, listen_v4: 198.18.0.1, listen_v6: "2001:db8::1", listen_port_base: 1024 }
+settings: { tproxy_mark: 0x40000000, service_mark_mask: "0x00ff0000", routing_table: 200, listen_v4: 198.18.0.1, listen_v6: "2001:db8::1", listen_port_base: 1024, publish_zone_sets: [z, z] }
 `;
     const r = loadPolicyText(text, 'p.yaml');
     assert.deepEqual(r.errors, []);
@@ -324,6 +325,7 @@ settings: { tproxy_mark: 0x40000000, service_mark_mask: "0x00ff0000", routing_ta
       listenV4: '198.18.0.1',
       listenV6: '2001:db8::1',
       listenPortBase: 1024,
+      publishZoneSets: ['z'],
     });
   });
 

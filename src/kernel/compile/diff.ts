@@ -1,0 +1,157 @@
+// Incremental apply: the differences between the table the kernel holds (the model of the last apply)
+// and the next one, as one nft transaction. Like render.ts this writes nft text; it is the renderer's
+// second way of writing a model (docs/kernel.md, "Incremental apply").
+//
+// The transaction is atomic, so no packet ever sees a half-changed table, and it proves its own
+// precondition: it first deletes the previous digest from the `generation` set, which fails (and so
+// changes nothing) unless the kernel holds exactly the table the differences were computed against.
+// A change of shape the commands below cannot express gives a reason instead of a text; the caller
+// then replaces the whole table, atomically too.
+import { addElementCommands, GENERATION_SET, TABLE, type TableModel, type TableObject } from './render.ts';
+
+export type TableDiff = { text: string; changed: DiffCounts } | { text: null; reason: string };
+
+export interface DiffCounts {
+  elementsAdded: number;
+  elementsRemoved: number;
+  chainsReplaced: number;
+  objectsAdded: number;
+  objectsRemoved: number;
+}
+
+/** The key of a set or map element (the part before ` : `): what `delete element` names. */
+function keyOf(kind: TableObject['kind'], element: string): string {
+  if (kind !== 'map') return element;
+  const i = element.indexOf(' : ');
+  return i < 0 ? element : element.slice(0, i);
+}
+
+/** A map keyed by a concatenation (the decision tiers). nft 1.0.6 cannot always read back such a
+ * map's `typeof` from the kernel (it then parses elements by the raw key types and refuses them), and
+ * it finds a concatenated interval element to delete only when every point is written as a range. A
+ * changed tier is therefore declared and filled again in the same transaction: its elements are what
+ * the file itself declares, exactly as in a whole-table apply. */
+function concatenated(o: TableObject): boolean {
+  return o.kind === 'map' && /^typeof [^:]* \. /.test(o.decl[0] ?? '');
+}
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Names of the sets, maps (`@name`) and chains (`goto`/`jump name`) a text refers to. */
+function referencesIn(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/@([A-Za-z0-9_.]+)|\b(?:goto|jump) ([A-Za-z0-9_.]+)/g))
+    out.add(m[1] ?? m[2]!);
+  return out;
+}
+
+export function diffTables(prev: TableModel, next: TableModel): TableDiff {
+  if (prev.userRules !== next.userRules) return { text: null, reason: 'the user rules changed' };
+  const before = new Map(prev.objects.map((o) => [`${o.kind} ${o.name}`, o]));
+  const after = new Map(next.objects.map((o) => [`${o.kind} ${o.name}`, o]));
+  const userRefs = referencesIn(next.userRules ?? '');
+
+  // sets and maps whose declaration changed are deleted and created again (their elements with them);
+  // chains cannot be: a changed chain declaration (hook, policy, comment) replaces the table
+  const recreated = new Set<string>();
+  const removed: TableObject[] = [];
+  const added: TableObject[] = [];
+  for (const [k, o] of before) {
+    const n = after.get(k);
+    if (!n) removed.push(o);
+    else if (!sameList(o.decl, n.decl)) {
+      if (o.kind === 'chain') return { text: null, reason: `the declaration of chain ${o.name} changed` };
+      recreated.add(o.name);
+    }
+  }
+  for (const [k, n] of after) {
+    const o = before.get(k);
+    if (!o) added.push(n);
+    else if (concatenated(n) && !recreated.has(n.name) && !sameList(o.elements, n.elements)) {
+      recreated.add(n.name);
+    }
+  }
+  for (const o of removed) {
+    if (userRefs.has(o.name)) return { text: null, reason: `the user rules use ${o.name}, which goes away` };
+  }
+  for (const name of recreated) {
+    if (userRefs.has(name)) return { text: null, reason: `the user rules use ${name}, which is re-created` };
+  }
+  // a chain is rewritten when its rules changed or when a set, map or chain they name is re-created
+  // or removed (the kernel binds a rule to the object, not to its name)
+  const gone = new Set([...recreated, ...removed.map((o) => o.name)]);
+  const rewritten: TableObject[] = [];
+  for (const n of next.objects) {
+    if (n.kind !== 'chain') continue;
+    const o = before.get(`chain ${n.name}`);
+    if (!o) continue;
+    if (!sameList(o.rules, n.rules) || o.rules.some((r) => [...referencesIn(r)].some((x) => gone.has(x)))) {
+      rewritten.push(n);
+    }
+  }
+
+  const out: string[] = [];
+  const counts: DiffCounts = {
+    elementsAdded: 0,
+    elementsRemoved: 0,
+    chainsReplaced: rewritten.length,
+    objectsAdded: added.length + recreated.size,
+    objectsRemoved: removed.length + recreated.size,
+  };
+  // 0. the precondition: the kernel holds the table `prev` describes
+  out.push(`delete element inet ${TABLE} ${GENERATION_SET} { ${prev.generation} }`);
+  // 1. elements that go, from sets and maps that stay (a key whose data changes goes and comes back)
+  const additions: [string, string[]][] = [];
+  for (const n of next.objects) {
+    if (n.kind === 'chain' || n.name === GENERATION_SET) continue;
+    const o = before.get(`${n.kind} ${n.name}`);
+    if (!o || recreated.has(n.name)) {
+      additions.push([n.name, n.elements]);
+      counts.elementsAdded += n.elements.length;
+      continue;
+    }
+    const had = new Set(o.elements);
+    const has = new Set(n.elements);
+    const drop = o.elements.filter((e) => !has.has(e));
+    const add = n.elements.filter((e) => !had.has(e));
+    counts.elementsRemoved += drop.length;
+    counts.elementsAdded += add.length;
+    if (drop.length > 0) {
+      const keys = drop.map((e) => keyOf(n.kind, e));
+      out.push(...addElementCommands(n.name, keys).map((l) => l.replace(/^add element /, 'delete element ')));
+    }
+    if (add.length > 0) additions.push([n.name, add]);
+  }
+  // 2. rules of rewritten and removed chains, so nothing refers to what goes next
+  for (const c of rewritten) out.push(`flush chain inet ${TABLE} ${c.name}`);
+  for (const o of removed) if (o.kind === 'chain') out.push(`flush chain inet ${TABLE} ${o.name}`);
+  // 3. removed and re-created sets and maps (their elements may name chains: before the chains go)
+  for (const o of removed) if (o.kind !== 'chain') out.push(`delete ${o.kind} inet ${TABLE} ${o.name}`);
+  for (const name of recreated) {
+    const o = prev.objects.find((x) => x.name === name && x.kind !== 'chain')!;
+    out.push(`delete ${o.kind} inet ${TABLE} ${name}`);
+  }
+  // 4. removed chains
+  for (const o of removed) if (o.kind === 'chain') out.push(`delete chain inet ${TABLE} ${o.name}`);
+  // 5. new and re-created declarations (chains empty: their rules may name each other)
+  const declared = [...added, ...next.objects.filter((n) => recreated.has(n.name) && n.kind !== 'chain')];
+  if (declared.length > 0) {
+    out.push(`table inet ${TABLE} {`);
+    for (const d of declared) {
+      out.push(`\t${d.kind} ${d.name} {`);
+      for (const l of d.decl) out.push(`\t\t${l}`);
+      out.push('\t}');
+    }
+    out.push('}');
+  }
+  // 6. rules of new and rewritten chains
+  for (const c of [...added.filter((a) => a.kind === 'chain'), ...rewritten]) {
+    for (const r of c.rules) out.push(`add rule inet ${TABLE} ${c.name} ${r}`);
+  }
+  // 7. elements that come (verdicts may name the chains created above)
+  for (const [name, els] of additions) out.push(...addElementCommands(name, els));
+  // 8. the new digest
+  out.push(`add element inet ${TABLE} ${GENERATION_SET} { ${next.generation} }`);
+  return { text: `${out.join('\n')}\n`, changed: counts };
+}
