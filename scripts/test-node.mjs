@@ -9,7 +9,7 @@
 // start runs under it (they start node as process.execPath). The native addon is not rebuilt: it uses
 // N-API version 8 only, so the one build serves every Node.js version from 20 on.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +33,7 @@ if (!existsSync(node)) {
   }
   if (spawnSync('tar', ['xzf', join(cache, tgz), '-C', cache], { stdio: 'inherit' }).status !== 0)
     process.exit(1);
+  rmSync(join(cache, tgz));
 }
 const v = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
 console.error(`[test-node] running the tests under Node.js ${v} (${node})`);
