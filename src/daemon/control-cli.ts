@@ -22,11 +22,12 @@ export async function ask<T>(
   try {
     return await controlRequest<T>(path, req, opts);
   } catch (e) {
-    if (e instanceof TzorpError) {
-      process.stderr.write(`tzorp: ${e.code} ${e.message}\n`);
-    } else if (e instanceof ControlError) {
+    if (e instanceof ControlError) {
+      // the daemon's own code (it may be one this client does not know), then a refused policy's errors
       process.stderr.write(`tzorp: ${e.body.code} ${e.body.message}\n`);
       for (const line of e.body.errors ?? []) process.stderr.write(`${line}\n`);
+    } else if (e instanceof TzorpError) {
+      process.stderr.write(`tzorp: ${e.code} ${e.message}\n`);
     } else {
       process.stderr.write(`tzorp: ${(e as Error).message}\n`);
     }

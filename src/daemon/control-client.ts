@@ -1,7 +1,7 @@
 // The CLI's end of the control socket. No daemon (no socket file, nobody listening, or no answer in
 // time) is DAEMON_NOT_RUNNING naming the socket path, which the CLI reports with exit code 1.
 import net from 'node:net';
-import { TzorpError } from '../errors.ts';
+import { idOfCode, TzorpError } from '../errors.ts';
 import {
   type ControlErrorBody,
   type ControlRequest,
@@ -12,10 +12,11 @@ import {
 
 type Body<R> = R extends unknown ? Omit<R, 'id'> : never;
 
-/** The daemon answered ok: false. */
-export class ControlError extends Error {
+/** The daemon answered ok: false: its error, with the daemon's code (a policy refused by a reload
+ * carries the policy's errors in `body.errors`). */
+export class ControlError extends TzorpError {
   constructor(readonly body: ControlErrorBody) {
-    super(`${body.code} ${body.message}`);
+    super(idOfCode(body.code), body.message, { details: { ...body } });
   }
 }
 
@@ -71,7 +72,17 @@ export async function controlRequest<T = unknown>(
         const r = JSON.parse(line) as ControlResponse;
         finish(() => resolve(r));
       } catch (e) {
-        finish(() => reject(new Error(`the daemon sent a malformed answer: ${(e as Error).message}`)));
+        finish(() =>
+          reject(
+            new TzorpError(
+              'DAEMON_CONTROL_REPLY',
+              `the daemon sent a malformed answer: ${(e as Error).message}`,
+              {
+                cause: e,
+              },
+            ),
+          ),
+        );
       }
     });
     sock.on('error', (e: NodeJS.ErrnoException) => finish(() => reject(notRunning(e.code ?? e.message))));

@@ -200,7 +200,8 @@ export class LineDecoder {
 
   constructor(private readonly max: number) {}
 
-  /** The complete lines in `chunk` (plus what was buffered). Throws RangeError when a line is too long. */
+  /** The complete lines in `chunk` (plus what was buffered). Throws DAEMON_CONTROL_REQUEST when a line is
+   * too long. */
   push(chunk: string): string[] {
     this.buf += chunk;
     const lines: string[] = [];
@@ -211,7 +212,9 @@ export class LineDecoder {
       if (line.trim() !== '') lines.push(line);
       nl = this.buf.indexOf('\n');
     }
-    if (Buffer.byteLength(this.buf) > this.max) throw new RangeError(`line longer than ${this.max} bytes`);
+    if (Buffer.byteLength(this.buf) > this.max) {
+      throw new TzorpError('DAEMON_CONTROL_REQUEST', `line longer than ${this.max} bytes`);
+    }
     return lines;
   }
 }

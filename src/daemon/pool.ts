@@ -10,6 +10,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isCompiled, siblingModule } from '../entry.ts';
+import { idOfCode, TzorpError } from '../errors.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 
 type Untagged<M> = M extends { rid: number } ? Omit<M, 'rid'> : M;
@@ -22,6 +23,10 @@ export const WORKER_ENTRY = isCompiled(import.meta.url)
 
 /** How long a new worker may take to start (from source, tsx compiles the sources on first load), ms. */
 export const WORKER_START_TIMEOUT_MS = 60_000;
+
+function worker(message: string): TzorpError {
+  return new TzorpError('DAEMON_WORKER', message);
+}
 
 interface Pending {
   index: number;
@@ -80,7 +85,7 @@ export class WorkerPool {
       const timer = setTimeout(() => {
         if (!ready) {
           w.kill('SIGKILL');
-          reject(new Error(`worker ${index} did not start within ${WORKER_START_TIMEOUT_MS} ms`));
+          reject(worker(`worker ${index} did not start within ${WORKER_START_TIMEOUT_MS} ms`));
         }
       }, WORKER_START_TIMEOUT_MS);
       w.on('message', (msg: FromWorker) => {
@@ -98,7 +103,8 @@ export class WorkerPool {
           if (!p) return;
           this.pending.delete(msg.rid);
           if (msg.ok) p.resolve(msg.data);
-          else p.reject(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
+          // the worker's error, with its catalogue code (a listener it could not open is DAEMON_LISTEN)
+          else p.reject(new TzorpError(idOfCode(msg.error.code), msg.error.message));
           return;
         }
         this.onMessage(index, msg);
@@ -113,9 +119,9 @@ export class WorkerPool {
         for (const [rid, p] of this.pending) {
           if (p.index !== index) continue;
           this.pending.delete(rid);
-          p.reject(new Error(`worker ${index} exited (${signal ?? code})`));
+          p.reject(worker(`worker ${index} exited (${signal ?? code})`));
         }
-        if (!ready) reject(new Error(`worker ${index} exited before it was ready (${signal ?? code})`));
+        if (!ready) reject(worker(`worker ${index} exited before it was ready (${signal ?? code})`));
         this.onExit(index, code, signal);
       });
     });
@@ -130,7 +136,7 @@ export class WorkerPool {
 
   request<T>(index: number, msg: Untagged<ToWorker>): Promise<T> {
     const w = this.workers.get(index);
-    if (!w?.connected) return Promise.reject(new Error(`worker ${index} is not running`));
+    if (!w?.connected) return Promise.reject(worker(`worker ${index} is not running`));
     const rid = ++this.rid;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(rid, { index, resolve: resolve as (v: unknown) => void, reject });

@@ -4,6 +4,7 @@
 import net from 'node:net';
 import { register as metricsRegistry } from 'prom-client';
 import { Engine } from '../engine/index.ts';
+import { TzorpError } from '../errors.ts';
 import { getMark, socketFd } from '../native/index.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import type { ProxyService } from '../policy/index.ts';
@@ -77,7 +78,7 @@ function init(
       new Promise((resolve, reject) => {
         const handle = handles.get(spec.key);
         if (!handle) {
-          reject(new Error(`no socket was sent for listener ${spec.key}`));
+          reject(new TzorpError('DAEMON_LISTEN', `no socket was sent for listener ${spec.key}`));
           return;
         }
         // allowHalfOpen: half-close relay; pauseOnConnect: nothing is read before the core wants it.
@@ -161,7 +162,12 @@ const NEEDS_RUNTIME: ReadonlySet<ToWorker['t']> = new Set([
 
 process.on('message', (msg: ToWorker, handle?: object) => {
   if (!runtime && NEEDS_RUNTIME.has(msg.t) && 'rid' in msg) {
-    reply(msg.rid, Promise.reject(new Error(`worker not initialised: '${msg.t}' arrived before 'init'`)));
+    reply(
+      msg.rid,
+      Promise.reject(
+        new TzorpError('DAEMON_WORKER', `worker not initialised: '${msg.t}' arrived before 'init'`),
+      ),
+    );
     return;
   }
   switch (msg.t) {

@@ -11,6 +11,7 @@
 // admission.ts.
 import type { Socket } from 'node:net';
 import type { Engine } from '../engine/index.ts';
+import { TzorpError } from '../errors.ts';
 import { canonicalHost, type SessionHandle, type SessionSummary } from '../net/index.ts';
 import type { Policy, ProxyService, Rule } from '../policy/index.ts';
 import type { CoreFactory } from '../proxy/core/index.ts';
@@ -173,7 +174,7 @@ export class WorkerRuntime<U> {
   /** Build the generation and start accepting on listeners it adds. Not used for new connections
    * before `commit`, except for connections the kernel already decided with its rules. */
   async prepare(spec: WorkerGenerationSpec): Promise<void> {
-    if (this.stopping) throw new Error('stopping');
+    if (this.stopping) throw new TzorpError('DAEMON_STOPPING', 'the worker is stopping');
     const engine = this.deps.engine(spec.policy);
     const rules = new Map(spec.policy.rules.map((r) => [r.id, r]));
     const services: WorkerGeneration<U>['services'] = new Map();
@@ -206,7 +207,7 @@ export class WorkerRuntime<U> {
   async commit(n: number): Promise<void> {
     const gen = this.pending;
     if (!gen || gen.n !== n)
-      throw new Error(`commit of generation ${n}, but ${gen?.n ?? 'none'} is prepared`);
+      throw new TzorpError('INTERNAL', `commit of generation ${n}, but ${gen?.n ?? 'none'} is prepared`);
     const old = this.current;
     this.pending = null;
     this.current = gen;

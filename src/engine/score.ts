@@ -9,6 +9,7 @@
 // exact JavaScript number and lexicographic comparison is `>`. That is KZorp's bit layout; the one
 // difference is that KZorp's evaluation-order quirk for proto/type/code is not reproduced
 // (docs/semantics.md).
+import { TzorpError } from '../errors.ts';
 import type { Cidr, Rule, Service } from '../policy/model.ts';
 import { maskWord, type ParsedAddr, wordsOf } from './address.ts';
 import { PrefixTrie } from './zone-trie.ts';
@@ -680,7 +681,7 @@ export function describeRule(r: CompiledRule, q: Query, zt: ZoneTable, t: RuleTa
   const packed = evalRule(r, q, zt, t);
   if (packed < 0 !== failed.length > 0) {
     // describeRule and evalRule are two readings of one specification; disagreeing is a bug here
-    throw new Error(`engine: explanation disagrees with lookup for rule ${r.id}`);
+    throw new TzorpError('INTERNAL', `engine: explanation disagrees with lookup for rule ${r.id}`);
   }
   return { matched: packed >= 0, failed, dimensions: dims, score: packed >= 0 ? unpackScore(packed) : null };
 }

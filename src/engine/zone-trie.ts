@@ -7,6 +7,7 @@
 // policy share most of their upper bits, so nodes stay in the low millions and a lookup is at most 32 (or
 // 128) array steps with no allocation. `intervals()` flattens it into disjoint address ranges, each with
 // its longest-prefix-match value: nft interval sets cannot overlap, so the kernel compiler needs this.
+import { TzorpError } from '../errors.ts';
 import type { Family, Policy, Zone } from '../policy/model.ts';
 import { ParsedAddr, parseAddressInto, wordsOf } from './address.ts';
 import { LpmHash } from './lpm-hash.ts';
@@ -250,7 +251,9 @@ export class ZoneTrie {
 
   /** The zone of an address; null when no zone covers it. Throws on an invalid address. */
   lookup(addr: string): Zone | null {
-    if (!parseAddressInto(addr, this.scratch)) throw new TypeError(`not an IP address: ${addr}`);
+    if (!parseAddressInto(addr, this.scratch)) {
+      throw new TzorpError('ENGINE_BAD_CONNECTION', `not an IP address: ${JSON.stringify(addr)}`);
+    }
     const i = this.lookupIndex(this.scratch);
     return i < 0 ? null : this.zones[i]!;
   }

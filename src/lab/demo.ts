@@ -5,6 +5,7 @@
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { Engine } from '../engine/index.ts';
+import { TzorpError } from '../errors.ts';
 import { loadPolicyFile } from '../policy/index.ts';
 import type { Policy } from '../policy/model.ts';
 import { DEFAULT_LAB_POLICY, labDown, labUp } from './lab.ts';
@@ -147,7 +148,12 @@ export async function runLiveDemo(opts: LiveDemoOptions): Promise<LiveDemoResult
     progress.step(`checking ${policyFile}`);
     const loaded = await loadPolicyFile(policyFile);
     if (!loaded.policy) {
-      throw new Error(`the policy has errors:\n${loaded.errors.map((e) => `  ${e.message}`).join('\n')}`);
+      // the first error's code; every error in the message
+      throw new TzorpError(
+        loaded.errors[0]?.id ?? 'INTERNAL',
+        `the policy has errors:\n${loaded.errors.map((e) => `  ${e.message}`).join('\n')}`,
+        { details: { errors: loaded.errors.map((e) => e.format()) } },
+      );
     }
     const decide = scenarioDecider(loaded.policy);
     if (readLabState(opts.name)) {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../daemon/control-client.ts';
 import type { StatusResult } from '../daemon/control-protocol.ts';
 import { nodeEntryArgs, siblingModule } from '../entry.ts';
+import { type ErrorId, TzorpError } from '../errors.ts';
 import {
   checkLabName,
   type LabProcessRecord,
@@ -71,11 +72,17 @@ function assertRoot(): void {
   }
 }
 
-export class LabError extends Error {}
+/** A lab step failed (LAB_COMMAND unless said otherwise: CLI_USAGE for a bad name or node,
+ * POLICY_READ for a policy file the lab cannot read). */
+export class LabError extends TzorpError {
+  constructor(message: string, id: ErrorId = 'LAB_COMMAND') {
+    super(id, message);
+  }
+}
 
 function checkName(name: string): void {
   const err = checkLabName(name);
-  if (err) throw new LabError(err);
+  if (err) throw new LabError(err, 'CLI_USAGE');
 }
 
 function labNamespaces(name: string): Record<NodeRole, string> {
@@ -120,7 +127,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     try {
       bytes = readFileSync(policyFile);
     } catch (e) {
-      throw new LabError(`cannot read the policy ${policyFile}: ${(e as Error).message}`);
+      throw new LabError(`cannot read the policy ${policyFile}: ${(e as Error).message}`, 'POLICY_READ');
     }
     policy = { file: policyFile, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
@@ -480,7 +487,7 @@ export function labExecNamespace(name: string, node: string): string {
       ? NODE_ALIASES[node]
       : undefined;
   if (!role) {
-    throw new LabError(`unknown node '${node}': one of ${NODE_ROLES.join(', ')}`);
+    throw new LabError(`unknown node '${node}': one of ${NODE_ROLES.join(', ')}`, 'CLI_USAGE');
   }
   const ns = nodeNamespace(name, role);
   if (!namespaceExists(ns))

@@ -2,6 +2,7 @@
 // (separate processes, possibly much later) find exactly the lab's namespaces and processes.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TzorpError } from '../errors.ts';
 import { LAB_NAME_RE, type NodeRole } from './topology.ts';
 
 /** Where labs keep their state; /run is a tmpfs, so a reboot (which also removes the namespaces)
@@ -57,9 +58,15 @@ export function readLabState(name: string): LabState | null {
   } catch {
     return null;
   }
-  const s = JSON.parse(text) as LabState;
-  if (s.version !== 1 || s.name !== name)
-    throw new Error(`${labStateDir(name)}/state.json is not a lab state file`);
+  const damaged = () =>
+    new TzorpError('LAB_STATE', `${labStateDir(name)}/state.json is not a lab state file`);
+  let s: LabState;
+  try {
+    s = JSON.parse(text) as LabState;
+  } catch {
+    throw damaged();
+  }
+  if (s?.version !== 1 || s.name !== name) throw damaged();
   return s;
 }
 

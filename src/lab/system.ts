@@ -1,6 +1,7 @@
 // The only lab code that runs programs (ip, nft, sysctl, the lab's servers) and looks at processes.
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { TzorpError } from '../errors.ts';
 
 export interface RunResult {
   code: number;
@@ -22,9 +23,16 @@ export function run(
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-          reject(new Error(`${cmd} is not installed (run: node scripts/setup.mjs as root)`));
+          reject(
+            new TzorpError('LAB_COMMAND', `${cmd} is not installed (run: node scripts/setup.mjs as root)`),
+          );
         } else if (code !== 0 && !opts.allowFail) {
-          reject(new Error(`\`${argv.join(' ')}\` failed (exit ${code}): ${(stderr || stdout).trim()}`));
+          reject(
+            new TzorpError(
+              'LAB_COMMAND',
+              `\`${argv.join(' ')}\` failed (exit ${code}): ${(stderr || stdout).trim()}`,
+            ),
+          );
         } else resolve({ code, stdout, stderr });
       },
     );
@@ -48,7 +56,7 @@ export function startDetached(ns: string, argv: string[], log: string, cwd: stri
       env: process.env,
     });
     child.unref();
-    if (child.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
+    if (child.pid === undefined) throw new TzorpError('LAB_COMMAND', `could not start ${argv.join(' ')}`);
     return child.pid;
   } finally {
     closeSync(fd);
@@ -118,7 +126,8 @@ export async function waitUntil<T>(
   for (;;) {
     const v = await check();
     if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end)
+      throw new TzorpError('LAB_COMMAND', `timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
   }
 }

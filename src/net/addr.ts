@@ -1,6 +1,7 @@
 // Addresses as the driver hands them to cores (types.ts `Addr`): the one canonical text
 // (policy/address.ts canonicalAddress), IPv4 never in the ::ffff: form a dual-stack socket reports.
 import { isIP } from 'node:net';
+import { TzorpError } from '../errors.ts';
 import { canonicalAddress } from '../policy/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
 
@@ -10,11 +11,12 @@ export function canonicalHost(host: string): string {
   return canonicalAddress(host)?.host ?? host;
 }
 
-/** The family of an address literal (4 or 6); throws for a name. */
+/** The family of an address literal (4 or 6); throws for a name (callers pass socket addresses and
+ * resolved targets: a name here is a bug). */
 export function familyOf(host: string): 4 | 6 {
   const f = isIP(host);
   if (f === 4 || f === 6) return f;
-  throw new Error(`not an IP address: ${host}`);
+  throw new TzorpError('INTERNAL', `not an IP address: ${host}`);
 }
 
 export function makeAddr(host: string, port: number): Addr {

@@ -6,12 +6,17 @@
 //                  down the cache is cleared and one more full round is tried (StateBasedChainer:
 //                  "All destinations are down for two full iterations").
 //   round_robin  - as failover, but each session starts one target further (RoundRobinChainer).
+import { type ErrorId, TzorpError } from '../errors.ts';
 import type { Chainer } from '../policy/model.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr } from './addr.ts';
 
 /** Thrown by an attempt to stop the chain at once (e.g. limit_target_zones_to): no further target. */
-export class ChainStop extends Error {}
+export class ChainStop extends TzorpError {
+  constructor(message: string, id: ErrorId = 'CONNECT_FAILED') {
+    super(id, message);
+  }
+}
 
 export interface Attempt {
   target: Addr;
@@ -19,9 +24,10 @@ export interface Attempt {
 }
 
 /** Every target failed. `attempts` lists them in order. */
-export class ChainFailed extends Error {
+export class ChainFailed extends TzorpError {
   constructor(readonly attempts: Attempt[]) {
     super(
+      'CONNECT_FAILED',
       attempts.length === 0
         ? 'no target to connect to'
         : attempts.map((a) => `${formatAddr(a.target)}: ${a.error}`).join('; '),

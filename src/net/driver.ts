@@ -11,7 +11,7 @@
 // every stream it feeds has drained. A core can pause/resume streams on top of that, and its pause wins.
 import type net from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
-import { TzorpError } from '../errors.ts';
+import { E, TzorpError } from '../errors.ts';
 import { assertNever } from '../proxy/core/index.ts';
 import type {
   Addr,
@@ -157,6 +157,12 @@ interface ListenerState {
   listener: Listener | null;
   closed: boolean;
   accepted: number;
+}
+
+/** A command the core should not have given, or a state the driver should not be in: ends the
+ * session as an internal error (`ours`). */
+function bug(message: string): TzorpError {
+  return new TzorpError('INTERNAL', message);
 }
 
 /**
@@ -329,7 +335,7 @@ class Session {
     if (this.ended || this.inflight > 0 || this.timers.size > 0) return;
     for (const s of this.streams.values()) if (s.state !== 'closed') return;
     for (const l of this.listeners.values()) if (!l.closed) return;
-    this.ours(new Error('the core did not finish although every stream is closed'));
+    this.ours(bug('the core did not finish although every stream is closed'));
   }
 
   /** A broken invariant (a core bug, or ours): end this session only. */
@@ -460,7 +466,7 @@ class Session {
 
   private stream(id: StreamId, cmd: string): Stream {
     const s = this.streams.get(id);
-    if (!s) throw new Error(`${cmd} on unknown stream '${id}'`);
+    if (!s) throw bug(`${cmd} on unknown stream '${id}'`);
     return s;
   }
 
@@ -491,7 +497,14 @@ class Session {
       sock.destroy(); // everything was sent already (the usual end of a relay): no flush to wait for
       return;
     }
-    const t = setTimeout(() => sock.resetAndDestroy(), DEFAULTS.closeFlushTimeoutMs);
+    const t = setTimeout(() => {
+      this.log('core.session', 'warn', 'The peer did not take the last bytes in time; connection reset', {
+        stream: s.id,
+        timeout_ms: DEFAULTS.closeFlushTimeoutMs,
+        code: E.PROXY_TIMEOUT.code,
+      });
+      sock.resetAndDestroy();
+    }, DEFAULTS.closeFlushTimeoutMs);
     t.unref();
     sock.once('close', () => clearTimeout(t));
     sock.once('finish', () => sock.destroy());
@@ -551,7 +564,7 @@ class Session {
         return;
       case 'unlisten': {
         const l = this.listeners.get(c.listener);
-        if (!l) throw new Error(`unlisten of unknown listener '${c.listener}'`);
+        if (!l) throw bug(`unlisten of unknown listener '${c.listener}'`);
         this.closeListener(l);
         return;
       }
@@ -598,7 +611,7 @@ class Session {
 
   private connect(id: StreamId, options: Extract<ProxyCommand, { type: 'connect' }>['options']): void {
     const old = this.streams.get(id);
-    if (old && old.state !== 'closed') throw new Error(`connect on stream '${id}' that is already open`);
+    if (old && old.state !== 'closed') throw bug(`connect on stream '${id}' that is already open`);
     const routed = !options.target;
     const s = this.newStream(id, 'connecting', routed);
     s.closedSent = false;
@@ -623,7 +636,7 @@ class Session {
         signal: abort.signal,
       }).then((sock) => ({ sock, target, zone: this.o.upstream?.zoneOf(target.host) ?? null }));
     } else if (!this.o.upstream) {
-      p = Promise.reject(new Error('no router for this session: connect needs an explicit target'));
+      p = Promise.reject(bug('no router for this session: connect needs an explicit target'));
     } else {
       const input = {
         client: this.client!,
@@ -688,6 +701,7 @@ class Session {
           stream: id,
           server_address: target ? zorpAddr(target) : '(NULL)',
           error: msg,
+          code: err instanceof TzorpError ? err.code : E.CONNECT_FAILED.code,
         });
         const ev: ProxyEvent = { type: 'connectFailed', now: this.now(), stream: id, error: msg };
         if (target) ev.target = target;
@@ -698,7 +712,7 @@ class Session {
 
   private listen(c: Extract<ProxyCommand, { type: 'listen' }>): void {
     if (this.listeners.has(c.listener) && !this.listeners.get(c.listener)!.closed) {
-      throw new Error(`listen on listener '${c.listener}' that is already open`);
+      throw bug(`listen on listener '${c.listener}' that is already open`);
     }
     const l: ListenerState = { id: c.listener, listener: null, closed: false, accepted: 0 };
     this.listeners.set(c.listener, l);
@@ -742,7 +756,7 @@ class Session {
     };
     this.inflight++;
     (async () => {
-      let lastErr: unknown = new Error('empty port range');
+      let lastErr: unknown = bug('empty port range');
       for (const port of ports) {
         try {
           return await openListener({ host: c.host, port, transparent: c.transparent, onConnection });

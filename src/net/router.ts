@@ -1,8 +1,10 @@
 // Routers (zorp-semantics.md 5.1, zorp:pylib/Zorp/Router.py): which server(s) a session connects to
 // and how the server-side socket is bound (forge_addr, forge_port). Pure functions.
+
+import { isIP } from 'node:net';
+import { type ErrorId, TzorpError } from '../errors.ts';
 import type { ForgePort, Router } from '../policy/model.ts';
 import type { Addr } from '../proxy/core/types.ts';
-import { familyOf } from './addr.ts';
 import type { LocalBind } from './upstream.ts';
 
 export interface RouteInput {
@@ -20,7 +22,13 @@ export interface RouteTarget {
   port: number;
 }
 
-export class RouteError extends Error {}
+/** No route for the session: the server connection fails (CONNECT_FAILED), or a core asked for an
+ * inband route without naming a target (INTERNAL). */
+export class RouteError extends TzorpError {
+  constructor(message: string, id: ErrorId = 'CONNECT_FAILED') {
+    super(id, message);
+  }
+}
 
 /**
  * The targets a router names for one session, in the router's order. Transparent: the original
@@ -36,7 +44,7 @@ export function routeTargets(router: Router, input: RouteInput): RouteTarget[] {
       if (router.targets.length === 0) throw new RouteError('directed router without targets');
       return router.targets.map((t) => ({ host: t.host, port: t.port || input.clientLocal.port }));
     case 'inband': {
-      if (!input.inband) throw new RouteError('inband router, but the proxy supplied no target');
+      if (!input.inband) throw new RouteError('inband router, but the proxy supplied no target', 'INTERNAL');
       const port = input.inband.port || router.defaultPort || input.clientLocal.port;
       return [{ host: input.inband.host, port }];
     }
@@ -78,10 +86,5 @@ export function localBindFor(
 
 /** True when `host` is an address literal (no resolution needed). */
 export function isAddressLiteral(host: string): boolean {
-  try {
-    familyOf(host);
-    return true;
-  } catch {
-    return false;
-  }
+  return isIP(host) !== 0;
 }

@@ -47,7 +47,10 @@ export class TargetZoneDenied extends ChainStop {
     readonly target: Addr,
     readonly zone: string | null,
   ) {
-    super(`server zone ${zone ?? '(none)'} of ${formatAddr(target)} is not allowed by limit_target_zones_to`);
+    super(
+      `server zone ${zone ?? '(none)'} of ${formatAddr(target)} is not allowed by limit_target_zones_to`,
+      'PROXY_POLICY',
+    );
   }
 }
 
@@ -134,7 +137,7 @@ export class ServiceUpstream {
 
   /**
    * Route, chain and connect the session's server side. Rejects with TargetZoneDenied (policy),
-   * RouteError (impossible route), ChainFailed (every target failed) or Error('aborted').
+   * RouteError (impossible route), ChainFailed (every target failed) or CONNECT_FAILED 'aborted'.
    */
   async connectServer(input: RouteInput, signal?: AbortSignal): Promise<ServerConnection> {
     const router = this.service.router;

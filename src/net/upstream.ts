@@ -65,14 +65,22 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   return clientFd(o.target.family, { ...base, port, reuseAddr: port !== 0 });
 }
 
+/** The server connection failed; the socket error's code (ECONNREFUSED, ...) stays in details. */
+function connectFailed(message: string, cause?: NodeJS.ErrnoException): TzorpError {
+  return new TzorpError('CONNECT_FAILED', message, {
+    ...(cause ? { cause, details: { code: cause.code } } : {}),
+  });
+}
+
 /**
  * Connect to `o.target`. Resolves with the connected socket (half-open capable, Nagle off), rejects
- * with an Error whose message says why (bind failure as TzorpError NATIVE_CALL, refusal, timeout).
+ * with a TzorpError whose message says why: NATIVE_CALL for a bind failure, CONNECT_FAILED for a
+ * refusal, a timeout or an abort.
  */
 export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     if (o.signal?.aborted) {
-      reject(new Error('aborted'));
+      reject(connectFailed('aborted'));
       return;
     }
     let fd: number | null;
@@ -108,10 +116,10 @@ export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> 
       }
     };
     const onConnect = () => finish(null);
-    const onError = (e: Error) => finish(e);
-    const onAbort = () => finish(new Error('aborted'));
+    const onError = (e: NodeJS.ErrnoException) => finish(connectFailed(e.message, e));
+    const onAbort = () => finish(connectFailed('aborted'));
     const timer = setTimeout(
-      () => finish(new Error(`connect to ${formatAddr(o.target)} timed out after ${o.timeoutMs} ms`)),
+      () => finish(connectFailed(`connect to ${formatAddr(o.target)} timed out after ${o.timeoutMs} ms`)),
       o.timeoutMs,
     );
     sock.once('connect', onConnect);

@@ -5,13 +5,22 @@ import { open } from 'node:fs/promises';
 import { TzorpError } from '../errors.ts';
 import { checkPolicySize, type LoadOptions, type LoadResult, loadPolicyText } from './load.ts';
 
+function readError(path: string, why: string, cause?: unknown): TzorpError {
+  return new TzorpError('POLICY_READ', `cannot read the policy: ${why}`, {
+    pos: { file: path, line: 1, col: 1 },
+    cause,
+  });
+}
+
 export async function loadPolicyFile(path: string, opts: LoadOptions = {}): Promise<LoadResult> {
   let bytes: Buffer;
   try {
     const fh = await open(path, 'r');
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
+      if (!st.isFile()) {
+        return { policy: null, errors: [readError(path, 'not a regular file')], warnings: [] };
+      }
       const big = checkPolicySize(path, st.size);
       if (big) return big;
       bytes = await fh.readFile();
@@ -22,16 +31,7 @@ export async function loadPolicyFile(path: string, opts: LoadOptions = {}): Prom
     const code = (e as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    return {
-      policy: null,
-      errors: [
-        new TzorpError('POLICY_READ', `cannot read the policy: ${why}`, {
-          pos: { file: path, line: 1, col: 1 },
-          cause: e,
-        }),
-      ],
-      warnings: [],
-    };
+    return { policy: null, errors: [readError(path, why, e)], warnings: [] };
   }
   // the file may have grown between stat and read
   const big = checkPolicySize(path, bytes.length);

@@ -3,6 +3,7 @@
 // this object written out (schema/generate.ts); a test keeps the file current. The loader stays the
 // authority on values (CIDR strictness, references, ranges): the schema describes shapes.
 
+import { TzorpError } from '../errors.ts';
 import {
   CHAINER_FIELDS,
   CHAINER_TYPES,
@@ -111,13 +112,15 @@ export function policySchema(): Schema {
     listen_port: int(1, 65535, "the daemon's listener port for this service"),
   };
   // the loader's list and the schema's names come from one place
-  for (const f of PROXY_SERVICE_FIELDS) if (!(f in proxyProps)) throw new Error(`schema: ${f} missing`);
+  for (const f of PROXY_SERVICE_FIELDS)
+    if (!(f in proxyProps)) throw new TzorpError('INTERNAL', `schema: ${f} missing`);
   const zoneProps: Record<string, Schema> = {
     addresses: oneOrMany(ref('cidr')),
     parent: { anyOf: [ref('name'), { type: 'null' }] },
     description: str('free text'),
   };
-  for (const f of ZONE_FIELDS) if (!(f in zoneProps)) throw new Error(`schema: ${f} missing`);
+  for (const f of ZONE_FIELDS)
+    if (!(f in zoneProps)) throw new TzorpError('INTERNAL', `schema: ${f} missing`);
   const settingsProps: Record<string, Schema> = {
     tproxy_mark: ref('mark'),
     service_mark_mask: ref('mark'),
@@ -131,7 +134,8 @@ export function policySchema(): Schema {
       anyOf: [{ enum: ['referenced', 'all'] }, { type: 'array', items: ref('name') }],
     },
   };
-  for (const f of SETTINGS_FIELDS) if (!(f in settingsProps)) throw new Error(`schema: ${f} missing`);
+  for (const f of SETTINGS_FIELDS)
+    if (!(f in settingsProps)) throw new TzorpError('INTERNAL', `schema: ${f} missing`);
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'urn:tzorp:policy-schema',

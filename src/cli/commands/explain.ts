@@ -5,7 +5,7 @@
 // Exit 0 when it answered (also when no rule matches), 1 when the policy is invalid, 2 on usage errors.
 import type { Command } from 'commander';
 import { type Candidate, Engine, type Explanation, parseAddress } from '../../engine/index.ts';
-import type { TzorpError } from '../../errors.ts';
+import { TzorpError } from '../../errors.ts';
 import { loadPolicyFile } from '../../policy/index.ts';
 import type { Connection, Policy, Rule } from '../../policy/model.ts';
 
@@ -27,7 +27,12 @@ export interface ExplainOptions {
   json?: boolean;
 }
 
-export class UsageError extends Error {}
+/** A bad option value: exit 2, as commander's own usage errors. */
+export class UsageError extends TzorpError {
+  constructor(message: string) {
+    super('CLI_USAGE', message);
+  }
+}
 
 function intOpt(v: string | undefined, name: string, max: number): number | undefined {
   if (v === undefined) return undefined;

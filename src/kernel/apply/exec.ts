@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { TzorpError } from '../../errors.ts';
+import { type ErrorId, TzorpError } from '../../errors.ts';
 
 export interface RunResult {
   code: number;
@@ -35,6 +35,16 @@ export function run(cmd: string, args: string[], input?: string, prefix: string[
     child.stdin.on('error', () => {}); // the tool may exit before reading everything; its code says why
     child.stdin.end(input ?? '');
   });
+}
+
+/** A failed nft or ip run as a catalogue error: KERNEL_NOT_ROOT when the kernel refused for lack of
+ * CAP_NET_ADMIN (EPERM: "Operation not permitted"), otherwise `id`. */
+export function toolFailure(id: ErrorId, message: string, r: RunResult): TzorpError {
+  const denied = /Operation not permitted/.test(r.stderr);
+  return new TzorpError(
+    denied ? 'KERNEL_NOT_ROOT' : id,
+    denied ? `${message}\n(tzorp needs root or CAP_NET_ADMIN)` : message,
+  );
 }
 
 /** Where a sysctl lives under /proc/sys (this process's network namespace). */

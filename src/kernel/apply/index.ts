@@ -2,11 +2,10 @@
 // policy routing, then change the table in one transaction (the differences to the installed table, or
 // a whole new table); on any failure the previous ruleset and routing stay. And flushing exactly what
 // tzorp installed.
-import { TzorpError } from '../../errors.ts';
 import type { Policy } from '../../policy/model.ts';
 import { type DiffCounts, diffTables } from '../compile/diff.ts';
 import { renderSkeleton, type TableModel } from '../compile/render.ts';
-import { run } from './exec.ts';
+import { run, toolFailure } from './exec.ts';
 import { ensureRouting, removeRouting, undoRouting } from './routing.ts';
 import { checkSysctls, fixSysctls, type SysctlCheck } from './sysctl.ts';
 
@@ -33,7 +32,7 @@ function firstLines(s: string, n = 20): string {
 export async function nftCheck(text: string, prefix: string[] = []): Promise<void> {
   const r = await run('nft', ['-c', '-f', '-'], text, prefix);
   if (r.code !== 0) {
-    throw new TzorpError('KERNEL_NFT_CHECK', `nft -c rejected the ruleset:\n${firstLines(r.stderr)}`);
+    throw toolFailure('KERNEL_NFT_CHECK', `nft -c rejected the ruleset:\n${firstLines(r.stderr)}`, r);
   }
 }
 
@@ -68,9 +67,10 @@ export async function applyModel(
   if (model.userRules !== null && previous?.userRules !== model.userRules) {
     const r = await run('nft', ['-c', '-f', '-'], renderSkeleton(model), prefix);
     if (r.code !== 0) {
-      throw new TzorpError(
+      throw toolFailure(
         'KERNEL_NFT_CHECK',
         `nft -c rejected the ruleset with the user rules:\n${firstLines(r.stderr)}`,
+        r,
       );
     }
   }
@@ -100,9 +100,10 @@ export async function applyModel(
     if (r.code !== 0) {
       // nft applies a file as one transaction: the kernel still has the previous table
       await undoRouting(undo, prefix);
-      throw new TzorpError(
+      throw toolFailure(
         'KERNEL_NFT_APPLY',
         `nft failed; the previous ruleset stays:\n${firstLines(r.stderr)}`,
+        r,
       );
     }
   }
@@ -132,7 +133,7 @@ export async function flush(prefix: string[] = []): Promise<FlushResult> {
   if (has.code === 0) {
     const r = await run('nft', ['delete', 'table', 'inet', 'tzorp'], undefined, prefix);
     if (r.code !== 0)
-      throw new TzorpError('KERNEL_NFT_APPLY', `nft delete table inet tzorp: ${r.stderr.trim()}`);
+      throw toolFailure('KERNEL_NFT_APPLY', `nft delete table inet tzorp: ${r.stderr.trim()}`, r);
     table = true;
   }
   const routing = await removeRouting(prefix);

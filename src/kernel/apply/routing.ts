@@ -6,8 +6,7 @@
 // what tzorp installed and nothing else. Installation is idempotent: what exists is kept, what is
 // missing is added, tzorp's leftovers that no longer fit (another table id or mark) are removed.
 import { DEFAULTS } from '../../defaults.ts';
-import { TzorpError } from '../../errors.ts';
-import { run } from './exec.ts';
+import { run, toolFailure } from './exec.ts';
 
 export interface RoutingSpec {
   mark: number;
@@ -54,9 +53,10 @@ function desiredRules(spec: RoutingSpec): { pref: number; args: string[]; match:
 async function ip(family: 4 | 6, args: string[], prefix: string[]): Promise<string> {
   const r = await run('ip', [`-${family}`, ...args], undefined, prefix);
   if (r.code !== 0) {
-    throw new TzorpError(
+    throw toolFailure(
       'KERNEL_ROUTING',
       `ip -${family} ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`,
+      r,
     );
   }
   return r.stdout;

@@ -2,7 +2,7 @@
 // §3.2), and the canonical path the proxy filters on and forwards (RFC 3986 §6.2.2: percent-encoding
 // of unreserved characters decoded, escapes upper-cased, dot-segments removed, §5.2.4). Filtering and
 // forwarding the same canonical form means the server cannot read a path other than the one checked.
-import { ProtocolError } from '../../errors.ts';
+import { ProtocolError, TzorpError } from '../../errors.ts';
 import { canonicalHost } from './host.ts';
 
 export interface Authority {
@@ -136,7 +136,7 @@ export function canonicalPath(pctNormalised: string): string {
     throw new ProtocolError('client', 400, 'dot segment with parameters in path');
   // Merge first, then remove dot segments: `/x/..//admin` is `/admin`, as nginx reads it.
   const path = removeDotSegments(pctNormalised.replace(/\/{2,}/g, '/'));
-  if (path.includes('//')) throw new Error(`canonical path with '//': ${path}`); // a bug of ours
+  if (path.includes('//')) throw new TzorpError('INTERNAL', `canonical path with '//': ${path}`); // a bug of ours
   return path;
 }
 

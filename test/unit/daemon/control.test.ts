@@ -43,7 +43,10 @@ test('LineDecoder splits lines across chunks and bounds the buffer', () => {
   assert.deepEqual(d.push('ab'), []);
   assert.deepEqual(d.push('c\r\nde\n\nf'), ['abc', 'de']);
   assert.deepEqual(d.push('\n'), ['f']);
-  assert.throws(() => d.push('123456789'), RangeError);
+  assert.throws(
+    () => d.push('123456789'),
+    (e: unknown) => e instanceof TzorpError && e.id === 'DAEMON_CONTROL_REQUEST',
+  );
 });
 
 test('control server answers through the client; socket is 0600; errors carry code and policy errors', async () => {

@@ -12,7 +12,7 @@ const KIND: Record<ErrorKind, string> = {
   ours: 'a bug in tzorp: one session ends, the daemon keeps running; please report it with the log line',
 };
 
-/** What the policy codes mean and what to do (the page's reason to exist beyond the titles). */
+/** What the codes mean and what to do (the page's reason to exist beyond the titles). */
 const DETAILS: Record<string, string> = {
   TZ1001:
     'The file does not exist, is not a regular file or is not readable. Check the path and permissions.',
@@ -60,6 +60,19 @@ const DETAILS: Record<string, string> = {
     'Warning. A network was written with host bits set (`198.18.1.7/24`); it is used as the masked network (`198.18.1.0/24`), as KZorp does.',
   TZ1506:
     "Warning. The rule's conditions contradict each other (ICMP type/code with a non-ICMP protocol, ports on a protocol without ports): it matches nothing.",
+  TZ3008:
+    '`reload` after `stop` was asked (the daemon is draining or stopped). `status`, `sessions`, `log` and `stop` are still answered while it drains.',
+  TZ3009:
+    'The daemon has not finished starting (workers, listeners and the kernel ruleset of generation 1): only `status` is answered. Wait until `tzorp status` says `running`.',
+  TZ3010:
+    'A worker process did not start in time, exited, or was asked something before it was initialised. The daemon starts a worker that died again after a second; the log says why it exited.',
+  TZ3011:
+    "The control socket's answer was not one JSON line: another program answers on that path, or the daemon is a different version.",
+  TZ3012: 'A command-line option has a value the command cannot use; the message names the option.',
+  TZ6001:
+    'A command `tzorp lab` runs (ip, nft, vsftpd, the lab servers, tzorp itself) is not installed, failed, or did not become ready in time. The message has its output; `node scripts/setup.mjs` installs what the lab needs.',
+  TZ6002:
+    "The lab's state file does not describe a lab of that name. `tzorp lab down --name NAME` removes what is left of it.",
 };
 
 function section(e: CatalogueEntry): string {
@@ -80,9 +93,9 @@ export function errorsMarkdown(): string {
     'problems are printed as `file:line:col: CODE message`, all of them at once (`tzorp check`, see',
     '[policy.md](policy.md)); warnings (TZ15xx) do not make a policy invalid.',
     '',
-    'Ranges: TZ1xxx policy (TZ15xx warnings), TZ2xxx kernel, TZ3xxx daemon and control, TZ4xxx proxies,',
-    'TZ5xxx native and network, TZ9xxx internal. Kinds: **user** (fix the input), **peer** (a client or',
-    'server misbehaved), **env** (permissions, kernel, tools), **ours** (a bug):',
+    'Ranges: TZ1xxx policy (TZ15xx warnings), TZ2xxx kernel, TZ3xxx daemon, control and command line,',
+    'TZ4xxx proxies, TZ5xxx native and network, TZ6xxx lab, TZ9xxx internal. Kinds: **user** (fix the',
+    'input), **peer** (a client or server misbehaved), **env** (permissions, kernel, tools), **ours** (a bug):',
     '',
     ...Object.entries(KIND).map(([k, v]) => `- **${k}**: ${v}.`),
     '',
