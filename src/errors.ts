@@ -135,6 +135,12 @@ export class TzorpError extends Error {
   }
 }
 
+/** A broken invariant of ours (INTERNAL): the code that finds it throws this instead of a bare Error,
+ * and the session (or request) it happened in ends; the daemon goes on. */
+export function bug(message: string): TzorpError {
+  return new TzorpError('INTERNAL', message);
+}
+
 /** The two peers of a proxy session. */
 export type PeerSide = 'client' | 'server';
 

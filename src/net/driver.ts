@@ -11,7 +11,7 @@
 // every stream it feeds has drained. A core can pause/resume streams on top of that, and its pause wins.
 import type net from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
-import { E, TzorpError } from '../errors.ts';
+import { bug, E, TzorpError } from '../errors.ts';
 import { assertNever } from '../proxy/core/index.ts';
 import type {
   Addr,
@@ -157,12 +157,6 @@ interface ListenerState {
   listener: Listener | null;
   closed: boolean;
   accepted: number;
-}
-
-/** A command the core should not have given, or a state the driver should not be in: ends the
- * session as an internal error (`ours`). */
-function bug(message: string): TzorpError {
-  return new TzorpError('INTERNAL', message);
 }
 
 /**

@@ -9,7 +9,7 @@
 // timeout_response after the request was sent).
 import ipaddr from 'ipaddr.js';
 import { DEFAULTS } from '../../defaults.ts';
-import { ProtocolError } from '../../errors.ts';
+import { bug, ProtocolError } from '../../errors.ts';
 import {
   assertNever,
   type CoreContext,
@@ -342,7 +342,7 @@ export class HttpCore implements ProxyCore {
         return true;
       }
       if (item.type !== 'head' || item.head.kind !== 'request')
-        throw new Error(`reader returned ${item.type} between requests`);
+        throw bug(`reader returned ${item.type} between requests`);
       this.startRequest(item.head, item.framing);
       return true;
     }
@@ -362,7 +362,7 @@ export class HttpCore implements ProxyCore {
         tx.bytesToServer += data.length;
         this.send('server', tx.chunkToServer ? chunkBytes(data) : data);
         if (next === null) return true;
-        if (next.type !== 'end') throw new Error(`reader returned ${next.type} inside a request`);
+        if (next.type !== 'end') throw bug(`reader returned ${next.type} inside a request`);
         tx.reqDone = true;
         if (tx.chunkToServer) this.send('server', LAST_CHUNK);
         return true;
@@ -372,7 +372,7 @@ export class HttpCore implements ProxyCore {
         if (tx.chunkToServer) this.send('server', LAST_CHUNK);
         return true;
       default:
-        throw new Error(`reader returned ${item.type} inside a request`);
+        throw bug(`reader returned ${item.type} inside a request`);
     }
   }
 
@@ -403,20 +403,20 @@ export class HttpCore implements ProxyCore {
         }
         return true;
       case 'head':
-        if (!tx) throw new Error('response head without a transaction');
+        if (!tx) throw bug('response head without a transaction');
         this.onResponseHead(tx, item.head as ResponseHead, item.framing);
         return true;
       case 'body': {
-        if (!tx) throw new Error('response body without a transaction');
+        if (!tx) throw bug('response body without a transaction');
         const { data, next } = this.drainBody(this.server, item.data);
         tx.bytesToClient += data.length;
         this.send('client', tx.chunkToClient ? chunkBytes(data) : data);
         if (next === null) return true;
-        if (next.type !== 'end') throw new Error(`reader returned ${next.type} inside a response`);
+        if (next.type !== 'end') throw bug(`reader returned ${next.type} inside a response`);
         return this.endResponse(tx);
       }
       case 'end':
-        if (!tx) throw new Error('response end without a transaction');
+        if (!tx) throw bug('response end without a transaction');
         return this.endResponse(tx);
     }
   }
@@ -484,7 +484,7 @@ export class HttpCore implements ProxyCore {
     this.tx = tx;
     // A bodiless message's end is the reader's next item: take it now, the request is complete.
     const bodiless = framing.type === 'none' || (framing.type === 'length' && framing.length === 0);
-    if (bodiless && this.client.read().type !== 'end') throw new Error('no end after a bodiless head');
+    if (bodiless && this.client.read().type !== 'end') throw bug('no end after a bodiless head');
     tx.reqDone = bodiless;
     const conn = connectionTokens(head.headers);
     tx.closeAfter =
