@@ -2,7 +2,8 @@
 // the given user with CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only (read from
 // /proc/<pid>/status and every thread's status), the control socket is 0660 root:<group>, and the
 // dropped daemon still forges client addresses (IPv4, IPv6), reloads a changed policy into the kernel
-// (nft and ip as that user) and stops cleanly, removing its table. A throw-away system user per run.
+// (nft and ip as that user, a sysctl set again), restarts a killed worker the same way, and stops
+// cleanly, removing its table. A throw-away system user per run.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -153,11 +154,15 @@ test('tzorp run --user: least privilege for the primary and every worker; forgin
     assert.match((await peer(lab, ADDR.server6, 8080)).stdout, /^peer 2001:db8:1::2$/m);
     assert.equal((await peer(lab, ADDR.server4, 8081)).stdout, '', 'no rule for 8081 yet');
 
-    // reload as the user: the new rule reaches the kernel, the new listener opens
+    // reload as the user: the new rule reaches the kernel, the new listener opens, and a sysctl the
+    // ruleset depends on, changed behind the daemon's back, is set again (CAP_NET_ADMIN, not root)
+    await lab.exec('fw', ['sysctl', '-qw', 'net.ipv4.tcp_fwmark_accept=0']);
     writeFileSync(policy, POLICY_B);
     const rl = await tz(['reload', '--json']);
     assert.equal(rl.code, 0, rl.stderr + rl.stdout);
     assert.equal((JSON.parse(rl.stdout) as ReloadResult).generation, 2);
+    const fwmark = await lab.exec('fw', ['sysctl', '-n', 'net.ipv4.tcp_fwmark_accept']);
+    assert.equal(fwmark.stdout.trim(), '1', 'the dropped daemon wrote the sysctl');
     assert.match((await peer(lab, ADDR.server4, 8081)).stdout, /^peer ::ffff:198\.18\.2\.1$/m);
     assert.match((await peer(lab, ADDR.server6, 8080)).stdout, /^peer 2001:db8:1::2$/m);
     const again = JSON.parse((await tz(['status', '--json'])).stdout) as StatusResult;
