@@ -3,11 +3,28 @@
 // client reader's buffer and are answered in order. Heads are re-written canonically (writer.ts),
 // bodies are passed through (Content-Length) or re-framed (chunked, close-delimited → chunked).
 //
+// Connection states (`conn`; one handler per state: inHttp for idle and exchange, inTunnel):
+//
+//            request head: planRequest (plan.ts)
+//   ┌──────┐ ──────────────────────────────▶ ┌──────────┐  2xx to CONNECT, 101 to a permitted
+//   │ idle │                                 │ exchange │  Upgrade  ┌────────┐
+//   └──────┘ ◀────────────────────────────── └──────────┘ ────────▶ │ tunnel │
+//      │      response relayed (or refused),      │                 └────────┘
+//      │      the connection stays                │                      │
+//      │ eof, error, timeout, abort               │ refusal that closes, │ both sides ended,
+//      ▼                                          ▼ error, timeout, abort▼ a close, timeout, abort
+//   ┌──────────────────────────────────────────────────────────────────────────┐
+//   │ done (the outbox said `done`: nothing more is answered)                   │
+//   └──────────────────────────────────────────────────────────────────────────┘
+//
+// The server connection has its own small state (`serverState`): none → connecting → open → closing
+// → none; a request for another server (explicit mode) waits in `pendingConnect` until the old one
+// has closed.
+//
 // Streams: 'client' and 'server' (the session's router picks the server; explicit mode passes the
 // request's host as `inband`). Timers: 'idle' (inactivity, Zorp `timeout`), 'request' (a request head
 // must arrive within timeout_request once it started), 'response' (the response head must come within
 // timeout_response after the request was sent).
-import ipaddr from 'ipaddr.js';
 import { DEFAULTS } from '../../defaults.ts';
 import { bug, ProtocolError } from '../../errors.ts';
 import {
@@ -21,8 +38,9 @@ import {
   type Verdict,
 } from '../core/index.ts';
 import { type ErrorPage, errorResponse } from './error-page.ts';
-import { type HttpOptions, MANAGED_HEADERS } from './options.ts';
-import { applyHeaderPolicy, checkUrl, portPermitted, requestAction, responseAction } from './policy.ts';
+import type { HttpOptions } from './options.ts';
+import { connectionTokens, forwardable, type Plan, planRequest, type Refusal } from './plan.ts';
+import { applyHeaderPolicy, responseAction } from './policy.ts';
 import {
   type Framing,
   type Header,
@@ -33,18 +51,7 @@ import {
 } from './reader.ts';
 import { reasonOf } from './reasons.ts';
 import { splitList } from './syntax.ts';
-import { formatAuthority, parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
-import { chunkBytes, LAST_CHUNK, requestHeadBytes, responseHeadBytes } from './writer.ts';
-
-/** Fields never forwarded as received: hop-by-hop ones (RFC 9110 §7.6.1), the framing and routing
- * ones the proxy writes itself, and credentials meant for this proxy (RFC 9110 §11.7.2). */
-const HOP_BY_HOP = new Set([...MANAGED_HEADERS, 'proxy-authorization', 'proxy-authenticate']);
-
-/** A field name with '_' is dropped: CGI-style servers map '-' and '_' to the same variable, so
- * `Content_Length` could be read as Content-Length behind our back (nginx ignores them too). */
-function forwardable(lowerName: string, connTokens: Set<string>): boolean {
-  return !HOP_BY_HOP.has(lowerName) && !connTokens.has(lowerName) && !lowerName.includes('_');
-}
+import { chunkBytes, LAST_CHUNK, responseHeadBytes } from './writer.ts';
 
 /** Client bytes buffered beyond what we are reading before the client is paused: one full head
  * plus one relay buffer (pipelined requests, or a body waiting for the server connection). */
@@ -84,6 +91,16 @@ interface Tx {
 
 type ServerState = 'none' | 'connecting' | 'open' | 'closing';
 
+/** The client connection's state (the diagram at the top of this file). */
+type Conn =
+  /** Between requests: the next request head is read. */
+  | { state: 'idle' }
+  /** One request is handled: forwarded and its response relayed, or answered by the proxy. */
+  | { state: 'exchange'; tx: Tx }
+  /** CONNECT or a permitted Upgrade: bytes are relayed both ways, HTTP is over. */
+  | { state: 'tunnel'; tx: Tx }
+  | { state: 'done' };
+
 export class HttpCore implements ProxyCore {
   private readonly out: Outbox;
   private now = 0;
@@ -96,9 +113,8 @@ export class HttpCore implements ProxyCore {
   private pendingConnect: { key: string; cmd: ProxyCommand } | null = null;
   private clientEnded = false;
   private clientPaused = false;
-  private tx: Tx | null = null;
+  private conn: Conn = { state: 'idle' };
   private requests = 0;
-  private tunnel = false;
   private lastActivity = 0;
   private requestTimer = false;
   private responseTimer = false;
@@ -124,7 +140,7 @@ export class HttpCore implements ProxyCore {
     const tx = this.tx;
     return {
       proxy: 'http',
-      state: this.finished ? 'done' : this.tunnel ? 'tunnel' : tx ? 'exchange' : 'idle',
+      state: this.conn.state,
       server: this.serverState,
       requests: this.requests,
       ...(tx
@@ -134,41 +150,56 @@ export class HttpCore implements ProxyCore {
   }
 
   private get finished(): boolean {
-    return this.out.ended;
+    return this.conn.state === 'done';
+  }
+
+  private get tunnel(): boolean {
+    return this.conn.state === 'tunnel';
+  }
+
+  /** The request being handled (in an exchange or a tunnel). */
+  private get tx(): Tx | null {
+    return this.conn.state === 'exchange' || this.conn.state === 'tunnel' ? this.conn.tx : null;
+  }
+
+  /** The exchange is over: back to reading the next request head. */
+  private toIdle(): void {
+    if (this.conn.state === 'exchange' || this.conn.state === 'tunnel') this.conn = { state: 'idle' };
   }
 
   // -------------------------------------------------------------------------------------------
   // events
 
+  /** Each state's handler takes the stream events it cares about; the rest are the same in every
+   * state (onSessionEvent). */
   private dispatch(ev: ProxyEvent): void {
-    switch (ev.type) {
-      case 'start':
-        this.lastActivity = ev.now;
-        this.emit({ type: 'setTimer', timer: 'idle', ms: this.opts.idleTimeoutMs });
+    switch (this.conn.state) {
+      case 'idle':
+      case 'exchange':
+        if (!this.inHttp(ev)) this.onSessionEvent(ev);
         return;
+      case 'tunnel':
+        if (!this.inTunnel(ev)) this.onSessionEvent(ev);
+        return;
+      case 'done':
+        return;
+      default:
+        assertNever(this.conn, 'connection state');
+    }
+  }
+
+  /** idle and exchange: bytes go through the readers; the pump makes what progress they allow. */
+  private inHttp(ev: ProxyEvent): boolean {
+    switch (ev.type) {
       case 'data':
         this.lastActivity = ev.now;
-        if (this.tunnel) {
-          this.relay(ev.stream, ev.data);
-          return;
-        }
-        if (ev.stream === 'client') {
-          this.client.push(ev.data);
-          this.pump();
-        } else if (ev.stream === 'server') {
-          this.server.push(ev.data);
-          this.pump();
-        }
-        return;
+        if (ev.stream === 'client') this.client.push(ev.data);
+        else if (ev.stream === 'server') this.server.push(ev.data);
+        else return true;
+        this.pump();
+        return true;
       case 'end':
         this.lastActivity = ev.now;
-        if (this.tunnel) {
-          this.emit({ type: 'shutdown', stream: ev.stream === 'client' ? 'server' : 'client' });
-          if (ev.stream === 'client') this.clientEnded = true;
-          else this.serverState = 'closing';
-          if (this.clientEnded && this.serverState === 'closing') this.end('ACCEPTED');
-          return;
-        }
         if (ev.stream === 'client') {
           this.clientEnded = true;
           this.client.finish();
@@ -176,11 +207,50 @@ export class HttpCore implements ProxyCore {
           this.server.finish();
         }
         this.pump();
-        return;
-      case 'closed': {
+        return true;
+      case 'closed':
         this.onClosed(ev.stream, ev.error);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** tunnel: bytes are relayed as they come; a FIN is passed on; the session ends when both sides
+   * have ended or one is gone. */
+  private inTunnel(ev: ProxyEvent): boolean {
+    switch (ev.type) {
+      case 'data':
+        this.lastActivity = ev.now;
+        this.relay(ev.stream, ev.data);
+        return true;
+      case 'end':
+        this.lastActivity = ev.now;
+        this.emit({ type: 'shutdown', stream: ev.stream === 'client' ? 'server' : 'client' });
+        if (ev.stream === 'client') this.clientEnded = true;
+        else this.serverState = 'closing';
+        if (this.clientEnded && this.serverState === 'closing') this.end('ACCEPTED');
+        return true;
+      case 'closed':
+        if (ev.stream === 'client') this.end(this.verdict, ev.error ? `client: ${ev.error}` : undefined);
+        else if (ev.stream === 'server') {
+          this.serverState = 'none';
+          this.serverKey = null;
+          this.end('ACCEPTED');
+        }
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Events every state treats alike: the session's start, timers, abort, the server connect. */
+  private onSessionEvent(ev: ProxyEvent): void {
+    switch (ev.type) {
+      case 'start':
+        this.lastActivity = ev.now;
+        this.emit({ type: 'setTimer', timer: 'idle', ms: this.opts.idleTimeoutMs });
         return;
-      }
       case 'connected':
         if (ev.stream !== 'server' || this.serverState !== 'connecting') return;
         this.serverState = 'open';
@@ -200,14 +270,16 @@ export class HttpCore implements ProxyCore {
           'DENIED_BY_CONNECTION_FAIL',
         );
         return;
-      case 'timer': {
+      case 'timer':
         this.onTimer(ev.timer);
         return;
-      }
       case 'abort':
         this.log('http.info', 'info', 'Session aborted', { reason: ev.reason });
         this.end(this.verdict, ev.reason);
         return;
+      case 'data':
+      case 'end':
+      case 'closed':
       case 'drain':
       case 'listening':
       case 'listenFailed':
@@ -222,7 +294,7 @@ export class HttpCore implements ProxyCore {
     if (stream === 'client') {
       // The client is gone: nothing left to answer.
       if (this.tx && !this.tunnel) this.account(this.tx, 'client closed');
-      this.tx = null;
+      this.toIdle();
       this.end(this.verdict, error ? `client: ${error}` : undefined);
       return;
     }
@@ -230,10 +302,6 @@ export class HttpCore implements ProxyCore {
     const was = this.serverState;
     this.serverState = 'none';
     this.serverKey = null;
-    if (this.tunnel) {
-      this.end('ACCEPTED');
-      return;
-    }
     if (was === 'closing') {
       if (this.pendingConnect) {
         const p = this.pendingConnect;
@@ -325,27 +393,36 @@ export class HttpCore implements ProxyCore {
     }
   }
 
-  /** Read from the client. Returns whether anything happened. */
+  /** Read from the client: the next request head (idle) or the current request's body (exchange).
+   * Returns whether anything happened. */
   private pumpClient(): boolean {
-    const tx = this.tx;
-    if (tx === null) {
-      let item: ReturnType<HttpReader['read']>;
-      try {
-        item = this.client.read();
-      } catch (e) {
-        this.clientError(e);
-        return true;
-      }
-      if (item.type === 'need') return false;
-      if (item.type === 'eof') {
-        this.end(this.verdict);
-        return true;
-      }
-      if (item.type !== 'head' || item.head.kind !== 'request')
-        throw bug(`reader returned ${item.type} between requests`);
-      this.startRequest(item.head, item.framing);
+    const conn = this.conn;
+    if (conn.state === 'idle') return this.readRequestHead();
+    if (conn.state === 'exchange') return this.readRequestBody(conn.tx);
+    return false;
+  }
+
+  private readRequestHead(): boolean {
+    let item: ReturnType<HttpReader['read']>;
+    try {
+      item = this.client.read();
+    } catch (e) {
+      this.clientError(e);
       return true;
     }
+    if (item.type === 'need') return false;
+    if (item.type === 'eof') {
+      this.end(this.verdict);
+      return true;
+    }
+    if (item.type !== 'head' || item.head.kind !== 'request')
+      throw bug(`reader returned ${item.type} between requests`);
+    this.startRequest(item.head, item.framing);
+    return true;
+  }
+
+  /** The request body goes to the server once the head went (a CONNECT has no body to read). */
+  private readRequestBody(tx: Tx): boolean {
     if (tx.reqDone || !tx.sentToServer || tx.connectTunnel) return false;
     let item: ReturnType<HttpReader['read']>;
     try {
@@ -460,11 +537,10 @@ export class HttpCore implements ProxyCore {
 
   private startRequest(head: RequestHead, framing: Framing): void {
     this.requests++;
-    const method = head.method;
     const tx: Tx = {
       head,
       framing,
-      method,
+      method: head.method,
       url: head.target,
       start: this.now,
       closeAfter: false,
@@ -481,227 +557,51 @@ export class HttpCore implements ProxyCore {
       bytesToClient: 0,
       tunnel: false,
     };
-    this.tx = tx;
+    this.conn = { state: 'exchange', tx };
     // A bodiless message's end is the reader's next item: take it now, the request is complete.
     const bodiless = framing.type === 'none' || (framing.type === 'length' && framing.length === 0);
     if (bodiless && this.client.read().type !== 'end') throw bug('no end after a bodiless head');
     tx.reqDone = bodiless;
-    const conn = connectionTokens(head.headers);
-    tx.closeAfter =
-      conn.has('close') ||
-      head.version.minor === 0 ||
-      (this.opts.maxKeepaliveRequests > 0 && this.requests >= this.opts.maxKeepaliveRequests);
-
-    let target: ReturnType<typeof parseRequestTarget>;
-    try {
-      target = parseRequestTarget(head.target, method, this.opts.limits.maxHostnameLength);
-    } catch (e) {
-      this.clientError(e);
-      return;
-    }
-    const o = this.opts;
-    const hostHeader = head.headers.find((h) => h.name.toLowerCase() === 'host')?.value ?? '';
-    const hostAuth = hostHeader === '' ? null : parseAuthority(hostHeader, o.limits.maxHostnameLength);
-
-    // Where the request goes, what Host says, and what request-target the server sees.
-    let host: string;
-    let port: number;
-    let hostValue: string;
-    let serverTarget: string;
-    if (target.form === 'authority') {
-      if (o.transparentMode) {
-        this.reject(
-          405,
-          'CONNECT refused',
-          'CONNECT is only served by a non-transparent proxy.',
-          'DENIED_BY_POLICY',
-        );
-        return;
-      }
-      host = target.authority.host;
-      port = target.authority.port!;
-      hostValue = formatAuthority(target.authority, -1);
-      serverTarget = hostValue;
-    } else if (target.form === 'absolute') {
-      if (o.transparentMode && !o.permitProxyRequests) {
-        this.reject(
-          400,
-          'Proxy request refused',
-          'Proxy-style requests are not permitted in transparent mode.',
-          'DENIED_BY_POLICY',
-        );
-        return;
-      }
-      host = target.authority.host;
-      port = target.authority.port ?? 80;
-      hostValue =
-        o.rewriteHostHeader || !hostAuth ? formatAuthority(target.authority) : formatAuthority(hostAuth);
-      serverTarget = o.parentProxy
-        ? `http://${formatAuthority(target.authority)}${pathAndQuery(target)}`
-        : pathAndQuery(target);
-    } else {
-      if (!o.transparentMode && !o.permitServerRequests) {
-        this.reject(
-          400,
-          'Server request refused',
-          'This is a proxy: requests must use absolute URIs.',
-          'DENIED_BY_POLICY',
-        );
-        return;
-      }
-      if (!hostAuth || hostAuth.host === '') {
-        if (o.requireHostHeader || !o.transparentMode || !this.ctx.clientLocal) {
-          this.reject(400, 'Host header required', 'The request has no Host header.', 'DENIED_BY_POLICY');
-          return;
-        }
-        host = this.ctx.clientLocal.host;
-        port = this.ctx.clientLocal.port;
-        hostValue = formatAuthority({ host, port });
-      } else {
-        host = hostAuth.host;
-        port = hostAuth.port ?? 80;
-        hostValue = formatAuthority(hostAuth);
-      }
-      const pq = target.form === 'asterisk' ? '*' : pathAndQuery(target);
-      serverTarget =
-        o.parentProxy && target.form === 'origin' ? `http://${formatAuthority({ host, port })}${pq}` : pq;
-    }
-    const t = target;
-    const path = t.form === 'origin' || t.form === 'absolute' ? t.path : '';
-    // For logs and the URL filter messages: the absolute URL (CONNECT: host:port).
-    const pq = t.form === 'origin' || t.form === 'absolute' ? pathAndQuery(t) : '';
-    tx.url = t.form === 'authority' ? hostValue : `http://${formatAuthority({ host, port })}${pq}`;
-
-    // Transparent mode: optionally the Host must name the original destination. A pure core cannot
-    // resolve a name, and an unverified name is exactly what the check exists to stop (an allowed
-    // Host on a connection to another address), so a name is refused while the check is on.
-    if (o.transparentMode && o.checkHostMatchesDestination && this.ctx.clientLocal) {
-      const dst = this.ctx.clientLocal;
-      const literal = ipaddr.isValid(host);
-      if (!literal || !sameAddress(host, dst.host) || port !== dst.port) {
-        this.reject(
-          400,
-          'Host mismatch',
-          literal
-            ? `Host ${hostValue} is not the connection's destination.`
-            : `Host ${hostValue} is a name; check_host_matches_destination needs the destination's address.`,
-          'DENIED_BY_POLICY',
-        );
-        return;
-      }
-    }
-    // The port range applies wherever the request picks the port (explicit mode, and transparent mode
-    // with an inband router, where `Host: 10.0.0.5:6379` would otherwise reach any port).
-    if (requestPicksPort(o, this.ctx.inband) && !portPermitted(o, port)) {
-      this.reject(
-        403,
-        'Port not permitted',
-        `Port ${port} is not permitted by target_port_range.`,
-        'DENIED_BY_POLICY',
-      );
-      return;
-    }
-
-    // Method names are case-sensitive (RFC 9110 §9.1): `head` is not HEAD to a server, but the policy
-    // looks methods up case-insensitively (Zorp), and the response framing needs HEAD exactly.
-    if (method !== method.toUpperCase() && STANDARD_METHODS.has(method.toUpperCase())) {
-      this.reject(400, 'Bad method', `Method ${method} is not ${method.toUpperCase()}.`, 'DENIED_BY_POLICY');
-      return;
-    }
-    // Request policy by method (Zorp request hash).
-    const act = requestAction(o, method);
-    switch (act.action) {
-      case 'accept':
-        break;
-      case 'deny': {
-        this.reject(403, 'Method denied', `Method ${method} denied by policy.`, 'DENIED_BY_POLICY');
-        return;
-      }
-      case 'reject': {
-        this.reject(
-          act.status,
-          act.text || 'Request rejected',
-          act.text || `Method ${method} rejected by policy.`,
-          'DENIED_BY_POLICY',
-          false,
-        );
-        return;
-      }
-      case 'abort':
-        this.violation(0, 'request aborted by policy', { method });
-        {
-          this.end('ABORTED_BY_POLICY_ACTION', `method ${method} aborted by policy`);
-          return;
-        }
-    }
-
-    // URL filter on the canonical host and path (the same the server gets).
-    if (target.form !== 'authority') {
-      const v = checkUrl(o, host, path);
-      if (!v.accept) {
-        const f = o.urlFilter!;
-        const page: ErrorPage = {
-          status: f.rejectStatus,
-          reason: reasonOf(f.rejectStatus),
-          info: 'URL rejected',
-          msg: `Access to ${tx.url} is not permitted.`,
-        };
-        this.violation(page.status, 'URL rejected by the URL filter', { rule: v.rule });
-        this.localResponse(page, f.rejectPage ?? o.errorTemplate, 'DENIED_BY_POLICY');
-        return;
-      }
-    }
-
-    // Expect (RFC 9110 §10.1.1): only 100-continue exists; it is forwarded for HTTP/1.1.
-    const expect = head.headers.filter((h) => h.name.toLowerCase() === 'expect');
-    if (expect.length > 0 && (expect.length > 1 || expect[0]!.value.toLowerCase() !== '100-continue')) {
-      this.reject(417, 'Expectation failed', 'Only Expect: 100-continue is supported.', 'DENIED_BY_POLICY');
-      return;
-    }
-
-    // Headers: end-to-end ones through the request_header policy, managed ones written here.
-    const e2e = head.headers.filter((h) => {
-      const n = h.name.toLowerCase();
-      return forwardable(n, conn) && !(n === 'expect' && head.version.minor === 0);
+    const decision = planRequest(head, this.opts, {
+      inband: this.ctx.inband,
+      ...(this.ctx.clientLocal ? { clientLocal: this.ctx.clientLocal } : {}),
+      requestNumber: this.requests,
+      framing,
     });
-    const pol = applyHeaderPolicy(e2e, o.requestHeader);
-    if (!pol.ok) {
-      this.violation(0, 'request header aborted by policy', { header: pol.header });
-      this.end('ABORTED_BY_POLICY_ACTION', `request header ${pol.header} aborted by policy`);
-      return;
-    }
-    const headers: Header[] = [{ name: 'Host', value: hostValue }, ...pol.headers];
-    if (framing.type === 'length') headers.push({ name: 'Content-Length', value: String(framing.length) });
-    else if (framing.type === 'chunked') headers.push({ name: 'Transfer-Encoding', value: 'chunked' });
+    tx.url = decision.url;
+    tx.closeAfter = decision.closeAfter;
+    if (decision.kind === 'refusal') this.refuse(decision);
+    else this.forward(tx, decision);
+  }
 
-    // Upgrade (RFC 9110 §7.8): passed on only when the policy permits the protocol.
-    const upg = head.headers.find((h) => h.name.toLowerCase() === 'upgrade');
-    if (upg && conn.has('upgrade') && o.permitUpgrade.size > 0 && method === 'GET') {
-      const protos = splitList(upg.value);
-      if (
-        protos.every((p) => p !== '' && (o.permitUpgrade.has('*') || o.permitUpgrade.has(p.split('/')[0]!)))
-      ) {
-        tx.upgrade = upg.value;
-      }
+  /** Carry out a refusal planRequest decided. */
+  private refuse(r: Refusal): void {
+    switch (r.action) {
+      case 'invalid':
+        this.clientError(r.error);
+        return;
+      case 'abort':
+        this.violation(0, r.reason, r.fields);
+        this.end('ABORTED_BY_POLICY_ACTION', r.info);
+        return;
+      case 'respond':
+        this.violation(r.page.status, r.reason, r.fields);
+        if (r.close) this.tx!.closeAfter = true;
+        this.localResponse(r.page, r.template ?? this.opts.errorTemplate, r.verdict);
+        return;
+      default:
+        assertNever(r, 'refusal');
     }
-    if (tx.upgrade !== null) {
-      headers.push({ name: 'Connection', value: 'Upgrade' }, { name: 'Upgrade', value: tx.upgrade });
-    } else if (tx.closeAfter) headers.push({ name: 'Connection', value: 'close' });
-    if (o.addVia) headers.push({ name: 'Via', value: `1.${head.version.minor} ${o.hostname}` });
+  }
 
-    // Which server: explicit mode routes inband by the request's host (or to the parent proxy).
-    let key = 'default';
-    let connectOpts: { inband?: { host: string; port: number } } = {};
-    if (o.parentProxy) {
-      if (this.ctx.inband) connectOpts = { inband: { host: o.parentProxy.host, port: o.parentProxy.port } };
-      key = 'parent';
-    } else if (!o.transparentMode || this.ctx.inband) {
-      key = `${host} ${port}`;
-      if (this.ctx.inband) connectOpts = { inband: { host, port } };
-    }
-    tx.connectTunnel = method === 'CONNECT' && !o.parentProxy;
-    if (!tx.connectTunnel) tx.serverHead = requestHeadBytes(method, serverTarget, headers);
-
+  /** Send the planned request: on the open server connection when it goes to the same server, else
+   * on a new one (after the old one has closed). */
+  private forward(tx: Tx, plan: Plan): void {
+    tx.upgrade = plan.upgrade;
+    tx.connectTunnel = plan.connectTunnel;
+    tx.serverHead = plan.serverHead;
+    const key = plan.serverKey;
+    const connectOpts = plan.connect;
     if (this.serverState === 'open' && this.serverKey === key && !tx.connectTunnel) {
       this.onServerConnected();
       return;
@@ -760,41 +660,7 @@ export class HttpCore implements ProxyCore {
     // cannot be skipped reliably, so the client connection closes after this response.
     if (!tx.reqDone && status >= 200) tx.closeAfter = true;
 
-    if (status >= 200) {
-      const act = responseAction(o, tx.method, status);
-      if (act.action !== 'accept') {
-        if (act.action === 'abort') {
-          this.violation(0, 'response aborted by policy', { status });
-          this.end('ABORTED_BY_POLICY_ACTION', `response ${status} aborted by policy`);
-          return;
-        }
-        // The server's body is not wanted: drop that connection and answer ourselves.
-        this.closeServer();
-        const page: ErrorPage =
-          act.action === 'deny'
-            ? {
-                status: 502,
-                reason: reasonOf(502),
-                info: 'Response denied',
-                msg: `Response ${status} to ${tx.method} denied by policy.`,
-              }
-            : {
-                status: act.status,
-                reason: reasonOf(act.status),
-                info: act.text || 'Response rejected',
-                msg: act.text || `Response ${status} rejected by policy.`,
-              };
-        this.violation(
-          page.status,
-          `response ${status} ${act.action === 'deny' ? 'denied' : 'rejected'} by policy`,
-          { response_status: status },
-        );
-        tx.status = page.status;
-        if (!tx.reqDone) tx.closeAfter = true;
-        this.localResponse(page, o.errorTemplate, 'DENIED_BY_POLICY');
-        return;
-      }
-    }
+    if (status >= 200 && !this.responsePermitted(tx, status)) return;
 
     const conn = connectionTokens(head.headers);
     const e2e = head.headers.filter((h) => {
@@ -815,26 +681,85 @@ export class HttpCore implements ProxyCore {
       return;
     }
     if (framing.type === 'tunnel') {
-      // 101 to a permitted Upgrade, or 2xx to a CONNECT sent to the parent proxy.
-      if (status === 101) {
-        const up = head.headers.find((h) => h.name.toLowerCase() === 'upgrade');
-        if (!up) {
-          this.serverError(new ProtocolError('server', 502, '101 without an Upgrade header'));
-          return;
-        }
-        if (!upgradeWasAsked(up.value, tx.upgrade ?? '')) {
-          this.serverError(
-            new ProtocolError('server', 502, `101 to a protocol the client did not ask for (${up.value})`),
-          );
-          return;
-        }
-        headers.push({ name: 'Connection', value: 'Upgrade' }, { name: 'Upgrade', value: up.value });
-      }
-      tx.respHeadSent = true;
-      this.send('client', responseHeadBytes(status, head.reason, headers));
-      this.startTunnel(tx);
+      this.tunnelResponse(tx, head, headers);
       return;
     }
+    this.relayResponseHead(tx, head, framing, conn, headers);
+  }
+
+  /** The response policy by method and status (Zorp response hash); false when the response was
+   * answered in its place (deny, reject) or the session ended (abort). */
+  private responsePermitted(tx: Tx, status: number): boolean {
+    const act = responseAction(this.opts, tx.method, status);
+    if (act.action === 'accept') return true;
+    if (act.action === 'abort') {
+      this.violation(0, 'response aborted by policy', { status });
+      this.end('ABORTED_BY_POLICY_ACTION', `response ${status} aborted by policy`);
+      return false;
+    }
+    // The server's body is not wanted: drop that connection and answer ourselves.
+    this.closeServer();
+    const page: ErrorPage =
+      act.action === 'deny'
+        ? {
+            status: 502,
+            reason: reasonOf(502),
+            info: 'Response denied',
+            msg: `Response ${status} to ${tx.method} denied by policy.`,
+          }
+        : {
+            status: act.status,
+            reason: reasonOf(act.status),
+            info: act.text || 'Response rejected',
+            msg: act.text || `Response ${status} rejected by policy.`,
+          };
+    this.violation(
+      page.status,
+      `response ${status} ${act.action === 'deny' ? 'denied' : 'rejected'} by policy`,
+      {
+        response_status: status,
+      },
+    );
+    tx.status = page.status;
+    if (!tx.reqDone) tx.closeAfter = true;
+    this.localResponse(page, this.opts.errorTemplate, 'DENIED_BY_POLICY');
+    return false;
+  }
+
+  /** 101 to a permitted Upgrade, or 2xx to a CONNECT sent to the parent proxy: the head goes to the
+   * client and the connection becomes a tunnel. */
+  private tunnelResponse(tx: Tx, head: ResponseHead, headers: Header[]): void {
+    const status = head.status;
+    if (status === 101) {
+      const up = head.headers.find((h) => h.name.toLowerCase() === 'upgrade');
+      if (!up) {
+        this.serverError(new ProtocolError('server', 502, '101 without an Upgrade header'));
+        return;
+      }
+      if (!upgradeWasAsked(up.value, tx.upgrade ?? '')) {
+        this.serverError(
+          new ProtocolError('server', 502, `101 to a protocol the client did not ask for (${up.value})`),
+        );
+        return;
+      }
+      headers.push({ name: 'Connection', value: 'Upgrade' }, { name: 'Upgrade', value: up.value });
+    }
+    tx.respHeadSent = true;
+    this.send('client', responseHeadBytes(status, head.reason, headers));
+    this.startTunnel(tx);
+  }
+
+  /** A final response head for the client, framed for it (length, chunked, or close). */
+  private relayResponseHead(
+    tx: Tx,
+    head: ResponseHead,
+    framing: Framing,
+    conn: Set<string>,
+    headers: Header[],
+  ): void {
+    const o = this.opts;
+    const status = head.status;
+    const clientIs10 = tx.head.version.minor === 0;
     // The server will close after this response: forget the connection once it is read.
     if (framing.type === 'close' || conn.has('close') || head.version.minor === 0) this.serverKey = null;
     switch (framing.type) {
@@ -866,7 +791,7 @@ export class HttpCore implements ProxyCore {
 
   private finishTx(tx: Tx): void {
     this.account(tx);
-    this.tx = null;
+    this.toIdle();
     if (this.serverState === 'open' && this.server.buffered > 0) {
       // Bytes after a complete response (a body on HEAD, 204 or 304, or junk): they would be read as
       // the answer to the next request, so that connection is not reused.
@@ -884,7 +809,7 @@ export class HttpCore implements ProxyCore {
 
   private startTunnel(tx: Tx): void {
     tx.tunnel = true;
-    this.tunnel = true;
+    this.conn = { state: 'tunnel', tx };
     if (this.responseTimer) {
       this.responseTimer = false;
       this.emit({ type: 'clearTimer', timer: 'response' });
@@ -919,17 +844,6 @@ export class HttpCore implements ProxyCore {
     }
   }
 
-  // -------------------------------------------------------------------------------------------
-  // refusals and errors
-
-  /** A refusal before anything went to the server. The connection closes unless `close` is false
-   * (a policy `reject`: the client may go on with its next request). */
-  private reject(status: number, info: string, msg: string, verdict: Verdict, close = true): void {
-    this.violation(status, info, {});
-    if (close && this.tx) this.tx.closeAfter = true;
-    this.localResponse({ status, reason: reasonOf(status), info, msg }, this.opts.errorTemplate, verdict);
-  }
-
   /** Answer the current request from the proxy. The connection stays open only when the request
    * had no body left to read (otherwise we could not tell where the next request starts). */
   private localResponse(page: ErrorPage, template: string, verdict: Verdict): void {
@@ -948,12 +862,12 @@ export class HttpCore implements ProxyCore {
     tx.status = page.status;
     if (keep) {
       this.account(tx);
-      this.tx = null;
+      this.toIdle();
       return;
     }
     this.verdict = verdict;
     this.account(tx);
-    this.tx = null;
+    this.toIdle();
     this.end(verdict);
   }
 
@@ -967,7 +881,7 @@ export class HttpCore implements ProxyCore {
       return;
     }
     if (tx) this.account(tx, info);
-    this.tx = null;
+    this.toIdle();
     this.end(tx ? verdict : this.verdict, info);
   }
 
@@ -979,7 +893,7 @@ export class HttpCore implements ProxyCore {
       // Broken request body after the response started: nothing to say any more.
       this.violation(e.reply, e.message, {});
       this.account(tx, e.message);
-      this.tx = null;
+      this.toIdle();
       this.end(verdict, e.message);
       return;
     }
@@ -1001,7 +915,7 @@ export class HttpCore implements ProxyCore {
     if (tx) {
       tx.status = e.reply;
       this.account(tx, e.message);
-      this.tx = null;
+      this.toIdle();
     }
     this.end(verdict, e.message);
   }
@@ -1041,6 +955,7 @@ export class HttpCore implements ProxyCore {
   private end(verdict: Verdict, info?: string): void {
     if (this.finished) return;
     if (this.tx?.tunnel) this.account(this.tx);
+    this.conn = { state: 'done' };
     this.out.end(verdict, info, {
       clearTimers: ['idle', 'request', 'response'],
       close: this.serverState !== 'none' ? ['client', 'server'] : ['client'],
@@ -1137,52 +1052,10 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
 }
 
 /** Methods of RFC 9110 §9.3 and RFC 5789: another spelling of one of these is refused. */
-const STANDARD_METHODS = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'CONNECT',
-  'OPTIONS',
-  'TRACE',
-  'PATCH',
-]);
-
-/** Does the request choose the server's port (so target_port_range must bound it)? */
-function requestPicksPort(o: HttpOptions, inband: boolean): boolean {
-  return !o.transparentMode || inband;
-}
-
 /** A 101's Upgrade must name only protocols of the request's Upgrade (RFC 9110 §7.8), which the
  * policy already permitted. */
 function upgradeWasAsked(answered: string, asked: string): boolean {
   const want = new Set(splitList(asked));
   const got = splitList(answered);
   return got.length > 0 && got.every((p) => p !== '' && want.has(p));
-}
-
-/** Two IP literals name the same address (any spelling; IPv4-mapped IPv6 equals its IPv4). */
-function sameAddress(a: string, b: string): boolean {
-  const norm = (x: string) => {
-    const p = ipaddr.parse(x);
-    return p.kind() === 'ipv6' && (p as ipaddr.IPv6).isIPv4MappedAddress()
-      ? (p as ipaddr.IPv6).toIPv4Address().toString()
-      : p.toNormalizedString();
-  };
-  try {
-    return norm(a) === norm(b);
-  } catch {
-    return false;
-  }
-}
-
-/** Lower-cased tokens of every Connection header (RFC 9110 §7.6.1), plus Proxy-Connection's. */
-function connectionTokens(headers: Header[]): Set<string> {
-  const s = new Set<string>();
-  for (const h of headers) {
-    const n = h.name.toLowerCase();
-    if (n === 'connection' || n === 'proxy-connection') for (const t of splitList(h.value)) if (t) s.add(t);
-  }
-  return s;
 }
