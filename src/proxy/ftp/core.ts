@@ -35,6 +35,7 @@ import {
 } from '../core/index.ts';
 import { type CommandItem, CommandReader, type FtpCommand, toBytes } from './command-reader.ts';
 import { DATA_SETUP_COMMANDS, type Direction, KNOWN_COMMANDS, TRANSFER_COMMANDS } from './commands.ts';
+import { DataChannel, type DataChannelHost, type DataMode } from './data-channel.ts';
 import {
   canonicalHost,
   format227,
@@ -55,49 +56,6 @@ const SERVER = 'server';
 const IDLE_TIMER = 'idle';
 /** Client commands read ahead while a transfer runs (only ABOR is acted on at once). */
 const MAX_DEFERRED_COMMANDS = 16;
-
-type Mode = 'passive' | 'active';
-
-interface Side {
-  id: StreamId | null;
-  state: 'none' | 'connecting' | 'open' | 'closed';
-  /** The peer sent FIN. */
-  ended: boolean;
-  /** We sent FIN (shutdown) to it. */
-  shutdown: boolean;
-  /** Bytes waiting for this side to open. */
-  queue: Uint8Array[];
-  queued: number;
-  /** We paused reading from it. */
-  paused: boolean;
-}
-
-interface DataChannel {
-  seq: number;
-  clientVerb: string;
-  clientMode: Mode;
-  serverMode: Mode;
-  /** Client active: where the client listens. */
-  clientPeer: Addr | null;
-  /** Server passive: where the server listens. */
-  serverPeer: Addr | null;
-  clientListener: StreamId | null;
-  serverListener: StreamId | null;
-  c: Side;
-  s: Side;
-  state: 'setup' | 'ready' | 'transfer' | 'closing' | 'done';
-  transfer: { verb: string; param: string; direction: Direction } | null;
-  /** The server sent a 1xx for the transfer command. */
-  prelim: boolean;
-  /** The server's final reply for the transfer arrived (held in the pending entry). */
-  finalSeen: boolean;
-  /** The client side failed (connect refused, reset): the final reply becomes 425/426. */
-  failed: 'connect' | 'broken' | null;
-  bytesToClient: number;
-  bytesToServer: number;
-  timer: string;
-  startedAt: number;
-}
 
 type PendingKind = 'plain' | 'greeting' | 'inband-greeting' | 'setup' | 'transfer' | 'quit' | 'feat';
 
@@ -131,10 +89,12 @@ export class FtpCore implements ProxyCore {
   private inflight: Pending[] = [];
   private deferred: CommandItem[] = [];
   private clientPaused = false;
+  /** The current data channel: the one a transfer command uses. */
   private ch: DataChannel | null = null;
   private seq = 0;
-  /** Streams and listeners of data channels (including replaced ones still closing). */
-  private dataIds = new Map<StreamId, { ch: DataChannel; side: 'c' | 's' | 'lc' | 'ls' }>();
+  private readonly channelHost: DataChannelHost;
+  /** Every data channel not done yet (the current one, and replaced ones still closing). */
+  private readonly channels = new Set<DataChannel>();
   private now = 0;
   private lastActivity = 0;
   private epsvAll = false;
@@ -156,6 +116,24 @@ export class FtpCore implements ProxyCore {
       maxLines: opts.maxContinuousLine,
     });
     this.nonTransparent = ctx.inband || !opts.transparentMode;
+    this.channelHost = {
+      out: this.out,
+      opts,
+      now: () => this.now,
+      client: () => this.client,
+      clientLocal: () => this.clientLocal,
+      serverRemote: () => this.serverRemote,
+      serverLocal: () => this.serverLocal,
+      username: () => this.username,
+      isCurrent: (ch) => this.ch === ch,
+      released: (ch) => {
+        if (this.ch === ch) this.ch = null;
+      },
+      clientDone: (ch) => this.releaseIfClientDone(ch),
+      completed: (ch) => this.channelCompleted(ch),
+      failed: (ch, why) => this.failChannel(ch, why),
+      sessionOver: () => this.phase === 'done',
+    };
   }
 
   handle(ev: ProxyEvent): ProxyCommand[] {
@@ -172,9 +150,7 @@ export class FtpCore implements ProxyCore {
       state: this.phase,
       waiting_for: this.inflight.map((p) => `${p.verb}:${p.kind}${p.held ? ':held' : ''}`),
       deferred_commands: this.deferred.length,
-      ...(ch
-        ? { data_channel: { seq: ch.seq, state: ch.state, client: ch.c.state, server: ch.s.state } }
-        : {}),
+      ...(ch ? { data_channel: ch.describe() } : {}),
     };
   }
 
@@ -187,28 +163,28 @@ export class FtpCore implements ProxyCore {
         this.lastActivity = ev.now;
         if (ev.stream === CLIENT) this.onClientData(ev.data);
         else if (ev.stream === SERVER) this.onServerData(ev.data);
-        else this.onDataData(ev.stream, ev.data);
+        else this.channelFor(ev.stream)?.data(ev.stream, ev.data);
         break;
       case 'end':
         if (ev.stream === CLIENT) this.finish('ACCEPTED', 'client closed the control connection');
         else if (ev.stream === SERVER) this.onServerGone('server closed the control connection');
-        else this.onDataEnd(ev.stream);
+        else this.channelFor(ev.stream)?.end(ev.stream);
         break;
       case 'closed':
         if (ev.stream === CLIENT) this.finish('ACCEPTED', ev.error ? `client: ${ev.error}` : 'client closed');
         else if (ev.stream === SERVER) this.onServerGone(ev.error ? `server: ${ev.error}` : 'server closed');
-        else this.onDataClosed(ev.stream, ev.error);
+        else this.channelFor(ev.stream)?.closed(ev.stream, ev.error);
         break;
       case 'drain':
-        this.onDrain(ev.stream);
+        this.channelFor(ev.stream)?.drain(ev.stream);
         break;
       case 'connected':
         if (ev.stream === SERVER) this.onServerConnected(ev.local, ev.remote);
-        else this.onDataConnected(ev.stream);
+        else this.channelFor(ev.stream)?.connected(ev.stream);
         break;
       case 'connectFailed':
         if (ev.stream === SERVER) this.onServerConnectFailed(ev.error);
-        else this.onDataConnectFailed(ev.stream, ev.error);
+        else this.channelFor(ev.stream)?.connectFailed(ev.stream, ev.error);
         break;
       case 'listening':
         this.onListening(ev.listener, ev.local);
@@ -217,7 +193,11 @@ export class FtpCore implements ProxyCore {
         this.onListenFailed(ev.listener, ev.error);
         break;
       case 'accepted':
-        this.onAccepted(ev.listener, ev.stream, ev.remote);
+        {
+          const ch = this.channelFor(ev.listener);
+          if (ch) ch.accepted(ev.listener, ev.stream, ev.remote);
+          else this.emit({ type: 'close', stream: ev.stream, reset: true });
+        }
         break;
       case 'timer':
         this.onTimer(ev.timer);
@@ -267,7 +247,7 @@ export class FtpCore implements ProxyCore {
     if (this.phase === 'done') return;
     // 'done' first: tearing the data channel down must not release replies or read commands.
     this.phase = 'done';
-    if (this.ch) this.teardown(this.ch, true);
+    if (this.ch) this.ch.teardown(true);
     this.out.end(verdict, info, { clearTimers: [IDLE_TIMER] });
   }
 
@@ -446,8 +426,7 @@ export class FtpCore implements ProxyCore {
       return;
     }
     if (verb === 'ABOR') {
-      if (this.ch && (this.ch.state === 'transfer' || this.ch.state === 'closing'))
-        this.teardown(this.ch, true);
+      if (this.ch && (this.ch.state === 'transfer' || this.ch.state === 'closing')) this.ch.teardown(true);
     }
     const kind: PendingKind = verb === 'QUIT' ? 'quit' : verb === 'FEAT' ? 'feat' : 'plain';
     this.inflight.push({ verb, param: effectiveParam, kind });
@@ -667,7 +646,7 @@ export class FtpCore implements ProxyCore {
         to: v.code,
       });
       p.out = [`${v.code} ${v.text}`];
-      if (p.ch) this.teardown(p.ch, true);
+      if (p.ch) p.ch.teardown(true);
     } else {
       this.onFinal(p, reply);
     }
@@ -685,7 +664,7 @@ export class FtpCore implements ProxyCore {
       });
       p.answered = true;
       this.sendLines(CLIENT, [`${v.code} ${v.text}`]);
-      if (p.ch) this.teardown(p.ch, true);
+      if (p.ch) p.ch.teardown(true);
       return;
     }
     if (p.kind === 'greeting' || p.kind === 'inband-greeting') {
@@ -695,7 +674,7 @@ export class FtpCore implements ProxyCore {
     this.sendLines(CLIENT, reply.lines);
     if (p.kind === 'transfer' && p.ch) {
       p.ch.prelim = true;
-      this.maybeConnectClient(p.ch);
+      p.ch.connectClient();
     }
   }
 
@@ -802,7 +781,7 @@ export class FtpCore implements ProxyCore {
       return;
     }
     let clientPeer: Addr | null = null;
-    const clientMode: Mode = verb === 'PORT' || verb === 'EPRT' ? 'active' : 'passive';
+    const clientMode: DataMode = verb === 'PORT' || verb === 'EPRT' ? 'active' : 'passive';
     if (verb === 'PORT' || verb === 'EPRT') {
       clientPeer = verb === 'PORT' ? parseHostPort(param) : parseEprt(param);
       if (!clientPeer) {
@@ -845,71 +824,29 @@ export class FtpCore implements ProxyCore {
         return;
       }
     }
-    if (this.ch) this.teardown(this.ch, true);
+    if (this.ch) this.ch.teardown(true);
     this.lastChannelFailure = null;
-    const serverMode: Mode = this.opts.dataMode === 'keep' ? clientMode : this.opts.dataMode;
-    const seq = ++this.seq;
-    const side = (): Side => ({
-      id: null,
-      state: 'none',
-      ended: false,
-      shutdown: false,
-      queue: [],
-      queued: 0,
-      paused: false,
-    });
-    const ch: DataChannel = {
-      seq,
-      clientVerb: verb,
-      clientMode,
-      serverMode,
-      clientPeer,
-      serverPeer: null,
-      clientListener: null,
-      serverListener: null,
-      c: side(),
-      s: side(),
-      state: 'setup',
-      transfer: null,
-      prelim: false,
-      finalSeen: false,
-      failed: null,
-      bytesToClient: 0,
-      bytesToServer: 0,
-      timer: `data${seq}`,
-      startedAt: this.now,
-    };
+    const serverMode: DataMode = this.opts.dataMode === 'keep' ? clientMode : this.opts.dataMode;
+    const ch = new DataChannel(this.channelHost, ++this.seq, verb, clientMode, serverMode, clientPeer);
     this.ch = ch;
+    this.channels.add(ch);
     const serverFamily = this.serverRemote?.family ?? 4;
     if (serverMode === 'passive') {
       const sverb = serverFamily === 4 ? 'PASV' : 'EPSV';
       this.inflight.push({ verb: sverb, param: '', kind: 'setup', ch });
       this.sendServer(sverb, '');
     } else {
+      // Server active: our listener first; the PORT/EPRT naming it goes out once it listens.
       const sverb = serverFamily === 4 ? 'PORT' : 'EPRT';
       this.inflight.push({ verb: sverb, param: '', kind: 'setup', ch, unsent: true });
-      const id = `ls${seq}`;
-      ch.serverListener = id;
-      this.dataIds.set(id, { ch, side: 'ls' });
-      this.emit({
-        type: 'listen',
-        listener: id,
-        host: this.serverLocal?.host ?? '0.0.0.0',
-        port: { min: this.opts.dataPortMin, max: this.opts.dataPortMax },
-        transparent: true,
-        ...(this.opts.permitServerBounceAttack || !this.serverRemote
-          ? {}
-          : { acceptFrom: this.serverRemote.host }),
-        maxAccepts: 1,
-      });
+      ch.listen('server');
     }
   }
 
   private onListening(listener: StreamId, local: Addr): void {
-    const d = this.dataIds.get(listener);
-    if (!d || d.ch !== this.ch) return;
-    const ch = d.ch;
-    if (d.side === 'ls') {
+    const ch = this.channelFor(listener);
+    if (!ch || ch !== this.ch) return;
+    if (listener === ch.serverListener) {
       // Server active: tell the server where to connect (RFC 959 PORT / RFC 2428 EPRT).
       const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.unsent);
       if (!p) return;
@@ -922,7 +859,7 @@ export class FtpCore implements ProxyCore {
         p.param = formatEprt({ host, port: local.port, family: fam });
       }
       this.sendServer(p.verb, p.param);
-    } else if (d.side === 'lc') {
+    } else if (listener === ch.clientListener) {
       const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.held);
       if (!p) return;
       const host = this.opts.masqAddressClient ?? local.host;
@@ -938,11 +875,11 @@ export class FtpCore implements ProxyCore {
   }
 
   private onListenFailed(listener: StreamId, error: string): void {
-    const d = this.dataIds.get(listener);
-    if (!d || d.ch !== this.ch) return;
+    const ch = this.channelFor(listener);
+    if (!ch || ch !== this.ch) return;
     this.log('ftp.error', 'warn', 'Data listener failed', { error });
-    const p = this.inflight.find((x) => x.ch === d.ch && x.kind === 'setup');
-    this.teardown(d.ch, true);
+    const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup');
+    ch.teardown(true);
     if (!p) return;
     if (p.unsent) {
       p.unsent = false;
@@ -962,7 +899,7 @@ export class FtpCore implements ProxyCore {
     }
     if (reply.code[0] !== '2') {
       p.out = reply.lines;
-      this.teardown(ch, true);
+      ch.teardown(true);
       return;
     }
     if (ch.serverMode === 'passive') {
@@ -976,7 +913,7 @@ export class FtpCore implements ProxyCore {
       if (!peer) {
         this.violation('Unparsable passive reply from server', { code: reply.code, text: replyText(reply) });
         p.out = ['425 Cannot open data connection'];
-        this.teardown(ch, true);
+        ch.teardown(true);
         return;
       }
       if (!this.opts.permitServerBounceAttack && peer.host !== this.serverRemote?.host) {
@@ -985,13 +922,13 @@ export class FtpCore implements ProxyCore {
           server: this.serverRemote?.host,
         });
         p.out = ['425 Cannot open data connection'];
-        this.teardown(ch, true);
+        ch.teardown(true);
         return;
       }
       if (this.opts.strictPortChecking && peer.port < 1024) {
         this.violation('Server passive data port below 1024 refused', { port: peer.port });
         p.out = ['425 Cannot open data connection'];
-        this.teardown(ch, true);
+        ch.teardown(true);
         return;
       }
       ch.serverPeer = peer;
@@ -1002,20 +939,9 @@ export class FtpCore implements ProxyCore {
       return;
     }
     // Client passive: open our listener on the address the client dialled, answer when it is ready.
-    const id = `lc${ch.seq}`;
-    ch.clientListener = id;
-    this.dataIds.set(id, { ch, side: 'lc' });
     p.held = true;
     p.out = null;
-    this.emit({
-      type: 'listen',
-      listener: id,
-      host: this.clientLocal?.host ?? '0.0.0.0',
-      port: { min: this.opts.dataPortMin, max: this.opts.dataPortMax },
-      transparent: true,
-      ...(this.opts.permitClientBounceAttack || !this.client ? {} : { acceptFrom: this.client.host }),
-      maxAccepts: 1,
-    });
+    ch.listen('client');
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1031,26 +957,9 @@ export class FtpCore implements ProxyCore {
       this.lastChannelFailure = null;
       return;
     }
-    ch.state = 'transfer';
-    ch.transfer = { verb, param, direction };
-    ch.startedAt = this.now;
     this.inflight.push({ verb, param, kind: 'transfer', ch });
     this.sendServer(verb, param);
-    this.emit({ type: 'setTimer', timer: ch.timer, ms: this.opts.dataTimeoutMs });
-    if (ch.serverMode === 'passive' && ch.serverPeer) {
-      const id = `ds${ch.seq}`;
-      ch.s.id = id;
-      ch.s.state = 'connecting';
-      this.dataIds.set(id, { ch, side: 's' });
-      this.emit({
-        type: 'connect',
-        stream: id,
-        options: {
-          target: ch.serverPeer,
-          ...(this.serverLocal ? { local: { host: this.serverLocal.host, port: 0, transparent: true } } : {}),
-        },
-      });
-    }
+    ch.startTransfer(verb, param, direction);
   }
 
   private onTransferReply(p: Pending, reply: FtpReply): void {
@@ -1065,19 +974,19 @@ export class FtpCore implements ProxyCore {
     if (reply.code[0] !== '2') {
       // The transfer failed on the server: nothing more will be relayed, and there is no data whose
       // end the reply could overtake; the client gets it at once.
-      this.teardown(ch, true);
+      ch.teardown(true);
       if (ch.failed) p.out = [failureLine(ch.failed)];
       return;
     }
-    this.maybeConnectClient(ch);
-    if (!this.channelFinished(ch)) {
+    ch.connectClient();
+    if (!ch.finished()) {
       // Hold the reply until the data is relayed and both data connections are closed (or the client
       // has closed its side: then it has every byte it will get).
       p.held = true;
       this.emit({ type: 'setTimer', timer: ch.timer, ms: this.opts.dataTimeoutMs });
       this.releaseIfClientDone(ch);
     } else {
-      this.completeChannel(ch);
+      ch.complete();
     }
   }
 
@@ -1085,7 +994,7 @@ export class FtpCore implements ProxyCore {
    * The server side is still closed down in the background (and accounted when it is). Clients such
    * as curl close the data connection as soon as they have the announced size, before our FIN. */
   private releaseIfClientDone(ch: DataChannel): void {
-    if (!(ch.c.ended || ch.c.state === 'closed')) return;
+    if (!(ch.clientData.ended || ch.clientData.state === 'closed')) return;
     const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
     if (!p?.done || !p.held) return;
     if (ch.failed && !p.answered) p.out = [failureLine(ch.failed)];
@@ -1093,291 +1002,10 @@ export class FtpCore implements ProxyCore {
     this.flush();
   }
 
-  /** Client active: connect to the client once the server side is up and the server said 1xx. */
-  private maybeConnectClient(ch: DataChannel): void {
-    if (ch !== this.ch || ch.clientMode !== 'active' || ch.state !== 'transfer') return;
-    if (ch.c.state !== 'none' || ch.s.state !== 'open' || !(ch.prelim || ch.finalSeen)) return;
-    const peer = ch.clientPeer!;
-    let port = 0;
-    const local = this.clientLocal;
-    if (this.opts.activeConnectionMode === 'twenty') port = 20;
-    else if (this.opts.activeConnectionMode === 'minus_one' && local && local.port > 1) port = local.port - 1;
-    const id = `dc${ch.seq}`;
-    ch.c.id = id;
-    ch.c.state = 'connecting';
-    this.dataIds.set(id, { ch, side: 'c' });
-    this.emit({
-      type: 'connect',
-      stream: id,
-      options: { target: peer, ...(local ? { local: { host: local.host, port, transparent: true } } : {}) },
-    });
-  }
-
-  private onAccepted(listener: StreamId, stream: StreamId, remote: Addr): void {
-    const d = this.dataIds.get(listener);
-    if (!d || d.ch !== this.ch || (d.side !== 'lc' && d.side !== 'ls')) {
-      this.emit({ type: 'close', stream, reset: true });
-      return;
-    }
-    const ch = d.ch;
-    const sideName = d.side === 'lc' ? 'c' : 's';
-    const side = ch[sideName];
-    const peerHost = d.side === 'lc' ? this.client?.host : this.serverRemote?.host;
-    const permit = d.side === 'lc' ? this.opts.permitClientBounceAttack : this.opts.permitServerBounceAttack;
-    let refuse: string | null = null;
-    if (side.state !== 'none') refuse = 'a second data connection';
-    else if (!permit && canonicalHost(remote.host)?.host !== peerHost)
-      refuse = 'data connection from a third host';
-    else if (
-      d.side === 'ls' &&
-      this.opts.strictPortChecking &&
-      remote.port !== 20 &&
-      remote.port !== (this.serverRemote?.port ?? 21) - 1
-    ) {
-      refuse = 'server data connection not from port 20 or control port - 1';
-    }
-    if (refuse) {
-      this.violation(`Refused ${refuse}`, { remote: remote.host, port: remote.port });
-      this.emit({ type: 'close', stream, reset: true });
-      // The listener took its one connection (maxAccepts): this channel cannot work any more, so the
-      // client is told now rather than after the data timeout.
-      if (side.state === 'none') this.failChannel(ch, 'refused data connection');
-      return;
-    }
-    this.emit({ type: 'unlisten', listener });
-    if (d.side === 'lc') ch.clientListener = null;
-    else ch.serverListener = null;
-    side.id = stream;
-    side.state = 'open';
-    this.dataIds.set(stream, { ch, side: sideName });
-    this.log('ftp.data', 'debug', 'Data connection accepted', {
-      side: d.side === 'lc' ? 'client' : 'server',
-    });
-    this.onSideOpen(ch, sideName);
-  }
-
-  private onDataConnected(stream: StreamId): void {
-    const d = this.dataIds.get(stream);
-    if (!d || (d.side !== 'c' && d.side !== 's')) return;
-    const ch = d.ch;
-    const side = ch[d.side];
-    if (side.state !== 'connecting') {
-      this.emit({ type: 'close', stream, reset: true });
-      return;
-    }
-    side.state = 'open';
-    this.onSideOpen(ch, d.side);
-  }
-
-  private onDataConnectFailed(stream: StreamId, error: string): void {
-    const d = this.dataIds.get(stream);
-    if (!d || (d.side !== 'c' && d.side !== 's')) return;
-    const ch = d.ch;
-    ch[d.side].state = 'closed';
-    this.log('ftp.error', 'warn', 'Data connection failed', {
-      side: d.side === 'c' ? 'client' : 'server',
-      error,
-    });
-    if (d.side === 'c') ch.failed = 'connect';
-    this.teardown(ch, true);
-    this.checkChannel(ch);
-  }
-
-  /** A data stream is up: flush what waited for it, start the client side if it is its turn. */
-  private onSideOpen(ch: DataChannel, name: 'c' | 's'): void {
-    const side = ch[name];
-    const other = ch[name === 'c' ? 's' : 'c'];
-    for (const chunk of side.queue) this.emit({ type: 'send', stream: side.id!, data: chunk });
-    side.queue = [];
-    side.queued = 0;
-    if (other.ended && !side.shutdown) {
-      side.shutdown = true;
-      this.emit({ type: 'shutdown', stream: side.id! });
-    }
-    if (other.paused && other.state === 'open') {
-      other.paused = false;
-      this.emit({ type: 'resume', stream: other.id! });
-    }
-    if (ch.state === 'closing' || ch.state === 'done') {
-      this.closeSide(side, true);
-      return;
-    }
-    if (ch.c.state === 'open' && ch.s.state === 'open') this.emit({ type: 'clearTimer', timer: ch.timer });
-    this.maybeConnectClient(ch);
-  }
-
-  private onDataData(stream: StreamId, data: Uint8Array): void {
-    const d = this.dataIds.get(stream);
-    if (!d || (d.side !== 'c' && d.side !== 's')) return;
-    const ch = d.ch;
-    if (ch.state === 'closing' || ch.state === 'done' || ch.state !== 'transfer') {
-      // Data outside a transfer (or after ABOR) is dropped: nothing may pass unannounced.
-      if (ch.state === 'ready' || ch.state === 'setup') {
-        this.violation('Data before a transfer command', { side: d.side === 'c' ? 'client' : 'server' });
-        this.teardown(ch, true);
-      }
-      return;
-    }
-    const to = d.side === 'c' ? ch.s : ch.c;
-    const from = ch[d.side];
-    if (d.side === 'c') ch.bytesToServer += data.length;
-    else ch.bytesToClient += data.length;
-    if (to.state === 'open') {
-      this.emit({ type: 'send', stream: to.id!, data });
-      return;
-    }
-    to.queue.push(data);
-    to.queued += data.length;
-    if (to.queued >= DEFAULTS.relayBufferBytes && !from.paused) {
-      from.paused = true;
-      this.emit({ type: 'pause', stream });
-    }
-  }
-
-  /** The driver stops reading the streams that feed a stream whose write buffer is full
-   * (src/net/driver.ts): a full data channel never silences the control connections. The core itself
-   * only pauses a data stream whose bytes wait for the other side to open. */
-  private onDrain(stream: StreamId): void {
-    const d = this.dataIds.get(stream);
-    if (!d || (d.side !== 'c' && d.side !== 's')) return;
-    const ch = d.ch;
-    const to = ch[d.side];
-    const from = ch[d.side === 'c' ? 's' : 'c'];
-    if (from.state === 'open' && from.paused && to.queued === 0) {
-      from.paused = false;
-      this.emit({ type: 'resume', stream: from.id! });
-    }
-  }
-
-  private onDataEnd(stream: StreamId): void {
-    const d = this.dataIds.get(stream);
-    if (!d || (d.side !== 'c' && d.side !== 's')) return;
-    const ch = d.ch;
-    const from = ch[d.side];
-    const to = ch[d.side === 'c' ? 's' : 'c'];
-    from.ended = true;
-    // Half-close: pass the FIN on after the data (the end of a file is the end of its connection).
-    if (to.state === 'open' && !to.shutdown) {
-      to.shutdown = true;
-      this.emit({ type: 'shutdown', stream: to.id! });
-    }
-    if (from.ended && to.ended) {
-      this.closeSide(from, false);
-      this.closeSide(to, false);
-    } else if (to.state === 'closed' || (to.state === 'none' && ch.state !== 'transfer')) {
-      this.closeSide(from, false);
-    }
-    if (d.side === 'c') this.releaseIfClientDone(ch);
-  }
-
-  private onDataClosed(stream: StreamId, error?: string): void {
-    const d = this.dataIds.get(stream);
-    if (!d || (d.side !== 'c' && d.side !== 's')) return;
-    const ch = d.ch;
-    const side = ch[d.side];
-    const other = ch[d.side === 'c' ? 's' : 'c'];
-    const wasEnded = side.ended;
-    side.state = 'closed';
-    this.dataIds.delete(stream);
-    if (error) this.log('ftp.data', 'debug', 'Data connection closed with an error', { error });
-    if (
-      d.side === 'c' &&
-      (error || !wasEnded) &&
-      ch.state === 'transfer' &&
-      ch.transfer?.direction === 'download'
-    ) {
-      // The client went away before the data was through.
-      if (other.state === 'open' && !other.ended) ch.failed = 'broken';
-    }
-    if (other.state === 'open' || other.state === 'connecting') {
-      if (error) this.closeSide(other, true);
-      else if (!other.shutdown) {
-        // The peer closed cleanly: pass the end on and close once it is written.
-        this.closeSide(other, false);
-      }
-    }
-    this.checkChannel(ch);
-    if (d.side === 'c' && ch.state !== 'done') this.releaseIfClientDone(ch);
-  }
-
-  private closeSide(side: Side, reset: boolean): void {
-    if (side.id && (side.state === 'open' || side.state === 'connecting')) {
-      this.emit(reset ? { type: 'close', stream: side.id, reset: true } : { type: 'close', stream: side.id });
-      if (side.state === 'connecting') {
-        // A connect we gave up on: no 'closed' will tell us more than that.
-        side.state = 'closed';
-        this.dataIds.delete(side.id);
-      }
-    }
-    side.queue = [];
-    side.queued = 0;
-  }
-
-  /** Close everything of a data channel (ABOR, failure, replacement, session end). */
-  private teardown(ch: DataChannel, reset: boolean): void {
-    if (ch.state === 'done') return;
-    for (const l of [ch.clientListener, ch.serverListener]) {
-      if (l) {
-        this.emit({ type: 'unlisten', listener: l });
-        this.dataIds.delete(l);
-      }
-    }
-    ch.clientListener = null;
-    ch.serverListener = null;
-    if (ch.state !== 'closing') ch.state = 'closing';
-    this.closeSide(ch.c, reset);
-    this.closeSide(ch.s, reset);
-    // A side that never started will not start now.
-    if (ch.c.state === 'none') ch.c.state = 'closed';
-    if (ch.s.state === 'none') ch.s.state = 'closed';
-    if (this.ch === ch) this.ch = null;
-    if (this.phase !== 'done') this.checkChannel(ch);
-  }
-
-  private channelFinished(ch: DataChannel): boolean {
-    const gone = (s: Side) => s.state === 'closed' || (s.state === 'none' && ch.state !== 'transfer');
-    return gone(ch.c) && gone(ch.s);
-  }
-
-  /** After any change: a channel whose streams are all gone releases its held final reply. */
-  private checkChannel(ch: DataChannel): void {
-    if (ch.state === 'done' || !this.channelFinished(ch)) return;
-    if (ch.state === 'transfer' && !ch.finalSeen) {
-      // Data is through but the server has not answered yet: wait for its reply.
-      return;
-    }
-    this.completeChannel(ch);
-  }
-
-  private completeChannel(ch: DataChannel): void {
-    if (ch.state === 'done') return;
-    const wasTransfer = ch.transfer !== null;
-    ch.state = 'done';
-    if (this.ch === ch) this.ch = null;
-    this.emit({ type: 'clearTimer', timer: ch.timer });
-    for (const [id, d] of this.dataIds) if (d.ch === ch) this.dataIds.delete(id);
-    if (wasTransfer && ch.transfer) {
-      const t = ch.transfer;
-      const bytes = t.direction === 'download' ? ch.bytesToClient : ch.bytesToServer;
-      this.log('ftp.accounting', 'info', 'Accounting', {
-        command: t.verb,
-        file: t.param,
-        direction: t.direction,
-        bytes,
-        username: this.username,
-        client_mode: ch.clientMode,
-        server_mode: ch.serverMode,
-        duration_ms: Math.max(0, this.now - ch.startedAt),
-        result: ch.failed ? 'failed' : 'complete',
-      });
-      this.emit({
-        type: 'account',
-        fields: {
-          ftp_transfers: 1,
-          [t.direction === 'download' ? 'ftp_download_bytes' : 'ftp_upload_bytes']: bytes,
-        },
-      });
-    }
+  /** The data channel is done: forget it; a transfer's held final reply goes (425/426 when the
+   * client side failed). */
+  private channelCompleted(ch: DataChannel): void {
+    this.channels.delete(ch);
     const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
     if (p?.done) {
       if (ch.failed && !p.answered) p.out = [failureLine(ch.failed)];
@@ -1386,6 +1014,12 @@ export class FtpCore implements ProxyCore {
         this.flush();
       }
     }
+  }
+
+  /** The data channel a stream or listener id belongs to. */
+  private channelFor(id: StreamId): DataChannel | null {
+    for (const ch of this.channels) if (ch.owns(id)) return ch;
+    return null;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1402,15 +1036,7 @@ export class FtpCore implements ProxyCore {
       this.closeWith(421, 'Timeout, closing control connection', 'ACCEPTED', 'idle timeout');
       return;
     }
-    const ch = this.findChannelByTimer(timer);
-    if (!ch) return;
-    if (ch.state === 'transfer' && (ch.c.state !== 'open' || ch.s.state !== 'open')) {
-      this.violation('Data connection timeout', { timeout_ms: this.opts.dataTimeoutMs });
-      this.failChannel(ch, 'timeout');
-    } else if (ch.state === 'closing' || ch.state === 'transfer') {
-      // Data streams did not report closing in time: release the held reply anyway.
-      this.completeChannel(ch);
-    }
+    for (const ch of this.channels) if (ch.timer === timer) ch.timedOut();
   }
 
   /** A data channel that cannot be completed: tear it down; a transfer waiting for it gets 425 now
@@ -1418,18 +1044,11 @@ export class FtpCore implements ProxyCore {
   private failChannel(ch: DataChannel, why: string): void {
     const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
     ch.failed = 'connect';
-    this.teardown(ch, true);
+    ch.teardown(true);
     if (p && !p.done && !p.answered) {
       p.answered = true;
       this.replyClient(425, `Can't open data connection (${why})`);
     } else if (!p) this.lastChannelFailure = why;
-  }
-
-  private findChannelByTimer(timer: string): DataChannel | null {
-    if (this.ch?.timer === timer) return this.ch;
-    for (const d of this.dataIds.values()) if (d.ch.timer === timer) return d.ch;
-    for (const p of this.inflight) if (p.ch?.timer === timer) return p.ch;
-    return null;
   }
 }
 
