@@ -14,6 +14,9 @@ export const DEFAULTS = {
   routingRulePrefTproxy: 9001, // `fwmark M/M lookup <table>`: diverted packets are delivered locally
   kernelStateDir: '/run/tzorp', // `tzorp apply` keeps the model of the table it installed here (per netns)
   // policy loader
+  kernelClientLimitFactor: 2, // the ruleset drops new connections from one source above this many times its per-client limits
+  kernelClientSetEntries: 65_535, // source addresses each per-client set of the ruleset holds
+  clientRateTableEntries: 100_000, // new_sessions_per_client buckets kept (least recently used dropped beyond)
   maxPolicyBytes: 64 * 1024 * 1024, // refuse larger files before parsing: bounded memory
   maxYamlAliasCount: 100, // YAML alias expansion limit ("billion laughs")
   maxYamlPolicyBytes: 8 * 1024 * 1024, // the yaml package needs ~100 B of memory per byte: larger -> JSON

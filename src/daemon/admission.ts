@@ -6,13 +6,15 @@
 // The count lives in the primary (AdmissionLedger, one per daemon) because several workers accept on
 // the same listener; a worker reaches it through its Admission.
 import type { ProxyService } from '../policy/model.ts';
+import type { LimitName } from './client-limits.ts';
 
-/** A worker's way to take and give back max_sessions slots. */
+/** A worker's way to take and give back max_sessions and per-client slots (client-limits.ts). */
 export interface Admission {
-  /** Take a slot of `service` (only asked for services with max_sessions > 0). */
-  admit(service: ProxyService): Promise<boolean>;
+  /** Take a slot of `service` for a connection from `client` (only asked for services with a limit:
+   * needsAdmission). true, or the limit that refused (false: max_sessions). */
+  admit(service: ProxyService, client: string): Promise<boolean | LimitName>;
   /** Give back a slot `admit` granted, when its session has ended. */
-  release(service: ProxyService): void;
+  release(service: ProxyService, client: string): void;
 }
 
 /** Primary side: the slots taken, per worker and service. A worker that dies gives its slots back

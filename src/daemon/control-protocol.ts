@@ -44,8 +44,10 @@ export interface ServiceStatus {
   rate: { m1: number; m5: number; m15: number };
   /** ISO time of the last session start, null when none. */
   lastStarted: string | null;
-  /** Sessions refused because max_sessions was reached. */
+  /** Sessions refused at admission (max_sessions or a per-client limit). */
   sessionsRefused: number;
+  /** The same by limit: max_sessions, max_sessions_per_client, new_sessions_per_client. */
+  sessionsRefusedBy: Record<string, number>;
   listeners: string[];
 }
 

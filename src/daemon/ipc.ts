@@ -2,6 +2,7 @@
 // serialization, so a resolved Policy with its Maps and bigints crosses as it is). A request that
 // wants an answer carries `rid`; the worker answers `{ t: 'reply', rid, ok, data | error }`.
 import type { Policy } from '../policy/model.ts';
+import type { ClientAdmission, LimitName } from './client-limits.ts';
 import type { SessionInfo } from './control-protocol.ts';
 import type { LogFormat } from './log.ts';
 import type { IdBlock } from './session-ids.ts';
@@ -43,7 +44,8 @@ export type ToWorker =
   | { t: 'commit'; rid: number; n: number }
   | { t: 'abort'; rid: number; n: number }
   | { t: 'ids'; block: IdBlock }
-  | { t: 'admitted'; rid: number; ok: boolean }
+  /** refused: which limit said no (absent when ok, or for max_sessions from an older primary). */
+  | { t: 'admitted'; rid: number; ok: boolean; refused?: LimitName }
   | { t: 'status'; rid: number }
   | { t: 'sessions'; rid: number }
   /** prom-client's getMetricsAsJSON() of the worker's registry. */
@@ -65,8 +67,8 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'wantIds'; service: string }
   /** max_sessions is counted daemon-wide by the primary. */
-  | { t: 'admit'; rid: number; service: string; max: number }
-  | { t: 'release'; service: string }
+  | { t: 'admit'; rid: number; service: string; max: number; client?: ClientAdmission }
+  | { t: 'release'; service: string; client?: string }
   | { t: 'reply'; rid: number; ok: true; data?: unknown }
   | { t: 'reply'; rid: number; ok: false; error: { code: string; message: string } };
 

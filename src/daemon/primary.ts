@@ -10,6 +10,7 @@ import { TzorpError } from '../errors.ts';
 import type { SysctlCheck } from '../kernel/index.ts';
 import type { LoadResult, Policy } from '../policy/index.ts';
 import { AdmissionLedger } from './admission.ts';
+import { ClientLimits, type LimitName } from './client-limits.ts';
 import type {
   ControlRequest,
   LogResult,
@@ -73,6 +74,8 @@ export class Daemon {
   private readonly listeners: ListenerTable;
   private readonly ids = new IdBlockAllocator();
   private readonly admission = new AdmissionLedger();
+  /** max_sessions_per_client and new_sessions_per_client, over all workers (client-limits.ts). */
+  private readonly clientLimits = new ClientLimits();
   private readonly lifecycle: Lifecycle;
   private readonly metrics: PrimaryMetrics;
   private control: ControlServer | null = null;
@@ -198,6 +201,7 @@ export class Daemon {
   private onWorkerExit(index: number, code: number | null, signal: string | null): void {
     this.sent.delete(index);
     this.admission.forget(index); // its sessions died with it
+    this.clientLimits.dropWorker(index);
     this.metrics.workers.set(this.pool.serving().length);
     if (this.stopping) return;
     this.log.write('core.error', 1, null, 'Worker exited unexpectedly; starting it again', {
@@ -243,15 +247,25 @@ export class Daemon {
       case 'wantIds':
         this.pool.send(index, { t: 'ids', block: this.ids.allocate(msg.service) });
         return;
-      case 'admit':
-        this.pool.send(index, {
-          t: 'admitted',
-          rid: msg.rid,
-          ok: this.admission.admit(index, msg.service, msg.max),
-        });
+      case 'admit': {
+        // max_sessions is checked first without taking a slot, then the per-client limits take
+        // theirs, then the max_sessions slot is taken: a refusal leaves nothing taken.
+        let refused: LimitName | null =
+          msg.max > 0 && this.admission.count(msg.service) >= msg.max ? 'max_sessions' : null;
+        if (!refused && msg.client)
+          refused = this.clientLimits.acquire(index, msg.service, msg.client.address, msg.client, Date.now());
+        if (!refused) this.admission.admit(index, msg.service, msg.max);
+        this.pool.send(
+          index,
+          refused
+            ? { t: 'admitted', rid: msg.rid, ok: false, refused }
+            : { t: 'admitted', rid: msg.rid, ok: true },
+        );
         return;
+      }
       case 'release':
         this.admission.release(index, msg.service);
+        if (msg.client) this.clientLimits.release(index, msg.service, msg.client);
         return;
       default:
         return;
@@ -418,6 +432,7 @@ export class Daemon {
         sessionsRunning: c?.running ?? 0,
         sessionsTotal: c?.total ?? 0,
         sessionsRefused: c?.refused ?? 0,
+        sessionsRefusedBy: c?.refusedBy ?? {},
         rate: c?.rate ?? { m1: 0, m5: 0, m15: 0 },
         lastStarted: c?.lastStartedMs != null ? new Date(c.lastStartedMs).toISOString() : null,
         listeners: l ? [listenerKey(4, l.v4.host, l.v4.port), listenerKey(6, l.v6.host, l.v6.port)] : [],

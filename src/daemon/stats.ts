@@ -16,6 +16,8 @@ export interface ServiceCounters {
   running: number;
   total: number;
   refused: number;
+  /** Refusals by the limit that refused (max_sessions, max_sessions_per_client, new_sessions_per_client). */
+  refusedBy?: Record<string, number>;
   lastStartedMs: number | null;
   rate: Rates;
 }
@@ -76,8 +78,11 @@ export class ServiceStats {
     if (c.running > 0) c.running--;
   }
 
-  refused(service: string): void {
-    this.get(service).refused++;
+  refused(service: string, limit = 'max_sessions'): void {
+    const c = this.get(service);
+    c.refused++;
+    c.refusedBy ??= {};
+    c.refusedBy[limit] = (c.refusedBy[limit] ?? 0) + 1;
   }
 
   tick(): void {
@@ -92,6 +97,7 @@ export class ServiceStats {
         running: c.running,
         total: c.total,
         refused: c.refused,
+        ...(c.refusedBy ? { refusedBy: { ...c.refusedBy } } : {}),
         lastStartedMs: c.lastStartedMs,
         rate: { ...c.rate },
       };
@@ -113,6 +119,10 @@ export function mergeCounters(parts: Record<string, ServiceCounters>[]): Record<
       o.running += c.running;
       o.total += c.total;
       o.refused += c.refused;
+      for (const [k, v] of Object.entries(c.refusedBy ?? {})) {
+        o.refusedBy ??= {};
+        o.refusedBy[k] = (o.refusedBy[k] ?? 0) + v;
+      }
       if (c.lastStartedMs !== null && (o.lastStartedMs === null || c.lastStartedMs > o.lastStartedMs)) {
         o.lastStartedMs = c.lastStartedMs;
       }

@@ -8,6 +8,7 @@ import { TzorpError } from '../errors.ts';
 import { getMark, socketFd } from '../native/index.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import type { ProxyService } from '../policy/index.ts';
+import { type LimitName, perClientOf } from './client-limits.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 import { CORE_LEVEL, ZorpLog } from './log.ts';
 import { LogLevels } from './log-spec.ts';
@@ -33,7 +34,7 @@ function zorpLevel(category: string, level: keyof typeof CORE_LEVEL): number {
 }
 
 const handles = new Map<string, object>();
-const admissions = new Map<number, (ok: boolean) => void>();
+const admissions = new Map<number, (answer: boolean | LimitName) => void>();
 let admitRid = 0;
 let runtime: WorkerRuntime<ServiceUpstream> | null = null;
 let zlog: ZorpLog | null = null;
@@ -112,15 +113,26 @@ function init(
     engine: (policy) => new Engine(policy),
     upstream: (service, engine, policy) =>
       new ServiceUpstream(service, { zones: { zoneOf: (h) => engine.zoneOf(h), zones: policy.zones } }),
-    // max_sessions is counted daemon-wide by the primary (AdmissionLedger)
+    // max_sessions and the per-client limits are counted daemon-wide by the primary (AdmissionLedger,
+    // ClientLimits)
     admission: {
-      admit: (service) =>
-        new Promise<boolean>((resolve) => {
+      admit: (service, client) =>
+        new Promise<boolean | LimitName>((resolve) => {
           const rid = ++admitRid;
           admissions.set(rid, resolve);
-          send({ t: 'admit', rid, service: service.name, max: service.maxSessions });
+          const per = perClientOf(service, client);
+          send(
+            per
+              ? { t: 'admit', rid, service: service.name, max: service.maxSessions, client: per }
+              : { t: 'admit', rid, service: service.name, max: service.maxSessions },
+          );
         }),
-      release: (service) => send({ t: 'release', service: service.name }),
+      release: (service, client) =>
+        send(
+          perClientOf(service, client)
+            ? { t: 'release', service: service.name, client }
+            : { t: 'release', service: service.name },
+        ),
     },
     startSession: (s) => {
       return runSession({
@@ -130,6 +142,7 @@ function init(
         createCore: s.createCore,
         upstream: s.upstream,
         admitted: s.admitted,
+        ...(s.refusedBy ? { refusedBy: s.refusedBy } : {}),
         clientZone: s.clientZone,
         ruleId: s.ruleId,
         log: (category, level, msg, fields) => {
@@ -184,7 +197,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
     case 'admitted': {
       const w = admissions.get(msg.rid);
       admissions.delete(msg.rid);
-      w?.(msg.ok);
+      w?.(msg.ok ? true : (msg.refused ?? false));
       return;
     }
     case 'prepare':

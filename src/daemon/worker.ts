@@ -17,6 +17,7 @@ import type { Policy, ProxyService, Rule } from '../policy/index.ts';
 import type { CoreFactory } from '../proxy/core/index.ts';
 import { type BoundProxy, bindProxies } from '../proxy/index.ts';
 import type { Admission } from './admission.ts';
+import { type LimitName, needsAdmission } from './client-limits.ts';
 import type { SessionInfo } from './control-protocol.ts';
 import type { ListenerSpec, WorkerGenerationSpec, WorkerStatus } from './ipc.ts';
 import type { ZorpLog } from './log.ts';
@@ -40,9 +41,11 @@ export interface SessionStart<U> {
   upstream: U;
   clientZone: string | null;
   ruleId: number | null;
-  /** max_sessions, as WorkerRuntime decided it (true when the service has no limit): a session not
-   * admitted ends at once as DENIED_BY_LIMIT with its summary. */
+  /** max_sessions and the per-client limits, as WorkerRuntime decided them (true when the service has
+   * no limit): a session not admitted ends at once as DENIED_BY_LIMIT with its summary. */
   admitted: boolean;
+  /** The limit that refused a session not admitted. */
+  refusedBy?: LimitName;
 }
 
 export interface ClosableServer {
@@ -274,8 +277,14 @@ export class WorkerRuntime<U> {
     const { gen, rule, service } = r;
     const entry = gen.services.get(service.name)!;
     const clientZone = gen.engine.zoneOf(client.host)?.name ?? null;
-    const begin = (admitted: boolean, n: number) => {
+    const begin = (answer: boolean | LimitName, n: number) => {
       const id = sessionId(service.name, n);
+      const admitted = answer === true;
+      const refusedBy: LimitName | undefined = admitted
+        ? undefined
+        : answer === false
+          ? 'max_sessions'
+          : answer;
       let run: SessionHandle;
       try {
         run = this.deps.startSession({
@@ -287,17 +296,18 @@ export class WorkerRuntime<U> {
           clientZone,
           ruleId: rule.id,
           admitted,
+          ...(refusedBy ? { refusedBy } : {}),
         });
       } catch (e) {
         this.deps.log.log('core.error', 1, id, 'Internal error starting the session', {
           error: (e as Error).message,
         });
         sock.destroy();
-        if (admitted) this.release(service);
+        if (admitted) this.release(service, client.host);
         return;
       }
       if (!admitted) {
-        this.deps.stats.refused(service.name);
+        this.deps.stats.refused(service.name, refusedBy);
         void run.done.then((s) => this.deps.onEnd?.(service, s, false));
         return;
       }
@@ -323,33 +333,34 @@ export class WorkerRuntime<U> {
         gen.sessions--;
         if (gen.sessions === 0 && gen !== this.current) this.alive.delete(gen);
         this.deps.stats.ended(service.name);
-        this.release(service);
+        this.release(service, client.host);
         this.deps.onEnd?.(service, summary, true);
         if (this.sessions.size === 0) for (const w of this.drainedWaiters.splice(0)) w();
       });
     };
-    const withId = (admitted: boolean) => {
+    const withId = (answer: boolean | LimitName) => {
       const n = this.deps.ids.tryTake(service.name);
-      if (n !== null) begin(admitted, n);
-      else void this.deps.ids.next(service.name).then((m) => begin(admitted, m));
+      if (n !== null) begin(answer, n);
+      else void this.deps.ids.next(service.name).then((m) => begin(answer, m));
     };
-    const admitted = this.admit(service);
-    if (typeof admitted === 'boolean') withId(admitted);
+    const admitted = this.admit(service, client.host);
+    if (admitted === true) withId(admitted);
     else {
       sock.pause();
       admitted.then(withId, () => withId(false));
     }
   }
 
-  /** max_sessions: the one decision, before the session exists. A service without a limit is admitted
-   * at once; otherwise a slot is asked for (an unanswerable question counts as full: fail closed). */
-  private admit(service: ProxyService): boolean | Promise<boolean> {
-    return service.maxSessions > 0 ? this.deps.admission.admit(service) : true;
+  /** max_sessions and the per-client limits: the one decision, before the session exists (so before
+   * any server connection). A service without a limit is admitted at once; otherwise a slot is asked
+   * for (an unanswerable question counts as full: fail closed). */
+  private admit(service: ProxyService, client: string): true | Promise<boolean | LimitName> {
+    return needsAdmission(service) ? this.deps.admission.admit(service, client) : true;
   }
 
   /** Give back the slot of an admitted session (nothing to give for a service without a limit). */
-  private release(service: ProxyService): void {
-    if (service.maxSessions > 0) this.deps.admission.release(service);
+  private release(service: ProxyService, client: string): void {
+    if (needsAdmission(service)) this.deps.admission.release(service, client);
   }
 
   status(): WorkerStatus {

@@ -96,6 +96,9 @@ export interface RunSessionOptions {
    * across its workers). false ends the session at once as DENIED_BY_LIMIT; the caller owns the slot
    * of an admitted session. Unset: the driver takes a slot from `upstream`'s limiter itself. */
   admitted?: boolean;
+  /** Which limit refused a session that is not admitted (the daemon's per-client limits); the
+   * default is max_sessions. */
+  refusedBy?: string;
   /** The kernel's decision for this connection (default: zone looked up through `upstream`). */
   clientZone?: string | null;
   ruleId?: number | null;
@@ -253,13 +256,14 @@ class Session {
     }
     if (this.o.upstream) {
       if (!(this.o.admitted ?? this.o.upstream.admit())) {
-        this.log('core.policy', 'warn', 'Connection refused, too many sessions', {
+        const { msg, fields, info } = refusalText(this.o.upstream, this.o.refusedBy);
+        this.log('core.policy', 'warn', msg, {
           client_address: zorpAddr(this.client),
           client_zone: this.clientZone,
-          max_sessions: this.o.upstream.service.maxSessions,
+          ...fields,
         });
         sock.resetAndDestroy();
-        this.finish('DENIED_BY_LIMIT', `max_sessions ${this.o.upstream.service.maxSessions} reached`, false);
+        this.finish('DENIED_BY_LIMIT', info, false);
         return;
       }
       // the driver gives back only a slot it took
@@ -872,4 +876,36 @@ function portCandidates(p: number | { min: number; max: number }): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push(lo + ((first + i) % n));
   return out;
+}
+
+/** The log line and summary text of a session refused at admission (before its core ran, so before
+ * any server connection): max_sessions, or one of the daemon's per-client limits. */
+function refusalText(
+  u: ServiceUpstream,
+  limit: string | undefined,
+): { msg: string; fields: Record<string, unknown>; info: string } {
+  const s = u.service;
+  switch (limit) {
+    case 'max_sessions_per_client':
+      return {
+        msg: 'Connection refused, too many sessions from this client',
+        fields: { limit, max_sessions_per_client: s.maxSessionsPerClient ?? 0 },
+        info: `max_sessions_per_client ${s.maxSessionsPerClient ?? 0} reached`,
+      };
+    case 'new_sessions_per_client': {
+      const r = s.newSessionsPerClient;
+      const text = r ? `${r.rate} per ${r.perSeconds} s` : 'limit';
+      return {
+        msg: 'Connection refused, client starts sessions too fast',
+        fields: { limit, new_sessions_per_client: text },
+        info: `new_sessions_per_client ${text} exceeded`,
+      };
+    }
+    default:
+      return {
+        msg: 'Connection refused, too many sessions',
+        fields: { max_sessions: s.maxSessions },
+        info: `max_sessions ${s.maxSessions} reached`,
+      };
+  }
 }

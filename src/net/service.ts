@@ -79,7 +79,16 @@ export interface ServiceUpstreamOptions {
   now?: () => number;
 }
 
-type ServiceConfig = Pick<ProxyService, 'name' | 'router' | 'chainer' | 'limitTargetZonesTo' | 'maxSessions'>;
+type ServiceConfig = Pick<
+  ProxyService,
+  | 'name'
+  | 'router'
+  | 'chainer'
+  | 'limitTargetZonesTo'
+  | 'maxSessions'
+  | 'maxSessionsPerClient'
+  | 'newSessionsPerClient'
+>;
 
 async function defaultResolve(host: string): Promise<string[]> {
   const r = await lookup(host, { all: true, verbatim: true });

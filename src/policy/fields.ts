@@ -16,6 +16,8 @@ export const PROXY_SERVICE_FIELDS = [
   'options',
   'limit_target_zones_to',
   'max_sessions',
+  'max_sessions_per_client',
+  'new_sessions_per_client',
   'listen_port',
 ] as const;
 /** `forge_addr` may also be given on a forward service itself (shorthand for router.forge_addr). */

@@ -132,6 +132,11 @@ export interface ProxyService extends ServiceBase {
   limitTargetZonesTo: string[];
   /** Concurrent sessions of this service; 0 = unlimited. */
   maxSessions: number;
+  /** Concurrent sessions of this service from one client address; 0 or absent = unlimited. */
+  maxSessionsPerClient?: number;
+  /** New sessions of this service one client address may start: at most `rate` in any `perSeconds`
+   * seconds (a token bucket of `rate` refilled over `perSeconds`); null or absent = unlimited. */
+  newSessionsPerClient?: { rate: number; perSeconds: number } | null;
   /** Where the daemon listens for this service's diverted connections; null = allocated (defaults.ts). */
   listenPort: number | null;
   /** Where each option was written: key path joined with '.' ("request.GET") -> position, so an

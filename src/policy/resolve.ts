@@ -717,6 +717,11 @@ export class Resolver {
     let maxSessions = 0;
     const ms = f.get('max_sessions');
     if (ms) maxSessions = this.int(ms.value, `${what} max_sessions`, 0, 2 ** 31 - 1) ?? 0;
+    let maxSessionsPerClient = 0;
+    const mpc = f.get('max_sessions_per_client');
+    if (mpc)
+      maxSessionsPerClient = this.int(mpc.value, `${what} max_sessions_per_client`, 0, 2 ** 31 - 1) ?? 0;
+    const newSessionsPerClient = this.resolveSessionRate(f.get('new_sessions_per_client'), what);
     let listenPort: number | null = null;
     const lp = f.get('listen_port');
     if (lp && lp.value.kind !== 'null') listenPort = this.int(lp.value, `${what} listen_port`, 1, 65535);
@@ -730,9 +735,31 @@ export class Resolver {
       options,
       limitTargetZonesTo: limit,
       maxSessions,
+      maxSessionsPerClient,
+      newSessionsPerClient,
       listenPort,
       optionPositions,
     };
+  }
+
+  /** `new_sessions_per_client: { rate: 20, per_seconds: 1 }` (null or absent: unlimited). */
+  private resolveSessionRate(
+    e: PEntry | undefined,
+    what: string,
+  ): { rate: number; perSeconds: number } | null {
+    if (!e || e.value.kind === 'null') return null;
+    const m = this.map(e.value, `${what} new_sessions_per_client`);
+    if (!m) return null;
+    const f = this.fields(m, ['rate', 'per_seconds'], `${what} new_sessions_per_client`);
+    const re = f.get('rate');
+    const pe = f.get('per_seconds');
+    if (!re) {
+      this.d.error('POLICY_MISSING_FIELD', `${what} new_sessions_per_client needs 'rate'`, e.keyAt);
+      return null;
+    }
+    const rate = this.int(re.value, `${what} new_sessions_per_client.rate`, 1, 1_000_000);
+    const perSeconds = pe ? this.int(pe.value, `${what} new_sessions_per_client.per_seconds`, 1, 3600) : 1;
+    return rate === null || perSeconds === null ? null : { rate, perSeconds };
   }
 
   /** Positions of an option and everything below it ("a.b.0.c"), iteratively, at most

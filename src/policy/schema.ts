@@ -109,6 +109,17 @@ export function policySchema(): Schema {
     options: { type: 'object', description: 'per-proxy options (see the proxy docs)' },
     limit_target_zones_to: oneOrMany(ref('name')),
     max_sessions: int(0, 2 ** 31 - 1, 'concurrent sessions, 0 = unlimited'),
+    max_sessions_per_client: int(0, 2 ** 31 - 1, 'concurrent sessions per client address, 0 = unlimited'),
+    new_sessions_per_client: {
+      type: ['object', 'null'],
+      description: 'new sessions one client address may start: at most rate per per_seconds seconds',
+      additionalProperties: false,
+      required: ['rate'],
+      properties: {
+        rate: int(1, 1_000_000, 'sessions'),
+        per_seconds: int(1, 3600, 'the period in seconds (default 1)'),
+      },
+    },
     listen_port: int(1, 65535, "the daemon's listener port for this service"),
   };
   // the loader's list and the schema's names come from one place

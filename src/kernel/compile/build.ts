@@ -1,8 +1,10 @@
 // Policy → Ruleset IR. Pure: no I/O.
+import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
 import type { Conditions, Family, Policy, Rule, Service } from '../../policy/model.ts';
 import { type Interval, intersect, normalize, points } from './intervals.ts';
 import type {
+  ClientLimitsIR,
   DenyServiceIR,
   FamilyIR,
   ForwardServiceIR,
@@ -300,7 +302,15 @@ export function buildIR(
     const base = { name: s.name, sid: sidMark(s.id) };
     if (s.type === 'proxy') {
       const l = listeners.get(s.name)!;
-      serviceChains.push({ ...base, kind: 'proxy', v4: l.v4, v6: l.v6, families: [4, 6] });
+      const limits = kernelClientLimits(s);
+      serviceChains.push({
+        ...base,
+        kind: 'proxy',
+        v4: l.v4,
+        v6: l.v6,
+        families: [4, 6],
+        ...(limits ? { clientLimits: limits } : {}),
+      });
     } else if (s.type === 'forward') {
       const fams: Family[] =
         s.router.type === 'directed'
@@ -360,4 +370,31 @@ export function buildIR(
     },
     listeners,
   };
+}
+
+/** The kernel's share of a proxy service's per-client limits: tzorp itself refuses (logs and counts)
+ * a client over max_sessions_per_client or new_sessions_per_client; the ruleset drops what is far
+ * beyond them (DEFAULTS.kernelClientLimitFactor times), so a flood from one address never reaches it. */
+export function kernelClientLimits(s: {
+  maxSessionsPerClient?: number | undefined;
+  newSessionsPerClient?: { rate: number; perSeconds: number } | null | undefined;
+}): ClientLimitsIR | null {
+  const k = DEFAULTS.kernelClientLimitFactor;
+  const max = s.maxSessionsPerClient ?? 0;
+  const r = s.newSessionsPerClient ?? null;
+  if (max === 0 && r === null) return null;
+  let rate: ClientLimitsIR['rate'] = null;
+  if (r) {
+    const n = r.rate * k;
+    // nft's limit takes a whole number per second, minute or hour: the smallest unit that keeps the
+    // rate exact, else the hour rounded up (never stricter than the policy).
+    const [per, unit] =
+      r.perSeconds === 1
+        ? [n, 'second' as const]
+        : (n * 60) % r.perSeconds === 0
+          ? [(n * 60) / r.perSeconds, 'minute' as const]
+          : [Math.ceil((n * 3600) / r.perSeconds), 'hour' as const];
+    rate = { n: per, unit, burst: n, timeoutS: Math.max(60, r.perSeconds * 2) };
+  }
+  return { maxConnections: max > 0 ? max * k : null, rate };
 }

@@ -64,6 +64,16 @@ export interface ServiceChainIR {
   families: Family[];
   v4?: { host: string; port: number };
   v6?: { host: string; port: number };
+  /** Per-source backstop of a proxy service's per-client limits (client-limits.ts): new TCP
+   * connections above these are dropped before they reach tzorp. */
+  clientLimits?: ClientLimitsIR;
+}
+
+export interface ClientLimitsIR {
+  /** Concurrent connections per source address (`ct count over`), null = none. */
+  maxConnections: number | null;
+  /** New connections per source address (`limit rate over n/unit burst`), null = none. */
+  rate: { n: number; unit: 'second' | 'minute' | 'hour'; burst: number; timeoutS: number } | null;
 }
 
 export interface ForwardServiceIR {

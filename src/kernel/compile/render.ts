@@ -1,9 +1,10 @@
 // Ruleset IR → nft text: the only code that writes nftables syntax. The output is deterministic (same
 // IR, same bytes): every list is in a defined order and nothing depends on time or environment.
+import { DEFAULTS } from '../../defaults.ts';
 import { formatAddress } from '../../policy/address.ts';
 import type { DenyV4, DenyV6, Family } from '../../policy/model.ts';
 import type { Interval, IntervalSet } from './intervals.ts';
-import type { LookupIR, MatchIR, RulesetIR } from './ir.ts';
+import type { ClientLimitsIR, LookupIR, MatchIR, RulesetIR } from './ir.ts';
 import { zoneIdent } from './names.ts';
 import type { Field } from './variants.ts';
 
@@ -203,6 +204,12 @@ export function renderModel(ir: RulesetIR): TableModel {
     // keeps a chain's comment when an incremental apply rewrites its rules
     const ct = `ct mark set ct mark & ${keep} | ${hex(c.sid)} ${commentText(`${c.kind} service, service id ${hex(c.sid)}`)}`;
     if (c.kind === 'proxy') {
+      // per-source backstop of the per-client limits: its sets first (the chain's rules name them)
+      if (c.clientLimits) {
+        for (const set of clientLimitSets(c.name, c.clientLimits))
+          collection('set', set.name, set.decl, [], { inline: true, part: 1 });
+        rules.push(...clientLimitRules(c.name, c.clientLimits));
+      }
       // the packet mark is tproxyMark | rule id already (set by the tier lookup)
       rules.push(`counter meta priority set 0 ${ct}`);
       rules.push(
@@ -572,4 +579,43 @@ export function renderSkeleton(m: TableModel): string {
 
 export function renderRuleset(ir: RulesetIR): string {
   return renderTable(renderModel(ir));
+}
+
+/** Per-source sets of a proxy service's kernel client limits (dynamic: the kernel adds sources). */
+function clientLimitSets(service: string, l: ClientLimitsIR): { name: string; decl: string[] }[] {
+  const out: { name: string; decl: string[] }[] = [];
+  for (const f of [4, 6] as const) {
+    const type = `type ${f === 4 ? 'ipv4_addr' : 'ipv6_addr'}`;
+    const size = `size ${DEFAULTS.kernelClientSetEntries}`;
+    if (l.maxConnections !== null)
+      out.push({ name: clientSetName(service, 'conn', f), decl: [type, size, 'flags dynamic'] });
+    if (l.rate !== null)
+      out.push({
+        name: clientSetName(service, 'rate', f),
+        decl: [type, size, 'flags dynamic,timeout', `timeout ${l.rate.timeoutS}s`],
+      });
+  }
+  return out;
+}
+
+/** New TCP connections (a SYN without ACK) from a source over the limits are dropped and counted. */
+function clientLimitRules(service: string, l: ClientLimitsIR): string[] {
+  const out: string[] = [];
+  const syn = 'tcp flags & (syn | ack) == syn';
+  for (const f of [4, 6] as const) {
+    const saddr = f === 4 ? 'ip saddr' : 'ip6 saddr';
+    if (l.maxConnections !== null)
+      out.push(
+        `meta nfproto ipv${f} ${syn} add @${clientSetName(service, 'conn', f)} { ${saddr} ct count over ${l.maxConnections} } counter drop comment "max_sessions_per_client backstop"`,
+      );
+    if (l.rate !== null)
+      out.push(
+        `meta nfproto ipv${f} ${syn} update @${clientSetName(service, 'rate', f)} { ${saddr} limit rate over ${l.rate.n}/${l.rate.unit} burst ${l.rate.burst} packets } counter drop comment "new_sessions_per_client backstop"`,
+      );
+  }
+  return out;
+}
+
+function clientSetName(service: string, kind: 'conn' | 'rate', f: 4 | 6): string {
+  return `client_${kind}_${zoneIdent(service)}_v${f}`;
 }

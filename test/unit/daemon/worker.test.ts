@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import type { Admission } from '../../../src/daemon/admission.ts';
+import type { LimitName } from '../../../src/daemon/client-limits.ts';
 import type { ListenerSpec, WorkerGenerationSpec } from '../../../src/daemon/ipc.ts';
 import { ZorpLog } from '../../../src/daemon/log.ts';
 import { LogLevels } from '../../../src/daemon/log-spec.ts';
@@ -110,7 +111,8 @@ function sock(client: string, cport: number, local: string, lport: number, mark:
   return s as unknown as Socket & { mark: number | null; destroyed: boolean };
 }
 
-function setup(opts: { admit?: boolean } = {}) {
+function setup(opts: { admit?: boolean | LimitName } = {}) {
+  const clients: string[] = [];
   const accept = new Map<string, (s: Socket) => void>();
   const closed: string[] = [];
   const sessions: FakeSession[] = [];
@@ -149,11 +151,12 @@ function setup(opts: { admit?: boolean } = {}) {
       return f;
     },
     admission: {
-      admit: async (svc) => {
+      admit: async (svc, client) => {
         asked.push(svc.name);
+        clients.push(client);
         return opts.admit ?? true;
       },
-      release: (svc) => released.push(svc.name),
+      release: (svc, client) => released.push(svc.maxSessions > 0 ? svc.name : `${svc.name} ${client}`),
     } satisfies Admission,
   });
   const connect = async (key: string, s: Socket) => {
@@ -162,7 +165,7 @@ function setup(opts: { admit?: boolean } = {}) {
     f(s);
     for (let i = 0; i < 5; i++) await Promise.resolve();
   };
-  return { rt, accept, closed, sessions, lines, connect, released, asked };
+  return { rt, accept, closed, sessions, lines, connect, released, asked, clients };
 }
 
 test('resolveConnection: the mark names the rule; its service must own the accepting listener', () => {
@@ -366,4 +369,34 @@ test('stop returns 0 at once when every session finished in time', async () => {
   await new Promise((r) => setImmediate(r));
   h.sessions[0]!.finish();
   assert.equal(await stopping, 0);
+});
+
+test('per-client limits: the primary is asked with the client address; a refusal names its limit and is counted by it', async () => {
+  const h = setup({ admit: 'new_sessions_per_client' });
+  const p = policy(
+    [proxy('pc', 1, { newSessionsPerClient: { rate: 5, perSeconds: 1 } })],
+    [rule(1, 'pc', 80)],
+  );
+  await h.rt.prepare(spec(1, p, { pc: 50000 }));
+  await h.rt.commit(1);
+  await h.connect(k4(50000), sock('198.18.1.2', 4000, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.clients, ['198.18.1.2']);
+  assert.equal(h.sessions[0]!.start.admitted, false);
+  assert.equal(h.sessions[0]!.start.refusedBy, 'new_sessions_per_client');
+  assert.deepEqual(h.rt.status().counters.pc!.refusedBy, { new_sessions_per_client: 1 });
+  assert.deepEqual(h.released, []);
+});
+
+test('per-client limits: an admitted session gives its client slot back when it ends', async () => {
+  const h = setup();
+  const p = policy([proxy('pc', 1, { maxSessionsPerClient: 1 })], [rule(1, 'pc', 80)]);
+  await h.rt.prepare(spec(1, p, { pc: 50000 }));
+  await h.rt.commit(1);
+  await h.connect(k4(50000), sock('198.18.1.7', 4000, '198.18.2.2', 80, (MARK | 1) >>> 0));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(h.sessions[0]!.start.admitted, true);
+  h.sessions[0]!.finish();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.released, ['pc 198.18.1.7']);
 });

@@ -147,6 +147,8 @@ describe('loader details', () => {
         options: {},
         limitTargetZonesTo: [],
         maxSessions: 0,
+        maxSessionsPerClient: 0,
+        newSessionsPerClient: null,
         listenPort: null,
         optionPositions: new Map(),
       },
