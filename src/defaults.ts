@@ -38,6 +38,9 @@ export const DEFAULTS = {
   ftpDataPortMin: 40000, // data_port_min: ports tzorp listens on / announces for data connections
   ftpDataPortMax: 41000, // data_port_max
   ftpDefaultPort: 21, // non-transparent mode: USER user@host without :port
+  // TLS layer (src/proxy/tls)
+  tlsHelloTimeoutMs: 10_000, // a client must complete its ClientHello this long after connecting
+  tlsMaxClientHelloBytes: 32 * 1024, // records up to the end of the ClientHello; post-quantum hellos are ~2 KiB
   // http proxy (Zorp's HttpProxy defaults, zorp-semantics §6.2; the reasons are in src/proxy/http)
   httpMaxLineLengthBytes: 4096,
   httpMaxUrlLengthBytes: 4096,

@@ -52,6 +52,8 @@ export const E = {
   LINT_UNUSED_SERVICE: entry('TZ1504', 'user', 'a service is not used'),
   LINT_HOST_BITS: entry('TZ1505', 'user', 'a network has host bits set (they are masked off)'),
   LINT_NEVER_MATCHES: entry('TZ1506', 'user', 'a rule can never match any connection'),
+  LINT_TLS_UNVERIFIED: entry('TZ1530', 'user', "a TLS service does not verify the server's certificate"),
+  LINT_TLS_IGNORED: entry('TZ1531', 'user', 'a TLS setting has no effect in the chosen mode'),
   // --- kernel (TZ2xxx) ---
   KERNEL_NFT_CHECK: entry('TZ2001', 'env', 'nft rejected the compiled ruleset (nothing was changed)'),
   KERNEL_NFT_APPLY: entry('TZ2002', 'env', 'nft failed to apply the ruleset (the previous one stays)'),

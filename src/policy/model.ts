@@ -142,6 +142,37 @@ export interface ProxyService extends ServiceBase {
   /** Where each option was written: key path joined with '.' ("request.GET") -> position, so an
    * option error from a proxy module can name file:line:column. */
   optionPositions?: Map<string, SourcePos>;
+  /** The service's TLS layer (docs/tls.md); absent = the proxy sees the bytes as they come. */
+  tls?: TlsPolicy;
+}
+
+export const TLS_MODES = ['passthrough', 'inspect'] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
+export const TLS_MIN_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+export type TlsMinVersion = (typeof TLS_MIN_VERSIONS)[number];
+export const TLS_SNI_MISSING = ['accept', 'reject'] as const;
+
+/** A proxy service's `tls:` block, resolved. */
+export interface TlsPolicy {
+  mode: TlsMode;
+  /** inspect: the CA that signs the certificates shown to clients (file paths). */
+  ca: { cert: string; key: string } | null;
+  /** inspect: verify the server's certificate (default true). */
+  serverVerify: boolean;
+  /** inspect: trust anchors for server verification; null = the system bundle. */
+  serverCaFile: string | null;
+  sni: {
+    /** Globs (`*` any run of characters, `?` one), lower case; empty = every name may pass. */
+    allow: string[];
+    /** Globs; a name matching one is refused even when allowed. */
+    deny: string[];
+    /** A ClientHello without a server name: accepted or refused (default: reject when `allow` is
+     * given, else accept). */
+    missing: (typeof TLS_SNI_MISSING)[number];
+  };
+  /** The lowest version a client may offer as its highest (default TLSv1.2). */
+  minVersion: TlsMinVersion;
+  pos: SourcePos;
 }
 
 export interface ForwardService extends ServiceBase {

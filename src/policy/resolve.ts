@@ -25,6 +25,9 @@ import {
   SERVICE_COMMON_FIELDS,
   SERVICE_TYPES,
   SETTINGS_FIELDS,
+  TLS_CA_FIELDS,
+  TLS_FIELDS,
+  TLS_SNI_FIELDS,
   TOP_FIELDS,
   ZONE_FIELDS,
 } from './fields.ts';
@@ -48,9 +51,18 @@ import {
   type Rule,
   type Service,
   type SourcePos,
+  TLS_MIN_VERSIONS,
+  TLS_MODES,
+  TLS_SNI_MISSING,
+  type TlsMinVersion,
+  type TlsMode,
+  type TlsPolicy,
   type Zone,
 } from './model.ts';
 import { describe, type PEntry, type PMap, type PNode, type PScalar } from './syntax.ts';
+
+/** A `tls: sni:` glob: host name characters plus the glob's `*` and `?`. */
+const SNI_GLOB = /^[A-Za-z0-9_*?.-]{1,253}$/;
 
 /** Rule ids travel in the packet mark below the tproxy bit (0x80000000): at most 31 bits. */
 export const MAX_RULE_ID = 0x7fffffff;
@@ -725,9 +737,12 @@ export class Resolver {
     let listenPort: number | null = null;
     const lp = f.get('listen_port');
     if (lp && lp.value.kind !== 'null') listenPort = this.int(lp.value, `${what} listen_port`, 1, 65535);
-    if (proxy === null || !router || !chainer) return null;
+    const te = f.get('tls');
+    const tls = te && te.value.kind !== 'null' ? this.resolveTls(te, what, proxy) : undefined;
+    if (proxy === null || !router || !chainer || tls === null) return null;
     return {
       ...base,
+      ...(tls ? { tls } : {}),
       type: 'proxy',
       proxy,
       router,
@@ -760,6 +775,129 @@ export class Resolver {
     const rate = this.int(re.value, `${what} new_sessions_per_client.rate`, 1, 1_000_000);
     const perSeconds = pe ? this.int(pe.value, `${what} new_sessions_per_client.per_seconds`, 1, 3600) : 1;
     return rate === null || perSeconds === null ? null : { rate, perSeconds };
+  }
+
+  /** A proxy service's `tls:` block (docs/tls.md); null when it has errors (reported). */
+  private resolveTls(e: PEntry, what: string, proxy: string | null): TlsPolicy | null {
+    const m = this.map(e.value, `${what} tls`);
+    if (!m) return null;
+    const f = this.fields(m, TLS_FIELDS, `${what} tls`);
+    let ok = true;
+    const me = f.get('mode');
+    let mode: TlsMode | null = null;
+    if (!me) {
+      this.d.error('POLICY_MISSING_FIELD', `${what} tls has no 'mode' (${TLS_MODES.join(' or ')})`, e.keyAt);
+      ok = false;
+    } else mode = this.oneOf(me.value, `${what} tls mode`, TLS_MODES);
+    if (mode === 'inspect') {
+      // Said plainly rather than relaying what the administrator asked to be inspected.
+      this.d.error(
+        'POLICY_BAD_VALUE',
+        `${what} tls mode 'inspect' is not available in this version of tzorp (passthrough is; see docs/tls.md)`,
+        me!.value.at,
+      );
+      ok = false;
+    }
+    if (mode === 'passthrough' && proxy !== null && proxy !== 'plug') {
+      this.d.error(
+        'POLICY_BAD_SERVICE',
+        `${what}: tls mode 'passthrough' relays the encrypted bytes unchanged, so only proxy 'plug' can carry it (proxy '${proxy}' would read ciphertext)`,
+        me!.value.at,
+      );
+      ok = false;
+    }
+    let ca: TlsPolicy['ca'] = null;
+    const cae = f.get('ca');
+    if (cae) {
+      const cm = this.map(cae.value, `${what} tls ca`);
+      if (cm) {
+        const cf = this.fields(cm, TLS_CA_FIELDS, `${what} tls ca`);
+        const cert = cf.get('cert');
+        const key = cf.get('key');
+        const certPath = cert ? this.str(cert.value, `${what} tls ca cert`) : null;
+        const keyPath = key ? this.str(key.value, `${what} tls ca key`) : null;
+        if (!cert || !key) {
+          this.d.error('POLICY_MISSING_FIELD', `${what} tls ca needs both 'cert' and 'key'`, cae.keyAt);
+          ok = false;
+        } else if (certPath !== null && keyPath !== null) ca = { cert: certPath, key: keyPath };
+      } else ok = false;
+    }
+    let serverVerify = true;
+    const sv = f.get('server_verify');
+    if (sv) {
+      const b = this.bool(sv.value, `${what} tls server_verify`);
+      if (b === null) ok = false;
+      else serverVerify = b;
+      if (b === false) {
+        this.d.warn(
+          'LINT_TLS_UNVERIFIED',
+          `${what} tls server_verify is false: any certificate the server shows is accepted, so a machine in the path can read and change the traffic`,
+          sv.value.at,
+        );
+      }
+    }
+    let serverCaFile: string | null = null;
+    const scf = f.get('server_ca_file');
+    if (scf) serverCaFile = this.str(scf.value, `${what} tls server_ca_file`);
+    if (mode === 'passthrough') {
+      for (const [key, entry] of [
+        ['ca', cae],
+        ['server_verify', sv],
+        ['server_ca_file', scf],
+      ] as const) {
+        if (!entry) continue;
+        this.d.warn(
+          'LINT_TLS_IGNORED',
+          `${what} tls ${key} has no effect in passthrough mode (tzorp does not terminate TLS there)`,
+          entry.keyAt,
+        );
+      }
+    }
+    const sni: TlsPolicy['sni'] = { allow: [], deny: [], missing: 'accept' };
+    let missingGiven = false;
+    const se = f.get('sni');
+    if (se) {
+      const sm = this.map(se.value, `${what} tls sni`);
+      if (sm) {
+        const sf = this.fields(sm, TLS_SNI_FIELDS, `${what} tls sni`);
+        for (const key of ['allow', 'deny'] as const) {
+          const le = sf.get(key);
+          if (!le) continue;
+          for (const it of this.list(le.value, `${what} tls sni ${key}`) ?? []) {
+            const g = this.str(it, `${what} tls sni ${key}`);
+            if (g === null) continue;
+            if (!SNI_GLOB.test(g)) {
+              this.d.error(
+                'POLICY_BAD_VALUE',
+                `${what} tls sni ${key} '${g}' is not a host name glob (letters, digits, '-', '_', '.', '*' and '?')`,
+                it.at,
+              );
+              ok = false;
+            } else sni[key].push(g.toLowerCase().replace(/\.$/, ''));
+          }
+        }
+        const mi = sf.get('missing');
+        if (mi) {
+          const v = this.oneOf(mi.value, `${what} tls sni missing`, TLS_SNI_MISSING);
+          if (v === null) ok = false;
+          else {
+            sni.missing = v;
+            missingGiven = true;
+          }
+        }
+      } else ok = false;
+    }
+    // An allow list is a list of the names that may pass: a hello naming none must not slip past it.
+    if (!missingGiven && sni.allow.length > 0) sni.missing = 'reject';
+    let minVersion: TlsMinVersion = 'TLSv1.2';
+    const mv = f.get('min_version');
+    if (mv) {
+      const v = this.oneOf(mv.value, `${what} tls min_version`, TLS_MIN_VERSIONS);
+      if (v === null) ok = false;
+      else minVersion = v;
+    }
+    if (!ok || mode === null) return null;
+    return { mode, ca, serverVerify, serverCaFile, sni, minVersion, pos: this.pos(e.keyAt) };
   }
 
   /** Positions of an option and everything below it ("a.b.0.c"), iteratively, at most

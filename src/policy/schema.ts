@@ -18,9 +18,12 @@ import {
   ROUTER_FIELDS,
   ROUTER_TYPES,
   SETTINGS_FIELDS,
+  TLS_CA_FIELDS,
+  TLS_FIELDS,
+  TLS_SNI_FIELDS,
   ZONE_FIELDS,
 } from './fields.ts';
-import { DENY_V4, DENY_V6 } from './model.ts';
+import { DENY_V4, DENY_V6, TLS_MIN_VERSIONS, TLS_MODES, TLS_SNI_MISSING } from './model.ts';
 
 type Schema = Record<string, unknown>;
 
@@ -94,6 +97,37 @@ function typed(
   };
 }
 
+/** A proxy service's `tls:` block (docs/tls.md). */
+function tlsSchema(): Schema {
+  const glob = { type: 'string', pattern: '^[A-Za-z0-9_*?.-]{1,253}$', description: 'host name glob' };
+  const props: Record<string, Schema> = {
+    mode: { enum: [...TLS_MODES], description: 'passthrough: decide on the ClientHello, relay unchanged' },
+    ca: {
+      type: 'object',
+      additionalProperties: false,
+      required: [...TLS_CA_FIELDS],
+      properties: { cert: str('CA certificate (PEM) file'), key: str('CA private key (PEM) file') },
+    },
+    server_verify: { type: 'boolean', description: "verify the server's certificate (default true)" },
+    server_ca_file: str('trust anchors for server verification (default: the system bundle)'),
+    sni: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        allow: oneOrMany(glob),
+        deny: oneOrMany(glob),
+        missing: { enum: [...TLS_SNI_MISSING], description: 'a ClientHello without a server name' },
+      },
+    },
+    min_version: { enum: [...TLS_MIN_VERSIONS] },
+  };
+  for (const f of TLS_FIELDS) if (!(f in props)) throw new Error(`schema: tls ${f} missing`);
+  for (const f of TLS_SNI_FIELDS)
+    if (!(f in (props.sni as { properties: Schema }).properties))
+      throw new Error(`schema: tls sni ${f} missing`);
+  return { type: 'object', additionalProperties: false, required: ['mode'], properties: props };
+}
+
 export function policySchema(): Schema {
   const common = {
     type: { type: 'string' },
@@ -121,6 +155,7 @@ export function policySchema(): Schema {
       },
     },
     listen_port: int(1, 65535, "the daemon's listener port for this service"),
+    tls: ref('tls'),
   };
   // the loader's list and the schema's names come from one place
   for (const f of PROXY_SERVICE_FIELDS)
@@ -192,6 +227,7 @@ export function policySchema(): Schema {
         anyOf: [int(1, 0xffffffff, 'a 32-bit mark'), { type: 'string', pattern: '^0[xX][0-9a-fA-F]{1,8}$' }],
       },
       zone: { type: ['object', 'null'], additionalProperties: false, properties: zoneProps },
+      tls: tlsSchema(),
       router: typed(ROUTER_TYPES, ROUTER_FIELDS, ROUTER_PROPS),
       chainer: typed(CHAINER_TYPES, CHAINER_FIELDS, CHAINER_PROPS),
       service: {

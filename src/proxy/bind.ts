@@ -6,6 +6,7 @@ import type { Policy, ProxyService, SourcePos } from '../policy/index.ts';
 import { OptionProblems } from './core/module.ts';
 import type { CoreFactory } from './core/types.ts';
 import { proxyModule } from './registry.ts';
+import { compileTls, TlsPassthroughGate } from './tls/index.ts';
 
 export interface BoundProxy {
   /** The proxy's name (the policy's `proxy:`). */
@@ -52,7 +53,13 @@ export function bindProxies(policy: Policy): BoundProxies {
       }
       continue;
     }
-    services.set(s.name, { proxy: s.proxy, options, createCore: (context) => mod.create(context, options) });
+    // A `tls:` block puts the TLS layer in front of the proxy's own core (passthrough: decide on the
+    // ClientHello, then the proxy relays every byte unchanged).
+    const tls = s.tls ? compileTls(s.tls) : null;
+    const createCore: CoreFactory = tls
+      ? (context) => new TlsPassthroughGate(tls, mod.create(context, options))
+      : (context) => mod.create(context, options);
+    services.set(s.name, { proxy: s.proxy, options, createCore });
   }
   // In file order, as an editor lists them.
   errors.sort((a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0) || (a.pos?.col ?? 0) - (b.pos?.col ?? 0));

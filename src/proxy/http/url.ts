@@ -171,13 +171,4 @@ export function pathAndQuery(t: { path: string; query: string | null }): string 
   return t.query === null ? t.path : `${t.path}?${t.query}`;
 }
 
-/** Glob: `*` matches any run of characters, `?` one character; everything else literally. */
-export function globToRegExp(glob: string, caseInsensitive: boolean): RegExp {
-  let re = '^';
-  for (const c of glob) {
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else re += c.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
-  }
-  return new RegExp(`${re}$`, caseInsensitive ? 'is' : 's');
-}
+export { globToRegExp } from '../core/glob.ts';

@@ -19,10 +19,19 @@ import {
   SERVICE_COMMON_FIELDS,
   SERVICE_TYPES,
   SETTINGS_FIELDS,
+  TLS_CA_FIELDS,
+  TLS_FIELDS,
+  TLS_SNI_FIELDS,
   TOP_FIELDS,
   ZONE_FIELDS,
 } from '../../../src/policy/fields.ts';
-import { DENY_V4, DENY_V6 } from '../../../src/policy/model.ts';
+import {
+  DENY_V4,
+  DENY_V6,
+  TLS_MIN_VERSIONS,
+  TLS_MODES,
+  TLS_SNI_MISSING,
+} from '../../../src/policy/model.ts';
 import { errorsMarkdown } from './errors-doc.ts';
 
 describe('policy docs', () => {
@@ -56,6 +65,12 @@ describe('policy docs', () => {
       ...Object.keys(PROTO_NAMES),
       ...DENY_V4,
       ...DENY_V6,
+      ...TLS_FIELDS,
+      ...TLS_SNI_FIELDS,
+      ...TLS_CA_FIELDS,
+      ...TLS_MODES,
+      ...TLS_MIN_VERSIONS,
+      ...TLS_SNI_MISSING,
     ]);
     for (const w of words) assert.ok(md.includes(`\`${w}\``), `docs/policy.md does not mention \`${w}\``);
   });

@@ -60,6 +60,10 @@ const DETAILS: Record<string, string> = {
     'Warning. A network was written with host bits set (`198.18.1.7/24`); it is used as the masked network (`198.18.1.0/24`), as KZorp does.',
   TZ1506:
     "Warning. The rule's conditions contradict each other (ICMP type/code with a non-ICMP protocol, ports on a protocol without ports): it matches nothing.",
+  TZ1530:
+    "Warning. A proxy service's `tls` block sets `server_verify: false`: tzorp accepts whatever certificate the server presents, so anyone between tzorp and the server can read and change the traffic. Leave it on and give `server_ca_file` for private CAs.",
+  TZ1531:
+    'Warning. A `tls` setting that only inspect mode uses (`ca`, `server_verify`, `server_ca_file`) is given in passthrough mode, where tzorp never terminates TLS: it has no effect.',
   TZ3008:
     '`reload` after `stop` was asked (the daemon is draining or stopped). `status`, `sessions`, `log` and `stop` are still answered while it drains.',
   TZ3009:

@@ -1,0 +1,225 @@
+// The TLS passthrough gate: a core placed in front of a service's own core (plug) that reads the
+// client's ClientHello, decides on it (sni-policy.ts), and then hands the session to the inner core
+// with every byte the client sent, the ClientHello included, so the server sees the client's own
+// handshake and the client sees the server's own certificate. Nothing is decrypted.
+//
+// States (one handler each):
+//
+//   init ──start──▶ hello ──hello accepted──▶ handover ──held bytes delivered──▶ relay
+//                     │ refused / bad hello / timeout / client gone            (the inner core's
+//                     ▼                                                         events, untouched)
+//                    done ◀── (the inner core says done itself in handover and relay)
+//
+// hello: client bytes are collected (bounded by maxHelloBytes) and read again on each arrival; the
+//   server is not contacted. A refusal sends a fatal alert (access_denied, unrecognized_name,
+//   protocol_version or the reader's decode_error) and closes: `tls.violation`, DENIED_BY_POLICY.
+// handover: the inner core got 'start'. Most cores pause the client until their server is connected
+//   (plug does); the collected bytes, and anything that still arrives, are held until the inner core
+//   resumes the client, then delivered in order as ordinary 'data'/'end' events.
+// relay: every event goes to the inner core as it is; the gate adds nothing per event.
+import { ProtocolError } from '../../errors.ts';
+import { assertNever, type CoreDescription, Outbox } from '../core/index.ts';
+import type { ProxyCommand, ProxyCore, ProxyEvent } from '../core/types.ts';
+import { alertRecord, type ClientHello, readClientHello, versionName } from './client-hello.ts';
+import { type CompiledTls, decideHello } from './sni-policy.ts';
+
+type State = 'init' | 'hello' | 'handover' | 'relay' | 'done';
+
+/** The gate's own timer; the inner core's timers pass through untouched. */
+const HELLO_TIMER = 'tls.hello';
+
+export class TlsPassthroughGate implements ProxyCore {
+  private state: State = 'init';
+  private readonly out = new Outbox('tls');
+  private startEvent: Extract<ProxyEvent, { type: 'start' }> | null = null;
+  private collected: Uint8Array = new Uint8Array(0);
+  private hello: ClientHello | null = null;
+  /** Client events held in handover while the inner core has the client paused. */
+  private held: ProxyEvent[] = [];
+  private innerPausedClient = false;
+
+  constructor(
+    private readonly policy: CompiledTls,
+    private readonly inner: ProxyCore,
+  ) {}
+
+  handle(ev: ProxyEvent): ProxyCommand[] {
+    switch (this.state) {
+      case 'relay':
+        return this.inner.handle(ev);
+      case 'handover':
+        return this.onHandover(ev);
+      case 'init':
+        this.onInit(ev);
+        return this.out.take();
+      case 'hello':
+        return this.onHello(ev);
+      case 'done':
+        return [];
+      default:
+        return assertNever(this.state, 'state');
+    }
+  }
+
+  describe(): CoreDescription {
+    return {
+      proxy: 'tls',
+      state: this.state,
+      collected_bytes: this.collected.length,
+      held_events: this.held.length,
+      sni: this.hello?.sni ?? null,
+      inner: this.state === 'handover' || this.state === 'relay' ? this.inner.describe() : null,
+    };
+  }
+
+  private onInit(ev: ProxyEvent): void {
+    if (ev.type === 'start') {
+      this.startEvent = ev;
+      this.state = 'hello';
+      this.out.emit({ type: 'setTimer', timer: HELLO_TIMER, ms: this.policy.helloTimeoutMs });
+    } else if (ev.type === 'abort') this.state = 'done';
+  }
+
+  private onHello(ev: ProxyEvent): ProxyCommand[] {
+    switch (ev.type) {
+      case 'data': {
+        if (ev.stream !== 'client') break;
+        const next = new Uint8Array(this.collected.length + ev.data.length);
+        next.set(this.collected);
+        next.set(ev.data, this.collected.length);
+        this.collected = next;
+        let hello: ClientHello | null;
+        try {
+          hello = readClientHello(this.collected, this.policy.maxHelloBytes);
+        } catch (e) {
+          if (!(e instanceof ProtocolError)) throw e;
+          this.refuse(e.reply, e.message);
+          break;
+        }
+        if (hello === null) break; // need more
+        this.hello = hello;
+        const d = decideHello(hello, this.policy);
+        if (!d.ok) {
+          this.refuse(d.alert, d.reason);
+          break;
+        }
+        return this.accept(ev.now, hello, d.matched);
+      }
+      case 'end':
+      case 'closed':
+        if (ev.stream !== 'client') break;
+        this.out.violation('Client closed before a complete ClientHello', {
+          received_bytes: this.collected.length,
+        });
+        this.finish('DENIED_BY_POLICY', 'client closed before a complete TLS ClientHello');
+        break;
+      case 'timer':
+        if (ev.timer !== HELLO_TIMER) break;
+        this.out.violation('No complete ClientHello in time', {
+          timeout_ms: this.policy.helloTimeoutMs,
+          received_bytes: this.collected.length,
+        });
+        this.finish('DENIED_BY_POLICY', `no TLS ClientHello within ${this.policy.helloTimeoutMs} ms`);
+        break;
+      case 'abort':
+        this.finish('ACCEPTED', `aborted: ${ev.reason}`);
+        break;
+      case 'start':
+      case 'drain':
+      case 'connected':
+      case 'connectFailed':
+      case 'listening':
+      case 'listenFailed':
+      case 'accepted':
+        break; // nothing is connected or listening before the hello is decided
+      default:
+        assertNever(ev, 'event');
+    }
+    return this.out.take();
+  }
+
+  /** Refuse the handshake: a fatal alert, a close, the reason logged; the server is never contacted. */
+  private refuse(alert: number, reason: string): void {
+    this.out.send('client', alertRecord(alert));
+    this.out.violation('TLS handshake refused', {
+      reason,
+      alert,
+      sni: this.hello?.sni ?? null,
+      offered_max_version: this.hello ? versionName(this.hello.maxVersion) : null,
+      alpn: this.hello?.alpn.join(',') ?? null,
+    });
+    this.finish('DENIED_BY_POLICY', `TLS: ${reason}`);
+  }
+
+  private finish(verdict: 'DENIED_BY_POLICY' | 'ACCEPTED', info: string): void {
+    this.state = 'done';
+    this.out.end(verdict, info, {
+      clearTimers: [HELLO_TIMER],
+      close: ['client'],
+      account: this.accountFields(),
+    });
+  }
+
+  private accountFields(): Record<string, string | number> {
+    const h = this.hello;
+    return {
+      tls_mode: this.policy.mode,
+      tls_sni: h?.sni ?? '',
+      tls_offered_max_version: h ? versionName(h.maxVersion) : '',
+      tls_alpn_offered: h ? h.alpn.join(',') : '',
+    };
+  }
+
+  private accept(now: number, hello: ClientHello, matched: string | null): ProxyCommand[] {
+    this.out.emit({ type: 'clearTimer', timer: HELLO_TIMER });
+    this.out.log('tls.session', 'info', 'TLS ClientHello accepted; relaying unchanged', {
+      mode: this.policy.mode,
+      sni: hello.sni,
+      offered_max_version: versionName(hello.maxVersion),
+      offered_versions: (hello.supportedVersions.length > 0 ? hello.supportedVersions : [hello.legacyVersion])
+        .map(versionName)
+        .join(','),
+      alpn: hello.alpn.join(','),
+      sni_allow_matched: matched,
+    });
+    this.out.emit({ type: 'account', fields: this.accountFields() });
+    this.state = 'handover';
+    const cmds = this.out.take();
+    const start = { ...this.startEvent!, now };
+    this.held.push({ type: 'data', now, stream: 'client', data: this.collected });
+    this.collected = new Uint8Array(0);
+    cmds.push(...this.track(this.inner.handle(start)));
+    cmds.push(...this.flushHeld());
+    return cmds;
+  }
+
+  private onHandover(ev: ProxyEvent): ProxyCommand[] {
+    if (ev.type === 'timer' && ev.timer === HELLO_TIMER) return [];
+    if ((ev.type === 'data' || ev.type === 'end') && ev.stream === 'client' && this.innerPausedClient) {
+      this.held.push(ev);
+      return [];
+    }
+    const cmds = this.track(this.inner.handle(ev));
+    cmds.push(...this.flushHeld());
+    return cmds;
+  }
+
+  /** Deliver held client events while the inner core reads the client; relay once none are left. */
+  private flushHeld(): ProxyCommand[] {
+    const cmds: ProxyCommand[] = [];
+    while (this.held.length > 0 && !this.innerPausedClient) {
+      cmds.push(...this.track(this.inner.handle(this.held.shift()!)));
+    }
+    if (this.held.length === 0 && !this.innerPausedClient && this.state === 'handover') this.state = 'relay';
+    return cmds;
+  }
+
+  /** Follows the inner core's pause/resume of the client stream. */
+  private track(cmds: ProxyCommand[]): ProxyCommand[] {
+    for (const c of cmds) {
+      if (c.type === 'pause' && c.stream === 'client') this.innerPausedClient = true;
+      else if (c.type === 'resume' && c.stream === 'client') this.innerPausedClient = false;
+    }
+    return cmds;
+  }
+}

@@ -1,0 +1,12 @@
+// The TLS layer of proxy services (docs/tls.md). Public surface.
+export {
+  ALERT,
+  alertRecord,
+  type ClientHello,
+  isGrease,
+  readClientHello,
+  TLS_VERSION_NAMES,
+  versionName,
+} from './client-hello.ts';
+export { TlsPassthroughGate } from './gate.ts';
+export { type CompiledTls, compileTls, decideHello, type HelloDecision } from './sni-policy.ts';
