@@ -25,13 +25,7 @@ import {
   TOP_FIELDS,
   ZONE_FIELDS,
 } from '../../../src/policy/fields.ts';
-import {
-  DENY_V4,
-  DENY_V6,
-  TLS_MIN_VERSIONS,
-  TLS_MODES,
-  TLS_SNI_MISSING,
-} from '../../../src/policy/model.ts';
+import { DENY_V4, DENY_V6, TLS_MIN_VERSIONS, TLS_MODES, TLS_SNI_MISSING } from '../../../src/policy/model.ts';
 import { errorsMarkdown } from './errors-doc.ts';
 
 describe('policy docs', () => {

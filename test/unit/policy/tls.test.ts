@@ -24,7 +24,9 @@ function service(text: string): ProxyService {
 }
 
 test('passthrough with an SNI policy resolves; globs lower case; missing defaults to reject with an allow list', () => {
-  const s = service(policy('{ mode: passthrough, sni: { allow: ["*.Example.ORG"], deny: [bad.example.org] } }'));
+  const s = service(
+    policy('{ mode: passthrough, sni: { allow: ["*.Example.ORG"], deny: [bad.example.org] } }'),
+  );
   assert.equal(s.tls?.mode, 'passthrough');
   assert.deepEqual(s.tls?.sni, { allow: ['*.example.org'], deny: ['bad.example.org'], missing: 'reject' });
   assert.equal(s.tls?.minVersion, 'TLSv1.2');
@@ -46,12 +48,47 @@ test('no tls block: no tls layer', () => {
 for (const [name, tls, proxy, code, marker, re] of [
   ['mode missing', '{ sni: { allow: [a.example] } }', 'plug', 'TZ1012', 'tls:', /has no 'mode'/],
   ['unknown mode', '{ mode: bump }', 'plug', 'TZ1013', 'bump', /not one of: passthrough, inspect/],
-  ['inspect is not available yet', '{ mode: inspect, ca: { cert: /c, key: /k } }', 'http', 'TZ1013', 'inspect', /not available in this version/],
-  ['passthrough on the HTTP proxy', '{ mode: passthrough }', 'http', 'TZ1041', 'passthrough', /only proxy 'plug'/],
-  ['a bad glob', '{ mode: passthrough, sni: { deny: ["bad name"] } }', 'plug', 'TZ1013', '"bad name"', /not a host name glob/],
+  [
+    'inspect is not available yet',
+    '{ mode: inspect, ca: { cert: /c, key: /k } }',
+    'http',
+    'TZ1013',
+    'inspect',
+    /not available in this version/,
+  ],
+  [
+    'passthrough on the HTTP proxy',
+    '{ mode: passthrough }',
+    'http',
+    'TZ1041',
+    'passthrough',
+    /only proxy 'plug'/,
+  ],
+  [
+    'a bad glob',
+    '{ mode: passthrough, sni: { deny: ["bad name"] } }',
+    'plug',
+    'TZ1013',
+    '"bad name"',
+    /not a host name glob/,
+  ],
   ['unknown field', '{ mode: passthrough, snii: {} }', 'plug', 'TZ1011', 'snii', /unknown field 'snii'/],
-  ['bad min_version', '{ mode: passthrough, min_version: TLSv1.0 }', 'plug', 'TZ1013', 'TLSv1.0', /min_version/],
-  ['bad missing', '{ mode: passthrough, sni: { missing: maybe } }', 'plug', 'TZ1013', 'maybe', /accept, reject/],
+  [
+    'bad min_version',
+    '{ mode: passthrough, min_version: TLSv1.0 }',
+    'plug',
+    'TZ1013',
+    'TLSv1.0',
+    /min_version/,
+  ],
+  [
+    'bad missing',
+    '{ mode: passthrough, sni: { missing: maybe } }',
+    'plug',
+    'TZ1013',
+    'maybe',
+    /accept, reject/,
+  ],
 ] as const) {
   test(`error at file:line:col: ${name}`, () => {
     const text = policy(tls, proxy);
