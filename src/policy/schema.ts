@@ -121,10 +121,10 @@ function tlsSchema(): Schema {
     },
     min_version: { enum: [...TLS_MIN_VERSIONS] },
   };
-  for (const f of TLS_FIELDS) if (!(f in props)) throw new Error(`schema: tls ${f} missing`);
+  for (const f of TLS_FIELDS) if (!(f in props)) throw new TzorpError('INTERNAL', `schema: tls ${f} missing`);
   for (const f of TLS_SNI_FIELDS)
     if (!(f in (props.sni as { properties: Schema }).properties))
-      throw new Error(`schema: tls sni ${f} missing`);
+      throw new TzorpError('INTERNAL', `schema: tls sni ${f} missing`);
   return { type: 'object', additionalProperties: false, required: ['mode'], properties: props };
 }
 
