@@ -1,7 +1,20 @@
-// Every default value in one place, with its unit in its name (design.md, house style 7).
-// A value here is what tzorp uses when the policy or the command line does not say otherwise.
+// Every default value and tunable in one place, with its unit in its name (design.md, house style 7).
+// A value here is what tzorp uses when the policy or the command line does not say otherwise; the
+// reason for a value is next to it. The object is deep-frozen (nothing can change a default at run
+// time) and test/unit/defaults.test.ts pins every value, so a change here is a deliberate one.
+// `tzorp run --print-config` prints these with the command line applied; `tzorp status --json` shows
+// the running daemon's (field `config`).
 
-export const DEFAULTS = {
+/** Freezes `o` and everything in it. */
+export function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+export const DEFAULTS = deepFreeze({
   // kernel
   tproxyMark: 0x80000000, // Zorp's reserved mark bit; policy routing sends marked packets to `table`
   serviceMarkMask: 0x0000ffff, // conntrack-mark bits carrying the service id (65535 services)
@@ -21,12 +34,20 @@ export const DEFAULTS = {
   maxYamlAliasCount: 100, // YAML alias expansion limit ("billion laughs")
   maxYamlPolicyBytes: 8 * 1024 * 1024, // the yaml package needs ~100 B of memory per byte: larger -> JSON
   maxPolicyErrors: 1000, // errors (and, separately, warnings) reported per load; the rest are counted
+  maxJsonNesting: 1000, // containers nested deeper are refused; the policy format needs fewer than 10 levels
+  maxOptionPositions: 10_000, // option positions kept per proxy service (ProxyService.optionPositions)
+  maxSuggestNames: 10_000, // "did you mean" over more names is skipped: it costs O(names) per unknown name
+  maxLintPairs: 2_000_000, // rule pairs compared at most (shadowing, ties are pairwise): bounds lint time
+  maxLintReachScan: 20_000, // networks scanned to prove a zone owns an address (LPM leaves it something)
   // proxies, shared
   connectTimeoutMs: 30_000,
   idleTimeoutMs: 600_000, // Zorp plug `timeout` 600000 ms
   failoverStateTimeoutMs: 60_000, // Zorp StateBasedChainer timeout_state
   relayBufferBytes: 64 * 1024, // per direction before reading pauses (backpressure)
   closeFlushTimeoutMs: 30_000, // a closing stream's peer gets this long to take our last bytes, then a reset
+  forgePortRandomMin: 1024, // forge_port random draws from here up: outside the well-known range, as Zorp
+  forgePortRandomMax: 65535,
+  forgePortRandomTries: 16, // random ports tried before giving up on EADDRINUSE
   // FTP proxy (Zorp's FtpProxy attribute defaults, zorp:`pylib/Zorp/Ftp.py`)
   ftpMaxLineBytes: 255, // max_line_length: RFC 959 commands are short; bounds each buffered line
   ftpMaxUsernameBytes: 32, // max_username_length
@@ -59,7 +80,28 @@ export const DEFAULTS = {
   // daemon
   controlSocketPath: '/run/tzorp/control.sock',
   stopDrainTimeoutMs: 30_000,
+  listenBacklog: 4096, // listen() backlog of proxy listeners: room for bursts while workers are busy
+  workerStartTimeoutMs: 60_000, // a new worker must be ready by then (from source, tsx compiles first)
+  workerRestartDelayMs: 1_000, // a crashing worker is restarted at most this often: one dying at start must not spin
+  rateTickMs: 5_000, // how often the session-rate averages are updated (the load-average interval)
+  sessionIdBlockSize: 256, // session numbers per block: refills rare, gaps readable
+  sessionIdRefillAt: 64, // a worker asks for its next block when this many numbers are left
+  maxControlLineBytes: 64 * 1024, // a longer control request line is refused: bounded memory per client
+  maxControlReplyBytes: 64 * 1024 * 1024, // answers (sessions lists) may be long; the client refuses more
+  controlRequestTimeoutMs: 10_000, // how long a control command waits for the daemon's answer
+  controlStopReplyGraceMs: 120_000, // `tzorp stop` waits this long beyond the drain timeout (flush, exit)
   logFormat: 'text', // Zorp's readable lines; 'json' for log shippers
   logVerbosity: 3, // Zorp's default --verbose
   logSpec: 'core.summary:4', // Zorp writes the connection summary at level 4: keep it by default
-} as const;
+  // lab (tzorp lab, tzorp demo): generous for a loaded CI machine; a healthy lab answers in milliseconds
+  labStartTimeoutMs: 60_000, // servers and tzorp must be up by then (a healthy start takes seconds)
+  labStopGraceMs: 3_000, // between SIGTERM and SIGKILL on `down`: lab sessions need not survive
+  labClientTimeoutS: 15, // one client command (FTP with its data connection, through a proxy)
+  labLogSettleMs: 5_000, // wait for a row's log lines (written within milliseconds)
+  labLogMinWaitMs: 200, // a refused row waits this long: a connection that got through would show by then
+  labProbeConnectTimeoutMs: 3_000, // a SYN unanswered this long was dropped, not delayed
+  labProbeReadTimeoutMs: 5_000, // a banner through a proxy needs the server connection first
+  labMaxResponseBytes: 1024 * 1024 * 1024, // GET /bytes/N at most: watch throughput, fill no disk
+} as const);
+
+export type Defaults = typeof DEFAULTS;

@@ -1,13 +1,14 @@
 // The CLI's end of the control socket. No daemon (no socket file, nobody listening, or no answer in
 // time) is DAEMON_NOT_RUNNING naming the socket path, which the CLI reports with exit code 1.
+
 import net from 'node:net';
+import { DEFAULTS } from '../defaults.ts';
 import { idOfCode, TzorpError } from '../errors.ts';
 import {
   type ControlErrorBody,
   type ControlRequest,
   type ControlResponse,
   LineDecoder,
-  MAX_CONTROL_REPLY_BYTES,
 } from './control-protocol.ts';
 
 type Body<R> = R extends unknown ? Omit<R, 'id'> : never;
@@ -21,7 +22,7 @@ export class ControlError extends TzorpError {
 }
 
 export interface RequestOptions {
-  /** How long to wait for the answer (stop waits for the drain). Default 10 s. */
+  /** How long to wait for the answer (stop waits for the drain). Default DEFAULTS.controlRequestTimeoutMs. */
   timeoutMs?: number;
 }
 
@@ -31,10 +32,10 @@ export async function controlRequest<T = unknown>(
   req: Body<ControlRequest>,
   opts: RequestOptions = {},
 ): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? DEFAULTS.controlRequestTimeoutMs;
   const res = await new Promise<ControlResponse>((resolve, reject) => {
     const sock = net.connect(path);
-    const decoder = new LineDecoder(MAX_CONTROL_REPLY_BYTES);
+    const decoder = new LineDecoder(DEFAULTS.maxControlReplyBytes);
     let connected = false;
     let settled = false;
     const finish = (f: () => void) => {

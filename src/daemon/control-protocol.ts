@@ -4,12 +4,8 @@
 // "errors":["file:line:col: TZ1031 ..."]}}`. Several requests may share a connection; answers come in
 // request order. This file is pure: framing, validation and the shapes of the results.
 import { TzorpError } from '../errors.ts';
+import type { EffectiveConfig } from './config.ts';
 import type { DaemonState } from './lifecycle.ts';
-
-/** A request line longer than this is refused and the connection closed: bounded memory per client. */
-export const MAX_CONTROL_LINE_BYTES = 64 * 1024;
-/** Answers (sessions lists) may be long; the client refuses more than this. */
-export const MAX_CONTROL_REPLY_BYTES = 64 * 1024 * 1024;
 
 export type ControlRequest =
   | { id: number; cmd: 'status' }
@@ -69,6 +65,8 @@ export interface StatusResult {
   /** Sessions of older generations still running. */
   oldGenerations: { generation: number; sessions: number }[];
   services: ServiceStatus[];
+  /** Every tunable and run setting the daemon runs with (tzorp run --print-config prints the same). */
+  config: EffectiveConfig;
 }
 
 export interface EndpointInfo {

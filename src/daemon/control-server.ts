@@ -1,16 +1,17 @@
 // The daemon's end of the control socket: a UNIX stream socket only root (the owner) can use (0600 in
 // a 0700 directory when tzorp creates the directory). A stale socket file left by a killed daemon is
 // replaced; a socket another daemon still answers on is not (DAEMON_ALREADY_RUNNING).
+
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
+import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import {
   type ControlRequest,
   type ControlResponse,
   errorBody,
   LineDecoder,
-  MAX_CONTROL_LINE_BYTES,
   parseRequest,
 } from './control-protocol.ts';
 
@@ -74,7 +75,7 @@ export class ControlServer {
   private serve(sock: net.Socket): void {
     this.clients.add(sock);
     sock.setEncoding('utf8');
-    const decoder = new LineDecoder(MAX_CONTROL_LINE_BYTES);
+    const decoder = new LineDecoder(DEFAULTS.maxControlLineBytes);
     // Answers go out in request order even when handlers finish out of order.
     let chain = Promise.resolve();
     const reply = (r: ControlResponse) => {

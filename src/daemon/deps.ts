@@ -1,14 +1,12 @@
 // The daemon's real collaborators: the policy loader, the proxy registry (names and option parsers),
 // the kernel module (compile, apply, flush) and the native addon (transparent listening sockets).
+import { DEFAULTS } from '../defaults.ts';
 import type { TzorpError } from '../errors.ts';
 import { applyPolicy, type Compiled, compilePolicy, flushTzorp, type TableModel } from '../kernel/index.ts';
 import { closeFd, listenFd } from '../native/index.ts';
 import { type LoadResult, loadPolicyFile, type Policy } from '../policy/index.ts';
 import { bindProxies } from '../proxy/index.ts';
 import type { DaemonDeps } from './primary.ts';
-
-/** listen() backlog of the proxy listeners: room for connection bursts while workers are busy. */
-const LISTEN_BACKLOG = 4096;
 
 type Loader = (file: string) => Promise<LoadResult>;
 
@@ -58,7 +56,7 @@ export function realDeps(load: Loader = loadPolicy): DaemonDeps {
       await flushTzorp();
     },
     listenFd: (host, port, family) =>
-      listenFd(host, port, { transparent: true, v6Only: family === 6, backlog: LISTEN_BACKLOG }),
+      listenFd(host, port, { transparent: true, v6Only: family === 6, backlog: DEFAULTS.listenBacklog }),
     closeFd,
   };
 }

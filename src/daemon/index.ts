@@ -9,6 +9,7 @@
 // itself.
 
 export type { Admission, AdmissionLedger } from './admission.ts';
+export { type EffectiveConfig, effectiveConfig, type RunSettings, type Tunables } from './config.ts';
 export {
   addControlOption,
   ask,

@@ -7,8 +7,10 @@
 // node:cluster is not used: a cluster worker cannot listen on a handle it was sent (cluster routes
 // every listen through the primary's port/fd lookup), and it would hand socket ownership to cluster's
 // reference counting.
+
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { DEFAULTS } from '../defaults.ts';
 import { isCompiled, siblingModule } from '../entry.ts';
 import { idOfCode, TzorpError } from '../errors.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
@@ -20,9 +22,6 @@ type Untagged<M> = M extends { rid: number } ? Omit<M, 'rid'> : M;
 export const WORKER_ENTRY = isCompiled(import.meta.url)
   ? siblingModule(import.meta.url, './worker-main')
   : fileURLToPath(new URL('./worker-entry.mjs', import.meta.url));
-
-/** How long a new worker may take to start (from source, tsx compiles the sources on first load), ms. */
-export const WORKER_START_TIMEOUT_MS = 60_000;
 
 function worker(message: string): TzorpError {
   return new TzorpError('DAEMON_WORKER', message);
@@ -85,9 +84,9 @@ export class WorkerPool {
       const timer = setTimeout(() => {
         if (!ready) {
           w.kill('SIGKILL');
-          reject(worker(`worker ${index} did not start within ${WORKER_START_TIMEOUT_MS} ms`));
+          reject(worker(`worker ${index} did not start within ${DEFAULTS.workerStartTimeoutMs} ms`));
         }
-      }, WORKER_START_TIMEOUT_MS);
+      }, DEFAULTS.workerStartTimeoutMs);
       w.on('message', (msg: FromWorker) => {
         if (!msg || typeof msg !== 'object' || !('t' in msg)) return;
         if (msg.t === 'ready') {

@@ -11,6 +11,7 @@ import type { SysctlCheck } from '../kernel/index.ts';
 import type { LoadResult, Policy } from '../policy/index.ts';
 import { AdmissionLedger } from './admission.ts';
 import { ClientLimits, type LimitName } from './client-limits.ts';
+import type { EffectiveConfig } from './config.ts';
 import type {
   ControlRequest,
   LogResult,
@@ -58,10 +59,9 @@ export interface DaemonOptions {
   kernel: boolean;
   metrics: { host: string; port: number } | null;
   stopTimeoutMs: number;
+  /** The effective configuration (config.ts): what `status` reports, and the tunables the daemon uses. */
+  config: EffectiveConfig;
 }
-
-/** Restarting a crashing worker at most this often (ms): a worker that dies at start must not spin. */
-const WORKER_RESTART_DELAY_MS = 1_000;
 
 function listenPortsOf(g: Generation): Map<string, number> {
   return new Map([...g.compiled.listeners].map(([name, l]) => [name, l.v4.port]));
@@ -218,7 +218,7 @@ export class Daemon {
           error: (e as Error).message,
         }),
       );
-    }, WORKER_RESTART_DELAY_MS);
+    }, this.opts.config.workerRestartDelayMs);
   }
 
   /** A restarted worker joins only once it runs the current generation: until then status, sessions,
@@ -477,6 +477,7 @@ export class Daemon {
       controlSocket: this.opts.controlPath,
       kernel: this.opts.kernel,
       log: { verbosity: this.log.levels.verbosity, spec: this.log.levels.spec, format: this.opts.log.format },
+      config: this.opts.config,
     };
   }
 

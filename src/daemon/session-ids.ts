@@ -3,11 +3,7 @@
 // numbers; a worker asks for its next block when the current one runs low, so taking an id is
 // synchronous and needs no round trip in the common case. Ids are unique, not gap-free: a worker that
 // exits leaves the rest of its block unused.
-
-/** Numbers per block. Large enough that refills are rare, small enough that gaps stay readable. */
-export const ID_BLOCK_SIZE = 256;
-/** Ask for the next block when this many numbers are left in the current one. */
-export const ID_REFILL_AT = 64;
+import { DEFAULTS } from '../defaults.ts';
 
 export interface IdBlock {
   service: string;
@@ -23,7 +19,7 @@ export function sessionId(service: string, n: number): string {
 export class IdBlockAllocator {
   private readonly next = new Map<string, number>();
 
-  constructor(private readonly blockSize = ID_BLOCK_SIZE) {}
+  constructor(private readonly blockSize: number = DEFAULTS.sessionIdBlockSize) {}
 
   allocate(service: string): IdBlock {
     const first = this.next.get(service) ?? 1;
@@ -45,7 +41,7 @@ export class SessionIdSource {
 
   constructor(
     private readonly request: (service: string) => void,
-    private readonly refillAt = ID_REFILL_AT,
+    private readonly refillAt: number = DEFAULTS.sessionIdRefillAt,
   ) {}
 
   private pool(service: string): Pool {

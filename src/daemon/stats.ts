@@ -1,9 +1,7 @@
 // Per-service session statistics as Zorp's SZIG shows them (zorp-semantics.md 7.2): sessions running
 // and total, and the session start rate averaged over 1, 5 and 15 minutes the way the kernel's load
-// average is (exponentially damped, sampled every RATE_TICK_MS). Time comes from the caller: pure.
+// average is (exponentially damped, sampled every DEFAULTS.rateTickMs). Time comes from the caller: pure.
 
-/** How often the averages are updated; the load-average interval. */
-export const RATE_TICK_MS = 5_000;
 const WINDOWS_MS = { m1: 60_000, m5: 300_000, m15: 900_000 } as const;
 
 export interface Rates {
@@ -36,7 +34,7 @@ export class RateMeter {
     this.pending++;
   }
 
-  /** Fold the events since the last tick into the averages; call every RATE_TICK_MS or so. */
+  /** Fold the events since the last tick into the averages; call every DEFAULTS.rateTickMs or so. */
   tick(nowMs: number): void {
     const dt = nowMs - this.lastTickMs;
     if (dt <= 0) return;

@@ -1,8 +1,10 @@
 // A worker process: wires WorkerRuntime to the real modules (engine, net driver, proxies, native
 // SO_MARK) and to the primary over IPC. The primary sends each listening socket once ('listener',
 // with the handle), then generations to prepare and commit.
+
 import net from 'node:net';
 import { register as metricsRegistry } from 'prom-client';
+import { DEFAULTS } from '../defaults.ts';
 import { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
 import { getMark, socketFd } from '../native/index.ts';
@@ -15,7 +17,7 @@ import { LogLevels } from './log-spec.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { dropWorkerPrivileges } from './privileges.ts';
 import { SessionIdSource } from './session-ids.ts';
-import { RATE_TICK_MS, ServiceStats } from './stats.ts';
+import { ServiceStats } from './stats.ts';
 import { WorkerRuntime } from './worker.ts';
 
 // tzorp run --user: a worker started by the primary while still root becomes the user before anything
@@ -41,7 +43,7 @@ let zlog: ZorpLog | null = null;
 const metrics = new WorkerMetrics();
 const stats = new ServiceStats();
 const ids = new SessionIdSource((service) => send({ t: 'wantIds', service }));
-setInterval(() => stats.tick(), RATE_TICK_MS).unref();
+setInterval(() => stats.tick(), DEFAULTS.rateTickMs).unref();
 
 function reply(rid: number, p: Promise<unknown> | unknown): void {
   Promise.resolve(p).then(

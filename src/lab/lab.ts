@@ -2,12 +2,14 @@
 // servers and tzorp in them, and takes all of it down again. The state file (state.ts) is written
 // before the first namespace exists and after every step, so `down` can clean up after a lab that
 // failed half-way, after a crash of `up`, or twice.
+
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../daemon/control-client.ts';
 import type { StatusResult } from '../daemon/control-protocol.ts';
+import { DEFAULTS } from '../defaults.ts';
 import { nodeEntryArgs, siblingModule } from '../entry.ts';
 import { type ErrorId, TzorpError } from '../errors.ts';
 import {
@@ -48,13 +50,6 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
  * lab unchanged), else "lab". */
 export const DEFAULT_LAB_NAME = process.env.TZORP_LAB_NAME || 'lab';
 export const DEFAULT_LAB_POLICY = join(REPO_ROOT, 'examples/policy.yaml');
-
-/** How long servers and tzorp get to come up before `up` gives up (ms): generous for a loaded CI box;
- * a healthy start takes well under a second for the servers and a few seconds for tzorp. */
-const START_TIMEOUT_MS = 60_000;
-/** Between SIGTERM and SIGKILL on `down` (ms): the daemon drains sessions on SIGTERM, but a lab's
- * sessions do not need to survive their namespaces. */
-const STOP_GRACE_MS = 3_000;
 
 export interface LabUpOptions {
   name: string;
@@ -196,7 +191,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
         }
         return tail(state.logs.servers, 1000).includes('"event":"ready"') ? true : undefined;
       },
-      START_TIMEOUT_MS,
+      DEFAULTS.labStartTimeoutMs,
     );
     const vsftpd = state.processes[1] as LabProcessRecord;
     await waitUntil(
@@ -207,7 +202,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
         const r = await runIn(ns.server, ['ss', '-Hltn', `sport = :${LAB_PORTS.ftp}`], { allowFail: true });
         return r.stdout.trim() ? true : undefined;
       },
-      START_TIMEOUT_MS,
+      DEFAULTS.labStartTimeoutMs,
     );
 
     if (!wantTzorp) {
@@ -244,7 +239,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
             ? true
             : undefined;
         },
-        START_TIMEOUT_MS,
+        DEFAULTS.labStartTimeoutMs,
       );
       state.firewall = { mode: 'run', detail: `tzorp run ${policy.file}`, controlSocket: control };
     } else if (tzorpCommand('apply') && policy) {
@@ -254,7 +249,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
         [process.execPath, join(REPO_ROOT, 'bin/tzorp'), 'apply', policy.file, '--fix-sysctls'],
         {
           allowFail: true,
-          timeoutMs: START_TIMEOUT_MS,
+          timeoutMs: DEFAULTS.labStartTimeoutMs,
         },
       );
       if (r.code !== 0) throw new LabError(`tzorp apply failed in the firewall:\n${r.stderr || r.stdout}`);
@@ -319,7 +314,7 @@ export async function labDown(name: string): Promise<LabDownResult> {
   };
   const killed = alive();
   signal('SIGTERM');
-  const end = Date.now() + STOP_GRACE_MS;
+  const end = Date.now() + DEFAULTS.labStopGraceMs;
   while (alive().length && Date.now() < end) await sleep(50);
   signal('SIGKILL');
   // a forked vsftpd child may appear between the listing and the kill: look once more per namespace

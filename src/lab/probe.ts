@@ -2,7 +2,9 @@
 // administrator uses — connected (and the first line the server sent), reset (refused: a TCP RST,
 // e.g. a deny service's tcp-reset), unreachable (an ICMP error), or timeout (dropped silently).
 // `node --import tsx src/lab/probe-main.ts HOST PORT [SRC]` prints one ProbeResult as JSON.
+
 import { connect } from 'node:net';
+import { DEFAULTS } from '../defaults.ts';
 
 export type ProbeOutcome = 'connected' | 'reset' | 'unreachable' | 'timeout' | 'error';
 
@@ -15,13 +17,6 @@ export interface ProbeResult {
   localAddress: string | null;
   localPort: number | null;
 }
-
-/** How long a connect may take before it counts as dropped (ms). A lab's round trip is well under a
- * millisecond, so a SYN unanswered for this long was dropped, not delayed. */
-export const PROBE_CONNECT_TIMEOUT_MS = 3_000;
-/** How long to wait for a banner after connecting (ms): through a proxy the server's first line
- * needs the server connection first; generous for a loaded machine. */
-export const PROBE_READ_TIMEOUT_MS = 5_000;
 
 /** Pure: the outcome an errno stands for on Linux (ICMP errors map to these, RFC 1122 §4.2.3.9). */
 export function outcomeOf(errno: string): ProbeOutcome {
@@ -61,11 +56,11 @@ export function probe(host: string, port: number, src?: string): Promise<ProbeRe
     };
     let timer = setTimeout(
       () => finish({ outcome: 'timeout', errno: 'ETIMEDOUT' }),
-      PROBE_CONNECT_TIMEOUT_MS,
+      DEFAULTS.labProbeConnectTimeoutMs,
     );
     sock.on('connect', () => {
       clearTimeout(timer);
-      timer = setTimeout(() => finish({ outcome: 'connected', errno: null }), PROBE_READ_TIMEOUT_MS);
+      timer = setTimeout(() => finish({ outcome: 'connected', errno: null }), DEFAULTS.labProbeReadTimeoutMs);
     });
     let buf = '';
     sock.on('data', (d) => {

@@ -3,6 +3,7 @@
 // what the servers recorded, tzorp's log lines with the session id, the firewall's counters), and
 // whether the two agree. `npm run demo` prints them; test/netns/lab.test.ts asserts them.
 
+import { DEFAULTS } from '../defaults.ts';
 import { zoneIdent } from '../kernel/index.ts';
 import type { Service } from '../policy/model.ts';
 import { proxyModule } from '../proxy/index.ts';
@@ -38,11 +39,6 @@ export interface Scenario {
 }
 
 const UA_SENT = 'tzorp-demo/1.0';
-/** How long to wait for the servers' and tzorp's log lines of a row (ms): they are written within
- * milliseconds; the margin is for a loaded machine. A refused row waits LOG_MIN_WAIT_MS only, long
- * enough for a connection that wrongly got through to show up. */
-const LOG_SETTLE_MS = 5_000;
-const LOG_MIN_WAIT_MS = 200;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The connections the demo makes; the policy decides what happens to each. The addresses match
@@ -366,7 +362,7 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
     row.client = probeText(probe);
   }
   // The servers and tzorp write their logs as things happen, a little after the client is done: read
-  // until what a passing row needs is there (or LOG_SETTLE_MS passed; a refused row waits the minimum).
+  // until what a passing row needs is there (or DEFAULTS.labLogSettleMs passed; a refused row waits the minimum).
   const serverLines: string[] = [];
   const ftpLines: string[] = [];
   const tzLines: string[] = [];
@@ -382,8 +378,8 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
         sessionLines(tzLines, s.src, localPort).lines.some((l) => l.includes('summary')));
     return serverSide && session;
   };
-  const settleEnd = Date.now() + (refused ? LOG_MIN_WAIT_MS : LOG_SETTLE_MS);
-  await sleep(LOG_MIN_WAIT_MS);
+  const settleEnd = Date.now() + (refused ? DEFAULTS.labLogMinWaitMs : DEFAULTS.labLogSettleMs);
+  await sleep(DEFAULTS.labLogMinWaitMs);
   for (;;) {
     serverLines.push(...servers.take());
     ftpLines.push(...ftpLog.take());

@@ -3,9 +3,11 @@
 // with which client address (transparent relay vs. forge_addr) and which headers (HTTP rewriting).
 // One JSON object a line goes to the log file; the first line is {"event":"ready"} once every port
 // listens.
+
 import { appendFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { DEFAULTS } from '../defaults.ts';
 import { canonicalAddress } from '../policy/index.ts';
 
 export interface LabServersConfig {
@@ -32,10 +34,6 @@ export interface ServerRecord {
   /** Request headers as received: [name, value] pairs in order, names as sent. */
   headers?: [string, string][];
 }
-
-/** Largest body GET /bytes/N sends: enough to watch throughput, small enough not to fill a disk or a
- * terminal by accident. */
-const MAX_BYTES_RESPONSE = 1024 * 1024 * 1024;
 
 function plain(addr: string | undefined): string {
   if (!addr) return '?';
@@ -74,7 +72,7 @@ export function startLabServers(cfg: LabServersConfig): Promise<Server[]> {
     req.resume();
     const m = /^\/bytes\/(\d+)$/.exec(req.url ?? '');
     if (m && req.method === 'GET') {
-      const n = Math.min(Number(m[1]), MAX_BYTES_RESPONSE);
+      const n = Math.min(Number(m[1]), DEFAULTS.labMaxResponseBytes);
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(n) });
       const chunk = Buffer.alloc(64 * 1024, 0x61);
       let left = n;

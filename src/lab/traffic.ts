@@ -1,15 +1,13 @@
 // Real clients run inside lab nodes (curl for HTTP and FTP, the probe for bare TCP), and what the
 // other side recorded: the servers' log, vsftpd's protocol log, tzorp's log, the firewall's counters.
 // Used by the demo and by the lab's tests, so both check the same things.
+
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { DEFAULTS } from '../defaults.ts';
 import { nodeEntryArgs } from '../entry.ts';
 import type { ProbeResult } from './probe.ts';
 import type { ServerRecord } from './servers.ts';
 import { runIn } from './system.ts';
-
-/** Longest a single client command may take (ms): FTP with its data connection, through a proxy, on
- * a loaded machine. A healthy lab answers in milliseconds. */
-const CLIENT_TIMEOUT_S = 15;
 
 export interface HttpResult {
   ok: boolean;
@@ -31,14 +29,14 @@ export async function httpGet(
     '-sS',
     '-g',
     '--max-time',
-    String(CLIENT_TIMEOUT_S),
+    String(DEFAULTS.labClientTimeoutS),
     '-w',
     '\n%{http_code} %{local_port}',
   ];
   if (opts.userAgent) argv.push('-A', opts.userAgent);
   if (opts.src) argv.push('--interface', opts.src);
   argv.push(url);
-  const r = await runIn(ns, argv, { allowFail: true, timeoutMs: (CLIENT_TIMEOUT_S + 5) * 1000 });
+  const r = await runIn(ns, argv, { allowFail: true, timeoutMs: (DEFAULTS.labClientTimeoutS + 5) * 1000 });
   const lines = r.stdout.trimEnd().split('\n');
   const [code, port] = (lines.pop() ?? '').split(' ');
   const body = lines.join('\n');
@@ -70,10 +68,18 @@ export interface FtpResult {
 
 /** Downloads a file with curl inside a node, passive (EPSV/PASV) or active (EPRT/PORT). */
 export async function ftpGet(ns: string, url: string, mode: 'passive' | 'active'): Promise<FtpResult> {
-  const argv = ['curl', '-sS', '-g', '--max-time', String(CLIENT_TIMEOUT_S), '-w', '\n%{local_port}'];
+  const argv = [
+    'curl',
+    '-sS',
+    '-g',
+    '--max-time',
+    String(DEFAULTS.labClientTimeoutS),
+    '-w',
+    '\n%{local_port}',
+  ];
   if (mode === 'active') argv.push('-P', '-');
   argv.push(url);
-  const r = await runIn(ns, argv, { allowFail: true, timeoutMs: (CLIENT_TIMEOUT_S + 5) * 1000 });
+  const r = await runIn(ns, argv, { allowFail: true, timeoutMs: (DEFAULTS.labClientTimeoutS + 5) * 1000 });
   const i = r.stdout.lastIndexOf('\n');
   const port = Number(r.stdout.slice(i + 1));
   return {

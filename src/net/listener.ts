@@ -1,7 +1,9 @@
 // Listeners for diverted connections. A TPROXY target socket must have IP_TRANSPARENT /
 // IPV6_TRANSPARENT set (linux-tproxy.md step 2 and pitfall 1), which Node cannot do before bind:
 // the native addon makes the socket and net.Server adopts the fd.
+
 import net from 'node:net';
+import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import { listenFd, nativeAvailable } from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
@@ -17,7 +19,7 @@ export interface ListenerOptions {
   /** SO_REUSEPORT, so several worker processes can each open the same listener. */
   reusePort?: boolean;
   v6Only?: boolean;
-  /** listen() backlog (default 4096). */
+  /** listen() backlog (default DEFAULTS.listenBacklog). */
   backlog?: number;
   /** Each accepted connection, paused (nothing is read until the session starts) and half-open capable. */
   onConnection: (sock: net.Socket) => void;
@@ -39,7 +41,7 @@ export interface Listener {
 export async function openListener(opts: ListenerOptions): Promise<Listener> {
   const transparent = opts.transparent ?? true;
   const reusePort = opts.reusePort ?? false;
-  const backlog = opts.backlog ?? 4096;
+  const backlog = opts.backlog ?? DEFAULTS.listenBacklog;
   // allowHalfOpen: a client's FIN must not end our sending side (half-close relay).
   // pauseOnConnect: bounded memory, nothing is read before the session's core asks for it.
   const server = net.createServer(

@@ -2,8 +2,10 @@
 // the native addon whenever it must be transparent or bound before connect, and then connected by
 // Node (`new net.Socket({ fd }).connect()`), so Node's own connect path reports 'connect',
 // ECONNREFUSED and so on (linux-tproxy.md pitfall 8).
+
 import { randomInt } from 'node:crypto';
 import net from 'node:net';
+import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import { clientFd, closeFd } from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
@@ -32,12 +34,6 @@ export interface UpstreamConnectOptions {
   signal?: AbortSignal;
 }
 
-/** Random source ports are drawn from here: outside the well-known range, as Zorp's random ports. */
-const RANDOM_PORT_MIN = 1024;
-const RANDOM_PORT_MAX = 65535;
-/** Random ports tried before giving up on EADDRINUSE. */
-const RANDOM_PORT_TRIES = 16;
-
 function makeFd(o: UpstreamConnectOptions): number | null {
   const local = o.local ?? null;
   const transparent = (o.transparent ?? false) || (local?.transparent ?? false);
@@ -49,9 +45,9 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   };
   if (local?.port === 'random') {
     let last: unknown;
-    for (let i = 0; i < RANDOM_PORT_TRIES; i++) {
+    for (let i = 0; i < DEFAULTS.forgePortRandomTries; i++) {
       try {
-        const port = randomInt(RANDOM_PORT_MIN, RANDOM_PORT_MAX + 1);
+        const port = randomInt(DEFAULTS.forgePortRandomMin, DEFAULTS.forgePortRandomMax + 1);
         return clientFd(o.target.family, { ...base, port, reuseAddr: true });
       } catch (e) {
         last = e;

@@ -2,10 +2,8 @@
 // memory per byte of input and is far slower, so a large generated policy (tens of MB, written by a
 // program, which writes JSON) would not load in bounded memory. This reader is iterative (no recursion:
 // nesting cannot overflow the stack), linear in time, and builds the same syntax tree as the YAML reader.
+import { DEFAULTS } from '../defaults.ts';
 import type { PEntry, PMap, PNode, PSeq } from './syntax.ts';
-
-/** Containers nested deeper than this are refused; the policy format needs fewer than 10 levels. */
-export const MAX_JSON_NESTING = 1000;
 
 export type JsonResult = { ok: true; root: PNode } | { ok: false; at: number; message: string };
 
@@ -129,7 +127,8 @@ function parse(text: string): PNode {
     const c = text[i];
     let value: PNode | null = null;
     if (c === '{' || c === '[') {
-      if (stack.length >= MAX_JSON_NESTING) fail(`nesting deeper than ${MAX_JSON_NESTING} levels`);
+      if (stack.length >= DEFAULTS.maxJsonNesting)
+        fail(`nesting deeper than ${DEFAULTS.maxJsonNesting} levels`);
       i++;
       const node: PMap | PSeq = c === '{' ? { kind: 'map', at, entries: [] } : { kind: 'seq', at, items: [] };
       skip();

@@ -4,13 +4,9 @@
 // a dimension counts; equal scores go to the lowest id). It is kept here, self-contained (policy may not
 // import engine), and conservative: every warning is provable from the conditions alone; some shadowed
 // or tied rules are not found (docs/policy.md says which).
+import { DEFAULTS } from '../defaults.ts';
 import type { Diagnostics } from './diagnostics.ts';
 import type { Cidr, Family, Policy, PortRange, Rule, Zone } from './model.ts';
-
-/** Rule pairs compared at most (shadowing and ties are pairwise): bounds lint time on huge policies. */
-export const MAX_LINT_PAIRS = 2_000_000;
-/** Networks scanned to prove that a zone owns at least one address (LPM leaves it something). */
-const MAX_REACH_SCAN = 20_000;
 
 const PROTO_ICMP = 1;
 const PROTO_ICMPV6 = 58;
@@ -110,7 +106,7 @@ function pairs(policy: Policy, rules: Rule[], d: Diagnostics): void {
     else buckets.set(k, [r]);
   }
   const reach = new Reach(policy);
-  let budget = MAX_LINT_PAIRS;
+  let budget = DEFAULTS.maxLintPairs;
   for (const bucket of buckets.values()) {
     // ids ascending (policy.rules is sorted): a = lower id, b = higher id
     for (let j = 1; j < bucket.length; j++) {
@@ -387,7 +383,7 @@ class Reach {
     for (let i = lo; i < list.length; i++) {
       const o = list[i] as Owned;
       if (o.lo > hiN) break;
-      if (++scanned > MAX_REACH_SCAN) return false; // unknown: say no (conservative)
+      if (++scanned > DEFAULTS.maxLintReachScan) return false; // unknown: say no (conservative)
       if (o.prefix <= n.prefix) continue;
       if (o.zone === zone) continue; // its own longer networks still give the zone
       if (o.lo > next) return true; // a gap: [next, o.lo) belongs to n's zone

@@ -66,10 +66,6 @@ const SNI_GLOB = /^[A-Za-z0-9_*?.-]{1,253}$/;
 
 /** Rule ids travel in the packet mark below the tproxy bit (0x80000000): at most 31 bits. */
 export const MAX_RULE_ID = 0x7fffffff;
-/** Option positions kept per proxy service (see ProxyService.optionPositions). */
-const MAX_OPTION_POSITIONS = 10_000;
-/** "did you mean" over more names than this is skipped: it would cost O(names) per unknown name. */
-const MAX_SUGGEST_NAMES = 10_000;
 
 const INT = /^(0|[1-9][0-9]*)$/;
 const HEX = /^0[xX][0-9a-fA-F]+$/;
@@ -529,7 +525,7 @@ export class Resolver {
   }
 
   private suggest(name: string, known: Set<string> | Map<string, unknown>): string {
-    if (known.size > MAX_SUGGEST_NAMES) return '';
+    if (known.size > DEFAULTS.maxSuggestNames) return '';
     return didYouMean(name, known.keys());
   }
 
@@ -901,10 +897,10 @@ export class Resolver {
   }
 
   /** Positions of an option and everything below it ("a.b.0.c"), iteratively, at most
-   * MAX_OPTION_POSITIONS per service (options are small; the bound keeps a hostile file cheap). */
+   * DEFAULTS.maxOptionPositions per service (options are small; the bound keeps a hostile file cheap). */
   private optionPositions(e: PEntry, out: Map<string, SourcePos>): void {
     const work: [string, number, PNode][] = [[e.key, e.keyAt, e.value]];
-    while (work.length > 0 && out.size < MAX_OPTION_POSITIONS) {
+    while (work.length > 0 && out.size < DEFAULTS.maxOptionPositions) {
       const [path, at, n] = work.pop() as [string, number, PNode];
       out.set(path, this.pos(at));
       if (n.kind === 'map') for (const c of n.entries) work.push([`${path}.${c.key}`, c.keyAt, c.value]);

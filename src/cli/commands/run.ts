@@ -2,12 +2,21 @@
 // the kernel ruleset and policy routing, opens one transparent listener per proxy service and family,
 // and serves sessions on N worker processes. Controlled through its control socket (tzorp status,
 // sessions, reload, stop, log) and signals (HUP reload, TERM/INT stop, USR1/USR2 verbosity +/-1).
+// `tzorp run [POLICY] --print-config` prints the effective configuration (every tunable with this
+// command line applied, as JSON) and exits without starting anything.
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import type { RunAs } from '../../daemon/index.ts';
-import { LogLevels, levelArg, loadDaemon, logSpecArg } from '../../daemon/index.ts';
+import {
+  type EffectiveConfig,
+  effectiveConfig,
+  LogLevels,
+  levelArg,
+  loadDaemon,
+  logSpecArg,
+} from '../../daemon/index.ts';
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
 
@@ -39,13 +48,38 @@ interface RunOptions {
   metrics?: { host: string; port: number };
   stopTimeout: number;
   user?: string;
+  printConfig?: boolean;
+}
+
+/** The configuration this command line asks for: the defaults, with its options applied. */
+function configOf(policyArg: string | undefined, opts: RunOptions): EffectiveConfig {
+  return effectiveConfig(
+    {
+      policyFile: policyArg === undefined ? null : resolve(policyArg),
+      workers: opts.workers,
+      kernel: opts.kernel,
+      metrics: opts.metrics
+        ? opts.metrics.host.includes(':')
+          ? `[${opts.metrics.host}]:${opts.metrics.port}`
+          : `${opts.metrics.host}:${opts.metrics.port}`
+        : null,
+      user: opts.user ?? null,
+    },
+    {
+      controlSocketPath: resolve(opts.control),
+      logFormat: opts.logFormat,
+      logSpec: opts.logSpec,
+      logVerbosity: opts.verbose,
+      stopDrainTimeoutMs: opts.stopTimeout,
+    },
+  );
 }
 
 export function register(program: Command): void {
   program
     .command('run')
     .description('run the daemon: kernel ruleset, transparent listeners, proxy sessions on every core')
-    .argument('<policy>', 'policy file')
+    .argument('[policy]', 'policy file (required, except with --print-config)')
     .option('--control <path>', 'control socket', DEFAULTS.controlSocketPath)
     .option(
       '--workers <n>',
@@ -82,7 +116,19 @@ export function register(program: Command): void {
       '--user <name>',
       'after installing the ruleset and opening the listeners as root, run as this user keeping only CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE',
     )
-    .action(async (policyArg: string, opts: RunOptions) => {
+    .option('--print-config', 'print the effective configuration as JSON and exit (starts nothing)')
+    .action(async (policyArg: string | undefined, opts: RunOptions, cmd: Command) => {
+      const config = configOf(policyArg, opts);
+      if (opts.printConfig) {
+        process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+        return;
+      }
+      if (policyArg === undefined) {
+        cmd.error("error: missing required argument 'policy'", {
+          exitCode: 2,
+          code: 'commander.missingArgument',
+        });
+      }
       const policyFile = resolve(policyArg);
       const { Daemon, ZorpLog, checkProxies, loadPolicy, realDeps, privileges } = await loadDaemon();
       const { dropTo, KEPT_CAPABILITIES, RUN_AS_ENV, resolveRunAs, runAsToEnv, shareControlSocket } =
@@ -136,6 +182,7 @@ export function register(program: Command): void {
           kernel: opts.kernel,
           metrics: opts.metrics ?? null,
           stopTimeoutMs: opts.stopTimeout,
+          config,
         },
         realDeps(),
         log,

@@ -28,7 +28,7 @@ export function register(program: Command): void {
     const r = await ask<StopResult>(
       opts.control,
       { cmd: 'stop', timeoutMs: opts.timeout },
-      { timeoutMs: opts.timeout + 120_000 },
+      { timeoutMs: opts.timeout + DEFAULTS.controlStopReplyGraceMs },
     );
     if (!r) return;
     if (opts.json) {

@@ -163,6 +163,11 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
     const st = await status(lab, d);
     const sha = createHash('sha256').update(POLICY_A).digest('hex');
     assert.equal(st.state, 'running');
+    // the effective configuration: the defaults with this run's command line
+    assert.equal(st.config.workers, 2);
+    assert.equal(st.config.controlSocketPath, d.control);
+    assert.equal(st.config.connectTimeoutMs, 30_000);
+    assert.equal(st.config.policyFile, d.policy);
     assert.equal(st.policy.sha256, sha);
     assert.equal(st.generation, 1);
     assert.equal(st.workers, 2);

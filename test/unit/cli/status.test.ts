@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatStatus } from '../../../src/cli/commands/status.ts';
-import type { StatusResult } from '../../../src/daemon/index.ts';
+import { effectiveConfig, type StatusResult } from '../../../src/daemon/index.ts';
 
 const base: StatusResult = {
   state: 'running',
@@ -17,6 +17,13 @@ const base: StatusResult = {
   log: { verbosity: 3, spec: 'core.summary:4', format: 'text' },
   oldGenerations: [],
   services: [],
+  config: effectiveConfig({
+    policyFile: '/etc/tzorp/policy.yaml',
+    workers: 2,
+    kernel: true,
+    metrics: null,
+    user: null,
+  }),
 };
 
 test('tzorp status names the lifecycle state first', () => {

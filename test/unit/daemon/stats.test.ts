@@ -1,19 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mergeCounters, RATE_TICK_MS, RateMeter, ServiceStats } from '../../../src/daemon/stats.ts';
+import { mergeCounters, RateMeter, ServiceStats } from '../../../src/daemon/stats.ts';
+import { DEFAULTS } from '../../../src/defaults.ts';
 
 test('RateMeter converges to a steady rate, the 1-minute average fastest', () => {
   let t = 0;
   const m = new RateMeter(t);
   for (let i = 0; i < 12; i++) {
     for (let k = 0; k < 50; k++) m.mark(); // 10/s over 5 s
-    t += RATE_TICK_MS;
+    t += DEFAULTS.rateTickMs;
     m.tick(t);
   }
   assert.ok(m.rate.m1 > 6 && m.rate.m1 <= 10, `m1 ${m.rate.m1}`);
   assert.ok(m.rate.m5 < m.rate.m1 && m.rate.m15 < m.rate.m5);
   for (let i = 0; i < 240; i++) {
-    t += RATE_TICK_MS;
+    t += DEFAULTS.rateTickMs;
     m.tick(t);
   }
   assert.ok(m.rate.m1 < 0.01);
