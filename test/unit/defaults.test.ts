@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { effectiveConfig } from '../../src/daemon/index.ts';
 import { DEFAULTS, deepFreeze } from '../../src/defaults.ts';
 
-test('every default is pinned', () => {
+test('every default is pinned (a new or changed default: pin its value here too)', () => {
   assert.deepEqual(
     { ...DEFAULTS },
     {
@@ -21,6 +21,8 @@ test('every default is pinned', () => {
       routingRulePrefLocal: 9000,
       routingRulePrefTproxy: 9001,
       kernelStateDir: '/run/tzorp',
+      kernelClientLimitFactor: 2,
+      kernelClientSetEntries: 65_535,
       maxPolicyBytes: 64 * 1024 * 1024,
       maxYamlAliasCount: 100,
       maxYamlPolicyBytes: 8 * 1024 * 1024,
@@ -64,6 +66,7 @@ test('every default is pinned', () => {
       httpTargetPortRange: '80,443',
       controlSocketPath: '/run/tzorp/control.sock',
       stopDrainTimeoutMs: 30_000,
+      clientRateTableEntries: 100_000,
       listenBacklog: 4096,
       workerStartTimeoutMs: 60_000,
       workerRestartDelayMs: 1_000,
