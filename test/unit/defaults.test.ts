@@ -64,6 +64,8 @@ test('every default is pinned (a new or changed default: pin its value here too)
       httpMaxKeepaliveRequests: 0,
       httpParentProxyPort: 3128,
       httpTargetPortRange: '80,443',
+      tlsHelloTimeoutMs: 10_000,
+      tlsMaxClientHelloBytes: 32_768,
       controlSocketPath: '/run/tzorp/control.sock',
       stopDrainTimeoutMs: 30_000,
       clientRateTableEntries: 100_000,
@@ -140,10 +142,12 @@ function sources(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-/** Constants named like tunables that are not: limits of the platform. */
+/** Constants named like tunables that are not: limits of the platform and of protocols. */
 const NOT_TUNABLES: Record<string, string> = {
   MAX_TIMER_MS: "Node's timers take at most 2^31-1 ms",
   MAX_TIMEOUT_MS: "Node's timers take at most 2^31-1 ms",
+  RECORD_HEADER_BYTES: 'a TLS record header is 5 bytes (RFC 8446 §5.1)',
+  MAX_RECORD_BYTES: 'a TLS plaintext record carries at most 2^14 bytes (RFC 8446 §5.1)',
 };
 
 test('no tunable outside src/defaults.ts: a constant named with a unit is a stray default', () => {
