@@ -1,5 +1,11 @@
 // The plug proxy core: a byte copier between the client and the server (Zorp Plug), sans-IO.
 //
+//   ┌──────┐ start  ┌────────────┐ connected  ┌──────────┐ both directions ended, a side closed,
+//   │ init │ ─────▶ │ connecting │ ─────────▶ │ relaying │ idle timeout, abort        ┌──────┐
+//   └──────┘        └────────────┘            └──────────┘ ─────────────────────────▶ │ done │
+//                         │ connectFailed, connect timer, client gone, abort           └──────┘
+//                         └───────────────────────────────────────────────────────────────▲
+//
 // - The server is connected through the session's router and chainer (`connect` without a target).
 // - Until it is connected the client is not read (bounded memory: nothing is buffered here at all;
 //   the driver's backpressure keeps the socket buffers bounded).
@@ -53,119 +59,182 @@ export class PlugCore implements ProxyCore {
     return { proxy: 'plug', state: this.phase, client: side(this.client), server: side(this.server) };
   }
 
+  /** One handler per state; what they leave to it, onAnyState does the same in every state. */
   private dispatch(ev: ProxyEvent): void {
+    switch (this.phase) {
+      case 'init':
+        if (ev.type === 'start') this.onStart();
+        else this.onAnyState(ev);
+        return;
+      case 'connecting':
+        if (!this.inConnecting(ev)) this.onAnyState(ev);
+        return;
+      case 'relaying':
+        if (!this.inRelaying(ev)) this.onAnyState(ev);
+        return;
+      case 'done':
+        return;
+      default:
+        assertNever(this.phase, 'state');
+    }
+  }
+
+  private onStart(): void {
+    this.phase = 'connecting';
+    this.out.emit({ type: 'pause', stream: 'client' });
+    this.out.emit({ type: 'connect', stream: 'server', options: {} });
+    this.out.emit({ type: 'setTimer', timer: CONNECT, ms: this.opts.timeoutMs });
+  }
+
+  /** connecting: the server connection's outcome, the connect timer, the client giving up. */
+  private inConnecting(ev: ProxyEvent): boolean {
     const out = this.out;
     switch (ev.type) {
-      case 'start':
-        if (this.phase !== 'init') break;
-        this.phase = 'connecting';
-        out.emit({ type: 'pause', stream: 'client' });
-        out.emit({ type: 'connect', stream: 'server', options: {} });
-        out.emit({ type: 'setTimer', timer: CONNECT, ms: this.opts.timeoutMs });
-        break;
       case 'connected':
-        if (ev.stream !== 'server' || this.phase !== 'connecting') break;
+        if (ev.stream !== 'server') return true;
         this.phase = 'relaying';
         out.emit({ type: 'clearTimer', timer: CONNECT });
         if (this.client.closed) {
           // The client went away while we were connecting.
           this.finish(out, 'ACCEPTED', 'client closed before the server connection was established');
-          break;
+          return true;
         }
         if (this.client.readEnded) this.endToward('server', out);
         else out.emit({ type: 'resume', stream: 'client' });
         this.lastActivity = ev.now;
         this.armIdle(out, this.opts.timeoutMs);
-        break;
+        return true;
       case 'connectFailed':
-        if (ev.stream !== 'server' || this.phase !== 'connecting') break;
+        if (ev.stream !== 'server') return true;
         out.emit({ type: 'clearTimer', timer: CONNECT });
         this.server.closed = this.server.readEnded = this.server.writeEnded = true;
         // The client sees a reset, as it would from a server that refused.
         if (!this.client.closed) out.emit({ type: 'close', stream: 'client', reset: true });
         this.client.closed = this.client.readEnded = this.client.writeEnded = true;
         this.finish(out, 'DENIED_BY_CONNECTION_FAIL', ev.error);
-        break;
+        return true;
+      case 'closed':
+        if (ev.stream !== 'client' || this.client.closed) return false;
+        this.client.closed = this.client.readEnded = this.client.writeEnded = true;
+        // Keep connecting would only waste a server connection: give up now.
+        out.emit({ type: 'close', stream: 'server' });
+        this.server.closed = this.server.readEnded = this.server.writeEnded = true;
+        this.finish(out, 'ACCEPTED', 'client closed before the server connection was established');
+        return true;
+      case 'timer':
+        if (ev.timer !== CONNECT) return true;
+        this.closeAll(out);
+        this.finish(
+          out,
+          'DENIED_BY_CONNECTION_FAIL',
+          `server connection not established within ${this.opts.timeoutMs} ms`,
+        );
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** relaying: bytes copied, FINs passed on, the idle timer. */
+  private inRelaying(ev: ProxyEvent): boolean {
+    const out = this.out;
+    switch (ev.type) {
       case 'data': {
         const from = this.side(ev.stream);
-        if (!from || from.readEnded) break;
+        if (!from || from.readEnded) return true;
         from.bytesIn += ev.data.length;
         const toName = ev.stream === 'client' ? 'server' : 'client';
         const to = this.side(toName)!;
         const copy = ev.stream === 'client' ? this.opts.copyToServer : this.opts.copyToClient;
-        if (copy && !to.writeEnded && this.phase === 'relaying' && ev.data.length > 0) {
+        if (copy && !to.writeEnded && ev.data.length > 0) {
           out.emit({ type: 'send', stream: toName, data: ev.data });
           to.bytesOut += ev.data.length;
         }
         // Activity only moves the deadline: the idle timer is re-armed when it fires (below), not per
         // chunk, so a bulk transfer costs no timer operations.
         this.lastActivity = ev.now;
-        break;
+        return true;
       }
       case 'end': {
         const from = this.side(ev.stream);
-        if (!from || from.readEnded) break;
+        if (!from || from.readEnded) return true;
         from.readEnded = true;
-        if (this.phase === 'relaying') {
-          this.endToward(ev.stream === 'client' ? 'server' : 'client', out);
-          this.maybeFinish(out);
+        this.endToward(ev.stream === 'client' ? 'server' : 'client', out);
+        this.maybeFinish(out);
+        return true;
+      }
+      case 'closed':
+        this.onRelayClosed(ev.stream, ev.error);
+        return true;
+      case 'timer': {
+        if (ev.timer !== IDLE) return true;
+        const quiet = ev.now - this.lastActivity;
+        if (quiet < this.opts.timeoutMs) {
+          this.armIdle(out, this.opts.timeoutMs - quiet);
+          return true;
         }
-        break;
+        out.log('plug.session', 'info', 'Idle timeout, closing the session', {
+          timeout_ms: this.opts.timeoutMs,
+        });
+        this.closeAll(out);
+        this.finish(out, 'ACCEPTED', `idle timeout (${this.opts.timeoutMs} ms)`);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  private onRelayClosed(stream: string, error: string | undefined): void {
+    const s = this.side(stream);
+    if (!s || s.closed) return;
+    s.closed = s.readEnded = s.writeEnded = true;
+    const otherName = stream === 'client' ? 'server' : 'client';
+    const other = this.side(otherName)!;
+    if (error !== undefined || !this.bothEnded()) {
+      // One side is gone (reset, error, or closed before both directions ended): the relay is over.
+      // The other side gets what is queued for it, then a close.
+      if (!other.closed) this.out.emit({ type: 'close', stream: otherName });
+      other.closed = other.readEnded = other.writeEnded = true;
+      this.finish(this.out, 'ACCEPTED', error !== undefined ? `${stream}: ${error}` : undefined);
+    } else this.maybeFinish(this.out);
+  }
+
+  /** Every state but done: bookkeeping of bytes and ends that are not relayed (the client is paused
+   * until the server is connected, so little arrives), and the daemon's abort. */
+  private onAnyState(ev: ProxyEvent): void {
+    switch (ev.type) {
+      case 'data': {
+        const from = this.side(ev.stream);
+        if (!from || from.readEnded) return;
+        from.bytesIn += ev.data.length;
+        this.lastActivity = ev.now;
+        return;
+      }
+      case 'end': {
+        const from = this.side(ev.stream);
+        if (from) from.readEnded = true;
+        return;
       }
       case 'closed': {
         const s = this.side(ev.stream);
-        if (!s || s.closed) break;
-        s.closed = s.readEnded = s.writeEnded = true;
-        if (this.phase === 'connecting' && ev.stream === 'client') {
-          // Keep connecting would only waste a server connection: give up now.
-          out.emit({ type: 'close', stream: 'server' });
-          this.server.closed = this.server.readEnded = this.server.writeEnded = true;
-          this.finish(out, 'ACCEPTED', 'client closed before the server connection was established');
-          break;
-        }
-        if (this.phase !== 'relaying') break;
-        const otherName = ev.stream === 'client' ? 'server' : 'client';
-        const other = this.side(otherName)!;
-        if (ev.error !== undefined || !this.bothEnded()) {
-          // One side is gone (reset, error, or closed before both directions ended): the relay is over.
-          // The other side gets what is queued for it, then a close.
-          if (!other.closed) out.emit({ type: 'close', stream: otherName });
-          other.closed = other.readEnded = other.writeEnded = true;
-          this.finish(out, 'ACCEPTED', ev.error !== undefined ? `${ev.stream}: ${ev.error}` : undefined);
-        } else this.maybeFinish(out);
-        break;
+        if (s) s.closed = s.readEnded = s.writeEnded = true;
+        return;
       }
-      case 'timer':
-        if (ev.timer === CONNECT && this.phase === 'connecting') {
-          this.closeAll(out);
-          this.finish(
-            out,
-            'DENIED_BY_CONNECTION_FAIL',
-            `server connection not established within ${this.opts.timeoutMs} ms`,
-          );
-        } else if (ev.timer === IDLE && this.phase === 'relaying') {
-          const quiet = ev.now - this.lastActivity;
-          if (quiet < this.opts.timeoutMs) {
-            this.armIdle(out, this.opts.timeoutMs - quiet);
-            break;
-          }
-          out.log('plug.session', 'info', 'Idle timeout, closing the session', {
-            timeout_ms: this.opts.timeoutMs,
-          });
-          this.closeAll(out);
-          this.finish(out, 'ACCEPTED', `idle timeout (${this.opts.timeoutMs} ms)`);
-        }
-        break;
       case 'abort':
-        this.closeAll(out);
-        this.finish(out, 'ACCEPTED', `aborted: ${ev.reason}`);
-        break;
+        this.closeAll(this.out);
+        this.finish(this.out, 'ACCEPTED', `aborted: ${ev.reason}`);
+        return;
+      case 'start':
+      case 'connected':
+      case 'connectFailed':
+      case 'timer':
       case 'drain':
       case 'listening':
       case 'listenFailed':
       case 'accepted':
         // The driver's backpressure needs nothing from us; plug opens no listeners.
-        break;
+        return;
       default:
         assertNever(ev, 'event');
     }
