@@ -1,6 +1,27 @@
 // The FTP proxy core (sans-IO): Zorp's FtpProxy (zorp:`modules/ftp/`, `pylib/Zorp/Ftp.py`) as a state
 // machine over the contract in ../core/types.ts.
 //
+// Session (`phase`):
+//
+//   ┌──────┐ start (transparent)  ┌────────────┐ server connected  ┌─────────┐ QUIT answered, a side
+//   │ init │ ───────────────────▶ │ connecting │ ────────────────▶ │ running │ closed, idle, abort,
+//   └──────┘                      └────────────┘                   └─────────┘ server broke protocol
+//      │ start (non-transparent)        ▲ USER user@host                │            ┌──────┐
+//      ▼                                │                               └──────────▶ │ done │
+//   ┌───────┐ ──────────────────────────┘                                             └──────┘
+//   │ login │  (the proxy greets; only USER, NOOP, QUIT)
+//   └───────┘
+//
+// Each command sent to the server is a Pending entry (`inflight`, in command order):
+//   unsent ──our listener is up / the greeting came──▶ sent ──final reply──▶ final ──flush──▶ (client)
+//                                                       │                    ▲
+//                                                       └──final reply, data─┴─ held (data still relayed,
+//                                                          not through yet         a listener opening)
+// A 'sent' entry may be `answered` already (we told the client 425, or the policy rejected its 1xx):
+// the server's final reply to it is then dropped.
+//
+// Data channel: data-channel.ts, one state machine per PORT/EPRT/PASV/EPSV.
+//
 // Control channel: client commands are read (CommandReader), checked against the limits and the
 // request policy, and forwarded one at a time; server replies (ReplyReader) go through the response
 // policy (and FEAT through the feature policy) back to the client, in command order.
@@ -13,7 +34,7 @@
 //                        random: `active_connection_mode`) once the server side of a transfer is up;
 //   server passive    -> tzorp sends PASV/EPSV and connects to the address in the 227/229;
 //   server active     -> tzorp listens on its server-side address and sends PORT/EPRT.
-// Only one data channel exists at a time; a new PORT/PASV replaces one that has not been used. The
+// Only one data channel is current at a time; a new PORT/PASV replaces one that has not been used. The
 // final reply of a transfer (226) is held until the data has been relayed and the client has closed
 // its data side (or both data streams are closed), so the client never sees "complete" before it has
 // all the bytes.
@@ -59,21 +80,42 @@ const MAX_DEFERRED_COMMANDS = 16;
 
 type PendingKind = 'plain' | 'greeting' | 'inband-greeting' | 'setup' | 'transfer' | 'quit' | 'feat';
 
-/** A command sent (or about to be sent) to the server, waiting for its final reply. */
-interface Pending {
+/** A command sent (or about to be sent) to the server, until the client has its final answer. */
+type Pending = {
   verb: string;
   param: string;
   kind: PendingKind;
   ch?: DataChannel;
-  /** Not yet written to the server (waiting for a listener). */
-  unsent?: boolean;
-  /** The client already got a final answer from us: the server's final reply is dropped. */
-  answered?: boolean;
-  /** The final reply is in; `out` is what the client gets (null: not decided yet). */
-  done?: boolean;
-  out?: string[] | null;
-  /** Keep `out` back (data still being relayed, or a listener still opening). */
-  held?: boolean;
+} /** Not written to the server yet: it waits for our data listener (PORT/EPRT) or the greeting (USER). */ & (
+  | { state: 'unsent' }
+  /** Written; its final reply is awaited. `answered`: the client already has a final answer from us
+   * (a 425, a rejected 1xx), so that reply will be dropped. */
+  | { state: 'sent'; answered: boolean }
+  /** The final reply is in; `out` (null: not decided yet) is kept back: data still being relayed, or
+   * our listener still opening. */
+  | { state: 'held'; answered: boolean; out: string[] | null }
+  /** The final reply is in; `out` goes to the client in command order. */
+  | { state: 'final'; answered: boolean; out: string[] | null }
+);
+type Settled = Extract<Pending, { out: unknown }>;
+
+function sent(verb: string, param: string, kind: PendingKind, ch?: DataChannel): Pending {
+  return { verb, param, kind, ...(ch ? { ch } : {}), state: 'sent', answered: false };
+}
+
+function unsent(verb: string, param: string, kind: PendingKind, ch?: DataChannel): Pending {
+  return { verb, param, kind, ...(ch ? { ch } : {}), state: 'unsent' };
+}
+
+/** A held reply goes out (in command order). */
+function release(p: Settled): void {
+  p.state = 'final';
+}
+
+/** The final reply is in (or decided for it): the client gets `out`, in order. */
+function settle(p: Pending, out: string[] | null): Settled {
+  const answered = p.state === 'unsent' ? false : p.answered;
+  return Object.assign(p, { state: 'final' as const, answered, out });
 }
 
 export class FtpCore implements ProxyCore {
@@ -148,7 +190,7 @@ export class FtpCore implements ProxyCore {
     return {
       proxy: 'ftp',
       state: this.phase,
-      waiting_for: this.inflight.map((p) => `${p.verb}:${p.kind}${p.held ? ':held' : ''}`),
+      waiting_for: this.inflight.map((p) => `${p.verb}:${p.kind}:${p.state}`),
       deferred_commands: this.deferred.length,
       ...(ch ? { data_channel: ch.describe() } : {}),
     };
@@ -274,7 +316,7 @@ export class FtpCore implements ProxyCore {
       return;
     }
     this.phase = 'connecting';
-    this.inflight.push({ verb: 'Null', param: '', kind: 'greeting' });
+    this.inflight.push(sent('Null', '', 'greeting'));
     this.emit({ type: 'connect', stream: SERVER, options: {} });
   }
 
@@ -301,7 +343,7 @@ export class FtpCore implements ProxyCore {
   }
 
   private onServerGone(info: string): void {
-    if (this.inflight.some((p) => p.held)) {
+    if (this.inflight.some((p) => p.state === 'held')) {
       // A transfer's final reply waits for its data: end the session after it.
       this.finishWhenIdle = true;
       return;
@@ -429,7 +471,7 @@ export class FtpCore implements ProxyCore {
       if (this.ch && (this.ch.state === 'transfer' || this.ch.state === 'closing')) this.ch.teardown(true);
     }
     const kind: PendingKind = verb === 'QUIT' ? 'quit' : verb === 'FEAT' ? 'feat' : 'plain';
-    this.inflight.push({ verb, param: effectiveParam, kind });
+    this.inflight.push(sent(verb, effectiveParam, kind));
     this.sendServer(verb, effectiveParam);
   }
 
@@ -517,8 +559,8 @@ export class FtpCore implements ProxyCore {
     if (!this.policyAllows('USER', user)) return;
     this.inbandTarget = target;
     this.phase = 'connecting';
-    this.inflight.push({ verb: 'Null', param: '', kind: 'inband-greeting' });
-    this.inflight.push({ verb: 'USER', param: user, kind: 'plain', unsent: true });
+    this.inflight.push(sent('Null', '', 'inband-greeting'));
+    this.inflight.push(unsent('USER', user, 'plain'));
     this.log('ftp.session', 'info', 'Inband target from USER', { host: target.host, port: target.port });
     this.emit({ type: 'connect', stream: SERVER, options: { inband: target } });
   }
@@ -607,8 +649,8 @@ export class FtpCore implements ProxyCore {
 
   private onReply(reply: FtpReply): void {
     this.log('ftp.response', 'debug', 'Reply from server', { code: reply.code, text: replyText(reply) });
-    const p = this.inflight.find((x) => !x.done && !x.unsent);
-    if (!p) {
+    const p = this.inflight.find((x) => x.state === 'sent');
+    if (p?.state !== 'sent') {
       // Unsolicited (RFC 959 allows only 421 here: the server is going away).
       if (reply.code === '421') {
         this.sendLines(CLIENT, reply.lines);
@@ -633,27 +675,26 @@ export class FtpCore implements ProxyCore {
       this.onPreliminary(p, reply, v);
       return;
     }
-    p.done = true;
     if (p.answered) {
       this.log('ftp.response', 'debug', 'Reply dropped: the client was already answered', {
         code: reply.code,
       });
-      p.out = [];
+      settle(p, []);
     } else if (v.action === 'reject') {
       this.log('ftp.policy', 'info', 'Reply rejected by policy', {
         command: p.verb,
         code: reply.code,
         to: v.code,
       });
-      p.out = [`${v.code} ${v.text}`];
+      settle(p, [`${v.code} ${v.text}`]);
       if (p.ch) p.ch.teardown(true);
     } else {
-      this.onFinal(p, reply);
+      this.onFinal(settle(p, reply.lines), reply);
     }
     this.flush();
   }
 
-  private onPreliminary(p: Pending, reply: FtpReply, v: Verdict): void {
+  private onPreliminary(p: Extract<Pending, { state: 'sent' }>, reply: FtpReply, v: Verdict): void {
     if (p.answered) return;
     if (v.action === 'reject') {
       // The client gets the rejection as the final answer; the server's later final reply is dropped.
@@ -678,12 +719,11 @@ export class FtpCore implements ProxyCore {
     }
   }
 
-  /** A final reply the policy accepted: decide what the client gets. */
-  private onFinal(p: Pending, reply: FtpReply): void {
+  /** A final reply the policy accepted: decide what the client gets (by default the reply itself). */
+  private onFinal(p: Settled, reply: FtpReply): void {
     const ok = reply.code[0] === '2';
     switch (p.kind) {
       case 'greeting':
-        p.out = reply.lines;
         break;
       case 'inband-greeting': {
         p.out = [];
@@ -697,9 +737,9 @@ export class FtpCore implements ProxyCore {
           return;
         }
         // Now log in on the client's behalf (RFC 959 §5.4: the greeting precedes USER).
-        const user = this.inflight.find((x) => x.unsent);
+        const user = this.inflight.find((x) => x.state === 'unsent');
         if (user) {
-          user.unsent = false;
+          Object.assign(user, { state: 'sent', answered: false });
           this.sendServer(user.verb, user.param);
         }
         break;
@@ -714,11 +754,12 @@ export class FtpCore implements ProxyCore {
         p.out = ok && reply.code === '211' ? this.filterFeatures(reply) : reply.lines;
         break;
       case 'quit':
-        p.out = reply.lines;
         if (ok) this.finishWhenIdle = true;
         break;
+      case 'plain':
+        break;
       default:
-        p.out = reply.lines;
+        assertNever(p.kind, 'pending kind');
     }
   }
 
@@ -726,7 +767,7 @@ export class FtpCore implements ProxyCore {
   private flush(): void {
     while (this.inflight.length > 0) {
       const head = this.inflight[0]!;
-      if (!head.done || head.held) break;
+      if (head.state !== 'final') break;
       this.inflight.shift();
       if (head.out) this.sendLines(CLIENT, head.out);
     }
@@ -774,56 +815,11 @@ export class FtpCore implements ProxyCore {
     return this.clientLocal?.family ?? this.client?.family ?? 4;
   }
 
+  /** PORT, EPRT, PASV, EPSV: a new data channel replaces the current one (RFC 959 §3.3). */
   private onDataSetup(verb: string, param: string): void {
-    if (this.epsvAll && verb !== 'EPSV') {
-      // RFC 2428 §4: after EPSV ALL every other data set-up command is refused.
-      this.replyClient(501, `${verb} not allowed after EPSV ALL`);
-      return;
-    }
-    let clientPeer: Addr | null = null;
     const clientMode: DataMode = verb === 'PORT' || verb === 'EPRT' ? 'active' : 'passive';
-    if (verb === 'PORT' || verb === 'EPRT') {
-      clientPeer = verb === 'PORT' ? parseHostPort(param) : parseEprt(param);
-      if (!clientPeer) {
-        this.violation(`Invalid ${verb} parameter`, { parameter: param });
-        this.replyClient(501, `Invalid ${verb} parameter`);
-        return;
-      }
-      if (clientPeer.family !== this.family()) {
-        this.replyClient(522, `Network protocol not supported, use (${this.family() === 4 ? 1 : 2})`);
-        return;
-      }
-      if (!this.opts.permitClientBounceAttack && clientPeer.host !== this.client?.host) {
-        // Bounce attack (RFC 2577 §3): the data connection must go back to the control peer.
-        this.violation('Client bounce attempt refused', {
-          target: clientPeer.host,
-          client: this.client?.host,
-        });
-        this.replyClient(501, `${verb} to a third host refused`);
-        return;
-      }
-      if (this.opts.strictPortChecking && clientPeer.port < 1024) {
-        this.violation('Client data port below 1024 refused', { port: clientPeer.port });
-        this.replyClient(501, `${verb} to a privileged port refused`);
-        return;
-      }
-    } else if (verb === 'PASV') {
-      if (this.family() !== 4) {
-        this.replyClient(501, 'PASV cannot announce an IPv6 address; use EPSV');
-        return;
-      }
-    } else {
-      const arg = param.trim().toUpperCase();
-      if (arg === 'ALL') {
-        this.epsvAll = true;
-        this.replyClient(200, 'EPSV ALL ok');
-        return;
-      }
-      if (arg !== '' && arg !== String(this.family() === 4 ? 1 : 2)) {
-        this.replyClient(522, `Network protocol not supported, use (${this.family() === 4 ? 1 : 2})`);
-        return;
-      }
-    }
+    const clientPeer = clientMode === 'active' ? this.clientDataPeer(verb, param) : null;
+    if (clientMode === 'active' ? clientPeer === null : !this.passiveAllowed(verb, param)) return;
     if (this.ch) this.ch.teardown(true);
     this.lastChannelFailure = null;
     const serverMode: DataMode = this.opts.dataMode === 'keep' ? clientMode : this.opts.dataMode;
@@ -833,14 +829,68 @@ export class FtpCore implements ProxyCore {
     const serverFamily = this.serverRemote?.family ?? 4;
     if (serverMode === 'passive') {
       const sverb = serverFamily === 4 ? 'PASV' : 'EPSV';
-      this.inflight.push({ verb: sverb, param: '', kind: 'setup', ch });
+      this.inflight.push(sent(sverb, '', 'setup', ch));
       this.sendServer(sverb, '');
     } else {
       // Server active: our listener first; the PORT/EPRT naming it goes out once it listens.
       const sverb = serverFamily === 4 ? 'PORT' : 'EPRT';
-      this.inflight.push({ verb: sverb, param: '', kind: 'setup', ch, unsent: true });
+      this.inflight.push(unsent(sverb, '', 'setup', ch));
       ch.listen('server');
     }
+  }
+
+  /** The address of PORT/EPRT, or null after answering the client (a refusal). */
+  private clientDataPeer(verb: string, param: string): Addr | null {
+    if (this.epsvAll) return this.refuseAfterEpsvAll(verb);
+    const peer = verb === 'PORT' ? parseHostPort(param) : parseEprt(param);
+    if (!peer) {
+      this.violation(`Invalid ${verb} parameter`, { parameter: param });
+      this.replyClient(501, `Invalid ${verb} parameter`);
+      return null;
+    }
+    if (peer.family !== this.family()) {
+      this.replyClient(522, `Network protocol not supported, use (${this.family() === 4 ? 1 : 2})`);
+      return null;
+    }
+    if (!this.opts.permitClientBounceAttack && peer.host !== this.client?.host) {
+      // Bounce attack (RFC 2577 §3): the data connection must go back to the control peer.
+      this.violation('Client bounce attempt refused', { target: peer.host, client: this.client?.host });
+      this.replyClient(501, `${verb} to a third host refused`);
+      return null;
+    }
+    if (this.opts.strictPortChecking && peer.port < 1024) {
+      this.violation('Client data port below 1024 refused', { port: peer.port });
+      this.replyClient(501, `${verb} to a privileged port refused`);
+      return null;
+    }
+    return peer;
+  }
+
+  /** Can PASV/EPSV open a channel? false after answering the client (a refusal, or EPSV ALL). */
+  private passiveAllowed(verb: string, param: string): boolean {
+    if (this.epsvAll && verb !== 'EPSV') return this.refuseAfterEpsvAll(verb) !== null;
+    if (verb === 'PASV') {
+      if (this.family() === 4) return true;
+      this.replyClient(501, 'PASV cannot announce an IPv6 address; use EPSV');
+      return false;
+    }
+    const arg = param.trim().toUpperCase();
+    if (arg === 'ALL') {
+      this.epsvAll = true;
+      this.replyClient(200, 'EPSV ALL ok');
+      return false;
+    }
+    if (arg !== '' && arg !== String(this.family() === 4 ? 1 : 2)) {
+      this.replyClient(522, `Network protocol not supported, use (${this.family() === 4 ? 1 : 2})`);
+      return false;
+    }
+    return true;
+  }
+
+  /** RFC 2428 §4: after EPSV ALL every other data set-up command is refused. */
+  private refuseAfterEpsvAll(verb: string): null {
+    this.replyClient(501, `${verb} not allowed after EPSV ALL`);
+    return null;
   }
 
   private onListening(listener: StreamId, local: Addr): void {
@@ -848,11 +898,11 @@ export class FtpCore implements ProxyCore {
     if (!ch || ch !== this.ch) return;
     if (listener === ch.serverListener) {
       // Server active: tell the server where to connect (RFC 959 PORT / RFC 2428 EPRT).
-      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.unsent);
+      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.state === 'unsent');
       if (!p) return;
+      Object.assign(p, { state: 'sent', answered: false });
       const host = this.opts.masqAddressServer ?? local.host;
       const fam = canonicalHost(host)?.family ?? local.family;
-      p.unsent = false;
       if (p.verb === 'PORT' && fam === 4) p.param = formatHostPort({ host, port: local.port });
       else {
         p.verb = 'EPRT';
@@ -860,11 +910,11 @@ export class FtpCore implements ProxyCore {
       }
       this.sendServer(p.verb, p.param);
     } else if (listener === ch.clientListener) {
-      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.held);
-      if (!p) return;
+      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.state === 'held');
+      if (p?.state !== 'held') return;
       const host = this.opts.masqAddressClient ?? local.host;
       p.out = [ch.clientVerb === 'PASV' ? format227({ host, port: local.port }) : format229(local.port)];
-      p.held = false;
+      release(p);
       ch.state = 'ready';
       this.log('ftp.data', 'debug', 'Client-side data listener ready', {
         host: local.host,
@@ -881,17 +931,13 @@ export class FtpCore implements ProxyCore {
     const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup');
     ch.teardown(true);
     if (!p) return;
-    if (p.unsent) {
-      p.unsent = false;
-      p.answered = true;
-    }
-    p.done = true;
-    p.held = false;
-    p.out = ['425 Cannot open data connection'];
+    // An unsent PORT/EPRT never reaches the server: no reply of its will come to be dropped.
+    const answered = p.state === 'unsent' || p.answered;
+    Object.assign(p, { state: 'final', answered, out: ['425 Cannot open data connection'] });
     this.flush();
   }
 
-  private onSetupReply(p: Pending, reply: FtpReply): void {
+  private onSetupReply(p: Settled, reply: FtpReply): void {
     const ch = p.ch!;
     if (ch !== this.ch || ch.state !== 'setup') {
       p.out = ['425 Cannot open data connection'];
@@ -939,7 +985,7 @@ export class FtpCore implements ProxyCore {
       return;
     }
     // Client passive: open our listener on the address the client dialled, answer when it is ready.
-    p.held = true;
+    p.state = 'held';
     p.out = null;
     ch.listen('client');
   }
@@ -957,14 +1003,13 @@ export class FtpCore implements ProxyCore {
       this.lastChannelFailure = null;
       return;
     }
-    this.inflight.push({ verb, param, kind: 'transfer', ch });
+    this.inflight.push(sent(verb, param, 'transfer', ch));
     this.sendServer(verb, param);
     ch.startTransfer(verb, param, direction);
   }
 
-  private onTransferReply(p: Pending, reply: FtpReply): void {
+  private onTransferReply(p: Settled, reply: FtpReply): void {
     const ch = p.ch!;
-    p.out = reply.lines;
     ch.finalSeen = true;
     if (ch.state === 'done') {
       // The data channel is already gone (ABOR, failure): only the reply text may change.
@@ -982,7 +1027,7 @@ export class FtpCore implements ProxyCore {
     if (!ch.finished()) {
       // Hold the reply until the data is relayed and both data connections are closed (or the client
       // has closed its side: then it has every byte it will get).
-      p.held = true;
+      p.state = 'held';
       this.emit({ type: 'setTimer', timer: ch.timer, ms: this.opts.dataTimeoutMs });
       this.releaseIfClientDone(ch);
     } else {
@@ -996,9 +1041,9 @@ export class FtpCore implements ProxyCore {
   private releaseIfClientDone(ch: DataChannel): void {
     if (!(ch.clientData.ended || ch.clientData.state === 'closed')) return;
     const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
-    if (!p?.done || !p.held) return;
+    if (p?.state !== 'held') return;
     if (ch.failed && !p.answered) p.out = [failureLine(ch.failed)];
-    p.held = false;
+    release(p);
     this.flush();
   }
 
@@ -1007,10 +1052,10 @@ export class FtpCore implements ProxyCore {
   private channelCompleted(ch: DataChannel): void {
     this.channels.delete(ch);
     const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
-    if (p?.done) {
+    if (p?.state === 'held' || p?.state === 'final') {
       if (ch.failed && !p.answered) p.out = [failureLine(ch.failed)];
-      if (p.held) {
-        p.held = false;
+      if (p.state === 'held') {
+        release(p);
         this.flush();
       }
     }
@@ -1045,7 +1090,7 @@ export class FtpCore implements ProxyCore {
     const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
     ch.failed = 'connect';
     ch.teardown(true);
-    if (p && !p.done && !p.answered) {
+    if (p?.state === 'sent' && !p.answered) {
       p.answered = true;
       this.replyClient(425, `Can't open data connection (${why})`);
     } else if (!p) this.lastChannelFailure = why;
