@@ -3,4 +3,5 @@ export * from './assert-never.ts';
 export * from './glob.ts';
 export * from './module.ts';
 export * from './outbox.ts';
+export * from './state.ts';
 export * from './types.ts';

@@ -31,10 +31,11 @@ export { type FtpReply, ReplyReader } from './reply-reader.ts';
 export const ftpModule: ProxyModule<FtpOptions> = {
   name: 'ftp',
   parseOptions(raw) {
-    const r = checkFtpOptions(raw);
-    if (r.options) return r.options;
-    return new OptionProblems(
-      r.problems.map((p) => ({ id: 'POLICY_BAD_VALUE', path: p.key, message: p.message })),
+    const { options, problems } = checkFtpOptions(raw);
+    // The FTP parser's problems are all values it cannot use (unknown keys included, as Zorp's).
+    return (
+      options ??
+      new OptionProblems(problems.map((p) => ({ id: 'POLICY_BAD_VALUE', path: p.key, message: p.message })))
     );
   },
   create: (context, options) => new FtpCore(context, options),

@@ -6,6 +6,7 @@
 // violation is fatal for the session: the reader throws ProtocolError and stays failed.
 
 import { ProtocolError } from '../../errors.ts';
+import { StickyFailure } from '../core/state.ts';
 import { appendBytes, bytesToText } from './command-reader.ts';
 
 export interface FtpReply {
@@ -23,7 +24,7 @@ const CODE = /^[1-5][0-5][0-9]/;
 export class ReplyReader {
   private buf: Uint8Array = new Uint8Array(0);
   private pending: FtpReply | null = null;
-  private failed: ProtocolError | null = null;
+  private readonly failure = new StickyFailure();
   private readonly maxLineBytes: number;
   private readonly maxLines: number;
 
@@ -42,13 +43,7 @@ export class ReplyReader {
 
   /** The next complete reply, or null. Throws ProtocolError on a violation (then always). */
   next(): FtpReply | null {
-    if (this.failed) throw this.failed;
-    try {
-      return this.step();
-    } catch (e) {
-      if (e instanceof ProtocolError) this.failed = e;
-      throw e;
-    }
+    return this.failure.run(this, this.step);
   }
 
   private step(): FtpReply | null {

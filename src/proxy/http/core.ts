@@ -31,10 +31,12 @@ import {
   assertNever,
   type CoreContext,
   type CoreDescription,
+  dispatchByState,
   Outbox,
   type ProxyCommand,
   type ProxyCore,
   type ProxyEvent,
+  type StateHandler,
   type Verdict,
 } from '../core/index.ts';
 import { type ErrorPage, errorResponse } from './error-page.ts';
@@ -173,20 +175,15 @@ export class HttpCore implements ProxyCore {
   /** Each state's handler takes the stream events it cares about; the rest are the same in every
    * state (onSessionEvent). */
   private dispatch(ev: ProxyEvent): void {
-    switch (this.conn.state) {
-      case 'idle':
-      case 'exchange':
-        if (!this.inHttp(ev)) this.onSessionEvent(ev);
-        return;
-      case 'tunnel':
-        if (!this.inTunnel(ev)) this.onSessionEvent(ev);
-        return;
-      case 'done':
-        return;
-      default:
-        assertNever(this.conn, 'connection state');
-    }
+    dispatchByState(this.conn.state, this.handlers, this.onSessionEvent, ev);
   }
+
+  private readonly handlers: Readonly<Record<Conn['state'], StateHandler | null>> = {
+    idle: (ev) => this.inHttp(ev),
+    exchange: (ev) => this.inHttp(ev),
+    tunnel: (ev) => this.inTunnel(ev),
+    done: null,
+  };
 
   /** idle and exchange: bytes go through the readers; the pump makes what progress they allow. */
   private inHttp(ev: ProxyEvent): boolean {
@@ -245,7 +242,7 @@ export class HttpCore implements ProxyCore {
   }
 
   /** Events every state treats alike: the session's start, timers, abort, the server connect. */
-  private onSessionEvent(ev: ProxyEvent): void {
+  private readonly onSessionEvent = (ev: ProxyEvent): void => {
     switch (ev.type) {
       case 'start':
         this.lastActivity = ev.now;
@@ -288,7 +285,7 @@ export class HttpCore implements ProxyCore {
       default:
         assertNever(ev, 'event');
     }
-  }
+  };
 
   private onClosed(stream: string, error?: string): void {
     if (stream === 'client') {
@@ -402,14 +399,19 @@ export class HttpCore implements ProxyCore {
     return false;
   }
 
-  private readRequestHead(): boolean {
-    let item: ReturnType<HttpReader['read']>;
+  /** The client reader's next item; null after a protocol error (answered by clientError). */
+  private readClient(): ReadItem | null {
     try {
-      item = this.client.read();
+      return this.client.read();
     } catch (e) {
       this.clientError(e);
-      return true;
+      return null;
     }
+  }
+
+  private readRequestHead(): boolean {
+    const item = this.readClient();
+    if (item === null) return true;
     if (item.type === 'need') return false;
     if (item.type === 'eof') {
       this.end(this.verdict);
@@ -424,13 +426,8 @@ export class HttpCore implements ProxyCore {
   /** The request body goes to the server once the head went (a CONNECT has no body to read). */
   private readRequestBody(tx: Tx): boolean {
     if (tx.reqDone || !tx.sentToServer || tx.connectTunnel) return false;
-    let item: ReturnType<HttpReader['read']>;
-    try {
-      item = this.client.read();
-    } catch (e) {
-      this.clientError(e);
-      return true;
-    }
+    const item = this.readClient();
+    if (item === null) return true;
     switch (item.type) {
       case 'need':
         return false;

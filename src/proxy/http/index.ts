@@ -10,14 +10,10 @@ export { HttpReader, type ReaderLimits, type ReadItem } from './reader.ts';
 export const httpModule: ProxyModule<HttpOptions> = {
   name: 'http',
   parseOptions(raw) {
-    const r = checkHttpOptions(raw);
-    if (r.options) return r.options;
-    return new OptionProblems(
-      r.errors.map((e) => ({
-        id: e.id,
-        path: ((e.details?.path as (string | number)[] | undefined) ?? []).join('.'),
-        message: e.message,
-      })),
+    const { options, errors } = checkHttpOptions(raw);
+    const path = (e: (typeof errors)[number]) => ((e.details?.path as unknown[] | undefined) ?? []).join('.');
+    return (
+      options ?? new OptionProblems(errors.map((e) => ({ id: e.id, path: path(e), message: e.message })))
     );
   },
   create: (context, options) => new HttpCore(context, options),

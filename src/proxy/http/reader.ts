@@ -9,6 +9,7 @@
 // The reader never needs the whole message: it decides from complete lines only, so the items and the
 // error it produces do not depend on how the input was split (the fuzz test checks exactly that).
 import { ProtocolError } from '../../errors.ts';
+import { StickyFailure } from '../core/state.ts';
 import { isFieldValue, isToken, isVisibleAscii, quotedStringLength, splitList, trimOws } from './syntax.ts';
 import { parseAuthority } from './url.ts';
 
@@ -115,7 +116,7 @@ export class HttpReader {
   private scanned = 0;
   private state: State = 'start';
   private eof = false;
-  private failed: ProtocolError | null = null;
+  private readonly failure = new StickyFailure();
 
   // head in progress
   private startLine: string | null = null;
@@ -203,13 +204,7 @@ export class HttpReader {
   }
 
   read(): ReadItem {
-    if (this.failed) throw this.failed;
-    try {
-      return this.step();
-    } catch (e) {
-      if (e instanceof ProtocolError) this.failed = e;
-      throw e;
-    }
+    return this.failure.run(this, this.step);
   }
 
   private fail(status: number, msg: string, limit = false): never {

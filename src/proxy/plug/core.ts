@@ -16,7 +16,13 @@
 // - Timers: 'connect' guards the whole connect phase (the chainer's per-target timeout_connect runs
 //   in the driver); 'idle' is the plug `timeout` since the last data either way (checked when the
 //   timer fires, so data costs no timer commands).
-import { assertNever, type CoreDescription, Outbox } from '../core/index.ts';
+import {
+  assertNever,
+  type CoreDescription,
+  dispatchByState,
+  Outbox,
+  type StateHandler,
+} from '../core/index.ts';
 import type { ProxyCommand, ProxyCore, ProxyEvent, Verdict } from '../core/types.ts';
 import type { PlugOptions } from './options.ts';
 
@@ -61,29 +67,22 @@ export class PlugCore implements ProxyCore {
 
   /** One handler per state; what they leave to it, onAnyState does the same in every state. */
   private dispatch(ev: ProxyEvent): void {
-    switch (this.phase) {
-      case 'init':
-        if (ev.type === 'start') this.onStart();
-        else this.onAnyState(ev);
-        return;
-      case 'connecting':
-        if (!this.inConnecting(ev)) this.onAnyState(ev);
-        return;
-      case 'relaying':
-        if (!this.inRelaying(ev)) this.onAnyState(ev);
-        return;
-      case 'done':
-        return;
-      default:
-        assertNever(this.phase, 'state');
-    }
+    dispatchByState(this.phase, this.handlers, this.onAnyState, ev);
   }
 
-  private onStart(): void {
+  private readonly handlers: Readonly<Record<Phase, StateHandler | null>> = {
+    init: (ev) => ev.type === 'start' && this.onStart(),
+    connecting: (ev) => this.inConnecting(ev),
+    relaying: (ev) => this.inRelaying(ev),
+    done: null,
+  };
+
+  private onStart(): true {
     this.phase = 'connecting';
     this.out.emit({ type: 'pause', stream: 'client' });
     this.out.emit({ type: 'connect', stream: 'server', options: {} });
     this.out.emit({ type: 'setTimer', timer: CONNECT, ms: this.opts.timeoutMs });
+    return true;
   }
 
   /** connecting: the server connection's outcome, the connect timer, the client giving up. */
@@ -202,7 +201,7 @@ export class PlugCore implements ProxyCore {
 
   /** Every state but done: bookkeeping of bytes and ends that are not relayed (the client is paused
    * until the server is connected, so little arrives), and the daemon's abort. */
-  private onAnyState(ev: ProxyEvent): void {
+  private readonly onAnyState = (ev: ProxyEvent): void => {
     switch (ev.type) {
       case 'data': {
         const from = this.side(ev.stream);
@@ -238,7 +237,7 @@ export class PlugCore implements ProxyCore {
       default:
         assertNever(ev, 'event');
     }
-  }
+  };
 
   private side(stream: string): Side | null {
     return stream === 'client' ? this.client : stream === 'server' ? this.server : null;
