@@ -92,7 +92,7 @@ export const DEFAULTS = deepFreeze({
   controlStopReplyGraceMs: 120_000, // `tzorp stop` waits this long beyond the drain timeout (flush, exit)
   logFormat: 'text', // Zorp's readable lines; 'json' for log shippers
   logVerbosity: 3, // Zorp's default --verbose
-  logSpec: 'core.summary:4', // Zorp writes the connection summary at level 4: keep it by default
+  logSpec: 'core.summary:4,tls.session:4', // Zorp writes the connection summary at level 4: keep it by default; the TLS handshake line (docs/tls.md) too
   // lab (tzorp lab, tzorp demo): generous for a loaded CI machine; a healthy lab answers in milliseconds
   labStartTimeoutMs: 60_000, // servers and tzorp must be up by then (a healthy start takes seconds)
   labStopGraceMs: 3_000, // between SIGTERM and SIGKILL on `down`: lab sessions need not survive

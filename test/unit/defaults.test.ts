@@ -81,7 +81,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       controlStopReplyGraceMs: 120_000,
       logFormat: 'text',
       logVerbosity: 3,
-      logSpec: 'core.summary:4',
+      logSpec: 'core.summary:4,tls.session:4',
       labStartTimeoutMs: 60_000,
       labStopGraceMs: 3_000,
       labClientTimeoutS: 15,
