@@ -85,7 +85,7 @@ type Pending = {
   verb: string;
   param: string;
   kind: PendingKind;
-  ch?: DataChannel;
+  channel?: DataChannel;
 } /** Not written to the server yet: it waits for our data listener (PORT/EPRT) or the greeting (USER). */ & (
   | { state: 'unsent' }
   /** Written; its final reply is awaited. `answered`: the client already has a final answer from us
@@ -99,12 +99,12 @@ type Pending = {
 );
 type Settled = Extract<Pending, { out: unknown }>;
 
-function sent(verb: string, param: string, kind: PendingKind, ch?: DataChannel): Pending {
-  return { verb, param, kind, ...(ch ? { ch } : {}), state: 'sent', answered: false };
+function sent(verb: string, param: string, kind: PendingKind, channel?: DataChannel): Pending {
+  return { verb, param, kind, ...(channel ? { channel } : {}), state: 'sent', answered: false };
 }
 
-function unsent(verb: string, param: string, kind: PendingKind, ch?: DataChannel): Pending {
-  return { verb, param, kind, ...(ch ? { ch } : {}), state: 'unsent' };
+function unsent(verb: string, param: string, kind: PendingKind, channel?: DataChannel): Pending {
+  return { verb, param, kind, ...(channel ? { channel } : {}), state: 'unsent' };
 }
 
 /** A held reply goes out (in command order). */
@@ -132,7 +132,7 @@ export class FtpCore implements ProxyCore {
   private deferred: CommandItem[] = [];
   private clientPaused = false;
   /** The current data channel: the one a transfer command uses. */
-  private ch: DataChannel | null = null;
+  private channel: DataChannel | null = null;
   private seq = 0;
   private readonly channelHost: DataChannelHost;
   /** Every data channel not done yet (the current one, and replaced ones still closing). */
@@ -167,13 +167,13 @@ export class FtpCore implements ProxyCore {
       serverRemote: () => this.serverRemote,
       serverLocal: () => this.serverLocal,
       username: () => this.username,
-      isCurrent: (ch) => this.ch === ch,
-      released: (ch) => {
-        if (this.ch === ch) this.ch = null;
+      isCurrent: (channel) => this.channel === channel,
+      released: (channel) => {
+        if (this.channel === channel) this.channel = null;
       },
-      clientDone: (ch) => this.releaseIfClientDone(ch),
-      completed: (ch) => this.channelCompleted(ch),
-      failed: (ch, why) => this.failChannel(ch, why),
+      clientDone: (channel) => this.releaseIfClientDone(channel),
+      completed: (channel) => this.channelCompleted(channel),
+      failed: (channel, why) => this.failChannel(channel, why),
       sessionOver: () => this.phase === 'done',
     };
   }
@@ -186,13 +186,13 @@ export class FtpCore implements ProxyCore {
   }
 
   describe(): CoreDescription {
-    const ch = this.ch;
+    const channel = this.channel;
     return {
       proxy: 'ftp',
       state: this.phase,
       waiting_for: this.inflight.map((p) => `${p.verb}:${p.kind}:${p.state}`),
       deferred_commands: this.deferred.length,
-      ...(ch ? { data_channel: ch.describe() } : {}),
+      ...(channel ? { data_channel: channel.describe() } : {}),
     };
   }
 
@@ -236,8 +236,8 @@ export class FtpCore implements ProxyCore {
         break;
       case 'accepted':
         {
-          const ch = this.channelFor(ev.listener);
-          if (ch) ch.accepted(ev.listener, ev.stream, ev.remote);
+          const channel = this.channelFor(ev.listener);
+          if (channel) channel.accepted(ev.listener, ev.stream, ev.remote);
           else this.emit({ type: 'close', stream: ev.stream, reset: true });
         }
         break;
@@ -289,7 +289,7 @@ export class FtpCore implements ProxyCore {
     if (this.phase === 'done') return;
     // 'done' first: tearing the data channel down must not release replies or read commands.
     this.phase = 'done';
-    if (this.ch) this.ch.teardown(true);
+    if (this.channel) this.channel.teardown(true);
     this.out.end(verdict, info, { clearTimers: [IDLE_TIMER] });
   }
 
@@ -468,7 +468,8 @@ export class FtpCore implements ProxyCore {
       return;
     }
     if (verb === 'ABOR') {
-      if (this.ch && (this.ch.state === 'transfer' || this.ch.state === 'closing')) this.ch.teardown(true);
+      if (this.channel && (this.channel.state === 'transfer' || this.channel.state === 'closing'))
+        this.channel.teardown(true);
     }
     const kind: PendingKind = verb === 'QUIT' ? 'quit' : verb === 'FEAT' ? 'feat' : 'plain';
     this.inflight.push(sent(verb, effectiveParam, kind));
@@ -687,7 +688,7 @@ export class FtpCore implements ProxyCore {
         to: v.code,
       });
       settle(p, [`${v.code} ${v.text}`]);
-      if (p.ch) p.ch.teardown(true);
+      if (p.channel) p.channel.teardown(true);
     } else {
       this.onFinal(settle(p, reply.lines), reply);
     }
@@ -705,7 +706,7 @@ export class FtpCore implements ProxyCore {
       });
       p.answered = true;
       this.sendLines(CLIENT, [`${v.code} ${v.text}`]);
-      if (p.ch) p.ch.teardown(true);
+      if (p.channel) p.channel.teardown(true);
       return;
     }
     if (p.kind === 'greeting' || p.kind === 'inband-greeting') {
@@ -713,9 +714,9 @@ export class FtpCore implements ProxyCore {
       return;
     }
     this.sendLines(CLIENT, reply.lines);
-    if (p.kind === 'transfer' && p.ch) {
-      p.ch.prelim = true;
-      p.ch.connectClient();
+    if (p.kind === 'transfer' && p.channel) {
+      p.channel.prelim = true;
+      p.channel.connectClient();
     }
   }
 
@@ -820,22 +821,22 @@ export class FtpCore implements ProxyCore {
     const clientMode: DataMode = verb === 'PORT' || verb === 'EPRT' ? 'active' : 'passive';
     const clientPeer = clientMode === 'active' ? this.clientDataPeer(verb, param) : null;
     if (clientMode === 'active' ? clientPeer === null : !this.passiveAllowed(verb, param)) return;
-    if (this.ch) this.ch.teardown(true);
+    if (this.channel) this.channel.teardown(true);
     this.lastChannelFailure = null;
     const serverMode: DataMode = this.opts.dataMode === 'keep' ? clientMode : this.opts.dataMode;
-    const ch = new DataChannel(this.channelHost, ++this.seq, verb, clientMode, serverMode, clientPeer);
-    this.ch = ch;
-    this.channels.add(ch);
+    const channel = new DataChannel(this.channelHost, ++this.seq, verb, clientMode, serverMode, clientPeer);
+    this.channel = channel;
+    this.channels.add(channel);
     const serverFamily = this.serverRemote?.family ?? 4;
     if (serverMode === 'passive') {
       const sverb = serverFamily === 4 ? 'PASV' : 'EPSV';
-      this.inflight.push(sent(sverb, '', 'setup', ch));
+      this.inflight.push(sent(sverb, '', 'setup', channel));
       this.sendServer(sverb, '');
     } else {
       // Server active: our listener first; the PORT/EPRT naming it goes out once it listens.
       const sverb = serverFamily === 4 ? 'PORT' : 'EPRT';
-      this.inflight.push(unsent(sverb, '', 'setup', ch));
-      ch.listen('server');
+      this.inflight.push(unsent(sverb, '', 'setup', channel));
+      channel.listen('server');
     }
   }
 
@@ -894,11 +895,13 @@ export class FtpCore implements ProxyCore {
   }
 
   private onListening(listener: StreamId, local: Addr): void {
-    const ch = this.channelFor(listener);
-    if (!ch || ch !== this.ch) return;
-    if (listener === ch.serverListener) {
+    const channel = this.channelFor(listener);
+    if (!channel || channel !== this.channel) return;
+    if (listener === channel.serverListener) {
       // Server active: tell the server where to connect (RFC 959 PORT / RFC 2428 EPRT).
-      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.state === 'unsent');
+      const p = this.inflight.find(
+        (x) => x.channel === channel && x.kind === 'setup' && x.state === 'unsent',
+      );
       if (!p) return;
       Object.assign(p, { state: 'sent', answered: false });
       const host = this.opts.masqAddressServer ?? local.host;
@@ -909,13 +912,13 @@ export class FtpCore implements ProxyCore {
         p.param = formatEprt({ host, port: local.port, family: fam });
       }
       this.sendServer(p.verb, p.param);
-    } else if (listener === ch.clientListener) {
-      const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup' && x.state === 'held');
+    } else if (listener === channel.clientListener) {
+      const p = this.inflight.find((x) => x.channel === channel && x.kind === 'setup' && x.state === 'held');
       if (p?.state !== 'held') return;
       const host = this.opts.masqAddressClient ?? local.host;
-      p.out = [ch.clientVerb === 'PASV' ? format227({ host, port: local.port }) : format229(local.port)];
+      p.out = [channel.clientVerb === 'PASV' ? format227({ host, port: local.port }) : format229(local.port)];
       release(p);
-      ch.state = 'ready';
+      channel.state = 'ready';
       this.log('ftp.data', 'debug', 'Client-side data listener ready', {
         host: local.host,
         port: local.port,
@@ -925,11 +928,11 @@ export class FtpCore implements ProxyCore {
   }
 
   private onListenFailed(listener: StreamId, error: string): void {
-    const ch = this.channelFor(listener);
-    if (!ch || ch !== this.ch) return;
+    const channel = this.channelFor(listener);
+    if (!channel || channel !== this.channel) return;
     this.log('ftp.error', 'warn', 'Data listener failed', { error });
-    const p = this.inflight.find((x) => x.ch === ch && x.kind === 'setup');
-    ch.teardown(true);
+    const p = this.inflight.find((x) => x.channel === channel && x.kind === 'setup');
+    channel.teardown(true);
     if (!p) return;
     // An unsent PORT/EPRT never reaches the server: no reply of its will come to be dropped.
     const answered = p.state === 'unsent' || p.answered;
@@ -938,17 +941,17 @@ export class FtpCore implements ProxyCore {
   }
 
   private onSetupReply(p: Settled, reply: FtpReply): void {
-    const ch = p.ch!;
-    if (ch !== this.ch || ch.state !== 'setup') {
+    const channel = p.channel!;
+    if (channel !== this.channel || channel.state !== 'setup') {
       p.out = ['425 Cannot open data connection'];
       return;
     }
     if (reply.code[0] !== '2') {
       p.out = reply.lines;
-      ch.teardown(true);
+      channel.teardown(true);
       return;
     }
-    if (ch.serverMode === 'passive') {
+    if (channel.serverMode === 'passive') {
       const text = reply.lines.join(' ');
       let peer: Addr | null = null;
       if (reply.code === '227') peer = parse227(text);
@@ -959,7 +962,7 @@ export class FtpCore implements ProxyCore {
       if (!peer) {
         this.violation('Unparsable passive reply from server', { code: reply.code, text: replyText(reply) });
         p.out = ['425 Cannot open data connection'];
-        ch.teardown(true);
+        channel.teardown(true);
         return;
       }
       if (!this.opts.permitServerBounceAttack && peer.host !== this.serverRemote?.host) {
@@ -968,34 +971,34 @@ export class FtpCore implements ProxyCore {
           server: this.serverRemote?.host,
         });
         p.out = ['425 Cannot open data connection'];
-        ch.teardown(true);
+        channel.teardown(true);
         return;
       }
       if (this.opts.strictPortChecking && peer.port < 1024) {
         this.violation('Server passive data port below 1024 refused', { port: peer.port });
         p.out = ['425 Cannot open data connection'];
-        ch.teardown(true);
+        channel.teardown(true);
         return;
       }
-      ch.serverPeer = peer;
+      channel.serverPeer = peer;
     }
-    if (ch.clientMode === 'active') {
-      p.out = [`200 ${ch.clientVerb} command successful`];
-      ch.state = 'ready';
+    if (channel.clientMode === 'active') {
+      p.out = [`200 ${channel.clientVerb} command successful`];
+      channel.state = 'ready';
       return;
     }
     // Client passive: open our listener on the address the client dialled, answer when it is ready.
     p.state = 'held';
     p.out = null;
-    ch.listen('client');
+    channel.listen('client');
   }
 
   // -------------------------------------------------------------------------------------------
   // transfers
 
   private onTransfer(verb: string, param: string, direction: Direction): void {
-    const ch = this.ch;
-    if (ch?.state !== 'ready') {
+    const channel = this.channel;
+    if (channel?.state !== 'ready') {
       // No data channel set up (RFC 959's default data port is not supported: docs/ftp.md).
       if (this.lastChannelFailure)
         this.replyClient(425, `Can't open data connection (${this.lastChannelFailure})`);
@@ -1003,57 +1006,57 @@ export class FtpCore implements ProxyCore {
       this.lastChannelFailure = null;
       return;
     }
-    this.inflight.push(sent(verb, param, 'transfer', ch));
+    this.inflight.push(sent(verb, param, 'transfer', channel));
     this.sendServer(verb, param);
-    ch.startTransfer(verb, param, direction);
+    channel.startTransfer(verb, param, direction);
   }
 
   private onTransferReply(p: Settled, reply: FtpReply): void {
-    const ch = p.ch!;
-    ch.finalSeen = true;
-    if (ch.state === 'done') {
+    const channel = p.channel!;
+    channel.finalSeen = true;
+    if (channel.state === 'done') {
       // The data channel is already gone (ABOR, failure): only the reply text may change.
-      if (ch.failed) p.out = [failureLine(ch.failed)];
+      if (channel.failed) p.out = [failureLine(channel.failed)];
       return;
     }
     if (reply.code[0] !== '2') {
       // The transfer failed on the server: nothing more will be relayed, and there is no data whose
       // end the reply could overtake; the client gets it at once.
-      ch.teardown(true);
-      if (ch.failed) p.out = [failureLine(ch.failed)];
+      channel.teardown(true);
+      if (channel.failed) p.out = [failureLine(channel.failed)];
       return;
     }
-    ch.connectClient();
-    if (!ch.finished()) {
+    channel.connectClient();
+    if (!channel.finished()) {
       // Hold the reply until the data is relayed and both data connections are closed (or the client
       // has closed its side: then it has every byte it will get).
       p.state = 'held';
-      this.emit({ type: 'setTimer', timer: ch.timer, ms: this.opts.dataTimeoutMs });
-      this.releaseIfClientDone(ch);
+      this.emit({ type: 'setTimer', timer: channel.timer, ms: this.opts.dataTimeoutMs });
+      this.releaseIfClientDone(channel);
     } else {
-      ch.complete();
+      channel.complete();
     }
   }
 
   /** The client has finished with the data connection (FIN or closed): its held final reply may go.
    * The server side is still closed down in the background (and accounted when it is). Clients such
    * as curl close the data connection as soon as they have the announced size, before our FIN. */
-  private releaseIfClientDone(ch: DataChannel): void {
-    if (!(ch.clientData.ended || ch.clientData.state === 'closed')) return;
-    const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
+  private releaseIfClientDone(channel: DataChannel): void {
+    if (!(channel.clientData.ended || channel.clientData.state === 'closed')) return;
+    const p = this.inflight.find((x) => x.channel === channel && x.kind === 'transfer');
     if (p?.state !== 'held') return;
-    if (ch.failed && !p.answered) p.out = [failureLine(ch.failed)];
+    if (channel.failed && !p.answered) p.out = [failureLine(channel.failed)];
     release(p);
     this.flush();
   }
 
   /** The data channel is done: forget it; a transfer's held final reply goes (425/426 when the
    * client side failed). */
-  private channelCompleted(ch: DataChannel): void {
-    this.channels.delete(ch);
-    const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
+  private channelCompleted(channel: DataChannel): void {
+    this.channels.delete(channel);
+    const p = this.inflight.find((x) => x.channel === channel && x.kind === 'transfer');
     if (p?.state === 'held' || p?.state === 'final') {
-      if (ch.failed && !p.answered) p.out = [failureLine(ch.failed)];
+      if (channel.failed && !p.answered) p.out = [failureLine(channel.failed)];
       if (p.state === 'held') {
         release(p);
         this.flush();
@@ -1063,7 +1066,7 @@ export class FtpCore implements ProxyCore {
 
   /** The data channel a stream or listener id belongs to. */
   private channelFor(id: StreamId): DataChannel | null {
-    for (const ch of this.channels) if (ch.owns(id)) return ch;
+    for (const channel of this.channels) if (channel.owns(id)) return channel;
     return null;
   }
 
@@ -1081,15 +1084,15 @@ export class FtpCore implements ProxyCore {
       this.closeWith(421, 'Timeout, closing control connection', 'ACCEPTED', 'idle timeout');
       return;
     }
-    for (const ch of this.channels) if (ch.timer === timer) ch.timedOut();
+    for (const channel of this.channels) if (channel.timer === timer) channel.timedOut();
   }
 
   /** A data channel that cannot be completed: tear it down; a transfer waiting for it gets 425 now
    * (the server's own final reply, when it comes, is dropped). */
-  private failChannel(ch: DataChannel, why: string): void {
-    const p = this.inflight.find((x) => x.ch === ch && x.kind === 'transfer');
-    ch.failed = 'connect';
-    ch.teardown(true);
+  private failChannel(channel: DataChannel, why: string): void {
+    const p = this.inflight.find((x) => x.channel === channel && x.kind === 'transfer');
+    channel.failed = 'connect';
+    channel.teardown(true);
     if (p?.state === 'sent' && !p.answered) {
       p.answered = true;
       this.replyClient(425, `Can't open data connection (${why})`);
