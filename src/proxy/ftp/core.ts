@@ -41,6 +41,7 @@
 
 import { DEFAULTS } from '../../defaults.ts';
 import { ProtocolError } from '../../errors.ts';
+import { canonicalAddress } from '../../policy/address.ts';
 import {
   type Addr,
   assertNever,
@@ -58,7 +59,6 @@ import { type CommandItem, CommandReader, type FtpCommand, toBytes } from './com
 import { DATA_SETUP_COMMANDS, type Direction, KNOWN_COMMANDS, TRANSFER_COMMANDS } from './commands.ts';
 import { DataChannel, type DataChannelHost, type DataMode } from './data-channel.ts';
 import {
-  canonicalHost,
   format227,
   format229,
   formatEprt,
@@ -584,7 +584,7 @@ export class FtpCore implements ProxyCore {
       this.replyClient(501, 'Hostname missing or too long');
       return null;
     }
-    const ip = canonicalHost(host);
+    const ip = canonicalAddress(host);
     const dns =
       /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
     if (!ip && !dns.test(host)) {
@@ -905,7 +905,7 @@ export class FtpCore implements ProxyCore {
       if (!p) return;
       Object.assign(p, { state: 'sent', answered: false });
       const host = this.opts.masqAddressServer ?? local.host;
-      const fam = canonicalHost(host)?.family ?? local.family;
+      const fam = canonicalAddress(host)?.family ?? local.family;
       if (p.verb === 'PORT' && fam === 4) p.param = formatHostPort({ host, port: local.port });
       else {
         p.verb = 'EPRT';

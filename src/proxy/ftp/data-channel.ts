@@ -19,9 +19,9 @@
 // the server's 227/229 address). Bytes from one go to the other; bytes that arrive before the other is
 // open wait (bounded: the sender is paused at DEFAULTS.relayBufferBytes).
 import { DEFAULTS } from '../../defaults.ts';
+import { canonicalAddress } from '../../policy/address.ts';
 import type { Addr, Outbox, StreamId } from '../core/index.ts';
 import type { Direction } from './commands.ts';
-import { canonicalHost } from './endpoints.ts';
 import type { FtpOptions } from './options.ts';
 
 export type DataMode = 'passive' | 'active';
@@ -214,7 +214,7 @@ export class DataChannel {
     const serverPort = this.host.serverRemote()?.port ?? 21;
     let refuse: string | null = null;
     if (side.state !== 'none') refuse = 'a second data connection';
-    else if (!permit && canonicalHost(remote.host)?.host !== peerHost)
+    else if (!permit && canonicalAddress(remote.host)?.host !== peerHost)
       refuse = 'data connection from a third host';
     else if (!fromClient && o.strictPortChecking && remote.port !== 20 && remote.port !== serverPort - 1)
       refuse = 'server data connection not from port 20 or control port - 1';

@@ -1,23 +1,13 @@
 // Data-channel endpoints as FTP writes them: PORT and the 227 reply (RFC 959 §4.1.2, RFC 1123
 // §4.1.2.6), EPRT and the 229 reply (RFC 2428 §2, §3). Pure text <-> Addr conversion; the caller does
 // the bounce and port checks.
+//
+// Addresses go through the project's one normaliser (policy/address.ts canonicalAddress: strict
+// dotted quads, RFC 5952 IPv6, IPv4-mapped IPv6 as IPv4), the same one the driver's Addr of the
+// control connection comes from: the bounce checks compare two texts of one normaliser.
 
-import ipaddr from 'ipaddr.js';
+import { canonicalAddress } from '../../policy/address.ts';
 import type { Addr } from '../core/index.ts';
-
-/** Canonical text of an address (IPv6 compressed lower case, IPv4-mapped IPv6 as IPv4), or null. */
-export function canonicalHost(text: string): { host: string; family: 4 | 6 } | null {
-  if (!ipaddr.isValid(text)) return null;
-  // ipaddr.js also accepts legacy IPv4 forms ("1", "0x7f.1"); FTP peers must use dotted quads.
-  if (!text.includes(':') && !/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(text)) return null;
-  const parsed = ipaddr.parse(text);
-  if (parsed.kind() === 'ipv6') {
-    const v6 = parsed as ipaddr.IPv6;
-    if (v6.isIPv4MappedAddress()) return { host: v6.toIPv4Address().toString(), family: 4 };
-    return { host: v6.toString(), family: 6 };
-  }
-  return { host: parsed.toString(), family: 4 };
-}
 
 function byte(s: string): number | null {
   if (!/^\d{1,3}$/.test(s)) return null;
@@ -66,10 +56,10 @@ export function parseEprt(param: string): Addr | null {
   if (proto !== '1' && proto !== '2') return null;
   const port = parsePortNumber(parts[3]!);
   if (port === null) return null;
-  const c = canonicalHost(parts[2]!);
+  const c = canonicalAddress(parts[2]!);
   if (!c) return null;
   // RFC 2428: protocol 1 carries an IPv4 address, 2 an IPv6 one. An IPv4-mapped IPv6 address under 2
-  // is an IPv4 endpoint for our purposes (canonicalHost unmaps it).
+  // is an IPv4 endpoint for our purposes (canonicalAddress unmaps it).
   if (proto === '1' && (c.family !== 4 || parts[2]!.includes(':'))) return null;
   if (proto === '2' && !parts[2]!.includes(':')) return null;
   return { host: c.host, port, family: c.family };

@@ -7,7 +7,6 @@ import { checkFtpOptions, type FtpOptions } from './options.ts';
 export { type CommandItem, CommandReader, type FtpCommand } from './command-reader.ts';
 export { FtpCore } from './core.ts';
 export {
-  canonicalHost,
   format227,
   format229,
   formatEprt,

@@ -4,7 +4,7 @@
 
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
-import { canonicalHost } from './endpoints.ts';
+import { canonicalAddress } from '../../policy/address.ts';
 import {
   ACCEPT,
   type ConditionalVerdict,
@@ -134,7 +134,7 @@ export function checkFtpOptions(raw: unknown): { options: FtpOptions | null; pro
   const address = (key: string): string | null => {
     const v = o[key];
     if (v === undefined || v === null || v === '') return null;
-    const c = typeof v === 'string' ? canonicalHost(v) : null;
+    const c = typeof v === 'string' ? canonicalAddress(v) : null;
     if (!c) {
       bad(key, `'${key}' must be an IPv4 or IPv6 address`);
       return null;

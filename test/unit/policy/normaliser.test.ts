@@ -7,6 +7,8 @@ import ipaddr from 'ipaddr.js';
 import { parseAddress as engineParse } from '../../../src/engine/index.ts';
 import { canonicalHost } from '../../../src/net/index.ts';
 import { canonicalAddress } from '../../../src/policy/index.ts';
+import { parseEprt } from '../../../src/proxy/ftp/index.ts';
+import { canonicalHost as httpHost } from '../../../src/proxy/http/host.ts';
 
 describe('canonicalAddress', () => {
   const table: [string, string, 4 | 6][] = [
@@ -54,7 +56,7 @@ function spell(groups: number[], upper: boolean[], pad: boolean[], cut: [number,
 }
 
 describe('every module normalises the same way', () => {
-  it('any spelling of an IPv6 address: policy, engine and net agree with RFC 5952 (ipaddr.js)', () => {
+  it('any spelling of an IPv6 address: policy, engine, net, HTTP and FTP agree with RFC 5952 (ipaddr.js)', () => {
     // zero groups are frequent so that compression choices are exercised
     const group = fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
     fc.assert(
@@ -70,6 +72,8 @@ describe('every module normalises the same way', () => {
           assert.equal(canonicalAddress(text)?.host, want, text);
           assert.equal(engineParse(text)?.toString(), want, text);
           assert.equal(canonicalHost(text), want, text);
+          assert.equal(httpHost(text, true).host, want, text); // Host: [v6]
+          assert.equal(parseEprt(`|2|${text}|21|`)?.host, want, text); // RFC 2428 EPRT
         },
       ),
       { numRuns: 2000, seed: Number(process.env.FC_SEED ?? 20261203) },
@@ -84,6 +88,8 @@ describe('every module normalises the same way', () => {
         assert.deepEqual(canonicalAddress(text), { family: 4, host: quad });
         assert.equal(engineParse(text)?.toString(), quad);
         assert.equal(canonicalHost(text), quad);
+        assert.equal(httpHost(quad, false).host, quad);
+        assert.equal(parseEprt(`|${mapped ? 2 : 1}|${text}|21|`)?.host, quad);
       }),
       { numRuns: 500, seed: Number(process.env.FC_SEED ?? 20261203) },
     );

@@ -417,6 +417,24 @@ describe('ftp core: bounce and port checks', () => {
     assert.ok(s.all.of('log').some((l) => l.category === 'ftp.violation' && /bounce/i.test(l.msg)));
   });
 
+  it('the bounce check compares one normaliser\'s text: any spelling of the client is the client', () => {
+    // the client's own address written IPv4-mapped (RFC 2428 protocol 2): the same host, not a bounce
+    const s = new Script({ data_mode: 'passive' });
+    s.login();
+    s.fromClient(`EPRT |2|::FFFF:${CLIENT.host}|50001|\r\n`);
+    assert.equal(s.last.sent('server'), 'PASV\r\n');
+    // a third host in the same spelling is still one
+    const t = new Script();
+    t.login();
+    t.fromClient('EPRT |2|::ffff:198.18.9.9|2525|\r\n');
+    assert.match(t.last.sent('client'), /^501 .*third host/);
+    // an IPv6 client in a long, upper-case spelling is the client too
+    const v6 = new Script({ data_mode: 'passive' });
+    v6.login(CLIENT6, SERVER6, FW6_SERVER_SIDE);
+    v6.fromClient('EPRT |2|2001:0DB8:0001:0000:0000:0000:0000:0002|50001|\r\n');
+    assert.equal(v6.last.sent('server'), 'EPSV\r\n');
+  });
+
   it('PORT to a privileged port of the client is refused (strict_port_checking)', () => {
     const s = new Script();
     s.login();
