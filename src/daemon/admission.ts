@@ -17,37 +17,67 @@ export interface Admission {
   release(service: ProxyService, client: string): void;
 }
 
-/** Primary side: the slots taken, per worker and service. A worker that dies gives its slots back
- * (its sessions died with it). */
+/** Counts per worker and key, summed over the workers on demand. A worker that dies takes its counts
+ * with it (its sessions died with it). */
+export class WorkerCounts {
+  private readonly byWorker = new Map<number, Map<string, number>>();
+
+  /** The count of `key` over all workers. */
+  total(key: string): number {
+    let n = 0;
+    for (const m of this.byWorker.values()) n += m.get(key) ?? 0;
+    return n;
+  }
+
+  add(worker: number, key: string): void {
+    const m = this.byWorker.get(worker) ?? new Map<string, number>();
+    m.set(key, (m.get(key) ?? 0) + 1);
+    this.byWorker.set(worker, m);
+  }
+
+  /** One less of `key` for `worker`; nothing when it holds none (a release nobody granted). */
+  remove(worker: number, key: string): void {
+    const m = this.byWorker.get(worker);
+    const n = m?.get(key) ?? 0;
+    if (!m || n === 0) return;
+    if (n === 1) m.delete(key);
+    else m.set(key, n - 1);
+  }
+
+  forget(worker: number): void {
+    this.byWorker.delete(worker);
+  }
+
+  /** Keys held, over all workers (a leak shows here). */
+  get entries(): number {
+    let n = 0;
+    for (const m of this.byWorker.values()) n += m.size;
+    return n;
+  }
+}
+
+/** Primary side: the max_sessions slots taken, per worker and service. */
 export class AdmissionLedger {
-  private readonly taken = new Map<number, Map<string, number>>();
+  private readonly taken = new WorkerCounts();
 
   /** Sessions of `service` admitted and not yet released, over all workers. */
   count(service: string): number {
-    let n = 0;
-    for (const m of this.taken.values()) n += m.get(service) ?? 0;
-    return n;
+    return this.taken.total(service);
   }
 
   /** Take a slot for worker `worker`; false when `max` (> 0) sessions of `service` already run. */
   admit(worker: number, service: string, max: number): boolean {
     if (max > 0 && this.count(service) >= max) return false;
-    const m = this.taken.get(worker) ?? new Map<string, number>();
-    m.set(service, (m.get(service) ?? 0) + 1);
-    this.taken.set(worker, m);
+    this.taken.add(worker, service);
     return true;
   }
 
   release(worker: number, service: string): void {
-    const m = this.taken.get(worker);
-    const n = m?.get(service) ?? 0;
-    if (!m || n === 0) return;
-    if (n === 1) m.delete(service);
-    else m.set(service, n - 1);
+    this.taken.remove(worker, service);
   }
 
   /** Worker `worker` exited: its slots are free again. */
   forget(worker: number): void {
-    this.taken.delete(worker);
+    this.taken.forget(worker);
   }
 }

@@ -3,6 +3,7 @@
 // decided by the primary for every worker at once, before a session's core runs and so before any
 // server connection. Pure: the caller passes the time.
 import { DEFAULTS } from '../defaults.ts';
+import { WorkerCounts } from './admission.ts';
 
 export type LimitName = 'max_sessions' | 'max_sessions_per_client' | 'new_sessions_per_client';
 
@@ -45,8 +46,8 @@ interface Bucket {
 }
 
 export class ClientLimits {
-  /** worker index -> "service client" -> sessions admitted and not yet released. */
-  private readonly running = new Map<number, Map<string, number>>();
+  /** "service client" -> sessions admitted and not yet released, per worker. */
+  private readonly running = new WorkerCounts();
   /** "service client" -> its token bucket; Map order is least recently used first. */
   private readonly buckets = new Map<string, Bucket>();
 
@@ -61,7 +62,7 @@ export class ClientLimits {
     nowMs: number,
   ): LimitName | null {
     const key = `${service} ${client}`;
-    if (limits.maxSessionsPerClient > 0 && this.count(key) >= limits.maxSessionsPerClient)
+    if (limits.maxSessionsPerClient > 0 && this.running.total(key) >= limits.maxSessionsPerClient)
       return 'max_sessions_per_client';
     const r = limits.newSessionsPerClient;
     if (r) {
@@ -75,38 +76,21 @@ export class ClientLimits {
       if (b.tokens < 1) return 'new_sessions_per_client';
       b.tokens -= 1;
     }
-    if (limits.maxSessionsPerClient > 0) {
-      const m = this.running.get(worker) ?? new Map<string, number>();
-      this.running.set(worker, m);
-      m.set(key, (m.get(key) ?? 0) + 1);
-    }
+    if (limits.maxSessionsPerClient > 0) this.running.add(worker, key);
     return null;
   }
 
   release(worker: number, service: string, client: string): void {
-    const m = this.running.get(worker);
-    const key = `${service} ${client}`;
-    const n = m?.get(key) ?? 0;
-    if (!m || n === 0) return;
-    if (n === 1) m.delete(key);
-    else m.set(key, n - 1);
+    this.running.remove(worker, `${service} ${client}`);
   }
 
   /** A worker died: its sessions are gone, and so are their slots. */
   dropWorker(worker: number): void {
-    this.running.delete(worker);
+    this.running.forget(worker);
   }
 
   /** Entries held (for the control socket's leak counts). */
   get size(): { clients: number; buckets: number } {
-    let clients = 0;
-    for (const m of this.running.values()) clients += m.size;
-    return { clients, buckets: this.buckets.size };
-  }
-
-  private count(key: string): number {
-    let n = 0;
-    for (const m of this.running.values()) n += m.get(key) ?? 0;
-    return n;
+    return { clients: this.running.entries, buckets: this.buckets.size };
   }
 }
