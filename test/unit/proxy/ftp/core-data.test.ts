@@ -417,7 +417,7 @@ describe('ftp core: bounce and port checks', () => {
     assert.ok(s.all.of('log').some((l) => l.category === 'ftp.violation' && /bounce/i.test(l.msg)));
   });
 
-  it('the bounce check compares one normaliser\'s text: any spelling of the client is the client', () => {
+  it("the bounce check compares one normaliser's text: any spelling of the client is the client", () => {
     // the client's own address written IPv4-mapped (RFC 2428 protocol 2): the same host, not a bounce
     const s = new Script({ data_mode: 'passive' });
     s.login();
