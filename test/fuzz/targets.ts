@@ -10,7 +10,10 @@ import type { ProxyCommand, ProxyEvent } from '../../src/proxy/core/types.ts';
 import { CommandReader, ftpModule, ReplyReader } from '../../src/proxy/ftp/index.ts';
 import { HttpReader, httpModule } from '../../src/proxy/http/index.ts';
 import { bindCore } from '../../src/proxy/index.ts';
+import { plugModule } from '../../src/proxy/plug/index.ts';
+import { compileTls, readClientHello, TlsPassthroughGate } from '../../src/proxy/tls/index.ts';
 import { CORPUS } from '../unit/proxy/http/corpus.ts';
+import { alpnExt, helloRecord, sniExt, versionsExt } from '../unit/proxy/tls/hello-fixtures.ts';
 
 export interface FuzzTarget {
   /** What the target reads. */
@@ -404,7 +407,79 @@ function policyTarget(file: string): FuzzTarget {
   };
 }
 
+const TLS_MAX_HELLO = 32 * 1024;
+
+/** The ClientHello reader on the whole input and on prefixes (a prefix of a hello is "need more", never
+ * a different answer), then the passthrough gate in front of plug fed the same bytes in pieces. */
+const tlsClientHello: FuzzTarget = {
+  what: 'TLS ClientHello reader and the passthrough gate (SNI policy) in front of plug',
+  dict: [
+    '\x16\x03\x01',
+    '\x16\x03\x03',
+    '\x01\x00',
+    '\x00\x00',
+    '\x00\x10',
+    '\x00\x2b',
+    '\x0a\x0a',
+    '\x03\x04',
+    'h2',
+    'http/1.1',
+    '.example.org',
+  ],
+  maxLen: 8192,
+  seeds: () => [
+    helloRecord({
+      extensions: [sniExt('www.example.org'), alpnExt('h2', 'http/1.1'), versionsExt(0x0a0a, 0x0304, 0x0303)],
+    }),
+    helloRecord({ extensions: [sniExt('bad.example.org'), versionsExt(0x0303)] }, 7),
+    helloRecord({ legacyVersion: 0x0301, noExtensions: true }),
+    enc('GET / HTTP/1.1\r\n\r\n'),
+  ],
+  run(data) {
+    let whole: ReturnType<typeof readClientHello> = null;
+    try {
+      whole = readClientHello(data, TLS_MAX_HELLO);
+    } catch (e) {
+      expectedProtocolError(e);
+    }
+    if (whole !== null) {
+      for (const cut of [whole.consumed - 1, whole.consumed >> 1]) {
+        if (cut < 0) continue;
+        let got: unknown;
+        try {
+          got = readClientHello(data.subarray(0, cut), TLS_MAX_HELLO);
+        } catch (e) {
+          got = e;
+        }
+        if (got !== null)
+          throw new Error(`a prefix of ${cut} bytes of a complete hello answered ${String(got)}`);
+      }
+    }
+    const policy = compileTls({
+      mode: 'passthrough',
+      ca: null,
+      serverVerify: true,
+      serverCaFile: null,
+      sni: { allow: ['*.example.org'], deny: ['bad.example.org'], missing: 'reject' },
+      minVersion: 'TLSv1.2',
+      pos: { file: 'f', line: 1, col: 1 },
+    });
+    const plug = bindCore(
+      plugModule,
+      {},
+    )({ sessionId: 's:1', service: 's', clientZone: null, inband: false });
+    const gate = new TlsPassthroughGate(policy, plug);
+    let now = 0;
+    gate.handle({ type: 'start', now, client: CLIENT, clientLocal: ADDR });
+    for (const p of pieces(data)) gate.handle({ type: 'data', now: ++now, stream: 'client', data: p });
+    gate.handle({ type: 'connected', now: ++now, stream: 'server', local: CLIENT, remote: ADDR });
+    gate.handle({ type: 'end', now: ++now, stream: 'client' });
+    gate.handle({ type: 'timer', now: ++now, timer: 'tls.hello' });
+  },
+};
+
 export const TARGETS: Record<string, FuzzTarget> = {
+  'tls-client-hello': tlsClientHello,
   'http-request-reader': httpReaderTarget('request'),
   'http-response-reader': httpReaderTarget('response'),
   'http-core': httpCore,
