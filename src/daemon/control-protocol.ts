@@ -3,8 +3,10 @@
 // `{"id":1,"ok":true,"result":...}` or `{"id":1,"ok":false,"error":{"code":"TZ3002","message":...,
 // "errors":["file:line:col: TZ1031 ..."]}}`. Several requests may share a connection; answers come in
 // request order. This file is pure: framing, validation and the shapes of the results.
+
 import { TzorpError } from '../errors.ts';
 import type { EffectiveConfig } from './config.ts';
+import type { WorkerResources } from './ipc.ts';
 import type { DaemonState } from './lifecycle.ts';
 
 export type ControlRequest =
@@ -67,6 +69,8 @@ export interface StatusResult {
   services: ServiceStatus[];
   /** Every tunable and run setting the daemon runs with (tzorp run --print-config prints the same). */
   config: EffectiveConfig;
+  /** Per worker: descriptors, handles and timers, memory (absent while starting). */
+  workerResources?: WorkerResources[];
 }
 
 export interface EndpointInfo {

@@ -57,6 +57,22 @@ export interface WorkerStatus {
   counters: Record<string, ServiceCounters>;
   /** Running sessions per generation. */
   generations: Record<number, number>;
+  /** What the worker process holds (leak checks): set by worker-main. */
+  resources?: WorkerResources;
+}
+
+/** A worker's descriptors, libuv handles and timers, and memory: a leak shows as numbers that do not
+ * come back to their baseline once the sessions are gone. */
+export interface WorkerResources {
+  worker: number;
+  pid: number;
+  /** Open file descriptors (/proc/self/fd). */
+  fds: number;
+  /** process.getActiveResourcesInfo() by type (TCPSocketWrap, Timeout, ...). */
+  handles: Record<string, number>;
+  rssBytes: number;
+  heapUsedBytes: number;
+  sessions: number;
 }
 
 export interface StopReply {
@@ -69,6 +85,9 @@ export type FromWorker =
   /** max_sessions is counted daemon-wide by the primary. */
   | { t: 'admit'; rid: number; service: string; max: number; client?: ClientAdmission }
   | { t: 'release'; service: string; client?: string }
+  /** The worker's running sessions, sent when the number changed (at most once per event-loop turn):
+   * what the primary reports as lost when the worker dies. */
+  | { t: 'load'; sessions: number }
   | { t: 'reply'; rid: number; ok: true; data?: unknown }
   | { t: 'reply'; rid: number; ok: false; error: { code: string; message: string } };
 

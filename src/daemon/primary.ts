@@ -76,6 +76,8 @@ export class Daemon {
   private readonly admission = new AdmissionLedger();
   /** max_sessions_per_client and new_sessions_per_client, over all workers (client-limits.ts). */
   private readonly clientLimits = new ClientLimits();
+  /** Sessions running per worker, as each last reported ('load'): what a dying worker takes along. */
+  private readonly load = new Map<number, number>();
   private readonly lifecycle: Lifecycle;
   private readonly metrics: PrimaryMetrics;
   private control: ControlServer | null = null;
@@ -202,12 +204,16 @@ export class Daemon {
     this.sent.delete(index);
     this.admission.forget(index); // its sessions died with it
     this.clientLimits.dropWorker(index);
+    // Its sessions died with it: their connections are gone (clients see a reset), nothing moves them.
+    const lost = this.load.get(index) ?? 0;
+    this.load.delete(index);
     this.metrics.workers.set(this.pool.serving().length);
     if (this.stopping) return;
     this.log.write('core.error', 1, null, 'Worker exited unexpectedly; starting it again', {
       worker: index,
       code,
       signal,
+      sessions_lost: lost,
     });
     this.metrics.workerRestarts.inc();
     setTimeout(() => {
@@ -266,6 +272,9 @@ export class Daemon {
       case 'release':
         this.admission.release(index, msg.service);
         if (msg.client) this.clientLimits.release(index, msg.service, msg.client);
+        return;
+      case 'load':
+        this.load.set(index, msg.sessions);
         return;
       default:
         return;
@@ -450,6 +459,7 @@ export class Daemon {
         .filter(([, c]) => c > 0)
         .map(([generation, sessions]) => ({ generation, sessions })),
       services,
+      workerResources: parts.flatMap((p) => (p.resources ? [p.resources] : [])),
     };
   }
 

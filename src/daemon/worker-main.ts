@@ -2,6 +2,7 @@
 // SO_MARK) and to the primary over IPC. The primary sends each listening socket once ('listener',
 // with the handle), then generations to prepare and commit.
 
+import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { register as metricsRegistry } from 'prom-client';
 import { DEFAULTS } from '../defaults.ts';
@@ -11,7 +12,7 @@ import { getMark, socketFd } from '../native/index.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import type { ProxyService } from '../policy/index.ts';
 import { type LimitName, perClientOf } from './client-limits.ts';
-import type { FromWorker, ToWorker } from './ipc.ts';
+import type { FromWorker, ToWorker, WorkerResources } from './ipc.ts';
 import { CORE_LEVEL, ZorpLog } from './log.ts';
 import { LogLevels } from './log-spec.ts';
 import { WorkerMetrics } from './metrics.ts';
@@ -61,6 +62,24 @@ function reply(rid: number, p: Promise<unknown> | unknown): void {
   );
 }
 
+let workerIndex = -1;
+let loadPending = false;
+let loadSent = -1;
+
+/** Tell the primary how many sessions run here (once per event-loop turn at most, when it changed):
+ * when this worker dies, that is the number of sessions lost. */
+function reportLoad(): void {
+  if (loadPending) return;
+  loadPending = true;
+  setImmediate(() => {
+    loadPending = false;
+    const n = runtime?.running ?? 0;
+    if (n === loadSent) return;
+    loadSent = n;
+    send({ t: 'load', sessions: n });
+  });
+}
+
 function init(
   index: number,
   logSettings: { format: 'json' | 'text'; verbosity: number; spec: string },
@@ -71,6 +90,7 @@ function init(
     base: { worker: index },
   });
   zlog = log;
+  workerIndex = index;
   runtime = new WorkerRuntime<ServiceUpstream>({
     index,
     ids,
@@ -159,8 +179,14 @@ function init(
         },
       });
     },
-    onStart: (service: ProxyService) => metrics.started(service.name),
-    onEnd: (service, summary, running) => metrics.ended(service.name, summary, running),
+    onStart: (service: ProxyService) => {
+      metrics.started(service.name);
+      reportLoad();
+    },
+    onEnd: (service, summary, running) => {
+      metrics.ended(service.name, summary, running);
+      if (running) reportLoad();
+    },
   });
 }
 
@@ -212,7 +238,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       reply(msg.rid, runtime!.abort(msg.n));
       return;
     case 'status':
-      reply(msg.rid, runtime!.status());
+      reply(msg.rid, { ...runtime!.status(), resources: resources() });
       return;
     case 'sessions':
       reply(msg.rid, runtime!.list());
@@ -243,3 +269,23 @@ for (const sig of ['SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.o
 // primary's copies gone too, the kernel's tproxy finds no socket and drops: fail closed.
 process.on('disconnect', () => process.exit(0));
 send({ t: 'ready' });
+
+/** What this worker holds, for the status's leak counts (ipc.ts WorkerResources). */
+function resources(): WorkerResources {
+  const handles: Record<string, number> = {};
+  for (const r of process.getActiveResourcesInfo()) handles[r] = (handles[r] ?? 0) + 1;
+  const m = process.memoryUsage();
+  let fds = -1;
+  try {
+    fds = readdirSync('/proc/self/fd').length - 1; // minus the descriptor readdir itself opened
+  } catch {}
+  return {
+    worker: workerIndex,
+    pid: process.pid,
+    fds,
+    handles,
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    sessions: runtime?.running ?? 0,
+  };
+}

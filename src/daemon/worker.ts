@@ -369,6 +369,11 @@ export class WorkerRuntime<U> {
     return { counters: this.deps.stats.snapshot(), generations };
   }
 
+  /** Sessions running in this worker (cheap: for the primary's lost-sessions count). */
+  get running(): number {
+    return this.sessions.size;
+  }
+
   list(): SessionInfo[] {
     const now = this.deps.now();
     return [...this.sessions.values()].map((s) => {
