@@ -5,6 +5,7 @@
 
 import { DEFAULTS } from '../defaults.ts';
 import { zoneIdent } from '../kernel/index.ts';
+import { canonicalAddress } from '../policy/index.ts';
 import type { Service } from '../policy/model.ts';
 import { proxyModule } from '../proxy/index.ts';
 import type { ProbeOutcome, ProbeResult } from './probe.ts';
@@ -235,6 +236,12 @@ function serverLine(recs: ServerRecord[]): string {
 }
 
 /** The data-connection commands vsftpd received (how the server side of the proxy talked to it). */
+/** The client address of a vsftpd CONNECT log line (`Client "::ffff:198.18.1.2"`), canonical. */
+function vsftpdClient(line: string): string | null {
+  const text = /Client "([^"]+)"/.exec(line)?.[1];
+  return text === undefined ? null : (canonicalAddress(text)?.host ?? text);
+}
+
 function ftpDataCommands(lines: string[]): string {
   const cmds = lines.flatMap((l) => {
     const m = /FTP command: Client "[^"]*", "(PASV|EPSV|PORT|EPRT|RETR|STOR)\b/.exec(l);
@@ -391,7 +398,7 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
   row.server =
     s.kind === 'ftp-passive' || s.kind === 'ftp-active'
       ? ftpLines.some((l) => l.includes('CONNECT:'))
-        ? `FTP session from ${/Client "([^"]+)"/.exec(ftpLines.find((l) => l.includes('CONNECT:')) ?? '')?.[1]?.replace('::ffff:', '') ?? '?'}${ftpDataCommands(ftpLines)}`
+        ? `FTP session from ${vsftpdClient(ftpLines.find((l) => l.includes('CONNECT:')) ?? '') ?? '?'}${ftpDataCommands(ftpLines)}`
         : 'nothing'
       : serverLine(seen);
 
@@ -418,7 +425,7 @@ export async function runScenario(ctx: ScenarioContext, s: Scenario): Promise<Ro
     } else {
       const connect = ftpLines.find((l) => l.includes('CONNECT:'));
       if (!connect) fail('vsftpd saw no FTP session');
-      else if (!connect.includes(`"${peer}"`) && !connect.includes(`"::ffff:${peer}"`)) {
+      else if (vsftpdClient(connect) !== canonicalAddress(peer)?.host) {
         fail(`vsftpd saw ${connect.replace(/.*Client /, '')}, expected ${peer}`);
       }
       const cmds = ftpLines.filter((l) => /FTP command: .*"(PASV|EPSV|PORT |EPRT |RETR )/.test(l));

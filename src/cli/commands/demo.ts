@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { Engine, type Sample, sampleConnections } from '../../engine/index.ts';
 import { DEFAULT_LAB_NAME, liveDemoUnavailable, readLabState, runLiveDemo } from '../../lab/index.ts';
+import { canonicalAddress } from '../../policy/index.ts';
 import type { Connection, Policy } from '../../policy/model.ts';
 import { loadPolicyReporting } from './explain.ts';
 import { pokeHints } from './lab.ts';
@@ -36,7 +37,7 @@ export function verdictText(s: Sample): string {
   if (svc === null) return s.decision.rule === null ? 'no rule → dropped' : 'rule without service → dropped';
   if (svc.type === 'proxy') return `proxy (${svc.proxy})`;
   if (svc.type === 'forward') return 'forward';
-  const v6 = s.conn.src.includes(':') && !s.conn.src.startsWith('::ffff:');
+  const v6 = canonicalAddress(s.conn.src)?.family === 6;
   return `deny (${v6 ? svc.ipv6 : svc.ipv4})`;
 }
 
