@@ -59,6 +59,7 @@ export const DEFAULTS = deepFreeze({
   ftpDataPortMin: 40000, // data_port_min: ports tzorp listens on / announces for data connections
   ftpDataPortMax: 41000, // data_port_max
   ftpDefaultPort: 21, // non-transparent mode: USER user@host without :port
+  ftpMaxDeferredCommands: 16, // client commands read ahead while a transfer runs (only ABOR acts at once)
   // TLS layer (src/proxy/tls)
   tlsHelloTimeoutMs: 10_000, // a client must complete its ClientHello this long after connecting
   tlsMaxClientHelloBytes: 32 * 1024, // records up to the end of the ClientHello; post-quantum hellos are ~2 KiB
@@ -67,6 +68,7 @@ export const DEFAULTS = deepFreeze({
   httpMaxUrlLengthBytes: 4096,
   httpMaxHostnameLengthBytes: 256,
   httpMaxHeaderLines: 50,
+  httpMaxLeadingEmptyLines: 8, // empty lines tolerated before a request-line (RFC 9112 §2.2 asks for one)
   httpMaxHeaderBytes: 65_536, // one head; larger than 50 full lines would be never hit, cookies need room
   httpMaxBodyLengthBytes: 0, // 0 = unlimited
   httpMaxChunkLengthBytes: 0, // 0 = unlimited

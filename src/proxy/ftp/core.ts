@@ -75,8 +75,6 @@ import { type FtpReply, ReplyReader, replyText } from './reply-reader.ts';
 const CLIENT = 'client';
 const SERVER = 'server';
 const IDLE_TIMER = 'idle';
-/** Client commands read ahead while a transfer runs (only ABOR is acted on at once). */
-const MAX_DEFERRED_COMMANDS = 16;
 
 type PendingKind = 'plain' | 'greeting' | 'inband-greeting' | 'setup' | 'transfer' | 'quit' | 'feat';
 
@@ -394,7 +392,7 @@ export class FtpCore implements ProxyCore {
       }
       // A transfer is running: read ahead so ABOR (RFC 959 §4.1.3) can act at once. Everything else
       // (errors included) waits its turn, so replies keep the order of the commands.
-      if (this.transferRunning() && this.deferred.length < MAX_DEFERRED_COMMANDS) {
+      if (this.transferRunning() && this.deferred.length < DEFAULTS.ftpMaxDeferredCommands) {
         const item = this.cmdReader.next();
         if (!item) break;
         if ('command' in item && item.command.verb === 'ABOR' && this.deferred.length === 0)

@@ -8,6 +8,7 @@
 //
 // The reader never needs the whole message: it decides from complete lines only, so the items and the
 // error it produces do not depend on how the input was split (the fuzz test checks exactly that).
+import { DEFAULTS } from '../../defaults.ts';
 import { ProtocolError } from '../../errors.ts';
 import { StickyFailure } from '../core/state.ts';
 import { isFieldValue, isToken, isVisibleAscii, quotedStringLength, splitList, trimOws } from './syntax.ts';
@@ -79,8 +80,6 @@ export interface ReaderLimits {
   maxChunkExtensionBytes: number;
 }
 
-/** Empty lines tolerated before a request-line (RFC 9112 §2.2 asks for at least one). */
-const MAX_LEADING_EMPTY_LINES = 8;
 /** Digits the fast chunk-size path takes (12 hex digits stay exact in a double). */
 const FAST_CHUNK_SIZE_DIGITS = 12;
 const HEX_VALUE = new Uint8Array(256).fill(0xff);
@@ -350,7 +349,7 @@ export class HttpReader {
         if (line === null) return { type: 'need' };
         if (line === '') {
           // RFC 9112 §2.2: ignore empty lines before a request-line (robustness); not forever.
-          if (!isReq || ++this.emptyLines > MAX_LEADING_EMPTY_LINES)
+          if (!isReq || ++this.emptyLines > DEFAULTS.httpMaxLeadingEmptyLines)
             this.fail(400, 'empty line instead of a start line');
           continue;
         }
