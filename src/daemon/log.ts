@@ -109,8 +109,46 @@ export class ZorpLog {
     this.write(category, level, sessionId, msg, fields);
   }
 
-  /** Write regardless of the levels (startup banners and fatal errors an operator must see). */
+  /** Lines that could not be written (a full disk, a closed pipe) since the last one that could. */
+  private lost = 0;
+  private lostError = '';
+  /** Lines lost in all, for status. */
+  lostTotal = 0;
+
+  /** Write regardless of the levels (startup banners and fatal errors an operator must see). A line
+   * that cannot be written is counted, never thrown at the caller: a full disk for logs must not end
+   * sessions or the daemon. The next line that can be written is followed by a note of how many were
+   * lost. */
   write(category: string, level: number, sessionId: string | null, msg: string, fields?: LogFields): void {
+    try {
+      this.writeLine(category, level, sessionId, msg, fields);
+    } catch (e) {
+      this.lost++;
+      this.lostTotal++;
+      this.lostError = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      return;
+    }
+    if (this.lost === 0) return;
+    const lines = this.lost;
+    this.lost = 0;
+    try {
+      this.writeLine('core.error', 1, null, 'Log lines were lost; the log destination failed', {
+        lines,
+        error: this.lostError,
+      });
+    } catch {
+      this.lost = lines + 1;
+      this.lostTotal++;
+    }
+  }
+
+  private writeLine(
+    category: string,
+    level: number,
+    sessionId: string | null,
+    msg: string,
+    fields?: LogFields,
+  ): void {
     const lvl = Math.min(Math.max(0, level), MAX_LOG_LEVEL);
     if (this.json) {
       this.json[pinoLevel(lvl)](

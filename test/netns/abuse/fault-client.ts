@@ -17,7 +17,7 @@ function one(): Promise<void> {
     const s = net.connect({ host, port });
     let first = '';
     let vanished = false;
-    s.on('connect', () => s.write(`GET /f HTTP/1.1\r\nHost: ${host}\r\n\r\n`));
+    s.on('connect', () => s.write(`GET /f HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
     s.on('data', (d) => {
       if (first.length < 16) first += d.toString('latin1');
       if (mode === 'vanish' && !vanished) {
