@@ -6,6 +6,7 @@ import { checkFtpOptions, type FtpOptions } from './options.ts';
 
 export { type CommandItem, CommandReader, type FtpCommand } from './command-reader.ts';
 export { FtpCore } from './core.ts';
+export { DataChannel, type DataChannelHost, type DataChannelState } from './data-channel.ts';
 export {
   format227,
   format229,
@@ -31,10 +32,9 @@ export const ftpModule: ProxyModule<FtpOptions> = {
   name: 'ftp',
   parseOptions(raw) {
     const { options, problems } = checkFtpOptions(raw);
-    // The FTP parser's problems are all values it cannot use (unknown keys included, as Zorp's).
+    const id = (p: (typeof problems)[number]) => p.id ?? 'POLICY_BAD_VALUE';
     return (
-      options ??
-      new OptionProblems(problems.map((p) => ({ id: 'POLICY_BAD_VALUE', path: p.key, message: p.message })))
+      options ?? new OptionProblems(problems.map((p) => ({ id: id(p), path: p.key, message: p.message })))
     );
   },
   create: (context, options) => new FtpCore(context, options),

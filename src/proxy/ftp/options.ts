@@ -57,6 +57,8 @@ export interface FtpOptions {
 export interface OptionProblem {
   key: string;
   message: string;
+  /** The catalogue entry (default POLICY_BAD_VALUE: a value the proxy cannot use). */
+  id?: 'POLICY_TYPE' | 'POLICY_UNKNOWN_FIELD' | 'POLICY_BAD_VALUE';
 }
 
 const KEYS = new Set([
@@ -95,11 +97,14 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** Validate and resolve; every problem is reported (not only the first). */
 export function checkFtpOptions(raw: unknown): { options: FtpOptions | null; problems: OptionProblem[] } {
   const problems: OptionProblem[] = [];
-  const bad = (key: string, message: string) => problems.push({ key, message });
+  const bad = (key: string, message: string, id?: OptionProblem['id']) =>
+    problems.push(id ? { key, message, id } : { key, message });
   const o: Record<string, unknown> = raw === undefined || raw === null ? {} : isRecord(raw) ? raw : {};
-  if (raw !== undefined && raw !== null && !isRecord(raw)) bad('', 'ftp options must be a map');
+  if (raw !== undefined && raw !== null && !isRecord(raw))
+    bad('', 'ftp options must be a map', 'POLICY_TYPE');
   for (const k of Object.keys(o)) {
-    if (!KEYS.has(k)) bad(k, `unknown ftp option '${k}' (known: ${[...KEYS].sort().join(', ')})`);
+    if (!KEYS.has(k))
+      bad(k, `unknown ftp option '${k}' (known: ${[...KEYS].sort().join(', ')})`, 'POLICY_UNKNOWN_FIELD');
   }
 
   const bool = (key: string, dflt: boolean): boolean => {

@@ -5,6 +5,7 @@ import { checkHttpOptions, type HttpOptions } from './options.ts';
 
 export type { HttpOptions, ParsedHttpOptions } from './options.ts';
 export { checkHttpOptions, parseHttpOptions } from './options.ts';
+export { type Plan, type PlanContext, planRequest, type Refusal, type RequestDecision } from './plan.ts';
 export { HttpReader, type ReaderLimits, type ReadItem } from './reader.ts';
 
 export const httpModule: ProxyModule<HttpOptions> = {
