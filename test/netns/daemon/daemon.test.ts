@@ -70,12 +70,35 @@ function tz(lab: Lab, args: string[]) {
   return lab.exec('fw', [...TZ, ...args], { allowFail: true, timeoutMs: 120_000 });
 }
 
-async function startDaemon(lab: Lab, text: string, extra: string[] = []): Promise<Daemon> {
+async function startDaemon(
+  lab: Lab,
+  text: string,
+  extra: string[] = [],
+  opts: { pollStatus?: boolean } = {},
+): Promise<Daemon> {
   const policy = join(dir, `${lab.id}.yaml`);
   writeFileSync(policy, text);
   const control = join(dir, `${lab.id}.sock`);
   const proc = lab.spawn('fw', [...TZ, 'run', policy, '--control', control, '--workers', '2', ...extra]);
-  await proc.waitFor(/tzorp running/, 120_000);
+  if (opts.pollStatus) {
+    // status asked all through the start: no answer (no socket yet), then `starting` (the control
+    // socket opens first, workers may not be initialised), then `running`; the daemon never falls over
+    const seen: string[] = [];
+    await waitUntil(
+      'state running',
+      async () => {
+        const r = await tz(lab, ['status', '--json', '--control', control]);
+        if (r.code !== 0) return false;
+        const st = JSON.parse(r.stdout) as StatusResult;
+        if (seen.at(-1) !== st.state) seen.push(st.state);
+        return st.state === 'running';
+      },
+      600,
+    );
+    assert.ok(['starting,running', 'running'].includes(seen.join()), seen.join());
+    await proc.waitFor(/tzorp running/, 120_000);
+    assert.doesNotMatch(proc.stdout() + proc.stderr(), /Worker exited unexpectedly/);
+  } else await proc.waitFor(/tzorp running/, 120_000);
   return { proc, control, policy };
 }
 
@@ -117,7 +140,7 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
   const lab = await createLab();
   try {
     await startServer(lab);
-    const d = await startDaemon(lab, POLICY_A, ['--metrics', '127.0.0.1:0']);
+    const d = await startDaemon(lab, POLICY_A, ['--metrics', '127.0.0.1:0'], { pollStatus: true });
     // the server sees the firewall's address (transparent router, no forge_addr)
     const r4 = await peer(lab, ADDR.server4, 8080);
     assert.match(r4.stdout, /^peer ::ffff:198\.18\.2\.1$/m);
