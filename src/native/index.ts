@@ -33,6 +33,19 @@ interface RawAddon {
   getTransparent(fd: number): boolean;
   close(fd: number): void;
   dropPrivileges(uid: number, gid: number, groups: number[], caps: number[]): DroppedPrivileges;
+  // tzorp_relay.c
+  relayStart(
+    fdA: number,
+    fdB: number,
+    idleMs: number,
+    initAB: Uint8Array | null,
+    initBA: Uint8Array | null,
+    onEnd: RelayEndCallback,
+  ): number;
+  relayStop(slot: number, reset: boolean): RelayCounts | null;
+  relayCounts(slot: number): RelayCounts | null;
+  relayActive(): number;
+  raiseNofile(): { soft: number; hard: number };
 }
 
 /** What the process runs with after dropPrivileges, read back from the kernel (capget, getresuid). */
@@ -43,6 +56,17 @@ export interface DroppedPrivileges {
   effective: string;
   permitted: string;
 }
+
+/** Bytes of a native relay in side order: read from a, written to a, read from b, written to b. */
+export type RelayCounts = [number, number, number, number];
+/** How a native relay ended: `by` is the side (0 = a, 1 = b) that closed or failed first, -1 none. */
+export type RelayEndCallback = (
+  slot: number,
+  reason: 'closed' | 'idle' | 'error',
+  by: number,
+  errno: number,
+  counts: RelayCounts,
+) => void;
 
 /** Where setup.mjs puts the built addon; TZORP_NATIVE_ADDON overrides it (packaging, tests). */
 export const ADDON_PATH =
@@ -201,4 +225,26 @@ export function socketFd(s: Socket | Server): number {
 
 function fmt(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The native relay calls of tzorp_relay.c (used by src/net/relay.ts), or null without the addon. */
+export function relayAddon(): Pick<
+  RawAddon,
+  'relayStart' | 'relayStop' | 'relayCounts' | 'relayActive'
+> | null {
+  try {
+    return load();
+  } catch {
+    return null;
+  }
+}
+
+/** Raise the soft RLIMIT_NOFILE to the hard limit; returns the limits now in force (-1 = unlimited). */
+export function raiseNofile(): { soft: number; hard: number } {
+  return call('raise RLIMIT_NOFILE', (a) => a.raiseNofile());
+}
+
+/** The name of an errno value (ECONNRESET), or E<n>. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
 }

@@ -304,6 +304,8 @@ static napi_value Close(napi_env env, napi_callback_info info) {
 }
 
 napi_value tzorp_privs_init(napi_env env, napi_value exports);  // tzorp_privs.c
+// tzorp_relay.c: the native splice relay and the descriptor limit (issue 14).
+void tzorp_relay_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -315,6 +317,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  tzorp_relay_register(env, exports);
   return tzorp_privs_init(env, exports);
 }
 

@@ -26,6 +26,7 @@ import type {
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
+import { type NativeRelay, type NativeRelayEnd, takeOver } from './relay.ts';
 import { RouteError } from './router.ts';
 import { type ServiceUpstream, TargetZoneDenied } from './service.ts';
 import { connectUpstream } from './upstream.ts';
@@ -113,6 +114,9 @@ export interface RunSessionOptions {
   transparentUpstream?: boolean;
   /** Clock (epoch ms) for events and the summary. */
   now?: () => number;
+  /** Hand streams to the native splice relay when a core asks (`relay` command) and the addon is
+   * built (default true). false: the core's bytes always go through JavaScript. */
+  nativeRelay?: boolean;
 }
 
 export interface SessionHandle {
@@ -126,7 +130,8 @@ export interface SessionHandle {
   kill(reason: string): void;
 }
 
-type StreamState = 'connecting' | 'open' | 'closing' | 'closed';
+/** 'native': the stream's socket belongs to the native relay now (src/net/relay.ts). */
+type StreamState = 'connecting' | 'open' | 'closing' | 'closed' | 'native';
 
 interface Stream {
   id: StreamId;
@@ -153,6 +158,18 @@ interface Stream {
   closedSent: boolean;
   /** True for the routed server connection (the one in the summary). */
   routed: boolean;
+  /** Waiting to be handed to the native relay: not read meanwhile. */
+  handover: boolean;
+}
+
+/** A stream pair the native relay copies (after a `relay` command). */
+interface RelayState {
+  relay: NativeRelay;
+  a: Stream;
+  b: Stream;
+  /** Bytes Node had read from a / b at the handover (the relay writes them first). */
+  bufferedA: number;
+  bufferedB: number;
 }
 
 interface ListenerState {
@@ -199,6 +216,9 @@ class Session {
   private serverZone: string | null = null;
   private readonly bytes: SessionBytes = { fromClient: 0, toClient: 0, fromServer: 0, toServer: 0 };
   private readonly counters: Record<string, number | string> = {};
+  /** A `relay` command waiting for the streams' write queues to empty. */
+  private handingOver: { a: Stream; b: Stream; idleMs: number } | null = null;
+  private native: RelayState | null = null;
   private resolveDone!: (s: SessionSummary) => void;
 
   constructor(private readonly o: RunSessionOptions) {
@@ -228,7 +248,7 @@ class Session {
         server: this.server,
         serverZone: this.serverZone,
         startedAt: this.startedAt,
-        bytes: { ...this.bytes },
+        bytes: this.liveBytes(),
       }),
       abort: (reason) => this.feed({ type: 'abort', now: this.now(), reason }),
       kill: (reason) => this.finish('DENIED_BY_UNKNOWN_FAIL', `killed: ${reason}`, true),
@@ -378,6 +398,7 @@ class Session {
       error: undefined,
       closedSent: false,
       routed,
+      handover: false,
     };
     this.streams.set(id, s);
     return s;
@@ -406,13 +427,13 @@ class Session {
     this.updateReading();
   }
 
-  private count(s: Stream, dir: 'in' | 'out', n: number): void {
+  private count(s: Stream, dir: 'in' | 'out', n: number, into: SessionBytes = this.bytes): void {
     if (s.id === 'client') {
-      if (dir === 'in') this.bytes.fromClient += n;
-      else this.bytes.toClient += n;
+      if (dir === 'in') into.fromClient += n;
+      else into.toClient += n;
     } else if (s.routed) {
-      if (dir === 'in') this.bytes.fromServer += n;
-      else this.bytes.toServer += n;
+      if (dir === 'in') into.fromServer += n;
+      else into.toServer += n;
     }
   }
 
@@ -445,7 +466,7 @@ class Session {
   private updateReading(): void {
     for (const s of this.streams.values()) {
       if (!s.sock || s.state !== 'open') continue;
-      let blocked = s.corePaused;
+      let blocked = s.corePaused || s.handover;
       if (!blocked) {
         for (const o of s.feeds) {
           if (o.congested) {
@@ -515,6 +536,7 @@ class Session {
     switch (c.type) {
       case 'send': {
         const s = this.stream(c.stream, 'send');
+        if (s.state === 'native') throw new Error(`send on stream '${s.id}' that the native relay owns`);
         if (s.finSent || s.state === 'closing' || s.state === 'closed') return; // raced with a close
         const from = this.feeding;
         if (from && from !== s && !from.feeds.has(s)) {
@@ -529,6 +551,7 @@ class Session {
       }
       case 'shutdown': {
         const s = this.stream(c.stream, 'shutdown');
+        if (s.state === 'native') throw new Error(`shutdown of stream '${s.id}' that the native relay owns`);
         if (s.state === 'connecting') s.pendingShutdown = true;
         else if (s.state === 'open') this.shutdown(s);
         return;
@@ -536,6 +559,10 @@ class Session {
       case 'close': {
         const s = this.stream(c.stream, 'close');
         if (s.state === 'closed' || s.state === 'closing') return;
+        if (s.state === 'native') {
+          this.stopNative(c.reset ?? false);
+          return;
+        }
         if (s.state === 'connecting') {
           s.abort?.abort();
           s.state = 'closed';
@@ -556,6 +583,9 @@ class Session {
       }
       case 'connect':
         this.connect(c.stream, c.options);
+        return;
+      case 'relay':
+        this.relay(this.stream(c.a, 'relay'), this.stream(c.b, 'relay'), c.idleMs);
         return;
       case 'listen':
         this.listen(c);
@@ -791,6 +821,136 @@ class Session {
     );
   }
 
+  // --- the native relay -------------------------------------------------------------------------
+
+  /** A core's `relay` command: hand a and b to the native relay once Node has no write queued for
+   * them (src/net/relay.ts explains the handover); meanwhile neither is read. Declined silently (the
+   * core keeps copying) when the native relay is off or a stream is not plainly open. */
+  private relay(a: Stream, b: Stream, idleMs: number): void {
+    if (this.o.nativeRelay === false || this.handingOver || this.native || a === b) return;
+    for (const s of [a, b]) if (s.state !== 'open' || !s.sock || s.corePaused) return;
+    this.handingOver = { a, b, idleMs };
+    a.handover = b.handover = true;
+    this.updateReading();
+    let waits = 1;
+    const ready = () => {
+      if (--waits === 0) this.completeHandover();
+    };
+    for (const s of [a, b]) {
+      const sock = s.sock!;
+      if (s.finSent && !sock.writableFinished) {
+        // A FIN the core asked for is still queued behind writes: let libuv send it first.
+        waits++;
+        let once = false;
+        const fin = () => {
+          if (once) return;
+          once = true;
+          sock.off('finish', fin);
+          sock.off('close', fin);
+          ready();
+        };
+        sock.on('finish', fin);
+        sock.on('close', fin);
+      } else if (!s.finSent && sock.writableLength > 0) {
+        waits++;
+        // A zero-length write completes after every write before it (writes complete in order).
+        sock.write(EMPTY, ready);
+      }
+    }
+    ready();
+  }
+
+  private completeHandover(): void {
+    const h = this.handingOver;
+    if (!h) return;
+    this.handingOver = null;
+    const { a, b, idleMs } = h;
+    a.handover = b.handover = false;
+    if (this.ended || a.state !== 'open' || b.state !== 'open' || !a.sock || !b.sock) {
+      // A stream closed meanwhile: the core heard about it and goes on in JavaScript.
+      this.updateReading();
+      return;
+    }
+    const sa = a.sock;
+    const sb = b.sock;
+    const t = takeOver(sa, sb, idleMs, (end) => this.onNativeEnd(end));
+    if (!t) {
+      // Declined (no addon, EMFILE on dup, ...): the sockets are whole; listen to them again.
+      a.reading = b.reading = null;
+      this.attach(a, sa);
+      this.attach(b, sb);
+      return;
+    }
+    this.count(a, 'in', t.bufferedA);
+    this.count(b, 'in', t.bufferedB);
+    for (const s of [a, b]) {
+      s.sock = null;
+      s.state = 'native';
+      s.congested = false;
+    }
+    this.native = { relay: t.relay, a, b, bufferedA: t.bufferedA, bufferedB: t.bufferedB };
+    this.log('core.debug', 'debug', 'Streams handed to the native relay', {
+      streams: [a.id, b.id],
+      buffered_a: t.bufferedA,
+      buffered_b: t.bufferedB,
+    });
+    this.feed({ type: 'relayStarted', now: this.now(), a: a.id, b: b.id });
+  }
+
+  /** The relay's counts become the session's; both streams are closed from here on. */
+  private settleNative(counts: [number, number, number, number]): RelayState {
+    const n = this.native!;
+    this.native = null;
+    this.count(n.a, 'in', counts[0]);
+    this.count(n.a, 'out', counts[1]);
+    this.count(n.b, 'in', counts[2]);
+    this.count(n.b, 'out', counts[3]);
+    for (const s of [n.a, n.b]) {
+      s.state = 'closed';
+      s.closedSent = true; // the core learns the end from relayEnded (or closed them itself)
+    }
+    return n;
+  }
+
+  private onNativeEnd(end: NativeRelayEnd): void {
+    if (this.ended || !this.native) return;
+    const n = this.settleNative(end.counts);
+    const c = end.counts;
+    const ev: ProxyEvent = {
+      type: 'relayEnded',
+      now: this.now(),
+      reason: end.reason,
+      by: end.by === 0 ? n.a.id : end.by === 1 ? n.b.id : null,
+      bytes: {
+        [n.a.id]: { read: n.bufferedA + c[0], written: c[1] },
+        [n.b.id]: { read: n.bufferedB + c[2], written: c[3] },
+      },
+    };
+    if (end.error !== undefined) ev.error = end.error;
+    this.feed(ev);
+  }
+
+  /** End the native relay from here (a core's close, abort, kill, the end of the session). */
+  private stopNative(reset: boolean): void {
+    const n = this.native;
+    if (!n) return;
+    this.settleNative(n.relay.stop(reset));
+  }
+
+  /** Bytes so far, the native relay's included. */
+  private liveBytes(): SessionBytes {
+    const b = { ...this.bytes };
+    const n = this.native;
+    const c = n?.relay.counts();
+    if (n && c) {
+      this.count(n.a, 'in', c[0], b);
+      this.count(n.a, 'out', c[1], b);
+      this.count(n.b, 'in', c[2], b);
+      this.count(n.b, 'out', c[3], b);
+    }
+    return b;
+  }
+
   private closeListener(l: ListenerState, check = true): void {
     if (l.closed) return;
     l.closed = true;
@@ -808,6 +968,7 @@ class Session {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const l of this.listeners.values()) this.closeListener(l, false);
+    if (this.native) this.stopNative(reset);
     for (const s of this.streams.values()) {
       if (s.state === 'connecting') s.abort?.abort();
       else if (s.sock && s.state !== 'closed') {
@@ -864,6 +1025,8 @@ class Session {
     }
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Ports to try for a listen command: one port, or a range from a random offset (so concurrent
  * sessions do not all race for the same first port). */

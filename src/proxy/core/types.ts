@@ -45,7 +45,21 @@ export type ProxyEvent =
   | { type: 'accepted'; now: number; listener: StreamId; stream: StreamId; local: Addr; remote: Addr }
   | { type: 'timer'; now: number; timer: TimerId }
   /** The daemon asks the session to end (stop, session kill). */
-  | { type: 'abort'; now: number; reason: string };
+  | { type: 'abort'; now: number; reason: string }
+  /** The driver took the streams of a `relay` command over: it copies their bytes natively now. No
+   * data/end/closed/drain events come for them any more, only `relayEnded` (or nothing, if the driver
+   * declined the relay: then the core keeps getting the usual events and copies in JavaScript). */
+  | { type: 'relayStarted'; now: number; a: StreamId; b: StreamId }
+  /** The native relay is over and both streams are closed. `by` closed (EOF) or failed first; `bytes`
+   * are what each stream read and had written during the relay (the core's own sends excluded). */
+  | {
+      type: 'relayEnded';
+      now: number;
+      reason: 'closed' | 'idle' | 'error';
+      by: StreamId | null;
+      error?: string;
+      bytes: Record<StreamId, { read: number; written: number }>;
+    };
 
 // ---------------------------------------------------------------------------------------------
 // Commands: core -> driver
@@ -87,6 +101,11 @@ export type ProxyCommand =
   | { type: 'log'; category: string; level: LogLevel; msg: string; fields?: Record<string, unknown> }
   /** Count bytes or events for the session summary and metrics. */
   | { type: 'account'; fields: Record<string, number | string> }
+  /** From now on only copy bytes between streams a and b, both ways, with half-close and an idle
+   * timeout (ms, 0 = none): the driver may hand both to the native relay (it says so with
+   * `relayStarted`) or decline silently. The core sends nothing more to a or b itself afterwards; a
+   * `close` of either ends the relay. Issued when the core's own buffers toward a and b are sent. */
+  | { type: 'relay'; a: StreamId; b: StreamId; idleMs: number }
   /** The session is over: the driver closes what is still open and writes the connection summary. */
   | { type: 'done'; verdict: Verdict; info?: string };
 

@@ -16,6 +16,10 @@
 // - Timers: 'connect' guards the whole connect phase (the chainer's per-target timeout_connect runs
 //   in the driver); 'idle' is the plug `timeout` since the last data either way (checked when the
 //   timer fires, so data costs no timer commands).
+// - Native relay: once relaying starts (and both directions are copied), the core asks the driver to
+//   copy natively (`relay`). If the driver takes the streams (`relayStarted`) the idle timeout, the
+//   half-close and the byte counts are the native relay's, and its `relayEnded` ends the session; if it
+//   declines, everything above goes on in JavaScript.
 import {
   assertNever,
   type CoreDescription,
@@ -49,6 +53,8 @@ export class PlugCore implements ProxyCore {
   private lastActivity = 0;
   private readonly client: Side = newSide();
   private readonly server: Side = newSide();
+  /** The driver copies natively (after relayStarted). */
+  private native = false;
 
   private readonly out = new Outbox('plug');
 
@@ -102,6 +108,9 @@ export class PlugCore implements ProxyCore {
         else out.emit({ type: 'resume', stream: 'client' });
         this.lastActivity = ev.now;
         this.armIdle(out, this.opts.timeoutMs);
+        if (this.opts.copyToServer && this.opts.copyToClient) {
+          out.emit({ type: 'relay', a: 'client', b: 'server', idleMs: this.opts.timeoutMs });
+        }
         return true;
       case 'connectFailed':
         if (ev.stream !== 'server') return true;
@@ -165,8 +174,16 @@ export class PlugCore implements ProxyCore {
       case 'closed':
         this.onRelayClosed(ev.stream, ev.error);
         return true;
+      case 'relayStarted':
+        this.native = true;
+        out.emit({ type: 'clearTimer', timer: IDLE });
+        return true;
+      case 'relayEnded':
+        if (this.native) this.onNativeEnded(ev);
+        return true;
       case 'timer': {
-        if (ev.timer !== IDLE) return true;
+        // (a stale idle timer after the handover: the native relay keeps the idle timeout now)
+        if (ev.timer !== IDLE || this.native) return true;
         const quiet = ev.now - this.lastActivity;
         if (quiet < this.opts.timeoutMs) {
           this.armIdle(out, this.opts.timeoutMs - quiet);
@@ -182,6 +199,29 @@ export class PlugCore implements ProxyCore {
       default:
         return false;
     }
+  }
+
+  /** The native relay is over: its bytes are the session's, both streams are closed already. */
+  private onNativeEnded(ev: Extract<ProxyEvent, { type: 'relayEnded' }>): void {
+    for (const [name, side] of [
+      ['client', this.client],
+      ['server', this.server],
+    ] as const) {
+      const b = ev.bytes[name];
+      if (b) {
+        side.bytesIn += b.read;
+        side.bytesOut += b.written;
+      }
+      side.closed = side.readEnded = side.writeEnded = true;
+    }
+    if (ev.reason === 'idle') {
+      this.out.log('plug.session', 'info', 'Idle timeout, closing the session', {
+        timeout_ms: this.opts.timeoutMs,
+      });
+      this.finish(this.out, 'ACCEPTED', `idle timeout (${this.opts.timeoutMs} ms)`);
+    } else if (ev.reason === 'error') {
+      this.finish(this.out, 'ACCEPTED', `${ev.by ?? 'relay'}: ${ev.error ?? 'error'}`);
+    } else this.finish(this.out, 'ACCEPTED');
   }
 
   private onRelayClosed(stream: string, error: string | undefined): void {
@@ -232,6 +272,8 @@ export class PlugCore implements ProxyCore {
       case 'listening':
       case 'listenFailed':
       case 'accepted':
+      case 'relayStarted': // (only while relaying: handled there)
+      case 'relayEnded':
         // The driver's backpressure needs nothing from us; plug opens no listeners.
         return;
       default:

@@ -44,6 +44,7 @@ test('start pauses the client and connects the server through the router; connec
       { type: 'clearTimer', timer: 'connect' },
       { type: 'resume', stream: 'client' },
       { type: 'setTimer', timer: 'idle', ms: 1000 },
+      { type: 'relay', a: 'client', b: 'server', idleMs: 1000 },
     )
     .check();
 });
@@ -70,6 +71,7 @@ test('idle timer: re-armed for the rest when there was activity, fires after a q
       { type: 'clearTimer', timer: 'connect' },
       { type: 'resume', stream: 'client' },
       { type: 'setTimer', timer: 'idle', ms: 1000 },
+      { type: 'relay', a: 'client', b: 'server', idleMs: 1000 },
     )
     .on({ type: 'data', now: 700, stream: 'client', data: enc('x') })
     .out({ type: 'send', stream: 'server', data: 'x' })
@@ -211,4 +213,44 @@ test('option parser: defaults, Zorp names, clear errors', () => {
     (e: Error & { code?: string }) => e.code === 'TZ1013',
   );
   assert.throws(() => parsePlugOptions({ copy_to_server: 'no' }), /must be true or false/);
+});
+
+test('native relay: asked for only when both directions are copied', () => {
+  const { ev } = core({ copy_to_client: false });
+  ev({ type: 'start', client, clientLocal });
+  const r = ev({ type: 'connected', stream: 'server', local: serverLocal, remote: clientLocal });
+  assert.deepEqual(r.types(), ['clearTimer', 'resume:client', 'setTimer']);
+});
+
+test('native relay: relayStarted stops the JS idle timer; relayEnded carries bytes and the end', () => {
+  const { ev } = started({ timeout: 1000 });
+  assert.deepEqual(ev({ type: 'relayStarted', a: 'client', b: 'server' }).commands, [
+    { type: 'clearTimer', timer: 'idle' },
+  ]);
+  // A stale idle timer firing after the handover does nothing.
+  assert.deepEqual(ev({ type: 'timer', timer: 'idle' }).commands, []);
+  const end = ev({
+    type: 'relayEnded',
+    reason: 'error',
+    by: 'server',
+    error: 'ECONNRESET',
+    bytes: { client: { read: 10, written: 20 }, server: { read: 20, written: 10 } },
+  }).commands;
+  assert.deepEqual(end.at(-1), { type: 'done', verdict: 'ACCEPTED', info: 'server: ECONNRESET' });
+  assert.deepEqual((end.at(-2) as { fields: unknown }).fields, {
+    plug_bytes_from_client: 10,
+    plug_bytes_to_server: 10,
+    plug_bytes_from_server: 20,
+    plug_bytes_to_client: 20,
+  });
+  // Nothing is closed by the core: the relay closed both streams.
+  assert.equal(end.filter((c) => c.type === 'close').length, 0);
+});
+
+test('native relay: an idle end logs like the JS idle timeout', () => {
+  const { ev } = started({ timeout: 1000 });
+  ev({ type: 'relayStarted', a: 'client', b: 'server' });
+  const end = ev({ type: 'relayEnded', reason: 'idle', by: null, bytes: {} }).commands;
+  assert.equal(end[0]?.type, 'log');
+  assert.deepEqual(end.at(-1), { type: 'done', verdict: 'ACCEPTED', info: 'idle timeout (1000 ms)' });
 });

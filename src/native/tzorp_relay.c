@@ -1,0 +1,655 @@
+// tzorp_relay: the native byte relay (issue 14). Once a proxy core only copies bytes between two TCP
+// streams (a plug session after its start), the driver (src/net/driver.ts, through src/net/relay.ts)
+// hands both sockets over and this file moves the bytes with splice() through a pipe, on one epoll
+// thread of its own, so no byte and no event crosses into JavaScript until the relay ends.
+//
+// Ownership of the descriptors (the handover):
+//   relayStart() dup()s both fds (F_DUPFD_CLOEXEC) and registers the dups with the relay thread. The
+//   caller then destroys its net.Sockets: libuv closes its own fd numbers, and since our dups still
+//   refer to the same open sockets, closing them neither sends a FIN nor a reset (a socket is shut down
+//   only when its last descriptor goes, or by shutdown()). From then on the dups are the only
+//   descriptors of the two sockets and this file closes each exactly once when the relay ends. The
+//   caller stops libuv's reading and takes whatever Node already read into its buffers *before* calling
+//   relayStart, and passes those bytes in (`initAB`, `initBA`): they are written first, before anything
+//   spliced. Writes Node still had queued must be flushed before (the driver waits for that).
+//
+// What is kept from the JavaScript relay:
+//   - half-close: EOF from one side (after its bytes are through) becomes shutdown(SHUT_WR) toward the
+//     other; the other direction keeps flowing; the relay ends when both directions ended;
+//   - errors (reset, EPIPE) on one side end the relay: the other side gets what is in its pipe (best
+//     effort, non-blocking) and a normal close;
+//   - the idle timeout: no byte either way for `idleMs` ends the relay (reason "idle");
+//   - byte counts per side (read from it, written to it), readable at any time (relayCounts) and final
+//     once the relay ended;
+//   - the end report (who closed, why, errno) goes to JavaScript through one napi threadsafe function.
+//
+// relayStop() ends a relay from JavaScript (session abort/kill, daemon stop) synchronously under the
+// lock, so the counts it returns are final. Relay memory is freed by the relay thread only after both
+// the relay ended and JavaScript learned it (events of one epoll batch may still name a relay that
+// JavaScript just stopped; it is skipped, not freed, until the next batch).
+//
+// Pipes are taken from a small pool only while a direction has bytes in flight, so an idle relay holds
+// just its two sockets (capacity: 100k idle connections must not cost 300k descriptors).
+#define _GNU_SOURCE
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PIPE_POOL_MAX 64
+#define SPLICE_CHUNK (1 << 16)
+#define MIN_SCAN_MS 20
+#define MAX_WAIT_MS 1000
+
+enum { ACTIVE = 0, ENDED = 1 };
+enum { R_CLOSED = 0, R_IDLE = 1, R_ERROR = 2, R_STOPPED = 3 };
+static const char *const REASONS[] = {"closed", "idle", "error", "stopped"};
+
+typedef struct relay {
+  uint32_t slot;
+  int state;
+  bool js_done;  // JavaScript learned the end (stop returned, or the report was delivered)
+  int fd[2];     // 0 = side a, 1 = side b
+  // direction d copies from fd[d] to fd[1 - d]
+  int pipe_r[2], pipe_w[2];
+  size_t in_pipe[2];
+  bool eof[2];       // fd[d] gave EOF
+  bool shut[2];      // shutdown(SHUT_WR) sent to fd[1 - d]
+  uint8_t *init[2];  // bytes Node had read from fd[d] already: write them to fd[1 - d] first
+  size_t init_len[2], init_off[2];
+  double read_n[2], written_n[2];  // read from / written to side i
+  int64_t idle_ms, last;
+  int reason, by, err;
+  struct relay *prev, *next;  // the active list (idle scan)
+  struct relay *dead_next;
+} relay;
+
+typedef struct {
+  uint32_t slot;
+  int reason, by, err;
+  double counts[4];
+} report;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t thread;
+static bool started = false;
+static int ep = -1, evfd = -1;
+static napi_threadsafe_function tsfn = NULL;
+static relay **slots = NULL;
+static uint32_t nslots = 0;
+static uint32_t *free_slots = NULL;
+static uint32_t nfree = 0;
+static relay *active = NULL;
+static relay *dead = NULL;
+static uint32_t js_live = 0;  // relays whose end JavaScript has not learned (the tsfn is ref'd while > 0)
+static int64_t next_scan = INT64_MAX;
+static int pool_r[PIPE_POOL_MAX], pool_w[PIPE_POOL_MAX];
+static int npool = 0;
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static napi_value throw_errno(napi_env env, const char *call, int err) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s failed: %s (errno %d)", call, strerror(err), err);
+  napi_value jmsg, error, jcall, jerrno;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
+  napi_create_error(env, NULL, jmsg, &error);
+  napi_create_string_utf8(env, call, NAPI_AUTO_LENGTH, &jcall);
+  napi_create_int32(env, err, &jerrno);
+  napi_set_named_property(env, error, "syscall", jcall);
+  napi_set_named_property(env, error, "errno", jerrno);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+// --- pipes --------------------------------------------------------------------------------------
+
+static bool pipe_get(relay *r, int d) {
+  if (r->pipe_r[d] >= 0) return true;
+  if (npool > 0) {
+    npool--;
+    r->pipe_r[d] = pool_r[npool];
+    r->pipe_w[d] = pool_w[npool];
+    return true;
+  }
+  int p[2];
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;
+  r->pipe_r[d] = p[0];
+  r->pipe_w[d] = p[1];
+  return true;
+}
+
+// Give an empty pipe back (pooled); a pipe that still holds bytes is closed (its bytes are dropped).
+static void pipe_put(relay *r, int d) {
+  if (r->pipe_r[d] < 0) return;
+  if (r->in_pipe[d] == 0 && npool < PIPE_POOL_MAX) {
+    pool_r[npool] = r->pipe_r[d];
+    pool_w[npool] = r->pipe_w[d];
+    npool++;
+  } else {
+    close(r->pipe_r[d]);
+    close(r->pipe_w[d]);
+  }
+  r->pipe_r[d] = r->pipe_w[d] = -1;
+  r->in_pipe[d] = 0;
+}
+
+// --- the relay ----------------------------------------------------------------------------------
+
+static void list_remove(relay *r) {
+  if (r->prev) r->prev->next = r->next;
+  else if (active == r) active = r->next;
+  if (r->next) r->next->prev = r->prev;
+  r->prev = r->next = NULL;
+}
+
+// End a relay (under the lock): close both sockets exactly once. `reset` = RST instead of FIN.
+static void end_relay(relay *r, int reason, int by, int err, bool reset) {
+  if (r->state != ACTIVE) return;
+  r->state = ENDED;
+  r->reason = reason;
+  if (r->by < 0) r->by = by;
+  r->err = err;
+  list_remove(r);
+  for (int i = 0; i < 2; i++) {
+    if (reset) {
+      struct linger l = {1, 0};
+      setsockopt(r->fd[i], SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    } else if (reason == R_ERROR && i != by) {
+      // The healthy side gets what is already in the pipe toward it (best effort, non-blocking).
+      int d = 1 - i;
+      while (r->in_pipe[d] > 0) {
+        ssize_t n = splice(r->pipe_r[d], NULL, r->fd[i], NULL, r->in_pipe[d], SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n <= 0) break;
+        r->in_pipe[d] -= (size_t)n;
+        r->written_n[i] += (double)n;
+      }
+    }
+    epoll_ctl(ep, EPOLL_CTL_DEL, r->fd[i], NULL);
+    close(r->fd[i]);
+    r->fd[i] = -1;
+  }
+  for (int d = 0; d < 2; d++) {
+    pipe_put(r, d);
+    free(r->init[d]);
+    r->init[d] = NULL;
+  }
+  r->dead_next = dead;
+  dead = r;
+}
+
+static void fill_report(relay *r, report *rep) {
+  rep->slot = r->slot;
+  rep->reason = r->reason;
+  rep->by = r->by;
+  rep->err = r->err;
+  rep->counts[0] = r->read_n[0];
+  rep->counts[1] = r->written_n[0];
+  rep->counts[2] = r->read_n[1];
+  rep->counts[3] = r->written_n[1];
+}
+
+// Tell JavaScript (from the relay thread) that a relay ended on its own.
+static void post_end(relay *r) {
+  report *rep = malloc(sizeof *rep);
+  if (!rep) return;  // out of memory: JavaScript then learns the end from relayCounts() returning null
+  fill_report(r, rep);
+  if (napi_call_threadsafe_function(tsfn, rep, napi_tsfn_blocking) != napi_ok) free(rep);
+}
+
+// Move what can move in direction d (fd[d] -> fd[1 - d]) until a socket would block. Returns false
+// when the relay ended (error), true otherwise. `t` is the batch's clock.
+static bool pump(relay *r, int d, int64_t t) {
+  int src = r->fd[d], dst = r->fd[1 - d];
+  for (;;) {
+    while (r->init_off[d] < r->init_len[d]) {
+      ssize_t n = send(dst, r->init[d] + r->init_off[d], r->init_len[d] - r->init_off[d], MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) return true;
+        end_relay(r, R_ERROR, 1 - d, errno, false);
+        return false;
+      }
+      r->init_off[d] += (size_t)n;
+      r->written_n[1 - d] += (double)n;
+      r->last = t;
+    }
+    while (r->in_pipe[d] > 0) {
+      ssize_t n = splice(r->pipe_r[d], NULL, dst, NULL, r->in_pipe[d], SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) return true;
+        end_relay(r, R_ERROR, 1 - d, errno, false);
+        return false;
+      }
+      r->in_pipe[d] -= (size_t)n;
+      r->written_n[1 - d] += (double)n;
+      r->last = t;
+    }
+    if (r->pipe_r[d] >= 0) pipe_put(r, d);
+    if (r->eof[d]) {
+      if (!r->shut[d]) {
+        r->shut[d] = true;
+        // ENOTCONN: the peer is gone already; the other direction finds out by itself.
+        shutdown(dst, SHUT_WR);
+      }
+      return true;
+    }
+    if (!pipe_get(r, d)) {
+      end_relay(r, R_ERROR, d, errno, false);
+      return false;
+    }
+    ssize_t n = splice(src, NULL, r->pipe_w[d], NULL, SPLICE_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    if (n > 0) {
+      r->in_pipe[d] += (size_t)n;
+      r->read_n[d] += (double)n;
+      r->last = t;
+      continue;
+    }
+    if (n == 0) {
+      r->eof[d] = true;
+      if (r->by < 0) r->by = d;  // who closed first
+      continue;
+    }
+    if (errno == EAGAIN || errno == EINTR) {
+      pipe_put(r, d);
+      return true;
+    }
+    end_relay(r, R_ERROR, d, errno, false);
+    return false;
+  }
+}
+
+static void run_relay(relay *r, int64_t t) {
+  if (r->state != ACTIVE) return;
+  if (!pump(r, 0, t)) return;
+  if (!pump(r, 1, t)) return;
+  if (r->shut[0] && r->shut[1]) end_relay(r, R_CLOSED, r->by, 0, false);
+}
+
+static void scan_idle(int64_t t) {
+  int64_t next = INT64_MAX;
+  relay *r = active;
+  while (r) {
+    relay *nx = r->next;
+    if (r->idle_ms > 0) {
+      int64_t due = r->last + r->idle_ms;
+      if (due <= t) {
+        end_relay(r, R_IDLE, -1, 0, false);
+        post_end(r);
+      } else if (due < next) {
+        next = due;
+      }
+    }
+    r = nx;
+  }
+  next_scan = next == INT64_MAX ? INT64_MAX : (next < t + MIN_SCAN_MS ? t + MIN_SCAN_MS : next);
+}
+
+static void free_dead(void) {
+  relay **pp = &dead;
+  while (*pp) {
+    relay *r = *pp;
+    if (r->js_done) {
+      *pp = r->dead_next;
+      slots[r->slot] = NULL;
+      free_slots[nfree++] = r->slot;
+      free(r);
+    } else {
+      pp = &r->dead_next;
+    }
+  }
+}
+
+static void *thread_main(void *arg) {
+  struct epoll_event evs[256];
+  for (;;) {
+    pthread_mutex_lock(&mu);
+    free_dead();
+    int64_t t = now_ms();
+    int wait = MAX_WAIT_MS;
+    if (next_scan != INT64_MAX) {
+      int64_t w = next_scan - t;
+      wait = w < 0 ? 0 : (w < MAX_WAIT_MS ? (int)w : MAX_WAIT_MS);
+    }
+    pthread_mutex_unlock(&mu);
+    int n = epoll_wait(ep, evs, 256, wait);
+    if (n < 0 && errno != EINTR) break;
+    pthread_mutex_lock(&mu);
+    t = now_ms();
+    for (int i = 0; i < n; i++) {
+      uint64_t u = evs[i].data.u64;
+      if (u == UINT64_MAX) {
+        uint64_t x;
+        (void)!read(evfd, &x, sizeof x);
+        continue;
+      }
+      uint32_t slot = (uint32_t)(u >> 1);
+      int side = (int)(u & 1);
+      relay *r = slot < nslots ? slots[slot] : NULL;
+      if (!r || r->state != ACTIVE) continue;  // stopped by JavaScript since epoll_wait returned
+      if (evs[i].events & EPOLLERR) {
+        int e = 0;
+        socklen_t len = sizeof e;
+        getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &e, &len);
+        if (e != 0) {
+          end_relay(r, R_ERROR, side, e, false);
+          post_end(r);
+          continue;
+        }
+      }
+      run_relay(r, t);
+      if (r->state != ACTIVE) post_end(r);
+    }
+    if (t >= next_scan) scan_idle(t);
+    pthread_mutex_unlock(&mu);
+  }
+  return NULL;
+}
+
+// --- JavaScript side ----------------------------------------------------------------------------
+
+// Runs on the JavaScript thread for each report: onEnd(slot, reason, by, errno, [readA, writtenA,
+// readB, writtenB]).
+static void call_js(napi_env env, napi_value cb, void *context, void *data) {
+  report *rep = data;
+  if (env != NULL && cb != NULL) {
+    pthread_mutex_lock(&mu);
+    relay *r = rep->slot < nslots ? slots[rep->slot] : NULL;
+    bool deliver = r && !r->js_done;
+    if (deliver) r->js_done = true;
+    pthread_mutex_unlock(&mu);
+    if (deliver) {
+      if (--js_live == 0) napi_unref_threadsafe_function(env, tsfn);
+      napi_value argv[5], undef, arr;
+      napi_create_uint32(env, rep->slot, &argv[0]);
+      napi_create_string_utf8(env, REASONS[rep->reason], NAPI_AUTO_LENGTH, &argv[1]);
+      napi_create_int32(env, rep->by, &argv[2]);
+      napi_create_int32(env, rep->err, &argv[3]);
+      napi_create_array_with_length(env, 4, &arr);
+      // counts in side order: read from a, written to a, read from b, written to b
+      double c[4] = {rep->counts[0], rep->counts[1], rep->counts[2], rep->counts[3]};
+      for (uint32_t i = 0; i < 4; i++) {
+        napi_value v;
+        napi_create_double(env, c[i], &v);
+        napi_set_element(env, arr, i, v);
+      }
+      argv[4] = arr;
+      napi_get_undefined(env, &undef);
+      napi_call_function(env, undef, cb, 5, argv, NULL);
+    }
+  }
+  free(rep);
+}
+
+static bool ensure_started(napi_env env, napi_value on_end) {
+  if (started) return true;
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return throw_errno(env, "epoll_create1", errno), false;
+  evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (evfd < 0) {
+    int e = errno;
+    close(ep);
+    return throw_errno(env, "eventfd", e), false;
+  }
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
+  epoll_ctl(ep, EPOLL_CTL_ADD, evfd, &ev);
+  napi_value name;
+  napi_create_string_utf8(env, "tzorp relay", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, on_end, NULL, name, 0, 1, NULL, NULL, NULL, call_js, &tsfn) != napi_ok) {
+    close(ep);
+    close(evfd);
+    return throw_type(env, "relayStart: cannot create the threadsafe function"), false;
+  }
+  napi_unref_threadsafe_function(env, tsfn);
+  int rc = pthread_create(&thread, NULL, thread_main, NULL);
+  if (rc != 0) {
+    napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+    close(ep);
+    close(evfd);
+    return throw_errno(env, "pthread_create", rc), false;
+  }
+  pthread_detach(thread);
+  started = true;
+  return true;
+}
+
+static bool get_i64(napi_env env, napi_value v, int64_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return false;
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+// Copy a Buffer/Uint8Array argument (or null/undefined) into malloc'd memory.
+static bool get_bytes(napi_env env, napi_value v, uint8_t **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_undefined || t == napi_null) return true;
+  bool is;
+  napi_is_typedarray(env, v, &is);
+  if (!is) return false;
+  napi_typedarray_type tt;
+  size_t n;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_uint8_array) return false;
+  if (n == 0) return true;
+  *out = malloc(n);
+  if (!*out) return false;
+  memcpy(*out, data, n);
+  *len = n;
+  return true;
+}
+
+// relayStart(fdA, fdB, idleMs, initAB: Uint8Array|null, initBA: Uint8Array|null, onEnd) -> slot
+// The descriptors are duplicated; the caller closes its own (destroys its sockets) after this returns.
+// `onEnd` is used by the first call only (one callback for the process).
+static napi_value RelayStart(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 6) return throw_type(env, "relayStart: 6 arguments expected");
+  int64_t fa, fb, idle;
+  if (!get_i64(env, argv[0], &fa) || !get_i64(env, argv[1], &fb) || fa < 0 || fb < 0 || fa > INT32_MAX ||
+      fb > INT32_MAX)
+    return throw_type(env, "relayStart: fds must be non-negative integers");
+  if (!get_i64(env, argv[2], &idle) || idle < 0) return throw_type(env, "relayStart: idleMs must be >= 0");
+  if (!ensure_started(env, argv[5])) return NULL;
+  relay *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, "calloc", ENOMEM);
+  r->fd[0] = r->fd[1] = -1;
+  r->pipe_r[0] = r->pipe_r[1] = r->pipe_w[0] = r->pipe_w[1] = -1;
+  r->by = -1;
+  if (!get_bytes(env, argv[3], &r->init[0], &r->init_len[0]) || !get_bytes(env, argv[4], &r->init[1], &r->init_len[1])) {
+    free(r->init[0]);
+    free(r);
+    return throw_type(env, "relayStart: initAB/initBA must be Uint8Array or null");
+  }
+  const char *failed = NULL;
+  int err = 0;
+  r->fd[0] = fcntl((int)fa, F_DUPFD_CLOEXEC, 0);
+  if (r->fd[0] < 0) failed = "dup", err = errno;
+  if (!failed) {
+    r->fd[1] = fcntl((int)fb, F_DUPFD_CLOEXEC, 0);
+    if (r->fd[1] < 0) failed = "dup", err = errno;
+  }
+  // The sockets stay non-blocking (Node set O_NONBLOCK on the open file, shared with the dups).
+  pthread_mutex_lock(&mu);
+  if (!failed) {
+    if (nfree == 0) {
+      uint32_t n = nslots ? nslots * 2 : 1024;
+      relay **s = realloc(slots, n * sizeof *s);
+      uint32_t *f = s ? realloc(free_slots, n * sizeof *f) : NULL;
+      if (s) slots = s;
+      if (!s || !f) {
+        failed = "realloc", err = ENOMEM;
+      } else {
+        free_slots = f;
+        for (uint32_t i = n; i > nslots; i--) free_slots[nfree++] = i - 1;
+        for (uint32_t i = nslots; i < n; i++) slots[i] = NULL;
+        nslots = n;
+      }
+    }
+  }
+  if (!failed) {
+    r->slot = free_slots[--nfree];
+    slots[r->slot] = r;
+    r->idle_ms = idle;
+    r->last = now_ms();
+    for (int i = 0; i < 2 && !failed; i++) {
+      struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                               .data.u64 = ((uint64_t)r->slot << 1) | (uint64_t)i};
+      if (epoll_ctl(ep, EPOLL_CTL_ADD, r->fd[i], &ev) < 0) failed = "epoll_ctl", err = errno;
+    }
+    if (failed) {
+      slots[r->slot] = NULL;
+      free_slots[nfree++] = r->slot;
+    }
+  }
+  if (failed) {
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < 2; i++) {
+      if (r->fd[i] >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, r->fd[i], NULL);
+        close(r->fd[i]);
+      }
+    }
+    free(r->init[0]);
+    free(r->init[1]);
+    free(r);
+    return throw_errno(env, failed, err);
+  }
+  r->next = active;
+  if (active) active->prev = r;
+  active = r;
+  bool wake = false;
+  if (idle > 0 && r->last + idle < next_scan) {
+    next_scan = r->last + idle;
+    wake = true;
+  }
+  pthread_mutex_unlock(&mu);
+  if (js_live++ == 0) napi_ref_threadsafe_function(env, tsfn);
+  // The epoll registration (edge-triggered) reports both sockets ready at once, so bytes already
+  // queued in the kernel and the init bytes start moving without any further event.
+  if (wake) {
+    uint64_t one = 1;
+    (void)!write(evfd, &one, sizeof one);
+  }
+  napi_value out;
+  napi_create_uint32(env, r->slot, &out);
+  return out;
+}
+
+static relay *get_relay(napi_env env, napi_value v) {
+  int64_t s;
+  if (!get_i64(env, v, &s) || s < 0 || (uint64_t)s >= nslots) return NULL;
+  relay *r = slots[s];
+  return r && !r->js_done ? r : NULL;
+}
+
+static napi_value counts_array(napi_env env, relay *r) {
+  napi_value arr;
+  napi_create_array_with_length(env, 4, &arr);
+  double c[4] = {r->read_n[0], r->written_n[0], r->read_n[1], r->written_n[1]};
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value v;
+    napi_create_double(env, c[i], &v);
+    napi_set_element(env, arr, i, v);
+  }
+  return arr;
+}
+
+// relayStop(slot, reset) -> [readA, writtenA, readB, writtenB] (final) when this call ended the relay;
+// null when it had ended already (its report is on the way and will still be delivered).
+static napi_value RelayStop(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool reset = false;
+  if (argc > 1) napi_get_value_bool(env, argv[1], &reset);
+  napi_value out;
+  napi_get_null(env, &out);
+  pthread_mutex_lock(&mu);
+  relay *r = started ? get_relay(env, argv[0]) : NULL;
+  if (r && r->state == ACTIVE) {
+    end_relay(r, R_STOPPED, -1, 0, reset);
+    r->js_done = true;
+    out = counts_array(env, r);
+    pthread_mutex_unlock(&mu);
+    if (--js_live == 0) napi_unref_threadsafe_function(env, tsfn);
+    return out;
+  }
+  pthread_mutex_unlock(&mu);
+  return out;
+}
+
+// relayCounts(slot) -> [readA, writtenA, readB, writtenB] so far, or null for an unknown/finished relay.
+static napi_value RelayCounts(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_value out;
+  napi_get_null(env, &out);
+  if (!started || argc < 1) return out;
+  pthread_mutex_lock(&mu);
+  relay *r = get_relay(env, argv[0]);
+  if (r) out = counts_array(env, r);
+  pthread_mutex_unlock(&mu);
+  return out;
+}
+
+// relayActive() -> number of relays whose end JavaScript has not learned yet (tests, metrics).
+static napi_value RelayActive(napi_env env, napi_callback_info info) {
+  napi_value out;
+  napi_create_uint32(env, js_live, &out);
+  return out;
+}
+
+// raiseNofile() -> { soft, hard } after raising the soft RLIMIT_NOFILE to the hard limit.
+static napi_value RaiseNofile(napi_env env, napi_callback_info info) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return throw_errno(env, "getrlimit", errno);
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = {rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  napi_value out, soft, hard;
+  napi_create_object(env, &out);
+  napi_create_double(env, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur, &soft);
+  napi_create_double(env, rl.rlim_max == RLIM_INFINITY ? -1 : (double)rl.rlim_max, &hard);
+  napi_set_named_property(env, out, "soft", soft);
+  napi_set_named_property(env, out, "hard", hard);
+  return out;
+}
+
+// Called from tzorp_native.c's module init: adds the relay functions to the addon's exports.
+void tzorp_relay_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"relayStart", NULL, RelayStart, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayStop", NULL, RelayStop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayCounts", NULL, RelayCounts, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayActive", NULL, RelayActive, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"raiseNofile", NULL, RaiseNofile, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

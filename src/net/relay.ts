@@ -1,0 +1,157 @@
+// The driver's side of the native relay (src/native/tzorp_relay.c): hand two open net.Sockets to the
+// addon's splice thread and learn how the relay ended.
+//
+// The handover (takeOver), all in one synchronous step so that no byte can slip past:
+//   1. the driver's listeners come off both sockets and libuv stops reading them (internal
+//      `_handle.readStop()`, the same call Node makes itself when a stream's buffer is full), so from
+//      here on new bytes stay in the kernel's socket buffers, where the relay thread reads them;
+//   2. what Node had already read but nobody consumed (the Readable buffer) is taken with read() and
+//      passed to the addon as the first bytes of that direction: written before anything spliced;
+//   3. the addon dup()s both descriptors and starts relaying on the dups;
+//   4. the net.Sockets are destroyed: libuv closes its own descriptors, which neither sends a FIN nor a
+//      reset, because the dups keep the sockets open (only the last descriptor's close shuts a socket).
+// Writes Node still had queued are not in the kernel yet and cannot be taken out of libuv: the driver
+// waits until both sockets' write queues are empty (a zero-length write's callback) before step 1.
+// If step 3 fails (EMFILE on dup, ...) the sockets are still whole: the bytes of step 2 are put back
+// (unshift) and the driver keeps relaying in JavaScript.
+import type net from 'node:net';
+import { errnoName, type RelayCounts, relayAddon } from '../native/index.ts';
+
+export type NativeRelayReason = 'closed' | 'idle' | 'error';
+
+export interface NativeRelayEnd {
+  reason: NativeRelayReason;
+  /** The side that closed (EOF) or failed first: 0 = a, 1 = b, null = neither (idle). */
+  by: 0 | 1 | null;
+  /** errno name (ECONNRESET) for reason 'error'. */
+  error?: string;
+  /** read from a, written to a, read from b, written to b (bytes the relay moved itself). */
+  counts: RelayCounts;
+}
+
+export interface NativeRelay {
+  readonly slot: number;
+  /** Bytes so far (the relay's own, without the handed-over buffers); null once it ended. */
+  counts(): RelayCounts | null;
+  /** End it now (reset: RST instead of FIN) and return the final counts. When it had ended on its own
+   * a moment ago (its report still on the way) those counts are returned and the report is dropped. */
+  stop(reset: boolean): RelayCounts;
+}
+
+export interface TakeOver {
+  relay: NativeRelay;
+  /** Bytes Node had read from a (resp. b) that the relay writes to b (resp. a) first. */
+  bufferedA: number;
+  bufferedB: number;
+}
+
+const waiting = new Map<number, (end: NativeRelayEnd) => void>();
+
+function onRelayEnd(
+  slot: number,
+  reason: NativeRelayReason,
+  by: number,
+  errno: number,
+  counts: RelayCounts,
+): void {
+  const f = waiting.get(slot);
+  waiting.delete(slot);
+  const end: NativeRelayEnd = { reason, by: by === 0 ? 0 : by === 1 ? 1 : null, counts };
+  if (reason === 'error') end.error = errnoName(errno);
+  f?.(end);
+}
+
+/** True when the addon with the relay is built and loads. */
+export function nativeRelayAvailable(): boolean {
+  return relayAddon() !== null;
+}
+
+/** Relays whose end JavaScript has not learned yet (tests: none may be left behind). */
+export function nativeRelaysActive(): number {
+  return relayAddon()?.relayActive() ?? 0;
+}
+
+interface Handle {
+  fd?: number;
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+function handleOf(sock: net.Socket): Handle | null {
+  const h = (sock as unknown as { _handle?: Handle | null })._handle;
+  return h && typeof h.fd === 'number' && h.fd >= 0 ? h : null;
+}
+
+function stopReading(h: Handle): void {
+  h.reading = false;
+  h.readStop?.();
+}
+
+/** Node has nothing queued for the kernel on this socket (every write reached the socket buffer). */
+export function writesFlushed(sock: net.Socket): boolean {
+  return sock.writableLength === 0;
+}
+
+/**
+ * Hand sockets a and b to the native relay (see the top of this file). Returns null when the addon is
+ * missing or the handover failed: the sockets are then whole, but without any listener (the caller
+ * attaches its own again) and not reading. `onEnd` runs once when the relay ends on its own (not after stop()).
+ */
+export function takeOver(
+  a: net.Socket,
+  b: net.Socket,
+  idleMs: number,
+  onEnd: (end: NativeRelayEnd) => void,
+): TakeOver | null {
+  const addon = relayAddon();
+  const ha = handleOf(a);
+  const hb = handleOf(b);
+  // read() below emits 'data' for what it returns: the driver's listeners must be gone first.
+  for (const s of [a, b]) {
+    s.removeAllListeners();
+    s.on('error', () => {});
+  }
+  if (!addon || !ha || !hb || !writesFlushed(a) || !writesFlushed(b)) return null;
+  stopReading(ha);
+  stopReading(hb);
+  const bufA = drain(a);
+  const bufB = drain(b);
+  // read() may have asked libuv to read again (its buffer went below the high-water mark): stop it;
+  // libuv reads only in its poll phase, which cannot run before this function returns.
+  stopReading(ha);
+  stopReading(hb);
+  let slot: number;
+  try {
+    slot = addon.relayStart(ha.fd!, hb.fd!, idleMs, bufA, bufB, onRelayEnd);
+  } catch {
+    if (bufA) a.unshift(bufA);
+    if (bufB) b.unshift(bufB);
+    return null;
+  }
+  waiting.set(slot, onEnd);
+  for (const s of [a, b]) {
+    s.destroy(); // closes libuv's descriptor only; the relay holds the socket through its dup
+  }
+  const relay: NativeRelay = {
+    slot,
+    counts: () => addon.relayCounts(slot),
+    stop: (reset) => {
+      waiting.delete(slot);
+      return addon.relayStop(slot, reset) ?? addon.relayCounts(slot) ?? [0, 0, 0, 0];
+    },
+  };
+  return { relay, bufferedA: bufA?.length ?? 0, bufferedB: bufB?.length ?? 0 };
+}
+
+/** Everything in the socket's Readable buffer (paused mode read(): no 'data' listener is left). */
+function drain(sock: net.Socket): Buffer | null {
+  sock.pause();
+  const chunks: Buffer[] = [];
+  for (;;) {
+    const c = sock.read() as Buffer | string | null;
+    if (c === null) break;
+    chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  }
+  if (chunks.length === 0) return null;
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
