@@ -36,7 +36,15 @@ export interface LogSettings {
 }
 
 export type ToWorker =
-  | { t: 'init'; rid: number; index: number; log: LogSettings; tproxyMarkFallback: number }
+  | {
+      t: 'init';
+      rid: number;
+      index: number;
+      log: LogSettings;
+      tproxyMarkFallback: number;
+      /** false: `tzorp run --no-native-relay` (every byte through JavaScript). */
+      nativeRelay?: boolean;
+    }
   /** Sent with the listening socket's handle (child_process handle passing), before a 'prepare'
    * that names it. */
   | { t: 'listener'; spec: ListenerSpec }

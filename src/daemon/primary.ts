@@ -57,6 +57,8 @@ export interface DaemonOptions {
   log: LogSettings;
   /** Manage the kernel ruleset (false: --no-kernel, listeners only). */
   kernel: boolean;
+  /** false: --no-native-relay, sessions copy in JavaScript only (default true). */
+  nativeRelay?: boolean;
   metrics: { host: string; port: number } | null;
   stopTimeoutMs: number;
   /** The effective configuration (config.ts): what `status` reports, and the tunables the daemon uses. */
@@ -193,6 +195,7 @@ export class Daemon {
       index,
       log: this.logSettings(),
       tproxyMarkFallback: 0,
+      nativeRelay: this.opts.nativeRelay ?? true,
     });
   }
 

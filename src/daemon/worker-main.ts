@@ -10,6 +10,7 @@ import { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
 import { getMark, socketFd } from '../native/index.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
+import { nativeRelayDefault } from '../net/relay.ts';
 import type { ProxyService } from '../policy/index.ts';
 import { type LimitName, perClientOf } from './client-limits.ts';
 import type { FromWorker, ToWorker, WorkerResources } from './ipc.ts';
@@ -40,6 +41,8 @@ const handles = new Map<string, object>();
 const admissions = new Map<number, (answer: boolean | LimitName) => void>();
 let admitRid = 0;
 let runtime: WorkerRuntime<ServiceUpstream> | null = null;
+/** `tzorp run --no-native-relay` turns the native relay off for every service. */
+let nativeRelay = nativeRelayDefault();
 let zlog: ZorpLog | null = null;
 const metrics = new WorkerMetrics();
 const stats = new ServiceStats();
@@ -167,6 +170,7 @@ function init(
         ...(s.refusedBy ? { refusedBy: s.refusedBy } : {}),
         clientZone: s.clientZone,
         ruleId: s.ruleId,
+        nativeRelay: nativeRelay && s.service.nativeRelay !== false,
         log: (category, level, msg, fields) => {
           const { session_id, service: _service, ...rest } = fields;
           log.log(
@@ -213,6 +217,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
   }
   switch (msg.t) {
     case 'init':
+      if (msg.nativeRelay === false) nativeRelay = false;
       init(msg.index, msg.log);
       reply(msg.rid, undefined);
       return;

@@ -26,7 +26,7 @@ import type {
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
-import { type NativeRelay, type NativeRelayEnd, takeOver } from './relay.ts';
+import { type NativeRelay, type NativeRelayEnd, nativeRelayDefault, takeOver } from './relay.ts';
 import { RouteError } from './router.ts';
 import { type ServiceUpstream, TargetZoneDenied } from './service.ts';
 import { connectUpstream } from './upstream.ts';
@@ -115,7 +115,7 @@ export interface RunSessionOptions {
   /** Clock (epoch ms) for events and the summary. */
   now?: () => number;
   /** Hand streams to the native splice relay when a core asks (`relay` command) and the addon is
-   * built (default true). false: the core's bytes always go through JavaScript. */
+   * built (default: nativeRelayDefault(), i.e. on). false: every byte goes through JavaScript. */
   nativeRelay?: boolean;
 }
 
@@ -827,7 +827,7 @@ class Session {
    * them (src/net/relay.ts explains the handover); meanwhile neither is read. Declined silently (the
    * core keeps copying) when the native relay is off or a stream is not plainly open. */
   private relay(a: Stream, b: Stream, idleMs: number): void {
-    if (this.o.nativeRelay === false || this.handingOver || this.native || a === b) return;
+    if (!(this.o.nativeRelay ?? nativeRelayDefault()) || this.handingOver || this.native || a === b) return;
     for (const s of [a, b]) if (s.state !== 'open' || !s.sock || s.corePaused) return;
     this.handingOver = { a, b, idleMs };
     a.handover = b.handover = true;

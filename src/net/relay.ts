@@ -61,6 +61,13 @@ function onRelayEnd(
   f?.(end);
 }
 
+/** The native relay's default where nobody chose: on, unless TZORP_NATIVE_RELAY=0 (lets a test suite
+ * run once with and once without it; `tzorp run --no-native-relay` and a service's `native_relay:
+ * false` are the operator's switches). */
+export function nativeRelayDefault(): boolean {
+  return process.env.TZORP_NATIVE_RELAY !== '0';
+}
+
 /** True when the addon with the relay is built and loads. */
 export function nativeRelayAvailable(): boolean {
   return relayAddon() !== null;

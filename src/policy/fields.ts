@@ -20,6 +20,7 @@ export const PROXY_SERVICE_FIELDS = [
   'new_sessions_per_client',
   'listen_port',
   'tls',
+  'native_relay',
 ] as const;
 
 /** Fields of a proxy service's `tls:` block, and of its `sni:` and `ca:` mappings. */

@@ -139,6 +139,9 @@ export interface ProxyService extends ServiceBase {
   newSessionsPerClient?: { rate: number; perSeconds: number } | null;
   /** Where the daemon listens for this service's diverted connections; null = allocated (defaults.ts). */
   listenPort: number | null;
+  /** Let the native splice relay copy this service's sessions once they only copy bytes (policy
+   * `native_relay`, default true; absent = true). `tzorp run --no-native-relay` turns it off for all. */
+  nativeRelay?: boolean;
   /** Where each option was written: key path joined with '.' ("request.GET") -> position, so an
    * option error from a proxy module can name file:line:column. */
   optionPositions?: Map<string, SourcePos>;

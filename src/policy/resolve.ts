@@ -733,6 +733,9 @@ export class Resolver {
     let listenPort: number | null = null;
     const lp = f.get('listen_port');
     if (lp && lp.value.kind !== 'null') listenPort = this.int(lp.value, `${what} listen_port`, 1, 65535);
+    let nativeRelay = true;
+    const nr = f.get('native_relay');
+    if (nr) nativeRelay = this.bool(nr.value, `${what} native_relay`) ?? true;
     const te = f.get('tls');
     const tls = te && te.value.kind !== 'null' ? this.resolveTls(te, what, proxy) : undefined;
     if (proxy === null || !router || !chainer || tls === null) return null;
@@ -749,6 +752,7 @@ export class Resolver {
       maxSessionsPerClient,
       newSessionsPerClient,
       listenPort,
+      nativeRelay,
       optionPositions,
     };
   }

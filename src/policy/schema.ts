@@ -156,6 +156,10 @@ export function policySchema(): Schema {
     },
     listen_port: int(1, 65535, "the daemon's listener port for this service"),
     tls: ref('tls'),
+    native_relay: {
+      type: 'boolean',
+      description: 'copy bytes with the native splice relay once a session only copies (default true)',
+    },
   };
   // the loader's list and the schema's names come from one place
   for (const f of PROXY_SERVICE_FIELDS)

@@ -45,6 +45,7 @@ interface RunOptions {
   logSpec: string;
   verbose: number;
   kernel: boolean;
+  nativeRelay: boolean;
   metrics?: { host: string; port: number };
   stopTimeout: number;
   user?: string;
@@ -105,6 +106,10 @@ export function register(program: Command): void {
       DEFAULTS.logVerbosity,
     )
     .option('--no-kernel', 'do not install the nftables ruleset and policy routing (someone else does)')
+    .option(
+      '--no-native-relay',
+      'copy every byte in JavaScript: no native splice relay (also per service: native_relay: false)',
+    )
     .option('--metrics <host:port>', 'serve Prometheus metrics on this address', hostPort)
     .option(
       '--stop-timeout <ms>',
@@ -180,6 +185,7 @@ export function register(program: Command): void {
           workers: opts.workers,
           log: { format: opts.logFormat, verbosity: opts.verbose, spec: opts.logSpec },
           kernel: opts.kernel,
+          nativeRelay: opts.nativeRelay,
           metrics: opts.metrics ?? null,
           stopTimeoutMs: opts.stopTimeout,
           config,

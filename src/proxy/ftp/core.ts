@@ -246,6 +246,10 @@ export class FtpCore implements ProxyCore {
         this.replyClient(421, `Service shutting down (${oneLine(ev.reason)})`);
         this.finish('ACCEPTED', `aborted: ${ev.reason}`);
         break;
+      case 'relayStarted':
+      case 'relayEnded':
+        // FTP issues no `relay` command (yet): the driver never starts a native relay for it.
+        break;
       default:
         assertNever(ev, 'event');
     }

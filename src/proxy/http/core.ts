@@ -281,6 +281,8 @@ export class HttpCore implements ProxyCore {
       case 'listening':
       case 'listenFailed':
       case 'accepted':
+      case 'relayStarted': // HTTP issues no `relay` command (yet)
+      case 'relayEnded':
         return;
       default:
         assertNever(ev, 'event');

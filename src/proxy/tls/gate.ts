@@ -131,6 +131,8 @@ export class TlsPassthroughGate implements ProxyCore {
       case 'listening':
       case 'listenFailed':
       case 'accepted':
+      case 'relayStarted': // (no relay is asked for before the hello is decided)
+      case 'relayEnded':
         break; // nothing is connected or listening before the hello is decided
       default:
         assertNever(ev, 'event');

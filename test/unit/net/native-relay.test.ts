@@ -17,7 +17,8 @@ import {
   type SessionSummary,
 } from '../../../src/net/index.ts';
 import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
-import { createPlugCore } from '../../../src/proxy/plug/index.ts';
+import { bindCore } from '../../../src/proxy/index.ts';
+import { plugModule } from '../../../src/proxy/plug/index.ts';
 import { digestReply, exchange, proxyService, tcpServer } from './helpers.ts';
 
 const skip = nativeRelayAvailable() ? false : 'the native addon is not built';
@@ -80,8 +81,7 @@ async function relay(
           id: `svc/native:${++n}`,
           service: 'native',
           socket,
-          createCore: createPlugCore,
-          options: opts.options ?? {},
+          createCore: bindCore(plugModule, opts.options ?? {}),
           upstream: up,
           log,
           nativeRelay: opts.nativeRelay ?? true,

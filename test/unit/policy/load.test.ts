@@ -150,6 +150,7 @@ describe('loader details', () => {
         maxSessionsPerClient: 0,
         newSessionsPerClient: null,
         listenPort: null,
+        nativeRelay: true,
         optionPositions: new Map(),
       },
     );
@@ -201,7 +202,7 @@ services:
     options: { request: { GET: { action: accept } }, "__proto__": 1 }
     transparent_mode: false
   b: { type: proxy, proxy: ftp, router: inband, chainer: round_robin }
-  c: { type: proxy, proxy: plug, router: { type: transparent, forced_port: 8080, forge_port: exact } }
+  c: { type: proxy, proxy: plug, native_relay: false, router: { type: transparent, forced_port: 8080, forge_port: exact } }
   f: { type: forward, forge_addr: true, router: { type: directed, targets: "198.18.20.10:22" } }
 rules:
   - { service: a }
@@ -215,6 +216,7 @@ rules:
     assert.ok(p);
     const a = p.services.get('a');
     assert.ok(a?.type === 'proxy');
+    assert.equal(a.nativeRelay, true);
     assert.deepEqual(a.router, {
       type: 'directed',
       targets: [
@@ -241,6 +243,7 @@ rules:
     assert.deepEqual(b.chainer, { type: 'round_robin', timeoutConnectMs: 30000, timeoutStateMs: 60000 });
     const c = p.services.get('c');
     assert.ok(c?.type === 'proxy');
+    assert.equal(c.nativeRelay, false);
     assert.deepEqual(c.router, {
       type: 'transparent',
       forcedPort: 8080,
