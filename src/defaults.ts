@@ -95,6 +95,10 @@ export const DEFAULTS = deepFreeze({
   logFormat: 'text', // Zorp's readable lines; 'json' for log shippers
   logVerbosity: 3, // Zorp's default --verbose
   logSpec: 'core.summary:4,tls.session:4', // Zorp writes the connection summary at level 4: keep it by default; the TLS handshake line (docs/tls.md) too
+  // capacity (RLIMIT_NOFILE): a worker admits sessions while (limit - reserve) / perSession allows
+  fdReserveCount: 128, // listeners, IPC, logs, the native relay's epoll and pipe pool, DNS, ...
+  fdsPerSessionCount: 2, // a plug or HTTP session: client and server socket (FTP data channels add more)
+  capacityLogIntervalMs: 10_000, // "descriptor limit reached" is logged at most this often per worker
   // lab (tzorp lab, tzorp demo): generous for a loaded CI machine; a healthy lab answers in milliseconds
   labStartTimeoutMs: 60_000, // servers and tzorp must be up by then (a healthy start takes seconds)
   labStopGraceMs: 3_000, // between SIGTERM and SIGKILL on `down`: lab sessions need not survive

@@ -10,6 +10,7 @@ import { TzorpError } from '../errors.ts';
 import type { SysctlCheck } from '../kernel/index.ts';
 import type { LoadResult, Policy } from '../policy/index.ts';
 import { AdmissionLedger } from './admission.ts';
+import { raiseDescriptorLimit, sessionCapacity } from './capacity.ts';
 import { ClientLimits, type LimitName } from './client-limits.ts';
 import type { EffectiveConfig } from './config.ts';
 import type {
@@ -136,6 +137,14 @@ export class Daemon {
       policy: this.opts.policyFile,
       workers: this.opts.workers,
       kernel: this.opts.kernel,
+    });
+    // Before the workers are forked (they inherit it): as many descriptors as the hard limit allows.
+    const nofile = raiseDescriptorLimit();
+    const perWorker = nofile ? sessionCapacity(nofile.soft) : Infinity;
+    this.log.write('core.info', 3, null, 'Descriptor limit', {
+      nofile: nofile ? String(nofile.soft) : 'unknown (no native addon)',
+      session_capacity_per_worker: String(perWorker),
+      session_capacity: String(perWorker * this.opts.workers),
     });
     // The control socket first: `tzorp status` can tell a daemon that is starting from none at all.
     const control = new ControlServer(this.opts.controlPath, (req) => this.handle(req));

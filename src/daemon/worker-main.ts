@@ -12,6 +12,7 @@ import { getMark, socketFd } from '../native/index.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import { nativeRelayDefault } from '../net/relay.ts';
 import type { ProxyService } from '../policy/index.ts';
+import { raiseDescriptorLimit, sessionCapacity } from './capacity.ts';
 import { type LimitName, perClientOf } from './client-limits.ts';
 import type { FromWorker, ToWorker, WorkerResources } from './ipc.ts';
 import { CORE_LEVEL, ZorpLog } from './log.ts';
@@ -94,10 +95,13 @@ function init(
   });
   zlog = log;
   workerIndex = index;
+  // The primary raised the limit before forking us; raising again covers a worker started on its own.
+  const nofile = raiseDescriptorLimit();
   runtime = new WorkerRuntime<ServiceUpstream>({
     index,
     ids,
     log,
+    capacity: nofile ? sessionCapacity(nofile.soft) : Infinity,
     stats,
     now: Date.now,
     listen: (spec, onConnection) =>

@@ -10,6 +10,7 @@
 // max_sessions is decided here and only here (accept → admit), before a session exists; see
 // admission.ts.
 import type { Socket } from 'node:net';
+import { DEFAULTS } from '../defaults.ts';
 import type { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
 import { canonicalHost, type SessionHandle, type SessionSummary } from '../net/index.ts';
@@ -71,6 +72,9 @@ export interface WorkerDeps<U> {
   stats: ServiceStats;
   now(): number;
   index: number;
+  /** Sessions this worker may hold at once (the descriptor limit's share, capacity.ts); beyond it a
+   * connection is reset, logged and counted as refused. Default: no limit. */
+  capacity?: number;
 }
 
 export interface WorkerGeneration<U> {
@@ -159,6 +163,9 @@ export class WorkerRuntime<U> {
   private readonly sessions = new Map<string, LiveSession<U>>();
   private stopping = false;
   private drainedWaiters: (() => void)[] = [];
+  /** Refused at the descriptor limit since the last log line about it, and when that was. */
+  private capacityRefused = 0;
+  private capacityLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: WorkerDeps<U>) {}
 
@@ -275,6 +282,11 @@ export class WorkerRuntime<U> {
       return;
     }
     const { gen, rule, service } = r;
+    if (this.sessions.size >= (this.deps.capacity ?? Infinity)) {
+      this.refuseAtCapacity(service, client);
+      sock.resetAndDestroy();
+      return;
+    }
     const entry = gen.services.get(service.name)!;
     const clientZone = gen.engine.zoneOf(client.host)?.name ?? null;
     const begin = (answer: boolean | LimitName, n: number) => {
@@ -349,6 +361,24 @@ export class WorkerRuntime<U> {
       sock.pause();
       admitted.then(withId, () => withId(false));
     }
+  }
+
+  /** The descriptor limit is reached: refuse (the caller resets), count, and log at most once per
+   * capacityLogIntervalMs with the number refused meanwhile, so a flood cannot flood the log too. */
+  private refuseAtCapacity(service: ProxyService, client: { host: string; port: number }): void {
+    this.deps.stats.refused(service.name);
+    this.capacityRefused++;
+    const now = this.deps.now();
+    if (now - this.capacityLoggedAt < DEFAULTS.capacityLogIntervalMs) return;
+    this.capacityLoggedAt = now;
+    this.deps.log.log('core.policy', 2, null, 'Connection refused, descriptor limit reached', {
+      service: service.name,
+      client_address: `${client.host}:${client.port}`,
+      sessions: this.sessions.size,
+      capacity: this.deps.capacity,
+      refused: this.capacityRefused,
+    });
+    this.capacityRefused = 0;
   }
 
   /** max_sessions and the per-client limits: the one decision, before the session exists (so before

@@ -558,3 +558,59 @@ test('kill -9 the daemon: connections to proxy services fail (fail closed); tzor
     await lab.destroy();
   }
 });
+
+test('descriptor limit: the daemon raises its soft limit, logs the capacity and refuses beyond it cleanly', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const lab = await createLab();
+  try {
+    await startServer(lab);
+    const policy = join(dir, `${lab.id}-nofile.yaml`);
+    writeFileSync(policy, POLICY_A);
+    const control = join(dir, `${lab.id}-nofile.sock`);
+    // soft 100, hard 200: the daemon raises the soft limit to 200, which leaves (200 - 128) / 2 = 36
+    // sessions for its one worker (src/daemon/capacity.ts)
+    const proc = lab.spawn('fw', [
+      'prlimit',
+      '--nofile=100:200',
+      ...TZ,
+      'run',
+      policy,
+      '--control',
+      control,
+      '--workers',
+      '1',
+    ]);
+    await proc.waitFor(/tzorp running/, 120_000);
+    const d: Daemon = { proc, control, policy };
+    assert.match(
+      proc.stdout() + proc.stderr(),
+      /Descriptor limit; nofile='200', session_capacity_per_worker='36', session_capacity='36'/,
+    );
+    const holder = lab.spawn('client', [
+      process.execPath,
+      `${HERE}/hold-clients.mjs`,
+      ADDR.server4,
+      '8081',
+      '40',
+    ]);
+    const [line] = await holder.waitFor(/^held \d+ refused \d+ stuck \d+$/m, 240_000);
+    assert.equal(line, 'held 36 refused 4 stuck 0');
+    const st = await status(lab, d);
+    const plug = st.services.find((s) => s.name === 'plug')!;
+    assert.equal(plug.sessionsRunning, 36);
+    assert.equal(plug.sessionsRefused, 4);
+    await proc.waitFor(/Connection refused, descriptor limit reached/);
+    // the sessions end with their clients: there is room again, and the daemon never stopped serving
+    holder.kill('SIGKILL');
+    await waitUntil('a place to be free', async () =>
+      /^peer /m.test((await peer(lab, ADDR.server4, 8080)).stdout),
+    );
+    const stop = await tz(lab, ['stop', '--control', control]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(await proc.exited(), 0);
+  } finally {
+    await lab.destroy();
+  }
+});

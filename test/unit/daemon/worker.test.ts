@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import type { Admission } from '../../../src/daemon/admission.ts';
+import { sessionCapacity } from '../../../src/daemon/capacity.ts';
 import type { LimitName } from '../../../src/daemon/client-limits.ts';
 import type { ListenerSpec, WorkerGenerationSpec } from '../../../src/daemon/ipc.ts';
 import { ZorpLog } from '../../../src/daemon/log.ts';
@@ -14,6 +15,7 @@ import {
   type WorkerGeneration,
   WorkerRuntime,
 } from '../../../src/daemon/worker.ts';
+import { DEFAULTS } from '../../../src/defaults.ts';
 import { Engine } from '../../../src/engine/index.ts';
 import type { SessionHandle, SessionSummary } from '../../../src/net/index.ts';
 import type { Policy, Rule, Service } from '../../../src/policy/model.ts';
@@ -103,15 +105,20 @@ function sock(client: string, cport: number, local: string, lport: number, mark:
     localPort: lport,
     mark,
     destroyed: false,
+    reset: false,
     destroy() {
+      s.destroyed = true;
+    },
+    resetAndDestroy() {
+      s.reset = true;
       s.destroyed = true;
     },
     pause() {},
   };
-  return s as unknown as Socket & { mark: number | null; destroyed: boolean };
+  return s as unknown as Socket & { mark: number | null; destroyed: boolean; reset: boolean };
 }
 
-function setup(opts: { admit?: boolean | LimitName } = {}) {
+function setup(opts: { admit?: boolean | LimitName; capacity?: number } = {}) {
   const clients: string[] = [];
   const accept = new Map<string, (s: Socket) => void>();
   const closed: string[] = [];
@@ -125,6 +132,7 @@ function setup(opts: { admit?: boolean | LimitName } = {}) {
   );
   const rt = new WorkerRuntime<string>({
     index: 0,
+    ...(opts.capacity !== undefined ? { capacity: opts.capacity } : {}),
     ids,
     log: new ZorpLog({
       format: 'text',
@@ -399,4 +407,36 @@ test('per-client limits: an admitted session gives its client slot back when it 
   h.sessions[0]!.finish();
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(h.released, ['pc 198.18.1.7']);
+});
+
+test('descriptor capacity: beyond it a connection is reset, counted as refused and logged once', async () => {
+  const h = setup({ capacity: 2 });
+  const p = policy([proxy('web', 1)], [rule(7, 'web', 80)]);
+  await h.rt.prepare(spec(1, p, { web: 50000 }));
+  await h.rt.commit(1);
+  const socks = [4000, 4001, 4002, 4003].map((port) =>
+    sock('198.18.1.2', port, '198.18.2.2', 80, (MARK | 7) >>> 0),
+  );
+  for (const s of socks) await h.connect(k4(50000), s);
+  assert.equal(h.sessions.length, 2);
+  assert.deepEqual(
+    socks.map((s) => s.reset),
+    [false, false, true, true],
+  );
+  assert.equal(h.rt.status().counters.web!.refused, 2);
+  // one log line for the burst (the clock stands still in this test)
+  assert.equal(h.lines.join('').split('descriptor limit reached').length - 1, 1);
+  // a session ending frees a place
+  h.sessions[0]!.finish();
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  const next = sock('198.18.1.2', 4004, '198.18.2.2', 80, (MARK | 7) >>> 0);
+  await h.connect(k4(50000), next);
+  assert.equal(next.reset, false);
+  assert.equal(h.sessions.length, 3);
+});
+
+test('sessionCapacity: what the reserve leaves, two descriptors per session', () => {
+  assert.equal(sessionCapacity(20_000), Math.floor((20_000 - DEFAULTS.fdReserveCount) / 2));
+  assert.equal(sessionCapacity(10), 0);
+  assert.equal(sessionCapacity(Infinity), Infinity);
 });
