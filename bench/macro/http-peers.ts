@@ -5,6 +5,7 @@
 import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
 import { httpModule } from '../../src/proxy/http/index.ts';
 import { bindCore } from '../../src/proxy/index.ts';
+import { profileOnSignals } from './profile-hook.ts';
 
 const [mode, port] = process.argv.slice(2);
 if (mode !== 'proxy') {
@@ -37,4 +38,4 @@ for (const host of ['127.0.0.1', '::1']) {
   });
 }
 process.stdout.write('READY\n');
-process.on('SIGINT', () => process.exit(0)); // lets --cpu-prof write its profile
+profileOnSignals(); // bench/macro/profile.ts

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
 import { bindCore } from '../../src/proxy/index.ts';
 import { plugModule } from '../../src/proxy/plug/index.ts';
+import { profileOnSignals } from './profile-hook.ts';
 
 const [mode, a1, a2, a3] = process.argv.slice(2);
 
@@ -38,6 +39,7 @@ if (mode === 'relay') {
     });
   }
   process.stdout.write('READY\n');
+  profileOnSignals();
 } else if (mode === 'echo') {
   net
     .createServer({ allowHalfOpen: true }, (s) => {

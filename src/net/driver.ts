@@ -536,7 +536,7 @@ class Session {
     switch (c.type) {
       case 'send': {
         const s = this.stream(c.stream, 'send');
-        if (s.state === 'native') throw new Error(`send on stream '${s.id}' that the native relay owns`);
+        if (s.state === 'native') throw bug(`send on stream '${s.id}' that the native relay owns`);
         if (s.finSent || s.state === 'closing' || s.state === 'closed') return; // raced with a close
         const from = this.feeding;
         if (from && from !== s && !from.feeds.has(s)) {
@@ -551,7 +551,7 @@ class Session {
       }
       case 'shutdown': {
         const s = this.stream(c.stream, 'shutdown');
-        if (s.state === 'native') throw new Error(`shutdown of stream '${s.id}' that the native relay owns`);
+        if (s.state === 'native') throw bug(`shutdown of stream '${s.id}' that the native relay owns`);
         if (s.state === 'connecting') s.pendingShutdown = true;
         else if (s.state === 'open') this.shutdown(s);
         return;
