@@ -4,9 +4,11 @@
 //
 //   node --import tsx bench/macro/relay.bench.ts [--seconds 5] [--idle 2000] [--rounds 3] [--json]
 //
-// Server addresses: .2 is forwarded by the kernel (baseline), .3 is diverted (TPROXY) to tzorp, .4 to
-// HAProxy (`bind ... transparent`, `server 0.0.0.0` = the original destination, nbthread 1). Both
-// relays are pinned to the same single CPU (taskset -c 1), so "per core" is the same for both.
+// Server addresses: .2 is forwarded by the kernel (baseline), .3 is diverted (TPROXY) to tzorp with the
+// native splice relay (src/native/tzorp_relay.c), .5 to tzorp copying in JavaScript
+// (TZORP_NATIVE_RELAY=0), .4 to HAProxy (`bind ... transparent`, `server 0.0.0.0` = the original
+// destination, nbthread 1). All relays are pinned to the same single CPU (taskset -c 1), so "per core"
+// is the same for all.
 // Measured: iperf3 throughput with 1 and 8 streams, new connections per second and latency with
 // wrk (`Connection: close`: one connection per request) against nginx, and memory per idle connection
 // (RSS growth of the relay process with N idle relayed connections). Numbers are for comparison
@@ -39,6 +41,7 @@ if (skip) {
 
 const TZORP = '198.18.2.3';
 const HAPROXY = '198.18.2.4';
+const TZORP_JS = '198.18.2.5';
 const FORWARD = '198.18.2.2';
 const PORTS = '{ 80, 5201, 7000 }';
 
@@ -47,6 +50,7 @@ const ruleset = tproxyRuleset({
   divert: [
     tproxyTo(`ip daddr ${TZORP} tcp dport ${PORTS}`, 4, 50080),
     tproxyTo(`ip daddr ${HAPROXY} tcp dport ${PORTS}`, 4, 50090),
+    tproxyTo(`ip daddr ${TZORP_JS} tcp dport ${PORTS}`, 4, 50081),
   ],
   input: ['ct state established,related accept'],
   forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
@@ -106,7 +110,7 @@ interface PathResult {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-relaybench-'));
-const lab = await createLab({ serverAddrs: [TZORP, HAPROXY] });
+const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, TZORP_JS] });
 try {
   await lab.exec('fw', ['nft', '-f', '-'], { input: ruleset });
   await lab.sh(
@@ -146,6 +150,22 @@ try {
     ]),
   );
   await tz.waitFor(/READY/, 90_000);
+  const tzJs = lab.spawn(
+    'fw',
+    ulimit([
+      'taskset',
+      '-c',
+      '1',
+      process.execPath,
+      '--import',
+      'tsx',
+      `${HERE}/relay-peers.ts`,
+      'relay',
+      '50081',
+    ]),
+    { env: { TZORP_NATIVE_RELAY: '0' } },
+  );
+  await tzJs.waitFor(/READY/, 90_000);
   const hap = lab.spawn(
     'fw',
     ulimit(['taskset', '-c', '1', 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]),
@@ -159,12 +179,13 @@ try {
     }
     throw new Error(`no answer through ${host}; haproxy said: ${hap.stderr()} ${hap.stdout()}`);
   };
-  for (const h of [FORWARD, TZORP, HAPROXY]) await ready(h);
+  for (const h of [FORWARD, TZORP, TZORP_JS, HAPROXY]) await ready(h);
   const pidOf = (p: LabProcess | null) => p?.child.pid;
 
   const paths: { name: string; host: string; proc: LabProcess | null }[] = [
     { name: 'kernel forwarding', host: FORWARD, proc: null },
-    { name: 'tzorp plug relay', host: TZORP, proc: tz },
+    { name: 'tzorp plug relay, native relay', host: TZORP, proc: tz },
+    { name: 'tzorp plug relay, JavaScript copy', host: TZORP_JS, proc: tzJs },
     { name: 'haproxy 2.6 (transparent, 1 thread)', host: HAPROXY, proc: hap },
   ];
   const perPath = new Map<string, PathResult[]>();
@@ -276,14 +297,23 @@ try {
         `| ${r.path} | ${f(r.gbps1)} | ${f(r.gbps8)} | ${f(r.connPerSec, 0)} | ${f(r.latencyMs)} | ${r.cpu1 === null ? 'n/a' : `${Math.round(r.cpu1 * 100)} %`} | ${r.cpuConn === null ? 'n/a' : `${Math.round(r.cpuConn * 100)} %`} | ${f(r.idleKiBPerConn, 1)} |`,
       );
     }
-    const [fwd, tzr, hp] = results as [PathResult, PathResult, PathResult];
-    console.log('');
-    console.log('ratios (tzorp / haproxy, tzorp / kernel forwarding):');
-    console.log(`  1 stream:   ${f(tzr.gbps1 / hp.gbps1)}  ${f(tzr.gbps1 / fwd.gbps1)}`);
-    console.log(`  8 streams:  ${f(tzr.gbps8 / hp.gbps8)}  ${f(tzr.gbps8 / fwd.gbps8)}`);
-    console.log(`  conn/s:     ${f(tzr.connPerSec / hp.connPerSec)}  ${f(tzr.connPerSec / fwd.connPerSec)}`);
-    if (tzr.idleKiBPerConn !== null && hp.idleKiBPerConn !== null)
-      console.log(`  KiB/idle conn: ${f(tzr.idleKiBPerConn, 1)} vs ${f(hp.idleKiBPerConn, 1)}`);
+    const [fwd, ...rest] = results as [PathResult, PathResult, PathResult, PathResult];
+    const hp = rest.at(-1)!;
+    for (const tzr of rest.slice(0, -1)) {
+      console.log('');
+      console.log(`ratios (${tzr.path} / haproxy, / kernel forwarding):`);
+      console.log(`  1 stream:   ${f(tzr.gbps1 / hp.gbps1)}  ${f(tzr.gbps1 / fwd.gbps1)}`);
+      console.log(`  8 streams:  ${f(tzr.gbps8 / hp.gbps8)}  ${f(tzr.gbps8 / fwd.gbps8)}`);
+      console.log(
+        `  conn/s:     ${f(tzr.connPerSec / hp.connPerSec)}  ${f(tzr.connPerSec / fwd.connPerSec)}`,
+      );
+      if (tzr.cpu1 !== null && hp.cpu1 !== null)
+        console.log(
+          `  throughput per CPU-second (1 stream): ${f(tzr.gbps1 / tzr.cpu1 / (hp.gbps1 / hp.cpu1))}`,
+        );
+      if (tzr.idleKiBPerConn !== null && hp.idleKiBPerConn !== null)
+        console.log(`  KiB/idle conn: ${f(tzr.idleKiBPerConn, 1)} vs ${f(hp.idleKiBPerConn, 1)}`);
+    }
   }
 } finally {
   await lab.destroy();

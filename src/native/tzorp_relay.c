@@ -334,8 +334,9 @@ static void *thread_main(void *arg) {
     pthread_mutex_unlock(&mu);
     int n = epoll_wait(ep, evs, 256, wait);
     if (n < 0 && errno != EINTR) break;
-    pthread_mutex_lock(&mu);
     t = now_ms();
+    // The lock is taken per event, not per batch: a JavaScript call (start, stop, counts) waits for
+    // at most one relay's splices, never for a whole batch.
     for (int i = 0; i < n; i++) {
       uint64_t u = evs[i].data.u64;
       if (u == UINT64_MAX) {
@@ -345,21 +346,21 @@ static void *thread_main(void *arg) {
       }
       uint32_t slot = (uint32_t)(u >> 1);
       int side = (int)(u & 1);
+      pthread_mutex_lock(&mu);
       relay *r = slot < nslots ? slots[slot] : NULL;
-      if (!r || r->state != ACTIVE) continue;  // stopped by JavaScript since epoll_wait returned
-      if (evs[i].events & EPOLLERR) {
+      if (r && r->state == ACTIVE) {  // else: stopped by JavaScript since epoll_wait returned
         int e = 0;
-        socklen_t len = sizeof e;
-        getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &e, &len);
-        if (e != 0) {
-          end_relay(r, R_ERROR, side, e, false);
-          post_end(r);
-          continue;
+        if (evs[i].events & EPOLLERR) {
+          socklen_t len = sizeof e;
+          getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &e, &len);
         }
+        if (e != 0) end_relay(r, R_ERROR, side, e, false);
+        else run_relay(r, t);
+        if (r->state != ACTIVE) post_end(r);
       }
-      run_relay(r, t);
-      if (r->state != ACTIVE) post_end(r);
+      pthread_mutex_unlock(&mu);
     }
+    pthread_mutex_lock(&mu);
     if (t >= next_scan) scan_idle(t);
     pthread_mutex_unlock(&mu);
   }
