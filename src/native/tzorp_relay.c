@@ -58,6 +58,7 @@ enum { R_CLOSED = 0, R_IDLE = 1, R_ERROR = 2, R_STOPPED = 3 };
 static const char *const REASONS[] = {"closed", "idle", "error", "stopped"};
 
 typedef struct relay {
+  pthread_mutex_t rmu;  // its state: held by the thread while it pumps, by JavaScript in stop/counts
   uint32_t slot;
   int state;
   bool js_done;  // JavaScript learned the end (stop returned, or the report was delivered)
@@ -82,6 +83,12 @@ typedef struct {
   double counts[4];
 } report;
 
+// Two levels of locks, always taken in this order: `mu` (the slot table, the active and dead lists,
+// js_done, js_live's partner state) is held only for lookups and list updates, never across a system
+// call on a socket; a relay's `rmu` is held while its sockets are pumped or closed. So a JavaScript
+// call waits at most for the one relay it names, and relayStart never waits for the relay thread's
+// splices (the thread could be preempted in the middle of one: the JS thread must not stall on that).
+// The pipe pool is the relay thread's alone (JavaScript's stop closes the pipes it frees).
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t thread;
 static bool started = false;
@@ -140,10 +147,11 @@ static bool pipe_get(relay *r, int d) {
   return true;
 }
 
-// Give an empty pipe back (pooled); a pipe that still holds bytes is closed (its bytes are dropped).
-static void pipe_put(relay *r, int d) {
+// Give an empty pipe back (pooled, on the relay thread only); a pipe that still holds bytes is closed
+// (its bytes are dropped).
+static void pipe_put(relay *r, int d, bool pool_ok) {
   if (r->pipe_r[d] < 0) return;
-  if (r->in_pipe[d] == 0 && npool < PIPE_POOL_MAX) {
+  if (pool_ok && r->in_pipe[d] == 0 && npool < PIPE_POOL_MAX) {
     pool_r[npool] = r->pipe_r[d];
     pool_w[npool] = r->pipe_w[d];
     npool++;
@@ -164,14 +172,15 @@ static void list_remove(relay *r) {
   r->prev = r->next = NULL;
 }
 
-// End a relay (under the lock): close both sockets exactly once. `reset` = RST instead of FIN.
+// End a relay (under its rmu): close both sockets exactly once. `reset` = RST instead of FIN. Whoever
+// ends it (the state goes ACTIVE -> ENDED once, under rmu) also retires it (below, under mu).
 static void end_relay(relay *r, int reason, int by, int err, bool reset) {
   if (r->state != ACTIVE) return;
   r->state = ENDED;
   r->reason = reason;
   if (r->by < 0) r->by = by;
   r->err = err;
-  list_remove(r);
+  bool on_thread = pthread_equal(pthread_self(), thread);
   for (int i = 0; i < 2; i++) {
     if (reset) {
       struct linger l = {1, 0};
@@ -191,10 +200,15 @@ static void end_relay(relay *r, int reason, int by, int err, bool reset) {
     r->fd[i] = -1;
   }
   for (int d = 0; d < 2; d++) {
-    pipe_put(r, d);
+    pipe_put(r, d, on_thread);
     free(r->init[d]);
     r->init[d] = NULL;
   }
+}
+
+// An ended relay leaves the active list for the dead one (under mu); freed once JavaScript knows.
+static void retire(relay *r) {
+  list_remove(r);
   r->dead_next = dead;
   dead = r;
 }
@@ -210,12 +224,16 @@ static void fill_report(relay *r, report *rep) {
   rep->counts[3] = r->written_n[1];
 }
 
-// Tell JavaScript (from the relay thread) that a relay ended on its own.
-static void post_end(relay *r) {
+// Tell JavaScript (from the relay thread) that a relay ended on its own. The report is filled under
+// the relay's rmu (final counts) and posted after the locks are released.
+static report *make_report(relay *r) {
   report *rep = malloc(sizeof *rep);
-  if (!rep) return;  // out of memory: JavaScript then learns the end from relayCounts() returning null
-  fill_report(r, rep);
-  if (napi_call_threadsafe_function(tsfn, rep, napi_tsfn_blocking) != napi_ok) free(rep);
+  if (rep) fill_report(r, rep);
+  return rep;  // NULL (out of memory): JavaScript still gets the final counts from relayStop/relayCounts
+}
+
+static void post_report(report *rep) {
+  if (rep && napi_call_threadsafe_function(tsfn, rep, napi_tsfn_blocking) != napi_ok) free(rep);
 }
 
 // Move what can move in direction d (fd[d] -> fd[1 - d]) until a socket would block. Returns false
@@ -245,7 +263,7 @@ static bool pump(relay *r, int d, int64_t t) {
       r->written_n[1 - d] += (double)n;
       r->last = t;
     }
-    if (r->pipe_r[d] >= 0) pipe_put(r, d);
+    if (r->pipe_r[d] >= 0) pipe_put(r, d, true);
     if (r->eof[d]) {
       if (!r->shut[d]) {
         r->shut[d] = true;
@@ -271,7 +289,7 @@ static bool pump(relay *r, int d, int64_t t) {
       continue;
     }
     if (errno == EAGAIN || errno == EINTR) {
-      pipe_put(r, d);
+      pipe_put(r, d, true);
       return true;
     }
     end_relay(r, R_ERROR, d, errno, false);
@@ -294,8 +312,13 @@ static void scan_idle(int64_t t) {
     if (r->idle_ms > 0) {
       int64_t due = r->last + r->idle_ms;
       if (due <= t) {
+        // mu is held: JavaScript cannot hold this rmu now (it takes mu first); the thread is here
+        pthread_mutex_lock(&r->rmu);
         end_relay(r, R_IDLE, -1, 0, false);
-        post_end(r);
+        report *rep = make_report(r);
+        pthread_mutex_unlock(&r->rmu);
+        retire(r);
+        post_report(rep);
       } else if (due < next) {
         next = due;
       }
@@ -313,6 +336,7 @@ static void free_dead(void) {
       *pp = r->dead_next;
       slots[r->slot] = NULL;
       free_slots[nfree++] = r->slot;
+      pthread_mutex_destroy(&r->rmu);
       free(r);
     } else {
       pp = &r->dead_next;
@@ -348,7 +372,14 @@ static void *thread_main(void *arg) {
       int side = (int)(u & 1);
       pthread_mutex_lock(&mu);
       relay *r = slot < nslots ? slots[slot] : NULL;
-      if (r && r->state == ACTIVE) {  // else: stopped by JavaScript since epoll_wait returned
+      if (!r || r->state != ACTIVE) {  // stopped by JavaScript since epoll_wait returned
+        pthread_mutex_unlock(&mu);
+        continue;
+      }
+      pthread_mutex_lock(&r->rmu);
+      pthread_mutex_unlock(&mu);
+      report *rep = NULL;
+      if (r->state == ACTIVE) {
         int e = 0;
         if (evs[i].events & EPOLLERR) {
           socklen_t len = sizeof e;
@@ -356,9 +387,17 @@ static void *thread_main(void *arg) {
         }
         if (e != 0) end_relay(r, R_ERROR, side, e, false);
         else run_relay(r, t);
-        if (r->state != ACTIVE) post_end(r);
+        if (r->state != ACTIVE) rep = make_report(r);
       }
-      pthread_mutex_unlock(&mu);
+      bool ended = r->state != ACTIVE;
+      pthread_mutex_unlock(&r->rmu);
+      if (ended) {
+        // r is freed only by this thread (free_dead), so it is still there
+        pthread_mutex_lock(&mu);
+        retire(r);
+        pthread_mutex_unlock(&mu);
+        post_report(rep);
+      }
     }
     pthread_mutex_lock(&mu);
     if (t >= next_scan) scan_idle(t);
@@ -478,11 +517,13 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
   if (!ensure_started(env, argv[5])) return NULL;
   relay *r = calloc(1, sizeof *r);
   if (!r) return throw_errno(env, "calloc", ENOMEM);
+  pthread_mutex_init(&r->rmu, NULL);
   r->fd[0] = r->fd[1] = -1;
   r->pipe_r[0] = r->pipe_r[1] = r->pipe_w[0] = r->pipe_w[1] = -1;
   r->by = -1;
   if (!get_bytes(env, argv[3], &r->init[0], &r->init_len[0]) || !get_bytes(env, argv[4], &r->init[1], &r->init_len[1])) {
     free(r->init[0]);
+    pthread_mutex_destroy(&r->rmu);
     free(r);
     return throw_type(env, "relayStart: initAB/initBA must be Uint8Array or null");
   }
@@ -537,6 +578,7 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
     }
     free(r->init[0]);
     free(r->init[1]);
+    pthread_mutex_destroy(&r->rmu);
     free(r);
     return throw_errno(env, failed, err);
   }
@@ -592,15 +634,20 @@ static napi_value RelayStop(napi_env env, napi_callback_info info) {
   napi_get_null(env, &out);
   pthread_mutex_lock(&mu);
   relay *r = started ? get_relay(env, argv[0]) : NULL;
-  if (r && r->state == ACTIVE) {
-    end_relay(r, R_STOPPED, -1, 0, reset);
-    r->js_done = true;
-    out = counts_array(env, r);
-    pthread_mutex_unlock(&mu);
-    if (--js_live == 0) napi_unref_threadsafe_function(env, tsfn);
-    return out;
+  bool stopped = false;
+  if (r) {
+    pthread_mutex_lock(&r->rmu);  // waits if the thread is pumping this relay right now
+    if (r->state == ACTIVE) {
+      end_relay(r, R_STOPPED, -1, 0, reset);
+      r->js_done = true;
+      out = counts_array(env, r);
+      stopped = true;
+    }
+    pthread_mutex_unlock(&r->rmu);
+    if (stopped) retire(r);  // else the thread ended it and retires it; its report is on the way
   }
   pthread_mutex_unlock(&mu);
+  if (stopped && --js_live == 0) napi_unref_threadsafe_function(env, tsfn);
   return out;
 }
 
@@ -614,7 +661,11 @@ static napi_value RelayCounts(napi_env env, napi_callback_info info) {
   if (!started || argc < 1) return out;
   pthread_mutex_lock(&mu);
   relay *r = get_relay(env, argv[0]);
-  if (r) out = counts_array(env, r);
+  if (r) {
+    pthread_mutex_lock(&r->rmu);
+    out = counts_array(env, r);
+    pthread_mutex_unlock(&r->rmu);
+  }
   pthread_mutex_unlock(&mu);
   return out;
 }

@@ -150,12 +150,14 @@ export function takeOver(
   return { relay, bufferedA: bufA?.length ?? 0, bufferedB: bufB?.length ?? 0 };
 }
 
-/** Everything in the socket's Readable buffer (paused mode read(): no 'data' listener is left). */
+/** Everything in the socket's Readable buffer (paused mode: no 'data' listener is left). It reads
+ * exactly what is buffered: a read() past the end would schedule the stream's 'end' event, which
+ * nobody would hear if the handover is then declined and the driver listens again. */
 function drain(sock: net.Socket): Buffer | null {
   sock.pause();
   const chunks: Buffer[] = [];
-  for (;;) {
-    const c = sock.read() as Buffer | string | null;
+  while (sock.readableLength > 0) {
+    const c = sock.read(sock.readableLength) as Buffer | string | null;
     if (c === null) break;
     chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
   }

@@ -187,13 +187,17 @@ type ClientAct = 'early' | 'late' | 'halfFirst' | 'resetMid';
 type ServerAct = 'digest' | 'echoHalf' | 'resetOnData';
 
 /** A server per behaviour: digest (reads to EOF, answers with a digest), echoHalf (echoes and closes
- * its side when the client does), resetOnData (resets at the first byte). */
+ * its side when the client does), resetOnData (resets at the first byte; closes on a FIN without
+ * any, or its socket would stay in CLOSE-WAIT and count as a leaked descriptor). */
 function serverFor(act: ServerAct) {
   return (s: net.Socket) => {
     s.on('error', () => {});
     if (act === 'digest') digestReply(s);
     else if (act === 'echoHalf') s.pipe(s);
-    else s.once('data', () => s.resetAndDestroy());
+    else {
+      s.once('data', () => s.resetAndDestroy());
+      s.on('end', () => s.destroy()); // the relay may close toward it before any byte came
+    }
   };
 }
 
@@ -209,7 +213,7 @@ test('handover stress: every byte delivered once, one summary per session, no de
   }
   const base = socketFds();
   const one = (port: number, cact: ClientAct, sact: ServerAct, payload: Buffer) =>
-    new Promise<{ got: Buffer; err: boolean }>((resolve) => {
+    new Promise<{ got: Buffer; err: boolean; stuck?: string }>((resolve) => {
       const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
       const parts: Buffer[] = [];
       let err = false;
@@ -218,7 +222,15 @@ test('handover stress: every byte delivered once, one summary per session, no de
         err = true;
       });
       c.on('end', () => c.end());
-      c.on('close', () => resolve({ got: Buffer.concat(parts), err }));
+      // A session that never ends would hang here: fail with what it was instead.
+      const t = setTimeout(() => {
+        resolve({ got: Buffer.concat(parts), err: true, stuck: `${cact}/${sact}/${payload.length}` });
+        c.destroy();
+      }, 60_000);
+      c.on('close', () => {
+        clearTimeout(t);
+        resolve({ got: Buffer.concat(parts), err });
+      });
       c.on('connect', () => {
         if (cact === 'early')
           c.end(payload); // bytes (and the FIN) before the session even started
@@ -251,6 +263,8 @@ test('handover stress: every byte delivered once, one summary per session, no de
             return { x, payload, res: await one(servers.get(x.s)!.port, x.c, x.s, payload) };
           }),
         );
+        for (const { res } of results)
+          assert.equal(res.stuck, undefined, `a session never ended: ${res.stuck}`);
         for (const { x, payload, res } of results) {
           if (x.c === 'resetMid' || x.s === 'resetOnData') continue; // a reset loses bytes by design
           if (x.s === 'digest') assert.equal(res.got.toString(), `${payload.length} ${sha(payload)}`);
