@@ -216,8 +216,8 @@ class Session {
   private serverZone: string | null = null;
   private readonly bytes: SessionBytes = { fromClient: 0, toClient: 0, fromServer: 0, toServer: 0 };
   private readonly counters: Record<string, number | string> = {};
-  /** A `relay` command waiting for the streams' write queues to empty. */
-  private handingOver: { a: Stream; b: Stream; idleMs: number } | null = null;
+  /** A `relay` command waiting for the end of its command batch, then for the write queues to empty. */
+  private handingOver: { a: Stream; b: Stream; idleMs: number; waiting: boolean } | null = null;
   private native: RelayState | null = null;
   private resolveDone!: (s: SessionSummary) => void;
 
@@ -345,6 +345,7 @@ class Session {
       this.pumping = false;
       this.feeding = null;
     }
+    if (this.handingOver && !this.handingOver.waiting) this.waitForHandover();
     this.checkStalled();
   }
 
@@ -824,14 +825,26 @@ class Session {
   // --- the native relay -------------------------------------------------------------------------
 
   /** A core's `relay` command: hand a and b to the native relay once Node has no write queued for
-   * them (src/net/relay.ts explains the handover); meanwhile neither is read. Declined silently (the
-   * core keeps copying) when the native relay is off or a stream is not plainly open. */
+   * them (src/net/relay.ts explains the handover); meanwhile neither is read. The wait starts after
+   * the command batch (sends that follow the command in the same batch, like a TLS gate's held
+   * ClientHello after its inner core's commands, still go first). Declined silently (the core keeps
+   * copying) when the native relay is off or a stream is not plainly open. */
   private relay(a: Stream, b: Stream, idleMs: number): void {
     if (!(this.o.nativeRelay ?? nativeRelayDefault()) || this.handingOver || this.native || a === b) return;
-    for (const s of [a, b]) if (s.state !== 'open' || !s.sock || s.corePaused) return;
-    this.handingOver = { a, b, idleMs };
+    for (const s of [a, b]) if (s.state !== 'open' || !s.sock) return;
+    this.handingOver = { a, b, idleMs, waiting: false };
     a.handover = b.handover = true;
     this.updateReading();
+  }
+
+  private waitForHandover(): void {
+    const h = this.handingOver!;
+    h.waiting = true;
+    const { a, b } = h;
+    if (this.ended || a.state !== 'open' || b.state !== 'open' || !a.sock || !b.sock) {
+      this.completeHandover();
+      return;
+    }
     let waits = 1;
     const ready = () => {
       if (--waits === 0) this.completeHandover();
