@@ -81,6 +81,7 @@ export const E = {
   PROXY_POLICY: entry('TZ4002', 'peer', 'denied by the proxy policy'),
   PROXY_LIMIT: entry('TZ4003', 'peer', 'a protocol limit was exceeded'),
   PROXY_TIMEOUT: entry('TZ4004', 'peer', 'a peer timed out'),
+  TLS_CERTIFICATE: entry('TZ4101', 'user', 'a TLS certificate or key cannot be made, read or used'),
   // --- native / network (TZ5xxx) ---
   NATIVE_CALL: entry('TZ5001', 'env', 'a socket call failed'),
   NATIVE_MISSING: entry('TZ5002', 'env', 'the native addon is not built'),

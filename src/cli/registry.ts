@@ -22,4 +22,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = 
   sessions: () => import('./commands/sessions.ts'),
   status: () => import('./commands/status.ts'),
   stop: () => import('./commands/stop.ts'),
+  tls: () => import('./commands/tls.ts'),
 };
