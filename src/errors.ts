@@ -54,6 +54,9 @@ export const E = {
   LINT_NEVER_MATCHES: entry('TZ1506', 'user', 'a rule can never match any connection'),
   LINT_TLS_UNVERIFIED: entry('TZ1530', 'user', "a TLS service does not verify the server's certificate"),
   LINT_TLS_IGNORED: entry('TZ1531', 'user', 'a TLS setting has no effect in the chosen mode'),
+  // warnings (safety lint: what locks the administrator out or lets traffic through unexpectedly)
+  LINT_NO_MANAGEMENT: entry('TZ1520', 'user', 'no management entry: nothing reaches the firewall itself'),
+  LINT_EMPTY_MANAGEMENT: entry('TZ1521', 'user', 'management is empty: nothing reaches the firewall itself'),
   // --- kernel (TZ2xxx) ---
   KERNEL_NFT_CHECK: entry('TZ2001', 'env', 'nft rejected the compiled ruleset (nothing was changed)'),
   KERNEL_NFT_APPLY: entry('TZ2002', 'env', 'nft failed to apply the ruleset (the previous one stays)'),
@@ -62,6 +65,7 @@ export const E = {
   KERNEL_NOT_ROOT: entry('TZ2005', 'env', 'CAP_NET_ADMIN is needed'),
   KERNEL_TOOL_MISSING: entry('TZ2006', 'env', 'nft or ip is not installed'),
   KERNEL_BAD_OPTION: entry('TZ2007', 'user', 'a kernel compile option or setting cannot be used'),
+  KERNEL_CONFIRM_PENDING: entry('TZ2020', 'user', 'an earlier apply --confirm waits for tzorp confirm'),
   // --- daemon (TZ3xxx) ---
   DAEMON_NOT_RUNNING: entry('TZ3001', 'env', 'no daemon answers on the control socket'),
   DAEMON_RELOAD_REFUSED: entry('TZ3002', 'user', 'reload refused: the new policy is not valid'),

@@ -12,6 +12,7 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = 
   apply: () => import('./commands/apply.ts'),
   check: () => import('./commands/check.ts'),
   compile: () => import('./commands/compile.ts'),
+  confirm: () => import('./commands/confirm.ts'),
   demo: () => import('./commands/demo.ts'),
   explain: () => import('./commands/explain.ts'),
   flush: () => import('./commands/flush.ts'),

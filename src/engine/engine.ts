@@ -244,7 +244,7 @@ export class Engine {
         outcome = 'no-match';
         const miss = d.dimensions.filter((x) => x.status === 'miss').map((x) => x.dimension);
         reason = `does not match: ${d.failed.join(', ')} (${miss.join(', ')} not satisfied${
-          d.failed.includes('iface') && q.iface === null ? '; locally generated traffic has no interface' : ''
+          d.failed.includes('iface') && q.iface === null ? '; no incoming interface was given (--iface)' : ''
         })`;
       } else if (i === bestIdx) {
         outcome = 'winner';

@@ -2,6 +2,7 @@
 // lookup with explanation, zone flattening for the kernel compiler, and the score pieces other
 // implementations of the same semantics reuse or test against.
 export { formatAddress, ParsedAddr, parseAddress } from './address.ts';
+export { ConditionsMatcher } from './conditions.ts';
 export type { Candidate, Decision, Explanation } from './engine.ts';
 export { Engine } from './engine.ts';
 export { type Sample, sampleConnections } from './samples.ts';

@@ -30,9 +30,9 @@ export function compilePolicy(policy: Policy, opts: CompileOptions = {}): Compil
   return { text: renderTable(model), listeners, ir, model };
 }
 
-import { type ApplyOutcome, applyModel, type FlushResult, flush } from './apply/index.ts';
+import { type ApplyOutcome, applyModel, type FlushOptions, type FlushResult, flush } from './apply/index.ts';
 
-export type { ApplyOutcome, ApplyResult, FlushResult, SysctlCheck } from './apply/index.ts';
+export type { ApplyOutcome, ApplyResult, FlushOptions, FlushResult, SysctlCheck } from './apply/index.ts';
 export { checkSysctls, nftCheck, sysctlNeeds } from './apply/index.ts';
 
 import { saveInstalled } from './apply/state.ts';
@@ -62,9 +62,20 @@ export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Prom
   return { ...compiled, ...result };
 }
 
-/** Removes exactly what tzorp installed: the table, its ip rules and its routes. */
-export async function flushTzorp(opts: { prefix?: string[] } = {}): Promise<FlushResult> {
-  const r = await flush(opts.prefix ?? []);
+/** Takes back what tzorp installed: the table becomes the closed one (or is removed with `open`), its
+ * ip rules and routes go, the sysctls it changed get their earlier values. The next apply replaces the
+ * whole table (the installed model is forgotten). */
+export async function flushTzorp(opts: { prefix?: string[] } & FlushOptions = {}): Promise<FlushResult> {
+  const r = await flush(opts.prefix ?? [], { open: opts.open ?? false });
   await saveInstalled(null, opts.prefix ?? []).catch(() => {});
   return r;
 }
+
+export {
+  armPending,
+  clearPending,
+  type Pending,
+  readPending,
+  rollbackTo,
+  snapshotTable,
+} from './apply/index.ts';

@@ -9,6 +9,7 @@ import { readJson } from './json-reader.ts';
 import { lintPolicy } from './lint.ts';
 import type { Policy } from './model.ts';
 import { Resolver } from './resolve.ts';
+import { safetyLint } from './safety-lint.ts';
 import { Lines, type PNode } from './syntax.ts';
 import { readYaml } from './yaml-reader.ts';
 
@@ -67,7 +68,10 @@ export function loadPolicyText(
     const r = new Resolver(d);
     const hash = sha256 ?? createHash('sha256').update(text, 'utf8').digest('hex');
     policy = r.resolve(root, { file, sha256: hash });
-    if (policy !== null && opts.lint !== false) lintPolicy(policy, d, r.usedZones);
+    if (policy !== null && opts.lint !== false) {
+      lintPolicy(policy, d, r.usedZones);
+      safetyLint(policy, d, { managementAt: r.managementAt, topAt: r.topAt });
+    }
   }
   d.finish();
   if (d.errors.length > 0) policy = null;

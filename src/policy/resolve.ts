@@ -85,6 +85,10 @@ export class Resolver {
   private settings!: PolicySettings;
   private publishEntry: PEntry | undefined;
   readonly usedZones = new Set<string>();
+  /** Where the top-level `management:` key is (null: the policy has none), for the safety lint. */
+  managementAt: number | null = null;
+  /** Where the policy starts (warnings about something missing point there). */
+  topAt = 0;
 
   constructor(private readonly d: Diagnostics) {}
 
@@ -261,6 +265,8 @@ export class Resolver {
     const serviceDefs = this.resolveServices(f.get('services'));
     const rules = this.resolveRules(f.get('rules'));
     const management = this.resolveConditionList(f.get('management'), 'management');
+    this.managementAt = f.get('management')?.keyAt ?? null;
+    this.topAt = top.at;
     const bypass = this.resolveConditionList(f.get('bypass'), 'bypass');
     if (this.d.failed) return null;
     return {

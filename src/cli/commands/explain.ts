@@ -1,10 +1,19 @@
 // tzorp explain POLICY --proto P --src ADDR --dst ADDR [--sport N] [--dport N] [--iface NAME]
 //   [--ifgroup N] [--dst-local] [--icmp-type N] [--icmp-code N] [--reqid N] [--json]
 // Like `kzorp -e`, but it says why: the zones, the rule and service KZorp's best match picks, and for
-// every other rule the dimension it failed on or lost on. Uses the daemon's own engine.
-// Exit 0 when it answered (also when no rule matches), 1 when the policy is invalid, 2 on usage errors.
+// every other rule the dimension it failed on or lost on. Uses the daemon's own engine, and follows the
+// compiled ruleset's order: bypass entries first, then management entries for traffic to the firewall
+// itself (--dst-local), then the rules.
+// Exit codes (docs/operations.md): 0 the connection is let through (proxy, forward, management,
+// bypass); 3 it is refused (a deny service, or no rule: dropped); 1 the policy is invalid; 2 usage.
 import type { Command } from 'commander';
-import { type Candidate, Engine, type Explanation, parseAddress } from '../../engine/index.ts';
+import {
+  type Candidate,
+  ConditionsMatcher,
+  Engine,
+  type Explanation,
+  parseAddress,
+} from '../../engine/index.ts';
 import { TzorpError } from '../../errors.ts';
 import { loadPolicyFile } from '../../policy/index.ts';
 import type { Connection, Policy, Rule } from '../../policy/model.ts';
@@ -48,12 +57,21 @@ export function connectionFromOptions(o: ExplainOptions): Connection {
   const proto = PROTO_NAMES[p] ?? (/^\d{1,3}$/.test(p) && Number(p) <= 255 ? Number(p) : undefined);
   if (proto === undefined)
     throw new UsageError(`unknown protocol ${JSON.stringify(o.proto)} (tcp, udp, icmp, icmpv6 or 0..255)`);
+  const families: number[] = [];
   for (const [name, v] of [
     ['src', o.src],
     ['dst', o.dst],
   ] as const) {
     if (v === undefined) throw new UsageError(`--${name} is required`);
-    if (parseAddress(v) === null) throw new UsageError(`--${name}: not an IP address: ${JSON.stringify(v)}`);
+    const a = parseAddress(v);
+    if (a === null) throw new UsageError(`--${name}: not an IP address: ${JSON.stringify(v)}`);
+    families.push(a.family);
+  }
+  // one packet has one IP version: an IPv4 source with an IPv6 destination describes nothing
+  if (families[0] !== families[1]) {
+    throw new UsageError(
+      `--src is IPv${families[0]} and --dst is IPv${families[1]}: a connection has one IP version (write an IPv4-mapped IPv6 address as IPv4)`,
+    );
   }
   const c: Connection = {
     proto,
@@ -74,11 +92,9 @@ export function connectionFromOptions(o: ExplainOptions): Connection {
       throw new UsageError('--ifgroup describes the incoming interface: give --iface too');
     c.ifgroup = ifgroup;
   }
-  if (o.dstLocal) {
-    if (c.iface === undefined)
-      throw new UsageError('--dst-local needs --iface (the interface the address is on)');
-    c.dstLocal = true;
-  }
+  // the destination is one of the firewall's own addresses (on the incoming interface when --iface
+  // is given: what dst_iface/dst_ifgroup rules look at)
+  if (o.dstLocal) c.dstLocal = true;
   const t = intOpt(o.icmpType, 'icmp-type', 255);
   if (t !== undefined) c.icmpType = t;
   const code = intOpt(o.icmpCode, 'icmp-code', 255);
@@ -87,6 +103,82 @@ export function connectionFromOptions(o: ExplainOptions): Connection {
     c.reqids = o.reqid.split(',').map((x) => intOpt(x.trim(), 'reqid', 0xffffffff)!);
   }
   return c;
+}
+
+/** What the compiled ruleset does with the connection, in its own order (docs/kernel.md). */
+export interface Verdict {
+  kind: 'bypass' | 'management' | 'proxy' | 'forward' | 'deny' | 'drop';
+  /** 1-based bypass or management entry that decided, else null. */
+  entry: number | null;
+  /** A management entry that would accept the connection if its destination were the firewall's own
+   * address (shown when --dst-local was not given). */
+  managementIfLocal: number | null;
+  /** One sentence. */
+  text: string;
+  /** The command's exit code: 0 let through, 3 refused. */
+  exitCode: 0 | 3;
+}
+
+export function verdictOf(ex: Explanation, policy: Policy, conn: Connection): Verdict {
+  const where = (list: { pos: { file: string; line: number } }[], n: number) =>
+    `${list[n - 1]!.pos.file}:${list[n - 1]!.pos.line}`;
+  const bypass = new ConditionsMatcher(policy, policy.bypass).first(conn);
+  const mgmt = new ConditionsMatcher(policy, policy.management).first(conn);
+  const base = { managementIfLocal: null };
+  if (bypass !== null) {
+    return {
+      ...base,
+      kind: 'bypass',
+      entry: bypass,
+      text: `bypass entry ${bypass} (${where(policy.bypass, bypass)}) accepts it untouched before any decision`,
+      exitCode: 0,
+    };
+  }
+  if (mgmt !== null && conn.dstLocal) {
+    return {
+      ...base,
+      kind: 'management',
+      entry: mgmt,
+      text: `management entry ${mgmt} (${where(policy.management, mgmt)}) accepts it: traffic to the firewall itself, no rule is consulted`,
+      exitCode: 0,
+    };
+  }
+  const ifLocal = mgmt !== null && !conn.dstLocal ? mgmt : null;
+  const s = ex.service;
+  if (s === null) {
+    return {
+      kind: 'drop',
+      entry: null,
+      managementIfLocal: ifLocal,
+      text: 'no rule matches: dropped',
+      exitCode: 3,
+    };
+  }
+  if (s.type === 'deny') {
+    return {
+      kind: 'deny',
+      entry: null,
+      managementIfLocal: ifLocal,
+      text: `refused by deny service ${s.name} (IPv4 ${s.ipv4}, IPv6 ${s.ipv6})`,
+      exitCode: 3,
+    };
+  }
+  if (s.type === 'forward' && conn.dstLocal) {
+    return {
+      kind: 'drop',
+      entry: null,
+      managementIfLocal: ifLocal,
+      text: `forward service ${s.name} does not reach the firewall itself (input accepts management entries only): dropped`,
+      exitCode: 3,
+    };
+  }
+  return {
+    kind: s.type,
+    entry: null,
+    managementIfLocal: ifLocal,
+    text: s.type === 'proxy' ? `proxied by ${s.name} (${s.proxy})` : `forwarded by ${s.name}`,
+    exitCode: 0,
+  };
 }
 
 /** Loads a policy; prints its warnings and errors to stderr. Null when invalid. */
@@ -102,13 +194,25 @@ function snake(s: string): string {
 }
 
 /** The --json document: the contract keys first, then the candidates. */
-export function explanationJson(ex: Explanation): Record<string, unknown> {
+export function explanationJson(ex: Explanation, v?: Verdict): Record<string, unknown> {
+  // when a bypass or management entry decides, no rule does: rule/service are null, the candidates
+  // still say what the rules alone would have picked
+  const byRule = v === undefined || (v.kind !== 'bypass' && v.kind !== 'management');
   return {
     client_zone: ex.clientZone,
     server_zone: ex.serverZone,
-    rule: ex.rule?.id ?? null,
-    service: ex.service?.name ?? null,
-    service_type: ex.serviceType,
+    rule: byRule ? (ex.rule?.id ?? null) : null,
+    service: byRule ? (ex.service?.name ?? null) : null,
+    service_type: byRule ? ex.serviceType : null,
+    ...(v
+      ? {
+          verdict: v.kind,
+          verdict_text: v.text,
+          bypass: v.kind === 'bypass' ? v.entry : null,
+          management: v.kind === 'management' ? v.entry : null,
+          management_if_local: v.managementIfLocal,
+        }
+      : {}),
     candidates: ex.candidates.map((c) => ({
       rule: c.rule,
       service: c.service,
@@ -191,14 +295,18 @@ function candidateLines(c: Candidate, rule: Rule): string[] {
 }
 
 /** The readable explanation. */
-export function explanationText(ex: Explanation, policy: Policy): string {
+export function explanationText(ex: Explanation, policy: Policy, v?: Verdict): string {
   const c = ex.connection;
   const proto = PROTO_TEXT[c.proto] ?? `proto ${c.proto}`;
   const ported = c.proto === 6 || c.proto === 17;
   const ep = (a: string, p: number) => (ported ? (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`) : a);
   const out: string[] = [];
+  // the ruleset decides arriving traffic only (prerouting); without --iface the connection is taken
+  // as arriving on an interface no rule names, never as locally generated
   let how =
-    c.iface === null ? 'locally generated (no incoming interface)' : `on ${c.iface} (group ${c.ifgroup})`;
+    c.iface === null
+      ? 'arriving on an interface no rule names (--iface names one)'
+      : `on ${c.iface} (group ${c.ifgroup})`;
   if (c.dstLocal) how += ', destination local to it';
   if (c.reqids.length) how += `, IPsec reqid ${c.reqids.join(',')}`;
   const icmp =
@@ -206,7 +314,16 @@ export function explanationText(ex: Explanation, policy: Policy): string {
   out.push(`evaluating ${proto}${icmp} ${ep(c.src, c.srcPort)} -> ${ep(c.dst, c.dstPort)} ${how}`);
   out.push(`Client zone: ${ex.clientZone ?? 'not found'}`);
   out.push(`Server zone: ${ex.serverZone ?? 'not found'}`);
-  if (ex.rule && ex.service) {
+  if (v) out.push(`Verdict: ${v.kind}: ${v.text}`);
+  if (v?.managementIfLocal)
+    out.push(
+      `Note: if ${c.dst} is an address of the firewall, management entry ${v.managementIfLocal} accepts it instead (--dst-local)`,
+    );
+  if (v && (v.kind === 'bypass' || v.kind === 'management')) {
+    out.push(
+      `Rule: none decides (${v.kind} comes first); the rules alone would pick ${ex.rule?.id ?? 'none'}`,
+    );
+  } else if (ex.rule && ex.service) {
     const s = ex.service;
     const what =
       s.type === 'proxy'
@@ -247,9 +364,9 @@ export function register(program: Command): void {
     .option('--dst <addr>', 'server (original destination) address')
     .option('--sport <n>', 'source port (default 1024, as kzorp -e)')
     .option('--dport <n>', 'destination port (default 0)')
-    .option('--iface <name>', 'incoming interface (absent: locally generated traffic)')
+    .option('--iface <name>', 'incoming interface (absent: one that no rule names)')
     .option('--ifgroup <n>', 'group of the incoming interface (default 0)')
-    .option('--dst-local', 'the destination is an address of the incoming interface')
+    .option('--dst-local', "the destination is the firewall's own address (of the incoming interface)")
     .option('--icmp-type <n>', 'ICMP/ICMPv6 type')
     .option('--icmp-code <n>', 'ICMP/ICMPv6 code')
     .option('--reqid <n[,n]>', 'IPsec SA reqid(s) of the packet')
@@ -271,9 +388,10 @@ export function register(program: Command): void {
       }
       const engine = new Engine(policy);
       const ex = engine.explain(conn);
+      const v = verdictOf(ex, policy, conn);
       process.stdout.write(
-        o.json ? `${JSON.stringify(explanationJson(ex), null, 2)}\n` : explanationText(ex, policy),
+        o.json ? `${JSON.stringify(explanationJson(ex, v), null, 2)}\n` : explanationText(ex, policy, v),
       );
-      process.exitCode = 0;
+      process.exitCode = v.exitCode;
     });
 }

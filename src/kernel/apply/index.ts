@@ -4,10 +4,10 @@
 // tzorp installed.
 import type { Policy } from '../../policy/model.ts';
 import { type DiffCounts, diffTables } from '../compile/diff.ts';
-import { renderSkeleton, type TableModel } from '../compile/render.ts';
+import { closedTable, closedText, renderSkeleton, type TableModel } from '../compile/render.ts';
 import { run, toolFailure } from './exec.ts';
 import { ensureRouting, removeRouting, undoRouting } from './routing.ts';
-import { checkSysctls, fixSysctls, type SysctlCheck } from './sysctl.ts';
+import { checkSysctls, fixSysctls, recordSysctls, restoreSysctls, type SysctlCheck } from './sysctl.ts';
 
 export type { SysctlCheck } from './sysctl.ts';
 export { checkSysctls, sysctlNeeds } from './sysctl.ts';
@@ -112,6 +112,8 @@ export async function applyModel(
   let wrong = sysctls.filter((s) => s.actual !== s.want);
   const fixed: SysctlCheck[] = [];
   if (opts.fixSysctls && wrong.length > 0) {
+    // what they were before tzorp changed them: `tzorp flush` puts them back
+    await recordSysctls(wrong, prefix);
     await fixSysctls(wrong, prefix);
     fixed.push(...wrong);
     const again = await checkSysctls(policy, prefix);
@@ -122,20 +124,58 @@ export async function applyModel(
 }
 
 export interface FlushResult {
+  /** table inet tzorp was there (and is now closed, or removed with `open`). */
   table: boolean;
+  /** The closed table is in place (not `open`, and there was a tzorp table). */
+  closed: boolean;
+  /** The closed table had to be made without the policy's management entries (see closedTable). */
+  closedWithoutManagement: boolean;
   routing: number;
+  /** Sysctls put back to their values from before tzorp changed them. */
+  restored: { name: string; value: string }[];
 }
 
-/** Deletes `table inet tzorp` and tzorp's ip rules and routes; nothing else. */
-export async function flush(prefix: string[] = []): Promise<FlushResult> {
+export interface FlushOptions {
+  /** Remove the table instead of leaving the closed one (`tzorp flush --open`). */
+  open?: boolean;
+}
+
+/** Takes back what tzorp installed: by default the tzorp table becomes the closed one (nothing
+ * forwarded, management kept: docs/operations.md, "Stop, and what happens when the daemon dies"); with `open` it is deleted. Policy
+ * routing is removed and the sysctls tzorp changed get their earlier values. Other tables are never
+ * touched. */
+export async function flush(prefix: string[] = [], opts: FlushOptions = {}): Promise<FlushResult> {
   const has = await run('nft', ['list', 'table', 'inet', 'tzorp'], undefined, prefix);
   let table = false;
+  let closed = false;
+  let closedWithoutManagement = false;
   if (has.code === 0) {
-    const r = await run('nft', ['delete', 'table', 'inet', 'tzorp'], undefined, prefix);
-    if (r.code !== 0)
-      throw toolFailure('KERNEL_NFT_APPLY', `nft delete table inet tzorp: ${r.stderr.trim()}`, r);
     table = true;
+    if (opts.open) {
+      const r = await run('nft', ['delete', 'table', 'inet', 'tzorp'], undefined, prefix);
+      if (r.code !== 0)
+        throw toolFailure('KERNEL_NFT_APPLY', `nft delete table inet tzorp: ${r.stderr.trim()}`, r);
+    } else {
+      let r = await run('nft', ['-f', '-'], closedText(), prefix);
+      if (r.code !== 0) {
+        closedWithoutManagement = true;
+        r = await run('nft', ['-f', '-'], closedTable(), prefix);
+      }
+      if (r.code !== 0)
+        throw toolFailure('KERNEL_NFT_APPLY', `cannot close table inet tzorp: ${firstLines(r.stderr)}`, r);
+      closed = true;
+    }
   }
   const routing = await removeRouting(prefix);
-  return { table, routing };
+  const restored = await restoreSysctls(prefix);
+  return { table, closed, closedWithoutManagement, routing, restored };
 }
+
+export {
+  armPending,
+  clearPending,
+  type Pending,
+  readPending,
+  rollbackTo,
+  snapshotTable,
+} from './confirm.ts';

@@ -120,7 +120,11 @@ function matchText(m: MatchIR): string {
   if (m.icmpType || m.icmpCode) parts.push(f === 4 ? 'meta l4proto icmp' : 'meta l4proto ipv6-icmp');
   if (m.icmpType) parts.push(`${f === 4 ? 'icmp' : 'icmpv6'} type ${setOf(m.icmpType.map(String))}`);
   if (m.icmpCode) parts.push(`${f === 4 ? 'icmp' : 'icmpv6'} code ${setOf(m.icmpCode.map(String))}`);
-  if (m.sport || m.dport) parts.push('meta l4proto { tcp, udp }');
+  // ports imply TCP/UDP; when the entry's own protocols are already TCP/UDP only, saying it twice
+  // makes `nft list` print `meta l4proto { tcp, udp } tcp dport`, which nft cannot load back (the
+  // snapshot of apply --confirm must load)
+  if ((m.sport || m.dport) && !(m.l4proto && m.l4proto.every((p) => p === 6 || p === 17)))
+    parts.push('meta l4proto { tcp, udp }');
   if (m.sport) parts.push(`th sport ${setOf(m.sport.map(numRange))}`);
   if (m.dport) parts.push(`th dport ${setOf(m.dport.map(numRange))}`);
   if (m.saddr) parts.push(`${ip} saddr ${setOf(m.saddr.map((iv) => addrRange(f, iv)))}`);
@@ -131,6 +135,57 @@ function matchText(m: MatchIR): string {
 }
 
 const commentText = (s: string): string => `comment ${quote(s.slice(0, 120))}`;
+
+/** ICMP and ICMPv6 the firewall itself needs (errors, path MTU, neighbour and router discovery). */
+const ESSENTIAL_ICMP = [
+  'meta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem } accept',
+  'meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept',
+];
+
+/** One transaction that turns a live tzorp table into the closed one `tzorp flush` leaves (docs/
+ * operations.md, "Stop, and what happens when the daemon dies"): no decision, no diversion, no NAT,
+ * nothing forwarded; the firewall itself keeps loopback, its established connections, essential ICMP
+ * and the management chain (with the zone sets it uses), which stay in the table. nft checks it
+ * whole: if the live table lacks a piece (a table from another version), nothing changes and the
+ * caller falls back to closedTable. */
+export function closedText(): string {
+  const t = `inet ${TABLE}`;
+  return `${[
+    `delete chain ${t} prerouting`,
+    `delete chain ${t} nat_prerouting`,
+    `delete chain ${t} nat_postrouting`,
+    `flush chain ${t} input`,
+    `add rule ${t} input iif lo accept`,
+    `add rule ${t} input ct state established,related accept`,
+    `add rule ${t} input ct state invalid drop`,
+    ...ESSENTIAL_ICMP.map((r) => `add rule ${t} input ${r}`),
+    `add rule ${t} input jump management`,
+    `add rule ${t} input counter comment "tzorp is stopped: closed (tzorp flush --open opens it)"`,
+    `flush chain ${t} forward`,
+    `add rule ${t} forward counter comment "tzorp is stopped: nothing is forwarded"`,
+  ].join('\n')}\n`;
+}
+
+/** The closed table without management (nothing to keep it from): the last resort of `tzorp flush`. */
+export function closedTable(): string {
+  return `${[
+    `table inet ${TABLE} {}`,
+    `delete table inet ${TABLE}`,
+    `table inet ${TABLE} {`,
+    '\tchain input {',
+    '\t\ttype filter hook input priority filter; policy drop;',
+    '\t\tiif lo accept',
+    '\t\tct state established,related accept',
+    ...ESSENTIAL_ICMP.map((r) => `\t\t${r}`),
+    '\t\tcounter comment "tzorp is stopped: closed, no management entries were known"',
+    '\t}',
+    '\tchain forward {',
+    '\t\ttype filter hook forward priority filter; policy drop;',
+    '\t\tcounter comment "tzorp is stopped: nothing is forwarded"',
+    '\t}',
+    '}',
+  ].join('\n')}\n`;
+}
 
 /** One named object of the table, as nft text pieces. The model is what the renderer writes and what
  * an incremental apply compares (diff.ts): a whole-table file and a transaction of differences are two
@@ -389,8 +444,17 @@ export function renderModel(ir: RulesetIR): TableModel {
     ['type filter hook prerouting priority mangle; policy accept;'],
     [
       'iif lo accept comment "the firewall talking to itself is not decided"',
-      'ct state new jump decide comment "first packets, pure SYNs included, are decided before the socket match"',
-      `socket transparent 1 meta mark set meta mark | ${tmark} counter accept comment "packets of tzorp's own transparent sockets"`,
+      // The seed's `-m socket --transparent` first: a packet for one of tzorp's own transparent
+      // sockets (a forged FTP data listener, a proxied connection) is never decided by the policy, so
+      // a catch-all deny cannot refuse a data connection and a catch-all forward cannot route it
+      // around the proxy. `socket wildcard 0` skips TIME_WAIT and request sockets (not full sockets:
+      // the expression breaks) and listeners bound to a wildcard address (as xt_socket does): a SYN
+      // that reuses the 4-tuple of a finished proxied connection is decided below, where tproxy
+      // retires the TIME_WAIT (linux-tproxy pitfall 2), and the main listeners never catch traffic
+      // for their own port numbers.
+      `socket transparent 1 socket wildcard 0 meta mark set meta mark | ${tmark} counter accept comment "tzorp's own transparent sockets, before any decision"`,
+      'ct state new jump decide comment "first packets, pure SYNs included, are decided before the TIME_WAIT socket match"',
+      `socket transparent 1 meta mark set meta mark | ${tmark} counter accept comment "the rest: handshakes completing, TIME_WAIT after the decision"`,
     ],
   );
 
@@ -401,6 +465,12 @@ export function renderModel(ir: RulesetIR): TableModel {
       ...ir.bypass.map(
         (b) =>
           `${matchText(b)} counter ct mark set ct mark & ${keep} | ${hex(ir.bypassValue)} accept ${commentText(b.comment)}`,
+      ),
+      // Management wins for traffic to the firewall itself: no rule (a catch-all deny, a proxy rule on
+      // the same port) is consulted for it; input accepts it by the same match (docs/kernel.md).
+      ...ir.management.map(
+        (m) =>
+          `${matchText(m)} fib daddr type local meta mark set 0x00000000 meta priority set 0 accept ${commentText(`${m.comment} (not decided)`)}`,
       ),
       'meta nfproto ipv4 goto decide_v4',
       'meta nfproto ipv6 goto decide_v6',
@@ -444,19 +514,25 @@ export function renderModel(ir: RulesetIR): TableModel {
     );
   }
 
+  // its own chain: `tzorp flush` (closed) keeps it when it empties the base chains (closedText)
+  chain(
+    'management',
+    [commentText("the policy's management entries: traffic to the firewall itself")],
+    ir.management.map((m) => `${matchText(m)} counter accept ${commentText(m.comment)}`),
+  );
   chain(
     'input',
     ['type filter hook input priority filter; policy drop;'],
     [
       'iif lo accept',
       `meta mark & ${tmark} == ${tmark} accept comment "diverted to a tzorp listener"`,
+      // before the deny services: a rule cannot lock the administrator out
+      'jump management',
       `ct state new ct mark & ${mask} vmap @deny_services`,
       'ct state established,related accept',
       'ct state invalid drop',
       `ct mark & ${mask} == ${hex(ir.bypassValue)} accept comment "bypass"`,
-      'meta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem } accept',
-      'meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept',
-      ...ir.management.map((m) => `${matchText(m)} counter accept ${commentText(m.comment)}`),
+      ...ESSENTIAL_ICMP,
       'counter comment "dropped by policy"',
     ],
   );

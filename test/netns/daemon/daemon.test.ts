@@ -275,7 +275,10 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
     assert.match(stopping.stdout(), /stopped/);
     assert.equal(await d.proc.exited(), 0);
     const table = await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true });
-    assert.notEqual(table.code, 0, 'tzorp stop removed its table');
+    // tzorp stop leaves the closed table (docs/operations.md): no decision, nothing forwarded
+    assert.equal(table.code, 0, 'tzorp stop leaves the closed table');
+    assert.doesNotMatch(table.stdout, /chain prerouting|tproxy/, 'no decision, no diversion');
+    assert.match(table.stdout, /tzorp is stopped: nothing is forwarded/);
     const rules = await lab.exec('fw', ['ip', 'rule', 'show']);
     assert.ok(!/fwmark 0x80000000/.test(rules.stdout), rules.stdout);
     // no daemon: exit 1 and TZ3001 with the socket path
@@ -539,12 +542,12 @@ test('kill -9 the daemon: connections to proxy services fail (fail closed); tzor
     assert.ok(!/peer/.test(f4.stdout) && f4.code !== 0, `IPv4 must fail closed: ${f4.stdout}`);
     assert.ok(!/peer/.test(f6.stdout) && f6.code !== 0, `IPv6 must fail closed: ${f6.stdout}`);
     assert.equal((srv.stdout().match(/^accept /gm) ?? []).length, accepted, 'nothing reached the server');
-    // the ruleset is still there (that is what fails closed) until tzorp flush removes it
+    // the ruleset is still there (that is what fails closed) until tzorp flush --open removes it
     assert.equal(
       (await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true })).code,
       0,
     );
-    const fl = await tz(lab, ['flush']);
+    const fl = await tz(lab, ['flush', '--open']);
     assert.equal(fl.code, 0, fl.stderr);
     assert.notEqual(
       (await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true })).code,

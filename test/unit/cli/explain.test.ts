@@ -1,5 +1,5 @@
 // tzorp explain: option parsing, the --json contract, the text form, and the exit codes of the real
-// command (0 answered, 1 invalid policy, 2 usage).
+// command (0 let through, 3 refused, 1 invalid policy, 2 usage).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,7 +47,7 @@ function tzorp(...args: string[]) {
 
 describe('options', () => {
   test('protocol names and numbers, defaults like kzorp -e', () => {
-    const c = connectionFromOptions({ proto: 'TCP', src: '198.18.10.5', dst: '2001:db8::1' });
+    const c = connectionFromOptions({ proto: 'TCP', src: '198.18.10.5', dst: '198.18.0.1' });
     assert.deepEqual([c.proto, c.srcPort, c.dstPort, c.iface], [6, 1024, 0, undefined]);
     assert.equal(connectionFromOptions({ proto: 'icmpv6', src: '::1', dst: '::2' }).proto, 58);
     assert.equal(connectionFromOptions({ proto: '47', src: '1.1.1.1', dst: '1.1.1.2' }).proto, 47);
@@ -79,7 +79,8 @@ describe('options', () => {
       { proto: 'tcp', src: '1.1.1.1', dst: '1.1.1.1', dport: '65536' },
       { proto: 'tcp', src: '1.1.1.1', dst: '1.1.1.1', sport: '-1' },
       { proto: 'tcp', src: '1.1.1.1', dst: '1.1.1.1', ifgroup: '1' },
-      { proto: 'tcp', src: '1.1.1.1', dst: '1.1.1.1', dstLocal: true },
+      { proto: 'tcp', src: '198.18.10.5', dst: '2001:db8::1' },
+      { proto: 'tcp', src: '2001:db8::1', dst: '198.18.10.5' },
     ]) {
       assert.throws(() => connectionFromOptions(o), UsageError, JSON.stringify(o));
     }
@@ -160,23 +161,24 @@ describe('tzorp explain (the command)', () => {
     assert.equal(j.candidates.length, 4);
     assert.equal(j.candidates.find((c: { rule: number }) => c.rule === 1).decided_by, 'dst_zone');
   });
-  test('IPv6, deny, and no rule (still exit 0)', () => {
-    const deny = JSON.parse(
-      tzorp(
-        'explain',
-        policyFile,
-        '--proto',
-        'tcp',
-        '--src',
-        '2001:db8:99::1',
-        '--dst',
-        '2001:db8:20::1',
-        '--dport',
-        '25',
-        '--json',
-      ).out,
+  test('IPv6, deny (exit 3), and no rule (dropped: exit 3)', () => {
+    const denied = tzorp(
+      'explain',
+      policyFile,
+      '--proto',
+      'tcp',
+      '--src',
+      '2001:db8:99::1',
+      '--dst',
+      '2001:db8:20::1',
+      '--dport',
+      '25',
+      '--json',
     );
+    assert.equal(denied.code, 3);
+    const deny = JSON.parse(denied.out);
     assert.deepEqual([deny.client_zone, deny.rule, deny.service_type], ['internet', 3, 'deny']);
+    assert.equal(deny.verdict, 'deny');
     const r = tzorp(
       'explain',
       policyFile,
@@ -190,8 +192,9 @@ describe('tzorp explain (the command)', () => {
       '80',
       '--json',
     );
-    assert.equal(r.code, 0);
+    assert.equal(r.code, 3);
     const none = JSON.parse(r.out);
+    assert.equal(none.verdict, 'drop');
     assert.deepEqual([none.rule, none.service, none.service_type], [null, null, null]);
     const text = tzorp(
       'explain',
@@ -205,7 +208,7 @@ describe('tzorp explain (the command)', () => {
       '--dport',
       '80',
     );
-    assert.equal(text.code, 0);
+    assert.equal(text.code, 3);
     assert.match(text.out, /Rule: none/);
   });
   test('exit 2 on usage errors, 1 on an invalid policy', () => {
@@ -223,5 +226,66 @@ describe('tzorp explain (the command)', () => {
     const r = tzorp('explain', bad, '--proto', 'tcp', '--src', '1.1.1.1', '--dst', '1.1.1.1');
     assert.equal(r.code, 1);
     assert.match(r.err, /bad\.yaml:2:\d+: TZ1020/);
+  });
+});
+
+describe('the ruleset order: bypass, management, rules', () => {
+  const LOCKOUT = `
+zones:
+  lan: { addresses: [198.18.1.0/24, "2001:db8:1::/64"] }
+services:
+  reject_all: { type: deny, ipv4: tcp-reset, ipv6: tcp-reset }
+rules:
+  - { id: 99, service: reject_all, src_zone: lan }
+management:
+  - { proto: tcp, dst_port: 22, src_zone: lan }
+bypass:
+  - { proto: udp, dst_port: 123, src_zone: lan }
+`;
+  const file = join(dir, 'lockout.yaml');
+  writeFileSync(file, LOCKOUT);
+  const ssh = ['--proto', 'tcp', '--src', '198.18.1.2', '--dst', '198.18.1.1', '--dport', '22'];
+  test('management wins for traffic to the firewall itself (exit 0), and says so', () => {
+    const r = tzorp('explain', file, ...ssh, '--dst-local', '--iface', 'eth0', '--json');
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out);
+    assert.deepEqual([j.verdict, j.management, j.rule], ['management', 1, null]);
+    const t = tzorp('explain', file, ...ssh, '--dst-local');
+    assert.equal(t.code, 0);
+    assert.match(t.out, /Verdict: management: management entry 1 \(.*lockout\.yaml:9\) accepts it/);
+    assert.match(t.out, /the rules alone would pick 99/);
+  });
+  test('the same connection through the firewall is refused by rule 99 (exit 3), with a note', () => {
+    const t = tzorp('explain', file, ...ssh, '--iface', 'eth0');
+    assert.equal(t.code, 3);
+    assert.match(t.out, /Verdict: deny/);
+    assert.match(t.out, /management entry 1 accepts it instead \(--dst-local\)/);
+  });
+  test('bypass comes before everything', () => {
+    const r = tzorp(
+      'explain',
+      file,
+      '--proto',
+      'udp',
+      '--src',
+      '198.18.1.2',
+      '--dst',
+      '198.18.1.1',
+      '--dport',
+      '123',
+      '--json',
+    );
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual([JSON.parse(r.out).verdict, JSON.parse(r.out).bypass], ['bypass', 1]);
+  });
+  test('an IPv4 source with an IPv6 destination is a usage error (exit 2)', () => {
+    const r = tzorp('explain', file, '--proto', 'tcp', '--src', '198.18.1.2', '--dst', '2001:db8:1::1');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /one IP version/);
+  });
+  test('without --iface the text does not claim locally generated traffic', () => {
+    const t = tzorp('explain', file, ...ssh);
+    assert.doesNotMatch(t.out, /locally generated/);
+    assert.match(t.out, /interface no rule names/);
   });
 });

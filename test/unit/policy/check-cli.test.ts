@@ -27,6 +27,8 @@ services:
   web: { type: proxy, proxy: http }
 rules:
   - { id: 1, service: web, proto: tcp, dst_port: 80, src_zone: clients }
+management:
+  - { proto: tcp, dst_port: 22, src_zone: clients }
 `;
 const BAD = `zones:
   a: { addresses: [010.1.1.1] }
@@ -43,7 +45,7 @@ describe('tzorp check', () => {
     assert.equal(r.code, 0, r.out + r.err);
     assert.equal(
       r.out,
-      `${f}:3:3: warning: TZ1503 zone 'spare' is not used: no rule, management or bypass rule or limit_target_zones_to names it, an ancestor or a descendant\n${f}: valid: 2 zones, 1 service, 1 rule; 1 warning\n`,
+      `${f}:3:3: warning: TZ1503 zone 'spare' is not used: no rule, management or bypass rule or limit_target_zones_to names it, an ancestor or a descendant\n${f}: valid: 2 zones, 1 service, 1 rule, 1 management rule; 1 warning\n`,
     );
   });
 
@@ -86,7 +88,7 @@ describe('tzorp check', () => {
       zones: 2,
       services: 1,
       rules: 1,
-      management: 0,
+      management: 1,
       bypass: 0,
       errors: 0,
       warnings: 1,
@@ -111,6 +113,17 @@ describe('tzorp check', () => {
     const r2 = tzorp('check', g, '--json');
     assert.equal(r2.code, 1);
     assert.equal(JSON.parse(r2.out).errors[0].code, 'TZ1041');
+  });
+
+  it('warns when the policy has no management entry, and when management is empty', () => {
+    const none = file('nomgmt.yaml', GOOD.replace(/management:[\s\S]*$/, ''));
+    const r = tzorp('check', none);
+    assert.equal(r.code, 0, r.out);
+    assert.ok(r.out.includes(`${none}:1:1: warning: TZ1520 the policy has no management section`), r.out);
+    const empty = file('emptymgmt.yaml', GOOD.replace(/management:[\s\S]*$/, 'management: []\n'));
+    const r2 = tzorp('check', empty);
+    assert.equal(r2.code, 0, r2.out);
+    assert.ok(r2.out.includes(`${empty}:8:1: warning: TZ1521 management is empty`), r2.out);
   });
 
   it('exit 1 for a missing file, 2 for usage errors', () => {

@@ -77,6 +77,10 @@ const DETAILS: Record<string, string> = {
     'A command `tzorp lab` runs (ip, nft, vsftpd, the lab servers, tzorp itself) is not installed, failed, or did not become ready in time. The message has its output; `node scripts/setup.mjs` installs what the lab needs.',
   TZ6002:
     "The lab's state file does not describe a lab of that name. `tzorp lab down --name NAME` removes what is left of it.",
+  TZ1520:
+    'Warning. The policy has no `management` section. The input chain drops everything that is not a management entry or diverted to a proxy, so once the policy is applied nothing reaches the firewall itself, the SSH session that applied it included. Add e.g. `management: [{ proto: tcp, dst_port: 22, src_zone: admin }]`; management entries win over every rule for traffic to the firewall (docs/kernel.md).',
+  TZ1521:
+    'Warning. The `management` section is an empty list: as TZ1520, nothing reaches the firewall itself once the policy is applied. Write the entries, or remove the key if that is really meant.',
 };
 
 function section(e: CatalogueEntry): string {
