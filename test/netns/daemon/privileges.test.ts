@@ -191,7 +191,10 @@ test('tzorp run --user: least privilege for the primary and every worker; forgin
     );
     assert.equal(code, 0, daemon.stderr());
     const table = await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true });
-    assert.notEqual(table.code, 0, 'the tzorp table is gone');
+    // stop leaves the closed table (docs/operations.md): nothing decided, nothing forwarded
+    assert.equal(table.code, 0, 'the closed table is left');
+    assert.doesNotMatch(table.stdout, /chain prerouting/);
+    assert.match(table.stdout, /tzorp is stopped: nothing is forwarded/);
   } finally {
     await lab.destroy();
   }

@@ -264,12 +264,12 @@ describe('kernel ruleset in namespaces', { skip }, () => {
     await fwd.waitFor(/"echo": "still"/);
   });
 
-  test('compile output is what apply installs, and flush removes exactly what tzorp installed', async () => {
+  test('compile output is what apply installs, and flush --open removes exactly what tzorp installed', async () => {
     await lab.exec('fw', ['nft', 'add', 'table', 'inet', 'someone_else']);
     await lab.exec('fw', ['ip', 'rule', 'add', 'pref', '500', 'fwmark', '0x1', 'lookup', '200']);
     const text = compilePolicy(policy(), { userRules: USER_RULES }).text;
     assert.match(text, /^table inet tzorp \{\}$/m);
-    const f = await flushTzorp({ prefix: fwPrefix() });
+    const f = await flushTzorp({ prefix: fwPrefix(), open: true });
     assert.equal(f.table, true);
     assert.equal(f.routing, 6);
     const tables = (await lab.exec('fw', ['nft', 'list', 'tables'])).stdout;
