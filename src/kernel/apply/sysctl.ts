@@ -9,8 +9,8 @@ import { readSysctl, run, writeSysctl } from './exec.ts';
  * the kernel of the same network namespace (a file would outlive the namespace, or be shared by
  * several), created by the first change and removed when they are put back. */
 export const SYSCTL_TABLE = 'tzorp_sysctls';
-/** nft keeps at most 128 bytes of comment. */
-const COMMENT_MAX_BYTES = 128;
+/** nft keeps at most 128 bytes of comment (the kernel's NFT_USERDATA_MAXLEN): a fact of nft, not a tunable. */
+const NFT_USERDATA_MAXLEN = 128;
 /** Short names in the comment (the full names do not fit): the sysctls sysctlNeeds can ask for. */
 const SHORT: Record<string, string> = {
   'net.ipv4.ip_forward': 'f4',
@@ -45,7 +45,7 @@ export async function recordSysctls(changing: SysctlCheck[], prefix: string[] = 
   }
   if (!added) return;
   const comment = [...have].map(([k, v]) => `${SHORT[k]}=${v}`).join(' ');
-  if (Buffer.byteLength(comment) > COMMENT_MAX_BYTES) return;
+  if (Buffer.byteLength(comment) > NFT_USERDATA_MAXLEN) return;
   const t = `inet ${SYSCTL_TABLE}`;
   const text = `table ${t} {}\ndelete table ${t}\ntable ${t} {\n\tcomment "${comment}"\n}\n`;
   const r = await run('nft', ['-f', '-'], text, prefix);
