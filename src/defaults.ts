@@ -62,11 +62,12 @@ export const DEFAULTS = deepFreeze({
   ftpMaxDeferredCommands: 16, // client commands read ahead while a transfer runs (only ABOR acts at once)
   // TLS layer (src/proxy/tls)
   tlsHelloTimeoutMs: 10_000, // a client must complete its ClientHello this long after connecting
-  tlsMaxClientHelloBytes: 32 * 1024,
+  tlsMaxClientHelloBytes: 32 * 1024, // records up to the end of the ClientHello; post-quantum hellos are ~2 KiB
   tlsCaValidityDays: 1825, // `tzorp tls ca create` without --days: five years, then a new CA is rolled out
   tlsLeafBackdateMs: 3_600_000, // leaf certificates start an hour early: a client whose clock lags still accepts
   tlsLeafValidityDays: 7, // certificates made for a server name: short-lived, made again when they expire
-  tlsLeafCacheEntries: 10_000, // certificates kept per generation (one per server name), least recently used out // records up to the end of the ClientHello; post-quantum hellos are ~2 KiB
+  tlsLeafCacheEntries: 10_000, // certificates kept per generation (one per server name), least recently used out
+  tlsLeafCaches: 8, // CAs whose leaf caches are kept across reloads (leafCacheFor), oldest out
   // http proxy (Zorp's HttpProxy defaults, zorp-semantics §6.2; the reasons are in src/proxy/http)
   httpMaxLineLengthBytes: 4096,
   httpMaxUrlLengthBytes: 4096,

@@ -169,6 +169,21 @@ export class LeafCache {
   }
 }
 
+/** The leaf caches of the process, one per CA by its fingerprint. Every generation (a reload) loads
+ * its CA files again and asks here: the same CA finds its cache and every certificate in it, a changed
+ * CA gets a new one, so certificates are made again across reloads only when the CA changes. At most
+ * DEFAULTS.tlsLeafCaches CAs are kept (the oldest goes first: a reload that swaps CAs drops them). */
+const CACHES = new Map<string, LeafCache>();
+
+export function leafCacheFor(ca: SigningCa): LeafCache {
+  const have = CACHES.get(ca.fingerprint);
+  if (have) return have;
+  const made = new LeafCache(ca);
+  CACHES.set(ca.fingerprint, made);
+  while (CACHES.size > DEFAULTS.tlsLeafCaches) CACHES.delete(CACHES.keys().next().value!);
+  return made;
+}
+
 function isIp(s: string): boolean {
   return /^[0-9.]+$/.test(s) || s.includes(':');
 }

@@ -5,7 +5,8 @@ import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import tls from 'node:tls';
-import { createCa, issueLeaf, LeafCache, loadCa } from '../../../../src/proxy/tls/certs.ts';
+import { DEFAULTS } from '../../../../src/defaults.ts';
+import { createCa, issueLeaf, LeafCache, leafCacheFor, loadCa } from '../../../../src/proxy/tls/certs.ts';
 
 const DAY = 86_400_000;
 
@@ -91,4 +92,19 @@ test('LeafCache: one certificate per name set while valid, least recently used o
   assert.notEqual(cache.get(['a.example'], t0 + 6.5 * DAY), a1, 'within a day of expiry: made again');
   const pem = await cache.get(['c.example'], t0);
   assert.equal(new X509Certificate(pem.certPem).subject, 'CN=c.example');
+});
+
+test('leafCacheFor: a reload loading the same CA files keeps its certificates, a new CA starts afresh', async () => {
+  const files = await createCa({ name: 'reload' });
+  const first = leafCacheFor(await loadCa(files)).get(['r.example'], Date.now());
+  // a reload reads the files again: a new SigningCa object with the same certificate
+  const again = leafCacheFor(await loadCa({ certPem: `${files.certPem}`, keyPem: `${files.keyPem}` }));
+  assert.equal(again.get(['r.example'], Date.now()), first);
+  const other = leafCacheFor(await loadCa(await createCa({ name: 'reload' })));
+  const made = other.get(['r.example'], Date.now());
+  assert.notEqual(made, first);
+  assert.notEqual((await made).certPem, (await first).certPem);
+  for (let i = 0; i < DEFAULTS.tlsLeafCaches; i++)
+    leafCacheFor(await loadCa(await createCa({ name: `n${i}` })));
+  assert.notEqual(leafCacheFor(await loadCa(files)), again, 'the oldest CA left after the bound');
 });
