@@ -52,3 +52,34 @@ test('tzorp demo checks examples/policy.yaml and prints the table', () => {
   assert.match(r.stdout, /client zone/);
   assert.match(r.stdout, /no rule → dropped/);
 });
+
+test('examples/policy.yaml refuses QUIC (UDP/443) from clients in both families, TCP/443 still proxied', () => {
+  const explain = (...a: string[]) => {
+    const r = spawnSync(
+      process.execPath,
+      [join(ROOT, 'bin/tzorp'), 'explain', 'examples/policy.yaml', ...a, '--json'],
+      {
+        encoding: 'utf8',
+        cwd: ROOT,
+      },
+    );
+    return JSON.parse(r.stdout) as { service: string | null; verdict: string; verdict_text: string };
+  };
+  for (const [src, dst] of [
+    ['198.18.10.10', '198.18.20.10'],
+    ['2001:db8:10::10', '2001:db8:20::10'],
+  ] as const) {
+    const quic = explain('--proto', 'udp', '--src', src, '--dst', dst, '--dport', '443');
+    assert.equal(quic.service, 'quic_off', src);
+    assert.equal(quic.verdict, 'deny');
+    assert.match(
+      quic.verdict_text,
+      /port-unreachable/,
+      'browsers fall back to TCP at once, not after a timeout',
+    );
+    assert.equal(
+      explain('--proto', 'tcp', '--src', src, '--dst', dst, '--dport', '443').service,
+      'https_passthrough',
+    );
+  }
+});
