@@ -11,7 +11,7 @@ import { canonicalAddress } from '../../policy/address.ts';
 import type { Addr, ConnectOptions, Verdict } from '../core/index.ts';
 import type { ErrorPage } from './error-page.ts';
 import { type HttpOptions, MANAGED_HEADERS } from './options.ts';
-import { applyHeaderPolicy, checkUrl, portPermitted, requestAction } from './policy.ts';
+import { applyHeaderPolicy, checkConnect, checkUrl, portPermitted, requestAction } from './policy.ts';
 import type { Framing, Header, RequestHead } from './reader.ts';
 import { reasonOf } from './reasons.ts';
 import { splitList } from './syntax.ts';
@@ -252,9 +252,10 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
   if (act.action === 'abort')
     return abort('request aborted by policy', { method }, `method ${method} aborted by policy`);
 
-  // URL filter on the canonical host and path (the same the server gets).
-  if (target.form !== 'authority') {
-    const v = checkUrl(o, host, path);
+  // URL filter on the canonical host and path (the same the server gets); a CONNECT target by its
+  // host alone (checkConnect: rules with a path cannot see into the tunnel).
+  {
+    const v = target.form === 'authority' ? checkConnect(o, host) : checkUrl(o, host, path);
     if (!v.accept) {
       const f = o.urlFilter!;
       return {

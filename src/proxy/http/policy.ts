@@ -96,6 +96,19 @@ export function checkUrl(opts: HttpOptions, host: string, path: string): UrlVerd
   return f.default === 'accept' ? { accept: true } : { accept: false, rule: 'default' };
 }
 
+/** The URL filter for a CONNECT target: the path is inside the tunnel, so only rules without a `path`
+ * can decide; they are tried in order, as for requests, then the default (docs/http.md). */
+export function checkConnect(opts: HttpOptions, host: string): UrlVerdict {
+  const f = opts.urlFilter;
+  if (!f) return { accept: true };
+  for (const r of f.rules) {
+    if (r.path) continue;
+    if (r.host && !r.host.test(host)) continue;
+    return r.action === 'accept' ? { accept: true } : { accept: false, rule: r.text };
+  }
+  return f.default === 'accept' ? { accept: true } : { accept: false, rule: 'default' };
+}
+
 export function portPermitted(opts: HttpOptions, port: number): boolean {
   return opts.targetPortRange.some((r) => port >= r.lo && port <= r.hi);
 }

@@ -132,6 +132,67 @@ const ROWS: Row[] = [
     },
   },
   {
+    name: 'CONNECT to a host the URL filter rejects is refused like GET of that host (issue 10 item 4)',
+    options: {
+      transparent_mode: false,
+      target_port_range: '443',
+      url_filter: { rules: [{ host: '*.facebook.com', action: 'reject' }] },
+    },
+    inband: true,
+    request: 'CONNECT WWW.Facebook.com:443 HTTP/1.1\r\nHost: www.facebook.com:443\r\n\r\n',
+    want: {
+      url: 'www.facebook.com:443',
+      closeAfter: false,
+      respond: 403,
+      reason: 'URL rejected by the URL filter',
+      close: false,
+      template: null,
+    },
+  },
+  {
+    name: 'CONNECT: rules with a path are skipped (the path is inside the tunnel), then the default',
+    options: {
+      transparent_mode: false,
+      target_port_range: '443',
+      url_filter: {
+        rules: [
+          { host: '*.facebook.com', path: '/games/*', action: 'reject' },
+          { host: 'allowed.test', path: '/*', action: 'accept' },
+        ],
+        default: 'reject',
+      },
+    },
+    inband: true,
+    request: 'CONNECT www.facebook.com:443 HTTP/1.1\r\nHost: www.facebook.com:443\r\n\r\n',
+    want: {
+      url: 'www.facebook.com:443',
+      closeAfter: false,
+      respond: 403,
+      reason: 'URL rejected by the URL filter',
+      close: false,
+      template: null,
+    },
+  },
+  {
+    name: 'CONNECT to a host no rule rejects still tunnels',
+    options: {
+      transparent_mode: false,
+      target_port_range: '443',
+      url_filter: { rules: [{ host: '*.facebook.com', action: 'reject' }] },
+    },
+    inband: true,
+    request: 'CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n',
+    want: {
+      url: 'example.test:443',
+      closeAfter: false,
+      plan: 'tunnel',
+      head: null,
+      server: 'example.test 443',
+      connect: { inband: { host: 'example.test', port: 443 } },
+      upgrade: null,
+    },
+  },
+  {
     name: 'explicit mode: a port outside target_port_range is refused with 403',
     options: { transparent_mode: false },
     inband: true,
