@@ -65,8 +65,12 @@ function onRelayEnd(
  * run once with and once without it; `tzorp run --no-native-relay` and a service's `native_relay:
  * false` are the operator's switches). */
 export function nativeRelayDefault(): boolean {
-  return process.env.TZORP_NATIVE_RELAY !== '0';
+  return NATIVE_RELAY_DEFAULT;
 }
+
+// Read once: process.env is a slow accessor, and this is asked once per session (it showed in the
+// new-connection profile).
+const NATIVE_RELAY_DEFAULT = process.env.TZORP_NATIVE_RELAY !== '0';
 
 /** True when the addon with the relay is built and loads. */
 export function nativeRelayAvailable(): boolean {
