@@ -31,6 +31,13 @@ export class WorkerMetrics {
     registers: [workerRegistry],
   });
 
+  readonly tlsHandshakes = new Counter({
+    name: 'tzorp_tls_handshakes_total',
+    help: 'TLS handshakes of services with a tls block, by service, mode and result (accepted, or why not: the alert sent, timeout, client_closed)',
+    labelNames: ['service', 'mode', 'result'] as const,
+    registers: [workerRegistry],
+  });
+
   started(service: string): void {
     this.running.inc({ service });
   }
@@ -41,6 +48,7 @@ export class WorkerMetrics {
       verdict: string;
       durationMs: number;
       bytes: { fromClient: number; toClient: number; fromServer: number; toServer: number };
+      counters?: Record<string, number | string>;
     },
     wasRunning: boolean,
   ): void {
@@ -51,6 +59,10 @@ export class WorkerMetrics {
     this.bytes.inc({ service, direction: 'from_server' }, s.bytes.fromServer);
     this.bytes.inc({ service, direction: 'to_client' }, s.bytes.toClient);
     this.duration.inc({ service }, s.durationMs / 1000);
+    // the TLS layer's accounting (src/proxy/tls/gate.ts): one handshake per session of a tls service
+    const mode = s.counters?.tls_mode;
+    if (typeof mode === 'string')
+      this.tlsHandshakes.inc({ service, mode, result: String(s.counters?.tls_result ?? 'incomplete') });
   }
 }
 

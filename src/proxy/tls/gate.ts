@@ -20,7 +20,7 @@
 import { ProtocolError } from '../../errors.ts';
 import { assertNever, type CoreDescription, Outbox } from '../core/index.ts';
 import type { ProxyCommand, ProxyCore, ProxyEvent } from '../core/types.ts';
-import { alertRecord, type ClientHello, readClientHello, versionName } from './client-hello.ts';
+import { ALERT, alertRecord, type ClientHello, readClientHello, versionName } from './client-hello.ts';
 import { type CompiledTls, decideHello } from './sni-policy.ts';
 
 type State = 'init' | 'hello' | 'handover' | 'relay' | 'done';
@@ -28,12 +28,19 @@ type State = 'init' | 'hello' | 'handover' | 'relay' | 'done';
 /** The gate's own timer; the inner core's timers pass through untouched. */
 const HELLO_TIMER = 'tls.hello';
 
+/** The handshake's outcome in the accounting (tls_result) and the metrics: a small fixed set of values
+ * (a metric label must not take free text), the alert's RFC 8446 name for a refusal. */
+const ALERT_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(ALERT).map(([k, v]) => [v, k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]),
+);
+
 export class TlsPassthroughGate implements ProxyCore {
   private state: State = 'init';
   private readonly out = new Outbox('tls');
   private startEvent: Extract<ProxyEvent, { type: 'start' }> | null = null;
   private collected: Uint8Array = new Uint8Array(0);
   private hello: ClientHello | null = null;
+  private result: string = 'incomplete';
   /** Client events held in handover while the inner core has the client paused. */
   private held: ProxyEvent[] = [];
   private innerPausedClient = false;
@@ -108,6 +115,7 @@ export class TlsPassthroughGate implements ProxyCore {
       case 'end':
       case 'closed':
         if (ev.stream !== 'client') break;
+        this.result = 'client_closed';
         this.out.violation('Client closed before a complete ClientHello', {
           received_bytes: this.collected.length,
         });
@@ -115,6 +123,7 @@ export class TlsPassthroughGate implements ProxyCore {
         break;
       case 'timer':
         if (ev.timer !== HELLO_TIMER) break;
+        this.result = 'timeout';
         this.out.violation('No complete ClientHello in time', {
           timeout_ms: this.policy.helloTimeoutMs,
           received_bytes: this.collected.length,
@@ -142,6 +151,7 @@ export class TlsPassthroughGate implements ProxyCore {
 
   /** Refuse the handshake: a fatal alert, a close, the reason logged; the server is never contacted. */
   private refuse(alert: number, reason: string): void {
+    this.result = ALERT_NAMES[alert] ?? 'refused';
     this.out.send('client', alertRecord(alert));
     this.out.violation('TLS handshake refused', {
       reason,
@@ -169,11 +179,13 @@ export class TlsPassthroughGate implements ProxyCore {
       tls_sni: h?.sni ?? '',
       tls_offered_max_version: h ? versionName(h.maxVersion) : '',
       tls_alpn_offered: h ? h.alpn.join(',') : '',
+      tls_result: this.result,
     };
   }
 
   private accept(now: number, hello: ClientHello, matched: string | null): ProxyCommand[] {
     this.out.emit({ type: 'clearTimer', timer: HELLO_TIMER });
+    this.result = 'accepted';
     this.out.log('tls.session', 'info', 'TLS ClientHello accepted; relaying unchanged', {
       mode: this.policy.mode,
       sni: hello.sni,

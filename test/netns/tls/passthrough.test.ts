@@ -95,6 +95,8 @@ before(async () => {
     join(dir, `${lab.id}.sock`),
     '--workers',
     '1',
+    '--metrics',
+    '127.0.0.1:9464', // inside the lab's firewall namespace
   ]);
   await daemon.waitFor(/tzorp running/, 120_000);
 });
@@ -229,4 +231,35 @@ test('a plain-HTTP client on the TLS port gets decode_error and nothing reaches 
     /tls\.violation.*TLS handshake refused; .*expected a handshake record \(22\), got record type 71/,
   );
   assert.equal(tcpCount(), before);
+});
+
+test('metrics: tzorp_tls_handshakes_total counts every handshake above by service, mode and result', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const scrape = async () =>
+    (await lab.exec('fw', ['curl', '-sS', '--max-time', '10', 'http://127.0.0.1:9464/metrics'])).stdout;
+  const count = (text: string, service: string, result: string) =>
+    text
+      .split('\n')
+      .filter(
+        (l) =>
+          l.startsWith('tzorp_tls_handshakes_total{') &&
+          l.includes(`service="${service}"`) &&
+          l.includes('mode="passthrough"') &&
+          l.includes(`result="${result}"`),
+      )
+      .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  // the sessions above end when their clients go; the counter moves when they have ended
+  let text = await scrape();
+  for (let i = 0; i < 50 && count(text, 'sni_filtered', 'accepted') < 2; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    text = await scrape();
+  }
+  assert.equal(count(text, 'sni_filtered', 'accepted'), 2, text); // IPv4 and IPv6
+  assert.equal(count(text, 'sni_filtered', 'access_denied'), 4, text); // two names, both families
+  assert.equal(count(text, 'sni_filtered', 'unrecognized_name'), 2, text);
+  assert.equal(count(text, 'sni_filtered', 'decode_error'), 1, text); // plain HTTP
+  assert.equal(count(text, 'tls13_only', 'protocol_version'), 1, text);
+  assert.equal(count(text, 'tls13_only', 'accepted'), 1, text);
 });

@@ -78,6 +78,7 @@ test('accepted: nothing connects before the hello; the plug core gets the hello 
     .on({ type: 'data', stream: 'server', data: Buffer.from('server hello') })
     .out({ type: 'send', stream: 'client', data: 'server hello' })
     .check();
+  assert.equal((p.all.of('account')[0] as { fields: Record<string, unknown> }).fields.tls_result, 'accepted');
   const log = p.all.of('log')[0] as { fields: Record<string, unknown> };
   assert.equal(log.fields.sni, 'www.example.com');
   assert.equal(log.fields.alpn, 'http/1.1');
@@ -128,6 +129,12 @@ for (const [name, policy, sni, alert, why] of [
       { type: 'done', verdict: 'DENIED_BY_POLICY', info: text(why) },
     );
     assert.equal(p.all.of('connect').length, 0);
+    const account = p.all.of('account')[0] as { fields: Record<string, unknown> };
+    assert.equal(
+      account.fields.tls_result,
+      alert === ALERT.accessDenied ? 'access_denied' : 'unrecognized_name',
+      'the metrics label: the alert by its RFC 8446 name',
+    );
     assert.deepEqual(p.feed({ type: 'data', stream: 'client', data: Buffer.from('more') }).commands, []);
   });
 }
