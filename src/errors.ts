@@ -57,6 +57,12 @@ export const E = {
   // warnings (safety lint: what locks the administrator out or lets traffic through unexpectedly)
   LINT_NO_MANAGEMENT: entry('TZ1520', 'user', 'no management entry: nothing reaches the firewall itself'),
   LINT_EMPTY_MANAGEMENT: entry('TZ1521', 'user', 'management is empty: nothing reaches the firewall itself'),
+  LINT_DIRECTED_MASQUERADE: entry('TZ1522', 'user', 'a directed forward service hides every client address'),
+  LINT_TARGET_ZONE_EXCLUDED: entry(
+    'TZ1523',
+    'user',
+    "limit_target_zones_to excludes the rule's own destination zone",
+  ),
   // --- kernel (TZ2xxx) ---
   KERNEL_NFT_CHECK: entry('TZ2001', 'env', 'nft rejected the compiled ruleset (nothing was changed)'),
   KERNEL_NFT_APPLY: entry('TZ2002', 'env', 'nft failed to apply the ruleset (the previous one stays)'),

@@ -126,6 +126,36 @@ describe('tzorp check', () => {
     assert.ok(r2.out.includes(`${empty}:8:1: warning: TZ1521 management is empty`), r2.out);
   });
 
+  it('warns about a masquerading directed forward and a rule its limit_target_zones_to excludes', () => {
+    const f = file(
+      'safety.yaml',
+      `zones:
+  clients: { addresses: [198.18.10.0/23] }
+  dmz: { addresses: [198.18.20.0/24] }
+  dmz.web: { parent: dmz, addresses: [198.18.20.80/32] }
+  lan: { addresses: [198.18.30.0/24] }
+services:
+  web: { type: proxy, proxy: http, limit_target_zones_to: [dmz] }
+  inbound: { type: forward, router: { type: directed, targets: ["198.18.20.80:80"] } }
+  inbound_forged: { type: forward, router: { type: directed, targets: ["198.18.20.80:80"], forge_addr: true } }
+rules:
+  - { id: 1, service: web, proto: tcp, dst_port: 80, src_zone: clients, dst_zone: lan }
+  - { id: 2, service: web, proto: tcp, dst_port: 81, src_zone: clients, dst_zone: dmz.web }
+  - { id: 3, service: inbound, proto: tcp, dst_port: 8080, src_zone: clients }
+  - { id: 4, service: inbound_forged, proto: tcp, dst_port: 8081, src_zone: clients }
+management:
+  - { proto: tcp, dst_port: 22, src_zone: clients }
+`,
+    );
+    const r = tzorp('check', f, '--json');
+    assert.equal(r.code, 0, r.out);
+    const w = JSON.parse(r.out).warnings.map((x: { code: string; line: number }) => `${x.code}:${x.line}`);
+    assert.ok(w.includes('TZ1522:8'), JSON.stringify(w));
+    assert.ok(!w.includes('TZ1522:9'), 'forge_addr: true is not warned about');
+    assert.ok(w.includes('TZ1523:11'), JSON.stringify(w));
+    assert.ok(!w.includes('TZ1523:12'), 'a zone below a listed one is allowed');
+  });
+
   it('exit 1 for a missing file, 2 for usage errors', () => {
     assert.equal(tzorp('check', join(dir, 'missing.yaml')).code, 1);
     assert.equal(tzorp('check').code, 2);

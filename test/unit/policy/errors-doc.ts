@@ -81,6 +81,10 @@ const DETAILS: Record<string, string> = {
     'Warning. The policy has no `management` section. The input chain drops everything that is not a management entry or diverted to a proxy, so once the policy is applied nothing reaches the firewall itself, the SSH session that applied it included. Add e.g. `management: [{ proto: tcp, dst_port: 22, src_zone: admin }]`; management entries win over every rule for traffic to the firewall (docs/kernel.md).',
   TZ1521:
     'Warning. The `management` section is an empty list: as TZ1520, nothing reaches the firewall itself once the policy is applied. Write the entries, or remove the key if that is really meant.',
+  TZ1522:
+    "Warning. A directed forward service without `forge_addr: true` is masqueraded: the server sees every client as the firewall's address, which hides who connects (logs, limits, blocklists on the server stop working). For port forwarding into a DMZ, `router: { type: directed, targets: [...], forge_addr: true }` keeps the client's address.",
+  TZ1523:
+    "Warning. Every destination zone of the rule lies outside its proxy service's `limit_target_zones_to` (neither the zone, an ancestor nor a descendant is listed), so the proxy refuses each connection the kernel sends it. Add the zone to the list or send the rule to another service.",
 };
 
 function section(e: CatalogueEntry): string {
