@@ -97,6 +97,20 @@ export interface SessionInfo {
   /** How the rule was learned: 'kernel' = the accepted socket's mark (the kernel's own decision);
    * 'engine' = decided again from the addresses (no tproxy mark: tcp_fwmark_accept off or --no-kernel). */
   decision: 'kernel' | 'engine';
+  /** Services with a `tls` block: what the TLS layer saw of the handshake (docs/tls.md); null fields
+   * are not known yet (no complete ClientHello) or not sent by the client. */
+  tls?: TlsSessionInfo;
+}
+
+export interface TlsSessionInfo {
+  mode: string;
+  sni: string | null;
+  /** The highest version the client offered. */
+  offeredMaxVersion: string | null;
+  /** ALPN protocols the client offered, in its order. */
+  alpnOffered: string[];
+  /** accepted, or why not (docs/tls.md, Metrics); incomplete while the ClientHello is awaited. */
+  result: string;
 }
 
 export interface ReloadResult {

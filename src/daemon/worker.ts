@@ -19,7 +19,7 @@ import type { CoreFactory } from '../proxy/core/index.ts';
 import { type BoundProxy, bindProxies } from '../proxy/index.ts';
 import type { Admission } from './admission.ts';
 import { type LimitName, needsAdmission } from './client-limits.ts';
-import type { SessionInfo } from './control-protocol.ts';
+import type { SessionInfo, TlsSessionInfo } from './control-protocol.ts';
 import type { ListenerSpec, WorkerGenerationSpec, WorkerStatus } from './ipc.ts';
 import type { ZorpLog } from './log.ts';
 import { type SessionIdSource, sessionId } from './session-ids.ts';
@@ -425,6 +425,7 @@ export class WorkerRuntime<U> {
         generation: s.gen.n,
         worker: this.deps.index,
         decision: s.how === 'mark' ? 'kernel' : 'engine',
+        ...tlsInfo(snap.counters),
       };
     });
   }
@@ -447,4 +448,19 @@ export class WorkerRuntime<U> {
     }
     return left;
   }
+}
+
+/** The TLS layer's accounting (src/proxy/tls/gate.ts: tls_* fields) as `tzorp sessions` shows it. */
+function tlsInfo(c: Readonly<Record<string, number | string>>): { tls?: TlsSessionInfo } {
+  if (typeof c.tls_mode !== 'string') return {};
+  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
+  return {
+    tls: {
+      mode: c.tls_mode,
+      sni: text(c.tls_sni),
+      offeredMaxVersion: text(c.tls_offered_max_version),
+      alpnOffered: text(c.tls_alpn_offered)?.split(',') ?? [],
+      result: text(c.tls_result) ?? 'incomplete',
+    },
+  };
 }

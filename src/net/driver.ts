@@ -80,6 +80,8 @@ export interface SessionSnapshot {
   serverZone: string | null;
   startedAt: number;
   bytes: SessionBytes;
+  /** What the core reported with `account` so far (e.g. the TLS layer's tls_* fields). */
+  counters: Readonly<Record<string, number | string>>;
 }
 
 export interface RunSessionOptions {
@@ -249,6 +251,7 @@ class Session {
         serverZone: this.serverZone,
         startedAt: this.startedAt,
         bytes: this.liveBytes(),
+        counters: { ...this.counters },
       }),
       abort: (reason) => this.feed({ type: 'abort', now: this.now(), reason }),
       kill: (reason) => this.finish('DENIED_BY_UNKNOWN_FAIL', `killed: ${reason}`, true),

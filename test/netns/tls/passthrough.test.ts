@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { SessionInfo } from '../../../src/daemon/control-protocol.ts';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 
 const skip = netnsSkipReason();
@@ -262,4 +263,32 @@ test('metrics: tzorp_tls_handshakes_total counts every handshake above by servic
   assert.equal(count(text, 'sni_filtered', 'decode_error'), 1, text); // plain HTTP
   assert.equal(count(text, 'tls13_only', 'protocol_version'), 1, text);
   assert.equal(count(text, 'tls13_only', 'accepted'), 1, text);
+});
+
+test('tzorp sessions --json shows a running passthrough session under tls (sni, offered version, ALPN)', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  // openssl s_client keeps the session open while its stdin is (sleep holds it)
+  const held = lab.spawn('client', [
+    'sh',
+    '-c',
+    `sleep 30 | openssl s_client -connect '[${ADDR.server6}]:443' -servername www.example.org -alpn h2,http/1.1 -CAfile '${certs.ca}' 2>&1`,
+  ]);
+  try {
+    await held.waitFor(/Verify return code: 0/);
+    const r = await lab.exec('fw', [...TZ, 'sessions', '--json', '--control', join(dir, `${lab.id}.sock`)]);
+    const list = JSON.parse(r.stdout) as SessionInfo[];
+    const mine = list.filter((s) => s.service === 'sni_filtered');
+    assert.equal(mine.length, 1, r.stdout);
+    assert.deepEqual(mine[0]!.tls, {
+      mode: 'passthrough',
+      sni: 'www.example.org',
+      offeredMaxVersion: 'TLSv1.3',
+      alpnOffered: ['h2', 'http/1.1'],
+      result: 'accepted',
+    });
+  } finally {
+    held.kill();
+  }
 });

@@ -66,6 +66,7 @@ class FakeSession implements SessionHandle {
       serverZone: null,
       startedAt: 1000,
       bytes: { fromClient: 1, toClient: 2, fromServer: 2, toServer: 1 },
+      counters: {},
     };
   }
   abort(reason: string) {
