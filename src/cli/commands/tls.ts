@@ -39,9 +39,20 @@ export function register(program: Command): void {
         }
         const made = await createCa({ name: o.name, days });
         mkdirSync(dir, { recursive: true, mode: 0o755 });
-        writeFileSync(keyFile, made.keyPem, { mode: 0o600 });
-        chmodSync(keyFile, 0o600); // an existing file (--force) keeps its mode otherwise
-        writeFileSync(certFile, made.certPem, { mode: 0o644 });
+        // Without --force the files are created exclusively ('wx'): a CA written by someone else between
+        // the check above and now is never overwritten either.
+        const flag = o.force ? 'w' : 'wx';
+        try {
+          writeFileSync(keyFile, made.keyPem, { mode: 0o600, flag });
+          chmodSync(keyFile, 0o600); // an existing file (--force) keeps its mode otherwise
+          writeFileSync(certFile, made.certPem, { mode: 0o644, flag });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+          throw new TzorpError(
+            'TLS_CERTIFICATE',
+            `${(e as NodeJS.ErrnoException).path} appeared meanwhile; pass --force to replace it`,
+          );
+        }
         process.stdout.write(`wrote ${certFile} and ${keyFile} (ECDSA P-256, ${days} days, CN=${o.name})\n`);
       } catch (e) {
         if (!(e instanceof TzorpError)) throw e;
