@@ -12,7 +12,8 @@ import {
   type DimensionResult,
   decidingField,
   describeRule,
-  evalAt,
+  evalRow,
+  HOT_STRIDE,
   evalRule,
   type MatchGroup,
   PROTO_ICMP,
@@ -135,7 +136,7 @@ export class Engine {
     const sorted = [...policy.rules].sort((a, b) => a.id - b.id);
     this.rules = sorted.map((r, i) => compileRule(r, i, zoneIndex, policy.services, (z) => depth[z]!));
     this.table = buildRuleTable(this.rules);
-    this.index = new RuleIndex(this.rules, this.zt);
+    this.index = new RuleIndex(this.table, this.zt);
     this.q.src = new ParsedAddr();
     this.q.dst = new ParsedAddr();
   }
@@ -180,12 +181,13 @@ export class Engine {
   private bestScore = -1;
   private curQ: Query = this.q;
   private readonly visit = (pool: Int32Array, off: number, len: number): void => {
-    const table = this.table;
+    const rules = this.rules;
+    const hot = this.index.poolHot;
     const q = this.curQ;
     const zt = this.zt;
     for (let j = off; j < off + len; j++) {
       const i = pool[j]!;
-      const s = evalAt(table, i, q, zt);
+      const s = evalRow(hot, j * HOT_STRIDE, rules, i, q, zt);
       // higher score wins; on equal score the lower rule id (= lower index) wins
       if (s > this.bestScore || (s === this.bestScore && s >= 0 && i < this.bestIdx)) {
         this.bestScore = s;

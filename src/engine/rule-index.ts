@@ -11,7 +11,7 @@
 // may be reached twice (e.g. listing a zone and its parent); evaluating it twice is harmless.
 import { type ParsedAddr, wordsOf } from './address.ts';
 import { LpmHash } from './lpm-hash.ts';
-import { ANC_STRIDE, type CompiledRule, type Query, type ZoneTable } from './score.ts';
+import { ANC_STRIDE, type CompiledRule, HOT_STRIDE, type Query, type RuleTable, type ZoneTable } from './score.ts';
 
 const EMPTY = new Int32Array(0);
 /** A rule whose source × destination keys exceed this is filed under its source keys × ANY instead
@@ -73,8 +73,11 @@ export class RuleIndex {
   private tOff = EMPTY;
   private tLen = EMPTY;
   private pool = EMPTY;
-  /** Source keys some cell uses (the others need no probe). */
-  private readonly srcUsed = new Set<number>();
+  /** The rule table's hot row of every pool entry (HOT_STRIDE ints each), in pool order: the candidates
+   * of a cell are read sequentially instead of one random row of the rule table each. */
+  poolHot = EMPTY;
+  /** Source keys some cell uses, by key + 1 (ANY is -1): the others need no probe. */
+  private srcUsed = new Uint8Array(0);
   /** A Bloom filter (one hash: the top bits of the cell's hash) of the cells in use: small enough to
    * stay in cache, it spares most probes of the big table for cells that do not exist. */
   private readonly cellBits = new Uint32Array((1 << FILTER_BITS_LOG2) >>> 5);
@@ -89,9 +92,10 @@ export class RuleIndex {
   private readonly netHits = new Int32Array(130);
 
   constructor(
-    readonly rules: CompiledRule[],
+    table: RuleTable,
     private readonly zt: ZoneTable,
   ) {
+    const rules = table.rules;
     const nz = zt.depth.length;
     this.src = new Keys(nz);
     this.dst = new Keys(nz);
@@ -166,6 +170,7 @@ export class RuleIndex {
     this.tOff = new Int32Array(cap);
     this.tLen = new Int32Array(cap);
     this.pool = new Int32Array(entries.reduce((n, e) => n + e[3].length, 0));
+    this.srcUsed = new Uint8Array(nz + this.src.slots + 1);
     let off = 0;
     for (const [sk2, d, port, l] of entries) {
       let slot = cellHash(sk2, d, port) & this.mask;
@@ -177,9 +182,14 @@ export class RuleIndex {
       this.tLen[slot] = l.length;
       this.pool.set(l, off);
       off += l.length;
-      this.srcUsed.add(sk2);
+      this.srcUsed[sk2 + 1] = 1;
       const h = cellHash(sk2, d, port) >>> (32 - FILTER_BITS_LOG2);
       this.cellBits[h >>> 5]! |= 1 << (h & 31);
+    }
+    this.poolHot = new Int32Array(this.pool.length * HOT_STRIDE);
+    for (let k = 0; k < this.pool.length; k++) {
+      const r = this.pool[k]! * HOT_STRIDE;
+      this.poolHot.set(table.hot.subarray(r, r + HOT_STRIDE), k * HOT_STRIDE);
     }
   }
 
@@ -229,7 +239,7 @@ export class RuleIndex {
     let nd = -1; // destination keys are computed once, on the first source key in use
     for (let i = 0; i < ns; i++) {
       const sk = this.srcKeys[i]!;
-      if (!this.srcUsed.has(sk)) continue;
+      if (this.srcUsed[sk + 1] !== 1) continue;
       if (nd < 0) {
         nd = this.keysOf(this.dst, q.dstZone, q.dst, this.dstKeys);
         if (q.dstLocal && q.iface !== null) {

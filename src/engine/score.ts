@@ -408,16 +408,28 @@ export function evalRule(r: CompiledRule, q: Query, zt: ZoneTable, t: RuleTable)
   return evalAt(t, r.index, q, zt);
 }
 
-/** `evalRule` for the rule at index `i` of the table: the hot path of every lookup. */
+/** `evalRule` for the rule at index `i` of the table. */
 export function evalAt(t: RuleTable, i: number, q: Query, zt: ZoneTable): number {
+  return evalRow(t.hot, i * HOT_STRIDE, t.rules, i, q, zt);
+}
+
+/** The hot path of every lookup: rule `i` whose scalars are the row at `hot[b .. b + HOT_STRIDE)` (the
+ * rule table's row, or a copy of it laid out next to the other candidates of an index cell, so that the
+ * candidates of one lookup are read sequentially). */
+export function evalRow(
+  hot: Int32Array,
+  b: number,
+  rules: CompiledRule[],
+  i: number,
+  q: Query,
+  zt: ZoneTable,
+): number {
   let x: number;
-  const hot = t.hot;
-  const b = i * HOT_STRIDE;
   // cheap scalar dimensions first: most candidates fail here
   let proto = 0;
   const p1 = hot[b + H_PROTO]!;
   if (p1 !== -1) {
-    if (p1 >= 0 ? p1 !== q.proto : !includes(t.rules[i]!.proto!, q.proto)) return -1;
+    if (p1 >= 0 ? p1 !== q.proto : !includes(rules[i]!.proto!, q.proto)) return -1;
     proto = 1;
   }
   let dport = 0;
@@ -428,7 +440,7 @@ export function evalAt(t: RuleTable, i: number, q: Query, zt: ZoneTable): number
     if (p < dlo || p > dhi) return -1;
     dport = dlo === dhi ? 2 : 1;
   } else if (dlo === -2) {
-    dport = portScore(t.rules[i]!.dstPort!, q.dstPort);
+    dport = portScore(rules[i]!.dstPort!, q.dstPort);
     if (dport < 0) return -1;
   }
   let sport = 0;
@@ -436,7 +448,7 @@ export function evalAt(t: RuleTable, i: number, q: Query, zt: ZoneTable): number
   let code = 0;
   let iface = 0;
   if (hot[b + H_RARE] === 1) {
-    const r = t.rules[i]!;
+    const r = rules[i]!;
     if (r.srcPort !== null) {
       sport = portScore(r.srcPort, q.srcPort);
       if (sport < 0) return -1;
@@ -463,7 +475,7 @@ export function evalAt(t: RuleTable, i: number, q: Query, zt: ZoneTable): number
     if (z < 0 || d > zt.depth[z]! || zt.anc[z * ANC_STRIDE + d - 1] !== sz1) return -1;
     szone = d;
   } else if (sz1 === -2) {
-    const r = t.rules[i]!;
+    const r = rules[i]!;
     x = r.srcNet !== null ? subnetScore(r.srcNet, q.src) : -1;
     const y = r.srcZone !== null ? zoneScore(r.srcZone, q.srcZone, zt) : -1;
     if (x < 0 && y < 0) return -1;
@@ -481,7 +493,7 @@ export function evalAt(t: RuleTable, i: number, q: Query, zt: ZoneTable): number
     if (z < 0 || d > zt.depth[z]! || zt.anc[z * ANC_STRIDE + d - 1] !== dz1) return -1;
     dzone = d;
   } else if (dz1 === -2) {
-    const r = t.rules[i]!;
+    const r = rules[i]!;
     x = r.dstNet !== null ? subnetScore(r.dstNet, q.dst) : -1;
     const w = r.dstIface !== null || r.dstIfgroup !== null ? dstIfaceScore(r, q) : -1;
     const y = r.dstZone !== null ? zoneScore(r.dstZone, q.dstZone, zt) : -1;
