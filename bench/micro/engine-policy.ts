@@ -170,3 +170,39 @@ export function generatePolicy(opts: {
   }
   return { policy, conns };
 }
+
+/** The policy as a policy-language document (what `JSON.stringify` or a YAML writer turns into a file
+ * the loader reads): the whole path from file contents to an engine is measured on it. */
+export function policyDocument(policy: Policy): Record<string, unknown> {
+  const ports = (l: PortRange[] | undefined) => l?.map((p) => (p.lo === p.hi ? p.lo : `${p.lo}-${p.hi}`));
+  return {
+    zones: Object.fromEntries(
+      [...policy.zones.values()].map((z) => [
+        z.name,
+        { ...(z.parent ? { parent: z.parent } : {}), addresses: z.addresses.map((c) => c.text) },
+      ]),
+    ),
+    services: Object.fromEntries(
+      [...policy.services.values()].map((s) => [
+        s.name,
+        s.type === 'proxy'
+          ? { type: 'proxy', proxy: 'plug', router: { type: 'transparent' } }
+          : s.type === 'forward'
+            ? { type: 'forward', router: { type: 'transparent' } }
+            : { type: 'deny', ipv4: s.ipv4, ipv6: s.ipv6 },
+      ]),
+    ),
+    rules: policy.rules.map((r: Rule) => ({
+      id: r.id,
+      service: r.service,
+      ...(r.proto ? { proto: r.proto } : {}),
+      ...(r.srcPort ? { src_port: ports(r.srcPort) } : {}),
+      ...(r.dstPort ? { dst_port: ports(r.dstPort) } : {}),
+      ...(r.srcSubnet ? { src_subnet: r.srcSubnet.map((c) => c.text) } : {}),
+      ...(r.srcZone ? { src_zone: r.srcZone } : {}),
+      ...(r.dstSubnet ? { dst_subnet: r.dstSubnet.map((c) => c.text) } : {}),
+      ...(r.dstZone ? { dst_zone: r.dstZone } : {}),
+      ...(r.iface ? { iface: r.iface } : {}),
+    })),
+  };
+}
