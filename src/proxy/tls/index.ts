@@ -9,4 +9,13 @@ export {
   versionName,
 } from './client-hello.ts';
 export { TlsPassthroughGate } from './gate.ts';
+export {
+  type OriginateOptions,
+  type OriginateResult,
+  originateServer,
+  type ServerFailure,
+  type TerminateOptions,
+  type TlsSessionInfo,
+  terminateClient,
+} from './inspect.ts';
 export { type CompiledTls, compileTls, decideHello, type HelloDecision } from './sni-policy.ts';

@@ -1,0 +1,234 @@
+// TLS termination and origination for inspect mode (docs/tls.md): the client side is terminated with a
+// certificate made for the requested name and signed by the service's CA (certs.ts LeafCache); the server
+// side is originated and verified by us, so that the failure reason (unknown issuer, expired, wrong name,
+// handshake failure) can be logged and never reaches the client as success. Both sides speak TLS 1.2 and
+// 1.3 from `minVersion` up; ALPN offers and accepts only what the inner proxy speaks.
+//
+// Used by the HTTP proxy (HTTPS and CONNECT inspection), plug (decrypted relay) and FTP (AUTH TLS, data
+// channels). The module does I/O (node:tls) and decides nothing: the SNI policy is sni-policy.ts's.
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import type { LeafCache } from './certs.ts';
+
+export type TlsVersionName = 'TLSv1.2' | 'TLSv1.3';
+
+/** Why a server handshake did not give a verified session (a small fixed set: a metric label). */
+export type ServerFailure =
+  | 'unknown_issuer'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'wrong_name'
+  | 'handshake_failure'
+  | 'connect_failed';
+
+/** What a handshake gave: the `tls.session` log line and `tzorp sessions --json` under `tls`. */
+export interface TlsSessionInfo {
+  sni: string | null;
+  version: string | null;
+  cipher: string | null;
+  alpn: string | null;
+  /** The server certificate's subject and issuer (one-line), null when none was seen. */
+  subject: string | null;
+  issuer: string | null;
+  /** 'ok', 'disabled' (server_verify: false) or the failure. */
+  verify: 'ok' | 'disabled' | ServerFailure;
+  /** The server certificate's subject alternative names (DNS and IP), to copy into the leaf. */
+  altNames: string[];
+}
+
+export interface TerminateOptions {
+  leaves: LeafCache;
+  /** Names for the leaf (first = CN): the SNI, plus the server certificate's names when known. */
+  names: readonly string[];
+  minVersion: TlsVersionName;
+  /** ALPN protocols the inner proxy speaks (['http/1.1'] for HTTP); none = no ALPN. */
+  alpn?: readonly string[];
+  /** Bytes already read from the client (the ClientHello read by the gate), replayed first. */
+  held?: Uint8Array;
+  /** Milliseconds since the epoch, for leaf validity (tests). */
+  nowMs?: number;
+}
+
+/**
+ * Terminate TLS on a client connection: resolves with the secure socket once the handshake is done,
+ * rejects with the handshake error (the client got an alert from node:tls).
+ */
+export async function terminateClient(socket: net.Socket, opts: TerminateOptions): Promise<tls.TLSSocket> {
+  const leaf = await opts.leaves.get(opts.names, opts.nowMs ?? Date.now());
+  const alpn = opts.alpn ? [...opts.alpn] : undefined;
+  const secure = new tls.TLSSocket(withHeld(socket, opts.held), {
+    isServer: true,
+    secureContext: tls.createSecureContext({
+      cert: leaf.certPem,
+      key: leaf.keyPem,
+      minVersion: opts.minVersion,
+    }),
+    // A client offering only protocols we do not speak (h2) falls back to none: HTTP/1.1 by default.
+    ...(alpn
+      ? { ALPNCallback: ({ protocols }: { protocols: string[] }) => protocols.find((p) => alpn.includes(p)) }
+      : {}),
+  });
+  return new Promise((resolve, reject) => {
+    const fail = (e: Error): void => {
+      secure.destroy();
+      reject(e);
+    };
+    secure.once('error', fail);
+    secure.once('secure', () => {
+      secure.off('error', fail);
+      resolve(secure);
+    });
+  });
+}
+
+/** The socket itself when nothing was read ahead, else a stream that gives the held bytes first. */
+function withHeld(socket: net.Socket, held: Uint8Array | undefined): Duplex {
+  if (!held || held.length === 0) return socket;
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(Buffer.from(held));
+  socket.on('data', (b: Buffer) => {
+    if (!d.push(b)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('error', (e) => d.destroy(e));
+  socket.on('close', () => d.destroy());
+  return d;
+}
+
+export interface OriginateOptions {
+  /** The name sent as SNI (null: none, e.g. an IP address target). */
+  sni: string | null;
+  /** The name the certificate must carry: the SNI, or the Host / CONNECT target without one. */
+  verifyName: string;
+  /** false = server_verify: false (the session is made whatever the certificate). */
+  verify: boolean;
+  /** Trusted CAs in PEM (server_ca_file); undefined = node's bundled roots. */
+  ca?: string | Buffer;
+  minVersion: TlsVersionName;
+  alpn?: readonly string[];
+}
+
+export type OriginateResult =
+  | { ok: true; socket: tls.TLSSocket; info: TlsSessionInfo }
+  | { ok: false; reason: ServerFailure; detail: string; info: TlsSessionInfo };
+
+/**
+ * Originate TLS to a server over a connected socket (or connect options) and verify it ourselves. Never
+ * rejects: a failure comes back with its reason, the socket destroyed.
+ */
+export function originateServer(
+  target: net.Socket | { host: string; port: number },
+  opts: OriginateOptions,
+): Promise<OriginateResult> {
+  const info: TlsSessionInfo = {
+    sni: opts.sni,
+    version: null,
+    cipher: null,
+    alpn: null,
+    subject: null,
+    issuer: null,
+    verify: 'handshake_failure',
+    altNames: [],
+  };
+  const s = tls.connect({
+    ...(target instanceof net.Socket ? { socket: target } : { host: target.host, port: target.port }),
+    ...(opts.sni !== null && !net.isIP(opts.sni) ? { servername: opts.sni } : {}),
+    ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    ...(opts.alpn ? { ALPNProtocols: [...opts.alpn] } : {}),
+    minVersion: opts.minVersion,
+    rejectUnauthorized: false, // checked below, so that the reason is ours to log
+    checkServerIdentity: () => undefined,
+  });
+  return new Promise((resolve) => {
+    const failed = (reason: ServerFailure, detail: string): void => {
+      info.verify = reason;
+      s.destroy();
+      resolve({ ok: false, reason, detail, info });
+    };
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      const connecting = s.connecting || e.syscall === 'connect';
+      failed(connecting ? 'connect_failed' : 'handshake_failure', e.message);
+    });
+    s.once('secureConnect', () => {
+      s.removeAllListeners('error');
+      const cert = s.getPeerCertificate();
+      info.version = s.getProtocol();
+      info.cipher = s.getCipher()?.name ?? null;
+      info.alpn = s.alpnProtocol || null;
+      if (cert && Object.keys(cert).length > 0) {
+        info.subject = dnLine(cert.subject);
+        info.issuer = dnLine(cert.issuer);
+        info.altNames = altNames(cert.subjectaltname);
+      }
+      if (!opts.verify) {
+        info.verify = 'disabled';
+        resolve({ ok: true, socket: s, info });
+        return;
+      }
+      const err = s.authorizationError as unknown as string | Error | null;
+      if (err) {
+        const code = typeof err === 'string' ? err : ((err as NodeJS.ErrnoException).code ?? err.message);
+        failed(chainFailure(code), String(code));
+        return;
+      }
+      const nameErr = tls.checkServerIdentity(opts.verifyName, cert);
+      if (nameErr) {
+        failed('wrong_name', nameErr.message);
+        return;
+      }
+      info.verify = 'ok';
+      resolve({ ok: true, socket: s, info });
+    });
+  });
+}
+
+function chainFailure(code: string): ServerFailure {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return 'expired';
+    case 'CERT_NOT_YET_VALID':
+      return 'not_yet_valid';
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+      return 'unknown_issuer';
+    default:
+      return 'handshake_failure';
+  }
+}
+
+function dnLine(dn: tls.Certificate | undefined): string | null {
+  if (!dn) return null;
+  return Object.entries(dn)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
+    .join(', ');
+}
+
+/** "DNS:a.example, IP Address:198.18.0.1" → ["a.example", "198.18.0.1"]. */
+function altNames(san: string | undefined): string[] {
+  if (!san) return [];
+  const out: string[] = [];
+  for (const part of san.split(', ')) {
+    const m = /^(DNS|IP Address):(.+)$/.exec(part);
+    if (m) out.push(m[2]!);
+  }
+  return out;
+}

@@ -1,0 +1,114 @@
+// Termination and origination for inspect mode, with real handshakes on loopback: a server holding a
+// certificate from a test CA is verified (or refused with the reason), and a client trusting only the
+// inspection CA accepts the leaf made for its name, with the ClientHello bytes read ahead replayed.
+import assert from 'node:assert/strict';
+import net, { type AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import tls from 'node:tls';
+import { createCa, issueLeaf, LeafCache, loadCa, type PemPair } from '../../../../src/proxy/tls/certs.ts';
+import { originateServer, terminateClient } from '../../../../src/proxy/tls/inspect.ts';
+
+const DAY = 86_400_000;
+
+async function serve(leaf: PemPair, body: string): Promise<{ port: number; close: () => void }> {
+  const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => s.end(body));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
+}
+
+test('originateServer: a verified server gives the session and its details; unknown issuer, wrong name, expired are refused with the reason', async () => {
+  const caPem = await createCa({ name: 'server CA' });
+  const ca = await loadCa(caPem);
+  const other = await createCa({ name: 'other CA' });
+  const good = await serve(await issueLeaf(ca, ['www.example.org']), 'hello');
+  const expired = await serve(
+    await issueLeaf(ca, ['www.example.org'], { days: 1, now: new Date(Date.now() - 10 * DAY) }),
+    'old',
+  );
+  try {
+    const base = {
+      sni: 'www.example.org',
+      verifyName: 'www.example.org',
+      verify: true,
+      minVersion: 'TLSv1.2' as const,
+    };
+    const ok = await originateServer(
+      { host: '127.0.0.1', port: good.port },
+      { ...base, ca: caPem.certPem, alpn: ['http/1.1'] },
+    );
+    assert.ok(ok.ok, ok.ok ? '' : ok.detail);
+    assert.equal(ok.info.verify, 'ok');
+    assert.equal(ok.info.subject, 'CN=www.example.org');
+    assert.equal(ok.info.issuer, 'CN=server CA');
+    assert.deepEqual(ok.info.altNames, ['www.example.org']);
+    assert.match(ok.info.version ?? '', /^TLSv1\.[23]$/);
+    ok.socket.destroy();
+
+    const unknown = await originateServer(
+      { host: '127.0.0.1', port: good.port },
+      { ...base, ca: other.certPem },
+    );
+    assert.equal(unknown.ok ? 'ok' : unknown.reason, 'unknown_issuer');
+    const wrong = await originateServer(
+      { host: '127.0.0.1', port: good.port },
+      { ...base, sni: 'evil.example.com', verifyName: 'evil.example.com', ca: caPem.certPem },
+    );
+    assert.equal(wrong.ok ? 'ok' : wrong.reason, 'wrong_name');
+    const old = await originateServer(
+      { host: '127.0.0.1', port: expired.port },
+      { ...base, ca: caPem.certPem },
+    );
+    assert.equal(old.ok ? 'ok' : old.reason, 'expired');
+    const unchecked = await originateServer(
+      { host: '127.0.0.1', port: good.port },
+      { ...base, ca: other.certPem, verify: false },
+    );
+    assert.equal(unchecked.ok ? unchecked.info.verify : unchecked.reason, 'disabled');
+    if (unchecked.ok) unchecked.socket.destroy();
+  } finally {
+    good.close();
+    expired.close();
+  }
+});
+
+test('terminateClient: the client trusting the inspection CA gets a leaf for its name; held hello bytes are replayed; h2 falls back', async () => {
+  const caPem = await createCa({ name: 'inspection CA' });
+  const leaves = new LeafCache(await loadCa(caPem));
+  const server = net.createServer((raw) => {
+    // read the first bytes ahead, as the gate does, and hand them over
+    raw.once('data', (first: Buffer) => {
+      raw.pause();
+      void terminateClient(raw, {
+        leaves,
+        names: ['www.example.org'],
+        minVersion: 'TLSv1.2',
+        alpn: ['http/1.1'],
+        held: first,
+      }).then(
+        (s) => s.end(`alpn=${s.alpnProtocol || 'none'}`),
+        () => raw.destroy(),
+      );
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const got = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: 'www.example.org',
+        ca: caPem.certPem,
+        ALPNProtocols: ['h2', 'http/1.1'],
+      });
+      let text = '';
+      s.on('secureConnect', () => assert.ok(s.authorized));
+      s.on('data', (d) => (text += d));
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+    });
+    assert.equal(got, 'alpn=http/1.1');
+  } finally {
+    server.close();
+  }
+});
