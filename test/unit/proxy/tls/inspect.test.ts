@@ -112,3 +112,29 @@ test('terminateClient: the client trusting the inspection CA gets a leaf for its
     server.close();
   }
 });
+
+test('originateServer over a connected socket (IPv6 loopback), no SNI for an IP target: the address is checked against the certificate', async () => {
+  const caPem = await createCa({ name: 'server CA' });
+  const ca = await loadCa(caPem);
+  const leaf = await issueLeaf(ca, ['::1']);
+  const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => s.end('v6'));
+  await new Promise<void>((r) => server.listen(0, '::1', r));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const connect = async (): Promise<net.Socket> => {
+      const raw = net.connect({ host: '::1', port });
+      await new Promise((r) => raw.once('connect', r));
+      return raw;
+    };
+    const base = { sni: null, verify: true, ca: caPem.certPem, minVersion: 'TLSv1.3' as const };
+    const ok = await originateServer(await connect(), { ...base, verifyName: '::1' });
+    assert.ok(ok.ok, ok.ok ? '' : ok.detail);
+    assert.equal(ok.info.version, 'TLSv1.3');
+    assert.equal(ok.info.sni, null);
+    ok.socket.destroy();
+    const wrong = await originateServer(await connect(), { ...base, verifyName: '2001:db8::1' });
+    assert.equal(wrong.ok ? 'ok' : wrong.reason, 'wrong_name');
+  } finally {
+    server.close();
+  }
+});
