@@ -64,7 +64,7 @@ export async function terminateClient(socket: net.Socket, opts: TerminateOptions
       key: leaf.keyPem,
       minVersion: opts.minVersion,
     }),
-    // A client offering only protocols we do not speak (h2) falls back to none: HTTP/1.1 by default.
+    // A client offering h2 and http/1.1 gets http/1.1; one offering only h2 gets a no_application_protocol alert.
     ...(alpn
       ? { ALPNCallback: ({ protocols }: { protocols: string[] }) => protocols.find((p) => alpn.includes(p)) }
       : {}),
