@@ -266,14 +266,9 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
       assert.equal(seen.local, `${S6}:8080`);
       assert.equal(seen.peer, ADDR.fwServer6);
     }
-    const summaries = relay
-      .stdout()
-      .split('\n')
-      .filter((l) => l.startsWith('SUMMARY '))
-      .map((l) => JSON.parse(l.slice(8)))
-      .filter((s) => s.service === 'failover');
-    assert.equal(summaries.length, 3);
-    for (const s of summaries) assert.equal(s.verdict, 'ACCEPTED');
+    const failover = await summariesOf('failover', 3);
+    assert.equal(failover.length, 3);
+    for (const s of failover) assert.equal(s.verdict, 'ACCEPTED');
   });
 
   test('round robin spreads sessions over every target in turn', async () => {
@@ -303,6 +298,17 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
       .filter((s) => s.service === service);
   }
 
+  /** The summaries of `service` once there are `n`: the client has its answer before the relay writes
+   * the session's summary, so a test that counts them right after its last exchange waits for them. */
+  async function summariesOf(service: string, n: number): Promise<ReturnType<typeof summaries>> {
+    let found = summaries(service);
+    for (let i = 0; i < 300 && found.length < n; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      found = summaries(service);
+    }
+    return found;
+  }
+
   /** The client's view of a refused connection: nc exits without any answer. */
   async function refused(host: string, port: number): Promise<void> {
     const r = await lab.exec('client', ['nc', '-N', '-w', '10', host, String(port)], {
@@ -328,7 +334,7 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
       assert.equal(s.clientZone, 'clients');
     }
     assert.deepEqual(
-      summaries('zone_allowed').map((s) => s.verdict),
+      (await summariesOf('zone_allowed', 2)).map((s) => s.verdict),
       ['ACCEPTED', 'ACCEPTED'],
     );
   });
@@ -343,7 +349,7 @@ describe('plug relay in namespaces (TPROXY, IPv4 and IPv6)', { skip }, () => {
     const seen = await nc(S6, 86, 'after');
     assert.equal(seen.sha256, sha('after'));
     assert.deepEqual(
-      summaries('limited').map((s) => s.verdict),
+      (await summariesOf('limited', 3)).map((s) => s.verdict),
       ['DENIED_BY_LIMIT', 'ACCEPTED', 'ACCEPTED'],
     );
   });
