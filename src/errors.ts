@@ -63,6 +63,7 @@ export const E = {
     'user',
     "limit_target_zones_to excludes the rule's own destination zone",
   ),
+  LINT_UDP_TO_PROXY: entry('TZ1524', 'user', 'a rule sends UDP to a proxy, which speaks TCP only'),
   // --- kernel (TZ2xxx) ---
   KERNEL_NFT_CHECK: entry('TZ2001', 'env', 'nft rejected the compiled ruleset (nothing was changed)'),
   KERNEL_NFT_APPLY: entry('TZ2002', 'env', 'nft failed to apply the ruleset (the previous one stays)'),

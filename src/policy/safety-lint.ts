@@ -28,6 +28,29 @@ export function safetyLint(policy: Policy, d: Diagnostics, facts: SafetyFacts): 
   }
   directedMasquerade(policy, d);
   targetZonesExcluded(policy, d);
+  udpToProxy(policy, d);
+}
+
+const UDP = 17;
+
+/** Every proxy (plug, HTTP, FTP) speaks TCP only, but the kernel diverts whatever the rule matches to
+ * it: a rule without `proto`, or with udp, sends UDP there too, where nothing answers. */
+function udpToProxy(policy: Policy, d: Diagnostics): void {
+  for (const r of policy.rules) {
+    const s = policy.services.get(r.service);
+    if (s?.type !== 'proxy' || (r.proto !== undefined && !r.proto.includes(UDP))) continue;
+    const what =
+      r.proto === undefined
+        ? 'has no proto, so it matches UDP too'
+        : r.proto.length === 1
+          ? 'matches UDP only'
+          : 'matches UDP';
+    d.warnPos(
+      'LINT_UDP_TO_PROXY',
+      `rule ${r.id} ${what}, but service '${s.name}' is a ${s.proxy} proxy, which speaks TCP only: every UDP connection it matches is diverted to the proxy and fails; add proto: tcp (and a forward or deny rule for the UDP traffic)`,
+      r.pos,
+    );
+  }
 }
 
 /** A directed forward service (port forwarding, typically inbound) masquerades by default: the server

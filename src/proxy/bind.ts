@@ -53,6 +53,15 @@ export function bindProxies(policy: Policy): BoundProxies {
       }
       continue;
     }
+    const misfit = mod.routerProblem?.(s.router.type, options);
+    if (misfit) {
+      errors.push(
+        new TzorpError(misfit.id, `service ${s.name} (${s.proxy}): ${misfit.message}`, {
+          pos: misfit.path ? optionPos(s, misfit.path) : s.pos,
+        }),
+      );
+      continue;
+    }
     // A `tls:` block puts the TLS layer in front of the proxy's own core (passthrough: decide on the
     // ClientHello, then the proxy relays every byte unchanged).
     const tls = s.tls ? compileTls(s.tls) : null;

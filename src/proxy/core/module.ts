@@ -17,10 +17,17 @@ export class OptionProblems {
   constructor(readonly problems: readonly OptionProblem[]) {}
 }
 
+/** The policy's router types (`router: { type }`). */
+export type RouterType = 'transparent' | 'directed' | 'inband';
+
 export interface ProxyModule<O> {
   /** The policy's `proxy:` value. */
   readonly name: string;
   parseOptions(raw: unknown): O | OptionProblems;
+  /** Whether the service's router can serve this proxy with these options: null when it can, else the
+   * problem (every connection of the service would fail), placed at `path` (an option, or '' for the
+   * service). Optional: a proxy that works with every router leaves it out. */
+  routerProblem?(router: RouterType, options: O): OptionProblem | null;
   /** One session's core, with the options parseOptions returned. */
   create(context: CoreContext, options: O): ProxyCore;
 }

@@ -17,5 +17,15 @@ export const httpModule: ProxyModule<HttpOptions> = {
       options ?? new OptionProblems(errors.map((e) => ({ id: e.id, path: path(e), message: e.message })))
     );
   },
+  // explicit mode: clients connect to the proxy itself and name the server in the request; only an
+  // inband router connects there (a transparent one would connect back to the proxy's own address)
+  routerProblem: (router, options) =>
+    !options.transparentMode && router !== 'inband'
+      ? {
+          id: 'POLICY_BAD_SERVICE',
+          path: 'transparent_mode',
+          message: `transparent_mode: false (an explicit proxy) needs router: { type: inband }: with the ${router} router every request would go to ${router === 'transparent' ? 'the address the client connected to, the proxy itself' : 'the directed targets whatever URL it names'}`,
+        }
+      : null,
   create: (context, options) => new HttpCore(context, options),
 };

@@ -156,6 +156,75 @@ management:
     assert.ok(!w.includes('TZ1523:12'), 'a zone below a listed one is allowed');
   });
 
+  it('warns about a rule that sends UDP to a proxy (no proto, or udp), not about tcp-only rules', () => {
+    const f = file(
+      'udp.yaml',
+      `zones:
+  clients: { addresses: [198.18.10.0/23] }
+services:
+  web: { type: proxy, proxy: http }
+  relay: { type: proxy, proxy: plug }
+  out: { type: forward }
+rules:
+  - { id: 1, service: web, dst_port: 80, src_zone: clients }
+  - { id: 2, service: relay, proto: udp, dst_port: 53, src_zone: clients }
+  - { id: 3, service: relay, proto: [tcp, udp], dst_port: 5000, src_zone: clients }
+  - { id: 4, service: web, proto: tcp, dst_port: 8080, src_zone: clients }
+  - { id: 5, service: out, dst_port: 123, src_zone: clients }
+management:
+  - { proto: tcp, dst_port: 22, src_zone: clients }
+`,
+    );
+    const r = tzorp('check', f, '--json');
+    assert.equal(r.code, 0, r.out);
+    const w = JSON.parse(r.out).warnings.filter((x: { code: string }) => x.code === 'TZ1524');
+    assert.deepEqual(
+      w.map((x: { line: number }) => x.line),
+      [8, 9, 10],
+      JSON.stringify(w),
+    );
+    assert.match(w[0].message, /rule 1 has no proto, so it matches UDP too, but service 'web' is a http proxy/);
+    assert.match(w[1].message, /rule 2 matches UDP only/);
+  });
+
+  it('refuses a router the proxy cannot use: plug with inband, explicit HTTP without inband (run refuses it too)', () => {
+    const f = file(
+      'routers.yaml',
+      `zones:
+  clients: { addresses: [198.18.10.0/23] }
+services:
+  relay: { type: proxy, proxy: plug, router: inband }
+  explicit_ok: { type: proxy, proxy: http, router: inband, transparent_mode: false }
+  explicit_bad: { type: proxy, proxy: http, router: transparent, options: { transparent_mode: false } }
+  explicit_directed: { type: proxy, proxy: http, router: { type: directed, targets: ["198.18.20.10:3128"] }, transparent_mode: false }
+  transparent_inband: { type: proxy, proxy: http, router: inband }
+rules:
+  - { id: 1, service: relay, proto: tcp, dst_port: 5000, src_zone: clients }
+  - { id: 2, service: explicit_ok, proto: tcp, dst_port: 3128, src_zone: clients }
+  - { id: 3, service: explicit_bad, proto: tcp, dst_port: 3129, src_zone: clients }
+  - { id: 4, service: explicit_directed, proto: tcp, dst_port: 3130, src_zone: clients }
+  - { id: 5, service: transparent_inband, proto: tcp, dst_port: 80, src_zone: clients }
+management:
+  - { proto: tcp, dst_port: 22, src_zone: clients }
+`,
+    );
+    const r = tzorp('check', f, '--json');
+    assert.equal(r.code, 1, r.out);
+    const errs = JSON.parse(r.out).errors as { code: string; line: number; col: number; message: string }[];
+    assert.deepEqual(
+      errs.map((e) => `${e.code}:${e.line}`),
+      ['TZ1041:4', 'TZ1041:6', 'TZ1041:7'],
+      JSON.stringify(errs),
+    );
+    assert.match(errs[0]!.message, /plug proxy cannot use an inband router/);
+    assert.match(errs[1]!.message, /transparent_mode: false .* needs router: \{ type: inband \}/);
+    // placed at the option itself
+    assert.equal(errs[1]!.col, 77, JSON.stringify(errs[1]));
+    const run = tzorp('run', f, '--control', join(dir, 'never.sock'));
+    assert.equal(run.code, 1, run.out);
+    assert.match(run.out + run.err, /TZ1041 .*plug proxy cannot use an inband router/);
+  });
+
   it('exit 1 for a missing file, 2 for usage errors', () => {
     assert.equal(tzorp('check', join(dir, 'missing.yaml')).code, 1);
     assert.equal(tzorp('check').code, 2);

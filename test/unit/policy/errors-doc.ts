@@ -43,7 +43,7 @@ const DETAILS: Record<string, string> = {
   TZ1034: 'A zone, a service, a field of one entry or a proxy option is defined twice.',
   TZ1040: 'A rule names a service that is not defined.',
   TZ1041:
-    'A service is inconsistent: a forward service with an inband router, a forward directed router with more than one target, forge_port or forced_port on a forward service, two proxy services on one listener port, a proxy name tzorp does not have, or per-proxy options the proxy module refuses.',
+    'A service is inconsistent: a forward service with an inband router, a forward directed router with more than one target, forge_port or forced_port on a forward service, two proxy services on one listener port, a proxy name tzorp does not have, per-proxy options the proxy module refuses, or a router the proxy cannot use (`proxy: plug` with an inband router; HTTP `transparent_mode: false`, an explicit proxy, without an inband router): each would fail on every connection.',
   TZ1050: 'Two rules have the same explicit `id`.',
   TZ1051:
     'No automatic rule id is left below the tproxy mark: give the rule an explicit id or use a higher tproxy_mark.',
@@ -60,6 +60,8 @@ const DETAILS: Record<string, string> = {
     'Warning. A network was written with host bits set (`198.18.1.7/24`); it is used as the masked network (`198.18.1.0/24`), as KZorp does.',
   TZ1506:
     "Warning. The rule's conditions contradict each other (ICMP type/code with a non-ICMP protocol, ports on a protocol without ports): it matches nothing.",
+  TZ1524:
+    'Warning. A rule whose service is a proxy (plug, HTTP, FTP) has no `proto`, or lists `udp`: the kernel diverts every connection the rule matches to the proxy, and the proxies speak TCP only, so each UDP connection it matches fails there. Add `proto: tcp` to the rule, and give the UDP traffic a rule of its own (a forward or deny service).',
   TZ1530:
     "Warning. A proxy service's `tls` block sets `server_verify: false`: tzorp accepts whatever certificate the server presents, so anyone between tzorp and the server can read and change the traffic. Leave it on and give `server_ca_file` for private CAs.",
   TZ1531:
