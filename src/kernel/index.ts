@@ -33,7 +33,7 @@ export function compilePolicy(policy: Policy, opts: CompileOptions = {}): Compil
 import { type ApplyOutcome, applyModel, type FlushOptions, type FlushResult, flush } from './apply/index.ts';
 
 export type { ApplyOutcome, ApplyResult, FlushOptions, FlushResult, SysctlCheck } from './apply/index.ts';
-export { checkSysctls, nftCheck, sysctlNeeds } from './apply/index.ts';
+export { checkSysctls, checkUserRules, nftCheck, privateNetns, sysctlNeeds } from './apply/index.ts';
 
 import { saveInstalled } from './apply/state.ts';
 

@@ -1,10 +1,10 @@
 // tzorp compile POLICY [--listen-port SERVICE=PORT ...] [--user-rules FILE] [-o FILE]: prints the nftables
 // ruleset the policy compiles to (one `table inet tzorp` transaction, docs/kernel.md). Exit 0 ok, 1 when
-// the policy is invalid or cannot be compiled, 2 on usage errors.
+// the policy is invalid or cannot be compiled (or nft refuses the --user-rules), 2 on usage errors.
 import { readFile, writeFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError } from 'commander';
 import { TzorpError } from '../../errors.ts';
-import { compilePolicy } from '../../kernel/index.ts';
+import { checkUserRules, compilePolicy, privateNetns } from '../../kernel/index.ts';
 import { loadPolicyFile, type Policy } from '../../policy/index.ts';
 
 /** Parses repeated `--listen-port SERVICE=PORT` options. */
@@ -53,7 +53,13 @@ export function register(program: Command): void {
             return;
           }
           const userRules = await readUserRules(o.userRules);
-          const { text } = compilePolicy(policy, { listenPorts: o.listenPort ?? new Map(), userRules });
+          const { text, model } = compilePolicy(policy, {
+            listenPorts: o.listenPort ?? new Map(),
+            userRules,
+          });
+          // the user's rules are checked by nft (in a network namespace of its own: compile changes
+          // nothing), so a file that is not nft syntax fails here, not at the first apply
+          if (userRules !== undefined) await checkUserRules(model, privateNetns());
           if (o.output) await writeFile(o.output, text);
           else process.stdout.write(text);
         } catch (e) {

@@ -36,6 +36,23 @@ export async function nftCheck(text: string, prefix: string[] = []): Promise<voi
   }
 }
 
+/** The user's rules (`--user-rules`), which tzorp did not write, checked by `nft -c` against the
+ * table's declarations without their elements: a file that is not nft syntax, or that names a set or
+ * chain the table does not have, is refused with nft's own message. */
+export async function checkUserRules(model: TableModel, prefix: string[] = []): Promise<void> {
+  if (model.userRules === null) return;
+  const r = await run('nft', ['-c', '-f', '-'], renderSkeleton(model), prefix);
+  if (r.code !== 0) {
+    throw toolFailure('KERNEL_NFT_CHECK', `nft -c rejected the user rules:\n${firstLines(r.stderr)}`, r);
+  }
+}
+
+/** A prefix that runs a command in a new, empty network namespace of its own (nothing of this one is
+ * seen or touched): as root directly, otherwise in a user namespace where the caller maps to root. */
+export function privateNetns(): string[] {
+  return process.getuid?.() === 0 ? ['unshare', '--net'] : ['unshare', '--map-root-user', '--net'];
+}
+
 export interface ApplyModelOptions extends ApplyTextOptions {
   /** The model of the table the kernel holds (the last apply's): apply only the differences. Without
    * it, or when the differences cannot be applied, the whole table is replaced. */
@@ -64,16 +81,7 @@ export async function applyModel(
 ): Promise<ApplyOutcome> {
   const prefix = opts.prefix ?? [];
   const previous = opts.previous ?? null;
-  if (model.userRules !== null && previous?.userRules !== model.userRules) {
-    const r = await run('nft', ['-c', '-f', '-'], renderSkeleton(model), prefix);
-    if (r.code !== 0) {
-      throw toolFailure(
-        'KERNEL_NFT_CHECK',
-        `nft -c rejected the ruleset with the user rules:\n${firstLines(r.stderr)}`,
-        r,
-      );
-    }
-  }
+  if (model.userRules !== null && previous?.userRules !== model.userRules) await checkUserRules(model, prefix);
   const undo = await ensureRouting(
     { mark: policy.settings.tproxyMark, table: policy.settings.routingTable },
     prefix,
