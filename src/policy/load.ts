@@ -18,6 +18,10 @@ export interface LoadResult {
   policy: Policy | null;
   errors: TzorpError[];
   warnings: TzorpError[];
+  /** When the policy is invalid but its structure was read: the zones, services and rules that did
+   * resolve (the others left out), so that `tzorp check` reports proxy-option errors beside the
+   * structural ones. Never a policy to run. */
+  partial?: Policy;
 }
 
 function mib(n: number): string {
@@ -64,6 +68,7 @@ export function loadPolicyText(
   const d = new Diagnostics(file, lines);
   const root = readSyntax(text, bytes, d);
   let policy: Policy | null = null;
+  let partial: Policy | null = null;
   if (root !== null) {
     const r = new Resolver(d);
     const hash = sha256 ?? createHash('sha256').update(text, 'utf8').digest('hex');
@@ -71,11 +76,22 @@ export function loadPolicyText(
     if (policy !== null && opts.lint !== false) {
       lintPolicy(policy, d, r.usedZones);
       safetyLint(policy, d, { managementAt: r.managementAt, topAt: r.topAt });
+    } else if (r.partial !== null && opts.lint !== false) {
+      // with errors, the warnings that each look at one service or rule still hold (lockout, UDP to
+      // a proxy, ...); the pairwise lint (shadowed, tied, unused) would judge a policy with parts
+      // missing, so it waits for a valid one
+      safetyLint(r.partial, d, { managementAt: r.managementAt, topAt: r.topAt });
+      partial = r.partial;
     }
   }
   d.finish();
   if (d.errors.length > 0) policy = null;
-  return { policy, errors: byPosition(d.errors), warnings: byPosition(d.warnings) };
+  return {
+    policy,
+    errors: byPosition(d.errors),
+    warnings: byPosition(d.warnings),
+    ...(partial && policy === null ? { partial } : {}),
+  };
 }
 
 function readSyntax(text: string, bytes: number, d: Diagnostics): PNode | null {

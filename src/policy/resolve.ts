@@ -87,6 +87,9 @@ export class Resolver {
   readonly usedZones = new Set<string>();
   /** Where the top-level `management:` key is (null: the policy has none), for the safety lint. */
   managementAt: number | null = null;
+  /** When resolve failed: what did resolve (the parts with errors left out), for `tzorp check` to
+   * report the problems it can still find beside the errors. Never a policy to run. */
+  partial: Policy | null = null;
   /** Where the policy starts (warnings about something missing point there). */
   topAt = 0;
 
@@ -268,8 +271,7 @@ export class Resolver {
     this.managementAt = f.get('management')?.keyAt ?? null;
     this.topAt = top.at;
     const bypass = this.resolveConditionList(f.get('bypass'), 'bypass');
-    if (this.d.failed) return null;
-    return {
+    const policy: Policy = {
       zones,
       services: serviceDefs,
       rules,
@@ -278,6 +280,11 @@ export class Resolver {
       settings: this.settings,
       source,
     };
+    if (this.d.failed) {
+      this.partial = policy;
+      return null;
+    }
+    return policy;
   }
 
   // --- settings ----------------------------------------------------------------------------------

@@ -10,10 +10,19 @@ import { type LoadResult, loadPolicyFile } from '../../policy/index.ts';
  * `tzorp run` makes), each option problem already placed at the option's own file:line:col. */
 export async function checkPolicyFile(file: string): Promise<LoadResult> {
   const r = await loadPolicyFile(file);
-  if (r.policy === null) return r;
+  // an invalid policy's services that did resolve are checked too: every error in one pass
+  const checked = r.policy ?? r.partial;
+  if (!checked) return r;
   const { checkProxies } = await loadChecks();
-  const errors = checkProxies(r.policy);
-  return errors.length === 0 ? r : { policy: null, errors, warnings: r.warnings };
+  const errors = checkProxies(checked);
+  if (errors.length === 0) return r;
+  return { policy: null, errors: inFileOrder([...r.errors, ...errors]), warnings: r.warnings };
+}
+
+function inFileOrder(list: TzorpError[]): TzorpError[] {
+  return list.sort(
+    (a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0) || (a.pos?.col ?? 0) - (b.pos?.col ?? 0),
+  );
 }
 
 export interface CheckSummary {

@@ -59,9 +59,11 @@ describe('tzorp check', () => {
         const [where = '', code = ''] = l.replace(`${f}:`, '').split(' ');
         return where + code;
       }),
-      ['2:20:TZ1020', '6:16:TZ1040', '6:32:TZ1021'],
+      // errors first, then the warnings that hold beside them (no management section)
+      ['2:20:TZ1020', '6:16:TZ1040', '6:32:TZ1021', '1:1:warning:'],
     );
-    assert.equal(lines.at(-1), `${f}: invalid: 3 errors, 0 warnings`);
+    assert.match(lines.at(-2)!, /warning: TZ1520 /);
+    assert.equal(lines.at(-1), `${f}: invalid: 3 errors, 1 warning`);
   });
 
   it('--json prints the documented document', () => {
@@ -183,7 +185,10 @@ management:
       [8, 9, 10],
       JSON.stringify(w),
     );
-    assert.match(w[0].message, /rule 1 has no proto, so it matches UDP too, but service 'web' is a http proxy/);
+    assert.match(
+      w[0].message,
+      /rule 1 has no proto, so it matches UDP too, but service 'web' is a http proxy/,
+    );
     assert.match(w[1].message, /rule 2 matches UDP only/);
   });
 
@@ -223,6 +228,37 @@ management:
     const run = tzorp('run', f, '--control', join(dir, 'never.sock'));
     assert.equal(run.code, 1, run.out);
     assert.match(run.out + run.err, /TZ1041 .*plug proxy cannot use an inband router/);
+  });
+
+  it('reports proxy-option and router errors together with structural ones, and warnings beside errors', () => {
+    const f = file(
+      'together.yaml',
+      `zones:
+  clients: { addresses: [198.18.10.0/23] }
+services:
+  web: { type: proxy, proxy: http, options: { timeout: -5 } }
+  relay: { type: proxy, proxy: plug, router: inband }
+rules:
+  - { id: 1, service: web, proto: tcp, dst_port: 80, src_zone: nowhere }
+  - { id: 2, service: relay, dst_port: 5000, src_zone: clients }
+`,
+    );
+    const r = tzorp('check', f, '--json');
+    assert.equal(r.code, 1, r.out);
+    const out = JSON.parse(r.out) as {
+      errors: { code: string; line: number }[];
+      warnings: { code: string; line: number }[];
+    };
+    assert.deepEqual(
+      out.errors.map((e) => `${e.code}:${e.line}`),
+      ['TZ1013:4', 'TZ1041:5', 'TZ1031:7'],
+    );
+    assert.deepEqual(
+      out.warnings.map((e) => `${e.code}:${e.line}`),
+      ['TZ1520:1', 'TZ1524:8'],
+    );
+    const text = tzorp('check', f);
+    assert.match(text.out, /invalid: 3 errors, 2 warnings\n$/);
   });
 
   it('exit 1 for a missing file, 2 for usage errors', () => {
