@@ -64,6 +64,7 @@ export const E = {
     "limit_target_zones_to excludes the rule's own destination zone",
   ),
   LINT_UDP_TO_PROXY: entry('TZ1524', 'user', 'a rule sends UDP to a proxy, which speaks TCP only'),
+  LINT_DENY_OUTRANKED: entry('TZ1525', 'user', 'a deny rule loses some of its traffic to a more specific rule'),
   // --- kernel (TZ2xxx) ---
   KERNEL_NFT_CHECK: entry('TZ2001', 'env', 'nft rejected the compiled ruleset (nothing was changed)'),
   KERNEL_NFT_APPLY: entry('TZ2002', 'env', 'nft failed to apply the ruleset (the previous one stays)'),

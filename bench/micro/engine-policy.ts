@@ -139,6 +139,7 @@ export function generatePolicy(opts: {
     rules,
     management: [],
     bypass: [],
+    block: [],
     settings: {
       tproxyMark: 0x80000000,
       serviceMarkMask: 0xffff,

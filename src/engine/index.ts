@@ -5,6 +5,7 @@ export { formatAddress, ParsedAddr, parseAddress } from './address.ts';
 export { ConditionsMatcher } from './conditions.ts';
 export type { Candidate, Decision, Explanation } from './engine.ts';
 export { Engine } from './engine.ts';
+export { outrankedDenies } from './deny-lint.ts';
 export { type Sample, sampleConnections } from './samples.ts';
 export type { DimensionResult, MatchGroup, ScoreField, ScoreTuple } from './score.ts';
 export {

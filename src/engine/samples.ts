@@ -2,7 +2,7 @@
 // a connection built to satisfy that rule (an address whose zone is the rule's zone, a port it lists,
 // ...), plus connections no rule matches. The engine then says what really happens to each (a more
 // specific rule may win). Used by `tzorp demo` to show a policy's decisions without a hand-made list.
-import type { Connection, Family, Policy, Rule } from '../policy/model.ts';
+import type { Conditions, Connection, Family, Policy, Rule } from '../policy/model.ts';
 import { formatAddress } from './address.ts';
 import type { Decision, Engine } from './engine.ts';
 import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP } from './score.ts';
@@ -67,11 +67,13 @@ function sideAddress(
   return FREE[family][side]!;
 }
 
-function connectionFor(
+/** A connection that satisfies the conditions (a rule's, or conditions built for a lint), in one
+ * family; null when they only name addresses of the other family. */
+export function connectionForConditions(
   engine: Engine,
   policy: Policy,
   flat: { v4: ZoneInterval[]; v6: ZoneInterval[] },
-  r: Rule,
+  r: Conditions,
   family: Family,
 ): Connection | null {
   const src = sideAddress(engine, policy, flat, family, r.srcSubnet, r.srcZone, 0);
@@ -111,7 +113,7 @@ export function sampleConnections(engine: Engine, perService = 1): Sample[] {
   const seen = new Map<string, number>();
   for (const r of policy.rules) {
     for (const family of [4, 6] as const) {
-      const conn = connectionFor(engine, policy, flat, r, family);
+      const conn = connectionForConditions(engine, policy, flat, r, family);
       if (conn === null) continue;
       const decision = engine.decide(conn);
       const key = `${decision.service?.name ?? '-'}/${family}`;

@@ -3,7 +3,7 @@
 // docs/policy.md and the examples agree. Names are part of the public interface: keep them stable.
 import type { Dimension } from './model.ts';
 
-export const TOP_FIELDS = ['zones', 'services', 'rules', 'management', 'bypass', 'settings'] as const;
+export const TOP_FIELDS = ['zones', 'services', 'rules', 'management', 'bypass', 'block', 'settings'] as const;
 
 export const ZONE_FIELDS = ['addresses', 'parent', 'description'] as const;
 

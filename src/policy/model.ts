@@ -251,6 +251,13 @@ export interface BypassRule extends Conditions {
   pos: SourcePos;
 }
 
+/** Traffic dropped before any rule is consulted (a blocklist: `block:`). It wins over every rule;
+ * bypass entries and management (for the firewall's own address) come before it. */
+export interface BlockRule extends Conditions {
+  description?: string;
+  pos: SourcePos;
+}
+
 export interface PolicySettings {
   /** Mark bit(s) that send a packet to the local (tproxy) routing table. Zorp: 0x80000000. */
   tproxyMark: number;
@@ -275,6 +282,7 @@ export interface Policy {
   rules: Rule[];
   management: ManagementRule[];
   bypass: BypassRule[];
+  block: BlockRule[];
   settings: PolicySettings;
   /** File it was loaded from and a sha256 of its bytes (hex). */
   source: { file: string; sha256: string };

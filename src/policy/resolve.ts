@@ -32,6 +32,7 @@ import {
   ZONE_FIELDS,
 } from './fields.ts';
 import {
+  type BlockRule,
   type BypassRule,
   type Chainer,
   type Cidr,
@@ -271,12 +272,14 @@ export class Resolver {
     this.managementAt = f.get('management')?.keyAt ?? null;
     this.topAt = top.at;
     const bypass = this.resolveConditionList(f.get('bypass'), 'bypass');
+    const block = this.resolveConditionList(f.get('block'), 'block');
     const policy: Policy = {
       zones,
       services: serviceDefs,
       rules,
       management,
       bypass,
+      block,
       settings: this.settings,
       source,
     };
@@ -1128,8 +1131,8 @@ export class Resolver {
 
   private resolveConditionList(
     e: PEntry | undefined,
-    what: 'management' | 'bypass',
-  ): (ManagementRule | BypassRule)[] {
+    what: 'management' | 'bypass' | 'block',
+  ): (ManagementRule | BypassRule | BlockRule)[] {
     if (!e || e.value.kind === 'null') return [];
     if (e.value.kind !== 'seq') {
       this.typeError(e.value, what, `a list of ${what} rules`);

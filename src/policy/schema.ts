@@ -203,6 +203,7 @@ export function policySchema(): Schema {
       rules: { type: ['array', 'null'], items: ref('rule') },
       management: { type: ['array', 'null'], items: ref('management') },
       bypass: { type: ['array', 'null'], items: ref('bypass') },
+      block: { type: ['array', 'null'], items: ref('block') },
       settings: { type: ['object', 'null'], additionalProperties: false, properties: settingsProps },
     },
     $defs: {
@@ -277,6 +278,7 @@ export function policySchema(): Schema {
       ),
       management: conditions({ description: str('free text') }),
       bypass: conditions({ description: str('free text') }),
+      block: conditions({ description: str('free text') }),
     },
   };
 }

@@ -3,6 +3,7 @@
 // 2 usage (main.ts maps commander's errors).
 import type { Command } from 'commander';
 import { loadChecks } from '../../daemon/index.ts';
+import { Engine, outrankedDenies } from '../../engine/index.ts';
 import type { TzorpError } from '../../errors.ts';
 import { type LoadResult, loadPolicyFile } from '../../policy/index.ts';
 
@@ -15,8 +16,10 @@ export async function checkPolicyFile(file: string): Promise<LoadResult> {
   if (!checked) return r;
   const { checkProxies } = await loadChecks();
   const errors = checkProxies(checked);
-  if (errors.length === 0) return r;
-  return { policy: null, errors: inFileOrder([...r.errors, ...errors]), warnings: r.warnings };
+  // deny rules that a more specific rule beats for some traffic: the engine decides a witness
+  const warnings = r.policy ? inFileOrder([...r.warnings, ...outrankedDenies(new Engine(r.policy))]) : r.warnings;
+  if (errors.length === 0) return { ...r, warnings };
+  return { policy: null, errors: inFileOrder([...r.errors, ...errors]), warnings };
 }
 
 function inFileOrder(list: TzorpError[]): TzorpError[] {

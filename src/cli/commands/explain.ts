@@ -3,9 +3,10 @@
 // Like `kzorp -e`, but it says why: the zones, the rule and service KZorp's best match picks, and for
 // every other rule the dimension it failed on or lost on. Uses the daemon's own engine, and follows the
 // compiled ruleset's order: bypass entries first, then management entries for traffic to the firewall
-// itself (--dst-local), then the rules.
+// itself (--dst-local), then block entries, then the rules.
 // Exit codes (docs/operations.md): 0 the connection is let through (proxy, forward, management,
-// bypass); 3 it is refused (a deny service, or no rule: dropped); 1 the policy is invalid; 2 usage.
+// bypass); 3 it is refused (blocked, a deny service, or no rule: dropped); 1 the policy is invalid;
+// 2 usage.
 import type { Command } from 'commander';
 import {
   type Candidate,
@@ -107,8 +108,8 @@ export function connectionFromOptions(o: ExplainOptions): Connection {
 
 /** What the compiled ruleset does with the connection, in its own order (docs/kernel.md). */
 export interface Verdict {
-  kind: 'bypass' | 'management' | 'proxy' | 'forward' | 'deny' | 'drop';
-  /** 1-based bypass or management entry that decided, else null. */
+  kind: 'bypass' | 'management' | 'block' | 'proxy' | 'forward' | 'deny' | 'drop';
+  /** 1-based bypass, management or block entry that decided, else null. */
   entry: number | null;
   /** A management entry that would accept the connection if its destination were the firewall's own
    * address (shown when --dst-local was not given). */
@@ -144,6 +145,16 @@ export function verdictOf(ex: Explanation, policy: Policy, conn: Connection): Ve
     };
   }
   const ifLocal = mgmt !== null && !conn.dstLocal ? mgmt : null;
+  const block = new ConditionsMatcher(policy, policy.block).first(conn);
+  if (block !== null) {
+    return {
+      kind: 'block',
+      entry: block,
+      managementIfLocal: ifLocal,
+      text: `block entry ${block} (${where(policy.block, block)}) drops it before any rule is consulted`,
+      exitCode: 3,
+    };
+  }
   const s = ex.service;
   if (s === null) {
     return {
@@ -197,7 +208,7 @@ function snake(s: string): string {
 export function explanationJson(ex: Explanation, v?: Verdict): Record<string, unknown> {
   // when a bypass or management entry decides, no rule does: rule/service are null, the candidates
   // still say what the rules alone would have picked
-  const byRule = v === undefined || (v.kind !== 'bypass' && v.kind !== 'management');
+  const byRule = v === undefined || (v.kind !== 'bypass' && v.kind !== 'management' && v.kind !== 'block');
   return {
     client_zone: ex.clientZone,
     server_zone: ex.serverZone,
@@ -210,6 +221,7 @@ export function explanationJson(ex: Explanation, v?: Verdict): Record<string, un
           verdict_text: v.text,
           bypass: v.kind === 'bypass' ? v.entry : null,
           management: v.kind === 'management' ? v.entry : null,
+          block: v.kind === 'block' ? v.entry : null,
           management_if_local: v.managementIfLocal,
         }
       : {}),
@@ -319,7 +331,7 @@ export function explanationText(ex: Explanation, policy: Policy, v?: Verdict): s
     out.push(
       `Note: if ${c.dst} is an address of the firewall, management entry ${v.managementIfLocal} accepts it instead (--dst-local)`,
     );
-  if (v && (v.kind === 'bypass' || v.kind === 'management')) {
+  if (v && (v.kind === 'bypass' || v.kind === 'management' || v.kind === 'block')) {
     out.push(
       `Rule: none decides (${v.kind} comes first); the rules alone would pick ${ex.rule?.id ?? 'none'}`,
     );

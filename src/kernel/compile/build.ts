@@ -144,6 +144,7 @@ function ifnamesOf(policy: Policy): string[] {
   policy.rules.forEach(add);
   policy.management.forEach(add);
   policy.bypass.forEach(add);
+  policy.block.forEach(add);
   return all;
 }
 
@@ -219,14 +220,14 @@ function ruleComment(r: Rule, s: Service): string {
 }
 
 /** The zones whose sets the table holds (settings.publish_zone_sets): every zone with `all`; otherwise
- * those the user rules name (`@zone_<ident>_v4` ...), those management and bypass rules match on (the
+ * those the user rules name (`@zone_<ident>_v4` ...), those management, bypass and block entries match on (the
  * ruleset's own references) and, with a list, the listed ones. Most of a large table's elements are
  * these sets, so a zone nobody reads is left out. */
 export function publishedZones(policy: Policy, userRules: string): Set<string> {
   const setting = policy.settings.publishZoneSets;
   if (setting === 'all') return new Set(policy.zones.keys());
   const out = new Set<string>(setting === 'referenced' ? [] : setting);
-  for (const c of [...policy.management, ...policy.bypass]) {
+  for (const c of [...policy.management, ...policy.bypass, ...policy.block]) {
     for (const z of [...(c.srcZone ?? []), ...(c.dstZone ?? [])]) out.add(z);
   }
   const idents = referencedZoneIdents(userRules);
@@ -336,7 +337,11 @@ export function buildIR(
   }
   const management: MatchIR[] = [];
   const bypass: MatchIR[] = [];
+  const block: MatchIR[] = [];
   for (const f of [4, 6] as const) {
+    policy.block.forEach((m, i) => {
+      block.push(...matchAlternatives(m, f, `block ${i + 1}${m.description ? `: ${m.description}` : ''}`));
+    });
     policy.management.forEach((m, i) => {
       management.push(
         ...matchAlternatives(m, f, `management ${i + 1}${m.description ? `: ${m.description}` : ''}`),
@@ -365,6 +370,7 @@ export function buildIR(
       denies,
       management,
       bypass,
+      block,
       header,
       userRules: opts.userRules ?? null,
     },

@@ -122,6 +122,8 @@ export interface RulesetIR {
   denies: DenyServiceIR[];
   management: MatchIR[];
   bypass: MatchIR[];
+  /** `block:` entries: new connections dropped after bypass and management, before any rule. */
+  block: MatchIR[];
   /** Header comment lines (policy source, counts). */
   header: string[];
   /** The user's declarations, verbatim, inside the table (CompileOptions.userRules). */

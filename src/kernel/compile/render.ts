@@ -472,6 +472,8 @@ export function renderModel(ir: RulesetIR): TableModel {
         (m) =>
           `${matchText(m)} fib daddr type local meta mark set 0x00000000 meta priority set 0 accept ${commentText(`${m.comment} (not decided)`)}`,
       ),
+      // the blocklist wins over every rule (it is not a rule: no score can beat it)
+      ...ir.block.map((b) => `${matchText(b)} counter drop ${commentText(b.comment)}`),
       'meta nfproto ipv4 goto decide_v4',
       'meta nfproto ipv6 goto decide_v6',
     ],

@@ -41,6 +41,7 @@ export function policy(services: Service[], rules: Rule[], sha = 'aa', zones: Zo
     rules,
     management: [],
     bypass: [],
+    block: [],
     settings: {
       tproxyMark: 0x80000000,
       serviceMarkMask: 0xffff,

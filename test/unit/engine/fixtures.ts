@@ -141,6 +141,7 @@ export function makePolicy(spec: PolicySpec): Policy {
     rules,
     management: [],
     bypass: [],
+    block: [],
     settings: {
       tproxyMark: 0x80000000,
       serviceMarkMask: 0xffff,

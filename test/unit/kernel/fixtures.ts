@@ -63,6 +63,7 @@ export function makePolicy(spec: {
   rules: RuleSpec[];
   management?: Omit<RuleSpec, 'id' | 'service'>[];
   bypass?: Omit<RuleSpec, 'id' | 'service'>[];
+  block?: Omit<RuleSpec, 'id' | 'service'>[];
   publishZoneSets?: Policy['settings']['publishZoneSets'];
 }): Policy {
   const zones = new Map<string, Zone>();
@@ -129,6 +130,7 @@ export function makePolicy(spec: {
     rules,
     management: (spec.management ?? []).map((m) => ({ ...conditions(m), pos })),
     bypass: (spec.bypass ?? []).map((m) => ({ ...conditions(m), pos })),
+    block: (spec.block ?? []).map((m) => ({ ...conditions(m), pos })),
     settings: {
       tproxyMark: 0x80000000,
       serviceMarkMask: 0xffff,

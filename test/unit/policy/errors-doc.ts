@@ -62,6 +62,8 @@ const DETAILS: Record<string, string> = {
     "Warning. The rule's conditions contradict each other (ICMP type/code with a non-ICMP protocol, ports on a protocol without ports): it matches nothing.",
   TZ1524:
     'Warning. A rule whose service is a proxy (plug, HTTP, FTP) has no `proto`, or lists `udp`: the kernel diverts every connection the rule matches to the proxy, and the proxies speak TCP only, so each UDP connection it matches fails there. Add `proto: tcp` to the rule, and give the UDP traffic a rule of its own (a forward or deny service).',
+  TZ1525:
+    'Warning. A rule of a deny service does not refuse all the traffic it matches: for some connections (the warning names one) a more specific rule of another service wins under best match, typically an allow rule that names a port where the deny rule names none. A deny rule only wins where it is at least as specific as the rules it should beat. To refuse traffic whatever the rules say, list it under `block:` (docs/policy.md).',
   TZ1530:
     "Warning. A proxy service's `tls` block sets `server_verify: false`: tzorp accepts whatever certificate the server presents, so anyone between tzorp and the server can read and change the traffic. Leave it on and give `server_ca_file` for private CAs.",
   TZ1531:
