@@ -77,6 +77,7 @@ export const E = {
   // --- daemon (TZ3xxx) ---
   DAEMON_NOT_RUNNING: entry('TZ3001', 'env', 'no daemon answers on the control socket'),
   DAEMON_RELOAD_REFUSED: entry('TZ3002', 'user', 'reload refused: the new policy is not valid'),
+  DAEMON_NOTHING_TO_CONFIRM: entry('TZ3013', 'user', 'tzorp confirm: no reload --confirm or apply --confirm waits'),
   DAEMON_LISTEN: entry('TZ3003', 'env', 'a proxy listener could not be opened'),
   DAEMON_CONTROL_REQUEST: entry('TZ3004', 'user', 'bad control request'),
   LOG_SPEC: entry('TZ3005', 'user', 'bad log spec (category-glob:level, levels 0..10)'),

@@ -12,12 +12,20 @@ import type { DaemonState } from './lifecycle.ts';
 export type ControlRequest =
   | { id: number; cmd: 'status' }
   | { id: number; cmd: 'sessions' }
-  | { id: number; cmd: 'reload' }
+  | { id: number; cmd: 'reload'; confirmSeconds?: number }
+  | { id: number; cmd: 'confirm' }
   | { id: number; cmd: 'stop'; timeoutMs?: number }
   | { id: number; cmd: 'log'; spec?: string; verbosity?: number; delta?: number };
 
 export type ControlCommand = ControlRequest['cmd'];
-export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'sessions', 'reload', 'stop', 'log'];
+export const CONTROL_COMMANDS: readonly ControlCommand[] = [
+  'status',
+  'sessions',
+  'reload',
+  'confirm',
+  'stop',
+  'log',
+];
 
 export interface ControlErrorBody {
   code: string;
@@ -120,6 +128,14 @@ export interface ReloadResult {
   warnings: string[];
   servicesAdded: string[];
   servicesRemoved: string[];
+  /** reload --confirm: the generation is reverted to the last confirmed policy unless `confirm`
+   * arrives within this many seconds. */
+  confirmSeconds?: number;
+}
+
+export interface ConfirmResult {
+  /** The generation the confirmation keeps. */
+  generation: number;
 }
 
 export interface StopResult {
@@ -158,7 +174,8 @@ export function parseRequest(line: string): ControlRequest {
   const known: Record<ControlCommand, string[]> = {
     status: [],
     sessions: [],
-    reload: [],
+    reload: ['confirmSeconds'],
+    confirm: [],
     stop: ['timeoutMs'],
     log: ['spec', 'verbosity', 'delta'],
   };
@@ -168,6 +185,14 @@ export function parseRequest(line: string): ControlRequest {
     }
   }
   switch (cmd as ControlCommand) {
+    case 'reload': {
+      const s = o.confirmSeconds;
+      if (s === undefined) return { id, cmd: 'reload' };
+      if (typeof s !== 'number' || !Number.isInteger(s) || s < 1 || s > 86_400) {
+        throw bad('reload: confirmSeconds must be an integer from 1 to 86400');
+      }
+      return { id, cmd: 'reload', confirmSeconds: s };
+    }
     case 'stop': {
       const t = o.timeoutMs;
       if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t < 0)) {
@@ -195,7 +220,7 @@ export function parseRequest(line: string): ControlRequest {
       return r;
     }
     default:
-      return { id, cmd: cmd as 'status' | 'sessions' | 'reload' };
+      return { id, cmd: cmd as 'status' | 'sessions' | 'confirm' };
   }
 }
 

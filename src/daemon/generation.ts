@@ -123,8 +123,17 @@ export class Generations {
     return run;
   }
 
+  /** Switch back to a policy a generation ran (reload --confirm not confirmed in time): a new
+   * generation with that policy, through the same steps as a reload. */
+  revertTo(policy: Policy): Promise<ReloadOutcome> {
+    return this.exclusive(() => this.switchTo({ policy, errors: [], warnings: [] }));
+  }
+
   private async reloadNow(): Promise<ReloadOutcome> {
-    const loaded = await this.steps.load(this.policyFile);
+    return this.switchTo(await this.steps.load(this.policyFile));
+  }
+
+  private async switchTo(loaded: Awaited<ReturnType<GenerationSteps['load']>>): Promise<ReloadOutcome> {
     if (!loaded.policy || loaded.errors.length > 0) throw refused(loaded.errors, loaded.warnings);
     const policy = loaded.policy;
     const checkErrors = this.steps.check(policy);

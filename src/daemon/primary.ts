@@ -14,6 +14,7 @@ import { raiseDescriptorLimit, sessionCapacity } from './capacity.ts';
 import { ClientLimits, type LimitName } from './client-limits.ts';
 import type { EffectiveConfig } from './config.ts';
 import type {
+  ConfirmResult,
   ControlRequest,
   LogResult,
   ReloadResult,
@@ -89,6 +90,9 @@ export class Daemon {
   private stopping: Promise<StopResult> | null = null;
   /** Reloads in flight (they are serialized): the state is `reloading` while any is. */
   private reloads = 0;
+  /** reload --confirm waiting for `confirm`: the last confirmed policy and the timer that reverts to
+   * it. A later reload --confirm keeps the same policy to revert to; a plain reload confirms. */
+  private pendingConfirm: { policy: Policy; generation: number; timer: NodeJS.Timeout } | null = null;
   private exitResolve!: (code: number) => void;
   /** Resolves with the exit code when the daemon has stopped. */
   readonly exited = new Promise<number>((r) => {
@@ -370,8 +374,9 @@ export class Daemon {
     }
   }
 
-  async reload(): Promise<ReloadResult> {
+  async reload(confirmSeconds?: number): Promise<ReloadResult> {
     this.lifecycle.assertServing('reload');
+    const before = this.generations.current;
     this.log.write('core.policy', 3, null, 'Reloading policy', { file: this.opts.policyFile });
     this.reloads++;
     this.lifecycle.to('reloading');
@@ -385,6 +390,8 @@ export class Daemon {
         services_added: r.servicesAdded.join(' '),
         services_removed: r.servicesRemoved.join(' '),
       });
+      if (confirmSeconds !== undefined) this.armConfirm(before, confirmSeconds, r.generation.n);
+      else this.disarmConfirm();
       return {
         generation: r.generation.n,
         previousGeneration: r.previous?.n ?? 0,
@@ -392,6 +399,7 @@ export class Daemon {
         warnings: r.generation.warnings,
         servicesAdded: r.servicesAdded,
         servicesRemoved: r.servicesRemoved,
+        ...(confirmSeconds !== undefined ? { confirmSeconds } : {}),
       };
     } catch (e) {
       this.metrics.reloads.inc({ result: 'refused' });
@@ -408,6 +416,62 @@ export class Daemon {
     }
   }
 
+  /** After a reload --confirm: revert to the last confirmed policy unless `confirm` comes in time. */
+  private armConfirm(before: Generation | null, seconds: number, generation: number): void {
+    const policy = this.pendingConfirm?.policy ?? before?.policy;
+    if (this.pendingConfirm) clearTimeout(this.pendingConfirm.timer);
+    this.pendingConfirm = null;
+    if (!policy) return;
+    const timer = setTimeout(() => void this.revertUnconfirmed(), seconds * 1000);
+    timer.unref();
+    this.pendingConfirm = { policy, generation, timer };
+    this.log.write('core.policy', 3, null, 'Reload waits for confirmation', {
+      generation,
+      seconds,
+    });
+  }
+
+  private disarmConfirm(): void {
+    if (this.pendingConfirm) clearTimeout(this.pendingConfirm.timer);
+    this.pendingConfirm = null;
+  }
+
+  private async revertUnconfirmed(): Promise<void> {
+    const p = this.pendingConfirm;
+    this.pendingConfirm = null;
+    if (!p || this.state === 'draining' || this.state === 'stopped') return;
+    this.log.write(
+      'core.policy',
+      1,
+      null,
+      'Reload not confirmed in time, reverting to the confirmed policy',
+      {
+        generation: p.generation,
+        sha256: p.policy.source.sha256,
+      },
+    );
+    try {
+      const r = await this.generations.revertTo(p.policy);
+      this.metrics.generation.set(r.generation.n);
+      this.log.write('core.policy', 3, null, 'Policy reverted', {
+        generation: r.generation.n,
+        sha256: r.generation.policy.source.sha256,
+      });
+    } catch (e) {
+      this.log.write('core.policy', 1, null, 'Error reverting the unconfirmed reload', {
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  private confirm(): ConfirmResult {
+    const p = this.pendingConfirm;
+    if (!p) throw new TzorpError('DAEMON_NOTHING_TO_CONFIRM', 'no reload --confirm waits for a confirmation');
+    this.disarmConfirm();
+    this.log.write('core.policy', 3, null, 'Reload confirmed', { generation: p.generation });
+    return { generation: p.generation };
+  }
+
   // ---- control -----------------------------------------------------------------------------------
 
   private async handle(req: ControlRequest): Promise<unknown> {
@@ -419,7 +483,10 @@ export class Daemon {
         if (this.state === 'starting') this.lifecycle.assertServing('sessions');
         return this.sessions();
       case 'reload':
-        return this.reload();
+        return this.reload(req.confirmSeconds);
+      case 'confirm':
+        this.lifecycle.assertServing('confirm');
+        return this.confirm();
       case 'stop':
         // stop is idempotent: asking again while draining gets the same answer
         if (this.state === 'starting') this.lifecycle.assertServing('stop');

@@ -15,6 +15,13 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('parseRequest validates commands and fields', () => {
   assert.deepEqual(parseRequest('{"id":3,"cmd":"status"}'), { id: 3, cmd: 'status' });
   assert.deepEqual(parseRequest('{"cmd":"stop","timeoutMs":5}'), { id: 0, cmd: 'stop', timeoutMs: 5 });
+  assert.deepEqual(parseRequest('{"cmd":"reload"}'), { id: 0, cmd: 'reload' });
+  assert.deepEqual(parseRequest('{"cmd":"reload","confirmSeconds":30}'), {
+    id: 0,
+    cmd: 'reload',
+    confirmSeconds: 30,
+  });
+  assert.deepEqual(parseRequest('{"id":2,"cmd":"confirm"}'), { id: 2, cmd: 'confirm' });
   assert.deepEqual(parseRequest('{"id":1,"cmd":"log","spec":"core.*:4","delta":-1}'), {
     id: 1,
     cmd: 'log',
@@ -27,6 +34,10 @@ test('parseRequest validates commands and fields', () => {
     '{"cmd":"fly"}',
     '{"cmd":"status","extra":1}',
     '{"cmd":"stop","timeoutMs":-1}',
+    '{"cmd":"reload","confirmSeconds":0}',
+    '{"cmd":"reload","confirmSeconds":1.5}',
+    '{"cmd":"reload","confirmSeconds":"30"}',
+    '{"cmd":"confirm","generation":1}',
     '{"cmd":"log","verbosity":1.5}',
     '{"id":"x","cmd":"status"}',
   ]) {
