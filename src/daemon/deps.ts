@@ -1,7 +1,9 @@
 // The daemon's real collaborators: the policy loader, the proxy registry (names and option parsers),
 // the kernel module (compile, apply, flush) and the native addon (transparent listening sockets).
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { DEFAULTS } from '../defaults.ts';
-import type { TzorpError } from '../errors.ts';
+import { TzorpError } from '../errors.ts';
 import { applyPolicy, type Compiled, compilePolicy, flushTzorp, type TableModel } from '../kernel/index.ts';
 import { closeFd, listenFd } from '../native/index.ts';
 import { type LoadResult, loadPolicyFile, type Policy } from '../policy/index.ts';
@@ -25,7 +27,22 @@ export function checkProxies(policy: Policy): TzorpError[] {
 const samePorts = (a: Map<string, number>, b: Map<string, number>): boolean =>
   a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
 
-export function realDeps(load: Loader = loadPolicy): DaemonDeps {
+/** The user's own nft rules for a policy: `tzorp run --user-rules FILE`, else the policy's
+ * settings.user_rules (relative to the policy file), read again at every (re)load, so a reload picks
+ * up an edited file; nft checks them in the apply transaction (a bad file refuses the reload). */
+function userRulesFor(policy: Policy, cliFile: string | undefined): string | undefined {
+  const file =
+    cliFile ??
+    (policy.settings.userRules ? resolve(dirname(policy.source.file), policy.settings.userRules) : undefined);
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TzorpError('KERNEL_BAD_OPTION', `cannot read the user rules ${file}: ${(e as Error).message}`);
+  }
+}
+
+export function realDeps(load: Loader = loadPolicy, userRulesFile?: string): DaemonDeps {
   // a reload compiles before it applies: the apply reuses that result and sends the kernel only the
   // differences to the table this daemon installed last (none yet at start: the table is replaced)
   const compiled = new WeakMap<Policy, { ports: Map<string, number>; c: Compiled }>();
@@ -34,7 +51,8 @@ export function realDeps(load: Loader = loadPolicy): DaemonDeps {
     load,
     check: checkProxies,
     compile: (policy, listenPorts) => {
-      const c = compilePolicy(policy, { listenPorts });
+      const userRules = userRulesFor(policy, userRulesFile);
+      const c = compilePolicy(policy, { listenPorts, ...(userRules !== undefined ? { userRules } : {}) });
       compiled.set(policy, { ports: listenPorts, c });
       return c;
     },
@@ -42,8 +60,10 @@ export function realDeps(load: Loader = loadPolicy): DaemonDeps {
       const done = compiled.get(policy);
       // fixSysctls: tcp_fwmark_accept=1 (rule id on accepted sockets) and the forwarding sysctls the
       // policy needs, set in the daemon's own network namespace.
+      const userRules = done ? done.c.model.userRules : (userRulesFor(policy, userRulesFile) ?? null);
       const r = await applyPolicy(policy, {
         listenPorts,
+        ...(userRules !== null ? { userRules } : {}),
         fixSysctls: true,
         previous: installed,
         ...(done && samePorts(done.ports, listenPorts) ? { compiled: done.c } : {}),

@@ -3,7 +3,15 @@
 // docs/policy.md and the examples agree. Names are part of the public interface: keep them stable.
 import type { Dimension } from './model.ts';
 
-export const TOP_FIELDS = ['zones', 'services', 'rules', 'management', 'bypass', 'block', 'settings'] as const;
+export const TOP_FIELDS = [
+  'zones',
+  'services',
+  'rules',
+  'management',
+  'bypass',
+  'block',
+  'settings',
+] as const;
 
 export const ZONE_FIELDS = ['addresses', 'parent', 'description'] as const;
 
@@ -78,6 +86,7 @@ export const SETTINGS_FIELDS = [
   'listen_v6',
   'listen_port_base',
   'publish_zone_sets',
+  'user_rules',
 ] as const;
 
 /** Protocol names accepted in `proto` (IANA protocol numbers). */

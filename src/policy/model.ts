@@ -273,6 +273,9 @@ export interface PolicySettings {
   /** Which zones the table publishes as named sets for the user's own nft rules (`zone_<name>_v4`...):
    * those the ruleset and the user rules reference, every zone, or these zones plus the referenced. */
   publishZoneSets: 'referenced' | 'all' | string[];
+  /** `user_rules`: a file of the user's own nft declarations that the daemon places inside its table
+   * (as `--user-rules` does), as written: relative to the policy file's directory. */
+  userRules?: string;
 }
 
 export interface Policy {

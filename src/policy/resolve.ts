@@ -369,6 +369,13 @@ export class Resolver {
       const v = this.int(lp.value, 'settings.listen_port_base', 1, 65535);
       if (v !== null) s.listenPortBase = v;
     }
+    const ur = f.get('user_rules');
+    if (ur) {
+      const t = this.str(ur.value, 'settings.user_rules');
+      if (t !== null && t.length > 0) s.userRules = t;
+      else if (t !== null)
+        this.d.error('POLICY_BAD_SETTING', 'settings.user_rules must name a file', ur.value.at);
+    }
     // the zone names are checked once the zones are known (resolvePublishZoneSets)
     this.publishEntry = f.get('publish_zone_sets');
     return s;

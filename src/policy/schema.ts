@@ -178,6 +178,9 @@ export function policySchema(): Schema {
     listen_v4: str('IPv4 address the proxy listeners bind to'),
     listen_v6: str('IPv6 address the proxy listeners bind to'),
     listen_port_base: int(1, 65535, 'first listener port (service id i gets base + i - 1)'),
+    user_rules: str(
+      'a file of your own nft chains/sets placed inside table inet tzorp by `tzorp run` and every reload (relative to the policy file)',
+    ),
     publish_zone_sets: {
       description:
         'zones published as nft sets for your own rules: referenced (by --user-rules and the ruleset), all, or a list of zones (plus the referenced)',

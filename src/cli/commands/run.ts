@@ -50,6 +50,7 @@ interface RunOptions {
   stopTimeout: number;
   user?: string;
   printConfig?: boolean;
+  userRules?: string;
 }
 
 /** The configuration this command line asks for: the defaults, with its options applied. */
@@ -106,6 +107,10 @@ export function register(program: Command): void {
       DEFAULTS.logVerbosity,
     )
     .option('--no-kernel', 'do not install the nftables ruleset and policy routing (someone else does)')
+    .option(
+      '--user-rules <file>',
+      'your own nft chains/sets, placed inside table inet tzorp at start and every reload (read again each time; overrides settings.user_rules)',
+    )
     .option(
       '--no-native-relay',
       'copy every byte in JavaScript: no native splice relay (also per service: native_relay: false)',
@@ -190,7 +195,7 @@ export function register(program: Command): void {
           stopTimeoutMs: opts.stopTimeout,
           config,
         },
-        realDeps(),
+        realDeps(undefined, opts.userRules ? resolve(opts.userRules) : undefined),
         log,
       );
       try {

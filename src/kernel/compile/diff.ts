@@ -48,6 +48,9 @@ function referencesIn(text: string): Set<string> {
 
 export function diffTables(prev: TableModel, next: TableModel): TableDiff {
   if (prev.userRules !== next.userRules) return { text: null, reason: 'the user rules changed' };
+  // nft put the marks of the defines into the user rules when it read them: new marks need them read again
+  if ((prev.defines ?? []).join('\n') !== (next.defines ?? []).join('\n'))
+    return { text: null, reason: 'the service marks the user rules name changed' };
   const before = new Map(prev.objects.map((o) => [`${o.kind} ${o.name}`, o]));
   const after = new Map(next.objects.map((o) => [`${o.kind} ${o.name}`, o]));
   const userRefs = referencesIn(next.userRules ?? '');
