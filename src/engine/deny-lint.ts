@@ -14,7 +14,18 @@ import { flattenZones } from './zone-trie.ts';
 /** At most this many deny/other pairs are decided (each an engine explanation). */
 const MAX_PAIRS = 20_000;
 
-type Side = Pick<Conditions, 'srcSubnet' | 'srcZone'> | Pick<Conditions, 'dstSubnet' | 'dstZone'>;
+const SIDES = {
+  src: ['srcSubnet', 'srcZone'],
+  dst: ['dstSubnet', 'dstZone'],
+} as const satisfies Record<string, readonly (keyof Conditions)[]>;
+const ADDRESS_KEYS = new Set<keyof Conditions>([...SIDES.src, ...SIDES.dst]);
+
+/** One address side of a rule as written (its subnet and zone, only those it has), or null. */
+function sideOf(r: Rule, keys: readonly (keyof Conditions)[]): Conditions | null {
+  const c: Conditions = {};
+  for (const k of keys) if (r[k] !== undefined) (c as Record<string, unknown>)[k] = r[k];
+  return Object.keys(c).length > 0 ? c : null;
+}
 
 /** Conditions both rules may match: the other rule's values where it has them, the deny rule's
  * elsewhere; each address side taken whole from one rule (a subnet and a zone of one side from two
@@ -23,30 +34,16 @@ type Side = Pick<Conditions, 'srcSubnet' | 'srcZone'> | Pick<Conditions, 'dstSub
 function mergedVariants(deny: Rule, other: Rule): Conditions[] {
   const base: Conditions = {};
   for (const k of DIMENSIONS) {
-    const v = other[k] ?? deny[k];
+    const v = ADDRESS_KEYS.has(k) ? undefined : (other[k] ?? deny[k]);
     if (v !== undefined) (base as Record<string, unknown>)[k] = v;
   }
-  const sides = (a: Rule, b: Rule, sub: 'srcSubnet' | 'dstSubnet', zone: 'srcZone' | 'dstZone'): Side[] => {
-    const out: Side[] = [];
-    for (const r of [a, b]) if (r[sub] || r[zone]) out.push({ [sub]: r[sub], [zone]: r[zone] });
-    return out.length ? out : [{}];
+  const choices = (keys: readonly (keyof Conditions)[]): Conditions[] => {
+    const found = [sideOf(other, keys), sideOf(deny, keys)].filter((c): c is Conditions => c !== null);
+    return found.length > 0 ? found : [{}];
   };
   const out: Conditions[] = [];
-  for (const src of sides(other, deny, 'srcSubnet', 'srcZone')) {
-    for (const dst of sides(other, deny, 'dstSubnet', 'dstZone')) {
-      const c: Conditions = {
-        ...base,
-        srcSubnet: undefined,
-        srcZone: undefined,
-        dstSubnet: undefined,
-        dstZone: undefined,
-        ...src,
-        ...dst,
-      };
-      for (const k of DIMENSIONS) if (c[k] === undefined) delete c[k];
-      out.push(c);
-    }
-  }
+  for (const src of choices(SIDES.src))
+    for (const dst of choices(SIDES.dst)) out.push({ ...base, ...src, ...dst });
   return out;
 }
 

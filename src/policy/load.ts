@@ -127,7 +127,7 @@ function readSyntax(text: string, bytes: number, d: Diagnostics): PNode | null {
 }
 
 /** In file order (stable: problems at one position keep the order they were found in). */
-function byPosition(list: TzorpError[]): TzorpError[] {
+export function byPosition(list: TzorpError[]): TzorpError[] {
   const line = (e: TzorpError) => e.pos?.line ?? 0;
   const col = (e: TzorpError) => e.pos?.col ?? 0;
   const notes = list.filter((e) => e.id === 'POLICY_TOO_MANY_ERRORS');

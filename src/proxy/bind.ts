@@ -2,7 +2,7 @@
 // parser once per generation. Problems are reported together, each at its option's file:line:column;
 // the typed options are kept (in the generation) and every session of the service is created with them.
 import { TzorpError } from '../errors.ts';
-import type { Policy, ProxyService, SourcePos } from '../policy/index.ts';
+import { byPosition, type Policy, type ProxyService, type SourcePos } from '../policy/index.ts';
 import { OptionProblems } from './core/module.ts';
 import type { CoreFactory } from './core/types.ts';
 import { proxyModule } from './registry.ts';
@@ -71,8 +71,7 @@ export function bindProxies(policy: Policy): BoundProxies {
     services.set(s.name, { proxy: s.proxy, options, createCore });
   }
   // In file order, as an editor lists them.
-  errors.sort((a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0) || (a.pos?.col ?? 0) - (b.pos?.col ?? 0));
-  return { services, errors };
+  return { services, errors: byPosition(errors) };
 }
 
 /** Where an option was written: the longest known prefix of its path, else the service itself. */

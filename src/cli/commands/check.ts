@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadChecks } from '../../daemon/index.ts';
 import { Engine, outrankedDenies } from '../../engine/index.ts';
 import type { TzorpError } from '../../errors.ts';
-import { type LoadResult, loadPolicyFile } from '../../policy/index.ts';
+import { byPosition, type LoadResult, loadPolicyFile } from '../../policy/index.ts';
 
 /** The loader plus what only the proxy modules know: proxy names and their options (the same check
  * `tzorp run` makes), each option problem already placed at the option's own file:line:col. */
@@ -17,15 +17,11 @@ export async function checkPolicyFile(file: string): Promise<LoadResult> {
   const { checkProxies } = await loadChecks();
   const errors = checkProxies(checked);
   // deny rules that a more specific rule beats for some traffic: the engine decides a witness
-  const warnings = r.policy ? inFileOrder([...r.warnings, ...outrankedDenies(new Engine(r.policy))]) : r.warnings;
+  const warnings = r.policy
+    ? byPosition([...r.warnings, ...outrankedDenies(new Engine(r.policy))])
+    : r.warnings;
   if (errors.length === 0) return { ...r, warnings };
-  return { policy: null, errors: inFileOrder([...r.errors, ...errors]), warnings };
-}
-
-function inFileOrder(list: TzorpError[]): TzorpError[] {
-  return list.sort(
-    (a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0) || (a.pos?.col ?? 0) - (b.pos?.col ?? 0),
-  );
+  return { policy: null, errors: byPosition([...r.errors, ...errors]), warnings };
 }
 
 export interface CheckSummary {
