@@ -23,6 +23,10 @@ export const DEFAULTS = deepFreeze({
   listenV6: '::1',
   listenPortBase: 50000, // proxy service with id i listens on listenPortBase + i - 1
   routingProtocol: 122, // rtnetlink protocol that tags tzorp's ip rules and routes (flush finds them by it)
+  kernelLogGroup: 4242, // NFLOG group of the log rules of forward/deny services with logging (the daemon reads it)
+  kernelLogRate: 100, // log lines per second the kernel sends for them (more are not logged, nothing else changes)
+  kernelLogBurst: 200, // packets over kernelLogRate allowed at once
+  kernelLogCopyBytes: 128, // bytes of each logged packet copied to the daemon: IP and transport headers
   routingRulePrefLocal: 9000, // `iif lo fwmark M/M lookup main`: tzorp's own marked sockets route normally
   routingRulePrefTproxy: 9001, // `fwmark M/M lookup <table>`: diverted packets are delivered locally
   kernelStateDir: '/run/tzorp', // `tzorp apply` keeps the model of the table it installed here (per netns)

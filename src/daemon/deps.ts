@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import { applyPolicy, type Compiled, compilePolicy, flushTzorp, type TableModel } from '../kernel/index.ts';
-import { closeFd, listenFd } from '../native/index.ts';
+import { closeFd, listenFd, nflogOpen } from '../native/index.ts';
 import { type LoadResult, loadPolicyFile, type Policy } from '../policy/index.ts';
 import { bindProxies } from '../proxy/index.ts';
 import type { DaemonDeps } from './primary.ts';
@@ -78,5 +78,6 @@ export function realDeps(load: Loader = loadPolicy, userRulesFile?: string): Dae
     listenFd: (host, port, family) =>
       listenFd(host, port, { transparent: true, v6Only: family === 6, backlog: DEFAULTS.listenBacklog }),
     closeFd,
+    kernelLogFd: () => nflogOpen(DEFAULTS.kernelLogGroup, DEFAULTS.kernelLogCopyBytes),
   };
 }

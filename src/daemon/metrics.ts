@@ -84,6 +84,12 @@ export class PrimaryMetrics {
     help: 'Worker processes alive',
     registers: [this.registry],
   });
+  readonly kernelLogged = new Counter({
+    name: 'tzorp_kernel_sessions_logged_total',
+    help: 'Forwarded and denied connections the kernel logged (services with logging), by verdict',
+    labelNames: ['verdict'] as const,
+    registers: [this.registry],
+  });
   readonly workerRestarts = new Counter({
     name: 'tzorp_worker_restarts_total',
     help: 'Worker processes that exited unexpectedly and were started again',

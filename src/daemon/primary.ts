@@ -32,6 +32,7 @@ import {
   type WorkerGenerationSpec,
   type WorkerStatus,
 } from './ipc.ts';
+import { KernelLog } from './kernel-log.ts';
 import { type DaemonState, Lifecycle } from './lifecycle.ts';
 import { ListenerTable } from './listeners.ts';
 import type { ZorpLog } from './log.ts';
@@ -50,6 +51,8 @@ export interface DaemonDeps {
   flush(): Promise<void>;
   listenFd(host: string, port: number, family: 4 | 6): number;
   closeFd(fd: number): void;
+  /** The NFLOG socket of the kernel's log rules (forward/deny services with logging), or absent. */
+  kernelLogFd?(): number;
 }
 
 export interface DaemonOptions {
@@ -90,6 +93,7 @@ export class Daemon {
   private stopping: Promise<StopResult> | null = null;
   /** Reloads in flight (they are serialized): the state is `reloading` while any is. */
   private reloads = 0;
+  private kernelLog: KernelLog | null = null;
   /** reload --confirm waiting for `confirm`: the last confirmed policy and the timer that reverts to
    * it. A later reload --confirm keeps the same policy to revert to; a plain reload confirms. */
   private pendingConfirm: { policy: Policy; generation: number; timer: NodeJS.Timeout } | null = null;
@@ -162,6 +166,7 @@ export class Daemon {
     );
     const first = await this.generations.reload();
     this.metrics.generation.set(first.generation.n);
+    if (this.opts.kernel && this.deps.kernelLogFd) this.startKernelLog(this.deps.kernelLogFd);
     this.metrics.workers.set(this.pool.serving().length);
     if (this.opts.metrics) {
       const a = await this.metrics.listen(this.opts.metrics.host, this.opts.metrics.port);
@@ -177,6 +182,46 @@ export class Daemon {
       workers: this.pool.alive().length,
       listeners: this.listeners.keys().join(' '),
     });
+  }
+
+  /** Forwarded and denied connections of services with logging, as the kernel logged them. */
+  private startKernelLog(open: () => number): void {
+    let fd: number;
+    try {
+      fd = open();
+    } catch (e) {
+      this.log.write(
+        'core.error',
+        1,
+        null,
+        'The kernel log cannot be read: forwarded and denied sessions are not logged',
+        {
+          error: (e as Error).message,
+        },
+      );
+      return;
+    }
+    this.kernelLog = new KernelLog(
+      fd,
+      () => this.generations.current?.policy ?? null,
+      (e) => {
+        this.metrics.kernelLogged.inc({ verdict: e.fields.verdict as string });
+        this.log.write('core.session', 3, null, e.message, e.fields);
+      },
+    );
+    this.kernelLog.onError = (e) => {
+      const lost = (e as NodeJS.ErrnoException).code === 'ENOBUFS';
+      this.log.write(
+        'core.error',
+        lost ? 2 : 1,
+        null,
+        lost
+          ? 'Kernel log entries were lost: connections came faster than they were read'
+          : 'The kernel log cannot be read any more: forwarded and denied sessions are not logged',
+        { error: e.message },
+      );
+    };
+    this.kernelLog.start();
   }
 
   /** After a failed start: end the workers and close the listeners (the kernel was not changed, or
@@ -598,6 +643,7 @@ export class Daemon {
     const replies = await this.pool.gather<{ left: number }>({ t: 'stop', timeoutMs });
     const left = replies.reduce((s, r) => s + r.left, 0);
     this.listeners.closeAll();
+    this.kernelLog?.close();
     let flushed = false;
     if (this.opts.kernel) {
       try {

@@ -46,6 +46,8 @@ interface RawAddon {
   relayCounts(slot: number): RelayCounts | null;
   relayActive(): number;
   raiseNofile(): { soft: number; hard: number };
+  // tzorp_nflog.c
+  nflogOpen(group: number, copyBytes: number): number;
 }
 
 /** What the process runs with after dropPrivileges, read back from the kernel (capget, getresuid). */
@@ -186,6 +188,12 @@ export function setMark(fd: number, mark: number): void {
 /** IP_TRANSPARENT / IPV6_TRANSPARENT of a socket, by its family. */
 export function getTransparent(fd: number): boolean {
   return call('get IP_TRANSPARENT', (a) => a.getTransparent(fd));
+}
+
+/** A netlink socket bound to NFLOG `group`, copying `copyBytes` of each logged packet: its fd, read by
+ * the daemon (one datagram per read, src/kernel/nflog.ts parses them). Needs CAP_NET_ADMIN. */
+export function nflogOpen(group: number, copyBytes: number): number {
+  return call(`NFLOG group ${group}`, (a) => a.nflogOpen(group, copyBytes));
 }
 
 /** Close an fd from listenFd/clientFd that was never handed to a net.Socket/net.Server. */

@@ -17,6 +17,8 @@
 // a TzorpError NATIVE_CALL with the errno's name.
 #include <node_api.h>
 
+#include "tzorp_errors.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -44,8 +46,7 @@
 
 #define HOST_MAX 64
 
-// Throw Error(message) with .syscall and .errno; returns NULL so callers can `return throw_errno(...)`.
-static napi_value throw_errno(napi_env env, const char *call, int err) {
+napi_value tzorp_throw_errno(napi_env env, const char *call, int err) {
   char msg[160];
   snprintf(msg, sizeof msg, "%s failed: %s (errno %d)", call, strerror(err), err);
   napi_value jmsg, error, jcall, jerrno;
@@ -59,7 +60,7 @@ static napi_value throw_errno(napi_env env, const char *call, int err) {
   return NULL;
 }
 
-static napi_value throw_type(napi_env env, const char *msg) {
+napi_value tzorp_throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, NULL, msg);
   return NULL;
 }
@@ -152,7 +153,7 @@ static napi_value fd_value(napi_env env, int fd) {
 static napi_value fail_close(napi_env env, int fd, const char *call) {
   int err = errno;
   close(fd);
-  return throw_errno(env, call, err);
+  return tzorp_throw_errno(env, call, err);
 }
 
 // listen(host: string, port: number, backlog: number,
@@ -163,17 +164,17 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 4, argv)) return NULL;
   char host[HOST_MAX];
   int64_t port, backlog;
-  if (!get_host(env, argv[0], host)) return throw_type(env, "listen: host must be an address string");
+  if (!get_host(env, argv[0], host)) return tzorp_throw_type(env, "listen: host must be an address string");
   if (!get_int(env, argv[1], &port) || port < 0 || port > 65535)
-    return throw_type(env, "listen: port must be 0..65535");
+    return tzorp_throw_type(env, "listen: port must be 0..65535");
   if (!get_int(env, argv[2], &backlog) || backlog < 1 || backlog > 65535)
-    return throw_type(env, "listen: backlog must be 1..65535");
+    return tzorp_throw_type(env, "listen: backlog must be 1..65535");
   struct sockaddr_storage ss;
   socklen_t len;
-  if (!make_addr(host, (int)port, &ss, &len)) return throw_type(env, "listen: host is not an IPv4/IPv6 address");
+  if (!make_addr(host, (int)port, &ss, &len)) return tzorp_throw_type(env, "listen: host is not an IPv4/IPv6 address");
   int family = ss.ss_family;
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, "socket", errno);
+  if (fd < 0) return tzorp_throw_errno(env, "socket", errno);
   if (get_flag(env, argv[3], "transparent", true) && set_transparent(fd, family) < 0)
     return fail_close(env, fd, family == AF_INET6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)");
   if (get_flag(env, argv[3], "reuseAddr", true) && set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
@@ -200,25 +201,25 @@ static napi_value Socket(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   if (!get_args(env, info, 4, argv)) return NULL;
   int64_t fam, port;
-  if (!get_int(env, argv[0], &fam) || (fam != 4 && fam != 6)) return throw_type(env, "socket: family must be 4 or 6");
+  if (!get_int(env, argv[0], &fam) || (fam != 4 && fam != 6)) return tzorp_throw_type(env, "socket: family must be 4 or 6");
   if (!get_int(env, argv[2], &port) || port < 0 || port > 65535)
-    return throw_type(env, "socket: port must be 0..65535");
+    return tzorp_throw_type(env, "socket: port must be 0..65535");
   int family = fam == 6 ? AF_INET6 : AF_INET;
   struct sockaddr_storage ss;
   socklen_t len = 0;
   bool do_bind = false;
   if (!is_nullish(env, argv[1])) {
     char host[HOST_MAX];
-    if (!get_host(env, argv[1], host)) return throw_type(env, "socket: bindHost must be an address string or null");
-    if (!make_addr(host, (int)port, &ss, &len)) return throw_type(env, "socket: bindHost is not an IPv4/IPv6 address");
-    if (ss.ss_family != family) return throw_type(env, "socket: bindHost does not match the family");
+    if (!get_host(env, argv[1], host)) return tzorp_throw_type(env, "socket: bindHost must be an address string or null");
+    if (!make_addr(host, (int)port, &ss, &len)) return tzorp_throw_type(env, "socket: bindHost is not an IPv4/IPv6 address");
+    if (ss.ss_family != family) return tzorp_throw_type(env, "socket: bindHost does not match the family");
     do_bind = true;
   } else if (port != 0) {
     make_addr(family == AF_INET6 ? "::" : "0.0.0.0", (int)port, &ss, &len);
     do_bind = true;
   }
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, "socket", errno);
+  if (fd < 0) return tzorp_throw_errno(env, "socket", errno);
   if (get_flag(env, argv[3], "transparent", false) && set_transparent(fd, family) < 0)
     return fail_close(env, fd, family == AF_INET6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)");
   int64_t mark;
@@ -249,10 +250,10 @@ static napi_value GetMark(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int fd;
-  if (!get_fd(env, argv[0], &fd)) return throw_type(env, "getMark: fd must be a non-negative integer");
+  if (!get_fd(env, argv[0], &fd)) return tzorp_throw_type(env, "getMark: fd must be a non-negative integer");
   uint32_t mark = 0;
   socklen_t len = sizeof mark;
-  if (getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &len) < 0) return throw_errno(env, "getsockopt(SO_MARK)", errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &len) < 0) return tzorp_throw_errno(env, "getsockopt(SO_MARK)", errno);
   napi_value r;
   napi_create_uint32(env, mark, &r);
   return r;
@@ -264,11 +265,11 @@ static napi_value SetMark(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 2, argv)) return NULL;
   int fd;
   int64_t mark;
-  if (!get_fd(env, argv[0], &fd)) return throw_type(env, "setMark: fd must be a non-negative integer");
+  if (!get_fd(env, argv[0], &fd)) return tzorp_throw_type(env, "setMark: fd must be a non-negative integer");
   if (!get_int(env, argv[1], &mark) || mark < 0 || mark > 0xffffffffLL)
-    return throw_type(env, "setMark: mark must be 0..0xffffffff");
+    return tzorp_throw_type(env, "setMark: mark must be 0..0xffffffff");
   uint32_t m = (uint32_t)mark;
-  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m) < 0) return throw_errno(env, "setsockopt(SO_MARK)", errno);
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m) < 0) return tzorp_throw_errno(env, "setsockopt(SO_MARK)", errno);
   return NULL;
 }
 
@@ -277,16 +278,16 @@ static napi_value GetTransparent(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int fd;
-  if (!get_fd(env, argv[0], &fd)) return throw_type(env, "getTransparent: fd must be a non-negative integer");
+  if (!get_fd(env, argv[0], &fd)) return tzorp_throw_type(env, "getTransparent: fd must be a non-negative integer");
   struct sockaddr_storage ss;
   socklen_t slen = sizeof ss;
-  if (getsockname(fd, (struct sockaddr *)&ss, &slen) < 0) return throw_errno(env, "getsockname", errno);
+  if (getsockname(fd, (struct sockaddr *)&ss, &slen) < 0) return tzorp_throw_errno(env, "getsockname", errno);
   int v = 0;
   socklen_t len = sizeof v;
   int rc = ss.ss_family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &v, &len)
                                     : getsockopt(fd, SOL_IP, IP_TRANSPARENT, &v, &len);
   if (rc < 0)
-    return throw_errno(env, ss.ss_family == AF_INET6 ? "getsockopt(IPV6_TRANSPARENT)" : "getsockopt(IP_TRANSPARENT)",
+    return tzorp_throw_errno(env, ss.ss_family == AF_INET6 ? "getsockopt(IPV6_TRANSPARENT)" : "getsockopt(IP_TRANSPARENT)",
                        errno);
   napi_value r;
   napi_get_boolean(env, v != 0, &r);
@@ -298,14 +299,16 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int fd;
-  if (!get_fd(env, argv[0], &fd)) return throw_type(env, "close: fd must be a non-negative integer");
-  if (close(fd) < 0) return throw_errno(env, "close", errno);
+  if (!get_fd(env, argv[0], &fd)) return tzorp_throw_type(env, "close: fd must be a non-negative integer");
+  if (close(fd) < 0) return tzorp_throw_errno(env, "close", errno);
   return NULL;
 }
 
 napi_value tzorp_privs_init(napi_env env, napi_value exports);  // tzorp_privs.c
 // tzorp_relay.c: the native splice relay and the descriptor limit (issue 14).
 void tzorp_relay_register(napi_env env, napi_value exports);
+// tzorp_nflog.c: the NFLOG socket the daemon reads the kernel's log of forwarded/denied connections from.
+void tzorp_nflog_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -318,6 +321,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   tzorp_relay_register(env, exports);
+  tzorp_nflog_register(env, exports);
   return tzorp_privs_init(env, exports);
 }
 

@@ -18,6 +18,8 @@
 #define _GNU_SOURCE  // getresuid, setresuid and friends
 #include <node_api.h>
 
+#include "tzorp_errors.h"
+
 #include <errno.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -37,25 +39,6 @@
 
 #define MAX_GROUPS 64
 #define MAX_CAP 63
-
-static napi_value privs_throw(napi_env env, const char *call, int err) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s failed: %s (errno %d)", call, strerror(err), err);
-  napi_value jmsg, error, jcall, jerrno;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
-  napi_create_error(env, NULL, jmsg, &error);
-  napi_create_string_utf8(env, call, NAPI_AUTO_LENGTH, &jcall);
-  napi_create_int32(env, err, &jerrno);
-  napi_set_named_property(env, error, "syscall", jcall);
-  napi_set_named_property(env, error, "errno", jerrno);
-  napi_throw(env, error);
-  return NULL;
-}
-
-static napi_value privs_type_error(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
-}
 
 static bool get_u32(napi_env env, napi_value v, uint32_t *out) {
   int64_t n;
@@ -85,28 +68,28 @@ static napi_value DropPrivileges(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
-    return privs_type_error(env, "dropPrivileges(uid, gid, groups, caps) takes four arguments");
+    return tzorp_throw_type(env, "dropPrivileges(uid, gid, groups, caps) takes four arguments");
   }
   uint32_t uid, gid, ngroups, ncaps, groups32[MAX_GROUPS], caps[MAX_CAP + 1];
   if (!get_u32(env, argv[0], &uid) || !get_u32(env, argv[1], &gid)) {
-    return privs_type_error(env, "dropPrivileges: uid and gid must be non-negative integers");
+    return tzorp_throw_type(env, "dropPrivileges: uid and gid must be non-negative integers");
   }
   if (!get_u32_array(env, argv[2], groups32, MAX_GROUPS, &ngroups)) {
-    return privs_type_error(env, "dropPrivileges: groups must be an array of at most 64 gids");
+    return tzorp_throw_type(env, "dropPrivileges: groups must be an array of at most 64 gids");
   }
   if (!get_u32_array(env, argv[3], caps, MAX_CAP + 1, &ncaps)) {
-    return privs_type_error(env, "dropPrivileges: caps must be an array of capability numbers");
+    return tzorp_throw_type(env, "dropPrivileges: caps must be an array of capability numbers");
   }
   uint64_t keep = 0;
   for (uint32_t i = 0; i < ncaps; i++) {
-    if (caps[i] > MAX_CAP) return privs_type_error(env, "dropPrivileges: a capability number is out of range");
+    if (caps[i] > MAX_CAP) return tzorp_throw_type(env, "dropPrivileges: a capability number is out of range");
     keep |= (uint64_t)1 << caps[i];
   }
 
   uid_t ruid, euid, suid;
   gid_t rgid, egid, sgid;
-  if (getresuid(&ruid, &euid, &suid) < 0) return privs_throw(env, "getresuid", errno);
-  if (getresgid(&rgid, &egid, &sgid) < 0) return privs_throw(env, "getresgid", errno);
+  if (getresuid(&ruid, &euid, &suid) < 0) return tzorp_throw_errno(env, "getresuid", errno);
+  if (getresgid(&rgid, &egid, &sgid) < 0) return tzorp_throw_errno(env, "getresgid", errno);
   bool already = ruid == uid && euid == uid && suid == uid && rgid == gid && egid == gid && sgid == gid;
 
   if (!already) {
@@ -115,15 +98,15 @@ static napi_value DropPrivileges(napi_env env, napi_callback_info info) {
       if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 1) continue;  // not in the set, or unknown here
       if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
         if (errno == EPERM) break;  // no CAP_SETPCAP: the bounding set was narrowed for us already
-        return privs_throw(env, "prctl(PR_CAPBSET_DROP)", errno);
+        return tzorp_throw_errno(env, "prctl(PR_CAPBSET_DROP)", errno);
       }
     }
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return privs_throw(env, "prctl(PR_SET_KEEPCAPS)", errno);
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return tzorp_throw_errno(env, "prctl(PR_SET_KEEPCAPS)", errno);
     gid_t groups[MAX_GROUPS];
     for (uint32_t i = 0; i < ngroups; i++) groups[i] = (gid_t)groups32[i];
-    if (setgroups(ngroups, groups) < 0) return privs_throw(env, "setgroups", errno);
-    if (setresgid(gid, gid, gid) < 0) return privs_throw(env, "setresgid", errno);
-    if (setresuid(uid, uid, uid) < 0) return privs_throw(env, "setresuid", errno);
+    if (setgroups(ngroups, groups) < 0) return tzorp_throw_errno(env, "setgroups", errno);
+    if (setresgid(gid, gid, gid) < 0) return tzorp_throw_errno(env, "setresgid", errno);
+    if (setresuid(uid, uid, uid) < 0) return tzorp_throw_errno(env, "setresuid", errno);
     prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   }
 
@@ -134,22 +117,22 @@ static napi_value DropPrivileges(napi_env env, napi_callback_info info) {
     uint32_t bits = (uint32_t)(keep >> (32 * w));
     d[w].effective = d[w].permitted = d[w].inheritable = bits;
   }
-  if (syscall(SYS_capset, &h, d) < 0) return privs_throw(env, "capset", errno);
+  if (syscall(SYS_capset, &h, d) < 0) return tzorp_throw_errno(env, "capset", errno);
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) {
-    return privs_throw(env, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
+    return tzorp_throw_errno(env, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
   }
   for (int c = 0; c <= MAX_CAP; c++) {
     if (!(keep & ((uint64_t)1 << c))) continue;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) {
-      return privs_throw(env, "prctl(PR_CAP_AMBIENT_RAISE)", errno);
+      return tzorp_throw_errno(env, "prctl(PR_CAP_AMBIENT_RAISE)", errno);
     }
   }
 
   // What the process has now, read back: the caller checks it rather than trusting the calls above.
   struct __user_cap_data_struct now[2];
-  if (capget_self(now) < 0) return privs_throw(env, "capget", errno);
-  if (getresuid(&ruid, &euid, &suid) < 0) return privs_throw(env, "getresuid", errno);
-  if (getresgid(&rgid, &egid, &sgid) < 0) return privs_throw(env, "getresgid", errno);
+  if (capget_self(now) < 0) return tzorp_throw_errno(env, "capget", errno);
+  if (getresuid(&ruid, &euid, &suid) < 0) return tzorp_throw_errno(env, "getresuid", errno);
+  if (getresgid(&rgid, &egid, &sgid) < 0) return tzorp_throw_errno(env, "getresgid", errno);
   char eff[17], prm[17];
   snprintf(eff, sizeof eff, "%016llx",
            (unsigned long long)(((uint64_t)now[1].effective << 32) | now[0].effective));

@@ -33,6 +33,8 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 
+#include "tzorp_errors.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -109,25 +111,6 @@ static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static napi_value throw_errno(napi_env env, const char *call, int err) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s failed: %s (errno %d)", call, strerror(err), err);
-  napi_value jmsg, error, jcall, jerrno;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
-  napi_create_error(env, NULL, jmsg, &error);
-  napi_create_string_utf8(env, call, NAPI_AUTO_LENGTH, &jcall);
-  napi_create_int32(env, err, &jerrno);
-  napi_set_named_property(env, error, "syscall", jcall);
-  napi_set_named_property(env, error, "errno", jerrno);
-  napi_throw(env, error);
-  return NULL;
-}
-
-static napi_value throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
 }
 
 // --- pipes --------------------------------------------------------------------------------------
@@ -444,12 +427,12 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
 static bool ensure_started(napi_env env, napi_value on_end) {
   if (started) return true;
   ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) return throw_errno(env, "epoll_create1", errno), false;
+  if (ep < 0) return tzorp_throw_errno(env, "epoll_create1", errno), false;
   evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (evfd < 0) {
     int e = errno;
     close(ep);
-    return throw_errno(env, "eventfd", e), false;
+    return tzorp_throw_errno(env, "eventfd", e), false;
   }
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
   epoll_ctl(ep, EPOLL_CTL_ADD, evfd, &ev);
@@ -458,7 +441,7 @@ static bool ensure_started(napi_env env, napi_value on_end) {
   if (napi_create_threadsafe_function(env, on_end, NULL, name, 0, 1, NULL, NULL, NULL, call_js, &tsfn) != napi_ok) {
     close(ep);
     close(evfd);
-    return throw_type(env, "relayStart: cannot create the threadsafe function"), false;
+    return tzorp_throw_type(env, "relayStart: cannot create the threadsafe function"), false;
   }
   napi_unref_threadsafe_function(env, tsfn);
   int rc = pthread_create(&thread, NULL, thread_main, NULL);
@@ -466,7 +449,7 @@ static bool ensure_started(napi_env env, napi_value on_end) {
     napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
     close(ep);
     close(evfd);
-    return throw_errno(env, "pthread_create", rc), false;
+    return tzorp_throw_errno(env, "pthread_create", rc), false;
   }
   pthread_detach(thread);
   started = true;
@@ -508,15 +491,15 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6) return throw_type(env, "relayStart: 6 arguments expected");
+  if (argc < 6) return tzorp_throw_type(env, "relayStart: 6 arguments expected");
   int64_t fa, fb, idle;
   if (!get_i64(env, argv[0], &fa) || !get_i64(env, argv[1], &fb) || fa < 0 || fb < 0 || fa > INT32_MAX ||
       fb > INT32_MAX)
-    return throw_type(env, "relayStart: fds must be non-negative integers");
-  if (!get_i64(env, argv[2], &idle) || idle < 0) return throw_type(env, "relayStart: idleMs must be >= 0");
+    return tzorp_throw_type(env, "relayStart: fds must be non-negative integers");
+  if (!get_i64(env, argv[2], &idle) || idle < 0) return tzorp_throw_type(env, "relayStart: idleMs must be >= 0");
   if (!ensure_started(env, argv[5])) return NULL;
   relay *r = calloc(1, sizeof *r);
-  if (!r) return throw_errno(env, "calloc", ENOMEM);
+  if (!r) return tzorp_throw_errno(env, "calloc", ENOMEM);
   pthread_mutex_init(&r->rmu, NULL);
   r->fd[0] = r->fd[1] = -1;
   r->pipe_r[0] = r->pipe_r[1] = r->pipe_w[0] = r->pipe_w[1] = -1;
@@ -525,7 +508,7 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
     free(r->init[0]);
     pthread_mutex_destroy(&r->rmu);
     free(r);
-    return throw_type(env, "relayStart: initAB/initBA must be Uint8Array or null");
+    return tzorp_throw_type(env, "relayStart: initAB/initBA must be Uint8Array or null");
   }
   const char *failed = NULL;
   int err = 0;
@@ -580,7 +563,7 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
     free(r->init[1]);
     pthread_mutex_destroy(&r->rmu);
     free(r);
-    return throw_errno(env, failed, err);
+    return tzorp_throw_errno(env, failed, err);
   }
   r->next = active;
   if (active) active->prev = r;
@@ -680,7 +663,7 @@ static napi_value RelayActive(napi_env env, napi_callback_info info) {
 // raiseNofile() -> { soft, hard } after raising the soft RLIMIT_NOFILE to the hard limit.
 static napi_value RaiseNofile(napi_env env, napi_callback_info info) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return throw_errno(env, "getrlimit", errno);
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return tzorp_throw_errno(env, "getrlimit", errno);
   if (rl.rlim_cur < rl.rlim_max) {
     struct rlimit want = {rl.rlim_max, rl.rlim_max};
     if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;

@@ -81,7 +81,8 @@ export async function applyModel(
 ): Promise<ApplyOutcome> {
   const prefix = opts.prefix ?? [];
   const previous = opts.previous ?? null;
-  if (model.userRules !== null && previous?.userRules !== model.userRules) await checkUserRules(model, prefix);
+  if (model.userRules !== null && previous?.userRules !== model.userRules)
+    await checkUserRules(model, prefix);
   const undo = await ensureRouting(
     { mark: policy.settings.tproxyMark, table: policy.settings.routingTable },
     prefix,

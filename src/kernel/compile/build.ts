@@ -319,8 +319,8 @@ export function buildIR(
               (f) => s.router.type === 'directed' && s.router.targets.some((t) => t.family === f),
             )
           : [4, 6];
-      serviceChains.push({ ...base, kind: 'forward', families: fams });
-    } else serviceChains.push({ ...base, kind: 'deny', families: [4, 6] });
+      serviceChains.push({ ...base, kind: 'forward', families: fams, logging: s.logging });
+    } else serviceChains.push({ ...base, kind: 'deny', families: [4, 6], logging: s.logging });
   }
   const forwards: ForwardServiceIR[] = [];
   const denies: DenyServiceIR[] = [];

@@ -60,6 +60,9 @@ export interface ServiceChainIR {
   name: string;
   sid: number;
   kind: 'proxy' | 'forward' | 'deny';
+  /** Forward and deny services with `logging: true`: each new connection's first packet goes to the
+   * NFLOG group the daemon reads (src/kernel/nflog.ts), rate limited. Proxies log in the daemon. */
+  logging?: boolean;
   /** Families the service can serve (a directed forward service only those of its target). */
   families: Family[];
   v4?: { host: string; port: number };

@@ -3,6 +3,7 @@
 import { DEFAULTS } from '../../defaults.ts';
 import { formatAddress } from '../../policy/address.ts';
 import type { DenyV4, DenyV6, Family } from '../../policy/model.ts';
+import { nflogPrefix } from '../nflog.ts';
 import type { Interval, IntervalSet } from './intervals.ts';
 import type { ClientLimitsIR, LookupIR, MatchIR, RulesetIR } from './ir.ts';
 import { zoneIdent } from './names.ts';
@@ -278,6 +279,12 @@ export function renderModel(ir: RulesetIR): TableModel {
       );
       rules.push('meta mark set 0x00000000 counter drop comment "no listener: fail closed"');
     } else {
+      // before the mark is cleared: it still holds tproxy mark | rule id, which the log carries
+      if (c.logging) {
+        rules.push(
+          `limit rate ${DEFAULTS.kernelLogRate}/second burst ${DEFAULTS.kernelLogBurst} packets log prefix "${nflogPrefix(c.kind as 'forward' | 'deny', c.sid)}" group ${DEFAULTS.kernelLogGroup}`,
+        );
+      }
       rules.push(`counter meta mark set 0x00000000 meta priority set 0 ${ct}`);
       for (const f of [4, 6] as const) {
         if (!c.families.includes(f)) rules.push(`meta nfproto ipv${f} drop comment "no IPv${f} target"`);
