@@ -24,7 +24,7 @@ function walk(dir, out) {
 const benches = new Map(walk(join(root, 'bench'), []).map((p) => [basename(p, '.bench.ts'), p]));
 const [name, ...rest] = process.argv.slice(2);
 if (!name || name === '--list') {
-  console.log('benchmarks (npm run bench -- NAME [flags]; see bench/README.md for each one\'s flags):');
+  console.log("benchmarks (npm run bench -- NAME [flags]; see bench/README.md for each one's flags):");
   for (const [n, p] of [...benches].sort()) console.log(`  ${n.padEnd(14)} ${relative(root, p)}`);
   process.exit(name ? 0 : 2);
 }

@@ -64,7 +64,11 @@ export const E = {
     "limit_target_zones_to excludes the rule's own destination zone",
   ),
   LINT_UDP_TO_PROXY: entry('TZ1524', 'user', 'a rule sends UDP to a proxy, which speaks TCP only'),
-  LINT_DENY_OUTRANKED: entry('TZ1525', 'user', 'a deny rule loses some of its traffic to a more specific rule'),
+  LINT_DENY_OUTRANKED: entry(
+    'TZ1525',
+    'user',
+    'a deny rule loses some of its traffic to a more specific rule',
+  ),
   // --- kernel (TZ2xxx) ---
   KERNEL_NFT_CHECK: entry('TZ2001', 'env', 'nft rejected the compiled ruleset (nothing was changed)'),
   KERNEL_NFT_APPLY: entry('TZ2002', 'env', 'nft failed to apply the ruleset (the previous one stays)'),
@@ -77,7 +81,11 @@ export const E = {
   // --- daemon (TZ3xxx) ---
   DAEMON_NOT_RUNNING: entry('TZ3001', 'env', 'no daemon answers on the control socket'),
   DAEMON_RELOAD_REFUSED: entry('TZ3002', 'user', 'reload refused: the new policy is not valid'),
-  DAEMON_NOTHING_TO_CONFIRM: entry('TZ3013', 'user', 'tzorp confirm: no reload --confirm or apply --confirm waits'),
+  DAEMON_NOTHING_TO_CONFIRM: entry(
+    'TZ3013',
+    'user',
+    'tzorp confirm: no reload --confirm or apply --confirm waits',
+  ),
   DAEMON_LISTEN: entry('TZ3003', 'env', 'a proxy listener could not be opened'),
   DAEMON_CONTROL_REQUEST: entry('TZ3004', 'user', 'bad control request'),
   LOG_SPEC: entry('TZ3005', 'user', 'bad log spec (category-glob:level, levels 0..10)'),

@@ -3,9 +3,9 @@
 // implementations of the same semantics reuse or test against.
 export { formatAddress, ParsedAddr, parseAddress } from './address.ts';
 export { ConditionsMatcher } from './conditions.ts';
+export { outrankedDenies } from './deny-lint.ts';
 export type { Candidate, Decision, Explanation } from './engine.ts';
 export { Engine } from './engine.ts';
-export { outrankedDenies } from './deny-lint.ts';
 export { type Sample, sampleConnections } from './samples.ts';
 export type { DimensionResult, MatchGroup, ScoreField, ScoreTuple } from './score.ts';
 export {
@@ -18,6 +18,7 @@ export {
   packScore,
   SCORE_FIELDS,
   unpackScore,
+  zeroScore,
 } from './score.ts';
 export type { ZoneInterval } from './zone-trie.ts';
 export { flattenZones, PrefixTrie, ZoneTrie, zoneAndDescendants, zoneSubnetsFlattened } from './zone-trie.ts';

@@ -232,7 +232,13 @@ export class LpmHash {
           const b = s << 3;
           const l = t[b]!;
           if (l < 0) break;
-          if (l === len && t[b + W] === w0 && t[b + W + 1] === w1 && t[b + W + 2] === w2 && t[b + W + 3] === w3) {
+          if (
+            l === len &&
+            t[b + W] === w0 &&
+            t[b + W + 1] === w1 &&
+            t[b + W + 2] === w2 &&
+            t[b + W + 3] === w3
+          ) {
             this.matchedPrefix = len;
             return t[b + V]!;
           }

@@ -11,7 +11,7 @@
 // may be reached twice (e.g. listing a zone and its parent); evaluating it twice is harmless.
 import { type ParsedAddr, wordsOf } from './address.ts';
 import { LpmHash } from './lpm-hash.ts';
-import { ANC_STRIDE, type CompiledRule, HOT_STRIDE, type Query, type RuleTable, type ZoneTable } from './score.ts';
+import { ANC_STRIDE, HOT_STRIDE, type Query, type RuleTable, type ZoneTable } from './score.ts';
 
 const EMPTY = new Int32Array(0);
 /** A rule whose source × destination keys exceed this is filed under its source keys × ANY instead

@@ -19,45 +19,46 @@ export const PROTO_UDP = 17;
 export const PROTO_ICMP = 1;
 export const PROTO_ICMPV6 = 58;
 
-/** Fields of the score tuple, strongest first, with their maximum value. */
+/** The score tuple's layout: its fields, strongest first, and the radix each is packed with (the field's
+ * largest value + 1, rounded up to a power of two: KZorp's bit widths). The one layout of the engine,
+ * `explain` and the kernel compiler's tiers. */
 export const SCORE_FIELDS = [
-  ['iface', 7],
-  ['icmpCode', 1],
-  ['icmpType', 1],
-  ['proto', 1],
-  ['srcPort', 2],
-  ['dstPort', 2],
-  ['srcSubnet', 129],
-  ['srcZone', 31],
-  ['dstSubnet', 129],
-  ['dstIface', 3],
-  ['dstZone', 31],
+  ['iface', 8],
+  ['icmpCode', 2],
+  ['icmpType', 2],
+  ['proto', 2],
+  ['srcPort', 4],
+  ['dstPort', 4],
+  ['srcSubnet', 256],
+  ['srcZone', 32],
+  ['dstSubnet', 256],
+  ['dstIface', 4],
+  ['dstZone', 32],
 ] as const;
 export type ScoreField = (typeof SCORE_FIELDS)[number][0];
 export type ScoreTuple = Record<ScoreField, number>;
-const RADIX = [8, 2, 2, 2, 4, 4, 256, 32, 256, 4, 32];
 
 /** Packs a tuple into one number whose numeric order is the tuple's lexicographic order. */
 export function packScore(t: ScoreTuple): number {
   let s = 0;
-  SCORE_FIELDS.forEach(([f], i) => {
-    s = s * RADIX[i]! + t[f];
-  });
+  for (const [f, radix] of SCORE_FIELDS) s = s * radix + t[f];
   return s;
 }
 
 export function unpackScore(s: number): ScoreTuple {
-  const v: number[] = [];
+  const t = {} as ScoreTuple;
   for (let i = SCORE_FIELDS.length - 1; i >= 0; i--) {
-    v[i] = s % RADIX[i]!;
-    s = Math.floor(s / RADIX[i]!);
+    const [f, radix] = SCORE_FIELDS[i]!;
+    t[f] = s % radix;
+    s = Math.floor(s / radix);
   }
   // fields in precedence order (strongest first), so Object.values gives the tuple
-  const t = {} as ScoreTuple;
-  SCORE_FIELDS.forEach(([f], i) => {
-    t[f] = v[i]!;
-  });
-  return t;
+  return Object.fromEntries(SCORE_FIELDS.map(([f]) => [f, t[f]])) as ScoreTuple;
+}
+
+/** The tuple of a rule with no conditions (every field 0). */
+export function zeroScore(): ScoreTuple {
+  return Object.fromEntries(SCORE_FIELDS.map(([f]) => [f, 0])) as ScoreTuple;
 }
 
 /** The first field (strongest first) where `a` beats `b`, or null when they are equal. */
@@ -403,6 +404,12 @@ export function dstIfaceScore(r: CompiledRule, q: Query): number {
   return s === 0 ? -1 : s;
 }
 
+/** `depth` when `zone` (a zone at that depth) is zone `z` or one of its ancestors, else -1 (also for no
+ * zone, z < 0). */
+function ancestorDepth(zt: ZoneTable, z: number, zone: number, depth: number): number {
+  return z >= 0 && depth <= zt.depth[z]! && zt.anc[z * ANC_STRIDE + depth - 1] === zone ? depth : -1;
+}
+
 /** Whether the rule matches and its packed score: -1 when it does not match. */
 export function evalRule(r: CompiledRule, q: Query, zt: ZoneTable, t: RuleTable): number {
   return evalAt(t, r.index, q, zt);
@@ -470,10 +477,8 @@ export function evalRow(
   const sz1 = hot[b + H_SZ]!;
   if (sz1 >= 0) {
     // one zone: it must be the source zone or one of its ancestors
-    const z = q.srcZone;
-    const d = hot[b + H_SZD]!;
-    if (z < 0 || d > zt.depth[z]! || zt.anc[z * ANC_STRIDE + d - 1] !== sz1) return -1;
-    szone = d;
+    szone = ancestorDepth(zt, q.srcZone, sz1, hot[b + H_SZD]!);
+    if (szone < 0) return -1;
   } else if (sz1 === -2) {
     const r = rules[i]!;
     x = r.srcNet !== null ? subnetScore(r.srcNet, q.src) : -1;
@@ -488,10 +493,8 @@ export function evalRow(
   let dzone = 0;
   const dz1 = hot[b + H_DZ]!;
   if (dz1 >= 0) {
-    const z = q.dstZone;
-    const d = hot[b + H_DZD]!;
-    if (z < 0 || d > zt.depth[z]! || zt.anc[z * ANC_STRIDE + d - 1] !== dz1) return -1;
-    dzone = d;
+    dzone = ancestorDepth(zt, q.dstZone, dz1, hot[b + H_DZD]!);
+    if (dzone < 0) return -1;
   } else if (dz1 === -2) {
     const r = rules[i]!;
     x = r.dstNet !== null ? subnetScore(r.dstNet, q.dst) : -1;

@@ -188,7 +188,7 @@ function mutate(
       case 7: {
         // splice with another corpus input
         const o = corpus[rng.below(corpus.length)];
-        if (!o || !o.length) break;
+        if (!o?.length) break;
         const a = rng.below(o.length);
         b = Buffer.concat([b.subarray(0, pos), o.subarray(a, a + 1 + rng.below(o.length - a))]);
         break;

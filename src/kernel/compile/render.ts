@@ -124,7 +124,7 @@ function matchText(m: MatchIR): string {
   // ports imply TCP/UDP; when the entry's own protocols are already TCP/UDP only, saying it twice
   // makes `nft list` print `meta l4proto { tcp, udp } tcp dport`, which nft cannot load back (the
   // snapshot of apply --confirm must load)
-  if ((m.sport || m.dport) && !(m.l4proto && m.l4proto.every((p) => p === 6 || p === 17)))
+  if ((m.sport || m.dport) && !m.l4proto?.every((p) => p === 6 || p === 17))
     parts.push('meta l4proto { tcp, udp }');
   if (m.sport) parts.push(`th sport ${setOf(m.sport.map(numRange))}`);
   if (m.dport) parts.push(`th dport ${setOf(m.dport.map(numRange))}`);

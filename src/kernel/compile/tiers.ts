@@ -3,8 +3,10 @@
 // are tried strongest score first, so the number of lookups per new connection is bounded by the
 // number of distinct scores, never by the number of rules. Inside a tier, overlapping boxes of different
 // rules are split so the lowest rule id keeps the overlap (KZorp's tie rule).
+
+import { packScore } from '../../engine/index.ts';
 import { bmax, bmin, type Interval } from './intervals.ts';
-import { type Field, fieldsOf, packScore, type Score, type Variant } from './variants.ts';
+import { type Field, fieldsOf, type Score, type Variant } from './variants.ts';
 
 export interface Box {
   ruleId: number;

@@ -4,6 +4,7 @@
 // true score for a rule is the best score among the rule's variants whose condition holds (the one that
 // takes each dimension's most specific matching value), so trying variants in descending score order and
 // stopping at the first hit reproduces the engine's best match without any negative condition.
+import { type ScoreField, type ScoreTuple, zeroScore } from '../../engine/index.ts';
 import type { Family, Rule } from '../../policy/model.ts';
 import { type IntervalSet, intersect, normalize, points } from './intervals.ts';
 import type { FlatZones } from './zones.ts';
@@ -25,45 +26,8 @@ export const FIELDS = [
 ] as const;
 export type Field = (typeof FIELDS)[number];
 
-/** The engine's score tuple fields, strongest first, and their radix (the packing of src/engine). */
-export const SCORE_FIELDS = [
-  ['iface', 8],
-  ['icmpCode', 2],
-  ['icmpType', 2],
-  ['proto', 2],
-  ['srcPort', 4],
-  ['dstPort', 4],
-  ['srcSubnet', 256],
-  ['srcZone', 32],
-  ['dstSubnet', 256],
-  ['dstIface', 4],
-  ['dstZone', 32],
-] as const;
-export type ScoreField = (typeof SCORE_FIELDS)[number][0];
-export type Score = Record<ScoreField, number>;
-
-export function packScore(s: Score): number {
-  let v = 0;
-  for (const [f, radix] of SCORE_FIELDS) v = v * radix + s[f];
-  return v;
-}
-
-export function zeroScore(): Score {
-  return {
-    iface: 0,
-    icmpCode: 0,
-    icmpType: 0,
-    proto: 0,
-    srcPort: 0,
-    dstPort: 0,
-    srcSubnet: 0,
-    srcZone: 0,
-    dstSubnet: 0,
-    dstIface: 0,
-    dstZone: 0,
-  };
-}
-
+/** A variant's score: the engine's tuple, packed the engine's way (one layout: src/engine/score.ts). */
+export type Score = ScoreTuple;
 /** Which key fields a score constrains (all variants of one score constrain the same fields). */
 export function fieldsOf(s: Score): Field[] {
   const on: Record<Field, boolean> = {

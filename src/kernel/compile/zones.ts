@@ -1,7 +1,8 @@
 // Zones flattened for the kernel (zorp-semantics §2). nft interval maps cannot hold overlapping
 // networks, so every family's zone networks become disjoint address ranges, each labelled with the zone
-// that wins the longest-prefix match there. Zone ids are given in depth-first (pre-)order, so the zone
+// that wins the longest-prefix match there (the engine's flattening, src/engine/zone-trie.ts). Zone ids are given in depth-first (pre-)order, so the zone
 // and all its descendants are one contiguous id range: a rule's "zone Z or below" is one interval.
+import { ZoneTrie } from '../../engine/index.ts';
 import type { Family, Policy, Zone } from '../../policy/model.ts';
 import { type Interval, type IntervalSet, normalize } from './intervals.ts';
 
@@ -60,53 +61,13 @@ export function flattenZones(policy: Policy): FlatZones {
     }
   };
   for (const r of roots) visit(r);
+  // the engine's flattening (one longest-prefix match for lookup, lint and kernel), its zones by name
+  // turned into this numbering
+  const trie = new ZoneTrie(list.map((i) => i.zone));
   const ranges: Record<Family, LabelledRange[]> = { 4: [], 6: [] };
-  for (const f of [4, 6] as const) {
-    const nets: { lo: bigint; hi: bigint; zone: number }[] = [];
-    for (const info of list) {
-      for (const c of info.zone.addresses) {
-        if (c.family !== f) continue;
-        const size = 1n << BigInt((f === 4 ? 32 : 128) - c.prefix);
-        nets.push({ lo: c.addr, hi: c.addr + size - 1n, zone: info.id });
-      }
-    }
-    ranges[f] = lpmRanges(nets);
-  }
+  for (const f of [4, 6] as const)
+    ranges[f] = trie.intervals(f).map((r) => ({ lo: r.lo, hi: r.hi, zone: byName.get(r.zone)!.id }));
   return { list, byName, ranges };
-}
-
-/** Longest-prefix-match flattening of (possibly nested, never partially overlapping) networks. */
-export function lpmRanges(nets: { lo: bigint; hi: bigint; zone: number }[]): LabelledRange[] {
-  // outer networks first at equal start, so the stack always holds a chain of nested networks
-  const sorted = [...nets].sort((a, b) =>
-    a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : a.hi > b.hi ? -1 : a.hi < b.hi ? 1 : 0,
-  );
-  const out: LabelledRange[] = [];
-  const emit = (lo: bigint, hi: bigint, zone: number): void => {
-    if (lo > hi) return;
-    const last = out[out.length - 1];
-    if (last && last.zone === zone && last.hi + 1n === lo) last.hi = hi;
-    else out.push({ lo, hi, zone });
-  };
-  const stack: { lo: bigint; hi: bigint; zone: number }[] = [];
-  let pos = 0n;
-  for (const n of sorted) {
-    while (stack.length > 0 && stack[stack.length - 1]!.hi < n.lo) {
-      const top = stack.pop()!;
-      emit(pos, top.hi, top.zone);
-      pos = top.hi + 1n;
-    }
-    const top = stack[stack.length - 1];
-    if (top) emit(pos, n.lo - 1n, top.zone);
-    pos = n.lo;
-    stack.push(n);
-  }
-  while (stack.length > 0) {
-    const top = stack.pop()!;
-    emit(pos, top.hi, top.zone);
-    pos = top.hi + 1n;
-  }
-  return out;
 }
 
 /** Per family, the ranges of each zone id (index = id), so a zone's or a subtree's addresses are

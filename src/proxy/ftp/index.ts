@@ -7,16 +7,8 @@ import { checkFtpOptions, type FtpOptions } from './options.ts';
 export { type CommandItem, CommandReader, type FtpCommand } from './command-reader.ts';
 export { FtpCore } from './core.ts';
 export { DataChannel, type DataChannelHost, type DataChannelState } from './data-channel.ts';
-export {
-  format227,
-  format229,
-  formatEprt,
-  formatHostPort,
-  parse227,
-  parse229,
-  parseEprt,
-  parseHostPort,
-} from './endpoints.ts';
+// the PORT/EPRT/227/229 codecs, every one of them
+export * from './endpoints.ts';
 export {
   type ActiveConnectionMode,
   checkFtpOptions,

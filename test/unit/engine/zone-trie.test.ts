@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { flattenZones, ZoneTrie, zoneSubnetsFlattened } from '../../../src/engine/index.ts';
+import fc from 'fast-check';
+import { flattenZones, PrefixTrie, ZoneTrie, zoneSubnetsFlattened } from '../../../src/engine/index.ts';
 import { makePolicy } from './fixtures.ts';
 
 const policy = makePolicy({
@@ -88,5 +89,39 @@ test('flattening: disjoint ranges with their LPM zone; per-zone sets with and wi
       ['20010db8000000000000000000000000', '20010db8000fffffffffffffffffffff'],
       ['20010db8001100000000000000000000', '20010db8ffffffffffffffffffffffff'],
     ],
+  );
+});
+
+test('flattening gives every address its longest-prefix match (brute force over 256 addresses)', () => {
+  // networks inside 0.0.0.0/24 (prefix 24..32), so the 256 addresses there are the whole story
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 8 })), {
+        selector: ([a, p]) => `${a >> (8 - p)}/${p}`,
+        maxLength: 12,
+      }),
+      (raw) => {
+        const t = new PrefixTrie(4);
+        const nets = raw.map(([a, p], i) => {
+          const lo = BigInt((a >> (8 - p)) << (8 - p));
+          t.insertBig(lo, 24 + p, i);
+          return { lo, hi: lo + (1n << BigInt(8 - p)) - 1n, value: i, p };
+        });
+        const ranges = t.intervals();
+        for (let x = 0n; x < 256n; x++) {
+          let best = -1;
+          let bestP = -1;
+          for (const n of nets) if (n.lo <= x && x <= n.hi && n.p > bestP) [best, bestP] = [n.value, n.p];
+          const r = ranges.find((q) => q.lo <= x && x <= q.hi);
+          assert.equal(r?.value ?? -1, best, `address ${x}`);
+        }
+        for (let i = 1; i < ranges.length; i++) {
+          assert.ok(ranges[i - 1]!.hi < ranges[i]!.lo, 'disjoint and sorted');
+          if (ranges[i - 1]!.hi + 1n === ranges[i]!.lo)
+            assert.notEqual(ranges[i - 1]!.value, ranges[i]!.value, 'merged');
+        }
+        assert.ok(ranges.every((r) => r.hi < 256n));
+      },
+    ),
   );
 });

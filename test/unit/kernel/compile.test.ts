@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { zeroScore } from '../../../src/engine/index.ts';
 import { intersect, normalize } from '../../../src/kernel/compile/intervals.ts';
 import { zoneIdent } from '../../../src/kernel/compile/names.ts';
 import { buildTiers } from '../../../src/kernel/compile/tiers.ts';
-import { type Variant, zeroScore } from '../../../src/kernel/compile/variants.ts';
-import { lpmRanges } from '../../../src/kernel/compile/zones.ts';
+import type { Variant } from '../../../src/kernel/compile/variants.ts';
 import { compilePolicy } from '../../../src/kernel/index.ts';
 import { makePolicy } from './fixtures.ts';
 
@@ -37,32 +37,6 @@ test('intervals: normalize merges overlapping and adjacent ranges; intersect is 
     ],
   );
   assert.deepEqual(intersect([[1n, 2n]], [[3n, 4n]]), []);
-});
-
-test('zones: the flattened ranges give every address its longest-prefix match (brute force, 8-bit space)', () => {
-  fc.assert(
-    fc.property(
-      fc.uniqueArray(fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 8 })), {
-        selector: ([a, p]) => `${a >> (8 - p)}/${p}`,
-        maxLength: 12,
-      }),
-      (raw) => {
-        const nets = raw.map(([a, p], i) => {
-          const lo = BigInt((a >> (8 - p)) << (8 - p));
-          return { lo, hi: lo + (1n << BigInt(8 - p)) - 1n, zone: i + 1, p };
-        });
-        const ranges = lpmRanges(nets);
-        for (let x = 0n; x < 256n; x++) {
-          let best = 0;
-          let bestP = -1;
-          for (const n of nets) if (n.lo <= x && x <= n.hi && n.p > bestP) [best, bestP] = [n.zone, n.p];
-          const r = ranges.find((q) => q.lo <= x && x <= q.hi);
-          assert.equal(r?.zone ?? 0, best, `address ${x}`);
-        }
-        for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i - 1]!.hi < ranges[i]!.lo);
-      },
-    ),
-  );
 });
 
 test('tiers: boxes are disjoint and every point belongs to the lowest rule id whose variant holds it', () => {
