@@ -71,6 +71,7 @@ export const DEFAULTS = deepFreeze({
   tlsLeafBackdateMs: 3_600_000, // leaf certificates start an hour early: a client whose clock lags still accepts
   tlsLeafValidityDays: 7, // certificates made for a server name: short-lived, made again when they expire
   tlsLeafCacheEntries: 10_000, // certificates kept per generation (one per server name), least recently used out
+  tlsSystemCaFile: '/etc/ssl/certs/ca-certificates.crt', // server_verify's trust anchors without server_ca_file (Debian's bundle; node's own roots when it is absent)
   tlsLeafCaches: 8, // CAs whose leaf caches are kept across reloads (leafCacheFor), oldest out
   // http proxy (Zorp's HttpProxy defaults, zorp-semantics §6.2; the reasons are in src/proxy/http)
   httpMaxLineLengthBytes: 4096,

@@ -119,6 +119,13 @@ export interface TlsSessionInfo {
   alpnOffered: string[];
   /** accepted, or why not (docs/tls.md, Metrics); incomplete while the ClientHello is awaited. */
   result: string;
+  /** inspect: the client session's version, and the server certificate as we verified it. */
+  version?: string | null;
+  serverVersion?: string | null;
+  serverSubject?: string | null;
+  serverIssuer?: string | null;
+  /** ok, disabled (server_verify: false) or why not. */
+  serverVerify?: string | null;
 }
 
 export interface ReloadResult {

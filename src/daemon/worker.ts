@@ -450,7 +450,7 @@ export class WorkerRuntime<U> {
   }
 }
 
-/** The TLS layer's accounting (src/proxy/tls/gate.ts: tls_* fields) as `tzorp sessions` shows it. */
+/** The TLS layer's accounting (src/proxy/tls/gate.ts, inspect-gate.ts: tls_* fields) as `tzorp sessions` shows it. */
 function tlsInfo(c: Readonly<Record<string, number | string>>): { tls?: TlsSessionInfo } {
   if (typeof c.tls_mode !== 'string') return {};
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
@@ -461,6 +461,15 @@ function tlsInfo(c: Readonly<Record<string, number | string>>): { tls?: TlsSessi
       offeredMaxVersion: text(c.tls_offered_max_version),
       alpnOffered: text(c.tls_alpn_offered)?.split(',') ?? [],
       result: text(c.tls_result) ?? 'incomplete',
+      ...(c.tls_mode === 'inspect'
+        ? {
+            version: text(c.tls_version),
+            serverVersion: text(c.tls_server_version),
+            serverSubject: text(c.tls_server_subject),
+            serverIssuer: text(c.tls_server_issuer),
+            serverVerify: text(c.tls_server_verify),
+          }
+        : {}),
     },
   };
 }

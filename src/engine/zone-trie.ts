@@ -136,25 +136,6 @@ export class PrefixTrie {
     return n;
   }
 
-  /** Calls `visit(value, prefixLen)` for every stored prefix containing the address, shortest first. */
-  forEachMatch(a: ParsedAddr, visit: (value: number, prefix: number) => void): void {
-    const left = this.left;
-    const right = this.right;
-    const val = this.val;
-    if (val[0]! >= 0) visit(val[0]!, 0);
-    let node = 0;
-    const words = this.width === 32 ? 1 : 4;
-    for (let k = 0; k < words; k++) {
-      const w = k === 0 ? a.w0 : k === 1 ? a.w1 : k === 2 ? a.w2 : a.w3;
-      for (let i = 0; i < 32; i++) {
-        node = (w >>> (31 - i)) & 1 ? right[node]! : left[node]!;
-        if (node === 0) return;
-        const v = val[node]!;
-        if (v >= 0) visit(v, 32 * k + i + 1);
-      }
-    }
-  }
-
   /**
    * The address space flattened into disjoint, sorted, inclusive ranges, each carrying the value of the
    * longest stored prefix covering it. Ranges no prefix covers are left out; adjacent ranges with the same

@@ -21,8 +21,10 @@ import type {
   ProxyCore,
   ProxyEvent,
   StreamId,
+  TlsHandshakeInfo,
   Verdict,
 } from '../proxy/core/types.ts';
+import { originateServer, terminateClient } from '../proxy/tls/inspect.ts';
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
@@ -162,6 +164,10 @@ interface Stream {
   routed: boolean;
   /** Waiting to be handed to the native relay: not read meanwhile. */
   handover: boolean;
+  /** Takes the driver's listeners off the socket (before TLS is put on it). */
+  detach: (() => void) | null;
+  /** The stream is (or is becoming) a TLS session: never handed to the native relay. */
+  tls: boolean;
 }
 
 /** A stream pair the native relay copies (after a `relay` command). */
@@ -403,6 +409,8 @@ class Session {
       closedSent: false,
       routed,
       handover: false,
+      detach: null,
+      tls: false,
     };
     this.streams.set(id, s);
     return s;
@@ -411,20 +419,33 @@ class Session {
   private attach(s: Stream, sock: net.Socket): void {
     s.sock = sock;
     s.state = 'open';
-    sock.on('data', (buf: Buffer) => {
+    s.reading = null;
+    const onData = (buf: Buffer): void => {
       if (s.state !== 'open') return; // closing: the core no longer wants this stream's bytes
       this.count(s, 'in', buf.length);
       this.feed({ type: 'data', now: this.now(), stream: s.id, data: buf });
-    });
-    sock.on('end', () => {
+    };
+    const onEnd = (): void => {
       if (s.state !== 'open') return;
       this.feed({ type: 'end', now: this.now(), stream: s.id });
-    });
-    sock.on('drain', () => this.onDrain(s));
-    sock.on('error', (e: Error) => {
+    };
+    const onDrain = (): void => this.onDrain(s);
+    const onError = (e: Error): void => {
       s.error ??= e.message;
-    });
-    sock.on('close', () => this.onClose(s));
+    };
+    const onClose = (): void => this.onClose(s);
+    sock.on('data', onData);
+    sock.on('end', onEnd);
+    sock.on('drain', onDrain);
+    sock.on('error', onError);
+    sock.on('close', onClose);
+    s.detach = () => {
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+      sock.off('drain', onDrain);
+      sock.off('error', onError);
+      sock.off('close', onClose);
+    };
     for (const d of s.pending) this.write(s, d);
     s.pending = [];
     if (s.pendingShutdown) this.shutdown(s);
@@ -590,6 +611,9 @@ class Session {
         return;
       case 'relay':
         this.relay(this.stream(c.a, 'relay'), this.stream(c.b, 'relay'), c.idleMs);
+        return;
+      case 'startTls':
+        this.startTls(this.stream(c.stream, 'startTls'), c);
         return;
       case 'listen':
         this.listen(c);
@@ -834,10 +858,102 @@ class Session {
    * copying) when the native relay is off or a stream is not plainly open. */
   private relay(a: Stream, b: Stream, idleMs: number): void {
     if (!(this.o.nativeRelay ?? nativeRelayDefault()) || this.handingOver || this.native || a === b) return;
-    for (const s of [a, b]) if (s.state !== 'open' || !s.sock) return;
+    // a TLS stream's bytes must go through its TLS session: splicing its socket would relay ciphertext
+    for (const s of [a, b]) if (s.state !== 'open' || !s.sock || s.tls) return;
     this.handingOver = { a, b, idleMs, waiting: false };
     a.handover = b.handover = true;
     this.updateReading();
+  }
+
+  /**
+   * TLS on an open stream: the socket leaves the session (the stream counts as connecting, so sends
+   * are queued and a close or the session's end aborts the handshake), the handshake runs
+   * (src/proxy/tls/inspect.ts), and the TLS socket comes back in its place; the core hears of it in a
+   * `tls` event. A failed handshake closes the stream (`tls` not ok, then `closed`).
+   */
+  private startTls(s: Stream, c: Extract<ProxyCommand, { type: 'startTls' }>): void {
+    const raw = s.sock;
+    const info: TlsHandshakeInfo = {
+      sni: c.side.role === 'originate' ? c.side.sni : null,
+      version: null,
+      cipher: null,
+      alpn: null,
+      subject: null,
+      issuer: null,
+      verify: null,
+      altNames: [],
+    };
+    if (!raw || s.state !== 'open' || s.tls) {
+      this.feed({
+        type: 'tls',
+        now: this.now(),
+        stream: s.id,
+        ok: false,
+        reason: 'not_open',
+        detail: 'the stream is not open',
+        info,
+      });
+      return;
+    }
+    s.detach?.();
+    s.detach = null;
+    s.sock = null;
+    s.state = 'connecting';
+    s.tls = true;
+    raw.pause();
+    raw.on('error', () => {}); // (the TLS socket reports the handshake's errors)
+    const abort = new AbortController();
+    s.abort = abort;
+    abort.signal.addEventListener('abort', () => raw.destroy(), { once: true });
+    const up = (sock: net.Socket, got: TlsHandshakeInfo): void => {
+      if (abort.signal.aborted || this.ended) {
+        sock.destroy();
+        return;
+      }
+      s.abort = null;
+      this.attach(s, sock);
+      this.feed({ type: 'tls', now: this.now(), stream: s.id, ok: true, info: got });
+    };
+    const failed = (reason: string, detail: string, got: TlsHandshakeInfo): void => {
+      if (abort.signal.aborted || this.ended) return;
+      s.abort = null;
+      raw.destroy();
+      s.state = 'closed';
+      this.feed({ type: 'tls', now: this.now(), stream: s.id, ok: false, reason, detail, info: got });
+      this.sendClosed(s);
+      this.updateReading();
+    };
+    const side = c.side;
+    if (side.role === 'terminate') {
+      terminateClient(raw, {
+        leaf: c.endpoint.leaf,
+        names: side.names,
+        minVersion: c.endpoint.minVersion,
+        ...(side.alpn ? { alpn: side.alpn } : {}),
+        ...(side.held ? { held: side.held } : {}),
+      }).then(
+        (secure) => {
+          info.version = secure.getProtocol();
+          info.cipher = secure.getCipher()?.name ?? null;
+          info.alpn = secure.alpnProtocol || null;
+          info.sni = (secure as net.Socket & { servername?: string | false }).servername || null;
+          up(secure, info);
+        },
+        (e: Error) => failed('client_handshake', e.message, info),
+      );
+    } else {
+      originateServer(raw, {
+        sni: side.sni,
+        verifyName: side.verifyName,
+        verify: c.endpoint.verify,
+        ...(c.endpoint.serverCa !== undefined ? { ca: c.endpoint.serverCa } : {}),
+        minVersion: c.endpoint.minVersion,
+        ...(side.alpn ? { alpn: side.alpn } : {}),
+      }).then((r) => {
+        if (r.ok) up(r.socket, r.info);
+        else failed(r.reason, r.detail, r.info);
+      });
+    }
   }
 
   private waitForHandover(): void {

@@ -812,11 +812,11 @@ export class Resolver {
       this.d.error('POLICY_MISSING_FIELD', `${what} tls has no 'mode' (${TLS_MODES.join(' or ')})`, e.keyAt);
       ok = false;
     } else mode = this.oneOf(me.value, `${what} tls mode`, TLS_MODES);
-    if (mode === 'inspect') {
+    if (mode === 'inspect' && proxy !== null && proxy !== 'http' && proxy !== 'plug') {
       // Said plainly rather than relaying what the administrator asked to be inspected.
       this.d.error(
-        'POLICY_BAD_VALUE',
-        `${what} tls mode 'inspect' is not available in this version of tzorp (passthrough is; see docs/tls.md)`,
+        'POLICY_BAD_SERVICE',
+        `${what}: tls mode 'inspect' is available for proxy 'http' (HTTPS) and 'plug' (a decrypted relay); proxy '${proxy}' cannot use it in this version of tzorp (see docs/tls.md)`,
         me!.value.at,
       );
       ok = false;
@@ -844,6 +844,14 @@ export class Resolver {
           ok = false;
         } else if (certPath !== null && keyPath !== null) ca = { cert: certPath, key: keyPath };
       } else ok = false;
+    }
+    if (mode === 'inspect' && !cae) {
+      this.d.error(
+        'POLICY_MISSING_FIELD',
+        `${what} tls mode 'inspect' needs 'ca: { cert, key }', the CA that signs the certificates clients see (tzorp tls ca create DIR makes one)`,
+        me!.keyAt,
+      );
+      ok = false;
     }
     let serverVerify = true;
     const sv = f.get('server_verify');

@@ -4,9 +4,9 @@
 import { TzorpError } from '../errors.ts';
 import { byPosition, type Policy, type ProxyService, type SourcePos } from '../policy/index.ts';
 import { OptionProblems } from './core/module.ts';
-import type { CoreFactory } from './core/types.ts';
+import type { CoreFactory, TlsEndpoint } from './core/types.ts';
 import { proxyModule } from './registry.ts';
-import { compileTls, TlsPassthroughGate } from './tls/index.ts';
+import { compileTls, inspectEndpoint, TlsInspectGate, TlsPassthroughGate } from './tls/index.ts';
 
 export interface BoundProxy {
   /** The proxy's name (the policy's `proxy:`). */
@@ -63,11 +63,39 @@ export function bindProxies(policy: Policy): BoundProxies {
       continue;
     }
     // A `tls:` block puts the TLS layer in front of the proxy's own core (passthrough: decide on the
-    // ClientHello, then the proxy relays every byte unchanged).
-    const tls = s.tls ? compileTls(s.tls) : null;
-    const createCore: CoreFactory = tls
-      ? (context) => new TlsPassthroughGate(tls, mod.create(context, options))
-      : (context) => mod.create(context, options);
+    // ClientHello, then the proxy relays every byte unchanged; inspect: terminate, originate, and the
+    // proxy runs on the plaintext).
+    let createCore: CoreFactory = (context) => mod.create(context, options);
+    if (s.tls?.mode === 'passthrough') {
+      const tls = compileTls(s.tls);
+      createCore = (context) => new TlsPassthroughGate(tls, mod.create(context, options));
+    } else if (s.tls?.mode === 'inspect') {
+      const tls = compileTls(s.tls);
+      if (s.proxy === 'http' && !(options as { transparentMode?: boolean }).transparentMode) {
+        errors.push(
+          new TzorpError(
+            'POLICY_BAD_SERVICE',
+            `service ${s.name} (http): tls mode 'inspect' needs transparent_mode: true (the client's first bytes must be its TLS ClientHello; CONNECT tunnels are not inspected in this version)`,
+            { pos: s.tls.pos },
+          ),
+        );
+        continue;
+      }
+      let endpoint: TlsEndpoint;
+      try {
+        endpoint = inspectEndpoint(s.tls);
+      } catch (e) {
+        errors.push(
+          new TzorpError('TLS_CERTIFICATE', `service ${s.name} tls: ${(e as Error).message}`, {
+            pos: s.tls.pos,
+          }),
+        );
+        continue;
+      }
+      const alpn = s.proxy === 'http' ? ['http/1.1'] : undefined;
+      createCore = (context) =>
+        new TlsInspectGate(tls, mod.create({ ...context, tls: true }, options), endpoint, alpn);
+    }
     services.set(s.name, { proxy: s.proxy, options, createCore });
   }
   // In file order, as an editor lists them.

@@ -76,6 +76,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       tlsLeafBackdateMs: 3_600_000,
       tlsLeafValidityDays: 7,
       tlsLeafCacheEntries: 10_000,
+      tlsSystemCaFile: '/etc/ssl/certs/ca-certificates.crt',
       tlsLeafCaches: 8,
       controlSocketPath: '/run/tzorp/control.sock',
       stopDrainTimeoutMs: 30_000,

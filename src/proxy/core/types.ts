@@ -59,7 +59,55 @@ export type ProxyEvent =
       by: StreamId | null;
       error?: string;
       bytes: Record<StreamId, { read: number; written: number }>;
+    }
+  /** A `startTls` finished: from now on the stream's data/end/closed events are the plaintext of the
+   * TLS session (ok), or the handshake failed and the stream is closed (a `closed` event follows). */
+  | {
+      type: 'tls';
+      now: number;
+      stream: StreamId;
+      ok: boolean;
+      /** Why not (a small fixed set, a metric label): server-side ServerFailure, or 'client_handshake'. */
+      reason?: string;
+      detail?: string;
+      info: TlsHandshakeInfo;
     };
+
+/** What a handshake showed (the `tls.session` log line, `tzorp sessions --json` under `tls`). */
+export interface TlsHandshakeInfo {
+  sni: string | null;
+  version: string | null;
+  cipher: string | null;
+  alpn: string | null;
+  /** The peer certificate's subject and issuer, one line each (server side only). */
+  subject: string | null;
+  issuer: string | null;
+  /** Server side: 'ok', 'disabled' (server_verify: false) or the failure; client side: null. */
+  verify: string | null;
+  /** Server side: the certificate's DNS names and IP addresses. */
+  altNames: string[];
+}
+
+/** How a service's TLS handshakes are made (inspect mode): built once per generation (bind.ts) and
+ * carried by `startTls` commands as it is; the driver uses it, the core only passes it on. */
+export interface TlsEndpoint {
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** server_verify. */
+  verify: boolean;
+  /** server_ca_file's PEM; undefined = node's bundled roots. */
+  serverCa?: string;
+  /** Leaf certificates for names, signed by the service's CA (certs.ts LeafCache). */
+  leaf(names: readonly string[], nowMs: number): Promise<{ certPem: string; keyPem: string }>;
+}
+
+/** One side of a TLS layer on a stream. */
+export type TlsSide =
+  /** The client side: we are the TLS server, with a certificate for `names`; `held` are bytes already
+   * read from the stream (the ClientHello), replayed into the handshake first. */
+  | { role: 'terminate'; names: string[]; held?: Uint8Array; alpn?: string[] }
+  /** The server side: we are the TLS client; `sni` sent (null: none), the certificate checked against
+   * `verifyName`. */
+  | { role: 'originate'; sni: string | null; verifyName: string; alpn?: string[] };
 
 // ---------------------------------------------------------------------------------------------
 // Commands: core -> driver
@@ -106,6 +154,9 @@ export type ProxyCommand =
    * `relayStarted`) or decline silently. The core sends nothing more to a or b itself afterwards; a
    * `close` of either ends the relay. Issued when the core's own buffers toward a and b are sent. */
   | { type: 'relay'; a: StreamId; b: StreamId; idleMs: number }
+  /** Put TLS on an open stream (inspect mode): its socket is taken out of the session until the handshake
+   * is done; sends meanwhile are queued; a `tls` event tells how it went. */
+  | { type: 'startTls'; stream: StreamId; side: TlsSide; endpoint: TlsEndpoint }
   /** The session is over: the driver closes what is still open and writes the connection summary. */
   | { type: 'done'; verdict: Verdict; info?: string };
 
@@ -146,6 +197,8 @@ export interface CoreContext {
   inband: boolean;
   /** Client-side local address the client dialled (transparent: the original destination). */
   clientLocal?: Addr;
+  /** The client stream is TLS the proxy terminates (tls.mode inspect): the core sees plaintext. */
+  tls?: boolean;
 }
 
 export type CoreFactory = (ctx: CoreContext) => ProxyCore;

@@ -250,6 +250,9 @@ export class FtpCore implements ProxyCore {
       case 'relayEnded':
         // FTP issues no `relay` command (yet): the driver never starts a native relay for it.
         break;
+      case 'tls':
+        // FTP starts no TLS (AUTH TLS is not supported yet; the policy refuses tls on FTP services).
+        break;
       default:
         assertNever(ev, 'event');
     }

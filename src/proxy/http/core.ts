@@ -283,6 +283,7 @@ export class HttpCore implements ProxyCore {
       case 'accepted':
       case 'relayStarted': // HTTP issues no `relay` command (yet)
       case 'relayEnded':
+      case 'tls': // the TLS layer in front (tls/inspect-gate.ts) keeps its own events
         return;
       default:
         assertNever(ev, 'event');
@@ -566,6 +567,7 @@ export class HttpCore implements ProxyCore {
       ...(this.ctx.clientLocal ? { clientLocal: this.ctx.clientLocal } : {}),
       requestNumber: this.requests,
       framing,
+      ...(this.ctx.tls ? { tls: true } : {}),
     });
     tx.url = decision.url;
     tx.closeAfter = decision.closeAfter;

@@ -28,6 +28,9 @@ export interface PlanContext {
   requestNumber?: number;
   /** The request body's framing as the reader found it. Default: no body. */
   framing?: Framing;
+  /** The client connection is TLS the proxy terminated (inspect): URLs are https://, port 443 by
+   * default. */
+  tls?: boolean;
 }
 
 /** Fields every decision carries: what the logs call the request, and whether the connection ends
@@ -157,6 +160,8 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
     info,
   });
 
+  const scheme = context.tls ? 'https' : 'http';
+  const defaultPort = context.tls ? 443 : 80;
   let target: ReturnType<typeof parseRequestTarget>;
   let hostAuth: ReturnType<typeof parseAuthority> | null;
   try {
@@ -202,10 +207,10 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
         return respond(400, 'Host header required', 'The request has no Host header.');
       host = context.clientLocal.host;
       port = context.clientLocal.port;
-      hostValue = formatAuthority({ host, port });
+      hostValue = formatAuthority({ host, port }, defaultPort);
     } else {
       host = hostAuth.host;
-      port = hostAuth.port ?? 80;
+      port = hostAuth.port ?? defaultPort;
       hostValue = formatAuthority(hostAuth);
     }
     const pq = target.form === 'asterisk' ? '*' : pathAndQuery(target);
@@ -214,7 +219,10 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
   }
   const path = target.form === 'origin' || target.form === 'absolute' ? target.path : '';
   const pq = target.form === 'origin' || target.form === 'absolute' ? pathAndQuery(target) : '';
-  url = target.form === 'authority' ? hostValue : `http://${formatAuthority({ host, port })}${pq}`;
+  url =
+    target.form === 'authority'
+      ? hostValue
+      : `${scheme}://${formatAuthority({ host, port }, defaultPort)}${pq}`;
 
   // Transparent mode: optionally the Host must name the original destination. A pure core cannot
   // resolve a name, and an unverified name is exactly what the check exists to stop (an allowed

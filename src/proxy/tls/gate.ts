@@ -1,7 +1,10 @@
-// The TLS passthrough gate: a core placed in front of a service's own core (plug) that reads the
-// client's ClientHello, decides on it (sni-policy.ts), and then hands the session to the inner core
-// with every byte the client sent, the ClientHello included, so the server sees the client's own
-// handshake and the client sees the server's own certificate. Nothing is decrypted.
+// The TLS gates: cores placed in front of a service's own core that read the client's ClientHello and
+// decide on it (sni-policy.ts) before anything else happens. `TlsHelloGate` is that shared hello phase;
+// `TlsPassthroughGate` (below) then hands the session to the inner core with every byte the client
+// sent, the ClientHello included, so the server sees the client's own handshake and the client sees the
+// server's own certificate: nothing is decrypted. The inspect gate (inspect-gate.ts) terminates TLS.
+//
+// Passthrough:
 //
 // States (one handler each):
 //
@@ -23,39 +26,35 @@ import type { ProxyCommand, ProxyCore, ProxyEvent } from '../core/types.ts';
 import { ALERT, alertRecord, type ClientHello, readClientHello, versionName } from './client-hello.ts';
 import { type CompiledTls, decideHello } from './sni-policy.ts';
 
-type State = 'init' | 'hello' | 'handover' | 'relay' | 'done';
+/** init and hello are the shared phase; the others belong to one gate each (passthrough: handover,
+ * relay; inspect: clientTls, open). */
+export type GateState = 'init' | 'hello' | 'handover' | 'relay' | 'clientTls' | 'open' | 'done';
 
 /** The gate's own timer; the inner core's timers pass through untouched. */
-const HELLO_TIMER = 'tls.hello';
+export const HELLO_TIMER = 'tls.hello';
 
 /** The handshake's outcome in the accounting (tls_result) and the metrics: a small fixed set of values
  * (a metric label must not take free text), the alert's RFC 8446 name for a refusal. */
-const ALERT_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+export const ALERT_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
   Object.entries(ALERT).map(([k, v]) => [v, k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]),
 );
 
-export class TlsPassthroughGate implements ProxyCore {
-  private state: State = 'init';
-  private readonly out = new Outbox('tls');
-  private startEvent: Extract<ProxyEvent, { type: 'start' }> | null = null;
-  private collected: Uint8Array = new Uint8Array(0);
-  private hello: ClientHello | null = null;
-  private result: string = 'incomplete';
-  /** Client events held in handover while the inner core has the client paused. */
-  private held: ProxyEvent[] = [];
-  private innerPausedClient = false;
+/** The hello phase both gates share: collect, read and decide the ClientHello; refuse with an alert. */
+export abstract class TlsHelloGate implements ProxyCore {
+  protected state: GateState = 'init';
+  protected readonly out = new Outbox('tls');
+  protected startEvent: Extract<ProxyEvent, { type: 'start' }> | null = null;
+  protected collected: Uint8Array = new Uint8Array(0);
+  protected hello: ClientHello | null = null;
+  protected result: string = 'incomplete';
 
   constructor(
-    private readonly policy: CompiledTls,
-    private readonly inner: ProxyCore,
+    protected readonly policy: CompiledTls,
+    protected readonly inner: ProxyCore,
   ) {}
 
   handle(ev: ProxyEvent): ProxyCommand[] {
     switch (this.state) {
-      case 'relay':
-        return this.inner.handle(ev);
-      case 'handover':
-        return this.onHandover(ev);
       case 'init':
         this.onInit(ev);
         return this.out.take();
@@ -64,22 +63,17 @@ export class TlsPassthroughGate implements ProxyCore {
       case 'done':
         return [];
       default:
-        return assertNever(this.state, 'state');
+        return this.afterHello(ev);
     }
   }
 
-  describe(): CoreDescription {
-    return {
-      proxy: 'tls',
-      state: this.state,
-      collected_bytes: this.collected.length,
-      held_events: this.held.length,
-      sni: this.hello?.sni ?? null,
-      inner: this.state === 'handover' || this.state === 'relay' ? this.inner.describe() : null,
-    };
-  }
+  abstract describe(): CoreDescription;
+  /** The hello was accepted (the hello timer is cleared, `result` is 'accepted'). */
+  protected abstract accept(now: number, hello: ClientHello, matched: string | null): ProxyCommand[];
+  /** Every event in the gate's own states after the hello. */
+  protected abstract afterHello(ev: ProxyEvent): ProxyCommand[];
 
-  private onInit(ev: ProxyEvent): void {
+  protected onInit(ev: ProxyEvent): void {
     if (ev.type === 'start') {
       this.startEvent = ev;
       this.state = 'hello';
@@ -87,7 +81,7 @@ export class TlsPassthroughGate implements ProxyCore {
     } else if (ev.type === 'abort') this.state = 'done';
   }
 
-  private onHello(ev: ProxyEvent): ProxyCommand[] {
+  protected onHello(ev: ProxyEvent): ProxyCommand[] {
     switch (ev.type) {
       case 'data': {
         if (ev.stream !== 'client') break;
@@ -110,6 +104,8 @@ export class TlsPassthroughGate implements ProxyCore {
           this.refuse(d.alert, d.reason);
           break;
         }
+        this.out.emit({ type: 'clearTimer', timer: HELLO_TIMER });
+        this.result = 'accepted';
         return this.accept(ev.now, hello, d.matched);
       }
       case 'end':
@@ -142,6 +138,7 @@ export class TlsPassthroughGate implements ProxyCore {
       case 'accepted':
       case 'relayStarted': // (no relay is asked for before the hello is decided)
       case 'relayEnded':
+      case 'tls': // passthrough starts no TLS of its own
         break; // nothing is connected or listening before the hello is decided
       default:
         assertNever(ev, 'event');
@@ -150,7 +147,7 @@ export class TlsPassthroughGate implements ProxyCore {
   }
 
   /** Refuse the handshake: a fatal alert, a close, the reason logged; the server is never contacted. */
-  private refuse(alert: number, reason: string): void {
+  protected refuse(alert: number, reason: string): void {
     this.result = ALERT_NAMES[alert] ?? 'refused';
     this.out.send('client', alertRecord(alert));
     this.out.violation('TLS handshake refused', {
@@ -163,7 +160,7 @@ export class TlsPassthroughGate implements ProxyCore {
     this.finish('DENIED_BY_POLICY', `TLS: ${reason}`);
   }
 
-  private finish(verdict: 'DENIED_BY_POLICY' | 'ACCEPTED', info: string): void {
+  protected finish(verdict: 'DENIED_BY_POLICY' | 'ACCEPTED', info: string): void {
     this.state = 'done';
     this.out.end(verdict, info, {
       clearTimers: [HELLO_TIMER],
@@ -172,7 +169,7 @@ export class TlsPassthroughGate implements ProxyCore {
     });
   }
 
-  private accountFields(): Record<string, string | number> {
+  protected accountFields(): Record<string, string | number> {
     const h = this.hello;
     return {
       tls_mode: this.policy.mode,
@@ -182,10 +179,31 @@ export class TlsPassthroughGate implements ProxyCore {
       tls_result: this.result,
     };
   }
+}
 
-  private accept(now: number, hello: ClientHello, matched: string | null): ProxyCommand[] {
-    this.out.emit({ type: 'clearTimer', timer: HELLO_TIMER });
-    this.result = 'accepted';
+/** Passthrough: after the hello, the inner core gets the session and every byte, unchanged. */
+export class TlsPassthroughGate extends TlsHelloGate {
+  /** Client events held in handover while the inner core has the client paused. */
+  private held: ProxyEvent[] = [];
+  private innerPausedClient = false;
+
+  describe(): CoreDescription {
+    return {
+      proxy: 'tls',
+      state: this.state,
+      collected_bytes: this.collected.length,
+      held_events: this.held.length,
+      sni: this.hello?.sni ?? null,
+      inner: this.state === 'handover' || this.state === 'relay' ? this.inner.describe() : null,
+    };
+  }
+
+  protected afterHello(ev: ProxyEvent): ProxyCommand[] {
+    if (this.state === 'relay') return this.inner.handle(ev);
+    return this.onHandover(ev);
+  }
+
+  protected accept(now: number, hello: ClientHello, matched: string | null): ProxyCommand[] {
     this.out.log('tls.session', 'info', 'TLS ClientHello accepted; relaying unchanged', {
       mode: this.policy.mode,
       sni: hello.sni,

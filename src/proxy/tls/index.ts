@@ -8,7 +8,8 @@ export {
   TLS_VERSION_NAMES,
   versionName,
 } from './client-hello.ts';
-export { TlsPassthroughGate } from './gate.ts';
+export { inspectEndpoint } from './endpoint.ts';
+export { TlsHelloGate, TlsPassthroughGate } from './gate.ts';
 export {
   type OriginateOptions,
   type OriginateResult,
@@ -18,4 +19,5 @@ export {
   type TlsSessionInfo,
   terminateClient,
 } from './inspect.ts';
+export { TlsInspectGate } from './inspect-gate.ts';
 export { type CompiledTls, compileTls, decideHello, type HelloDecision } from './sni-policy.ts';

@@ -9,7 +9,7 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import type { LeafCache } from './certs.ts';
+import type { TlsEndpoint, TlsHandshakeInfo } from '../core/types.ts';
 
 export type TlsVersionName = 'TLSv1.2' | 'TLSv1.3';
 
@@ -22,23 +22,15 @@ export type ServerFailure =
   | 'handshake_failure'
   | 'connect_failed';
 
-/** What a handshake gave: the `tls.session` log line and `tzorp sessions --json` under `tls`. */
-export interface TlsSessionInfo {
-  sni: string | null;
-  version: string | null;
-  cipher: string | null;
-  alpn: string | null;
-  /** The server certificate's subject and issuer (one-line), null when none was seen. */
-  subject: string | null;
-  issuer: string | null;
+/** What a server handshake gave (the `tls` event's info), its verification result narrowed. */
+export interface TlsSessionInfo extends TlsHandshakeInfo {
   /** 'ok', 'disabled' (server_verify: false) or the failure. */
   verify: 'ok' | 'disabled' | ServerFailure;
-  /** The server certificate's subject alternative names (DNS and IP), to copy into the leaf. */
-  altNames: string[];
 }
 
 export interface TerminateOptions {
-  leaves: LeafCache;
+  /** The certificate to show for `names` (TlsEndpoint.leaf: a LeafCache of the service's CA). */
+  leaf: TlsEndpoint['leaf'];
   /** Names for the leaf (first = CN): the SNI, plus the server certificate's names when known. */
   names: readonly string[];
   minVersion: TlsVersionName;
@@ -55,7 +47,7 @@ export interface TerminateOptions {
  * rejects with the handshake error (the client got an alert from node:tls).
  */
 export async function terminateClient(socket: net.Socket, opts: TerminateOptions): Promise<tls.TLSSocket> {
-  const leaf = await opts.leaves.get(opts.names, opts.nowMs ?? Date.now());
+  const leaf = await opts.leaf(opts.names, opts.nowMs ?? Date.now());
   const alpn = opts.alpn ? [...opts.alpn] : undefined;
   const secure = new tls.TLSSocket(withHeld(socket, opts.held), {
     isServer: true,

@@ -49,13 +49,14 @@ for (const [name, tls, proxy, code, marker, re] of [
   ['mode missing', '{ sni: { allow: [a.example] } }', 'plug', 'TZ1012', 'tls:', /has no 'mode'/],
   ['unknown mode', '{ mode: bump }', 'plug', 'TZ1013', 'bump', /not one of: passthrough, inspect/],
   [
-    'inspect is not available yet',
+    'inspect on the FTP proxy (FTPS is not there yet)',
     '{ mode: inspect, ca: { cert: /c, key: /k } }',
-    'http',
-    'TZ1013',
+    'ftp',
+    'TZ1041',
     'inspect',
-    /not available in this version/,
+    /proxy 'ftp' cannot use it/,
   ],
+  ['inspect without a CA', '{ mode: inspect }', 'http', 'TZ1012', 'mode', /needs 'ca: \{ cert, key \}'/],
   [
     'passthrough on the HTTP proxy',
     '{ mode: passthrough }',

@@ -79,7 +79,7 @@ test('terminateClient: the client trusting the inspection CA gets a leaf for its
     raw.once('data', (first: Buffer) => {
       raw.pause();
       void terminateClient(raw, {
-        leaves,
+        leaf: (names, now) => leaves.get(names, now),
         names: ['www.example.org'],
         minVersion: 'TLSv1.2',
         alpn: ['http/1.1'],

@@ -1,0 +1,308 @@
+// TLS inspect through `tzorp run` in namespaces, IPv4 and IPv6, with real peers: a Node HTTPS server
+// with certificates from a test CA (openssl CLI), curl and openssl s_client as clients, and tzorp's own
+// CA made by `tzorp tls ca create`. The client sees a certificate for the name it asked for, signed by
+// tzorp's CA; the HTTP proxy runs on the plaintext (URL filter on https:// URLs, header policy); a 20
+// MiB download arrives intact; servers with an unknown issuer, the wrong name or an expired certificate are refused (502 over
+// the client's TLS session, the reason logged) and a denied SNI gets an alert without the server being
+// contacted. `tzorp sessions --json` and the metrics show the handshakes.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { createCa, issueLeaf, loadCa } from '../../../src/proxy/tls/certs.ts';
+import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
+import { bigBody } from './inspect-server.ts';
+
+const skip = netnsSkipReason();
+const TZ = [process.execPath, 'bin/tzorp'];
+const dir = mkdtempSync(join(tmpdir(), 'tzorp-inspect-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const ossl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+
+/** A CA (cert, key) under `name`, and a server certificate it signs for `san`. */
+function ca(name: string): { cert: string; key: string } {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
+  ossl(['req', '-x509', '-new', '-key', key, '-subj', `/CN=${name}`, '-days', '2', '-out', cert]);
+  return { cert, key };
+}
+function leaf(name: string, signer: { cert: string; key: string }, cn: string, san: string) {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const ext = join(dir, `${name}.ext`);
+  ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
+  ossl(['req', '-new', '-key', key, '-subj', `/CN=${cn}`, '-out', csr]);
+  writeFileSync(ext, `subjectAltName=${san}\n`);
+  ossl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      signer.cert,
+      '-CAkey',
+      signer.key,
+      '-CAcreateserial',
+      '-days',
+      '2',
+    ].concat(['-extfile', ext, '-out', cert]),
+  );
+  return { cert, key };
+}
+
+let lab: Lab;
+let server: LabProcess;
+let daemon: LabProcess;
+let tzca: string;
+let control: string;
+
+before(async () => {
+  if (skip) return;
+  const testCa = ca('test-ca');
+  const rogue = ca('rogue-ca');
+  const san = 'DNS:www.example.org,DNS:bad.example.org,IP:198.18.2.2,IP:2001:db8:2::2';
+  const good = leaf('good', testCa, 'www.example.org', san);
+  const unknown = leaf('unknown', rogue, 'www.example.org', san);
+  const wrong = leaf('wrong', testCa, 'other.example.net', 'DNS:other.example.net');
+  // an expired certificate (valid for a day, a month ago) from a second trusted CA
+  const oldCa = await createCa({ name: 'old-ca' });
+  const expiredPem = await issueLeaf(await loadCa(oldCa), ['www.example.org', '198.18.2.2', '2001:db8:2::2'], {
+    days: 1,
+    now: new Date(Date.now() - 30 * 86_400_000),
+  });
+  const expired = { cert: join(dir, 'expired.crt'), key: join(dir, 'expired.key') };
+  writeFileSync(expired.cert, expiredPem.certPem);
+  writeFileSync(expired.key, expiredPem.keyPem);
+  const bundle = join(dir, 'trusted.pem');
+  writeFileSync(bundle, readFileSync(testCa.cert, 'utf8') + oldCa.certPem);
+  lab = await createLab();
+  // tzorp's own CA, made by the command an administrator runs
+  execFileSync(
+    process.execPath,
+    ['bin/tzorp', 'tls', 'ca', 'create', join(dir, 'tzorp-ca'), '--name', 'tzorp test inspect'],
+    {
+      stdio: 'pipe',
+    },
+  );
+  tzca = join(dir, 'tzorp-ca', 'ca.crt');
+  server = lab.spawnTs('server', 'test/netns/tls/inspect-server.ts', [
+    `443:${good.cert}:${good.key}`,
+    `8444:${unknown.cert}:${unknown.key}`,
+    `8445:${wrong.cert}:${wrong.key}`,
+    `9443:${good.cert}:${good.key}`,
+    `8446:${expired.cert}:${expired.key}`,
+  ]);
+  await server.waitFor(/ready/);
+  const policy = join(dir, `${lab.id}.yaml`);
+  writeFileSync(
+    policy,
+    `zones:
+  clients:
+    addresses: [198.18.1.0/24, "2001:db8:1::/64"]
+  servers:
+    addresses: [198.18.2.0/24, "2001:db8:2::/64"]
+services:
+  web:
+    type: proxy
+    proxy: http
+    options:
+      request_header:
+        X-Tzorp-Test: { action: change_value, value: "seen by tzorp" }
+      response_header:
+        X-Powered-By: drop
+      url_filter:
+        rules:
+          - { host: www.example.org, path: "/secret/*", action: reject }
+    tls:
+      mode: inspect
+      ca: { cert: ${join(dir, 'tzorp-ca', 'ca.crt')}, key: ${join(dir, 'tzorp-ca', 'ca.key')} }
+      server_ca_file: ${bundle}
+      sni: { deny: [bad.example.org] }
+  decrypted:
+    type: proxy
+    proxy: plug
+    tls:
+      mode: inspect
+      ca: { cert: ${join(dir, 'tzorp-ca', 'ca.crt')}, key: ${join(dir, 'tzorp-ca', 'ca.key')} }
+      server_ca_file: ${bundle}
+rules:
+  - { id: 1, service: web, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: [443, 8444, 8445, 8446] }
+  - { id: 2, service: decrypted, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 9443 }
+management:
+  - { proto: tcp, dst_port: 22, src_zone: clients }
+`,
+  );
+  control = join(dir, `${lab.id}.sock`);
+  daemon = lab.spawn('fw', [
+    ...TZ,
+    'run',
+    policy,
+    '--control',
+    control,
+    '--workers',
+    '1',
+    '--metrics',
+    '127.0.0.1:9464',
+  ]);
+  await daemon.waitFor(/tzorp running/, 120_000);
+});
+
+after(async () => {
+  if (skip) return;
+  await lab?.destroy();
+});
+
+const host = (family: 4 | 6) => (family === 4 ? ADDR.server4 : `[${ADDR.server6}]`);
+
+function curl(name: string, family: 4 | 6, port: number, path: string, extra: string[] = []) {
+  return lab.exec(
+    'client',
+    [
+      'curl',
+      '-sS',
+      '--max-time',
+      '30',
+      '--cacert',
+      tzca,
+      '--resolve',
+      `${name}:${port}:${host(family)}`,
+      ...extra,
+      `https://${name}:${port}${path}`,
+    ],
+    { allowFail: true, timeoutMs: 60_000 },
+  );
+}
+const daemonLog = () => daemon.stdout() + daemon.stderr();
+const requests = () =>
+  server
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('req '));
+
+for (const family of [4, 6] as const) {
+  test(`IPv${family}: the client gets tzorp's certificate for its name; the server is verified; HTTP policies apply`, {
+    skip,
+    timeout: 120_000,
+  }, async () => {
+    // curl trusts only tzorp's CA: the handshake succeeds only with a certificate tzorp made
+    const r = await curl('www.example.org', family, 443, '/', ['-v', '--http2']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^hello from www\.example\.org over TLSv1\.3 alpn http\/1\.1/);
+    assert.match(r.stderr, /issuer: CN=tzorp test inspect/);
+    assert.match(r.stderr, /subject: CN=www\.example\.org/);
+    // a client offering h2 was answered with http/1.1 (what the HTTP proxy speaks)
+    assert.match(r.stderr, /ALPN: server accepted http\/1\.1/);
+    // header policy on the plaintext: the server got the changed value
+    const h = await curl('www.example.org', family, 443, '/headers', ['-H', 'X-Tzorp-Test: from the client']);
+    assert.equal(h.code, 0, h.stderr);
+    assert.equal(JSON.parse(h.stdout)['x-tzorp-test'], 'seen by tzorp');
+    // URL filter on the https:// URL: refused by tzorp, never reaches the server
+    const before = requests().length;
+    const s = await curl('www.example.org', family, 443, '/secret/plans', [
+      '-w',
+      '%{http_code}',
+      '-o',
+      '/dev/null',
+    ]);
+    assert.equal(s.stdout, '403');
+    assert.equal(requests().length, before);
+    assert.match(daemonLog(), /https:\/\/www\.example\.org\/secret\/plans/);
+    // TLS 1.2 on the client side works too
+    const t12 = await curl('www.example.org', family, 443, '/', ['--tls-max', '1.2']);
+    assert.equal(t12.code, 0, t12.stderr);
+    assert.match(t12.stdout, /^hello from www\.example\.org/);
+  });
+
+  test(`IPv${family}: a 20 MiB download through inspect arrives intact`, {
+    skip,
+    timeout: 120_000,
+  }, async () => {
+    const out = `/tmp/tzorp-inspect-${lab.id}-${family}.bin`;
+    const r = await curl('www.example.org', family, 443, '/big?mb=20', ['-o', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const got = (await lab.exec('client', ['sha256sum', out])).stdout.split(' ')[0];
+    rmSync(out, { force: true });
+    assert.equal(got, createHash('sha256').update(bigBody(20)).digest('hex'));
+  });
+
+  test(`IPv${family}: servers with an unknown issuer, the wrong name or an expired certificate are refused with 502, the reason logged`, {
+    skip,
+    timeout: 120_000,
+  }, async () => {
+    for (const [port, reason] of [
+      [8444, 'unknown_issuer'],
+      [8445, 'wrong_name'],
+      [8446, 'expired'],
+    ] as const) {
+      const before = requests().length;
+      const r = await curl('www.example.org', family, port, '/', ['-w', '%{http_code}', '-o', '/dev/null']);
+      assert.equal(r.code, 0, r.stderr); // the client's own TLS session is fine: the answer is in it
+      assert.equal(r.stdout, '502');
+      assert.equal(requests().length, before, 'no request reached the refused server');
+      assert.match(daemonLog(), new RegExp(`Server TLS session refused.*reason='${reason}'`));
+    }
+  });
+
+  test(`IPv${family}: a denied SNI gets an alert; the server is never contacted`, {
+    skip,
+    timeout: 60_000,
+  }, async () => {
+    const before = requests().length;
+    const r = await curl('bad.example.org', family, 443, '/');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /alert|access denied|SSL/i);
+    assert.equal(requests().length, before);
+  });
+}
+
+test('plug with inspect: a decrypted relay between two verified TLS sessions (no ALPN offered)', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  for (const family of [4, 6] as const) {
+    const r = await curl('www.example.org', family, 9443, '/', ['-v']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^hello from www\.example\.org over TLSv1\.3 alpn -/);
+    assert.match(r.stderr, /issuer: CN=tzorp test inspect/);
+  }
+});
+
+test('sessions --json and the metrics show the inspected handshakes', { skip, timeout: 60_000 }, async () => {
+  // a kept-alive connection keeps the session open while we look
+  const slow = lab.exec(
+    'client',
+    [
+      'sh',
+      '-c',
+      `(printf 'GET / HTTP/1.1\\r\\nHost: www.example.org\\r\\n\\r\\n'; sleep 3) | openssl s_client -quiet -no_ign_eof -connect ${ADDR.server4}:443 -servername www.example.org -CAfile ${tzca}`,
+    ],
+    { allowFail: true, timeoutMs: 20_000 },
+  );
+  let tls: Record<string, unknown> | undefined;
+  for (let i = 0; i < 40 && !tls?.serverVerify; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const out = await lab.exec('fw', [...TZ, 'sessions', '--json', '--control', control], {
+      allowFail: true,
+    });
+    if (out.code !== 0) continue;
+    const list = JSON.parse(out.stdout) as { tls?: Record<string, unknown> }[];
+    tls = (Array.isArray(list) ? list : (list as { sessions: typeof list }).sessions).find((s) => s.tls)?.tls;
+  }
+  await slow;
+  assert.ok(tls, 'a running session with tls');
+  assert.equal(tls.mode, 'inspect');
+  assert.equal(tls.sni, 'www.example.org');
+  assert.equal(tls.serverVerify, 'ok');
+  assert.match(String(tls.serverIssuer), /test-ca/);
+  await curl('www.example.org', 4, 8444, '/'); // one refused server, for the metric below
+  const m = (await lab.exec('fw', ['curl', '-s', 'http://127.0.0.1:9464/metrics'])).stdout;
+  assert.match(m, /tzorp_tls_handshakes_total\{[^}]*mode="inspect"[^}]*result="accepted"[^}]*\} [1-9]/);
+  assert.match(m, /tzorp_tls_handshakes_total\{[^}]*mode="inspect"[^}]*result="unknown_issuer"[^}]*\} [1-9]/);
+});
