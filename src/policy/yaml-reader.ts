@@ -6,6 +6,7 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, type Node, parseDocument, Scalar } from 'yaml';
 import { DEFAULTS } from '../defaults.ts';
 import type { PEntry, PNode } from './syntax.ts';
+import { readYamlFast } from './yaml-fast.ts';
 
 export type YamlResult = { ok: true; root: PNode } | { ok: false; errors: { at: number; message: string }[] };
 
@@ -18,6 +19,46 @@ interface Task {
 }
 
 export function readYaml(text: string): YamlResult {
+  // the common shape of policies, read directly (the same tree, or null: then the full reader)
+  const fast = readYamlFast(text);
+  if (fast !== null) return { ok: true, root: fast };
+  // The yaml package recurses once per level: refuse absurd flow nesting before it does, at the same
+  // limit as JSON (the policy format needs fewer than 10 levels).
+  const deep = flowNestingPast(text, DEFAULTS.maxJsonNesting);
+  if (deep >= 0) return { ok: false, errors: [{ at: deep, message: 'nesting too deep' }] };
+  return readYamlFull(text);
+}
+
+/** Offset of the first '[' or '{' nested deeper than `limit` outside quotes and comments, or -1. */
+function flowNestingPast(text: string, limit: number): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 91 || c === 123) {
+      if (++depth > limit) return i;
+    } else if (c === 93 || c === 125) {
+      if (depth > 0) depth--;
+    } else if (c === 39 || c === 34) {
+      // a quoted scalar: skip to its end ('' and \" stay inside)
+      for (i++; i < text.length; i++) {
+        const q = text.charCodeAt(i);
+        if (q === 92 && c === 34) i++;
+        else if (q === c) {
+          if (c === 39 && text.charCodeAt(i + 1) === 39) i++;
+          else break;
+        }
+      }
+    } else if (c === 35 && (i === 0 || text.charCodeAt(i - 1) === 32 || text.charCodeAt(i - 1) === 10)) {
+      const nl = text.indexOf('\n', i);
+      if (nl < 0) break;
+      i = nl;
+    }
+  }
+  return -1;
+}
+
+/** The full reader: every YAML the yaml package reads, and its errors. */
+export function readYamlFull(text: string): YamlResult {
   let doc: ReturnType<typeof parseDocument>;
   try {
     doc = parseDocument(text, {

@@ -2,10 +2,13 @@
 // bug of ours: the protocol errors a peer can cause are caught here, anything else is a crash. The same
 // functions replay the kept corpus in `npm test` (corpus.test.ts) and run under the coverage-guided
 // fuzzer (`npm run fuzz -- TARGET --minutes N`, engine.ts).
+import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ProtocolError } from '../../src/errors.ts';
 import { loadPolicyText } from '../../src/policy/index.ts';
+import { readYamlFast } from '../../src/policy/yaml-fast.ts';
+import { readYamlFull } from '../../src/policy/yaml-reader.ts';
 import type { ProxyCommand, ProxyEvent } from '../../src/proxy/core/types.ts';
 import { CommandReader, ftpModule, ReplyReader } from '../../src/proxy/ftp/index.ts';
 import { HttpReader, httpModule } from '../../src/proxy/http/index.ts';
@@ -403,6 +406,15 @@ function policyTarget(file: string): FuzzTarget {
       const text = Buffer.from(data).toString('utf8');
       const r = loadPolicyText(file.endsWith('json') ? `{${text}` : text, file, undefined, { lint: true });
       if (r.policy === null && r.errors.length === 0) throw new Error('no policy and no error');
+      if (!file.endsWith('json')) {
+        // the fast YAML reader gives up or gives the full reader's tree, positions included
+        const fast = readYamlFast(text);
+        if (fast !== null) {
+          const full = readYamlFull(text);
+          if (!full.ok) throw new Error('the fast YAML reader read a text the full reader refuses');
+          assert.deepEqual(fast, full.root, 'the fast and the full YAML reader disagree');
+        }
+      }
     },
   };
 }
