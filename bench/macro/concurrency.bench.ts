@@ -15,6 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
+import { ensurePackages } from './peers-install.ts';
+
+ensurePackages(['haproxy']);
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);

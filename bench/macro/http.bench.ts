@@ -14,12 +14,15 @@
 // (`http_port ... tproxy`, workers 1, no cache). nginx answers `ok`. wrk measures requests per second
 // and mean latency with keep-alive (16 connections) and with a new connection per request
 // (`Connection: close`). Numbers compare within one run only.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
+import { CLK_TCK, cpuTicks, nginxConfig, tproxyLab, treePids, ulimitMax } from './bench-kit.ts';
+import { ensurePackages } from './peers-install.ts';
+
+ensurePackages(['haproxy', 'nginx', 'wrk']);
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -87,49 +90,7 @@ client_persistent_connections on
 server_persistent_connections on
 `;
 
-const nginxCfg = (dir: string) => `worker_processes 2;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 80 backlog=4096;
-    location / { return 200 'ok\\n'; }
-  }
-}
-`;
-
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-function cpuTicks(pids: number[]): number {
-  let t = 0;
-  for (const pid of pids) {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      t += Number(f[11]) + Number(f[12]);
-    } catch {}
-  }
-  return t;
-}
 /** Every process of a tree (Squid forks a worker; the relays run under `sh`/`taskset`). */
-function treePids(root: number | undefined): number[] {
-  if (!root) return [];
-  const out = [root];
-  for (let i = 0; i < out.length; i++) {
-    try {
-      const kids = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, 'utf8').trim();
-      if (kids) out.push(...kids.split(' ').map(Number));
-    } catch {}
-  }
-  return out;
-}
-
 interface Result {
   path: string;
   rpsKeepAlive: number;
@@ -142,21 +103,11 @@ interface Result {
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-httpbench-'));
 const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID] });
 try {
-  await lab.exec('fw', ['nft', '-f', '-'], { input: ruleset });
-  await lab.sh(
-    'fw',
-    `ip rule add fwmark ${MARK}/${MARK} lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100`,
-  );
-  for (const role of ['client', 'fw'] as const) {
-    await lab.sh(
-      role,
-      'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
-    );
-  }
-  writeFileSync(join(dir, 'nginx.conf'), nginxCfg(dir));
+  await tproxyLab(lab, ruleset, MARK);
+  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, 2));
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
   writeFileSync(join(dir, 'squid.conf'), squidCfg(dir));
-  const ulimit = (argv: string[]) => ['sh', '-c', 'ulimit -n "$(ulimit -Hn)"; exec "$@"', 'sh', ...argv];
+  const ulimit = ulimitMax;
   lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
   const tz = lab.spawn(
     'fw',

@@ -2,15 +2,19 @@
 // and 100,000 zone networks; (2) new-connection rate and throughput of a forward service through the
 // firewall namespace with no ruleset, with tzorp's ruleset of 10 / 1,000 / 10,000 rules, and with the
 // same policy as a naive linear iptables (iptables-nft) ruleset, side by side in one run.
-// Run as root: node --import tsx bench/macro/kernel.bench.ts [--skip-scale] [--skip-rate] [--seconds N]
+// (3) the apply path (compile + one transaction of differences) at that scale: first apply and reloads.
+// Run as root: node --import tsx bench/macro/kernel.bench.ts [--skip-scale] [--skip-rate] [--skip-reload] [--seconds N]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildIR, renderRuleset } from '../../src/kernel/compile/index.ts';
-import { applyPolicy } from '../../src/kernel/index.ts';
+import { applyPolicy, compilePolicy } from '../../src/kernel/index.ts';
 import { ADDR, createLab, type Lab } from '../../test/harness/netns.ts';
 import { linearIptables, ratePolicy, scalePolicy } from './kernel-policy.ts';
+import { ensurePackages } from './peers-install.ts';
+
+ensurePackages(['nginx', 'wrk', 'iperf3']);
 
 const args = process.argv.slice(2);
 const seconds = Number(args[args.indexOf('--seconds') + 1] || 4) || 4;
@@ -87,6 +91,69 @@ function scale(): void {
         `/proc/meminfo deltas, other load adds noise): Slab +${((m1.Slab! - m0.Slab!) / 1024).toFixed(0)} MB, ` +
         `MemAvailable -${((m0.MemAvailable! - m1.MemAvailable!) / 1024).toFixed(0)} MB; after delete Slab ` +
         `${((m2.Slab! - m0.Slab!) / 1024).toFixed(0)} MB vs. before apply.\n`,
+    );
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+/** The daemon's apply path (applyPolicy: compile, then one nft transaction of the differences to the
+ * installed table) at scale: a first apply, then reloads with one rule changed, with 1 % of the zone
+ * networks moved to other zones, and with a change of shape (a rule with a new score: a new tier). */
+async function reloads(): Promise<void> {
+  console.log('## The apply path: first apply and reloads, 10,000 rules, 100,000 zone networks\n');
+  const ns = `tzb${process.pid}reload`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  const prefix = ['ip', 'netns', 'exec', ns];
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const base = scalePolicy(10_000, 100_000);
+    const oneRule = structuredClone(base);
+    oneRule.rules[4999]!.dstPort = [{ lo: 44444, hi: 44444 }];
+    const onePercent = structuredClone(oneRule);
+    const zones = [...onePercent.zones.values()].filter((z) => z.name !== 'internet');
+    let moved = 0;
+    for (let i = 0; moved < 1000 && i < zones.length; i++) {
+      const from = zones[i]!;
+      const to = zones[(i + 997) % zones.length]!;
+      while (moved < 1000 && from.addresses.length > 1) {
+        to.addresses.push(from.addresses.pop()!);
+        moved++;
+      }
+    }
+    const shape = structuredClone(onePercent);
+    const last = shape.rules[shape.rules.length - 1]!;
+    shape.rules.push({ ...structuredClone(last), id: last.id + 1, srcPort: [{ lo: 1024, hi: 65535 }] });
+    console.log('| step | compile s | apply s | mode | changed elements |');
+    console.log('|---|---|---|---|---|');
+    let previous: Awaited<ReturnType<typeof applyPolicy>>['model'] | null = null;
+    let slab = 0;
+    for (const [name, policy] of [
+      ['first apply (empty namespace)', base],
+      ['reload, nothing changed', base],
+      ['reload, one rule changed', oneRule],
+      [`reload, 1 % of the networks (${moved}) moved to other zones`, onePercent],
+      ['reload, a new score shape (one rule with src_port: a new tier)', shape],
+    ] as const) {
+      const m0 = meminfo();
+      let t = performance.now();
+      const compiled = compilePolicy(policy);
+      const tc = (performance.now() - t) / 1000;
+      t = performance.now();
+      const r = await applyPolicy(policy, { prefix, previous, compiled });
+      const ta = (performance.now() - t) / 1000;
+      if (previous === null) slab = (meminfo().Slab! - m0.Slab!) / 1024;
+      previous = r.model;
+      const c = r.changed;
+      const changed = c
+        ? `+${c.elementsAdded} / -${c.elementsRemoved} elements, ${c.chainsReplaced} chains, +${c.objectsAdded} / -${c.objectsRemoved} sets or maps`
+        : '';
+      console.log(
+        `| ${name} | ${tc.toFixed(2)} | ${ta.toFixed(2)} | ${r.mode}${r.fallback ? ` (${r.fallback})` : ''} | ${changed} |`,
+      );
+    }
+    console.log(
+      `\nKernel memory of the table after the first apply: Slab +${slab.toFixed(0)} MB (host-wide /proc/meminfo delta).\n`,
     );
   } finally {
     spawnSync('ip', ['netns', 'del', ns]);
@@ -210,4 +277,5 @@ console.log(
 );
 if (!args.includes('--skip-rate')) await rate();
 if (!args.includes('--skip-scale')) scale();
+if (!args.includes('--skip-reload')) await reloads();
 process.exit(0);

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
+import { nginxConfig } from './bench-kit.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,25 +34,6 @@ if (skip) {
 
 const PLUG = '198.18.2.3';
 const HTTP = '198.18.2.4';
-
-const nginxCfg = (dir: string) => `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 80 backlog=4096;
-    location / { return 200 'ok\\n'; }
-  }
-}
-`;
 
 interface ProfNode {
   id: number;
@@ -135,7 +117,7 @@ try {
       role,
       'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
     );
-  writeFileSync(join(dir, 'nginx.conf'), nginxCfg(dir));
+  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, 1));
   lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
   const env = { TZORP_NATIVE_RELAY: String(NATIVE) };
   const runs = [

@@ -5,39 +5,16 @@
 //   relay-peers.ts idle <host> <port> <n>       opens n connections, each echoes one byte end to end
 //                                                (both legs of the relay exist), prints OPEN, holds them
 import net from 'node:net';
-import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
 import { bindCore } from '../../src/proxy/index.ts';
 import { plugModule } from '../../src/proxy/plug/index.ts';
 import { profileOnSignals } from './profile-hook.ts';
+import { serveProxy } from './serve-proxy.ts';
 
 const [mode, a1, a2, a3] = process.argv.slice(2);
 
 if (mode === 'relay') {
-  const upstream = new ServiceUpstream({
-    name: 'bench',
-    router: { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' },
-    chainer: { type: 'connect', timeoutConnectMs: 5000 },
-    limitTargetZonesTo: [],
-    maxSessions: 0,
-  });
-  let n = 0;
-  const createCore = bindCore(plugModule, {}); // options parsed once, as the daemon does
-  for (const host of ['127.0.0.1', '::1']) {
-    await openListener({
-      host,
-      port: Number(a1),
-      v6Only: true,
-      onConnection: (socket) => {
-        runSession({
-          id: `svc/bench:${++n}`,
-          service: 'bench',
-          socket,
-          createCore,
-          upstream,
-        });
-      },
-    });
-  }
+  // options parsed once, as the daemon does
+  await serveProxy(Number(a1), bindCore(plugModule, {}));
   process.stdout.write('READY\n');
   profileOnSignals();
 } else if (mode === 'echo') {

@@ -13,12 +13,15 @@
 // wrk (`Connection: close`: one connection per request) against nginx, and memory per idle connection
 // (RSS growth of the relay process with N idle relayed connections). Numbers are for comparison
 // within one run only; bench/README.md (relay section) has the ratios of a recorded run.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
+import { CLK_TCK, cpuTicks, nginxConfig, tproxyLab, ulimitMax } from './bench-kit.ts';
+import { ensurePackages } from './peers-install.ts';
+
+ensurePackages(['haproxy', 'nginx', 'wrk', 'iperf3']);
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -69,30 +72,6 @@ listen relay
   server orig 0.0.0.0
 `;
 
-const nginxCfg = (dir: string) => `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 80 backlog=4096;
-    location / { return 200 'ok\\n'; }
-  }
-}
-`;
-
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-function cpuTicks(pid: number | undefined): number {
-  if (!pid) return 0;
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
-}
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
@@ -112,22 +91,11 @@ interface PathResult {
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-relaybench-'));
 const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, TZORP_JS] });
 try {
-  await lab.exec('fw', ['nft', '-f', '-'], { input: ruleset });
-  await lab.sh(
-    'fw',
-    `ip rule add fwmark ${MARK}/${MARK} lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100`,
-  );
-  // Short-connection load: reuse TIME_WAIT ports, wide port range (linux-tproxy.md pitfall 10).
-  for (const role of ['client', 'fw'] as const) {
-    await lab.sh(
-      role,
-      'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
-    );
-  }
-  writeFileSync(join(dir, 'nginx.conf'), nginxCfg(dir));
+  await tproxyLab(lab, ruleset, MARK);
+  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, 1));
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
   // As many descriptors as the hard limit allows (the idle test holds 2 per relayed connection).
-  const ulimit = (argv: string[]) => ['sh', '-c', 'ulimit -n "$(ulimit -Hn)"; exec "$@"', 'sh', ...argv];
+  const ulimit = ulimitMax;
   lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
   lab.spawn('server', ['iperf3', '-s']);
   const echo = lab.spawn(
@@ -194,9 +162,9 @@ try {
       const pid = pidOf(p.proc);
       const measure = async <T>(f: () => Promise<T>): Promise<{ value: T; cpu: number | null }> => {
         const t0 = Date.now();
-        const c0 = cpuTicks(pid);
+        const c0 = cpuTicks(pid ? [pid] : []);
         const value = await f();
-        const cpu = pid ? (cpuTicks(pid) - c0) / CLK_TCK / ((Date.now() - t0) / 1000) : null;
+        const cpu = pid ? (cpuTicks(pid ? [pid] : []) - c0) / CLK_TCK / ((Date.now() - t0) / 1000) : null;
         return { value, cpu };
       };
       const iperf = async (streams: number) => {

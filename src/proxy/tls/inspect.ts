@@ -49,13 +49,9 @@ export interface TerminateOptions {
 export async function terminateClient(socket: net.Socket, opts: TerminateOptions): Promise<tls.TLSSocket> {
   const leaf = await opts.leaf(opts.names, opts.nowMs ?? Date.now());
   const alpn = opts.alpn ? [...opts.alpn] : undefined;
-  const secure = new tls.TLSSocket(withHeld(socket, opts.held), {
+  const secure = new tls.TLSSocket(replayed(socket, opts.held), {
     isServer: true,
-    secureContext: tls.createSecureContext({
-      cert: leaf.certPem,
-      key: leaf.keyPem,
-      minVersion: opts.minVersion,
-    }),
+    secureContext: leafContext(leaf, opts.minVersion),
     // A client offering h2 and http/1.1 gets http/1.1; one offering only h2 gets a no_application_protocol alert.
     ...(alpn
       ? { ALPNCallback: ({ protocols }: { protocols: string[] }) => protocols.find((p) => alpn.includes(p)) }
@@ -74,9 +70,21 @@ export async function terminateClient(socket: net.Socket, opts: TerminateOptions
   });
 }
 
-/** The socket itself when nothing was read ahead, else a stream that gives the held bytes first. */
-function withHeld(socket: net.Socket, held: Uint8Array | undefined): Duplex {
+/** The socket with the held bytes put back in front of what it reads next. A net.Socket with its
+ * native handle takes them back (unshift): node's TLS layer feeds a wrapped socket's buffered bytes to
+ * the handshake and then works on the handle itself, with no JavaScript stream between (several
+ * times faster than the Duplex below, which stays for other sockets). */
+function replayed(socket: net.Socket, held: Uint8Array | undefined): Duplex {
   if (!held || held.length === 0) return socket;
+  if (socket instanceof net.Socket && (socket as net.Socket & { _handle?: unknown })._handle) {
+    socket.unshift(Buffer.from(held));
+    return socket;
+  }
+  return withHeld(socket, held);
+}
+
+/** A stream that gives the held bytes first, then the socket's. */
+function withHeld(socket: net.Socket, held: Uint8Array): Duplex {
   const d = new Duplex({
     read() {
       socket.resume();
@@ -138,10 +146,19 @@ export function originateServer(
     verify: 'handshake_failure',
     altNames: [],
   };
+  const context = serverContext(opts.ca, opts.minVersion);
+  const remote =
+    target instanceof net.Socket
+      ? `${target.remoteAddress}:${target.remotePort}`
+      : `${target.host}:${target.port}`;
+  // sessions are resumed only with what verified them: the same server, names, trust and setting
+  const resumeKey = `${remote} ${opts.sni ?? ''} ${opts.verifyName} ${opts.verify ? 1 : 0} ${opts.minVersion}`;
+  const resume = context.sessions.get(resumeKey);
   const s = tls.connect({
     ...(target instanceof net.Socket ? { socket: target } : { host: target.host, port: target.port }),
     ...(opts.sni !== null && !net.isIP(opts.sni) ? { servername: opts.sni } : {}),
-    ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    secureContext: context.secure,
+    ...(resume ? { session: resume.session } : {}),
     ...(opts.alpn ? { ALPNProtocols: [...opts.alpn] } : {}),
     minVersion: opts.minVersion,
     rejectUnauthorized: false, // checked below, so that the reason is ours to log
@@ -173,6 +190,17 @@ export function originateServer(
         resolve({ ok: true, socket: s, info });
         return;
       }
+      if (resume && s.isSessionReused()) {
+        // A session this server issued after a handshake we verified under the same key (server,
+        // names, trust): its certificate was checked then (node gives none on resumption).
+        info.subject = resume.subject;
+        info.issuer = resume.issuer;
+        info.altNames = resume.altNames;
+        info.verify = 'ok';
+        keepSession(context, resumeKey, s, info);
+        resolve({ ok: true, socket: s, info });
+        return;
+      }
       const err = s.authorizationError as unknown as string | Error | null;
       if (err) {
         const code = typeof err === 'string' ? err : ((err as NodeJS.ErrnoException).code ?? err.message);
@@ -185,9 +213,76 @@ export function originateServer(
         return;
       }
       info.verify = 'ok';
+      keepSession(context, resumeKey, s, info);
       resolve({ ok: true, socket: s, info });
     });
   });
+}
+
+/** Client-side contexts, one per certificate (parsing a key and certificate per handshake costs more
+ * than the handshake's own signature). Weakly held: a certificate the leaf cache dropped goes too. */
+const LEAF_CONTEXTS = new WeakMap<object, Map<string, tls.SecureContext>>();
+
+function leafContext(
+  leaf: { certPem: string; keyPem: string },
+  minVersion: TlsVersionName,
+): tls.SecureContext {
+  let byVersion = LEAF_CONTEXTS.get(leaf);
+  if (!byVersion) {
+    byVersion = new Map();
+    LEAF_CONTEXTS.set(leaf, byVersion);
+  }
+  let c = byVersion.get(minVersion);
+  if (!c) {
+    c = tls.createSecureContext({ cert: leaf.certPem, key: leaf.keyPem, minVersion });
+    byVersion.set(minVersion, c);
+  }
+  return c;
+}
+
+/** Server-side contexts, one per trust bundle (a CA bundle of 140 certificates would otherwise be
+ * parsed for every connection), each with the TLS sessions of verified servers to resume (HAProxy
+ * resumes too), bounded. A few bundles at most: one per inspect service's server_ca_file. */
+interface ServerContext {
+  secure: tls.SecureContext;
+  sessions: Map<string, KeptSession>;
+}
+interface KeptSession {
+  session: Buffer;
+  subject: string | null;
+  issuer: string | null;
+  altNames: string[];
+}
+const SERVER_CONTEXTS = new Map<string, ServerContext>();
+const MAX_SERVER_CONTEXTS = 16;
+const MAX_SESSIONS = 1024;
+
+function serverContext(ca: string | Buffer | undefined, minVersion: TlsVersionName): ServerContext {
+  const key = `${minVersion}\n${ca === undefined ? '' : ca.toString()}`;
+  let c = SERVER_CONTEXTS.get(key);
+  if (!c) {
+    c = {
+      secure: tls.createSecureContext({ ...(ca !== undefined ? { ca } : {}), minVersion }),
+      sessions: new Map(),
+    };
+    SERVER_CONTEXTS.set(key, c);
+    while (SERVER_CONTEXTS.size > MAX_SERVER_CONTEXTS)
+      SERVER_CONTEXTS.delete(SERVER_CONTEXTS.keys().next().value!);
+  }
+  return c;
+}
+
+/** Keeps the session of a verified connection for the next one to the same server (TLS 1.3 sends its
+ * tickets after the handshake: taken when they come). */
+function keepSession(c: ServerContext, key: string, s: tls.TLSSocket, info: TlsSessionInfo): void {
+  const keep = (session: Buffer): void => {
+    c.sessions.delete(key);
+    c.sessions.set(key, { session, subject: info.subject, issuer: info.issuer, altNames: info.altNames });
+    while (c.sessions.size > MAX_SESSIONS) c.sessions.delete(c.sessions.keys().next().value!);
+  };
+  s.on('session', keep);
+  const now = s.getSession();
+  if (now && s.getProtocol() !== 'TLSv1.3') keep(now);
 }
 
 function chainFailure(code: string): ServerFailure {

@@ -1,0 +1,82 @@
+// Pieces the macro benchmarks share: the CPU time of a process tree (from /proc) and nginx as the
+// server peer (answers `ok`, plain or TLS).
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Lab } from '../../test/harness/netns.ts';
+
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** utime + stime of the processes, in clock ticks (gone processes count 0). */
+export function cpuTicks(pids: number[]): number {
+  let t = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      t += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch {}
+  }
+  return t;
+}
+
+/** Every process of a tree (Squid forks a worker; proxies run under `sh`/`taskset`). */
+export function treePids(root: number | undefined): number[] {
+  if (!root) return [];
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      const kids = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, 'utf8').trim();
+      if (kids) out.push(...kids.split(' ').map(Number));
+    } catch {}
+  }
+  return out;
+}
+
+/** nginx answering `ok` on port 80, or on 443 with TLS when a certificate is given; its files in `dir`. */
+export function nginxConfig(dir: string, workers: number, tls?: { cert: string; key: string }): string {
+  const listen = tls
+    ? `listen 443 ssl backlog=4096;\n    ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};`
+    : 'listen 80 backlog=4096;';
+  return `worker_processes ${workers};
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    ${listen}
+    location / { return 200 'ok\\n'; }
+  }
+}
+`;
+}
+
+/** The firewall namespace of a TPROXY benchmark: the ruleset, policy routing of marked packets to
+ * local delivery, and short-connection load settings in client and firewall (reuse TIME_WAIT ports,
+ * a wide port range: linux-tproxy.md pitfall 10). */
+export async function tproxyLab(lab: Lab, ruleset: string, mark: string): Promise<void> {
+  await lab.exec('fw', ['nft', '-f', '-'], { input: ruleset });
+  await lab.sh(
+    'fw',
+    `ip rule add fwmark ${mark}/${mark} lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100`,
+  );
+  for (const role of ['client', 'fw'] as const)
+    await lab.sh(
+      role,
+      'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
+    );
+}
+
+/** argv run with as many descriptors as the hard limit allows. */
+export const ulimitMax = (argv: string[]): string[] => [
+  'sh',
+  '-c',
+  'ulimit -n "$(ulimit -Hn)"; exec "$@"',
+  'sh',
+  ...argv,
+];
