@@ -48,6 +48,8 @@ export interface ApplyOptions extends CompileOptions {
   /** An already compiled ruleset of this policy and these options (the daemon compiles before it
    * applies); compiled again when absent. */
   compiled?: Compiled;
+  /** See ApplyModelOptions.recreateAfterDeletes. */
+  recreateAfterDeletes?: number;
 }
 
 /** Compiles and applies: policy routing, one nft transaction (the differences to `previous`, or the
@@ -58,6 +60,7 @@ export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Prom
     prefix: opts.prefix ?? [],
     fixSysctls: opts.fixSysctls ?? false,
     previous: opts.previous ?? null,
+    ...(opts.recreateAfterDeletes !== undefined ? { recreateAfterDeletes: opts.recreateAfterDeletes } : {}),
   });
   return { ...compiled, ...result };
 }

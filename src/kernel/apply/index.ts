@@ -57,6 +57,8 @@ export interface ApplyModelOptions extends ApplyTextOptions {
   /** The model of the table the kernel holds (the last apply's): apply only the differences. Without
    * it, or when the differences cannot be applied, the whole table is replaced. */
   previous?: TableModel | null;
+  /** diffTables' recreateAfterDeletes (tests set 0 to re-create every interval set that loses one). */
+  recreateAfterDeletes?: number;
 }
 
 export interface ApplyOutcome extends ApplyResult {
@@ -91,7 +93,11 @@ export async function applyModel(
   let fallback: string | undefined;
   let changed: DiffCounts | undefined;
   if (previous) {
-    const d = diffTables(previous, model);
+    const d = diffTables(
+      previous,
+      model,
+      opts.recreateAfterDeletes !== undefined ? { recreateAfterDeletes: opts.recreateAfterDeletes } : {},
+    );
     if (d.text === null) fallback = d.reason;
     else {
       const r = await run('nft', ['-f', '-'], d.text, prefix);

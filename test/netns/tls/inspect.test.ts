@@ -73,10 +73,14 @@ before(async () => {
   const wrong = leaf('wrong', testCa, 'other.example.net', 'DNS:other.example.net');
   // an expired certificate (valid for a day, a month ago) from a second trusted CA
   const oldCa = await createCa({ name: 'old-ca' });
-  const expiredPem = await issueLeaf(await loadCa(oldCa), ['www.example.org', '198.18.2.2', '2001:db8:2::2'], {
-    days: 1,
-    now: new Date(Date.now() - 30 * 86_400_000),
-  });
+  const expiredPem = await issueLeaf(
+    await loadCa(oldCa),
+    ['www.example.org', '198.18.2.2', '2001:db8:2::2'],
+    {
+      days: 1,
+      now: new Date(Date.now() - 30 * 86_400_000),
+    },
+  );
   const expired = { cert: join(dir, 'expired.crt'), key: join(dir, 'expired.key') };
   writeFileSync(expired.cert, expiredPem.certPem);
   writeFileSync(expired.key, expiredPem.keyPem);
