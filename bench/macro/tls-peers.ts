@@ -7,6 +7,7 @@ import type { TlsPolicy } from '../../src/policy/model.ts';
 import { httpModule } from '../../src/proxy/http/index.ts';
 import { bindCore } from '../../src/proxy/index.ts';
 import { compileTls, inspectEndpoint, TlsInspectGate } from '../../src/proxy/tls/index.ts';
+import { profileOnSignals } from './profile-hook.ts';
 import { serveProxy } from './serve-proxy.ts';
 
 const [mode, port, caCert, caKey, serverCa] = process.argv.slice(2);
@@ -31,3 +32,4 @@ await serveProxy(
   (ctx) => new TlsInspectGate(tls, http({ ...ctx, tls: true }), endpoint, ['http/1.1']),
 );
 process.stdout.write('READY\n');
+profileOnSignals(); // TZORP_PROFILE_OUT: see tls.bench.ts --profile

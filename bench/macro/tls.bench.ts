@@ -31,6 +31,10 @@ const arg = (name: string, dflt: number) => {
 const SECONDS = arg('seconds', 5);
 const ROUNDS = arg('rounds', 3);
 const JSON_OUT = process.argv.includes('--json');
+/** --profile FILE: a V8 CPU profile of tzorp over one new-session run (after the measured rounds). */
+const PROFILE = process.argv.includes('--profile')
+  ? process.argv[process.argv.indexOf('--profile') + 1]!
+  : null;
 const MARK = '0x80000000';
 const TZORP = '198.18.2.3';
 const HAPROXY = '198.18.2.4';
@@ -127,6 +131,7 @@ try {
       join(dir, 'ca.key'),
       sCa,
     ]),
+    PROFILE ? { env: { TZORP_PROFILE_OUT: PROFILE } } : {},
   );
   await tz.waitFor(/READY/, 90_000);
   const hap = lab.spawn(
@@ -199,6 +204,15 @@ try {
         cpuNewSession: ns.cpu,
       });
     }
+  }
+  if (PROFILE) {
+    // the peer's node process is the last of its tree (sh -> taskset -> node)
+    const node = treePids(tz.child.pid).at(-1)!;
+    process.kill(node, 'SIGUSR2');
+    await wrk(TZORP, true);
+    process.kill(node, 'SIGINT');
+    await tz.exited();
+    console.error(`CPU profile of one new-session run: ${PROFILE}`);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const results: Result[] = [...per.values()].map((rs) => ({
