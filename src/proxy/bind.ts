@@ -71,16 +71,6 @@ export function bindProxies(policy: Policy): BoundProxies {
       createCore = (context) => new TlsPassthroughGate(tls, mod.create(context, options));
     } else if (s.tls?.mode === 'inspect') {
       const tls = compileTls(s.tls);
-      if (s.proxy === 'http' && !(options as { transparentMode?: boolean }).transparentMode) {
-        errors.push(
-          new TzorpError(
-            'POLICY_BAD_SERVICE',
-            `service ${s.name} (http): tls mode 'inspect' needs transparent_mode: true (the client's first bytes must be its TLS ClientHello; CONNECT tunnels are not inspected in this version)`,
-            { pos: s.tls.pos },
-          ),
-        );
-        continue;
-      }
       let endpoint: TlsEndpoint;
       try {
         endpoint = inspectEndpoint(s.tls);
@@ -93,8 +83,27 @@ export function bindProxies(policy: Policy): BoundProxies {
         continue;
       }
       const alpn = s.proxy === 'http' ? ['http/1.1'] : undefined;
-      createCore = (context) =>
-        new TlsInspectGate(tls, mod.create({ ...context, tls: true }, options), endpoint, alpn);
+      if (s.proxy === 'http' && !(options as { transparentMode?: boolean }).transparentMode) {
+        // an explicit proxy: plain HTTP outside, and each CONNECT tunnel inspected by a nested session
+        // whose HTTP core reads the tunnel's requests as a transparent proxy would (origin form)
+        const inner = { ...(options as object), transparentMode: true } as typeof options;
+        createCore = (context) =>
+          mod.create(
+            {
+              ...context,
+              inspectConnect: (target) =>
+                new TlsInspectGate(
+                  tls,
+                  mod.create({ ...context, inband: false, clientLocal: target, tls: true }, inner),
+                  endpoint,
+                  alpn,
+                ),
+            },
+            options,
+          );
+      } else
+        createCore = (context) =>
+          new TlsInspectGate(tls, mod.create({ ...context, tls: true }, options), endpoint, alpn);
     }
     services.set(s.name, { proxy: s.proxy, options, createCore });
   }

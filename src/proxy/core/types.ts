@@ -199,6 +199,9 @@ export interface CoreContext {
   clientLocal?: Addr;
   /** The client stream is TLS the proxy terminates (tls.mode inspect): the core sees plaintext. */
   tls?: boolean;
+  /** An explicit HTTP proxy with tls.mode inspect: the session that inspects a CONNECT tunnel to
+   * `target` (the TLS inspect gate in front of an HTTP core), made when the tunnel opens. */
+  inspectConnect?: (target: Addr) => ProxyCore;
 }
 
 export type CoreFactory = (ctx: CoreContext) => ProxyCore;

@@ -28,6 +28,7 @@
 import { DEFAULTS } from '../../defaults.ts';
 import { bug, ProtocolError } from '../../errors.ts';
 import {
+  type Addr,
   assertNever,
   type CoreContext,
   type CoreDescription,
@@ -101,6 +102,9 @@ type Conn =
   | { state: 'exchange'; tx: Tx }
   /** CONNECT or a permitted Upgrade: bytes are relayed both ways, HTTP is over. */
   | { state: 'tunnel'; tx: Tx }
+  /** A CONNECT tunnel whose TLS is inspected (ctx.inspectConnect): a nested session (the TLS inspect
+   * gate in front of an HTTP core) gets every event from here on. */
+  | { state: 'nested'; tx: Tx; nested: NestedTunnel }
   | { state: 'done' };
 
 export class HttpCore implements ProxyCore {
@@ -110,6 +114,9 @@ export class HttpCore implements ProxyCore {
   private readonly client: HttpReader;
   private server: HttpReader;
   private serverState: ServerState = 'none';
+  /** The client's address (from 'start') and the server connection's (from 'connected'). */
+  private clientAddr: Addr | null = null;
+  private serverAddrs: { local: Addr; remote: Addr } | null = null;
   /** Which server the open connection goes to (explicit mode reuses it only for the same one). */
   private serverKey: string | null = null;
   private pendingConnect: { key: string; cmd: ProxyCommand } | null = null;
@@ -132,6 +139,7 @@ export class HttpCore implements ProxyCore {
 
   handle(ev: ProxyEvent): ProxyCommand[] {
     if (this.finished) return [];
+    if (this.conn.state === 'nested') return this.conn.nested.handle(ev);
     this.now = ev.now;
     // A throw here is a bug of ours: the driver logs it and ends this one session (types.ts).
     this.dispatch(ev);
@@ -182,6 +190,7 @@ export class HttpCore implements ProxyCore {
     idle: (ev) => this.inHttp(ev),
     exchange: (ev) => this.inHttp(ev),
     tunnel: (ev) => this.inTunnel(ev),
+    nested: null, // (handle() gives the nested session every event)
     done: null,
   };
 
@@ -246,11 +255,13 @@ export class HttpCore implements ProxyCore {
     switch (ev.type) {
       case 'start':
         this.lastActivity = ev.now;
+        this.clientAddr = ev.client;
         this.emit({ type: 'setTimer', timer: 'idle', ms: this.opts.idleTimeoutMs });
         return;
       case 'connected':
         if (ev.stream !== 'server' || this.serverState !== 'connecting') return;
         this.serverState = 'open';
+        this.serverAddrs = { local: ev.local, remote: ev.remote };
         this.server = new HttpReader('response', this.opts.limits);
         this.onServerConnected();
         return;
@@ -628,6 +639,10 @@ export class HttpCore implements ProxyCore {
       tx.status = 200;
       tx.respHeadSent = true;
       this.send('client', responseHeadBytes(200, 'Connection established', []));
+      if (this.ctx.inspectConnect && this.serverAddrs) {
+        this.startNested(tx, this.serverAddrs);
+        return;
+      }
       this.startTunnel(tx);
       return;
     }
@@ -806,6 +821,44 @@ export class HttpCore implements ProxyCore {
     // A half-closed client may still have pipelined requests buffered: the pump reads them, and
     // ends the session at the reader's 'eof'.
     if (tx.closeAfter) this.end(this.verdict);
+  }
+
+  /** CONNECT with tls inspect: the tunnel's bytes go to a nested session on the connection the
+   * CONNECT opened (its server is pinned to the CONNECT target). The outer session's timers stop; the
+   * nested one has its own. */
+  private startNested(tx: Tx, server: { local: Addr; remote: Addr }): void {
+    tx.tunnel = true;
+    for (const [on, timer] of [
+      [this.responseTimer, 'response'],
+      [this.requestTimer, 'request'],
+      [true, 'idle'],
+    ] as const)
+      if (on) this.emit({ type: 'clearTimer', timer });
+    this.responseTimer = false;
+    this.requestTimer = false;
+    if (this.clientPaused) {
+      this.clientPaused = false;
+      this.emit({ type: 'resume', stream: 'client' });
+    }
+    this.log('http.info', 'info', 'Tunnel established; inspecting its TLS', {
+      method: tx.method,
+      url: tx.url,
+    });
+    this.account(tx);
+    const inner = this.ctx.inspectConnect!(server.remote);
+    const nested = new NestedTunnel(inner, server);
+    this.conn = { state: 'nested', tx, nested };
+    const pending = this.client.takeRemaining();
+    const start = nested.handle({
+      type: 'start',
+      now: this.now,
+      client: this.clientAddr ?? server.local,
+      clientLocal: server.remote,
+    });
+    for (const c of start) this.emit(c);
+    if (pending.length)
+      for (const c of nested.handle({ type: 'data', now: this.now, stream: 'client', data: pending }))
+        this.emit(c);
   }
 
   private startTunnel(tx: Tx): void {
@@ -1059,4 +1112,36 @@ function upgradeWasAsked(answered: string, asked: string): boolean {
   const want = new Set(splitList(asked));
   const got = splitList(answered);
   return got.length > 0 && got.every((p) => p !== '' && want.has(p));
+}
+
+/** The nested session of an inspected CONNECT tunnel. Its server connection is the one the CONNECT
+ * opened: its first `connect` of 'server' is answered at once with that connection's 'connected'; a
+ * later one (the server closed a kept-alive connection) connects to the same address again. */
+class NestedTunnel {
+  private handed = false;
+
+  constructor(
+    private readonly inner: ProxyCore,
+    private readonly server: { local: Addr; remote: Addr },
+  ) {}
+
+  handle(ev: ProxyEvent): ProxyCommand[] {
+    return this.map(this.inner.handle(ev), ev.now);
+  }
+
+  private map(cmds: ProxyCommand[], now: number): ProxyCommand[] {
+    const out: ProxyCommand[] = [];
+    for (const c of cmds) {
+      if (c.type === 'connect' && c.stream === 'server') {
+        if (!this.handed) {
+          this.handed = true;
+          const ev: ProxyEvent = { type: 'connected', now, stream: 'server', ...this.server };
+          out.push(...this.map(this.inner.handle(ev), now));
+        } else out.push({ type: 'connect', stream: 'server', options: { target: this.server.remote } });
+        continue;
+      }
+      out.push(c);
+    }
+    return out;
+  }
 }

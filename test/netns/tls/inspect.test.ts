@@ -136,8 +136,22 @@ services:
       mode: inspect
       ca: { cert: ${join(dir, 'tzorp-ca', 'ca.crt')}, key: ${join(dir, 'tzorp-ca', 'ca.key')} }
       server_ca_file: ${bundle}
+  explicit:
+    type: proxy
+    proxy: http
+    router: { type: inband }
+    options:
+      transparent_mode: false
+      target_port_range: "443,8444"
+      request_header:
+        X-Tzorp-Test: { action: change_value, value: "seen inside the tunnel" }
+    tls:
+      mode: inspect
+      ca: { cert: ${join(dir, 'tzorp-ca', 'ca.crt')}, key: ${join(dir, 'tzorp-ca', 'ca.key')} }
+      server_ca_file: ${bundle}
 rules:
   - { id: 1, service: web, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: [443, 8444, 8445, 8446] }
+  - { id: 3, service: explicit, proto: tcp, src_zone: clients, dst_port: 3128 }
   - { id: 2, service: decrypted, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 9443 }
 management:
   - { proto: tcp, dst_port: 22, src_zone: clients }
@@ -276,6 +290,61 @@ test('plug with inspect: a decrypted relay between two verified TLS sessions (no
     assert.match(r.stdout, /^hello from www\.example\.org over TLSv1\.3 alpn -/);
     assert.match(r.stderr, /issuer: CN=tzorp test inspect/);
   }
+});
+
+test('CONNECT through the explicit proxy is inspected: a certificate from tzorp, HTTP policy inside the tunnel', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  for (const [proxy, target] of [
+    [`http://${ADDR.fwClient4}:3128`, ADDR.server4],
+    [`http://[${ADDR.fwClient6}]:3128`, `[${ADDR.server6}]`],
+  ] as const) {
+    const r = await lab.exec(
+      'client',
+      [
+        'curl',
+        '-sS',
+        '-v',
+        '--max-time',
+        '20',
+        '--cacert',
+        tzca,
+        '-x',
+        proxy,
+        '-H',
+        'X-Tzorp-Test: from the client',
+        `https://${target}/headers`,
+      ],
+      { allowFail: true, timeoutMs: 40_000 },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /issuer: CN=tzorp test inspect/);
+    assert.equal(JSON.parse(r.stdout)['x-tzorp-test'], 'seen inside the tunnel');
+    // an unknown issuer behind the tunnel: 502 inside it
+    const bad = await lab.exec(
+      'client',
+      [
+        'curl',
+        '-sS',
+        '--max-time',
+        '20',
+        '--cacert',
+        tzca,
+        '-x',
+        proxy,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        `https://${target}:8444/`,
+      ],
+      { allowFail: true, timeoutMs: 40_000 },
+    );
+    assert.equal(bad.stdout, '502', bad.stderr);
+  }
+  assert.match(daemonLog(), /\(svc\/explicit:\d+\): Server TLS session established/);
+  assert.match(daemonLog(), /\(svc\/explicit:\d+\): Server TLS session refused.*reason='unknown_issuer'/);
 });
 
 test('sessions --json and the metrics show the inspected handshakes', { skip, timeout: 60_000 }, async () => {
