@@ -253,21 +253,26 @@ interface KeptSession {
   issuer: string | null;
   altNames: string[];
 }
-const SERVER_CONTEXTS = new Map<string, ServerContext>();
+/** By minVersion, then by the bundle text itself (the same string object every time: its hash is
+ * computed once, so a lookup does not read a 200 KB bundle per connection). */
+const SERVER_CONTEXTS = new Map<TlsVersionName, Map<string | Buffer | undefined, ServerContext>>();
 const MAX_SERVER_CONTEXTS = 16;
 const MAX_SESSIONS = 1024;
 
 function serverContext(ca: string | Buffer | undefined, minVersion: TlsVersionName): ServerContext {
-  const key = `${minVersion}\n${ca === undefined ? '' : ca.toString()}`;
-  let c = SERVER_CONTEXTS.get(key);
+  let byCa = SERVER_CONTEXTS.get(minVersion);
+  if (!byCa) {
+    byCa = new Map();
+    SERVER_CONTEXTS.set(minVersion, byCa);
+  }
+  let c = byCa.get(ca);
   if (!c) {
     c = {
       secure: tls.createSecureContext({ ...(ca !== undefined ? { ca } : {}), minVersion }),
       sessions: new Map(),
     };
-    SERVER_CONTEXTS.set(key, c);
-    while (SERVER_CONTEXTS.size > MAX_SERVER_CONTEXTS)
-      SERVER_CONTEXTS.delete(SERVER_CONTEXTS.keys().next().value!);
+    byCa.set(ca, c);
+    while (byCa.size > MAX_SERVER_CONTEXTS) byCa.delete(byCa.keys().next().value);
   }
   return c;
 }
