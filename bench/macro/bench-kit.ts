@@ -1,8 +1,9 @@
 // Pieces the macro benchmarks share: the CPU time of a process tree (from /proc) and nginx as the
 // server peer (answers `ok`, plain or TLS).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import type { Lab } from '../../test/harness/netns.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Lab, LabProcess } from '../../test/harness/netns.ts';
 
 export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
@@ -80,3 +81,17 @@ export const ulimitMax = (argv: string[]): string[] => [
   'sh',
   ...argv,
 ];
+
+/** argv pinned to CPU 1 (every proxy of a comparison gets the same single core), with ulimitMax. */
+export const pinned = (argv: string[]): string[] => ulimitMax(['taskset', '-c', '1', ...argv]);
+
+/** nginx (nginxConfig) in the lab's server namespace, its files in `dir`. */
+export function startNginx(
+  lab: Lab,
+  dir: string,
+  workers: number,
+  tls?: { cert: string; key: string },
+): LabProcess {
+  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, workers, tls));
+  return lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
+}

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
+import { ulimitMax } from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy']);
@@ -76,8 +77,6 @@ function treeRssKiB(root: number): number {
   return kib;
 }
 
-const ulimit = (argv: string[]) => ['sh', '-c', 'ulimit -n "$(ulimit -Hn)"; exec "$@"', 'sh', ...argv];
-
 interface Result {
   path: string;
   held: number;
@@ -95,7 +94,7 @@ async function measure(
   try {
     const echo = lab.spawn(
       'server',
-      ulimit([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'echo', String(PORT)]),
+      ulimitMax([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'echo', String(PORT)]),
     );
     await echo.waitFor(/READY/, 90_000);
     const proxy = await start(dir, lab);
@@ -105,7 +104,7 @@ async function measure(
     const before = treeRssKiB(pid);
     const idle = lab.spawn(
       'client',
-      ulimit([
+      ulimitMax([
         process.execPath,
         '--import',
         'tsx',
@@ -140,7 +139,7 @@ const tzorp = (native: boolean) => async (dir: string, lab: Awaited<ReturnType<t
   writeFileSync(file, policy);
   const proc = lab.spawn(
     'fw',
-    ulimit([
+    ulimitMax([
       process.execPath,
       'bin/tzorp',
       'run',
@@ -169,7 +168,7 @@ const haproxy = async (dir: string, lab: Awaited<ReturnType<typeof createLab>>) 
     'ip rule add fwmark 0x80000000/0x80000000 lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100',
   );
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg(CONNS));
-  const proc = lab.spawn('fw', ulimit(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
+  const proc = lab.spawn('fw', ulimitMax(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
   // haproxy says nothing when it is up: wait until its listener exists
   for (let i = 0; i < 100; i++) {
     const ss = await lab.exec('fw', ['ss', '-ltn', 'sport = :50090'], { allowFail: true });

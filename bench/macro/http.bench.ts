@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { CLK_TCK, cpuTicks, nginxConfig, tproxyLab, treePids, ulimitMax } from './bench-kit.ts';
+import { CLK_TCK, cpuTicks, pinned, startNginx, tproxyLab, treePids } from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy', 'nginx', 'wrk']);
@@ -104,35 +104,20 @@ const dir = mkdtempSync(join(tmpdir(), 'tzorp-httpbench-'));
 const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID] });
 try {
   await tproxyLab(lab, ruleset, MARK);
-  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, 2));
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
   writeFileSync(join(dir, 'squid.conf'), squidCfg(dir));
-  const ulimit = ulimitMax;
-  lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
+  startNginx(lab, dir, 2);
   const tz = lab.spawn(
     'fw',
-    ulimit([
-      'taskset',
-      '-c',
-      '1',
-      process.execPath,
-      '--import',
-      'tsx',
-      `${HERE}/http-peers.ts`,
-      'proxy',
-      '50080',
-    ]),
+    pinned([process.execPath, '--import', 'tsx', `${HERE}/http-peers.ts`, 'proxy', '50080']),
     { env: { TZORP_NATIVE_RELAY: String(NATIVE_RELAY) } },
   );
   await tz.waitFor(/READY/, 90_000);
-  const hap = lab.spawn(
-    'fw',
-    ulimit(['taskset', '-c', '1', 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]),
-  );
+  const hap = lab.spawn('fw', pinned(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
   let squid: LabProcess | null = null;
   if (squidBin) {
     mkdirSync(join(dir, 'squid'), { recursive: true });
-    squid = lab.spawn('fw', ulimit(['taskset', '-c', '1', squidBin, '-N', '-f', join(dir, 'squid.conf')]));
+    squid = lab.spawn('fw', pinned([squidBin, '-N', '-f', join(dir, 'squid.conf')]));
   }
   const ready = async (host: string, who: () => string) => {
     for (let i = 0; i < 100; i++) {

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { CLK_TCK, cpuTicks, nginxConfig, tproxyLab, ulimitMax } from './bench-kit.ts';
+import { CLK_TCK, cpuTicks, pinned, startNginx, tproxyLab, ulimitMax } from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy', 'nginx', 'wrk', 'iperf3']);
@@ -92,52 +92,27 @@ const dir = mkdtempSync(join(tmpdir(), 'tzorp-relaybench-'));
 const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, TZORP_JS] });
 try {
   await tproxyLab(lab, ruleset, MARK);
-  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, 1));
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
   // As many descriptors as the hard limit allows (the idle test holds 2 per relayed connection).
-  const ulimit = ulimitMax;
-  lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
+  startNginx(lab, dir, 1);
   lab.spawn('server', ['iperf3', '-s']);
   const echo = lab.spawn(
     'server',
-    ulimit([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'echo', '7000']),
+    ulimitMax([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'echo', '7000']),
   );
   await echo.waitFor(/READY/, 90_000);
   const tz = lab.spawn(
     'fw',
-    ulimit([
-      'taskset',
-      '-c',
-      '1',
-      process.execPath,
-      '--import',
-      'tsx',
-      `${HERE}/relay-peers.ts`,
-      'relay',
-      '50080',
-    ]),
+    pinned([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'relay', '50080']),
   );
   await tz.waitFor(/READY/, 90_000);
   const tzJs = lab.spawn(
     'fw',
-    ulimit([
-      'taskset',
-      '-c',
-      '1',
-      process.execPath,
-      '--import',
-      'tsx',
-      `${HERE}/relay-peers.ts`,
-      'relay',
-      '50081',
-    ]),
+    pinned([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'relay', '50081']),
     { env: { TZORP_NATIVE_RELAY: '0' } },
   );
   await tzJs.waitFor(/READY/, 90_000);
-  const hap = lab.spawn(
-    'fw',
-    ulimit(['taskset', '-c', '1', 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]),
-  );
+  const hap = lab.spawn('fw', pinned(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
   // Wait for every server to answer through every path.
   const ready = async (host: string) => {
     for (let i = 0; i < 30; i++) {
@@ -194,7 +169,7 @@ try {
         const before = rssKiB(pid);
         const idle = lab.spawn(
           'client',
-          ulimit([
+          ulimitMax([
             process.execPath,
             '--import',
             'tsx',

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { createCa, issueLeaf, loadCa } from '../../src/proxy/tls/certs.ts';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { CLK_TCK, cpuTicks, nginxConfig, tproxyLab, treePids, ulimitMax } from './bench-kit.ts';
+import { CLK_TCK, cpuTicks, pinned, startNginx, tproxyLab, treePids } from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy', 'nginx', 'wrk', 'openssl']);
@@ -111,16 +111,11 @@ interface Result {
 const lab = await createLab({ serverAddrs: [TZORP, HAPROXY] });
 try {
   await tproxyLab(lab, ruleset, MARK);
-  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, 2, { cert: sCert, key: sKey }));
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
-  const ulimit = ulimitMax;
-  lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
+  startNginx(lab, dir, 2, { cert: sCert, key: sKey });
   const tz = lab.spawn(
     'fw',
-    ulimit([
-      'taskset',
-      '-c',
-      '1',
+    pinned([
       process.execPath,
       '--import',
       'tsx',
@@ -134,10 +129,7 @@ try {
     PROFILE ? { env: { TZORP_PROFILE_OUT: PROFILE } } : {},
   );
   await tz.waitFor(/READY/, 90_000);
-  const hap = lab.spawn(
-    'fw',
-    ulimit(['taskset', '-c', '1', 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]),
-  );
+  const hap = lab.spawn('fw', pinned(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
   const ready = async (host: string, who: () => string) => {
     for (let i = 0; i < 100; i++) {
       const r = await lab.exec(
