@@ -64,6 +64,7 @@ export const DEFAULTS = deepFreeze({
   ftpDataPortMin: 40000, // data_port_min: ports tzorp listens on / announces for data connections
   ftpDataPortMax: 41000, // data_port_max
   ftpDefaultPort: 21, // non-transparent mode: USER user@host without :port
+  ftpsImplicitPort: 990, // tls implicit: auto: a client dialling this port starts TLS at once (RFC 4217 §1, IANA ftps)
   ftpMaxDeferredCommands: 16, // client commands read ahead while a transfer runs (only ABOR acts at once)
   // TLS layer (src/proxy/tls)
   tlsHelloTimeoutMs: 10_000, // a client must complete its ClientHello this long after connecting

@@ -24,7 +24,7 @@ import type {
   TlsHandshakeInfo,
   Verdict,
 } from '../proxy/core/types.ts';
-import { originateServer, terminateClient } from '../proxy/tls/inspect.ts';
+import { type KeptSession, originateServer, terminateClient } from '../proxy/tls/inspect.ts';
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
@@ -168,6 +168,12 @@ interface Stream {
   detach: (() => void) | null;
   /** The stream is (or is becoming) a TLS session: never handed to the native relay. */
   tls: boolean;
+  /** A server side we originated TLS on: how, and the server's latest session (TLS 1.3 tickets come
+   * after the handshake), for a `resume` of it on another connection (FTP data channels). */
+  origin: { sni: string | null; verifyName: string; session: KeptSession | null } | null;
+  /** Under a TLS stream: the TCP socket the TLS session runs on (a reset goes to it: a TLS socket has
+   * no TCP handle of its own). */
+  transport: net.Socket | null;
 }
 
 /** A stream pair the native relay copies (after a `relay` command). */
@@ -185,6 +191,17 @@ interface ListenerState {
   listener: Listener | null;
   closed: boolean;
   accepted: number;
+}
+
+/** Close a stream's connection with a reset (RST). A TLS stream's socket has no TCP handle of its own
+ * (node refuses resetAndDestroy on it): the reset goes to the TCP socket under it. */
+function resetStream(s: Stream): void {
+  const sock = s.sock;
+  if (!sock) return;
+  if (s.transport) {
+    if (!s.transport.destroyed) s.transport.resetAndDestroy();
+    sock.destroy();
+  } else sock.resetAndDestroy();
 }
 
 /**
@@ -411,6 +428,8 @@ class Session {
       handover: false,
       detach: null,
       tls: false,
+      origin: null,
+      transport: null,
     };
     this.streams.set(id, s);
     return s;
@@ -547,7 +566,7 @@ class Session {
         timeout_ms: DEFAULTS.closeFlushTimeoutMs,
         code: E.PROXY_TIMEOUT.code,
       });
-      sock.resetAndDestroy();
+      resetStream(s);
     }, DEFAULTS.closeFlushTimeoutMs);
     t.unref();
     sock.once('close', () => clearTimeout(t));
@@ -594,7 +613,7 @@ class Session {
           this.sendClosed(s);
           return;
         }
-        if (c.reset) s.sock!.resetAndDestroy();
+        if (c.reset) resetStream(s);
         else this.closeGraceful(s);
         this.updateReading();
         return;
@@ -900,6 +919,7 @@ class Session {
     s.sock = null;
     s.state = 'connecting';
     s.tls = true;
+    s.transport = raw;
     raw.pause();
     raw.on('error', () => {}); // (the TLS socket reports the handshake's errors)
     const abort = new AbortController();
@@ -942,16 +962,45 @@ class Session {
         (e: Error) => failed('client_handshake', e.message, info),
       );
     } else {
+      // 'resume': as the other stream's origination was, offering its session
+      const like = side.role === 'resume' ? this.streams.get(side.from)?.origin : null;
+      if (side.role === 'resume' && !like) {
+        failed('handshake_failure', `stream '${side.from}' has no TLS to resume`, info);
+        return;
+      }
+      const sni = like ? like.sni : (side as { sni: string | null }).sni;
+      const verifyName = like ? like.verifyName : (side as { verifyName: string }).verifyName;
+      const alpn = side.role === 'originate' ? side.alpn : undefined;
+      info.sni = sni;
       originateServer(raw, {
-        sni: side.sni,
-        verifyName: side.verifyName,
+        sni,
+        verifyName,
         verify: c.endpoint.verify,
         ...(c.endpoint.serverCa !== undefined ? { ca: c.endpoint.serverCa } : {}),
         minVersion: c.endpoint.minVersion,
-        ...(side.alpn ? { alpn: side.alpn } : {}),
+        ...(alpn ? { alpn } : {}),
+        ...(like?.session ? { resume: like.session } : {}),
       }).then((r) => {
-        if (r.ok) up(r.socket, r.info);
-        else failed(r.reason, r.detail, r.info);
+        if (!r.ok) {
+          failed(r.reason, r.detail, r.info);
+          return;
+        }
+        if (!like) {
+          const origin: NonNullable<Stream['origin']> = { sni, verifyName, session: null };
+          const keep = (session: Buffer): void => {
+            origin.session = {
+              session,
+              subject: r.info.subject,
+              issuer: r.info.issuer,
+              altNames: r.info.altNames,
+            };
+          };
+          r.socket.on('session', keep);
+          const now = r.socket.getSession();
+          if (now) keep(now);
+          s.origin = origin;
+        }
+        up(r.socket, r.info);
       });
     }
   }
@@ -1104,7 +1153,7 @@ class Session {
     for (const s of this.streams.values()) {
       if (s.state === 'connecting') s.abort?.abort();
       else if (s.sock && s.state !== 'closed') {
-        if (reset) s.sock.resetAndDestroy();
+        if (reset) resetStream(s);
         else this.closeGraceful(s);
       }
     }

@@ -32,7 +32,15 @@ export const PROXY_SERVICE_FIELDS = [
 ] as const;
 
 /** Fields of a proxy service's `tls:` block, and of its `sni:` and `ca:` mappings. */
-export const TLS_FIELDS = ['mode', 'ca', 'server_verify', 'server_ca_file', 'sni', 'min_version'] as const;
+export const TLS_FIELDS = [
+  'mode',
+  'ca',
+  'server_verify',
+  'server_ca_file',
+  'sni',
+  'min_version',
+  'implicit',
+] as const;
 export const TLS_SNI_FIELDS = ['allow', 'deny', 'missing'] as const;
 export const TLS_CA_FIELDS = ['cert', 'key'] as const;
 /** `forge_addr` may also be given on a forward service itself (shorthand for router.forge_addr). */

@@ -175,6 +175,9 @@ export interface TlsPolicy {
   };
   /** The lowest version a client may offer as its highest (default TLSv1.2). */
   minVersion: TlsMinVersion;
+  /** FTP only: TLS from the first byte (implicit FTPS) rather than after AUTH TLS; 'auto' (default):
+   * when the client dialled port 990. */
+  implicit?: boolean | 'auto';
   pos: SourcePos;
 }
 

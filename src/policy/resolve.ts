@@ -812,11 +812,11 @@ export class Resolver {
       this.d.error('POLICY_MISSING_FIELD', `${what} tls has no 'mode' (${TLS_MODES.join(' or ')})`, e.keyAt);
       ok = false;
     } else mode = this.oneOf(me.value, `${what} tls mode`, TLS_MODES);
-    if (mode === 'inspect' && proxy !== null && proxy !== 'http' && proxy !== 'plug') {
+    if (mode === 'inspect' && proxy !== null && proxy !== 'http' && proxy !== 'plug' && proxy !== 'ftp') {
       // Said plainly rather than relaying what the administrator asked to be inspected.
       this.d.error(
         'POLICY_BAD_SERVICE',
-        `${what}: tls mode 'inspect' is available for proxy 'http' (HTTPS) and 'plug' (a decrypted relay); proxy '${proxy}' cannot use it in this version of tzorp (see docs/tls.md)`,
+        `${what}: tls mode 'inspect' is available for proxy 'http' (HTTPS), 'ftp' (FTPS) and 'plug' (a decrypted relay); proxy '${proxy}' cannot use it in this version of tzorp (see docs/tls.md)`,
         me!.value.at,
       );
       ok = false;
@@ -927,8 +927,28 @@ export class Resolver {
       if (v === null) ok = false;
       else minVersion = v;
     }
+    let implicit: TlsPolicy['implicit'] = 'auto';
+    const ie = f.get('implicit');
+    if (ie) {
+      const v = ie.value;
+      if (v.kind === 'scalar' && !v.quoted && BOOL_TRUE.has(v.value)) implicit = true;
+      else if (v.kind === 'scalar' && !v.quoted && BOOL_FALSE.has(v.value)) implicit = false;
+      else if (v.kind === 'scalar' && v.value === 'auto') implicit = 'auto';
+      else {
+        this.typeError(v, `${what} tls implicit`, 'true, false or auto');
+        ok = false;
+      }
+      if (proxy !== null && proxy !== 'ftp') {
+        this.d.error(
+          'POLICY_BAD_SERVICE',
+          `${what}: tls implicit is for proxy 'ftp' (implicit FTPS); proxy '${proxy}' reads TLS from the first byte anyway`,
+          ie.keyAt,
+        );
+        ok = false;
+      }
+    }
     if (!ok || mode === null) return null;
-    return { mode, ca, serverVerify, serverCaFile, sni, minVersion, pos: this.pos(e.keyAt) };
+    return { mode, ca, serverVerify, serverCaFile, sni, minVersion, implicit, pos: this.pos(e.keyAt) };
   }
 
   /** Positions of an option and everything below it ("a.b.0.c"), iteratively, at most

@@ -120,6 +120,11 @@ function tlsSchema(): Schema {
       },
     },
     min_version: { enum: [...TLS_MIN_VERSIONS] },
+    implicit: {
+      enum: [true, false, 'auto'],
+      description:
+        "FTP: TLS from the first byte (implicit FTPS); 'auto' (default): when the client dialled port 990",
+    },
   };
   for (const f of TLS_FIELDS) if (!(f in props)) throw new TzorpError('INTERNAL', `schema: tls ${f} missing`);
   for (const f of TLS_SNI_FIELDS)

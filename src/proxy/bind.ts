@@ -5,6 +5,7 @@ import { TzorpError } from '../errors.ts';
 import { byPosition, type Policy, type ProxyService, type SourcePos } from '../policy/index.ts';
 import { OptionProblems } from './core/module.ts';
 import type { CoreFactory, TlsEndpoint } from './core/types.ts';
+import type { FtpOptions } from './ftp/index.ts';
 import { proxyModule } from './registry.ts';
 import { compileTls, inspectEndpoint, TlsInspectGate, TlsPassthroughGate } from './tls/index.ts';
 
@@ -83,7 +84,25 @@ export function bindProxies(policy: Policy): BoundProxies {
         continue;
       }
       const alpn = s.proxy === 'http' ? ['http/1.1'] : undefined;
-      if (s.proxy === 'http' && !(options as { transparentMode?: boolean }).transparentMode) {
+      if (s.proxy === 'ftp') {
+        // FTP starts its TLS itself (AUTH TLS or implicit FTPS, then each protected data channel)
+        const o = options as FtpOptions;
+        if (!o.transparentMode || s.router.type === 'inband') {
+          errors.push(
+            new TzorpError(
+              'POLICY_BAD_SERVICE',
+              `service ${s.name}: tls mode 'inspect' on FTP needs a transparent FTP service (a non-transparent one learns its server only after the client's TLS; not supported in this version of tzorp)`,
+              { pos: s.tls.pos },
+            ),
+          );
+          continue;
+        }
+        const inspect: FtpOptions = {
+          ...o,
+          tls: { policy: tls, endpoint, implicit: s.tls.implicit ?? 'auto' },
+        };
+        createCore = (context) => mod.create(context, inspect);
+      } else if (s.proxy === 'http' && !(options as { transparentMode?: boolean }).transparentMode) {
         // an explicit proxy: plain HTTP outside, and each CONNECT tunnel inspected by a nested session
         // whose HTTP core reads the tunnel's requests as a transparent proxy would (origin form)
         const inner = { ...(options as object), transparentMode: true } as typeof options;

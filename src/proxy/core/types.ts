@@ -107,7 +107,13 @@ export type TlsSide =
   | { role: 'terminate'; names: string[]; held?: Uint8Array; alpn?: string[] }
   /** The server side: we are the TLS client; `sni` sent (null: none), the certificate checked against
    * `verifyName`. */
-  | { role: 'originate'; sni: string | null; verifyName: string; alpn?: string[] };
+  | { role: 'originate'; sni: string | null; verifyName: string; alpn?: string[] }
+  /** The server side of another connection to the same server (an FTP data channel): made as stream
+   * `from`'s origination was (its SNI, name check and trust) and offering `from`'s TLS session
+   * (servers such as vsftpd refuse a data connection that does not resume the control connection's
+   * session). A resumed session was verified on `from`; one the server does not resume is verified
+   * again. */
+  | { role: 'resume'; from: StreamId };
 
 // ---------------------------------------------------------------------------------------------
 // Commands: core -> driver

@@ -54,7 +54,17 @@ import {
   type ProxyEvent,
   type Verdict as SessionVerdict,
   type StreamId,
+  type TlsHandshakeInfo,
 } from '../core/index.ts';
+import {
+  ALERT,
+  ALERT_NAMES,
+  alertRecord,
+  type ClientHello,
+  decideHello,
+  readClientHello,
+  versionName,
+} from '../tls/index.ts';
 import { type CommandItem, CommandReader, type FtpCommand, toBytes } from './command-reader.ts';
 import { DATA_SETUP_COMMANDS, type Direction, KNOWN_COMMANDS, TRANSFER_COMMANDS } from './commands.ts';
 import { DataChannel, type DataChannelHost, type DataMode } from './data-channel.ts';
@@ -75,8 +85,19 @@ import { type FtpReply, ReplyReader, replyText } from './reply-reader.ts';
 const CLIENT = 'client';
 const SERVER = 'server';
 const IDLE_TIMER = 'idle';
+const HELLO_TIMER = 'tls.hello';
+const EMPTY = new Uint8Array(0);
 
-type PendingKind = 'plain' | 'greeting' | 'inband-greeting' | 'setup' | 'transfer' | 'quit' | 'feat';
+/** TLS on the control connection (tls.mode inspect):
+ *   off ──AUTH TLS, the server said 234──▶ hello ──ClientHello accepted──▶ server ──verified──▶ client ──▶ on
+ *   (implicit FTPS: start ──▶ hello ──accepted──▶ connect ──server connected──▶ server ─ ... ─▶ on)
+ * hello: the client's ClientHello is collected and decided (SNI policy, min_version) before anything
+ * else; server: TLS originated to the server with the client's SNI and verified; client: TLS
+ * terminated with a certificate for the SNI (or the address the client dialled) and the verified
+ * server certificate's names. Commands wait until 'on'. */
+type TlsPhase = 'off' | 'hello' | 'connect' | 'server' | 'client' | 'on';
+
+type PendingKind = 'plain' | 'greeting' | 'inband-greeting' | 'setup' | 'transfer' | 'quit' | 'feat' | 'auth';
 
 /** A command sent (or about to be sent) to the server, until the client has its final answer. */
 type Pending = {
@@ -145,6 +166,19 @@ export class FtpCore implements ProxyCore {
   private pumping = false;
   /** Why the last data channel failed before its transfer command (for that command's 425). */
   private lastChannelFailure: string | null = null;
+  private tlsPhase: TlsPhase = 'off';
+  /** Implicit FTPS: TLS from the first byte, the server connected after the ClientHello. */
+  private implicitTls = false;
+  private hello: ClientHello | null = null;
+  /** The ClientHello's bytes, replayed into our handshake with the client. */
+  private helloBytes: Uint8Array = EMPTY;
+  private tlsResult = 'incomplete';
+  private clientTls: TlsHandshakeInfo | null = null;
+  private serverTls: TlsHandshakeInfo | null = null;
+  /** The names on the client's certificate (its data channels get the same). */
+  private clientTlsNames: string[] = [];
+  /** PROT P accepted by the server on a TLS session: data channels are TLS on both sides. */
+  private dataProtected = false;
 
   constructor(
     private readonly ctx: CoreContext,
@@ -173,6 +207,10 @@ export class FtpCore implements ProxyCore {
       completed: (channel) => this.channelCompleted(channel),
       failed: (channel, why) => this.failChannel(channel, why),
       sessionOver: () => this.phase === 'done',
+      dataTls: () =>
+        this.dataProtected && this.tlsPhase === 'on' && this.opts.tls
+          ? { names: this.clientTlsNames, endpoint: this.opts.tls.endpoint, from: SERVER }
+          : null,
     };
   }
 
@@ -190,6 +228,7 @@ export class FtpCore implements ProxyCore {
       state: this.phase,
       waiting_for: this.inflight.map((p) => `${p.verb}:${p.kind}:${p.state}`),
       deferred_commands: this.deferred.length,
+      ...(this.opts.tls ? { tls: this.tlsPhase, data_protected: this.dataProtected } : {}),
       ...(channel ? { data_channel: channel.describe() } : {}),
     };
   }
@@ -201,8 +240,11 @@ export class FtpCore implements ProxyCore {
         break;
       case 'data':
         this.lastActivity = ev.now;
-        if (ev.stream === CLIENT) this.onClientData(ev.data);
-        else if (ev.stream === SERVER) this.onServerData(ev.data);
+        if (ev.stream === CLIENT) {
+          if (this.tlsPhase === 'hello' || this.tlsPhase === 'connect' || this.tlsPhase === 'server')
+            this.onHelloData(ev.data);
+          else this.onClientData(ev.data);
+        } else if (ev.stream === SERVER) this.onServerData(ev.data);
         else this.channelFor(ev.stream)?.data(ev.stream, ev.data);
         break;
       case 'end':
@@ -251,7 +293,8 @@ export class FtpCore implements ProxyCore {
         // FTP issues no `relay` command (yet): the driver never starts a native relay for it.
         break;
       case 'tls':
-        // FTP starts no TLS (AUTH TLS is not supported yet; the policy refuses tls on FTP services).
+        if (ev.stream === CLIENT || ev.stream === SERVER) this.onControlTls(ev);
+        else this.channelFor(ev.stream)?.tls(ev.stream, ev.ok, ev.detail ?? ev.reason ?? null, ev.info);
         break;
       default:
         assertNever(ev, 'event');
@@ -295,7 +338,10 @@ export class FtpCore implements ProxyCore {
     // 'done' first: tearing the data channel down must not release replies or read commands.
     this.phase = 'done';
     if (this.channel) this.channel.teardown(true);
-    this.out.end(verdict, info, { clearTimers: [IDLE_TIMER] });
+    this.out.end(verdict, info, {
+      clearTimers: this.opts.tls ? [IDLE_TIMER, HELLO_TIMER] : [IDLE_TIMER],
+      ...(this.opts.tls ? { account: this.tlsAccount() } : {}),
+    });
   }
 
   /** Send a last reply, flush and close the client, end the session. */
@@ -320,6 +366,21 @@ export class FtpCore implements ProxyCore {
       this.replyClient(220, this.opts.greeting);
       return;
     }
+    const t = this.opts.tls;
+    if (
+      t &&
+      (t.implicit === true || (t.implicit === 'auto' && this.clientLocal?.port === DEFAULTS.ftpsImplicitPort))
+    ) {
+      // Implicit FTPS: the client's ClientHello first; the server is connected once it is accepted.
+      this.implicitTls = true;
+      this.phase = 'connecting';
+      this.startHello();
+      return;
+    }
+    this.connectServer();
+  }
+
+  private connectServer(): void {
     this.phase = 'connecting';
     this.inflight.push(sent('Null', '', 'greeting'));
     this.emit({ type: 'connect', stream: SERVER, options: {} });
@@ -335,6 +396,7 @@ export class FtpCore implements ProxyCore {
       server_local: local.host,
       server_local_port: local.port,
     });
+    if (this.tlsPhase === 'connect') this.startServerTls();
   }
 
   private onServerConnectFailed(error: string): void {
@@ -370,7 +432,11 @@ export class FtpCore implements ProxyCore {
 
   /** Can the next client command be acted on now? (one at a time, RFC 959 §5.4 sequencing) */
   private idle(): boolean {
-    return (this.phase === 'running' || this.phase === 'login') && this.inflight.length === 0;
+    return (
+      (this.phase === 'running' || this.phase === 'login') &&
+      this.inflight.length === 0 &&
+      (this.tlsPhase === 'off' || this.tlsPhase === 'on')
+    );
   }
 
   private transferRunning(): boolean {
@@ -461,7 +527,9 @@ export class FtpCore implements ProxyCore {
       this.replyClient(501, 'Password too long');
       return;
     }
-    if (!this.policyAllows(verb, effectiveParam)) return;
+    if (this.opts.tls && (verb === 'AUTH' || verb === 'CCC' || verb === 'PROT' || verb === 'PBSZ')) {
+      if (!this.tlsCommand(verb, param)) return;
+    } else if (!this.policyAllows(verb, effectiveParam)) return;
 
     if (DATA_SETUP_COMMANDS.has(verb)) {
       this.onDataSetup(verb, param);
@@ -762,7 +830,21 @@ export class FtpCore implements ProxyCore {
       case 'quit':
         if (ok) this.finishWhenIdle = true;
         break;
+      case 'auth':
+        if (reply.code === '234') {
+          // The client gets the 234 and starts its handshake; nothing else is read until it is done.
+          this.startHello();
+        } else {
+          this.log('tls.session', 'info', 'The server refused AUTH TLS; the session stays in clear', {
+            code: reply.code,
+          });
+        }
+        break;
       case 'plain':
+        if (p.verb === 'PROT' && ok && this.tlsPhase === 'on') {
+          this.dataProtected = p.param.trim().toUpperCase() === 'P';
+          this.log('tls.session', 'debug', 'Data channel protection', { protected: this.dataProtected });
+        }
         break;
       default:
         assertNever(p.kind, 'pending kind');
@@ -798,7 +880,7 @@ export class FtpCore implements ProxyCore {
       const name = l.trim().split(' ')[0]!.toUpperCase();
       if (name === '') continue;
       seen.add(name);
-      const a = lookupFeature(this.opts.policy, name);
+      const a = this.opts.tls && TLS_FEATURES.has(name) ? 'accept' : lookupFeature(this.opts.policy, name);
       if (a === 'drop') {
         this.log('ftp.policy', 'debug', 'Feature dropped', { feature: name });
         continue;
@@ -808,10 +890,213 @@ export class FtpCore implements ProxyCore {
     for (const [name, a] of this.opts.policy.features) {
       if (a === 'insert' && !seen.has(name)) kept.push(` ${name}`);
     }
+    // tls.mode inspect: the proxy speaks RFC 4217 to the client whatever the server lists
+    if (this.opts.tls) for (const [name, line] of TLS_FEATURES) if (!seen.has(name)) kept.push(` ${line}`);
     if (kept.length === 0) return ['211 No features'];
     const first = lines.length > 1 ? lines[0]! : '211-Features:';
     const last = lines.length > 1 ? lines[lines.length - 1]! : '211 End';
     return [`211-${first.slice(4)}`, ...kept, `211 ${last.slice(4)}`];
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // TLS (tls.mode inspect, RFC 4217): AUTH TLS or implicit FTPS on the control connection, PBSZ,
+  // PROT; the data channels' own TLS is data-channel.ts's
+
+  /** AUTH, CCC, PROT and PBSZ on a service with tls.mode inspect: true when the command goes on to the
+   * server as usual, false when it was answered (or sent) here. The `tls:` block is the
+   * administrator's word on TLS, so the policy sets' own AUTH refusal does not apply. */
+  private tlsCommand(verb: string, param: string): boolean {
+    const arg = param.trim().toUpperCase();
+    if (verb === 'CCC') {
+      this.replyClient(533, 'CCC denied by policy: the control connection stays encrypted');
+      return false;
+    }
+    if (verb === 'AUTH') {
+      if (this.tlsPhase !== 'off') {
+        this.replyClient(503, 'TLS is already on');
+        return false;
+      }
+      if (!['TLS', 'TLS-C', 'SSL', 'TLS-P'].includes(arg)) {
+        this.replyClient(504, 'Only AUTH TLS is supported');
+        return false;
+      }
+      this.inflight.push(sent('AUTH', 'TLS', 'auth'));
+      this.sendServer('AUTH', 'TLS');
+      return false;
+    }
+    if (this.tlsPhase !== 'on') {
+      this.replyClient(503, `${verb} needs TLS first (AUTH TLS)`);
+      return false;
+    }
+    if (verb === 'PROT' && arg !== 'C' && arg !== 'P') {
+      this.replyClient(536, 'Only PROT C and PROT P are supported');
+      return false;
+    }
+    return this.policyAllows(verb, param);
+  }
+
+  /** Collect and decide the client's ClientHello (after our 234, or from the first byte). */
+  private startHello(): void {
+    this.tlsPhase = 'hello';
+    this.emit({ type: 'setTimer', timer: HELLO_TIMER, ms: this.opts.tls!.policy.helloTimeoutMs });
+    if (this.cmdReader.buffered > 0 || this.deferred.length > 0) {
+      // Bytes after AUTH TLS, before our 234: not a client that waits for the answer (RFC 4217 §4).
+      this.tlsRefuse(ALERT.decodeError, 'commands sent after AUTH TLS before its reply');
+    }
+  }
+
+  private onHelloData(data: Uint8Array): void {
+    const next = new Uint8Array(this.helloBytes.length + data.length);
+    next.set(this.helloBytes);
+    next.set(data, this.helloBytes.length);
+    this.helloBytes = next;
+    if (this.tlsPhase !== 'hello') return; // (more of the client's handshake: replayed with the rest)
+    const policy = this.opts.tls!.policy;
+    let hello: ClientHello | null;
+    try {
+      hello = readClientHello(this.helloBytes, policy.maxHelloBytes);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.tlsRefuse(e.reply, e.message);
+      return;
+    }
+    if (!hello) return;
+    this.hello = hello;
+    const d = decideHello(hello, policy);
+    if (!d.ok) {
+      this.tlsRefuse(d.alert, d.reason);
+      return;
+    }
+    this.tlsResult = 'accepted';
+    this.log('tls.session', 'info', 'TLS ClientHello accepted; terminating', {
+      mode: 'inspect',
+      implicit: this.implicitTls,
+      sni: hello.sni,
+      offered_max_version: versionName(hello.maxVersion),
+      alpn: hello.alpn.join(','),
+      sni_allow_matched: d.matched,
+    });
+    if (this.implicitTls) {
+      this.tlsPhase = 'connect';
+      this.connectServer();
+    } else this.startServerTls();
+  }
+
+  /** TLS to the server first, so that the client's certificate can carry the server's names. */
+  private startServerTls(): void {
+    this.tlsPhase = 'server';
+    const sni = this.hello?.sni ?? null;
+    this.emit({
+      type: 'startTls',
+      stream: SERVER,
+      side: { role: 'originate', sni, verifyName: sni ?? this.serverRemote?.host ?? '' },
+      endpoint: this.opts.tls!.endpoint,
+    });
+  }
+
+  private onControlTls(ev: Extract<ProxyEvent, { type: 'tls' }>): void {
+    const info = ev.info;
+    if (ev.stream === SERVER) {
+      if (this.tlsPhase !== 'server') return;
+      this.serverTls = info;
+      const fields = {
+        side: 'server',
+        sni: info.sni,
+        version: info.version,
+        cipher: info.cipher,
+        subject: info.subject,
+        issuer: info.issuer,
+        verify: info.verify,
+      };
+      if (!ev.ok) {
+        this.tlsResult = ev.reason ?? 'handshake_failure';
+        this.tlsViolation('Server TLS session refused', {
+          ...fields,
+          reason: this.tlsResult,
+          detail: ev.detail ?? null,
+        });
+        // The client is waiting for our ServerHello: it gets an alert, never a session.
+        this.emit({ type: 'send', stream: CLIENT, data: alertRecord(ALERT.handshakeFailure) });
+        this.emit({ type: 'close', stream: CLIENT });
+        this.finish(
+          'DENIED_BY_CONNECTION_FAIL',
+          `TLS: server ${this.tlsResult}${ev.detail ? ` (${ev.detail})` : ''}`,
+        );
+        return;
+      }
+      this.log('tls.session', 'info', 'Server TLS session established', fields);
+      this.tlsPhase = 'client';
+      const first = this.hello?.sni ?? this.clientLocal?.host ?? '';
+      this.clientTlsNames = [first, ...info.altNames.filter((n) => n.toLowerCase() !== first)];
+      const held = this.helloBytes;
+      this.helloBytes = EMPTY;
+      this.emit({
+        type: 'startTls',
+        stream: CLIENT,
+        side: { role: 'terminate', names: this.clientTlsNames, held },
+        endpoint: this.opts.tls!.endpoint,
+      });
+      return;
+    }
+    if (this.tlsPhase !== 'client') return;
+    if (!ev.ok) {
+      this.tlsResult = 'client_handshake';
+      this.tlsViolation('Client TLS handshake failed', {
+        reason: ev.detail ?? null,
+        sni: this.hello?.sni ?? null,
+      });
+      this.emit({ type: 'close', stream: SERVER });
+      this.finish('DENIED_BY_POLICY', `TLS: client handshake failed: ${ev.detail ?? ''}`);
+      return;
+    }
+    this.clientTls = info;
+    this.tlsPhase = 'on';
+    this.emit({ type: 'clearTimer', timer: HELLO_TIMER });
+    this.log('tls.session', 'info', 'Client TLS session established', {
+      side: 'client',
+      sni: info.sni,
+      version: info.version,
+      cipher: info.cipher,
+      names: this.clientTlsNames.join(','),
+    });
+    this.emit({ type: 'account', fields: this.tlsAccount() });
+    this.pump();
+  }
+
+  /** Refuse the client's handshake: a fatal alert, a close; the server never sees TLS from us. */
+  private tlsRefuse(alert: number, reason: string): void {
+    this.tlsResult = ALERT_NAMES[alert] ?? 'refused';
+    this.emit({ type: 'send', stream: CLIENT, data: alertRecord(alert) });
+    this.tlsViolation('TLS handshake refused', {
+      reason,
+      alert,
+      sni: this.hello?.sni ?? null,
+      offered_max_version: this.hello ? versionName(this.hello.maxVersion) : null,
+    });
+    this.emit({ type: 'close', stream: CLIENT });
+    this.finish('DENIED_BY_POLICY', `TLS: ${reason}`);
+  }
+
+  /** A refused or failed handshake: `tls.violation`, as the TLS gates log theirs. */
+  private tlsViolation(msg: string, fields: Record<string, unknown>): void {
+    this.log('tls.violation', 'warn', msg, fields);
+  }
+
+  /** The session's TLS fields (the summary, `tzorp sessions --json` under tls, the metrics). */
+  private tlsAccount(): Record<string, string | number> {
+    const h = this.hello;
+    return {
+      tls_mode: 'inspect',
+      tls_sni: h?.sni ?? '',
+      tls_offered_max_version: h ? versionName(h.maxVersion) : '',
+      tls_alpn_offered: h ? h.alpn.join(',') : '',
+      tls_result: this.tlsResult,
+      tls_version: this.clientTls?.version ?? '',
+      tls_server_version: this.serverTls?.version ?? '',
+      tls_server_subject: this.serverTls?.subject ?? '',
+      tls_server_issuer: this.serverTls?.issuer ?? '',
+      tls_server_verify: this.serverTls?.verify ?? '',
+    };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1079,6 +1364,20 @@ export class FtpCore implements ProxyCore {
   // timers
 
   private onTimer(timer: string): void {
+    if (timer === HELLO_TIMER) {
+      if (this.tlsPhase === 'on' || this.tlsPhase === 'off') return;
+      this.tlsResult = 'timeout';
+      this.tlsViolation('TLS handshake not complete in time', {
+        timeout_ms: this.opts.tls!.policy.helloTimeoutMs,
+        phase: this.tlsPhase,
+      });
+      this.emit({ type: 'close', stream: CLIENT });
+      this.finish(
+        'DENIED_BY_POLICY',
+        `TLS: handshake not complete within ${this.opts.tls!.policy.helloTimeoutMs} ms`,
+      );
+      return;
+    }
     if (timer === IDLE_TIMER) {
       const idleFor = this.now - this.lastActivity;
       if (idleFor < this.opts.timeoutMs) {
@@ -1104,6 +1403,13 @@ export class FtpCore implements ProxyCore {
     } else if (!p) this.lastChannelFailure = why;
   }
 }
+
+/** The features of RFC 4217 a tls.mode inspect service offers the client (CCC is not among them). */
+const TLS_FEATURES = new Map([
+  ['AUTH', 'AUTH TLS'],
+  ['PBSZ', 'PBSZ'],
+  ['PROT', 'PROT'],
+]);
 
 function oneLine(s: string): string {
   return s.replace(/[\r\n]+/g, ' ').slice(0, 200);

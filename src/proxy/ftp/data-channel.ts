@@ -20,7 +20,7 @@
 // open wait (bounded: the sender is paused at DEFAULTS.relayBufferBytes).
 import { DEFAULTS } from '../../defaults.ts';
 import { canonicalAddress } from '../../policy/address.ts';
-import type { Addr, Outbox, StreamId } from '../core/index.ts';
+import type { Addr, Outbox, StreamId, TlsEndpoint, TlsHandshakeInfo } from '../core/index.ts';
 import type { Direction } from './commands.ts';
 import type { FtpOptions } from './options.ts';
 
@@ -32,7 +32,8 @@ export interface DataStream {
   /** Which peer it goes to (for logs). */
   readonly peer: 'client' | 'server';
   id: StreamId | null;
-  state: 'none' | 'connecting' | 'open' | 'closed';
+  /** securing: connected, TLS being put on it (protected data); open once it is. */
+  state: 'none' | 'connecting' | 'securing' | 'open' | 'closed';
   /** The peer sent FIN. */
   ended: boolean;
   /** We sent FIN (shutdown) to it. */
@@ -67,6 +68,9 @@ export interface DataChannelHost {
   failed(ch: DataChannel, why: string): void;
   /** The session is over: no more callbacks. */
   sessionOver(): boolean;
+  /** Protected data (PROT P on a TLS control connection): each data connection gets TLS on both sides,
+   * the client's with a certificate for `names`, the server's resuming stream `from`'s session. */
+  dataTls(): { names: string[]; endpoint: TlsEndpoint; from: StreamId } | null;
 }
 
 function newStream(peer: 'client' | 'server'): DataStream {
@@ -125,7 +129,7 @@ export class DataChannel {
 
   private streamOf(id: StreamId): DataStream | null {
     for (const s of [this.clientData, this.serverData])
-      if (s.id === id && (s.state === 'open' || s.state === 'connecting')) return s;
+      if (s.id === id && (s.state === 'open' || s.state === 'connecting' || s.state === 'securing')) return s;
     return null;
   }
 
@@ -230,8 +234,43 @@ export class DataChannel {
     if (fromClient) this.clientListener = null;
     else this.serverListener = null;
     side.id = stream;
-    side.state = 'open';
     out.log('ftp.data', 'debug', 'Data connection accepted', { side: side.peer });
+    this.up(side);
+  }
+
+  /** A data connection is there: open, or first secured (protected data). */
+  private up(side: DataStream): void {
+    const tls = this.host.dataTls();
+    if (!tls) {
+      side.state = 'open';
+      this.opened(side);
+      return;
+    }
+    side.state = 'securing';
+    this.host.out.emit({
+      type: 'startTls',
+      stream: side.id!,
+      side:
+        side === this.clientData
+          ? { role: 'terminate', names: tls.names }
+          : { role: 'resume', from: tls.from },
+      endpoint: tls.endpoint,
+    });
+  }
+
+  /** The TLS of a protected data connection is up (it opens) or failed (the channel fails). */
+  tls(stream: StreamId, ok: boolean, detail: string | null, info: TlsHandshakeInfo): void {
+    const side = this.streamOf(stream);
+    if (side?.state !== 'securing') return;
+    const fields = { side: side.peer, version: info.version, cipher: info.cipher, verify: info.verify };
+    if (!ok) {
+      this.host.out.log('tls.violation', 'warn', 'Data connection TLS failed', { ...fields, detail });
+      side.state = 'closed'; // (the driver closed it; its 'closed' event follows)
+      this.host.failed(this, `TLS on the ${side.peer} data connection failed`);
+      return;
+    }
+    this.host.out.log('ftp.data', 'debug', 'Data connection TLS established', fields);
+    side.state = 'open';
     this.opened(side);
   }
 
@@ -242,8 +281,7 @@ export class DataChannel {
       this.host.out.emit({ type: 'close', stream, reset: true });
       return;
     }
-    side.state = 'open';
-    this.opened(side);
+    this.up(side);
   }
 
   connectFailed(stream: StreamId, error: string): void {
@@ -355,7 +393,7 @@ export class DataChannel {
       // The client went away before the data was through.
       if (other.state === 'open' && !other.ended) this.failed = 'broken';
     }
-    if (other.state === 'open' || other.state === 'connecting') {
+    if (other.state === 'open' || other.state === 'connecting' || other.state === 'securing') {
       if (error) this.closeStream(other, true);
       // The peer closed cleanly: pass the end on and close once it is written.
       else if (!other.shutdown) this.closeStream(other, false);
@@ -378,7 +416,7 @@ export class DataChannel {
   // --- ending ----------------------------------------------------------------------------------
 
   private closeStream(side: DataStream, reset: boolean): void {
-    if (side.id && (side.state === 'open' || side.state === 'connecting')) {
+    if (side.id && (side.state === 'open' || side.state === 'connecting' || side.state === 'securing')) {
       this.host.out.emit(
         reset ? { type: 'close', stream: side.id, reset: true } : { type: 'close', stream: side.id },
       );

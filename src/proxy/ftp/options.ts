@@ -5,6 +5,8 @@
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
 import { canonicalAddress } from '../../policy/address.ts';
+import type { TlsEndpoint } from '../core/types.ts';
+import type { CompiledTls } from '../tls/sni-policy.ts';
 import {
   ACCEPT,
   type ConditionalVerdict,
@@ -52,6 +54,16 @@ export interface FtpOptions {
   targetPortRange: Array<{ lo: number; hi: number }>;
   /** Non-transparent mode greeting text (after "220 "). */
   greeting: string;
+  /** The service's `tls: { mode: inspect }` (bound by src/proxy/bind.ts, not an `options:` key):
+   * AUTH TLS, implicit FTPS and protected data channels are terminated and originated. */
+  tls?: FtpTls;
+}
+
+export interface FtpTls {
+  policy: CompiledTls;
+  endpoint: TlsEndpoint;
+  /** TLS from the first byte; 'auto': when the client dialled port 990. */
+  implicit: boolean | 'auto';
 }
 
 export interface OptionProblem {

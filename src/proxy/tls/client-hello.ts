@@ -18,6 +18,7 @@
 // Refused: SSLv2-compatible hellos (RFC 6101 appendix E.2 style, first byte with the high bit set),
 // any other record type first, a second host_name, a host name that is not LDH text, and anything
 // longer than its own length fields say.
+import { isIP } from 'node:net';
 import { ProtocolError } from '../../errors.ts';
 
 /** TLS alert descriptions we send (RFC 8446 §6.2). */
@@ -254,11 +255,15 @@ function readServerName(data: Cursor): string | null {
     const v = list.vec(2, 'server name');
     if (nameType !== 0) continue; // only host_name (0) is defined; others are skipped (RFC 6066 §3)
     if (name !== null) fail(ALERT.illegalParameter, 'server_name has two host names');
-    name = hostName(v.bytes(v.left));
+    name = hostName(v.bytes(v.left)) ?? '';
   }
-  return name;
+  // '' = an address literal (below): no server name
+  return name === '' ? null : name;
 }
 
+/** The host name, lower case; '' for an IP address literal, which RFC 6066 §3 does not permit but
+ * real clients send (GnuTLS, lftp's library, names an IPv6 server by its address): taken as no name,
+ * so `sni.missing` decides, rather than refusing those clients outright. */
 function hostName(raw: Uint8Array): string {
   if (raw.length === 0) fail(ALERT.decodeError, 'empty host name in server_name');
   let s = '';
@@ -271,6 +276,7 @@ function hostName(raw: Uint8Array): string {
   if (s.endsWith('.')) s = s.slice(0, -1);
   if (s.length === 0 || s.length > MAX_HOST_NAME_CHARS)
     fail(ALERT.illegalParameter, 'host name length out of range');
+  if (isIP(s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s) !== 0) return '';
   for (const label of s.split('.')) {
     if (!LDH_LABEL.test(label)) fail(ALERT.illegalParameter, `host name '${s}' is not a DNS name`);
   }

@@ -9,7 +9,7 @@ export {
   versionName,
 } from './client-hello.ts';
 export { inspectEndpoint } from './endpoint.ts';
-export { TlsHelloGate, TlsPassthroughGate } from './gate.ts';
+export { ALERT_NAMES, TlsHelloGate, TlsPassthroughGate } from './gate.ts';
 export {
   type OriginateOptions,
   type OriginateResult,

@@ -122,6 +122,10 @@ export interface OriginateOptions {
   ca?: string | Buffer;
   minVersion: TlsVersionName;
   alpn?: readonly string[];
+  /** A session to offer instead of the kept one for this server: another connection's to the same
+   * server, verified there (an FTP data channel offers its control connection's). Nothing of this
+   * connection is kept for later ones. */
+  resume?: KeptSession;
 }
 
 export type OriginateResult =
@@ -153,7 +157,8 @@ export function originateServer(
       : `${target.host}:${target.port}`;
   // sessions are resumed only with what verified them: the same server, names, trust and setting
   const resumeKey = `${remote} ${opts.sni ?? ''} ${opts.verifyName} ${opts.verify ? 1 : 0} ${opts.minVersion}`;
-  const resume = context.sessions.get(resumeKey);
+  const resume = opts.resume ?? context.sessions.get(resumeKey);
+  const keep = opts.resume === undefined;
   const s = tls.connect({
     ...(target instanceof net.Socket ? { socket: target } : { host: target.host, port: target.port }),
     ...(opts.sni !== null && !net.isIP(opts.sni) ? { servername: opts.sni } : {}),
@@ -197,7 +202,7 @@ export function originateServer(
         info.issuer = resume.issuer;
         info.altNames = resume.altNames;
         info.verify = 'ok';
-        keepSession(context, resumeKey, s, info);
+        if (keep) keepSession(context, resumeKey, s, info);
         resolve({ ok: true, socket: s, info });
         return;
       }
@@ -213,7 +218,7 @@ export function originateServer(
         return;
       }
       info.verify = 'ok';
-      keepSession(context, resumeKey, s, info);
+      if (keep) keepSession(context, resumeKey, s, info);
       resolve({ ok: true, socket: s, info });
     });
   });
@@ -247,7 +252,8 @@ interface ServerContext {
   secure: tls.SecureContext;
   sessions: Map<string, KeptSession>;
 }
-interface KeptSession {
+/** A TLS session of a verified server, and what its verification showed. */
+export interface KeptSession {
   session: Buffer;
   subject: string | null;
   issuer: string | null;

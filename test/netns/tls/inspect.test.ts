@@ -15,47 +15,12 @@ import { after, before, test } from 'node:test';
 import { createCa, issueLeaf, loadCa } from '../../../src/proxy/tls/certs.ts';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { bigBody } from './inspect-server.ts';
+import { testCa, testLeaf } from './test-ca.ts';
 
 const skip = netnsSkipReason();
 const TZ = [process.execPath, 'bin/tzorp'];
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-inspect-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-const ossl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-
-/** A CA (cert, key) under `name`, and a server certificate it signs for `san`. */
-function ca(name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
-  ossl(['req', '-x509', '-new', '-key', key, '-subj', `/CN=${name}`, '-days', '2', '-out', cert]);
-  return { cert, key };
-}
-function leaf(name: string, signer: { cert: string; key: string }, cn: string, san: string) {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  const csr = join(dir, `${name}.csr`);
-  const ext = join(dir, `${name}.ext`);
-  ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
-  ossl(['req', '-new', '-key', key, '-subj', `/CN=${cn}`, '-out', csr]);
-  writeFileSync(ext, `subjectAltName=${san}\n`);
-  ossl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      csr,
-      '-CA',
-      signer.cert,
-      '-CAkey',
-      signer.key,
-      '-CAcreateserial',
-      '-days',
-      '2',
-    ].concat(['-extfile', ext, '-out', cert]),
-  );
-  return { cert, key };
-}
 
 let lab: Lab;
 let server: LabProcess;
@@ -65,12 +30,12 @@ let control: string;
 
 before(async () => {
   if (skip) return;
-  const testCa = ca('test-ca');
-  const rogue = ca('rogue-ca');
+  const trusted = testCa(dir, 'test-ca');
+  const rogue = testCa(dir, 'rogue-ca');
   const san = 'DNS:www.example.org,DNS:bad.example.org,IP:198.18.2.2,IP:2001:db8:2::2';
-  const good = leaf('good', testCa, 'www.example.org', san);
-  const unknown = leaf('unknown', rogue, 'www.example.org', san);
-  const wrong = leaf('wrong', testCa, 'other.example.net', 'DNS:other.example.net');
+  const good = testLeaf(dir, 'good', trusted, 'www.example.org', san);
+  const unknown = testLeaf(dir, 'unknown', rogue, 'www.example.org', san);
+  const wrong = testLeaf(dir, 'wrong', trusted, 'other.example.net', 'DNS:other.example.net');
   // an expired certificate (valid for a day, a month ago) from a second trusted CA
   const oldCa = await createCa({ name: 'old-ca' });
   const expiredPem = await issueLeaf(
@@ -85,7 +50,7 @@ before(async () => {
   writeFileSync(expired.cert, expiredPem.certPem);
   writeFileSync(expired.key, expiredPem.keyPem);
   const bundle = join(dir, 'trusted.pem');
-  writeFileSync(bundle, readFileSync(testCa.cert, 'utf8') + oldCa.certPem);
+  writeFileSync(bundle, readFileSync(trusted.cert, 'utf8') + oldCa.certPem);
   lab = await createLab();
   // tzorp's own CA, made by the command an administrator runs
   execFileSync(

@@ -4,13 +4,13 @@
 // CA); denied names, a missing name and a too-old client get the TLS alert the policy names, the server
 // never sees a TCP connection for them, and the daemon logs why.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { SessionInfo } from '../../../src/daemon/control-protocol.ts';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
+import { testCa, testLeaf } from './test-ca.ts';
 
 const skip = netnsSkipReason();
 const TZ = [process.execPath, 'bin/tzorp'];
@@ -40,39 +40,15 @@ rules:
 
 /** A test CA and a server certificate for the names the tests use, with the openssl CLI. */
 function makeCerts(): { ca: string; cert: string; key: string } {
-  const ca = join(dir, 'ca.crt');
-  const caKey = join(dir, 'ca.key');
-  const key = join(dir, 'server.key');
-  const csr = join(dir, 'server.csr');
-  const cert = join(dir, 'server.crt');
-  const ext = join(dir, 'server.ext');
-  const ossl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', caKey]);
-  ossl(['req', '-x509', '-new', '-key', caKey, '-subj', '/CN=tzorp test CA', '-days', '2', '-out', ca]);
-  ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
-  ossl(['req', '-new', '-key', key, '-subj', '/CN=www.example.org', '-out', csr]);
-  writeFileSync(
-    ext,
-    'subjectAltName=DNS:www.example.org,DNS:bad.example.org,DNS:www.example.com,IP:198.18.2.2,IP:2001:db8:2::2\n',
-  );
-  ossl([
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
+  const ca = testCa(dir, 'tzorp test CA');
+  const server = testLeaf(
+    dir,
+    'server',
     ca,
-    '-CAkey',
-    caKey,
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    ext,
-    '-out',
-    cert,
-  ]);
-  return { ca, cert, key };
+    'www.example.org',
+    'DNS:www.example.org,DNS:bad.example.org,DNS:www.example.com,IP:198.18.2.2,IP:2001:db8:2::2',
+  );
+  return { ca: ca.cert, cert: server.cert, key: server.key };
 }
 
 let lab: Lab;

@@ -1,9 +1,13 @@
 // The policy step that binds proxy options once per generation (src/proxy/bind.ts): typed options for
 // good services, every problem at its option's file:line:col, unknown proxies at the service.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadPolicyText } from '../../../src/policy/index.ts';
 import { bindProxies } from '../../../src/proxy/index.ts';
+import { createCa } from '../../../src/proxy/tls/certs.ts';
 
 const POLICY = `zones:
   lan: { addresses: [198.18.1.0/24] }
@@ -58,4 +62,56 @@ test('every problem of every service is reported at its option, in file order, a
     "p.yaml:16:54: TZ1011 service relay (plug options): unknown plug option 'buffer' (known: …)",
     'p.yaml:17:3: TZ1041 service gopher: tzorp has no proxy named "gopher"',
   ]);
+});
+
+test('tls inspect on FTP: the core gets the TLS layer itself; a non-transparent FTP service is refused at its tls block', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tzorp-bind-'));
+  try {
+    const pem = await createCa({ name: 'bind test CA' });
+    const ca = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
+    writeFileSync(ca.cert, pem.certPem);
+    writeFileSync(ca.key, pem.keyPem);
+    const text = `zones:
+  lan: { addresses: [198.18.1.0/24] }
+  net: { addresses: [198.18.2.0/24] }
+services:
+  ftps:
+    type: proxy
+    proxy: ftp
+    tls: { mode: inspect, ca: { cert: ${ca.cert}, key: ${ca.key} }, implicit: true }
+  ftps_inband:
+    type: proxy
+    proxy: ftp
+    router: inband
+    options: { transparent_mode: false }
+    tls: { mode: inspect, ca: { cert: ${ca.cert}, key: ${ca.key} } }
+rules:
+  - { id: 1, src_zone: lan, dst_zone: net, dst_port: 21, service: ftps }
+  - { id: 2, src_zone: lan, dst_port: 2100, service: ftps_inband }
+`;
+    const r = loadPolicyText(text, 'p.yaml', undefined, { lint: false });
+    assert.ok(r.policy, r.errors.map((e) => e.format()).join('\n'));
+    const b = bindProxies(r.policy);
+    assert.deepEqual(
+      b.errors.map((e) => e.format().replace(/ \(a non-transparent.*$/, '')),
+      ["p.yaml:14:5: TZ1041 service ftps_inband: tls mode 'inspect' on FTP needs a transparent FTP service"],
+    );
+    const core = b.services
+      .get('ftps')!
+      .createCore({ sessionId: 's', service: 'ftps', clientZone: null, inband: false });
+    // implicit: true: the session waits for the client's ClientHello before it contacts the server
+    const cmds = core.handle({
+      type: 'start',
+      now: 0,
+      client: { host: '198.18.1.2', port: 40000, family: 4 },
+      clientLocal: { host: '198.18.2.2', port: 21, family: 4 },
+    });
+    assert.deepEqual(
+      cmds.map((c) => c.type),
+      ['setTimer', 'setTimer'],
+    );
+    assert.deepEqual(core.describe().tls, 'hello');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

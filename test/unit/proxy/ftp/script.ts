@@ -3,8 +3,9 @@
 // `s.all.sent(stream)` (the whole session).
 
 import type { Addr, ProxyEvent } from '../../../../src/proxy/core/index.ts';
-import { ftpModule } from '../../../../src/proxy/ftp/index.ts';
-import { bindCore } from '../../../../src/proxy/index.ts';
+import { OptionProblems } from '../../../../src/proxy/core/module.ts';
+import { FtpCore, ftpModule } from '../../../../src/proxy/ftp/index.ts';
+import type { FtpTls } from '../../../../src/proxy/ftp/options.ts';
 import { Playbook, type Step } from '../playbook.ts';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -19,18 +20,15 @@ export const FW6_SERVER_SIDE: Addr = { host: '2001:db8:2::1', port: 40001, famil
 const enc = new TextEncoder();
 
 export class Script extends Playbook {
-  constructor(options: Record<string, unknown> = {}, extra: { inband?: boolean } = {}) {
+  /** `extra.tls`: the service's `tls: { mode: inspect }` as bind.ts passes it. */
+  constructor(options: Record<string, unknown> = {}, extra: { inband?: boolean; tls?: FtpTls } = {}) {
+    const parsed = ftpModule.parseOptions(options);
+    if (parsed instanceof OptionProblems) throw new Error(parsed.problems.map((p) => p.message).join('; '));
     super(
-      bindCore(
-        ftpModule,
-        options,
-      )({
-        sessionId: 'svc/ftp:1',
-        service: 'ftp',
-
-        clientZone: 'clients',
-        inband: extra.inband ?? false,
-      }),
+      new FtpCore(
+        { sessionId: 'svc/ftp:1', service: 'ftp', clientZone: 'clients', inband: extra.inband ?? false },
+        extra.tls ? { ...parsed, tls: extra.tls } : parsed,
+      ),
       // Every event is 1 ms after the one before (tests that need more move `now` themselves).
       { now: 1000, tick: 1 },
     );

@@ -113,6 +113,15 @@ test('refused: two host names, a duplicated extension, a name that is not DNS te
   refused(helloRecord({ extensions: [sniExt('bad name.example')] }), ALERT.illegalParameter);
   refused(helloRecord({ extensions: [sniExt('a..b')] }), ALERT.illegalParameter, /not a DNS name/);
   refused(helloRecord({ extensions: [sniExt('')] }), ALERT.decodeError);
+  refused(helloRecord({ extensions: [sniExt('[zz::1]')] }), ALERT.illegalParameter, /not a DNS name/);
+});
+
+test('an address literal in server_name (not permitted, but GnuTLS clients send one) is taken as no name', () => {
+  for (const literal of ['2001:db8:2::2', '[2001:db8::1]', '198.18.2.2', '::ffff:198.18.2.2']) {
+    const h = readClientHello(helloRecord({ extensions: [sniExt(literal), alpnExt('h2')] }), 16384);
+    assert.equal(h?.sni, null, literal);
+    assert.deepEqual(h?.alpn, ['h2']);
+  }
 });
 
 test('refused: lengths that do not add up', () => {
