@@ -2,6 +2,7 @@
 // ProtocolError, never anything else; the answer does not depend on how much arrived beyond the hello;
 // mutated real hellos stay within the same three answers; memory is bounded by the limit.
 import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { ProtocolError } from '../../src/errors.ts';
@@ -54,7 +55,8 @@ test('generated hellos read back what was written, however they are fragmented',
     fc.property(helloBytes, ({ bytes, sni }) => {
       const h = readClientHello(bytes, MAX);
       assert.ok(h);
-      assert.equal(h.sni, sni);
+      // (an address literal, which the generator can write, is taken as no name)
+      assert.equal(h.sni, sni !== null && isIP(sni) !== 0 ? null : sni);
       assert.equal(h.consumed, bytes.length);
     }),
     { seed: SEED, numRuns: 500 },

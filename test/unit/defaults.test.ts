@@ -55,6 +55,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       ftpDataPortMin: 40000,
       ftpDataPortMax: 41000,
       ftpDefaultPort: 21,
+      ftpsImplicitPort: 990,
       ftpMaxDeferredCommands: 16,
       httpMaxLineLengthBytes: 4096,
       httpMaxUrlLengthBytes: 4096,

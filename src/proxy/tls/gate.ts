@@ -27,8 +27,8 @@ import { ALERT, alertRecord, type ClientHello, readClientHello, versionName } fr
 import { type CompiledTls, decideHello } from './sni-policy.ts';
 
 /** init and hello are the shared phase; the others belong to one gate each (passthrough: handover,
- * relay; inspect: clientTls, open). */
-export type GateState = 'init' | 'hello' | 'handover' | 'relay' | 'clientTls' | 'open' | 'done';
+ * relay; inspect: serverTls, clientTls, open). */
+export type GateState = 'init' | 'hello' | 'handover' | 'relay' | 'serverTls' | 'clientTls' | 'open' | 'done';
 
 /** The gate's own timer; the inner core's timers pass through untouched. */
 export const HELLO_TIMER = 'tls.hello';

@@ -1,8 +1,8 @@
 // TLS inspect through `tzorp run` in namespaces, IPv4 and IPv6, with real peers: a Node HTTPS server
 // with certificates from a test CA (openssl CLI), curl and openssl s_client as clients, and tzorp's own
-// CA made by `tzorp tls ca create`. The client sees a certificate for the name it asked for, signed by
-// tzorp's CA; the HTTP proxy runs on the plaintext (URL filter on https:// URLs, header policy); a 20
-// MiB download arrives intact; servers with an unknown issuer, the wrong name or an expired certificate are refused (502 over
+// CA made by `tzorp tls ca create`. The client sees a certificate for the name it asked for (and the
+// verified server certificate's other names), signed by tzorp's CA; the HTTP proxy runs on the
+// plaintext (URL filter on https:// URLs, header policy); a 50 MiB download arrives intact; servers with an unknown issuer, the wrong name or an expired certificate are refused (502 over
 // the client's TLS session, the reason logged) and a denied SNI gets an alert without the server being
 // contacted. `tzorp sessions --json` and the metrics show the handshakes.
 import assert from 'node:assert/strict';
@@ -180,6 +180,15 @@ for (const family of [4, 6] as const) {
     assert.match(r.stdout, /^hello from www\.example\.org over TLSv1\.3 alpn http\/1\.1/);
     assert.match(r.stderr, /issuer: CN=tzorp test inspect/);
     assert.match(r.stderr, /subject: CN=www\.example\.org/);
+    // tzorp's certificate carries the verified server certificate's names besides the one asked for
+    const shown = await lab.exec('client', [
+      'sh',
+      '-c',
+      `openssl s_client -connect '${host(family)}:443' -servername www.example.org -CAfile '${tzca}' </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName`,
+    ]);
+    assert.match(shown.stdout, /DNS:www\.example\.org/);
+    assert.match(shown.stdout, /DNS:bad\.example\.org/);
+    assert.match(shown.stdout, /IP Address:198\.18\.2\.2/);
     // a client offering h2 was answered with http/1.1 (what the HTTP proxy speaks)
     assert.match(r.stderr, /ALPN: server accepted http\/1\.1/);
     // header policy on the plaintext: the server got the changed value
@@ -203,16 +212,16 @@ for (const family of [4, 6] as const) {
     assert.match(t12.stdout, /^hello from www\.example\.org/);
   });
 
-  test(`IPv${family}: a 20 MiB download through inspect arrives intact`, {
+  test(`IPv${family}: a 50 MiB download through inspect arrives intact`, {
     skip,
     timeout: 120_000,
   }, async () => {
     const out = `/tmp/tzorp-inspect-${lab.id}-${family}.bin`;
-    const r = await curl('www.example.org', family, 443, '/big?mb=20', ['-o', out]);
+    const r = await curl('www.example.org', family, 443, '/big?mb=50', ['-o', out]);
     assert.equal(r.code, 0, r.stderr);
     const got = (await lab.exec('client', ['sha256sum', out])).stdout.split(' ')[0];
     rmSync(out, { force: true });
-    assert.equal(got, createHash('sha256').update(bigBody(20)).digest('hex'));
+    assert.equal(got, createHash('sha256').update(bigBody(50)).digest('hex'));
   });
 
   test(`IPv${family}: servers with an unknown issuer, the wrong name or an expired certificate are refused with 502, the reason logged`, {
