@@ -58,8 +58,10 @@ listen relay
   server orig 0.0.0.0
 `;
 
-/** VmRSS of a process and all its descendants (the daemon's primary and workers), KiB. */
-function treeRssKiB(root: number): number {
+/** RSS and PSS of a process and all its descendants (the daemon's primary and workers), KiB. RSS
+ * counts the pages the processes share (node's own code: about 42 MB in each) once per process; PSS
+ * divides each shared page among its sharers, so the sum is the memory the daemon really holds. */
+function treeMemKiB(root: number): { rss: number; pss: number } {
   const pids = [root];
   for (let i = 0; i < pids.length; i++) {
     try {
@@ -67,20 +69,22 @@ function treeRssKiB(root: number): number {
       if (kids) pids.push(...kids.split(' ').map(Number));
     } catch {}
   }
-  let kib = 0;
+  const sum = { rss: 0, pss: 0 };
   for (const p of pids) {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      if (m) kib += Number(m[1]);
+      const t = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      sum.rss += Number(/^Rss:\s+(\d+) kB/m.exec(t)?.[1] ?? 0);
+      sum.pss += Number(/^Pss:\s+(\d+) kB/m.exec(t)?.[1] ?? 0);
     } catch {}
   }
-  return kib;
+  return sum;
 }
 
 interface Result {
   path: string;
   held: number;
   startRssMiB: number;
+  startPssMiB: number;
   rssMiB: number;
   kibPerConn: number;
 }
@@ -101,7 +105,7 @@ async function measure(
     const pid = proxy.child.pid!;
     // settle: let start-up garbage be collected before the baseline
     await new Promise((r) => setTimeout(r, 3000));
-    const before = treeRssKiB(pid);
+    const before = treeMemKiB(pid);
     const idle = lab.spawn(
       'client',
       ulimitMax([
@@ -117,16 +121,17 @@ async function measure(
     );
     const [line] = await idle.waitFor(/OPEN \d+/, 600_000);
     await new Promise((r) => setTimeout(r, 2000));
-    const after = treeRssKiB(pid);
+    const after = treeMemKiB(pid);
     const held = Number(line.split(' ')[1]);
     idle.kill('SIGKILL');
     await idle.exited();
     return {
       path,
       held,
-      startRssMiB: before / 1024,
-      rssMiB: after / 1024,
-      kibPerConn: (after - before) / held,
+      startRssMiB: before.rss / 1024,
+      startPssMiB: before.pss / 1024,
+      rssMiB: after.rss / 1024,
+      kibPerConn: (after.rss - before.rss) / held,
     };
   } finally {
     await lab.destroy();
@@ -186,11 +191,11 @@ const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join('
 if (JSON_OUT) console.log(JSON.stringify({ conns: CONNS, workers: WORKERS, load, results }, null, 2));
 else {
   console.log(`concurrency bench: ${CONNS} idle plug connections held, load average at the end ${load}`);
-  console.log('| path | held | RSS at start MiB | RSS holding MiB | KiB per connection |');
-  console.log('|---|---|---|---|---|');
+  console.log('| path | held | RSS at start MiB | PSS at start MiB | RSS holding MiB | KiB per connection |');
+  console.log('|---|---|---|---|---|---|');
   for (const r of results)
     console.log(
-      `| ${r.path} | ${r.held} | ${r.startRssMiB.toFixed(1)} | ${r.rssMiB.toFixed(1)} | ${r.kibPerConn.toFixed(2)} |`,
+      `| ${r.path} | ${r.held} | ${r.startRssMiB.toFixed(1)} | ${r.startPssMiB.toFixed(1)} | ${r.rssMiB.toFixed(1)} | ${r.kibPerConn.toFixed(2)} |`,
     );
   const hp = results.at(-1)!;
   for (const r of results.slice(0, -1))

@@ -1,70 +1,9 @@
-// Prometheus metrics (prom-client). Workers count sessions and bytes in their own registry; the primary
-// counts reloads and the generation, and its optional `--metrics HOST:PORT` listener answers /metrics
-// with its own metrics plus the workers' summed by prom-client's cluster aggregator.
+// Prometheus metrics of the primary (prom-client). Workers count sessions and bytes themselves
+// (worker-metrics.ts, without prom-client); the primary counts reloads and the generation, and its
+// optional `--metrics HOST:PORT` listener answers /metrics with its own metrics plus the workers'
+// summed by prom-client's cluster aggregator.
 import http from 'node:http';
-import { AggregatorRegistry, Counter, Gauge, Registry, register as workerRegistry } from 'prom-client';
-
-/** Per-worker session metrics (in prom-client's default registry, which the aggregator collects). */
-export class WorkerMetrics {
-  readonly sessions = new Counter({
-    name: 'tzorp_sessions_total',
-    help: 'Finished proxy sessions by service and verdict (Zorp connection summary verdicts)',
-    labelNames: ['service', 'verdict'] as const,
-    registers: [workerRegistry],
-  });
-  readonly running = new Gauge({
-    name: 'tzorp_sessions_running',
-    help: 'Proxy sessions running now, by service',
-    labelNames: ['service'] as const,
-    registers: [workerRegistry],
-  });
-  readonly bytes = new Counter({
-    name: 'tzorp_session_bytes_total',
-    help: 'Bytes relayed by finished sessions, by service and direction',
-    labelNames: ['service', 'direction'] as const,
-    registers: [workerRegistry],
-  });
-  readonly duration = new Counter({
-    name: 'tzorp_session_seconds_total',
-    help: 'Summed duration of finished sessions, by service',
-    labelNames: ['service'] as const,
-    registers: [workerRegistry],
-  });
-
-  readonly tlsHandshakes = new Counter({
-    name: 'tzorp_tls_handshakes_total',
-    help: 'TLS handshakes of services with a tls block, by service, mode and result (accepted, or why not: the alert sent, timeout, client_closed)',
-    labelNames: ['service', 'mode', 'result'] as const,
-    registers: [workerRegistry],
-  });
-
-  started(service: string): void {
-    this.running.inc({ service });
-  }
-
-  ended(
-    service: string,
-    s: {
-      verdict: string;
-      durationMs: number;
-      bytes: { fromClient: number; toClient: number; fromServer: number; toServer: number };
-      counters?: Record<string, number | string>;
-    },
-    wasRunning: boolean,
-  ): void {
-    if (wasRunning) this.running.dec({ service });
-    this.sessions.inc({ service, verdict: s.verdict });
-    this.bytes.inc({ service, direction: 'from_client' }, s.bytes.fromClient);
-    this.bytes.inc({ service, direction: 'to_server' }, s.bytes.toServer);
-    this.bytes.inc({ service, direction: 'from_server' }, s.bytes.fromServer);
-    this.bytes.inc({ service, direction: 'to_client' }, s.bytes.toClient);
-    this.duration.inc({ service }, s.durationMs / 1000);
-    // the TLS layer's accounting (src/proxy/tls/gate.ts): one handshake per session of a tls service
-    const mode = s.counters?.tls_mode;
-    if (typeof mode === 'string')
-      this.tlsHandshakes.inc({ service, mode, result: String(s.counters?.tls_result ?? 'incomplete') });
-  }
-}
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 
 export class PrimaryMetrics {
   readonly registry = new Registry();
@@ -97,7 +36,7 @@ export class PrimaryMetrics {
   });
   private server: http.Server | null = null;
 
-  /** `collect` returns each worker's registry as JSON (prom-client getMetricsAsJSON). */
+  /** `collect` returns each worker's metrics as JSON (prom-client's getMetricsAsJSON format). */
   constructor(private readonly collect: () => Promise<unknown[]> = async () => []) {}
 
   async text(): Promise<string> {

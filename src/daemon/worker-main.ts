@@ -4,7 +4,6 @@
 
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
-import { register as metricsRegistry } from 'prom-client';
 import { DEFAULTS } from '../defaults.ts';
 import { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
@@ -17,11 +16,11 @@ import { type LimitName, perClientOf } from './client-limits.ts';
 import type { FromWorker, ToWorker, WorkerResources } from './ipc.ts';
 import { CORE_LEVEL, ZorpLog } from './log.ts';
 import { LogLevels } from './log-spec.ts';
-import { WorkerMetrics } from './metrics.ts';
 import { dropWorkerPrivileges } from './privileges.ts';
 import { SessionIdSource } from './session-ids.ts';
 import { ServiceStats } from './stats.ts';
 import { WorkerRuntime } from './worker.ts';
+import { WorkerMetrics } from './worker-metrics.ts';
 
 // tzorp run --user: a worker started by the primary while still root becomes the user before anything
 // else (a failure ends the worker, and with it the daemon's start).
@@ -253,7 +252,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       reply(msg.rid, runtime!.list());
       return;
     case 'metrics':
-      reply(msg.rid, metricsRegistry.getMetricsAsJSON());
+      reply(msg.rid, metrics.json());
       return;
     case 'log':
       zlog?.levels.setVerbosity(msg.verbosity);

@@ -9,7 +9,7 @@ import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
 import type { TlsPolicy } from '../../policy/model.ts';
 import type { TlsEndpoint } from '../core/types.ts';
-import { type LeafCache, leafCacheFor, loadCa } from './certs.ts';
+import type { LeafCache } from './certs.ts';
 
 function read(path: string, what: string): string {
   try {
@@ -58,7 +58,11 @@ export function inspectEndpoint(p: TlsPolicy): TlsEndpoint {
     verify: p.serverVerify,
     ...(serverCa !== undefined ? { serverCa } : {}),
     leaf(names, nowMs) {
-      cache ??= loadCa({ certPem, keyPem }).then(leafCacheFor);
+      // certs.ts (with @peculiar/x509) is loaded on the first leaf: about 20 MB of a process's memory
+      // that a daemon without inspect traffic never needs
+      cache ??= import('./certs.ts').then(({ loadCa, leafCacheFor }) =>
+        loadCa({ certPem, keyPem }).then(leafCacheFor),
+      );
       return cache.then((c) => c.get(names, nowMs));
     },
   };
