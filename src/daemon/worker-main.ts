@@ -174,16 +174,9 @@ function init(
         clientZone: s.clientZone,
         ruleId: s.ruleId,
         nativeRelay: nativeRelay && s.service.nativeRelay !== false,
-        log: (category, level, msg, fields) => {
-          const { session_id, service: _service, ...rest } = fields;
-          log.log(
-            category,
-            zorpLevel(category, level),
-            (session_id as string | undefined) ?? s.id,
-            msg,
-            rest,
-          );
-        },
+        // (made outside this closure: one made here would keep `s`, the accepted socket with it, for
+        // the whole session)
+        log: sessionLog(log, s.id),
       });
     },
     onStart: (service: ProxyService) => {
@@ -295,5 +288,13 @@ function resources(): WorkerResources {
     rssBytes: m.rss,
     heapUsedBytes: m.heapUsed,
     sessions: runtime?.running ?? 0,
+  };
+}
+
+/** A session's log function: the driver's lines with their session id, at the category's Zorp level. */
+function sessionLog(log: ZorpLog, id: string): NonNullable<Parameters<typeof runSession>[0]['log']> {
+  return (category, level, msg, fields) => {
+    const { session_id, service: _service, ...rest } = fields;
+    log.log(category, zorpLevel(category, level), (session_id as string | undefined) ?? id, msg, rest);
   };
 }

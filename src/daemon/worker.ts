@@ -320,10 +320,10 @@ export class WorkerRuntime<U> {
       }
       if (!admitted) {
         this.deps.stats.refused(service.name, refusedBy);
-        void run.done.then((s) => this.deps.onEnd?.(service, s, false));
+        this.untilDone(run, service, null);
         return;
       }
-      const live: LiveSession<U> = {
+      this.track({
         id,
         gen,
         service,
@@ -334,20 +334,6 @@ export class WorkerRuntime<U> {
         local,
         startedAt: this.deps.now(),
         run,
-      };
-      this.sessions.set(id, live);
-      gen.sessions++;
-      this.alive.add(gen);
-      this.deps.stats.started(service.name);
-      this.deps.onStart?.(service);
-      void run.done.then((summary) => {
-        this.sessions.delete(id);
-        gen.sessions--;
-        if (gen.sessions === 0 && gen !== this.current) this.alive.delete(gen);
-        this.deps.stats.ended(service.name);
-        this.release(service, client.host);
-        this.deps.onEnd?.(service, summary, true);
-        if (this.sessions.size === 0) for (const w of this.drainedWaiters.splice(0)) w();
       });
     };
     const withId = (answer: boolean | LimitName) => {
@@ -361,6 +347,33 @@ export class WorkerRuntime<U> {
       sock.pause();
       admitted.then(withId, () => withId(false));
     }
+  }
+
+  /** A running session, until it ends. (Its own method: a closure made inside accept() would keep
+   * accept's context, and with it the accepted socket, for the session's whole life: after a native
+   * relay takes the connection over, a destroyed socket and its state per session.) */
+  private track(live: LiveSession<U>): void {
+    const { id, gen, service } = live;
+    this.sessions.set(id, live);
+    gen.sessions++;
+    this.alive.add(gen);
+    this.deps.stats.started(service.name);
+    this.deps.onStart?.(service);
+    this.untilDone(live.run, service, live);
+  }
+
+  private untilDone(run: SessionHandle, service: ProxyService, live: LiveSession<U> | null): void {
+    void run.done.then((summary) => {
+      if (live) {
+        this.sessions.delete(live.id);
+        live.gen.sessions--;
+        if (live.gen.sessions === 0 && live.gen !== this.current) this.alive.delete(live.gen);
+        this.deps.stats.ended(service.name);
+        this.release(service, live.client.host);
+      }
+      this.deps.onEnd?.(service, summary, live !== null);
+      if (live && this.sessions.size === 0) for (const w of this.drainedWaiters.splice(0)) w();
+    });
   }
 
   /** The descriptor limit is reached: refuse (the caller resets), count, and log at most once per

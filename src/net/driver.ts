@@ -193,6 +193,9 @@ interface ListenerState {
   accepted: number;
 }
 
+/** The listeners of a session that never listened (shared, never written: `listen` makes its own). */
+const NO_LISTENERS = new Map<StreamId, ListenerState>();
+
 /** Close a stream's connection with a reset (RST). A TLS stream's socket has no TCP handle of its own
  * (node refuses resetAndDestroy on it): the reset goes to the TCP socket under it. */
 function resetStream(s: Stream): void {
@@ -217,10 +220,12 @@ class Session {
   readonly handle: SessionHandle;
   private core: ProxyCore | null = null;
   private readonly streams = new Map<StreamId, Stream>();
-  private readonly listeners = new Map<StreamId, ListenerState>();
+  /** Listeners and per-listener accept numbers: made by the first `listen` (most sessions never
+   * listen; two Maps less per held connection). */
+  private listeners: Map<StreamId, ListenerState> = NO_LISTENERS;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly timerMs = new Map<string, number>();
-  private readonly acceptSeq = new Map<StreamId, number>();
+  private acceptSeq: Map<StreamId, number> | null = null;
   private readonly queue: ProxyEvent[] = [];
   private pumping = false;
   /** The stream whose 'data' event the core is handling now (its sends make it a feeder). */
@@ -246,11 +251,17 @@ class Session {
   private native: RelayState | null = null;
   private resolveDone!: (s: SessionSummary) => void;
 
-  constructor(private readonly o: RunSessionOptions) {
+  /** The options without the accepted socket (a Stream holds it while it is ours: kept here, a
+   * natively relayed session would keep the destroyed socket in memory). */
+  private readonly o: Omit<RunSessionOptions, 'socket'>;
+
+  constructor(options: RunSessionOptions) {
+    const { socket, ...o } = options;
+    this.o = o;
     this.now = o.now ?? Date.now;
     this.limit = o.relayBufferBytes ?? DEFAULTS.relayBufferBytes;
     this.startedAt = this.now();
-    const addrs = socketAddrs(o.socket);
+    const addrs = socketAddrs(socket);
     this.client = addrs?.remote ?? null;
     this.clientLocal = addrs?.local ?? null;
     this.clientZone =
@@ -279,15 +290,14 @@ class Session {
       abort: (reason) => this.feed({ type: 'abort', now: this.now(), reason }),
       kill: (reason) => this.finish('DENIED_BY_UNKNOWN_FAIL', `killed: ${reason}`, true),
     };
-    this.start();
+    this.start(socket);
   }
 
   private log(category: string, level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
     this.o.log?.(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
   }
 
-  private start(): void {
-    const sock = this.o.socket;
+  private start(sock: net.Socket): void {
     sock.allowHalfOpen = true; // a client's FIN must not end the relay toward it (half-close)
     sock.setNoDelay(true);
     if (!this.client || !this.clientLocal) {
@@ -790,6 +800,7 @@ class Session {
       throw bug(`listen on listener '${c.listener}' that is already open`);
     }
     const l: ListenerState = { id: c.listener, listener: null, closed: false, accepted: 0 };
+    if (this.listeners === NO_LISTENERS) this.listeners = new Map();
     this.listeners.set(c.listener, l);
     const ports = portCandidates(c.port);
     const acceptFrom = c.acceptFrom ? canonicalHost(c.acceptFrom) : null;
@@ -812,6 +823,7 @@ class Session {
       l.accepted++;
       // Numbered per listener id over the whole session: a listener opened again under the same id
       // never reuses the name of a stream that may still be open.
+      this.acceptSeq ??= new Map();
       const n = (this.acceptSeq.get(l.id) ?? 0) + 1;
       this.acceptSeq.set(l.id, n);
       const id = `${l.id}.${n}`;
@@ -1066,8 +1078,12 @@ class Session {
     this.count(b, 'in', t.bufferedB);
     for (const s of [a, b]) {
       s.sock = null;
+      // (its closures hold the socket: dropped, or every natively relayed connection keeps two
+      // destroyed sockets and their listeners in memory, about 3 KB)
+      s.detach = null;
       s.state = 'native';
       s.congested = false;
+      s.feeds.clear();
     }
     this.native = { relay: t.relay, a, b, bufferedA: t.bufferedA, bufferedB: t.bufferedB };
     this.log('core.debug', 'debug', 'Streams handed to the native relay', {

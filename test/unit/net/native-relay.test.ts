@@ -296,3 +296,60 @@ test('handover stress: every byte delivered once, one summary per session, no de
   await until(() => nativeRelaysActive() === 0, 'no relay left');
   await until(() => socketFds() <= base, `socket descriptors back to ${base} (now ${socketFds()})`);
 });
+
+test('native relay: a relayed session keeps no socket object (the relay holds the connection, not JavaScript)', {
+  skip,
+}, async () => {
+  // gc on demand in this one test (node --test runs without --expose-gc)
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const quiet = net.createServer((s) => s.on('error', () => {}));
+  await new Promise<void>((r) => quiet.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => quiet.close(() => r())));
+  const up = new ServiceUpstream(
+    proxyService([{ host: '127.0.0.1', port: (quiet.address() as net.AddressInfo).port }]),
+    {
+      transparentUpstream: false,
+    },
+  );
+  const refs: WeakRef<net.Socket>[] = [];
+  let handed = 0;
+  const handles: SessionHandle[] = [];
+  const l = await openListener({
+    host: '127.0.0.1',
+    port: 0,
+    transparent: false,
+    onConnection: (socket: net.Socket) => {
+      refs.push(new WeakRef(socket));
+      handles.push(
+        runSession({
+          id: 'svc/native:held',
+          service: 'native',
+          socket,
+          createCore: bindCore(plugModule, {}),
+          upstream: up,
+          log: (_c, _l, msg) => {
+            if (msg === 'Streams handed to the native relay') handed++;
+          },
+          nativeRelay: true,
+        }),
+      );
+    },
+  });
+  cleanups.push(() => l.close());
+  const c = net.connect(l.local.port, '127.0.0.1');
+  c.on('error', () => {});
+  try {
+    await until(() => handed === 1, 'the handover');
+    for (let i = 0; i < 5 && refs[0]!.deref(); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      gc();
+    }
+    assert.equal(refs[0]!.deref(), undefined, 'the accepted socket is still referenced after the handover');
+  } finally {
+    c.destroy();
+    await handles[0]?.done;
+  }
+});
