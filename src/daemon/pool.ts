@@ -73,7 +73,8 @@ export class WorkerPool {
   /** Fork worker `index` and wait until it is ready for messages. */
   spawn(index: number): Promise<void> {
     const w = fork(this.entry, [], {
-      execArgv: [],
+      // (not the primary's own flags; a small young generation: see DEFAULTS.workerSemiSpaceMb)
+      execArgv: [`--max-semi-space-size=${DEFAULTS.workerSemiSpaceMb}`],
       serialization: 'advanced', // a resolved Policy (Maps, bigints) crosses as it is
       env: { ...process.env, TZORP_WORKER_INDEX: String(index) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
