@@ -24,7 +24,7 @@ import type {
   TlsHandshakeInfo,
   Verdict,
 } from '../proxy/core/types.ts';
-import { type KeptSession, originateServer, terminateClient } from '../proxy/tls/inspect.ts';
+import { followSessions, type KeptSession, originateServer, terminateClient } from '../proxy/tls/inspect.ts';
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
@@ -975,13 +975,12 @@ class Session {
       );
     } else {
       // 'resume': as the other stream's origination was, offering its session
-      const like = side.role === 'resume' ? this.streams.get(side.from)?.origin : null;
+      const like = side.role === 'resume' ? (this.streams.get(side.from)?.origin ?? null) : null;
       if (side.role === 'resume' && !like) {
         failed('handshake_failure', `stream '${side.from}' has no TLS to resume`, info);
         return;
       }
-      const sni = like ? like.sni : (side as { sni: string | null }).sni;
-      const verifyName = like ? like.verifyName : (side as { verifyName: string }).verifyName;
+      const { sni, verifyName } = side.role === 'originate' ? side : like!;
       const alpn = side.role === 'originate' ? side.alpn : undefined;
       info.sni = sni;
       originateServer(raw, {
@@ -999,17 +998,9 @@ class Session {
         }
         if (!like) {
           const origin: NonNullable<Stream['origin']> = { sni, verifyName, session: null };
-          const keep = (session: Buffer): void => {
-            origin.session = {
-              session,
-              subject: r.info.subject,
-              issuer: r.info.issuer,
-              altNames: r.info.altNames,
-            };
-          };
-          r.socket.on('session', keep);
-          const now = r.socket.getSession();
-          if (now) keep(now);
+          followSessions(r.socket, r.info, (kept) => {
+            origin.session = kept;
+          });
           s.origin = origin;
         }
         up(r.socket, r.info);

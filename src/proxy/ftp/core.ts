@@ -61,11 +61,14 @@ import {
   ALERT_NAMES,
   alertRecord,
   type ClientHello,
-  decideHello,
-  readClientHello,
+  helloStep,
+  leafNames,
+  refusalFields,
+  serverTlsFields,
+  tlsAccountFields,
   versionName,
 } from '../tls/index.ts';
-import { type CommandItem, CommandReader, type FtpCommand, toBytes } from './command-reader.ts';
+import { appendBytes, type CommandItem, CommandReader, type FtpCommand, toBytes } from './command-reader.ts';
 import { DATA_SETUP_COMMANDS, type Direction, KNOWN_COMMANDS, TRANSFER_COMMANDS } from './commands.ts';
 import { DataChannel, type DataChannelHost, type DataMode } from './data-channel.ts';
 import {
@@ -946,27 +949,16 @@ export class FtpCore implements ProxyCore {
   }
 
   private onHelloData(data: Uint8Array): void {
-    const next = new Uint8Array(this.helloBytes.length + data.length);
-    next.set(this.helloBytes);
-    next.set(data, this.helloBytes.length);
-    this.helloBytes = next;
+    this.helloBytes = appendBytes(this.helloBytes, data);
     if (this.tlsPhase !== 'hello') return; // (more of the client's handshake: replayed with the rest)
-    const policy = this.opts.tls!.policy;
-    let hello: ClientHello | null;
-    try {
-      hello = readClientHello(this.helloBytes, policy.maxHelloBytes);
-    } catch (e) {
-      if (!(e instanceof ProtocolError)) throw e;
-      this.tlsRefuse(e.reply, e.message);
+    const step = helloStep(this.helloBytes, this.opts.tls!.policy);
+    if (step === null) return;
+    this.hello = step.hello;
+    if (!step.ok) {
+      this.tlsRefuse(step.alert, step.reason);
       return;
     }
-    if (!hello) return;
-    this.hello = hello;
-    const d = decideHello(hello, policy);
-    if (!d.ok) {
-      this.tlsRefuse(d.alert, d.reason);
-      return;
-    }
+    const hello = step.hello;
     this.tlsResult = 'accepted';
     this.log('tls.session', 'info', 'TLS ClientHello accepted; terminating', {
       mode: 'inspect',
@@ -974,7 +966,7 @@ export class FtpCore implements ProxyCore {
       sni: hello.sni,
       offered_max_version: versionName(hello.maxVersion),
       alpn: hello.alpn.join(','),
-      sni_allow_matched: d.matched,
+      sni_allow_matched: step.matched,
     });
     if (this.implicitTls) {
       this.tlsPhase = 'connect';
@@ -999,15 +991,7 @@ export class FtpCore implements ProxyCore {
     if (ev.stream === SERVER) {
       if (this.tlsPhase !== 'server') return;
       this.serverTls = info;
-      const fields = {
-        side: 'server',
-        sni: info.sni,
-        version: info.version,
-        cipher: info.cipher,
-        subject: info.subject,
-        issuer: info.issuer,
-        verify: info.verify,
-      };
+      const fields = serverTlsFields(info);
       if (!ev.ok) {
         this.tlsResult = ev.reason ?? 'handshake_failure';
         this.tlsViolation('Server TLS session refused', {
@@ -1026,8 +1010,7 @@ export class FtpCore implements ProxyCore {
       }
       this.log('tls.session', 'info', 'Server TLS session established', fields);
       this.tlsPhase = 'client';
-      const first = this.hello?.sni ?? this.clientLocal?.host ?? '';
-      this.clientTlsNames = [first, ...info.altNames.filter((n) => n.toLowerCase() !== first)];
+      this.clientTlsNames = leafNames(this.hello?.sni ?? this.clientLocal?.host ?? '', info.altNames);
       const held = this.helloBytes;
       this.helloBytes = EMPTY;
       this.emit({
@@ -1067,12 +1050,7 @@ export class FtpCore implements ProxyCore {
   private tlsRefuse(alert: number, reason: string): void {
     this.tlsResult = ALERT_NAMES[alert] ?? 'refused';
     this.emit({ type: 'send', stream: CLIENT, data: alertRecord(alert) });
-    this.tlsViolation('TLS handshake refused', {
-      reason,
-      alert,
-      sni: this.hello?.sni ?? null,
-      offered_max_version: this.hello ? versionName(this.hello.maxVersion) : null,
-    });
+    this.tlsViolation('TLS handshake refused', refusalFields(reason, alert, this.hello));
     this.emit({ type: 'close', stream: CLIENT });
     this.finish('DENIED_BY_POLICY', `TLS: ${reason}`);
   }
@@ -1084,19 +1062,10 @@ export class FtpCore implements ProxyCore {
 
   /** The session's TLS fields (the summary, `tzorp sessions --json` under tls, the metrics). */
   private tlsAccount(): Record<string, string | number> {
-    const h = this.hello;
-    return {
-      tls_mode: 'inspect',
-      tls_sni: h?.sni ?? '',
-      tls_offered_max_version: h ? versionName(h.maxVersion) : '',
-      tls_alpn_offered: h ? h.alpn.join(',') : '',
-      tls_result: this.tlsResult,
-      tls_version: this.clientTls?.version ?? '',
-      tls_server_version: this.serverTls?.version ?? '',
-      tls_server_subject: this.serverTls?.subject ?? '',
-      tls_server_issuer: this.serverTls?.issuer ?? '',
-      tls_server_verify: this.serverTls?.verify ?? '',
-    };
+    return tlsAccountFields('inspect', this.hello, this.tlsResult, {
+      client: this.clientTls,
+      server: this.serverTls,
+    });
   }
 
   // -------------------------------------------------------------------------------------------

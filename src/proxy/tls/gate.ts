@@ -20,11 +20,11 @@
 //   (plug does); the collected bytes, and anything that still arrives, are held until the inner core
 //   resumes the client, then delivered in order as ordinary 'data'/'end' events.
 // relay: every event goes to the inner core as it is; the gate adds nothing per event.
-import { ProtocolError } from '../../errors.ts';
 import { assertNever, type CoreDescription, Outbox } from '../core/index.ts';
 import type { ProxyCommand, ProxyCore, ProxyEvent } from '../core/types.ts';
-import { ALERT, alertRecord, type ClientHello, readClientHello, versionName } from './client-hello.ts';
-import { type CompiledTls, decideHello } from './sni-policy.ts';
+import { ALERT, alertRecord, type ClientHello, versionName } from './client-hello.ts';
+import { helloStep, refusalFields, tlsAccountFields } from './handshake.ts';
+import type { CompiledTls } from './sni-policy.ts';
 
 /** init and hello are the shared phase; the others belong to one gate each (passthrough: handover,
  * relay; inspect: serverTls, clientTls, open). */
@@ -89,24 +89,16 @@ export abstract class TlsHelloGate implements ProxyCore {
         next.set(this.collected);
         next.set(ev.data, this.collected.length);
         this.collected = next;
-        let hello: ClientHello | null;
-        try {
-          hello = readClientHello(this.collected, this.policy.maxHelloBytes);
-        } catch (e) {
-          if (!(e instanceof ProtocolError)) throw e;
-          this.refuse(e.reply, e.message);
-          break;
-        }
-        if (hello === null) break; // need more
-        this.hello = hello;
-        const d = decideHello(hello, this.policy);
-        if (!d.ok) {
-          this.refuse(d.alert, d.reason);
+        const step = helloStep(this.collected, this.policy);
+        if (step === null) break; // need more
+        this.hello = step.hello;
+        if (!step.ok) {
+          this.refuse(step.alert, step.reason);
           break;
         }
         this.out.emit({ type: 'clearTimer', timer: HELLO_TIMER });
         this.result = 'accepted';
-        return this.accept(ev.now, hello, d.matched);
+        return this.accept(ev.now, step.hello, step.matched);
       }
       case 'end':
       case 'closed':
@@ -150,13 +142,7 @@ export abstract class TlsHelloGate implements ProxyCore {
   protected refuse(alert: number, reason: string): void {
     this.result = ALERT_NAMES[alert] ?? 'refused';
     this.out.send('client', alertRecord(alert));
-    this.out.violation('TLS handshake refused', {
-      reason,
-      alert,
-      sni: this.hello?.sni ?? null,
-      offered_max_version: this.hello ? versionName(this.hello.maxVersion) : null,
-      alpn: this.hello?.alpn.join(',') ?? null,
-    });
+    this.out.violation('TLS handshake refused', refusalFields(reason, alert, this.hello));
     this.finish('DENIED_BY_POLICY', `TLS: ${reason}`);
   }
 
@@ -170,14 +156,7 @@ export abstract class TlsHelloGate implements ProxyCore {
   }
 
   protected accountFields(): Record<string, string | number> {
-    const h = this.hello;
-    return {
-      tls_mode: this.policy.mode,
-      tls_sni: h?.sni ?? '',
-      tls_offered_max_version: h ? versionName(h.maxVersion) : '',
-      tls_alpn_offered: h ? h.alpn.join(',') : '',
-      tls_result: this.result,
-    };
+    return tlsAccountFields(this.policy.mode, this.hello, this.result);
   }
 }
 

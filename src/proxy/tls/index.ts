@@ -11,6 +11,14 @@ export {
 export { inspectEndpoint } from './endpoint.ts';
 export { ALERT_NAMES, TlsHelloGate, TlsPassthroughGate } from './gate.ts';
 export {
+  type HelloStep,
+  helloStep,
+  leafNames,
+  refusalFields,
+  serverTlsFields,
+  tlsAccountFields,
+} from './handshake.ts';
+export {
   type OriginateOptions,
   type OriginateResult,
   originateServer,

@@ -39,6 +39,7 @@ import type {
 import type { ClientHello } from './client-hello.ts';
 import { versionName } from './client-hello.ts';
 import { HELLO_TIMER, TlsHelloGate } from './gate.ts';
+import { leafNames, serverTlsFields, tlsAccountFields } from './handshake.ts';
 import type { CompiledTls } from './sni-policy.ts';
 
 type Connected = Extract<ProxyEvent, { type: 'connected' }>;
@@ -173,13 +174,12 @@ export class TlsInspectGate extends TlsHelloGate {
     // the handshake gets its own time: the hello timer again, from now
     this.out.emit({ type: 'setTimer', timer: HELLO_TIMER, ms: this.policy.helloTimeoutMs });
     const first = this.hello?.sni ?? this.startEvent!.clientLocal.host;
-    const names = [first, ...serverNames.filter((n) => n.toLowerCase() !== first.toLowerCase())];
     this.out.emit({
       type: 'startTls',
       stream: 'client',
       side: {
         role: 'terminate',
-        names,
+        names: leafNames(first, serverNames),
         held: this.collected,
         ...(this.alpn ? { alpn: this.alpn } : {}),
       },
@@ -309,16 +309,7 @@ export class TlsInspectGate extends TlsHelloGate {
     connected: Connected,
   ): { error: string; target?: Addr } | null {
     this.server = ev.info;
-    const fields = {
-      side: 'server',
-      sni: ev.info.sni,
-      version: ev.info.version,
-      cipher: ev.info.cipher,
-      alpn: ev.info.alpn,
-      subject: ev.info.subject,
-      issuer: ev.info.issuer,
-      verify: ev.info.verify,
-    };
+    const fields = serverTlsFields(ev.info);
     if (ev.ok) {
       this.result = 'accepted';
       this.out.log('tls.session', 'info', 'Server TLS session established', fields);
@@ -340,14 +331,10 @@ export class TlsInspectGate extends TlsHelloGate {
   }
 
   protected override accountFields(): Record<string, string | number> {
-    return {
-      ...super.accountFields(),
-      tls_version: this.client?.version ?? '',
-      tls_server_version: this.server?.version ?? '',
-      tls_server_subject: this.server?.subject ?? '',
-      tls_server_issuer: this.server?.issuer ?? '',
-      tls_server_verify: this.server?.verify ?? '',
-    };
+    return tlsAccountFields(this.policy.mode, this.hello, this.result, {
+      client: this.client,
+      server: this.server,
+    });
   }
 }
 

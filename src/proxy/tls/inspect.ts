@@ -283,17 +283,27 @@ function serverContext(ca: string | Buffer | undefined, minVersion: TlsVersionNa
   return c;
 }
 
-/** Keeps the session of a verified connection for the next one to the same server (TLS 1.3 sends its
- * tickets after the handshake: taken when they come). */
-function keepSession(c: ServerContext, key: string, s: tls.TLSSocket, info: TlsSessionInfo): void {
-  const keep = (session: Buffer): void => {
+/** Keeps the session of a verified connection for the next one to the same server. */
+function keepSession(c: ServerContext, key: string, s: tls.TLSSocket, info: TlsHandshakeInfo): void {
+  followSessions(s, info, (kept) => {
     c.sessions.delete(key);
-    c.sessions.set(key, { session, subject: info.subject, issuer: info.issuer, altNames: info.altNames });
+    c.sessions.set(key, kept);
     while (c.sessions.size > MAX_SESSIONS) c.sessions.delete(c.sessions.keys().next().value!);
-  };
-  s.on('session', keep);
+  });
+}
+
+/** Each resumable session a verified server connection gives (TLS 1.3 sends its tickets after the
+ * handshake: taken when they come), with what verified it. */
+export function followSessions(
+  s: tls.TLSSocket,
+  info: TlsHandshakeInfo,
+  keep: (kept: KeptSession) => void,
+): void {
+  const take = (session: Buffer): void =>
+    keep({ session, subject: info.subject, issuer: info.issuer, altNames: info.altNames });
+  s.on('session', take);
   const now = s.getSession();
-  if (now && s.getProtocol() !== 'TLSv1.3') keep(now);
+  if (now && s.getProtocol() !== 'TLSv1.3') take(now);
 }
 
 function chainFailure(code: string): ServerFailure {
