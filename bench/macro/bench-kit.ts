@@ -95,3 +95,50 @@ export function startNginx(
   writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, workers, tls));
   return lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
 }
+
+/** relay-peers.ts's echo server on `port` in the server namespace, ready. */
+export async function startEcho(lab: Lab, port: number): Promise<LabProcess> {
+  const echo = lab.spawn(
+    'server',
+    ulimitMax([process.execPath, '--import', 'tsx', 'bench/macro/relay-peers.ts', 'echo', String(port)]),
+  );
+  await echo.waitFor(/READY/, 90_000);
+  return echo;
+}
+
+/** `n` idle connections from the client namespace to host:port (relay-peers.ts idle: each echoes one
+ * byte end to end first, so both legs of a relay exist), open; how many were held. Kill the process to
+ * close them. */
+export async function openIdle(
+  lab: Lab,
+  host: string,
+  port: number,
+  n: number,
+  timeoutMs: number,
+): Promise<{ idle: LabProcess; held: number }> {
+  const idle = lab.spawn(
+    'client',
+    ulimitMax([
+      process.execPath,
+      '--import',
+      'tsx',
+      'bench/macro/relay-peers.ts',
+      'idle',
+      host,
+      String(port),
+      String(n),
+    ]),
+  );
+  const [line] = await idle.waitFor(/OPEN \d+/, timeoutMs);
+  return { idle, held: Number(line!.split(' ')[1]) };
+}
+
+/** A policy with one plug service for 198.18.1.0/24 to 198.18.2.0/24 on `port` (the idle benches). */
+export const plugPolicy = (port: number): string => `zones:
+  clients: { addresses: [198.18.1.0/24] }
+  servers: { addresses: [198.18.2.0/24] }
+services:
+  plug: { type: proxy, proxy: plug }
+rules:
+  - { id: 1, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: ${port} }
+`;

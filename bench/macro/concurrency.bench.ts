@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { ulimitMax } from './bench-kit.ts';
+import { openIdle, plugPolicy, startEcho, treePids, ulimitMax } from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy']);
@@ -27,7 +27,6 @@ const arg = (name: string, dflt: number) => {
 const CONNS = arg('conns', 5000);
 const WORKERS = arg('workers', 1);
 const JSON_OUT = process.argv.includes('--json');
-const HERE = 'bench/macro';
 const PORT = 7000;
 
 const skip = netnsSkipReason();
@@ -36,14 +35,7 @@ if (skip) {
   process.exit(0);
 }
 
-const policy = `zones:
-  clients: { addresses: [198.18.1.0/24] }
-  servers: { addresses: [198.18.2.0/24] }
-services:
-  plug: { type: proxy, proxy: plug }
-rules:
-  - { id: 1, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: ${PORT} }
-`;
+const policy = plugPolicy(PORT);
 
 const haproxyCfg = (n: number) => `global
   nbthread 1
@@ -62,15 +54,8 @@ listen relay
  * counts the pages the processes share (node's own code: about 42 MB in each) once per process; PSS
  * divides each shared page among its sharers, so the sum is the memory the daemon really holds. */
 function treeMemKiB(root: number): { rss: number; pss: number } {
-  const pids = [root];
-  for (let i = 0; i < pids.length; i++) {
-    try {
-      const kids = readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').trim();
-      if (kids) pids.push(...kids.split(' ').map(Number));
-    } catch {}
-  }
   const sum = { rss: 0, pss: 0 };
-  for (const p of pids) {
+  for (const p of treePids(root)) {
     try {
       const t = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
       sum.rss += Number(/^Rss:\s+(\d+) kB/m.exec(t)?.[1] ?? 0);
@@ -96,33 +81,15 @@ async function measure(
   const dir = mkdtempSync(join(tmpdir(), 'tzorp-concbench-'));
   const lab = await createLab();
   try {
-    const echo = lab.spawn(
-      'server',
-      ulimitMax([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'echo', String(PORT)]),
-    );
-    await echo.waitFor(/READY/, 90_000);
+    await startEcho(lab, PORT);
     const proxy = await start(dir, lab);
     const pid = proxy.child.pid!;
     // settle: let start-up garbage be collected before the baseline
     await new Promise((r) => setTimeout(r, 3000));
     const before = treeMemKiB(pid);
-    const idle = lab.spawn(
-      'client',
-      ulimitMax([
-        process.execPath,
-        '--import',
-        'tsx',
-        `${HERE}/relay-peers.ts`,
-        'idle',
-        ADDR.server4,
-        String(PORT),
-        String(CONNS),
-      ]),
-    );
-    const [line] = await idle.waitFor(/OPEN \d+/, 600_000);
+    const { idle, held } = await openIdle(lab, ADDR.server4, PORT, CONNS, 600_000);
     await new Promise((r) => setTimeout(r, 2000));
     const after = treeMemKiB(pid);
-    const held = Number(line.split(' ')[1]);
     idle.kill('SIGKILL');
     await idle.exited();
     return {

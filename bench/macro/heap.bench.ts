@@ -6,12 +6,11 @@
 // closure). Needs root; the snapshots are written in the current directory and deleted.
 //
 //   node --import tsx bench/macro/heap.bench.ts [--conns 3000] [--retainers Socket]
-import { execSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, createLab, netnsSkipReason } from '../../test/harness/netns.ts';
-import { ulimitMax } from './bench-kit.ts';
+import { openIdle, plugPolicy, startEcho, treePids, ulimitMax } from './bench-kit.ts';
 
 const argAt = (name: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -25,14 +24,6 @@ if (skip) {
   console.error(`heap bench skipped: ${skip}`);
   process.exit(0);
 }
-const policy = `zones:
-  clients: { addresses: [198.18.1.0/24] }
-  servers: { addresses: [198.18.2.0/24] }
-services:
-  plug: { type: proxy, proxy: plug }
-rules:
-  - { id: 1, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: ${PORT} }
-`;
 
 function summarize(file: string) {
   const snap = JSON.parse(readFileSync(file, 'utf8'));
@@ -105,12 +96,8 @@ function retainers(file: string, name: string) {
 const dir = mkdtempSync(join(tmpdir(), 'heapdiff-'));
 const lab = await createLab();
 try {
-  const echo = lab.spawn(
-    'server',
-    ulimitMax([process.execPath, '--import', 'tsx', 'bench/macro/relay-peers.ts', 'echo', String(PORT)]),
-  );
-  await echo.waitFor(/READY/, 90_000);
-  writeFileSync(join(dir, 'p.yaml'), policy);
+  await startEcho(lab, PORT);
+  writeFileSync(join(dir, 'p.yaml'), plugPolicy(PORT));
   const proc = lab.spawn(
     'fw',
     ulimitMax([
@@ -128,11 +115,9 @@ try {
   );
   await proc.waitFor(/tzorp running/, 120_000);
   await new Promise((r) => setTimeout(r, 3000));
-  const kids = (p: number) =>
-    execSync(`pgrep -P ${p} || true`).toString().trim().split('\n').filter(Boolean).map(Number);
-  const pids = [proc.child.pid!];
-  for (let i = 0; i < pids.length; i++) pids.push(...kids(pids[i]!));
-  const worker = pids.find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker-main'))!;
+  const worker = treePids(proc.child.pid).find((p) =>
+    readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker-main'),
+  )!;
   console.log('worker', worker);
   const snap = async () => {
     const before = new Set(readdirSync('.').filter((f) => f.endsWith('.heapsnapshot')));
@@ -144,23 +129,9 @@ try {
     }
   };
   const a = await snap();
-  const idle = lab.spawn(
-    'client',
-    ulimitMax([
-      process.execPath,
-      '--import',
-      'tsx',
-      'bench/macro/relay-peers.ts',
-      'idle',
-      ADDR.server4,
-      String(PORT),
-      String(N),
-    ]),
-  );
-  const [line] = await idle.waitFor(/OPEN \d+/, 600_000);
+  const { idle, held } = await openIdle(lab, ADDR.server4, PORT, N, 600_000);
   await new Promise((r) => setTimeout(r, 2000));
   const b = await snap();
-  const held = Number(line!.split(' ')[1]);
   if (RETAIN) retainers(b, RETAIN);
   const A = summarize(a),
     B = summarize(b);

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { CLK_TCK, cpuTicks, pinned, startNginx, tproxyLab, ulimitMax } from './bench-kit.ts';
+import { CLK_TCK, cpuTicks, openIdle, pinned, startEcho, startNginx, tproxyLab } from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy', 'nginx', 'wrk', 'iperf3']);
@@ -96,11 +96,7 @@ try {
   // As many descriptors as the hard limit allows (the idle test holds 2 per relayed connection).
   startNginx(lab, dir, 1);
   lab.spawn('server', ['iperf3', '-s']);
-  const echo = lab.spawn(
-    'server',
-    ulimitMax([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'echo', '7000']),
-  );
-  await echo.waitFor(/READY/, 90_000);
+  await startEcho(lab, 7000);
   const tz = lab.spawn(
     'fw',
     pinned([process.execPath, '--import', 'tsx', `${HERE}/relay-peers.ts`, 'relay', '50080']),
@@ -167,20 +163,7 @@ try {
       if (pid && round === 0) {
         // First round only: a fresh process, before earlier connections grew its heap.
         const before = rssKiB(pid);
-        const idle = lab.spawn(
-          'client',
-          ulimitMax([
-            process.execPath,
-            '--import',
-            'tsx',
-            `${HERE}/relay-peers.ts`,
-            'idle',
-            p.host,
-            '7000',
-            String(IDLE),
-          ]),
-        );
-        await idle.waitFor(/OPEN \d+/, 120_000);
+        const { idle } = await openIdle(lab, p.host, 7000, IDLE, 120_000);
         idleKiBPerConn = (rssKiB(pid) - before) / IDLE;
         idle.kill('SIGKILL');
         await idle.exited();
