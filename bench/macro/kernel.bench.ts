@@ -98,7 +98,7 @@ function scale(): void {
 }
 
 /** The daemon's apply path (applyPolicy: compile, then one nft transaction of the differences to the
- * installed table) at scale: a first apply, then reloads with one rule changed, with 1 % of the zone
+ * installed table) at scale: a first apply, then reloads with one rule changed, one network moved, with 1 % of the zone
  * networks moved to other zones, and with a change of shape (a rule with a new score: a new tier). */
 async function reloads(): Promise<void> {
   console.log('## The apply path: first apply and reloads, 10,000 rules, 100,000 zone networks\n');
@@ -110,7 +110,12 @@ async function reloads(): Promise<void> {
     const base = scalePolicy(10_000, 100_000);
     const oneRule = structuredClone(base);
     oneRule.rules[4999]!.dstPort = [{ lo: 44444, hi: 44444 }];
-    const onePercent = structuredClone(oneRule);
+    const oneNet = structuredClone(oneRule);
+    {
+      const zs = [...oneNet.zones.values()].filter((z) => z.name !== 'internet' && z.addresses.length > 1);
+      zs[500]!.addresses.push(zs[100]!.addresses.pop()!);
+    }
+    const onePercent = structuredClone(oneNet);
     const zones = [...onePercent.zones.values()].filter((z) => z.name !== 'internet');
     let moved = 0;
     for (let i = 0; moved < 1000 && i < zones.length; i++) {
@@ -132,6 +137,7 @@ async function reloads(): Promise<void> {
       ['first apply (empty namespace)', base],
       ['reload, nothing changed', base],
       ['reload, one rule changed', oneRule],
+      ['reload, one network moved to another zone', oneNet],
       [`reload, 1 % of the networks (${moved}) moved to other zones`, onePercent],
       ['reload, a new score shape (one rule with src_port: a new tier)', shape],
     ] as const) {

@@ -26,7 +26,7 @@ export interface Compiled {
 
 export function compilePolicy(policy: Policy, opts: CompileOptions = {}): Compiled {
   const { ir, listeners } = buildIR(policy, opts);
-  const model = renderModel(ir);
+  const model = renderModel(ir, opts.zoneChunk);
   return { text: renderTable(model), listeners, ir, model };
 }
 

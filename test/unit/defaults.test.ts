@@ -18,6 +18,8 @@ test('every default is pinned (a new or changed default: pin its value here too)
       listenV6: '::1',
       listenPortBase: 50000,
       routingProtocol: 122,
+      kernelZoneChunkAbove: 4096,
+      kernelZoneChunkAverage: 1024,
       kernelRecreateAfterDeletes: 256,
       kernelLogGroup: 4242,
       kernelLogRate: 100,

@@ -27,6 +27,9 @@ export interface CompileOptions {
   /** The user's own nft declarations (chains, sets), placed inside `table inet tzorp` so they can use
    * the zone sets and are re-created with the table on every apply (docs/kernel.md). */
   userRules?: string;
+  /** Split longest-match zone maps of more than `above` ranges into chunks of about `average` (render.ts
+   * zoneChunks; default DEFAULTS.kernelZoneChunkAbove/Average; tests make small policies use chunks). */
+  zoneChunk?: { above: number; average: number };
 }
 
 export interface Listener {

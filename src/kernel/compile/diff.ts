@@ -3,12 +3,31 @@
 // second way of writing a model (docs/kernel.md, "Incremental apply").
 //
 // The transaction is atomic, so no packet ever sees a half-changed table, and it proves its own
-// precondition: it first deletes the previous digest from the `generation` set, which fails (and so
-// changes nothing) unless the kernel holds exactly the table the differences were computed against.
+// precondition: it first deletes the set named by the previous digest (`generation_<digest>`), which
+// fails (and so changes nothing) unless the kernel holds exactly the table the differences were
+// computed against.
+//
+// Two ways of writing element changes. Any `add element` or `delete element` makes nft 1.0.6 read the
+// elements of every plain (not concatenated) interval set of the table from the kernel first (its cache
+// fill: about 2 s at 100,000 zone networks), however small the change. So, as a rule, every set or map
+// whose elements change is declared again with its elements inside the declaration, and the chains
+// that name it are rewritten: no element command at all, and the transaction costs what it changes
+// (a large zone map is split into chunks for this, render.ts zoneChunks). Elements are added and
+// deleted one by one only when that is cheaper (the sets to declare again hold more than half as many
+// elements as the fill would read) or impossible (a set the user rules name cannot be re-created).
 // A change of shape the commands below cannot express gives a reason instead of a text; the caller
 // then replaces the whole table, atomically too.
 import { DEFAULTS } from '../../defaults.ts';
-import { addElementCommands, GENERATION_SET, TABLE, type TableModel, type TableObject } from './render.ts';
+import {
+  addElementCommands,
+  declBlock,
+  GENERATION_DECL,
+  generationSet,
+  isGenerationSet,
+  TABLE,
+  type TableModel,
+  type TableObject,
+} from './render.ts';
 
 export type TableDiff = { text: string; changed: DiffCounts } | { text: null; reason: string };
 
@@ -18,6 +37,9 @@ export interface DiffCounts {
   chainsReplaced: number;
   objectsAdded: number;
   objectsRemoved: number;
+  /** `elements`: element commands (nft reads every interval set first); `declarations`: none, changed
+   * sets and maps are declared again with their elements. */
+  method: 'elements' | 'declarations';
 }
 
 /** The key of a set or map element (the part before ` : `): what `delete element` names. */
@@ -71,8 +93,9 @@ export function diffTables(prev: TableModel, next: TableModel, opts: DiffOptions
   // nft put the marks of the defines into the user rules when it read them: new marks need them read again
   if ((prev.defines ?? []).join('\n') !== (next.defines ?? []).join('\n'))
     return { text: null, reason: 'the service marks the user rules name changed' };
-  const before = new Map(prev.objects.map((o) => [`${o.kind} ${o.name}`, o]));
-  const after = new Map(next.objects.map((o) => [`${o.kind} ${o.name}`, o]));
+  const key = (o: TableObject): [string, TableObject] => [`${o.kind} ${o.name}`, o];
+  const before = new Map(prev.objects.filter((o) => !isGenerationSet(o)).map(key));
+  const after = new Map(next.objects.filter((o) => !isGenerationSet(o)).map(key));
   const userRefs = referencesIn(next.userRules ?? '');
 
   // sets and maps whose declaration changed are deleted and created again (their elements with them);
@@ -100,6 +123,24 @@ export function diffTables(prev: TableModel, next: TableModel, opts: DiffOptions
   for (const o of removed) {
     if (userRefs.has(o.name)) return { text: null, reason: `the user rules use ${o.name}, which goes away` };
   }
+  // sets and maps that stay but whose elements change: can they all be declared again?
+  const changing: TableObject[] = [];
+  for (const [k, n] of after) {
+    const o = before.get(k);
+    if (o && n.kind !== 'chain' && !recreated.has(n.name) && !sameList(o.elements, n.elements))
+      changing.push(n);
+  }
+  // declaring them again costs their size; element commands cost nft's read of every plain interval
+  // set first, which runs at about twice the speed of declaring (bench/README.md, "Kernel")
+  let intervalTotal = 0;
+  for (const o of before.values()) if (interval(o) && !concatenated(o)) intervalTotal += o.elements.length;
+  let redeclared = 0;
+  for (const n of changing) redeclared += n.elements.length;
+  const method: DiffCounts['method'] =
+    changing.some((n) => userRefs.has(n.name)) || redeclared > intervalTotal / 2
+      ? 'elements'
+      : 'declarations';
+  if (method === 'declarations') for (const n of changing) recreated.add(n.name);
   for (const name of recreated) {
     if (userRefs.has(name)) return { text: null, reason: `the user rules use ${name}, which is re-created` };
   }
@@ -123,16 +164,17 @@ export function diffTables(prev: TableModel, next: TableModel, opts: DiffOptions
     chainsReplaced: rewritten.length,
     objectsAdded: added.length + recreated.size,
     objectsRemoved: removed.length + recreated.size,
+    method,
   };
   // 0. the precondition: the kernel holds the table `prev` describes
-  out.push(`delete element inet ${TABLE} ${GENERATION_SET} { ${prev.generation} }`);
+  out.push(`delete set inet ${TABLE} ${generationSet(prev.generation)}`);
   // 1. elements that go, from sets and maps that stay (a key whose data changes goes and comes back)
   const additions: [string, string[]][] = [];
   for (const n of next.objects) {
-    if (n.kind === 'chain' || n.name === GENERATION_SET) continue;
+    if (n.kind === 'chain' || isGenerationSet(n)) continue;
     const o = before.get(`${n.kind} ${n.name}`);
     if (!o || recreated.has(n.name)) {
-      additions.push([n.name, n.elements]);
+      if (method === 'elements') additions.push([n.name, n.elements]);
       counts.elementsAdded += n.elements.length;
       continue;
     }
@@ -159,14 +201,21 @@ export function diffTables(prev: TableModel, next: TableModel, opts: DiffOptions
   }
   // 4. removed chains
   for (const o of removed) if (o.kind === 'chain') out.push(`delete chain inet ${TABLE} ${o.name}`);
-  // 5. new and re-created declarations (chains empty: their rules may name each other)
-  const declared = [...added, ...next.objects.filter((n) => recreated.has(n.name) && n.kind !== 'chain')];
+  // 5. new and re-created declarations (chains empty: their rules may name each other), chains first:
+  // the elements of a map declared with them (method `declarations`) may name them
+  const declared = [
+    ...added.filter((a) => a.kind === 'chain'),
+    ...added.filter((a) => a.kind !== 'chain'),
+    ...next.objects.filter((n) => recreated.has(n.name) && n.kind !== 'chain'),
+  ];
   if (declared.length > 0) {
     out.push(`table inet ${TABLE} {`);
+    const line = (l: string): void => {
+      out.push(l);
+    };
     for (const d of declared) {
-      out.push(`\t${d.kind} ${d.name} {`);
-      for (const l of d.decl) out.push(`\t\t${l}`);
-      out.push('\t}');
+      const elements = method === 'declarations' ? d.elements : [];
+      declBlock({ ...d, rules: [], elements, inline: false }, line);
     }
     out.push('}');
   }
@@ -177,6 +226,6 @@ export function diffTables(prev: TableModel, next: TableModel, opts: DiffOptions
   // 7. elements that come (verdicts may name the chains created above)
   for (const [name, els] of additions) out.push(...addElementCommands(name, els));
   // 8. the new digest
-  out.push(`add element inet ${TABLE} ${GENERATION_SET} { ${next.generation} }`);
+  out.push(`add set inet ${TABLE} ${generationSet(next.generation)} { ${GENERATION_DECL.join('; ')}; }`);
   return { text: `${out.join('\n')}\n`, changed: counts };
 }

@@ -8,6 +8,7 @@ import type { Interval, IntervalSet } from './intervals.ts';
 import type { ClientLimitsIR, LookupIR, MatchIR, RulesetIR } from './ir.ts';
 import { zoneIdent } from './names.ts';
 import type { Field } from './variants.ts';
+import type { LabelledRange } from './zones.ts';
 
 export const TABLE = 'tzorp';
 
@@ -22,6 +23,46 @@ function addrRange(f: Family, [lo, hi]: Interval): string {
     return p === width ? formatAddress(f, lo) : `${formatAddress(f, lo)}/${p}`;
   }
   return `${formatAddress(f, lo)}-${formatAddress(f, hi)}`;
+}
+
+/**
+ * A large zone map's chunks: consecutive runs of its ranges, each covering the addresses from its first
+ * range up to the next chunk's (the first from the lowest address, the last to the highest), so that
+ * every address falls in exactly one chunk. A chunk starts at a range whose start address hashes to 0
+ * modulo the average size: the boundaries depend only on the ranges around them, so adding or removing
+ * a network changes the chunk that holds it and no other (content-defined chunking). null: small enough
+ * for one map.
+ */
+export function zoneChunks(
+  ranges: readonly LabelledRange[],
+  family: Family,
+  above: number = DEFAULTS.kernelZoneChunkAbove,
+  average: number = DEFAULTS.kernelZoneChunkAverage,
+): { lo: bigint; hi: bigint; ranges: LabelledRange[] }[] | null {
+  if (ranges.length <= above) return null;
+  const max = family === 4 ? 0xffffffffn : (1n << 128n) - 1n;
+  const out: { lo: bigint; hi: bigint; ranges: LabelledRange[] }[] = [];
+  let cur: LabelledRange[] = [];
+  for (const r of ranges) {
+    if (cur.length > 0 && boundaryHash(r.lo) % average === 0) {
+      out.push({ lo: out.length === 0 ? 0n : cur[0]!.lo, hi: r.lo - 1n, ranges: cur });
+      cur = [];
+    }
+    cur.push(r);
+  }
+  out.push({ lo: out.length === 0 ? 0n : cur[0]!.lo, hi: max, ranges: cur });
+  return out;
+}
+
+/** FNV-1a over an address's decimal digits (the low bits of network addresses are mostly zeros). */
+function boundaryHash(a: bigint): number {
+  const s = a.toString();
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
 
 function numRange([lo, hi]: Interval): string {
@@ -201,7 +242,7 @@ export interface TableObject {
   rules: string[];
   /** A set's or map's elements (`key` or `key : data`), each once, in a deterministic order. */
   elements: string[];
-  /** Small sets write their elements inside the declaration; large ones as `add element` commands. */
+  /** Small sets write their elements on the declaration's one line; large ones one per line. */
   inline: boolean;
   /** Per element, a `# comment` for the file only (the dispatch map names each rule). */
   notes?: string[];
@@ -217,16 +258,33 @@ export interface TableModel {
   /** With user rules: `define tzorp_service_<name> = <mark>` (and the mask), before the table, so
    * that user rules name services instead of numbers that change when services are added. */
   defines?: string[];
-  /** A digest of everything above but the header, kept in the table (set `generation`), so an
+  /** A digest of everything above but the header, kept in the table (the empty set
+   * `generation_<digest>`, generationSet), so an
    * incremental apply can prove the kernel holds the table it was computed against. */
   generation: string;
 }
 
-export const GENERATION_SET = 'generation';
+/** The table's digest is the name of an empty set: an incremental apply proves its precondition by
+ * deleting that set, which (unlike an element of a set) nft 1.0.6 does without first reading every
+ * interval set's elements from the kernel (docs/kernel.md, "Incremental apply"). */
+export const GENERATION_PREFIX = 'generation_';
+
+export function generationSet(generation: string): string {
+  return `${GENERATION_PREFIX}${generation.replace(/^0x/, '')}`;
+}
+
+export function isGenerationSet(o: { name: string }): boolean {
+  return o.name.startsWith(GENERATION_PREFIX);
+}
+
+export const GENERATION_DECL = [
+  'typeof meta mark',
+  'comment "its name is the digest of this table: an incremental apply checks it first"',
+];
 
 const svcChain = (name: string): string => `svc_${zoneIdent(name)}`;
 
-export function renderModel(ir: RulesetIR): TableModel {
+export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average: number }): TableModel {
   const st = ir.settings;
   const mask = hex(st.serviceMarkMask);
   const keep = hex(~st.serviceMarkMask);
@@ -340,23 +398,48 @@ export function renderModel(ir: RulesetIR): TableModel {
       }
     }
   }
+  // the longest-match zone maps; a large one is split into chunks (zoneChunks) behind a small map of
+  // jumps, so that a changed network re-creates one chunk of about a thousand ranges, not the map
+  const zoneLookups: Record<4 | 6, string[]> = { 4: [], 6: [] };
   for (const f of [4, 6] as const) {
     const ip = f === 4 ? 'ip' : 'ip6';
     const ranges = ir.families[f].zoneRanges;
+    const chunks = zoneChunks(ranges, f, zoneChunk?.above, zoneChunk?.average);
     for (const [name, expr, data] of [
       [`zone_src_v${f}`, `${ip} saddr`, 'meta mark'],
       [`zone_dst_v${f}`, `${ip} daddr`, 'meta priority'],
     ] as const) {
+      const comment = commentText(`longest-match zone id of the ${expr.split(' ')[1]} (pre-order ids)`);
+      const zoneMap = (mapName: string, part: LabelledRange[]): void =>
+        collection(
+          'map',
+          mapName,
+          [`typeof ${expr} : ${data}`, 'flags interval', comment],
+          part.map((r) => `${addrRange(f, [r.lo, r.hi])} : ${r.zone}`),
+        );
+      if (chunks === null) {
+        zoneMap(name, ranges);
+        zoneLookups[f].push(`${data} set ${expr} map @${name}`);
+        continue;
+      }
+      const jumps: string[] = [];
+      for (const c of chunks) {
+        const id = c.ranges[0]!.lo.toString(16);
+        zoneMap(`${name}_c${id}`, c.ranges);
+        chain(`${name}_j${id}`, [], [`${data} set ${expr} map @${name}_c${id}`]);
+        jumps.push(`${addrRange(f, [c.lo, c.hi])} : jump ${name}_j${id}`);
+      }
       collection(
         'map',
         name,
         [
-          `typeof ${expr} : ${data}`,
+          `type ${f === 4 ? 'ipv4_addr' : 'ipv6_addr'} : verdict`,
           'flags interval',
-          commentText(`longest-match zone id of the ${expr.split(' ')[1]} (pre-order ids)`),
+          commentText(`the chunk of ${name} that holds the ${expr.split(' ')[1]}`),
         ],
-        ranges.map((r) => `${addrRange(f, [r.lo, r.hi])} : ${r.zone}`),
+        jumps,
       );
+      zoneLookups[f].push(`${expr} vmap @${name}`);
     }
   }
   const markOf = new Map(ir.actions.map((a) => [a.ruleId, a.mark]));
@@ -490,13 +573,8 @@ export function renderModel(ir: RulesetIR): TableModel {
   );
 
   for (const f of [4, 6] as const) {
-    const ip = f === 4 ? 'ip' : 'ip6';
     // scratch registers: the source zone id in the packet mark, the destination zone id in the priority
-    const rules = [
-      'meta mark set 0x00000000 meta priority set 0',
-      `meta mark set ${ip} saddr map @zone_src_v${f}`,
-      `meta priority set ${ip} daddr map @zone_dst_v${f}`,
-    ];
+    const rules = ['meta mark set 0x00000000 meta priority set 0', ...zoneLookups[f]];
     for (const t of ir.families[f].tiers) {
       for (const l of t.lookups) {
         const prefix = l4Prefix(l, f);
@@ -575,13 +653,7 @@ export function renderModel(ir: RulesetIR): TableModel {
 
   const userRules = ir.userRules === null ? null : ir.userRules.replace(/\s+$/, '');
   const generation = digest(objects, userRules);
-  collection(
-    'set',
-    GENERATION_SET,
-    ['typeof meta mark', commentText('digest of this table: an incremental apply checks it first')],
-    [generation],
-    { inline: true },
-  );
+  collection('set', generationSet(generation), GENERATION_DECL, [], { inline: true });
   const defines =
     userRules === null
       ? undefined
@@ -614,11 +686,25 @@ function digest(objects: TableObject[], userRules: string | null): string {
   return hex(h);
 }
 
-function declBlock(o: TableObject, line: (s: string) => void): void {
+export function declBlock(o: TableObject, line: (s: string) => void): void {
   line(`\t${o.kind} ${o.name} {`);
   for (const d of o.decl) line(`\t\t${d}`);
   for (const r of o.rules) line(`\t\t${r}`);
-  if (o.inline && o.elements.length) line(`\t\telements = { ${o.elements.join(', ')} }`);
+  if (o.elements.length === 0) {
+    // nothing
+  } else if (o.inline) line(`\t\telements = { ${o.elements.join(', ')} }`);
+  else {
+    // one element per line, with the file-only notes
+    line('\t\telements = {');
+    const n = o.elements.length;
+    const body: string[] = [];
+    for (let k = 0; k < n; k++) {
+      const note = o.notes?.[k];
+      body.push(`\t\t\t${o.elements[k]}${k < n - 1 ? ',' : ''}${note ? ` # ${note}` : ''}`);
+    }
+    line(body.join('\n'));
+    line('\t\t}');
+  }
   line('\t}');
 }
 
@@ -637,7 +723,9 @@ export function addElementCommands(name: string, els: string[], notes?: string[]
   return out;
 }
 
-/** The whole-table file: one transaction that deletes and re-creates `table inet tzorp`. */
+/** The whole-table file: one transaction that deletes and re-creates `table inet tzorp`. Every set's
+ * elements are inside its declaration: `add element` commands would make nft 1.0.6 first read every
+ * interval set of the table being replaced, and take twice as long (docs/kernel.md, "Size"). */
 export function renderTable(m: TableModel): string {
   const o: string[] = [];
   const line = (s: string): void => {
@@ -650,6 +738,7 @@ export function renderTable(m: TableModel): string {
   for (const d of m.defines ?? []) line(d);
   line(`table inet ${TABLE} {}`);
   line(`delete table inet ${TABLE}`);
+  // part 1 first: its elements name chains, resolved by walking the transaction so far
   for (const part of [1, 2] as const) {
     const objs = m.objects.filter((x) => x.part === part);
     line(`table inet ${TABLE} {`);
@@ -659,8 +748,6 @@ export function renderTable(m: TableModel): string {
       line(m.userRules);
     }
     line('}');
-    // part 2's elements come last: data only, no chain references
-    for (const x of objs) if (!x.inline) o.push(...addElementCommands(x.name, x.elements, x.notes));
   }
   return `${o.join('\n')}\n`;
 }

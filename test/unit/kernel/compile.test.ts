@@ -154,7 +154,7 @@ test('zone sets: published when referenced (user rules, management, bypass), lis
   // the sets' content does not depend on what else is published
   const all = compilePolicy(mk('all')).text;
   const one = compilePolicy(mk(['c.x'])).text;
-  const body = (t: string, n: string) => new RegExp(`add element inet tzorp ${n} \\{\n[^}]*\\}`).exec(t)?.[0];
+  const body = (t: string, n: string) => new RegExp(`\tset ${n} \\{\n[^}]*\\}`).exec(t)?.[0];
   assert.ok(body(one, 'zone_c\\.x_tree_v4'));
   assert.equal(body(one, 'zone_c\\.x_tree_v4'), body(all, 'zone_c\\.x_tree_v4'));
 });

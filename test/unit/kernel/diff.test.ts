@@ -8,21 +8,21 @@ import { diffTables } from '../../../src/kernel/compile/index.ts';
 import { compilePolicy } from '../../../src/kernel/index.ts';
 import { makePolicy } from './fixtures.ts';
 
-function policy(lanHosts: number) {
+/** 40 lan hosts, `lanHosts` of them in 198.18.1.0/24; a rule lan → dmz port 80, and port `extra` too. */
+function policy(lanHosts: number, extra?: number) {
   const lan = Array.from({ length: 40 }, (_, i) => `198.18.${i < lanHosts ? 1 : 3}.${2 * i + 1}`);
+  const rule = (id: number, port: number) => ({
+    id,
+    service: 'fwd',
+    proto: [6],
+    dstPort: [{ lo: port, hi: port }],
+    srcZone: ['lan'],
+    dstZone: ['dmz'],
+  });
   return makePolicy({
     zones: { lan: { addresses: lan }, dmz: { addresses: ['198.18.2.0/24'] } },
     services: { fwd: { type: 'forward' } },
-    rules: [
-      {
-        id: 1,
-        service: 'fwd',
-        proto: [6],
-        dstPort: [{ lo: 80, hi: 80 }],
-        srcZone: ['lan'],
-        dstZone: ['dmz'],
-      },
-    ],
+    rules: extra === undefined ? [rule(1, 80)] : [rule(1, 80), rule(2, extra)],
   });
 }
 
@@ -41,7 +41,42 @@ test('diff: few interval deletes are deleted; past the threshold the map is re-c
   assert.doesNotMatch(big.text, /^delete element inet tzorp zone_src_v4 /m);
   // declared again, filled with every element, and the chains that look it up are rewritten
   assert.match(big.text, /^\tmap zone_src_v4 \{$/m);
-  assert.match(big.text, /^add element inet tzorp zone_src_v4 \{/m);
+  // (inside its declaration: every changed set is re-created here, so no element command is needed)
+  assert.equal(big.changed?.method, 'declarations');
+  assert.match(big.text, /^\tmap zone_src_v4 \{\n(\t\t[^\n]*\n)*\t\telements = \{$/m);
   assert.match(big.text, /^flush chain inet tzorp decide_v4$/m);
   assert.ok((big.changed?.objectsRemoved ?? 0) >= 1 && (big.changed?.chainsReplaced ?? 0) >= 1);
+});
+
+// Any element command makes nft 1.0.6 read every interval set of the table from the kernel first, so
+// a change that leaves the zones alone is written without one: the changed maps are declared again.
+test('diff: a rule change alone is written without element commands; a zone change with them', () => {
+  const base = compilePolicy(policy(40)).model;
+  const withRule = (port: number) => compilePolicy(policy(40, port)).model;
+  const ruleAdded = diffTables(base, withRule(443));
+  assert.ok(ruleAdded.text, ruleAdded.text === null ? ruleAdded.reason : '');
+  assert.equal(ruleAdded.changed.method, 'declarations');
+  assert.doesNotMatch(ruleAdded.text, /^(add|delete) element /m);
+  // the precondition and the new digest are sets named by the digests
+  assert.match(
+    ruleAdded.text,
+    new RegExp(`^delete set inet tzorp generation_${base.generation.slice(2)}$`, 'm'),
+  );
+  assert.match(ruleAdded.text, /^add set inet tzorp generation_[0-9a-f]{8} \{/m);
+  // a changed map comes back with its elements inside its declaration, and its chains are rewritten
+  assert.match(ruleAdded.text, /^\t\telements = \{$/m);
+  assert.ok(ruleAdded.changed.chainsReplaced >= 1);
+
+  const portChanged = diffTables(withRule(443), withRule(8443));
+  assert.ok(portChanged.text);
+  assert.equal(portChanged.changed?.method, 'declarations');
+
+  const zoneChanged = diffTables(base, compilePolicy(policy(39)).model, { recreateAfterDeletes: 1000 });
+  assert.ok(zoneChanged.text);
+  assert.equal(zoneChanged.changed?.method, 'elements');
+  assert.match(zoneChanged.text, /^delete element inet tzorp zone_src_v4 \{/m);
+
+  const nothing = diffTables(base, base);
+  assert.ok(nothing.text);
+  assert.doesNotMatch(nothing.text, /element/);
 });
