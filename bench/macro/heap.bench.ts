@@ -77,8 +77,12 @@ function retainers(file: string, name: string) {
   }
   const label = (i: number) => `${ntypes[nodes[i + ti]!]}:${strings[nodes[i + ni]!]!.slice(0, 40)}`;
   let count = 0;
-  for (let i = 0; i < nodes.length && count < 3; i += nf) {
-    if (strings[nodes[i + ni]!] !== name || ntypes[nodes[i + ti]!] !== 'object') continue;
+  // NAME is a constructor's name (objects), or KIND:NAME as the growth table prints it (closure:, ...)
+  const [kind, want] = name.includes(':')
+    ? [name.slice(0, name.indexOf(':')), name.slice(name.indexOf(':') + 1)]
+    : ['object', name];
+  for (let i = nodes.length - nf; i >= 0 && count < 6; i -= nf) {
+    if (strings[nodes[i + ni]!] !== want || ntypes[nodes[i + ti]!] !== kind) continue;
     count++;
     let cur = i;
     const seen = new Set<number>();

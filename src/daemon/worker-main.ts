@@ -93,6 +93,7 @@ function init(
     base: { worker: index },
   });
   zlog = log;
+  const logSession = sessionLog(log);
   workerIndex = index;
   // The primary raised the limit before forking us; raising again covers a worker started on its own.
   const nofile = raiseDescriptorLimit();
@@ -167,6 +168,7 @@ function init(
         id: s.id,
         service: s.service.name,
         socket: s.socket,
+        addrs: s.addrs,
         createCore: s.createCore,
         upstream: s.upstream,
         admitted: s.admitted,
@@ -174,9 +176,9 @@ function init(
         clientZone: s.clientZone,
         ruleId: s.ruleId,
         nativeRelay: nativeRelay && s.service.nativeRelay !== false,
-        // (made outside this closure: one made here would keep `s`, the accepted socket with it, for
-        // the whole session)
-        log: sessionLog(log, s.id),
+        // (one function for every session: the driver names the session in each line's fields)
+        log: logSession,
+        onEnd: s.onEnd,
       });
     },
     onStart: (service: ProxyService) => {
@@ -292,9 +294,10 @@ function resources(): WorkerResources {
 }
 
 /** A session's log function: the driver's lines with their session id, at the category's Zorp level. */
-function sessionLog(log: ZorpLog, id: string): NonNullable<Parameters<typeof runSession>[0]['log']> {
+/** The sessions' log: the driver puts the session id (and the service) into every line's fields. */
+function sessionLog(log: ZorpLog): NonNullable<Parameters<typeof runSession>[0]['log']> {
   return (category, level, msg, fields) => {
     const { session_id, service: _service, ...rest } = fields;
-    log.log(category, zorpLevel(category, level), (session_id as string | undefined) ?? id, msg, rest);
+    log.log(category, zorpLevel(category, level), (session_id as string | undefined) ?? null, msg, rest);
   };
 }

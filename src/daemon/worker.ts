@@ -13,9 +13,9 @@ import type { Socket } from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
 import type { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
-import { canonicalHost, type SessionHandle, type SessionSummary } from '../net/index.ts';
+import { type SessionHandle, type SessionSummary, socketAddrs } from '../net/index.ts';
 import type { Policy, ProxyService, Rule } from '../policy/index.ts';
-import type { CoreFactory } from '../proxy/core/index.ts';
+import type { Addr, CoreFactory } from '../proxy/core/index.ts';
 import { type BoundProxy, bindProxies } from '../proxy/index.ts';
 import type { Admission } from './admission.ts';
 import { type LimitName, needsAdmission } from './client-limits.ts';
@@ -47,6 +47,10 @@ export interface SessionStart<U> {
   admitted: boolean;
   /** The limit that refused a session not admitted. */
   refusedBy?: LimitName;
+  /** The socket's addresses (runSession's addrs). */
+  addrs: { remote: Addr; local: Addr };
+  /** For the session's summary, when it ends (runSession's onEnd): one function for every session. */
+  onEnd: (summary: SessionSummary) => void;
 }
 
 export interface ClosableServer {
@@ -263,12 +267,12 @@ export class WorkerRuntime<U> {
     }
     // IPv4 peers of a dual-stack socket show as ::ffff:a.b.c.d; zones, logs and the cores want the
     // one canonical text (the driver's Addr is made the same way)
-    const client = { host: canonicalHost(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 };
-    const local = { host: canonicalHost(sock.localAddress ?? ''), port: sock.localPort ?? 0 };
-    if (!client.host || !local.host) {
+    const addrs = socketAddrs(sock);
+    if (!addrs) {
       sock.destroy(); // reset before we could look at it
       return;
     }
+    const { remote: client, local } = addrs;
     const gens = [this.current, this.pending].filter((g): g is WorkerGeneration<U> => g !== null);
     const r = resolveConnection(gens, key, this.deps.mark(sock), client, local);
     if ('error' in r) {
@@ -304,11 +308,13 @@ export class WorkerRuntime<U> {
           service,
           createCore: entry.proxy.createCore,
           socket: sock,
+          addrs,
           upstream: entry.upstream,
           clientZone,
           ruleId: rule.id,
           admitted,
           ...(refusedBy ? { refusedBy } : {}),
+          onEnd: this.sessionEnded,
         });
       } catch (e) {
         this.deps.log.log('core.error', 1, id, 'Internal error starting the session', {
@@ -320,7 +326,7 @@ export class WorkerRuntime<U> {
       }
       if (!admitted) {
         this.deps.stats.refused(service.name, refusedBy);
-        this.untilDone(run, service, null);
+        this.untilRefusedDone(run, service);
         return;
       }
       this.track({
@@ -359,21 +365,31 @@ export class WorkerRuntime<U> {
     this.alive.add(gen);
     this.deps.stats.started(service.name);
     this.deps.onStart?.(service);
-    this.untilDone(live.run, service, live);
   }
 
-  private untilDone(run: SessionHandle, service: ProxyService, live: LiveSession<U> | null): void {
-    void run.done.then((summary) => {
-      if (live) {
-        this.sessions.delete(live.id);
-        live.gen.sessions--;
-        if (live.gen.sessions === 0 && live.gen !== this.current) this.alive.delete(live.gen);
-        this.deps.stats.ended(service.name);
-        this.release(service, live.client.host);
-      }
-      this.deps.onEnd?.(service, summary, live !== null);
-      if (live && this.sessions.size === 0) for (const w of this.drainedWaiters.splice(0)) w();
+  /** Every session's end, by its id (one function, not a closure per session that would live as long
+   * as the session). Deferred to a microtask: a session can end inside runSession, before track(). */
+  private readonly sessionEnded = (summary: SessionSummary): void => {
+    queueMicrotask(() => {
+      const live = this.sessions.get(summary.id);
+      if (live) this.ended(live, summary);
     });
+  };
+
+  private ended(live: LiveSession<U>, summary: SessionSummary): void {
+    const { service } = live;
+    this.sessions.delete(live.id);
+    live.gen.sessions--;
+    if (live.gen.sessions === 0 && live.gen !== this.current) this.alive.delete(live.gen);
+    this.deps.stats.ended(service.name);
+    this.release(service, live.client.host);
+    this.deps.onEnd?.(service, summary, true);
+    if (this.sessions.size === 0) for (const w of this.drainedWaiters.splice(0)) w();
+  }
+
+  /** A session refused before it started (max_sessions): not tracked, it ends at once. */
+  private untilRefusedDone(run: SessionHandle, service: ProxyService): void {
+    void run.done.then((summary) => this.deps.onEnd?.(service, summary, false));
   }
 
   /** The descriptor limit is reached: refuse (the caller resets), count, and log at most once per

@@ -92,6 +92,9 @@ export interface RunSessionOptions {
   service: string;
   /** The accepted client connection (paused; the driver starts reading when the core wants data). */
   socket: net.Socket;
+  /** The socket's addresses when the caller has made them already (canonical, as makeAddr makes
+   * them): shared instead of read and parsed again. */
+  addrs?: { remote: Addr; local: Addr };
   /** Builds the session's core, its options already bound (src/proxy/bind.ts). */
   createCore: CoreFactory;
   /** Router, chainer, limit_target_zones_to and max_sessions of the service. Without it, connects
@@ -149,7 +152,7 @@ interface Stream {
    * read while any of them is congested. Never itself: a stream that answers its own peer was not
    * paused by its own congestion before either, and pausing it could stall a peer that reads only
    * after it has written everything. */
-  feeds: Set<Stream>;
+  feeds: Set<Stream> | null;
   /** Our side sent FIN (shutdown or close). */
   finSent: boolean;
   /** What the driver last told the socket: true = reading, false = paused, null = not yet. */
@@ -213,18 +216,19 @@ function resetStream(s: Stream): void {
  * (logged as an internal 'ours' error, TZ9001).
  */
 export function runSession(o: RunSessionOptions): SessionHandle {
-  return new Session(o).handle;
+  return new Session(o);
 }
 
-class Session {
-  readonly handle: SessionHandle;
+/** A session is its own handle (methods on the class: no closures per held connection). */
+class Session implements SessionHandle {
+  readonly id: string;
   private core: ProxyCore | null = null;
   private readonly streams = new Map<StreamId, Stream>();
   /** Listeners and per-listener accept numbers: made by the first `listen` (most sessions never
    * listen; two Maps less per held connection). */
   private listeners: Map<StreamId, ListenerState> = NO_LISTENERS;
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-  private readonly timerMs = new Map<string, number>();
+  /** The core's timers and their durations: made by the first setTimer, dropped with the last one. */
+  private timers: Map<string, { t: NodeJS.Timeout; ms: number }> | null = null;
   private acceptSeq: Map<StreamId, number> | null = null;
   private readonly queue: ProxyEvent[] = [];
   private pumping = false;
@@ -249,7 +253,11 @@ class Session {
   /** A `relay` command waiting for the end of its command batch, then for the write queues to empty. */
   private handingOver: { a: Stream; b: Stream; idleMs: number; waiting: boolean } | null = null;
   private native: RelayState | null = null;
-  private resolveDone!: (s: SessionSummary) => void;
+  /** `done`, made when first asked for (the daemon learns the end through onEnd: a Promise and its
+   * resolver less per held connection), and the summary once the session has ended. */
+  private donePromise: Promise<SessionSummary> | null = null;
+  private resolveDone: ((s: SessionSummary) => void) | null = null;
+  private summary: SessionSummary | null = null;
 
   /** The options without the accepted socket (a Stream holds it while it is ours: kept here, a
    * natively relayed session would keep the destroyed socket in memory). */
@@ -261,7 +269,7 @@ class Session {
     this.now = o.now ?? Date.now;
     this.limit = o.relayBufferBytes ?? DEFAULTS.relayBufferBytes;
     this.startedAt = this.now();
-    const addrs = socketAddrs(socket);
+    const addrs = o.addrs ?? socketAddrs(socket);
     this.client = addrs?.remote ?? null;
     this.clientLocal = addrs?.local ?? null;
     this.clientZone =
@@ -270,27 +278,39 @@ class Session {
         : this.client
           ? (o.upstream?.zoneOf(this.client.host) ?? null)
           : null;
-    const done = new Promise<SessionSummary>((r) => {
-      this.resolveDone = r;
-    });
-    this.handle = {
-      id: o.id,
-      done,
-      snapshot: () => ({
-        id: o.id,
-        service: o.service,
-        client: this.client,
-        clientZone: this.clientZone,
-        server: this.server,
-        serverZone: this.serverZone,
-        startedAt: this.startedAt,
-        bytes: this.liveBytes(),
-        counters: { ...this.counters },
-      }),
-      abort: (reason) => this.feed({ type: 'abort', now: this.now(), reason }),
-      kill: (reason) => this.finish('DENIED_BY_UNKNOWN_FAIL', `killed: ${reason}`, true),
-    };
+    this.id = o.id;
     this.start(socket);
+  }
+
+  get done(): Promise<SessionSummary> {
+    this.donePromise ??= this.summary
+      ? Promise.resolve(this.summary)
+      : new Promise<SessionSummary>((r) => {
+          this.resolveDone = r;
+        });
+    return this.donePromise;
+  }
+
+  snapshot(): SessionSnapshot {
+    return {
+      id: this.o.id,
+      service: this.o.service,
+      client: this.client,
+      clientZone: this.clientZone,
+      server: this.server,
+      serverZone: this.serverZone,
+      startedAt: this.startedAt,
+      bytes: this.liveBytes(),
+      counters: { ...this.counters },
+    };
+  }
+
+  abort(reason: string): void {
+    this.feed({ type: 'abort', now: this.now(), reason });
+  }
+
+  kill(reason: string): void {
+    this.finish('DENIED_BY_UNKNOWN_FAIL', `killed: ${reason}`, true);
   }
 
   private log(category: string, level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
@@ -387,7 +407,7 @@ class Session {
 
   /** A core that has nothing left to wait for and did not say `done` would hang the session. */
   private checkStalled(): void {
-    if (this.ended || this.inflight > 0 || this.timers.size > 0) return;
+    if (this.ended || this.inflight > 0 || this.timers !== null) return;
     for (const s of this.streams.values()) if (s.state !== 'closed') return;
     for (const l of this.listeners.values()) if (!l.closed) return;
     this.ours(bug('the core did not finish although every stream is closed'));
@@ -426,7 +446,7 @@ class Session {
       state,
       corePaused: false,
       congested: false,
-      feeds: new Set(),
+      feeds: null,
       finSent: false,
       reading: null,
       pending: [],
@@ -522,7 +542,7 @@ class Session {
       if (!s.sock || s.state !== 'open') continue;
       let blocked = s.corePaused || s.handover;
       if (!blocked) {
-        for (const o of s.feeds) {
+        for (const o of s.feeds ?? []) {
           if (o.congested) {
             blocked = true;
             break;
@@ -593,7 +613,8 @@ class Session {
         if (s.state === 'native') throw bug(`send on stream '${s.id}' that the native relay owns`);
         if (s.finSent || s.state === 'closing' || s.state === 'closed') return; // raced with a close
         const from = this.feeding;
-        if (from && from !== s && !from.feeds.has(s)) {
+        if (from && from !== s && !from.feeds?.has(s)) {
+          from.feeds ??= new Set();
           from.feeds.add(s);
           // Already congested (bytes sent outside a 'data' event, e.g. flushed on 'connected'): the
           // new feeder stops now, after this one chunk.
@@ -654,27 +675,27 @@ class Session {
         return;
       }
       case 'setTimer': {
-        const old = this.timers.get(c.timer);
-        if (old && this.timerMs.get(c.timer) === c.ms) {
-          old.refresh(); // same duration again: restart it without a new timer object
+        const old = this.timers?.get(c.timer);
+        if (old && old.ms === c.ms) {
+          old.t.refresh(); // same duration again: restart it without a new timer object
           return;
         }
-        if (old) clearTimeout(old);
-        this.timerMs.set(c.timer, c.ms);
+        if (old) clearTimeout(old.t);
         const t = setTimeout(
           () => {
-            this.timers.delete(c.timer);
+            this.dropTimer(c.timer);
             this.feed({ type: 'timer', now: this.now(), timer: c.timer });
           },
           Math.max(0, c.ms),
         );
-        this.timers.set(c.timer, t);
+        this.timers ??= new Map();
+        this.timers.set(c.timer, { t, ms: c.ms });
         return;
       }
       case 'clearTimer': {
-        const t = this.timers.get(c.timer);
-        if (t) clearTimeout(t);
-        this.timers.delete(c.timer);
+        const old = this.timers?.get(c.timer);
+        if (old) clearTimeout(old.t);
+        this.dropTimer(c.timer);
         return;
       }
       case 'log':
@@ -1057,7 +1078,7 @@ class Session {
     }
     const sa = a.sock;
     const sb = b.sock;
-    const t = takeOver(sa, sb, idleMs, (end) => this.onNativeEnd(end));
+    const t = takeOver(sa, sb, idleMs, this);
     if (!t) {
       // Declined (no addon, EMFILE on dup, ...): the sockets are whole; listen to them again.
       a.reading = b.reading = null;
@@ -1074,7 +1095,7 @@ class Session {
       s.detach = null;
       s.state = 'native';
       s.congested = false;
-      s.feeds.clear();
+      s.feeds = null;
     }
     this.native = { relay: t.relay, a, b, bufferedA: t.bufferedA, bufferedB: t.bufferedB };
     this.log('core.debug', 'debug', 'Streams handed to the native relay', {
@@ -1100,7 +1121,8 @@ class Session {
     return n;
   }
 
-  private onNativeEnd(end: NativeRelayEnd): void {
+  /** The native relay ended on its own (relay.ts RelayOwner). */
+  relayEnded(end: NativeRelayEnd): void {
     if (this.ended || !this.native) return;
     const n = this.settleNative(end.counts);
     const c = end.counts;
@@ -1147,14 +1169,21 @@ class Session {
     if (check && !this.pumping) this.checkStalled();
   }
 
+  /** Forget a timer (fired or cleared); the Map goes with the last one. */
+  private dropTimer(name: string): void {
+    if (!this.timers) return;
+    this.timers.delete(name);
+    if (this.timers.size === 0) this.timers = null;
+  }
+
   // --- the end ----------------------------------------------------------------------------------
 
   private finish(verdict: Verdict, info: string | null, reset: boolean): void {
     if (this.ended) return;
     this.ended = true;
     this.queue.length = 0;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
+    for (const x of this.timers?.values() ?? []) clearTimeout(x.t);
+    this.timers = null;
     for (const l of this.listeners.values()) this.closeListener(l, false);
     if (this.native) this.stopNative(reset);
     for (const s of this.streams.values()) {
@@ -1209,7 +1238,8 @@ class Session {
     try {
       this.o.onEnd?.(summary);
     } finally {
-      this.resolveDone(summary);
+      this.summary = summary;
+      this.resolveDone?.(summary);
     }
   }
 }

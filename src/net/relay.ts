@@ -45,7 +45,12 @@ export interface TakeOver {
   bufferedB: number;
 }
 
-const waiting = new Map<number, (end: NativeRelayEnd) => void>();
+/** Who learns how a relay ended (the session: an object with a method, not a closure per relay). */
+export interface RelayOwner {
+  relayEnded(end: NativeRelayEnd): void;
+}
+
+const waiting = new Map<number, RelayOwner>();
 
 function onRelayEnd(
   slot: number,
@@ -58,7 +63,7 @@ function onRelayEnd(
   waiting.delete(slot);
   const end: NativeRelayEnd = { reason, by: by === 0 ? 0 : by === 1 ? 1 : null, counts };
   if (reason === 'error') end.error = errnoName(errno);
-  f?.(end);
+  f?.relayEnded(end);
 }
 
 /** The native relay's default where nobody chose: on, unless TZORP_NATIVE_RELAY=0 (lets a test suite
@@ -106,14 +111,10 @@ export function writesFlushed(sock: net.Socket): boolean {
 /**
  * Hand sockets a and b to the native relay (see the top of this file). Returns null when the addon is
  * missing or the handover failed: the sockets are then whole, but without any listener (the caller
- * attaches its own again) and not reading. `onEnd` runs once when the relay ends on its own (not after stop()).
+ * attaches its own again) and not reading. `owner.relayEnded` runs once when the relay ends on its own (not
+ * after stop()).
  */
-export function takeOver(
-  a: net.Socket,
-  b: net.Socket,
-  idleMs: number,
-  onEnd: (end: NativeRelayEnd) => void,
-): TakeOver | null {
+export function takeOver(a: net.Socket, b: net.Socket, idleMs: number, owner: RelayOwner): TakeOver | null {
   const addon = relayAddon();
   const ha = handleOf(a);
   const hb = handleOf(b);
@@ -139,19 +140,29 @@ export function takeOver(
     if (bufB) b.unshift(bufB);
     return null;
   }
-  waiting.set(slot, onEnd);
+  waiting.set(slot, owner);
   for (const s of [a, b]) {
     s.destroy(); // closes libuv's descriptor only; the relay holds the socket through its dup
   }
-  const relay: NativeRelay = {
-    slot,
-    counts: () => addon.relayCounts(slot),
-    stop: (reset) => {
-      waiting.delete(slot);
-      return addon.relayStop(slot, reset) ?? addon.relayCounts(slot) ?? [0, 0, 0, 0];
-    },
-  };
+  const relay = new AddonRelay(addon, slot);
   return { relay, bufferedA: bufA?.length ?? 0, bufferedB: bufB?.length ?? 0 };
+}
+
+/** A relay of the addon's, by its slot (a class: no closures per held connection). */
+class AddonRelay implements NativeRelay {
+  constructor(
+    private readonly addon: NonNullable<ReturnType<typeof relayAddon>>,
+    readonly slot: number,
+  ) {}
+
+  counts(): RelayCounts | null {
+    return this.addon.relayCounts(this.slot);
+  }
+
+  stop(reset: boolean): RelayCounts {
+    waiting.delete(this.slot);
+    return this.addon.relayStop(this.slot, reset) ?? this.addon.relayCounts(this.slot) ?? [0, 0, 0, 0];
+  }
 }
 
 /** Everything in the socket's Readable buffer (paused mode: no 'data' listener is left). It reads

@@ -183,13 +183,13 @@ export class HttpCore implements ProxyCore {
   /** Each state's handler takes the stream events it cares about; the rest are the same in every
    * state (onSessionEvent). */
   private dispatch(ev: ProxyEvent): void {
-    dispatchByState(this.conn.state, this.handlers, this.onSessionEvent, ev);
+    dispatchByState(this, this.conn.state, HttpCore.handlers, this.onSessionEvent, ev);
   }
 
-  private readonly handlers: Readonly<Record<Conn['state'], StateHandler | null>> = {
-    idle: (ev) => this.inHttp(ev),
-    exchange: (ev) => this.inHttp(ev),
-    tunnel: (ev) => this.inTunnel(ev),
+  private static readonly handlers: Readonly<Record<Conn['state'], StateHandler<HttpCore> | null>> = {
+    idle: HttpCore.prototype.inHttp,
+    exchange: HttpCore.prototype.inHttp,
+    tunnel: HttpCore.prototype.inTunnel,
     nested: null, // (handle() gives the nested session every event)
     done: null,
   };
@@ -251,7 +251,7 @@ export class HttpCore implements ProxyCore {
   }
 
   /** Events every state treats alike: the session's start, timers, abort, the server connect. */
-  private readonly onSessionEvent = (ev: ProxyEvent): void => {
+  private onSessionEvent(ev: ProxyEvent): void {
     switch (ev.type) {
       case 'start':
         this.lastActivity = ev.now;
@@ -299,7 +299,7 @@ export class HttpCore implements ProxyCore {
       default:
         assertNever(ev, 'event');
     }
-  };
+  }
 
   private onClosed(stream: string, error?: string): void {
     if (stream === 'client') {

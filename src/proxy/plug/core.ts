@@ -73,15 +73,19 @@ export class PlugCore implements ProxyCore {
 
   /** One handler per state; what they leave to it, onAnyState does the same in every state. */
   private dispatch(ev: ProxyEvent): void {
-    dispatchByState(this.phase, this.handlers, this.onAnyState, ev);
+    dispatchByState(this, this.phase, PlugCore.handlers, this.onAnyState, ev);
   }
 
-  private readonly handlers: Readonly<Record<Phase, StateHandler | null>> = {
-    init: (ev) => ev.type === 'start' && this.onStart(),
-    connecting: (ev) => this.inConnecting(ev),
-    relaying: (ev) => this.inRelaying(ev),
+  private static readonly handlers: Readonly<Record<Phase, StateHandler<PlugCore> | null>> = {
+    init: PlugCore.prototype.inInit,
+    connecting: PlugCore.prototype.inConnecting,
+    relaying: PlugCore.prototype.inRelaying,
     done: null,
   };
+
+  private inInit(ev: ProxyEvent): boolean {
+    return ev.type === 'start' && this.onStart();
+  }
 
   private onStart(): true {
     this.phase = 'connecting';
@@ -241,7 +245,7 @@ export class PlugCore implements ProxyCore {
 
   /** Every state but done: bookkeeping of bytes and ends that are not relayed (the client is paused
    * until the server is connected, so little arrives), and the daemon's abort. */
-  private readonly onAnyState = (ev: ProxyEvent): void => {
+  private onAnyState(ev: ProxyEvent): void {
     switch (ev.type) {
       case 'data': {
         const from = this.side(ev.stream);
@@ -280,7 +284,7 @@ export class PlugCore implements ProxyCore {
       default:
         assertNever(ev, 'event');
     }
-  };
+  }
 
   private side(stream: string): Side | null {
     return stream === 'client' ? this.client : stream === 'server' ? this.server : null;

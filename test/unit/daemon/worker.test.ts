@@ -76,8 +76,9 @@ class FakeSession implements SessionHandle {
     this.killed = true;
     this.finish('DENIED_BY_UNKNOWN_FAIL');
   }
+  /** As runSession ends a session: onEnd with the summary, then `done`. */
   finish(verdict: SessionSummary['verdict'] = 'ACCEPTED') {
-    this.end({
+    const summary: SessionSummary = {
       id: this.id,
       service: this.start.service.name,
       ruleId: this.start.ruleId,
@@ -94,7 +95,9 @@ class FakeSession implements SessionHandle {
       verdict,
       info: null,
       counters: {},
-    });
+    };
+    this.start.onEnd(summary);
+    this.end(summary);
   }
 }
 
