@@ -1,0 +1,181 @@
+// New connections per second through the whole daemon: `tzorp run --workers 1` (real policy, kernel
+// ruleset, worker runtime with its session ids, logs and metrics, driver, plug core, native relay)
+// against HAProxy 2.6 in transparent mode, both pinned to the same single CPU, side by side in one run.
+// The relay bench (relay.bench.ts) measures the relay alone (relay-peers.ts); this one adds what the
+// daemon does per session. Two labs (client -- fw -- server namespaces) exist at once, one per proxy,
+// and the rounds alternate between them. Needs root.
+//
+//   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--cpu-prof DIR] [--json]
+//
+// wrk -t1 -c16 with `Connection: close` (one TCP connection per request) against nginx in the server
+// namespace. `--cpu-prof DIR`: the daemon's processes write V8 CPU profiles into DIR when it stops
+// (NODE_OPTIONS=--cpu-prof: the worker's profile is the session path).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
+import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
+import { CLK_TCK, cpuTicks, pinned, plugPolicy, startNginx, tproxyLab, treePids } from './bench-kit.ts';
+import { ensurePackages } from './peers-install.ts';
+
+ensurePackages(['haproxy', 'nginx', 'wrk']);
+
+const argAt = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const SECONDS = Number(argAt('seconds') ?? 5);
+const ROUNDS = Number(argAt('rounds') ?? 3);
+const PROF = argAt('cpu-prof');
+const JSON_OUT = process.argv.includes('--json');
+
+const skip = netnsSkipReason();
+if (skip) {
+  console.error(`daemon bench skipped: ${skip}`);
+  process.exit(0);
+}
+
+const haproxyCfg = `global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen relay
+  bind 127.0.0.1:50090 transparent
+  server orig 0.0.0.0
+`;
+
+async function ready(lab: Lab, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await lab.exec('client', ['curl', '-s', '-m', '2', `http://${ADDR.server4}/`], {
+      allowFail: true,
+    });
+    if (r.stdout === 'ok\n') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no answer through ${what}`);
+}
+
+interface Path {
+  name: string;
+  lab: Lab;
+  proc: LabProcess;
+  dir: string;
+}
+
+async function tzorpPath(): Promise<Path> {
+  const dir = mkdtempSync(join(tmpdir(), 'tzorp-daemonbench-'));
+  const lab = await createLab();
+  startNginx(lab, dir, 1);
+  for (const role of ['client', 'fw'] as const)
+    await lab.sh(
+      role,
+      'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
+    );
+  writeFileSync(join(dir, 'policy.yaml'), plugPolicy(80));
+  if (PROF) mkdirSync(PROF, { recursive: true });
+  const proc = lab.spawn(
+    'fw',
+    pinned([
+      process.execPath,
+      'bin/tzorp',
+      'run',
+      join(dir, 'policy.yaml'),
+      '--control',
+      join(dir, 'control.sock'),
+      '--workers',
+      '1',
+    ]),
+    PROF ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(PROF)}` } } : {},
+  );
+  await proc.waitFor(/tzorp running/, 120_000);
+  await ready(lab, 'tzorp');
+  return { name: 'tzorp run --workers 1 (plug, native relay)', lab, proc, dir };
+}
+
+async function haproxyPath(): Promise<Path> {
+  const dir = mkdtempSync(join(tmpdir(), 'tzorp-daemonbench-hap-'));
+  const lab = await createLab();
+  startNginx(lab, dir, 1);
+  await tproxyLab(
+    lab,
+    tproxyRuleset({
+      table: 'tzorp_daemonbench',
+      divert: [tproxyTo(`ip daddr ${ADDR.server4} tcp dport 80`, 4, 50090)],
+      input: ['ct state established,related accept'],
+    }),
+    '0x80000000',
+  );
+  writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
+  const proc = lab.spawn('fw', pinned(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
+  await ready(lab, 'haproxy');
+  return { name: 'haproxy 2.6 (transparent, 1 thread)', lab, proc, dir };
+}
+
+interface Run {
+  connPerSec: number;
+  cpu: number;
+}
+
+async function wrk(p: Path): Promise<Run> {
+  const pids = treePids(p.proc.child.pid);
+  const t0 = Date.now();
+  const c0 = cpuTicks(pids);
+  const r = await p.lab.exec(
+    'client',
+    ['wrk', '-t1', '-c16', `-d${SECONDS}s`, '-H', 'Connection: close', `http://${ADDR.server4}/`],
+    { timeoutMs: (SECONDS + 30) * 1000 },
+  );
+  const cpu = (cpuTicks(pids) - c0) / CLK_TCK / ((Date.now() - t0) / 1000);
+  return { connPerSec: Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0), cpu };
+}
+
+const paths: Path[] = [];
+try {
+  paths.push(await tzorpPath());
+  paths.push(await haproxyPath());
+  const runs = new Map<string, Run[]>(paths.map((p) => [p.name, []]));
+  for (let round = 0; round < ROUNDS; round++)
+    for (const p of paths) {
+      runs.get(p.name)!.push(await wrk(p));
+      await new Promise((r) => setTimeout(r, 2000)); // TIME_WAIT ages a little
+    }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const results = paths.map((p) => ({
+    path: p.name,
+    connPerSec: median(runs.get(p.name)!.map((r) => r.connPerSec)),
+    cpu: median(runs.get(p.name)!.map((r) => r.cpu)),
+    rounds: runs.get(p.name)!.map((r) => Math.round(r.connPerSec)),
+  }));
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  if (JSON_OUT) console.log(JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, load, results }, null, 2));
+  else {
+    console.log(`daemon bench: ${ROUNDS} rounds of ${SECONDS} s, load average at the end ${load}`);
+    console.log('| path | new connections/s (median) | rounds | CPU (cores) |');
+    console.log('|---|---|---|---|');
+    for (const r of results)
+      console.log(
+        `| ${r.path} | ${r.connPerSec.toFixed(0)} | ${r.rounds.join(', ')} | ${r.cpu.toFixed(2)} |`,
+      );
+    console.log(`ratio tzorp / HAProxy: ${(results[0]!.connPerSec / results[1]!.connPerSec).toFixed(2)}`);
+  }
+} finally {
+  for (const p of paths) {
+    if (p.name.startsWith('tzorp')) {
+      // a graceful stop, so that --cpu-prof profiles are written
+      await p.lab.exec(
+        'fw',
+        [process.execPath, 'bin/tzorp', 'stop', '--control', join(p.dir, 'control.sock')],
+        {
+          allowFail: true,
+        },
+      );
+      await Promise.race([p.proc.exited(), new Promise((r) => setTimeout(r, 15_000))]);
+    }
+    await p.lab.destroy();
+    rmSync(p.dir, { recursive: true, force: true });
+  }
+}
