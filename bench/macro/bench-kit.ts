@@ -133,6 +133,23 @@ export async function openIdle(
   return { idle, held: Number(line!.split(' ')[1]) };
 }
 
+/** HAProxy as a transparent TCP relay to the original destination (`server 0.0.0.0`), one thread,
+ * listening on 127.0.0.1:50090 (where the benches' TPROXY rules divert). */
+export function haproxyTransparentTcp(maxconn: number, timeoutS: number): string {
+  return `global
+  nbthread 1
+  maxconn ${maxconn}
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client ${timeoutS}s
+  timeout server ${timeoutS}s
+listen relay
+  bind 127.0.0.1:50090 transparent
+  server orig 0.0.0.0
+`;
+}
+
 /** A policy with one plug service for 198.18.1.0/24 to 198.18.2.0/24 on `port` (the idle benches). */
 export const plugPolicy = (port: number): string => `zones:
   clients: { addresses: [198.18.1.0/24] }

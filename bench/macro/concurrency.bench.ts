@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { openIdle, plugPolicy, startEcho, treePids, ulimitMax } from './bench-kit.ts';
+import { haproxyTransparentTcp, openIdle, plugPolicy, startEcho, treePids, ulimitMax } from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy']);
@@ -37,18 +37,7 @@ if (skip) {
 
 const policy = plugPolicy(PORT);
 
-const haproxyCfg = (n: number) => `global
-  nbthread 1
-  maxconn ${n + 100}
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 600s
-  timeout server 600s
-listen relay
-  bind 127.0.0.1:50090 transparent
-  server orig 0.0.0.0
-`;
+const haproxyCfg = (n: number) => haproxyTransparentTcp(n + 100, 600);
 
 /** RSS and PSS of a process and all its descendants (the daemon's primary and workers), KiB. RSS
  * counts the pages the processes share (node's own code: about 42 MB in each) once per process; PSS

@@ -15,7 +15,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { CLK_TCK, cpuTicks, pinned, plugPolicy, startNginx, tproxyLab, treePids } from './bench-kit.ts';
+import {
+  CLK_TCK,
+  cpuTicks,
+  haproxyTransparentTcp,
+  pinned,
+  plugPolicy,
+  startNginx,
+  tproxyLab,
+  treePids,
+} from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy', 'nginx', 'wrk']);
@@ -35,18 +44,7 @@ if (skip) {
   process.exit(0);
 }
 
-const haproxyCfg = `global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-listen relay
-  bind 127.0.0.1:50090 transparent
-  server orig 0.0.0.0
-`;
+const haproxyCfg = haproxyTransparentTcp(8000, 60);
 
 async function ready(lab: Lab, what: string): Promise<void> {
   for (let i = 0; i < 100; i++) {

@@ -18,7 +18,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { CLK_TCK, cpuTicks, openIdle, pinned, startEcho, startNginx, tproxyLab } from './bench-kit.ts';
+import {
+  CLK_TCK,
+  cpuTicks,
+  haproxyTransparentTcp,
+  openIdle,
+  pinned,
+  startEcho,
+  startNginx,
+  tproxyLab,
+} from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy', 'nginx', 'wrk', 'iperf3']);
@@ -59,18 +68,7 @@ const ruleset = tproxyRuleset({
   forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
 });
 
-const haproxyCfg = `global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 120s
-  timeout server 120s
-listen relay
-  bind 127.0.0.1:50090 transparent
-  server orig 0.0.0.0
-`;
+const haproxyCfg = haproxyTransparentTcp(8000, 120);
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
