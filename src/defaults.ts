@@ -102,6 +102,7 @@ export const DEFAULTS = deepFreeze({
   // connections keeps less freed set-up garbage in memory (bench/README.md: 11.3 -> 8.6 KiB per held
   // connection; the new-connection rate and throughput measured the same)
   workerSemiSpaceMb: 2,
+  workerLoadReportMs: 100, // a worker tells the primary its session count at most this often (worker-main.ts)
   workerRestartDelayMs: 1_000, // a crashing worker is restarted at most this often: one dying at start must not spin
   rateTickMs: 5_000, // how often the session-rate averages are updated (the load-average interval)
   sessionIdBlockSize: 256, // session numbers per block: refills rare, gaps readable

@@ -2,14 +2,15 @@
 // ruleset, worker runtime with its session ids, logs and metrics, driver, plug core, native relay)
 // against HAProxy 2.6 in transparent mode, both pinned to the same single CPU, side by side in one run.
 // The relay bench (relay.bench.ts) measures the relay alone (relay-peers.ts); this one adds what the
-// daemon does per session. Two labs (client -- fw -- server namespaces) exist at once, one per proxy,
-// and the rounds alternate between them. Needs root.
+// daemon does per session. Three labs (client -- fw -- server namespaces) exist at once, one per path
+// (tzorp with the native relay, tzorp with --no-native-relay, HAProxy), and the rounds alternate
+// between them. Needs root.
 //
 //   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--cpu-prof DIR] [--json]
 //
 // wrk -t1 -c16 with `Connection: close` (one TCP connection per request) against nginx in the server
 // namespace. `--cpu-prof DIR`: the daemon's processes write V8 CPU profiles into DIR when it stops
-// (NODE_OPTIONS=--cpu-prof: the worker's profile is the session path).
+// (node --cpu-prof bin/tzorp run: the worker gets the flag too; its profile is the session path).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -64,7 +65,7 @@ interface Path {
   dir: string;
 }
 
-async function tzorpPath(): Promise<Path> {
+async function tzorpPath(native: boolean): Promise<Path> {
   const dir = mkdtempSync(join(tmpdir(), 'tzorp-daemonbench-'));
   const lab = await createLab();
   startNginx(lab, dir, 1);
@@ -79,6 +80,7 @@ async function tzorpPath(): Promise<Path> {
     'fw',
     pinned([
       process.execPath,
+      ...(PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(PROF)}`] : []),
       'bin/tzorp',
       'run',
       join(dir, 'policy.yaml'),
@@ -86,12 +88,17 @@ async function tzorpPath(): Promise<Path> {
       join(dir, 'control.sock'),
       '--workers',
       '1',
+      ...(native ? [] : ['--no-native-relay']),
     ]),
-    PROF ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(PROF)}` } } : {},
   );
   await proc.waitFor(/tzorp running/, 120_000);
   await ready(lab, 'tzorp');
-  return { name: 'tzorp run --workers 1 (plug, native relay)', lab, proc, dir };
+  return {
+    name: `tzorp run --workers 1 (plug, ${native ? 'native relay' : '--no-native-relay'})`,
+    lab,
+    proc,
+    dir,
+  };
 }
 
 async function haproxyPath(): Promise<Path> {
@@ -133,7 +140,8 @@ async function wrk(p: Path): Promise<Run> {
 
 const paths: Path[] = [];
 try {
-  paths.push(await tzorpPath());
+  paths.push(await tzorpPath(true));
+  paths.push(await tzorpPath(false));
   paths.push(await haproxyPath());
   const runs = new Map<string, Run[]>(paths.map((p) => [p.name, []]));
   for (let round = 0; round < ROUNDS; round++)
@@ -158,7 +166,9 @@ try {
       console.log(
         `| ${r.path} | ${r.connPerSec.toFixed(0)} | ${r.rounds.join(', ')} | ${r.cpu.toFixed(2)} |`,
       );
-    console.log(`ratio tzorp / HAProxy: ${(results[0]!.connPerSec / results[1]!.connPerSec).toFixed(2)}`);
+    const hap = results.at(-1)!;
+    for (const r of results.slice(0, -1))
+      console.log(`${r.path}: ${(r.connPerSec / hap.connPerSec).toFixed(2)}x HAProxy`);
   }
 } finally {
   for (const p of paths) {

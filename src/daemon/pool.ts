@@ -73,8 +73,12 @@ export class WorkerPool {
   /** Fork worker `index` and wait until it is ready for messages. */
   spawn(index: number): Promise<void> {
     const w = fork(this.entry, [], {
-      // (not the primary's own flags; a small young generation: see DEFAULTS.workerSemiSpaceMb)
-      execArgv: [`--max-semi-space-size=${DEFAULTS.workerSemiSpaceMb}`],
+      // (not the primary's own flags, but its profiling ones: `node --cpu-prof bin/tzorp run` profiles
+      // the workers too; a small young generation: see DEFAULTS.workerSemiSpaceMb)
+      execArgv: [
+        ...process.execArgv.filter((a) => /^--(cpu|heap)-prof/.test(a)),
+        `--max-semi-space-size=${DEFAULTS.workerSemiSpaceMb}`,
+      ],
       serialization: 'advanced', // a resolved Policy (Maps, bigints) crosses as it is
       env: { ...process.env, TZORP_WORKER_INDEX: String(index) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

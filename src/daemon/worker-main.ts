@@ -68,19 +68,27 @@ function reply(rid: number, p: Promise<unknown> | unknown): void {
 let workerIndex = -1;
 let loadPending = false;
 let loadSent = -1;
+let loadAt = 0;
 
-/** Tell the primary how many sessions run here (once per event-loop turn at most, when it changed):
- * when this worker dies, that is the number of sessions lost. */
+/** Tell the primary how many sessions run here, when it changed: when this worker dies, that is the
+ * number of sessions lost. At most once per DEFAULTS.workerLoadReportMs (under a load of short sessions
+ * a message per event-loop turn was a sixth of the worker's time, and the primary's too); a status
+ * request sends it first, so that the primary's number is the one status showed. */
 function reportLoad(): void {
   if (loadPending) return;
   loadPending = true;
-  setImmediate(() => {
-    loadPending = false;
-    const n = runtime?.running ?? 0;
-    if (n === loadSent) return;
-    loadSent = n;
-    send({ t: 'load', sessions: n });
-  });
+  const wait = loadAt + DEFAULTS.workerLoadReportMs - Date.now();
+  if (wait <= 0) setImmediate(sendLoad);
+  else setTimeout(sendLoad, wait);
+}
+
+function sendLoad(): void {
+  loadPending = false;
+  const n = runtime?.running ?? 0;
+  if (n === loadSent) return;
+  loadSent = n;
+  loadAt = Date.now();
+  send({ t: 'load', sessions: n });
 }
 
 function init(
@@ -91,6 +99,7 @@ function init(
     format: logSettings.format,
     levels: new LogLevels(logSettings.verbosity, logSettings.spec),
     base: { worker: index },
+    batched: true,
   });
   zlog = log;
   const logSession = sessionLog(log);
@@ -241,6 +250,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       reply(msg.rid, runtime!.abort(msg.n));
       return;
     case 'status':
+      sendLoad();
       reply(msg.rid, { ...runtime!.status(), resources: resources() });
       return;
     case 'sessions':
@@ -271,6 +281,9 @@ for (const sig of ['SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.o
 // The primary is gone (killed): exit, which closes our copies of the listening sockets. With the
 // primary's copies gone too, the kernel's tproxy finds no socket and drops: fail closed.
 process.on('disconnect', () => process.exit(0));
+// Profiled (node --cpu-prof bin/tzorp run, pool.ts): the primary's SIGTERM at stop ends the worker
+// through exit, which writes the profile (a signal's default action would not).
+if (process.execArgv.some((a) => a.startsWith('--cpu-prof'))) process.on('SIGTERM', () => process.exit(0));
 send({ t: 'ready' });
 
 /** What this worker holds, for the status's leak counts (ipc.ts WorkerResources). */

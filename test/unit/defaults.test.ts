@@ -88,6 +88,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       listenBacklog: 4096,
       workerStartTimeoutMs: 60_000,
       workerSemiSpaceMb: 2,
+      workerLoadReportMs: 100,
       workerRestartDelayMs: 1_000,
       rateTickMs: 5_000,
       sessionIdBlockSize: 256,

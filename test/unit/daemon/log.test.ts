@@ -74,3 +74,51 @@ test('json log carries class, Zorp level, session id and the fields', () => {
   assert.equal(rec.worker, 2);
   assert.equal(rec.time, '2026-01-02T03:04:05.678Z');
 });
+
+test('batched: the lines of one event-loop turn are written together at its end; a failed batch is counted', async () => {
+  const writes: string[] = [];
+  let fail = false;
+  const log = new ZorpLog({
+    format: 'text',
+    levels: new LogLevels(3),
+    destination: {
+      write: (l: string) => {
+        if (fail) throw Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' });
+        writes.push(l);
+      },
+    },
+    batched: true,
+    now,
+  });
+  log.log('core.session', 3, 'svc/a:1', 'one');
+  log.log('core.session', 3, 'svc/a:2', 'two');
+  assert.equal(writes.length, 0, 'nothing written within the turn');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1, 'one write for the turn');
+  assert.match(writes[0]!, /\(svc\/a:1\): one\n.*\(svc\/a:2\): two\n$/);
+  fail = true;
+  log.log('core.session', 3, 'svc/a:3', 'lost 1');
+  log.log('core.session', 3, 'svc/a:4', 'lost 2');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(log.lostTotal, 2);
+  fail = false;
+  log.log('core.session', 3, 'svc/a:5', 'back');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 2);
+  assert.match(writes[1]!, /back\n.*Log lines were lost.*lines='2'/s);
+});
+
+test('batched: a batch past 64 KiB is written at once', () => {
+  const writes: string[] = [];
+  const log = new ZorpLog({
+    format: 'text',
+    levels: new LogLevels(3),
+    destination: { write: (l: string) => writes.push(l) },
+    batched: true,
+    now,
+  });
+  for (let i = 0; i < 1000 && writes.length === 0; i++)
+    log.log('core.session', 3, 'svc/a:1', 'x'.repeat(200));
+  assert.equal(writes.length, 1);
+  assert.ok(writes[0]!.length >= 65536);
+});
