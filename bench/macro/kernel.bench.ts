@@ -3,14 +3,15 @@
 // firewall namespace with no ruleset, with tzorp's ruleset of 10 / 1,000 / 10,000 rules, and with the
 // same policy as a naive linear iptables (iptables-nft) ruleset, side by side in one run.
 // (3) the apply path (compile + one transaction of differences) at that scale: first apply and reloads.
-// Run as root: node --import tsx bench/macro/kernel.bench.ts [--skip-scale] [--skip-rate] [--skip-reload] [--seconds N]
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// Run as root: node --import tsx bench/macro/kernel.bench.ts [--skip-scale] [--skip-rate] [--skip-reload] [--skip-daemon] [--seconds N]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildIR, renderRuleset } from '../../src/kernel/compile/index.ts';
 import { applyPolicy, compilePolicy } from '../../src/kernel/index.ts';
 import { ADDR, createLab, type Lab } from '../../test/harness/netns.ts';
+import { policyDocument } from '../micro/engine-policy.ts';
 import { linearIptables, ratePolicy, scalePolicy } from './kernel-policy.ts';
 import { ensurePackages } from './peers-install.ts';
 
@@ -166,6 +167,69 @@ async function reloads(): Promise<void> {
   }
 }
 
+/** `tzorp reload` end to end, as an administrator waits for it: the daemon (`tzorp run --workers 2`)
+ * runs the 10,000-rule policy as a JSON file, one rule's port changes in the file, and the command is
+ * timed until it answers (load and validate the text, compile, the workers' new generation, the
+ * kernel's transaction). */
+async function daemonReload(): Promise<void> {
+  console.log('## tzorp reload end to end, 10,000 rules, 100,000 zone networks (JSON file)\n');
+  const ns = `tzb${process.pid}daemon`;
+  const dir = mkdtempSync(join(tmpdir(), 'tzorp-kbench-daemon-'));
+  const file = join(dir, 'policy.json');
+  const control = join(dir, 'control.sock');
+  execFileSync('ip', ['netns', 'add', ns]);
+  let daemon: ReturnType<typeof spawn> | null = null;
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const doc = policyDocument(scalePolicy(10_000, 100_000)) as { rules: { dst_port?: unknown }[] };
+    writeFileSync(file, JSON.stringify(doc));
+    let out = '';
+    daemon = spawn('ip', [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      'bin/tzorp',
+      'run',
+      file,
+      '--workers',
+      '2',
+      '--control',
+      control,
+    ]);
+    daemon.stderr?.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    const t0 = performance.now();
+    while (!out.includes('tzorp running')) {
+      if (performance.now() - t0 > 300_000) throw new Error(`the daemon did not start:\n${out.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    console.log(`start (policy file to running daemon): ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    console.log('| reload | wall s |');
+    console.log('|---|---|');
+    for (const [name, port] of [
+      ['one rule changed', 44444],
+      ['the same rule changed again', 44445],
+      ['nothing changed', 44445],
+    ] as const) {
+      doc.rules[4999]!.dst_port = [port];
+      writeFileSync(file, JSON.stringify(doc));
+      const t = performance.now();
+      execFileSync(process.execPath, ['bin/tzorp', 'reload', '--control', control]);
+      console.log(`| ${name} | ${((performance.now() - t) / 1000).toFixed(2)} |`);
+    }
+    console.log('');
+  } finally {
+    if (daemon) {
+      spawnSync(process.execPath, ['bin/tzorp', 'stop', '--control', control]);
+      daemon.kill('SIGKILL');
+    }
+    spawnSync('ip', ['netns', 'del', ns]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function rate(): Promise<void> {
   console.log(`## New connections/s and throughput of a forward service (${seconds} s per run)\n`);
   const lab: Lab = await createLab();
@@ -284,4 +348,5 @@ console.log(
 if (!args.includes('--skip-rate')) await rate();
 if (!args.includes('--skip-scale')) scale();
 if (!args.includes('--skip-reload')) await reloads();
+if (!args.includes('--skip-daemon')) await daemonReload();
 process.exit(0);

@@ -45,6 +45,8 @@ export interface ReloadOutcome {
   previous: Generation | null;
   servicesAdded: string[];
   servicesRemoved: string[];
+  /** How long each step took, ms (the reload's log line says where the time went). */
+  ms: { load: number; compile: number; prepare: number; apply: number };
 }
 
 /** Refused reload: the user's errors (file:line:col) or the environment's (nft, listeners). */
@@ -130,15 +132,29 @@ export class Generations {
   }
 
   private async reloadNow(): Promise<ReloadOutcome> {
-    return this.switchTo(await this.steps.load(this.policyFile));
+    const t = performance.now();
+    const loaded = await this.steps.load(this.policyFile);
+    return this.switchTo(loaded, performance.now() - t);
   }
 
-  private async switchTo(loaded: Awaited<ReturnType<GenerationSteps['load']>>): Promise<ReloadOutcome> {
+  private async switchTo(
+    loaded: Awaited<ReturnType<GenerationSteps['load']>>,
+    loadMs = 0,
+  ): Promise<ReloadOutcome> {
+    const ms = { load: Math.round(loadMs), compile: 0, prepare: 0, apply: 0 };
+    let t = performance.now();
+    const lap = (): number => {
+      const now = performance.now();
+      const d = Math.round(now - t);
+      t = now;
+      return d;
+    };
     if (!loaded.policy || loaded.errors.length > 0) throw refused(loaded.errors, loaded.warnings);
     const policy = loaded.policy;
     const checkErrors = this.steps.check(policy);
     if (checkErrors.length > 0) throw refused(checkErrors, loaded.warnings);
     const previous = this.currentGen;
+    ms.load += lap(); // (with the check)
     let compiled: CompiledRuleset;
     try {
       compiled = this.steps.compile(policy, planListenPorts(policy, previous?.compiled.listeners ?? null));
@@ -146,6 +162,7 @@ export class Generations {
       if (e instanceof TzorpError) throw refused([e], loaded.warnings);
       throw e;
     }
+    ms.compile = lap();
     const next: Generation = {
       n: this.counter + 1,
       policy,
@@ -159,12 +176,14 @@ export class Generations {
       await this.steps.abort(next, previous).catch(() => {});
       throw e instanceof TzorpError ? refused([e], loaded.warnings) : e;
     }
+    ms.prepare = lap();
     try {
       await this.steps.apply(next);
     } catch (e) {
       await this.steps.abort(next, previous).catch(() => {});
       throw e instanceof TzorpError ? refused([e], loaded.warnings) : e;
     }
+    ms.apply = lap();
     this.counter = next.n;
     this.currentGen = next;
     await this.steps.commit(next, previous);
@@ -175,6 +194,7 @@ export class Generations {
       previous,
       servicesAdded: [...after].filter((s) => !before.has(s)).sort(),
       servicesRemoved: [...before].filter((s) => !after.has(s)).sort(),
+      ms,
     };
   }
 }

@@ -434,6 +434,10 @@ export class Daemon {
         sha256: r.generation.policy.source.sha256,
         services_added: r.servicesAdded.join(' '),
         services_removed: r.servicesRemoved.join(' '),
+        load_ms: r.ms.load,
+        compile_ms: r.ms.compile,
+        prepare_ms: r.ms.prepare,
+        apply_ms: r.ms.apply,
       });
       if (confirmSeconds !== undefined) this.armConfirm(before, confirmSeconds, r.generation.n);
       else this.disarmConfirm();
