@@ -29,6 +29,13 @@ export interface WorkerGenerationSpec {
   listeners: ListenerSpec[];
 }
 
+/** A generation as it crosses to a worker: the policy serialized once by the primary (v8.serialize)
+ * and the same bytes sent to every worker, instead of a structured clone made per worker (about 90 ms
+ * each for a 10,000-rule policy). */
+export interface WorkerGenerationWire extends Omit<WorkerGenerationSpec, 'policy'> {
+  policy: Uint8Array;
+}
+
 export interface LogSettings {
   format: LogFormat;
   verbosity: number;
@@ -48,7 +55,7 @@ export type ToWorker =
   /** Sent with the listening socket's handle (child_process handle passing), before a 'prepare'
    * that names it. */
   | { t: 'listener'; spec: ListenerSpec }
-  | { t: 'prepare'; rid: number; gen: WorkerGenerationSpec }
+  | { t: 'prepare'; rid: number; gen: WorkerGenerationWire }
   | { t: 'commit'; rid: number; n: number }
   | { t: 'abort'; rid: number; n: number }
   | { t: 'ids'; block: IdBlock }

@@ -6,6 +6,7 @@
 // (listeners, workers' engines, kernel ruleset). Reload (control or SIGHUP): generation.ts. Stop
 // (control or SIGTERM): stop accepting, drain with a timeout, flush what tzorp installed, exit. Log
 // levels: control, SIGUSR1 (+1), SIGUSR2 (-1).
+import v8 from 'node:v8';
 import { TzorpError } from '../errors.ts';
 import type { SysctlCheck } from '../kernel/index.ts';
 import type { LoadResult, Policy } from '../policy/index.ts';
@@ -29,7 +30,7 @@ import {
   type FromWorker,
   type LogSettings,
   listenerKey,
-  type WorkerGenerationSpec,
+  type WorkerGenerationWire,
   type WorkerStatus,
 } from './ipc.ts';
 import { KernelLog } from './kernel-log.ts';
@@ -345,8 +346,11 @@ export class Daemon {
   // ---- generations -------------------------------------------------------------------------------
 
   /** Listener keys of a generation's proxy services, and the spec a worker builds it from. */
-  private workerSpec(g: Generation, index: number): WorkerGenerationSpec {
-    const services: WorkerGenerationSpec['services'] = {};
+  /** Each generation's policy, serialized once for all workers (ipc.ts WorkerGenerationWire). */
+  private readonly policyBytes = new WeakMap<Generation, Uint8Array>();
+
+  private workerSpec(g: Generation, index: number): WorkerGenerationWire {
+    const services: WorkerGenerationWire['services'] = {};
     const listeners = [];
     for (const [name, l] of g.compiled.listeners) {
       const v4 = listenerKey(4, l.v4.host, l.v4.port);
@@ -364,7 +368,12 @@ export class Daemon {
         }
       }
     }
-    return { n: g.n, policy: g.policy, services, listeners };
+    let policy = this.policyBytes.get(g);
+    if (!policy) {
+      policy = v8.serialize(g.policy);
+      this.policyBytes.set(g, policy);
+    }
+    return { n: g.n, policy, services, listeners };
   }
 
   private async prepare(next: Generation): Promise<void> {

@@ -4,13 +4,14 @@
 
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
+import v8 from 'node:v8';
 import { DEFAULTS } from '../defaults.ts';
 import { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
 import { getMark, socketFd } from '../native/index.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import { nativeRelayDefault } from '../net/relay.ts';
-import type { ProxyService } from '../policy/index.ts';
+import type { Policy, ProxyService } from '../policy/index.ts';
 import { raiseDescriptorLimit, sessionCapacity } from './capacity.ts';
 import { type LimitName, perClientOf } from './client-limits.ts';
 import type { FromWorker, ToWorker, WorkerResources } from './ipc.ts';
@@ -241,7 +242,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       return;
     }
     case 'prepare':
-      reply(msg.rid, runtime!.prepare(msg.gen));
+      reply(msg.rid, runtime!.prepare({ ...msg.gen, policy: v8.deserialize(msg.gen.policy) as Policy }));
       return;
     case 'commit':
       reply(msg.rid, runtime!.commit(msg.n));
