@@ -79,7 +79,7 @@ export class WorkerPool {
         ...process.execArgv.filter((a) => /^--(cpu|heap)-prof/.test(a)),
         `--max-semi-space-size=${DEFAULTS.workerSemiSpaceMb}`,
       ],
-      serialization: 'advanced', // a resolved Policy (Maps, bigints) crosses as it is
+      serialization: 'advanced', // binary (a generation's serialized policy) and structured values cross as they are
       env: { ...process.env, TZORP_WORKER_INDEX: String(index) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -345,10 +345,10 @@ export class Daemon {
 
   // ---- generations -------------------------------------------------------------------------------
 
-  /** Listener keys of a generation's proxy services, and the spec a worker builds it from. */
   /** Each generation's policy, serialized once for all workers (ipc.ts WorkerGenerationWire). */
   private readonly policyBytes = new WeakMap<Generation, Uint8Array>();
 
+  /** Listener keys of a generation's proxy services, and the spec a worker builds it from. */
   private workerSpec(g: Generation, index: number): WorkerGenerationWire {
     const services: WorkerGenerationWire['services'] = {};
     const listeners = [];

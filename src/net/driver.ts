@@ -221,7 +221,6 @@ export function runSession(o: RunSessionOptions): SessionHandle {
 
 /** A session is its own handle (methods on the class: no closures per held connection). */
 class Session implements SessionHandle {
-  readonly id: string;
   private core: ProxyCore | null = null;
   private readonly streams = new Map<StreamId, Stream>();
   /** Listeners and per-listener accept numbers: made by the first `listen` (most sessions never
@@ -278,8 +277,11 @@ class Session implements SessionHandle {
         : this.client
           ? (o.upstream?.zoneOf(this.client.host) ?? null)
           : null;
-    this.id = o.id;
     this.start(socket);
+  }
+
+  get id(): string {
+    return this.o.id;
   }
 
   get done(): Promise<SessionSummary> {
@@ -541,8 +543,8 @@ class Session implements SessionHandle {
     for (const s of this.streams.values()) {
       if (!s.sock || s.state !== 'open') continue;
       let blocked = s.corePaused || s.handover;
-      if (!blocked) {
-        for (const o of s.feeds ?? []) {
+      if (!blocked && s.feeds) {
+        for (const o of s.feeds) {
           if (o.congested) {
             blocked = true;
             break;
@@ -1182,7 +1184,7 @@ class Session implements SessionHandle {
     if (this.ended) return;
     this.ended = true;
     this.queue.length = 0;
-    for (const x of this.timers?.values() ?? []) clearTimeout(x.t);
+    if (this.timers) for (const x of this.timers.values()) clearTimeout(x.t);
     this.timers = null;
     for (const l of this.listeners.values()) this.closeListener(l, false);
     if (this.native) this.stopNative(reset);

@@ -258,9 +258,9 @@ export interface TableModel {
   /** With user rules: `define tzorp_service_<name> = <mark>` (and the mask), before the table, so
    * that user rules name services instead of numbers that change when services are added. */
   defines?: string[];
-  /** A digest of everything above but the header, kept in the table (the empty set
-   * `generation_<digest>`, generationSet), so an
-   * incremental apply can prove the kernel holds the table it was computed against. */
+  /** A digest of everything above but the header, kept in the table as the name of an empty set
+   * (`generation_<digest>`, generationSet), so an incremental apply can prove the kernel holds the
+   * table it was computed against. */
   generation: string;
 }
 
@@ -690,35 +690,33 @@ export function declBlock(o: TableObject, line: (s: string) => void): void {
   line(`\t${o.kind} ${o.name} {`);
   for (const d of o.decl) line(`\t\t${d}`);
   for (const r of o.rules) line(`\t\t${r}`);
-  if (o.elements.length === 0) {
-    // nothing
-  } else if (o.inline) line(`\t\telements = { ${o.elements.join(', ')} }`);
-  else {
-    // one element per line, with the file-only notes
+  if (o.elements.length > 0 && o.inline) line(`\t\telements = { ${o.elements.join(', ')} }`);
+  else if (o.elements.length > 0) {
     line('\t\telements = {');
-    const n = o.elements.length;
-    const body: string[] = [];
-    for (let k = 0; k < n; k++) {
-      const note = o.notes?.[k];
-      body.push(`\t\t\t${o.elements[k]}${k < n - 1 ? ',' : ''}${note ? ` # ${note}` : ''}`);
-    }
-    line(body.join('\n'));
+    line(elementLines('\t\t\t', o.elements, 0, o.elements.length, o.notes));
     line('\t\t}');
   }
   line('\t}');
 }
 
-/** `add element` commands of at most ELEMENTS_PER_COMMAND elements (with the file-only notes). */
-export function addElementCommands(name: string, els: string[], notes?: string[]): string[] {
+/** Elements `from` to `to` (exclusive), one per line after `indent`, comma-separated, each with its
+ * file-only note. */
+function elementLines(indent: string, els: string[], from: number, to: number, notes?: string[]): string {
+  const body: string[] = [];
+  for (let k = from; k < to; k++) {
+    const note = notes?.[k];
+    body.push(`${indent}${els[k]}${k < to - 1 ? ',' : ''}${note ? ` # ${note}` : ''}`);
+  }
+  return body.join('\n');
+}
+
+/** `add element` commands of at most ELEMENTS_PER_COMMAND elements (what an incremental apply adds
+ * element by element, diff.ts). */
+export function addElementCommands(name: string, els: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < els.length; i += ELEMENTS_PER_COMMAND) {
-    const n = Math.min(ELEMENTS_PER_COMMAND, els.length - i);
-    const body: string[] = [];
-    for (let k = 0; k < n; k++) {
-      const note = notes?.[i + k];
-      body.push(`\t${els[i + k]}${k < n - 1 ? ',' : ''}${note ? ` # ${note}` : ''}`);
-    }
-    out.push(`add element inet ${TABLE} ${name} {`, body.join('\n'), '}');
+    const to = Math.min(i + ELEMENTS_PER_COMMAND, els.length);
+    out.push(`add element inet ${TABLE} ${name} {`, elementLines('\t', els, i, to), '}');
   }
   return out;
 }
