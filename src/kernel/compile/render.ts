@@ -398,40 +398,49 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
       }
     }
   }
-  // the longest-match zone maps; a large one is split into chunks (zoneChunks) behind a small map of
-  // jumps, so that a changed network re-creates one chunk of about a thousand ranges, not the map
+  // the longest-match zone map, one per family for both lookups: its data is typed `meta length` (a
+  // plain 32-bit integer), which nft 1.0.6 lets either register take, the packet mark (source zone) and
+  // the priority (destination zone); a map typed as one of them would be refused for the other. The
+  // names start with `zones_`, which no published zone set (`zone_<ident>_v4`) can take. A large map is
+  // split into chunks (zoneChunks) behind a small map of jumps per lookup, so that a changed network
+  // re-creates one chunk of about a thousand ranges, not the map.
   const zoneLookups: Record<4 | 6, string[]> = { 4: [], 6: [] };
   for (const f of [4, 6] as const) {
     const ip = f === 4 ? 'ip' : 'ip6';
     const ranges = ir.families[f].zoneRanges;
     const chunks = zoneChunks(ranges, f, zoneChunk?.above, zoneChunk?.average);
-    for (const [name, expr, data] of [
-      [`zone_src_v${f}`, `${ip} saddr`, 'meta mark'],
-      [`zone_dst_v${f}`, `${ip} daddr`, 'meta priority'],
-    ] as const) {
-      const comment = commentText(`longest-match zone id of the ${expr.split(' ')[1]} (pre-order ids)`);
-      const zoneMap = (mapName: string, part: LabelledRange[]): void =>
-        collection(
-          'map',
-          mapName,
-          [`typeof ${expr} : ${data}`, 'flags interval', comment],
-          part.map((r) => `${addrRange(f, [r.lo, r.hi])} : ${r.zone}`),
-        );
-      if (chunks === null) {
-        zoneMap(name, ranges);
-        zoneLookups[f].push(`${data} set ${expr} map @${name}`);
-        continue;
-      }
+    const name = `zones_v${f}`;
+    const zoneMap = (mapName: string, part: LabelledRange[]): void =>
+      collection(
+        'map',
+        mapName,
+        [
+          `typeof ${ip} saddr : meta length`,
+          'flags interval',
+          commentText('longest-match zone id of an address (pre-order ids)'),
+        ],
+        part.map((r) => `${addrRange(f, [r.lo, r.hi])} : ${r.zone}`),
+      );
+    const lookups = [
+      [`zones_src_v${f}`, `${ip} saddr`, 'meta mark'],
+      [`zones_dst_v${f}`, `${ip} daddr`, 'meta priority'],
+    ] as const;
+    if (chunks === null) {
+      zoneMap(name, ranges);
+      for (const [, expr, data] of lookups) zoneLookups[f].push(`${data} set ${expr} map @${name}`);
+      continue;
+    }
+    for (const c of chunks) zoneMap(`${name}_c${c.ranges[0]!.lo.toString(16)}`, c.ranges);
+    for (const [jumpMap, expr, data] of lookups) {
       const jumps: string[] = [];
       for (const c of chunks) {
         const id = c.ranges[0]!.lo.toString(16);
-        zoneMap(`${name}_c${id}`, c.ranges);
-        chain(`${name}_j${id}`, [], [`${data} set ${expr} map @${name}_c${id}`]);
-        jumps.push(`${addrRange(f, [c.lo, c.hi])} : jump ${name}_j${id}`);
+        chain(`${jumpMap}_j${id}`, [], [`${data} set ${expr} map @${name}_c${id}`]);
+        jumps.push(`${addrRange(f, [c.lo, c.hi])} : jump ${jumpMap}_j${id}`);
       }
       collection(
         'map',
-        name,
+        jumpMap,
         [
           `type ${f === 4 ? 'ipv4_addr' : 'ipv6_addr'} : verdict`,
           'flags interval',
@@ -439,7 +448,7 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
         ],
         jumps,
       );
-      zoneLookups[f].push(`${expr} vmap @${name}`);
+      zoneLookups[f].push(`${expr} vmap @${jumpMap}`);
     }
   }
   const markOf = new Map(ir.actions.map((a) => [a.ruleId, a.mark]));

@@ -31,19 +31,19 @@ test('diff: few interval deletes are deleted; past the threshold the map is re-c
   const after = compilePolicy(policy(10)).model; // 30 lan hosts moved out of 198.18.1.0/24
   const small = diffTables(before, after, { recreateAfterDeletes: 1000 });
   assert.ok(small.text, small.text === null ? small.reason : '');
-  assert.match(small.text, /^delete element inet tzorp zone_src_v4 \{/m);
-  assert.doesNotMatch(small.text, /^delete map inet tzorp zone_src_v4$/m);
+  assert.match(small.text, /^delete element inet tzorp zones_v4 \{/m);
+  assert.doesNotMatch(small.text, /^delete map inet tzorp zones_v4$/m);
   assert.equal(small.changed?.objectsRemoved, 0);
 
   const big = diffTables(before, after, { recreateAfterDeletes: 5 });
   assert.ok(big.text, big.text === null ? big.reason : '');
-  assert.match(big.text, /^delete map inet tzorp zone_src_v4$/m);
-  assert.doesNotMatch(big.text, /^delete element inet tzorp zone_src_v4 /m);
+  assert.match(big.text, /^delete map inet tzorp zones_v4$/m);
+  assert.doesNotMatch(big.text, /^delete element inet tzorp zones_v4 /m);
   // declared again, filled with every element, and the chains that look it up are rewritten
-  assert.match(big.text, /^\tmap zone_src_v4 \{$/m);
+  assert.match(big.text, /^\tmap zones_v4 \{$/m);
   // (inside its declaration: every changed set is re-created here, so no element command is needed)
   assert.equal(big.changed?.method, 'declarations');
-  assert.match(big.text, /^\tmap zone_src_v4 \{\n(\t\t[^\n]*\n)*\t\telements = \{$/m);
+  assert.match(big.text, /^\tmap zones_v4 \{\n(\t\t[^\n]*\n)*\t\telements = \{$/m);
   assert.match(big.text, /^flush chain inet tzorp decide_v4$/m);
   assert.ok((big.changed?.objectsRemoved ?? 0) >= 1 && (big.changed?.chainsReplaced ?? 0) >= 1);
 });
@@ -74,7 +74,7 @@ test('diff: a rule change alone is written without element commands; a zone chan
   const zoneChanged = diffTables(base, compilePolicy(policy(39)).model, { recreateAfterDeletes: 1000 });
   assert.ok(zoneChanged.text);
   assert.equal(zoneChanged.changed?.method, 'elements');
-  assert.match(zoneChanged.text, /^delete element inet tzorp zone_src_v4 \{/m);
+  assert.match(zoneChanged.text, /^delete element inet tzorp zones_v4 \{/m);
 
   const nothing = diffTables(base, base);
   assert.ok(nothing.text);
