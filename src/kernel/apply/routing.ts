@@ -91,8 +91,15 @@ function ruleArgs(r: IpRule): string[] {
 export async function ensureRouting(spec: RoutingSpec, prefix: string[] = []): Promise<RoutingUndo> {
   const undo: RoutingUndo = { added: [], removed: [] };
   try {
+    // the four reads at once (each is a process); the changes below one by one, in order
+    const [rules4, rules6, tables4, tables6] = await Promise.all([
+      tzorpRules(4, prefix),
+      tzorpRules(6, prefix),
+      tzorpRouteTables(4, prefix),
+      tzorpRouteTables(6, prefix),
+    ]);
     for (const family of [4, 6] as const) {
-      const have = await tzorpRules(family, prefix);
+      const have = family === 4 ? rules4 : rules6;
       const want = desiredRules(spec);
       for (const w of want) {
         if (have.some(w.match)) continue;
@@ -100,7 +107,7 @@ export async function ensureRouting(spec: RoutingSpec, prefix: string[] = []): P
         await ip(family, ['rule', 'add', ...args], prefix);
         undo.added.push({ family, kind: 'rule', args });
       }
-      const tables = await tzorpRouteTables(family, prefix);
+      const tables = family === 4 ? tables4 : tables6;
       const routeArgs = (t: number): string[] => [
         'local',
         'default',

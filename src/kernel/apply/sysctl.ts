@@ -109,9 +109,21 @@ export function sysctlNeeds(policy: Policy): Omit<SysctlCheck, 'actual'>[] {
 }
 
 export async function checkSysctls(policy: Policy, prefix: string[] = []): Promise<SysctlCheck[]> {
-  const out: SysctlCheck[] = [];
-  for (const n of sysctlNeeds(policy)) out.push({ ...n, actual: await readSysctl(n.name, prefix) });
-  return out;
+  const needs = sysctlNeeds(policy);
+  if (prefix.length === 0) {
+    const out: SysctlCheck[] = [];
+    for (const n of needs) out.push({ ...n, actual: await readSysctl(n.name, prefix) });
+    return out;
+  }
+  // In another namespace each read is a process: read them all with one (`-e`: a name this kernel
+  // does not have is left out, so it reads as null like readSysctl's)
+  const r = await run('sysctl', ['-e', ...needs.map((n) => n.name)], undefined, prefix);
+  const got = new Map<string, string>();
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(\S+) = (.*)$/.exec(line);
+    if (m) got.set(m[1]!, m[2]!.trim());
+  }
+  return needs.map((n) => ({ ...n, actual: got.get(n.name) ?? null }));
 }
 
 export async function fixSysctls(wrong: SysctlCheck[], prefix: string[] = []): Promise<void> {
