@@ -21,4 +21,12 @@ export {
   zeroScore,
 } from './score.ts';
 export type { ZoneInterval } from './zone-trie.ts';
-export { flattenZones, PrefixTrie, ZoneTrie, zoneAndDescendants, zoneSubnetsFlattened } from './zone-trie.ts';
+export {
+  flattenPrefixes,
+  flattenZones,
+  PrefixTrie,
+  ZoneTrie,
+  zoneAndDescendants,
+  zoneIntervals,
+  zoneSubnetsFlattened,
+} from './zone-trie.ts';

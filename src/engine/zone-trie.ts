@@ -143,31 +143,145 @@ export class PrefixTrie {
    */
   intervals(): { lo: bigint; hi: bigint; value: number }[] {
     const out: { lo: bigint; hi: bigint; value: number }[] = [];
-    const push = (lo: bigint, size: bigint, value: number): void => {
+    // the block size at each depth, made once: the walk allocates a bigint only for a right child's
+    // start and for the ranges it emits (a 100,000-network policy has millions of nodes)
+    const sizes: bigint[] = [];
+    for (let d = 0; d <= this.width; d++) sizes.push(1n << BigInt(this.width - d));
+    const { left, right, val } = this;
+    const push = (lo: bigint, depth: number, value: number): void => {
       if (value < 0) return;
+      const size = sizes[depth]!;
       const last = out[out.length - 1];
       if (last && last.value === value && last.hi + 1n === lo) last.hi = lo + size - 1n;
       else out.push({ lo, hi: lo + size - 1n, value });
     };
     const walk = (node: number, lo: bigint, depth: number, inherited: number): void => {
-      const own = this.val[node]!;
+      const own = val[node]!;
       const eff = own >= 0 ? own : inherited;
-      const l = this.left[node]!;
-      const r = this.right[node]!;
-      const size = 1n << BigInt(this.width - depth);
+      const l = left[node]!;
+      const r = right[node]!;
       if (l === 0 && r === 0) {
-        push(lo, size, eff);
+        push(lo, depth, eff);
         return;
       }
-      const half = size >> 1n;
       if (l !== 0) walk(l, lo, depth + 1, eff);
-      else push(lo, half, eff);
-      if (r !== 0) walk(r, lo + half, depth + 1, eff);
-      else push(lo + half, half, eff);
+      else push(lo, depth + 1, eff);
+      const hiLo = lo + sizes[depth + 1]!;
+      if (r !== 0) walk(r, hiLo, depth + 1, eff);
+      else push(hiLo, depth + 1, eff);
     };
     walk(0, 0n, 0, -1);
     return out;
   }
+}
+
+/** One network of `flattenPrefixes`: its first address, prefix length and value. */
+export interface ValuedPrefix {
+  addr: bigint;
+  prefix: number;
+  value: number;
+}
+
+/**
+ * What PrefixTrie.intervals gives, without building the trie: the address space as disjoint, sorted,
+ * inclusive ranges, each with the value of the longest prefix covering it (the later one of two equal
+ * networks), uncovered ranges left out, adjacent equal values merged. Networks are nested or disjoint,
+ * so sorted by start (the wider first) one pass with a stack of the enclosing networks does it; IPv4 on
+ * numbers. (The trie allocates tens of MB of nodes for 100,000 networks; this only sorts them.)
+ */
+export function flattenPrefixes(
+  family: Family,
+  nets: readonly ValuedPrefix[],
+): { lo: bigint; hi: bigint; value: number }[] {
+  return family === 4 ? flattenV4(nets) : flattenV6(nets);
+}
+
+function flattenV4(nets: readonly ValuedPrefix[]): { lo: bigint; hi: bigint; value: number }[] {
+  // one native numeric sort of start * 64 + prefix length (exact below 2^53): by start, the wider
+  // first; the value by that key, the later network's where two are equal (a Map keeps the last set)
+  const valueOf = new Map<number, number>();
+  for (const x of nets) valueOf.set(Number(x.addr) * 64 + x.prefix, x.value);
+  const keys = Float64Array.from(valueOf.keys()).sort();
+  const n = keys.length;
+  const lo = new Float64Array(n);
+  const hi = new Float64Array(n);
+  const val = new Int32Array(n);
+  for (let k = 0; k < n; k++) {
+    const key = keys[k]!;
+    const p = key % 64;
+    lo[k] = (key - p) / 64;
+    hi[k] = lo[k]! + 2 ** (32 - p) - 1;
+    val[k] = valueOf.get(key)!;
+  }
+  const outLo: number[] = [];
+  const outHi: number[] = [];
+  const outVal: number[] = [];
+  const emit = (a: number, b: number, value: number): void => {
+    if (a > b) return;
+    const k = outLo.length - 1;
+    if (k >= 0 && outVal[k] === value && outHi[k]! + 1 === a) outHi[k] = b;
+    else {
+      outLo.push(a);
+      outHi.push(b);
+      outVal.push(value);
+    }
+  };
+  const stack: number[] = [];
+  let cursor = 0;
+  for (let i = 0; i < n; i++) {
+    while (stack.length > 0 && hi[stack[stack.length - 1]!]! < lo[i]!) {
+      const t = stack.pop()!;
+      emit(cursor, hi[t]!, val[t]!);
+      cursor = hi[t]! + 1;
+    }
+    const top = stack[stack.length - 1];
+    if (top !== undefined) emit(cursor, lo[i]! - 1, val[top]!);
+    cursor = lo[i]!;
+    stack.push(i);
+  }
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    emit(cursor, hi[t]!, val[t]!);
+    cursor = hi[t]! + 1;
+  }
+  const out: { lo: bigint; hi: bigint; value: number }[] = new Array(outLo.length);
+  for (let k = 0; k < outLo.length; k++)
+    out[k] = { lo: BigInt(outLo[k]!), hi: BigInt(outHi[k]!), value: outVal[k]! };
+  return out;
+}
+
+function flattenV6(nets: readonly ValuedPrefix[]): { lo: bigint; hi: bigint; value: number }[] {
+  const sizes: bigint[] = [];
+  for (let p = 0; p <= 128; p++) sizes.push(1n << BigInt(128 - p));
+  const items = nets.map((x, i) => ({ lo: x.addr, hi: x.addr + sizes[x.prefix]! - 1n, value: x.value, i }));
+  items.sort((x, y) => (x.lo < y.lo ? -1 : x.lo > y.lo ? 1 : x.hi > y.hi ? -1 : x.hi < y.hi ? 1 : x.i - y.i));
+  const out: { lo: bigint; hi: bigint; value: number }[] = [];
+  const emit = (a: bigint, b: bigint, value: number): void => {
+    if (a > b) return;
+    const last = out[out.length - 1];
+    if (last && last.value === value && last.hi + 1n === a) last.hi = b;
+    else out.push({ lo: a, hi: b, value });
+  };
+  const stack: (typeof items)[number][] = [];
+  let cursor = 0n;
+  for (const it of items) {
+    while (stack.length > 0 && stack[stack.length - 1]!.hi < it.lo) {
+      const t = stack.pop()!;
+      emit(cursor, t.hi, t.value);
+      cursor = t.hi + 1n;
+    }
+    const top = stack[stack.length - 1];
+    if (top) emit(cursor, it.lo - 1n, top.value);
+    cursor = it.lo;
+    if (top && top.lo === it.lo && top.hi === it.hi) stack[stack.length - 1] = it;
+    else stack.push(it);
+  }
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    emit(cursor, t.hi, t.value);
+    cursor = t.hi + 1n;
+  }
+  return out;
 }
 
 /** One flattened range of addresses and the zone its addresses look up to. */
@@ -241,16 +355,25 @@ export class ZoneTrie {
 
   /** Disjoint sorted ranges of one family with the zone each address in them looks up to. */
   intervals(family: Family): ZoneInterval[] {
-    return this.trie(family)
-      .intervals()
-      .map((r) => ({ lo: r.lo, hi: r.hi, zone: this.zones[r.value]!.name }));
+    return zoneIntervals(this.zones, family);
   }
+}
+
+/** Disjoint sorted ranges of one family with the zone each address in them looks up to (the later
+ * zone where two hold the same network, as in ZoneTrie), without building a lookup index. */
+export function zoneIntervals(zones: readonly Zone[], family: Family): ZoneInterval[] {
+  const nets: ValuedPrefix[] = [];
+  zones.forEach((z, i) => {
+    for (const c of z.addresses)
+      if (c.family === family) nets.push({ addr: c.addr, prefix: c.prefix, value: i });
+  });
+  return flattenPrefixes(family, nets).map((r) => ({ lo: r.lo, hi: r.hi, zone: zones[r.value]!.name }));
 }
 
 /** Every address of both families flattened: disjoint sorted ranges, each with its zone by LPM. */
 export function flattenZones(policy: Policy): { v4: ZoneInterval[]; v6: ZoneInterval[] } {
-  const t = ZoneTrie.fromPolicy(policy);
-  return { v4: t.intervals(4), v6: t.intervals(6) };
+  const zones = [...policy.zones.values()];
+  return { v4: zoneIntervals(zones, 4), v6: zoneIntervals(zones, 6) };
 }
 
 /** The zone and (with `withChildren`) every zone below it in the admin hierarchy. */

@@ -2,7 +2,7 @@
 // networks, so every family's zone networks become disjoint address ranges, each labelled with the zone
 // that wins the longest-prefix match there (the engine's flattening, src/engine/zone-trie.ts). Zone ids are given in depth-first (pre-)order, so the zone
 // and all its descendants are one contiguous id range: a rule's "zone Z or below" is one interval.
-import { ZoneTrie } from '../../engine/index.ts';
+import { zoneIntervals } from '../../engine/index.ts';
 import type { Family, Policy, Zone } from '../../policy/model.ts';
 import { type Interval, type IntervalSet, normalize } from './intervals.ts';
 
@@ -63,10 +63,10 @@ export function flattenZones(policy: Policy): FlatZones {
   for (const r of roots) visit(r);
   // the engine's flattening (one longest-prefix match for lookup, lint and kernel), its zones by name
   // turned into this numbering
-  const trie = new ZoneTrie(list.map((i) => i.zone));
+  const zones = list.map((i) => i.zone);
   const ranges: Record<Family, LabelledRange[]> = { 4: [], 6: [] };
   for (const f of [4, 6] as const)
-    ranges[f] = trie.intervals(f).map((r) => ({ lo: r.lo, hi: r.hi, zone: byName.get(r.zone)!.id }));
+    ranges[f] = zoneIntervals(zones, f).map((r) => ({ lo: r.lo, hi: r.hi, zone: byName.get(r.zone)!.id }));
   return { list, byName, ranges };
 }
 

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { flattenZones, PrefixTrie, ZoneTrie, zoneSubnetsFlattened } from '../../../src/engine/index.ts';
+import {
+  flattenPrefixes,
+  flattenZones,
+  PrefixTrie,
+  ZoneTrie,
+  zoneSubnetsFlattened,
+} from '../../../src/engine/index.ts';
 import { makePolicy } from './fixtures.ts';
 
 const policy = makePolicy({
@@ -124,4 +130,35 @@ test('flattening gives every address its longest-prefix match (brute force over 
       },
     ),
   );
+});
+
+test('flattenPrefixes (the sort and sweep the compiler uses) gives what the binary trie gives, IPv4 and IPv6', () => {
+  // networks drawn near each other so that they nest, touch and repeat (a repeated network: the later wins)
+  const net = (width: 32 | 128) =>
+    fc.tuple(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 10 })).map(([a, len]) => {
+      const prefix = width - 10 + len;
+      const host = BigInt(a) << BigInt(width - prefix > 6 ? 0 : 6 - (width - prefix));
+      const base = width === 32 ? 0xc6120000n : 0x20010db8n << 96n;
+      const size = 1n << BigInt(width - prefix);
+      return { addr: ((base + host * 16n) / size) * size, prefix };
+    });
+  for (const [family, width] of [
+    [4, 32],
+    [6, 128],
+  ] as const) {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(net(width), fc.integer({ min: 0, max: 3 })), { maxLength: 30 }),
+        (raw) => {
+          const t = new PrefixTrie(family);
+          const nets = raw.map(([n, value]) => {
+            t.insertBig(n.addr, n.prefix, value);
+            return { ...n, value };
+          });
+          assert.deepEqual(flattenPrefixes(family, nets), t.intervals());
+        },
+      ),
+      { numRuns: 300 },
+    );
+  }
 });
