@@ -3,7 +3,8 @@
 // unique here because validation reports duplicates with better messages (and the package's own check
 // is quadratic in the number of keys). Aliases are expanded under two budgets so that a "billion laughs"
 // document is refused instead of exhausting memory. The conversion is iterative: no recursion.
-import { isAlias, isMap, isPair, isScalar, isSeq, type Node, parseDocument, Scalar } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { DEFAULTS } from '../defaults.ts';
 import type { PEntry, PNode } from './syntax.ts';
 import { readYamlFast } from './yaml-fast.ts';
@@ -11,6 +12,14 @@ import { readYamlFast } from './yaml-fast.ts';
 export type YamlResult = { ok: true; root: PNode } | { ok: false; errors: { at: number; message: string }[] };
 
 const STR_TAGS = new Set(['tag:yaml.org,2002:str', '!!str']);
+
+/** The yaml package, loaded on first use: the fast reader reads the usual policies without it, and
+ * loading it costs every process about 9 MB (the workers never read YAML at all). */
+let yamlModule: typeof Yaml | null = null;
+function yaml(): typeof Yaml {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yamlModule;
+}
 
 interface Task {
   src: unknown;
@@ -59,6 +68,7 @@ function flowNestingPast(text: string, limit: number): number {
 
 /** The full reader: every YAML the yaml package reads, and its errors. */
 export function readYamlFull(text: string): YamlResult {
+  const { parseDocument, isAlias, isMap, isPair, isScalar, isSeq, Scalar } = yaml();
   let doc: ReturnType<typeof parseDocument>;
   try {
     doc = parseDocument(text, {
@@ -121,7 +131,7 @@ export function readYamlFull(text: string): YamlResult {
       }
       src = target;
     }
-    const at = (src as Node | null)?.range?.[0] ?? t.at;
+    const at = (src as Yaml.Node | null)?.range?.[0] ?? t.at;
     if (src === null || src === undefined) {
       t.set({ kind: 'null', at });
     } else if (isScalar(src)) {
@@ -144,13 +154,13 @@ export function readYamlFull(text: string): YamlResult {
       for (const pair of src.items) {
         if (!isPair(pair)) continue;
         const k = pair.key;
-        const keyAt = (k as Node | null)?.range?.[0] ?? at;
+        const keyAt = (k as Yaml.Node | null)?.range?.[0] ?? at;
         if (!isScalar(k) || k.value === null || k.value === undefined || typeof k.value === 'object') {
           return { ok: false, errors: [{ at: keyAt, message: 'mapping keys must be plain strings' }] };
         }
         const e: PEntry = { key: String(k.value), keyAt, value: { kind: 'null', at: keyAt } };
         entries.push(e);
-        const valueAt = (k as Node).range?.[1] ?? keyAt;
+        const valueAt = (k as Yaml.Node).range?.[1] ?? keyAt;
         work.push({ src: pair.value, at: valueAt, set: (p) => (e.value = p) });
       }
     } else if (isSeq(src)) {
