@@ -4,7 +4,14 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
-import { applyPolicy, type Compiled, compilePolicy, flushTzorp, type TableModel } from '../kernel/index.ts';
+import {
+  applyPolicy,
+  type Compiled,
+  compilePolicy,
+  flushTzorp,
+  listenersOf,
+  type TableModel,
+} from '../kernel/index.ts';
 import { closeFd, listenFd, nflogOpen } from '../native/index.ts';
 import { type LoadResult, loadPolicyFile, type Policy } from '../policy/index.ts';
 import { bindProxies } from '../proxy/index.ts';
@@ -56,6 +63,7 @@ export function realDeps(load: Loader = loadPolicy, userRulesFile?: string): Dae
       compiled.set(policy, { ports: listenPorts, c });
       return c;
     },
+    listeners: (policy, listenPorts) => listenersOf(policy, { listenPorts }),
     apply: async (policy, listenPorts) => {
       const done = compiled.get(policy);
       // fixSysctls: tcp_fwmark_accept=1 (rule id on accepted sockets) and the forwarding sysctls the

@@ -30,8 +30,14 @@ export interface GenerationSteps {
   /** Checks beyond the loader (proxy names and options); returns user errors. */
   check(policy: Policy): TzorpError[];
   compile(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset;
+  /** Where each proxy service's connections arrive: what compile() gives as `listeners`, without
+   * compiling. When given, the workers prepare while the primary compiles: prepare starts first (with
+   * a generation whose `compiled.text` is still empty) and the compile waits only until `prepareSent`. */
+  listeners?(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset['listeners'];
   /** Open listeners and let the workers build the generation; nothing is visible yet. */
   prepare(next: Generation, current: Generation | null): Promise<void>;
+  /** Resolves once prepare() has handed `next` to every worker (written out, not yet answered). */
+  prepareSent?(next: Generation): Promise<void>;
   /** Install the ruleset (atomic); throws when the kernel refused it. */
   apply(next: Generation): Promise<void>;
   /** Switch the workers to `next`, then close what only `previous` used. */
@@ -47,6 +53,22 @@ export interface ReloadOutcome {
   servicesRemoved: string[];
   /** How long each step took, ms (the reload's log line says where the time went). */
   ms: { load: number; compile: number; prepare: number; apply: number };
+}
+
+function sameListeners(a: CompiledRuleset['listeners'], b: CompiledRuleset['listeners']): boolean {
+  if (a.size !== b.size) return false;
+  for (const [name, x] of a) {
+    const y = b.get(name);
+    if (
+      !y ||
+      x.v4.host !== y.v4.host ||
+      x.v4.port !== y.v4.port ||
+      x.v6.host !== y.v6.host ||
+      x.v6.port !== y.v6.port
+    )
+      return false;
+  }
+  return true;
 }
 
 /** Refused reload: the user's errors (file:line:col) or the environment's (nft, listeners). */
@@ -155,28 +177,49 @@ export class Generations {
     if (checkErrors.length > 0) throw refused(checkErrors, loaded.warnings);
     const previous = this.currentGen;
     ms.load += lap(); // (with the check)
-    let compiled: CompiledRuleset;
-    try {
-      compiled = this.steps.compile(policy, planListenPorts(policy, previous?.compiled.listeners ?? null));
-    } catch (e) {
-      if (e instanceof TzorpError) throw refused([e], loaded.warnings);
-      throw e;
-    }
-    ms.compile = lap();
+    const ports = planListenPorts(policy, previous?.compiled.listeners ?? null);
     const next: Generation = {
       n: this.counter + 1,
       policy,
-      compiled,
+      compiled: { text: '', listeners: new Map() },
       loadedAt: new Date(),
       warnings: loaded.warnings.map((w) => w.format()),
     };
-    try {
-      await this.steps.prepare(next, previous);
-    } catch (e) {
-      await this.steps.abort(next, previous).catch(() => {});
+    const fail = async (e: unknown, prepared: boolean): Promise<never> => {
+      if (prepared) await this.steps.abort(next, previous).catch(() => {});
       throw e instanceof TzorpError ? refused([e], loaded.warnings) : e;
+    };
+    // The workers' part (the policy to each, an engine built there) runs beside the compile when the
+    // listeners are known first; the compile starts once the policy is written out to every worker (a
+    // pipe write left half done would wait for the compile otherwise).
+    let preparing: Promise<void> | null = null;
+    if (this.steps.listeners) {
+      try {
+        next.compiled = { text: '', listeners: this.steps.listeners(policy, ports) };
+      } catch (e) {
+        await fail(e, false);
+      }
+      preparing = this.steps.prepare(next, previous);
+      preparing.catch(() => {}); // awaited below, after the compile
+      await this.steps.prepareSent?.(next);
+      ms.prepare += lap();
     }
-    ms.prepare = lap();
+    try {
+      const compiled = this.steps.compile(policy, ports);
+      if (preparing && !sameListeners(next.compiled.listeners, compiled.listeners))
+        throw new TzorpError('INTERNAL', 'the compiled listeners differ from the ones the workers prepared');
+      next.compiled = compiled;
+    } catch (e) {
+      if (preparing) await preparing.catch(() => {});
+      await fail(e, preparing !== null);
+    }
+    ms.compile = lap();
+    try {
+      await (preparing ?? this.steps.prepare(next, previous));
+    } catch (e) {
+      await fail(e, true);
+    }
+    ms.prepare += lap();
     try {
       await this.steps.apply(next);
     } catch (e) {

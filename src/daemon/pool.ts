@@ -138,14 +138,26 @@ export class WorkerPool {
     else w.send(msg);
   }
 
-  request<T>(index: number, msg: Untagged<ToWorker>): Promise<T> {
+  /** `sent`: called once the message is written out to the worker (or could not be: exactly once). */
+  request<T>(index: number, msg: Untagged<ToWorker>, sent?: () => void): Promise<T> {
     const w = this.workers.get(index);
-    if (!w?.connected) return Promise.reject(worker(`worker ${index} is not running`));
+    if (!w?.connected) {
+      sent?.();
+      return Promise.reject(worker(`worker ${index} is not running`));
+    }
     const rid = ++this.rid;
-    return new Promise<T>((resolve, reject) => {
+    let once = sent;
+    const done = (): void => {
+      once?.();
+      once = undefined;
+    };
+    const reply = new Promise<T>((resolve, reject) => {
       this.pending.set(rid, { index, resolve: resolve as (v: unknown) => void, reject });
-      w.send({ ...msg, rid } as ToWorker);
+      w.send({ ...msg, rid } as ToWorker, done);
     });
+    // a worker that exits mid-write: its answer fails, and that ends the wait for the write too
+    if (sent) reply.then(done, done);
+    return reply;
   }
 
   /** The same request to every worker in service; rejects when any of them fails. */

@@ -47,6 +47,8 @@ export interface DaemonDeps {
   load(file: string): Promise<LoadResult>;
   check(policy: Policy): TzorpError[];
   compile(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset;
+  /** The listeners compile() would give, without compiling (lets the workers prepare beside it). */
+  listeners?(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset['listeners'];
   /** Install ruleset + policy routing + sysctls (daemon's namespace); returns sysctls still wrong. */
   apply(policy: Policy, listenPorts: Map<string, number>): Promise<SysctlCheck[]>;
   flush(): Promise<void>;
@@ -122,7 +124,11 @@ export class Daemon {
       load: (f) => deps.load(f),
       check: (p) => deps.check(p),
       compile: (p, ports) => deps.compile(p, ports),
+      ...(deps.listeners
+        ? { listeners: (p: Policy, ports: Map<string, number>) => deps.listeners!(p, ports) }
+        : {}),
       prepare: (next) => this.prepare(next),
+      prepareSent: (next) => this.prepareSent.get(next) ?? Promise.resolve(),
       apply: (next) => this.apply(next),
       commit: (next, prev) => this.commit(next, prev),
       abort: (next) => this.abort(next),
@@ -376,14 +382,25 @@ export class Daemon {
     return { n: g.n, policy, services, listeners };
   }
 
+  /** Per generation being prepared: written out to every worker (Generations compiles after that). */
+  private readonly prepareSent = new WeakMap<Generation, Promise<void>>();
+
   private async prepare(next: Generation): Promise<void> {
     for (const l of next.compiled.listeners.values()) {
       this.listeners.ensure(4, l.v4.host, l.v4.port);
       this.listeners.ensure(6, l.v6.host, l.v6.port);
     }
-    await Promise.all(
-      this.pool.serving().map((i) => this.pool.request(i, { t: 'prepare', gen: this.workerSpec(next, i) })),
+    const sent: Promise<void>[] = [];
+    const replies = this.pool.serving().map((i) => {
+      let done = (): void => {};
+      sent.push(new Promise<void>((r) => (done = r)));
+      return this.pool.request(i, { t: 'prepare', gen: this.workerSpec(next, i) }, done);
+    });
+    this.prepareSent.set(
+      next,
+      Promise.all(sent).then(() => {}),
     );
+    await Promise.all(replies);
   }
 
   private async apply(next: Generation): Promise<void> {

@@ -199,9 +199,9 @@ export function flattenPrefixes(
 function flattenV4(nets: readonly ValuedPrefix[]): { lo: bigint; hi: bigint; value: number }[] {
   // one native numeric sort of start * 64 + prefix length (exact below 2^53): by start, the wider
   // first; the value by that key, the later network's where two are equal (a Map keeps the last set)
-  const valueOf = new Map<number, number>();
-  for (const x of nets) valueOf.set(Number(x.addr) * 64 + x.prefix, x.value);
-  const keys = Float64Array.from(valueOf.keys()).sort();
+  const valueByKey = new Map<number, number>();
+  for (const x of nets) valueByKey.set(Number(x.addr) * 64 + x.prefix, x.value);
+  const keys = Float64Array.from(valueByKey.keys()).sort();
   const n = keys.length;
   const lo = new Float64Array(n);
   const hi = new Float64Array(n);
@@ -211,7 +211,7 @@ function flattenV4(nets: readonly ValuedPrefix[]): { lo: bigint; hi: bigint; val
     const p = key % 64;
     lo[k] = (key - p) / 64;
     hi[k] = lo[k]! + 2 ** (32 - p) - 1;
-    val[k] = valueOf.get(key)!;
+    val[k] = valueByKey.get(key)!;
   }
   const outLo: number[] = [];
   const outHi: number[] = [];

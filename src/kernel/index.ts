@@ -12,7 +12,7 @@ import {
 } from './compile/index.ts';
 
 export type { CompileOptions, DiffCounts, Listener, RulesetIR, TableModel } from './compile/index.ts';
-export { TABLE, zoneIdent, zoneSetName } from './compile/index.ts';
+export { listenersOf, TABLE, zoneIdent, zoneSetName } from './compile/index.ts';
 
 export interface Compiled {
   /** The complete nft input: one transaction that replaces `table inet tzorp`. */

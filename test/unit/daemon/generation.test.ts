@@ -207,3 +207,73 @@ test('planListenPorts: staying services keep their port, new ones avoid taken po
   assert.notEqual(ports3.get('c'), 50001);
   assert.equal(new Set(ports3.values()).size, 2);
 });
+
+/** Steps with `listeners` and `prepareSent`: the workers' part runs beside the compile. */
+function overlapping(opts: { compileFails?: boolean; otherListeners?: boolean } = {}) {
+  const events: string[] = [];
+  let release = (): void => {};
+  const gens = new Generations('p.yaml', {
+    load: async () => ({ policy: policy([proxy('a', 1)], [rule(1, 'a')], 'v1'), errors: [], warnings: [] }),
+    check: () => [],
+    listeners: (p, ports) => {
+      events.push('listeners');
+      return compile(p, ports).listeners;
+    },
+    compile: (p, ports) => {
+      events.push('compile');
+      if (opts.compileFails) throw new TzorpError('KERNEL_BAD_OPTION', 'cannot compile');
+      const c = compile(p, ports);
+      if (opts.otherListeners) for (const l of c.listeners.values()) l.v4.port += 1;
+      return c;
+    },
+    prepare: async (next: Generation) => {
+      // the workers get the listeners before the ruleset text exists
+      events.push(`prepare ${next.n} (text ${next.compiled.text === '' ? 'empty' : 'set'})`);
+      await new Promise<void>((r) => (release = r));
+      events.push(`prepared ${next.n}`);
+    },
+    prepareSent: async (next: Generation) => {
+      events.push(`sent ${next.n}`);
+    },
+    apply: async (next: Generation) => {
+      events.push(`apply ${next.n} (text ${next.compiled.text === '' ? 'empty' : 'set'})`);
+    },
+    commit: async (next: Generation) => {
+      events.push(`commit ${next.n}`);
+    },
+    abort: async (next: Generation) => {
+      events.push(`abort ${next.n}`);
+    },
+  });
+  return { gens, events, release: () => release() };
+}
+
+test('with listeners known first, the workers prepare while the primary compiles; apply waits for both', async () => {
+  const h = overlapping();
+  const r = h.gens.reload();
+  await new Promise((x) => setImmediate(x));
+  h.release();
+  await r;
+  assert.deepEqual(h.events, [
+    'listeners',
+    'prepare 1 (text empty)',
+    'sent 1',
+    'compile',
+    'prepared 1',
+    'apply 1 (text set)',
+    'commit 1',
+  ]);
+});
+
+test('a compile that fails after the workers started preparing is refused, and the workers abort', async () => {
+  for (const o of [{ compileFails: true }, { otherListeners: true }]) {
+    const h = overlapping(o);
+    const r = h.gens.reload();
+    await new Promise((x) => setImmediate(x));
+    h.release();
+    await assert.rejects(r, (e: TzorpError) => e.id === 'DAEMON_RELOAD_REFUSED');
+    assert.ok(h.events.includes('abort 1'), h.events.join(', '));
+    assert.ok(!h.events.some((e) => e.startsWith('apply')), h.events.join(', '));
+    assert.equal(h.gens.current, null);
+  }
+});
