@@ -58,7 +58,21 @@ export function unpackScore(s: number): ScoreTuple {
 
 /** The tuple of a rule with no conditions (every field 0). */
 export function zeroScore(): ScoreTuple {
-  return Object.fromEntries(SCORE_FIELDS.map(([f]) => [f, 0])) as ScoreTuple;
+  // a literal in SCORE_FIELDS order: one object shape for every tuple (compiled once, no dictionary
+  // object; the kernel compiler makes one per rule variant)
+  return {
+    iface: 0,
+    icmpCode: 0,
+    icmpType: 0,
+    proto: 0,
+    srcPort: 0,
+    dstPort: 0,
+    srcSubnet: 0,
+    srcZone: 0,
+    dstSubnet: 0,
+    dstIface: 0,
+    dstZone: 0,
+  };
 }
 
 /** The first field (strongest first) where `a` beats `b`, or null when they are equal. */

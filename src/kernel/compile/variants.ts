@@ -244,9 +244,9 @@ export function ruleVariants(rule: Rule, family: Family, flat: FlatZones, names:
     if (g === WILD) return [];
     groups.push(g);
   }
-  return product(groups).map((p) => ({
-    ruleId: rule.id,
-    score: { ...zeroScore(), ...p.score },
-    cond: p.cond,
-  }));
+  return product(groups).map((p) => {
+    const score = zeroScore();
+    for (const k in p.score) score[k as ScoreField] = p.score[k as ScoreField]!;
+    return { ruleId: rule.id, score, cond: p.cond };
+  });
 }

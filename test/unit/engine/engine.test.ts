@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Engine } from '../../../src/engine/index.ts';
+import { SCORE_FIELDS, zeroScore } from '../../../src/engine/score.ts';
 import { TzorpError } from '../../../src/errors.ts';
 import type { Connection } from '../../../src/policy/model.ts';
 import { makePolicy, type PolicySpec } from './fixtures.ts';
@@ -415,4 +416,14 @@ describe('explain', () => {
     assert.equal(none.serviceType, null);
     assert.ok(none.candidates.every((k) => k.outcome === 'no-match'));
   });
+});
+
+test('zeroScore: every score field, 0, in SCORE_FIELDS order (Object.values of a tuple is the tuple)', () => {
+  const z = zeroScore();
+  assert.deepEqual(
+    Object.keys(z),
+    SCORE_FIELDS.map(([f]) => f),
+  );
+  assert.ok(Object.values(z).every((v) => v === 0));
+  assert.notEqual(zeroScore(), z, 'a fresh object each time');
 });
