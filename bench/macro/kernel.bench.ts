@@ -219,7 +219,11 @@ async function daemonReload(): Promise<void> {
       execFileSync(process.execPath, ['bin/tzorp', 'reload', '--control', control]);
       const wall = (performance.now() - t) / 1000;
       await new Promise((r) => setTimeout(r, 100));
-      const line = out.split('\n').filter((l) => l.includes('Policy reloaded')).pop() ?? '';
+      const line =
+        out
+          .split('\n')
+          .filter((l) => l.includes('Policy reloaded'))
+          .pop() ?? '';
       const ms = ['load', 'compile', 'prepare', 'apply'].map(
         (k) => new RegExp(`${k}_ms='?(\\d+)`).exec(line)?.[1] ?? '?',
       );
