@@ -148,10 +148,13 @@ export function canonicalAddress(text: string): { family: Family; host: string }
  * compressed). */
 export function formatAddress(family: Family, addr: bigint): string {
   if (family === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => String((addr >> s) & 255n)).join('.');
+    const n = Number(addr); // below 2^32: exact, and >>> reads it as an unsigned 32-bit number
+    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }
+  // one conversion to 32 hex digits, then the eight groups (no bigint arithmetic per group)
+  const digits = addr.toString(16).padStart(32, '0');
   const g: number[] = [];
-  for (let i = 7; i >= 0; i--) g.push(Number((addr >> BigInt(i * 16)) & 0xffffn));
+  for (let i = 0; i < 8; i++) g.push(Number.parseInt(digits.slice(i * 4, i * 4 + 4), 16));
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {

@@ -16,7 +16,16 @@ const hex = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}
 
 /** A range as a network ("a/p") when it is one, else "a-b". */
 function addrRange(f: Family, [lo, hi]: Interval): string {
-  const width = f === 4 ? 32 : 128;
+  if (f === 4) {
+    // on numbers (exact below 2^53): the zone maps print about 100,000 of these
+    const a = Number(lo);
+    const size = Number(hi) - a + 1;
+    const p = 32 - Math.log2(size);
+    if (Number.isInteger(p) && a % size === 0)
+      return p === 32 ? formatAddress(4, lo) : `${formatAddress(4, lo)}/${p}`;
+    return `${formatAddress(4, lo)}-${formatAddress(4, hi)}`;
+  }
+  const width = 128;
   const size = hi - lo + 1n;
   if ((size & (size - 1n)) === 0n && lo % size === 0n) {
     const p = width - (size.toString(2).length - 1);

@@ -81,6 +81,29 @@ describe('formatAddress (RFC 5952)', () => {
     assert.equal(v6('2001:db8:0:1:1:1:1:1'), '2001:db8:0:1:1:1:1:1');
     assert.equal(v6('0:0:0:0:0:0:0:0'), '::');
   });
+  it('round-trips through parseAddress, and agrees with node:net on IPv6 (random addresses, edges)', () => {
+    const rnd = (bits: number): bigint => {
+      let x = 0n;
+      for (let i = 0; i < bits; i += 16) x = (x << 16n) | BigInt(Math.floor(Math.random() * 65536));
+      return x & ((1n << BigInt(bits)) - 1n);
+    };
+    const v4 = [0n, 1n, 255n, 256n, 0xffffffffn, 0x7fffffffn, 0x80000000n, 0xc6120a01n];
+    for (let i = 0; i < 500; i++) v4.push(rnd(32));
+    for (const a of v4) {
+      const text = formatAddress(4, a);
+      assert.equal(text, [24n, 16n, 8n, 0n].map((s) => String((a >> s) & 255n)).join('.'));
+      assert.equal(parseAddress(text)?.addr, a);
+    }
+    const v6 = [0n, 1n, (1n << 128n) - 1n, 1n << 127n, 0x20010db8n << 96n];
+    // zero groups in random places, so that runs of every length are compressed
+    for (let i = 0; i < 500; i++) v6.push(rnd(128) & rnd(128) & rnd(128));
+    for (const a of v6) {
+      const text = formatAddress(6, a);
+      assert.equal(parseAddress(text)?.addr, a, text);
+      // node's own canonical form of the same address (RFC 5952, as the URL parser writes it)
+      assert.equal(`[${text}]`, new URL(`http://[${text}]/`).hostname, text);
+    }
+  });
 });
 
 describe('parseEndpoint', () => {
