@@ -293,6 +293,13 @@ export const GENERATION_DECL = [
 
 const svcChain = (name: string): string => `svc_${zoneIdent(name)}`;
 
+/** The zone maps and chains made for a family's ranges, per chunking: objects are never changed once
+ * in a model, so the next model of the same zones takes the same ones. */
+const zoneSectionCache = new WeakMap<
+  readonly LabelledRange[],
+  Map<string, { objects: TableObject[]; lookups: string[] }>
+>();
+
 export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average: number }): TableModel {
   const st = ir.settings;
   const mask = hex(st.serviceMarkMask);
@@ -417,6 +424,21 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
   for (const f of [4, 6] as const) {
     const ip = f === 4 ? 'ip' : 'ip6';
     const ranges = ir.families[f].zoneRanges;
+    // the same ranges (a reload that kept the zones: zones.ts hands out the same arrays) give the same
+    // maps and chains: made once, and the same objects go into the next model
+    const cacheKey = `${zoneChunk?.above ?? DEFAULTS.kernelZoneChunkAbove}/${zoneChunk?.average ?? DEFAULTS.kernelZoneChunkAverage}`;
+    const cached = zoneSectionCache.get(ranges)?.get(cacheKey);
+    if (cached) {
+      objects.push(...cached.objects);
+      zoneLookups[f].push(...cached.lookups);
+      continue;
+    }
+    const first = objects.length;
+    const remember = (): void => {
+      let m = zoneSectionCache.get(ranges);
+      if (!m) zoneSectionCache.set(ranges, (m = new Map()));
+      m.set(cacheKey, { objects: objects.slice(first), lookups: [...zoneLookups[f]] });
+    };
     const chunks = zoneChunks(ranges, f, zoneChunk?.above, zoneChunk?.average);
     const name = `zones_v${f}`;
     const zoneMap = (mapName: string, part: LabelledRange[]): void =>
@@ -437,6 +459,7 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
     if (chunks === null) {
       zoneMap(name, ranges);
       for (const [, expr, data] of lookups) zoneLookups[f].push(`${data} set ${expr} map @${name}`);
+      remember();
       continue;
     }
     for (const c of chunks) zoneMap(`${name}_c${c.ranges[0]!.lo.toString(16)}`, c.ranges);
@@ -459,6 +482,7 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
       );
       zoneLookups[f].push(`${expr} vmap @${jumpMap}`);
     }
+    remember();
   }
   const markOf = new Map(ir.actions.map((a) => [a.ruleId, a.mark]));
   for (const f of [4, 6] as const) {

@@ -2,6 +2,7 @@
 // networks, so every family's zone networks become disjoint address ranges, each labelled with the zone
 // that wins the longest-prefix match there (the engine's flattening, src/engine/zone-trie.ts). Zone ids are given in depth-first (pre-)order, so the zone
 // and all its descendants are one contiguous id range: a rule's "zone Z or below" is one interval.
+import { createHash } from 'node:crypto';
 import { zoneIntervals } from '../../engine/index.ts';
 import type { Family, Policy, Zone } from '../../policy/model.ts';
 import { type Interval, type IntervalSet, normalize } from './intervals.ts';
@@ -35,6 +36,10 @@ export function familyMax(f: Family): bigint {
   return f === 4 ? (1n << 32n) - 1n : (1n << 128n) - 1n;
 }
 
+/** The last flattening (one entry: the daemon compiles one policy after the other). Never changed
+ * after it is made: every user of the ranges only reads them. */
+let lastRanges: { key: string; ranges: Record<Family, LabelledRange[]> } | null = null;
+
 export function flattenZones(policy: Policy): FlatZones {
   const list: ZoneInfo[] = [];
   const byName = new Map<string, ZoneInfo>();
@@ -64,9 +69,16 @@ export function flattenZones(policy: Policy): FlatZones {
   // the engine's flattening (one longest-prefix match for lookup, lint and kernel), its zones by name
   // turned into this numbering
   const zones = list.map((i) => i.zone);
+  // A reload mostly keeps the zones as they were: the ranges of the same zones (same ids, same
+  // networks) are the last ones again, the same arrays, so the renderer's zone maps are reused too.
+  const hash = createHash('sha256');
+  for (const z of zones) hash.update(`${z.name}\0${z.addresses.map((c) => c.text).join(',')}\n`);
+  const key = hash.digest('hex');
+  if (lastRanges?.key === key) return { list, byName, ranges: lastRanges.ranges };
   const ranges: Record<Family, LabelledRange[]> = { 4: [], 6: [] };
   for (const f of [4, 6] as const)
     ranges[f] = zoneIntervals(zones, f).map((r) => ({ lo: r.lo, hi: r.hi, zone: byName.get(r.zone)!.id }));
+  lastRanges = { key, ranges };
   return { list, byName, ranges };
 }
 

@@ -80,3 +80,21 @@ test('diff: a rule change alone is written without element commands; a zone chan
   assert.ok(nothing.text);
   assert.doesNotMatch(nothing.text, /element/);
 });
+
+test('zone maps made again for the same zones are the ones made before (the reload cache): same text either way', () => {
+  const opts = { zoneChunk: { above: 4, average: 3 } }; // chunked, so chains and jump maps are cached too
+  // policy(40, 443) after policy(40): the same zones, so its zone maps come from the cache
+  compilePolicy(policy(40), opts);
+  const cachedA = compilePolicy(policy(40, 443), opts);
+  const cachedB = compilePolicy(policy(40, 443), {});
+  // after other zones in between, the same policy is flattened and rendered afresh
+  compilePolicy(policy(10), opts);
+  const freshA = compilePolicy(policy(40, 443), opts);
+  compilePolicy(policy(10), {});
+  const freshB = compilePolicy(policy(40, 443), {});
+  assert.equal(cachedA.text, freshA.text);
+  assert.equal(cachedB.text, freshB.text);
+  assert.notEqual(cachedA.text, cachedB.text, 'the chunking is part of what is cached');
+  assert.match(cachedA.text, /map zones_v4_c/);
+  assert.notEqual(compilePolicy(policy(10), opts).text, cachedA.text);
+});
