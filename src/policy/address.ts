@@ -19,14 +19,14 @@ const V4_PART = /^(0|[1-9][0-9]{0,2})$/;
 export function parseIPv4(text: string): bigint | null {
   const parts = text.split('.');
   if (parts.length !== 4) return null;
-  let v = 0n;
+  let v = 0; // on a number (exact: below 2^32), one bigint at the end
   for (const p of parts) {
     if (!V4_PART.test(p)) return null;
     const n = Number(p);
     if (n > 255) return null;
-    v = (v << 8n) | BigInt(n);
+    v = v * 256 + n;
   }
-  return v;
+  return BigInt(v);
 }
 
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
@@ -59,13 +59,14 @@ export function parseIPv6(text: string): bigint | null {
     groups = head.split(':');
     if (groups.length !== want) return null;
   }
-  let v = 0n;
+  // the groups as one hex number: one bigint made, not eight shifted in
+  let hex = '0x';
   for (const g of groups) {
     if (!HEX_GROUP.test(g)) return null;
-    v = (v << 16n) | BigInt(Number.parseInt(g, 16));
+    hex += g.padStart(4, '0');
   }
-  if (tailV4 !== null) v = (v << 32n) | tailV4;
-  return v;
+  const v = BigInt(hex);
+  return tailV4 === null ? v : (v << 32n) | tailV4;
 }
 
 const V4_MAPPED_PREFIX = 0xffffn << 32n;
@@ -87,10 +88,14 @@ export function bits(family: Family): number {
   return family === 4 ? 32 : 128;
 }
 
+const masks = (width: number): bigint[] =>
+  Array.from({ length: width + 1 }, (_, p) => ((1n << BigInt(p)) - 1n) << BigInt(width - p));
+/** Every prefix length's mask, made once (100,000 zone networks each asked for one). */
+const MASKS4 = masks(32);
+const MASKS6 = masks(128);
+
 export function maskOf(family: Family, prefix: number): bigint {
-  const b = BigInt(bits(family));
-  const p = BigInt(prefix);
-  return ((1n << p) - 1n) << (b - p);
+  return (family === 4 ? MASKS4 : MASKS6)[prefix]!;
 }
 
 export type CidrResult = { ok: true; cidr: Cidr; hostBits: boolean } | { ok: false; reason: string };

@@ -470,7 +470,7 @@ export class Resolver {
     for (const { zone, node } of addrNodes) {
       const c = this.cidr(node, `zone '${zone}' address`);
       if (c === null) continue;
-      const key = `${c.family}/${c.prefix}/${c.addr.toString(16)}`;
+      const key = c.text; // canonical and masked: one text per network
       const other = seen.get(key);
       if (other !== undefined) {
         this.d.error(
