@@ -162,7 +162,9 @@ function curl(name: string, family: 4 | 6, port: number, path: string, extra: st
     { allowFail: true, timeoutMs: 60_000 },
   );
 }
-const daemonLog = () => daemon.stdout() + daemon.stderr();
+/** A log line the daemon writes: workers write theirs once per event-loop turn, so the client can be
+ * done before the line is out; wait for it (a line that never comes fails after 10 s). */
+const logged = (re: RegExp) => daemon.waitFor(re, 10_000);
 const requests = () =>
   server
     .stdout()
@@ -205,7 +207,7 @@ for (const family of [4, 6] as const) {
     ]);
     assert.equal(s.stdout, '403');
     assert.equal(requests().length, before);
-    assert.match(daemonLog(), /https:\/\/www\.example\.org\/secret\/plans/);
+    await logged(/https:\/\/www\.example\.org\/secret\/plans/);
     // TLS 1.2 on the client side works too
     const t12 = await curl('www.example.org', family, 443, '/', ['--tls-max', '1.2']);
     assert.equal(t12.code, 0, t12.stderr);
@@ -238,7 +240,7 @@ for (const family of [4, 6] as const) {
       assert.equal(r.code, 0, r.stderr); // the client's own TLS session is fine: the answer is in it
       assert.equal(r.stdout, '502');
       assert.equal(requests().length, before, 'no request reached the refused server');
-      assert.match(daemonLog(), new RegExp(`Server TLS session refused.*reason='${reason}'`));
+      await logged(new RegExp(`Server TLS session refused.*reason='${reason}'`));
     }
   });
 
@@ -317,8 +319,8 @@ test('CONNECT through the explicit proxy is inspected: a certificate from tzorp,
     );
     assert.equal(bad.stdout, '502', bad.stderr);
   }
-  assert.match(daemonLog(), /\(svc\/explicit:\d+\): Server TLS session established/);
-  assert.match(daemonLog(), /\(svc\/explicit:\d+\): Server TLS session refused.*reason='unknown_issuer'/);
+  await logged(/\(svc\/explicit:\d+\): Server TLS session established/);
+  await logged(/\(svc\/explicit:\d+\): Server TLS session refused.*reason='unknown_issuer'/);
 });
 
 test('sessions --json and the metrics show the inspected handshakes', { skip, timeout: 60_000 }, async () => {
