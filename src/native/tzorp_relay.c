@@ -286,8 +286,9 @@ static bool pump(relay *r, int d, int64_t t) {
 // registration itself reports both sockets writable, so both directions start.
 static void run_relay(relay *r, int side, uint32_t events, int64_t t) {
   if (r->state != ACTIVE) return;
-  bool in = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0;
-  bool out = (events & (EPOLLOUT | EPOLLHUP)) != 0;
+  // (hang-up or an error whose SO_ERROR was already taken: both, as before, so nothing can stall)
+  bool in = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  bool out = (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
   if (in && !pump(r, side, t)) return;
   if (out && !pump(r, 1 - side, t)) return;
   if (r->shut[0] && r->shut[1]) end_relay(r, R_CLOSED, r->by, 0, false);
