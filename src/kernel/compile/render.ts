@@ -435,8 +435,8 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
     }
     const first = objects.length;
     const remember = (): void => {
-      let m = zoneSectionCache.get(ranges);
-      if (!m) zoneSectionCache.set(ranges, (m = new Map()));
+      const m = zoneSectionCache.get(ranges) ?? new Map();
+      zoneSectionCache.set(ranges, m);
       m.set(cacheKey, { objects: objects.slice(first), lookups: [...zoneLookups[f]] });
     };
     const chunks = zoneChunks(ranges, f, zoneChunk?.above, zoneChunk?.average);
