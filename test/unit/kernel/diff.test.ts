@@ -98,3 +98,27 @@ test('zone maps made again for the same zones are the ones made before (the relo
   assert.match(cachedA.text, /map zones_v4_c/);
   assert.notEqual(compilePolicy(policy(10), opts).text, cachedA.text);
 });
+
+test('published zone sets never take the name of a table object: zones named src, dst, v4 and zones', () => {
+  // zone_<ident>_v4 is what a zone's published set is called; the longest-match maps are zones_v4 and,
+  // when chunked, zones_src_v4 / zones_dst_v4 (a zone "src" used to publish zone_src_v4, the old map's name)
+  const names = ['src', 'dst', 'v4', 'zones', 'src_v4'];
+  const p = makePolicy({
+    zones: Object.fromEntries(
+      names.map((n, i) => [n, { addresses: [`198.18.${i}.0/24`, `2001:db8:${i}::/48`] }]),
+    ),
+    services: { fwd: { type: 'forward' } },
+    rules: [{ id: 1, service: 'fwd', proto: [6], srcZone: ['src'], dstZone: ['dst'] }],
+    publishZoneSets: 'all',
+  });
+  for (const opts of [{}, { zoneChunk: { above: 2, average: 2 } }]) {
+    const { model } = compilePolicy(p, opts);
+    const seen = new Set<string>();
+    for (const o of model.objects) {
+      const key = `${o.kind === 'chain' ? 'chain' : 'set'} ${o.name}`;
+      assert.ok(!seen.has(key), `two objects named ${o.name}`);
+      seen.add(key);
+    }
+    assert.ok(seen.has('set zone_src_v4') && seen.has('set zone_zones_v4'), [...seen].join(' '));
+  }
+});
