@@ -28,5 +28,6 @@ export {
   ZoneTrie,
   zoneAndDescendants,
   zoneIntervals,
+  zoneKeyPart,
   zoneSubnetsFlattened,
 } from './zone-trie.ts';

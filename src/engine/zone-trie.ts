@@ -7,6 +7,7 @@
 // policy share most of their upper bits, so nodes stay in the low millions and a lookup is at most 32 (or
 // 128) array steps with no allocation. `intervals()` flattens it into disjoint address ranges, each with
 // its longest-prefix-match value: nft interval sets cannot overlap, so the kernel compiler needs this.
+import { createHash } from 'node:crypto';
 import { TzorpError } from '../errors.ts';
 import type { Family, Policy, Zone } from '../policy/model.ts';
 import { ParsedAddr, parseAddressInto, wordsOf } from './address.ts';
@@ -175,6 +176,14 @@ export class PrefixTrie {
   }
 }
 
+/** A zone's name and networks as text for a digest of a zone list (from the values, not from the
+ * networks' `text`, so that a hand-built Zone cannot pass for another). */
+export function zoneKeyPart(z: Zone): string {
+  let out = `${z.name}\0`;
+  for (const c of z.addresses) out += `${c.family === 4 ? Number(c.addr) : c.addr.toString(16)}/${c.prefix},`;
+  return `${out}\n`;
+}
+
 /** One network of `flattenPrefixes`: its first address, prefix length and value. */
 export interface ValuedPrefix {
   addr: bigint;
@@ -296,8 +305,13 @@ export class ZoneTrie {
   /** Zones by index (the lookup's values). */
   readonly zones: Zone[];
   /** Lookups use one hash probe per distinct prefix length (lpm-hash.ts: few memory accesses). */
-  private readonly hash4 = new LpmHash(4);
-  private readonly hash6 = new LpmHash(6);
+  private readonly hash4: LpmHash;
+  private readonly hash6: LpmHash;
+  /** The last index built, for the digest of its zones' names and networks in index order: a reload
+   * that keeps the zones (most do) gets the same index again instead of building it anew. The index
+   * maps an address to a zone's position only, so the new policy's Zone objects stand in those
+   * positions. */
+  private static last: { key: string; hash4: LpmHash; hash6: LpmHash } | null = null;
   private trie4: PrefixTrie | null = null;
   private trie6: PrefixTrie | null = null;
   private readonly scratch = new ParsedAddr();
@@ -308,6 +322,17 @@ export class ZoneTrie {
    */
   constructor(zones: Iterable<Zone>) {
     this.zones = [...zones];
+    const hash = createHash('sha256');
+    for (const z of this.zones) hash.update(zoneKeyPart(z));
+    const key = hash.digest('hex');
+    const last = ZoneTrie.last;
+    if (last?.key === key) {
+      this.hash4 = last.hash4;
+      this.hash6 = last.hash6;
+      return;
+    }
+    this.hash4 = new LpmHash(4);
+    this.hash6 = new LpmHash(6);
     this.zones.forEach((z, i) => {
       for (const c of z.addresses) {
         (c.family === 4 ? this.hash4 : this.hash6).insert(
@@ -317,6 +342,7 @@ export class ZoneTrie {
         );
       }
     });
+    ZoneTrie.last = { key, hash4: this.hash4, hash6: this.hash6 };
   }
 
   /** The binary trie of one family (built on first use: only flattening needs it). */

@@ -3,7 +3,7 @@
 // that wins the longest-prefix match there (the engine's flattening, src/engine/zone-trie.ts). Zone ids are given in depth-first (pre-)order, so the zone
 // and all its descendants are one contiguous id range: a rule's "zone Z or below" is one interval.
 import { createHash } from 'node:crypto';
-import { zoneIntervals } from '../../engine/index.ts';
+import { zoneIntervals, zoneKeyPart } from '../../engine/index.ts';
 import type { Family, Policy, Zone } from '../../policy/model.ts';
 import { type Interval, type IntervalSet, normalize } from './intervals.ts';
 
@@ -72,7 +72,7 @@ export function flattenZones(policy: Policy): FlatZones {
   // A reload mostly keeps the zones as they were: the ranges of the same zones (same ids, same
   // networks) are the last ones again, the same arrays, so the renderer's zone maps are reused too.
   const hash = createHash('sha256');
-  for (const z of zones) hash.update(`${z.name}\0${z.addresses.map((c) => c.text).join(',')}\n`);
+  for (const z of zones) hash.update(zoneKeyPart(z));
   const key = hash.digest('hex');
   if (lastRanges?.key === key) return { list, byName, ranges: lastRanges.ranges };
   const ranges: Record<Family, LabelledRange[]> = { 4: [], 6: [] };

@@ -162,3 +162,30 @@ test('flattenPrefixes (the sort and sweep the compiler uses) gives what the bina
     );
   }
 });
+
+test('a zone index made again for the same zones is the last one (reloads), and new Zone objects stand in it', () => {
+  const zones = (second: string) =>
+    makePolicy({
+      zones: {
+        a: { addresses: ['198.18.1.0/24', '2001:db8:1::/48'] },
+        b: { addresses: [second] },
+        c: { parent: 'b', addresses: ['198.18.2.128/25'] },
+      },
+    });
+  const probe = (t: ZoneTrie) =>
+    ['198.18.1.5', '198.18.2.5', '198.18.2.200', '198.18.3.1', '2001:db8:1::1', '2001:db8:2::1'].map(
+      (x) => t.lookup(x)?.name ?? '-',
+    );
+  const p1 = zones('198.18.2.0/24');
+  const t1 = new ZoneTrie(p1.zones.values());
+  const p1again = zones('198.18.2.0/24'); // a reload of the same zones: fresh objects
+  const t2 = new ZoneTrie(p1again.zones.values());
+  assert.deepEqual(probe(t2), ['a', 'b', 'c', '-', 'a', '-']);
+  assert.deepEqual(probe(t2), probe(t1));
+  assert.equal(t2.lookup('198.18.2.5'), p1again.zones.get('b'), "the new policy's Zone object");
+  // the same names with another network: a new index, not the last one
+  const t3 = new ZoneTrie(zones('198.18.3.0/24').zones.values());
+  assert.deepEqual(probe(t3), ['a', '-', 'c', 'b', 'a', '-']);
+  // and back: built again, same answers as the first
+  assert.deepEqual(probe(new ZoneTrie(zones('198.18.2.0/24').zones.values())), probe(t1));
+});
