@@ -223,8 +223,7 @@ export class Generations {
     try {
       await this.steps.apply(next);
     } catch (e) {
-      await this.steps.abort(next, previous).catch(() => {});
-      throw e instanceof TzorpError ? refused([e], loaded.warnings) : e;
+      await fail(e, true);
     }
     ms.apply = lap();
     this.counter = next.n;

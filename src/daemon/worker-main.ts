@@ -307,8 +307,8 @@ function resources(): WorkerResources {
   };
 }
 
-/** A session's log function: the driver's lines with their session id, at the category's Zorp level. */
-/** The sessions' log: the driver puts the session id (and the service) into every line's fields. */
+/** The sessions' log: the driver's lines at the category's Zorp level, each with the session id the
+ * driver puts into its fields (the service too, which that id already names). */
 function sessionLog(log: ZorpLog): NonNullable<Parameters<typeof runSession>[0]['log']> {
   return (category, level, msg, fields) => {
     const { session_id, service: _service, ...rest } = fields;

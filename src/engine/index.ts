@@ -28,6 +28,7 @@ export {
   ZoneTrie,
   zoneAndDescendants,
   zoneIntervals,
-  zoneKeyPart,
+  zoneRanges,
   zoneSubnetsFlattened,
+  zonesDigest,
 } from './zone-trie.ts';

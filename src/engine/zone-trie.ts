@@ -5,8 +5,10 @@
 //
 // The trie is a plain binary trie kept in typed arrays (no object per node): 100,000 networks of a
 // policy share most of their upper bits, so nodes stay in the low millions and a lookup is at most 32 (or
-// 128) array steps with no allocation. `intervals()` flattens it into disjoint address ranges, each with
-// its longest-prefix-match value: nft interval sets cannot overlap, so the kernel compiler needs this.
+// 128) array steps with no allocation (score.ts matches subnets with it). Lookups by zone use ZoneTrie's
+// hash index. The kernel compiler needs the zones as disjoint address ranges, each with its
+// longest-prefix-match value (nft interval sets cannot overlap): flattenPrefixes sorts the networks
+// for that; PrefixTrie.intervals() gives the same ranges from a trie (the tests' reference).
 import { createHash } from 'node:crypto';
 import { TzorpError } from '../errors.ts';
 import type { Family, Policy, Zone } from '../policy/model.ts';
@@ -176,12 +178,18 @@ export class PrefixTrie {
   }
 }
 
-/** A zone's name and networks as text for a digest of a zone list (from the values, not from the
- * networks' `text`, so that a hand-built Zone cannot pass for another). */
-export function zoneKeyPart(z: Zone): string {
-  let out = `${z.name}\0`;
-  for (const c of z.addresses) out += `${c.family === 4 ? Number(c.addr) : c.addr.toString(16)}/${c.prefix},`;
-  return `${out}\n`;
+/** A digest of a zone list in its order: each zone's name and networks (from the values, not from the
+ * networks' `text`, so that a hand-built Zone cannot pass for another). Equal digests, equal indexes
+ * and equal flattened ranges: what the engine's and the compiler's reuse across reloads rests on. */
+export function zonesDigest(zones: readonly Zone[]): string {
+  const hash = createHash('sha256');
+  for (const z of zones) {
+    let part = `${z.name}\0`;
+    for (const c of z.addresses)
+      part += `${c.family === 4 ? Number(c.addr) : c.addr.toString(16)}/${c.prefix},`;
+    hash.update(`${part}\n`);
+  }
+  return hash.digest('hex');
 }
 
 /** One network of `flattenPrefixes`: its first address, prefix length and value. */
@@ -282,8 +290,7 @@ function flattenV6(nets: readonly ValuedPrefix[]): { lo: bigint; hi: bigint; val
     const top = stack[stack.length - 1];
     if (top) emit(cursor, it.lo - 1n, top.value);
     cursor = it.lo;
-    if (top && top.lo === it.lo && top.hi === it.hi) stack[stack.length - 1] = it;
-    else stack.push(it);
+    stack.push(it); // (a repeated network lies on top of the earlier one: the later is the one that counts)
   }
   while (stack.length > 0) {
     const t = stack.pop()!;
@@ -312,8 +319,6 @@ export class ZoneTrie {
    * maps an address to a zone's position only, so the new policy's Zone objects stand in those
    * positions. */
   private static last: { key: string; hash4: LpmHash; hash6: LpmHash } | null = null;
-  private trie4: PrefixTrie | null = null;
-  private trie6: PrefixTrie | null = null;
   private readonly scratch = new ParsedAddr();
 
   /**
@@ -322,9 +327,7 @@ export class ZoneTrie {
    */
   constructor(zones: Iterable<Zone>) {
     this.zones = [...zones];
-    const hash = createHash('sha256');
-    for (const z of this.zones) hash.update(zoneKeyPart(z));
-    const key = hash.digest('hex');
+    const key = zonesDigest(this.zones);
     const last = ZoneTrie.last;
     if (last?.key === key) {
       this.hash4 = last.hash4;
@@ -343,20 +346,6 @@ export class ZoneTrie {
       }
     });
     ZoneTrie.last = { key, hash4: this.hash4, hash6: this.hash6 };
-  }
-
-  /** The binary trie of one family (built on first use: only flattening needs it). */
-  trie(family: Family): PrefixTrie {
-    let t = family === 4 ? this.trie4 : this.trie6;
-    if (t === null) {
-      t = new PrefixTrie(family);
-      this.zones.forEach((z, i) => {
-        for (const c of z.addresses) if (c.family === family) t!.insertBig(c.addr, c.prefix, i);
-      });
-      if (family === 4) this.trie4 = t;
-      else this.trie6 = t;
-    }
-    return t;
   }
 
   static fromPolicy(policy: Policy): ZoneTrie {
@@ -378,22 +367,25 @@ export class ZoneTrie {
     const i = this.lookupIndex(this.scratch);
     return i < 0 ? null : this.zones[i]!;
   }
-
-  /** Disjoint sorted ranges of one family with the zone each address in them looks up to. */
-  intervals(family: Family): ZoneInterval[] {
-    return zoneIntervals(this.zones, family);
-  }
 }
 
 /** Disjoint sorted ranges of one family with the zone each address in them looks up to (the later
  * zone where two hold the same network, as in ZoneTrie), without building a lookup index. */
 export function zoneIntervals(zones: readonly Zone[], family: Family): ZoneInterval[] {
+  return zoneRanges(zones, family).map((r) => ({ lo: r.lo, hi: r.hi, zone: zones[r.value]!.name }));
+}
+
+/** As zoneIntervals, each range's value the index of its zone in `zones`. */
+export function zoneRanges(
+  zones: readonly Zone[],
+  family: Family,
+): { lo: bigint; hi: bigint; value: number }[] {
   const nets: ValuedPrefix[] = [];
   zones.forEach((z, i) => {
     for (const c of z.addresses)
       if (c.family === family) nets.push({ addr: c.addr, prefix: c.prefix, value: i });
   });
-  return flattenPrefixes(family, nets).map((r) => ({ lo: r.lo, hi: r.hi, zone: zones[r.value]!.name }));
+  return flattenPrefixes(family, nets);
 }
 
 /** Every address of both families flattened: disjoint sorted ranges, each with its zone by LPM. */

@@ -2,8 +2,7 @@
 // networks, so every family's zone networks become disjoint address ranges, each labelled with the zone
 // that wins the longest-prefix match there (the engine's flattening, src/engine/zone-trie.ts). Zone ids are given in depth-first (pre-)order, so the zone
 // and all its descendants are one contiguous id range: a rule's "zone Z or below" is one interval.
-import { createHash } from 'node:crypto';
-import { zoneIntervals, zoneKeyPart } from '../../engine/index.ts';
+import { zoneRanges, zonesDigest } from '../../engine/index.ts';
 import type { Family, Policy, Zone } from '../../policy/model.ts';
 import { type Interval, type IntervalSet, normalize } from './intervals.ts';
 
@@ -66,18 +65,16 @@ export function flattenZones(policy: Policy): FlatZones {
     }
   };
   for (const r of roots) visit(r);
-  // the engine's flattening (one longest-prefix match for lookup, lint and kernel), its zones by name
-  // turned into this numbering
+  // the engine's flattening (one longest-prefix match for lookup, lint and kernel), each range's zone
+  // (its position in `list`) turned into this numbering
   const zones = list.map((i) => i.zone);
   // A reload mostly keeps the zones as they were: the ranges of the same zones (same ids, same
   // networks) are the last ones again, the same arrays, so the renderer's zone maps are reused too.
-  const hash = createHash('sha256');
-  for (const z of zones) hash.update(zoneKeyPart(z));
-  const key = hash.digest('hex');
+  const key = zonesDigest(zones);
   if (lastRanges?.key === key) return { list, byName, ranges: lastRanges.ranges };
   const ranges: Record<Family, LabelledRange[]> = { 4: [], 6: [] };
   for (const f of [4, 6] as const)
-    ranges[f] = zoneIntervals(zones, f).map((r) => ({ lo: r.lo, hi: r.hi, zone: byName.get(r.zone)!.id }));
+    ranges[f] = zoneRanges(zones, f).map((r) => ({ lo: r.lo, hi: r.hi, zone: list[r.value]!.id }));
   lastRanges = { key, ranges };
   return { list, byName, ranges };
 }
