@@ -165,12 +165,14 @@ export class Daemon {
     const control = new ControlServer(this.opts.controlPath, (req) => this.handle(req));
     await control.listen();
     this.control = control;
+    const startedAt = performance.now();
     await Promise.all(
       Array.from({ length: this.opts.workers }, async (_, i) => {
         await this.startWorker(i);
         this.pool.markServing(i); // the first generation reaches every worker through gather
       }),
     );
+    const workersMs = Math.round(performance.now() - startedAt);
     const first = await this.generations.reload();
     this.metrics.generation.set(first.generation.n);
     if (this.opts.kernel && this.deps.kernelLogFd) this.startKernelLog(this.deps.kernelLogFd);
@@ -188,6 +190,12 @@ export class Daemon {
       control: this.opts.controlPath,
       workers: this.pool.alive().length,
       listeners: this.listeners.keys().join(' '),
+      // where the start went, as `Policy reloaded` tells it for a reload (plus forking the workers)
+      workers_start_ms: workersMs,
+      load_ms: first.ms.load,
+      compile_ms: first.ms.compile,
+      prepare_ms: first.ms.prepare,
+      apply_ms: first.ms.apply,
     });
   }
 

@@ -1,7 +1,14 @@
 // Policy → Ruleset IR. Pure: no I/O.
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
-import type { Conditions, Family, Policy, Rule, Service } from '../../policy/model.ts';
+import {
+  type Conditions,
+  DIMENSIONS,
+  type Family,
+  type Policy,
+  type Rule,
+  type Service,
+} from '../../policy/model.ts';
 import { type Interval, intersect, normalize, points } from './intervals.ts';
 import type {
   ClientLimitsIR,
@@ -17,9 +24,9 @@ import type {
   ZoneSetIR,
 } from './ir.ts';
 import { referencedZoneIdents, zoneIdent, zoneSetName } from './names.ts';
-import { buildTiers } from './tiers.ts';
+import { buildTiers, type Tier, type TierCache } from './tiers.ts';
 import { type Field, NameTable, ruleVariants, type Variant } from './variants.ts';
-import { flattenZones, rangesByZone, zoneAddresses } from './zones.ts';
+import { flattenZones, forgetFlattening, rangesByZone, zoneAddresses } from './zones.ts';
 
 export interface CompileOptions {
   /** Listener port per proxy service name (what the daemon actually opened). */
@@ -71,17 +78,20 @@ export function listenersOf(policy: Policy, opts: CompileOptions = {}): Map<stri
   return out;
 }
 
-function lookupsOf(family: Family, tier: ReturnType<typeof buildTiers>[number]): LookupIR[] {
-  return lookupsOfRaw(family, tier).map((l) => ({
+function lookupsOf(family: Family, tier: Tier): LookupIR[] {
+  // a tier of the last compile (buildTiers' reuse) has its lookups already: one family's tiers only
+  const known = lookupsOfTier.get(tier);
+  if (known) return known;
+  const lookups = lookupsOfRaw(family, tier).map((l) => ({
     ...l,
     interval: l.elements.some((e) => e.key.some((iv) => iv[0] !== iv[1])),
   }));
+  lookupsOfTier.set(tier, lookups);
+  return lookups;
 }
+const lookupsOfTier = new WeakMap<Tier, LookupIR[]>();
 
-function lookupsOfRaw(
-  family: Family,
-  tier: ReturnType<typeof buildTiers>[number],
-): Omit<LookupIR, 'interval'>[] {
+function lookupsOfRaw(family: Family, tier: Tier): Omit<LookupIR, 'interval'>[] {
   // named by score, not position: a tier keeps its map when others come or go (incremental apply)
   const base = `v${family}_tier_${tier.packed.toString(16)}`;
   const icmp = tier.score.icmpType > 0 || tier.score.icmpCode > 0;
@@ -120,22 +130,70 @@ function lookupsOfRaw(
   return out;
 }
 
+/**
+ * What the last compile made per family, for the next one (a reload mostly changes a rule or two of
+ * thousands): each rule's variants by the rule's conditions, and each tier by the variants it was made
+ * of. Valid only for the same zone numbering and interface names (`context`). Nothing in it is changed
+ * after it is made: tiers, lookups and the renderer only read variants and boxes.
+ */
+interface FamilyCache {
+  context: string;
+  variants: Map<string, Variant[]>;
+  tiers: TierCache;
+}
+const lastCompile: Record<Family, FamilyCache | null> = { 4: null, 6: null };
+
+/** Forgets what the last compile made (its variants, tiers and zone flattening): the next compile is
+ * made from nothing, as the first one of a process is. Tests compare the two. */
+export function forgetLastCompile(): void {
+  lastCompile[4] = null;
+  lastCompile[6] = null;
+  forgetFlattening();
+}
+
+/** Everything of a rule that its variants depend on, besides the zones and interface names. */
+function ruleKey(r: Rule): string {
+  let k = String(r.id);
+  for (const d of DIMENSIONS) {
+    k += '\x01';
+    const v = r[d];
+    if (!v) continue;
+    for (const x of v) k += `${typeof x === 'object' ? ('text' in x ? x.text : `${x.lo}-${x.hi}`) : x}\0`;
+  }
+  return k;
+}
+
+/** The zone numbering (ids, subtree ends, depths) and interface numbering variants are made with. */
+function variantContext(flat: ReturnType<typeof flattenZones>, names: NameTable): string {
+  let k = names.names.join('\0');
+  for (const z of flat.list) k += `\x01${z.name}\0${z.id}\0${z.last}\0${z.depth}`;
+  return k;
+}
+
 function familyIR(
   policy: Policy,
   family: Family,
   flat: ReturnType<typeof flattenZones>,
   names: NameTable,
+  context: string,
 ): FamilyIR {
+  const last = lastCompile[family]?.context === context ? lastCompile[family] : null;
+  const cache: FamilyCache = { context, variants: new Map(), tiers: new Map() };
   const variants: Variant[] = [];
   for (const r of policy.rules) {
     if (!policy.services.has(r.service)) continue;
-    variants.push(...ruleVariants(r, family, flat, names));
+    const key = ruleKey(r);
+    let vs = cache.variants.get(key) ?? last?.variants.get(key);
+    if (!vs) vs = ruleVariants(r, family, flat, names);
+    cache.variants.set(key, vs);
+    for (const v of vs) variants.push(v);
   }
   const tiers: TierIR[] = [];
-  buildTiers(variants).forEach((t, i) => {
+  buildTiers(variants, last?.tiers ?? null, cache.tiers).forEach((t, i) => {
     const lookups = lookupsOf(family, t);
     if (lookups.length > 0) tiers.push({ index: i, score: t.score, lookups });
   });
+  lastCompile[family] = cache;
   return { family, tiers, zoneRanges: flat.ranges[family] };
 }
 
@@ -354,7 +412,11 @@ export function buildIR(
       bypass.push(...matchAlternatives(m, f, `bypass ${i + 1}${m.description ? `: ${m.description}` : ''}`));
     });
   }
-  const families = { 4: familyIR(policy, 4, flat, names), 6: familyIR(policy, 6, flat, names) };
+  const context = variantContext(flat, names);
+  const families = {
+    4: familyIR(policy, 4, flat, names, context),
+    6: familyIR(policy, 6, flat, names, context),
+  };
   const header = [
     `tzorp ruleset for ${policy.source.file} (sha256 ${policy.source.sha256.slice(0, 16)})`,
     `${policy.rules.length} rules, ${policy.services.size} services, ${policy.zones.size} zones;` +

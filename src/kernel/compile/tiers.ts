@@ -89,11 +89,13 @@ function disjointBoxes(variants: Variant[], fields: Field[]): Box[] {
   const byPoint = new Map<bigint, Box[]>();
   const wide: Box[] = [];
   const all: Box[] = [];
-  const candidates = (b: Interval[]): Iterable<Box> => {
-    if (keyIdx < 0) return all;
+  const none: Box[] = [];
+  // the boxes `b` may overlap, in up to two lists (no copies: this runs once per box)
+  const candidates = (b: Interval[]): [Box[], Box[]] => {
+    if (keyIdx < 0) return [all, none];
     const [lo, hi] = b[keyIdx]!;
-    if (lo !== hi) return all;
-    return [...(byPoint.get(lo) ?? []), ...wide];
+    if (lo !== hi) return [all, none];
+    return [byPoint.get(lo) ?? none, wide];
   };
   const insert = (box: Box): void => {
     all.push(box);
@@ -111,11 +113,14 @@ function disjointBoxes(variants: Variant[], fields: Field[]): Box[] {
     const mine: Box[] = [];
     for (const b of e.boxes) {
       let pieces: Interval[][] = [b];
-      for (const other of [...candidates(b), ...mine]) {
-        if (!overlaps(b, other.iv)) continue;
-        const next: Interval[][] = [];
-        for (const p of pieces) next.push(...subtract(p, other.iv));
-        pieces = next;
+      for (const list of [...candidates(b), mine]) {
+        for (const other of list) {
+          if (!overlaps(b, other.iv)) continue;
+          const next: Interval[][] = [];
+          for (const p of pieces) for (const q of subtract(p, other.iv)) next.push(q);
+          pieces = next;
+          if (pieces.length === 0) break;
+        }
         if (pieces.length === 0) break;
       }
       for (const p of pieces) mine.push({ ruleId: e.ruleId, iv: p });
@@ -135,8 +140,22 @@ function cmpBox(a: Box, b: Box): number {
   return a.ruleId - b.ruleId;
 }
 
-/** Tiers, strongest first, with deterministic element order. */
-export function buildTiers(variants: Variant[]): Tier[] {
+/** The tiers of one compile by packed score, each with the variants it was made of. */
+export type TierCache = Map<number, { vs: Variant[]; tier: Tier }>;
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Tiers, strongest first, with deterministic element order. A tier made of the very same variants
+ * (the same objects, in the same order) as one in `last` is that tier again; `next` gets every tier. */
+export function buildTiers(
+  variants: Variant[],
+  last: TierCache | null = null,
+  next: TierCache | null = null,
+): Tier[] {
   const groups = new Map<number, Variant[]>();
   for (const v of variants) {
     const p = packScore(v.score);
@@ -146,10 +165,16 @@ export function buildTiers(variants: Variant[]): Tier[] {
   }
   const tiers: Tier[] = [];
   for (const [packed, vs] of [...groups].sort((a, b) => b[0] - a[0])) {
-    const score = vs[0]!.score;
-    const fields = fieldsOf(score);
-    const boxes = disjointBoxes(vs, fields).sort(cmpBox);
-    tiers.push({ score, packed, fields, boxes });
+    const before = last?.get(packed);
+    let tier: Tier;
+    if (before && sameList(before.vs, vs)) tier = before.tier;
+    else {
+      const score = vs[0]!.score;
+      const fields = fieldsOf(score);
+      tier = { score, packed, fields, boxes: disjointBoxes(vs, fields).sort(cmpBox) };
+    }
+    next?.set(packed, { vs, tier });
+    tiers.push(tier);
   }
   return tiers;
 }

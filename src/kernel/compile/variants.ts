@@ -71,22 +71,35 @@ export class NameTable {
 
 type Partial2 = { score: Partial<Score>; cond: Partial<Record<Field, IntervalSet>> };
 
-/** Combines per-dimension-group choices: scores add up field-wise, conditions intersect per field. */
+/** Adds `b` to `a` in place: scores field-wise (b's win), conditions intersected per field. False when
+ * a condition becomes empty (the combination can never hold). */
+function merge(a: Partial2, b: Partial2): boolean {
+  for (const f in b.cond) {
+    const v = b.cond[f as Field]!;
+    const prev = a.cond[f as Field];
+    const x = prev ? intersect(prev, v) : v;
+    if (x.length === 0) return false;
+    a.cond[f as Field] = x;
+  }
+  for (const k in b.score) a.score[k as ScoreField] = b.score[k as ScoreField]!;
+  return true;
+}
+
+/** Combines per-dimension-group choices: scores add up field-wise, conditions intersect per field. The
+ * combinations are this function's own objects: a group of one choice (most are) extends them in place. */
 function product(groups: Partial2[][]): Partial2[] {
   let acc: Partial2[] = [{ score: {}, cond: {} }];
   for (const g of groups) {
+    if (g === WILD) continue;
     const next: Partial2[] = [];
-    for (const a of acc) {
-      for (const b of g) {
-        const cond: Partial<Record<Field, IntervalSet>> = { ...a.cond };
-        let empty = false;
-        for (const [f, v] of Object.entries(b.cond) as [Field, IntervalSet][]) {
-          const prev = cond[f];
-          const x = prev ? intersect(prev, v) : v;
-          if (x.length === 0) empty = true;
-          cond[f] = x;
+    if (g.length === 1) {
+      for (const a of acc) if (merge(a, g[0]!)) next.push(a);
+    } else {
+      for (const a of acc) {
+        for (const b of g) {
+          const c: Partial2 = { score: { ...a.score }, cond: { ...a.cond } };
+          if (merge(c, b)) next.push(c);
         }
-        if (!empty) next.push({ score: { ...a.score, ...b.score }, cond });
       }
     }
     acc = next;

@@ -39,6 +39,11 @@ export function familyMax(f: Family): bigint {
  * after it is made: every user of the ranges only reads them. */
 let lastRanges: { key: string; ranges: Record<Family, LabelledRange[]> } | null = null;
 
+/** Forgets the last flattening: the next compile starts from nothing (tests compare with that). */
+export function forgetFlattening(): void {
+  lastRanges = null;
+}
+
 export function flattenZones(policy: Policy): FlatZones {
   const list: ZoneInfo[] = [];
   const byName = new Map<string, ZoneInfo>();
@@ -82,13 +87,36 @@ export function flattenZones(policy: Policy): FlatZones {
 /** Per family, the ranges of each zone id (index = id), so a zone's or a subtree's addresses are
  * gathered without scanning every range once per zone. */
 export function rangesByZone(flat: FlatZones, f: Family): Interval[][] {
+  // the same ranges (a reload that kept the zones: flattenZones gave the last arrays) give the same
+  // lists, which nothing changes
+  const known = byZoneOf.get(flat.ranges[f]);
+  if (known) return known;
   const by: Interval[][] = Array.from({ length: flat.list.length + 1 }, () => []);
   for (const r of flat.ranges[f]) by[r.zone]!.push([r.lo, r.hi]);
+  byZoneOf.set(flat.ranges[f], by);
   return by;
 }
+const byZoneOf = new WeakMap<LabelledRange[], Interval[][]>();
 
 /** The addresses whose longest-match zone has an id in [lo, hi] (one zone, or a subtree). */
 export function zoneAddresses(by: Interval[][], lo: number, hi: number): IntervalSet {
+  let known = addressesOf.get(by);
+  if (!known) {
+    known = new Map();
+    addressesOf.set(by, known);
+  }
+  const key = `${lo}:${hi}`;
+  let set = known.get(key);
+  if (!set) {
+    set = gather(by, lo, hi);
+    known.set(key, set);
+  }
+  return set;
+}
+/** zoneAddresses' answers per rangesByZone lists (read only, like the lists). */
+const addressesOf = new WeakMap<Interval[][], Map<string, IntervalSet>>();
+
+function gather(by: Interval[][], lo: number, hi: number): IntervalSet {
   if (lo === hi) return normalize(by[lo]!);
   const out: Interval[] = [];
   for (let z = lo; z <= hi; z++) for (const iv of by[z]!) out.push(iv);

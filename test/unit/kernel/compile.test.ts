@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { zeroScore } from '../../../src/engine/index.ts';
+import { forgetLastCompile } from '../../../src/kernel/compile/index.ts';
 import { intersect, normalize } from '../../../src/kernel/compile/intervals.ts';
 import { zoneIdent } from '../../../src/kernel/compile/names.ts';
 import { buildTiers } from '../../../src/kernel/compile/tiers.ts';
 import type { Variant } from '../../../src/kernel/compile/variants.ts';
 import { compilePolicy } from '../../../src/kernel/index.ts';
-import { makePolicy } from './fixtures.ts';
+import { makePolicy, type RuleSpec } from './fixtures.ts';
+import { randomEdit, randomPolicy } from './random-policy.ts';
 
 test('intervals: normalize merges overlapping and adjacent ranges; intersect is exact', () => {
   assert.deepEqual(
@@ -179,4 +181,93 @@ test('listener ports: option, then listen_port, then listenPortBase + id - 1; ba
     ],
   );
   assert.throws(() => compilePolicy(p, { listenPorts: { f: 1 } }), /not a proxy service/);
+});
+
+test('a compile that reuses the last one (rule variants, tiers, zone lists) gives what a compile from nothing gives', () => {
+  const ifaces = ['eth0', 'eth2'];
+  let reused = 0;
+  for (let seed = 1; seed <= 25; seed++) {
+    let cur = randomPolicy(seed, { ifaces });
+    forgetLastCompile();
+    compilePolicy(cur.policy);
+    for (let e = 1; e <= 4; e++) {
+      cur = randomEdit(seed * 100 + e, cur, ifaces);
+      const warm = compilePolicy(cur.policy).text;
+      forgetLastCompile();
+      const cold = compilePolicy(cur.policy).text;
+      assert.equal(warm, cold, `seed ${seed} edit ${e}`);
+      // and with the last compile being the same policy: everything is reused
+      const again = compilePolicy(cur.policy).text;
+      assert.equal(again, cold, `seed ${seed} edit ${e}, compiled again`);
+      reused++;
+    }
+  }
+  assert.equal(reused, 100);
+});
+
+test('reuse of the last compile: a change in any one condition of a rule, or of a zone parent alone, is seen', () => {
+  const zones = {
+    a: { addresses: ['198.18.1.0/24', '2001:db8:1::/48'] },
+    b: { addresses: ['198.18.2.0/24'] },
+  };
+  const services = { fwd: { type: 'forward' as const }, no: { type: 'deny' as const } };
+  const base: RuleSpec = {
+    id: 1,
+    service: 'fwd',
+    proto: [6],
+    srcZone: ['a'],
+    dstSubnet: ['198.18.9.0/24'],
+    dstPort: [{ lo: 80, hi: 80 }],
+  };
+  const other: RuleSpec = { id: 2, service: 'no', srcZone: ['b'] };
+  // each a one-condition change of rule 1 (every dimension the compiler reads)
+  const changes: Partial<RuleSpec>[] = [
+    { reqid: [7] },
+    { iface: ['eth0'] },
+    { ifgroup: [3] },
+    { proto: [17] },
+    { proto: [1], icmpType: [8], dstPort: undefined },
+    { proto: [1], icmpCode: [0], dstPort: undefined },
+    { srcPort: [{ lo: 1024, hi: 65535 }] },
+    { dstPort: [{ lo: 81, hi: 81 }] },
+    { srcSubnet: ['198.18.1.128/25'] },
+    { srcZone: ['b'] },
+    { dstSubnet: ['198.18.8.0/24'] },
+    { dstIface: ['eth2'] },
+    { dstIfgroup: [4] },
+    { dstZone: ['b'] },
+  ];
+  const compile = (
+    rules: RuleSpec[],
+    z: typeof zones | Record<string, { parent?: string; addresses: string[] }> = zones,
+  ) => compilePolicy(makePolicy({ zones: z, services, rules })).text;
+  for (const change of changes) {
+    forgetLastCompile();
+    const before = compile([base, other]);
+    const changed = { ...base, ...change };
+    const warm = compile([changed, other]);
+    forgetLastCompile();
+    const cold = compile([changed, other]);
+    assert.equal(warm, cold, JSON.stringify(change));
+    assert.notEqual(warm, before, `${JSON.stringify(change)} changes the table`);
+  }
+  // an interface name another rule brings in that sorts first: rule 1 is the same, eth0's number is not
+  {
+    const withIface = { ...base, iface: ['eth0'] };
+    forgetLastCompile();
+    const before = compile([withIface, other]);
+    const third: RuleSpec = { id: 3, service: 'no', iface: ['dummy0'] };
+    const warm = compile([withIface, other, third]);
+    forgetLastCompile();
+    assert.equal(warm, compile([withIface, other, third]));
+    assert.notEqual(warm, before);
+  }
+  // b under a: the same zone names and ids, but a's subtree (rule 1's "zone a or below") grows
+  forgetLastCompile();
+  const flat = compile([base, other]);
+  const nested = { ...zones, b: { parent: 'a', addresses: zones.b.addresses } };
+  const warm = compile([base, other], nested);
+  forgetLastCompile();
+  assert.equal(warm, compile([base, other], nested));
+  assert.notEqual(warm, flat);
 });
