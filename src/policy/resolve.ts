@@ -79,6 +79,39 @@ export interface ResolveExtras {
   usedZones: Set<string>;
 }
 
+/**
+ * Each zone's networks as the last policy that resolved listed and parsed them, and as the one
+ * resolving now does. A reload mostly lists the same 100,000 networks in the same zones again: a zone
+ * whose address texts are the same, in the same order, takes the last parse results (a string compare
+ * each, instead of a parse and a formatting). The Cidr objects are then shared between the two
+ * policies, which is safe: nothing changes a Cidr once it is made.
+ */
+let lastZoneNets = new Map<string, { texts: string[]; results: CidrResult[] }>();
+let nextZoneNets = new Map<string, { texts: string[]; results: CidrResult[] }>();
+
+/** The parse result of each of a zone's address nodes (null: not a scalar, reported by the caller). */
+function zoneNetworks(zone: string, nodes: PNode[]): (CidrResult | null)[] {
+  const texts: string[] = [];
+  for (const n of nodes) {
+    if (n.kind !== 'scalar')
+      return nodes.map((x) => (x.kind === 'scalar' ? parseCidr(x.value.trim()) : null));
+    texts.push(n.value);
+  }
+  const last = lastZoneNets.get(zone);
+  let results: CidrResult[];
+  if (last && last.texts.length === texts.length && last.texts.every((t, i) => t === texts[i]))
+    results = last.results;
+  else results = texts.map((t) => parseCidr(t.trim()));
+  nextZoneNets.set(zone, { texts, results });
+  return results;
+}
+
+/** A policy resolved: its zones' networks are the ones kept for the next (a refused one keeps the last). */
+function keepZoneNetworks(): void {
+  lastZoneNets = nextZoneNets;
+  nextZoneNets = new Map();
+}
+
 export class Resolver {
   private zones = new Map<string, Zone>();
   private zoneNames = new Set<string>();
@@ -218,7 +251,11 @@ export class Resolver {
       this.typeError(n, what, 'an address or network (a.b.c.d/n, x:y::/n)');
       return null;
     }
-    const r: CidrResult = parseCidr(n.value.trim());
+    return this.parsedCidr(n, what, parseCidr(n.value.trim()));
+  }
+
+  /** A scalar's parse result, its error or host-bits warning reported. */
+  private parsedCidr(n: PScalar, what: string, r: CidrResult): Cidr | null {
     if (!r.ok) {
       this.d.error('POLICY_BAD_CIDR', `${what} '${n.value}': ${r.reason}`, n.at);
       return null;
@@ -287,6 +324,7 @@ export class Resolver {
       this.partial = policy;
       return null;
     }
+    keepZoneNetworks();
     return policy;
   }
 
@@ -467,8 +505,19 @@ export class Resolver {
     }
     // networks: unique across all zones (masked prefix and length), /0 included
     const seen = new Map<string, string>();
+    const byZone = new Map<string, PNode[]>();
     for (const { zone, node } of addrNodes) {
-      const c = this.cidr(node, `zone '${zone}' address`);
+      const l = byZone.get(zone);
+      if (l) l.push(node);
+      else byZone.set(zone, [node]);
+    }
+    const parsed: { zone: string; node: PNode; r: CidrResult | null }[] = [];
+    for (const [zone, nodes] of byZone) {
+      for (const [i, r] of zoneNetworks(zone, nodes).entries()) parsed.push({ zone, node: nodes[i]!, r });
+    }
+    for (const { zone, node, r } of parsed) {
+      const what = `zone '${zone}' address`;
+      const c = r === null || node.kind !== 'scalar' ? this.cidr(node, what) : this.parsedCidr(node, what, r);
       if (c === null) continue;
       const key = c.text; // canonical and masked: one text per network
       const other = seen.get(key);

@@ -354,3 +354,44 @@ settings: { tproxy_mark: 0x40000000, service_mark_mask: "0x00ff0000", routing_ta
     assert.equal(z?.get('r')?.description, 'root');
   });
 });
+
+test('a reload that lists the same networks takes the last parse of a zone; a changed zone, an error or a warning is seen again', () => {
+  const text = (aNets: string, bNets: string) => `
+zones:
+  a: { addresses: [${aNets}] }
+  b: { addresses: [${bNets}] }
+services:
+  fwd: { type: forward }
+rules:
+  - { id: 1, service: fwd, src_zone: a, dst_zone: b }
+`;
+  const first = loadPolicyText(text('198.18.1.0/24, "2001:db8:1::/48"', '198.18.2.0/24'), 'p.yaml');
+  assert.ok(first.policy, first.errors.map((e) => e.format()).join('\n'));
+  const again = loadPolicyText(text('198.18.1.0/24, "2001:db8:1::/48"', '198.18.2.1/24'), 'p.yaml');
+  assert.ok(again.policy);
+  // zone a is the same text: the same Cidr objects; b changed: parsed anew, with its host-bits warning
+  const a1 = first.policy.zones.get('a')!.addresses;
+  const a2 = again.policy.zones.get('a')!.addresses;
+  assert.equal(a2.length, 2);
+  assert.ok(a2.every((c, i) => c === a1[i]));
+  assert.deepEqual(
+    again.policy.zones.get('b')!.addresses.map((c) => c.text),
+    ['198.18.2.0/24'],
+  );
+  assert.ok(again.warnings.some((w) => w.id === 'LINT_HOST_BITS'));
+  // the same text once more: the reused parse still warns, and a bad network is still refused
+  const third = loadPolicyText(text('198.18.1.0/24, "2001:db8:1::/48"', '198.18.2.1/24'), 'p.yaml');
+  assert.ok(third.warnings.some((w) => w.id === 'LINT_HOST_BITS'));
+  assert.equal(third.policy!.zones.get('b')!.addresses[0], again.policy.zones.get('b')!.addresses[0]);
+  const bad = loadPolicyText(text('198.18.1.0/24, "2001:db8:1::/48"', '198.18.2.0/33'), 'p.yaml');
+  assert.equal(bad.policy, null);
+  assert.ok(bad.errors.some((e) => e.id === 'POLICY_BAD_CIDR'));
+  const badAgain = loadPolicyText(text('198.18.1.0/24, "2001:db8:1::/48"', '198.18.2.0/33'), 'p.yaml');
+  assert.ok(badAgain.errors.some((e) => e.id === 'POLICY_BAD_CIDR'));
+  // a network moved between zones is still one network in one zone
+  const moved = loadPolicyText(
+    text('198.18.1.0/24, "2001:db8:1::/48", 198.18.2.0/24', '198.18.2.0/24'),
+    'p.yaml',
+  );
+  assert.ok(moved.errors.some((e) => e.id === 'POLICY_DUPLICATE_NETWORK'));
+});
