@@ -23,6 +23,12 @@ export interface Generation {
   warnings: string[];
 }
 
+/** A loaded policy file and how long loading it took. */
+export interface Loading {
+  loaded: LoadResult;
+  ms: number;
+}
+
 /** The steps a generation change needs; the daemon wires them to the policy loader, kernel module and
  * worker pool, tests to fakes. */
 export interface GenerationSteps {
@@ -134,8 +140,16 @@ export class Generations {
 
   /** Load and switch to the policy file's current content. Serialized; rejects with
    * DAEMON_RELOAD_REFUSED (details.errors) when refused, leaving the running generation in place. */
-  reload(): Promise<ReloadOutcome> {
-    return this.exclusive(() => this.reloadNow());
+  /** `loading`: the policy file already being read (loadFile), e.g. while the first workers start. */
+  reload(loading?: Promise<Loading>): Promise<ReloadOutcome> {
+    return this.exclusive(() => this.reloadNow(loading));
+  }
+
+  /** Reads and loads the policy file, timed. */
+  async loadFile(): Promise<Loading> {
+    const t = performance.now();
+    const loaded = await this.steps.load(this.policyFile);
+    return { loaded, ms: performance.now() - t };
   }
 
   /** Runs `f` in the same serial order as reloads: no reload starts or ends while it runs (a
@@ -153,10 +167,9 @@ export class Generations {
     return this.exclusive(() => this.switchTo({ policy, errors: [], warnings: [] }));
   }
 
-  private async reloadNow(): Promise<ReloadOutcome> {
-    const t = performance.now();
-    const loaded = await this.steps.load(this.policyFile);
-    return this.switchTo(loaded, performance.now() - t);
+  private async reloadNow(loading?: Promise<Loading>): Promise<ReloadOutcome> {
+    const { loaded, ms } = await (loading ?? this.loadFile());
+    return this.switchTo(loaded, ms);
   }
 
   private async switchTo(

@@ -34,6 +34,9 @@ export interface WorkerGenerationSpec {
  * each for a 10,000-rule policy). */
 export interface WorkerGenerationWire extends Omit<WorkerGenerationSpec, 'policy'> {
   policy: Uint8Array;
+  /** The policy was written without its zones: they equal the zones of the last policy this worker
+   * was sent whole (the worker keeps those). */
+  zonesKept?: true;
 }
 
 export interface LogSettings {

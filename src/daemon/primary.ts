@@ -9,7 +9,7 @@
 import v8 from 'node:v8';
 import { TzorpError } from '../errors.ts';
 import type { SysctlCheck } from '../kernel/index.ts';
-import type { LoadResult, Policy } from '../policy/index.ts';
+import type { LoadResult, Policy, Zone } from '../policy/index.ts';
 import { AdmissionLedger } from './admission.ts';
 import { raiseDescriptorLimit, sessionCapacity } from './capacity.ts';
 import { ClientLimits, type LimitName } from './client-limits.ts';
@@ -166,14 +166,19 @@ export class Daemon {
     await control.listen();
     this.control = control;
     const startedAt = performance.now();
-    await Promise.all(
+    const workers = Promise.all(
       Array.from({ length: this.opts.workers }, async (_, i) => {
         await this.startWorker(i);
         this.pool.markServing(i); // the first generation reaches every worker through gather
       }),
     );
+    // The policy is read and loaded while the workers start (other processes); a policy that does not
+    // load is reported by the first generation, after the workers answered (or failed to start).
+    const loading = this.generations.loadFile();
+    loading.catch(() => {}); // (its error is the reload's below; not an unhandled rejection meanwhile)
+    await workers;
     const workersMs = Math.round(performance.now() - startedAt);
-    const first = await this.generations.reload();
+    const first = await this.generations.reload(loading);
     this.metrics.generation.set(first.generation.n);
     if (this.opts.kernel && this.deps.kernelLogFd) this.startKernelLog(this.deps.kernelLogFd);
     this.metrics.workers.set(this.pool.serving().length);
@@ -190,7 +195,8 @@ export class Daemon {
       control: this.opts.controlPath,
       workers: this.pool.alive().length,
       listeners: this.listeners.keys().join(' '),
-      // where the start went, as `Policy reloaded` tells it for a reload (plus forking the workers)
+      // where the start went, as `Policy reloaded` tells it for a reload, plus the workers' start (the
+      // policy loads meanwhile: workers_start_ms and load_ms overlap)
       workers_start_ms: workersMs,
       load_ms: first.ms.load,
       compile_ms: first.ms.compile,
@@ -360,7 +366,9 @@ export class Daemon {
   // ---- generations -------------------------------------------------------------------------------
 
   /** Each generation's policy, serialized once for all workers (ipc.ts WorkerGenerationWire). */
-  private readonly policyBytes = new WeakMap<Generation, Uint8Array>();
+  private readonly policyBytes = new WeakMap<Generation, { whole?: Uint8Array; withoutZones?: Uint8Array }>();
+  /** Per worker (by index, for the process with that pid): the zones it was last sent, whole or kept. */
+  private readonly zonesHeld = new Map<number, { pid: number | undefined; zones: Policy['zones'] }>();
 
   /** Listener keys of a generation's proxy services, and the spec a worker builds it from. */
   private workerSpec(g: Generation, index: number): WorkerGenerationWire {
@@ -382,12 +390,21 @@ export class Daemon {
         }
       }
     }
-    let policy = this.policyBytes.get(g);
-    if (!policy) {
-      policy = v8.serialize(g.policy);
-      this.policyBytes.set(g, policy);
+    // A worker that holds zones equal to this policy's (the last it was sent whole) gets the policy
+    // without them: a reload of a large policy mostly keeps its 100,000 networks, and writing, reading
+    // and rebuilding them in every worker was most of the workers' part of a reload.
+    const pid = this.pool.pid(index);
+    const held = this.zonesHeld.get(index);
+    const kept = held !== undefined && held.pid === pid && sameZones(held.zones, g.policy.zones);
+    this.zonesHeld.set(index, { pid, zones: g.policy.zones });
+    const bytes = this.policyBytes.get(g) ?? {};
+    this.policyBytes.set(g, bytes);
+    if (kept) {
+      bytes.withoutZones ??= v8.serialize({ ...g.policy, zones: new Map() });
+      return { n: g.n, policy: bytes.withoutZones, zonesKept: true, services, listeners };
     }
-    return { n: g.n, policy, services, listeners };
+    bytes.whole ??= v8.serialize(g.policy);
+    return { n: g.n, policy: bytes.whole, services, listeners };
   }
 
   /** Per generation being prepared: written out to every worker (Generations compiles after that). */
@@ -704,4 +721,39 @@ export class Daemon {
     }, 50);
     return result;
   }
+}
+
+/** Zones equal in everything a worker uses (names, order, hierarchy, positions, descriptions and
+ * networks). The networks are compared by value; a reload that kept them usually has the very same
+ * Cidr objects (the loader reuses a zone's parse), which makes each comparison one identity check. */
+export function sameZones(a: Policy['zones'], b: Policy['zones']): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  const bi = b.values();
+  for (const x of a.values()) {
+    const y = bi.next().value as Zone;
+    if (
+      x.name !== y.name ||
+      x.parent !== y.parent ||
+      x.depth !== y.depth ||
+      x.description !== y.description ||
+      x.pos.file !== y.pos.file ||
+      x.pos.line !== y.pos.line ||
+      x.pos.col !== y.pos.col ||
+      x.children.length !== y.children.length ||
+      x.addresses.length !== y.addresses.length
+    )
+      return false;
+    for (let i = 0; i < x.children.length; i++) if (x.children[i] !== y.children[i]) return false;
+    for (let i = 0; i < x.addresses.length; i++) {
+      const c = x.addresses[i]!;
+      const d = y.addresses[i]!;
+      if (
+        c !== d &&
+        (c.family !== d.family || c.addr !== d.addr || c.prefix !== d.prefix || c.text !== d.text)
+      )
+        return false;
+    }
+  }
+  return true;
 }

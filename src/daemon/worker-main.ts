@@ -44,6 +44,8 @@ let admitRid = 0;
 let runtime: WorkerRuntime<ServiceUpstream> | null = null;
 /** `tzorp run --no-native-relay` turns the native relay off for every service. */
 let nativeRelay = nativeRelayDefault();
+/** The zones of the last policy the primary sent whole; a policy sent without them has these. */
+let heldZones: Policy['zones'] | null = null;
 let zlog: ZorpLog | null = null;
 const metrics = new WorkerMetrics();
 const stats = new ServiceStats();
@@ -241,9 +243,20 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       w?.(msg.ok ? true : (msg.refused ?? false));
       return;
     }
-    case 'prepare':
-      reply(msg.rid, runtime!.prepare({ ...msg.gen, policy: v8.deserialize(msg.gen.policy) as Policy }));
+    case 'prepare': {
+      const policy = v8.deserialize(msg.gen.policy) as Policy;
+      if (!msg.gen.zonesKept) heldZones = policy.zones;
+      else if (heldZones) policy.zones = heldZones;
+      else {
+        reply(
+          msg.rid,
+          Promise.reject(new TzorpError('INTERNAL', 'the policy came without zones, and none are kept')),
+        );
+        return;
+      }
+      reply(msg.rid, runtime!.prepare({ ...msg.gen, policy }));
       return;
+    }
     case 'commit':
       reply(msg.rid, runtime!.commit(msg.n));
       return;

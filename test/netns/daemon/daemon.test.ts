@@ -108,6 +108,19 @@ async function startServer(lab: Lab): Promise<LabProcess> {
   return srv;
 }
 
+/** A test with a lab, the peer server and a daemon running `policy`; the lab goes afterwards. */
+function daemonTest(name: string, policy: string, body: (lab: Lab, d: Daemon) => Promise<void>): void {
+  test(name, { skip, timeout: 300_000 }, async () => {
+    const lab = await createLab();
+    try {
+      await startServer(lab);
+      await body(lab, await startDaemon(lab, policy));
+    } finally {
+      await lab.destroy();
+    }
+  });
+}
+
 async function status(lab: Lab, d: Daemon): Promise<StatusResult> {
   const r = await tz(lab, ['status', '--json', '--control', d.control]);
   assert.equal(r.code, 0, r.stderr);
@@ -290,6 +303,57 @@ test('plug relays IPv4 and IPv6; status and sessions show the live session; summ
   }
 });
 
+daemonTest(
+  'reloads: a worker keeps the zones a reload did not change, and sees the zones one changed (client_zone)',
+  POLICY_A,
+  async (lab, d) => {
+    const logText = () => d.proc.stdout() + d.proc.stderr();
+    // the zone each new session's client was found in, by the worker (its engine's zone lookup)
+    const zoneOfNewSession = async (host: string): Promise<string> => {
+      const before = logText().split('Starting proxy session').length;
+      const r = await peer(lab, host, 8080);
+      assert.match(r.stdout, /^peer /m, r.stderr);
+      await waitUntil(
+        'the session log line',
+        async () => logText().split('Starting proxy session').length > before,
+      );
+      const line = logText().split('Starting proxy session').at(-1)!;
+      return /client_zone='([^']*)'/.exec(line)![1]!;
+    };
+    let gen = 1;
+    const reload = async (text: string) => {
+      writeFileSync(d.policy, text);
+      const r = await tz(lab, ['reload', '--control', d.control]);
+      assert.equal(r.code, 0, r.stderr);
+      gen++;
+      await d.proc.waitFor(new RegExp(`Policy reloaded; generation='${gen}'`));
+    };
+    assert.equal(await zoneOfNewSession(ADDR.server4), 'clients');
+    // the same zones (a rule changed): the workers are sent the policy without them
+    await reload(POLICY_A.replace('dst_port: 80 }', 'dst_port: 8088 }'));
+    assert.equal(await zoneOfNewSession(ADDR.server4), 'clients');
+    assert.equal(await zoneOfNewSession(ADDR.server6), 'clients');
+    // a zone below 'clients' now holds the client's networks (rules on 'clients' still match it)
+    const split = POLICY_A.replace(
+      'servers:\n',
+      'clients.lab:\n    parent: clients\n    addresses: [198.18.1.0/25, "2001:db8:1::/65"]\n  servers:\n',
+    );
+    assert.notEqual(split, POLICY_A);
+    await reload(split);
+    assert.equal(await zoneOfNewSession(ADDR.server4), 'clients.lab');
+    assert.equal(await zoneOfNewSession(ADDR.server6), 'clients.lab');
+    // the same again (kept), then back to the first zones (sent whole again)
+    await reload(`${split}# a comment\n`);
+    assert.equal(await zoneOfNewSession(ADDR.server4), 'clients.lab');
+    await reload(POLICY_A);
+    assert.equal(await zoneOfNewSession(ADDR.server4), 'clients');
+    assert.equal(await zoneOfNewSession(ADDR.server6), 'clients');
+    assert.doesNotMatch(logText(), /Worker exited unexpectedly/);
+    d.proc.kill('SIGTERM');
+    await d.proc.exited();
+  },
+);
+
 test('a policy with errors: tzorp run refuses to start (exit 1, file:line:col), nothing installed', {
   skip,
   timeout: 120_000,
@@ -452,14 +516,10 @@ rules:
   - { id: 2, service: limited, proto: tcp, src_zone: clients, dst_port: 8081 }
 `;
 
-test('max_sessions is daemon-wide: over the limit refused with DENIED_BY_LIMIT', {
-  skip,
-  timeout: 300_000,
-}, async () => {
-  const lab = await createLab();
-  try {
-    await startServer(lab);
-    const d = await startDaemon(lab, POLICY_LIMIT);
+daemonTest(
+  'max_sessions is daemon-wide: over the limit refused with DENIED_BY_LIMIT',
+  POLICY_LIMIT,
+  async (lab, d) => {
     const first = lab.spawn('client', ['nc', ADDR.server4, '8081']);
     await first.waitFor(/^peer /m);
     // several more attempts: whichever worker accepts them, the one slot is taken
@@ -502,10 +562,8 @@ test('max_sessions is daemon-wide: over the limit refused with DENIED_BY_LIMIT',
     assert.equal(h.code, 0, 'the session was closed by the daemon, not by curl --max-time');
     assert.match(h.stdout, /^peer 2001:db8:2::1$/m);
     assert.equal(await d.proc.exited(), 0);
-  } finally {
-    await lab.destroy();
-  }
-});
+  },
+);
 
 test('kill -9 the daemon: connections to proxy services fail (fail closed); tzorp flush cleans up', {
   skip,
