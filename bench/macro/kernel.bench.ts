@@ -205,7 +205,16 @@ async function daemonReload(): Promise<void> {
       if (performance.now() - t0 > 300_000) throw new Error(`the daemon did not start:\n${out.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    console.log(`start (policy file to running daemon): ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    const startS = (performance.now() - t0) / 1000;
+    await new Promise((r) => setTimeout(r, 100));
+    const running = out.split('\n').find((l) => l.includes('tzorp running')) ?? '';
+    const parts = ['workers_start', 'load', 'compile', 'prepare', 'apply'].map(
+      (k) => new RegExp(`${k}_ms='?(\\d+)`).exec(running)?.[1] ?? '?',
+    );
+    console.log(
+      `start (policy file to running daemon): ${startS.toFixed(2)} s; ` +
+        `workers start / load (meanwhile) / compile / workers / kernel ms: ${parts.join(' / ')}\n`,
+    );
     console.log("| reload | wall s | load / compile / workers / kernel ms (the daemon's log line) |");
     console.log('|---|---|---|');
     for (const [name, port] of [
