@@ -106,6 +106,12 @@ function zoneNetworks(zone: string, nodes: PNode[]): (CidrResult | null)[] {
   return results;
 }
 
+/** Forgets the kept networks: the next resolve parses every network, as the first of a process does. */
+export function forgetZoneNetworks(): void {
+  lastZoneNets = new Map();
+  nextZoneNets = new Map();
+}
+
 /** A policy resolved: its zones' networks are the ones kept for the next (a refused one keeps the last). */
 function keepZoneNetworks(): void {
   lastZoneNets = nextZoneNets;
