@@ -455,7 +455,8 @@ export class Resolver {
     if (!m) return zones;
     const parentAt = new Map<string, number>();
     const defAt = new Map<string, number>();
-    const addrNodes: { zone: string; node: PNode }[] = [];
+    // each zone's address nodes (a zone is defined once: a second definition was refused above)
+    const zoneNodes: { zone: string; nodes: PNode[] }[] = [];
     for (const ze of m.entries) {
       this.zoneNames.add(ze.key);
     }
@@ -503,42 +504,37 @@ export class Resolver {
       }
       const ae = f.get('addresses');
       if (ae && ae.value.kind !== 'null') {
-        if (ae.value.kind === 'seq')
-          for (const it of ae.value.items) addrNodes.push({ zone: name, node: it });
-        else if (ae.value.kind === 'scalar') addrNodes.push({ zone: name, node: ae.value });
+        if (ae.value.kind === 'seq') zoneNodes.push({ zone: name, nodes: ae.value.items });
+        else if (ae.value.kind === 'scalar') zoneNodes.push({ zone: name, nodes: [ae.value] });
         else this.typeError(ae.value, `zone '${name}' addresses`, 'an address or a list of addresses');
       }
     }
     // networks: unique across all zones (masked prefix and length), /0 included
     const seen = new Map<string, string>();
-    const byZone = new Map<string, PNode[]>();
-    for (const { zone, node } of addrNodes) {
-      const l = byZone.get(zone);
-      if (l) l.push(node);
-      else byZone.set(zone, [node]);
-    }
-    const parsed: { zone: string; node: PNode; r: CidrResult | null }[] = [];
-    for (const [zone, nodes] of byZone) {
-      for (const [i, r] of zoneNetworks(zone, nodes).entries()) parsed.push({ zone, node: nodes[i]!, r });
-    }
-    for (const { zone, node, r } of parsed) {
+    for (const { zone, nodes } of zoneNodes) {
+      const results = zoneNetworks(zone, nodes);
       const what = `zone '${zone}' address`;
-      const c = r === null || node.kind !== 'scalar' ? this.cidr(node, what) : this.parsedCidr(node, what, r);
-      if (c === null) continue;
-      const key = c.text; // canonical and masked: one text per network
-      const other = seen.get(key);
-      if (other !== undefined) {
-        this.d.error(
-          'POLICY_DUPLICATE_NETWORK',
-          other === zone
-            ? `network ${c.text} is listed twice in zone '${zone}'`
-            : `network ${c.text} is already in zone '${other}' (a network may belong to one zone only)`,
-          node.at,
-        );
-        continue;
+      for (let i = 0; i < nodes.length; i++) {
+        const node = nodes[i]!;
+        const r = results[i] ?? null;
+        const c =
+          r === null || node.kind !== 'scalar' ? this.cidr(node, what) : this.parsedCidr(node, what, r);
+        if (c === null) continue;
+        const key = c.text; // canonical and masked: one text per network
+        const other = seen.get(key);
+        if (other !== undefined) {
+          this.d.error(
+            'POLICY_DUPLICATE_NETWORK',
+            other === zone
+              ? `network ${c.text} is listed twice in zone '${zone}'`
+              : `network ${c.text} is already in zone '${other}' (a network may belong to one zone only)`,
+            node.at,
+          );
+          continue;
+        }
+        seen.set(key, zone);
+        (zones.get(zone) as Zone).addresses.push(c);
       }
-      seen.set(key, zone);
-      (zones.get(zone) as Zone).addresses.push(c);
     }
     this.resolveHierarchy(parentAt);
     return zones;
