@@ -7,6 +7,7 @@ import { intersect, normalize } from '../../../src/kernel/compile/intervals.ts';
 import { zoneIdent } from '../../../src/kernel/compile/names.ts';
 import { buildTiers } from '../../../src/kernel/compile/tiers.ts';
 import type { Variant } from '../../../src/kernel/compile/variants.ts';
+import { flattenZones, rangesByZone, zoneAddresses } from '../../../src/kernel/compile/zones.ts';
 import { compilePolicy } from '../../../src/kernel/index.ts';
 import { makePolicy, type RuleSpec } from './fixtures.ts';
 import { type RandomCase, randomEdit, randomPolicy } from './random-policy.ts';
@@ -275,4 +276,33 @@ test('reuse of the last compile: a change in any one condition of a rule, or of 
   forgetLastCompile();
   assert.equal(warm, compile([base, other], nested));
   assert.notEqual(warm, flat);
+});
+
+test('zone lists: a zone and its subtree, asked in any order and again, are the ranges labelled with those ids', () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const { policy } = randomPolicy(seed, { ifaces: ['eth0'] });
+    forgetLastCompile();
+    const flat = flattenZones(policy);
+    for (const f of [4, 6] as const) {
+      const by = rangesByZone(flat, f);
+      const naive = (lo: number, hi: number) =>
+        normalize(
+          flat.ranges[f].filter((r) => r.zone >= lo && r.zone <= hi).map((r) => [r.lo, r.hi] as const),
+        );
+      // trees first for odd seeds, exact zones first for even ones; then all again (the kept answers)
+      const asks = flat.list.flatMap((z) => [
+        [z.id, z.id],
+        [z.id, z.last],
+      ]);
+      if (seed % 2 === 1) asks.reverse();
+      for (const round of [1, 2])
+        for (const [lo, hi] of asks)
+          assert.deepEqual(
+            zoneAddresses(by, lo!, hi!),
+            naive(lo!, hi!),
+            `seed ${seed} v${f} ${lo}-${hi} round ${round}`,
+          );
+      assert.equal(rangesByZone(flat, f), by, 'the same flattening gives the same lists');
+    }
+  }
 });
