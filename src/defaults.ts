@@ -97,6 +97,9 @@ export const DEFAULTS = deepFreeze({
   controlSocketPath: '/run/tzorp/control.sock',
   stopDrainTimeoutMs: 30_000,
   listenBacklog: 4096, // listen() backlog of proxy listeners: room for bursts while workers are busy
+  // A worker asked to give back its free max_sessions slots (admission.ts LocalSlots) answers by then,
+  // or keeps them (they stay counted as taken): the session waiting for a slot is refused meanwhile.
+  reclaimTimeoutMs: 2_000,
   workerStartTimeoutMs: 60_000, // a new worker must be ready by then (from source, tsx compiles first)
   // V8's young generation per worker, MB per semi-space (node's default is 16): a worker holding many
   // connections keeps less freed set-up garbage in memory (bench/README.md: 11.3 -> 8.6 KiB per held

@@ -63,7 +63,10 @@ export type ToWorker =
   | { t: 'abort'; rid: number; n: number }
   | { t: 'ids'; block: IdBlock }
   /** refused: which limit said no (absent when ok, or for max_sessions from an older primary). */
-  | { t: 'admitted'; rid: number; ok: boolean; refused?: LimitName }
+  | { t: 'admitted'; rid: number; ok: boolean; refused?: LimitName; slots?: number }
+  /** The primary has no max_sessions slot of `service` left: give back the free ones (LocalSlots),
+   * replied with their number. */
+  | { t: 'reclaim'; rid: number; service: string }
   | { t: 'status'; rid: number }
   | { t: 'sessions'; rid: number }
   /** prom-client's getMetricsAsJSON() of the worker's registry. */
@@ -102,7 +105,11 @@ export type FromWorker =
   | { t: 'wantIds'; service: string }
   /** max_sessions is counted daemon-wide by the primary. */
   | { t: 'admit'; rid: number; service: string; max: number; client?: ClientAdmission }
-  | { t: 'release'; service: string; client?: string }
+  /** max_sessions slots for a service without per-client limits, a few at a time (LocalSlots); `back`
+   * free slots of an earlier max_sessions are given back first. Answered by 'admitted' with `slots`. */
+  | { t: 'lease'; rid: number; service: string; max: number; back: number }
+  /** A slot (or `n` leased slots) given back. */
+  | { t: 'release'; service: string; client?: string; n?: number }
   /** The worker's running sessions, sent when the number changed (at most once per event-loop turn):
    * what the primary reports as lost when the worker dies. */
   | { t: 'load'; sessions: number }

@@ -7,6 +7,7 @@
 // (control or SIGTERM): stop accepting, drain with a timeout, flush what tzorp installed, exit. Log
 // levels: control, SIGUSR1 (+1), SIGUSR2 (-1).
 import v8 from 'node:v8';
+import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import type { SysctlCheck } from '../kernel/index.ts';
 import type { LoadResult, Policy, Zone } from '../policy/index.ts';
@@ -351,8 +352,11 @@ export class Daemon {
         );
         return;
       }
+      case 'lease':
+        void this.lease(index, msg);
+        return;
       case 'release':
-        this.admission.release(index, msg.service);
+        this.admission.release(index, msg.service, msg.n ?? 1);
         if (msg.client) this.clientLimits.release(index, msg.service, msg.client);
         return;
       case 'load':
@@ -361,6 +365,48 @@ export class Daemon {
       default:
         return;
     }
+  }
+
+  /** max_sessions slots leased to a worker (admission.ts LocalSlots): a few, so that the other workers
+   * find some too; with none left, the free slots other workers hold are taken back first, and only
+   * then is the session refused. */
+  private async lease(index: number, msg: Extract<FromWorker, { t: 'lease' }>): Promise<void> {
+    if (msg.back > 0) this.admission.release(index, msg.service, msg.back);
+    const want = Math.max(
+      1,
+      Math.min(LEASE_MAX, Math.floor(msg.max / (4 * Math.max(1, this.pool.serving().length)))),
+    );
+    let n = this.admission.lease(index, msg.service, msg.max, want);
+    if (n === 0) {
+      await Promise.all(
+        this.pool
+          .serving()
+          .filter((i) => i !== index && this.admission.held(i, msg.service) > 0)
+          .map(async (i) => {
+            let timer: NodeJS.Timeout | undefined;
+            try {
+              const r = await Promise.race([
+                this.pool.request<{ n: number }>(i, { t: 'reclaim', service: msg.service }),
+                new Promise<never>((_, reject) => {
+                  timer = setTimeout(() => reject(new Error('no answer')), DEFAULTS.reclaimTimeoutMs);
+                }),
+              ]);
+              this.admission.release(i, msg.service, r.n);
+            } catch {
+              // a worker that does not answer keeps its slots (counted as taken: fail closed)
+            } finally {
+              clearTimeout(timer);
+            }
+          }),
+      );
+      n = this.admission.lease(index, msg.service, msg.max, want);
+    }
+    this.pool.send(
+      index,
+      n > 0
+        ? { t: 'admitted', rid: msg.rid, ok: true, slots: n }
+        : { t: 'admitted', rid: msg.rid, ok: false, refused: 'max_sessions' },
+    );
   }
 
   // ---- generations -------------------------------------------------------------------------------
@@ -722,6 +768,9 @@ export class Daemon {
     return result;
   }
 }
+
+/** Most max_sessions slots leased to a worker at once. */
+const LEASE_MAX = 64;
 
 /** Zones equal in everything a worker uses (names, order, hierarchy, positions, descriptions and
  * networks). The networks are compared by value; a reload that kept them usually has the very same

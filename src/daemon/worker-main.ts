@@ -12,6 +12,7 @@ import { getMark, socketFd } from '../native/index.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import { nativeRelayDefault } from '../net/relay.ts';
 import type { Policy, ProxyService } from '../policy/index.ts';
+import { LocalSlots } from './admission.ts';
 import { raiseDescriptorLimit, sessionCapacity } from './capacity.ts';
 import { type LimitName, perClientOf } from './client-limits.ts';
 import type { FromWorker, ToWorker, WorkerResources } from './ipc.ts';
@@ -39,7 +40,9 @@ function zorpLevel(category: string, level: keyof typeof CORE_LEVEL): number {
 }
 
 const handles = new Map<string, object>();
-const admissions = new Map<number, (answer: boolean | LimitName) => void>();
+const admissions = new Map<number, (answer: boolean | LimitName, leased: number) => void>();
+/** max_sessions slots leased from the primary (admission.ts). */
+const slots = new LocalSlots();
 let admitRid = 0;
 let runtime: WorkerRuntime<ServiceUpstream> | null = null;
 /** `tzorp run --no-native-relay` turns the native relay off for every service. */
@@ -156,24 +159,34 @@ function init(
       new ServiceUpstream(service, { zones: { zoneOf: (h) => engine.zoneOf(h), zones: policy.zones } }),
     // max_sessions and the per-client limits are counted daemon-wide by the primary (AdmissionLedger,
     // ClientLimits)
+    // (max_sessions alone: from slots leased to this worker, without asking the primary each time)
     admission: {
-      admit: (service, client) =>
-        new Promise<boolean | LimitName>((resolve) => {
+      admit: (service, client) => {
+        const per = perClientOf(service, client);
+        const max = service.maxSessions;
+        if (!per && slots.take(service.name, max)) return Promise.resolve(true);
+        return new Promise<boolean | LimitName>((resolve) => {
           const rid = ++admitRid;
-          admissions.set(rid, resolve);
-          const per = perClientOf(service, client);
-          send(
-            per
-              ? { t: 'admit', rid, service: service.name, max: service.maxSessions, client: per }
-              : { t: 'admit', rid, service: service.name, max: service.maxSessions },
-          );
-        }),
-      release: (service, client) =>
-        send(
-          perClientOf(service, client)
-            ? { t: 'release', service: service.name, client }
-            : { t: 'release', service: service.name },
-        ),
+          if (per) {
+            admissions.set(rid, resolve);
+            send({ t: 'admit', rid, service: service.name, max, client: per });
+            return;
+          }
+          admissions.set(rid, (answer, leased) => {
+            if (answer === true && leased) slots.add(service.name, max, leased - 1);
+            resolve(answer);
+          });
+          send({ t: 'lease', rid, service: service.name, max, back: slots.dropStale(service.name, max) });
+        });
+      },
+      release: (service, client) => {
+        if (perClientOf(service, client)) {
+          send({ t: 'release', service: service.name, client });
+          return;
+        }
+        const back = slots.give(service.name, service.maxSessions);
+        if (back > 0) send({ t: 'release', service: service.name, n: back });
+      },
     },
     startSession: (s) => {
       return runSession({
@@ -240,9 +253,12 @@ process.on('message', (msg: ToWorker, handle?: object) => {
     case 'admitted': {
       const w = admissions.get(msg.rid);
       admissions.delete(msg.rid);
-      w?.(msg.ok ? true : (msg.refused ?? false));
+      w?.(msg.ok ? true : (msg.refused ?? false), msg.slots ?? 0);
       return;
     }
+    case 'reclaim':
+      reply(msg.rid, { n: slots.drop(msg.service) });
+      return;
     case 'prepare': {
       const policy = v8.deserialize(msg.gen.policy) as Policy;
       if (!msg.gen.zonesKept) heldZones = policy.zones;

@@ -565,6 +565,50 @@ daemonTest(
   },
 );
 
+daemonTest(
+  'max_sessions from slots leased to the workers: exact over both workers, and a reload that lowers it holds',
+  POLICY_LIMIT.replace('max_sessions: 1', 'max_sessions: 3'),
+  async (lab, d) => {
+    const limited = async () => (await status(lab, d)).services.find((s) => s.name === 'limited')!;
+    const hold = async (n: number) => {
+      const held: LabProcess[] = [];
+      for (let i = 0; i < n; i++) {
+        const p = lab.spawn('client', ['nc', i % 2 ? ADDR.server6 : ADDR.server4, '8081']);
+        await p.waitFor(/^peer /m);
+        held.push(p);
+      }
+      return held;
+    };
+    const refusedNow = async (tries: number) => {
+      for (let i = 0; i < tries; i++) {
+        const r = await peer(lab, i % 2 ? ADDR.server6 : ADDR.server4, 8081);
+        assert.ok(!/peer/.test(r.stdout), `attempt ${i} over the limit got through: ${r.stdout}`);
+      }
+    };
+    // twice over: the second round runs on slots the workers kept from the first
+    for (const round of [1, 2]) {
+      const held = await hold(3);
+      assert.equal((await limited()).sessionsRunning, 3, `round ${round}`);
+      await refusedNow(6);
+      for (const p of held) p.kill('SIGTERM');
+      await waitUntil('the sessions to end', async () => (await limited()).sessionsRunning === 0);
+    }
+    assert.equal((await limited()).sessionsRefused, 12);
+    // the workers keep free slots leased under max 3; the reload makes it 1
+    writeFileSync(d.policy, POLICY_LIMIT);
+    const r = await tz(lab, ['reload', '--control', d.control]);
+    assert.equal(r.code, 0, r.stderr);
+    const [one] = await hold(1);
+    await refusedNow(6);
+    one!.kill('SIGTERM');
+    await waitUntil('the slot to be free', async () =>
+      /^peer /m.test((await peer(lab, ADDR.server6, 8081)).stdout),
+    );
+    d.proc.kill('SIGTERM');
+    await d.proc.exited();
+  },
+);
+
 test('kill -9 the daemon: connections to proxy services fail (fail closed); tzorp flush cleans up', {
   skip,
   timeout: 300_000,
