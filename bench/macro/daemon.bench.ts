@@ -7,6 +7,9 @@
 // between them. Needs root.
 //
 //   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--cpu-prof DIR] [--json]
+//     [--max-sessions N]
+//
+// `--max-sessions N`: the plug service has `max_sessions: N` (admission on every session).
 //
 // wrk -t1 -c16 with `Connection: close` (one TCP connection per request) against nginx in the server
 // namespace. `--cpu-prof DIR`: the daemon's processes write V8 CPU profiles into DIR when it stops
@@ -38,6 +41,7 @@ const SECONDS = Number(argAt('seconds') ?? 5);
 const ROUNDS = Number(argAt('rounds') ?? 3);
 const PROF = argAt('cpu-prof');
 const JSON_OUT = process.argv.includes('--json');
+const MAX_SESSIONS = Number(argAt('max-sessions') ?? 0);
 
 const skip = netnsSkipReason();
 if (skip) {
@@ -74,7 +78,13 @@ async function tzorpPath(native: boolean): Promise<Path> {
       role,
       'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
     );
-  writeFileSync(join(dir, 'policy.yaml'), plugPolicy(80));
+  const policy = plugPolicy(80);
+  writeFileSync(
+    join(dir, 'policy.yaml'),
+    MAX_SESSIONS > 0
+      ? policy.replace('proxy: plug }', `proxy: plug, max_sessions: ${MAX_SESSIONS} }`)
+      : policy,
+  );
   if (PROF) mkdirSync(PROF, { recursive: true });
   const proc = lab.spawn(
     'fw',
@@ -94,7 +104,7 @@ async function tzorpPath(native: boolean): Promise<Path> {
   await proc.waitFor(/tzorp running/, 120_000);
   await ready(lab, 'tzorp');
   return {
-    name: `tzorp run --workers 1 (plug, ${native ? 'native relay' : '--no-native-relay'})`,
+    name: `tzorp run --workers 1 (plug, ${native ? 'native relay' : '--no-native-relay'}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
     lab,
     proc,
     dir,
