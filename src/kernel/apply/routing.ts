@@ -91,21 +91,24 @@ function ruleArgs(r: IpRule): string[] {
 export async function ensureRouting(spec: RoutingSpec, prefix: string[] = []): Promise<RoutingUndo> {
   const undo: RoutingUndo = { added: [], removed: [] };
   try {
-    // the four reads at once (each is a process); the changes below one by one, in order
+    // the four reads at once (each is a process)
     const [rules4, rules6, tables4, tables6] = await Promise.all([
       tzorpRules(4, prefix),
       tzorpRules(6, prefix),
       tzorpRouteTables(4, prefix),
       tzorpRouteTables(6, prefix),
     ]);
+    // what to add, and what of an earlier setting to remove (after the additions: the old rules serve
+    // until the new ones are in); each group at once, one `ip` per change
+    type Change = { family: 4 | 6; kind: 'rule' | 'route'; args: string[] };
+    const adds: Change[] = [];
+    const dels: Change[] = [];
     for (const family of [4, 6] as const) {
       const have = family === 4 ? rules4 : rules6;
       const want = desiredRules(spec);
       for (const w of want) {
         if (have.some(w.match)) continue;
-        const args = ['pref', String(w.pref), ...w.args, 'protocol', PROTO];
-        await ip(family, ['rule', 'add', ...args], prefix);
-        undo.added.push({ family, kind: 'rule', args });
+        adds.push({ family, kind: 'rule', args: ['pref', String(w.pref), ...w.args, 'protocol', PROTO] });
       }
       const tables = family === 4 ? tables4 : tables6;
       const routeArgs = (t: number): string[] => [
@@ -118,22 +121,23 @@ export async function ensureRouting(spec: RoutingSpec, prefix: string[] = []): P
         'proto',
         PROTO,
       ];
-      if (!tables.includes(spec.table)) {
-        await ip(family, ['route', 'add', ...routeArgs(spec.table)], prefix);
-        undo.added.push({ family, kind: 'route', args: routeArgs(spec.table) });
-      }
-      // leftovers of an earlier apply with another table or mark
-      for (const r of have) {
-        if (want.some((w) => w.match(r))) continue;
-        const args = ruleArgs(r);
-        await ip(family, ['rule', 'del', ...args], prefix);
-        undo.removed.push({ family, kind: 'rule', args });
-      }
-      for (const t of tables) {
-        if (t === spec.table) continue;
-        await ip(family, ['route', 'del', ...routeArgs(t)], prefix);
-        undo.removed.push({ family, kind: 'route', args: routeArgs(t) });
-      }
+      if (!tables.includes(spec.table)) adds.push({ family, kind: 'route', args: routeArgs(spec.table) });
+      for (const r of have)
+        if (!want.some((w) => w.match(r))) dels.push({ family, kind: 'rule', args: ruleArgs(r) });
+      for (const t of tables) if (t !== spec.table) dels.push({ family, kind: 'route', args: routeArgs(t) });
+    }
+    for (const [changes, verb, done] of [
+      [adds, 'add', undo.added],
+      [dels, 'del', undo.removed],
+    ] as const) {
+      const results = await Promise.allSettled(
+        changes.map(async (c) => {
+          await ip(c.family, [c.kind, verb, ...c.args], prefix);
+          done.push(c);
+        }),
+      );
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
     }
   } catch (e) {
     await undoRouting(undo, prefix);
