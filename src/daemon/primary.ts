@@ -388,7 +388,16 @@ export class Daemon {
               const r = await Promise.race([
                 this.pool.request<{ n: number }>(i, { t: 'reclaim', service: msg.service }),
                 new Promise<never>((_, reject) => {
-                  timer = setTimeout(() => reject(new Error('no answer')), DEFAULTS.reclaimTimeoutMs);
+                  timer = setTimeout(
+                    () =>
+                      reject(
+                        new TzorpError(
+                          'DAEMON_WORKER',
+                          `worker ${i} did not give back its free slots in time`,
+                        ),
+                      ),
+                    DEFAULTS.reclaimTimeoutMs,
+                  );
                 }),
               ]);
               this.admission.release(i, msg.service, r.n);

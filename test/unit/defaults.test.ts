@@ -91,6 +91,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       workerLoadReportMs: 100,
       workerRestartDelayMs: 1_000,
       rateTickMs: 5_000,
+      reclaimTimeoutMs: 2_000,
       sessionIdBlockSize: 256,
       sessionIdRefillAt: 64,
       maxControlLineBytes: 64 * 1024,
