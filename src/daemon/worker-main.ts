@@ -158,8 +158,8 @@ function init(
     upstream: (service, engine, policy) =>
       new ServiceUpstream(service, { zones: { zoneOf: (h) => engine.zoneOf(h), zones: policy.zones } }),
     // max_sessions and the per-client limits are counted daemon-wide by the primary (AdmissionLedger,
-    // ClientLimits)
-    // (max_sessions alone: from slots leased to this worker, without asking the primary each time)
+    // ClientLimits); max_sessions alone is taken from slots leased to this worker (LocalSlots), without
+    // asking the primary each time
     admission: {
       admit: (service, client) => {
         const per = perClientOf(service, client);

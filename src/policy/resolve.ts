@@ -80,21 +80,21 @@ export interface ResolveExtras {
 }
 
 /**
- * Each zone's networks as the last policy that resolved listed and parsed them, and as the one
- * resolving now does. A reload mostly lists the same 100,000 networks in the same zones again: a zone
+ * Each zone's networks as the last policy that resolved listed and parsed them (the one resolving now
+ * keeps its own: Resolver.zoneNets). A reload mostly lists the same 100,000 networks in the same zones again: a zone
  * whose address texts are the same, in the same order, takes the last parse results (a string compare
  * each, instead of a parse and a formatting). The Cidr objects are then shared between the two
  * policies, which is safe: nothing changes a Cidr once it is made.
  */
-let lastZoneNets = new Map<string, { texts: string[]; results: CidrResult[] }>();
-let nextZoneNets = new Map<string, { texts: string[]; results: CidrResult[] }>();
+type ZoneNets = Map<string, { texts: string[]; results: CidrResult[] }>;
+let lastZoneNets: ZoneNets = new Map();
 
-/** The parse result of each of a zone's address nodes (null: not a scalar, reported by the caller). */
-function zoneNetworks(zone: string, nodes: PNode[]): (CidrResult | null)[] {
+/** The parse result of each of a zone's address nodes, kept in `next` for the next resolve; null when
+ * the zone has a node that is not a scalar (then the caller parses and reports each node itself). */
+function zoneNetworks(zone: string, nodes: PNode[], next: ZoneNets): (CidrResult | null)[] {
   const texts: string[] = [];
   for (const n of nodes) {
-    if (n.kind !== 'scalar')
-      return nodes.map((x) => (x.kind === 'scalar' ? parseCidr(x.value.trim()) : null));
+    if (n.kind !== 'scalar') return nodes.map(() => null);
     texts.push(n.value);
   }
   const last = lastZoneNets.get(zone);
@@ -102,25 +102,21 @@ function zoneNetworks(zone: string, nodes: PNode[]): (CidrResult | null)[] {
   if (last && last.texts.length === texts.length && last.texts.every((t, i) => t === texts[i]))
     results = last.results;
   else results = texts.map((t) => parseCidr(t.trim()));
-  nextZoneNets.set(zone, { texts, results });
+  next.set(zone, { texts, results });
   return results;
 }
 
 /** Forgets the kept networks: the next resolve parses every network, as the first of a process does. */
 export function forgetZoneNetworks(): void {
   lastZoneNets = new Map();
-  nextZoneNets = new Map();
-}
-
-/** A policy resolved: its zones' networks are the ones kept for the next (a refused one keeps the last). */
-function keepZoneNetworks(): void {
-  lastZoneNets = nextZoneNets;
-  nextZoneNets = new Map();
 }
 
 export class Resolver {
   private zones = new Map<string, Zone>();
   private zoneNames = new Set<string>();
+  /** This policy's zone networks as parsed (zoneNetworks), kept for the next resolve if this one
+   * succeeds; a refused policy leaves the last ones. */
+  private readonly zoneNets: ZoneNets = new Map();
   private serviceNames = new Set<string>();
   private settings!: PolicySettings;
   private publishEntry: PEntry | undefined;
@@ -330,7 +326,7 @@ export class Resolver {
       this.partial = policy;
       return null;
     }
-    keepZoneNetworks();
+    lastZoneNets = this.zoneNets; // a resolved policy's networks are the ones kept for the next
     return policy;
   }
 
@@ -512,7 +508,7 @@ export class Resolver {
     // networks: unique across all zones (masked prefix and length), /0 included
     const seen = new Map<string, string>();
     for (const { zone, nodes } of zoneNodes) {
-      const results = zoneNetworks(zone, nodes);
+      const results = zoneNetworks(zone, nodes, this.zoneNets);
       const what = `zone '${zone}' address`;
       for (let i = 0; i < nodes.length; i++) {
         const node = nodes[i]!;
