@@ -8,10 +8,13 @@ import v8 from 'node:v8';
 import { DEFAULTS } from '../defaults.ts';
 import { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
-import { getMark, socketFd } from '../native/index.ts';
+import { closeFd, errnoName, getMark, socketFd } from '../native/index.ts';
+import { acceptNative, type NativeAcceptor, type NativeConn, socketOfFd } from '../net/accept.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
+import { nativePlugEligible, runNativePlug } from '../net/native-plug.ts';
 import { nativeRelayDefault } from '../net/relay.ts';
 import type { Policy, ProxyService } from '../policy/index.ts';
+import type { PlugOptions } from '../proxy/plug/options.ts';
 import { LocalSlots } from './admission.ts';
 import { raiseDescriptorLimit, sessionCapacity } from './capacity.ts';
 import { type LimitName, perClientOf } from './client-limits.ts';
@@ -119,12 +122,25 @@ function init(
     capacity: nofile ? sessionCapacity(nofile.soft) : Infinity,
     stats,
     now: Date.now,
-    listen: (spec, onConnection) =>
+    listen: (spec, onConnection, onNative) =>
       new Promise((resolve, reject) => {
         const handle = handles.get(spec.key);
         if (!handle) {
           reject(new TzorpError('DAEMON_LISTEN', `no socket was sent for listener ${spec.key}`));
           return;
+        }
+        if (onNative) {
+          const acceptor = listenNatively(spec.key, handle, onNative);
+          if (acceptor) {
+            resolve({
+              close: async () => {
+                handles.delete(spec.key);
+                acceptor.stop();
+                (handle as { close?: () => void }).close?.();
+              },
+            });
+            return;
+          }
         }
         // allowHalfOpen: half-close relay; pauseOnConnect: nothing is read before the core wants it.
         const server = net.createServer(
@@ -152,6 +168,15 @@ function init(
         return getMark(socketFd(sock));
       } catch {
         return null;
+      }
+    },
+    runsNatively: (service, proxy) => nativePlugEligible(service, proxy, nativeRelay),
+    socketOf: socketOfFd,
+    closeFd: (fd, reset) => {
+      try {
+        closeFd(fd, reset);
+      } catch {
+        // (the descriptor is ours alone: nothing else can have closed it)
       }
     },
     engine: (policy) => new Engine(policy),
@@ -189,10 +214,25 @@ function init(
       },
     },
     startSession: (s) => {
+      if (s.native) {
+        return runNativePlug({
+          id: s.id,
+          service: s.service.name,
+          conn: s.native,
+          upstream: s.upstream,
+          options: s.options as PlugOptions,
+          admitted: s.admitted,
+          ...(s.refusedBy ? { refusedBy: s.refusedBy } : {}),
+          clientZone: s.clientZone,
+          ruleId: s.ruleId,
+          log: logSession,
+          onEnd: s.onEnd,
+        });
+      }
       return runSession({
         id: s.id,
         service: s.service.name,
-        socket: s.socket,
+        socket: s.socket!,
         addrs: s.addrs,
         createCore: s.createCore,
         upstream: s.upstream,
@@ -215,6 +255,40 @@ function init(
       if (running) reportLoad();
     },
   });
+}
+
+/** Accept on a listener's socket in the addon (native accept); null when the addon cannot (then
+ * the caller listens through libuv). A failed accept for want of descriptors is logged once per
+ * capacity interval; the addon pauses the listener meanwhile instead of spinning on it. */
+function listenNatively(
+  key: string,
+  handle: object,
+  onNative: (conn: NativeConn) => void,
+): NativeAcceptor | null {
+  const fd = (handle as { fd?: unknown }).fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  let fullAt = Number.NEGATIVE_INFINITY;
+  let full = 0;
+  try {
+    return acceptNative(fd, onNative, (errno) => {
+      full++;
+      const now = Date.now();
+      if (now - fullAt < DEFAULTS.capacityLogIntervalMs) return;
+      fullAt = now;
+      zlog?.log('core.error', 1, null, 'Cannot accept a connection, out of descriptors or memory', {
+        listener: key,
+        error: errnoName(errno),
+        times: full,
+      });
+      full = 0;
+    });
+  } catch (e) {
+    zlog?.log('core.error', 1, null, 'Native accept unavailable, accepting through libuv', {
+      listener: key,
+      error: (e as Error).message,
+    });
+    return null;
+  }
 }
 
 /** Requests that need the runtime, which exists from 'init' on. The primary sends none of them to a

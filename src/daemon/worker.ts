@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
 import type { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
+import type { NativeConn } from '../net/accept.ts';
 import { type SessionHandle, type SessionSummary, socketAddrs } from '../net/index.ts';
 import type { Policy, ProxyService, Rule } from '../policy/index.ts';
 import type { Addr, CoreFactory } from '../proxy/core/index.ts';
@@ -38,7 +39,12 @@ export interface SessionStart<U> {
   service: ProxyService;
   /** The service's core factory, its options bound once for the generation (src/proxy/bind.ts). */
   createCore: CoreFactory;
-  socket: Socket;
+  /** The service's typed options (what a native session needs of them). */
+  options: unknown;
+  /** The accepted connection: a net.Socket, or (native accept, a service that runs natively) the
+   * addon's descriptor; exactly one of the two. */
+  socket: Socket | null;
+  native: NativeConn | null;
   upstream: U;
   clientZone: string | null;
   ruleId: number | null;
@@ -58,8 +64,21 @@ export interface ClosableServer {
 }
 
 export interface WorkerDeps<U> {
-  /** Start accepting on a listening socket the primary owns. */
-  listen(spec: ListenerSpec, onConnection: (sock: Socket) => void): Promise<ClosableServer>;
+  /** Start accepting on a listening socket the primary owns; with `onNative`, the addon accepts and
+   * each connection comes as a descriptor (when it can: else as sockets to onConnection). */
+  listen(
+    spec: ListenerSpec,
+    onConnection: (sock: Socket) => void,
+    onNative?: (conn: NativeConn) => void,
+  ): Promise<ClosableServer>;
+  /** Whether a service's sessions can run without sockets in JavaScript (native-plug.ts
+   * nativePlugEligible); its listeners then accept natively. Default: never. */
+  runsNatively?(service: ProxyService, proxy: BoundProxy): boolean;
+  /** A net.Socket of a natively accepted descriptor, for a session that needs one (a listener
+   * accepting natively can get a connection for another service after a reload). */
+  socketOf?(fd: number): Socket;
+  /** Close a natively accepted descriptor (reset: RST). */
+  closeFd?(fd: number, reset: boolean): void;
   /** SO_MARK of an accepted socket (tcp_fwmark_accept: the SYN's mark), null when unreadable. */
   mark(sock: Socket): number | null;
   engine(policy: Policy): Engine;
@@ -89,7 +108,14 @@ export interface WorkerGeneration<U> {
   /** Proxy service name -> its listener keys, shared upstream state and bound proxy (typed options). */
   services: Map<
     string,
-    { service: ProxyService; keys: { v4: string; v6: string }; upstream: U; proxy: BoundProxy }
+    {
+      service: ProxyService;
+      keys: { v4: string; v6: string };
+      upstream: U;
+      proxy: BoundProxy;
+      /** Its sessions run natively (deps.runsNatively). */
+      native: boolean;
+    }
   >;
   sessions: number;
 }
@@ -105,6 +131,14 @@ interface LiveSession<U> {
   local: Endpoint;
   startedAt: number;
   run: SessionHandle;
+}
+
+/** An accepted connection on its way to a session: a net.Socket or the addon's descriptor. */
+interface Incoming {
+  addrs: { remote: Addr; local: Addr };
+  mark: number | null;
+  socket: Socket | null;
+  native: NativeConn | null;
 }
 
 export type Resolution<U> =
@@ -199,14 +233,32 @@ export class WorkerRuntime<U> {
       const s = spec.policy.services.get(name);
       const proxy = bound.services.get(name);
       if (s?.type !== 'proxy' || !proxy) continue;
-      services.set(name, { service: s, keys, upstream: this.deps.upstream(s, engine, spec.policy), proxy });
+      const native = this.deps.runsNatively?.(s, proxy) ?? false;
+      services.set(name, {
+        service: s,
+        keys,
+        upstream: this.deps.upstream(s, engine, spec.policy),
+        proxy,
+        native,
+      });
     }
     const gen: WorkerGeneration<U> = { n: spec.n, policy: spec.policy, engine, rules, services, sessions: 0 };
     const opened: string[] = [];
     try {
       for (const l of spec.listeners) {
         if (this.servers.has(l.key)) continue;
-        const server = await this.deps.listen(l, (sock) => this.accept(l.key, sock));
+        // Native accept when every service of this generation on the listener runs natively.
+        let native = false;
+        for (const e of services.values()) {
+          if (e.keys.v4 !== l.key && e.keys.v6 !== l.key) continue;
+          native = e.native;
+          if (!native) break;
+        }
+        const server = await this.deps.listen(
+          l,
+          (sock) => this.accept(l.key, sock),
+          native ? (conn) => this.acceptNative(l.key, conn) : undefined,
+        );
         this.servers.set(l.key, { server, spec: l });
         opened.push(l.key);
       }
@@ -272,9 +324,34 @@ export class WorkerRuntime<U> {
       sock.destroy(); // reset before we could look at it
       return;
     }
+    this.incoming(key, { addrs, mark: this.deps.mark(sock), socket: sock, native: null });
+  }
+
+  /** A connection the addon accepted (the listener accepts natively). */
+  private acceptNative(key: string, conn: NativeConn): void {
+    const inc: Incoming = {
+      addrs: { remote: conn.remote, local: conn.local },
+      mark: conn.mark,
+      socket: null,
+      native: conn,
+    };
+    if (this.stopping) this.drop(inc, false);
+    else this.incoming(key, inc);
+  }
+
+  /** Close an accepted connection that gets no session. */
+  private drop(inc: Incoming, reset: boolean): void {
+    if (inc.socket) {
+      if (reset) inc.socket.resetAndDestroy();
+      else inc.socket.destroy();
+    } else if (inc.native) this.deps.closeFd?.(inc.native.fd, reset);
+  }
+
+  private incoming(key: string, inc: Incoming): void {
+    const { addrs } = inc;
     const { remote: client, local } = addrs;
     const gens = [this.current, this.pending].filter((g): g is WorkerGeneration<U> => g !== null);
-    const r = resolveConnection(gens, key, this.deps.mark(sock), client, local);
+    const r = resolveConnection(gens, key, inc.mark, client, local);
     if ('error' in r) {
       // Zorp: "Unable to determine service, KZorp service lookup failed" and the connection is closed.
       this.deps.log.log('core.error', 1, null, 'Unable to determine service; connection closed', {
@@ -282,16 +359,25 @@ export class WorkerRuntime<U> {
         client_local: `${local.host}:${local.port}`,
         reason: r.error,
       });
-      sock.destroy();
+      this.drop(inc, false);
       return;
     }
     const { gen, rule, service } = r;
     if (this.sessions.size >= (this.deps.capacity ?? Infinity)) {
       this.refuseAtCapacity(service, client);
-      sock.resetAndDestroy();
+      this.drop(inc, true);
       return;
     }
     const entry = gen.services.get(service.name)!;
+    if (inc.native && !entry.native) {
+      // accepted natively for a service that needs a socket (a reload put it on this listener)
+      if (!this.deps.socketOf) {
+        this.drop(inc, true);
+        return;
+      }
+      inc.socket = this.deps.socketOf(inc.native.fd);
+      inc.native = null;
+    }
     const clientZone = gen.engine.zoneOf(client.host)?.name ?? null;
     const begin = (answer: boolean | LimitName, n: number) => {
       const id = sessionId(service.name, n);
@@ -307,7 +393,9 @@ export class WorkerRuntime<U> {
           id,
           service,
           createCore: entry.proxy.createCore,
-          socket: sock,
+          options: entry.proxy.options,
+          socket: inc.socket,
+          native: inc.native,
           addrs,
           upstream: entry.upstream,
           clientZone,
@@ -320,7 +408,7 @@ export class WorkerRuntime<U> {
         this.deps.log.log('core.error', 1, id, 'Internal error starting the session', {
           error: (e as Error).message,
         });
-        sock.destroy();
+        this.drop(inc, false);
         if (admitted) this.release(service, client.host);
         return;
       }
@@ -350,7 +438,7 @@ export class WorkerRuntime<U> {
     const admitted = this.admit(service, client.host);
     if (admitted === true) withId(admitted);
     else {
-      sock.pause();
+      inc.socket?.pause();
       admitted.then(withId, () => withId(false));
     }
   }

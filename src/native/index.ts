@@ -31,7 +31,7 @@ interface RawAddon {
   getMark(fd: number): number;
   setMark(fd: number, mark: number): void;
   getTransparent(fd: number): boolean;
-  close(fd: number): void;
+  close(fd: number, reset?: boolean): void;
   dropPrivileges(uid: number, gid: number, groups: number[], caps: number[]): DroppedPrivileges;
   // tzorp_relay.c
   relayStart(
@@ -42,6 +42,17 @@ interface RawAddon {
     initBA: Uint8Array | null,
     onEnd: RelayEndCallback,
   ): number;
+  relayConnect(
+    clientFd: number,
+    serverFd: number,
+    host: string,
+    port: number,
+    connectTimeoutMs: number,
+    idleMs: number,
+    onEnd: RelayEndCallback,
+  ): number;
+  acceptStart(listenFd: number, onAccept: AcceptCallback, onEnd: RelayEndCallback): number;
+  acceptStop(id: number): boolean;
   relayStop(slot: number, reset: boolean): RelayCounts | null;
   relayCounts(slot: number): RelayCounts | null;
   relayActive(): number;
@@ -61,13 +72,31 @@ export interface DroppedPrivileges {
 
 /** Bytes of a native relay in side order: read from a, written to a, read from b, written to b. */
 export type RelayCounts = [number, number, number, number];
-/** How a native relay ended: `by` is the side (0 = a, 1 = b) that closed or failed first, -1 none. */
+/** How a native relay ended: `by` is the side (0 = a, 1 = b) that closed or failed first, -1 none.
+ * A relay made by relayConnect first reports 'connected' (with the server socket's local address;
+ * not an end) or ends with 'connectFailed' (errno; the client's descriptor is the caller's again). */
 export type RelayEndCallback = (
   slot: number,
-  reason: 'closed' | 'idle' | 'error',
+  reason: 'closed' | 'idle' | 'error' | 'connected' | 'connectFailed',
   by: number,
   errno: number,
   counts: RelayCounts,
+  localHost: string | undefined,
+  localPort: number | undefined,
+) => void;
+
+/** A connection the relay thread accepted (acceptStart): its descriptor (non-blocking, Nagle off,
+ * not read yet), the peer's and the local address (canonical text: IPv4 never as ::ffff:) and the
+ * SYN's mark (null when unreadable). fd < 0 is -errno of an accept that failed for want of
+ * descriptors or memory: the listener pauses for a moment. */
+export type AcceptCallback = (
+  id: number,
+  fd: number,
+  peerHost: string,
+  peerPort: number,
+  localHost: string,
+  localPort: number,
+  mark: number | null,
 ) => void;
 
 /** Where setup.mjs puts the built addon; TZORP_NATIVE_ADDON overrides it (packaging, tests). */
@@ -197,8 +226,8 @@ export function nflogOpen(group: number, copyBytes: number): number {
 }
 
 /** Close an fd from listenFd/clientFd that was never handed to a net.Socket/net.Server. */
-export function closeFd(fd: number): void {
-  call('close', (a) => a.close(fd));
+export function closeFd(fd: number, reset = false): void {
+  call('close', (a) => a.close(fd, reset));
 }
 
 /**
@@ -238,7 +267,7 @@ function fmt(host: string, port: number): string {
 /** The native relay calls of tzorp_relay.c (used by src/net/relay.ts), or null without the addon. */
 export function relayAddon(): Pick<
   RawAddon,
-  'relayStart' | 'relayStop' | 'relayCounts' | 'relayActive'
+  'relayStart' | 'relayStop' | 'relayCounts' | 'relayActive' | 'relayConnect' | 'acceptStart' | 'acceptStop'
 > | null {
   try {
     return load();
@@ -255,4 +284,15 @@ export function raiseNofile(): { soft: number; hard: number } {
 /** The name of an errno value (ECONNRESET), or E<n>. */
 export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+/** Accept natively on a listening socket (the relay thread keeps a dup of `listenFd`): its id. The
+ * callbacks are registered by the first call in the process (tzorp_relay.c). */
+export function acceptStart(listenFd: number, onAccept: AcceptCallback, onEnd: RelayEndCallback): number {
+  return call(`accept on fd ${listenFd}`, (a) => a.acceptStart(listenFd, onAccept, onEnd));
+}
+
+/** Stop a native accept (its dup is closed); false when the id is unknown. */
+export function acceptStop(id: number): boolean {
+  return call('stop accepting', (a) => a.acceptStop(id));
 }

@@ -84,6 +84,13 @@ static bool get_int(napi_env env, napi_value v, int64_t *out) {
   return napi_get_value_int64(env, v, out) == napi_ok;
 }
 
+// A boolean argument (false when absent or not a boolean).
+static bool get_flag_value(napi_env env, napi_value v) {
+  bool b = false;
+  if (is_nullish(env, v) || napi_get_value_bool(env, v, &b) != napi_ok) return false;
+  return b;
+}
+
 // Boolean property of an options object; `dflt` when absent.
 static bool get_flag(napi_env env, napi_value obj, const char *name, bool dflt) {
   if (is_nullish(env, obj)) return dflt;
@@ -294,12 +301,17 @@ static napi_value GetTransparent(napi_env env, napi_callback_info info) {
   return r;
 }
 
-// close(fd) -> undefined (an fd from listen()/socket() that was never handed to Node)
+// close(fd, reset?) -> undefined (an fd from listen()/socket()/acceptStart that was never handed to
+// Node); reset: SO_LINGER 0 first, so a connected socket is closed with a RST.
 static napi_value Close(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
   int fd;
   if (!get_fd(env, argv[0], &fd)) return tzorp_throw_type(env, "close: fd must be a non-negative integer");
+  if (get_flag_value(env, argv[1])) {
+    struct linger l = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
   if (close(fd) < 0) return tzorp_throw_errno(env, "close", errno);
   return NULL;
 }

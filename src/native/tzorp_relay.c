@@ -35,8 +35,11 @@
 
 #include "tzorp_errors.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -55,9 +58,20 @@
 #define MIN_SCAN_MS 20
 #define MAX_WAIT_MS 1000
 
-enum { ACTIVE = 0, ENDED = 1 };
-enum { R_CLOSED = 0, R_IDLE = 1, R_ERROR = 2, R_STOPPED = 3 };
-static const char *const REASONS[] = {"closed", "idle", "error", "stopped"};
+enum { ACTIVE = 0, ENDED = 1, CONNECTING = 2 };
+enum { R_CLOSED = 0, R_IDLE = 1, R_ERROR = 2, R_STOPPED = 3, R_CONNECT_FAILED = 4, R_CONNECTED = 5 };
+static const char *const REASONS[] = {"closed", "idle", "error", "stopped", "connectFailed", "connected"};
+
+#ifndef SO_MARK
+#define SO_MARK 36
+#endif
+// epoll tags: the eventfd, a listener (LISTEN_TAG | id), else a relay's (slot << 1 | side)
+#define EVFD_TAG UINT64_MAX
+#define LISTEN_TAG (1ULL << 62)
+#define MAX_LISTENERS 256
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100
+#define HOST_TEXT 64
 
 typedef struct relay {
   pthread_mutex_t rmu;  // its state: held by the thread while it pumps, by JavaScript in stop/counts
@@ -74,6 +88,8 @@ typedef struct relay {
   size_t init_len[2], init_off[2];
   double read_n[2], written_n[2];  // read from / written to side i
   int64_t idle_ms, last;
+  int64_t connect_deadline;  // CONNECTING: when the connect gives up (ETIMEDOUT)
+  int returned_fd;           // connectFailed: the client's descriptor, JavaScript's again
   int reason, by, err;
   struct relay *prev, *next;  // the active list (idle scan)
   struct relay *dead_next;
@@ -83,6 +99,8 @@ typedef struct {
   uint32_t slot;
   int reason, by, err;
   double counts[4];
+  char local[HOST_TEXT];  // R_CONNECTED: the server socket's local address and port
+  int local_port;
 } report;
 
 // Two levels of locks, always taken in this order: `mu` (the slot table, the active and dead lists,
@@ -158,13 +176,14 @@ static void list_remove(relay *r) {
 // End a relay (under its rmu): close both sockets exactly once. `reset` = RST instead of FIN. Whoever
 // ends it (the state goes ACTIVE -> ENDED once, under rmu) also retires it (below, under mu).
 static void end_relay(relay *r, int reason, int by, int err, bool reset) {
-  if (r->state != ACTIVE) return;
+  if (r->state == ENDED) return;
   r->state = ENDED;
   r->reason = reason;
   if (r->by < 0) r->by = by;
   r->err = err;
   bool on_thread = pthread_equal(pthread_self(), thread);
   for (int i = 0; i < 2; i++) {
+    if (r->fd[i] < 0) continue;  // (a failed connect gave the client's back to JavaScript)
     if (reset) {
       struct linger l = {1, 0};
       setsockopt(r->fd[i], SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -205,6 +224,8 @@ static void fill_report(relay *r, report *rep) {
   rep->counts[1] = r->written_n[0];
   rep->counts[2] = r->read_n[1];
   rep->counts[3] = r->written_n[1];
+  rep->local[0] = 0;
+  rep->local_port = 0;
 }
 
 // Tell JavaScript (from the relay thread) that a relay ended on its own. The report is filled under
@@ -294,12 +315,223 @@ static void run_relay(relay *r, int side, uint32_t events, int64_t t) {
   if (r->shut[0] && r->shut[1]) end_relay(r, R_CLOSED, r->by, 0, false);
 }
 
+// --- connecting (relayConnect: the server side is connected here, then relayed) ------------------
+
+// Text of a socket address, IPv4 never in the ::ffff: form (JavaScript's canonical text).
+static void addr_text(const struct sockaddr_storage *ss, char *host, int *port) {
+  host[0] = 0;
+  *port = 0;
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, host, HOST_TEXT);
+    *port = ntohs(a->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, HOST_TEXT);
+    else inet_ntop(AF_INET6, &a->sin6_addr, host, HOST_TEXT);
+    *port = ntohs(a->sin6_port);
+  }
+}
+
+// The connect failed (or timed out), under rmu: the server socket is closed, the client's goes back to
+// JavaScript unread (it may try another server), and the relay ends with reason connectFailed.
+static report *fail_connect(relay *r, int err) {
+  r->returned_fd = r->fd[0];
+  r->fd[0] = -1;  // JavaScript's again
+  end_relay(r, R_CONNECT_FAILED, 1, err, false);
+  return make_report(r);
+}
+
+static int set_nodelay(int fd) {
+  int one = 1;
+  return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// An event on a connecting server socket, under rmu: connected (the relay starts: both sockets are
+// watched, the idle clock starts, JavaScript hears `connected` with the local address) or failed.
+static report *finish_connect(relay *r, uint32_t events) {
+  int e = 0;
+  socklen_t len = sizeof e;
+  if (getsockopt(r->fd[1], SOL_SOCKET, SO_ERROR, &e, &len) < 0) e = errno;
+  if (e == 0 && !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return NULL;  // not yet
+  if (e == 0 && (events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLOUT)) e = ECONNREFUSED;
+  if (e != 0) return fail_connect(r, e);
+  set_nodelay(r->fd[1]);
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char host[HOST_TEXT] = "";
+  int port = 0;
+  if (getsockname(r->fd[1], (struct sockaddr *)&ss, &sl) == 0) addr_text(&ss, host, &port);
+  r->state = ACTIVE;
+  r->last = now_ms();
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                           .data.u64 = ((uint64_t)r->slot << 1) | 1};
+  int fail = 0;
+  if (epoll_ctl(ep, EPOLL_CTL_MOD, r->fd[1], &ev) < 0) fail = errno;
+  ev.data.u64 = (uint64_t)r->slot << 1;
+  if (!fail && epoll_ctl(ep, EPOLL_CTL_ADD, r->fd[0], &ev) < 0) fail = errno;
+  if (fail) {
+    end_relay(r, R_ERROR, -1, fail, false);
+    return make_report(r);
+  }
+  report *rep = malloc(sizeof *rep);
+  if (rep) {
+    fill_report(r, rep);
+    rep->reason = R_CONNECTED;
+    memcpy(rep->local, host, sizeof host);
+    rep->local_port = port;
+  }
+  // (out of memory: JavaScript does not hear `connected`; the end report still comes)
+  // The idle scan must know about this relay's clock now.
+  if (r->idle_ms > 0 && r->last + r->idle_ms < next_scan) next_scan = r->last + r->idle_ms;
+  return rep;
+}
+
+// --- listeners (acceptStart: the relay thread accepts, JavaScript gets ready connections) -----------
+
+typedef struct listener {
+  pthread_mutex_t lmu;  // held by the thread while it accepts, by JavaScript while it stops
+  uint32_t id;
+  int fd;
+  bool closed;
+  bool paused;          // taken off epoll after EMFILE & co, until resume_at
+  int64_t resume_at;
+  struct listener *dead_next;
+} listener;
+
+// One accepted connection as JavaScript gets it; fd < 0: -errno of an accept that failed for a reason
+// that paused the listener (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+typedef struct {
+  uint32_t id;
+  int fd;
+  char peer[HOST_TEXT], local[HOST_TEXT];
+  int peer_port, local_port;
+  int64_t mark;  // -1: unreadable
+} accepted;
+
+typedef struct {
+  int n;
+  accepted c[ACCEPT_BATCH];
+} accept_batch;
+
+static listener *listeners[MAX_LISTENERS];
+static listener *dead_listeners = NULL;
+static int64_t listen_resume = INT64_MAX;
+static napi_threadsafe_function atsfn = NULL;
+static uint32_t nlisteners = 0;  // open ones (the accept tsfn is ref'd while > 0)
+
+static void free_listeners(void) {
+  while (dead_listeners) {
+    listener *l = dead_listeners;
+    dead_listeners = l->dead_next;
+    pthread_mutex_destroy(&l->lmu);
+    free(l);
+  }
+}
+
+static void resume_listeners(int64_t t) {
+  int64_t next = INT64_MAX;
+  for (uint32_t i = 0; i < MAX_LISTENERS; i++) {
+    listener *l = listeners[i];
+    if (!l || !l->paused) continue;
+    if (l->resume_at <= t) {
+      struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTEN_TAG | l->id};
+      pthread_mutex_lock(&l->lmu);
+      if (!l->closed && epoll_ctl(ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) l->paused = false;
+      else if (!l->closed) l->resume_at = t + ACCEPT_PAUSE_MS;
+      pthread_mutex_unlock(&l->lmu);
+    }
+    if (l->paused && l->resume_at < next) next = l->resume_at;
+  }
+  listen_resume = next;
+}
+
+static void post_batch(accept_batch *b) {
+  if (napi_call_threadsafe_function(atsfn, b, napi_tsfn_blocking) != napi_ok) {
+    for (int i = 0; i < b->n; i++)
+      if (b->c[i].fd >= 0) close(b->c[i].fd);
+    free(b);
+  }
+}
+
+// The listening socket is readable: accept up to ACCEPT_BATCH connections (level-triggered: more
+// come with the next epoll_wait), each non-blocking, Nagle off, with its addresses and SYN mark.
+static void accept_ready(uint32_t id, int64_t t) {
+  pthread_mutex_lock(&mu);
+  listener *l = id < MAX_LISTENERS ? listeners[id] : NULL;
+  if (!l || l->closed) {
+    pthread_mutex_unlock(&mu);
+    return;
+  }
+  pthread_mutex_lock(&l->lmu);
+  pthread_mutex_unlock(&mu);
+  accept_batch *b = NULL;
+  int64_t pause_until = INT64_MAX;
+  while (!l->closed && !l->paused) {
+    if (!b) {
+      if (!(b = malloc(sizeof *b))) break;
+      b->n = 0;
+    }
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof peer;
+    int fd = accept4(l->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
+      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        // No descriptor for it: the connection waits in the backlog. Stop watching for a moment
+        // instead of waking up for it again and again (a level-triggered listener would spin).
+        epoll_ctl(ep, EPOLL_CTL_DEL, l->fd, NULL);
+        l->paused = true;
+        l->resume_at = t + ACCEPT_PAUSE_MS;
+        pause_until = l->resume_at;
+        accepted *c = &b->c[b->n++];
+        memset(c, 0, sizeof *c);
+        c->id = id;
+        c->fd = -e;
+      }
+      break;  // EAGAIN, or anything else: wait for the next readiness
+    }
+    accepted *c = &b->c[b->n++];
+    c->id = id;
+    c->fd = fd;
+    addr_text(&peer, c->peer, &c->peer_port);
+    struct sockaddr_storage loc;
+    socklen_t ll = sizeof loc;
+    if (getsockname(fd, (struct sockaddr *)&loc, &ll) == 0) addr_text(&loc, c->local, &c->local_port);
+    else c->local[0] = 0;
+    uint32_t mark = 0;
+    socklen_t ml = sizeof mark;
+    c->mark = getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &ml) == 0 ? (int64_t)mark : -1;
+    set_nodelay(fd);
+    if (b->n == ACCEPT_BATCH) break;
+  }
+  pthread_mutex_unlock(&l->lmu);
+  if (pause_until != INT64_MAX) {  // (mu after lmu is released: the lock order is mu, then lmu)
+    pthread_mutex_lock(&mu);
+    if (pause_until < listen_resume) listen_resume = pause_until;
+    pthread_mutex_unlock(&mu);
+  }
+  if (b && b->n > 0) post_batch(b);
+  else free(b);
+}
+
 static void scan_idle(int64_t t) {
   int64_t next = INT64_MAX;
   relay *r = active;
   while (r) {
     relay *nx = r->next;
-    if (r->idle_ms > 0) {
+    if (r->state == CONNECTING) {
+      if (r->connect_deadline <= t) {
+        pthread_mutex_lock(&r->rmu);
+        report *rep = fail_connect(r, ETIMEDOUT);
+        pthread_mutex_unlock(&r->rmu);
+        retire(r);
+        post_report(rep);
+      } else if (r->connect_deadline < next) {
+        next = r->connect_deadline;
+      }
+    } else if (r->idle_ms > 0) {
       int64_t due = r->last + r->idle_ms;
       if (due <= t) {
         // mu is held: JavaScript cannot hold this rmu now (it takes mu first); the thread is here
@@ -339,10 +571,12 @@ static void *thread_main(void *arg) {
   for (;;) {
     pthread_mutex_lock(&mu);
     free_dead();
+    free_listeners();
     int64_t t = now_ms();
     int wait = MAX_WAIT_MS;
-    if (next_scan != INT64_MAX) {
-      int64_t w = next_scan - t;
+    int64_t due = next_scan < listen_resume ? next_scan : listen_resume;
+    if (due != INT64_MAX) {
+      int64_t w = due - t;
       wait = w < 0 ? 0 : (w < MAX_WAIT_MS ? (int)w : MAX_WAIT_MS);
     }
     pthread_mutex_unlock(&mu);
@@ -353,23 +587,29 @@ static void *thread_main(void *arg) {
     // at most one relay's splices, never for a whole batch.
     for (int i = 0; i < n; i++) {
       uint64_t u = evs[i].data.u64;
-      if (u == UINT64_MAX) {
+      if (u == EVFD_TAG) {
         uint64_t x;
         (void)!read(evfd, &x, sizeof x);
+        continue;
+      }
+      if (u & LISTEN_TAG) {
+        accept_ready((uint32_t)(u & ~LISTEN_TAG), t);
         continue;
       }
       uint32_t slot = (uint32_t)(u >> 1);
       int side = (int)(u & 1);
       pthread_mutex_lock(&mu);
       relay *r = slot < nslots ? slots[slot] : NULL;
-      if (!r || r->state != ACTIVE) {  // stopped by JavaScript since epoll_wait returned
+      if (!r || r->state == ENDED) {  // stopped by JavaScript since epoll_wait returned
         pthread_mutex_unlock(&mu);
         continue;
       }
       pthread_mutex_lock(&r->rmu);
       pthread_mutex_unlock(&mu);
       report *rep = NULL;
-      if (r->state == ACTIVE) {
+      if (r->state == CONNECTING) {
+        if (side == 1) rep = finish_connect(r, evs[i].events);
+      } else if (r->state == ACTIVE) {
         int e = 0;
         if (evs[i].events & EPOLLERR) {
           socklen_t len = sizeof e;
@@ -379,7 +619,7 @@ static void *thread_main(void *arg) {
         else run_relay(r, side, evs[i].events, t);
         if (r->state != ACTIVE) rep = make_report(r);
       }
-      bool ended = r->state != ACTIVE;
+      bool ended = r->state == ENDED;
       pthread_mutex_unlock(&r->rmu);
       if (ended) {
         // r is freed only by this thread (free_dead), so it is still there
@@ -387,10 +627,13 @@ static void *thread_main(void *arg) {
         retire(r);
         pthread_mutex_unlock(&mu);
         post_report(rep);
+      } else if (rep) {
+        post_report(rep);  // connected
       }
     }
     pthread_mutex_lock(&mu);
     if (t >= next_scan) scan_idle(t);
+    if (t >= listen_resume) resume_listeners(t);
     pthread_mutex_unlock(&mu);
   }
   return NULL;
@@ -406,11 +649,12 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
     pthread_mutex_lock(&mu);
     relay *r = rep->slot < nslots ? slots[rep->slot] : NULL;
     bool deliver = r && !r->js_done;
-    if (deliver) r->js_done = true;
+    bool end = rep->reason != R_CONNECTED;
+    if (deliver && end) r->js_done = true;
     pthread_mutex_unlock(&mu);
     if (deliver) {
-      if (--js_live == 0) napi_unref_threadsafe_function(env, tsfn);
-      napi_value argv[5], undef, arr;
+      if (end && --js_live == 0) napi_unref_threadsafe_function(env, tsfn);
+      napi_value argv[7], undef, arr;
       napi_create_uint32(env, rep->slot, &argv[0]);
       napi_create_string_utf8(env, REASONS[rep->reason], NAPI_AUTO_LENGTH, &argv[1]);
       napi_create_int32(env, rep->by, &argv[2]);
@@ -425,7 +669,13 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
       }
       argv[4] = arr;
       napi_get_undefined(env, &undef);
-      napi_call_function(env, undef, cb, 5, argv, NULL);
+      if (rep->reason == R_CONNECTED) {
+        napi_create_string_utf8(env, rep->local, NAPI_AUTO_LENGTH, &argv[5]);
+        napi_create_int32(env, rep->local_port, &argv[6]);
+      } else {
+        argv[5] = argv[6] = undef;
+      }
+      napi_call_function(env, undef, cb, 7, argv, NULL);
     }
   }
   free(rep);
@@ -491,6 +741,47 @@ static bool get_bytes(napi_env env, napi_value v, uint8_t **out, size_t *len) {
   return true;
 }
 
+// A free slot for r (under mu), the table grown when full; false when out of memory.
+static bool take_slot(relay *r) {
+  if (nfree == 0) {
+    uint32_t n = nslots ? nslots * 2 : 1024;
+    relay **s = realloc(slots, n * sizeof *s);
+    if (!s) return false;
+    slots = s;
+    uint32_t *f = realloc(free_slots, n * sizeof *f);
+    if (!f) return false;
+    free_slots = f;
+    for (uint32_t i = n; i > nslots; i--) free_slots[nfree++] = i - 1;
+    for (uint32_t i = nslots; i < n; i++) slots[i] = NULL;
+    nslots = n;
+  }
+  r->slot = free_slots[--nfree];
+  slots[r->slot] = r;
+  return true;
+}
+
+// A registered relay joins the active list (mu is held, and released here); the thread is woken when
+// `due` (its first deadline) comes before the next scan. Returns its slot for JavaScript.
+static napi_value activate(napi_env env, relay *r, int64_t due) {
+  r->next = active;
+  if (active) active->prev = r;
+  active = r;
+  bool wake = false;
+  if (due < next_scan) {
+    next_scan = due;
+    wake = true;
+  }
+  pthread_mutex_unlock(&mu);
+  if (js_live++ == 0) napi_ref_threadsafe_function(env, tsfn);
+  if (wake) {
+    uint64_t one = 1;
+    (void)!write(evfd, &one, sizeof one);
+  }
+  napi_value out;
+  napi_create_uint32(env, r->slot, &out);
+  return out;
+}
+
 // relayStart(fdA, fdB, idleMs, initAB: Uint8Array|null, initBA: Uint8Array|null, onEnd) -> slot
 // The descriptors are duplicated; the caller closes its own (destroys its sockets) after this returns.
 // `onEnd` is used by the first call only (one callback for the process).
@@ -511,6 +802,7 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
   r->fd[0] = r->fd[1] = -1;
   r->pipe_r[0] = r->pipe_r[1] = r->pipe_w[0] = r->pipe_w[1] = -1;
   r->by = -1;
+  r->returned_fd = -1;
   if (!get_bytes(env, argv[3], &r->init[0], &r->init_len[0]) || !get_bytes(env, argv[4], &r->init[1], &r->init_len[1])) {
     free(r->init[0]);
     pthread_mutex_destroy(&r->rmu);
@@ -527,25 +819,8 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
   }
   // The sockets stay non-blocking (Node set O_NONBLOCK on the open file, shared with the dups).
   pthread_mutex_lock(&mu);
+  if (!failed && !take_slot(r)) failed = "realloc", err = ENOMEM;
   if (!failed) {
-    if (nfree == 0) {
-      uint32_t n = nslots ? nslots * 2 : 1024;
-      relay **s = realloc(slots, n * sizeof *s);
-      uint32_t *f = s ? realloc(free_slots, n * sizeof *f) : NULL;
-      if (s) slots = s;
-      if (!s || !f) {
-        failed = "realloc", err = ENOMEM;
-      } else {
-        free_slots = f;
-        for (uint32_t i = n; i > nslots; i--) free_slots[nfree++] = i - 1;
-        for (uint32_t i = nslots; i < n; i++) slots[i] = NULL;
-        nslots = n;
-      }
-    }
-  }
-  if (!failed) {
-    r->slot = free_slots[--nfree];
-    slots[r->slot] = r;
     r->idle_ms = idle;
     r->last = now_ms();
     for (int i = 0; i < 2 && !failed; i++) {
@@ -572,24 +847,208 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
     free(r);
     return tzorp_throw_errno(env, failed, err);
   }
-  r->next = active;
-  if (active) active->prev = r;
-  active = r;
-  bool wake = false;
-  if (idle > 0 && r->last + idle < next_scan) {
-    next_scan = r->last + idle;
-    wake = true;
-  }
-  pthread_mutex_unlock(&mu);
-  if (js_live++ == 0) napi_ref_threadsafe_function(env, tsfn);
   // The epoll registration (edge-triggered) reports both sockets ready at once, so bytes already
   // queued in the kernel and the init bytes start moving without any further event.
-  if (wake) {
-    uint64_t one = 1;
-    (void)!write(evfd, &one, sizeof one);
+  return activate(env, r, idle > 0 ? r->last + idle : INT64_MAX);
+}
+
+// relayConnect(clientFd, serverFd, host, port, connectTimeoutMs, idleMs, onEnd) -> slot
+// Connects serverFd (unconnected, non-blocking, bound as the caller wanted) to host:port on the relay
+// thread and then relays it with clientFd, which nothing has read yet. Both descriptors are the
+// relay's from here (no dup): `connected` (the local address) comes first, then the end as for
+// relayStart; or `connectFailed` (errno; ETIMEDOUT after connectTimeoutMs), after which the server
+// socket is closed and clientFd is the caller's again, unread. relayStop() at any point closes both.
+// A connect() that fails at once throws (the caller still owns both descriptors).
+static napi_value RelayConnect(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 7) return tzorp_throw_type(env, "relayConnect: 7 arguments expected");
+  int64_t fc, fs, port, timeout, idle;
+  if (!get_i64(env, argv[0], &fc) || !get_i64(env, argv[1], &fs) || fc < 0 || fs < 0 || fc > INT32_MAX ||
+      fs > INT32_MAX)
+    return tzorp_throw_type(env, "relayConnect: fds must be non-negative integers");
+  char host[HOST_TEXT];
+  size_t hl = 0;
+  napi_valuetype ht;
+  napi_typeof(env, argv[2], &ht);
+  if (ht != napi_string || napi_get_value_string_utf8(env, argv[2], host, sizeof host, &hl) != napi_ok || hl == 0 ||
+      hl >= sizeof host - 1)
+    return tzorp_throw_type(env, "relayConnect: host must be an address string");
+  if (!get_i64(env, argv[3], &port) || port < 1 || port > 65535)
+    return tzorp_throw_type(env, "relayConnect: port must be 1..65535");
+  if (!get_i64(env, argv[4], &timeout) || timeout < 1) return tzorp_throw_type(env, "relayConnect: timeout must be >= 1");
+  if (!get_i64(env, argv[5], &idle) || idle < 0) return tzorp_throw_type(env, "relayConnect: idleMs must be >= 0");
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t len;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    len = sizeof *a4;
+  } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    len = sizeof *a6;
+  } else {
+    return tzorp_throw_type(env, "relayConnect: host is not an IPv4/IPv6 address");
   }
+  if (!ensure_started(env, argv[6])) return NULL;
+  if (connect((int)fs, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS)
+    return tzorp_throw_errno(env, "connect", errno);
+  relay *r = calloc(1, sizeof *r);
+  if (!r) return tzorp_throw_errno(env, "calloc", ENOMEM);
+  pthread_mutex_init(&r->rmu, NULL);
+  r->fd[0] = (int)fc;
+  r->fd[1] = (int)fs;
+  r->pipe_r[0] = r->pipe_r[1] = r->pipe_w[0] = r->pipe_w[1] = -1;
+  r->by = -1;
+  r->returned_fd = -1;
+  r->state = CONNECTING;
+  r->idle_ms = idle;
+  r->last = now_ms();
+  r->connect_deadline = r->last + timeout;
+  pthread_mutex_lock(&mu);
+  int err = 0;
+  if (!take_slot(r)) err = ENOMEM;
+  if (!err) {
+    // Only the server socket until it is connected: the client is not read before there is a server.
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = ((uint64_t)r->slot << 1) | 1};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, r->fd[1], &ev) < 0) {
+      err = errno;
+      slots[r->slot] = NULL;
+      free_slots[nfree++] = r->slot;
+    }
+  }
+  if (err) {
+    pthread_mutex_unlock(&mu);
+    pthread_mutex_destroy(&r->rmu);
+    free(r);
+    return tzorp_throw_errno(env, err == ENOMEM ? "realloc" : "epoll_ctl", err);
+  }
+  return activate(env, r, r->connect_deadline);
+}
+
+// Runs on the JavaScript thread for each batch of accepted connections: onAccept(id, fd, peerHost,
+// peerPort, localHost, localPort, mark | null) per connection; fd < 0 is -errno of an accept that
+// failed for want of descriptors or memory (the listener pauses for ACCEPT_PAUSE_MS).
+static void call_js_accept(napi_env env, napi_value cb, void *context, void *data) {
+  accept_batch *b = data;
+  for (int i = 0; i < b->n; i++) {
+    accepted *c = &b->c[i];
+    if (env == NULL || cb == NULL) {
+      if (c->fd >= 0) close(c->fd);
+      continue;
+    }
+    napi_value argv[7], undef;
+    napi_get_undefined(env, &undef);
+    napi_create_uint32(env, c->id, &argv[0]);
+    napi_create_int32(env, c->fd, &argv[1]);
+    napi_create_string_utf8(env, c->peer, NAPI_AUTO_LENGTH, &argv[2]);
+    napi_create_int32(env, c->peer_port, &argv[3]);
+    napi_create_string_utf8(env, c->local, NAPI_AUTO_LENGTH, &argv[4]);
+    napi_create_int32(env, c->local_port, &argv[5]);
+    if (c->mark >= 0) napi_create_double(env, (double)c->mark, &argv[6]);
+    else napi_get_null(env, &argv[6]);
+    if (napi_call_function(env, undef, cb, 7, argv, NULL) != napi_ok) {
+      // The callback threw: it is JavaScript's own bug, reported once; the connection is dropped.
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      if (c->fd >= 0) close(c->fd);
+    }
+  }
+  free(b);
+}
+
+// acceptStart(listenFd, onAccept, onEnd) -> id: the relay thread accepts on a dup of listenFd (a
+// listening socket). Every worker sharing the socket is woken for a connection and one accept4()
+// wins (EPOLLEXCLUSIVE would wake the same worker every time under a light load: no spreading).
+// `onAccept` is used by the first call only (one callback for the process), `onEnd` as for relayStart.
+static napi_value AcceptStart(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) return tzorp_throw_type(env, "acceptStart: 3 arguments expected");
+  int64_t lf;
+  if (!get_i64(env, argv[0], &lf) || lf < 0 || lf > INT32_MAX)
+    return tzorp_throw_type(env, "acceptStart: fd must be a non-negative integer");
+  if (!ensure_started(env, argv[2])) return NULL;
+  if (atsfn == NULL) {
+    napi_value name;
+    napi_create_string_utf8(env, "tzorp accept", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js_accept, &atsfn) !=
+        napi_ok)
+      return tzorp_throw_type(env, "acceptStart: cannot create the threadsafe function");
+    napi_unref_threadsafe_function(env, atsfn);
+  }
+  int fd = fcntl((int)lf, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return tzorp_throw_errno(env, "dup", errno);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  listener *l = calloc(1, sizeof *l);
+  if (!l) {
+    close(fd);
+    return tzorp_throw_errno(env, "calloc", ENOMEM);
+  }
+  pthread_mutex_init(&l->lmu, NULL);
+  l->fd = fd;
+  pthread_mutex_lock(&mu);
+  uint32_t id = MAX_LISTENERS;
+  for (uint32_t i = 0; i < MAX_LISTENERS; i++)
+    if (!listeners[i]) {
+      id = i;
+      break;
+    }
+  int err = id == MAX_LISTENERS ? EMFILE : 0;
+  if (!err) {
+    l->id = id;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTEN_TAG | id};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) err = errno;
+    else listeners[id] = l;
+  }
+  pthread_mutex_unlock(&mu);
+  if (err) {
+    close(fd);
+    pthread_mutex_destroy(&l->lmu);
+    free(l);
+    return tzorp_throw_errno(env, id == MAX_LISTENERS ? "acceptStart (too many listeners)" : "epoll_ctl", err);
+  }
+  if (nlisteners++ == 0) napi_ref_threadsafe_function(env, atsfn);
   napi_value out;
-  napi_create_uint32(env, r->slot, &out);
+  napi_create_uint32(env, id, &out);
+  return out;
+}
+
+// acceptStop(id) -> boolean: stop accepting there and close the dup (connections already accepted
+// and on their way to JavaScript still arrive). false for an unknown id.
+static napi_value AcceptStop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int64_t id;
+  napi_value out;
+  if (argc < 1 || !get_i64(env, argv[0], &id) || id < 0 || id >= MAX_LISTENERS || !started) {
+    napi_get_boolean(env, false, &out);
+    return out;
+  }
+  pthread_mutex_lock(&mu);
+  listener *l = listeners[id];
+  if (l) {
+    listeners[id] = NULL;
+    pthread_mutex_lock(&l->lmu);  // waits for an accept batch on it
+    l->closed = true;
+    if (!l->paused) epoll_ctl(ep, EPOLL_CTL_DEL, l->fd, NULL);
+    close(l->fd);
+    l->fd = -1;
+    pthread_mutex_unlock(&l->lmu);
+    l->dead_next = dead_listeners;  // freed by the thread between two epoll batches
+    dead_listeners = l;
+  }
+  pthread_mutex_unlock(&mu);
+  if (l && --nlisteners == 0) napi_unref_threadsafe_function(env, atsfn);
+  napi_get_boolean(env, l != NULL, &out);
   return out;
 }
 
@@ -627,14 +1086,27 @@ static napi_value RelayStop(napi_env env, napi_callback_info info) {
   bool stopped = false;
   if (r) {
     pthread_mutex_lock(&r->rmu);  // waits if the thread is pumping this relay right now
-    if (r->state == ACTIVE) {
+    if (r->state != ENDED) {
       end_relay(r, R_STOPPED, -1, 0, reset);
       r->js_done = true;
       out = counts_array(env, r);
       stopped = true;
     }
+    else if (r->state == ENDED && r->reason == R_CONNECT_FAILED && r->returned_fd >= 0 && !r->js_done) {
+      // The connect failed a moment ago and its report is on the way: the client's descriptor came
+      // back to JavaScript, and stopping means closing it (the report is dropped).
+      if (reset) {
+        struct linger lg = {1, 0};
+        setsockopt(r->returned_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      }
+      close(r->returned_fd);
+      r->returned_fd = -1;
+      r->js_done = true;
+      stopped = true;
+      out = counts_array(env, r);
+    }
     pthread_mutex_unlock(&r->rmu);
-    if (stopped) retire(r);  // else the thread ended it and retires it; its report is on the way
+    if (stopped && r->reason == R_STOPPED) retire(r);  // else the thread retires it
   }
   pthread_mutex_unlock(&mu);
   if (stopped && --js_live == 0) napi_unref_threadsafe_function(env, tsfn);
@@ -688,6 +1160,9 @@ static napi_value RaiseNofile(napi_env env, napi_callback_info info) {
 void tzorp_relay_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"relayStart", NULL, RelayStart, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayConnect", NULL, RelayConnect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"acceptStart", NULL, AcceptStart, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"acceptStop", NULL, AcceptStop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayStop", NULL, RelayStop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayCounts", NULL, RelayCounts, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayActive", NULL, RelayActive, NULL, NULL, NULL, napi_enumerable, NULL},

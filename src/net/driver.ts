@@ -219,8 +219,45 @@ export function runSession(o: RunSessionOptions): SessionHandle {
   return new Session(o);
 }
 
+/** A handle's `done` and the summary it resolves with (shared by native-plug.ts's sessions). */
+export abstract class SessionDone {
+  /** `done`, made when first asked for (the daemon learns the end through onEnd: a Promise and its
+   * resolver less per held connection), and the summary once the session has ended. */
+  private donePromise: Promise<SessionSummary> | null = null;
+  private resolveDone: ((s: SessionSummary) => void) | null = null;
+  private summary: SessionSummary | null = null;
+
+  get done(): Promise<SessionSummary> {
+    this.donePromise ??= this.summary
+      ? Promise.resolve(this.summary)
+      : new Promise<SessionSummary>((r) => {
+          this.resolveDone = r;
+        });
+    return this.donePromise;
+  }
+
+  /** Log the summary line, hand the summary to `onEnd`, and resolve `done`. */
+  protected settle(
+    summary: SessionSummary,
+    log: SessionLog | undefined,
+    onEnd?: (s: SessionSummary) => void,
+  ): void {
+    log?.('core.summary', 'info', 'Connection summary', {
+      session_id: summary.id,
+      service: summary.service,
+      ...summaryFields(summary),
+    });
+    try {
+      onEnd?.(summary);
+    } finally {
+      this.summary = summary;
+      this.resolveDone?.(summary);
+    }
+  }
+}
+
 /** A session is its own handle (methods on the class: no closures per held connection). */
-class Session implements SessionHandle {
+class Session extends SessionDone implements SessionHandle {
   private core: ProxyCore | null = null;
   private readonly streams = new Map<StreamId, Stream>();
   /** Listeners and per-listener accept numbers: made by the first `listen` (most sessions never
@@ -252,17 +289,13 @@ class Session implements SessionHandle {
   /** A `relay` command waiting for the end of its command batch, then for the write queues to empty. */
   private handingOver: { a: Stream; b: Stream; idleMs: number; waiting: boolean } | null = null;
   private native: RelayState | null = null;
-  /** `done`, made when first asked for (the daemon learns the end through onEnd: a Promise and its
-   * resolver less per held connection), and the summary once the session has ended. */
-  private donePromise: Promise<SessionSummary> | null = null;
-  private resolveDone: ((s: SessionSummary) => void) | null = null;
-  private summary: SessionSummary | null = null;
 
   /** The options without the accepted socket (a Stream holds it while it is ours: kept here, a
    * natively relayed session would keep the destroyed socket in memory). */
   private readonly o: Omit<RunSessionOptions, 'socket'>;
 
   constructor(options: RunSessionOptions) {
+    super();
     const { socket, ...o } = options;
     this.o = o;
     this.now = o.now ?? Date.now;
@@ -282,15 +315,6 @@ class Session implements SessionHandle {
 
   get id(): string {
     return this.o.id;
-  }
-
-  get done(): Promise<SessionSummary> {
-    this.donePromise ??= this.summary
-      ? Promise.resolve(this.summary)
-      : new Promise<SessionSummary>((r) => {
-          this.resolveDone = r;
-        });
-    return this.donePromise;
   }
 
   snapshot(): SessionSnapshot {
@@ -788,29 +812,16 @@ class Session implements SessionHandle {
         }
         s.state = 'closed';
         s.closedSent = true; // a failed connect is reported as connectFailed, not closed
-        const msg = err instanceof Error ? err.message : String(err);
-        let target: Addr | undefined;
-        if (err instanceof TargetZoneDenied) {
+        const explicit = options.target ? makeAddr(options.target.host, options.target.port) : undefined;
+        const { msg, target, denied } = connectFailure(err, id, explicit, (c, l, m, f) =>
+          this.log(c, l, m, f),
+        );
+        if (denied) {
           this.policyDenied = true;
-          target = err.target;
-          this.serverZone = err.zone;
-          this.server = err.target;
-          this.log('core.policy', 'warn', 'Server zone not permitted by limit_target_zones_to', {
-            server_address: zorpAddr(err.target),
-            server_zone: err.zone,
-          });
-        } else if (err instanceof ChainFailed) {
-          target = err.attempts.at(-1)?.target;
-        } else if (options.target) {
-          target = makeAddr(options.target.host, options.target.port);
+          this.serverZone = denied.zone;
+          this.server = denied.target;
         }
         if (routed && target && !this.server) this.server = target;
-        this.log('core.session', err instanceof RouteError ? 'error' : 'warn', 'Server connection failure', {
-          stream: id,
-          server_address: target ? zorpAddr(target) : '(NULL)',
-          error: msg,
-          code: err instanceof TzorpError ? err.code : E.CONNECT_FAILED.code,
-        });
         const ev: ProxyEvent = { type: 'connectFailed', now: this.now(), stream: id, error: msg };
         if (target) ev.target = target;
         this.feed(ev);
@@ -1219,34 +1230,63 @@ class Session implements SessionHandle {
       info,
       counters: { ...this.counters },
     };
-    this.log('core.summary', 'info', 'Connection summary', {
-      rule_id: summary.ruleId,
-      session_start: new Date(summary.startedAt).toISOString(),
-      session_end: new Date(summary.endedAt).toISOString(),
-      duration_ms: summary.durationMs,
-      client_address: zorpAddr(summary.client),
-      client_zone: summary.clientZone,
-      client_local: zorpAddr(summary.clientLocal),
-      server_address: zorpAddr(summary.server),
-      server_zone: summary.serverZone,
-      server_local: zorpAddr(summary.serverLocal),
-      bytes_from_client: summary.bytes.fromClient,
-      bytes_to_server: summary.bytes.toServer,
-      bytes_from_server: summary.bytes.fromServer,
-      bytes_to_client: summary.bytes.toClient,
-      verdict: v,
-      info,
-    });
-    try {
-      this.o.onEnd?.(summary);
-    } finally {
-      this.summary = summary;
-      this.resolveDone?.(summary);
-    }
+    this.settle(summary, this.o.log, this.o.onEnd);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A failed server connect, logged (the policy line for limit_target_zones_to, then the failure):
+ * its message, the target it names (the last one a chain tried, or `explicit`), and the denial when
+ * limit_target_zones_to refused it. */
+export function connectFailure(
+  err: unknown,
+  stream: string,
+  explicit: Addr | undefined,
+  log: (category: string, level: LogLevel, msg: string, fields: Record<string, unknown>) => void,
+): { msg: string; target: Addr | undefined; denied: TargetZoneDenied | null } {
+  const msg = err instanceof Error ? err.message : String(err);
+  let target = explicit;
+  const denied = err instanceof TargetZoneDenied ? err : null;
+  if (denied) {
+    target = denied.target;
+    log('core.policy', 'warn', 'Server zone not permitted by limit_target_zones_to', {
+      server_address: zorpAddr(denied.target),
+      server_zone: denied.zone,
+    });
+  } else if (err instanceof ChainFailed) {
+    target = err.attempts.at(-1)?.target;
+  }
+  log('core.session', err instanceof RouteError ? 'error' : 'warn', 'Server connection failure', {
+    stream,
+    server_address: target ? zorpAddr(target) : '(NULL)',
+    error: msg,
+    code: err instanceof TzorpError ? err.code : E.CONNECT_FAILED.code,
+  });
+  return { msg, target, denied };
+}
+
+/** The fields of a session's `core.summary` line (Zorp's connection summary). */
+export function summaryFields(summary: SessionSummary): Record<string, unknown> {
+  return {
+    rule_id: summary.ruleId,
+    session_start: new Date(summary.startedAt).toISOString(),
+    session_end: new Date(summary.endedAt).toISOString(),
+    duration_ms: summary.durationMs,
+    client_address: zorpAddr(summary.client),
+    client_zone: summary.clientZone,
+    client_local: zorpAddr(summary.clientLocal),
+    server_address: zorpAddr(summary.server),
+    server_zone: summary.serverZone,
+    server_local: zorpAddr(summary.serverLocal),
+    bytes_from_client: summary.bytes.fromClient,
+    bytes_to_server: summary.bytes.toServer,
+    bytes_from_server: summary.bytes.fromServer,
+    bytes_to_client: summary.bytes.toClient,
+    verdict: summary.verdict,
+    info: summary.info,
+  };
+}
 
 /** Ports to try for a listen command: one port, or a range from a random offset (so concurrent
  * sessions do not all race for the same first port). */
@@ -1263,7 +1303,7 @@ function portCandidates(p: number | { min: number; max: number }): number[] {
 
 /** The log line and summary text of a session refused at admission (before its core ran, so before
  * any server connection): max_sessions, or one of the daemon's per-client limits. */
-function refusalText(
+export function refusalText(
   u: ServiceUpstream,
   limit: string | undefined,
 ): { msg: string; fields: Record<string, unknown>; info: string } {

@@ -15,7 +15,10 @@
 // If step 3 fails (EMFILE on dup, ...) the sockets are still whole: the bytes of step 2 are put back
 // (unshift) and the driver keeps relaying in JavaScript.
 import type net from 'node:net';
-import { errnoName, type RelayCounts, relayAddon } from '../native/index.ts';
+import { TzorpError } from '../errors.ts';
+import { errnoName, type RelayCounts, type RelayEndCallback, relayAddon } from '../native/index.ts';
+import type { Addr } from '../proxy/core/types.ts';
+import { makeAddr } from './addr.ts';
 
 export type NativeRelayReason = 'closed' | 'idle' | 'error';
 
@@ -50,20 +53,66 @@ export interface RelayOwner {
   relayEnded(end: NativeRelayEnd): void;
 }
 
+/** The owner of a relay made by connectRelay: it first learns how the connect went. */
+export interface ConnectingRelayOwner extends RelayOwner {
+  /** Connected; the relay runs. `local` is the server socket's own address. */
+  relayConnected(local: Addr): void;
+  /** The connect failed (errno name; ETIMEDOUT after the timeout): the server socket is closed, the
+   * client's descriptor is the caller's again, unread. */
+  relayConnectFailed(error: string): void;
+}
+
 const waiting = new Map<number, RelayOwner>();
 
-function onRelayEnd(
-  slot: number,
-  reason: NativeRelayReason,
-  by: number,
-  errno: number,
-  counts: RelayCounts,
-): void {
+/** The addon's one callback for every relay (the first relayStart, relayConnect or acceptStart
+ * registers it for the process). */
+export const onRelayEnd: RelayEndCallback = (slot, reason, by, errno, counts, localHost, localPort) => {
   const f = waiting.get(slot);
+  if (reason === 'connected') {
+    (f as ConnectingRelayOwner | undefined)?.relayConnected(makeAddr(localHost || '0.0.0.0', localPort ?? 0));
+    return;
+  }
   waiting.delete(slot);
+  if (reason === 'connectFailed') {
+    (f as ConnectingRelayOwner | undefined)?.relayConnectFailed(errnoName(errno));
+    return;
+  }
   const end: NativeRelayEnd = { reason, by: by === 0 ? 0 : by === 1 ? 1 : null, counts };
   if (reason === 'error') end.error = errnoName(errno);
   f?.relayEnded(end);
+};
+
+/**
+ * Connect `serverFd` (made and bound by the caller: upstream.ts upstreamFd) to `target` on the relay
+ * thread, then relay it with `clientFd` (accepted natively, nothing read from it yet): no byte and no
+ * socket object in JavaScript. Both descriptors are the relay's from here; `owner` hears
+ * relayConnected (then relayEnded) or relayConnectFailed (then the client's descriptor is its own
+ * again). Throws TzorpError NATIVE_CALL when connect() fails at once (both descriptors still the
+ * caller's), NATIVE_MISSING without the addon.
+ */
+export function connectRelay(
+  clientFd: number,
+  serverFd: number,
+  target: Addr,
+  timeoutMs: number,
+  idleMs: number,
+  owner: ConnectingRelayOwner,
+): NativeRelay {
+  const addon = relayAddon();
+  if (!addon) throw new TzorpError('NATIVE_MISSING', 'the native addon is not built: no native relay');
+  let slot: number;
+  try {
+    slot = addon.relayConnect(clientFd, serverFd, target.host, target.port, timeoutMs, idleMs, onRelayEnd);
+  } catch (e) {
+    const err = e as Error & { errno?: number };
+    const code = typeof err.errno === 'number' ? errnoName(err.errno) : 'EINVAL';
+    throw new TzorpError('NATIVE_CALL', `connect ${code} ${target.host}:${target.port}`, {
+      cause: e,
+      details: { call: 'connect', errno: err.errno ?? 0, code },
+    });
+  }
+  waiting.set(slot, owner);
+  return new AddonRelay(addon, slot);
 }
 
 /** The native relay's default where nobody chose: on, unless TZORP_NATIVE_RELAY=0 (lets a test suite

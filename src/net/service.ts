@@ -9,7 +9,7 @@ import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr, makeAddr } from './addr.ts';
 import { ChainerRuntime, ChainStop } from './chainer.ts';
 import { isAddressLiteral, localBindFor, type RouteInput, routeTargets } from './router.ts';
-import { connectUpstream } from './upstream.ts';
+import { connectUpstream, type UpstreamConnectOptions } from './upstream.ts';
 
 /** Concurrent sessions per service (Zorp max_sessions). Keep one across reloads so sessions of the
  * old generation still count. Counts within this process. */
@@ -149,6 +149,20 @@ export class ServiceUpstream {
    * RouteError (impossible route), ChainFailed (every target failed) or CONNECT_FAILED 'aborted'.
    */
   async connectServer(input: RouteInput, signal?: AbortSignal): Promise<ServerConnection> {
+    const c = await this.connectVia(input, connectUpstream, signal);
+    const local = makeAddr(c.conn.localAddress ?? '0.0.0.0', c.conn.localPort ?? 0);
+    return { socket: c.conn, target: c.target, local, serverZone: c.zone };
+  }
+
+  /**
+   * connectServer with another way to connect one target (the native relay's: native-plug.ts): the
+   * same routing, chaining and limit_target_zones_to, whatever `connect` makes of a target.
+   */
+  async connectVia<T>(
+    input: RouteInput,
+    connect: (o: UpstreamConnectOptions) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<{ conn: T; target: Addr; zone: string | null }> {
     const router = this.service.router;
     const named = routeTargets(router, input);
     const targets: Addr[] = [];
@@ -165,7 +179,7 @@ export class ServiceUpstream {
       const zone = this.zoneOf(target.host);
       if (!this.targetAllowed(zone)) throw new TargetZoneDenied(target, zone);
       try {
-        const socket = await connectUpstream({
+        const conn = await connect({
           target,
           local: localBindFor(router, input.client, target),
           transparent: this.transparent,
@@ -173,14 +187,13 @@ export class ServiceUpstream {
           timeoutMs: this.chainer.timeoutConnectMs,
           ...(signal ? { signal } : {}),
         });
-        return { socket, zone };
+        return { conn, zone };
       } catch (e) {
         // The session went away: that says nothing about the target, do not remember it as down.
         if (signal?.aborted) throw new ChainStop('aborted');
         throw e;
       }
     });
-    const local = makeAddr(value.socket.localAddress ?? '0.0.0.0', value.socket.localPort ?? 0);
-    return { socket: value.socket, target, local, serverZone: value.zone };
+    return { conn: value.conn, target, zone: value.zone };
   }
 }

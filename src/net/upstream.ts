@@ -61,8 +61,14 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   return clientFd(o.target.family, { ...base, port, reuseAddr: port !== 0 });
 }
 
+/** The socket for an upstream connection made by the addon, bound as `o` asks (the native relay's
+ * connect: src/net/native-plug.ts). Throws NATIVE_CALL (bind failures) like connectUpstream rejects. */
+export function upstreamFd(o: UpstreamConnectOptions): number {
+  return makeFd(o) ?? clientFd(o.target.family, {});
+}
+
 /** The server connection failed; the socket error's code (ECONNREFUSED, ...) stays in details. */
-function connectFailed(message: string, cause?: NodeJS.ErrnoException): TzorpError {
+export function connectFailed(message: string, cause?: { code?: string | undefined }): TzorpError {
   return new TzorpError('CONNECT_FAILED', message, {
     ...(cause ? { cause, details: { code: cause.code } } : {}),
   });

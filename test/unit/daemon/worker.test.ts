@@ -196,6 +196,7 @@ test('resolveConnection: the mark names the rule; its service must own the accep
           keys: { v4: k4(50000), v6: k6(50000) },
           upstream: null,
           proxy: bound.services.get('web')!,
+          native: false,
         },
       ],
       [
@@ -205,6 +206,7 @@ test('resolveConnection: the mark names the rule; its service must own the accep
           keys: { v4: k4(50001), v6: k6(50001) },
           upstream: null,
           proxy: bound.services.get('ssh')!,
+          native: false,
         },
       ],
     ]),

@@ -1,0 +1,396 @@
+// Native plug sessions (src/net/accept.ts, src/net/native-plug.ts, tzorp_relay.c's relayConnect and
+// acceptStart) over loopback: the addon accepts, connects and relays, and JavaScript sees descriptors
+// only. Every byte once with half-close either way, the same summaries, verdicts and log lines as the
+// driver with the plug core (connect refused, chained failover, connect timeout, idle timeout, abort,
+// kill, refused admission), live counts, and nothing left behind (no socket descriptor, no relay).
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
+import { after, test } from 'node:test';
+import fc from 'fast-check';
+import { closeFd, listenFd } from '../../../src/native/index.ts';
+import { acceptNative, type NativeConn, socketOfFd } from '../../../src/net/accept.ts';
+import { ServiceUpstream, type SessionHandle, type SessionSummary } from '../../../src/net/index.ts';
+import { nativePlugEligible, runNativePlug } from '../../../src/net/native-plug.ts';
+import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
+import type { PlugOptions } from '../../../src/proxy/plug/options.ts';
+import { digestReply, echo, exchange, proxyService, tcpServer } from './helpers.ts';
+
+const skip = nativeRelayAvailable() ? false : 'the native addon is not built';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function socketFds(): number {
+  let n = 0;
+  for (const f of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:')) n++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return n;
+}
+
+const until = async (cond: () => boolean, what: string) => {
+  for (let i = 0; !cond(); i++) {
+    if (i > 12_000) assert.fail(`still waiting after 60 s: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+interface Front {
+  port: number;
+  summaries: SessionSummary[];
+  handles: SessionHandle[];
+  lines: { msg: string; fields: Record<string, unknown> }[];
+  conns: NativeConn[];
+  close: () => void;
+}
+
+/** A native plug front on loopback (host), relaying to `targets` (chained in order). */
+async function front(
+  targets: { host: string; port: number }[],
+  o: { timeoutMs?: number; admitted?: boolean; host?: string; timeoutConnectMs?: number } = {},
+): Promise<Front> {
+  const host = o.host ?? '127.0.0.1';
+  const up = new ServiceUpstream(
+    proxyService(targets, {
+      chainer: { type: 'failover', timeoutConnectMs: o.timeoutConnectMs ?? 5000, timeoutStateMs: 1000 },
+    }),
+    { transparentUpstream: false },
+  );
+  const fd = listenFd(host, 0, { transparent: false });
+  const port = boundPort(fd);
+  const options: PlugOptions = { timeoutMs: o.timeoutMs ?? 60_000, copyToServer: true, copyToClient: true };
+  const f: Front = { port, summaries: [], handles: [], lines: [], conns: [], close: () => {} };
+  let n = 0;
+  const acceptor = acceptNative(
+    fd,
+    (conn) => {
+      f.conns.push(conn);
+      f.handles.push(
+        runNativePlug({
+          id: `svc/test_plug:${++n}`,
+          service: 'test_plug',
+          conn,
+          upstream: up,
+          options,
+          admitted: o.admitted ?? true,
+          clientZone: null,
+          ruleId: 7,
+          log: (_c, _l, msg, fields) => f.lines.push({ msg, fields }),
+          onEnd: (s) => f.summaries.push(s),
+        }),
+      );
+    },
+    () => {},
+  );
+  closeFd(fd); // the addon keeps its own dup
+  f.close = () => acceptor.stop();
+  cleanups.push(() => acceptor.stop());
+  return f;
+}
+
+/** The port a listening descriptor is bound to (the addon's listen takes port 0), from
+ * /proc/net/tcp{,6} by the socket's inode. */
+function boundPort(fd: number): number {
+  const inode = /socket:\[(\d+)\]/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[9] === inode) return Number.parseInt(cols[1]!.split(':')[1]!, 16);
+    }
+  }
+  throw new assert.AssertionError({ message: `no port for fd ${fd}` });
+}
+
+/** Connect, send `payload`, half-close, and collect the reply, or the error that ended it. */
+function talk(
+  port: number,
+  payload: Buffer,
+  host = '127.0.0.1',
+): Promise<{ data: Buffer; error: string | null }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect({ host, port }, () => s.end(payload));
+    s.on('data', (c) => chunks.push(c));
+    s.on('error', (e: NodeJS.ErrnoException) =>
+      resolve({ data: Buffer.concat(chunks), error: e.code ?? e.message }),
+    );
+    s.on('close', () => resolve({ data: Buffer.concat(chunks), error: null }));
+  });
+}
+
+test('native plug: accepted, connected and relayed by the addon; exact summary and log lines; nothing left', {
+  skip,
+}, async () => {
+  const srv = await tcpServer(digestReply);
+  cleanups.push(srv.close);
+  const base = socketFds();
+  const f = await front([{ host: '127.0.0.1', port: srv.port }]);
+  const payload = randomBytes(3 * 1024 * 1024 + 7);
+  const reply = (await exchange(f.port, payload)).toString();
+  assert.equal(reply, `${payload.length} ${sha(payload)}`);
+  await until(() => f.summaries.length === 1, 'the summary');
+  const s = f.summaries[0]!;
+  assert.equal(s.verdict, 'ACCEPTED');
+  assert.equal(s.info, null);
+  assert.equal(s.ruleId, 7);
+  assert.deepEqual(s.bytes, {
+    fromClient: payload.length,
+    toServer: payload.length,
+    fromServer: reply.length,
+    toClient: reply.length,
+  });
+  assert.deepEqual(s.counters, {
+    plug_bytes_from_client: payload.length,
+    plug_bytes_to_server: payload.length,
+    plug_bytes_from_server: reply.length,
+    plug_bytes_to_client: reply.length,
+  });
+  assert.deepEqual(s.server, { host: '127.0.0.1', port: srv.port, family: 4 });
+  assert.equal(s.serverLocal?.host, '127.0.0.1');
+  assert.ok((s.serverLocal?.port ?? 0) > 0);
+  assert.equal(s.client?.host, '127.0.0.1');
+  assert.deepEqual(s.clientLocal, { host: '127.0.0.1', port: f.port, family: 4 });
+  assert.deepEqual(
+    f.lines.map((l) => l.msg),
+    ['Starting proxy session', 'Server connection established', 'Connection summary'],
+  );
+  assert.equal(f.lines[2]!.fields.session_id, 'svc/test_plug:1');
+  assert.equal(f.lines[2]!.fields.bytes_to_server, payload.length);
+  f.close();
+  await until(() => nativeRelaysActive() === 0, 'no relay left');
+  await until(() => socketFds() <= base, `socket descriptors back to ${base} (now ${socketFds()})`);
+});
+
+test('native plug: IPv6, the accepted connection carries canonical addresses', { skip }, async () => {
+  const srv = await tcpServer(echo, '::1');
+  cleanups.push(srv.close);
+  const f = await front([{ host: '::1', port: srv.port }], { host: '::1' });
+  const got = await talk(f.port, Buffer.from('six'), '::1');
+  assert.equal(got.data.toString(), 'six');
+  await until(() => f.summaries.length === 1, 'the summary');
+  assert.deepEqual(f.conns[0]!.local, { host: '::1', port: f.port, family: 6 });
+  assert.equal(f.conns[0]!.remote.host, '::1');
+  assert.equal(f.summaries[0]!.server?.host, '::1');
+  f.close();
+});
+
+test('native plug: a refused connect resets the client (DENIED_BY_CONNECTION_FAIL); failover reuses the client', {
+  skip,
+}, async () => {
+  const closed = await tcpServer(echo);
+  const deadPort = closed.port;
+  await closed.close();
+  // (another host: the failover chainer remembers a failed host, not a port)
+  const srv = await tcpServer(echo, '127.0.0.2');
+  cleanups.push(srv.close);
+  const base = socketFds();
+  const lone = await front([{ host: '127.0.0.1', port: deadPort }]);
+  const r = await talk(lone.port, Buffer.from('hello'));
+  assert.equal(r.error, 'ECONNRESET');
+  await until(() => lone.summaries.length === 1, 'the summary');
+  const s = lone.summaries[0]!;
+  assert.equal(s.verdict, 'DENIED_BY_CONNECTION_FAIL');
+  assert.match(s.info ?? '', /ECONNREFUSED/);
+  assert.deepEqual(s.server, { host: '127.0.0.1', port: deadPort, family: 4 });
+  const fail = lone.lines.find((l) => l.msg === 'Server connection failure');
+  assert.ok(fail, JSON.stringify(lone.lines));
+  assert.equal(fail.fields.code, 'TZ5010');
+  lone.close();
+
+  // the first target refuses, the second gets the client's bytes: nothing was read from the client
+  // while the first connect failed
+  const chain = await front([
+    { host: '127.0.0.1', port: deadPort },
+    { host: '127.0.0.2', port: srv.port },
+  ]);
+  const payload = randomBytes(200_000);
+  const c = await talk(chain.port, payload);
+  assert.equal(c.error, null, JSON.stringify(chain.lines));
+  assert.equal(sha(c.data), sha(payload));
+  await until(() => chain.summaries.length === 1, 'the summary');
+  assert.equal(chain.summaries[0]!.verdict, 'ACCEPTED');
+  assert.deepEqual(chain.summaries[0]!.server, { host: '127.0.0.2', port: srv.port, family: 4 });
+  chain.close();
+  await until(() => nativeRelaysActive() === 0, 'no relay left');
+  await until(() => socketFds() <= base, `socket descriptors back to ${base} (now ${socketFds()})`);
+});
+
+test('native plug: the connect times out (plug timeout), the idle timeout ends a quiet relay', {
+  skip,
+}, async () => {
+  // a server whose accept queue is full: further SYNs are dropped, so a connect hangs
+  const fd = listenFd('127.0.0.1', 0, { transparent: false, backlog: 1 });
+  const port = boundPort(fd);
+  const fillers = [net.connect({ host: '127.0.0.1', port }), net.connect({ host: '127.0.0.1', port })];
+  for (const x of fillers) x.on('error', () => {});
+  cleanups.push(() => {
+    for (const x of fillers) x.destroy();
+    closeFd(fd);
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  const f = await front([{ host: '127.0.0.1', port }], { timeoutMs: 300 });
+  const r = await talk(f.port, Buffer.from('x'));
+  assert.equal(r.error, 'ECONNRESET');
+  await until(() => f.summaries.length === 1, 'the summary');
+  assert.equal(f.summaries[0]!.verdict, 'DENIED_BY_CONNECTION_FAIL');
+  assert.match(f.summaries[0]!.info ?? '', /timed out after 300 ms|not established within 300 ms/);
+  f.close();
+
+  const srv = await tcpServer(() => {}); // never answers
+  cleanups.push(srv.close);
+  const g = await front([{ host: '127.0.0.1', port: srv.port }], { timeoutMs: 250 });
+  const sock = net.connect({ host: '127.0.0.1', port: g.port });
+  sock.on('error', () => {});
+  sock.write('ping');
+  await until(() => g.summaries.length === 1, 'the idle timeout');
+  assert.equal(g.summaries[0]!.verdict, 'ACCEPTED');
+  assert.equal(g.summaries[0]!.info, 'idle timeout (250 ms)');
+  assert.equal(g.summaries[0]!.bytes.fromClient, 4);
+  assert.ok(g.lines.some((l) => l.msg === 'Idle timeout, closing the session'));
+  sock.destroy();
+  g.close();
+});
+
+test('native plug: live counts, abort and kill end with exact bytes; a refused session is reset', {
+  skip,
+}, async () => {
+  const srv = await tcpServer(echo);
+  cleanups.push(srv.close);
+  const f = await front([{ host: '127.0.0.1', port: srv.port }]);
+  const sock = net.connect({ host: '127.0.0.1', port: f.port });
+  let got = 0;
+  sock.on('data', (c) => {
+    got += c.length;
+  });
+  const ended = new Promise<void>((r) => sock.on('close', () => r()));
+  sock.on('error', () => {});
+  sock.write(Buffer.alloc(5000, 1));
+  await until(() => got === 5000, 'the echo');
+  await until(() => f.handles[0]!.snapshot().bytes.toClient === 5000, 'live counts');
+  assert.equal(f.handles[0]!.snapshot().bytes.fromClient, 5000);
+  f.handles[0]!.abort('test');
+  await ended;
+  assert.equal(f.summaries[0]!.info, 'aborted: test');
+  assert.equal(f.summaries[0]!.bytes.toServer, 5000);
+
+  const sock2 = net.connect({ host: '127.0.0.1', port: f.port });
+  const err2 = new Promise<string>((r) => sock2.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? '')));
+  sock2.write('abc');
+  await until(
+    () => f.handles.length === 2 && f.handles[1]!.snapshot().bytes.toClient === 3,
+    'the second echo',
+  );
+  f.handles[1]!.kill('test');
+  assert.equal(await err2, 'ECONNRESET');
+  assert.equal(f.summaries[1]!.verdict, 'DENIED_BY_UNKNOWN_FAIL');
+  f.close();
+
+  const refused = await front([{ host: '127.0.0.1', port: srv.port }], { admitted: false });
+  const r = await talk(refused.port, Buffer.from('no'));
+  assert.equal(r.error, 'ECONNRESET');
+  await until(() => refused.summaries.length === 1, 'the summary');
+  assert.equal(refused.summaries[0]!.verdict, 'DENIED_BY_LIMIT');
+  assert.deepEqual(refused.summaries[0]!.counters, {});
+  assert.equal(refused.lines[0]!.msg, 'Connection refused, too many sessions');
+  refused.close();
+  await until(() => nativeRelaysActive() === 0, 'no relay left');
+});
+
+test('native plug stress: random sizes and half-close orders, every byte once, no descriptor or relay leaked', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const srv = await tcpServer(digestReply);
+  cleanups.push(srv.close);
+  const f = await front([{ host: '127.0.0.1', port: srv.port }]);
+  const base = socketFds();
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 0, max: 300_000 }), { minLength: 1, maxLength: 24 }),
+      async (sizes) => {
+        const before = f.summaries.length;
+        const results = await Promise.all(
+          sizes.map(async (n) => {
+            const p = randomBytes(n);
+            return { p, r: await exchange(f.port, p) };
+          }),
+        );
+        for (const { p, r } of results) assert.equal(r.toString(), `${p.length} ${sha(p)}`);
+        await until(() => f.summaries.length === before + sizes.length, 'every summary');
+        for (const s of f.summaries.slice(before)) assert.equal(s.verdict, 'ACCEPTED');
+      },
+    ),
+    { numRuns: 15 },
+  );
+  await until(() => nativeRelaysActive() === 0, 'no relay left');
+  await until(() => socketFds() <= base, `socket descriptors back to ${base} (now ${socketFds()})`);
+  f.close();
+});
+
+test('nativePlugEligible: plug copying both ways, no TLS, the relay wanted', { skip }, () => {
+  const svc = { proxy: 'plug', router: { type: 'transparent' } } as never;
+  const bound = (o: Partial<PlugOptions>) => ({
+    proxy: 'plug',
+    options: { timeoutMs: 1000, copyToServer: true, copyToClient: true, ...o },
+  });
+  assert.equal(nativePlugEligible(svc, bound({}), true), true);
+  assert.equal(nativePlugEligible(svc, bound({}), false), false);
+  assert.equal(nativePlugEligible(svc, bound({ copyToClient: false }), true), false);
+  assert.equal(
+    nativePlugEligible({ ...(svc as object), nativeRelay: false } as never, bound({}), true),
+    false,
+  );
+  assert.equal(
+    nativePlugEligible({ ...(svc as object), tls: { mode: 'passthrough' } } as never, bound({}), true),
+    false,
+  );
+  assert.equal(
+    nativePlugEligible({ proxy: 'http', router: { type: 'transparent' } } as never, bound({}), true),
+    false,
+  );
+});
+
+test('socketOfFd: a natively accepted connection becomes a paused net.Socket for the driver', {
+  skip,
+}, async () => {
+  const fd = listenFd('127.0.0.1', 0, { transparent: false });
+  const port = boundPort(fd);
+  const got = new Promise<net.Socket>((resolve) => {
+    const a = acceptNative(
+      fd,
+      (c) => resolve(socketOfFd(c.fd)),
+      () => {},
+    );
+    cleanups.push(() => a.stop());
+  });
+  closeFd(fd);
+  const client = net.connect({ host: '127.0.0.1', port });
+  client.write('early');
+  const s = await got;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(s.readableLength, 0, 'nothing read before the session asks');
+  s.resume();
+  const first = await new Promise<Buffer>((r) => s.once('data', r));
+  assert.equal(first.toString(), 'early');
+  s.end('bye');
+  const reply = await new Promise<string>((r) => {
+    let t = '';
+    client.on('data', (c) => {
+      t += c;
+    });
+    client.on('end', () => r(t));
+  });
+  assert.equal(reply, 'bye');
+  client.destroy();
+  s.destroy();
+});
