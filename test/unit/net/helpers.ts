@@ -1,5 +1,7 @@
 // Loopback peers for driver tests: plain sockets, port 0, nothing else on the host touched.
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { ProxyService } from '../../../src/policy/model.ts';
 
@@ -80,4 +82,25 @@ export function proxyService(
     maxSessions: 0,
     ...over,
   };
+}
+
+/** Socket descriptors of this process (pipes of the relay's pool and its epoll are not counted). */
+export function socketFds(): number {
+  let n = 0;
+  for (const f of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:')) n++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return n;
+}
+
+/** Wait until `cond` holds (polled every 5 ms), failing after 60 s with `what`. */
+export async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; !cond(); i++) {
+    if (i > 12_000) assert.fail(`still waiting after 60 s: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

@@ -5,7 +5,7 @@
 // kill, refused admission), live counts, and nothing left behind (no socket descriptor, no relay).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
@@ -15,7 +15,7 @@ import { ServiceUpstream, type SessionHandle, type SessionSummary } from '../../
 import { nativePlugEligible, runNativePlug } from '../../../src/net/native-plug.ts';
 import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
 import type { PlugOptions } from '../../../src/proxy/plug/options.ts';
-import { digestReply, echo, exchange, proxyService, tcpServer } from './helpers.ts';
+import { digestReply, echo, exchange, proxyService, socketFds, tcpServer, until } from './helpers.ts';
 
 const skip = nativeRelayAvailable() ? false : 'the native addon is not built';
 
@@ -23,25 +23,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
-
-function socketFds(): number {
-  let n = 0;
-  for (const f of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:')) n++;
-    } catch {
-      // closed while listing
-    }
-  }
-  return n;
-}
-
-const until = async (cond: () => boolean, what: string) => {
-  for (let i = 0; !cond(); i++) {
-    if (i > 12_000) assert.fail(`still waiting after 60 s: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

@@ -4,7 +4,6 @@
 // abort work, and nothing is left behind (no socket descriptor, no relay).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
@@ -19,7 +18,7 @@ import {
 import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
 import { bindCore } from '../../../src/proxy/index.ts';
 import { plugModule } from '../../../src/proxy/plug/index.ts';
-import { digestReply, exchange, proxyService, tcpServer } from './helpers.ts';
+import { digestReply, exchange, proxyService, socketFds, tcpServer, until } from './helpers.ts';
 
 const skip = nativeRelayAvailable() ? false : 'the native addon is not built';
 
@@ -27,26 +26,6 @@ const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
-
-/** Socket descriptors of this process (pipes of the relay's pool and its epoll are not counted). */
-function socketFds(): number {
-  let n = 0;
-  for (const f of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:')) n++;
-    } catch {
-      // closed while listing
-    }
-  }
-  return n;
-}
-
-const until = async (cond: () => boolean, what: string) => {
-  for (let i = 0; !cond(); i++) {
-    if (i > 12_000) assert.fail(`still waiting after 60 s: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
 
 interface Relay {
   port: number;
