@@ -146,162 +146,170 @@ async function waitUntil(what: string, f: () => Promise<boolean>, tries = 100): 
   throw new Error(`gave up waiting for ${what}`);
 }
 
-test('plug relays IPv4 and IPv6; status and sessions show the live session; summary; stop cleans up', {
-  skip,
-  timeout: 300_000,
-}, async () => {
-  const lab = await createLab();
-  try {
-    await startServer(lab);
-    const d = await startDaemon(lab, POLICY_A, ['--metrics', '127.0.0.1:0'], { pollStatus: true });
-    // the server sees the firewall's address (transparent router, no forge_addr)
-    const r4 = await peer(lab, ADDR.server4, 8080);
-    assert.match(r4.stdout, /^peer ::ffff:198\.18\.2\.1$/m);
-    const r6 = await peer(lab, ADDR.server6, 8080);
-    assert.match(r6.stdout, /^peer 2001:db8:2::1$/m);
-
-    // live sessions, several at once so that both workers get some
-    const held: LabProcess[] = [];
-    for (let i = 0; i < 12; i++) {
-      const host = i % 2 === 0 ? ADDR.server4 : ADDR.server6;
-      const p = lab.spawn('client', ['nc', host, '8081']);
-      held.push(p);
-    }
-    for (const p of held) await p.waitFor(/^peer /m);
-    const list = await sessions(lab, d);
-    const mine = list.filter((s) => s.clientLocal.port === 8081);
-    assert.equal(mine.length, 12, JSON.stringify(list));
-    for (const s of mine) {
-      assert.match(s.id, /^svc\/plug:\d+$/);
-      assert.equal(s.service, 'plug');
-      assert.equal(s.rule, 2);
-      assert.equal(s.decision, 'kernel'); // the rule id came from the accepted socket's mark
-      assert.equal(s.client.zone, 'clients');
-      assert.ok(s.client.address === ADDR.client4 || s.client.address === ADDR.client6);
-      assert.equal(s.server?.zone, 'servers');
-      assert.ok(s.server?.address === ADDR.server4 || s.server?.address === ADDR.server6);
-      assert.equal(s.server?.port, 8081);
-      assert.equal(
-        s.bytesToClient,
-        s.client.address.includes(':') ? 'peer 2001:db8:2::1\n'.length : 'peer ::ffff:198.18.2.1\n'.length,
-      );
-      assert.equal(s.generation, 1);
-    }
-    assert.equal(new Set(mine.map((s) => s.id)).size, 12, 'ids are unique across workers');
-    assert.equal(
-      new Set(mine.map((s) => s.worker)).size,
-      2,
-      `both workers accept: ${JSON.stringify(mine.map((s) => s.worker))}`,
-    );
-    const text = await tz(lab, ['sessions', '--control', d.control]);
-    assert.ok(text.stdout.includes(mine[0]!.id));
-
-    const st = await status(lab, d);
-    const sha = createHash('sha256').update(POLICY_A).digest('hex');
-    assert.equal(st.state, 'running');
-    // the effective configuration: the defaults with this run's command line
-    assert.equal(st.config.workers, 2);
-    assert.equal(st.config.controlSocketPath, d.control);
-    assert.equal(st.config.connectTimeoutMs, 30_000);
-    assert.equal(st.config.policyFile, d.policy);
-    assert.equal(st.policy.sha256, sha);
-    assert.equal(st.generation, 1);
-    assert.equal(st.workers, 2);
-    assert.equal(st.workersAlive, 2);
-    const plug = st.services.find((s) => s.name === 'plug')!;
-    assert.equal(plug.sessionsRunning, 12);
-    assert.equal(plug.sessionsTotal, 14);
-    assert.ok(plug.lastStarted);
-    const stText = await tz(lab, ['status', '--control', d.control]);
-    assert.match(stText.stdout, new RegExp(`sha256=${sha}`));
-    assert.match(stText.stdout, /^state: running$/m);
-
-    // run-time log levels
-    const lg = await tz(lab, ['log', '--spec', 'core.*:6,plug.*:7', '--control', d.control]);
-    assert.equal(lg.code, 0, lg.stderr);
-    assert.match(lg.stdout, /spec 'core\.\*:6,plug\.\*:7'/);
-    assert.equal((await status(lab, d)).log.spec, 'core.*:6,plug.*:7');
-    const badSpec = await tz(lab, ['log', '--spec', 'core:99', '--control', d.control]);
-    assert.equal(badSpec.code, 2);
-    await tz(lab, ['log', '--spec', 'core.summary:4', '--control', d.control]);
-
-    // Prometheus metrics from both workers, summed by the primary
-    const [, maddr] = (await d.proc.waitFor(/Metrics listener ready; address='([^']+)'/)) as unknown as [
-      string,
-      string,
-    ];
-    const m = await lab.exec('fw', ['curl', '-s', `http://${maddr}/metrics`]);
-    assert.match(m.stdout, /^tzorp_generation 1$/m);
-    assert.match(m.stdout, /^tzorp_sessions_total\{service="plug",verdict="ACCEPTED"\} 2$/m);
-    assert.match(m.stdout, /^tzorp_sessions_running\{service="plug"\} 12$/m);
-
-    for (const p of held) p.kill('SIGTERM');
-    // the summary of a finished session, with Zorp's fields and the verdict
-    await d.proc.waitFor(
-      /core\.summary\(4\): \(svc\/plug:\d+\): Connection summary; rule_id='1', .*client_address='AF_INET\(198\.18\.1\.2:\d+\)', client_zone='clients', .*server_address='AF_INET\(198\.18\.2\.2:8080\)', server_zone='servers', .*verdict='ACCEPTED'/,
-    );
-    await d.proc.waitFor(/client_address='AF_INET6\(\[2001:db8:1::2\]:\d+\)'.*verdict='ACCEPTED'/);
-
-    // a worker that dies is started again and gets the listeners and the generation. Status and
-    // sessions are asked for all the while (as a monitoring system would): a worker that is starting
-    // is left out of the answers until it runs the current generation, and is never asked before.
-    const before = await status(lab, d);
-    const logText = () => d.proc.stdout() + d.proc.stderr();
-    const exitsBefore = logText().split('Worker exited unexpectedly').length;
-    process.kill(before.workerPids[0]!, 'SIGKILL');
-    let asking = true;
-    const asker = (async () => {
-      while (asking) {
-        await controlRequest<StatusResult>(d.control, { cmd: 'status' });
-        await controlRequest<SessionInfo[]>(d.control, { cmd: 'sessions' });
-      }
-    })();
+// Twice: plug sessions accepted, connected and relayed by the addon (the default), and every byte
+// through JavaScript's sockets (--no-native-relay).
+for (const [how, flags] of [
+  ['native accept and relay', []],
+  ['--no-native-relay', ['--no-native-relay']],
+] as const)
+  test(`plug relays IPv4 and IPv6; status and sessions show the live session; summary; stop cleans up (${how})`, {
+    skip,
+    timeout: 300_000,
+  }, async () => {
+    const lab = await createLab();
     try {
-      await waitUntil('the worker restart', async () => {
-        const s = await controlRequest<StatusResult>(d.control, { cmd: 'status' });
-        return s.workersAlive === 2 && !s.workerPids.includes(before.workerPids[0]!);
+      await startServer(lab);
+      const d = await startDaemon(lab, POLICY_A, ['--metrics', '127.0.0.1:0', ...flags], {
+        pollStatus: true,
       });
-    } finally {
-      asking = false;
-      await asker;
-    }
-    await d.proc.waitFor(/Worker started again; worker='0'/);
-    assert.equal(
-      logText().split('Worker exited unexpectedly').length - exitsBefore,
-      1,
-      `one exit (the kill), no crash of the restarted worker:\n${logText().slice(-4000)}`,
-    );
-    assert.ok(!logText().includes('Worker restart failed'), logText().slice(-4000));
-    for (let i = 0; i < 6; i++)
-      assert.match((await peer(lab, i % 2 ? ADDR.server6 : ADDR.server4, 8080)).stdout, /^peer /m);
+      // the server sees the firewall's address (transparent router, no forge_addr)
+      const r4 = await peer(lab, ADDR.server4, 8080);
+      assert.match(r4.stdout, /^peer ::ffff:198\.18\.2\.1$/m);
+      const r6 = await peer(lab, ADDR.server6, 8080);
+      assert.match(r6.stdout, /^peer 2001:db8:2::1$/m);
 
-    // stop with a session still running: the daemon drains (status says so) until the session ends
-    const last = lab.spawn('client', ['nc', ADDR.server4, '8081']);
-    await last.waitFor(/^peer /m);
-    const stopping = lab.spawn('fw', [...TZ, 'stop', '--timeout', '120000', '--control', d.control]);
-    await waitUntil('the draining state', async () => (await status(lab, d)).state === 'draining');
-    const refusedReload = await tz(lab, ['reload', '--control', d.control]);
-    assert.equal(refusedReload.code, 1);
-    assert.match(refusedReload.stderr, /TZ3008/);
-    last.kill('SIGTERM');
-    assert.equal(await stopping.exited(), 0, stopping.stderr());
-    assert.match(stopping.stdout(), /stopped/);
-    assert.equal(await d.proc.exited(), 0);
-    const table = await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true });
-    // tzorp stop leaves the closed table (docs/operations.md): no decision, nothing forwarded
-    assert.equal(table.code, 0, 'tzorp stop leaves the closed table');
-    assert.doesNotMatch(table.stdout, /chain prerouting/, 'no decision, no diversion');
-    assert.match(table.stdout, /tzorp is stopped: nothing is forwarded/);
-    const rules = await lab.exec('fw', ['ip', 'rule', 'show']);
-    assert.ok(!/fwmark 0x80000000/.test(rules.stdout), rules.stdout);
-    // no daemon: exit 1 and TZ3001 with the socket path
-    const gone = await tz(lab, ['status', '--control', d.control]);
-    assert.equal(gone.code, 1);
-    assert.ok(gone.stderr.includes('TZ3001') && gone.stderr.includes(d.control), gone.stderr);
-  } finally {
-    await lab.destroy();
-  }
-});
+      // live sessions, several at once so that both workers get some
+      const held: LabProcess[] = [];
+      for (let i = 0; i < 12; i++) {
+        const host = i % 2 === 0 ? ADDR.server4 : ADDR.server6;
+        const p = lab.spawn('client', ['nc', host, '8081']);
+        held.push(p);
+      }
+      for (const p of held) await p.waitFor(/^peer /m);
+      const list = await sessions(lab, d);
+      const mine = list.filter((s) => s.clientLocal.port === 8081);
+      assert.equal(mine.length, 12, JSON.stringify(list));
+      for (const s of mine) {
+        assert.match(s.id, /^svc\/plug:\d+$/);
+        assert.equal(s.service, 'plug');
+        assert.equal(s.rule, 2);
+        assert.equal(s.decision, 'kernel'); // the rule id came from the accepted socket's mark
+        assert.equal(s.client.zone, 'clients');
+        assert.ok(s.client.address === ADDR.client4 || s.client.address === ADDR.client6);
+        assert.equal(s.server?.zone, 'servers');
+        assert.ok(s.server?.address === ADDR.server4 || s.server?.address === ADDR.server6);
+        assert.equal(s.server?.port, 8081);
+        assert.equal(
+          s.bytesToClient,
+          s.client.address.includes(':') ? 'peer 2001:db8:2::1\n'.length : 'peer ::ffff:198.18.2.1\n'.length,
+        );
+        assert.equal(s.generation, 1);
+      }
+      assert.equal(new Set(mine.map((s) => s.id)).size, 12, 'ids are unique across workers');
+      assert.equal(
+        new Set(mine.map((s) => s.worker)).size,
+        2,
+        `both workers accept: ${JSON.stringify(mine.map((s) => s.worker))}`,
+      );
+      const text = await tz(lab, ['sessions', '--control', d.control]);
+      assert.ok(text.stdout.includes(mine[0]!.id));
+
+      const st = await status(lab, d);
+      const sha = createHash('sha256').update(POLICY_A).digest('hex');
+      assert.equal(st.state, 'running');
+      // the effective configuration: the defaults with this run's command line
+      assert.equal(st.config.workers, 2);
+      assert.equal(st.config.controlSocketPath, d.control);
+      assert.equal(st.config.connectTimeoutMs, 30_000);
+      assert.equal(st.config.policyFile, d.policy);
+      assert.equal(st.policy.sha256, sha);
+      assert.equal(st.generation, 1);
+      assert.equal(st.workers, 2);
+      assert.equal(st.workersAlive, 2);
+      const plug = st.services.find((s) => s.name === 'plug')!;
+      assert.equal(plug.sessionsRunning, 12);
+      assert.equal(plug.sessionsTotal, 14);
+      assert.ok(plug.lastStarted);
+      const stText = await tz(lab, ['status', '--control', d.control]);
+      assert.match(stText.stdout, new RegExp(`sha256=${sha}`));
+      assert.match(stText.stdout, /^state: running$/m);
+
+      // run-time log levels
+      const lg = await tz(lab, ['log', '--spec', 'core.*:6,plug.*:7', '--control', d.control]);
+      assert.equal(lg.code, 0, lg.stderr);
+      assert.match(lg.stdout, /spec 'core\.\*:6,plug\.\*:7'/);
+      assert.equal((await status(lab, d)).log.spec, 'core.*:6,plug.*:7');
+      const badSpec = await tz(lab, ['log', '--spec', 'core:99', '--control', d.control]);
+      assert.equal(badSpec.code, 2);
+      await tz(lab, ['log', '--spec', 'core.summary:4', '--control', d.control]);
+
+      // Prometheus metrics from both workers, summed by the primary
+      const [, maddr] = (await d.proc.waitFor(/Metrics listener ready; address='([^']+)'/)) as unknown as [
+        string,
+        string,
+      ];
+      const m = await lab.exec('fw', ['curl', '-s', `http://${maddr}/metrics`]);
+      assert.match(m.stdout, /^tzorp_generation 1$/m);
+      assert.match(m.stdout, /^tzorp_sessions_total\{service="plug",verdict="ACCEPTED"\} 2$/m);
+      assert.match(m.stdout, /^tzorp_sessions_running\{service="plug"\} 12$/m);
+
+      for (const p of held) p.kill('SIGTERM');
+      // the summary of a finished session, with Zorp's fields and the verdict
+      await d.proc.waitFor(
+        /core\.summary\(4\): \(svc\/plug:\d+\): Connection summary; rule_id='1', .*client_address='AF_INET\(198\.18\.1\.2:\d+\)', client_zone='clients', .*server_address='AF_INET\(198\.18\.2\.2:8080\)', server_zone='servers', .*verdict='ACCEPTED'/,
+      );
+      await d.proc.waitFor(/client_address='AF_INET6\(\[2001:db8:1::2\]:\d+\)'.*verdict='ACCEPTED'/);
+
+      // a worker that dies is started again and gets the listeners and the generation. Status and
+      // sessions are asked for all the while (as a monitoring system would): a worker that is starting
+      // is left out of the answers until it runs the current generation, and is never asked before.
+      const before = await status(lab, d);
+      const logText = () => d.proc.stdout() + d.proc.stderr();
+      const exitsBefore = logText().split('Worker exited unexpectedly').length;
+      process.kill(before.workerPids[0]!, 'SIGKILL');
+      let asking = true;
+      const asker = (async () => {
+        while (asking) {
+          await controlRequest<StatusResult>(d.control, { cmd: 'status' });
+          await controlRequest<SessionInfo[]>(d.control, { cmd: 'sessions' });
+        }
+      })();
+      try {
+        await waitUntil('the worker restart', async () => {
+          const s = await controlRequest<StatusResult>(d.control, { cmd: 'status' });
+          return s.workersAlive === 2 && !s.workerPids.includes(before.workerPids[0]!);
+        });
+      } finally {
+        asking = false;
+        await asker;
+      }
+      await d.proc.waitFor(/Worker started again; worker='0'/);
+      assert.equal(
+        logText().split('Worker exited unexpectedly').length - exitsBefore,
+        1,
+        `one exit (the kill), no crash of the restarted worker:\n${logText().slice(-4000)}`,
+      );
+      assert.ok(!logText().includes('Worker restart failed'), logText().slice(-4000));
+      for (let i = 0; i < 6; i++)
+        assert.match((await peer(lab, i % 2 ? ADDR.server6 : ADDR.server4, 8080)).stdout, /^peer /m);
+
+      // stop with a session still running: the daemon drains (status says so) until the session ends
+      const last = lab.spawn('client', ['nc', ADDR.server4, '8081']);
+      await last.waitFor(/^peer /m);
+      const stopping = lab.spawn('fw', [...TZ, 'stop', '--timeout', '120000', '--control', d.control]);
+      await waitUntil('the draining state', async () => (await status(lab, d)).state === 'draining');
+      const refusedReload = await tz(lab, ['reload', '--control', d.control]);
+      assert.equal(refusedReload.code, 1);
+      assert.match(refusedReload.stderr, /TZ3008/);
+      last.kill('SIGTERM');
+      assert.equal(await stopping.exited(), 0, stopping.stderr());
+      assert.match(stopping.stdout(), /stopped/);
+      assert.equal(await d.proc.exited(), 0);
+      const table = await lab.exec('fw', ['nft', 'list', 'table', 'inet', 'tzorp'], { allowFail: true });
+      // tzorp stop leaves the closed table (docs/operations.md): no decision, nothing forwarded
+      assert.equal(table.code, 0, 'tzorp stop leaves the closed table');
+      assert.doesNotMatch(table.stdout, /chain prerouting/, 'no decision, no diversion');
+      assert.match(table.stdout, /tzorp is stopped: nothing is forwarded/);
+      const rules = await lab.exec('fw', ['ip', 'rule', 'show']);
+      assert.ok(!/fwmark 0x80000000/.test(rules.stdout), rules.stdout);
+      // no daemon: exit 1 and TZ3001 with the socket path
+      const gone = await tz(lab, ['status', '--control', d.control]);
+      assert.equal(gone.code, 1);
+      assert.ok(gone.stderr.includes('TZ3001') && gone.stderr.includes(d.control), gone.stderr);
+    } finally {
+      await lab.destroy();
+    }
+  });
 
 daemonTest(
   'reloads: a worker keeps the zones a reload did not change, and sees the zones one changed (client_zone)',
