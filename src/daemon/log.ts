@@ -101,6 +101,8 @@ function pinoLevel(level: number): 'error' | 'warn' | 'info' | 'debug' | 'trace'
   return 'trace';
 }
 
+const NEEDS_ESCAPE = /[\\'\x00-\x1f\x7f]/;
+
 /** A value as Zorp writes it inside quotes: one line, quotes and backslashes escaped. */
 function quote(v: unknown): string {
   let s: string;
@@ -109,6 +111,7 @@ function quote(v: unknown): string {
   else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') s = String(v);
   else if (v instanceof Date) s = v.toISOString();
   else s = JSON.stringify(v) ?? String(v);
+  if (!NEEDS_ESCAPE.test(s)) return s;
   return s.replace(/[\\'\x00-\x1f\x7f]/g, (c) =>
     c === '\\' ? '\\\\' : c === "'" ? "\\'" : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
@@ -124,9 +127,13 @@ export function formatZorpLine(
 ): string {
   let line = `${category}(${level}): (${sessionId ?? 'nosession'}): ${msg}`;
   if (fields) {
-    const parts: string[] = [];
-    for (const [k, v] of Object.entries(fields)) if (v !== undefined) parts.push(`${k}='${quote(v)}'`);
-    if (parts.length > 0) line += `; ${parts.join(', ')}`;
+    let sep = '; ';
+    for (const k in fields) {
+      const v = fields[k];
+      if (v === undefined) continue;
+      line += `${sep}${k}='${quote(v)}'`;
+      sep = ', ';
+    }
   }
   return line;
 }
@@ -153,6 +160,10 @@ export class ZorpLog {
   private readonly json: pino.Logger | null;
   private readonly prefix: string;
   private readonly now: () => Date;
+  private readonly nowMs: () => number;
+  /** The last timestamp written and its millisecond (lines of one turn mostly share it). */
+  private stampMs = Number.NaN;
+  private stampText = '';
 
   constructor(opts: ZorpLogOptions) {
     this.levels = opts.levels;
@@ -160,6 +171,8 @@ export class ZorpLog {
     const dest = opts.destination ?? fdDestination(2);
     this.dest = opts.batched ? new LineBatch(dest, (lines, e) => this.noteLost(lines, e)) : dest;
     this.now = opts.now ?? (() => new Date());
+    const now = opts.now;
+    this.nowMs = now ? () => now().getTime() : Date.now;
     this.prefix = `${opts.name ?? 'tzorp'}[${process.pid}]: `;
     this.json =
       opts.format === 'json'
@@ -177,6 +190,16 @@ export class ZorpLog {
 
   enabled(category: string, level: number): boolean {
     return this.levels.enabled(category, level);
+  }
+
+  /** ISO 8601 time of a line: the text made once per millisecond. */
+  private stamp(): string {
+    const ms = this.nowMs();
+    if (ms !== this.stampMs) {
+      this.stampMs = ms;
+      this.stampText = new Date(ms).toISOString();
+    }
+    return this.stampText;
   }
 
   /** Write one message when its category allows `level`. `fields` become key='value' pairs / JSON keys. */
@@ -237,7 +260,7 @@ export class ZorpLog {
       );
     } else {
       this.dest.write(
-        `${this.now().toISOString()} ${this.prefix}${formatZorpLine(category, lvl, sessionId, msg, fields)}\n`,
+        `${this.stamp()} ${this.prefix}${formatZorpLine(category, lvl, sessionId, msg, fields)}\n`,
       );
     }
   }

@@ -413,8 +413,17 @@ function resources(): WorkerResources {
 /** The sessions' log: the driver's lines at the category's Zorp level, each with the session id the
  * driver puts into its fields (the service too, which that id already names). */
 function sessionLog(log: ZorpLog): NonNullable<Parameters<typeof runSession>[0]['log']> {
-  return (category, level, msg, fields) => {
+  const f = (
+    category: string,
+    level: keyof typeof CORE_LEVEL,
+    msg: string,
+    fields: Record<string, unknown>,
+  ) => {
     const { session_id, service: _service, ...rest } = fields;
     log.log(category, zorpLevel(category, level), (session_id as string | undefined) ?? null, msg, rest);
   };
+  return Object.assign(f, {
+    enabled: (category: string, level: keyof typeof CORE_LEVEL) =>
+      log.enabled(category, zorpLevel(category, level)),
+  });
 }

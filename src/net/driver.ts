@@ -34,12 +34,16 @@ import { type ServiceUpstream, TargetZoneDenied } from './service.ts';
 import { connectUpstream } from './upstream.ts';
 
 /** Where the driver's log lines go. `category` is Zorp's `module.category` (core.session, plug.debug). */
-export type SessionLog = (
+export type SessionLog = ((
   category: string,
   level: LogLevel,
   msg: string,
   fields: Record<string, unknown>,
-) => void;
+) => void) & {
+  /** Whether a line of this category and level would be written (absent: every line is): a line
+   * that would not is not built at all. */
+  enabled?: (category: string, level: LogLevel) => boolean;
+};
 
 /** Bytes moved by the session, counted by the driver on the sockets. */
 export interface SessionBytes {
@@ -242,11 +246,12 @@ export abstract class SessionDone {
     log: SessionLog | undefined,
     onEnd?: (s: SessionSummary) => void,
   ): void {
-    log?.('core.summary', 'info', 'Connection summary', {
-      session_id: summary.id,
-      service: summary.service,
-      ...summaryFields(summary),
-    });
+    if (log && log.enabled?.('core.summary', 'info') !== false)
+      log('core.summary', 'info', 'Connection summary', {
+        session_id: summary.id,
+        service: summary.service,
+        ...summaryFields(summary),
+      });
     try {
       onEnd?.(summary);
     } finally {
@@ -340,7 +345,9 @@ class Session extends SessionDone implements SessionHandle {
   }
 
   private log(category: string, level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
-    this.o.log?.(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
+    const log = this.o.log;
+    if (!log || log.enabled?.(category, level) === false) return;
+    log(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
   }
 
   private start(sock: net.Socket): void {

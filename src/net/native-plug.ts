@@ -140,7 +140,14 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
   }
 
   private log(category: string, level: LogLevel, msg: string, fields: Record<string, unknown>): void {
-    this.o.log?.(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
+    const log = this.o.log;
+    if (!log || log.enabled?.(category, level) === false) return;
+    log(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
+  }
+
+  /** Whether a line would be written: the lines of every session are not built when not. */
+  private logs(category: string, level: LogLevel): boolean {
+    return this.o.log !== undefined && this.o.log.enabled?.(category, level) !== false;
   }
 
   private start(): void {
@@ -156,12 +163,13 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
       this.finish('DENIED_BY_LIMIT', info);
       return;
     }
-    this.log('core.session', 'info', 'Starting proxy session', {
-      client_address: zorpAddr(conn.remote),
-      client_local: zorpAddr(conn.local),
-      client_zone: this.o.clientZone,
-      rule_id: this.o.ruleId,
-    });
+    if (this.logs('core.session', 'info'))
+      this.log('core.session', 'info', 'Starting proxy session', {
+        client_address: zorpAddr(conn.remote),
+        client_local: zorpAddr(conn.local),
+        client_zone: this.o.clientZone,
+        rule_id: this.o.ruleId,
+      });
     upstream
       .connectVia({ client: conn.remote, clientLocal: conn.local }, (c) => this.connectOne(c))
       // (connected: relayConnected has done everything already)
@@ -219,12 +227,13 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
     this.server = target;
     this.serverLocal = local;
     this.serverZone = this.o.upstream.zoneOf(target.host);
-    this.log('core.session', 'info', 'Server connection established', {
-      stream: 'server',
-      server_address: zorpAddr(target),
-      server_zone: this.serverZone,
-      server_local: zorpAddr(local),
-    });
+    if (this.logs('core.session', 'info'))
+      this.log('core.session', 'info', 'Server connection established', {
+        stream: 'server',
+        server_address: zorpAddr(target),
+        server_zone: this.serverZone,
+        server_local: zorpAddr(local),
+      });
     p.resolve(local);
   }
 

@@ -20,6 +20,9 @@ export interface RouteInput {
 export interface RouteTarget {
   host: string;
   port: number;
+  /** Set when `host` is already a canonical address literal of this family (the transparent
+   * router's original destination): no parse needed. */
+  family?: 4 | 6;
 }
 
 /** No route for the session: the server connection fails (CONNECT_FAILED), or a core asked for an
@@ -39,7 +42,13 @@ export class RouteError extends TzorpError {
 export function routeTargets(router: Router, input: RouteInput): RouteTarget[] {
   switch (router.type) {
     case 'transparent':
-      return [{ host: input.clientLocal.host, port: router.forcedPort || input.clientLocal.port }];
+      return [
+        {
+          host: input.clientLocal.host,
+          port: router.forcedPort || input.clientLocal.port,
+          family: input.clientLocal.family,
+        },
+      ];
     case 'directed':
       if (router.targets.length === 0) throw new RouteError('directed router without targets');
       return router.targets.map((t) => ({ host: t.host, port: t.port || input.clientLocal.port }));

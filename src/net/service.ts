@@ -90,6 +90,9 @@ type ServiceConfig = Pick<
   | 'newSessionsPerClient'
 >;
 
+/** Server zones an upstream remembers (zoneOf). */
+const ZONE_CACHE_MAX = 4096;
+
 async function defaultResolve(host: string): Promise<string[]> {
   const r = await lookup(host, { all: true, verbatim: true });
   return r.map((a) => a.address);
@@ -99,6 +102,7 @@ export class ServiceUpstream {
   readonly chainer: ChainerRuntime;
   readonly limiter: SessionLimiter;
   private readonly transparent: boolean;
+  private readonly zones = new Map<string, string | null>();
 
   constructor(
     readonly service: ServiceConfig,
@@ -127,9 +131,16 @@ export class ServiceUpstream {
     this.limiter.release(this.service.name);
   }
 
-  /** The zone of an address, null without a zone lookup or outside every zone. */
+  /** The zone of an address, null without a zone lookup or outside every zone. Server addresses
+   * repeat from session to session: the last few thousand answers are kept (the upstream lives as
+   * long as its generation, whose zones do not change). */
   zoneOf(host: string): string | null {
-    return this.opts.zones?.zoneOf(host)?.name ?? null;
+    const known = this.zones.get(host);
+    if (known !== undefined) return known;
+    const z = this.opts.zones?.zoneOf(host)?.name ?? null;
+    if (this.zones.size >= ZONE_CACHE_MAX) this.zones.clear();
+    this.zones.set(host, z);
+    return z;
   }
 
   /** limit_target_zones_to: the server's zone or one of its ancestors must be listed. */
@@ -167,7 +178,8 @@ export class ServiceUpstream {
     const named = routeTargets(router, input);
     const targets: Addr[] = [];
     for (const t of named) {
-      if (isAddressLiteral(t.host)) targets.push(makeAddr(t.host, t.port));
+      if (t.family !== undefined) targets.push({ host: t.host, port: t.port, family: t.family });
+      else if (isAddressLiteral(t.host)) targets.push(makeAddr(t.host, t.port));
       else
         for (const h of await (this.opts.resolve ?? defaultResolve)(t.host))
           targets.push(makeAddr(h, t.port));

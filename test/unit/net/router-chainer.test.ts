@@ -21,9 +21,9 @@ const a = (host: string, port = 80): Addr => ({ host, port, family: host.include
 
 test('transparent router: the original destination, forced_port replaces the port', () => {
   const r = { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' } as const;
-  assert.deepEqual(routeTargets(r, { client, clientLocal }), [{ host: '198.18.2.2', port: 80 }]);
+  assert.deepEqual(routeTargets(r, { client, clientLocal }), [{ host: '198.18.2.2', port: 80, family: 4 }]);
   assert.deepEqual(routeTargets({ ...r, forcedPort: 8080 }, { client, clientLocal }), [
-    { host: '198.18.2.2', port: 8080 },
+    { host: '198.18.2.2', port: 8080, family: 4 },
   ]);
 });
 
