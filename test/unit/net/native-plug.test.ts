@@ -111,6 +111,7 @@ function talk(
 
 test('native plug: accepted, connected and relayed by the addon; exact summary and log lines; nothing left', {
   skip,
+  timeout: 60_000,
 }, async () => {
   const srv = await tcpServer(digestReply);
   cleanups.push(srv.close);
@@ -152,7 +153,10 @@ test('native plug: accepted, connected and relayed by the addon; exact summary a
   await until(() => socketFds() <= base, `socket descriptors back to ${base} (now ${socketFds()})`);
 });
 
-test('native plug: IPv6, the accepted connection carries canonical addresses', { skip }, async () => {
+test('native plug: IPv6, the accepted connection carries canonical addresses', {
+  skip,
+  timeout: 60_000,
+}, async () => {
   const srv = await tcpServer(echo, '::1');
   cleanups.push(srv.close);
   const f = await front([{ host: '::1', port: srv.port }], { host: '::1' });
@@ -167,6 +171,7 @@ test('native plug: IPv6, the accepted connection carries canonical addresses', {
 
 test('native plug: a refused connect resets the client (DENIED_BY_CONNECTION_FAIL); failover reuses the client', {
   skip,
+  timeout: 60_000,
 }, async () => {
   const closed = await tcpServer(echo);
   const deadPort = closed.port;
@@ -208,6 +213,7 @@ test('native plug: a refused connect resets the client (DENIED_BY_CONNECTION_FAI
 
 test('native plug: the connect times out (plug timeout), the idle timeout ends a quiet relay', {
   skip,
+  timeout: 60_000,
 }, async () => {
   // a server whose accept queue is full: further SYNs are dropped, so a connect hangs
   const fd = listenFd('127.0.0.1', 0, { transparent: false, backlog: 1 });
@@ -244,6 +250,7 @@ test('native plug: the connect times out (plug timeout), the idle timeout ends a
 
 test('native plug: live counts, abort and kill end with exact bytes; a refused session is reset', {
   skip,
+  timeout: 60_000,
 }, async () => {
   const srv = await tcpServer(echo);
   cleanups.push(srv.close);
@@ -318,7 +325,10 @@ test('native plug stress: random sizes and half-close orders, every byte once, n
   f.close();
 });
 
-test('nativePlugEligible: plug copying both ways, no TLS, the relay wanted', { skip }, () => {
+test('nativePlugEligible: plug copying both ways, no TLS, the relay wanted', {
+  skip,
+  timeout: 60_000,
+}, () => {
   const svc = { proxy: 'plug', router: { type: 'transparent' } } as never;
   const bound = (o: Partial<PlugOptions>) => ({
     proxy: 'plug',
@@ -343,6 +353,7 @@ test('nativePlugEligible: plug copying both ways, no TLS, the relay wanted', { s
 
 test('socketOfFd: a natively accepted connection becomes a paused net.Socket for the driver', {
   skip,
+  timeout: 60_000,
 }, async () => {
   const fd = listenFd('127.0.0.1', 0, { transparent: false });
   const port = boundPort(fd);
