@@ -1,12 +1,14 @@
 // Helpers for relay.bench.ts, run inside the lab's namespaces.
 //   relay-peers.ts relay <port>                 tzorp plug relay (transparent listeners on 127.0.0.1 and
-//                                                ::1, transparent router, no logging); prints READY
+//                                                ::1, transparent router, no logging; native plug
+//                                                sessions unless TZORP_NATIVE_RELAY=0); prints READY
 //   relay-peers.ts echo <port>                  echo server on [::]; prints READY
 //   relay-peers.ts idle <host> <port> <n>       opens n connections, each echoes one byte end to end
 //                                                (both legs of the relay exist), prints OPEN, holds them
 import net from 'node:net';
 import { bindCore } from '../../src/proxy/index.ts';
 import { plugModule } from '../../src/proxy/plug/index.ts';
+import { parsePlugOptions } from '../../src/proxy/plug/options.ts';
 import { profileOnSignals } from './profile-hook.ts';
 import { serveProxy } from './serve-proxy.ts';
 
@@ -14,7 +16,7 @@ const [mode, a1, a2, a3] = process.argv.slice(2);
 
 if (mode === 'relay') {
   // options parsed once, as the daemon does
-  await serveProxy(Number(a1), bindCore(plugModule, {}));
+  await serveProxy(Number(a1), bindCore(plugModule, {}), parsePlugOptions({}));
   process.stdout.write('READY\n');
   profileOnSignals();
 } else if (mode === 'echo') {

@@ -1,10 +1,16 @@
 // The proxy side of the macro benchmarks' peers (http-peers.ts, relay-peers.ts, tls-peers.ts): one
-// service's sessions through the real driver on transparent listeners on 127.0.0.1 and ::1, with the
-// transparent router and no logging, as `tzorp run` serves a proxy service.
+// service's sessions on transparent listeners on 127.0.0.1 and ::1, with the transparent router and no
+// logging, as `tzorp run` serves a proxy service: through the real driver, or (a plug service with the
+// native relay on, as the daemon does it) accepted, connected and relayed by the addon.
+import { listenFd } from '../../src/native/index.ts';
+import { acceptNative } from '../../src/net/accept.ts';
 import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
+import { runNativePlug } from '../../src/net/native-plug.ts';
+import { nativeRelayDefault } from '../../src/net/relay.ts';
 import type { CoreFactory } from '../../src/proxy/core/types.ts';
+import type { PlugOptions } from '../../src/proxy/plug/options.ts';
 
-export async function serveProxy(port: number, createCore: CoreFactory): Promise<void> {
+export async function serveProxy(port: number, createCore: CoreFactory, plug?: PlugOptions): Promise<void> {
   const upstream = new ServiceUpstream({
     name: 'bench',
     router: { type: 'transparent', forcedPort: null, forgeAddr: false, forgePort: 'any' },
@@ -14,6 +20,26 @@ export async function serveProxy(port: number, createCore: CoreFactory): Promise
   });
   let n = 0;
   for (const host of ['127.0.0.1', '::1']) {
+    if (plug && nativeRelayDefault()) {
+      acceptNative(
+        listenFd(host, port, { v6Only: true }),
+        (conn) => {
+          const id = `svc/bench:${++n}`;
+          runNativePlug({
+            id,
+            service: 'bench',
+            conn,
+            upstream,
+            options: plug,
+            admitted: true,
+            clientZone: null,
+            ruleId: null,
+          });
+        },
+        () => {},
+      );
+      continue;
+    }
     await openListener({
       host,
       port,
