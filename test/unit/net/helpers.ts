@@ -1,7 +1,7 @@
 // Loopback peers for driver tests: plain sockets, port 0, nothing else on the host touched.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { ProxyService } from '../../../src/policy/model.ts';
 
@@ -103,4 +103,17 @@ export async function until(cond: () => boolean, what: string): Promise<void> {
     if (i > 12_000) assert.fail(`still waiting after 60 s: ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** The port a listening descriptor is bound to (the addon's listen takes port 0), from
+ * /proc/net/tcp{,6} by the socket's inode. */
+export function boundPort(fd: number): number {
+  const inode = /socket:\[(\d+)\]/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[9] === inode) return Number.parseInt(cols[1]!.split(':')[1]!, 16);
+    }
+  }
+  throw new assert.AssertionError({ message: `no port for fd ${fd}` });
 }

@@ -5,7 +5,6 @@
 // kill, refused admission), live counts, and nothing left behind (no socket descriptor, no relay).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
@@ -15,7 +14,16 @@ import { ServiceUpstream, type SessionHandle, type SessionSummary } from '../../
 import { nativePlugEligible, runNativePlug } from '../../../src/net/native-plug.ts';
 import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
 import type { PlugOptions } from '../../../src/proxy/plug/options.ts';
-import { digestReply, echo, exchange, proxyService, socketFds, tcpServer, until } from './helpers.ts';
+import {
+  boundPort,
+  digestReply,
+  echo,
+  exchange,
+  proxyService,
+  socketFds,
+  tcpServer,
+  until,
+} from './helpers.ts';
 
 const skip = nativeRelayAvailable() ? false : 'the native addon is not built';
 
@@ -77,19 +85,6 @@ async function front(
   f.close = () => acceptor.stop();
   cleanups.push(() => acceptor.stop());
   return f;
-}
-
-/** The port a listening descriptor is bound to (the addon's listen takes port 0), from
- * /proc/net/tcp{,6} by the socket's inode. */
-function boundPort(fd: number): number {
-  const inode = /socket:\[(\d+)\]/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[9] === inode) return Number.parseInt(cols[1]!.split(':')[1]!, 16);
-    }
-  }
-  throw new assert.AssertionError({ message: `no port for fd ${fd}` });
 }
 
 /** Connect, send `payload`, half-close, and collect the reply, or the error that ended it. */
