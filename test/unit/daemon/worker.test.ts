@@ -17,6 +17,7 @@ import {
 } from '../../../src/daemon/worker.ts';
 import { DEFAULTS } from '../../../src/defaults.ts';
 import { Engine } from '../../../src/engine/index.ts';
+import type { NativeConn } from '../../../src/net/accept.ts';
 import type { SessionHandle, SessionSummary } from '../../../src/net/index.ts';
 import type { Policy, Rule, Service } from '../../../src/policy/model.ts';
 import { bindProxies } from '../../../src/proxy/index.ts';
@@ -122,9 +123,15 @@ function sock(client: string, cport: number, local: string, lport: number, mark:
   return s as unknown as Socket & { mark: number | null; destroyed: boolean; reset: boolean };
 }
 
-function setup(opts: { admit?: boolean | LimitName; capacity?: number } = {}) {
+function setup(
+  opts: { admit?: boolean | LimitName; capacity?: number; native?: (service: string) => boolean } = {},
+) {
   const clients: string[] = [];
   const accept = new Map<string, (s: Socket) => void>();
+  /** Listeners that accept natively (the runtime asked for it), and what became of native fds. */
+  const acceptNative = new Map<string, (c: NativeConn) => void>();
+  const fdsClosed: string[] = [];
+  const madeSockets: number[] = [];
   const closed: string[] = [];
   const sessions: FakeSession[] = [];
   const lines: string[] = [];
@@ -145,15 +152,27 @@ function setup(opts: { admit?: boolean | LimitName; capacity?: number } = {}) {
     }),
     stats: new ServiceStats(() => 0),
     now: () => 1000,
-    listen: async (l, onConn) => {
+    listen: async (l, onConn, onNative) => {
       accept.set(l.key, onConn);
+      if (onNative) acceptNative.set(l.key, onNative);
       return {
         close: async () => {
           accept.delete(l.key);
+          acceptNative.delete(l.key);
           closed.push(l.key);
         },
       };
     },
+    ...(opts.native
+      ? {
+          runsNatively: (svc) => opts.native!(svc.name),
+          socketOf: (fd) => {
+            madeSockets.push(fd);
+            return sock('198.18.1.9', 5000, '198.18.2.2', 80, null);
+          },
+          closeFd: (fd, reset) => fdsClosed.push(`${fd}${reset ? ' reset' : ''}`),
+        }
+      : {}),
     mark: (s) => (s as unknown as { mark: number | null }).mark,
     engine: (p) => new Engine(p),
     upstream: (svc, _e, p) => `${svc.name}@${p.source.sha256}`,
@@ -177,7 +196,20 @@ function setup(opts: { admit?: boolean | LimitName; capacity?: number } = {}) {
     f(s);
     for (let i = 0; i < 5; i++) await Promise.resolve();
   };
-  return { rt, accept, closed, sessions, lines, connect, released, asked, clients };
+  return {
+    rt,
+    accept,
+    acceptNative,
+    fdsClosed,
+    madeSockets,
+    closed,
+    sessions,
+    lines,
+    connect,
+    released,
+    asked,
+    clients,
+  };
 }
 
 test('resolveConnection: the mark names the rule; its service must own the accepting listener', () => {
@@ -445,4 +477,56 @@ test('sessionCapacity: what the reserve leaves, two descriptors per session', ()
   assert.equal(sessionCapacity(20_000), Math.floor((20_000 - DEFAULTS.fdReserveCount) / 2));
   assert.equal(sessionCapacity(10), 0);
   assert.equal(sessionCapacity(Infinity), Infinity);
+});
+
+test('native accept: a listener whose services all run natively accepts natively; a reload to another service turns its connections into sockets', async () => {
+  const h = setup({ native: (svc) => svc === 'plug' });
+  const p1 = policy([proxy('plug', 1), proxy('web', 2)], [rule(7, 'plug', 80), rule(8, 'web', 81)], 'v1');
+  await h.rt.prepare(spec(1, p1, { plug: 50000, web: 50001 }));
+  await h.rt.commit(1);
+  assert.deepEqual(
+    [...h.acceptNative.keys()].sort(),
+    [k6(50000), k4(50000)].sort(),
+    'only plug accepts natively',
+  );
+  const conn = (fd: number, port: number, mark: number | null): NativeConn => ({
+    fd,
+    remote: { host: '198.18.1.2', port: 4000 + fd, family: 4 },
+    local: { host: '198.18.2.2', port, family: 4 },
+    mark,
+  });
+  h.acceptNative.get(k4(50000))!(conn(11, 80, (MARK | 7) >>> 0));
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  assert.equal(h.sessions.length, 1);
+  assert.equal(h.sessions[0]!.start.native?.fd, 11, 'a native session gets the descriptor');
+  assert.equal(h.sessions[0]!.start.socket, null);
+  assert.equal(h.sessions[0]!.start.clientZone, 'clients');
+  // a connection no rule diverts to this listener: closed, no session
+  h.acceptNative.get(k4(50000))!(conn(12, 81, (MARK | 8) >>> 0));
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  assert.equal(h.sessions.length, 1);
+  assert.deepEqual(h.fdsClosed, ['12']);
+
+  // the same port now belongs to web, which needs a socket: the listener stays native (it is kept),
+  // and its connections become sockets for the driver
+  const p2 = policy([proxy('web', 2)], [rule(9, 'web', 80)], 'v2');
+  await h.rt.prepare(spec(2, p2, { web: 50000 }));
+  await h.rt.commit(2);
+  h.acceptNative.get(k4(50000))!(conn(13, 80, (MARK | 9) >>> 0));
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  assert.equal(h.sessions.length, 2);
+  assert.deepEqual(h.madeSockets, [13]);
+  assert.equal(h.sessions[1]!.start.native, null);
+  assert.ok(h.sessions[1]!.start.socket, 'the driver gets a socket');
+  assert.equal(h.sessions[1]!.start.service.name, 'web');
+  assert.equal(h.sessions[1]!.start.addrs.remote.host, '198.18.1.2', 'the addresses the addon read');
+
+  // at the descriptor capacity a native connection is reset
+  const full = setup({ native: () => true, capacity: 0 });
+  await full.rt.prepare(spec(1, p1, { plug: 50000, web: 50001 }));
+  await full.rt.commit(1);
+  full.acceptNative.get(k4(50001))!(conn(21, 81, (MARK | 8) >>> 0));
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  assert.deepEqual(full.fdsClosed, ['21 reset']);
+  assert.equal(full.sessions.length, 0);
 });
