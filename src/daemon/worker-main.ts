@@ -272,6 +272,7 @@ function listenNatively(
   try {
     return acceptNative(fd, onNative, (errno) => {
       full++;
+      metrics.acceptFailures.inc({ listener: key, error: errnoName(errno) });
       const now = Date.now();
       if (now - fullAt < DEFAULTS.capacityLogIntervalMs) return;
       fullAt = now;

@@ -86,6 +86,13 @@ export class WorkerMetrics {
     ['service', 'mode', 'result'],
   );
 
+  readonly acceptFailures = new Labeled(
+    'tzorp_accept_failures_total',
+    'Connections a natively accepting listener could not take for want of descriptors or memory (the listener pauses 100 ms each time; the connections wait in its backlog), by listener and errno',
+    'counter',
+    ['listener', 'error'],
+  );
+
   started(service: string): void {
     this.running.inc({ service });
   }
@@ -115,6 +122,13 @@ export class WorkerMetrics {
 
   /** Every metric, as prom-client's getMetricsAsJSON() gives them (the primary aggregates them). */
   json(): MetricJson[] {
-    return [this.sessions, this.running, this.bytes, this.duration, this.tlsHandshakes].map((m) => m.json());
+    return [
+      this.sessions,
+      this.running,
+      this.bytes,
+      this.duration,
+      this.tlsHandshakes,
+      this.acceptFailures,
+    ].map((m) => m.json());
   }
 }

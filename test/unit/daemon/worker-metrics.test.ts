@@ -54,6 +54,7 @@ test('worker metrics: prom-client JSON format, summed across workers by the aggr
       ['tzorp_session_bytes_total', 'counter', 'sum'],
       ['tzorp_session_seconds_total', 'counter', 'sum'],
       ['tzorp_tls_handshakes_total', 'counter', 'sum'],
+      ['tzorp_accept_failures_total', 'counter', 'sum'],
     ],
   );
   assert.deepEqual(json[0]!.values, [{ value: 1, labels: { service: 'web', verdict: 'ACCEPTED' } }]);
