@@ -7,10 +7,14 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { closeFd, listenFd } from '../../../src/native/index.ts';
+import { acceptNative } from '../../../src/net/accept.ts';
 import { openListener, runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
+import { runNativePlug } from '../../../src/net/native-plug.ts';
+import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
 import { bindCore } from '../../../src/proxy/index.ts';
 import { plugModule } from '../../../src/proxy/plug/index.ts';
-import { proxyService, tcpServer } from './helpers.ts';
+import { boundPort, proxyService, socketFds, tcpServer } from './helpers.ts';
 
 type ClientAct = 'normal' | 'resetEarly' | 'resetMid' | 'halfThenReset' | 'closeNow';
 type ServerAct = 'echo' | 'resetOnData' | 'closeAtOnce';
@@ -59,11 +63,21 @@ function client(port: number, act: ClientAct, payload: Buffer): Promise<void> {
   });
 }
 
-test('random misbehaviour: one summary per session, nothing left behind', async () => {
-  const serverActs: ServerAct[] = [];
+/** Random client behaviours (10-40 clients at once) and server behaviours (taken in turn). */
+const CLIENT_ACTS = fc.array(
+  fc.constantFrom<ClientAct>('normal', 'resetEarly', 'resetMid', 'halfThenReset', 'closeNow'),
+  { minLength: 10, maxLength: 40 },
+);
+const SERVER_ACTS = fc.array(fc.constantFrom<ServerAct>('echo', 'resetOnData', 'closeAtOnce'), {
+  minLength: 1,
+  maxLength: 8,
+});
+
+/** A server that treats each connection as the next of `acts` says (echo when empty). */
+function misbehavingServer(acts: ServerAct[]) {
   let conn = 0;
-  const srv = await tcpServer((s) => {
-    const act = serverActs[conn++ % Math.max(1, serverActs.length)] ?? 'echo';
+  return tcpServer((s) => {
+    const act = acts[conn++ % Math.max(1, acts.length)] ?? 'echo';
     s.on('error', () => {});
     if (act === 'closeAtOnce')
       s.resume().end(); // reads (and drops) what comes, answers nothing
@@ -72,6 +86,28 @@ test('random misbehaviour: one summary per session, nothing left behind', async 
       s.on('end', () => s.end()); // a client that sends nothing gets a clean close
     } else s.pipe(s);
   });
+}
+
+/** Run the clients at once; every session the relay accepted meanwhile ends, exactly once: their
+ * summaries. */
+async function everyOneEnds(
+  port: number,
+  acts: ClientAct[],
+  summaries: SessionSummary[],
+  accepted: () => number,
+): Promise<SessionSummary[]> {
+  const before = summaries.length;
+  const acceptedBefore = accepted();
+  await Promise.all(acts.map((a) => client(port, a, randomBytes(200_000))));
+  await until(() => summaries.length - before === accepted() - acceptedBefore, 'a summary for every session');
+  const ids = summaries.map((s) => s.id);
+  assert.equal(new Set(ids).size, ids.length, 'one summary per session');
+  return summaries.slice(before);
+}
+
+test('random misbehaviour: one summary per session, nothing left behind', async () => {
+  const serverActs: ServerAct[] = [];
+  const srv = await misbehavingServer(serverActs);
   const up = new ServiceUpstream(proxyService([{ host: '127.0.0.1', port: srv.port }]), {
     transparentUpstream: false,
   });
@@ -96,57 +132,107 @@ test('random misbehaviour: one summary per session, nothing left behind', async 
   const baseline = handles();
   try {
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(
-          fc.constantFrom<ClientAct>('normal', 'resetEarly', 'resetMid', 'halfThenReset', 'closeNow'),
-          {
-            minLength: 10,
-            maxLength: 40,
+      fc.asyncProperty(CLIENT_ACTS, SERVER_ACTS, async (clientActs, sActs) => {
+        serverActs.splice(0, serverActs.length, ...sActs);
+        for (const s of await everyOneEnds(l.local.port, clientActs, summaries, () => accepted)) {
+          // A client reset before the session could read its addresses is an unknown failure; every
+          // other session ends as relayed or as a failed server connection.
+          const ok =
+            s.client === null
+              ? s.verdict === 'DENIED_BY_UNKNOWN_FAIL'
+              : ['ACCEPTED', 'DENIED_BY_CONNECTION_FAIL'].includes(s.verdict);
+          assert.ok(ok, `${s.id}: ${s.verdict} ${s.info}`);
+          assert.ok(s.bytes.toServer <= s.bytes.fromClient && s.bytes.toClient <= s.bytes.fromServer);
+        }
+        // Nothing of the finished sessions is alive: sockets and timers are back to the baseline.
+        await until(
+          () => {
+            const h = handles();
+            return (
+              (h.TCPSocketWrap ?? 0) <= (baseline.TCPSocketWrap ?? 0) &&
+              (h.Timeout ?? 0) <= (baseline.Timeout ?? 0)
+            );
           },
-        ),
-        fc.array(fc.constantFrom<ServerAct>('echo', 'resetOnData', 'closeAtOnce'), {
-          minLength: 1,
-          maxLength: 8,
-        }),
-        async (clientActs, sActs) => {
+          `sockets and timers back to the baseline ${JSON.stringify(baseline)}`,
+        );
+      }),
+      { numRuns: 6 },
+    );
+  } finally {
+    await l.close();
+    await srv.close();
+  }
+});
+
+test('random misbehaviour, native plug sessions (accept, connect, relay in the addon): one summary each, nothing left', {
+  skip: nativeRelayAvailable() ? false : 'the native addon is not built',
+  timeout: 120_000,
+}, async () => {
+  const serverActs: ServerAct[] = [];
+  const srv = await misbehavingServer(serverActs);
+  const up = new ServiceUpstream(proxyService([{ host: '127.0.0.1', port: srv.port }]), {
+    transparentUpstream: false,
+  });
+  // some sessions go to a port nobody listens on: the connect fails, the client gets a reset
+  const gone = await tcpServer(() => {});
+  await gone.close();
+  const dead = new ServiceUpstream(proxyService([{ host: '127.0.0.1', port: gone.port }]), {
+    transparentUpstream: false,
+  });
+  const refuse: boolean[] = [];
+  const summaries: SessionSummary[] = [];
+  let accepted = 0;
+  const fd = listenFd('127.0.0.1', 0, { transparent: false });
+  const port = boundPort(fd);
+  const acceptor = acceptNative(
+    fd,
+    (c) => {
+      accepted++;
+      runNativePlug({
+        id: `svc/stress:${accepted}`,
+        service: 'stress',
+        conn: c,
+        upstream: refuse[accepted % Math.max(1, refuse.length)] ? dead : up,
+        options: { timeoutMs: 60_000, copyToServer: true, copyToClient: true },
+        admitted: true,
+        clientZone: null,
+        ruleId: null,
+        onEnd: (s) => summaries.push(s),
+      });
+    },
+    () => {},
+  );
+  closeFd(fd);
+  const baseline = socketFds();
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        CLIENT_ACTS,
+        SERVER_ACTS,
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
+        async (clientActs, sActs, refusals) => {
           serverActs.splice(0, serverActs.length, ...sActs);
-          const before = summaries.length;
-          const acceptedBefore = accepted;
-          await Promise.all(clientActs.map((a) => client(l.local.port, a, randomBytes(200_000))));
-          // Every session the relay accepted ends, exactly once.
-          await until(
-            () => summaries.length - before === accepted - acceptedBefore,
-            'a summary for every session',
-          );
-          const ids = summaries.map((s) => s.id);
-          assert.equal(new Set(ids).size, ids.length, 'one summary per session');
-          for (const s of summaries.slice(before)) {
-            // A client reset before the session could read its addresses is an unknown failure; every
-            // other session ends as relayed or as a failed server connection.
-            const ok =
-              s.client === null
-                ? s.verdict === 'DENIED_BY_UNKNOWN_FAIL'
-                : ['ACCEPTED', 'DENIED_BY_CONNECTION_FAIL'].includes(s.verdict);
-            assert.ok(ok, `${s.id}: ${s.verdict} ${s.info}`);
+          refuse.splice(0, refuse.length, ...refusals);
+          for (const s of await everyOneEnds(port, clientActs, summaries, () => accepted)) {
+            assert.ok(
+              ['ACCEPTED', 'DENIED_BY_CONNECTION_FAIL'].includes(s.verdict),
+              `${s.id}: ${s.verdict} ${s.info}`,
+            );
             assert.ok(s.bytes.toServer <= s.bytes.fromClient && s.bytes.toClient <= s.bytes.fromServer);
           }
-          // Nothing of the finished sessions is alive: sockets and timers are back to the baseline.
+          // no relay and no socket of a finished session is left (the server's own sockets close
+          // with their clients)
+          await until(() => nativeRelaysActive() === 0, 'no relay left');
           await until(
-            () => {
-              const h = handles();
-              return (
-                (h.TCPSocketWrap ?? 0) <= (baseline.TCPSocketWrap ?? 0) &&
-                (h.Timeout ?? 0) <= (baseline.Timeout ?? 0)
-              );
-            },
-            `sockets and timers back to the baseline ${JSON.stringify(baseline)}`,
+            () => socketFds() <= baseline,
+            `socket descriptors back to ${baseline} (now ${socketFds()})`,
           );
         },
       ),
       { numRuns: 6 },
     );
   } finally {
-    await l.close();
+    acceptor.stop();
     await srv.close();
   }
 });
