@@ -113,8 +113,8 @@ static bool get_opt_int(napi_env env, napi_value obj, const char *name, int64_t 
   return get_int(env, v, out);
 }
 
-// Parse `host` (IPv4 or IPv6 text, no brackets, no scope) and `port` into a sockaddr.
-static bool make_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
+// Parse `host` (IPv4 or IPv6 text, no brackets, no scope) and `port` into a sockaddr (tzorp_errors.h).
+bool tzorp_make_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
   memset(ss, 0, sizeof *ss);
   struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
   struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
@@ -178,7 +178,7 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
     return tzorp_throw_type(env, "listen: backlog must be 1..65535");
   struct sockaddr_storage ss;
   socklen_t len;
-  if (!make_addr(host, (int)port, &ss, &len)) return tzorp_throw_type(env, "listen: host is not an IPv4/IPv6 address");
+  if (!tzorp_make_addr(host, (int)port, &ss, &len)) return tzorp_throw_type(env, "listen: host is not an IPv4/IPv6 address");
   int family = ss.ss_family;
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return tzorp_throw_errno(env, "socket", errno);
@@ -218,11 +218,11 @@ static napi_value Socket(napi_env env, napi_callback_info info) {
   if (!is_nullish(env, argv[1])) {
     char host[HOST_MAX];
     if (!get_host(env, argv[1], host)) return tzorp_throw_type(env, "socket: bindHost must be an address string or null");
-    if (!make_addr(host, (int)port, &ss, &len)) return tzorp_throw_type(env, "socket: bindHost is not an IPv4/IPv6 address");
+    if (!tzorp_make_addr(host, (int)port, &ss, &len)) return tzorp_throw_type(env, "socket: bindHost is not an IPv4/IPv6 address");
     if (ss.ss_family != family) return tzorp_throw_type(env, "socket: bindHost does not match the family");
     do_bind = true;
   } else if (port != 0) {
-    make_addr(family == AF_INET6 ? "::" : "0.0.0.0", (int)port, &ss, &len);
+    tzorp_make_addr(family == AF_INET6 ? "::" : "0.0.0.0", (int)port, &ss, &len);
     do_bind = true;
   }
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -788,6 +788,19 @@ static bool get_bytes(napi_env env, napi_value v, uint8_t **out, size_t *len) {
   return true;
 }
 
+// A new relay of sockets a and b (no pipes yet, nobody closed first), or NULL (out of memory).
+static relay *new_relay(int a, int b) {
+  relay *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  pthread_mutex_init(&r->rmu, NULL);
+  r->fd[0] = a;
+  r->fd[1] = b;
+  r->pipe_r[0] = r->pipe_r[1] = r->pipe_w[0] = r->pipe_w[1] = -1;
+  r->by = -1;
+  r->returned_fd = -1;
+  return r;
+}
+
 // A free slot for r (under mu), the table grown when full; false when out of memory.
 static bool take_slot(relay *r) {
   if (nfree == 0) {
@@ -843,13 +856,8 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
     return tzorp_throw_type(env, "relayStart: fds must be non-negative integers");
   if (!get_i64(env, argv[2], &idle) || idle < 0) return tzorp_throw_type(env, "relayStart: idleMs must be >= 0");
   if (!ensure_started(env, argv[5])) return NULL;
-  relay *r = calloc(1, sizeof *r);
+  relay *r = new_relay(-1, -1);
   if (!r) return tzorp_throw_errno(env, "calloc", ENOMEM);
-  pthread_mutex_init(&r->rmu, NULL);
-  r->fd[0] = r->fd[1] = -1;
-  r->pipe_r[0] = r->pipe_r[1] = r->pipe_w[0] = r->pipe_w[1] = -1;
-  r->by = -1;
-  r->returned_fd = -1;
   if (!get_bytes(env, argv[3], &r->init[0], &r->init_len[0]) || !get_bytes(env, argv[4], &r->init[1], &r->init_len[1])) {
     free(r->init[0]);
     pthread_mutex_destroy(&r->rmu);
@@ -927,32 +935,14 @@ static napi_value RelayConnect(napi_env env, napi_callback_info info) {
   if (!get_i64(env, argv[4], &timeout) || timeout < 1) return tzorp_throw_type(env, "relayConnect: timeout must be >= 1");
   if (!get_i64(env, argv[5], &idle) || idle < 0) return tzorp_throw_type(env, "relayConnect: idleMs must be >= 0");
   struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
   socklen_t len;
-  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    len = sizeof *a4;
-  } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons((uint16_t)port);
-    len = sizeof *a6;
-  } else {
+  if (!tzorp_make_addr(host, (int)port, &ss, &len))
     return tzorp_throw_type(env, "relayConnect: host is not an IPv4/IPv6 address");
-  }
   if (!ensure_started(env, argv[6])) return NULL;
   if (connect((int)fs, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS)
     return tzorp_throw_errno(env, "connect", errno);
-  relay *r = calloc(1, sizeof *r);
+  relay *r = new_relay((int)fc, (int)fs);
   if (!r) return tzorp_throw_errno(env, "calloc", ENOMEM);
-  pthread_mutex_init(&r->rmu, NULL);
-  r->fd[0] = (int)fc;
-  r->fd[1] = (int)fs;
-  r->pipe_r[0] = r->pipe_r[1] = r->pipe_w[0] = r->pipe_w[1] = -1;
-  r->by = -1;
-  r->returned_fd = -1;
   r->state = CONNECTING;
   r->idle_ms = idle;
   r->last = now_ms();

@@ -3,8 +3,9 @@
 // A plug session can then connect and relay it natively from the first byte (native-plug.ts); any
 // other session makes a net.Socket of the descriptor (socketOfFd).
 import net from 'node:net';
-import { type AcceptCallback, acceptStart, acceptStop, closeFd, relayAddon } from '../native/index.ts';
+import { type AcceptCallback, acceptStart, acceptStop, closeFd } from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
+import { addonAddr } from './addr.ts';
 import { onRelayEnd } from './relay.ts';
 
 /** A connection the addon accepted. Nothing has been read from it; the descriptor is the receiver's
@@ -47,19 +48,8 @@ const onAccept: AcceptCallback = (id, fd, peerHost, peerPort, localHost, localPo
     }
     return;
   }
-  // The addon writes canonical text (inet_ntop, IPv4 unmapped): no parse needed here.
-  r.onConn({
-    fd,
-    remote: { host: peerHost, port: peerPort, family: peerHost.includes(':') ? 6 : 4 },
-    local: { host: localHost, port: localPort, family: localHost.includes(':') ? 6 : 4 },
-    mark,
-  });
+  r.onConn({ fd, remote: addonAddr(peerHost, peerPort), local: addonAddr(localHost, localPort), mark });
 };
-
-/** True when native accept is possible (the addon is built). */
-export function nativeAcceptAvailable(): boolean {
-  return relayAddon() !== null;
-}
 
 /**
  * Accept on `listenFd` (a listening socket; the addon keeps a dup of it, so the caller may close its

@@ -24,6 +24,12 @@ export function makeAddr(host: string, port: number): Addr {
   return { host: h, port, family: familyOf(h) };
 }
 
+/** An Addr of an address text the native addon wrote (inet_ntop, IPv4 never as ::ffff:): canonical
+ * already, so not parsed again. */
+export function addonAddr(host: string, port: number): Addr {
+  return { host, port, family: host.includes(':') ? 6 : 4 };
+}
+
 /** "1.2.3.4:80" / "[2001:db8::1]:80". */
 export function formatAddr(a: { host: string; port: number }): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;

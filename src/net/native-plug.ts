@@ -86,9 +86,9 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
   /** The client's descriptor while it is ours (before a connect, after a failed one); -1 when the
    * relay has it or it is closed. */
   private clientFd: number;
+  /** The addon's relay, while it connects (`pending` is set) and then relays. */
   private relay: NativeRelay | null = null;
-  /** The relay runs (connected): its counts are the session's. */
-  private relaying = false;
+  /** The connect of the current target, until the addon says how it went. */
   private pending: Pending | null = null;
   private ended = false;
   private policyDenied = false;
@@ -113,7 +113,7 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
   }
 
   snapshot(): SessionSnapshot {
-    const c = this.relaying ? this.relay?.counts() : null;
+    const c = this.relaying() ? this.relay!.counts() : null;
     return {
       id: this.o.id,
       service: this.o.service,
@@ -221,7 +221,6 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
   relayConnected(local: Addr): void {
     const p = this.pending;
     this.pending = null;
-    this.relaying = true;
     if (!p) return;
     const target = p.target;
     this.server = target;
@@ -272,7 +271,6 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
   relayEnded(end: NativeRelayEnd): void {
     if (this.ended) return;
     this.relay = null;
-    this.relaying = false;
     this.setBytes(end.counts);
     const timeout = this.o.options.timeoutMs;
     if (end.reason === 'idle') {
@@ -288,14 +286,18 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
     this.bytes = { fromClient: c[0]!, toClient: c[1]!, fromServer: c[2]!, toServer: c[3]! };
   }
 
+  /** The relay runs (connected): its counts are the session's. */
+  private relaying(): boolean {
+    return this.relay !== null && this.pending === null;
+  }
+
   /** End what runs: the relay (connecting or relaying: it closes both sockets) or our client fd. */
   private stopAll(reset: boolean): void {
     const r = this.relay;
-    this.relay = null;
     if (r) {
       const c = r.stop(reset);
-      if (this.relaying) this.setBytes(c);
-      this.relaying = false;
+      if (this.relaying()) this.setBytes(c);
+      this.relay = null;
       const p = this.pending;
       this.pending = null;
       p?.reject(connectFailed('aborted'));

@@ -18,7 +18,7 @@ import type net from 'node:net';
 import { TzorpError } from '../errors.ts';
 import { errnoName, type RelayCounts, type RelayEndCallback, relayAddon } from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
-import { makeAddr } from './addr.ts';
+import { addonAddr, formatAddr } from './addr.ts';
 
 export type NativeRelayReason = 'closed' | 'idle' | 'error';
 
@@ -69,7 +69,9 @@ const waiting = new Map<number, RelayOwner>();
 export const onRelayEnd: RelayEndCallback = (slot, reason, by, errno, counts, localHost, localPort) => {
   const f = waiting.get(slot);
   if (reason === 'connected') {
-    (f as ConnectingRelayOwner | undefined)?.relayConnected(makeAddr(localHost || '0.0.0.0', localPort ?? 0));
+    (f as ConnectingRelayOwner | undefined)?.relayConnected(
+      addonAddr(localHost || '0.0.0.0', localPort ?? 0),
+    );
     return;
   }
   waiting.delete(slot);
@@ -106,7 +108,7 @@ export function connectRelay(
   } catch (e) {
     const err = e as Error & { errno?: number };
     const code = typeof err.errno === 'number' ? errnoName(err.errno) : 'EINVAL';
-    throw new TzorpError('NATIVE_CALL', `connect ${code} ${target.host}:${target.port}`, {
+    throw new TzorpError('NATIVE_CALL', `connect ${code} ${formatAddr(target)}`, {
       cause: e,
       details: { call: 'connect', errno: err.errno ?? 0, code },
     });
