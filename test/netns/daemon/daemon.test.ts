@@ -109,12 +109,18 @@ async function startServer(lab: Lab): Promise<LabProcess> {
 }
 
 /** A test with a lab, the peer server and a daemon running `policy`; the lab goes afterwards. */
-function daemonTest(name: string, policy: string, body: (lab: Lab, d: Daemon) => Promise<void>): void {
+function daemonTest(
+  name: string,
+  policy: string,
+  body: (lab: Lab, d: Daemon) => Promise<void>,
+  args: string[] = [],
+  opts: { pollStatus?: boolean } = {},
+): void {
   test(name, { skip, timeout: 300_000 }, async () => {
     const lab = await createLab();
     try {
       await startServer(lab);
-      await body(lab, await startDaemon(lab, policy));
+      await body(lab, await startDaemon(lab, policy, args, opts));
     } finally {
       await lab.destroy();
     }
@@ -152,16 +158,10 @@ for (const [how, flags] of [
   ['native accept and relay', []],
   ['--no-native-relay', ['--no-native-relay']],
 ] as const)
-  test(`plug relays IPv4 and IPv6; status and sessions show the live session; summary; stop cleans up (${how})`, {
-    skip,
-    timeout: 300_000,
-  }, async () => {
-    const lab = await createLab();
-    try {
-      await startServer(lab);
-      const d = await startDaemon(lab, POLICY_A, ['--metrics', '127.0.0.1:0', ...flags], {
-        pollStatus: true,
-      });
+  daemonTest(
+    `plug relays IPv4 and IPv6; status and sessions show the live session; summary; stop cleans up (${how})`,
+    POLICY_A,
+    async (lab, d) => {
       // the server sees the firewall's address (transparent router, no forge_addr)
       const r4 = await peer(lab, ADDR.server4, 8080);
       assert.match(r4.stdout, /^peer ::ffff:198\.18\.2\.1$/m);
@@ -306,10 +306,10 @@ for (const [how, flags] of [
       const gone = await tz(lab, ['status', '--control', d.control]);
       assert.equal(gone.code, 1);
       assert.ok(gone.stderr.includes('TZ3001') && gone.stderr.includes(d.control), gone.stderr);
-    } finally {
-      await lab.destroy();
-    }
-  });
+    },
+    ['--metrics', '127.0.0.1:0', ...flags],
+    { pollStatus: true },
+  );
 
 daemonTest(
   'reloads: a worker keeps the zones a reload did not change, and sees the zones one changed (client_zone)',
