@@ -153,15 +153,25 @@ export function forgetLastCompile(): void {
 
 /** Everything of a rule that its variants depend on, besides the zones and interface names. */
 function ruleKey(r: Rule): string {
-  let k = String(r.id);
+  // both families ask for the same rule's key: made once per rule object
+  const known = ruleKeys.get(r);
+  if (known !== undefined) return known;
+  const parts: (string | number)[] = [r.id];
   for (const d of DIMENSIONS) {
-    k += '\x01';
+    parts.push('\x01');
     const v = r[d];
     if (!v) continue;
-    for (const x of v) k += `${typeof x === 'object' ? ('text' in x ? x.text : `${x.lo}-${x.hi}`) : x}\0`;
+    for (const x of v) {
+      if (typeof x !== 'object') parts.push(x, '\0');
+      else if ('text' in x) parts.push(x.text, '\0');
+      else parts.push(x.lo, '-', x.hi, '\0');
+    }
   }
+  const k = parts.join('');
+  ruleKeys.set(r, k);
   return k;
 }
+const ruleKeys = new WeakMap<Rule, string>();
 
 /** The zone numbering (ids, subtree ends, depths) and interface numbering variants are made with. */
 function variantContext(flat: ReturnType<typeof flattenZones>, names: NameTable): string {
@@ -321,19 +331,19 @@ export function buildIR(
   const listeners = listenersOf(policy, opts);
   const flat = flattenZones(policy);
   const names = new NameTable(ifnamesOf(policy));
-  const by4 = rangesByZone(flat, 4);
-  const by6 = rangesByZone(flat, 6);
   const published = publishedZones(policy, opts.userRules ?? '');
-  const zones: ZoneSetIR[] = flat.list
-    .filter((z) => published.has(z.name))
-    .map((z) => ({
-      name: z.name,
-      ident: zoneIdent(z.name),
-      id: z.id,
-      last: z.last,
-      exact: { 4: zoneAddresses(by4, z.id, z.id), 6: zoneAddresses(by6, z.id, z.id) },
-      tree: { 4: zoneAddresses(by4, z.id, z.last), 6: zoneAddresses(by6, z.id, z.last) },
-    }));
+  const shown = flat.list.filter((z) => published.has(z.name));
+  // each zone's ranges only when a zone set is published (most large policies publish none)
+  const by4 = shown.length > 0 ? rangesByZone(flat, 4) : [];
+  const by6 = shown.length > 0 ? rangesByZone(flat, 6) : [];
+  const zones: ZoneSetIR[] = shown.map((z) => ({
+    name: z.name,
+    ident: zoneIdent(z.name),
+    id: z.id,
+    last: z.last,
+    exact: { 4: zoneAddresses(by4, z.id, z.id), 6: zoneAddresses(by6, z.id, z.id) },
+    tree: { 4: zoneAddresses(by4, z.id, z.last), 6: zoneAddresses(by6, z.id, z.last) },
+  }));
   // A tier lookup writes tproxyMark | ruleId into the packet mark; the tproxy bit tells a hit from the
   // zone id the mark holds before (zone ids stay below that bit), and the dispatch map sends the rule
   // on to its service's chain. Proxied packets keep that mark: the daemon reads the rule id from it.
