@@ -214,22 +214,23 @@ export function flattenPrefixes(
 }
 
 function flattenV4(nets: readonly ValuedPrefix[]): { lo: bigint; hi: bigint; value: number }[] {
-  // one native numeric sort of start * 64 + prefix length (exact below 2^53): by start, the wider
-  // first; the value by that key, the later network's where two are equal (a Map keeps the last set)
-  const valueByKey = new Map<number, number>();
-  for (const x of nets) valueByKey.set(Number(x.addr) * 64 + x.prefix, x.value);
-  const keys = Float64Array.from(valueByKey.keys()).sort();
-  const n = keys.length;
+  // on numbers: each network's start and end; the networks in the order start, the wider first, the
+  // later of two equal networks last (its value is the one that counts)
+  const n = nets.length;
   const lo = new Float64Array(n);
   const hi = new Float64Array(n);
   const val = new Int32Array(n);
-  for (let k = 0; k < n; k++) {
-    const key = keys[k]!;
-    const p = key % 64;
-    lo[k] = (key - p) / 64;
-    hi[k] = lo[k]! + 2 ** (32 - p) - 1;
-    val[k] = valueByKey.get(key)!;
+  const key = new Float64Array(n);
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const x = nets[i]!;
+    lo[i] = Number(x.addr);
+    hi[i] = lo[i]! + 2 ** (32 - x.prefix) - 1;
+    val[i] = x.value;
+    key[i] = lo[i]! * 64 + x.prefix; // exact below 2^53
+    order[i] = i;
   }
+  order.sort((a, b) => key[a]! - key[b]! || a - b);
   const outLo: number[] = [];
   const outHi: number[] = [];
   const outVal: number[] = [];
@@ -245,7 +246,10 @@ function flattenV4(nets: readonly ValuedPrefix[]): { lo: bigint; hi: bigint; val
   };
   const stack: number[] = [];
   let cursor = 0;
-  for (let i = 0; i < n; i++) {
+  for (let j = 0; j < n; j++) {
+    const i = order[j]!;
+    // an equal network later in the order replaces this one
+    if (j + 1 < n && key[order[j + 1]!] === key[i]) continue;
     while (stack.length > 0 && hi[stack[stack.length - 1]!]! < lo[i]!) {
       const t = stack.pop()!;
       emit(cursor, hi[t]!, val[t]!);

@@ -143,9 +143,8 @@ interface FamilyCache {
 }
 const lastCompile: Record<Family, FamilyCache | null> = { 4: null, 6: null };
 
-/** Forgets what the last compile made (its variants, tiers and zone flattening): the next compile is
- * made from nothing, as the first one of a process is. Tests compare the two. */
-export function forgetLastCompile(): void {
+/** Forgets what the last IR build made (its variants, tiers and zone flattening). */
+export function forgetLastBuild(): void {
   lastCompile[4] = null;
   lastCompile[6] = null;
   forgetFlattening();

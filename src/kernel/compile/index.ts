@@ -1,8 +1,10 @@
 // The pure half of the kernel module: Policy → Ruleset IR → nft text.
+import { forgetLastBuild } from './build.ts';
+import { forgetLastRender } from './render.ts';
+
 export {
   buildIR,
   type CompileOptions,
-  forgetLastCompile,
   type Listener,
   listenersOf,
   matchAlternatives,
@@ -19,3 +21,10 @@ export {
   type TableModel,
   type TableObject,
 } from './render.ts';
+
+/** Forgets what the last compile made (its variants, tiers, zone flattening and zone map chunks): the
+ * next compile is made from nothing, as the first one of a process is. Tests compare the two. */
+export function forgetLastCompile(): void {
+  forgetLastBuild();
+  forgetLastRender();
+}

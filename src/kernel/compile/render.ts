@@ -300,6 +300,29 @@ const zoneSectionCache = new WeakMap<
   Map<string, { objects: TableObject[]; lookups: string[] }>
 >();
 
+/** The chunks of the last model's zone maps, per family and chunking, by map name: their ranges and
+ * their object (never changed once made). */
+const lastChunks: Record<
+  4 | 6,
+  Map<string, Map<string, { ranges: readonly LabelledRange[]; object: TableObject }>>
+> = { 4: new Map(), 6: new Map() };
+
+/** Forgets the last model's zone map chunks (compile/index.ts forgetLastCompile). */
+export function forgetLastRender(): void {
+  lastChunks[4].clear();
+  lastChunks[6].clear();
+}
+
+function sameRanges(a: readonly LabelledRange[], b: readonly LabelledRange[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.lo !== y.lo || x.hi !== y.hi || x.zone !== y.zone) return false;
+  }
+  return true;
+}
+
 export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average: number }): TableModel {
   const st = ir.settings;
   const mask = hex(st.serviceMarkMask);
@@ -462,7 +485,18 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
       remember();
       continue;
     }
-    for (const c of chunks) zoneMap(`${name}_c${c.ranges[0]!.lo.toString(16)}`, c.ranges);
+    // a chunk whose ranges are those of the last model's chunk of the same name is that chunk's map
+    // again: a moved network re-renders the chunk that holds it, not the other hundred
+    const lastOf = lastChunks[f].get(cacheKey);
+    const made = new Map<string, { ranges: readonly LabelledRange[]; object: TableObject }>();
+    for (const c of chunks) {
+      const chunkName = `${name}_c${c.ranges[0]!.lo.toString(16)}`;
+      const before = lastOf?.get(chunkName);
+      if (before && sameRanges(before.ranges, c.ranges)) objects.push(before.object);
+      else zoneMap(chunkName, c.ranges);
+      made.set(chunkName, { ranges: c.ranges, object: objects[objects.length - 1]! });
+    }
+    lastChunks[f].set(cacheKey, made);
     for (const [jumpMap, expr, data] of lookups) {
       const jumps: string[] = [];
       for (const c of chunks) {

@@ -278,6 +278,48 @@ test('reuse of the last compile: a change in any one condition of a rule, or of 
   assert.notEqual(warm, flat);
 });
 
+test("zone map chunks: a moved network re-renders the chunks that change; the others are the last model's objects, and the text is a cold compile's", () => {
+  // 600 host networks in six zones, chunked small (above 64 ranges, about 16 each); IPv6 too
+  const nets = (z: number, moved: number | null) => {
+    const out: string[] = [];
+    for (let i = 0; i < 600; i++) {
+      const owner = i === moved ? (z + 1) % 6 : i % 6;
+      if (owner === z) out.push(`198.18.${i >> 6}.${(i & 63) * 4}/30`, `2001:db8:${i.toString(16)}::/48`);
+    }
+    return out;
+  };
+  const policyWith = (moved: number | null) =>
+    makePolicy({
+      zones: Object.fromEntries([0, 1, 2, 3, 4, 5].map((z) => [`z${z}`, { addresses: nets(z, moved) }])),
+      services: { fwd: { type: 'forward' as const } },
+      rules: [{ id: 1, service: 'fwd', srcZone: ['z0'], dstZone: ['z1'] }],
+    });
+  const zoneChunk = { above: 64, average: 16 };
+  const chunkMaps = (m: ReturnType<typeof compilePolicy>['model']) =>
+    m.objects.filter((o) => /^zones_v[46]_c/.test(o.name));
+  for (const moved of [7, 300, 599]) {
+    forgetLastCompile();
+    const before = compilePolicy(policyWith(null), { zoneChunk });
+    const warm = compilePolicy(policyWith(moved), { zoneChunk });
+    forgetLastCompile();
+    const cold = compilePolicy(policyWith(moved), { zoneChunk });
+    assert.equal(warm.text, cold.text, `network ${moved}`);
+    const old = new Set(chunkMaps(before.model));
+    const all = chunkMaps(warm.model);
+    const fresh = all.filter((o) => !old.has(o));
+    assert.ok(all.length > 40, `${all.length} chunk maps`);
+    // one chunk per family holds the moved network (two when it started a chunk)
+    assert.ok(
+      fresh.length >= 1 && fresh.length <= 4,
+      `network ${moved}: ${fresh.length} of ${all.length} made anew`,
+    );
+    assert.ok(
+      chunkMaps(cold.model).every((o) => !old.has(o)),
+      'a forgotten compile makes every chunk anew',
+    );
+  }
+});
+
 test('zone lists: a zone and its subtree, asked in any order and again, are the ranges labelled with those ids', () => {
   for (let seed = 1; seed <= 10; seed++) {
     const { policy } = randomPolicy(seed, { ifaces: ['eth0'] });
