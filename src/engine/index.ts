@@ -20,11 +20,15 @@ export {
   unpackScore,
   zeroScore,
 } from './score.ts';
-export type { ZoneInterval } from './zone-trie.ts';
+export type { ValuedPrefix, ZoneInterval } from './zone-trie.ts';
 export {
+  comparePrefixes,
   flattenPrefixes,
   flattenZones,
   PrefixTrie,
+  sortPrefixes,
+  sweepNumbersV4,
+  sweepPrefixes,
   ZoneTrie,
   zoneAndDescendants,
   zoneIntervals,

@@ -280,10 +280,13 @@ test('reuse of the last compile: a change in any one condition of a rule, or of 
 
 test("zone map chunks: a moved network re-renders the chunks that change; the others are the last model's objects, and the text is a cold compile's", () => {
   // 600 host networks in six zones, chunked small (above 64 ranges, about 16 each); IPv6 too
+  // the moved network goes to the next network's zone or to the previous one's (then it joins that
+  // network's range: same start, same zone, a new end)
+  let shift = 1;
   const nets = (z: number, moved: number | null) => {
     const out: string[] = [];
     for (let i = 0; i < 600; i++) {
-      const owner = i === moved ? (z + 1) % 6 : i % 6;
+      const owner = i === moved ? (i + shift) % 6 : i % 6;
       if (owner === z) out.push(`198.18.${i >> 6}.${(i & 63) * 4}/30`, `2001:db8:${i.toString(16)}::/48`);
     }
     return out;
@@ -297,7 +300,14 @@ test("zone map chunks: a moved network re-renders the chunks that change; the ot
   const zoneChunk = { above: 64, average: 16 };
   const chunkMaps = (m: ReturnType<typeof compilePolicy>['model']) =>
     m.objects.filter((o) => /^zones_v[46]_c/.test(o.name));
-  for (const moved of [7, 300, 599]) {
+  for (const [moved, by] of [
+    [7, 1],
+    [300, 1],
+    [599, 1],
+    [7, 5],
+    [301, 5],
+  ] as const) {
+    shift = by;
     forgetLastCompile();
     const before = compilePolicy(policyWith(null), { zoneChunk });
     const warm = compilePolicy(policyWith(moved), { zoneChunk });
