@@ -307,10 +307,15 @@ const lastChunks: Record<
   Map<string, Map<string, { ranges: readonly LabelledRange[]; object: TableObject }>>
 > = { 4: new Map(), 6: new Map() };
 
-/** Forgets the last model's zone map chunks (compile/index.ts forgetLastCompile). */
+/** The map made for each tier lookup (the build hands out the same LookupIR objects when it reuses a
+ * tier), with the tproxy mark it was made with. */
+let tierMaps = new WeakMap<LookupIR, { key: string; object: TableObject }>();
+
+/** Forgets the last model's zone map chunks and tier maps (compile/index.ts forgetLastCompile). */
 export function forgetLastRender(): void {
   lastChunks[4].clear();
   lastChunks[6].clear();
+  tierMaps = new WeakMap();
 }
 
 function sameRanges(a: readonly LabelledRange[], b: readonly LabelledRange[]): boolean {
@@ -519,10 +524,18 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
     remember();
   }
   const markOf = new Map(ir.actions.map((a) => [a.ruleId, a.mark]));
+  // a tier the build reused (the same lookup objects: same rules, zone numbering and interface names)
+  // gives the same map as long as the marks are made the same way
+  const tierKey = `${st.tproxyMark}`;
   for (const f of [4, 6] as const) {
     for (const t of ir.families[f].tiers) {
       for (const l of t.lookups) {
         if (l.fields.length === 0) continue;
+        const known = tierMaps.get(l);
+        if (known?.key === tierKey) {
+          objects.push(known.object);
+          continue;
+        }
         const verdict = l.fields.includes('reqid');
         collection(
           'map',
@@ -537,6 +550,7 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
               `${e.key.map((iv, i) => keyValue(l.fields[i]!, f, iv, ir.ifnames)).join(' . ')} : ${verdict ? `goto rule_${e.ruleId}` : hex(markOf.get(e.ruleId)!)}`,
           ),
         );
+        tierMaps.set(l, { key: tierKey, object: objects[objects.length - 1]! });
       }
     }
   }

@@ -268,6 +268,17 @@ test('reuse of the last compile: a change in any one condition of a rule, or of 
     assert.equal(warm, compile([withIface, other, third]));
     assert.notEqual(warm, before);
   }
+  // the same rules with another tproxy_mark: the same tiers, every element's mark another
+  {
+    forgetLastCompile();
+    const before = compilePolicy(makePolicy({ zones, services, rules: [base, other] })).text;
+    const marked = makePolicy({ zones, services, rules: [base, other] });
+    marked.settings.tproxyMark = 0x40000000;
+    const warm = compilePolicy(marked).text;
+    forgetLastCompile();
+    assert.equal(warm, compilePolicy(marked).text);
+    assert.notEqual(warm, before);
+  }
   // b under a: the same zone names and ids, but a's subtree (rule 1's "zone a or below") grows
   forgetLastCompile();
   const flat = compile([base, other]);
