@@ -15,8 +15,9 @@ export type { CompileOptions, DiffCounts, Listener, RulesetIR, TableModel } from
 export { listenersOf, TABLE, zoneIdent, zoneSetName } from './compile/index.ts';
 
 export interface Compiled {
-  /** The complete nft input: one transaction that replaces `table inet tzorp`. */
-  text: string;
+  /** The complete nft input: one transaction that replaces `table inet tzorp`. Written when first
+   * read: a reload whose differences apply never needs the 4 MB of a large policy's whole table. */
+  readonly text: string;
   /** Where each proxy service's connections are diverted to. */
   listeners: Map<string, Listener>;
   ir: RulesetIR;
@@ -27,7 +28,22 @@ export interface Compiled {
 export function compilePolicy(policy: Policy, opts: CompileOptions = {}): Compiled {
   const { ir, listeners } = buildIR(policy, opts);
   const model = renderModel(ir, opts.zoneChunk);
-  return { text: renderTable(model), listeners, ir, model };
+  return withText({ listeners, ir, model });
+}
+
+/** A compile's parts with the whole-table text rendered once, when it is first read. */
+function withText<T extends { model: TableModel }>(
+  parts: T,
+  render: () => string = () => renderTable(parts.model),
+): T & { readonly text: string } {
+  let text: string | undefined;
+  return Object.defineProperty(parts, 'text', {
+    enumerable: true,
+    get: () => {
+      text ??= render();
+      return text;
+    },
+  }) as T & { readonly text: string };
 }
 
 import { type ApplyOutcome, applyModel, type FlushOptions, type FlushResult, flush } from './apply/index.ts';
@@ -56,13 +72,16 @@ export interface ApplyOptions extends CompileOptions {
  * whole table), sysctl checks. */
 export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Promise<Compiled & ApplyOutcome> {
   const compiled = opts.compiled ?? compilePolicy(policy, opts);
-  const result = await applyModel(policy, compiled.model, compiled.text, {
+  const result = await applyModel(policy, compiled.model, () => compiled.text, {
     prefix: opts.prefix ?? [],
     fixSysctls: opts.fixSysctls ?? false,
     previous: opts.previous ?? null,
     ...(opts.recreateAfterDeletes !== undefined ? { recreateAfterDeletes: opts.recreateAfterDeletes } : {}),
   });
-  return { ...compiled, ...result };
+  return withText(
+    { ...result, listeners: compiled.listeners, ir: compiled.ir, model: compiled.model },
+    () => compiled.text,
+  );
 }
 
 /** Takes back what tzorp installed: the table becomes the closed one (or is removed with `open`), its

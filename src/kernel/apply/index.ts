@@ -78,7 +78,7 @@ export interface ApplyOutcome extends ApplyResult {
 export async function applyModel(
   policy: Policy,
   model: TableModel,
-  text: string,
+  text: string | (() => string),
   opts: ApplyModelOptions = {},
 ): Promise<ApplyOutcome> {
   const prefix = opts.prefix ?? [];
@@ -111,7 +111,7 @@ export async function applyModel(
     }
   }
   if (mode === 'full') {
-    const r = await run('nft', ['-f', '-'], text, prefix);
+    const r = await run('nft', ['-f', '-'], typeof text === 'string' ? text : text(), prefix);
     if (r.code !== 0) {
       // nft applies a file as one transaction: the kernel still has the previous table
       await undoRouting(undo, prefix);

@@ -754,26 +754,36 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
   return { header: ir.header, objects, userRules, generation, ...(defines ? { defines } : {}) };
 }
 
-/** 32 bits of a content digest (FNV-1a over every object and the user rules), as a mark value. Not a
- * security measure: it tells "the table we computed the differences against" from another one. */
+/** 32 bits of a content digest (FNV-1a over each object's digest, in order, and the user rules), as a
+ * mark value. Not a security measure: it tells "the table we computed the differences against" from
+ * another one. An object's own digest is kept with it (objects never change once made, and a reload
+ * hands most of them on). */
 function digest(objects: TableObject[], userRules: string | null): string {
-  let h = 0x811c9dc5;
-  const feed = (s: string): void => {
-    for (let i = 0; i < s.length; i++) {
-      h ^= s.charCodeAt(i);
-      h = Math.imul(h, 0x01000193);
-    }
-    h ^= 10;
-    h = Math.imul(h, 0x01000193);
-  };
+  let h = FNV_BASIS;
   for (const o of objects) {
-    feed(`${o.kind} ${o.name}`);
-    for (const l of o.decl) feed(l);
-    for (const l of o.rules) feed(l);
-    for (const l of o.elements) feed(l);
+    let d = objectDigests.get(o);
+    if (d === undefined) {
+      d = fnv(FNV_BASIS, `${o.kind} ${o.name}`);
+      for (const l of o.decl) d = fnv(d, l);
+      for (const l of o.rules) d = fnv(d, l);
+      for (const l of o.elements) d = fnv(d, l);
+      objectDigests.set(o, d);
+    }
+    h = Math.imul(h ^ d, 0x01000193);
   }
-  feed(userRules ?? '');
-  return hex(h);
+  return hex(fnv(h, userRules ?? ''));
+}
+const FNV_BASIS = 0x811c9dc5;
+const objectDigests = new WeakMap<TableObject, number>();
+
+/** FNV-1a of a line (and its end) continuing from `h`. */
+function fnv(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= 10;
+  return Math.imul(h, 0x01000193);
 }
 
 export function declBlock(o: TableObject, line: (s: string) => void): void {
