@@ -26,6 +26,7 @@ export {
   flattenPrefixes,
   flattenZones,
   PrefixTrie,
+  sameNetworks,
   sortPrefixes,
   sweepNumbersV4,
   sweepPrefixes,
@@ -34,5 +35,4 @@ export {
   zoneIntervals,
   zoneRanges,
   zoneSubnetsFlattened,
-  zonesDigest,
 } from './zone-trie.ts';

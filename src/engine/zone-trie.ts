@@ -9,9 +9,8 @@
 // hash index. The kernel compiler needs the zones as disjoint address ranges, each with its
 // longest-prefix-match value (nft interval sets cannot overlap): flattenPrefixes sorts the networks
 // for that; PrefixTrie.intervals() gives the same ranges from a trie (the tests' reference).
-import { createHash } from 'node:crypto';
 import { TzorpError } from '../errors.ts';
-import type { Family, Policy, Zone } from '../policy/model.ts';
+import type { Cidr, Family, Policy, Zone } from '../policy/model.ts';
 import { ParsedAddr, parseAddressInto, wordsOf } from './address.ts';
 import { LpmHash } from './lpm-hash.ts';
 
@@ -178,18 +177,18 @@ export class PrefixTrie {
   }
 }
 
-/** A digest of a zone list in its order: each zone's name and networks (from the values, not from the
- * networks' `text`, so that a hand-built Zone cannot pass for another). Equal digests, equal indexes
- * and equal flattened ranges: what the engine's and the compiler's reuse across reloads rests on. */
-export function zonesDigest(zones: readonly Zone[]): string {
-  const hash = createHash('sha256');
-  for (const z of zones) {
-    let part = `${z.name}\0`;
-    for (const c of z.addresses)
-      part += `${c.family === 4 ? Number(c.addr) : c.addr.toString(16)}/${c.prefix},`;
-    hash.update(`${part}\n`);
+/** Whether two network lists are the same networks in the same order (by value: address, prefix
+ * length, family). What the engine's and the compiler's reuse across reloads rests on: the same zones
+ * (names in order) with the same networks give the same index and the same flattened ranges. */
+export function sameNetworks(a: readonly Cidr[], b: readonly Cidr[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.family !== y.family || x.addr !== y.addr || x.prefix !== y.prefix) return false;
   }
-  return hash.digest('hex');
+  return true;
 }
 
 /** One network of `flattenPrefixes`: its first address, prefix length and value. */
@@ -359,11 +358,16 @@ export class ZoneTrie {
   /** Lookups use one hash probe per distinct prefix length (lpm-hash.ts: few memory accesses). */
   private readonly hash4: LpmHash;
   private readonly hash6: LpmHash;
-  /** The last index built, for the digest of its zones' names and networks in index order: a reload
-   * that keeps the zones (most do) gets the same index again instead of building it anew. The index
-   * maps an address to a zone's position only, so the new policy's Zone objects stand in those
-   * positions. */
-  private static last: { key: string; hash4: LpmHash; hash6: LpmHash } | null = null;
+  /** The last index built, with its zones' names and networks in index order: a reload that keeps the
+   * zones (most do) gets the same index again instead of building it anew. The index maps an address
+   * to a zone's position only, so the new policy's Zone objects stand in those positions. (A worker
+   * that kept its zones hands in the very same network lists: compared by identity first.) */
+  private static last: {
+    names: string[];
+    networks: (readonly Cidr[])[];
+    hash4: LpmHash;
+    hash6: LpmHash;
+  } | null = null;
   private readonly scratch = new ParsedAddr();
 
   /**
@@ -372,11 +376,17 @@ export class ZoneTrie {
    */
   constructor(zones: Iterable<Zone>) {
     this.zones = [...zones];
-    const key = zonesDigest(this.zones);
+    const names = this.zones.map((z) => z.name);
+    const networks = this.zones.map((z) => z.addresses);
     const last = ZoneTrie.last;
-    if (last?.key === key) {
+    if (
+      last &&
+      last.names.length === names.length &&
+      names.every((n, i) => n === last.names[i] && sameNetworks(last.networks[i]!, networks[i]!))
+    ) {
       this.hash4 = last.hash4;
       this.hash6 = last.hash6;
+      ZoneTrie.last = { ...last, names, networks };
       return;
     }
     this.hash4 = new LpmHash(4);
@@ -390,7 +400,7 @@ export class ZoneTrie {
         );
       }
     });
-    ZoneTrie.last = { key, hash4: this.hash4, hash6: this.hash6 };
+    ZoneTrie.last = { names, networks, hash4: this.hash4, hash6: this.hash6 };
   }
 
   static fromPolicy(policy: Policy): ZoneTrie {

@@ -4,6 +4,7 @@
 // and all its descendants are one contiguous id range: a rule's "zone Z or below" is one interval.
 import {
   comparePrefixes,
+  sameNetworks,
   sortPrefixes,
   sweepNumbersV4,
   sweepPrefixes,
@@ -57,17 +58,6 @@ let lastFlat: LastFlattening | null = null;
 /** Forgets the last flattening: the next compile starts from nothing (tests compare with that). */
 export function forgetFlattening(): void {
   lastFlat = null;
-}
-
-function sameNetworks(a: readonly Cidr[], b: readonly Cidr[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.family !== y.family || x.addr !== y.addr || x.prefix !== y.prefix) return false;
-  }
-  return true;
 }
 
 /** The networks of the zones at `positions` as sortPrefixes takes them (valued by position). */
