@@ -9,7 +9,7 @@ import {
   type Rule,
   type Service,
 } from '../../policy/model.ts';
-import { type Interval, intersect, normalize, points } from './intervals.ts';
+import { big, type Interval, intersect, normalize, points } from './intervals.ts';
 import type {
   ClientLimitsIR,
   DenyServiceIR,
@@ -240,8 +240,8 @@ export function matchAlternatives(c: Conditions, family: Family, comment: string
   if (c.proto?.length) base.l4proto = [...c.proto];
   if (c.icmpType?.length) base.icmpType = [...c.icmpType];
   if (c.icmpCode?.length) base.icmpCode = [...c.icmpCode];
-  if (c.srcPort?.length) base.sport = normalize(c.srcPort.map((p) => [BigInt(p.lo), BigInt(p.hi)] as const));
-  if (c.dstPort?.length) base.dport = normalize(c.dstPort.map((p) => [BigInt(p.lo), BigInt(p.hi)] as const));
+  if (c.srcPort?.length) base.sport = normalize(c.srcPort.map((p) => [big(p.lo), big(p.hi)] as const));
+  if (c.dstPort?.length) base.dport = normalize(c.dstPort.map((p) => [big(p.lo), big(p.hi)] as const));
   groups.push([base]);
   if (c.srcSubnet?.length || c.srcZone?.length) {
     const g: Part[] = [];

@@ -8,6 +8,7 @@ export type Interval = readonly [lo: bigint, hi: bigint];
 export type IntervalSet = Interval[];
 
 export function normalize(list: readonly Interval[]): IntervalSet {
+  if (list.length === 1) return [[list[0]![0], list[0]![1]]];
   const s = [...list].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const out: [bigint, bigint][] = [];
   for (const [lo, hi] of s) {
@@ -44,5 +45,21 @@ export function contains(a: IntervalSet, v: bigint): boolean {
 }
 
 export function points(values: readonly (number | bigint)[]): IntervalSet {
-  return normalize(values.map((v) => [BigInt(v), BigInt(v)] as const));
+  return normalize(values.map((v) => [big(v), big(v)] as const));
 }
+
+/** BigInt(v), the same bigint each time for the small numbers a policy is full of (ports, protocols,
+ * zone ids, interface numbers): BigInt() of a number costs about 0.4 µs. */
+export function big(v: number | bigint): bigint {
+  if (typeof v === 'bigint') return v;
+  if (v >= 0 && v < SMALL.length && Number.isInteger(v)) {
+    let b = SMALL[v];
+    if (b === undefined) {
+      b = BigInt(v);
+      SMALL[v] = b;
+    }
+    return b;
+  }
+  return BigInt(v);
+}
+const SMALL: (bigint | undefined)[] = new Array(65536);

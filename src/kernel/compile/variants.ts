@@ -6,7 +6,7 @@
 // stopping at the first hit reproduces the engine's best match without any negative condition.
 import { type ScoreField, type ScoreTuple, zeroScore } from '../../engine/index.ts';
 import type { Family, Rule } from '../../policy/model.ts';
-import { type IntervalSet, intersect, normalize, points } from './intervals.ts';
+import { big, type IntervalSet, intersect, normalize, points } from './intervals.ts';
 import type { FlatZones } from './zones.ts';
 
 /** Key fields in key order. A tier's key is the sub-list its score constrains. */
@@ -167,7 +167,7 @@ function zoneClasses(
   const infos = (names ?? []).map((n) => flat.byName.get(n)).filter((z) => z !== undefined);
   const out: Partial2[] = [];
   for (const [depth, list] of [...classes(infos, (z) => z.depth)].sort((a, b) => a[0] - b[0])) {
-    const set = normalize(list.map((z) => [BigInt(z.id), BigInt(z.last)] as const));
+    const set = normalize(list.map((z) => [big(z.id), big(z.last)] as const));
     out.push({ score: { [key]: depth }, cond: { [field]: set } });
   }
   return out;
@@ -187,7 +187,7 @@ function portClasses(
   if (wide.length > 0) {
     out.push({
       score: { [key]: 1 },
-      cond: { [field]: normalize(wide.map((r) => [BigInt(r.lo), BigInt(r.hi)] as const)) },
+      cond: { [field]: normalize(wide.map((r) => [big(r.lo), big(r.hi)] as const)) },
     });
   }
   if (singles.length > 0)
