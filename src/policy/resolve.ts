@@ -86,7 +86,7 @@ export interface ResolveExtras {
  * each, instead of a parse and a formatting). The Cidr objects are then shared between the two
  * policies, which is safe: nothing changes a Cidr once it is made.
  */
-type ZoneNets = Map<string, { texts: string[]; results: CidrResult[] }>;
+type ZoneNets = Map<string, { texts: string[]; results: CidrResult[]; addresses?: Cidr[] }>;
 let lastZoneNets: ZoneNets = new Map();
 
 /** The parse result of each of a zone's address nodes, kept in `next` for the next resolve; null when
@@ -507,9 +507,30 @@ export class Resolver {
     }
     // networks: unique across all zones (masked prefix and length), /0 included
     const seen = new Map<string, string>();
-    for (const { zone, nodes } of zoneNodes) {
-      const results = zoneNetworks(zone, nodes, this.zoneNets);
+    const parsed = zoneNodes.map(({ zone, nodes }) => zoneNetworks(zone, nodes, this.zoneNets));
+    // A reload that lists every zone's networks as the last resolved policy did (the same zones, the
+    // same texts in the same order) has the same networks in the same zones, and that policy had no
+    // duplicate: each zone takes the last policy's network list as it is (the engine and the compiler
+    // then see the very same lists), and only the host-bits warnings are given again, here.
+    const same =
+      zoneNodes.length === lastZoneNets.size &&
+      zoneNodes.every(({ zone }, k) => {
+        const last = lastZoneNets.get(zone);
+        return last !== undefined && last.results === parsed[k] && last.addresses !== undefined;
+      });
+    for (const [k, { zone, nodes }] of zoneNodes.entries()) {
+      const results = parsed[k]!;
       const what = `zone '${zone}' address`;
+      const z = zones.get(zone) as Zone;
+      if (same) {
+        for (let i = 0; i < nodes.length; i++) {
+          const r = results[i];
+          if (r?.ok && r.hostBits) this.parsedCidr(nodes[i] as PScalar, what, r);
+        }
+        z.addresses = lastZoneNets.get(zone)!.addresses!;
+        this.zoneNets.get(zone)!.addresses = z.addresses;
+        continue;
+      }
       for (let i = 0; i < nodes.length; i++) {
         const node = nodes[i]!;
         const r = results[i] ?? null;
@@ -529,8 +550,10 @@ export class Resolver {
           continue;
         }
         seen.set(key, zone);
-        (zones.get(zone) as Zone).addresses.push(c);
+        z.addresses.push(c);
       }
+      const kept = this.zoneNets.get(zone);
+      if (kept) kept.addresses = z.addresses;
     }
     this.resolveHierarchy(parentAt);
     return zones;

@@ -383,6 +383,29 @@ rules:
   const third = loadPolicyText(text('198.18.1.0/24, "2001:db8:1::/48"', '198.18.2.1/24'), 'p.yaml');
   assert.ok(third.warnings.some((w) => w.id === 'LINT_HOST_BITS'));
   assert.equal(third.policy!.zones.get('b')!.addresses[0], again.policy.zones.get('b')!.addresses[0]);
+  // every zone as before: each zone's very list (what the engine and the compiler compare first), and
+  // the warning at the same place
+  for (const z of ['a', 'b'])
+    assert.equal(third.policy!.zones.get(z)!.addresses, again.policy.zones.get(z)!.addresses, z);
+  const hostBits = (r: typeof again) =>
+    r.warnings.filter((w) => w.id === 'LINT_HOST_BITS').map((w) => w.format());
+  assert.deepEqual(hostBits(third), hostBits(again));
+  assert.equal(hostBits(third).length, 1);
+  // the same networks in a file with lines moved: the warning follows its line
+  const shifted = loadPolicyText(
+    `\n\n${text('198.18.1.0/24, "2001:db8:1::/48"', '198.18.2.1/24')}`,
+    'p.yaml',
+  );
+  assert.equal(shifted.policy!.zones.get('a')!.addresses, again.policy.zones.get('a')!.addresses);
+  assert.notDeepEqual(hostBits(shifted), hostBits(again));
+  assert.match(hostBits(shifted)[0]!, /p\.yaml:6:/);
+  // one zone changed: every zone's list is made again, and a network the changed zone now shares with
+  // an unchanged one is refused
+  const dup = loadPolicyText(
+    text('198.18.1.0/24, "2001:db8:1::/48", 198.18.2.0/24', '198.18.2.1/24'),
+    'p.yaml',
+  );
+  assert.ok(dup.errors.some((e) => e.id === 'POLICY_DUPLICATE_NETWORK'));
   const bad = loadPolicyText(text('198.18.1.0/24, "2001:db8:1::/48"', '198.18.2.0/33'), 'p.yaml');
   assert.equal(bad.policy, null);
   assert.ok(bad.errors.some((e) => e.id === 'POLICY_BAD_CIDR'));
