@@ -235,17 +235,19 @@ function flattenAgain(
     lastFlat = { ...last, addresses };
     return last.ranges;
   }
-  // the changed zones' networks are sorted twice (before and after): past half of all, a sort of
-  // everything costs less
+  // the changed zones' networks are sorted twice (before and after): when they are more than all the
+  // networks, one sort of everything costs less
   if (moved > total) return null;
   const sorted = {} as Record<Family, ValuedPrefix[]>;
   const ranges = {} as Record<Family, LabelledRange[]>;
   for (const f of [4, 6] as const) {
-    const gone = sortPrefixes(f, valued(last.addresses, changed, f));
-    const come = sortPrefixes(f, valued(addresses, changed, f));
-    // a network written twice in one zone: sortPrefixes kept one, which the patch cannot tell apart
-    if (gone.length !== valued(last.addresses, changed, f).length) return null;
-    if (come.length !== valued(addresses, changed, f).length) return null;
+    const before = valued(last.addresses, changed, f);
+    const after = valued(addresses, changed, f);
+    const gone = sortPrefixes(f, before);
+    const come = sortPrefixes(f, after);
+    // a network written twice in the changed zones: sortPrefixes kept one, which the patch cannot
+    // tell apart from the other
+    if (gone.length !== before.length || come.length !== after.length) return null;
     const patched = patchSorted(last.sorted[f], gone, come);
     if (!patched) return null;
     sorted[f] = patched;
