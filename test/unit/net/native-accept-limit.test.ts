@@ -70,12 +70,21 @@ test('native accept out of descriptors: reported, paused instead of spinning, re
       s1 = await ask();
     }
     assert.ok(s1.full > 0, 'the failure reached JavaScript');
+    // connections accepted just before the failure may still be on their way to JavaScript
+    await new Promise((r) => setTimeout(r, 300));
+    s1 = await ask();
     assert.ok(s1.accepted < N, `not all accepted yet (${s1.accepted})`);
     await new Promise((r) => setTimeout(r, 1000));
     const s2 = await ask();
     // one report per pause (100 ms): about 10 in this second; a spinning accept loop makes thousands
     assert.ok(s2.full - s1.full <= 40, `reports in about a second: ${s2.full - s1.full}`);
-    assert.equal(s2.accepted, s1.accepted, 'nothing accepted while out of descriptors');
+    // while out of descriptors, nothing more is accepted, but for one the runtime itself may free (a
+    // CI run once saw 36 after 35)
+    assert.ok(
+      s2.accepted - s1.accepted <= 2,
+      `accepted while out of descriptors: ${s2.accepted - s1.accepted} (${s1.accepted} -> ${s2.accepted})`,
+    );
+    assert.ok(s2.accepted < N, 'still out of descriptors');
     // descriptors back: the waiting connections are accepted (in rounds, as they fill up again)
     let total = s2.accepted;
     for (let round = 0; round < 20 && total < N; round++) {
