@@ -70,15 +70,15 @@ export interface ApplyOutcome extends ApplyResult {
 }
 
 /**
- * Installs `model` (whose whole-table text is `text`): policy routing, then one nft transaction. No
- * separate `nft -c` of the whole ruleset: the transaction is atomic and checked by the kernel, and a
- * refused one leaves the previous table. Only the user's rules, which tzorp did not write, are checked
+ * Installs `model`: policy routing, then one nft transaction. `text` gives the whole-table text, asked
+ * for only when the whole table is replaced. No separate `nft -c` of the whole ruleset: the transaction
+ * is atomic and checked by the kernel, and a refused one leaves the previous table. Only the user's rules, which tzorp did not write, are checked
  * first (with the table's declarations, without its elements), so their errors are told apart.
  */
 export async function applyModel(
   policy: Policy,
   model: TableModel,
-  text: string | (() => string),
+  text: () => string,
   opts: ApplyModelOptions = {},
 ): Promise<ApplyOutcome> {
   const prefix = opts.prefix ?? [];
@@ -111,7 +111,7 @@ export async function applyModel(
     }
   }
   if (mode === 'full') {
-    const r = await run('nft', ['-f', '-'], typeof text === 'string' ? text : text(), prefix);
+    const r = await run('nft', ['-f', '-'], text(), prefix);
     if (r.code !== 0) {
       // nft applies a file as one transaction: the kernel still has the previous table
       await undoRouting(undo, prefix);
