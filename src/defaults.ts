@@ -29,6 +29,7 @@ export const DEFAULTS = deepFreeze({
   kernelLogCopyBytes: 128, // bytes of each logged packet copied to the daemon: IP and transport headers
   kernelZoneChunkAbove: 4096, // a longest-match zone map with more ranges than this is split into chunks (render.ts)
   kernelZoneChunkAverage: 1024, // the chunks' average size in ranges (content-defined boundaries)
+  kernelStagedZoneNetworks: 20000, // a first apply of zones this large loads their maps while the rest compiles (apply/staged.ts)
   kernelRecreateAfterDeletes: 256, // an incremental apply re-creates an interval set losing more elements than this (nft deletes them slowly)
   routingRulePrefLocal: 9000, // `iif lo fwmark M/M lookup main`: tzorp's own marked sockets route normally
   routingRulePrefTproxy: 9001, // `fwmark M/M lookup <table>`: diverted packets are delivered locally

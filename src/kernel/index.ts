@@ -1,5 +1,7 @@
 // Public surface of the kernel module: compile a policy into one nftables table (pure), apply it
 // atomically with policy routing, and flush what tzorp installed. See docs/kernel.md.
+
+import { DEFAULTS } from '../defaults.ts';
 import type { Policy } from '../policy/model.ts';
 import {
   buildIR,
@@ -9,6 +11,7 @@ import {
   renderModel,
   renderTable,
   type TableModel,
+  zoneStage,
 } from './compile/index.ts';
 
 export type { CompileOptions, DiffCounts, Listener, RulesetIR, TableModel } from './compile/index.ts';
@@ -46,7 +49,16 @@ function withText<T extends { model: TableModel }>(
   }) as T & { readonly text: string };
 }
 
-import { type ApplyOutcome, applyModel, type FlushOptions, type FlushResult, flush } from './apply/index.ts';
+import {
+  type ApplyOutcome,
+  applyModel,
+  checkUserRules,
+  type FlushOptions,
+  type FlushResult,
+  flush,
+  settleSysctls,
+  stagedApply,
+} from './apply/index.ts';
 
 export type { ApplyOutcome, ApplyResult, FlushOptions, FlushResult, SysctlCheck } from './apply/index.ts';
 export { checkSysctls, checkUserRules, nftCheck, privateNetns, sysctlNeeds } from './apply/index.ts';
@@ -66,18 +78,51 @@ export interface ApplyOptions extends CompileOptions {
   compiled?: Compiled;
   /** See ApplyModelOptions.recreateAfterDeletes. */
   recreateAfterDeletes?: number;
+  /** A first apply (no `previous`, no `compiled`) into a namespace without the table loads the zone
+   * section while the rest compiles when the zones hold at least this many networks (apply/staged.ts);
+   * default DEFAULTS.kernelStagedZoneNetworks. Infinity never stages, 0 always does (tests). */
+  stageZonesFrom?: number;
 }
 
 /** Compiles and applies: policy routing, one nft transaction (the differences to `previous`, or the
  * whole table), sysctl checks. */
 export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Promise<Compiled & ApplyOutcome> {
-  const compiled = opts.compiled ?? compilePolicy(policy, opts);
-  const result = await applyModel(policy, compiled.model, () => compiled.text, {
-    prefix: opts.prefix ?? [],
+  const prefix = opts.prefix ?? [];
+  let staging: string | undefined;
+  let compiledHere: Compiled | undefined;
+  if (!opts.compiled && !opts.previous) {
+    let networks = 0;
+    for (const z of policy.zones.values()) networks += z.addresses.length;
+    if (networks >= (opts.stageZonesFrom ?? DEFAULTS.kernelStagedZoneNetworks)) {
+      const s = await stagedApply(
+        policy,
+        () => zoneStage(policy, opts),
+        () => compilePolicy(policy, opts),
+        prefix,
+        (m) => checkUserRules(m, prefix),
+      );
+      if (s.staged) {
+        const settled = await settleSysctls(policy, prefix, opts.fixSysctls ?? false);
+        const c = s.compiled;
+        const outcome = { mode: 'full' as const, staged: true as const };
+        return withText(
+          { ...settled, ...outcome, listeners: c.listeners, ir: c.ir, model: c.model },
+          () => c.text,
+        );
+      }
+      if (s.tried) staging = s.reason;
+      compiledHere = s.compiled;
+    }
+  }
+  const compiled = opts.compiled ?? compiledHere ?? compilePolicy(policy, opts);
+  const applied = await applyModel(policy, compiled.model, () => compiled.text, {
+    prefix,
     fixSysctls: opts.fixSysctls ?? false,
     previous: opts.previous ?? null,
     ...(opts.recreateAfterDeletes !== undefined ? { recreateAfterDeletes: opts.recreateAfterDeletes } : {}),
   });
+  // a staged first apply that did not finish says why (the whole table went in instead)
+  const result = staging !== undefined && !applied.fallback ? { ...applied, fallback: staging } : applied;
   return withText(
     { ...result, listeners: compiled.listeners, ir: compiled.ir, model: compiled.model },
     () => compiled.text,

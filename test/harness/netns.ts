@@ -12,8 +12,9 @@
 // connected to the host's interfaces. `destroy()` kills what the lab started and deletes the
 // namespaces; it runs in `withLab`'s finally, on process exit, and a later run sweeps the namespaces
 // of dead test processes.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const isRoot = process.getuid?.() === 0;
@@ -381,4 +382,19 @@ export async function withLab<T>(opts: LabOptions, fn: (lab: Lab) => Promise<T>)
   } finally {
     await lab.destroy();
   }
+}
+
+/** A namespace of its own for the tests of one file, with only `lo` up: made before them and deleted
+ * after them (also when one fails), unless `skip`. `prefix` runs a command in it. */
+export function testNetns(tag: string, skip: string | false): { ns: string; prefix: string[] } {
+  const ns = `${tag}${process.pid}`;
+  before(() => {
+    if (skip) return;
+    execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  });
+  after(() => {
+    if (!skip) spawnSync('ip', ['netns', 'del', ns]);
+  });
+  return { ns, prefix: ['ip', 'netns', 'exec', ns] };
 }

@@ -20,6 +20,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       routingProtocol: 122,
       kernelZoneChunkAbove: 4096,
       kernelZoneChunkAverage: 1024,
+      kernelStagedZoneNetworks: 20000,
       kernelRecreateAfterDeletes: 256,
       kernelLogGroup: 4242,
       kernelLogRate: 100,

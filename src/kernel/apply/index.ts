@@ -9,6 +9,7 @@ import { run, toolFailure } from './exec.ts';
 import { ensureRouting, removeRouting, undoRouting } from './routing.ts';
 import { checkSysctls, fixSysctls, recordSysctls, restoreSysctls, type SysctlCheck } from './sysctl.ts';
 
+export { stagedApply } from './staged.ts';
 export type { SysctlCheck } from './sysctl.ts';
 export { checkSysctls, sysctlNeeds } from './sysctl.ts';
 
@@ -64,8 +65,12 @@ export interface ApplyModelOptions extends ApplyTextOptions {
 export interface ApplyOutcome extends ApplyResult {
   /** `incremental`: one transaction of differences; `full`: the table was replaced. */
   mode: 'incremental' | 'full';
-  /** Why an incremental apply was not possible (absent when none was asked for or it worked). */
+  /** Why an incremental apply was not possible (absent when none was asked for or it worked), or why a
+   * staged first apply was not finished. */
   fallback?: string;
+  /** A first apply made in two transactions, the zone section loaded while the rest compiled
+   * (apply/staged.ts). */
+  staged?: true;
   changed?: DiffCounts;
 }
 
@@ -123,19 +128,19 @@ export async function applyModel(
     }
   }
   const outcome = { mode, ...(fallback ? { fallback } : {}), ...(changed ? { changed } : {}) };
+  return { ...(await settleSysctls(policy, prefix, opts.fixSysctls ?? false)), ...outcome };
+}
+
+/** The sysctls the policy needs, checked after the table is in (and fixed, when asked). */
+export async function settleSysctls(policy: Policy, prefix: string[], fix: boolean): Promise<ApplyResult> {
   const sysctls = await checkSysctls(policy, prefix);
-  let wrong = sysctls.filter((s) => s.actual !== s.want);
-  const fixed: SysctlCheck[] = [];
-  if (opts.fixSysctls && wrong.length > 0) {
-    // what they were before tzorp changed them: `tzorp flush` puts them back
-    await recordSysctls(wrong, prefix);
-    await fixSysctls(wrong, prefix);
-    fixed.push(...wrong);
-    const again = await checkSysctls(policy, prefix);
-    wrong = again.filter((s) => s.actual !== s.want);
-    return { sysctls: again, wrong, fixed, ...outcome };
-  }
-  return { sysctls, wrong, fixed, ...outcome };
+  const wrong = sysctls.filter((s) => s.actual !== s.want);
+  if (!fix || wrong.length === 0) return { sysctls, wrong, fixed: [] };
+  // what they were before tzorp changed them: `tzorp flush` puts them back
+  await recordSysctls(wrong, prefix);
+  await fixSysctls(wrong, prefix);
+  const again = await checkSysctls(policy, prefix);
+  return { sysctls: again, wrong: again.filter((s) => s.actual !== s.want), fixed: wrong };
 }
 
 export interface FlushResult {

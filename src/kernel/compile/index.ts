@@ -1,6 +1,8 @@
 // The pure half of the kernel module: Policy → Ruleset IR → nft text.
-import { forgetLastBuild } from './build.ts';
-import { forgetLastRender } from './render.ts';
+import type { Policy } from '../../policy/model.ts';
+import { type CompileOptions, forgetLastBuild } from './build.ts';
+import { forgetLastRender, type TableObject, zoneSection } from './render.ts';
+import { flattenZones } from './zones.ts';
 
 export {
   buildIR,
@@ -27,4 +29,14 @@ export {
 export function forgetLastCompile(): void {
   forgetLastBuild();
   forgetLastRender();
+}
+
+/** The zone sections of both families (render.ts zoneSection) of `policy`, made ahead of its compile:
+ * the compile that follows (same policy, same options) puts these very objects into its model. */
+export function zoneStage(policy: Policy, opts: CompileOptions = {}): TableObject[] {
+  const ranges = flattenZones(policy).ranges;
+  return [
+    ...zoneSection(4, ranges[4], opts.zoneChunk).objects,
+    ...zoneSection(6, ranges[6], opts.zoneChunk).objects,
+  ];
 }

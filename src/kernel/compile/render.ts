@@ -328,6 +328,100 @@ function sameRanges(a: readonly LabelledRange[], b: readonly LabelledRange[]): b
   return true;
 }
 
+/** The zone section of one family: the longest-match zone map (or its chunks, with the chains and
+ * the map of jumps that pick a chunk), and the lookups decide_v4/_v6 run on it. It depends on the
+ * ranges and the chunking alone, so it can be made (and loaded) before the rest of the model:
+ * stagedApply (apply/staged.ts) does. The same ranges (a reload that kept the zones: zones.ts hands out
+ * the same arrays) give the same objects: made once, and the same objects go into the next model. */
+export function zoneSection(
+  f: Family,
+  ranges: LabelledRange[],
+  zoneChunk?: { above: number; average: number },
+): { objects: TableObject[]; lookups: string[] } {
+  const ip = f === 4 ? 'ip' : 'ip6';
+  const cacheKey = `${zoneChunk?.above ?? DEFAULTS.kernelZoneChunkAbove}/${zoneChunk?.average ?? DEFAULTS.kernelZoneChunkAverage}`;
+  const cached = zoneSectionCache.get(ranges)?.get(cacheKey);
+  if (cached) return cached;
+  const objects: TableObject[] = [];
+  const lookups: string[] = [];
+  const remember = (): { objects: TableObject[]; lookups: string[] } => {
+    const m = zoneSectionCache.get(ranges) ?? new Map();
+    zoneSectionCache.set(ranges, m);
+    const made = { objects, lookups };
+    m.set(cacheKey, made);
+    return made;
+  };
+  const chunks = zoneChunks(ranges, f, zoneChunk?.above, zoneChunk?.average);
+  const name = `zones_v${f}`;
+  const zoneMap = (mapName: string, part: readonly LabelledRange[]): void => {
+    objects.push({
+      kind: 'map',
+      name: mapName,
+      decl: [
+        `typeof ${ip} saddr : meta length`,
+        'flags interval',
+        commentText('longest-match zone id of an address (pre-order ids)'),
+      ],
+      rules: [],
+      elements: part.map((r) => `${addrRange(f, [r.lo, r.hi])} : ${r.zone}`),
+      inline: false,
+      part: 2,
+    });
+  };
+  const lookupsOf = [
+    [`zones_src_v${f}`, `${ip} saddr`, 'meta mark'],
+    [`zones_dst_v${f}`, `${ip} daddr`, 'meta priority'],
+  ] as const;
+  if (chunks === null) {
+    zoneMap(name, ranges);
+    for (const [, expr, data] of lookupsOf) lookups.push(`${data} set ${expr} map @${name}`);
+    return remember();
+  }
+  // a chunk whose ranges are those of the last model's chunk of the same name is that chunk's map
+  // again: a moved network re-renders the chunk that holds it, not the other hundred
+  const lastOf = lastChunks[f].get(cacheKey);
+  const made = new Map<string, { ranges: readonly LabelledRange[]; object: TableObject }>();
+  for (const c of chunks) {
+    const chunkName = `${name}_c${c.ranges[0]!.lo.toString(16)}`;
+    const before = lastOf?.get(chunkName);
+    if (before && sameRanges(before.ranges, c.ranges)) objects.push(before.object);
+    else zoneMap(chunkName, c.ranges);
+    made.set(chunkName, { ranges: c.ranges, object: objects[objects.length - 1]! });
+  }
+  lastChunks[f].set(cacheKey, made);
+  for (const [jumpMap, expr, data] of lookupsOf) {
+    const jumps: string[] = [];
+    for (const c of chunks) {
+      const id = c.ranges[0]!.lo.toString(16);
+      objects.push({
+        kind: 'chain',
+        name: `${jumpMap}_j${id}`,
+        decl: [],
+        rules: [`${data} set ${expr} map @${name}_c${id}`],
+        elements: [],
+        inline: false,
+        part: 2,
+      });
+      jumps.push(`${addrRange(f, [c.lo, c.hi])} : jump ${jumpMap}_j${id}`);
+    }
+    objects.push({
+      kind: 'map',
+      name: jumpMap,
+      decl: [
+        `type ${f === 4 ? 'ipv4_addr' : 'ipv6_addr'} : verdict`,
+        'flags interval',
+        commentText(`the chunk of ${name} that holds the ${expr.split(' ')[1]}`),
+      ],
+      rules: [],
+      elements: jumps,
+      inline: false,
+      part: 2,
+    });
+    lookups.push(`${expr} vmap @${jumpMap}`);
+  }
+  return remember();
+}
+
 export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average: number }): TableModel {
   const st = ir.settings;
   const mask = hex(st.serviceMarkMask);
@@ -450,78 +544,9 @@ export function renderModel(ir: RulesetIR, zoneChunk?: { above: number; average:
   // re-creates one chunk of about a thousand ranges, not the map.
   const zoneLookups: Record<4 | 6, string[]> = { 4: [], 6: [] };
   for (const f of [4, 6] as const) {
-    const ip = f === 4 ? 'ip' : 'ip6';
-    const ranges = ir.families[f].zoneRanges;
-    // the same ranges (a reload that kept the zones: zones.ts hands out the same arrays) give the same
-    // maps and chains: made once, and the same objects go into the next model
-    const cacheKey = `${zoneChunk?.above ?? DEFAULTS.kernelZoneChunkAbove}/${zoneChunk?.average ?? DEFAULTS.kernelZoneChunkAverage}`;
-    const cached = zoneSectionCache.get(ranges)?.get(cacheKey);
-    if (cached) {
-      objects.push(...cached.objects);
-      zoneLookups[f].push(...cached.lookups);
-      continue;
-    }
-    const first = objects.length;
-    const remember = (): void => {
-      const m = zoneSectionCache.get(ranges) ?? new Map();
-      zoneSectionCache.set(ranges, m);
-      m.set(cacheKey, { objects: objects.slice(first), lookups: [...zoneLookups[f]] });
-    };
-    const chunks = zoneChunks(ranges, f, zoneChunk?.above, zoneChunk?.average);
-    const name = `zones_v${f}`;
-    const zoneMap = (mapName: string, part: LabelledRange[]): void =>
-      collection(
-        'map',
-        mapName,
-        [
-          `typeof ${ip} saddr : meta length`,
-          'flags interval',
-          commentText('longest-match zone id of an address (pre-order ids)'),
-        ],
-        part.map((r) => `${addrRange(f, [r.lo, r.hi])} : ${r.zone}`),
-      );
-    const lookups = [
-      [`zones_src_v${f}`, `${ip} saddr`, 'meta mark'],
-      [`zones_dst_v${f}`, `${ip} daddr`, 'meta priority'],
-    ] as const;
-    if (chunks === null) {
-      zoneMap(name, ranges);
-      for (const [, expr, data] of lookups) zoneLookups[f].push(`${data} set ${expr} map @${name}`);
-      remember();
-      continue;
-    }
-    // a chunk whose ranges are those of the last model's chunk of the same name is that chunk's map
-    // again: a moved network re-renders the chunk that holds it, not the other hundred
-    const lastOf = lastChunks[f].get(cacheKey);
-    const made = new Map<string, { ranges: readonly LabelledRange[]; object: TableObject }>();
-    for (const c of chunks) {
-      const chunkName = `${name}_c${c.ranges[0]!.lo.toString(16)}`;
-      const before = lastOf?.get(chunkName);
-      if (before && sameRanges(before.ranges, c.ranges)) objects.push(before.object);
-      else zoneMap(chunkName, c.ranges);
-      made.set(chunkName, { ranges: c.ranges, object: objects[objects.length - 1]! });
-    }
-    lastChunks[f].set(cacheKey, made);
-    for (const [jumpMap, expr, data] of lookups) {
-      const jumps: string[] = [];
-      for (const c of chunks) {
-        const id = c.ranges[0]!.lo.toString(16);
-        chain(`${jumpMap}_j${id}`, [], [`${data} set ${expr} map @${name}_c${id}`]);
-        jumps.push(`${addrRange(f, [c.lo, c.hi])} : jump ${jumpMap}_j${id}`);
-      }
-      collection(
-        'map',
-        jumpMap,
-        [
-          `type ${f === 4 ? 'ipv4_addr' : 'ipv6_addr'} : verdict`,
-          'flags interval',
-          commentText(`the chunk of ${name} that holds the ${expr.split(' ')[1]}`),
-        ],
-        jumps,
-      );
-      zoneLookups[f].push(`${expr} vmap @${jumpMap}`);
-    }
-    remember();
+    const section = zoneSection(f, ir.families[f].zoneRanges, zoneChunk);
+    objects.push(...section.objects);
+    zoneLookups[f] = section.lookups;
   }
   const markOf = new Map(ir.actions.map((a) => [a.ruleId, a.mark]));
   // a tier the build reused (the same lookup objects: same rules, zone numbering and interface names)
@@ -823,22 +848,26 @@ export function addElementCommands(name: string, els: string[]): string[] {
 
 /** The whole-table file: one transaction that deletes and re-creates `table inet tzorp`. Every set's
  * elements are inside its declaration: `add element` commands would make nft 1.0.6 first read every
- * interval set of the table being replaced, and take twice as long (docs/kernel.md, "Size"). */
-export function renderTable(m: TableModel): string {
+ * interval set of the table being replaced, and take twice as long (docs/kernel.md, "Size").
+ * With `loaded`: the rest of the table, for a table that holds exactly those objects already (a
+ * staged first apply, apply/staged.ts): nothing is deleted and those objects are not written. */
+export function renderTable(m: TableModel, loaded?: ReadonlySet<TableObject>): string {
   const o: string[] = [];
   const line = (s: string): void => {
     o.push(s);
   };
   for (const h of m.header) line(`# ${h}`);
   line('# Generated by `tzorp compile`: do not edit, re-apply the policy instead (docs/kernel.md).');
-  // one file = one transaction: the empty declaration makes the delete valid when the table is absent
   // the service marks by name, for the user rules (nft resolves them when it reads this file)
   for (const d of m.defines ?? []) line(d);
-  line(`table inet ${TABLE} {}`);
-  line(`delete table inet ${TABLE}`);
+  if (!loaded) {
+    // one file = one transaction: the empty declaration makes the delete valid when the table is absent
+    line(`table inet ${TABLE} {}`);
+    line(`delete table inet ${TABLE}`);
+  }
   // part 1 first: its elements name chains, resolved by walking the transaction so far
   for (const part of [1, 2] as const) {
-    const objs = m.objects.filter((x) => x.part === part);
+    const objs = m.objects.filter((x) => x.part === part && !loaded?.has(x));
     line(`table inet ${TABLE} {`);
     for (const x of objs) declBlock(x, line);
     if (part === 2 && m.userRules !== null) {
@@ -847,6 +876,15 @@ export function renderTable(m: TableModel): string {
     }
     line('}');
   }
+  return `${o.join('\n')}\n`;
+}
+
+/** `objects` as one transaction that adds them to `table inet tzorp` (made when absent), in order: a
+ * staged first apply loads the zone section this way while the rest compiles. */
+export function renderObjects(objects: readonly TableObject[]): string {
+  const o: string[] = [`table inet ${TABLE} {`];
+  for (const x of objects) declBlock(x, (s) => o.push(s));
+  o.push('}');
   return `${o.join('\n')}\n`;
 }
 

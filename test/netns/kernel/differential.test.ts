@@ -15,6 +15,7 @@ import { Engine } from '../../../src/engine/index.ts';
 import { applyPolicy, type TableModel } from '../../../src/kernel/index.ts';
 import type { Policy } from '../../../src/policy/model.ts';
 import { createLab, type Lab, netnsSkipReason, REPO_ROOT } from '../../harness/netns.ts';
+import { listedTable } from '../../harness/nft-listing.ts';
 import {
   addrText,
   type Probe,
@@ -90,59 +91,9 @@ async function observed(family: 4 | 6): Promise<Map<number, number>> {
   return m;
 }
 
-/** `nft -j list table inet tzorp`, normalised: no handles, no counter values, objects by name,
- * elements sorted; rules keep their order. Two tables that decide alike list alike. nft 1.0.6 aborts
- * when it lists some concatenated interval maps (an assertion in its element sort); then each object
- * is listed alone, and one that still cannot be listed is compared by its presence only: `unlisted`
- * counts those, and the engine comparison covers their elements. */
-async function listed(model: TableModel, unlisted: { n: number }): Promise<string> {
-  const items: Record<string, Record<string, unknown>>[] = [];
-  const list = async (args: string[]): Promise<boolean> => {
-    const r = await lab.exec('fw', ['nft', '-j', ...args], { allowFail: true });
-    if (r.code !== 0) return false;
-    items.push(...(JSON.parse(r.stdout) as { nftables: Record<string, Record<string, unknown>>[] }).nftables);
-    return true;
-  };
-  if (!(await list(['list', 'table', 'inet', 'tzorp']))) {
-    // the names come from the model; what the kernel holds must list the same either way
-    for (const o of model.objects) {
-      if (await list(['list', o.kind, 'inet', 'tzorp', o.name])) continue;
-      unlisted.n++;
-      items.push({ [o.kind]: { name: o.name, unlisted: true } });
-    }
-  }
-  const strip = (x: unknown): unknown => {
-    if (Array.isArray(x)) return x.map(strip);
-    if (x && typeof x === 'object') {
-      const o: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(x)) {
-        if (k === 'handle') continue;
-        if (k === 'counter' && v && typeof v === 'object') o[k] = {};
-        else o[k] = strip(v);
-      }
-      return o;
-    }
-    return x;
-  };
-  const objs: string[] = [];
-  const rules = new Map<string, string[]>();
-  for (const it of items) {
-    const [kind, v] = Object.entries(it)[0]!;
-    if (kind === 'metainfo' || kind === 'table') continue;
-    const x = strip(v) as Record<string, unknown>;
-    if (kind === 'rule') {
-      const l = rules.get(x.chain as string) ?? [];
-      l.push(JSON.stringify(x));
-      rules.set(x.chain as string, l);
-      continue;
-    }
-    if (Array.isArray(x.elem)) x.elem = x.elem.map((e) => JSON.stringify(e)).sort();
-    objs.push(`${kind} ${JSON.stringify(x)}`);
-  }
-  objs.sort();
-  for (const [c, l] of [...rules].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
-    objs.push(`rules ${c}: ${l.join('\n')}`);
-  return objs.join('\n');
+/** The table in the firewall namespace, listed and normalised (test/harness/nft-listing.ts). */
+function listed(model: TableModel, unlisted: { n: number }): Promise<string> {
+  return listedTable((args) => lab.exec('fw', ['nft', '-j', ...args], { allowFail: true }), model, unlisted);
 }
 
 interface Tally {
@@ -232,6 +183,7 @@ test('differential: kernel decision equals Engine.decide, after full and increme
   const fallbacks: string[] = [];
   const tableDiffs: string[] = [];
   const unlisted = { n: 0 };
+  let stagedApplies = 0;
   for (let p = 0; p < POLICIES; p++) {
     const seed = SEED + p;
     const r = rng(seed * 7 + 1);
@@ -257,8 +209,30 @@ test('differential: kernel decision equals Engine.decide, after full and increme
     // half the policies split their zone maps into chunks of about three ranges (render.ts zoneChunks:
     // the layout of large policies, here at a size where edits move ranges between chunks)
     const zoneChunk = seed % 4 < 2 ? { zoneChunk: { above: 2, average: 3 } } : {};
-    let installed: TableModel = (await applyPolicy(c.policy, { prefix, ...zoneChunk })).model;
+    // a quarter of the policies go into a namespace without the table, in stages (apply/staged.ts):
+    // the zone section while the rest compiles, then the tiers' maps, then the rest
+    const staged = seed % 4 === 1 || seed % 4 === 2;
+    if (staged) await lab.exec('fw', ['nft', 'delete', 'table', 'inet', 'tzorp'], { allowFail: true });
+    const first = await applyPolicy(c.policy, {
+      prefix,
+      ...zoneChunk,
+      ...(staged ? { stageZonesFrom: 0 } : {}),
+    });
+    if (staged) {
+      stagedApplies++;
+      assert.equal(first.staged, true, `seed ${seed}: staged first apply (${first.fallback ?? 'no reason'})`);
+    }
+    let installed: TableModel = first.model;
     await compareWithEngine(`seed ${seed}`, seed, c, groups, local, t);
+    if (staged) {
+      // the staged table lists as the whole table of the same policy does
+      const afterStaged = await listed(first.model, unlisted);
+      const whole = await applyPolicy(c.policy, { prefix, ...zoneChunk });
+      assert.equal(whole.staged, undefined);
+      const afterWhole = await listed(whole.model, { n: 0 });
+      if (afterStaged !== afterWhole) tableDiffs.push(`seed ${seed}: the staged first apply lists otherwise`);
+      installed = whole.model;
+    }
     let cur = c;
     for (let e = 1; e <= EDITS; e++) {
       const label = `seed ${seed} edit ${e}`;
@@ -297,7 +271,7 @@ test('differential: kernel decision equals Engine.decide, after full and increme
   console.log(
     `differential: ${t.compared} connections compared over ${POLICIES} random policies and ${POLICIES * EDITS} ` +
       `edits (${t.matched} matched a rule, ${t.unmatched} none), ${t.mismatches.length} mismatches; ` +
-      `edits applied incrementally ${modes.incremental}, by a whole table ${modes.full}; tables listed equal ` +
+      `edits applied incrementally ${modes.incremental}, by a whole table ${modes.full}; ${stagedApplies} staged first applies; tables listed equal ` +
       `after every edit (${unlisted.n} objects nft 1.0.6 could not list, compared by presence); ${recreatedObjects} sets or maps re-created; ` +
       `element changes written as element commands ${methods.elements} times, as declarations ${methods.declarations} times`,
   );
@@ -307,6 +281,7 @@ test('differential: kernel decision equals Engine.decide, after full and increme
   assert.deepEqual(fallbacks, []);
   assert.equal(modes.incremental, POLICIES * EDITS);
   if (POLICIES > 1) assert.ok(recreatedObjects > 0, 'the re-creating path was taken');
+  if (POLICIES > 2) assert.ok(stagedApplies > 0, 'the staged first apply was taken');
   if (POLICIES > 1)
     assert.ok(methods.elements > 0 && methods.declarations > 0, 'both ways of writing elements taken');
   assert.ok(t.matched > t.compared / 5, 'the random policies should match a fair share of probes');

@@ -1,23 +1,13 @@
 // Policy routing in a namespace of its own: ensureRouting adds what is missing (all at once), removes
 // what an earlier tproxy mark or routing table left, and undoRouting puts everything back.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { after, before, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { test } from 'node:test';
 import { ensureRouting, removeRouting, undoRouting } from '../../../src/kernel/apply/routing.ts';
-import { netnsSkipReason } from '../../harness/netns.ts';
+import { netnsSkipReason, testNetns } from '../../harness/netns.ts';
 
 const skip = netnsSkipReason();
-const ns = `tzroute${process.pid}`;
-const prefix = ['ip', 'netns', 'exec', ns];
-
-before(() => {
-  if (skip) return;
-  execFileSync('ip', ['netns', 'add', ns]);
-  execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-});
-after(() => {
-  if (!skip) spawnSync('ip', ['netns', 'del', ns]);
-});
+const { ns, prefix } = testNetns('tzroute', skip);
 
 function state(): string {
   const out: string[] = [];

@@ -1,0 +1,148 @@
+// A first apply into a namespace that has no `table inet tzorp`, in three transactions: the zone
+// section (the longest-match zone maps: most of a large policy's elements) is loaded by one nft while
+// the rest of the policy compiles; then the other sets and maps that name no chain (the tiers' maps:
+// most of the rest) by a second nft beside the first; then the rest of the table in one transaction.
+// The table hooks no packet until that last transaction: it has no base chain before, so every packet is
+// decided either as before the apply (no table) or by the whole new table. docs/kernel.md, "Staged
+// first apply".
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Policy } from '../../policy/model.ts';
+import {
+  isGenerationSet,
+  renderObjects,
+  renderTable,
+  TABLE,
+  type TableModel,
+  type TableObject,
+} from '../compile/render.ts';
+import { type RunResult, run } from './exec.ts';
+import { ensureRouting, type RoutingUndo, undoRouting } from './routing.ts';
+
+/** Why the staged apply was not taken or did not finish (the caller then replaces the table whole,
+ * which also gives nft's own message for what failed). */
+export interface StagedMiss<C> {
+  staged: false;
+  /** false: not taken (the table exists); true: begun, and given up at `reason`. */
+  tried: boolean;
+  reason: string;
+  /** The compile, when it ran. */
+  compiled?: C;
+}
+
+export interface StagedDone<C> {
+  staged: true;
+  compiled: C;
+  routing: RoutingUndo;
+}
+
+/** Whether `table inet tzorp` exists (null: nft could not tell). */
+async function tableExists(prefix: string[]): Promise<boolean | null> {
+  const r = await run('nft', ['list', 'tables', 'inet'], undefined, prefix);
+  if (r.code !== 0) return null;
+  return r.stdout.split('\n').some((l) => l.trim() === `table inet ${TABLE}`);
+}
+
+/** A set or map loaded beside the zone section: part 2 (part 1 is what names chains), no verdicts (a
+ * verdict names a chain, which the last transaction makes), not the generation set (its presence
+ * says the table is whole). */
+function early(o: TableObject): boolean {
+  return (
+    o.kind !== 'chain' &&
+    o.part === 2 &&
+    o.elements.length > 0 &&
+    !isGenerationSet(o) &&
+    !o.decl.some((d) => d.includes('verdict'))
+  );
+}
+
+/**
+ * Loads `zones` (objects of the model `compile` makes, which must hold them as the very same objects)
+ * into a new `table inet tzorp` while `compile` runs, then the model's other sets and maps without
+ * verdicts, then the rest of the model in one transaction. Taken only when the table is absent: a table
+ * that exists (a closed one after `tzorp stop`, another generation) is replaced whole by the caller.
+ * `checkRest` runs before the last transaction (the user rules' check). On any failure the table this
+ * made is deleted, the routing it added is taken back, and a StagedMiss says why: the caller's
+ * whole-table apply follows.
+ */
+export async function stagedApply<C extends { model: TableModel }>(
+  policy: Policy,
+  zoneStage: () => readonly TableObject[],
+  compile: () => C,
+  prefix: string[],
+  checkRest: (model: TableModel) => Promise<void> = async () => {},
+): Promise<StagedDone<C> | StagedMiss<C>> {
+  // nft lists the tables while the zone section is made
+  const listing = tableExists(prefix);
+  const zones = zoneStage();
+  const exists = await listing;
+  if (exists !== false) {
+    return {
+      staged: false,
+      tried: false,
+      reason: exists ? 'the table exists' : 'nft cannot list the tables',
+    };
+  }
+  // nft reads the zone section from a file: the compile below keeps this thread busy, and a pipe of
+  // 64 KiB would stall nft until it is done. It starts first: it is the longest stage.
+  const dir = mkdtempSync(join(tmpdir(), 'tzorp-zones-'));
+  const file = join(dir, 'zones.nft');
+  writeFileSync(file, renderObjects(zones), { mode: 0o600 });
+  const loading = run('nft', ['-f', file], undefined, prefix).finally(() =>
+    rmSync(dir, { recursive: true, force: true }),
+  );
+  const routing = ensureRouting(
+    { mark: policy.settings.tproxyMark, table: policy.settings.routingTable },
+    prefix,
+  ).then(
+    (undo) => ({ undo }),
+    (error: unknown) => ({ error }),
+  );
+  let made = false; // the table exists now, made by a stage of this apply
+  const undoAll = async (routed: { undo: RoutingUndo } | { error: unknown }): Promise<void> => {
+    if (made) await run('nft', ['delete', 'table', 'inet', TABLE], undefined, prefix);
+    if ('undo' in routed) await undoRouting(routed.undo, prefix);
+  };
+  let compiled: C;
+  try {
+    compiled = compile();
+  } catch (e) {
+    made = (await loading).code === 0;
+    await undoAll(await routing);
+    throw e;
+  }
+  const zoneSet = new Set(zones);
+  const second = compiled.model.objects.filter((o) => !zoneSet.has(o) && early(o));
+  const loadingSecond: Promise<RunResult> =
+    second.length > 0
+      ? run('nft', ['-f', '-'], renderObjects(second), prefix)
+      : Promise.resolve({ code: 0, stdout: '', stderr: '' });
+  const [first, next, routed] = await Promise.all([loading, loadingSecond, routing]);
+  made = first.code === 0 || (second.length > 0 && next.code === 0);
+  const miss = async (reason: string): Promise<StagedMiss<C>> => {
+    await undoAll(routed);
+    return { staged: false, tried: true, reason: `staged first apply given up: ${reason}`, compiled };
+  };
+  if ('error' in routed) {
+    // ensureRouting took its own changes back; what the stages loaded goes too
+    await undoAll(routed);
+    throw routed.error;
+  }
+  if (first.code !== 0) return miss(`nft refused the zone section: ${firstLine(first.stderr)}`);
+  if (next.code !== 0) return miss(`nft refused the tiers' maps: ${firstLine(next.stderr)}`);
+  try {
+    await checkRest(compiled.model);
+  } catch (e) {
+    await undoAll(routed);
+    throw e;
+  }
+  for (const o of second) zoneSet.add(o);
+  const rest = await run('nft', ['-f', '-'], renderTable(compiled.model, zoneSet), prefix);
+  if (rest.code !== 0) return miss(`nft refused the rest of the table: ${firstLine(rest.stderr)}`);
+  return { staged: true, compiled, routing: routed.undo };
+}
+
+function firstLine(s: string): string {
+  return s.trim().split('\n')[0] ?? '';
+}
