@@ -92,13 +92,6 @@ export async function stagedApply<C extends { model: TableModel }>(
   const loading = run('nft', ['-f', file], undefined, prefix).finally(() =>
     rmSync(dir, { recursive: true, force: true }),
   );
-  const routing = ensureRouting(
-    { mark: policy.settings.tproxyMark, table: policy.settings.routingTable },
-    prefix,
-  ).then(
-    (undo) => ({ undo }),
-    (error: unknown) => ({ error }),
-  );
   let made = false; // the table exists now, made by a stage of this apply
   const undoAll = async (routed: { undo: RoutingUndo } | { error: unknown }): Promise<void> => {
     if (made) await run('nft', ['delete', 'table', 'inet', TABLE], undefined, prefix);
@@ -109,7 +102,7 @@ export async function stagedApply<C extends { model: TableModel }>(
     compiled = compile();
   } catch (e) {
     made = (await loading).code === 0;
-    await undoAll(await routing);
+    await undoAll({ undo: { added: [], removed: [] } });
     throw e;
   }
   const zoneSet = new Set(zones);
@@ -118,6 +111,14 @@ export async function stagedApply<C extends { model: TableModel }>(
     second.length > 0
       ? run('nft', ['-f', '-'], renderObjects(second), prefix)
       : Promise.resolve({ code: 0, stdout: '', stderr: '' });
+  // policy routing while the second stage loads (its `ip` runs would only delay the compile above)
+  const routing = ensureRouting(
+    { mark: policy.settings.tproxyMark, table: policy.settings.routingTable },
+    prefix,
+  ).then(
+    (undo) => ({ undo }),
+    (error: unknown) => ({ error }),
+  );
   const [first, next, routed] = await Promise.all([loading, loadingSecond, routing]);
   made = first.code === 0 || (second.length > 0 && next.code === 0);
   const miss = async (reason: string): Promise<StagedMiss<C>> => {

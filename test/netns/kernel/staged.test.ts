@@ -77,7 +77,7 @@ test('staged first apply: lists as the whole table does, and the next apply diff
   assert.equal(small.staged, undefined);
 });
 
-test('staged first apply: a refused last stage leaves the whole table, refused user rules leave nothing', {
+test('staged first apply: a refused last stage leaves the whole table; refused user rules or a failed compile leave nothing', {
   skip,
 }, async () => {
   const { policy } = randomPolicy(21, { ifaces: ['eth0'] });
@@ -120,6 +120,17 @@ test('staged first apply: a refused last stage leaves the whole table, refused u
       userRules: 'chain user_in {\n\tip saddr @no_such_set accept\n}\n',
     }),
     (e: Error & { id?: string }) => e.id === 'KERNEL_NFT_CHECK',
+  );
+  assert.equal(nft(['list', 'tables']).stdout, clean.tables, 'no table left behind');
+  assert.equal(routing(), clean.routing, 'no routing left behind');
+
+  // a compile that fails after the zone section was sent to nft (settings the build refuses): the
+  // zone section goes again
+  const bad = structuredClone(policy);
+  (bad.settings as { tproxyMark: number }).tproxyMark = 0x00000001;
+  await assert.rejects(
+    applyPolicy(bad, { prefix, zoneChunk, stageZonesFrom: 0 }),
+    (e: Error & { id?: string }) => e.id === 'KERNEL_BAD_OPTION',
   );
   assert.equal(nft(['list', 'tables']).stdout, clean.tables, 'no table left behind');
   assert.equal(routing(), clean.routing, 'no routing left behind');
