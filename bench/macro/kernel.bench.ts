@@ -3,7 +3,8 @@
 // firewall namespace with no ruleset, with tzorp's ruleset of 10 / 1,000 / 10,000 rules, and with the
 // same policy as a naive linear iptables (iptables-nft) ruleset, side by side in one run.
 // (3) the apply path (compile + one transaction of differences) at that scale: first apply and reloads.
-// Run as root: node --import tsx bench/macro/kernel.bench.ts [--skip-scale] [--skip-rate] [--skip-reload] [--skip-daemon] [--seconds N]
+// (4) the first apply in a fresh process each, staged against one transaction, interleaved.
+// Run as root: node --import tsx bench/macro/kernel.bench.ts [--skip-scale] [--skip-rate] [--skip-reload] [--skip-daemon] [--skip-first] [--first-runs N] [--seconds N]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,27 +110,6 @@ async function reloads(): Promise<void> {
   try {
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     const base = scalePolicy(10_000, 100_000);
-    const oneRule = structuredClone(base);
-    oneRule.rules[4999]!.dstPort = [{ lo: 44444, hi: 44444 }];
-    const oneNet = structuredClone(oneRule);
-    {
-      const zs = [...oneNet.zones.values()].filter((z) => z.name !== 'internet' && z.addresses.length > 1);
-      zs[500]!.addresses.push(zs[100]!.addresses.pop()!);
-    }
-    const onePercent = structuredClone(oneNet);
-    const zones = [...onePercent.zones.values()].filter((z) => z.name !== 'internet');
-    let moved = 0;
-    for (let i = 0; moved < 1000 && i < zones.length; i++) {
-      const from = zones[i]!;
-      const to = zones[(i + 997) % zones.length]!;
-      while (moved < 1000 && from.addresses.length > 1) {
-        to.addresses.push(from.addresses.pop()!);
-        moved++;
-      }
-    }
-    const shape = structuredClone(onePercent);
-    const last = shape.rules[shape.rules.length - 1]!;
-    shape.rules.push({ ...structuredClone(last), id: last.id + 1, srcPort: [{ lo: 1024, hi: 65535 }] });
     console.log('| step | compile s | apply s | mode | changed elements |');
     console.log('|---|---|---|---|---|');
     // the first apply as `tzorp apply` makes it: compiled and applied by applyPolicy, which loads the
@@ -161,6 +141,29 @@ async function reloads(): Promise<void> {
     } finally {
       spawnSync('ip', ['netns', 'del', other]);
     }
+    // the reloads' policies only now: the first applies run in a process that holds one policy, as
+    // `tzorp apply` does (a larger heap makes every tool the apply starts slower to fork)
+    const oneRule = structuredClone(base);
+    oneRule.rules[4999]!.dstPort = [{ lo: 44444, hi: 44444 }];
+    const oneNet = structuredClone(oneRule);
+    {
+      const zs = [...oneNet.zones.values()].filter((z) => z.name !== 'internet' && z.addresses.length > 1);
+      zs[500]!.addresses.push(zs[100]!.addresses.pop()!);
+    }
+    const onePercent = structuredClone(oneNet);
+    const zones = [...onePercent.zones.values()].filter((z) => z.name !== 'internet');
+    let moved = 0;
+    for (let i = 0; moved < 1000 && i < zones.length; i++) {
+      const from = zones[i]!;
+      const to = zones[(i + 997) % zones.length]!;
+      while (moved < 1000 && from.addresses.length > 1) {
+        to.addresses.push(from.addresses.pop()!);
+        moved++;
+      }
+    }
+    const shape = structuredClone(onePercent);
+    const last = shape.rules[shape.rules.length - 1]!;
+    shape.rules.push({ ...structuredClone(last), id: last.id + 1, srcPort: [{ lo: 1024, hi: 65535 }] });
     let previous: Awaited<ReturnType<typeof applyPolicy>>['model'] | null = first.model;
     for (const [name, policy] of [
       ['reload, nothing changed', base],
@@ -382,6 +385,43 @@ http { access_log off; server { listen 8080 reuseport backlog=4096; location / {
   }
 }
 
+/** The first apply as `tzorp apply` makes it, each in a process of its own (kernel-first-apply.ts):
+ * staged (apply/staged.ts) and in one transaction after the whole compile, interleaved run by run. */
+function firstApplies(): void {
+  const runs = Number(args[args.indexOf('--first-runs') + 1] || 5) || 5;
+  console.log(
+    `## First apply in a fresh process, 10,000 rules, 100,000 zone networks (${runs} runs each, interleaved)\n`,
+  );
+  const times: Record<'staged' | 'whole', number[]> = { staged: [], whole: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const way of ['staged', 'whole'] as const) {
+      const r = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'kernel-first-apply.ts'), way],
+        { encoding: 'utf8' },
+      );
+      const line = r.stdout.trim().split('\n').pop() ?? '';
+      const j = JSON.parse(line) as { s: number; staged: boolean; fallback: string | null };
+      if (way === 'staged' && !j.staged)
+        throw new Error(`the staged first apply was not staged: ${j.fallback}`);
+      times[way].push(j.s);
+    }
+  }
+  const med = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  console.log('| first apply (compile included) | median s | runs s |');
+  console.log('|---|---|---|');
+  for (const way of ['staged', 'whole'] as const) {
+    const name =
+      way === 'staged'
+        ? 'staged (zone section loaded while the rest compiles)'
+        : 'compile, then one transaction';
+    console.log(
+      `| ${name} | ${med(times[way]).toFixed(2)} | ${times[way].map((t) => t.toFixed(2)).join(' / ')} |`,
+    );
+  }
+  console.log('');
+}
+
 if (process.getuid?.() !== 0) {
   console.error('kernel.bench.ts needs root (network namespaces)');
   process.exit(2);
@@ -391,6 +431,7 @@ console.log(
 );
 if (!args.includes('--skip-rate')) await rate();
 if (!args.includes('--skip-scale')) scale();
+if (!args.includes('--skip-first')) firstApplies();
 if (!args.includes('--skip-reload')) await reloads();
 if (!args.includes('--skip-daemon')) await daemonReload();
 process.exit(0);
