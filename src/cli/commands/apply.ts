@@ -81,11 +81,11 @@ export function register(program: Command): void {
           const listeners = Object.fromEntries([...r.listeners].map(([n, l]) => [n, l]));
           if (o.json) {
             process.stdout.write(
-              `${JSON.stringify({ applied: true, table: 'inet tzorp', mode: r.mode, ...(r.fallback ? { fallback: r.fallback } : {}), routingTable: policy.settings.routingTable, tiers: { ipv4: r.ir.families[4].tiers.length, ipv6: r.ir.families[6].tiers.length }, listeners, sysctls: r.sysctls, fixed: r.fixed.map((s) => s.name), wrong: r.wrong, confirm: rollbackId === null ? null : { seconds: o.confirm, id: rollbackId } }, null, 2)}\n`,
+              `${JSON.stringify({ applied: true, table: 'inet tzorp', mode: r.mode, ...(r.staged ? { staged: true } : {}), ...(r.fallback ? { fallback: r.fallback } : {}), routingTable: policy.settings.routingTable, tiers: { ipv4: r.ir.families[4].tiers.length, ipv6: r.ir.families[6].tiers.length }, listeners, sysctls: r.sysctls, fixed: r.fixed.map((s) => s.name), wrong: r.wrong, confirm: rollbackId === null ? null : { seconds: o.confirm, id: rollbackId } }, null, 2)}\n`,
             );
           } else {
             process.stdout.write(
-              `applied table inet tzorp (${r.mode === 'incremental' ? 'differences only' : 'whole table'}; ${policy.rules.length} rules; decision tiers IPv4 ${r.ir.families[4].tiers.length}, IPv6 ${r.ir.families[6].tiers.length}); policy routing table ${policy.settings.routingTable}\n`,
+              `applied table inet tzorp (${r.mode === 'incremental' ? 'differences only' : r.staged ? 'whole table, staged' : 'whole table'}; ${policy.rules.length} rules; decision tiers IPv4 ${r.ir.families[4].tiers.length}, IPv6 ${r.ir.families[6].tiers.length}); policy routing table ${policy.settings.routingTable}\n`,
             );
             for (const [n, l] of r.listeners) {
               process.stdout.write(`  proxy ${n}: ${l.v4.host}:${l.v4.port} [${l.v6.host}]:${l.v6.port}\n`);

@@ -5,9 +5,12 @@
 // nothing stays behind. The decisions themselves are compared with the engine in differential.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { applyPolicy, flushTzorp } from '../../../src/kernel/index.ts';
-import { netnsSkipReason, testNetns } from '../../harness/netns.ts';
+import { netnsSkipReason, REPO_ROOT, testNetns } from '../../harness/netns.ts';
 import { listedTable } from '../../harness/nft-listing.ts';
 import { randomPolicy } from '../../unit/kernel/random-policy.ts';
 
@@ -135,4 +138,62 @@ test('staged first apply: a refused last stage leaves the whole table; refused u
   assert.equal(nft(['list', 'tables']).stdout, clean.tables, 'no table left behind');
   assert.equal(routing(), clean.routing, 'no routing left behind');
   await flushTzorp({ prefix, open: true });
+});
+
+test('tzorp apply stages a first apply of zones with 20,000 networks (the default) and says so', {
+  skip,
+}, async () => {
+  // 100 zones of 200 host addresses each (198.18.0.0/15), a forward and a deny service
+  const zones: Record<string, { addresses: string[] }> = {};
+  for (let z = 0; z < 100; z++) {
+    const addresses: string[] = [];
+    for (let h = 0; h < 200; h++)
+      addresses.push(`198.${18 + (z >> 6)}.${(z & 63) * 4 + (h >> 6)}.${(h & 63) * 4 + 1}`);
+    zones[`z${z}`] = { addresses };
+  }
+  const policy = {
+    zones: { ...zones, internet: { addresses: ['0.0.0.0/0', '::/0'] } },
+    services: { fwd: { type: 'forward' }, deny: { type: 'deny' } },
+    rules: [
+      { id: 1, service: 'fwd', proto: 'tcp', src_zone: 'z1', dst_zone: 'z2', dst_port: 22 },
+      { id: 2, service: 'deny', src_zone: 'internet' },
+    ],
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'tzorp-staged-'));
+  try {
+    const file = join(dir, 'policy.json');
+    writeFileSync(file, JSON.stringify(policy));
+    empty();
+    const run = (): { status: number | null; stdout: string; stderr: string } =>
+      spawnSync(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns,
+          process.execPath,
+          join(REPO_ROOT, 'bin/tzorp'),
+          'apply',
+          file,
+          '--json',
+          '--full',
+        ],
+        {
+          encoding: 'utf8',
+        },
+      );
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    const j = JSON.parse(first.stdout) as { mode: string; staged?: boolean; fallback?: string };
+    assert.equal(j.mode, 'full');
+    assert.equal(j.staged, true, first.stdout);
+    assert.equal(j.fallback, undefined);
+    // the table exists now: the next whole apply replaces it in one transaction
+    const again = JSON.parse(run().stdout) as { mode: string; staged?: boolean };
+    assert.equal(again.staged, undefined);
+  } finally {
+    // the table, the routing and the model `tzorp apply` kept in /run/tzorp go
+    spawnSync('ip', ['netns', 'exec', ns, process.execPath, join(REPO_ROOT, 'bin/tzorp'), 'flush', '--open']);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
