@@ -10,6 +10,7 @@ import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { TlsEndpoint, TlsHandshakeInfo } from '../core/types.ts';
+import { withoutPeerCertificate } from './session-der.ts';
 
 export type TlsVersionName = 'TLSv1.2' | 'TLSv1.3';
 
@@ -197,7 +198,7 @@ export function originateServer(
       }
       if (resume && s.isSessionReused()) {
         // A session this server issued after a handshake we verified under the same key (server,
-        // names, trust): its certificate was checked then (node gives none on resumption).
+        // names, trust): its certificate was checked then (a kept session holds none: session-der.ts).
         info.subject = resume.subject;
         info.issuer = resume.issuer;
         info.altNames = resume.altNames;
@@ -299,8 +300,15 @@ export function followSessions(
   info: TlsHandshakeInfo,
   keep: (kept: KeptSession) => void,
 ): void {
+  // kept without the server's certificate: reading it back on each resumption costs more than the rest
+  // of the session (session-der.ts); what it showed is kept beside the session
   const take = (session: Buffer): void =>
-    keep({ session, subject: info.subject, issuer: info.issuer, altNames: info.altNames });
+    keep({
+      session: withoutPeerCertificate(session),
+      subject: info.subject,
+      issuer: info.issuer,
+      altNames: info.altNames,
+    });
   s.on('session', take);
   const now = s.getSession();
   if (now && s.getProtocol() !== 'TLSv1.3') take(now);

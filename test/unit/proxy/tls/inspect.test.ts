@@ -10,8 +10,12 @@ import { originateServer, terminateClient } from '../../../../src/proxy/tls/insp
 
 const DAY = 86_400_000;
 
-async function serve(leaf: PemPair, body: string): Promise<{ port: number; close: () => void }> {
-  const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => s.end(body));
+async function serve(
+  leaf: PemPair,
+  body: string,
+  maxVersion: tls.SecureVersion = 'TLSv1.3',
+): Promise<{ port: number; close: () => void }> {
+  const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem, maxVersion }, (s) => s.end(body));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as AddressInfo).port, close: () => server.close() };
 }
@@ -139,43 +143,46 @@ test('originateServer over a connected socket (IPv6 loopback), no SNI for an IP 
   }
 });
 
-test('originateServer resumes sessions of verified servers only, and keeps their verification details', async () => {
-  const caPem = await createCa({ name: 'resume CA' });
-  const ca = await loadCa(caPem);
-  const other = await createCa({ name: 'resume other CA' });
-  const good = await serve(await issueLeaf(ca, ['r.example.org']), 'hello');
-  try {
-    const opts = {
-      sni: 'r.example.org',
-      verifyName: 'r.example.org',
-      verify: true,
-      minVersion: 'TLSv1.2' as const,
-      ca: caPem.certPem,
-    };
-    const reused: boolean[] = [];
-    for (let i = 0; i < 3; i++) {
-      const r = await originateServer({ host: '127.0.0.1', port: good.port }, opts);
-      assert.ok(r.ok, r.ok ? '' : r.detail);
-      assert.equal(r.info.verify, 'ok');
-      assert.equal(r.info.subject, 'CN=r.example.org');
-      assert.equal(r.info.issuer, 'CN=resume CA');
-      reused.push(r.socket.isSessionReused());
-      await new Promise((res) => setTimeout(res, 50)); // TLS 1.3 tickets come after the handshake
-      r.socket.destroy();
+for (const version of ['TLSv1.3', 'TLSv1.2'] as const)
+  test(`originateServer resumes sessions of verified servers only, and keeps their verification details (${version})`, async () => {
+    const caPem = await createCa({ name: 'resume CA' });
+    const ca = await loadCa(caPem);
+    const other = await createCa({ name: 'resume other CA' });
+    // the kept sessions hold no certificate (session-der.ts): resuming them must not need it
+    const good = await serve(await issueLeaf(ca, ['r.example.org']), 'hello', version);
+    try {
+      const opts = {
+        sni: 'r.example.org',
+        verifyName: 'r.example.org',
+        verify: true,
+        minVersion: 'TLSv1.2' as const,
+        ca: caPem.certPem,
+      };
+      const reused: boolean[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await originateServer({ host: '127.0.0.1', port: good.port }, opts);
+        assert.ok(r.ok, r.ok ? '' : r.detail);
+        assert.equal(r.info.verify, 'ok');
+        assert.equal(r.info.subject, 'CN=r.example.org');
+        assert.equal(r.info.issuer, 'CN=resume CA');
+        assert.equal(r.info.version, version);
+        reused.push(r.socket.isSessionReused());
+        await new Promise((res) => setTimeout(res, 50)); // TLS 1.3 tickets come after the handshake
+        r.socket.destroy();
+      }
+      assert.deepEqual(reused, [false, true, true]);
+      // another trust bundle, or another name to check, never resumes what the first verified
+      const untrusted = await originateServer(
+        { host: '127.0.0.1', port: good.port },
+        { ...opts, ca: other.certPem },
+      );
+      assert.equal(untrusted.ok ? 'ok' : untrusted.reason, 'unknown_issuer');
+      const wrong = await originateServer(
+        { host: '127.0.0.1', port: good.port },
+        { ...opts, verifyName: 'evil.example.com' },
+      );
+      assert.equal(wrong.ok ? 'ok' : wrong.reason, 'wrong_name');
+    } finally {
+      good.close();
     }
-    assert.deepEqual(reused, [false, true, true]);
-    // another trust bundle, or another name to check, never resumes what the first verified
-    const untrusted = await originateServer(
-      { host: '127.0.0.1', port: good.port },
-      { ...opts, ca: other.certPem },
-    );
-    assert.equal(untrusted.ok ? 'ok' : untrusted.reason, 'unknown_issuer');
-    const wrong = await originateServer(
-      { host: '127.0.0.1', port: good.port },
-      { ...opts, verifyName: 'evil.example.com' },
-    );
-    assert.equal(wrong.ok ? 'ok' : wrong.reason, 'wrong_name');
-  } finally {
-    good.close();
-  }
-});
+  });
