@@ -86,10 +86,21 @@ export async function stagedApply<C extends { model: TableModel }>(
   }
   // nft reads the zone section from a file: the compile below keeps this thread busy, and a pipe of
   // 64 KiB would stall nft until it is done. It starts first: it is the longest stage.
-  const dir = mkdtempSync(join(tmpdir(), 'tzorp-zones-'));
-  const file = join(dir, 'zones.nft');
-  writeFileSync(file, renderObjects(zones), { mode: 0o600 });
-  const loading = run('nft', ['-f', file], undefined, prefix).finally(() =>
+  let dir: string;
+  const file = (): string => join(dir, 'zones.nft');
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'tzorp-zones-'));
+  } catch (e) {
+    // (no writable temporary directory: one transaction does without)
+    return { staged: false, tried: false, reason: `no file for the zone section: ${(e as Error).message}` };
+  }
+  try {
+    writeFileSync(file(), renderObjects(zones), { mode: 0o600 });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    return { staged: false, tried: false, reason: `no file for the zone section: ${(e as Error).message}` };
+  }
+  const loading = run('nft', ['-f', file()], undefined, prefix).finally(() =>
     rmSync(dir, { recursive: true, force: true }),
   );
   let made = false; // the table exists now, made by a stage of this apply

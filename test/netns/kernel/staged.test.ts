@@ -74,6 +74,23 @@ test('staged first apply: lists as the whole table does, and the next apply diff
     });
     assert.equal(inc.mode, 'incremental', inc.fallback);
   }
+  // no writable temporary directory for the zone section's file: one transaction does without
+  empty();
+  const tmp = process.env.TMPDIR;
+  process.env.TMPDIR = '/nonexistent/tzorp-staged-test';
+  try {
+    const noTmp = await applyPolicy(randomPolicy(15, { ifaces: ['eth0'] }).policy, {
+      prefix,
+      zoneChunk,
+      stageZonesFrom: 0,
+    });
+    assert.equal(noTmp.staged, undefined);
+    assert.equal(noTmp.mode, 'full');
+    assert.equal(noTmp.fallback, undefined);
+  } finally {
+    if (tmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = tmp;
+  }
   // small zones are not staged by default (DEFAULTS.kernelStagedZoneNetworks)
   empty();
   const small = await applyPolicy(randomPolicy(14, { ifaces: ['eth0'] }).policy, { prefix });
