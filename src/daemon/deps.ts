@@ -5,11 +5,14 @@ import { dirname, resolve } from 'node:path';
 import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import {
+  abandonStagedApply,
   applyPolicy,
+  beginStagedApply,
   type Compiled,
   compilePolicy,
   flushTzorp,
   listenersOf,
+  type StagedStart,
   type TableModel,
 } from '../kernel/index.ts';
 import { closeFd, listenFd, nflogOpen } from '../native/index.ts';
@@ -49,18 +52,45 @@ function userRulesFor(policy: Policy, cliFile: string | undefined): string | und
   }
 }
 
-export function realDeps(load: Loader = loadPolicy, userRulesFile?: string): DaemonDeps {
+export function realDeps(
+  load: Loader = loadPolicy,
+  userRulesFile?: string,
+  opts: { kernel?: boolean } = {},
+): DaemonDeps {
+  const kernel = opts.kernel ?? true;
   // a reload compiles before it applies: the apply reuses that result and sends the kernel only the
   // differences to the table this daemon installed last (none yet at start: the table is replaced)
-  const compiled = new WeakMap<Policy, { ports: Map<string, number>; c: Compiled }>();
+  const compiled = new WeakMap<
+    Policy,
+    { ports: Map<string, number>; c: Compiled; staged: StagedStart | null }
+  >();
   let installed: TableModel | null = null;
+  // a staged first apply begun by a compile whose apply has not come (a refused start): taken back
+  // before anything else goes to the kernel
+  let pending: StagedStart | null = null;
+  const dropPending = async (): Promise<void> => {
+    const p = pending;
+    pending = null;
+    if (p) await abandonStagedApply(p);
+  };
   return {
     load,
     check: checkProxies,
     compile: (policy, listenPorts) => {
       const userRules = userRulesFor(policy, userRulesFile);
-      const c = compilePolicy(policy, { listenPorts, ...(userRules !== undefined ? { userRules } : {}) });
-      compiled.set(policy, { ports: listenPorts, c });
+      const compileOpts = { listenPorts, ...(userRules !== undefined ? { userRules } : {}) };
+      // the first table this daemon installs, of a large policy, into a namespace without one: its
+      // zone section loads while this compiles (docs/kernel.md, "Staged first apply")
+      const staged = kernel && installed === null && pending === null ? beginStagedApply(policy, compileOpts) : null;
+      let c: Compiled;
+      try {
+        c = compilePolicy(policy, compileOpts);
+      } catch (e) {
+        if (staged) void abandonStagedApply(staged).catch(() => {});
+        throw e;
+      }
+      pending = staged;
+      compiled.set(policy, { ports: listenPorts, c, staged });
       return c;
     },
     listeners: (policy, listenPorts) => listenersOf(policy, { listenPorts }),
@@ -69,20 +99,31 @@ export function realDeps(load: Loader = loadPolicy, userRulesFile?: string): Dae
       // fixSysctls: tcp_fwmark_accept=1 (rule id on accepted sockets) and the forwarding sysctls the
       // policy needs, set in the daemon's own network namespace.
       const userRules = done ? done.c.model.userRules : (userRulesFor(policy, userRulesFile) ?? null);
+      const reuse = done && samePorts(done.ports, listenPorts) ? done : null;
+      const stagedStart = reuse?.staged && pending === reuse.staged ? reuse.staged : null;
+      if (stagedStart) pending = null;
+      else await dropPending();
       const r = await applyPolicy(policy, {
         listenPorts,
         ...(userRules !== null ? { userRules } : {}),
         fixSysctls: true,
         previous: installed,
-        ...(done && samePorts(done.ports, listenPorts) ? { compiled: done.c } : {}),
+        ...(reuse ? { compiled: reuse.c } : {}),
+        ...(stagedStart ? { stagedStart } : {}),
       });
       installed = r.model;
-      return r.wrong;
+      return {
+        wrong: r.wrong,
+        kernel: r.mode === 'incremental' ? 'differences' : r.staged ? 'staged' : 'whole',
+        ...(r.fallback ? { fallback: r.fallback } : {}),
+      };
     },
     flush: async () => {
       installed = null;
+      await dropPending();
       await flushTzorp();
     },
+    discardStaged: dropPending,
     listenFd: (host, port, family) =>
       listenFd(host, port, { transparent: true, v6Only: family === 6, backlog: DEFAULTS.listenBacklog }),
     closeFd,

@@ -50,9 +50,16 @@ export interface DaemonDeps {
   compile(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset;
   /** The listeners compile() would give, without compiling (lets the workers prepare beside it). */
   listeners?(policy: Policy, listenPorts: Map<string, number>): CompiledRuleset['listeners'];
-  /** Install ruleset + policy routing + sysctls (daemon's namespace); returns sysctls still wrong. */
-  apply(policy: Policy, listenPorts: Map<string, number>): Promise<SysctlCheck[]>;
+  /** Install ruleset + policy routing + sysctls (daemon's namespace): the sysctls still wrong, and how
+   * the table went in (`staged`: a first apply whose zone section loaded while compile() ran). */
+  apply(
+    policy: Policy,
+    listenPorts: Map<string, number>,
+  ): Promise<{ wrong: SysctlCheck[]; kernel: 'differences' | 'whole' | 'staged'; fallback?: string }>;
   flush(): Promise<void>;
+  /** Take back what a compile began in the kernel for an apply that will not come (a staged first
+   * apply's zone section, when the start failed after the compile). */
+  discardStaged?(): Promise<void>;
   listenFd(host: string, port: number, family: 4 | 6): number;
   closeFd(fd: number): void;
   /** The NFLOG socket of the kernel's log rules (forward/deny services with logging), or absent. */
@@ -203,6 +210,7 @@ export class Daemon {
       compile_ms: first.ms.compile,
       prepare_ms: first.ms.prepare,
       apply_ms: first.ms.apply,
+      ...this.kernelFields(first.generation),
     });
   }
 
@@ -255,6 +263,7 @@ export class Daemon {
     this.listeners.closeAll();
     await this.control?.close();
     await this.metrics.close();
+    if (this.opts.kernel) await this.deps.discardStaged?.().catch(() => {});
   }
 
   private installSignals(): void {
@@ -464,6 +473,8 @@ export class Daemon {
 
   /** Per generation being prepared: written out to every worker (Generations compiles after that). */
   private readonly prepareSent = new WeakMap<Generation, Promise<void>>();
+  /** How each generation's table went into the kernel (the start's and reloads' log lines say). */
+  private readonly kernelApplied = new WeakMap<Generation, { kernel: string; fallback?: string }>();
 
   private async prepare(next: Generation): Promise<void> {
     for (const l of next.compiled.listeners.values()) {
@@ -483,9 +494,17 @@ export class Daemon {
     await Promise.all(replies);
   }
 
+  /** `kernel` (differences, whole, staged) and, when a staged or incremental apply fell back, why. */
+  private kernelFields(g: Generation): Record<string, string> {
+    const k = this.kernelApplied.get(g);
+    if (!k) return {};
+    return { kernel: k.kernel, ...(k.fallback ? { kernel_fallback: k.fallback } : {}) };
+  }
+
   private async apply(next: Generation): Promise<void> {
     if (!this.opts.kernel) return;
-    const wrong = await this.deps.apply(next.policy, listenPortsOf(next));
+    const { wrong, kernel, fallback } = await this.deps.apply(next.policy, listenPortsOf(next));
+    this.kernelApplied.set(next, { kernel, ...(fallback ? { fallback } : {}) });
     for (const s of wrong) {
       this.log.write('core.error', s.level === 'required' ? 1 : 3, null, 'Sysctl has the wrong value', {
         name: s.name,
@@ -544,6 +563,7 @@ export class Daemon {
         compile_ms: r.ms.compile,
         prepare_ms: r.ms.prepare,
         apply_ms: r.ms.apply,
+        ...this.kernelFields(r.generation),
       });
       if (confirmSeconds !== undefined) this.armConfirm(before, confirmSeconds, r.generation.n);
       else this.disarmConfirm();

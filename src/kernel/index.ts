@@ -2,6 +2,7 @@
 // atomically with policy routing, and flush what tzorp installed. See docs/kernel.md.
 
 import { DEFAULTS } from '../defaults.ts';
+import { TzorpError } from '../errors.ts';
 import type { Policy } from '../policy/model.ts';
 import {
   buildIR,
@@ -51,13 +52,18 @@ function withText<T extends { model: TableModel }>(
 
 import {
   type ApplyOutcome,
+  abandonStaged,
   applyModel,
+  beginStaged,
   checkUserRules,
   type FlushOptions,
   type FlushResult,
+  finishStaged,
   flush,
+  type StagedStart,
   settleSysctls,
   stagedApply,
+  tableExistsSync,
 } from './apply/index.ts';
 
 export type { ApplyOutcome, ApplyResult, FlushOptions, FlushResult, SysctlCheck } from './apply/index.ts';
@@ -78,6 +84,9 @@ export interface ApplyOptions extends CompileOptions {
   compiled?: Compiled;
   /** See ApplyModelOptions.recreateAfterDeletes. */
   recreateAfterDeletes?: number;
+  /** The first stage of a staged first apply, begun before `compiled` was compiled (the daemon's
+   * start: beginStagedApply); the apply finishes it. */
+  stagedStart?: StagedStart;
   /** A first apply (no `previous`, no `compiled`) into a namespace without the table loads the zone
    * section while the rest compiles when the zones hold at least this many networks (apply/staged.ts);
    * default DEFAULTS.kernelStagedZoneNetworks. Infinity never stages, 0 always does (tests). */
@@ -90,7 +99,23 @@ export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Prom
   const prefix = opts.prefix ?? [];
   let staging: string | undefined;
   let compiledHere: Compiled | undefined;
-  if (!opts.compiled && !opts.previous) {
+  if (opts.stagedStart) {
+    if (!opts.compiled) {
+      await abandonStaged(opts.stagedStart);
+      throw new TzorpError('INTERNAL', 'a staged apply needs the compile it was begun for');
+    }
+    const c = opts.compiled;
+    const s = await finishStaged(policy, opts.stagedStart, c, (m) => checkUserRules(m, prefix));
+    if (s.staged) {
+      const settled = await settleSysctls(policy, prefix, opts.fixSysctls ?? false);
+      const outcome = { mode: 'full' as const, staged: true as const };
+      return withText(
+        { ...settled, ...outcome, listeners: c.listeners, ir: c.ir, model: c.model },
+        () => c.text,
+      );
+    }
+    if (s.tried) staging = s.reason;
+  } else if (!opts.compiled && !opts.previous) {
     let networks = 0;
     for (const z of policy.zones.values()) networks += z.addresses.length;
     if (networks >= (opts.stageZonesFrom ?? DEFAULTS.kernelStagedZoneNetworks)) {
@@ -146,3 +171,23 @@ export {
   rollbackTo,
   snapshotTable,
 } from './apply/index.ts';
+
+/** The first stage of a staged first apply for a compile that follows (the daemon's start, whose
+ * compile step cannot wait): when `table inet tzorp` is absent and the zones hold at least
+ * `stageZonesFrom` networks, the zone section of `policy` (compiled with `opts`) starts loading now;
+ * pass the result as `stagedStart` to the applyPolicy of that compile, or to abandonStagedApply. null:
+ * not staged. */
+export function beginStagedApply(
+  policy: Policy,
+  opts: CompileOptions & { prefix?: string[]; stageZonesFrom?: number } = {},
+): StagedStart | null {
+  let networks = 0;
+  for (const z of policy.zones.values()) networks += z.addresses.length;
+  if (networks < (opts.stageZonesFrom ?? DEFAULTS.kernelStagedZoneNetworks)) return null;
+  const prefix = opts.prefix ?? [];
+  const s = beginStaged(tableExistsSync(prefix), () => zoneStage(policy, opts), prefix);
+  return 'staged' in s ? null : s;
+}
+
+export type { StagedStart };
+export { abandonStaged as abandonStagedApply };

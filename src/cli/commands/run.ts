@@ -195,7 +195,7 @@ export function register(program: Command): void {
           stopTimeoutMs: opts.stopTimeout,
           config,
         },
-        realDeps(undefined, opts.userRules ? resolve(opts.userRules) : undefined),
+        realDeps(undefined, opts.userRules ? resolve(opts.userRules) : undefined, { kernel: opts.kernel }),
         log,
       );
       try {

@@ -9,7 +9,14 @@ import { run, toolFailure } from './exec.ts';
 import { ensureRouting, removeRouting, undoRouting } from './routing.ts';
 import { checkSysctls, fixSysctls, recordSysctls, restoreSysctls, type SysctlCheck } from './sysctl.ts';
 
-export { stagedApply } from './staged.ts';
+export {
+  abandonStaged,
+  beginStaged,
+  finishStaged,
+  type StagedStart,
+  stagedApply,
+  tableExistsSync,
+} from './staged.ts';
 export type { SysctlCheck } from './sysctl.ts';
 export { checkSysctls, sysctlNeeds } from './sysctl.ts';
 

@@ -5,6 +5,7 @@
 // The table hooks no packet until that last transaction: it has no base chain before, so every packet is
 // decided either as before the apply (no table) or by the whole new table. docs/kernel.md, "Staged
 // first apply".
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,26 +58,25 @@ function early(o: TableObject): boolean {
   );
 }
 
+/** A staged first apply under way: the zone section is loading (beginStaged), the rest comes with
+ * finishStaged, or abandonStaged takes it back. */
+export interface StagedStart {
+  zones: readonly TableObject[];
+  loading: Promise<RunResult>;
+  prefix: string[];
+}
+
 /**
- * Loads `zones` (objects of the model `compile` makes, which must hold them as the very same objects)
- * into a new `table inet tzorp` while `compile` runs, then the model's other sets and maps without
- * verdicts, then the rest of the model in one transaction. Taken only when the table is absent: a table
- * that exists (a closed one after `tzorp stop`, another generation) is replaced whole by the caller.
- * `checkRest` runs before the last transaction (the user rules' check). On any failure the table this
- * made is deleted, the routing it added is taken back, and a StagedMiss says why: the caller's
- * whole-table apply follows.
+ * The first stage: when `table inet tzorp` is absent, `zoneStage()` (objects of the model the compile
+ * that follows makes, which must hold them as the very same objects) goes to one nft from a file,
+ * which loads it into a new table while this thread compiles the rest. `exists` is what the caller
+ * found about the table (tableExists, or tableExistsSync where the caller cannot wait).
  */
-export async function stagedApply<C extends { model: TableModel }>(
-  policy: Policy,
+export function beginStaged(
+  exists: boolean | null,
   zoneStage: () => readonly TableObject[],
-  compile: () => C,
   prefix: string[],
-  checkRest: (model: TableModel) => Promise<void> = async () => {},
-): Promise<StagedDone<C> | StagedMiss<C>> {
-  // nft lists the tables while the zone section is made
-  const listing = tableExists(prefix);
-  const zones = zoneStage();
-  const exists = await listing;
+): StagedStart | StagedMiss<never> {
   if (exists !== false) {
     return {
       staged: false,
@@ -84,8 +84,9 @@ export async function stagedApply<C extends { model: TableModel }>(
       reason: exists ? 'the table exists' : 'nft cannot list the tables',
     };
   }
-  // nft reads the zone section from a file: the compile below keeps this thread busy, and a pipe of
-  // 64 KiB would stall nft until it is done. It starts first: it is the longest stage.
+  const zones = zoneStage();
+  // nft reads the zone section from a file: the compile that follows keeps this thread busy, and a
+  // pipe of 64 KiB would stall nft until it is done
   let dir: string;
   const file = (): string => join(dir, 'zones.nft');
   try {
@@ -103,26 +104,37 @@ export async function stagedApply<C extends { model: TableModel }>(
   const loading = run('nft', ['-f', file()], undefined, prefix).finally(() =>
     rmSync(dir, { recursive: true, force: true }),
   );
-  let made = false; // the table exists now, made by a stage of this apply
-  const undoAll = async (routed: { undo: RoutingUndo } | { error: unknown }): Promise<void> => {
-    if (made) await run('nft', ['delete', 'table', 'inet', TABLE], undefined, prefix);
-    if ('undo' in routed) await undoRouting(routed.undo, prefix);
-  };
-  let compiled: C;
-  try {
-    compiled = compile();
-  } catch (e) {
-    made = (await loading).code === 0;
-    await undoAll({ undo: { added: [], removed: [] } });
-    throw e;
-  }
+  return { zones, loading, prefix };
+}
+
+/** A staged apply given up before its last transaction (the compile failed, the generation was
+ * refused): the table its stages made goes again. */
+export async function abandonStaged(start: StagedStart): Promise<void> {
+  if ((await start.loading).code === 0)
+    await run('nft', ['delete', 'table', 'inet', TABLE], undefined, start.prefix);
+}
+
+/**
+ * The other stages, after the compile: the model's other sets and maps without verdicts (beside the
+ * zone section, if it still loads), policy routing, then the rest of the model in one transaction.
+ * `checkRest` runs before the last transaction (the user rules' check). On any failure the table the
+ * stages made is deleted, the routing added is taken back, and a StagedMiss says why: the caller's
+ * whole-table apply follows.
+ */
+export async function finishStaged<C extends { model: TableModel }>(
+  policy: Policy,
+  start: StagedStart,
+  compiled: C,
+  checkRest: (model: TableModel) => Promise<void> = async () => {},
+): Promise<StagedDone<C> | StagedMiss<C>> {
+  const { zones, loading, prefix } = start;
   const zoneSet = new Set(zones);
   const second = compiled.model.objects.filter((o) => !zoneSet.has(o) && early(o));
   const loadingSecond: Promise<RunResult> =
     second.length > 0
       ? run('nft', ['-f', '-'], renderObjects(second), prefix)
       : Promise.resolve({ code: 0, stdout: '', stderr: '' });
-  // policy routing while the second stage loads (its `ip` runs would only delay the compile above)
+  // policy routing while the second stage loads (its `ip` runs would only delay the compile before)
   const routing = ensureRouting(
     { mark: policy.settings.tproxyMark, table: policy.settings.routingTable },
     prefix,
@@ -131,14 +143,18 @@ export async function stagedApply<C extends { model: TableModel }>(
     (error: unknown) => ({ error }),
   );
   const [first, next, routed] = await Promise.all([loading, loadingSecond, routing]);
-  made = first.code === 0 || (second.length > 0 && next.code === 0);
+  const made = first.code === 0 || (second.length > 0 && next.code === 0);
+  const undoAll = async (): Promise<void> => {
+    if (made) await run('nft', ['delete', 'table', 'inet', TABLE], undefined, prefix);
+    if ('undo' in routed) await undoRouting(routed.undo, prefix);
+  };
   const miss = async (reason: string): Promise<StagedMiss<C>> => {
-    await undoAll(routed);
+    await undoAll();
     return { staged: false, tried: true, reason: `staged first apply given up: ${reason}`, compiled };
   };
   if ('error' in routed) {
     // ensureRouting took its own changes back; what the stages loaded goes too
-    await undoAll(routed);
+    await undoAll();
     throw routed.error;
   }
   if (first.code !== 0) return miss(`nft refused the zone section: ${firstLine(first.stderr)}`);
@@ -146,13 +162,54 @@ export async function stagedApply<C extends { model: TableModel }>(
   try {
     await checkRest(compiled.model);
   } catch (e) {
-    await undoAll(routed);
+    await undoAll();
     throw e;
   }
   for (const o of second) zoneSet.add(o);
   const rest = await run('nft', ['-f', '-'], renderTable(compiled.model, zoneSet), prefix);
   if (rest.code !== 0) return miss(`nft refused the rest of the table: ${firstLine(rest.stderr)}`);
   return { staged: true, compiled, routing: routed.undo };
+}
+
+/**
+ * The three stages with the compile between them (`tzorp apply`): the zone section loads into a new
+ * `table inet tzorp` while `compile` runs, then finishStaged. Taken only when the table is absent: a
+ * table that exists (a closed one after `tzorp stop`, another generation) is replaced whole by the
+ * caller. A compile that throws takes the zone section back.
+ */
+export async function stagedApply<C extends { model: TableModel }>(
+  policy: Policy,
+  zoneStage: () => readonly TableObject[],
+  compile: () => C,
+  prefix: string[],
+  checkRest: (model: TableModel) => Promise<void> = async () => {},
+): Promise<StagedDone<C> | StagedMiss<C>> {
+  // nft lists the tables while the zone section is made
+  const listing = tableExists(prefix);
+  let zones: readonly TableObject[] | null = null;
+  const zonesOnce = (): readonly TableObject[] => {
+    zones ??= zoneStage();
+    return zones;
+  };
+  zonesOnce();
+  const start = beginStaged(await listing, zonesOnce, prefix);
+  if ('staged' in start) return start;
+  let compiled: C;
+  try {
+    compiled = compile();
+  } catch (e) {
+    await abandonStaged(start);
+    throw e;
+  }
+  return finishStaged(policy, start, compiled, checkRest);
+}
+
+/** tableExists where the caller cannot wait (the daemon's compile step is synchronous). */
+export function tableExistsSync(prefix: string[]): boolean | null {
+  const argv = [...prefix, 'nft', 'list', 'tables', 'inet'];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  return r.stdout.split('\n').some((l) => l.trim() === `table inet ${TABLE}`);
 }
 
 function firstLine(s: string): string {

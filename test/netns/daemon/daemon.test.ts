@@ -737,3 +737,39 @@ test('descriptor limit: the daemon raises its soft limit, logs the capacity and 
     await lab.destroy();
   }
 });
+
+// A policy whose zones hold 20,000 networks (DEFAULTS.kernelStagedZoneNetworks) besides the lab's.
+const manyNetworks = (): string => {
+  const a: string[] = [];
+  for (let i = 0; i < 20_000; i++) a.push(`198.19.${i >> 8}.${i & 255}`);
+  return `  many:\n    addresses: [${a.join(', ')}]\n`;
+};
+
+daemonTest(
+  'start: a large first table is staged (zone section while compiling); after a stop it is replaced whole, a reload sends differences',
+  POLICY_A.replace('services:\n', `${manyNetworks()}services:\n`),
+  async (lab, d) => {
+    const line = (text: string, what: RegExp) =>
+      text
+        .split('\n')
+        .filter((l) => what.test(l))
+        .at(-1) ?? '';
+    assert.match(line(d.proc.stdout() + d.proc.stderr(), /tzorp running/), /kernel='staged'/);
+    assert.doesNotMatch(line(d.proc.stdout() + d.proc.stderr(), /tzorp running/), /kernel_fallback/);
+    assert.match((await peer(lab, ADDR.server4, 8080)).stdout, /^peer /m);
+    const r = await tz(lab, ['reload', '--control', d.control]);
+    assert.equal(r.code, 0, r.stderr);
+    await d.proc.waitFor(/Policy reloaded/);
+    assert.match(line(d.proc.stdout() + d.proc.stderr(), /Policy reloaded/), /kernel='differences'/);
+    const stop = await tz(lab, ['stop', '--control', d.control]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(await d.proc.exited(), 0);
+    // the closed table stays after a stop: the next start replaces it in one transaction
+    const again = lab.spawn('fw', [...TZ, 'run', d.policy, '--control', d.control, '--workers', '1']);
+    await again.waitFor(/tzorp running/, 120_000);
+    assert.match(line(again.stdout() + again.stderr(), /tzorp running/), /kernel='whole'/);
+    assert.match((await peer(lab, ADDR.server6, 8080)).stdout, /^peer /m);
+    again.kill('SIGTERM');
+    assert.equal(await again.exited(), 0);
+  },
+);
