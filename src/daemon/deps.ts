@@ -81,7 +81,8 @@ export function realDeps(
       const compileOpts = { listenPorts, ...(userRules !== undefined ? { userRules } : {}) };
       // the first table this daemon installs, of a large policy, into a namespace without one: its
       // zone section loads while this compiles (docs/kernel.md, "Staged first apply")
-      const staged = kernel && installed === null && pending === null ? beginStagedApply(policy, compileOpts) : null;
+      const staged =
+        kernel && installed === null && pending === null ? beginStagedApply(policy, compileOpts) : null;
       let c: Compiled;
       try {
         c = compilePolicy(policy, compileOpts);
