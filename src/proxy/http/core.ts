@@ -121,6 +121,9 @@ export class HttpCore implements ProxyCore {
   private serverKey: string | null = null;
   private pendingConnect: { key: string; cmd: ProxyCommand } | null = null;
   private clientEnded = false;
+  /** A tunnel copied by the native relay (after relayStarted): its idle timeout, half-close and byte
+   * counts are the relay's until relayEnded. */
+  private nativeTunnel = false;
   private clientPaused = false;
   private conn: Conn = { state: 'idle' };
   private requests = 0;
@@ -245,9 +248,33 @@ export class HttpCore implements ProxyCore {
           this.end('ACCEPTED');
         }
         return true;
+      case 'relayStarted':
+        this.nativeTunnel = true;
+        this.emit({ type: 'clearTimer', timer: 'idle' });
+        return true;
+      case 'relayEnded':
+        if (this.nativeTunnel) this.onNativeTunnelEnded(ev);
+        return true;
       default:
         return false;
     }
+  }
+
+  /** The native relay of the tunnel is over (both streams are closed): its bytes are the request's. */
+  private onNativeTunnelEnded(ev: Extract<ProxyEvent, { type: 'relayEnded' }>): void {
+    const tx = this.tx;
+    if (tx) {
+      tx.bytesToServer += ev.bytes.client?.read ?? 0;
+      tx.bytesToClient += ev.bytes.server?.read ?? 0;
+    }
+    this.clientEnded = true;
+    this.serverState = 'none';
+    this.serverKey = null;
+    if (ev.reason === 'idle') {
+      this.log('http.error', 'info', 'Idle timeout', {});
+      this.end('ACCEPTED', 'idle timeout');
+    } else if (ev.reason === 'error') this.end(this.verdict, `${ev.by ?? 'relay'}: ${ev.error ?? 'error'}`);
+    else this.end(this.verdict);
   }
 
   /** Events every state treats alike: the session's start, timers, abort, the server connect. */
@@ -292,7 +319,7 @@ export class HttpCore implements ProxyCore {
       case 'listening':
       case 'listenFailed':
       case 'accepted':
-      case 'relayStarted': // HTTP issues no `relay` command (yet)
+      case 'relayStarted': // (only in a tunnel: handled there)
       case 'relayEnded':
       case 'tls': // the TLS layer in front (tls/inspect-gate.ts) keeps its own events
         return;
@@ -337,6 +364,7 @@ export class HttpCore implements ProxyCore {
   }
 
   private onTimer(timer: string): void {
+    if (timer === 'idle' && this.nativeTunnel) return; // (stale: the native relay keeps the idle timeout)
     if (timer === 'idle') {
       const left = this.opts.idleTimeoutMs - (this.now - this.lastActivity);
       if (left > 0) {
@@ -885,6 +913,10 @@ export class HttpCore implements ProxyCore {
       method: tx.method,
       url: tx.url,
     });
+    // Only bytes to copy from here on: the driver may hand both sockets to the native relay (issue 14;
+    // it declines with a TLS layer or the relay off, and the tunnel is copied here as before)
+    if (!this.clientEnded && this.serverState === 'open')
+      this.emit({ type: 'relay', a: 'client', b: 'server', idleMs: this.opts.idleTimeoutMs });
   }
 
   private relay(from: string, data: Uint8Array): void {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
+import { openListener } from '../../../src/net/index.ts';
 import type { ProxyService } from '../../../src/policy/model.ts';
 
 /** A server that runs `onConn` for each connection; resolves with its port and a close function. */
@@ -116,4 +117,9 @@ export function boundPort(fd: number): number {
     }
   }
   throw new assert.AssertionError({ message: `no port for fd ${fd}` });
+}
+
+/** A plain (not transparent) listener on 127.0.0.1, any port, for sessions run by the test. */
+export function loopbackListener(onConnection: (sock: net.Socket) => void): ReturnType<typeof openListener> {
+  return openListener({ host: '127.0.0.1', port: 0, transparent: false, onConnection });
 }

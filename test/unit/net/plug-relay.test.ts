@@ -4,16 +4,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { after, test } from 'node:test';
-import {
-  openListener,
-  runSession,
-  ServiceUpstream,
-  SessionLimiter,
-  type SessionSummary,
-} from '../../../src/net/index.ts';
+import { runSession, ServiceUpstream, SessionLimiter, type SessionSummary } from '../../../src/net/index.ts';
 import { bindCore } from '../../../src/proxy/index.ts';
 import { plugModule } from '../../../src/proxy/plug/index.ts';
-import { digestReply, echo, exchange, proxyService, tcpServer } from './helpers.ts';
+import { digestReply, echo, exchange, loopbackListener, proxyService, tcpServer } from './helpers.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
@@ -29,28 +23,23 @@ async function relay(
   const waiters: ((s: SessionSummary) => void)[] = [];
   let taken = 0;
   let n = 0;
-  const l = await openListener({
-    host: '127.0.0.1',
-    port: 0,
-    transparent: false,
-    onConnection: (sock: net.Socket) => {
-      runSession({
-        id: `svc/test_plug:${++n}`,
-        service: 'test_plug',
-        socket: sock,
-        createCore: bindCore(plugModule, options),
-        upstream,
-        ...(admitted ? { admitted: admitted() } : {}),
-        onEnd: (s) => {
-          summaries.push(s);
-          const w = waiters.shift();
-          if (w) {
-            taken++;
-            w(s);
-          }
-        },
-      });
-    },
+  const l = await loopbackListener((sock: net.Socket) => {
+    runSession({
+      id: `svc/test_plug:${++n}`,
+      service: 'test_plug',
+      socket: sock,
+      createCore: bindCore(plugModule, options),
+      upstream,
+      ...(admitted ? { admitted: admitted() } : {}),
+      onEnd: (s) => {
+        summaries.push(s);
+        const w = waiters.shift();
+        if (w) {
+          taken++;
+          w(s);
+        }
+      },
+    });
   });
   cleanups.push(() => l.close());
   /** The summaries in the order the sessions ended. */
