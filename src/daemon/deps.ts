@@ -60,18 +60,15 @@ export function realDeps(
   const kernel = opts.kernel ?? true;
   // a reload compiles before it applies: the apply reuses that result and sends the kernel only the
   // differences to the table this daemon installed last (none yet at start: the table is replaced)
-  const compiled = new WeakMap<
-    Policy,
-    { ports: Map<string, number>; c: Compiled; staged: StagedStart | null }
-  >();
+  const compiled = new WeakMap<Policy, { ports: Map<string, number>; c: Compiled }>();
   let installed: TableModel | null = null;
-  // a staged first apply begun by a compile whose apply has not come (a refused start): taken back
-  // before anything else goes to the kernel
-  let pending: StagedStart | null = null;
+  // a staged first apply begun by the compile of `policy`, until its apply takes it (or, when that
+  // apply does not come, a refused start, it is taken back before anything else goes to the kernel)
+  let pending: { policy: Policy; start: StagedStart } | null = null;
   const dropPending = async (): Promise<void> => {
     const p = pending;
     pending = null;
-    if (p) await abandonStagedApply(p);
+    if (p) await abandonStagedApply(p.start);
   };
   return {
     load,
@@ -90,8 +87,8 @@ export function realDeps(
         if (staged) void abandonStagedApply(staged).catch(() => {});
         throw e;
       }
-      pending = staged;
-      compiled.set(policy, { ports: listenPorts, c, staged });
+      if (staged) pending = { policy, start: staged };
+      compiled.set(policy, { ports: listenPorts, c });
       return c;
     },
     listeners: (policy, listenPorts) => listenersOf(policy, { listenPorts }),
@@ -101,7 +98,7 @@ export function realDeps(
       // policy needs, set in the daemon's own network namespace.
       const userRules = done ? done.c.model.userRules : (userRulesFor(policy, userRulesFile) ?? null);
       const reuse = done && samePorts(done.ports, listenPorts) ? done : null;
-      const stagedStart = reuse?.staged && pending === reuse.staged ? reuse.staged : null;
+      const stagedStart = reuse && pending?.policy === policy ? pending.start : null;
       if (stagedStart) pending = null;
       else await dropPending();
       const r = await applyPolicy(policy, {

@@ -104,40 +104,20 @@ export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Prom
       await abandonStaged(opts.stagedStart);
       throw new TzorpError('INTERNAL', 'a staged apply needs the compile it was begun for');
     }
-    const c = opts.compiled;
-    const s = await finishStaged(policy, opts.stagedStart, c, (m) => checkUserRules(m, prefix));
-    if (s.staged) {
-      const settled = await settleSysctls(policy, prefix, opts.fixSysctls ?? false);
-      const outcome = { mode: 'full' as const, staged: true as const };
-      return withText(
-        { ...settled, ...outcome, listeners: c.listeners, ir: c.ir, model: c.model },
-        () => c.text,
-      );
-    }
+    const s = await finishStaged(policy, opts.stagedStart, opts.compiled, (m) => checkUserRules(m, prefix));
+    if (s.staged) return stagedOutcome(policy, s.compiled, prefix, opts.fixSysctls ?? false);
     if (s.tried) staging = s.reason;
-  } else if (!opts.compiled && !opts.previous) {
-    let networks = 0;
-    for (const z of policy.zones.values()) networks += z.addresses.length;
-    if (networks >= (opts.stageZonesFrom ?? DEFAULTS.kernelStagedZoneNetworks)) {
-      const s = await stagedApply(
-        policy,
-        () => zoneStage(policy, opts),
-        () => compilePolicy(policy, opts),
-        prefix,
-        (m) => checkUserRules(m, prefix),
-      );
-      if (s.staged) {
-        const settled = await settleSysctls(policy, prefix, opts.fixSysctls ?? false);
-        const c = s.compiled;
-        const outcome = { mode: 'full' as const, staged: true as const };
-        return withText(
-          { ...settled, ...outcome, listeners: c.listeners, ir: c.ir, model: c.model },
-          () => c.text,
-        );
-      }
-      if (s.tried) staging = s.reason;
-      compiledHere = s.compiled;
-    }
+  } else if (!opts.compiled && !opts.previous && stagingWanted(policy, opts.stageZonesFrom)) {
+    const s = await stagedApply(
+      policy,
+      () => zoneStage(policy, opts),
+      () => compilePolicy(policy, opts),
+      prefix,
+      (m) => checkUserRules(m, prefix),
+    );
+    if (s.staged) return stagedOutcome(policy, s.compiled, prefix, opts.fixSysctls ?? false);
+    if (s.tried) staging = s.reason;
+    compiledHere = s.compiled;
   }
   const compiled = opts.compiled ?? compiledHere ?? compilePolicy(policy, opts);
   const applied = await applyModel(policy, compiled.model, () => compiled.text, {
@@ -151,6 +131,34 @@ export async function applyPolicy(policy: Policy, opts: ApplyOptions = {}): Prom
   return withText(
     { ...result, listeners: compiled.listeners, ir: compiled.ir, model: compiled.model },
     () => compiled.text,
+  );
+}
+
+/** Whether a first apply of `policy` is worth staging: its zones hold at least `from` networks. */
+function stagingWanted(policy: Policy, from: number = DEFAULTS.kernelStagedZoneNetworks): boolean {
+  let networks = 0;
+  for (const z of policy.zones.values()) networks += z.addresses.length;
+  return networks >= from;
+}
+
+/** A finished staged apply: the sysctls settled after it, as applyModel does after its transaction. */
+async function stagedOutcome(
+  policy: Policy,
+  c: Compiled,
+  prefix: string[],
+  fixSysctls: boolean,
+): Promise<Compiled & ApplyOutcome> {
+  const settled = await settleSysctls(policy, prefix, fixSysctls);
+  return withText(
+    {
+      ...settled,
+      mode: 'full' as const,
+      staged: true as const,
+      listeners: c.listeners,
+      ir: c.ir,
+      model: c.model,
+    },
+    () => c.text,
   );
 }
 
@@ -181,9 +189,7 @@ export function beginStagedApply(
   policy: Policy,
   opts: CompileOptions & { prefix?: string[]; stageZonesFrom?: number } = {},
 ): StagedStart | null {
-  let networks = 0;
-  for (const z of policy.zones.values()) networks += z.addresses.length;
-  if (networks < (opts.stageZonesFrom ?? DEFAULTS.kernelStagedZoneNetworks)) return null;
+  if (!stagingWanted(policy, opts.stageZonesFrom)) return null;
   const prefix = opts.prefix ?? [];
   const s = beginStaged(tableExistsSync(prefix), () => zoneStage(policy, opts), prefix);
   return 'staged' in s ? null : s;

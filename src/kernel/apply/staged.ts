@@ -38,11 +38,17 @@ export interface StagedDone<C> {
   routing: RoutingUndo;
 }
 
-/** Whether `table inet tzorp` exists (null: nft could not tell). */
+const LIST_TABLES = ['list', 'tables', 'inet'];
+
+/** From `nft list tables inet`: whether `table inet tzorp` exists (null: nft could not tell). */
+function hasTable(code: number | null, stdout: string): boolean | null {
+  if (code !== 0) return null;
+  return stdout.split('\n').some((l) => l.trim() === `table inet ${TABLE}`);
+}
+
 async function tableExists(prefix: string[]): Promise<boolean | null> {
-  const r = await run('nft', ['list', 'tables', 'inet'], undefined, prefix);
-  if (r.code !== 0) return null;
-  return r.stdout.split('\n').some((l) => l.trim() === `table inet ${TABLE}`);
+  const r = await run('nft', LIST_TABLES, undefined, prefix);
+  return hasTable(r.code, r.stdout);
 }
 
 /** A set or map loaded beside the zone section: part 2 (part 1 is what names chains), no verdicts (a
@@ -87,22 +93,20 @@ export function beginStaged(
   const zones = zoneStage();
   // nft reads the zone section from a file: the compile that follows keeps this thread busy, and a
   // pipe of 64 KiB would stall nft until it is done
-  let dir: string;
-  const file = (): string => join(dir, 'zones.nft');
+  let dir: string | null = null;
+  let file: string;
   try {
     dir = mkdtempSync(join(tmpdir(), 'tzorp-zones-'));
+    file = join(dir, 'zones.nft');
+    writeFileSync(file, renderObjects(zones), { mode: 0o600 });
   } catch (e) {
     // (no writable temporary directory: one transaction does without)
+    if (dir !== null) rmSync(dir, { recursive: true, force: true });
     return { staged: false, tried: false, reason: `no file for the zone section: ${(e as Error).message}` };
   }
-  try {
-    writeFileSync(file(), renderObjects(zones), { mode: 0o600 });
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    return { staged: false, tried: false, reason: `no file for the zone section: ${(e as Error).message}` };
-  }
-  const loading = run('nft', ['-f', file()], undefined, prefix).finally(() =>
-    rmSync(dir, { recursive: true, force: true }),
+  const written = dir; // (a const for the closure below)
+  const loading = run('nft', ['-f', file], undefined, prefix).finally(() =>
+    rmSync(written, { recursive: true, force: true }),
   );
   return { zones, loading, prefix };
 }
@@ -186,13 +190,8 @@ export async function stagedApply<C extends { model: TableModel }>(
 ): Promise<StagedDone<C> | StagedMiss<C>> {
   // nft lists the tables while the zone section is made
   const listing = tableExists(prefix);
-  let zones: readonly TableObject[] | null = null;
-  const zonesOnce = (): readonly TableObject[] => {
-    zones ??= zoneStage();
-    return zones;
-  };
-  zonesOnce();
-  const start = beginStaged(await listing, zonesOnce, prefix);
+  const zones = zoneStage();
+  const start = beginStaged(await listing, () => zones, prefix);
   if ('staged' in start) return start;
   let compiled: C;
   try {
@@ -206,10 +205,9 @@ export async function stagedApply<C extends { model: TableModel }>(
 
 /** tableExists where the caller cannot wait (the daemon's compile step is synchronous). */
 export function tableExistsSync(prefix: string[]): boolean | null {
-  const argv = [...prefix, 'nft', 'list', 'tables', 'inet'];
+  const argv = [...prefix, 'nft', ...LIST_TABLES];
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
-  if (r.status !== 0) return null;
-  return r.stdout.split('\n').some((l) => l.trim() === `table inet ${TABLE}`);
+  return hasTable(r.status, r.stdout);
 }
 
 function firstLine(s: string): string {
