@@ -12,6 +12,7 @@
 import type net from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
 import { bug, E, TzorpError } from '../errors.ts';
+import type { RelayCounts } from '../native/index.ts';
 import { assertNever } from '../proxy/core/index.ts';
 import type {
   Addr,
@@ -28,7 +29,13 @@ import { followSessions, type KeptSession, originateServer, terminateClient } fr
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
-import { type NativeRelay, type NativeRelayEnd, nativeRelayDefault, takeOver } from './relay.ts';
+import {
+  type NativeRelay,
+  type NativeRelayEnd,
+  type NativeRelayReason,
+  nativeRelayDefault,
+  takeOver,
+} from './relay.ts';
 import { RouteError } from './router.ts';
 import { type ServiceUpstream, TargetZoneDenied } from './service.ts';
 import { connectUpstream } from './upstream.ts';
@@ -668,7 +675,8 @@ class Session extends SessionDone implements SessionHandle {
         const s = this.stream(c.stream, 'close');
         if (s.state === 'closed' || s.state === 'closing') return;
         if (s.state === 'native') {
-          this.stopNative(c.reset ?? false);
+          // The core ended the relay itself: it still learns the final counts (relayEnded, stopped).
+          this.reportNativeEnd(this.stopNative(c.reset ?? false), 'stopped');
           return;
         }
         if (s.state === 'connecting') {
@@ -1127,7 +1135,7 @@ class Session extends SessionDone implements SessionHandle {
   }
 
   /** The relay's counts become the session's; both streams are closed from here on. */
-  private settleNative(counts: [number, number, number, number]): RelayState {
+  private settleNative(counts: RelayCounts): RelayState {
     const n = this.native!;
     this.native = null;
     this.count(n.a, 'in', counts[0]);
@@ -1144,27 +1152,42 @@ class Session extends SessionDone implements SessionHandle {
   /** The native relay ended on its own (relay.ts RelayOwner). */
   relayEnded(end: NativeRelayEnd): void {
     if (this.ended || !this.native) return;
-    const n = this.settleNative(end.counts);
-    const c = end.counts;
+    const n = this.native;
+    this.settleNative(end.counts);
+    this.reportNativeEnd({ n, counts: end.counts }, end.reason, end.by, end.error);
+  }
+
+  /** The core's `relayEnded` event for a relay that was settled (see settleNative). */
+  private reportNativeEnd(
+    settled: { n: RelayState; counts: RelayCounts } | null,
+    reason: NativeRelayReason | 'stopped',
+    by: 0 | 1 | null = null,
+    error?: string,
+  ): void {
+    if (!settled || this.ended) return;
+    const { n, counts: c } = settled;
     const ev: ProxyEvent = {
       type: 'relayEnded',
       now: this.now(),
-      reason: end.reason,
-      by: end.by === 0 ? n.a.id : end.by === 1 ? n.b.id : null,
+      reason,
+      by: by === 0 ? n.a.id : by === 1 ? n.b.id : null,
       bytes: {
         [n.a.id]: { read: n.bufferedA + c[0], written: c[1] },
         [n.b.id]: { read: n.bufferedB + c[2], written: c[3] },
       },
     };
-    if (end.error !== undefined) ev.error = end.error;
+    if (error !== undefined) ev.error = error;
     this.feed(ev);
   }
 
-  /** End the native relay from here (a core's close, abort, kill, the end of the session). */
-  private stopNative(reset: boolean): void {
+  /** End the native relay from here (a core's close, abort, kill, the end of the session); what it
+   * was and its final counts, or null when there was none. */
+  private stopNative(reset: boolean): { n: RelayState; counts: RelayCounts } | null {
     const n = this.native;
-    if (!n) return;
-    this.settleNative(n.relay.stop(reset));
+    if (!n) return null;
+    const counts = n.relay.stop(reset);
+    this.settleNative(counts);
+    return { n, counts };
   }
 
   /** Bytes so far, the native relay's included. */

@@ -51,11 +51,13 @@ export type ProxyEvent =
    * declined the relay: then the core keeps getting the usual events and copies in JavaScript). */
   | { type: 'relayStarted'; now: number; a: StreamId; b: StreamId }
   /** The native relay is over and both streams are closed. `by` closed (EOF) or failed first; `bytes`
-   * are what each stream read and had written during the relay (the core's own sends excluded). */
+   * are what each stream read and had written during the relay (the core's own sends excluded).
+   * Reason 'stopped': the core closed one of the streams itself (the relay ended there and then; the
+   * event follows the core's commands of that event). */
   | {
       type: 'relayEnded';
       now: number;
-      reason: 'closed' | 'idle' | 'error';
+      reason: 'closed' | 'idle' | 'error' | 'stopped';
       by: StreamId | null;
       error?: string;
       bytes: Record<StreamId, { read: number; written: number }>;

@@ -291,9 +291,19 @@ export class FtpCore implements ProxyCore {
         this.replyClient(421, `Service shutting down (${oneLine(ev.reason)})`);
         this.finish('ACCEPTED', `aborted: ${ev.reason}`);
         break;
+      // A data channel's connections on the native relay (data-channel.ts): its start and its end.
       case 'relayStarted':
+        this.channelFor(ev.a)?.relayStarted();
+        break;
       case 'relayEnded':
-        // FTP issues no `relay` command (yet): the driver never starts a native relay for it.
+        if (ev.reason !== 'idle') this.lastActivity = ev.now;
+        for (const id of Object.keys(ev.bytes)) {
+          const channel = this.channelFor(id);
+          if (channel?.native) {
+            channel.relayEnded(ev);
+            break;
+          }
+        }
         break;
       case 'tls':
         if (ev.stream === CLIENT || ev.stream === SERVER) this.onControlTls(ev);
@@ -1349,6 +1359,14 @@ export class FtpCore implements ProxyCore {
     }
     if (timer === IDLE_TIMER) {
       const idleFor = this.now - this.lastActivity;
+      // A data channel on the native relay moves bytes this core does not see: the relay keeps the
+      // same idle timeout for them, and the session is not idle while it runs.
+      let relaying = false;
+      for (const channel of this.channels) relaying ||= channel.native;
+      if (relaying) {
+        this.emit({ type: 'setTimer', timer: IDLE_TIMER, ms: this.opts.timeoutMs });
+        return;
+      }
       if (idleFor < this.opts.timeoutMs) {
         this.emit({ type: 'setTimer', timer: IDLE_TIMER, ms: this.opts.timeoutMs - idleFor });
         return;

@@ -18,9 +18,16 @@
 // client's PORT address) and the server's `serverData` (accepted on `serverListener`, or connected to
 // the server's 227/229 address). Bytes from one go to the other; bytes that arrive before the other is
 // open wait (bounded: the sender is paused at DEFAULTS.relayBufferBytes).
+//
+// Native relay (issue 14): once both data connections of a transfer are open, plain (no protected
+// data) and nothing waits for either, the channel asks the driver to relay them natively (`relay`).
+// If the driver takes them (`relayStarted`) no data/end/closed events come for them any more: the
+// relay keeps the half-close (the end of the file passes on as a FIN), and its `relayEnded` gives the
+// bytes each way and how it ended, which the channel takes as both streams' end. If the driver
+// declines, the channel goes on copying in JavaScript.
 import { DEFAULTS } from '../../defaults.ts';
 import { canonicalAddress } from '../../policy/address.ts';
-import type { Addr, Outbox, StreamId, TlsEndpoint, TlsHandshakeInfo } from '../core/index.ts';
+import type { Addr, Outbox, ProxyEvent, StreamId, TlsEndpoint, TlsHandshakeInfo } from '../core/index.ts';
 import type { Direction } from './commands.ts';
 import type { FtpOptions } from './options.ts';
 
@@ -103,6 +110,10 @@ export class DataChannel {
   failed: 'connect' | 'broken' | null = null;
   bytesToClient = 0;
   bytesToServer = 0;
+  /** Asked the driver for the native relay (once per channel). */
+  private relayAsked = false;
+  /** The native relay copies the data now (relayStarted, until relayEnded). */
+  native = false;
   readonly timer: string;
   startedAt: number;
 
@@ -316,6 +327,54 @@ export class DataChannel {
     if (this.clientData.state === 'open' && this.serverData.state === 'open')
       out.emit({ type: 'clearTimer', timer: this.timer });
     this.connectClient();
+    this.askRelay();
+  }
+
+  /** Both data connections of a transfer are open and only bytes remain to be copied: offer them to
+   * the native relay (idle timeout: the session's, as the control connection's idle timer would end
+   * a session whose data stands still). Not for protected data: its bytes go through TLS here. */
+  private askRelay(): void {
+    const c = this.clientData;
+    const s = this.serverData;
+    if (this.relayAsked || this.state !== 'transfer' || c.state !== 'open' || s.state !== 'open') return;
+    if (c.ended || s.ended || c.shutdown || s.shutdown || c.queued > 0 || s.queued > 0) return;
+    if (c.paused || s.paused || this.host.dataTls()) return;
+    this.relayAsked = true;
+    this.host.out.emit({ type: 'relay', a: c.id!, b: s.id!, idleMs: this.host.opts.timeoutMs });
+  }
+
+  /** The driver took the data connections (relayStarted). */
+  relayStarted(): void {
+    if (this.relayAsked && this.clientData.state === 'open' && this.serverData.state === 'open')
+      this.native = true;
+  }
+
+  /** The native relay ended: its bytes are the transfer's, both data connections are closed. A
+   * client side that failed first during a download broke the transfer (as `closed` with an error
+   * does); an idle relay fails it. */
+  relayEnded(ev: Extract<ProxyEvent, { type: 'relayEnded' }>): void {
+    if (!this.native) return;
+    this.native = false;
+    const c = this.clientData;
+    const s = this.serverData;
+    this.bytesToServer += ev.bytes[c.id!]?.read ?? 0;
+    this.bytesToClient += ev.bytes[s.id!]?.read ?? 0;
+    const out = this.host.out;
+    if (ev.reason === 'idle') {
+      out.violation('Data connection idle timeout', { timeout_ms: this.host.opts.timeoutMs });
+      if (this.state === 'transfer') this.failed = 'broken';
+    } else if (ev.reason === 'error') {
+      out.log('ftp.data', 'debug', 'Data connection closed with an error', {
+        error: ev.error ?? 'error',
+        side: ev.by === c.id ? 'client' : 'server',
+      });
+      if (ev.by === c.id && this.state === 'transfer' && this.transfer?.direction === 'download')
+        this.failed = 'broken';
+    }
+    c.state = s.state = 'closed';
+    c.ended = s.ended = c.shutdown = s.shutdown = true;
+    this.check();
+    if (this.state !== 'done') this.host.clientDone(this);
   }
 
   data(stream: StreamId, data: Uint8Array): void {

@@ -2,7 +2,8 @@
 // namespace). No daemon and no policy file: services come as JSON in argv[2]:
 //   [{ "name": "...", "port": 50021, "options": { ...ftp options... } }]
 // Each service has a transparent router (unless it names one) and a connect chainer. Prints "READY" once listening, one
-// "ACCT <json>" line per ftp.accounting log, "SETUP <json>" per data set-up command sent to a server, "VIOL <json>" per violation, "SUMMARY <json>" per session.
+// "ACCT <json>" line per ftp.accounting log, "SETUP <json>" per data set-up command sent to a server, "VIOL <json>" per violation, "SUMMARY <json>" per session,
+// "NATIVE <json>" per pair of data connections handed to the native relay (TZORP_NATIVE_RELAY=0: none).
 import { openListener, runSession, ServiceUpstream } from '../../../src/net/index.ts';
 import type { Router } from '../../../src/policy/model.ts';
 import { ftpModule } from '../../../src/proxy/ftp/index.ts';
@@ -51,6 +52,8 @@ for (const spec of specs) {
               process.stdout.write(
                 `SETUP ${JSON.stringify({ service: spec.name, command: fields.command })}\n`,
               );
+            else if (cat === 'core.debug' && msg === 'Streams handed to the native relay')
+              process.stdout.write(`NATIVE ${JSON.stringify({ service: spec.name, ...fields })}\n`);
             else if (cat === 'ftp.accounting')
               process.stdout.write(`ACCT ${JSON.stringify({ service: spec.name, ...fields })}\n`);
             else if (cat === 'ftp.violation' || cat === 'ftp.policy')

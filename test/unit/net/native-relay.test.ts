@@ -16,6 +16,7 @@ import {
   type SessionSummary,
 } from '../../../src/net/index.ts';
 import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
+import type { ProxyCommand, ProxyCore, ProxyEvent } from '../../../src/proxy/core/index.ts';
 import { bindCore } from '../../../src/proxy/index.ts';
 import { plugModule } from '../../../src/proxy/plug/index.ts';
 import { digestReply, exchange, proxyService, socketFds, tcpServer, until } from './helpers.ts';
@@ -132,7 +133,8 @@ test('native relay: the idle timeout ends the session like the JS one', { skip }
   await r.close();
 });
 
-test('native relay: live counts while relaying, abort ends it with exact bytes', { skip }, async () => {
+/** A server that reads and ignores; `side()` is its end of the last connection. */
+async function quietServer(): Promise<{ port: number; side: () => net.Socket | null }> {
   let serverSide: net.Socket | null = null;
   const srv = await tcpServer((s) => {
     s.on('error', () => {});
@@ -140,14 +142,25 @@ test('native relay: live counts while relaying, abort ends it with exact bytes',
     serverSide = s;
   });
   cleanups.push(srv.close);
-  const r = await relay(srv.port);
-  const c = net.connect({ port: r.port, host: '127.0.0.1' });
+  return { port: srv.port, side: () => serverSide };
+}
+
+/** A client connected to `port` that reads and ignores. */
+async function quietClient(port: number): Promise<net.Socket> {
+  const c = net.connect({ port, host: '127.0.0.1' });
   c.on('error', () => {});
   c.on('data', () => {});
   await new Promise<void>((res) => c.on('connect', () => res()));
-  await until(() => r.handed.length === 1 && serverSide !== null, 'the handover');
+  return c;
+}
+
+test('native relay: live counts while relaying, abort ends it with exact bytes', { skip }, async () => {
+  const srv = await quietServer();
+  const r = await relay(srv.port);
+  const c = await quietClient(r.port);
+  await until(() => r.handed.length === 1 && srv.side() !== null, 'the handover');
   c.write(Buffer.alloc(5000, 1));
-  (serverSide as unknown as net.Socket).write(Buffer.alloc(700, 2));
+  srv.side()!.write(Buffer.alloc(700, 2));
   await until(() => {
     const b = r.handles[0]!.snapshot().bytes;
     return b.toServer === 5000 && b.toClient === 700;
@@ -331,4 +344,67 @@ test('native relay: a relayed session keeps no socket object (the relay holds th
     c.destroy();
     await handles[0]?.done;
   }
+});
+
+test('native relay: a core that closes a relayed stream itself learns the final counts (relayEnded, stopped)', {
+  skip,
+}, async () => {
+  const srv = await quietServer();
+  const up = new ServiceUpstream(proxyService([{ host: '127.0.0.1', port: srv.port }]), {
+    transparentUpstream: false,
+  });
+  // A core of its own: relays, and on abort closes the client (not the session), then ends with what
+  // relayEnded told it.
+  const seen: ProxyEvent[] = [];
+  const core = (): ProxyCore => ({
+    describe: () => ({ proxy: 'test', state: 'x' }),
+    handle(ev: ProxyEvent): ProxyCommand[] {
+      if (ev.type === 'start') return [{ type: 'connect', stream: 'server', options: {} }];
+      if (ev.type === 'connected') return [{ type: 'relay', a: 'client', b: 'server', idleMs: 0 }];
+      if (ev.type === 'relayStarted') seen.push(ev);
+      if (ev.type === 'abort') return [{ type: 'close', stream: 'client' }];
+      if (ev.type === 'relayEnded') {
+        seen.push(ev);
+        return [{ type: 'done', verdict: 'ACCEPTED', info: `${ev.reason} ${JSON.stringify(ev.bytes)}` }];
+      }
+      return [];
+    },
+  });
+  const summaries: SessionSummary[] = [];
+  let handle: SessionHandle | null = null;
+  const l = await openListener({
+    host: '127.0.0.1',
+    port: 0,
+    transparent: false,
+    onConnection: (socket: net.Socket) => {
+      handle = runSession({
+        id: 'svc/stop:1',
+        service: 'stop',
+        socket,
+        createCore: core,
+        upstream: up,
+        log: () => {},
+        nativeRelay: true,
+        onEnd: (s) => summaries.push(s),
+      });
+    },
+  });
+  const c = await quietClient(l.local.port);
+  await until(() => seen.length === 1 && srv.side() !== null, 'the handover');
+  c.write(Buffer.alloc(3000, 1));
+  srv.side()!.write(Buffer.alloc(400, 2));
+  await until(() => {
+    const b = handle!.snapshot().bytes;
+    return b.toServer === 3000 && b.toClient === 400;
+  }, 'the bytes through the relay');
+  const closed = new Promise<void>((res) => c.on('close', () => res()));
+  handle!.abort('test');
+  await closed;
+  await until(() => summaries.length === 1, 'the summary');
+  const end = seen[1] as Extract<ProxyEvent, { type: 'relayEnded' }>;
+  assert.equal(end.reason, 'stopped');
+  assert.deepEqual(end.bytes, { client: { read: 3000, written: 400 }, server: { read: 400, written: 3000 } });
+  assert.equal(summaries[0]!.bytes.toServer, 3000);
+  await l.close();
+  await until(() => nativeRelaysActive() === 0, 'no relay left');
 });

@@ -23,6 +23,33 @@ function relayDownload(s: Script, ds: string, dc: string, payload: string) {
   assert.equal(s.last.sent(dc), payload);
 }
 
+/** ABOR during a transfer (Telnet IP/DM first): it goes to the server at once, the client's data
+ * connection `c.1` is reset. */
+function abortTransfer(s: Script) {
+  s.ev({
+    type: 'data',
+    stream: 'client',
+    data: Uint8Array.from([0xff, 0xf4, 0xff, 0xf2, ...new TextEncoder().encode('ABOR\r\n')]),
+  });
+  assert.equal(s.last.sent('server'), 'ABOR\r\n');
+  assert.ok(s.last.of('close').some((x) => x.stream === 'c.1' && x.reset));
+}
+
+/** Logged in, PASV answered, the client-side listener up. */
+function passiveReady(opts: Record<string, unknown> = {}) {
+  const s = new Script(opts);
+  s.login();
+  s.fromClient('PASV\r\n');
+  s.fromServer('227 (198,18,2,2,195,80)\r\n');
+  const [l] = s.last.of('listen');
+  s.ev({
+    type: 'listening',
+    listener: l!.listener,
+    local: { host: SERVER_ADDR.host, port: 40123, family: 4 },
+  });
+  return { s, listener: l!.listener };
+}
+
 describe('ftp core: client PASV, server passive (data_mode keep)', () => {
   it('rewrites 227 to its own listener on the dialled address and relays a download', () => {
     const s = new Script();
@@ -461,19 +488,10 @@ describe('ftp core: bounce and port checks', () => {
   });
 
   it('a data connection from another host than the client is reset', () => {
-    const s = new Script({ permit_client_bounce_attack: false });
-    s.login();
-    s.fromClient('PASV\r\n');
-    s.fromServer('227 (198,18,2,2,195,80)\r\n');
-    const [l] = s.last.of('listen');
-    s.ev({
-      type: 'listening',
-      listener: l!.listener,
-      local: { host: SERVER_ADDR.host, port: 40123, family: 4 },
-    });
+    const { s, listener } = passiveReady({ permit_client_bounce_attack: false });
     s.ev({
       type: 'accepted',
-      listener: l!.listener,
+      listener,
       stream: 'x.1',
       local: SERVER_ADDR,
       remote: { host: '198.18.1.99', port: 5000, family: 4 },
@@ -493,20 +511,6 @@ describe('ftp core: transfers and their edges', () => {
     const [c] = s.last.of('connect');
     s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
     return { s, c };
-  }
-
-  function passiveReady(opts: Record<string, unknown> = {}) {
-    const s = new Script(opts);
-    s.login();
-    s.fromClient('PASV\r\n');
-    s.fromServer('227 (198,18,2,2,195,80)\r\n');
-    const [l] = s.last.of('listen');
-    s.ev({
-      type: 'listening',
-      listener: l!.listener,
-      local: { host: SERVER_ADDR.host, port: 40123, family: 4 },
-    });
-    return { s, listener: l!.listener };
   }
 
   it('a transfer command without PORT/PASV gets 425 and is not forwarded', () => {
@@ -553,13 +557,7 @@ describe('ftp core: transfers and their edges', () => {
     s.ev({ type: 'connected', stream: c!.stream, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
     s.fromServer('150 go\r\n');
     s.data(c!.stream, bytes(1000));
-    s.ev({
-      type: 'data',
-      stream: 'client',
-      data: Uint8Array.from([0xff, 0xf4, 0xff, 0xf2, ...new TextEncoder().encode('ABOR\r\n')]),
-    });
-    assert.equal(s.last.sent('server'), 'ABOR\r\n');
-    assert.ok(s.last.of('close').some((x) => x.stream === 'c.1' && x.reset));
+    abortTransfer(s);
     s.ev({ type: 'closed', stream: 'c.1', error: 'reset' });
     s.ev({ type: 'closed', stream: c!.stream, error: 'reset' });
     s.fromServer('426 Transfer aborted\r\n226 Abort successful\r\n');
@@ -633,16 +631,7 @@ describe('ftp core: transfers and their edges', () => {
   });
 
   it('masq_address_client is what the 227 announces', () => {
-    const s = new Script({ masq_address_client: '203.0.113.7' });
-    s.login();
-    s.fromClient('PASV\r\n');
-    s.fromServer('227 (198,18,2,2,195,80)\r\n');
-    const [l] = s.last.of('listen');
-    s.ev({
-      type: 'listening',
-      listener: l!.listener,
-      local: { host: SERVER_ADDR.host, port: 40123, family: 4 },
-    });
+    const { s } = passiveReady({ masq_address_client: '203.0.113.7' });
     assert.equal(s.last.sent('client'), '227 Entering Passive Mode (203,0,113,7,156,187).\r\n');
   });
 
@@ -653,5 +642,100 @@ describe('ftp core: transfers and their edges', () => {
     assert.match(s.last.sent('client'), /^200 /);
     s.fromClient('PASV\r\n');
     assert.match(s.last.sent('client'), /^501 /);
+  });
+});
+
+describe('ftp core: data connections on the native relay', () => {
+  /** The client's data connection accepted, `verb path`, the server's connected: both offered to the
+   * relay, which the driver takes (relayStarted) unless `take` is false. */
+  function relaying(verb = 'RETR big', opts: Record<string, unknown> = {}, take = true) {
+    const { s, listener } = passiveReady(opts);
+    s.ev({ type: 'accepted', listener, stream: 'c.1', local: SERVER_ADDR, remote: CLIENT_DATA });
+    s.fromClient(`${verb}\r\n`);
+    const [c] = s.last.of('connect');
+    const ds = c!.stream;
+    s.ev({ type: 'connected', stream: ds, local: FW_SERVER_SIDE, remote: SERVER_ADDR });
+    const [r] = s.last.of('relay');
+    assert.deepEqual(r, { type: 'relay', a: 'c.1', b: ds, idleMs: Number(opts.timeout ?? 300_000) });
+    if (take) s.ev({ type: 'relayStarted', a: 'c.1', b: ds });
+    s.fromServer('150 go\r\n');
+    assert.equal(s.last.sent('client'), '150 go\r\n');
+    /** The relay's end: `up` bytes client to server, `down` server to client. */
+    const ended = (
+      reason: 'closed' | 'idle' | 'error' | 'stopped',
+      by: string | null,
+      up: number,
+      down: number,
+    ) =>
+      s.ev({
+        type: 'relayEnded',
+        reason,
+        by,
+        ...(reason === 'error' ? { error: 'ECONNRESET' } : {}),
+        bytes: { 'c.1': { read: up, written: down }, [ds]: { read: down, written: up } },
+      });
+    return { s, ds, ended };
+  }
+  const accounting = (s: Script) => s.all.of('log').find((x) => x.category === 'ftp.accounting')?.fields;
+
+  it('a download: the 226 waits for the relay`s end, whose bytes are accounted', () => {
+    const { s, ds, ended } = relaying();
+    s.fromServer('226 done\r\n');
+    assert.equal(s.last.sent('client'), '', 'held: the client may not have the data yet');
+    ended('closed', ds, 0, 1_000_000);
+    assert.equal(s.last.sent('client'), '226 done\r\n');
+    assert.deepEqual(s.last.of('close'), [], 'the relay closed both; nothing to close');
+    assert.equal(accounting(s)?.bytes, 1_000_000);
+    assert.equal(accounting(s)?.result, 'complete');
+    assert.deepEqual(s.last.of('account'), [
+      { type: 'account', fields: { ftp_transfers: 1, ftp_download_bytes: 1_000_000 } },
+    ]);
+    s.fromClient('NOOP\r\n');
+    assert.equal(s.last.sent('server'), 'NOOP\r\n', 'the session goes on');
+  });
+
+  it('an upload ending before the server`s 226: accounted when the reply comes', () => {
+    const { s, ended } = relaying('STOR up');
+    ended('closed', 'c.1', 4096, 0);
+    assert.equal(accounting(s), undefined, 'the server has not answered yet');
+    s.fromServer('226 stored\r\n');
+    assert.equal(s.last.sent('client'), '226 stored\r\n');
+    assert.equal(accounting(s)?.bytes, 4096);
+    assert.equal(accounting(s)?.direction, 'upload');
+  });
+
+  it('the client resets during a download: the transfer is answered 426, accounted as failed', () => {
+    const { s, ended } = relaying();
+    ended('error', 'c.1', 0, 800);
+    s.fromServer('226 done\r\n');
+    assert.match(s.last.sent('client'), /^426 /);
+    assert.equal(accounting(s)?.result, 'failed');
+    assert.equal(accounting(s)?.bytes, 800);
+  });
+
+  it('ABOR while relaying: the relay is stopped, its counts accounted, both replies in order', () => {
+    const { s, ended } = relaying();
+    abortTransfer(s);
+    ended('stopped', null, 0, 300);
+    assert.equal(accounting(s)?.bytes, 300);
+    s.fromServer('426 Transfer aborted\r\n226 Abort successful\r\n');
+    assert.equal(s.last.sent('client'), '426 Transfer aborted\r\n226 Abort successful\r\n');
+  });
+
+  it('the session is not idle while its data is relayed; a relay idle timeout fails the transfer', () => {
+    const { s, ended } = relaying('RETR big', { timeout: 10_000 });
+    s.now += 20_000;
+    s.ev({ type: 'timer', timer: 'idle' });
+    assert.equal(s.last.sent('client'), '', 'no 421 while the relay runs');
+    assert.deepEqual(s.last.of('setTimer'), [{ type: 'setTimer', timer: 'idle', ms: 10_000 }]);
+    ended('idle', null, 0, 10);
+    assert.ok(s.last.of('log').some((x) => x.category === 'ftp.violation' && /idle/.test(x.msg)));
+    s.fromServer('226 done\r\n');
+    assert.match(s.last.sent('client'), /^426 /);
+  });
+
+  it('a relay the driver declines (no relayStarted): the channel keeps copying', () => {
+    const { s, ds } = relaying('RETR f', {}, false);
+    relayDownload(s, ds, 'c.1', 'still copied');
   });
 });

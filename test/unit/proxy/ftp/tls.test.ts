@@ -133,6 +133,7 @@ describe('ftp core: FTPS (tls.mode inspect)', () => {
     assert.deepEqual(s.last.of('send'), []);
     s.ev({ type: 'tls', stream: 'cd1', ok: true, info: info({ verify: null }) });
     assert.equal(s.last.sent('cd1'), 'file bytes');
+    assert.deepEqual(s.all.of('relay'), [], 'protected data is never offered to the native relay');
     s.ev({ type: 'end', stream: connect.stream });
     s.ev({ type: 'closed', stream: connect.stream });
     s.fromServer('226 Transfer complete.\r\n');
