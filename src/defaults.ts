@@ -52,6 +52,7 @@ export const DEFAULTS = deepFreeze({
   idleTimeoutMs: 600_000, // Zorp plug `timeout` 600000 ms
   failoverStateTimeoutMs: 60_000, // Zorp StateBasedChainer timeout_state
   relayBufferBytes: 64 * 1024, // per direction before reading pauses (backpressure)
+  httpBodyRelayMinBytes: 256 * 1024, // a response body with this much still to come goes to the native relay
   closeFlushTimeoutMs: 30_000, // a closing stream's peer gets this long to take our last bytes, then a reset
   forgePortRandomMin: 1024, // forge_port random draws from here up: outside the well-known range, as Zorp
   forgePortRandomMax: 65535,

@@ -41,6 +41,8 @@ interface RawAddon {
     initAB: Uint8Array | null,
     initBA: Uint8Array | null,
     onEnd: RelayEndCallback,
+    /** A one-way body relay of A's next `limit` bytes to B (tzorp_relay.c); the caller keeps its sockets. */
+    limit?: number,
   ): number;
   relayConnect(
     clientFd: number,
@@ -77,7 +79,7 @@ export type RelayCounts = [number, number, number, number];
  * not an end) or ends with 'connectFailed' (errno; the client's descriptor is the caller's again). */
 export type RelayEndCallback = (
   slot: number,
-  reason: 'closed' | 'idle' | 'error' | 'connected' | 'connectFailed',
+  reason: 'closed' | 'idle' | 'error' | 'connected' | 'connectFailed' | 'done',
   by: number,
   errno: number,
   counts: RelayCounts,

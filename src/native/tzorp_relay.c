@@ -65,8 +65,8 @@
 #define MAX_WAIT_MS 1000
 
 enum { ACTIVE = 0, ENDED = 1, CONNECTING = 2 };
-enum { R_CLOSED = 0, R_IDLE = 1, R_ERROR = 2, R_STOPPED = 3, R_CONNECT_FAILED = 4, R_CONNECTED = 5 };
-static const char *const REASONS[] = {"closed", "idle", "error", "stopped", "connectFailed", "connected"};
+enum { R_CLOSED = 0, R_IDLE = 1, R_ERROR = 2, R_STOPPED = 3, R_CONNECT_FAILED = 4, R_CONNECTED = 5, R_DONE = 6 };
+static const char *const REASONS[] = {"closed", "idle", "error", "stopped", "connectFailed", "connected", "done"};
 
 #ifndef SO_MARK
 #define SO_MARK 36
@@ -97,6 +97,11 @@ typedef struct relay {
   int64_t idle_ms, last;
   int64_t connect_deadline;  // CONNECTING: when the connect gives up (ETIMEDOUT)
   int returned_fd;           // connectFailed: the client's descriptor, JavaScript's again
+  // One-way body relay (relayStart's `limit`): only direction 0 moves, exactly `left` more bytes are
+  // read from fd[0]; then it ends "done". The caller keeps its own descriptors (and its sockets): the
+  // end closes only the dups, never shuts a socket down.
+  bool oneway;
+  double left;
   int reason, by, err;
   struct relay *prev, *next;  // the active list (idle scan)
   struct relay *dead_next;
@@ -250,6 +255,7 @@ static void post_report(report *rep) {
 // Move what can move in direction d (fd[d] -> fd[1 - d]) until a socket would block. Returns false
 // when the relay ended (error), true otherwise. `t` is the batch's clock.
 static bool pump(relay *r, int d, int64_t t) {
+  if (r->oneway && d == 1) return true;
   int src = r->fd[d], dst = r->fd[1 - d];
   for (;;) {
     while (r->init_off[d] < r->init_len[d]) {
@@ -275,6 +281,14 @@ static bool pump(relay *r, int d, int64_t t) {
       r->last = t;
     }
     if (r->pipe_r[d] >= 0) pipe_put(r, d, true);
+    if (r->oneway && r->left <= 0) {
+      end_relay(r, R_DONE, -1, 0, false);  // every byte of the body is through
+      return false;
+    }
+    if (r->eof[d] && r->oneway) {
+      end_relay(r, R_CLOSED, d, 0, false);  // the body ended early: the caller decides
+      return false;
+    }
     if (r->eof[d]) {
       if (!r->shut[d]) {
         r->shut[d] = true;
@@ -285,8 +299,11 @@ static bool pump(relay *r, int d, int64_t t) {
     }
     if (!r->bulk[d]) {
       static uint8_t buf[COPY_CHUNK];  // the relay thread's alone: only it pumps
-      ssize_t n = recv(src, buf, sizeof buf, MSG_DONTWAIT);
+      size_t want = sizeof buf;
+      if (r->oneway && r->left < (double)want) want = (size_t)r->left;
+      ssize_t n = recv(src, buf, want, MSG_DONTWAIT);
       if (n > 0) {
+        if (r->oneway) r->left -= (double)n;
         r->read_n[d] += (double)n;
         r->last = t;
         if (n == (ssize_t)sizeof buf) r->bulk[d] = true;
@@ -327,8 +344,11 @@ static bool pump(relay *r, int d, int64_t t) {
       end_relay(r, R_ERROR, d, errno, false);
       return false;
     }
-    ssize_t n = splice(src, NULL, r->pipe_w[d], NULL, SPLICE_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    size_t want = SPLICE_CHUNK;
+    if (r->oneway && r->left < (double)want) want = (size_t)r->left;
+    ssize_t n = splice(src, NULL, r->pipe_w[d], NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
     if (n > 0) {
+      if (r->oneway) r->left -= (double)n;
       r->in_pipe[d] += (size_t)n;
       r->read_n[d] += (double)n;
       r->last = t;
@@ -842,15 +862,23 @@ static napi_value activate(napi_env env, relay *r, int64_t due) {
   return out;
 }
 
-// relayStart(fdA, fdB, idleMs, initAB: Uint8Array|null, initBA: Uint8Array|null, onEnd) -> slot
+// relayStart(fdA, fdB, idleMs, initAB: Uint8Array|null, initBA: Uint8Array|null, onEnd[, limit]) -> slot
 // The descriptors are duplicated; the caller closes its own (destroys its sockets) after this returns.
 // `onEnd` is used by the first call only (one callback for the process).
+// With `limit` (>= 0): a one-way body relay. Only A -> B moves: initAB, then exactly `limit` bytes read
+// from A (initBA must be null). The caller keeps its descriptors and sockets (it must neither read A
+// nor write B meanwhile); the relay ends "done" once every byte is written to B, "closed" (by 0) when
+// A ends first, and closes only its dups: no FIN, no reset.
 static napi_value RelayStart(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 6) return tzorp_throw_type(env, "relayStart: 6 arguments expected");
-  int64_t fa, fb, idle;
+  int64_t fa, fb, idle, limit = -1;
+  napi_valuetype lt = napi_undefined;
+  if (argc >= 7) napi_typeof(env, argv[6], &lt);
+  if (lt != napi_undefined && (!get_i64(env, argv[6], &limit) || limit < 0))
+    return tzorp_throw_type(env, "relayStart: limit must be a non-negative integer");
   if (!get_i64(env, argv[0], &fa) || !get_i64(env, argv[1], &fb) || fa < 0 || fb < 0 || fa > INT32_MAX ||
       fb > INT32_MAX)
     return tzorp_throw_type(env, "relayStart: fds must be non-negative integers");
@@ -864,6 +892,15 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
     free(r);
     return tzorp_throw_type(env, "relayStart: initAB/initBA must be Uint8Array or null");
   }
+  if (limit >= 0 && r->init[1]) {
+    free(r->init[0]);
+    free(r->init[1]);
+    pthread_mutex_destroy(&r->rmu);
+    free(r);
+    return tzorp_throw_type(env, "relayStart: a one-way relay takes no initBA");
+  }
+  r->oneway = limit >= 0;
+  r->left = limit >= 0 ? (double)limit : 0;
   const char *failed = NULL;
   int err = 0;
   r->fd[0] = fcntl((int)fa, F_DUPFD_CLOEXEC, 0);
@@ -879,8 +916,9 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
     r->idle_ms = idle;
     r->last = now_ms();
     for (int i = 0; i < 2 && !failed; i++) {
-      struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                               .data.u64 = ((uint64_t)r->slot << 1) | (uint64_t)i};
+      // one-way: A is only read and B only written (B's own input is the caller's, unread here)
+      uint32_t want = !r->oneway ? EPOLLIN | EPOLLOUT | EPOLLRDHUP : i == 0 ? EPOLLIN | EPOLLRDHUP : EPOLLOUT;
+      struct epoll_event ev = {.events = want | EPOLLET, .data.u64 = ((uint64_t)r->slot << 1) | (uint64_t)i};
       if (epoll_ctl(ep, EPOLL_CTL_ADD, r->fd[i], &ev) < 0) failed = "epoll_ctl", err = errno;
     }
     if (failed) {

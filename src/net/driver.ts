@@ -30,10 +30,13 @@ import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './ad
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
 import {
+  type BodyRelayOwner,
+  bodyTakeOver,
   type NativeRelay,
   type NativeRelayEnd,
   type NativeRelayReason,
   nativeRelayDefault,
+  releaseBodySource,
   takeOver,
 } from './relay.ts';
 import { RouteError } from './router.ts';
@@ -176,8 +179,10 @@ interface Stream {
   closedSent: boolean;
   /** True for the routed server connection (the one in the summary). */
   routed: boolean;
-  /** Waiting to be handed to the native relay: not read meanwhile. */
+  /** Waiting to be handed to the native relay, or the source of a body relay: not read meanwhile. */
   handover: boolean;
+  /** The destination of a body relay: sends and a shutdown wait in `pending` until it ends. */
+  bodyHold: boolean;
   /** Takes the driver's listeners off the socket (before TLS is put on it). */
   detach: (() => void) | null;
   /** The stream is (or is becoming) a TLS session: never handed to the native relay. */
@@ -188,6 +193,21 @@ interface Stream {
   /** Under a TLS stream: the TCP socket the TLS session runs on (a reset goes to it: a TLS socket has
    * no TCP handle of its own). */
   transport: net.Socket | null;
+}
+
+/** A one-way body relay (after a `relayBody` command): `from`'s next `bytes` go to `to` natively. */
+interface BodyState {
+  from: Stream;
+  to: Stream;
+  bytes: number;
+  idleMs: number;
+  /** Waiting for `to`'s queued writes (started after the command batch). */
+  waiting: boolean;
+  /** The addon's relay once it runs. */
+  relay: NativeRelay | null;
+  /** Bytes Node had read from `from` (the relay wrote them first). */
+  buffered: number;
+  owner: BodyRelayOwner;
 }
 
 /** A stream pair the native relay copies (after a `relay` command). */
@@ -301,6 +321,8 @@ class Session extends SessionDone implements SessionHandle {
   /** A `relay` command waiting for the end of its command batch, then for the write queues to empty. */
   private handingOver: { a: Stream; b: Stream; idleMs: number; waiting: boolean } | null = null;
   private native: RelayState | null = null;
+  /** A body relay in progress (relayBody). */
+  private body: BodyState | null = null;
 
   /** The options without the accepted socket (a Stream holds it while it is ours: kept here, a
    * natively relayed session would keep the destroyed socket in memory). */
@@ -442,6 +464,7 @@ class Session extends SessionDone implements SessionHandle {
       this.feeding = null;
     }
     if (this.handingOver && !this.handingOver.waiting) this.waitForHandover();
+    if (this.body && !this.body.waiting) this.waitForBody();
     this.checkStalled();
   }
 
@@ -491,6 +514,7 @@ class Session extends SessionDone implements SessionHandle {
       reading: null,
       pending: [],
       pendingShutdown: false,
+      bodyHold: false,
       abort: null,
       error: undefined,
       closedSent: false,
@@ -660,20 +684,26 @@ class Session extends SessionDone implements SessionHandle {
           // new feeder stops now, after this one chunk.
           if (s.congested) this.updateReading();
         }
-        if (s.state === 'connecting') s.pending.push(c.data);
+        if (s.state === 'connecting' || s.bodyHold) s.pending.push(c.data);
         else this.write(s, c.data);
         return;
       }
       case 'shutdown': {
         const s = this.stream(c.stream, 'shutdown');
         if (s.state === 'native') throw bug(`shutdown of stream '${s.id}' that the native relay owns`);
-        if (s.state === 'connecting') s.pendingShutdown = true;
+        if (s.state === 'connecting' || s.bodyHold) s.pendingShutdown = true;
         else if (s.state === 'open') this.shutdown(s);
         return;
       }
       case 'close': {
         const s = this.stream(c.stream, 'close');
         if (s.state === 'closed' || s.state === 'closing') return;
+        const b = this.body;
+        if (b && (b.from === s || b.to === s)) {
+          // The core gave up on a stream of the body relay: it ends here (stopped), then the close.
+          const counts = this.settleBody(b, b.relay?.stop(false) ?? null);
+          this.feedBody(b, 'stopped', counts);
+        }
         if (s.state === 'native') {
           // The core ended the relay itself: it still learns the final counts (relayEnded, stopped).
           this.reportNativeEnd(this.stopNative(c.reset ?? false), 'stopped');
@@ -699,6 +729,9 @@ class Session extends SessionDone implements SessionHandle {
       }
       case 'connect':
         this.connect(c.stream, c.options);
+        return;
+      case 'relayBody':
+        this.relayBody(this.stream(c.from, 'relayBody'), this.stream(c.to, 'relayBody'), c.bytes, c.idleMs);
         return;
       case 'relay':
         this.relay(this.stream(c.a, 'relay'), this.stream(c.b, 'relay'), c.idleMs);
@@ -937,7 +970,14 @@ class Session extends SessionDone implements SessionHandle {
    * ClientHello after its inner core's commands, still go first). Declined silently (the core keeps
    * copying) when the native relay is off or a stream is not plainly open. */
   private relay(a: Stream, b: Stream, idleMs: number): void {
-    if (!(this.o.nativeRelay ?? nativeRelayDefault()) || this.handingOver || this.native || a === b) return;
+    if (
+      !(this.o.nativeRelay ?? nativeRelayDefault()) ||
+      this.handingOver ||
+      this.native ||
+      this.body ||
+      a === b
+    )
+      return;
     // a TLS stream's bytes must go through its TLS session: splicing its socket would relay ciphertext
     for (const s of [a, b]) if (s.state !== 'open' || !s.sock || s.tls) return;
     this.handingOver = { a, b, idleMs, waiting: false };
@@ -1190,6 +1230,121 @@ class Session extends SessionDone implements SessionHandle {
     return { n, counts };
   }
 
+  // --- body relays (relayBody) ------------------------------------------------------------------
+
+  /** A core's `relayBody`: `from` is not read from here on and sends to `to` wait; after the command
+   * batch and once `to` has nothing queued, the next `bytes` of `from` go to the native relay
+   * (src/net/relay.ts bodyTakeOver). Declined (answered at once) when the native relay is off, a
+   * relay runs already, or a stream is not plainly open (TLS: its bytes go through its session). */
+  private relayBody(from: Stream, to: Stream, bytes: number, idleMs: number): void {
+    const b: BodyState = {
+      from,
+      to,
+      bytes,
+      idleMs,
+      waiting: false,
+      relay: null,
+      buffered: 0,
+      owner: { bodyRelayEnded: (e) => this.bodyRelayEnded(b, e) },
+    };
+    const usable = (s: Stream) => s.state === 'open' && s.sock !== null && !s.tls;
+    if (
+      !(this.o.nativeRelay ?? nativeRelayDefault()) ||
+      this.body ||
+      this.handingOver ||
+      this.native ||
+      from === to ||
+      !(bytes > 0) ||
+      !usable(from) ||
+      !usable(to) ||
+      to.finSent
+    ) {
+      this.feedBody(b, 'declined', null);
+      return;
+    }
+    this.body = b;
+    from.handover = true;
+    to.bodyHold = true;
+    this.updateReading();
+  }
+
+  private waitForBody(): void {
+    const b = this.body!;
+    b.waiting = true;
+    const sock = b.to.sock;
+    if (sock && b.to.state === 'open' && sock.writableLength > 0) sock.write(EMPTY, () => this.startBody(b));
+    else this.startBody(b);
+  }
+
+  private startBody(b: BodyState): void {
+    if (this.body !== b || b.relay || this.ended) return;
+    const { from, to } = b;
+    const fsock = from.sock;
+    if (from.state === 'open' && to.state === 'open' && fsock && to.sock) {
+      // (its listeners come off: what Node buffered is taken out with read(), which emits 'data')
+      from.detach?.();
+      from.detach = null;
+      const t = bodyTakeOver(fsock, to.sock, b.bytes, b.idleMs, b.owner);
+      if (t) {
+        b.relay = t.relay;
+        b.buffered = t.buffered;
+        this.log('core.debug', 'debug', 'Body handed to the native relay', {
+          from: from.id,
+          to: to.id,
+          bytes: b.bytes,
+          buffered: t.buffered,
+        });
+        return;
+      }
+    }
+    this.feedBody(b, 'declined', this.settleBody(b, null));
+  }
+
+  /** The body relay is over (or never ran): `from` is read again (its listeners back), what waited
+   * for `to` goes, the counts become the session's. Returns the final counts. */
+  private settleBody(b: BodyState, counts: RelayCounts | null): RelayCounts | null {
+    if (this.body === b) this.body = null;
+    const { from, to } = b;
+    from.handover = false;
+    to.bodyHold = false;
+    if (counts) {
+      this.count(from, 'in', b.buffered + counts[0]);
+      this.count(to, 'out', counts[3]);
+    }
+    if (from.sock && from.state === 'open') {
+      releaseBodySource(from.sock);
+      if (!from.detach) this.attach(from, from.sock);
+    }
+    if (to.sock && to.state === 'open') {
+      for (const d of to.pending) this.write(to, d);
+      if (to.pendingShutdown) this.shutdown(to);
+    }
+    to.pending = [];
+    to.pendingShutdown = false;
+    this.updateReading();
+    return counts;
+  }
+
+  private feedBody(b: BodyState, reason: BodyReason, counts: RelayCounts | null, error?: string): void {
+    const ev: ProxyEvent = {
+      type: 'bodyRelayed',
+      now: this.now(),
+      from: b.from.id,
+      to: b.to.id,
+      reason,
+      read: counts ? b.buffered + counts[0] : 0,
+      written: counts ? counts[3] : 0,
+    };
+    if (error !== undefined) ev.error = error;
+    this.feed(ev);
+  }
+
+  /** The addon's report of a body relay. */
+  private bodyRelayEnded(b: BodyState, e: Parameters<BodyRelayOwner['bodyRelayEnded']>[0]): void {
+    if (this.ended || this.body !== b) return;
+    this.feedBody(b, e.reason, this.settleBody(b, e.counts), e.error);
+  }
+
   /** Bytes so far, the native relay's included. */
   private liveBytes(): SessionBytes {
     const b = { ...this.bytes };
@@ -1200,6 +1355,12 @@ class Session extends SessionDone implements SessionHandle {
       this.count(n.a, 'out', c[1], b);
       this.count(n.b, 'in', c[2], b);
       this.count(n.b, 'out', c[3], b);
+    }
+    const body = this.body;
+    const bc = body?.relay?.counts();
+    if (body && bc) {
+      this.count(body.from, 'in', body.buffered + bc[0], b);
+      this.count(body.to, 'out', bc[3], b);
     }
     return b;
   }
@@ -1229,6 +1390,7 @@ class Session extends SessionDone implements SessionHandle {
     this.timers = null;
     for (const l of this.listeners.values()) this.closeListener(l, false);
     if (this.native) this.stopNative(reset);
+    if (this.body) this.settleBody(this.body, this.body.relay?.stop(false) ?? null);
     for (const s of this.streams.values()) {
       if (s.state === 'connecting') s.abort?.abort();
       else if (s.sock && s.state !== 'closed') {
@@ -1265,6 +1427,8 @@ class Session extends SessionDone implements SessionHandle {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+type BodyReason = Extract<ProxyEvent, { type: 'bodyRelayed' }>['reason'];
 
 /** A failed server connect, logged (the policy line for limit_target_zones_to, then the failure):
  * its message, the target it names (the last one a chain tried, or `explicit`), and the denial when

@@ -22,6 +22,10 @@ import { addonAddr, formatAddr } from './addr.ts';
 
 export type NativeRelayReason = 'closed' | 'idle' | 'error';
 
+/** How a one-way body relay ended: 'done' (every byte through), or as a relay ('closed': the source
+ * ended first). */
+export type BodyRelayReason = NativeRelayReason | 'done';
+
 export interface NativeRelayEnd {
   reason: NativeRelayReason;
   /** The side that closed (EOF) or failed first: 0 = a, 1 = b, null = neither (idle). */
@@ -53,6 +57,16 @@ export interface RelayOwner {
   relayEnded(end: NativeRelayEnd): void;
 }
 
+/** Who learns how a body relay ended (bodyTakeOver). */
+export interface BodyRelayOwner {
+  bodyRelayEnded(end: {
+    reason: BodyRelayReason;
+    by: 0 | 1 | null;
+    error?: string;
+    counts: RelayCounts;
+  }): void;
+}
+
 /** The owner of a relay made by connectRelay: it first learns how the connect went. */
 export interface ConnectingRelayOwner extends RelayOwner {
   /** Connected; the relay runs. `local` is the server socket's own address. */
@@ -63,10 +77,24 @@ export interface ConnectingRelayOwner extends RelayOwner {
 }
 
 const waiting = new Map<number, RelayOwner>();
+/** Body relays (bodyTakeOver) by slot: their owners hear bodyRelayEnded. */
+const waitingBody = new Map<number, BodyRelayOwner>();
 
 /** The addon's one callback for every relay (the first relayStart, relayConnect or acceptStart
  * registers it for the process). */
 export const onRelayEnd: RelayEndCallback = (slot, reason, by, errno, counts, localHost, localPort) => {
+  const body = waitingBody.get(slot);
+  if (body) {
+    waitingBody.delete(slot);
+    const end: Parameters<BodyRelayOwner['bodyRelayEnded']>[0] = {
+      reason: reason === 'done' ? 'done' : (reason as NativeRelayReason),
+      by: by === 0 ? 0 : by === 1 ? 1 : null,
+      counts,
+    };
+    if (reason === 'error') end.error = errnoName(errno);
+    body.bodyRelayEnded(end);
+    return;
+  }
   const f = waiting.get(slot);
   if (reason === 'connected') {
     (f as ConnectingRelayOwner | undefined)?.relayConnected(
@@ -79,6 +107,7 @@ export const onRelayEnd: RelayEndCallback = (slot, reason, by, errno, counts, lo
     (f as ConnectingRelayOwner | undefined)?.relayConnectFailed(errnoName(errno));
     return;
   }
+  if (reason === 'done') return; // (only body relays end so)
   const end: NativeRelayEnd = { reason, by: by === 0 ? 0 : by === 1 ? 1 : null, counts };
   if (reason === 'error') end.error = errnoName(errno);
   f?.relayEnded(end);
@@ -142,6 +171,7 @@ interface Handle {
   fd?: number;
   reading?: boolean;
   readStop?: () => number;
+  readStart?: () => number;
 }
 
 function handleOf(sock: net.Socket): Handle | null {
@@ -212,6 +242,7 @@ class AddonRelay implements NativeRelay {
 
   stop(reset: boolean): RelayCounts {
     waiting.delete(this.slot);
+    waitingBody.delete(this.slot);
     return this.addon.relayStop(this.slot, reset) ?? this.addon.relayCounts(this.slot) ?? [0, 0, 0, 0];
   }
 }
@@ -229,4 +260,65 @@ function drain(sock: net.Socket): Buffer | null {
   }
   if (chunks.length === 0) return null;
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+export interface BodyTakeOver {
+  relay: NativeRelay;
+  /** Bytes Node had read from `from` already (the relay writes them first); counted in `bytes`. */
+  buffered: number;
+}
+
+/**
+ * A one-way body relay: the next `bytes` bytes of `from` go to `to` on the addon's thread, and both
+ * sockets stay the caller's (unlike takeOver nothing is destroyed). The caller has taken its listeners
+ * off `from` and must neither read `from` nor write `to` until `owner.bodyRelayEnded` (or stop());
+ * `to` must have nothing queued. What Node had already read from `from` goes first (and beyond
+ * `bytes` is put back). Null when the addon is missing or declines: then `from` is as it was
+ * (unread bytes put back, not reading).
+ *
+ * libuv must not read `from` meanwhile: its read is stopped, and the handle is marked as reading so
+ * that Node's own read-ahead (Socket._read) does not start it again; releaseBodySource undoes that.
+ */
+export function bodyTakeOver(
+  from: net.Socket,
+  to: net.Socket,
+  bytes: number,
+  idleMs: number,
+  owner: BodyRelayOwner,
+): BodyTakeOver | null {
+  const addon = relayAddon();
+  const hf = handleOf(from);
+  const ht = handleOf(to);
+  if (!addon || !hf || !ht || !writesFlushed(to) || bytes <= 0) return null;
+  hf.readStop?.();
+  hf.reading = true;
+  let buf = drain(from);
+  hf.readStop?.();
+  if (buf && buf.length >= bytes) {
+    // (everything is here already: nothing to relay)
+    from.unshift(buf);
+    releaseBodySource(from);
+    return null;
+  }
+  let slot: number;
+  try {
+    slot = addon.relayStart(hf.fd!, ht.fd!, idleMs, buf, null, onRelayEnd, bytes - (buf?.length ?? 0));
+  } catch {
+    if (buf) from.unshift(buf);
+    buf = null;
+    releaseBodySource(from);
+    return null;
+  }
+  waitingBody.set(slot, owner);
+  return { relay: new AddonRelay(addon, slot), buffered: buf?.length ?? 0 };
+}
+
+/** After a body relay: libuv reads `from` again. Started here, not left to Node: its Readable may
+ * still count a read as under way (it called _read, and the bytes went to the relay instead), and then
+ * it would never call _read again. */
+export function releaseBodySource(from: net.Socket): void {
+  const h = handleOf(from);
+  if (!h) return;
+  h.reading = true;
+  if (h.readStart && h.readStart() !== 0) h.reading = false;
 }

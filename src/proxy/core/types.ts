@@ -62,6 +62,20 @@ export type ProxyEvent =
       error?: string;
       bytes: Record<StreamId, { read: number; written: number }>;
     }
+  /** The answer to `relayBody`. `read` bytes were taken from `from` (the core's reader skips them)
+   * and `written` reached `to`. done: all of them; declined: none, the core reads `from` as before;
+   * closed: `from` ended first (its 'end' event follows); error / idle: the relay failed (the core
+   * gives up on both streams); stopped: the core closed one of them meanwhile. */
+  | {
+      type: 'bodyRelayed';
+      now: number;
+      from: StreamId;
+      to: StreamId;
+      reason: 'done' | 'declined' | 'closed' | 'error' | 'idle' | 'stopped';
+      read: number;
+      written: number;
+      error?: string;
+    }
   /** A `startTls` finished: from now on the stream's data/end/closed events are the plaintext of the
    * TLS session (ok), or the handshake failed and the stream is closed (a `closed` event follows). */
   | {
@@ -162,6 +176,10 @@ export type ProxyCommand =
    * `relayStarted`) or decline silently. The core sends nothing more to a or b itself afterwards; a
    * `close` of either ends the relay. Issued when the core's own buffers toward a and b are sent. */
   | { type: 'relay'; a: StreamId; b: StreamId; idleMs: number }
+  /** The next `bytes` bytes of `from` only go to `to` (a body of known length): the driver may copy
+   * them natively. Exactly one `bodyRelayed` answers; until then no data event comes from `from`
+   * and sends to `to` wait (they go after the relayed bytes). Both streams stay the core's. */
+  | { type: 'relayBody'; from: StreamId; to: StreamId; bytes: number; idleMs: number }
   /** Put TLS on an open stream (inspect mode): its socket is taken out of the session until the handshake
    * is done; sends meanwhile are queued; a `tls` event tells how it went. */
   | { type: 'startTls'; stream: StreamId; side: TlsSide; endpoint: TlsEndpoint }

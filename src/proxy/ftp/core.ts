@@ -305,6 +305,8 @@ export class FtpCore implements ProxyCore {
           }
         }
         break;
+      case 'bodyRelayed': // (FTP asks for no body relay)
+        break;
       case 'tls':
         if (ev.stream === CLIENT || ev.stream === SERVER) this.onControlTls(ev);
         else this.channelFor(ev.stream)?.tls(ev.stream, ev.ok, ev.detail ?? ev.reason ?? null, ev.info);

@@ -124,6 +124,11 @@ export class HttpCore implements ProxyCore {
   /** A tunnel copied by the native relay (after relayStarted): its idle timeout, half-close and byte
    * counts are the relay's until relayEnded. */
   private nativeTunnel = false;
+  /** A response body on the native relay (relayBody), until its bodyRelayed. */
+  private bodyRelay: Tx | null = null;
+  /** The transaction whose body relay was answered: asked once per response (after 'declined' or
+   * an early end the rest is read here). */
+  private bodyRelayAnswered: Tx | null = null;
   private clientPaused = false;
   private conn: Conn = { state: 'idle' };
   private requests = 0;
@@ -312,6 +317,9 @@ export class HttpCore implements ProxyCore {
         this.log('http.info', 'info', 'Session aborted', { reason: ev.reason });
         this.end(this.verdict, ev.reason);
         return;
+      case 'bodyRelayed':
+        this.onBodyRelayed(ev);
+        return;
       case 'data':
       case 'end':
       case 'closed':
@@ -365,6 +373,11 @@ export class HttpCore implements ProxyCore {
 
   private onTimer(timer: string): void {
     if (timer === 'idle' && this.nativeTunnel) return; // (stale: the native relay keeps the idle timeout)
+    if (timer === 'idle' && this.bodyRelay) {
+      // (the native relay moves a body this core does not see, and keeps the idle timeout for it)
+      this.emit({ type: 'setTimer', timer: 'idle', ms: this.opts.idleTimeoutMs });
+      return;
+    }
     if (timer === 'idle') {
       const left = this.opts.idleTimeoutMs - (this.now - this.lastActivity);
       if (left > 0) {
@@ -505,6 +518,7 @@ export class HttpCore implements ProxyCore {
     const tx = this.tx;
     switch (item.type) {
       case 'need':
+        if (tx) this.maybeRelayBody(tx);
         return false;
       case 'eof':
         // Clean close between responses: forget this connection; the next request reconnects.
@@ -527,7 +541,10 @@ export class HttpCore implements ProxyCore {
         const { data, next } = this.drainBody(this.server, item.data);
         tx.bytesToClient += data.length;
         this.send('client', tx.chunkToClient ? chunkBytes(data) : data);
-        if (next === null) return true;
+        if (next === null) {
+          this.maybeRelayBody(tx);
+          return true;
+        }
         if (next.type !== 'end') throw bug(`reader returned ${next.type} inside a response`);
         return this.endResponse(tx);
       }
@@ -535,6 +552,45 @@ export class HttpCore implements ProxyCore {
         if (!tx) throw bug('response end without a transaction');
         return this.endResponse(tx);
     }
+  }
+
+  /** A response body of known length, passed on as it is (not re-chunked), with at least
+   * DEFAULTS.httpBodyRelayMinBytes still to come and nothing buffered: the rest goes from the server
+   * to the client on the native relay (the driver may decline: bodyRelayed 'declined'). */
+  private maybeRelayBody(tx: Tx): void {
+    if (this.bodyRelay || tx === this.bodyRelayAnswered || tx.chunkToClient || !tx.respHeadSent) return;
+    if (this.serverState !== 'open') return;
+    const left = this.server.bodyLeft;
+    if (left < DEFAULTS.httpBodyRelayMinBytes) return;
+    this.bodyRelay = tx;
+    this.emit({
+      type: 'relayBody',
+      from: 'server',
+      to: 'client',
+      bytes: left,
+      idleMs: this.opts.idleTimeoutMs,
+    });
+  }
+
+  /** The body relay's answer: its bytes are the response's (the reader skips them), then on as before.
+   * The source ending early is seen by the reader at the 'end' event that follows; a failed or idle
+   * relay ends the session (as a failed socket would in JavaScript). */
+  private onBodyRelayed(ev: Extract<ProxyEvent, { type: 'bodyRelayed' }>): void {
+    const tx = this.bodyRelay;
+    if (!tx) return;
+    this.bodyRelay = null;
+    if (ev.reason !== 'idle') this.lastActivity = ev.now;
+    tx.bytesToClient += ev.written;
+    if (ev.reason === 'error' || ev.reason === 'idle') {
+      // (the reader is not told: the session ends here)
+      if (ev.reason === 'idle') this.log('http.error', 'info', 'Idle timeout', {});
+      else this.log('http.error', 'warn', 'Response body relay failed', { error: ev.error ?? 'error' });
+      this.end(this.verdict, ev.reason === 'idle' ? 'idle timeout' : `body relay: ${ev.error ?? 'error'}`);
+      return;
+    }
+    this.bodyRelayAnswered = tx;
+    this.server.skipBody(ev.read);
+    if (ev.reason !== 'stopped') this.pump();
   }
 
   /** The response (or an interim one) was read to its end. */

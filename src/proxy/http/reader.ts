@@ -9,7 +9,7 @@
 // The reader never needs the whole message: it decides from complete lines only, so the items and the
 // error it produces do not depend on how the input was split (the fuzz test checks exactly that).
 import { DEFAULTS } from '../../defaults.ts';
-import { ProtocolError } from '../../errors.ts';
+import { bug, ProtocolError } from '../../errors.ts';
 import { StickyFailure } from '../core/state.ts';
 import { isFieldValue, isToken, isVisibleAscii, quotedStringLength, splitList, trimOws } from './syntax.ts';
 import { parseAuthority } from './url.ts';
@@ -145,6 +145,22 @@ export class HttpReader {
   /** True between messages with nothing buffered (a clean place to close a keep-alive connection). */
   get idle(): boolean {
     return this.state === 'start' && this.startLine === null && this.end === this.start;
+  }
+
+  /** A body of known length in progress with nothing buffered: how much of it is still to come (it
+   * may be relayed past this reader: skipBody). Otherwise 0. */
+  get bodyLeft(): number {
+    return this.state === 'body-length' && this.end === this.start && !this.eof ? this.remaining : 0;
+  }
+
+  /** `n` bytes of the body (at most bodyLeft, nothing buffered) went past this reader (a native
+   * body relay): it goes on after them. */
+  skipBody(n: number): void {
+    if (n === 0) return;
+    if (this.state !== 'body-length' || this.end !== this.start || n > this.remaining)
+      throw bug(`skipBody(${n}) in state ${this.state} with ${this.remaining} left`);
+    this.remaining -= n;
+    if (this.remaining === 0) this.state = 'done';
   }
 
   /** Response reader: a request with this method was sent; its response comes after earlier ones. */

@@ -278,6 +278,7 @@ export class PlugCore implements ProxyCore {
       case 'accepted':
       case 'relayStarted': // (only while relaying: handled there)
       case 'relayEnded':
+      case 'bodyRelayed': // (plug asks for no body relay)
       case 'tls': // the TLS layer in front (tls/inspect-gate.ts) keeps its own events
         // The driver's backpressure needs nothing from us; plug opens no listeners.
         return;

@@ -130,6 +130,7 @@ export abstract class TlsHelloGate implements ProxyCore {
       case 'accepted':
       case 'relayStarted': // (no relay is asked for before the hello is decided)
       case 'relayEnded':
+      case 'bodyRelayed':
       case 'tls': // passthrough starts no TLS of its own
         break; // nothing is connected or listening before the hello is decided
       default:
