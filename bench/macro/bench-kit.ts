@@ -52,6 +52,7 @@ http {
   server {
     ${listen}
     location / { return 200 'ok\\n'; }
+    location = /blob.bin { root ${dir}/www; }
   }
 }
 `;

@@ -3,17 +3,20 @@
 // three intercepting with TPROXY and each pinned to the same single CPU (taskset -c 1), so requests
 // per second are per core for all of them. Kernel forwarding is the baseline. Needs root.
 //
-//   node --import tsx bench/macro/http.bench.ts [--seconds 5] [--rounds 3] [--native-relay 0|1] [--json]
+//   node --import tsx bench/macro/http.bench.ts [--seconds 5] [--rounds 3] [--native-relay 0|1]
+//     [--body-kib N] [--json]
 //
-// --native-relay 0 runs tzorp with TZORP_NATIVE_RELAY=0 (default 1). The HTTP core issues no `relay`
-// command yet (CONNECT/Upgrade tunnels and bodies of known length are where it would), so today both
-// settings measure the same path; the switch is here so the comparison is one flag once it does.
+// --native-relay 0 runs tzorp with TZORP_NATIVE_RELAY=0 (default 1): response bodies of known length
+// from 256 KiB on go through the native relay when it is on (docs/http.md). --body-kib N makes every
+// request fetch a static file of N KiB (Content-Length) instead of nginx's `ok`; the table then
+// also shows MB/s.
 //
 // Server addresses: .2 forwarded by the kernel, .3 diverted to tzorp, .4 to HAProxy (`mode http`,
 // `bind ... transparent`, `server 0.0.0.0` = the original destination, nbthread 1), .5 to Squid
 // (`http_port ... tproxy`, workers 1, no cache). nginx answers `ok`. wrk measures requests per second
 // and mean latency with keep-alive (16 connections) and with a new connection per request
 // (`Connection: close`). Numbers compare within one run only.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +36,8 @@ const SECONDS = arg('seconds', 5);
 const ROUNDS = arg('rounds', 3);
 const JSON_OUT = process.argv.includes('--json');
 const NATIVE_RELAY = arg('native-relay', 1);
+const BODY_KIB = arg('body-kib', 0);
+const PATH = BODY_KIB > 0 ? '/blob.bin' : '/';
 const TZ_NAME = `tzorp http (native relay ${NATIVE_RELAY ? 'on' : 'off'})`;
 const MARK = '0x80000000';
 const HERE = 'bench/macro';
@@ -106,6 +111,10 @@ try {
   await tproxyLab(lab, ruleset, MARK);
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
   writeFileSync(join(dir, 'squid.conf'), squidCfg(dir));
+  if (BODY_KIB > 0) {
+    mkdirSync(join(dir, 'www'), { recursive: true });
+    writeFileSync(join(dir, 'www', 'blob.bin'), randomBytes(BODY_KIB * 1024));
+  }
   startNginx(lab, dir, 2);
   const tz = lab.spawn(
     'fw',
@@ -147,7 +156,7 @@ try {
       '-c16',
       `-d${SECONDS}s`,
       ...(close ? ['-H', 'Connection: close'] : []),
-      `http://${host}/`,
+      `http://${host}${PATH}`,
     ];
     const r = await lab.exec('client', args, { timeoutMs: (SECONDS + 30) * 1000 });
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0);
@@ -197,9 +206,14 @@ try {
       keepAlive: tzr.rpsKeepAlive / r.rpsKeepAlive,
       newConnection: tzr.rpsClose / r.rpsClose,
     }));
-  if (JSON_OUT) console.log(JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, results, ratios }, null, 2));
+  if (JSON_OUT)
+    console.log(
+      JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, bodyKiB: BODY_KIB, results, ratios }, null, 2),
+    );
   else {
-    console.log(`HTTP proxies, 1 CPU each, wrk -t1 -c16, ${SECONDS}s x ${ROUNDS} rounds (medians)`);
+    console.log(
+      `HTTP proxies, 1 CPU each, wrk -t1 -c16, ${SECONDS}s x ${ROUNDS} rounds (medians), ${BODY_KIB > 0 ? `bodies of ${BODY_KIB} KiB` : "nginx's `ok`"}`,
+    );
     console.log(
       'path                              req/s keep-alive  latency ms  req/s new conn  latency ms  cpu (ka)',
     );
@@ -208,6 +222,11 @@ try {
         `${r.path.padEnd(34)}${r.rpsKeepAlive.toFixed(0).padStart(16)}${r.latencyKeepAliveMs.toFixed(2).padStart(12)}${r.rpsClose.toFixed(0).padStart(16)}${r.latencyCloseMs.toFixed(2).padStart(12)}${r.cpuKeepAlive === null ? '           -' : r.cpuKeepAlive.toFixed(2).padStart(10)}`,
       );
     }
+    if (BODY_KIB > 0)
+      for (const r of results)
+        console.log(
+          `${r.path.padEnd(34)}MB/s keep-alive ${((r.rpsKeepAlive * BODY_KIB * 1024) / 1e6).toFixed(0)}, new conn ${((r.rpsClose * BODY_KIB * 1024) / 1e6).toFixed(0)}`,
+        );
     for (const q of ratios)
       console.log(
         `tzorp / ${q.vs}: keep-alive ${q.keepAlive.toFixed(2)}, new connection ${q.newConnection.toFixed(2)}`,

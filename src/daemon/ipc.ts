@@ -89,6 +89,8 @@ export interface WorkerResources {
   pid: number;
   /** Open file descriptors (/proc/self/fd). */
   fds: number;
+  /** Of those, the native relay's idle pipes kept for reuse (bounded: at most 128). */
+  relayPoolFds: number;
   /** process.getActiveResourcesInfo() by type (TCPSocketWrap, Timeout, ...). */
   handles: Record<string, number>;
   rssBytes: number;

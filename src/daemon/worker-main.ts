@@ -12,7 +12,7 @@ import { closeFd, errnoName, getMark, socketFd } from '../native/index.ts';
 import { acceptNative, type NativeAcceptor, type NativeConn, socketOfFd } from '../net/accept.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import { nativePlugEligible, runNativePlug } from '../net/native-plug.ts';
-import { nativeRelayDefault } from '../net/relay.ts';
+import { nativeRelayDefault, nativeRelayPoolFds } from '../net/relay.ts';
 import type { Policy, ProxyService } from '../policy/index.ts';
 import type { PlugOptions } from '../proxy/plug/options.ts';
 import { LocalSlots } from './admission.ts';
@@ -404,6 +404,7 @@ function resources(): WorkerResources {
     worker: workerIndex,
     pid: process.pid,
     fds,
+    relayPoolFds: nativeRelayPoolFds(),
     handles,
     rssBytes: m.rss,
     heapUsedBytes: m.heapUsed,

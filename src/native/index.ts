@@ -58,6 +58,7 @@ interface RawAddon {
   relayStop(slot: number, reset: boolean): RelayCounts | null;
   relayCounts(slot: number): RelayCounts | null;
   relayActive(): number;
+  relayPoolFds(): number;
   raiseNofile(): { soft: number; hard: number };
   // tzorp_nflog.c
   nflogOpen(group: number, copyBytes: number): number;
@@ -269,7 +270,14 @@ function fmt(host: string, port: number): string {
 /** The native relay calls of tzorp_relay.c (used by src/net/relay.ts), or null without the addon. */
 export function relayAddon(): Pick<
   RawAddon,
-  'relayStart' | 'relayStop' | 'relayCounts' | 'relayActive' | 'relayConnect' | 'acceptStart' | 'acceptStop'
+  | 'relayStart'
+  | 'relayStop'
+  | 'relayCounts'
+  | 'relayActive'
+  | 'relayPoolFds'
+  | 'relayConnect'
+  | 'acceptStart'
+  | 'acceptStop'
 > | null {
   try {
     return load();

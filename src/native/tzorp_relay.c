@@ -1214,6 +1214,14 @@ static napi_value RelayActive(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// relayPoolFds() -> descriptors of the idle pipes kept for reuse (at most 2 * PIPE_POOL_MAX): counted
+// in the process's descriptors, but not held by any relay (resource reports tell them apart).
+static napi_value RelayPoolFds(napi_env env, napi_callback_info info) {
+  napi_value out;
+  napi_create_uint32(env, 2 * (uint32_t)__atomic_load_n(&npool, __ATOMIC_RELAXED), &out);
+  return out;
+}
+
 // raiseNofile() -> { soft, hard } after raising the soft RLIMIT_NOFILE to the hard limit.
 static napi_value RaiseNofile(napi_env env, napi_callback_info info) {
   struct rlimit rl;
@@ -1235,6 +1243,7 @@ static napi_value RaiseNofile(napi_env env, napi_callback_info info) {
 void tzorp_relay_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"relayStart", NULL, RelayStart, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayPoolFds", NULL, RelayPoolFds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayConnect", NULL, RelayConnect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"acceptStart", NULL, AcceptStart, NULL, NULL, NULL, napi_enumerable, NULL},
       {"acceptStop", NULL, AcceptStop, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -157,6 +157,11 @@ export function nativeRelayDefault(): boolean {
 // new-connection profile).
 const NATIVE_RELAY_DEFAULT = process.env.TZORP_NATIVE_RELAY !== '0';
 
+/** Descriptors of the native relay's idle pipes kept for reuse (0 without the addon). */
+export function nativeRelayPoolFds(): number {
+  return relayAddon()?.relayPoolFds?.() ?? 0;
+}
+
 /** True when the addon with the relay is built and loads. */
 export function nativeRelayAvailable(): boolean {
   return relayAddon() !== null;

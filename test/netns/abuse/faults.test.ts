@@ -50,7 +50,7 @@ interface Totals {
 function totals(st: StatusResult): Totals {
   const t: Totals = { fds: 0, handles: {}, rssMiB: 0, sessions: 0 };
   for (const w of st.workerResources ?? []) {
-    t.fds += w.fds;
+    t.fds += w.fds - (w.relayPoolFds ?? 0); // (the relay's pipe pool is bounded, not a leak)
     t.rssMiB += w.rssBytes / 2 ** 20;
     t.sessions += w.sessions;
     for (const [k, v] of Object.entries(w.handles)) t.handles[k] = (t.handles[k] ?? 0) + v;

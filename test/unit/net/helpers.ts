@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { openListener } from '../../../src/net/index.ts';
 import type { ProxyService } from '../../../src/policy/model.ts';
+import type { CoreFactory, ProxyEvent } from '../../../src/proxy/core/types.ts';
 
 /** A server that runs `onConn` for each connection; resolves with its port and a close function. */
 export async function tcpServer(
@@ -117,6 +118,19 @@ export function boundPort(fd: number): number {
     }
   }
   throw new assert.AssertionError({ message: `no port for fd ${fd}` });
+}
+
+/** `createCore`'s cores, each showing the test every event before it handles it. */
+export function watchedCores(createCore: CoreFactory, watch: (ev: ProxyEvent) => void): CoreFactory {
+  return (ctx) => {
+    const core = createCore(ctx);
+    const handle = core.handle.bind(core);
+    core.handle = (ev: ProxyEvent) => {
+      watch(ev);
+      return handle(ev);
+    };
+    return core;
+  };
 }
 
 /** A plain (not transparent) listener on 127.0.0.1, any port, for sessions run by the test. */

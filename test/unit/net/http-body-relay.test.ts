@@ -10,10 +10,9 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import { DEFAULTS } from '../../../src/defaults.ts';
 import { runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
-import type { ProxyEvent } from '../../../src/proxy/core/types.ts';
 import { httpModule } from '../../../src/proxy/http/index.ts';
 import { bindCore } from '../../../src/proxy/index.ts';
-import { loopbackListener, proxyService } from './helpers.ts';
+import { loopbackListener, proxyService, watchedCores } from './helpers.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -93,15 +92,9 @@ async function proxy(serverPort: number, nativeRelay: boolean) {
       id: 'svc/web:1',
       service: 'web',
       socket: sock,
-      createCore: (ctx) => {
-        const core = createCore(ctx);
-        const handle = core.handle.bind(core);
-        core.handle = (ev: ProxyEvent) => {
-          if (ev.type === 'bodyRelayed') events.push(`${ev.reason} ${ev.read} ${ev.written}`);
-          return handle(ev);
-        };
-        return core;
-      },
+      createCore: watchedCores(createCore, (ev) => {
+        if (ev.type === 'bodyRelayed') events.push(`${ev.reason} ${ev.read} ${ev.written}`);
+      }),
       upstream,
       nativeRelay,
       log: (category: string, _level: unknown, _msg: string, fields: Record<string, unknown>) => {
@@ -124,7 +117,9 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 for (const nativeRelay of [true, false]) {
   const mode = `native relay ${nativeRelay ? 'on' : 'off'}`;
 
-  test(`a large response body of known length, then a pipelined request (${mode})`, async () => {
+  test(`a large response body of known length, then a pipelined request (${mode})`, {
+    timeout: 60_000,
+  }, async () => {
     const srv = await bodyServer();
     const p = await proxy(srv.port, nativeRelay);
     const r = await fetchAll(p.port, ['/big', '/small', '/big']);
@@ -160,7 +155,9 @@ for (const nativeRelay of [true, false]) {
     assert.equal(p.summaries[0]!.bytes.fromServer, p.summaries[0]!.bytes.toClient);
   });
 
-  test(`a server that ends a body early: the client sees the connection close (${mode})`, async () => {
+  test(`a server that ends a body early: the client sees the connection close (${mode})`, {
+    timeout: 60_000,
+  }, async () => {
     const srv = await bodyServer();
     const p = await proxy(srv.port, nativeRelay);
     const r = await fetchAll(p.port, ['/short']);

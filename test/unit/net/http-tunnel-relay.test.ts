@@ -6,10 +6,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import { runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
-import type { ProxyEvent } from '../../../src/proxy/core/types.ts';
 import { httpModule } from '../../../src/proxy/http/index.ts';
 import { bindCore } from '../../../src/proxy/index.ts';
-import { loopbackListener, proxyService } from './helpers.ts';
+import { loopbackListener, proxyService, watchedCores } from './helpers.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -96,15 +95,9 @@ for (const nativeRelay of [true, false]) {
         id: 'svc/web:1',
         service: 'web',
         socket: sock,
-        createCore: (ctx) => {
-          const core = createCore(ctx);
-          const handle = core.handle.bind(core);
-          core.handle = (ev: ProxyEvent) => {
-            if (ev.type === 'relayStarted' || ev.type === 'relayEnded') events.push(ev.type);
-            return handle(ev);
-          };
-          return core;
-        },
+        createCore: watchedCores(createCore, (ev) => {
+          if (ev.type === 'relayStarted' || ev.type === 'relayEnded') events.push(ev.type);
+        }),
         upstream,
         nativeRelay,
         log: (category: string, _level: unknown, _msg: string, fields: Record<string, unknown>) => {
