@@ -282,7 +282,11 @@ static bool pump(relay *r, int d, int64_t t) {
     }
     if (r->pipe_r[d] >= 0) pipe_put(r, d, true);
     if (r->oneway && r->left <= 0) {
-      end_relay(r, R_DONE, -1, 0, false);  // every byte of the body is through
+      // Every byte of the body is through. `by` 0: more bytes were behind it in the socket already
+      // (the caller treats them as it would had it read them together with the body's end).
+      char c;
+      bool more = recv(src, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+      end_relay(r, R_DONE, more ? 0 : -1, 0, false);
       return false;
     }
     if (r->eof[d] && r->oneway) {

@@ -1325,7 +1325,13 @@ class Session extends SessionDone implements SessionHandle {
     return counts;
   }
 
-  private feedBody(b: BodyState, reason: BodyReason, counts: RelayCounts | null, error?: string): void {
+  private feedBody(
+    b: BodyState,
+    reason: BodyReason,
+    counts: RelayCounts | null,
+    error?: string,
+    more = false,
+  ): void {
     const ev: ProxyEvent = {
       type: 'bodyRelayed',
       now: this.now(),
@@ -1336,13 +1342,14 @@ class Session extends SessionDone implements SessionHandle {
       written: counts ? counts[3] : 0,
     };
     if (error !== undefined) ev.error = error;
+    if (more) ev.more = true;
     this.feed(ev);
   }
 
   /** The addon's report of a body relay. */
   private bodyRelayEnded(b: BodyState, e: Parameters<BodyRelayOwner['bodyRelayEnded']>[0]): void {
     if (this.ended || this.body !== b) return;
-    this.feedBody(b, e.reason, this.settleBody(b, e.counts), e.error);
+    this.feedBody(b, e.reason, this.settleBody(b, e.counts), e.error, e.reason === 'done' && e.by === 0);
   }
 
   /** Bytes so far, the native relay's included. */

@@ -75,6 +75,8 @@ export type ProxyEvent =
       read: number;
       written: number;
       error?: string;
+      /** done: more bytes were in `from` right behind the relayed ones (as if read with them). */
+      more?: boolean;
     }
   /** A `startTls` finished: from now on the stream's data/end/closed events are the plaintext of the
    * TLS session (ok), or the handshake failed and the stream is closed (a `closed` event follows). */

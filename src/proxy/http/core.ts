@@ -129,6 +129,8 @@ export class HttpCore implements ProxyCore {
   /** The transaction whose body relay was answered: asked once per response (after 'declined' or
    * an early end the rest is read here). */
   private bodyRelayAnswered: Tx | null = null;
+  /** The body relay ended with more server bytes right behind the body (see finishTx). */
+  private serverMore = false;
   private clientPaused = false;
   private conn: Conn = { state: 'idle' };
   private requests = 0;
@@ -589,6 +591,7 @@ export class HttpCore implements ProxyCore {
       return;
     }
     this.bodyRelayAnswered = tx;
+    this.serverMore = ev.more === true;
     this.server.skipBody(ev.read);
     if (ev.reason !== 'stopped') this.pump();
   }
@@ -892,9 +895,12 @@ export class HttpCore implements ProxyCore {
   private finishTx(tx: Tx): void {
     this.account(tx);
     this.toIdle();
-    if (this.serverState === 'open' && this.server.buffered > 0) {
-      // Bytes after a complete response (a body on HEAD, 204 or 304, or junk): they would be read as
-      // the answer to the next request, so that connection is not reused.
+    const more = this.serverMore;
+    this.serverMore = false;
+    if (this.serverState === 'open' && (this.server.buffered > 0 || more)) {
+      // Bytes after a complete response (a body on HEAD, 204 or 304, or junk; or behind a body the
+      // native relay passed on): they would be read as the answer to the next request, so that
+      // connection is not reused.
       this.log('http.violation', 'warn', 'Server sent bytes after the response; connection closed', {
         side: 'server',
         bytes: this.server.buffered,

@@ -8,11 +8,13 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, test } from 'node:test';
+import fc from 'fast-check';
 import { DEFAULTS } from '../../../src/defaults.ts';
 import { runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
+import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
 import { httpModule } from '../../../src/proxy/http/index.ts';
 import { bindCore } from '../../../src/proxy/index.ts';
-import { loopbackListener, proxyService, watchedCores } from './helpers.ts';
+import { loopbackListener, proxyService, socketFds, until as untilLong, watchedCores } from './helpers.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -20,6 +22,7 @@ after(async () => {
 });
 
 const BIG = randomBytes(3 * 1024 * 1024 + 5);
+const SMUGGLED = 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Keep-alive server: /big answers BIG (in several writes), /small "ok", /short announces BIG's
@@ -35,7 +38,9 @@ async function bodyServer(): Promise<{ port: number; connections: () => number }
       for (let i = buf.indexOf('\r\n\r\n'); i >= 0; i = buf.indexOf('\r\n\r\n')) {
         const path = buf.slice(0, i).split(' ')[1];
         buf = buf.slice(i + 4);
+        const chunky = /^\/chunky\/(\d+)\/(\d+)$/.exec(path ?? '');
         if (path === '/small') s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        else if (chunky) void writeChunky(s, Number(chunky[1]), Number(chunky[2]));
         else {
           s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${BIG.length}\r\n\r\n`);
           const end = path === '/short' ? BIG.length >> 1 : BIG.length;
@@ -48,6 +53,33 @@ async function bodyServer(): Promise<{ port: number; connections: () => number }
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
   return { port: (srv.address() as net.AddressInfo).port, connections: () => connections };
+}
+
+/** /chunky/<size>/<seed>: BIG's first `size` bytes in pieces of random sizes (1 byte to 300 KB, or
+ * for a third of the bodies at most 4000 bytes, so that no read of the relay fills its buffer) with
+ * random pauses, the first piece sometimes in the head's write; half of the bodies are followed, in
+ * the same write as their last piece, by a second response nobody asked for (which must never reach
+ * the client: the proxy drops that server connection). */
+async function writeChunky(s: net.Socket, size: number, seed: number): Promise<void> {
+  let x = seed || 1;
+  const rnd = (n: number) => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x % n;
+  };
+  const head = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
+  const trickle = rnd(3) === 0;
+  const junk = rnd(2) === 0 ? Buffer.from(SMUGGLED) : Buffer.alloc(0);
+  let o = rnd(2) ? Math.min(size, rnd(70_000)) : 0;
+  s.write(Buffer.concat([head, BIG.subarray(0, o)]));
+  while (o < size) {
+    const max = trickle ? 4000 : rnd(4) === 0 ? 100 : 300_000;
+    const n = Math.min(size - o, 1 + rnd(max));
+    s.write(o + n === size ? Buffer.concat([BIG.subarray(o, o + n), junk]) : BIG.subarray(o, o + n));
+    o += n;
+    const pause = trickle ? 2 : rnd(4); // (a trickle pauses every time: no read of the relay fills up)
+    if (pause === 1) await new Promise((r) => setImmediate(r));
+    else if (pause === 2) await new Promise((r) => setTimeout(r, 1 + rnd(3)));
+  }
 }
 
 /** Send `paths` pipelined on one connection; the bodies of the responses, and whether the connection
@@ -167,3 +199,44 @@ for (const nativeRelay of [true, false]) {
     if (nativeRelay) assert.match(p.events[0] ?? '', /^closed /);
   });
 }
+
+test('body relay stress: bodies in random pieces and pauses, pipelined requests, every byte once, nothing left behind', {
+  skip: nativeRelayAvailable() ? false : 'the native addon is not built',
+  timeout: 180_000,
+}, async () => {
+  const srv = await bodyServer();
+  const p = await proxy(srv.port, true);
+  const base = socketFds();
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.record({
+          size: fc.integer({ min: DEFAULTS.httpBodyRelayMinBytes - 1000, max: BIG.length }),
+          seed: fc.integer({ min: 1, max: 2 ** 30 }),
+        }),
+        { minLength: 1, maxLength: 3 },
+      ),
+      fc.boolean(),
+      async (bodies, small) => {
+        const paths = bodies.flatMap((b) => [`/chunky/${b.size}/${b.seed}`, ...(small ? ['/small'] : [])]);
+        const r = await fetchAll(p.port, paths);
+        assert.equal(r.closedEarly, false);
+        let i = 0;
+        for (const b of bodies) {
+          const got = r.bodies[i++]!;
+          assert.equal(got.length, b.size);
+          assert.ok(got.equals(BIG.subarray(0, b.size)), `body of ${b.size} bytes (seed ${b.seed}) differs`);
+          if (small) assert.equal(r.bodies[i++]!.toString(), 'ok');
+        }
+      },
+    ),
+    { numRuns: 20 },
+  );
+  await untilLong(() => p.summaries.length === 20, 'every session ended');
+  assert.ok(
+    p.events.length > 0 && p.events.every((e) => e.startsWith('done ')),
+    JSON.stringify(p.events.slice(0, 5)),
+  );
+  await untilLong(() => nativeRelaysActive() === 0, 'no relay left');
+  await untilLong(() => socketFds() <= base, `socket descriptors back to ${base} (now ${socketFds()})`);
+});
