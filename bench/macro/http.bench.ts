@@ -17,7 +17,7 @@
 // and mean latency with keep-alive (16 connections) and with a new connection per request
 // (`Connection: close`). Numbers compare within one run only.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
@@ -112,8 +112,10 @@ try {
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
   writeFileSync(join(dir, 'squid.conf'), squidCfg(dir));
   if (BODY_KIB > 0) {
-    mkdirSync(join(dir, 'www'), { recursive: true });
-    writeFileSync(join(dir, 'www', 'blob.bin'), randomBytes(BODY_KIB * 1024));
+    // (nginx's workers run as nobody: the file and the directories to it must be readable for them)
+    mkdirSync(join(dir, 'www'), { recursive: true, mode: 0o755 });
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, 'www', 'blob.bin'), randomBytes(BODY_KIB * 1024), { mode: 0o644 });
   }
   startNginx(lab, dir, 2);
   const tz = lab.spawn(
@@ -142,9 +144,22 @@ try {
     { name: TZ_NAME, host: TZORP, proc: tz },
     { name: 'haproxy (mode http, 1 thread)', host: HAPROXY, proc: hap },
   ];
-  for (const p of paths)
+  for (const p of paths) {
     if (!(await ready(p.host, () => `${p.proc?.stderr() ?? ''}`)))
       throw new Error(`${p.name} does not answer`);
+    if (BODY_KIB > 0) {
+      const r = await lab.exec('client', [
+        'curl',
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{size_download}',
+        `http://${p.host}${PATH}`,
+      ]);
+      if (r.stdout !== `200 ${BODY_KIB * 1024}`) throw new Error(`${p.name}: ${PATH} gave ${r.stdout}`);
+    }
+  }
   if (squid && (await ready(SQUID, () => readFileSync(join(dir, 'squid-cache.log'), 'utf8').slice(-2000)))) {
     paths.push({ name: 'squid (tproxy, 1 worker)', host: SQUID, proc: squid });
   } else console.error('squid is not part of this run (not installed or not answering)');

@@ -124,11 +124,13 @@ export class HttpCore implements ProxyCore {
   /** A tunnel copied by the native relay (after relayStarted): its idle timeout, half-close and byte
    * counts are the relay's until relayEnded. */
   private nativeTunnel = false;
-  /** A response body on the native relay (relayBody), until its bodyRelayed. */
-  private bodyRelay: Tx | null = null;
-  /** The transaction whose body relay was answered: asked once per response (after 'declined' or
-   * an early end the rest is read here). */
-  private bodyRelayAnswered: Tx | null = null;
+  /** A request (from the client) or response (from the server) body on the native relay
+   * (relayBody), until its bodyRelayed. One at a time. */
+  private bodyRelay: { tx: Tx; from: 'client' | 'server' } | null = null;
+  /** The transactions whose request / response body relay was answered: asked once per body (after
+   * 'declined' or an early end the rest is read here). */
+  private requestRelayed: Tx | null = null;
+  private responseRelayed: Tx | null = null;
   /** The body relay ended with more server bytes right behind the body (see finishTx). */
   private serverMore = false;
   private clientPaused = false;
@@ -487,12 +489,16 @@ export class HttpCore implements ProxyCore {
     if (item === null) return true;
     switch (item.type) {
       case 'need':
+        this.maybeRelayBody(tx, 'client');
         return false;
       case 'body': {
         const { data, next } = this.drainBody(this.client, item.data);
         tx.bytesToServer += data.length;
         this.send('server', tx.chunkToServer ? chunkBytes(data) : data);
-        if (next === null) return true;
+        if (next === null) {
+          this.maybeRelayBody(tx, 'client');
+          return true;
+        }
         if (next.type !== 'end') throw bug(`reader returned ${next.type} inside a request`);
         tx.reqDone = true;
         if (tx.chunkToServer) this.send('server', LAST_CHUNK);
@@ -520,7 +526,7 @@ export class HttpCore implements ProxyCore {
     const tx = this.tx;
     switch (item.type) {
       case 'need':
-        if (tx) this.maybeRelayBody(tx);
+        if (tx) this.maybeRelayBody(tx, 'server');
         return false;
       case 'eof':
         // Clean close between responses: forget this connection; the next request reconnects.
@@ -544,7 +550,7 @@ export class HttpCore implements ProxyCore {
         tx.bytesToClient += data.length;
         this.send('client', tx.chunkToClient ? chunkBytes(data) : data);
         if (next === null) {
-          this.maybeRelayBody(tx);
+          this.maybeRelayBody(tx, 'server');
           return true;
         }
         if (next.type !== 'end') throw bug(`reader returned ${next.type} inside a response`);
@@ -556,19 +562,22 @@ export class HttpCore implements ProxyCore {
     }
   }
 
-  /** A response body of known length, passed on as it is (not re-chunked), with at least
-   * DEFAULTS.httpBodyRelayMinBytes still to come and nothing buffered: the rest goes from the server
-   * to the client on the native relay (the driver may decline: bodyRelayed 'declined'). */
-  private maybeRelayBody(tx: Tx): void {
-    if (this.bodyRelay || tx === this.bodyRelayAnswered || tx.chunkToClient || !tx.respHeadSent) return;
-    if (this.serverState !== 'open') return;
-    const left = this.server.bodyLeft;
+  /** A body of known length, passed on as it is (not re-chunked), with at least
+   * DEFAULTS.httpBodyRelayMinBytes still to come and nothing buffered: the rest goes on the native
+   * relay, the response's from the server to the client, the request's (once its head went) from the
+   * client to the server. The driver may decline (bodyRelayed 'declined'). */
+  private maybeRelayBody(tx: Tx, from: 'client' | 'server'): void {
+    if (this.bodyRelay || this.serverState !== 'open') return;
+    if (from === 'server' && (tx === this.responseRelayed || tx.chunkToClient || !tx.respHeadSent)) return;
+    if (from === 'client' && (tx === this.requestRelayed || tx.chunkToServer || !tx.sentToServer || tx.reqDone))
+      return;
+    const left = (from === 'server' ? this.server : this.client).bodyLeft;
     if (left < DEFAULTS.httpBodyRelayMinBytes) return;
-    this.bodyRelay = tx;
+    this.bodyRelay = { tx, from };
     this.emit({
       type: 'relayBody',
-      from: 'server',
-      to: 'client',
+      from,
+      to: from === 'server' ? 'client' : 'server',
       bytes: left,
       idleMs: this.opts.idleTimeoutMs,
     });
@@ -578,21 +587,32 @@ export class HttpCore implements ProxyCore {
    * The source ending early is seen by the reader at the 'end' event that follows; a failed or idle
    * relay ends the session (as a failed socket would in JavaScript). */
   private onBodyRelayed(ev: Extract<ProxyEvent, { type: 'bodyRelayed' }>): void {
-    const tx = this.bodyRelay;
-    if (!tx) return;
+    const r = this.bodyRelay;
+    if (!r || r.from !== ev.from) return;
     this.bodyRelay = null;
+    const { tx } = r;
+    const response = r.from === 'server';
     if (ev.reason !== 'idle') this.lastActivity = ev.now;
-    tx.bytesToClient += ev.written;
+    if (response) tx.bytesToClient += ev.written;
+    else tx.bytesToServer += ev.written;
     if (ev.reason === 'error' || ev.reason === 'idle') {
       // (the reader is not told: the session ends here)
       if (ev.reason === 'idle') this.log('http.error', 'info', 'Idle timeout', {});
-      else this.log('http.error', 'warn', 'Response body relay failed', { error: ev.error ?? 'error' });
+      else
+        this.log('http.error', 'warn', `${response ? 'Response' : 'Request'} body relay failed`, {
+          error: ev.error ?? 'error',
+        });
       this.end(this.verdict, ev.reason === 'idle' ? 'idle timeout' : `body relay: ${ev.error ?? 'error'}`);
       return;
     }
-    this.bodyRelayAnswered = tx;
-    this.serverMore = ev.more === true;
-    this.server.skipBody(ev.read);
+    if (response) {
+      this.responseRelayed = tx;
+      this.serverMore = ev.more === true;
+      this.server.skipBody(ev.read);
+    } else {
+      this.requestRelayed = tx;
+      this.client.skipBody(ev.read);
+    }
     if (ev.reason !== 'stopped') this.pump();
   }
 

@@ -33,11 +33,31 @@ async function bodyServer(): Promise<{ port: number; connections: () => number }
     connections++;
     s.on('error', () => {});
     let buf = '';
+    // a request body being read: its bytes left, and their digest so far
+    let upload: { left: number; n: number; h: ReturnType<typeof createHash> } | null = null;
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
-      for (let i = buf.indexOf('\r\n\r\n'); i >= 0; i = buf.indexOf('\r\n\r\n')) {
-        const path = buf.slice(0, i).split(' ')[1];
+      for (;;) {
+        if (upload) {
+          const take = buf.slice(0, upload.left);
+          buf = buf.slice(take.length);
+          upload.h.update(Buffer.from(take, 'latin1'));
+          upload.n += take.length;
+          upload.left -= take.length;
+          if (upload.left > 0) return;
+          const reply = `${upload.n} ${upload.h.digest('hex')}`;
+          s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${reply.length}\r\n\r\n${reply}`);
+          upload = null;
+        }
+        const i = buf.indexOf('\r\n\r\n');
+        if (i < 0) return;
+        const head = buf.slice(0, i);
+        const path = head.split(' ')[1];
         buf = buf.slice(i + 4);
+        if (path === '/upload') {
+          upload = { left: Number(/content-length: *(\d+)/i.exec(head)?.[1]), n: 0, h: createHash('sha256') };
+          continue;
+        }
         const chunky = /^\/chunky\/(\d+)\/(\d+)$/.exec(path ?? '');
         if (path === '/small') s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
         else if (chunky) void writeChunky(s, Number(chunky[1]), Number(chunky[2]));
@@ -84,13 +104,24 @@ async function writeChunky(s: net.Socket, size: number, seed: number): Promise<v
 
 /** Send `paths` pipelined on one connection; the bodies of the responses, and whether the connection
  * was closed by the proxy before all of them came. */
-function fetchAll(port: number, paths: string[]): Promise<{ bodies: Buffer[]; closedEarly: boolean }> {
+function fetchAll(
+  port: number,
+  paths: string[],
+  upload: Buffer = BIG,
+): Promise<{ bodies: Buffer[]; closedEarly: boolean }> {
   return new Promise((resolve, reject) => {
     const c = net.connect({ port, host: '127.0.0.1' });
     let buf = Buffer.alloc(0);
     const bodies: Buffer[] = [];
     c.on('error', reject);
-    c.on('connect', () => c.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join('')));
+    // (/upload: a POST of `upload`, with Content-Length)
+    c.on('connect', () => {
+      for (const p of paths)
+        if (p === '/upload') {
+          c.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${upload.length}\r\n\r\n`);
+          c.write(upload);
+        } else c.write(`GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
     c.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       for (;;) {
@@ -185,6 +216,31 @@ for (const nativeRelay of [true, false]) {
       ].map(([u, n]) => [`http://x${u}`, n]),
     );
     assert.equal(p.summaries[0]!.bytes.fromServer, p.summaries[0]!.bytes.toClient);
+  });
+
+  test(`large request bodies of known length, each followed by a pipelined request (${mode})`, {
+    timeout: 60_000,
+  }, async () => {
+    const srv = await bodyServer();
+    const p = await proxy(srv.port, nativeRelay);
+    const r = await fetchAll(p.port, ['/upload', '/small', '/upload']);
+    assert.equal(r.closedEarly, false);
+    const want = `${BIG.length} ${sha(BIG)}`;
+    assert.deepEqual(
+      r.bodies.map((b) => b.toString()),
+      [want, 'ok', want],
+    );
+    await until(() => p.summaries.length === 1, 'the summary');
+    assert.equal(srv.connections(), 1);
+    assert.equal(p.events.length, 2, JSON.stringify(p.events));
+    for (const e of p.events) {
+      if (!nativeRelay) assert.equal(e, 'declined 0 0');
+      else assert.match(e, /^done (\d+) \1$/);
+    }
+    assert.deepEqual(
+      p.lines.map((x) => x.bytes_to_server),
+      [BIG.length, 0, BIG.length],
+    );
   });
 
   test(`a server that ends a body early: the client sees the connection close (${mode})`, {
