@@ -569,7 +569,10 @@ export class HttpCore implements ProxyCore {
   private maybeRelayBody(tx: Tx, from: 'client' | 'server'): void {
     if (this.bodyRelay || this.serverState !== 'open') return;
     if (from === 'server' && (tx === this.responseRelayed || tx.chunkToClient || !tx.respHeadSent)) return;
-    if (from === 'client' && (tx === this.requestRelayed || tx.chunkToServer || !tx.sentToServer || tx.reqDone))
+    if (
+      from === 'client' &&
+      (tx === this.requestRelayed || tx.chunkToServer || !tx.sentToServer || tx.reqDone)
+    )
       return;
     const left = (from === 'server' ? this.server : this.client).bodyLeft;
     if (left < DEFAULTS.httpBodyRelayMinBytes) return;
