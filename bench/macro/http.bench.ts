@@ -4,12 +4,13 @@
 // per second are per core for all of them. Kernel forwarding is the baseline. Needs root.
 //
 //   node --import tsx bench/macro/http.bench.ts [--seconds 5] [--rounds 3] [--native-relay 0|1]
-//     [--body-kib N] [--json]
+//     [--body-kib N] [--haproxy-splice] [--json]
 //
 // --native-relay 0 runs tzorp with TZORP_NATIVE_RELAY=0 (default 1): response bodies of known length
 // from 256 KiB on go through the native relay when it is on (docs/http.md). --body-kib N makes every
 // request fetch a static file of N KiB (Content-Length) instead of nginx's `ok`; the table then
-// also shows MB/s.
+// also shows MB/s. --haproxy-splice gives HAProxy `option splice-auto` (kernel splicing of bodies
+// where it sees fit), its own answer to large bodies.
 //
 // Server addresses: .2 forwarded by the kernel, .3 diverted to tzorp, .4 to HAProxy (`mode http`,
 // `bind ... transparent`, `server 0.0.0.0` = the original destination, nbthread 1), .5 to Squid
@@ -38,6 +39,7 @@ const JSON_OUT = process.argv.includes('--json');
 const NATIVE_RELAY = arg('native-relay', 1);
 const BODY_KIB = arg('body-kib', 0);
 const PATH = BODY_KIB > 0 ? '/blob.bin' : '/';
+const HAPROXY_SPLICE = process.argv.includes('--haproxy-splice');
 const TZ_NAME = `tzorp http (native relay ${NATIVE_RELAY ? 'on' : 'off'})`;
 const MARK = '0x80000000';
 const HERE = 'bench/macro';
@@ -65,17 +67,19 @@ const ruleset = tproxyRuleset({
   forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
 });
 
+// (splice needs pipes: HAProxy's default maxpipes, maxconn/4, would ask for more descriptors than the
+// 20,000 a process may have here)
 const haproxyCfg = `global
   nbthread 1
   maxconn 8000
-defaults
+${HAPROXY_SPLICE ? '  maxpipes 1000\n' : ''}defaults
   mode http
   option http-keep-alive
   timeout connect 5s
   timeout client 60s
   timeout server 60s
   timeout http-keep-alive 60s
-listen http
+${HAPROXY_SPLICE ? '  option splice-auto\n' : ''}listen http
   bind 127.0.0.1:50090 transparent
   server orig 0.0.0.0
 `;
@@ -142,7 +146,11 @@ try {
   const paths: { name: string; host: string; proc: LabProcess | null }[] = [
     { name: 'kernel forwarding', host: FORWARD, proc: null },
     { name: TZ_NAME, host: TZORP, proc: tz },
-    { name: 'haproxy (mode http, 1 thread)', host: HAPROXY, proc: hap },
+    {
+      name: `haproxy (mode http, 1 thread${HAPROXY_SPLICE ? ', splice-auto' : ''})`,
+      host: HAPROXY,
+      proc: hap,
+    },
   ];
   for (const p of paths) {
     if (!(await ready(p.host, () => `${p.proc?.stderr() ?? ''}`)))
