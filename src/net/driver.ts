@@ -970,14 +970,7 @@ class Session extends SessionDone implements SessionHandle {
    * ClientHello after its inner core's commands, still go first). Declined silently (the core keeps
    * copying) when the native relay is off or a stream is not plainly open. */
   private relay(a: Stream, b: Stream, idleMs: number): void {
-    if (
-      !(this.o.nativeRelay ?? nativeRelayDefault()) ||
-      this.handingOver ||
-      this.native ||
-      this.body ||
-      a === b
-    )
-      return;
+    if (!this.relayFree() || a === b) return;
     // a TLS stream's bytes must go through its TLS session: splicing its socket would relay ciphertext
     for (const s of [a, b]) if (s.state !== 'open' || !s.sock || s.tls) return;
     this.handingOver = { a, b, idleMs, waiting: false };
@@ -1230,6 +1223,11 @@ class Session extends SessionDone implements SessionHandle {
     return { n, counts };
   }
 
+  /** The native relay is wanted, and no handover, relay or body relay of this session is under way. */
+  private relayFree(): boolean {
+    return (this.o.nativeRelay ?? nativeRelayDefault()) && !this.handingOver && !this.native && !this.body;
+  }
+
   // --- body relays (relayBody) ------------------------------------------------------------------
 
   /** A core's `relayBody`: `from` is not read from here on and sends to `to` wait; after the command
@@ -1248,17 +1246,7 @@ class Session extends SessionDone implements SessionHandle {
       owner: { bodyRelayEnded: (e) => this.bodyRelayEnded(b, e) },
     };
     const usable = (s: Stream) => s.state === 'open' && s.sock !== null && !s.tls;
-    if (
-      !(this.o.nativeRelay ?? nativeRelayDefault()) ||
-      this.body ||
-      this.handingOver ||
-      this.native ||
-      from === to ||
-      !(bytes > 0) ||
-      !usable(from) ||
-      !usable(to) ||
-      to.finSent
-    ) {
+    if (!this.relayFree() || from === to || !(bytes > 0) || !usable(from) || !usable(to) || to.finSent) {
       this.feedBody(b, 'declined', null);
       return;
     }
@@ -1312,7 +1300,8 @@ class Session extends SessionDone implements SessionHandle {
       this.count(to, 'out', counts[3]);
     }
     if (from.sock && from.state === 'open') {
-      releaseBodySource(from.sock);
+      // (only a relay that ran stopped libuv's reading; bodyTakeOver restores it when it declines)
+      if (b.relay) releaseBodySource(from.sock);
       if (!from.detach) this.attach(from, from.sock);
     }
     if (to.sock && to.state === 'open') {

@@ -87,7 +87,7 @@ export const onRelayEnd: RelayEndCallback = (slot, reason, by, errno, counts, lo
   if (body) {
     waitingBody.delete(slot);
     const end: Parameters<BodyRelayOwner['bodyRelayEnded']>[0] = {
-      reason: reason === 'done' ? 'done' : (reason as NativeRelayReason),
+      reason: reason as BodyRelayReason, // (a body relay neither connects nor fails to)
       by: by === 0 ? 0 : by === 1 ? 1 : null,
       counts,
     };
