@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
-import { openListener } from '../../../src/net/index.ts';
+import { openListener, runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
 import type { ProxyService } from '../../../src/policy/model.ts';
 import type { CoreFactory, ProxyEvent } from '../../../src/proxy/core/types.ts';
+import { httpModule } from '../../../src/proxy/http/index.ts';
+import { bindCore } from '../../../src/proxy/index.ts';
 
 /** A server that runs `onConn` for each connection; resolves with its port and a close function. */
 export async function tcpServer(
@@ -131,6 +133,44 @@ export function watchedCores(createCore: CoreFactory, watch: (ev: ProxyEvent) =>
     };
     return core;
   };
+}
+
+/** The HTTP proxy (the real driver and HTTP core with `options`) on a loopback listener, in front of
+ * 127.0.0.1:`serverPort`: its sessions' `http.accounting` fields and summaries, each core event shown
+ * to `watch` first. Close it with `close`. */
+export async function loopbackHttpProxy(
+  serverPort: number,
+  options: Record<string, unknown>,
+  nativeRelay: boolean,
+  watch: (ev: ProxyEvent) => void,
+): Promise<{
+  port: number;
+  lines: Record<string, unknown>[];
+  summaries: SessionSummary[];
+  close: () => Promise<void>;
+}> {
+  const upstream = new ServiceUpstream(proxyService([{ host: '127.0.0.1', port: serverPort }]), {
+    transparentUpstream: false,
+  });
+  const lines: Record<string, unknown>[] = [];
+  const summaries: SessionSummary[] = [];
+  const createCore = watchedCores(bindCore(httpModule, options), watch);
+  let n = 0;
+  const l = await loopbackListener((socket: net.Socket) => {
+    runSession({
+      id: `svc/web:${++n}`,
+      service: 'web',
+      socket,
+      createCore,
+      upstream,
+      nativeRelay,
+      log: (category, _level, _msg, fields) => {
+        if (category === 'http.accounting') lines.push(fields);
+      },
+      onEnd: (s) => summaries.push(s),
+    });
+  });
+  return { port: l.local.port, lines, summaries, close: () => l.close() };
 }
 
 /** A plain (not transparent) listener on 127.0.0.1, any port, for sessions run by the test. */

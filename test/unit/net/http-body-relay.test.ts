@@ -10,11 +10,8 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { DEFAULTS } from '../../../src/defaults.ts';
-import { runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
 import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
-import { httpModule } from '../../../src/proxy/http/index.ts';
-import { bindCore } from '../../../src/proxy/index.ts';
-import { loopbackListener, proxyService, socketFds, until as untilLong, watchedCores } from './helpers.ts';
+import { loopbackHttpProxy, socketFds, until as untilLong } from './helpers.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -143,31 +140,12 @@ function fetchAll(
 }
 
 async function proxy(serverPort: number, nativeRelay: boolean) {
-  const upstream = new ServiceUpstream(proxyService([{ host: '127.0.0.1', port: serverPort }]), {
-    transparentUpstream: false,
-  });
   const events: string[] = [];
-  const lines: Record<string, unknown>[] = [];
-  const summaries: SessionSummary[] = [];
-  const createCore = bindCore(httpModule, {});
-  const l = await loopbackListener((sock: net.Socket) => {
-    runSession({
-      id: 'svc/web:1',
-      service: 'web',
-      socket: sock,
-      createCore: watchedCores(createCore, (ev) => {
-        if (ev.type === 'bodyRelayed') events.push(`${ev.reason} ${ev.read} ${ev.written}`);
-      }),
-      upstream,
-      nativeRelay,
-      log: (category: string, _level: unknown, _msg: string, fields: Record<string, unknown>) => {
-        if (category === 'http.accounting') lines.push(fields);
-      },
-      onEnd: (s) => summaries.push(s),
-    });
+  const p = await loopbackHttpProxy(serverPort, {}, nativeRelay, (ev) => {
+    if (ev.type === 'bodyRelayed') events.push(`${ev.reason} ${ev.read} ${ev.written}`);
   });
-  cleanups.push(() => l.close());
-  return { port: l.local.port, events, lines, summaries };
+  cleanups.push(p.close);
+  return { ...p, events };
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {

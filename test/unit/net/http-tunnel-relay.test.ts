@@ -5,10 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import { runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
-import { httpModule } from '../../../src/proxy/http/index.ts';
-import { bindCore } from '../../../src/proxy/index.ts';
-import { loopbackListener, proxyService, watchedCores } from './helpers.ts';
+import { loopbackHttpProxy, until } from './helpers.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -80,38 +77,18 @@ function tunnel(port: number, payload: Buffer): Promise<{ head: string; reply: s
 for (const nativeRelay of [true, false]) {
   test(`an upgraded connection's bytes through the HTTP proxy (native relay ${nativeRelay ? 'on' : 'off'})`, async () => {
     const serverPort = await upgradeServer();
-    const upstream = new ServiceUpstream(proxyService([{ host: '127.0.0.1', port: serverPort }]), {
-      transparentUpstream: false,
-    });
     const events: string[] = [];
-    const lines: Record<string, unknown>[] = [];
-    let summary: (s: SessionSummary) => void = () => {};
-    const ended = new Promise<SessionSummary>((r) => {
-      summary = r;
+    const p = await loopbackHttpProxy(serverPort, { permit_upgrade: ['websocket'] }, nativeRelay, (ev) => {
+      if (ev.type === 'relayStarted' || ev.type === 'relayEnded') events.push(ev.type);
     });
-    const createCore = bindCore(httpModule, { permit_upgrade: ['websocket'] });
-    const l = await loopbackListener((sock: net.Socket) => {
-      runSession({
-        id: 'svc/web:1',
-        service: 'web',
-        socket: sock,
-        createCore: watchedCores(createCore, (ev) => {
-          if (ev.type === 'relayStarted' || ev.type === 'relayEnded') events.push(ev.type);
-        }),
-        upstream,
-        nativeRelay,
-        log: (category: string, _level: unknown, _msg: string, fields: Record<string, unknown>) => {
-          if (category === 'http.accounting') lines.push(fields);
-        },
-        onEnd: (s) => summary(s),
-      });
-    });
-    cleanups.push(() => l.close());
+    cleanups.push(p.close);
+    const { lines } = p;
     const payload = randomBytes(2 * 1024 * 1024 + 3);
-    const r = await tunnel(l.local.port, payload);
+    const r = await tunnel(p.port, payload);
     assert.match(r.head, /^HTTP\/1\.1 101 /);
     assert.equal(r.reply, `${payload.length} ${createHash('sha256').update(payload).digest('hex')}`);
-    const s = await ended;
+    await until(() => p.summaries.length === 1, 'the summary');
+    const s = p.summaries[0]!;
     assert.equal(s.verdict, 'ACCEPTED');
     assert.deepEqual(events, nativeRelay ? ['relayStarted', 'relayEnded'] : []);
     assert.equal(lines.length, 1, JSON.stringify(lines));
