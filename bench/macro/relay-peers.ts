@@ -6,11 +6,14 @@
 //   relay-peers.ts idle <host> <port> <n>       opens n connections, each echoes one byte end to end
 //                                                (both legs of the relay exist), prints OPEN, holds them
 import net from 'node:net';
-import { bindCore } from '../../src/proxy/index.ts';
-import { plugModule } from '../../src/proxy/plug/index.ts';
-import { parsePlugOptions } from '../../src/proxy/plug/options.ts';
+import { load } from '../code.ts';
 import { profileOnSignals } from './profile-hook.ts';
 import { serveProxy } from './serve-proxy.ts';
+
+const { bindCore } = await load<typeof import('../../src/proxy/index.ts')>('proxy/index');
+const { plugModule } = await load<typeof import('../../src/proxy/plug/index.ts')>('proxy/plug/index');
+const { parsePlugOptions } =
+  await load<typeof import('../../src/proxy/plug/options.ts')>('proxy/plug/options');
 
 const [mode, a1, a2, a3] = process.argv.slice(2);
 

@@ -1,14 +1,18 @@
 // The proxy side of the macro benchmarks' peers (http-peers.ts, relay-peers.ts, tls-peers.ts): one
 // service's sessions on transparent listeners on 127.0.0.1 and ::1, with the transparent router and no
 // logging, as `tzorp run` serves a proxy service: through the real driver, or (a plug service with the
-// native relay on, as the daemon does it) accepted, connected and relayed by the addon.
-import { listenFd } from '../../src/native/index.ts';
-import { acceptNative } from '../../src/net/accept.ts';
-import { openListener, runSession, ServiceUpstream } from '../../src/net/index.ts';
-import { runNativePlug } from '../../src/net/native-plug.ts';
-import { nativeRelayDefault } from '../../src/net/relay.ts';
+// native relay on, as the daemon does it) accepted, connected and relayed by the addon. The compiled
+// tree runs (code.ts).
 import type { CoreFactory } from '../../src/proxy/core/types.ts';
 import type { PlugOptions } from '../../src/proxy/plug/options.ts';
+import { load } from '../code.ts';
+
+const { listenFd } = await load<typeof import('../../src/native/index.ts')>('native/index');
+const { acceptNative } = await load<typeof import('../../src/net/accept.ts')>('net/accept');
+const { openListener, runSession, ServiceUpstream } =
+  await load<typeof import('../../src/net/index.ts')>('net/index');
+const { runNativePlug } = await load<typeof import('../../src/net/native-plug.ts')>('net/native-plug');
+const { nativeRelayDefault } = await load<typeof import('../../src/net/relay.ts')>('net/relay');
 
 export async function serveProxy(port: number, createCore: CoreFactory, plug?: PlugOptions): Promise<void> {
   const upstream = new ServiceUpstream({

@@ -4,11 +4,14 @@
 // server_ca_file }` runs it (real driver, startTls on both sides, server verification on), on
 // transparent listeners on 127.0.0.1 and ::1, transparent router, no logging; prints READY.
 import type { TlsPolicy } from '../../src/policy/model.ts';
-import { httpModule } from '../../src/proxy/http/index.ts';
-import { bindCore } from '../../src/proxy/index.ts';
-import { compileTls, inspectEndpoint, TlsInspectGate } from '../../src/proxy/tls/index.ts';
+import { load } from '../code.ts';
 import { profileOnSignals } from './profile-hook.ts';
 import { serveProxy } from './serve-proxy.ts';
+
+const { httpModule } = await load<typeof import('../../src/proxy/http/index.ts')>('proxy/http/index');
+const { bindCore } = await load<typeof import('../../src/proxy/index.ts')>('proxy/index');
+const { compileTls, inspectEndpoint, TlsInspectGate } =
+  await load<typeof import('../../src/proxy/tls/index.ts')>('proxy/tls/index');
 
 const [mode, port, caCert, caKey, serverCa] = process.argv.slice(2);
 if (mode !== 'inspect' || !serverCa) {

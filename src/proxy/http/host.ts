@@ -50,6 +50,12 @@ function numericIPv4(labels: string[], what: string): string {
   return formatAddress(4, BigInt(v));
 }
 
+/** Names the general path returns as they are: lower case, no empty label, no root dot, and a last
+ * label that starts with a letter (so it is not a number, nor 0x-hex). */
+const CANONICAL_NAME = /^(?:[a-z0-9\-_~!$&'()*+,;=]+\.)*[a-z][a-z0-9\-_~!$&'()*+,;=]*$/;
+/** A dotted quad in decimal without leading zeros: what the WHATWG IPv4 parser would format it as. */
+const CANONICAL_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 /** Canonicalise a host already split from its port. `bracketed`: it was written as `[v6]`. */
 export function canonicalHost(raw: string, bracketed: boolean, what = 'Host'): CanonicalHost {
   if (bracketed) {
@@ -58,6 +64,16 @@ export function canonicalHost(raw: string, bracketed: boolean, what = 'Host'): C
     // ::ffff:a.b.c.d is the IPv4 address a.b.c.d (the kernel sees such packets as IPv4).
     return { host: a.host, ipv6: a.family === 6 };
   }
+  if (raw === '') return { host: '', ipv6: false };
+  // Already canonical (the usual case: a lower-case name ending in a letter label, or a dotted quad
+  // without leading zeros): the general path below would return it unchanged.
+  if (CANONICAL_NAME.test(raw) || CANONICAL_IPV4.test(raw)) return { host: raw, ipv6: false };
+  return canonicalName(raw, what);
+}
+
+/** The general path for a name or IPv4 text that is not bracketed (exported for the test that the
+ * fast path above agrees with it). */
+export function canonicalName(raw: string, what = 'Host'): CanonicalHost {
   if (raw === '') return { host: '', ipv6: false };
   let name = raw.toLowerCase();
   // A fully qualified name's root dot (`evil.com.`) names the same host (RFC 1034 §3.1).

@@ -80,6 +80,10 @@ export interface ReaderLimits {
   maxChunkExtensionBytes: number;
 }
 
+/** How much of the buffered input one latin1 conversion for the head's lines takes at least: a
+ * typical head whole, without copying much of a body that came in the same read. */
+const HEAD_TEXT_BYTES = 4096;
+
 /** Digits the fast chunk-size path takes (12 hex digits stay exact in a double). */
 const FAST_CHUNK_SIZE_DIGITS = 12;
 const HEX_VALUE = new Uint8Array(256).fill(0xff);
@@ -113,12 +117,21 @@ export class HttpReader {
   private owned = false;
   /** How far into the current line we already looked for LF (relative to start). */
   private scanned = 0;
+  /** latin1 text of buf[textAt, textAt + text.length), valid while textValid: a head's lines are cut
+   * from one conversion instead of a conversion (and two searches of the bytes) per line. Bytes of
+   * buf before end never change, so only a new buf (or a takeover) makes it stale. */
+  private text = '';
+  private textAt = 0;
+  private textValid = false;
   private state: State = 'start';
   private eof = false;
   private readonly failure = new StickyFailure();
 
   // head in progress
   private startLine: string | null = null;
+  /** The start line parsed (when it was checked on arrival), for finishHead. */
+  private requestLine: RequestLine | null = null;
+  private statusLine: StatusLine | null = null;
   private headers: Header[] = [];
   private headBytes = 0;
   private emptyLines = 0;
@@ -181,6 +194,7 @@ export class HttpReader {
     if (this.start === this.end) {
       // Nothing buffered: use the chunk in place (the driver hands us ownership of it).
       this.buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+      this.textValid = false;
       this.start = 0;
       this.end = data.length;
       this.owned = false;
@@ -198,6 +212,7 @@ export class HttpReader {
     this.buf.copy(nb, 0, this.start, this.end);
     nb.set(data, live);
     this.buf = nb;
+    this.textValid = false;
     this.start = 0;
     this.end = live + data.length;
     this.owned = true;
@@ -214,6 +229,7 @@ export class HttpReader {
     const out = this.copyOut(this.start, this.end);
     this.start = this.end = 0;
     this.buf = EMPTY;
+    this.textValid = false;
     this.state = 'detached';
     return out;
   }
@@ -243,25 +259,46 @@ export class HttpReader {
    * builds the error for a longer one. Bare LF and bare CR are refused (RFC 9112 §2.2). */
   private line(max: number, overflow: () => ProtocolError, headBudget: number): string | null {
     const live = this.end - this.start;
-    const view = this.buf.subarray(this.start, this.end);
-    const lf = view.indexOf(0x0a, this.scanned);
-    if (lf < 0) {
+    const from = this.start + this.scanned;
+    let lfAt = -1; // absolute index in buf
+    let searched = from; // bytes before this have no LF
+    if (this.textValid && this.start >= this.textAt) {
+      const textEnd = this.textAt + this.text.length;
+      if (from < textEnd) {
+        const i = this.text.indexOf('\n', from - this.textAt);
+        if (i >= 0) lfAt = this.textAt + i;
+      }
+      searched = Math.max(from, textEnd);
+    }
+    if (lfAt < 0 && searched < this.end) {
+      const i = this.buf.subarray(searched, this.end).indexOf(0x0a);
+      if (i >= 0) {
+        lfAt = searched + i;
+        // One conversion for this line and, likely, the rest of the head.
+        const upTo = Math.min(this.end, Math.max(lfAt + 1, this.start + HEAD_TEXT_BYTES));
+        this.text = this.buf.toString('latin1', this.start, upTo);
+        this.textAt = this.start;
+        this.textValid = true;
+      }
+    }
+    if (lfAt < 0) {
       this.scanned = live;
       if (live > max + 1) throw overflow();
       if (live > headBudget) this.fail(431, 'head larger than max_header_bytes', true);
       if (this.eof) this.fail(400, 'connection closed in the middle of a line');
       return null;
     }
-    if (lf === 0 || view[lf - 1] !== 0x0d) {
+    const lf = lfAt - this.start;
+    const base = this.start - this.textAt;
+    if (lf === 0 || this.text.charCodeAt(base + lf - 1) !== 0x0d) {
       if (lf - 1 > max) throw overflow();
       this.fail(400, 'bare LF as line terminator');
     }
     const len = lf - 1;
     if (len > max) throw overflow();
     if (len + 2 > headBudget) this.fail(431, 'head larger than max_header_bytes', true);
-    const cr = view.subarray(0, len).indexOf(0x0d);
-    if (cr >= 0) this.fail(400, 'bare CR in a line');
-    const s = view.toString('latin1', 0, len);
+    const s = this.text.slice(base, base + len);
+    if (s.indexOf('\r') >= 0) this.fail(400, 'bare CR in a line');
     this.start += lf + 1;
     this.scanned = 0;
     return s;
@@ -372,8 +409,8 @@ export class HttpReader {
         this.emptyLines = 0;
         // Check the start line at once: a peer speaking something else is refused before it sends
         // a whole head (HTTP/0.9, binary junk).
-        if (isReq) parseRequestLine(line, this.limits.maxUrlLength);
-        else parseStatusLine(line);
+        if (isReq) this.requestLine = parseRequestLine(line, this.limits.maxUrlLength);
+        else this.statusLine = parseStatusLine(line);
         this.startLine = line;
         this.headBytes = line.length + 2;
         this.headers = [];
@@ -419,7 +456,8 @@ export class HttpReader {
   }
 
   private requestHead(line: string, headers: Header[]): ReadItem {
-    const { method, target, version } = parseRequestLine(line, this.limits.maxUrlLength);
+    const { method, target, version } = this.requestLine ?? parseRequestLine(line, this.limits.maxUrlLength);
+    this.requestLine = null;
     const head: RequestHead = { kind: 'request', method, target, version, headers };
 
     // Host (RFC 9112 §3.2): exactly one in HTTP/1.1, at most one in 1.0, and well formed.
@@ -439,7 +477,8 @@ export class HttpReader {
   }
 
   private responseHead(line: string, headers: Header[]): ReadItem {
-    const { version, status, reason } = parseStatusLine(line);
+    const { version, status, reason } = this.statusLine ?? parseStatusLine(line);
+    this.statusLine = null;
     const method = this.pending[0];
     if (method === undefined) this.fail(502, 'response without a request');
     const head: ResponseHead = {
@@ -619,10 +658,18 @@ export class HttpReader {
 }
 
 /** request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only. */
-function parseRequestLine(
-  line: string,
-  maxUrlLength: number,
-): { method: string; target: string; version: Version } {
+interface RequestLine {
+  method: string;
+  target: string;
+  version: Version;
+}
+interface StatusLine {
+  version: Version;
+  status: number;
+  reason: string;
+}
+
+function parseRequestLine(line: string, maxUrlLength: number): RequestLine {
   const parts = line.split(' ');
   const vm = parts.length === 3 ? /^HTTP\/(\d)\.(\d)$/.exec(parts[2]!) : null;
   if (parts.length === 3 && !vm && /^HTTP\/\d+(\.\d+)?$/.test(parts[2]!)) {
@@ -640,7 +687,7 @@ function parseRequestLine(
 
 /** status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4). Errors are the
  * server's: the status (502) is what the client gets. */
-function parseStatusLine(line: string): { version: Version; status: number; reason: string } {
+function parseStatusLine(line: string): StatusLine {
   const m = /^HTTP\/(\d)\.(\d) (\d{3})(?: (.*))?$/.exec(line);
   if (!m) throw new ProtocolError('server', 502, 'malformed status line');
   if (m[1] !== '1') throw new ProtocolError('server', 502, 'response is not HTTP/1.x');
