@@ -101,18 +101,22 @@ typedef struct relay {
   // read from fd[0]; then it ends "done". The caller keeps its own descriptors (and its sockets): the
   // end closes only the dups, never shuts a socket down.
   bool oneway;
+  // The relay's descriptors are the only ones of their sockets (relayConnect: the addon's own, not
+  // dups of Node's): closing them takes them out of the epoll set, no EPOLL_CTL_DEL needed.
+  bool sole;
   double left;
   int reason, by, err;
   struct relay *prev, *next;  // the active list (idle scan)
   struct relay *dead_next;
 } relay;
 
-typedef struct {
+typedef struct report {
   uint32_t slot;
   int reason, by, err;
   double counts[4];
   char local[HOST_TEXT];  // R_CONNECTED: the server socket's local address and port
   int local_port;
+  struct report *next;  // the relay thread's reports of one epoll batch, posted together
 } report;
 
 // Two levels of locks, always taken in this order: `mu` (the slot table, the active and dead lists,
@@ -209,7 +213,9 @@ static void end_relay(relay *r, int reason, int by, int err, bool reset) {
         r->written_n[i] += (double)n;
       }
     }
-    epoll_ctl(ep, EPOLL_CTL_DEL, r->fd[i], NULL);
+    // A dup elsewhere (relayStart's caller still holds the socket) keeps the file and with it the
+    // registration: it must go explicitly, or events for a dead slot would keep coming.
+    if (!r->sole) epoll_ctl(ep, EPOLL_CTL_DEL, r->fd[i], NULL);
     close(r->fd[i]);
     r->fd[i] = -1;
   }
@@ -238,6 +244,7 @@ static void fill_report(relay *r, report *rep) {
   rep->counts[3] = r->written_n[1];
   rep->local[0] = 0;
   rep->local_port = 0;
+  rep->next = NULL;
 }
 
 // Tell JavaScript (from the relay thread) that a relay ended on its own. The report is filled under
@@ -248,13 +255,39 @@ static report *make_report(relay *r) {
   return rep;  // NULL (out of memory): JavaScript still gets the final counts from relayStop/relayCounts
 }
 
+// The reports of the relay thread's current batch (its own, no lock): one threadsafe call per batch
+// of epoll events instead of one per report. Each call takes the function's queue lock and wakes the
+// JavaScript thread; with the relay thread and JavaScript on one CPU, every wake-up is a context
+// switch, and a session has two reports (connected, ended).
+static report *batch_head = NULL;
+static report **batch_tail = &batch_head;
+
 static void post_report(report *rep) {
-  if (rep && napi_call_threadsafe_function(tsfn, rep, napi_tsfn_blocking) != napi_ok) free(rep);
+  if (!rep) return;
+  rep->next = NULL;
+  *batch_tail = rep;
+  batch_tail = &rep->next;
+}
+
+static void flush_reports(void) {
+  report *chain = batch_head;
+  batch_head = NULL;
+  batch_tail = &batch_head;
+  if (chain && napi_call_threadsafe_function(tsfn, chain, napi_tsfn_blocking) != napi_ok) {
+    while (chain) {
+      report *nx = chain->next;
+      free(chain);
+      chain = nx;
+    }
+  }
 }
 
 // Move what can move in direction d (fd[d] -> fd[1 - d]) until a socket would block. Returns false
-// when the relay ended (error), true otherwise. `t` is the batch's clock.
-static bool pump(relay *r, int d, int64_t t) {
+// when the relay ended (error), true otherwise. `t` is the batch's clock. `drained_ok`: the source's
+// event said nothing of a hang-up, so a short read means its queue is empty (nginx's rule for
+// edge-triggered epoll: more data, or a FIN, arriving later raises a new edge), and the recv() that
+// would only say EAGAIN is skipped.
+static bool pump(relay *r, int d, int64_t t, bool drained_ok) {
   if (r->oneway && d == 1) return true;
   int src = r->fd[d], dst = r->fd[1 - d];
   for (;;) {
@@ -331,6 +364,8 @@ static bool pump(relay *r, int d, int64_t t) {
             return false;
           }
           r->in_pipe[d] += (size_t)w;
+        } else if (drained_ok && (size_t)n < want) {
+          return true;
         }
         continue;
       }
@@ -381,8 +416,9 @@ static void run_relay(relay *r, int side, uint32_t events, int64_t t) {
   // (hang-up or an error whose SO_ERROR was already taken: both, as before, so nothing can stall)
   bool in = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
   bool out = (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
-  if (in && !pump(r, side, t)) return;
-  if (out && !pump(r, 1 - side, t)) return;
+  // (the other direction is pumped for the writable side: what its source holds is not known here)
+  if (in && !pump(r, side, t, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0)) return;
+  if (out && !pump(r, 1 - side, t, false)) return;
   if (r->shut[0] && r->shut[1]) end_relay(r, R_CLOSED, r->by, 0, false);
 }
 
@@ -706,6 +742,7 @@ static void *thread_main(void *arg) {
     if (t >= next_scan) scan_idle(t);
     if (t >= listen_resume) resume_listeners(t);
     pthread_mutex_unlock(&mu);
+    flush_reports();
   }
   return NULL;
 }
@@ -714,9 +751,8 @@ static void *thread_main(void *arg) {
 
 // Runs on the JavaScript thread for each report: onEnd(slot, reason, by, errno, [readA, writtenA,
 // readB, writtenB]).
-static void call_js(napi_env env, napi_value cb, void *context, void *data) {
-  report *rep = data;
-  if (env != NULL && cb != NULL) {
+static void deliver_report(napi_env env, napi_value cb, report *rep) {
+  {
     pthread_mutex_lock(&mu);
     relay *r = rep->slot < nslots ? slots[rep->slot] : NULL;
     bool deliver = r && !r->js_done;
@@ -749,7 +785,36 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
       napi_call_function(env, undef, cb, 7, argv, NULL);
     }
   }
-  free(rep);
+}
+
+// A batch of the relay thread's reports, in order. A callback that throws does not cost the reports
+// after it: its exception is held, the rest are delivered, then it is thrown (as it would have been).
+static void call_js(napi_env env, napi_value cb, void *context, void *data) {
+  report *rep = data;
+  napi_ref held = NULL;
+  while (rep) {
+    report *nx = rep->next;
+    if (env != NULL && cb != NULL) {
+      napi_handle_scope scope;
+      bool scoped = napi_open_handle_scope(env, &scope) == napi_ok;
+      deliver_report(env, cb, rep);
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value e;
+        napi_get_and_clear_last_exception(env, &e);
+        if (held == NULL) napi_create_reference(env, e, 1, &held);  // (it outlives the report's scope)
+      }
+      if (scoped) napi_close_handle_scope(env, scope);
+    }
+    free(rep);
+    rep = nx;
+  }
+  if (held != NULL) {
+    napi_value e;
+    if (napi_get_reference_value(env, held, &e) == napi_ok) napi_throw(env, e);
+    napi_delete_reference(env, held);
+  }
 }
 
 static bool ensure_started(napi_env env, napi_value on_end) {
@@ -985,6 +1050,7 @@ static napi_value RelayConnect(napi_env env, napi_callback_info info) {
     return tzorp_throw_errno(env, "connect", errno);
   relay *r = new_relay((int)fc, (int)fs);
   if (!r) return tzorp_throw_errno(env, "calloc", ENOMEM);
+  r->sole = true;
   r->state = CONNECTING;
   r->idle_ms = idle;
   r->last = now_ms();
