@@ -53,6 +53,9 @@ export const DEFAULTS = deepFreeze({
   failoverStateTimeoutMs: 60_000, // Zorp StateBasedChainer timeout_state
   relayBufferBytes: 64 * 1024, // per direction before reading pauses (backpressure)
   httpBodyRelayMinBytes: 256 * 1024, // a response body with this much still to come goes to the native relay
+  // The least of the buffered input one latin1 conversion for a head's lines takes: a typical head whole,
+  // without copying much of a body that came in the same read (src/proxy/http/reader.ts).
+  httpHeadTextBytes: 4096,
   closeFlushTimeoutMs: 30_000, // a closing stream's peer gets this long to take our last bytes, then a reset
   forgePortRandomMin: 1024, // forge_port random draws from here up: outside the well-known range, as Zorp
   forgePortRandomMax: 65535,

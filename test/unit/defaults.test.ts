@@ -45,6 +45,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       failoverStateTimeoutMs: 60_000,
       relayBufferBytes: 64 * 1024,
       httpBodyRelayMinBytes: 256 * 1024,
+      httpHeadTextBytes: 4096,
       closeFlushTimeoutMs: 30_000,
       forgePortRandomMin: 1024,
       forgePortRandomMax: 65535,

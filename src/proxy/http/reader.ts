@@ -80,10 +80,6 @@ export interface ReaderLimits {
   maxChunkExtensionBytes: number;
 }
 
-/** How much of the buffered input one latin1 conversion for the head's lines takes at least: a
- * typical head whole, without copying much of a body that came in the same read. */
-const HEAD_TEXT_BYTES = 4096;
-
 /** Digits the fast chunk-size path takes (12 hex digits stay exact in a double). */
 const FAST_CHUNK_SIZE_DIGITS = 12;
 const HEX_VALUE = new Uint8Array(256).fill(0xff);
@@ -275,7 +271,7 @@ export class HttpReader {
       if (i >= 0) {
         lfAt = searched + i;
         // One conversion for this line and, likely, the rest of the head.
-        const upTo = Math.min(this.end, Math.max(lfAt + 1, this.start + HEAD_TEXT_BYTES));
+        const upTo = Math.min(this.end, Math.max(lfAt + 1, this.start + DEFAULTS.httpHeadTextBytes));
         this.text = this.buf.toString('latin1', this.start, upTo);
         this.textAt = this.start;
         this.textValid = true;
