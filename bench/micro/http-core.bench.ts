@@ -21,7 +21,7 @@ const HOST = arg('host', '198.18.2.3');
 
 const CLIENT = { host: '198.18.1.10', port: 40000, family: 4 as const };
 const DEST = {
-  host: HOST.includes('.') && /^[\d.]+$/.test(HOST) ? HOST : '198.18.2.3',
+  host: /^[\d.]+$/.test(HOST) ? HOST : '198.18.2.3',
   port: 80,
   family: 4 as const,
 };

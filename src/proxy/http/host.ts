@@ -64,7 +64,6 @@ export function canonicalHost(raw: string, bracketed: boolean, what = 'Host'): C
     // ::ffff:a.b.c.d is the IPv4 address a.b.c.d (the kernel sees such packets as IPv4).
     return { host: a.host, ipv6: a.family === 6 };
   }
-  if (raw === '') return { host: '', ipv6: false };
   // Already canonical (the usual case: a lower-case name ending in a letter label, or a dotted quad
   // without leading zeros): the general path below would return it unchanged.
   if (CANONICAL_NAME.test(raw) || CANONICAL_IPV4.test(raw)) return { host: raw, ipv6: false };

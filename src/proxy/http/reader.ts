@@ -113,21 +113,19 @@ export class HttpReader {
   private owned = false;
   /** How far into the current line we already looked for LF (relative to start). */
   private scanned = 0;
-  /** latin1 text of buf[textAt, textAt + text.length), valid while textValid: a head's lines are cut
-   * from one conversion instead of a conversion (and two searches of the bytes) per line. Bytes of
-   * buf before end never change, so only a new buf (or a takeover) makes it stale. */
+  /** latin1 text of textOf[textAt, textAt + text.length): a head's lines are cut from one conversion
+   * instead of a conversion (and two searches of the bytes) per line. Bytes of buf before end never
+   * change, so the text holds while buf is still the buffer it came from. */
   private text = '';
   private textAt = 0;
-  private textValid = false;
+  private textOf: Buffer | null = null;
   private state: State = 'start';
   private eof = false;
   private readonly failure = new StickyFailure();
 
   // head in progress
-  private startLine: string | null = null;
-  /** The start line parsed (when it was checked on arrival), for finishHead. */
-  private requestLine: RequestLine | null = null;
-  private statusLine: StatusLine | null = null;
+  /** The start line, parsed (and so checked) on arrival. */
+  private startLine: RequestLine | StatusLine | null = null;
   private headers: Header[] = [];
   private headBytes = 0;
   private emptyLines = 0;
@@ -190,7 +188,6 @@ export class HttpReader {
     if (this.start === this.end) {
       // Nothing buffered: use the chunk in place (the driver hands us ownership of it).
       this.buf = Buffer.from(data.buffer, data.byteOffset, data.length);
-      this.textValid = false;
       this.start = 0;
       this.end = data.length;
       this.owned = false;
@@ -208,7 +205,6 @@ export class HttpReader {
     this.buf.copy(nb, 0, this.start, this.end);
     nb.set(data, live);
     this.buf = nb;
-    this.textValid = false;
     this.start = 0;
     this.end = live + data.length;
     this.owned = true;
@@ -225,7 +221,6 @@ export class HttpReader {
     const out = this.copyOut(this.start, this.end);
     this.start = this.end = 0;
     this.buf = EMPTY;
-    this.textValid = false;
     this.state = 'detached';
     return out;
   }
@@ -258,7 +253,7 @@ export class HttpReader {
     const from = this.start + this.scanned;
     let lfAt = -1; // absolute index in buf
     let searched = from; // bytes before this have no LF
-    if (this.textValid && this.start >= this.textAt) {
+    if (this.textOf === this.buf && this.start >= this.textAt) {
       const textEnd = this.textAt + this.text.length;
       if (from < textEnd) {
         const i = this.text.indexOf('\n', from - this.textAt);
@@ -274,7 +269,7 @@ export class HttpReader {
         const upTo = Math.min(this.end, Math.max(lfAt + 1, this.start + DEFAULTS.httpHeadTextBytes));
         this.text = this.buf.toString('latin1', this.start, upTo);
         this.textAt = this.start;
-        this.textValid = true;
+        this.textOf = this.buf;
       }
     }
     if (lfAt < 0) {
@@ -405,9 +400,7 @@ export class HttpReader {
         this.emptyLines = 0;
         // Check the start line at once: a peer speaking something else is refused before it sends
         // a whole head (HTTP/0.9, binary junk).
-        if (isReq) this.requestLine = parseRequestLine(line, this.limits.maxUrlLength);
-        else this.statusLine = parseStatusLine(line);
-        this.startLine = line;
+        this.startLine = isReq ? parseRequestLine(line, this.limits.maxUrlLength) : parseStatusLine(line);
         this.headBytes = line.length + 2;
         this.headers = [];
         this.state = 'headers';
@@ -448,12 +441,13 @@ export class HttpReader {
     this.headBytes = 0;
     this.bodyTotal = 0;
     this.extBytes = 0;
-    return this.kind === 'request' ? this.requestHead(line, headers) : this.responseHead(line, headers);
+    return this.kind === 'request'
+      ? this.requestHead(line as RequestLine, headers)
+      : this.responseHead(line as StatusLine, headers);
   }
 
-  private requestHead(line: string, headers: Header[]): ReadItem {
-    const { method, target, version } = this.requestLine ?? parseRequestLine(line, this.limits.maxUrlLength);
-    this.requestLine = null;
+  private requestHead(line: RequestLine, headers: Header[]): ReadItem {
+    const { method, target, version } = line;
     const head: RequestHead = { kind: 'request', method, target, version, headers };
 
     // Host (RFC 9112 §3.2): exactly one in HTTP/1.1, at most one in 1.0, and well formed.
@@ -472,9 +466,8 @@ export class HttpReader {
     return this.startBody(head, framing);
   }
 
-  private responseHead(line: string, headers: Header[]): ReadItem {
-    const { version, status, reason } = this.statusLine ?? parseStatusLine(line);
-    this.statusLine = null;
+  private responseHead(line: StatusLine, headers: Header[]): ReadItem {
+    const { version, status, reason } = line;
     const method = this.pending[0];
     if (method === undefined) this.fail(502, 'response without a request');
     const head: ResponseHead = {
@@ -653,7 +646,6 @@ export class HttpReader {
   }
 }
 
-/** request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only. */
 interface RequestLine {
   method: string;
   target: string;
@@ -665,6 +657,7 @@ interface StatusLine {
   reason: string;
 }
 
+/** request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only. */
 function parseRequestLine(line: string, maxUrlLength: number): RequestLine {
   const parts = line.split(' ');
   const vm = parts.length === 3 ? /^HTTP\/(\d)\.(\d)$/.exec(parts[2]!) : null;
