@@ -29,6 +29,7 @@ interface RawAddon {
     opts?: { transparent?: boolean; mark?: number; reuseAddr?: boolean },
   ): number;
   getMark(fd: number): number;
+  addrs(fd: number): [string, number, string, number] | null | undefined;
   setMark(fd: number, mark: number): void;
   getTransparent(fd: number): boolean;
   close(fd: number, reset?: boolean): void;
@@ -129,6 +130,8 @@ function load(): RawAddon {
 
 /** True when the addon is built and loads. Never throws. */
 export function nativeAvailable(): boolean {
+  if (addon) return true;
+  if (loadError !== null) return false;
   try {
     load();
     return true;
@@ -209,6 +212,16 @@ export function clientFd(family: 4 | 6, opts: ClientFdOptions = {}): number {
 }
 
 /** SO_MARK of a socket (an accepted socket carries the SYN's mark with net.ipv4.tcp_fwmark_accept=1). */
+/**
+ * A connected socket's local and remote address and port in one call: `[localHost, localPort,
+ * remoteHost, remotePort]`, the hosts in canonical text (IPv4 never as ::ffff:). null when the socket is
+ * not connected (any more); undefined when an address has a zone id (link-local: Node's getters name
+ * the interface). Throws NATIVE_CALL for a bad fd.
+ */
+export function socketAddrsOf(fd: number): [string, number, string, number] | null | undefined {
+  return call('addrs', (a) => a.addrs(fd));
+}
+
 export function getMark(fd: number): number {
   return call('get SO_MARK', (a) => a.getMark(fd));
 }
@@ -249,13 +262,20 @@ export function dropPrivileges(
 }
 
 /**
- * The file descriptor under a net.Socket or net.Server. Node 20 has no public API for it; this reads
- * the internal `_handle.fd` (libuv's fd of a TCP handle). The one place that knows this hack.
- * Throws NATIVE_CALL when the object has no fd (not yet connected/listening, or already closed).
+ * The file descriptor under a net.Socket or net.Server, or -1 when it has none (not yet connected or
+ * listening, already closed, or a TLS socket, which has no TCP handle of its own). Node 20 has no
+ * public API for it; this reads the internal `_handle.fd` (libuv's fd of a TCP handle). The one place
+ * that knows this hack.
  */
+export function handleFd(s: object): number {
+  const fd = (s as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/** handleFd, or NATIVE_CALL when the object has no fd. */
 export function socketFd(s: Socket | Server): number {
-  const fd = (s as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) {
+  const fd = handleFd(s);
+  if (fd < 0) {
     throw new TzorpError('NATIVE_CALL', 'the socket has no file descriptor (not open, or closed)', {
       details: { call: '_handle.fd', errno: 0, code: 'EBADF' },
     });

@@ -113,6 +113,22 @@ static bool get_opt_int(napi_env env, napi_value obj, const char *name, int64_t 
   return get_int(env, v, out);
 }
 
+// Text of a socket address (tzorp_errors.h).
+void tzorp_addr_text(const struct sockaddr_storage *ss, char *host, int *port) {
+  host[0] = 0;
+  *port = 0;
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, host, TZORP_HOST_TEXT);
+    *port = ntohs(a->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, TZORP_HOST_TEXT);
+    else inet_ntop(AF_INET6, &a->sin6_addr, host, TZORP_HOST_TEXT);
+    *port = ntohs(a->sin6_port);
+  }
+}
+
 // Parse `host` (IPv4 or IPv6 text, no brackets, no scope) and `port` into a sockaddr (tzorp_errors.h).
 bool tzorp_make_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
   memset(ss, 0, sizeof *ss);
@@ -301,6 +317,52 @@ static napi_value GetTransparent(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// addrs(fd) -> [localHost, localPort, remoteHost, remotePort] of a connected TCP socket in one call (two
+// system calls, no address parsing in JavaScript: the text is canonical, tzorp_addr_text), or null when
+// the socket is not connected (any more) or not IPv4/IPv6, undefined for a link-local address with a zone
+// id (Node's getters name the interface). A bad fd throws (EBADF, ENOTSOCK).
+static napi_value Addrs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd)) return tzorp_throw_type(env, "addrs: fd must be a non-negative integer");
+  struct sockaddr_storage loc, peer;
+  socklen_t ll = sizeof loc, pl = sizeof peer;
+  napi_value r;
+  if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0) {
+    if (errno == ENOTCONN) {
+      napi_get_null(env, &r);
+      return r;
+    }
+    return tzorp_throw_errno(env, "getpeername", errno);
+  }
+  if (getsockname(fd, (struct sockaddr *)&loc, &ll) < 0) return tzorp_throw_errno(env, "getsockname", errno);
+  char lh[TZORP_HOST_TEXT], rh[TZORP_HOST_TEXT];
+  int lp, rp;
+  if ((loc.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&loc)->sin6_scope_id != 0) ||
+      (peer.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&peer)->sin6_scope_id != 0)) {
+    napi_get_undefined(env, &r);  // a zone id (link-local): JavaScript asks Node, which names it
+    return r;
+  }
+  tzorp_addr_text(&loc, lh, &lp);
+  tzorp_addr_text(&peer, rh, &rp);
+  if (!lh[0] || !rh[0]) {
+    napi_get_null(env, &r);
+    return r;
+  }
+  napi_value v;
+  napi_create_array_with_length(env, 4, &r);
+  napi_create_string_latin1(env, lh, NAPI_AUTO_LENGTH, &v);
+  napi_set_element(env, r, 0, v);
+  napi_create_uint32(env, (uint32_t)lp, &v);
+  napi_set_element(env, r, 1, v);
+  napi_create_string_latin1(env, rh, NAPI_AUTO_LENGTH, &v);
+  napi_set_element(env, r, 2, v);
+  napi_create_uint32(env, (uint32_t)rp, &v);
+  napi_set_element(env, r, 3, v);
+  return r;
+}
+
 // close(fd, reset?) -> undefined (an fd from listen()/socket()/acceptStart that was never handed to
 // Node); reset: SO_LINGER 0 first, so a connected socket is closed with a RST.
 static napi_value Close(napi_env env, napi_callback_info info) {
@@ -327,6 +389,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socket", NULL, Socket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getMark", NULL, GetMark, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"addrs", NULL, Addrs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setMark", NULL, SetMark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getTransparent", NULL, GetTransparent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -77,7 +77,7 @@ static const char *const REASONS[] = {"closed", "idle", "error", "stopped", "con
 #define MAX_LISTENERS 256
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100
-#define HOST_TEXT 64
+#define HOST_TEXT TZORP_HOST_TEXT
 
 typedef struct relay {
   pthread_mutex_t rmu;  // its state: held by the thread while it pumps, by JavaScript in stop/counts
@@ -424,22 +424,6 @@ static void run_relay(relay *r, int side, uint32_t events, int64_t t) {
 
 // --- connecting (relayConnect: the server side is connected here, then relayed) ------------------
 
-// Text of a socket address, IPv4 never in the ::ffff: form (JavaScript's canonical text).
-static void addr_text(const struct sockaddr_storage *ss, char *host, int *port) {
-  host[0] = 0;
-  *port = 0;
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    inet_ntop(AF_INET, &a->sin_addr, host, HOST_TEXT);
-    *port = ntohs(a->sin_port);
-  } else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, HOST_TEXT);
-    else inet_ntop(AF_INET6, &a->sin6_addr, host, HOST_TEXT);
-    *port = ntohs(a->sin6_port);
-  }
-}
-
 // The connect failed (or timed out), under rmu: the server socket is closed, the client's goes back to
 // JavaScript unread (it may try another server), and the relay ends with reason connectFailed.
 static report *fail_connect(relay *r, int err) {
@@ -468,7 +452,7 @@ static report *finish_connect(relay *r, uint32_t events) {
   socklen_t sl = sizeof ss;
   char host[HOST_TEXT] = "";
   int port = 0;
-  if (getsockname(r->fd[1], (struct sockaddr *)&ss, &sl) == 0) addr_text(&ss, host, &port);
+  if (getsockname(r->fd[1], (struct sockaddr *)&ss, &sl) == 0) tzorp_addr_text(&ss, host, &port);
   r->state = ACTIVE;
   r->last = now_ms();
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -602,10 +586,10 @@ static void accept_ready(uint32_t id, int64_t t) {
     accepted *c = &b->c[b->n++];
     c->id = id;
     c->fd = fd;
-    addr_text(&peer, c->peer, &c->peer_port);
+    tzorp_addr_text(&peer, c->peer, &c->peer_port);
     struct sockaddr_storage loc;
     socklen_t ll = sizeof loc;
-    if (getsockname(fd, (struct sockaddr *)&loc, &ll) == 0) addr_text(&loc, c->local, &c->local_port);
+    if (getsockname(fd, (struct sockaddr *)&loc, &ll) == 0) tzorp_addr_text(&loc, c->local, &c->local_port);
     else c->local[0] = 0;
     uint32_t mark = 0;
     socklen_t ml = sizeof mark;

@@ -2,6 +2,7 @@
 // (policy/address.ts canonicalAddress), IPv4 never in the ::ffff: form a dual-stack socket reports.
 import { isIP } from 'node:net';
 import { TzorpError } from '../errors.ts';
+import { handleFd, nativeAvailable, socketAddrsOf } from '../native/index.ts';
 import { canonicalAddress } from '../policy/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
 
@@ -41,13 +42,21 @@ export function zorpAddr(a: Addr | null | undefined): string {
   return `${a.family === 6 ? 'AF_INET6' : 'AF_INET'}(${formatAddr(a)})`;
 }
 
-/** Local and remote Addr of a connected socket, or null when the socket has none (closed). */
+/** Local and remote Addr of a connected socket, or null when the socket has none (closed). With the
+ * native addon, one call reads both from the socket's descriptor (canonical text already, not parsed
+ * again); without it, or for a socket without a descriptor of its own (TLS), Node's getters. */
 export function socketAddrs(sock: {
   localAddress?: string | undefined;
   localPort?: number | undefined;
   remoteAddress?: string | undefined;
   remotePort?: number | undefined;
 }): { local: Addr; remote: Addr } | null {
+  const fd = handleFd(sock);
+  if (fd >= 0 && nativeAvailable()) {
+    const a = socketAddrsOf(fd);
+    if (a === null) return null;
+    if (a !== undefined) return { local: addonAddr(a[0], a[1]), remote: addonAddr(a[2], a[3]) };
+  }
   if (
     !sock.localAddress ||
     !sock.remoteAddress ||

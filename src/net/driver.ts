@@ -41,7 +41,7 @@ import {
 } from './relay.ts';
 import { RouteError } from './router.ts';
 import { type ServiceUpstream, TargetZoneDenied } from './service.ts';
-import { connectUpstream } from './upstream.ts';
+import { Cancel, connectUpstream } from './upstream.ts';
 
 /** Where the driver's log lines go. `category` is Zorp's `module.category` (core.session, plug.debug). */
 export type SessionLog = ((
@@ -174,7 +174,7 @@ interface Stream {
   /** Writes and a shutdown the core issued while the stream was still connecting. */
   pending: Uint8Array[];
   pendingShutdown: boolean;
-  abort: AbortController | null;
+  abort: Cancel | null;
   error: string | undefined;
   closedSent: boolean;
   /** True for the routed server connection (the one in the summary). */
@@ -795,7 +795,7 @@ class Session extends SessionDone implements SessionHandle {
     const routed = !options.target;
     const s = this.newStream(id, 'connecting', routed);
     s.closedSent = false;
-    const abort = new AbortController();
+    const abort = new Cancel();
     s.abort = abort;
     this.inflight++;
     let p: Promise<{ sock: net.Socket; target: Addr; zone: string | null }>;
@@ -813,7 +813,7 @@ class Session extends SessionDone implements SessionHandle {
           : null,
         transparent,
         timeoutMs: this.o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
-        signal: abort.signal,
+        signal: abort,
       }).then((sock) => ({ sock, target, zone: this.o.upstream?.zoneOf(target.host) ?? null }));
     } else if (!this.o.upstream) {
       p = Promise.reject(bug('no router for this session: connect needs an explicit target'));
@@ -824,7 +824,7 @@ class Session extends SessionDone implements SessionHandle {
         ...(options.inband ? { inband: options.inband } : {}),
       };
       p = this.o.upstream
-        .connectServer(input, abort.signal)
+        .connectServer(input, abort)
         .then((c) => ({ sock: c.socket, target: c.target, zone: c.serverZone }));
     }
     p.then(
@@ -1016,11 +1016,11 @@ class Session extends SessionDone implements SessionHandle {
     s.transport = raw;
     raw.pause();
     raw.on('error', () => {}); // (the TLS socket reports the handshake's errors)
-    const abort = new AbortController();
+    const abort = new Cancel();
     s.abort = abort;
-    abort.signal.addEventListener('abort', () => raw.destroy(), { once: true });
+    abort.on(() => raw.destroy());
     const up = (sock: net.Socket, got: TlsHandshakeInfo): void => {
-      if (abort.signal.aborted || this.ended) {
+      if (abort.aborted || this.ended) {
         sock.destroy();
         return;
       }
@@ -1029,7 +1029,7 @@ class Session extends SessionDone implements SessionHandle {
       this.feed({ type: 'tls', now: this.now(), stream: s.id, ok: true, info: got });
     };
     const failed = (reason: string, detail: string, got: TlsHandshakeInfo): void => {
-      if (abort.signal.aborted || this.ended) return;
+      if (abort.aborted || this.ended) return;
       s.abort = null;
       raw.destroy();
       s.state = 'closed';

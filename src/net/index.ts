@@ -39,4 +39,4 @@ export {
   TargetZoneDenied,
   type ZoneLookup,
 } from './service.ts';
-export { connectUpstream, type LocalBind, type UpstreamConnectOptions } from './upstream.ts';
+export { Cancel, connectUpstream, type LocalBind, type UpstreamConnectOptions } from './upstream.ts';

@@ -9,7 +9,7 @@ import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr, makeAddr } from './addr.ts';
 import { ChainerRuntime, ChainStop } from './chainer.ts';
 import { isAddressLiteral, localBindFor, type RouteInput, routeTargets } from './router.ts';
-import { connectUpstream, type UpstreamConnectOptions } from './upstream.ts';
+import { type Cancel, connectUpstream, type UpstreamConnectOptions } from './upstream.ts';
 
 /** Concurrent sessions per service (Zorp max_sessions). Keep one across reloads so sessions of the
  * old generation still count. Counts within this process. */
@@ -57,7 +57,6 @@ export class TargetZoneDenied extends ChainStop {
 export interface ServerConnection {
   socket: net.Socket;
   target: Addr;
-  local: Addr;
   serverZone: string | null;
 }
 
@@ -159,10 +158,9 @@ export class ServiceUpstream {
    * Route, chain and connect the session's server side. Rejects with TargetZoneDenied (policy),
    * RouteError (impossible route), ChainFailed (every target failed) or CONNECT_FAILED 'aborted'.
    */
-  async connectServer(input: RouteInput, signal?: AbortSignal): Promise<ServerConnection> {
+  async connectServer(input: RouteInput, signal?: Cancel): Promise<ServerConnection> {
     const c = await this.connectVia(input, connectUpstream, signal);
-    const local = makeAddr(c.conn.localAddress ?? '0.0.0.0', c.conn.localPort ?? 0);
-    return { socket: c.conn, target: c.target, local, serverZone: c.zone };
+    return { socket: c.conn, target: c.target, serverZone: c.zone };
   }
 
   /**
@@ -172,7 +170,7 @@ export class ServiceUpstream {
   async connectVia<T>(
     input: RouteInput,
     connect: (o: UpstreamConnectOptions) => Promise<T>,
-    signal?: AbortSignal,
+    signal?: Cancel,
   ): Promise<{ conn: T; target: Addr; zone: string | null }> {
     const router = this.service.router;
     const named = routeTargets(router, input);

@@ -11,6 +11,35 @@ import { clientFd, closeFd } from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr } from './addr.ts';
 
+/**
+ * Cancels connects in flight when their session ends: the part of an AbortSignal a connect needs (is it
+ * aborted, a callback on abort), without the EventTarget, listener records and event object an
+ * AbortController costs on every new session.
+ */
+export class Cancel {
+  aborted = false;
+  private fns: (() => void)[] | null = null;
+
+  /** Call `fn` once on abort (callers look at `aborted` first). */
+  on(fn: () => void): void {
+    if (this.fns) this.fns.push(fn);
+    else this.fns = [fn];
+  }
+
+  off(fn: () => void): void {
+    const i = this.fns ? this.fns.indexOf(fn) : -1;
+    if (i >= 0) this.fns!.splice(i, 1);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const fns = this.fns;
+    this.fns = null;
+    if (fns) for (const fn of fns) fn();
+  }
+}
+
 /** Where the upstream socket is bound before connect. `host` null = the wildcard address. */
 export interface LocalBind {
   host: string | null;
@@ -31,7 +60,7 @@ export interface UpstreamConnectOptions {
   /** Give up connecting after this long. */
   timeoutMs: number;
   /** Aborting (the session ended) destroys the socket and rejects. */
-  signal?: AbortSignal;
+  signal?: Cancel;
 }
 
 function makeFd(o: UpstreamConnectOptions): number | null {
@@ -108,7 +137,7 @@ export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> 
       clearTimeout(timer);
       sock.off('connect', onConnect);
       sock.off('error', onError);
-      o.signal?.removeEventListener('abort', onAbort);
+      o.signal?.off(onAbort);
       if (err) {
         sock.destroy();
         reject(err);
@@ -126,7 +155,7 @@ export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> 
     );
     sock.once('connect', onConnect);
     sock.once('error', onError);
-    o.signal?.addEventListener('abort', onAbort, { once: true });
+    o.signal?.on(onAbort);
     sock.connect({ port: o.target.port, host: o.target.host, family: o.target.family });
   });
 }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { nativeAvailable } from '../../../src/native/index.ts';
-import { connectUpstream, makeAddr } from '../../../src/net/index.ts';
+import { Cancel, connectUpstream, makeAddr } from '../../../src/net/index.ts';
 import { echo, tcpServer } from './helpers.ts';
 
 const noAddon = nativeAvailable() ? false : 'native addon not built';
@@ -63,12 +63,30 @@ test('refusal and abort reject with a reason', async () => {
     connectUpstream({ target: makeAddr('127.0.0.1', port), timeoutMs: 5000 }),
     /ECONNREFUSED/,
   );
-  const ac = new AbortController();
+  const ac = new Cancel();
   ac.abort();
   await assert.rejects(
-    connectUpstream({ target: makeAddr('127.0.0.1', port), timeoutMs: 5000, signal: ac.signal }),
+    connectUpstream({ target: makeAddr('127.0.0.1', port), timeoutMs: 5000, signal: ac }),
     /aborted/,
   );
+});
+
+test('a cancel while connecting rejects as aborted; a connect that finished no longer listens to it', async () => {
+  const srv = await tcpServer(echo);
+  const cancel = new Cancel();
+  const p = connectUpstream({ target: makeAddr('127.0.0.1', srv.port), timeoutMs: 5000, signal: cancel });
+  cancel.abort(); // before the loop ran the connect's completion
+  await assert.rejects(p, /aborted/);
+  const again = new Cancel();
+  const sock = await connectUpstream({
+    target: makeAddr('127.0.0.1', srv.port),
+    timeoutMs: 5000,
+    signal: again,
+  });
+  again.abort(); // the session ends after the connect: not this function's business any more
+  assert.equal(sock.destroyed, false);
+  sock.destroy();
+  await srv.close();
 });
 
 test('a bind that cannot work fails as NATIVE_CALL naming bind', { skip: noAddon }, async () => {
