@@ -26,7 +26,7 @@ interface RawAddon {
     family: 4 | 6,
     bindHost: string | null,
     bindPort: number,
-    opts?: { transparent?: boolean; mark?: number; reuseAddr?: boolean },
+    opts?: { transparent?: boolean; mark?: number; reuseAddr?: boolean; noDelay?: boolean },
   ): number;
   getMark(fd: number): number;
   addrs(fd: number): [string, number, string, number] | null | undefined;
@@ -142,14 +142,16 @@ export function nativeAvailable(): boolean {
 
 const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 
-/** Run one addon call; a system-call failure becomes NATIVE_CALL naming the call and the errno. */
-function call<T>(what: string, f: (a: RawAddon) => T): T {
+/** Run one addon call; a system-call failure becomes NATIVE_CALL naming the call and the errno. `what`
+ * may be a function: the text is made only for an error (calls made per session). */
+function call<T>(whatOf: string | (() => string), f: (a: RawAddon) => T): T {
   const a = load();
   try {
     return f(a);
   } catch (e) {
     const err = e as Error & { syscall?: string; errno?: number };
     if (typeof err.errno === 'number' && typeof err.syscall === 'string') {
+      const what = typeof whatOf === 'string' ? whatOf : whatOf();
       const code = errnoNames.get(err.errno) ?? `E${err.errno}`;
       throw new TzorpError('NATIVE_CALL', `${what}: ${err.syscall} failed with ${code} (${err.message})`, {
         cause: e,
@@ -196,6 +198,8 @@ export interface ClientFdOptions {
   mark?: number;
   /** SO_REUSEADDR before binding an explicit port (forge_port exact/number after TIME_WAIT). */
   reuseAddr?: boolean;
+  /** TCP_NODELAY (Nagle off) from the start: no setNoDelay call after the connect. */
+  noDelay?: boolean;
 }
 
 /** An unconnected, non-blocking TCP socket, bound as asked, for `new net.Socket({ fd }).connect()`. */
@@ -203,11 +207,13 @@ export function clientFd(family: 4 | 6, opts: ClientFdOptions = {}): number {
   const o: Parameters<RawAddon['socket']>[3] = {
     transparent: opts.transparent ?? false,
     reuseAddr: opts.reuseAddr ?? false,
+    noDelay: opts.noDelay ?? false,
   };
   if (opts.mark !== undefined) o.mark = opts.mark;
   const port = opts.port ?? 0;
-  return call(`client socket bound to ${fmt(opts.host ?? '*', port)}`, (a) =>
-    a.socket(family, opts.host ?? null, port, o),
+  return call(
+    () => `client socket bound to ${fmt(opts.host ?? '*', port)}`,
+    (a) => a.socket(family, opts.host ?? null, port, o),
   );
 }
 

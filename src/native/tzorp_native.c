@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -216,7 +217,7 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
 }
 
 // socket(family: 4|6, bindHost: string|null, bindPort: number,
-//        opts?: { transparent?: false, mark?: number, reuseAddr?: false })
+//        opts?: { transparent?: false, mark?: number, reuseAddr?: false, noDelay?: false })
 //   -> fd of an unconnected, non-blocking TCP socket, bound when bindHost or bindPort is given.
 // With a host and port 0, IP_BIND_ADDRESS_NO_PORT defers the port choice to connect(), per 4-tuple
 // (pitfall 5: forged tuples share the client's port space on the server).
@@ -248,6 +249,8 @@ static napi_value Socket(napi_env env, napi_callback_info info) {
   int64_t mark;
   if (get_opt_int(env, argv[3], "mark", &mark) && set_int_opt(fd, SOL_SOCKET, SO_MARK, (int)(uint32_t)mark) < 0)
     return fail_close(env, fd, "setsockopt(SO_MARK)");
+  if (get_flag(env, argv[3], "noDelay", false) && set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
+    return fail_close(env, fd, "setsockopt(TCP_NODELAY)");
   if (do_bind) {
     if (port == 0) {
       // IP_BIND_ADDRESS_NO_PORT is an IPPROTO_IP option but works for IPv6 sockets too (Linux >= 4.2).

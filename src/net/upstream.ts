@@ -70,6 +70,7 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   const base = {
     host: local?.host ?? null,
     transparent,
+    noDelay: true,
     ...(o.mark !== undefined ? { mark: o.mark } : {}),
   };
   if (local?.port === 'random') {
@@ -142,7 +143,7 @@ export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> 
         sock.destroy();
         reject(err);
       } else {
-        sock.setNoDelay(true);
+        if (fd === null) sock.setNoDelay(true); // (a socket the addon made has it from the start)
         resolve(sock);
       }
     };

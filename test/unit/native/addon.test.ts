@@ -111,6 +111,31 @@ test('transparent client socket binds a foreign address; IP_BIND_ADDRESS_NO_PORT
   }
 });
 
+test('noDelay: the socket has TCP_NODELAY from the start (read back by another process)', {
+  skip: noAddon,
+}, () => {
+  const nagle = (fd: number) =>
+    spawnSync(
+      'python3',
+      [
+        '-c',
+        'import socket; s = socket.socket(fileno=3); print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)); s.detach()',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit', fd], encoding: 'utf8' },
+    ).stdout.trim();
+  for (const fam of [4, 6] as const) {
+    const on = clientFd(fam, { noDelay: true });
+    const off = clientFd(fam, {});
+    try {
+      assert.equal(nagle(on), '1');
+      assert.equal(nagle(off), '0');
+    } finally {
+      closeFd(on);
+      closeFd(off);
+    }
+  }
+});
+
 test('a foreign address without transparent fails naming bind and EADDRNOTAVAIL', { skip: noAddon }, () => {
   assert.throws(
     () => clientFd(4, { host: '198.18.77.1', port: 0 }),
