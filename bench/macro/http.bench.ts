@@ -14,9 +14,10 @@
 //
 // Server addresses: .2 forwarded by the kernel, .3 diverted to tzorp, .4 to HAProxy (`mode http`,
 // `bind ... transparent`, `server 0.0.0.0` = the original destination, nbthread 1), .5 to Squid
-// (`http_port ... tproxy`, workers 1, no cache). nginx answers `ok`. wrk measures requests per second
-// and mean latency with keep-alive (16 connections) and with a new connection per request
-// (`Connection: close`). Numbers compare within one run only.
+// (`http_port ... tproxy`, workers 1, no cache), .6 to a Node relay that parses nothing (http-peers.ts
+// floor: the ceiling of a proxy on Node's own sockets, for reading the ratios). nginx answers `ok`.
+// wrk measures requests per second and mean latency with keep-alive (16 connections) and with a new
+// connection per request (`Connection: close`). Numbers compare within one run only.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,6 +56,8 @@ const FORWARD = '198.18.2.2';
 const TZORP = '198.18.2.3';
 const HAPROXY = '198.18.2.4';
 const SQUID = '198.18.2.5';
+const FLOOR = '198.18.2.6';
+const FLOOR_NAME = 'node relay, no HTTP (floor)';
 
 const ruleset = tproxyRuleset({
   table: 'tzorp_httpbench',
@@ -62,6 +65,7 @@ const ruleset = tproxyRuleset({
     tproxyTo(`ip daddr ${TZORP} tcp dport 80`, 4, 50080),
     tproxyTo(`ip daddr ${HAPROXY} tcp dport 80`, 4, 50090),
     tproxyTo(`ip daddr ${SQUID} tcp dport 80`, 4, 50100),
+    tproxyTo(`ip daddr ${FLOOR} tcp dport 80`, 4, 50110),
   ],
   input: ['ct state established,related accept'],
   forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
@@ -110,7 +114,7 @@ interface Result {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-httpbench-'));
-const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID] });
+const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID, FLOOR] });
 try {
   await tproxyLab(lab, ruleset, MARK);
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
@@ -128,6 +132,11 @@ try {
     { env: { TZORP_NATIVE_RELAY: String(NATIVE_RELAY) } },
   );
   await tz.waitFor(/READY/, 90_000);
+  const floor = lab.spawn(
+    'fw',
+    pinned([process.execPath, '--import', 'tsx', `${HERE}/http-peers.ts`, 'floor', '50110']),
+  );
+  await floor.waitFor(/READY/, 90_000);
   const hap = lab.spawn('fw', pinned(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
   let squid: LabProcess | null = null;
   if (squidBin) {
@@ -151,6 +160,7 @@ try {
       host: HAPROXY,
       proc: hap,
     },
+    { name: FLOOR_NAME, host: FLOOR, proc: floor },
   ];
   for (const p of paths) {
     if (!(await ready(p.host, () => `${p.proc?.stderr() ?? ''}`)))
@@ -223,7 +233,7 @@ try {
   }));
   const tzr = results.find((r) => r.path === TZ_NAME)!;
   const ratios = results
-    .filter((r) => r.path !== TZ_NAME && r.path !== 'kernel forwarding')
+    .filter((r) => r.path !== TZ_NAME && r.path !== 'kernel forwarding' && r.path !== FLOOR_NAME)
     .map((r) => ({
       vs: r.path,
       keepAlive: tzr.rpsKeepAlive / r.rpsKeepAlive,
@@ -253,6 +263,12 @@ try {
     for (const q of ratios)
       console.log(
         `tzorp / ${q.vs}: keep-alive ${q.keepAlive.toFixed(2)}, new connection ${q.newConnection.toFixed(2)}`,
+      );
+    const fl = results.find((r) => r.path === FLOOR_NAME);
+    const hp = results.find((r) => r.path.startsWith('haproxy'));
+    if (fl && hp)
+      console.log(
+        `floor / haproxy (Node's sockets alone): keep-alive ${(fl.rpsKeepAlive / hp.rpsKeepAlive).toFixed(2)}, new connection ${(fl.rpsClose / hp.rpsClose).toFixed(2)}`,
       );
   }
 } finally {
