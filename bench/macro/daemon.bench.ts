@@ -6,7 +6,7 @@
 // (tzorp with the native relay, tzorp with --no-native-relay, HAProxy), and the rounds alternate
 // between them. Needs root.
 //
-//   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--cpu-prof DIR] [--json]
+//   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--warmup 3] [--cpu-prof DIR] [--json]
 //     [--max-sessions N]
 //
 // `--max-sessions N`: the plug service has `max_sessions: N` (admission on every session).
@@ -39,6 +39,9 @@ const argAt = (name: string): string | undefined => {
 };
 const SECONDS = Number(argAt('seconds') ?? 5);
 const ROUNDS = Number(argAt('rounds') ?? 3);
+/** Seconds of load on each path before the measured rounds, not measured: tzorp's JIT reaches its
+ * steady state (a daemon runs for months), HAProxy's C has none to reach. */
+const WARMUP = Number(argAt('warmup') ?? 3);
 const PROF = argAt('cpu-prof');
 const JSON_OUT = process.argv.includes('--json');
 const MAX_SESSIONS = Number(argAt('max-sessions') ?? 0);
@@ -135,14 +138,14 @@ interface Run {
   cpu: number;
 }
 
-async function wrk(p: Path): Promise<Run> {
+async function wrk(p: Path, seconds = SECONDS): Promise<Run> {
   const pids = treePids(p.proc.child.pid);
   const t0 = Date.now();
   const c0 = cpuTicks(pids);
   const r = await p.lab.exec(
     'client',
-    ['wrk', '-t1', '-c16', `-d${SECONDS}s`, '-H', 'Connection: close', `http://${ADDR.server4}/`],
-    { timeoutMs: (SECONDS + 30) * 1000 },
+    ['wrk', '-t1', '-c16', `-d${seconds}s`, '-H', 'Connection: close', `http://${ADDR.server4}/`],
+    { timeoutMs: (seconds + 30) * 1000 },
   );
   const cpu = (cpuTicks(pids) - c0) / CLK_TCK / ((Date.now() - t0) / 1000);
   return { connPerSec: Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0), cpu };
@@ -154,6 +157,11 @@ try {
   paths.push(await tzorpPath(false));
   paths.push(await haproxyPath());
   const runs = new Map<string, Run[]>(paths.map((p) => [p.name, []]));
+  if (WARMUP > 0)
+    for (const p of paths) {
+      await wrk(p, WARMUP);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
   for (let round = 0; round < ROUNDS; round++)
     for (const p of paths) {
       runs.get(p.name)!.push(await wrk(p));

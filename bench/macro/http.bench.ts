@@ -3,8 +3,8 @@
 // three intercepting with TPROXY and each pinned to the same single CPU (taskset -c 1), so requests
 // per second are per core for all of them. Kernel forwarding is the baseline. Needs root.
 //
-//   node --import tsx bench/macro/http.bench.ts [--seconds 5] [--rounds 3] [--native-relay 0|1]
-//     [--body-kib N] [--haproxy-splice] [--json]
+//   node --import tsx bench/macro/http.bench.ts [--seconds 5] [--rounds 3] [--warmup 3]
+//     [--native-relay 0|1] [--body-kib N] [--haproxy-splice] [--json]
 //
 // --native-relay 0 runs tzorp with TZORP_NATIVE_RELAY=0 (default 1): response bodies of known length
 // from 256 KiB on go through the native relay when it is on (docs/http.md). --body-kib N makes every
@@ -36,6 +36,9 @@ const arg = (name: string, dflt: number) => {
 const SECONDS = arg('seconds', 5);
 /** Paths are interleaved per round and medians reported: a shared machine's load drifts. */
 const ROUNDS = arg('rounds', 3);
+/** Seconds of each mode on each path before the measured rounds, not measured: tzorp's JIT reaches
+ * its steady state (a proxy runs for months), the C peers have none to reach. */
+const WARMUP = arg('warmup', 3);
 const JSON_OUT = process.argv.includes('--json');
 const NATIVE_RELAY = arg('native-relay', 1);
 const BODY_KIB = arg('body-kib', 0);
@@ -182,16 +185,16 @@ try {
     paths.push({ name: 'squid (tproxy, 1 worker)', host: SQUID, proc: squid });
   } else console.error('squid is not part of this run (not installed or not answering)');
 
-  const wrk = async (host: string, close: boolean) => {
+  const wrk = async (host: string, close: boolean, seconds = SECONDS) => {
     const args = [
       'wrk',
       '-t1',
       '-c16',
-      `-d${SECONDS}s`,
+      `-d${seconds}s`,
       ...(close ? ['-H', 'Connection: close'] : []),
       `http://${host}${PATH}`,
     ];
-    const r = await lab.exec('client', args, { timeoutMs: (SECONDS + 30) * 1000 });
+    const r = await lab.exec('client', args, { timeoutMs: (seconds + 30) * 1000 });
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0);
     const lat = /Latency\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
     const ms = lat ? Number(lat[1]) * (lat[2] === 'us' ? 0.001 : lat[2] === 's' ? 1000 : 1) : Number.NaN;
@@ -200,6 +203,11 @@ try {
     return { rps, ms };
   };
   const per = new Map<string, Result[]>();
+  if (WARMUP > 0)
+    for (const p of paths) {
+      await wrk(p.host, false, WARMUP);
+      await wrk(p.host, true, WARMUP);
+    }
   for (let round = 0; round < ROUNDS; round++) {
     for (const p of paths) {
       const pids = treePids(p.proc?.child.pid);

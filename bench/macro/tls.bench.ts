@@ -3,7 +3,7 @@
 // network namespaces (client -- fw -- server), both intercepting with TPROXY and each pinned to the
 // same single CPU (taskset -c 1), so rates are per core for both. Needs root.
 //
-//   node --import tsx bench/macro/tls.bench.ts [--seconds 5] [--rounds 3] [--json]
+//   node --import tsx bench/macro/tls.bench.ts [--seconds 5] [--rounds 3] [--warmup 3] [--json]
 //
 // nginx in the server namespace answers `ok` over TLS with a certificate from a test CA (made here with
 // openssl); both proxies verify it against that CA. tzorp shows clients certificates it makes for the
@@ -30,6 +30,9 @@ const arg = (name: string, dflt: number) => {
 };
 const SECONDS = arg('seconds', 5);
 const ROUNDS = arg('rounds', 3);
+/** Seconds of each mode on each path before the measured rounds, not measured: tzorp's JIT reaches
+ * its steady state (a proxy runs for months), HAProxy's C has none to reach. */
+const WARMUP = arg('warmup', 3);
 const JSON_OUT = process.argv.includes('--json');
 /** --profile FILE: a V8 CPU profile of tzorp over one new-session run (after the measured rounds). */
 const PROFILE = process.argv.includes('--profile')
@@ -158,18 +161,18 @@ try {
   ];
   for (const p of paths) await ready(p.host, () => p.proc.stderr());
 
-  const wrk = async (host: string, close: boolean) => {
+  const wrk = async (host: string, close: boolean, seconds = SECONDS) => {
     const args = [
       'wrk',
       '-t1',
       '-c16',
-      `-d${SECONDS}s`,
+      `-d${seconds}s`,
       '-H',
       `Host: ${NAME}`,
       ...(close ? ['-H', 'Connection: close'] : []),
       `https://${host}/`,
     ];
-    const r = await lab.exec('client', args, { timeoutMs: (SECONDS + 30) * 1000 });
+    const r = await lab.exec('client', args, { timeoutMs: (seconds + 30) * 1000 });
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0);
     const bad = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(r.stdout);
     if (bad) console.error(`${host}${close ? ' (new sessions)' : ''}: ${bad[0]}`);
@@ -183,6 +186,11 @@ try {
     return { rps, cpu: (cpuTicks(pids) - c0) / CLK_TCK / ((Date.now() - t0) / 1000) };
   };
   const per = new Map<string, Result[]>();
+  if (WARMUP > 0)
+    for (const p of paths) {
+      await wrk(p.host, false, WARMUP);
+      await wrk(p.host, true, WARMUP);
+    }
   for (let round = 0; round < ROUNDS; round++) {
     for (const p of paths) {
       const ka = await measure(p, false);
