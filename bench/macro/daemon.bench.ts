@@ -7,9 +7,13 @@
 // between them. Needs root.
 //
 //   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--warmup 3] [--cpu-prof DIR] [--json]
-//     [--max-sessions N]
+//     [--max-sessions N] [--proxy plug|http]
 //
 // `--max-sessions N`: the plug service has `max_sessions: N` (admission on every session).
+// `--proxy http`: the service is the HTTP proxy (default options, Zorp's default verbosity: the
+// session lines and an http.accounting line per request are written), against HAProxy in `mode http`;
+// each path is then also measured with keep-alive (wrk without `Connection: close`), and only the
+// native relay path of tzorp runs (bodies of `ok` never reach the relay).
 //
 // wrk -t1 -c16 with `Connection: close` (one TCP connection per request) against nginx in the server
 // namespace. `--cpu-prof DIR`: the daemon's processes write V8 CPU profiles into DIR when it stops
@@ -45,6 +49,12 @@ const WARMUP = Number(argAt('warmup') ?? 3);
 const PROF = argAt('cpu-prof');
 const JSON_OUT = process.argv.includes('--json');
 const MAX_SESSIONS = Number(argAt('max-sessions') ?? 0);
+const PROXY = argAt('proxy') ?? 'plug';
+if (PROXY !== 'plug' && PROXY !== 'http') {
+  console.error('--proxy must be plug or http');
+  process.exit(2);
+}
+const HTTP = PROXY === 'http';
 
 const skip = netnsSkipReason();
 if (skip) {
@@ -52,7 +62,22 @@ if (skip) {
   process.exit(0);
 }
 
-const haproxyCfg = haproxyTransparentTcp(8000, 60);
+const haproxyCfg = HTTP
+  ? `global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+listen http
+  bind 127.0.0.1:50090 transparent
+  server orig 0.0.0.0
+`
+  : haproxyTransparentTcp(8000, 60);
 
 async function ready(lab: Lab, what: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -81,11 +106,11 @@ async function tzorpPath(native: boolean): Promise<Path> {
       role,
       'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
     );
-  const policy = plugPolicy(80);
+  const policy = plugPolicy(80).replace('proxy: plug }', `proxy: ${PROXY} }`);
   writeFileSync(
     join(dir, 'policy.yaml'),
     MAX_SESSIONS > 0
-      ? policy.replace('proxy: plug }', `proxy: plug, max_sessions: ${MAX_SESSIONS} }`)
+      ? policy.replace(`proxy: ${PROXY} }`, `proxy: ${PROXY}, max_sessions: ${MAX_SESSIONS} }`)
       : policy,
   );
   if (PROF) mkdirSync(PROF, { recursive: true });
@@ -107,7 +132,7 @@ async function tzorpPath(native: boolean): Promise<Path> {
   await proc.waitFor(/tzorp running/, 120_000);
   await ready(lab, 'tzorp');
   return {
-    name: `tzorp run --workers 1 (plug, ${native ? 'native relay' : '--no-native-relay'}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
+    name: `tzorp run --workers 1 (${PROXY}, ${native ? 'native relay' : '--no-native-relay'}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
     lab,
     proc,
     dir,
@@ -130,31 +155,45 @@ async function haproxyPath(): Promise<Path> {
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
   const proc = lab.spawn('fw', pinned(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
   await ready(lab, 'haproxy');
-  return { name: 'haproxy 2.6 (transparent, 1 thread)', lab, proc, dir };
+  return { name: `haproxy 2.6 (transparent, 1 thread${HTTP ? ', mode http' : ''})`, lab, proc, dir };
 }
 
 interface Run {
   connPerSec: number;
   cpu: number;
+  /** --proxy http: requests per second with keep-alive. */
+  keepAlive: number | null;
+}
+
+async function wrkRate(p: Path, seconds: number, close: boolean): Promise<number> {
+  const r = await p.lab.exec(
+    'client',
+    [
+      'wrk',
+      '-t1',
+      '-c16',
+      `-d${seconds}s`,
+      ...(close ? ['-H', 'Connection: close'] : []),
+      `http://${ADDR.server4}/`,
+    ],
+    { timeoutMs: (seconds + 30) * 1000 },
+  );
+  return Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0);
 }
 
 async function wrk(p: Path, seconds = SECONDS): Promise<Run> {
   const pids = treePids(p.proc.child.pid);
   const t0 = Date.now();
   const c0 = cpuTicks(pids);
-  const r = await p.lab.exec(
-    'client',
-    ['wrk', '-t1', '-c16', `-d${seconds}s`, '-H', 'Connection: close', `http://${ADDR.server4}/`],
-    { timeoutMs: (seconds + 30) * 1000 },
-  );
+  const connPerSec = await wrkRate(p, seconds, true);
   const cpu = (cpuTicks(pids) - c0) / CLK_TCK / ((Date.now() - t0) / 1000);
-  return { connPerSec: Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 0), cpu };
+  return { connPerSec, cpu, keepAlive: HTTP ? await wrkRate(p, seconds, false) : null };
 }
 
 const paths: Path[] = [];
 try {
   paths.push(await tzorpPath(true));
-  paths.push(await tzorpPath(false));
+  if (!HTTP) paths.push(await tzorpPath(false));
   paths.push(await haproxyPath());
   const runs = new Map<string, Run[]>(paths.map((p) => [p.name, []]));
   if (WARMUP > 0)
@@ -173,20 +212,26 @@ try {
     connPerSec: median(runs.get(p.name)!.map((r) => r.connPerSec)),
     cpu: median(runs.get(p.name)!.map((r) => r.cpu)),
     rounds: runs.get(p.name)!.map((r) => Math.round(r.connPerSec)),
+    keepAlive: HTTP ? median(runs.get(p.name)!.map((r) => r.keepAlive ?? 0)) : null,
+    keepAliveRounds: HTTP ? runs.get(p.name)!.map((r) => Math.round(r.keepAlive ?? 0)) : null,
   }));
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   if (JSON_OUT) console.log(JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, load, results }, null, 2));
   else {
     console.log(`daemon bench: ${ROUNDS} rounds of ${SECONDS} s, load average at the end ${load}`);
-    console.log('| path | new connections/s (median) | rounds | CPU (cores) |');
-    console.log('|---|---|---|---|');
+    console.log(
+      `| path | new connections/s (median) | rounds | CPU (cores) |${HTTP ? ' keep-alive req/s (median) | rounds |' : ''}`,
+    );
+    console.log(`|---|---|---|---|${HTTP ? '---|---|' : ''}`);
     for (const r of results)
       console.log(
-        `| ${r.path} | ${r.connPerSec.toFixed(0)} | ${r.rounds.join(', ')} | ${r.cpu.toFixed(2)} |`,
+        `| ${r.path} | ${r.connPerSec.toFixed(0)} | ${r.rounds.join(', ')} | ${r.cpu.toFixed(2)} |${HTTP ? ` ${r.keepAlive!.toFixed(0)} | ${r.keepAliveRounds!.join(', ')} |` : ''}`,
       );
     const hap = results.at(-1)!;
     for (const r of results.slice(0, -1))
-      console.log(`${r.path}: ${(r.connPerSec / hap.connPerSec).toFixed(2)}x HAProxy`);
+      console.log(
+        `${r.path}: ${(r.connPerSec / hap.connPerSec).toFixed(2)}x HAProxy (new connections)${HTTP ? `, ${(r.keepAlive! / hap.keepAlive!).toFixed(2)}x (keep-alive)` : ''}`,
+      );
   }
 } finally {
   for (const p of paths) {
