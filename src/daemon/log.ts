@@ -6,6 +6,7 @@
 import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type pino from 'pino';
+import { DEFAULTS } from '../defaults.ts';
 import type { LogLevel } from '../proxy/core/types.ts';
 import { type LogLevels, MAX_LOG_LEVEL } from './log-spec.ts';
 
@@ -16,6 +17,11 @@ export type LogFields = Record<string, unknown>;
 /** Where finished lines go (stderr, or a test's array). */
 export interface LogDestination {
   write(line: string): unknown;
+  /** Write what the destination takes now, without waiting: the bytes written (0 when it is full).
+   * Throws on an error. LineBatch uses it (with writeAll) where a destination has both. */
+  tryWrite?(data: Buffer): number;
+  /** Write every byte, waiting a little for a full destination; throws when it does not take them. */
+  writeAll?(data: Buffer): void;
 }
 
 /** pino is loaded only for `--log-format json`: about 9 MB of memory in each process otherwise. */
@@ -23,21 +29,33 @@ const requireCjs = createRequire(import.meta.url);
 
 /** A file descriptor written synchronously, every byte (nothing lost on exit or crash). A pipe that
  * is full (EAGAIN, a non-blocking stderr) is waited for a little; an error (a full disk, a closed
- * pipe) is thrown to ZorpLog.write, which counts the line as lost. */
+ * pipe) is thrown to ZorpLog.write, which counts the line as lost. tryWrite never waits (LineBatch). */
 export function fdDestination(fd: number): LogDestination {
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  return {
-    write(line: string): void {
-      let buf = Buffer.from(line);
-      for (let again = 0; buf.length > 0; ) {
-        try {
-          buf = buf.subarray(writeSync(fd, buf));
-          again = 0;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || ++again > 1000) throw e;
-          Atomics.wait(pause, 0, 0, 1);
-        }
+  const writeAll = (data: Buffer): void => {
+    let buf = data;
+    for (let again = 0; buf.length > 0; ) {
+      try {
+        buf = buf.subarray(writeSync(fd, buf));
+        again = 0;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || ++again > 1000) throw e;
+        Atomics.wait(pause, 0, 0, 1);
       }
+    }
+  };
+  return {
+    tryWrite(data: Buffer): number {
+      try {
+        return writeSync(fd, data);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return 0;
+        throw e;
+      }
+    },
+    writeAll,
+    write(line: string): void {
+      writeAll(Buffer.from(line));
     },
   };
 }
@@ -45,24 +63,38 @@ export function fdDestination(fd: number): LogDestination {
 /**
  * Lines gathered during one turn of the event loop and written together at its end (setImmediate), or
  * at once past `maxBytes`, and on exit: under a load of many short sessions a write() per line was a
- * sixth of a worker's time. What a kill -9 takes with it is the current turn's lines. A write that
- * fails loses that batch: `onLost` counts its lines.
+ * sixth of a worker's time. What a kill -9 takes with it is the current turn's lines.
+ *
+ * A destination that is full (a pipe whose reader is behind: EAGAIN) is not waited for while the
+ * event loop has sessions to serve: the bytes it did not take wait here, in order, and are tried again
+ * after DEFAULTS.logRetryMs (one try, not one per turn). Only past `maxPending` bytes, and on exit, does
+ * a flush wait for the destination (fdDestination's write: a little, then it gives up). A write that
+ * fails loses what was waiting: `onLost` counts its lines.
  */
 export class LineBatch implements LogDestination {
   private lines: string[] = [];
   private bytes = 0;
   private scheduled = false;
+  /** Bytes the destination did not take yet, oldest first, each with the number of lines it ends. */
+  private waiting: { data: Buffer; lines: number }[] = [];
+  private waitingBytes = 0;
+  private retry: NodeJS.Timeout | null = null;
   private readonly flushNow = (): void => {
     this.scheduled = false;
     this.flush();
+  };
+  private readonly retryNow = (): void => {
+    this.retry = null;
+    this.drain(false);
   };
 
   constructor(
     private readonly out: LogDestination,
     private readonly onLost: (lines: number, error: unknown) => void,
     private readonly maxBytes = 65536,
+    private readonly maxPending = DEFAULTS.logPendingBytes,
   ) {
-    process.on('exit', () => this.flush());
+    process.on('exit', () => this.flush(true));
   }
 
   write(line: string): void {
@@ -75,15 +107,64 @@ export class LineBatch implements LogDestination {
     }
   }
 
-  flush(): void {
-    if (this.lines.length === 0) return;
-    const lines = this.lines;
-    this.lines = [];
-    this.bytes = 0;
-    try {
-      this.out.write(lines.length === 1 ? lines[0]! : lines.join(''));
-    } catch (e) {
-      this.onLost(lines.length, e);
+  /** Bytes written to the batch that the destination has not taken yet. */
+  get pendingBytes(): number {
+    return this.waitingBytes + this.bytes;
+  }
+
+  /** Write the batch; `wait`: also wait for a full destination (on exit). */
+  flush(wait = false): void {
+    if (this.lines.length > 0) {
+      const lines = this.lines;
+      this.lines = [];
+      this.bytes = 0;
+      if (!this.out.tryWrite || !this.out.writeAll) {
+        try {
+          this.out.write(lines.length === 1 ? lines[0]! : lines.join(''));
+        } catch (e) {
+          this.onLost(lines.length, e);
+        }
+        return;
+      }
+      const data = Buffer.from(lines.length === 1 ? lines[0]! : lines.join(''));
+      this.waiting.push({ data, lines: lines.length });
+      this.waitingBytes += data.length;
+    }
+    // A retry is due: the destination was full a moment ago; the retry writes this batch too.
+    if (this.retry !== null && !wait && this.waitingBytes <= this.maxPending) return;
+    this.drain(wait || this.waitingBytes > this.maxPending);
+  }
+
+  private drain(wait: boolean): void {
+    if (wait && this.retry !== null) {
+      clearTimeout(this.retry);
+      this.retry = null;
+    }
+    while (this.waiting.length > 0) {
+      const head = this.waiting[0]!;
+      let n: number;
+      try {
+        if (wait) {
+          this.out.writeAll!(head.data);
+          n = head.data.length;
+        } else n = this.out.tryWrite!(head.data);
+      } catch (e) {
+        const lost = this.waiting.reduce((sum, w) => sum + w.lines, 0);
+        this.waiting = [];
+        this.waitingBytes = 0;
+        this.onLost(lost, e);
+        return;
+      }
+      this.waitingBytes -= n;
+      if (n === head.data.length) {
+        this.waiting.shift();
+        continue;
+      }
+      head.data = head.data.subarray(n);
+      // full: the event loop goes on; the rest is tried again shortly
+      this.retry ??= setTimeout(this.retryNow, DEFAULTS.logRetryMs);
+      this.retry.unref();
+      return;
     }
   }
 }

@@ -103,6 +103,8 @@ test('every default is pinned (a new or changed default: pin its value here too)
       controlStopReplyGraceMs: 120_000,
       logFormat: 'text',
       logVerbosity: 3,
+      logPendingBytes: 4 * 1024 * 1024,
+      logRetryMs: 2,
       logSpec: 'core.summary:4,tls.session:4',
       fdReserveCount: 128,
       fdsPerSessionCount: 2,

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
-import { formatZorpLine, ZorpLog } from '../../../src/daemon/log.ts';
+import { fdDestination, formatZorpLine, LineBatch, ZorpLog } from '../../../src/daemon/log.ts';
 import { LogLevels } from '../../../src/daemon/log-spec.ts';
+import { handleFd } from '../../../src/native/index.ts';
 
 function sink() {
   const lines: string[] = [];
@@ -121,4 +123,86 @@ test('batched: a batch past 64 KiB is written at once', () => {
     log.log('core.session', 3, 'svc/a:1', 'x'.repeat(200));
   assert.equal(writes.length, 1);
   assert.ok(writes[0]!.length >= 65536);
+});
+
+/** A real pipe to a reader that sleeps first (`sleep S; cat`): our end is non-blocking, as a daemon's
+ * stderr is when another process's libuv opened it. */
+function sleepyReader(seconds: number) {
+  const child = spawn('sh', ['-c', `sleep ${seconds}; cat`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('latin1');
+  child.stdout.on('data', (d: string) => {
+    out += d;
+  });
+  const fd = handleFd(child.stdin);
+  assert.ok(fd >= 0);
+  return {
+    fd,
+    output: async () => {
+      await new Promise((r) => child.on('close', r));
+      return out;
+    },
+    end: () => child.stdin.end(),
+  };
+}
+
+test('batched: a full pipe is not waited for while the event loop runs; every line arrives, in order', async () => {
+  const reader = sleepyReader(1);
+  const lost: number[] = [];
+  const batch = new LineBatch(fdDestination(reader.fd), (n) => lost.push(n));
+  const line = (i: number) => `line ${String(i).padStart(6, '0')} ${'x'.repeat(80)}\n`;
+  for (let i = 0; i < 4000; i++) batch.write(line(i)); // 380 KB: far more than a pipe holds
+  batch.flush();
+  // The reader sleeps: the flush returned with bytes still to write (it did not wait for them).
+  assert.ok(batch.pendingBytes > 100_000, `pending ${batch.pendingBytes}`);
+  let turns = 0;
+  while (batch.pendingBytes > 0) {
+    turns++;
+    await new Promise((r) => setTimeout(r, 5)); // the event loop goes on meanwhile
+    if (turns === 10) for (let i = 4000; i < 4100; i++) batch.write(line(i)); // more while full
+  }
+  reader.end();
+  const out = await reader.output();
+  assert.deepEqual(lost, []);
+  const got = out.split('\n').filter(Boolean);
+  assert.equal(got.length, 4100);
+  for (let i = 0; i < 4100; i += 97) assert.equal(`${got[i]}\n`, line(i));
+  assert.equal(out, Array.from({ length: 4100 }, (_, i) => line(i)).join(''));
+});
+
+test('batched: past maxPending bytes a flush waits for the destination; one that fails loses what waited, counted', () => {
+  let full = true;
+  let failing = false;
+  const taken: string[] = [];
+  const dest = {
+    write: (l: string) => taken.push(l),
+    tryWrite: (d: Buffer) => {
+      if (failing) throw Object.assign(new Error('EPIPE'), { code: 'EPIPE' });
+      if (full) return 0;
+      taken.push(d.toString());
+      return d.length;
+    },
+    writeAll: (d: Buffer) => {
+      if (failing) throw Object.assign(new Error('EPIPE'), { code: 'EPIPE' });
+      full = false; // (a destination that a wait lets drain)
+      taken.push(d.toString());
+    },
+  };
+  const lost: number[] = [];
+  const batch = new LineBatch(dest, (n) => lost.push(n), 65536, 1000);
+  batch.write('a\n');
+  batch.flush();
+  assert.equal(batch.pendingBytes, 2, 'full: waiting, not written');
+  batch.write(`${'b'.repeat(1200)}\n`);
+  batch.flush(); // over maxPending: waits (writeAll), in order
+  assert.equal(batch.pendingBytes, 0);
+  assert.deepEqual(taken, ['a\n', `${'b'.repeat(1200)}\n`]);
+  full = true;
+  batch.write('c\n');
+  batch.write('d\n');
+  batch.flush();
+  failing = true;
+  batch.flush(true); // (on exit) the destination fails: both waiting lines are lost and counted
+  assert.deepEqual(lost, [2]);
+  assert.equal(batch.pendingBytes, 0);
 });
