@@ -151,6 +151,31 @@ listen relay
 `;
 }
 
+/** The `defaults` section of the HAProxy peers in `mode http` (this file's and tls.bench.ts's): keep-alive
+ * on both sides, the usual timeouts. */
+export const HAPROXY_HTTP_DEFAULTS = `defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+`;
+
+/** HAProxy in `mode http` with keep-alive on both sides, intercepting with TPROXY on 127.0.0.1:`port`
+ * and connecting to the original destination (server 0.0.0.0), one thread. `splice`: `option
+ * splice-auto` (kernel splicing of bodies), with `maxpipes 1000`: HAProxy's default, maxconn/4, would
+ * ask for more descriptors than the 20,000 a process may have here. */
+export function haproxyTransparentHttp(port: number, splice = false): string {
+  return `global
+  nbthread 1
+  maxconn 8000
+${splice ? '  maxpipes 1000\n' : ''}${HAPROXY_HTTP_DEFAULTS}${splice ? '  option splice-auto\n' : ''}listen http
+  bind 127.0.0.1:${port} transparent
+  server orig 0.0.0.0
+`;
+}
+
 /** A policy with one plug service for 198.18.1.0/24 to 198.18.2.0/24 on `port` (the idle benches). */
 export const plugPolicy = (port: number): string => `zones:
   clients: { addresses: [198.18.1.0/24] }

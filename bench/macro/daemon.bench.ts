@@ -26,6 +26,7 @@ import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
 import {
   CLK_TCK,
   cpuTicks,
+  haproxyTransparentHttp,
   haproxyTransparentTcp,
   pinned,
   plugPolicy,
@@ -62,22 +63,7 @@ if (skip) {
   process.exit(0);
 }
 
-const haproxyCfg = HTTP
-  ? `global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  option http-keep-alive
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-listen http
-  bind 127.0.0.1:50090 transparent
-  server orig 0.0.0.0
-`
-  : haproxyTransparentTcp(8000, 60);
+const haproxyCfg = HTTP ? haproxyTransparentHttp(50090) : haproxyTransparentTcp(8000, 60);
 
 async function ready(lab: Lab, what: string): Promise<void> {
   for (let i = 0; i < 100; i++) {

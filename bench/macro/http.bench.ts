@@ -24,7 +24,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { CLK_TCK, cpuTicks, pinned, startNginx, tproxyLab, treePids } from './bench-kit.ts';
+import {
+  CLK_TCK,
+  cpuTicks,
+  haproxyTransparentHttp,
+  pinned,
+  startNginx,
+  tproxyLab,
+  treePids,
+} from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy', 'nginx', 'wrk']);
@@ -74,22 +82,7 @@ const ruleset = tproxyRuleset({
   forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
 });
 
-// (splice needs pipes: HAProxy's default maxpipes, maxconn/4, would ask for more descriptors than the
-// 20,000 a process may have here)
-const haproxyCfg = `global
-  nbthread 1
-  maxconn 8000
-${HAPROXY_SPLICE ? '  maxpipes 1000\n' : ''}defaults
-  mode http
-  option http-keep-alive
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-${HAPROXY_SPLICE ? '  option splice-auto\n' : ''}listen http
-  bind 127.0.0.1:50090 transparent
-  server orig 0.0.0.0
-`;
+const haproxyCfg = haproxyTransparentHttp(50090, HAPROXY_SPLICE);
 
 const squidCfg = (dir: string) => `http_port 127.0.0.1:50100 tproxy
 http_port 127.0.0.1:50101

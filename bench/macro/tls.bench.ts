@@ -19,7 +19,15 @@ import { join } from 'node:path';
 import { createCa, issueLeaf, loadCa } from '../../src/proxy/tls/certs.ts';
 import { createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { CLK_TCK, cpuTicks, pinned, startNginx, tproxyLab, treePids } from './bench-kit.ts';
+import {
+  CLK_TCK,
+  cpuTicks,
+  HAPROXY_HTTP_DEFAULTS,
+  pinned,
+  startNginx,
+  tproxyLab,
+  treePids,
+} from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy', 'nginx', 'wrk', 'openssl']);
@@ -91,14 +99,7 @@ const haproxyCfg = `global
   nbthread 1
   maxconn 8000
   ssl-default-bind-options ssl-min-ver TLSv1.2
-defaults
-  mode http
-  option http-keep-alive
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-listen https
+${HAPROXY_HTTP_DEFAULTS}listen https
   bind 127.0.0.1:50444 transparent ssl crt ${join(dir, 'haproxy.pem')} alpn http/1.1
   server orig 0.0.0.0 ssl verify required ca-file ${sCa} sni str(${NAME}) alpn http/1.1
 `;

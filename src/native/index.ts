@@ -217,7 +217,6 @@ export function clientFd(family: 4 | 6, opts: ClientFdOptions = {}): number {
   );
 }
 
-/** SO_MARK of a socket (an accepted socket carries the SYN's mark with net.ipv4.tcp_fwmark_accept=1). */
 /**
  * A connected socket's local and remote address and port in one call: `[localHost, localPort,
  * remoteHost, remotePort]`, the hosts in canonical text (IPv4 never as ::ffff:). null when the socket is
@@ -228,6 +227,7 @@ export function socketAddrsOf(fd: number): [string, number, string, number] | nu
   return call('addrs', (a) => a.addrs(fd));
 }
 
+/** SO_MARK of a socket (an accepted socket carries the SYN's mark with net.ipv4.tcp_fwmark_accept=1). */
 export function getMark(fd: number): number {
   return call('get SO_MARK', (a) => a.getMark(fd));
 }
