@@ -1,7 +1,8 @@
 // Helper for http.bench.ts, run inside the lab's firewall namespace:
 //   http-peers.ts proxy <port>   tzorp's HTTP proxy (real driver, http core with default options,
 //                                transparent listeners on 127.0.0.1 and ::1, transparent router, no
-//                                logging); prints READY
+//                                logging), on native I/O as `tzorp run` runs it (TZORP_NATIVE_IO=0:
+//                                on Node's sockets, as --no-native-io); prints READY
 //   http-peers.ts floor <port>   a Node relay that parses nothing (each socket's 'data' written to the
 //                                other, transparent listeners the same way): what Node's own sockets
 //                                allow per core, the ceiling of any proxy built on them; prints READY
@@ -40,7 +41,7 @@ const { bindCore } = await load<typeof import('../../src/proxy/index.ts')>('prox
 const [mode, port] = process.argv.slice(2);
 if (mode === 'proxy') {
   // options parsed once, as the daemon does per generation
-  await serveProxy(Number(port), bindCore(httpModule, {}));
+  await serveProxy(Number(port), bindCore(httpModule, {}), undefined, process.env.TZORP_NATIVE_IO !== '0');
 } else if (mode === 'floor') {
   await serveFloor(Number(port));
 } else {

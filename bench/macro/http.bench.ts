@@ -15,7 +15,9 @@
 // Server addresses: .2 forwarded by the kernel, .3 diverted to tzorp, .4 to HAProxy (`mode http`,
 // `bind ... transparent`, `server 0.0.0.0` = the original destination, nbthread 1), .5 to Squid
 // (`http_port ... tproxy`, workers 1, no cache), .6 to a Node relay that parses nothing (http-peers.ts
-// floor: the ceiling of a proxy on Node's own sockets, for reading the ratios). nginx answers `ok`.
+// floor: the ceiling of a proxy on Node's own sockets, for reading the ratios), .7 to tzorp's HTTP
+// proxy on Node's sockets (TZORP_NATIVE_IO=0, as `tzorp run --no-native-io`; .3 runs on native I/O, as
+// `tzorp run` does). nginx answers `ok`.
 // wrk measures requests per second and mean latency with keep-alive (16 connections) and with a new
 // connection per request (`Connection: close`). Numbers compare within one run only.
 import { randomBytes } from 'node:crypto';
@@ -52,7 +54,7 @@ const NATIVE_RELAY = arg('native-relay', 1);
 const BODY_KIB = arg('body-kib', 0);
 const PATH = BODY_KIB > 0 ? '/blob.bin' : '/';
 const HAPROXY_SPLICE = process.argv.includes('--haproxy-splice');
-const TZ_NAME = `tzorp http (native relay ${NATIVE_RELAY ? 'on' : 'off'})`;
+const TZ_NAME = `tzorp http (native I/O, native relay ${NATIVE_RELAY ? 'on' : 'off'})`;
 const MARK = '0x80000000';
 const HERE = 'bench/macro';
 
@@ -69,6 +71,8 @@ const HAPROXY = '198.18.2.4';
 const SQUID = '198.18.2.5';
 const FLOOR = '198.18.2.6';
 const FLOOR_NAME = 'node relay, no HTTP (floor)';
+const TZORP_NODE_IO = '198.18.2.7';
+const TZ_NODE_IO_NAME = 'tzorp http, Node sockets';
 
 const ruleset = tproxyRuleset({
   table: 'tzorp_httpbench',
@@ -77,6 +81,7 @@ const ruleset = tproxyRuleset({
     tproxyTo(`ip daddr ${HAPROXY} tcp dport 80`, 4, 50090),
     tproxyTo(`ip daddr ${SQUID} tcp dport 80`, 4, 50100),
     tproxyTo(`ip daddr ${FLOOR} tcp dport 80`, 4, 50110),
+    tproxyTo(`ip daddr ${TZORP_NODE_IO} tcp dport 80`, 4, 50120),
   ],
   input: ['ct state established,related accept'],
   forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
@@ -110,7 +115,7 @@ interface Result {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-httpbench-'));
-const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID, FLOOR] });
+const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID, FLOOR, TZORP_NODE_IO] });
 try {
   await tproxyLab(lab, ruleset, MARK);
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
@@ -128,6 +133,12 @@ try {
     { env: { TZORP_NATIVE_RELAY: String(NATIVE_RELAY) } },
   );
   await tz.waitFor(/READY/, 90_000);
+  const tzNodeIo = lab.spawn(
+    'fw',
+    pinned([process.execPath, '--import', 'tsx', `${HERE}/http-peers.ts`, 'proxy', '50120']),
+    { env: { TZORP_NATIVE_RELAY: String(NATIVE_RELAY), TZORP_NATIVE_IO: '0' } },
+  );
+  await tzNodeIo.waitFor(/READY/, 90_000);
   const floor = lab.spawn(
     'fw',
     pinned([process.execPath, '--import', 'tsx', `${HERE}/http-peers.ts`, 'floor', '50110']),
@@ -157,6 +168,7 @@ try {
       proc: hap,
     },
     { name: FLOOR_NAME, host: FLOOR, proc: floor },
+    { name: TZ_NODE_IO_NAME, host: TZORP_NODE_IO, proc: tzNodeIo },
   ];
   for (const p of paths) {
     if (!(await ready(p.host, () => `${p.proc?.stderr() ?? ''}`)))
@@ -234,7 +246,13 @@ try {
   }));
   const tzr = results.find((r) => r.path === TZ_NAME)!;
   const ratios = results
-    .filter((r) => r.path !== TZ_NAME && r.path !== 'kernel forwarding' && r.path !== FLOOR_NAME)
+    .filter(
+      (r) =>
+        r.path !== TZ_NAME &&
+        r.path !== 'kernel forwarding' &&
+        r.path !== FLOOR_NAME &&
+        r.path !== TZ_NODE_IO_NAME,
+    )
     .map((r) => ({
       vs: r.path,
       keepAlive: tzr.rpsKeepAlive / r.rpsKeepAlive,
@@ -267,6 +285,11 @@ try {
       );
     const fl = results.find((r) => r.path === FLOOR_NAME);
     const hp = results.find((r) => r.path.startsWith('haproxy'));
+    const tn = results.find((r) => r.path === TZ_NODE_IO_NAME);
+    if (tn && hp)
+      console.log(
+        `tzorp on Node sockets / haproxy (--no-native-io): keep-alive ${(tn.rpsKeepAlive / hp.rpsKeepAlive).toFixed(2)}, new connection ${(tn.rpsClose / hp.rpsClose).toFixed(2)}`,
+      );
     if (fl && hp)
       console.log(
         `floor / haproxy (Node's sockets alone): keep-alive ${(fl.rpsKeepAlive / hp.rpsKeepAlive).toFixed(2)}, new connection ${(fl.rpsClose / hp.rpsClose).toFixed(2)}`,

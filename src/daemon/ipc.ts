@@ -54,6 +54,8 @@ export type ToWorker =
       tproxyMarkFallback: number;
       /** false: `tzorp run --no-native-relay` (every byte through JavaScript). */
       nativeRelay?: boolean;
+      /** false: `tzorp run --no-native-io` (HTTP sessions on net.Socket). */
+      nativeIo?: boolean;
     }
   /** Sent with the listening socket's handle (child_process handle passing), before a 'prepare'
    * that names it. */

@@ -75,6 +75,8 @@ export interface DaemonOptions {
   kernel: boolean;
   /** false: --no-native-relay, sessions copy in JavaScript only (default true). */
   nativeRelay?: boolean;
+  /** false: --no-native-io, HTTP sessions run on net.Socket (default true). */
+  nativeIo?: boolean;
   metrics: { host: string; port: number } | null;
   stopTimeoutMs: number;
   /** The effective configuration (config.ts): what `status` reports, and the tunables the daemon uses. */
@@ -285,6 +287,7 @@ export class Daemon {
       log: this.logSettings(),
       tproxyMarkFallback: 0,
       nativeRelay: this.opts.nativeRelay ?? true,
+      nativeIo: this.opts.nativeIo ?? true,
     });
   }
 

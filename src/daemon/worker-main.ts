@@ -12,6 +12,7 @@ import { closeFd, errnoName, getMark, socketFd } from '../native/index.ts';
 import { acceptNative, type NativeAcceptor, type NativeConn, socketOfFd } from '../net/accept.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import { nativePlugEligible, runNativePlug } from '../net/native-plug.ts';
+import { type DriverSocket, NativeSocket, nativeIoEligible } from '../net/native-socket.ts';
 import { nativeRelayDefault, nativeRelayPoolFds } from '../net/relay.ts';
 import type { Policy, ProxyService } from '../policy/index.ts';
 import type { PlugOptions } from '../proxy/plug/options.ts';
@@ -50,6 +51,8 @@ let admitRid = 0;
 let runtime: WorkerRuntime<ServiceUpstream> | null = null;
 /** `tzorp run --no-native-relay` turns the native relay off for every service. */
 let nativeRelay = nativeRelayDefault();
+/** `tzorp run --no-native-io` runs HTTP sessions on net.Socket. */
+let nativeIo = true;
 /** The zones of the last policy the primary sent whole; a policy sent without them has these. */
 let heldZones: Policy['zones'] | null = null;
 let zlog: ZorpLog | null = null;
@@ -170,7 +173,8 @@ function init(
         return null;
       }
     },
-    runsNatively: (service, proxy) => nativePlugEligible(service, proxy, nativeRelay),
+    runsNatively: (service, proxy) =>
+      nativePlugEligible(service, proxy, nativeRelay) || nativeIoEligible(service, nativeIo),
     socketOf: socketOfFd,
     closeFd: (fd, reset) => {
       try {
@@ -214,7 +218,16 @@ function init(
       },
     },
     startSession: (s) => {
-      if (s.native) {
+      let socket: DriverSocket;
+      if (s.native && nativeIoEligible(s.service, nativeIo)) {
+        // an HTTP session on native I/O: the driver runs on the addon's descriptor as on a net.Socket
+        try {
+          socket = new NativeSocket(s.native.fd, true);
+        } catch (e) {
+          closeFd(s.native.fd, true);
+          throw e;
+        }
+      } else if (s.native) {
         return runNativePlug({
           id: s.id,
           service: s.service.name,
@@ -228,11 +241,11 @@ function init(
           log: logSession,
           onEnd: s.onEnd,
         });
-      }
+      } else socket = s.socket!;
       return runSession({
         id: s.id,
         service: s.service.name,
-        socket: s.socket!,
+        socket,
         addrs: s.addrs,
         createCore: s.createCore,
         upstream: s.upstream,
@@ -316,6 +329,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
   switch (msg.t) {
     case 'init':
       if (msg.nativeRelay === false) nativeRelay = false;
+      if (msg.nativeIo === false) nativeIo = false;
       init(msg.index, msg.log);
       reply(msg.rid, undefined);
       return;

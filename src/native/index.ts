@@ -63,6 +63,29 @@ interface RawAddon {
   raiseNofile(): { soft: number; hard: number };
   // tzorp_nflog.c
   nflogOpen(group: number, copyBytes: number): number;
+  ioInit(cb: IoCallback): void;
+  ioOpen(fd: number, listening: boolean, noDelay: boolean): number;
+  ioSet(id: number, readable: boolean, writable: boolean): void;
+  ioWrite(id: number, data: Uint8Array, offset: number): number;
+  ioConnect(id: number, host: string, port: number): number;
+  ioSoError(id: number): number;
+  ioShutdown(id: number): number;
+  ioClose(id: number, reset: boolean): void;
+}
+
+/** The one receiver of tzorp_io.c's events: kind 0 = bytes (arg: a Buffer), 1 = end of stream, 2 =
+ * error (arg: errno), 3 = writable, 4 = accepted (arg: the new descriptor; listening sockets only). */
+export type IoCallback = (id: number, kind: number, arg: Buffer | number | undefined) => void;
+
+/** Socket I/O on Node's loop without net.Socket (tzorp_io.c; src/net/native-socket.ts): the addon's
+ * io* calls, typed, without the per-call wrapping of `call` (they are on every read and write; their
+ * failures come back as values, not throws, except for bad arguments). Throws NATIVE_MISSING. */
+export type IoAddon = Pick<
+  RawAddon,
+  'ioInit' | 'ioOpen' | 'ioSet' | 'ioWrite' | 'ioConnect' | 'ioSoError' | 'ioShutdown' | 'ioClose'
+>;
+export function ioAddon(): IoAddon {
+  return load();
 }
 
 /** What the process runs with after dropPrivileges, read back from the kernel (capget, getresuid). */

@@ -386,6 +386,8 @@ napi_value tzorp_privs_init(napi_env env, napi_value exports);  // tzorp_privs.c
 void tzorp_relay_register(napi_env env, napi_value exports);
 // tzorp_nflog.c: the NFLOG socket the daemon reads the kernel's log of forwarded/denied connections from.
 void tzorp_nflog_register(napi_env env, napi_value exports);
+// tzorp_io.c: socket I/O on the main loop without net.Socket (issue 14).
+void tzorp_io_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -400,6 +402,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   tzorp_relay_register(env, exports);
   tzorp_nflog_register(env, exports);
+  tzorp_io_register(env, exports);
   return tzorp_privs_init(env, exports);
 }
 

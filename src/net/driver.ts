@@ -29,6 +29,7 @@ import { followSessions, type KeptSession, originateServer, terminateClient } fr
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
+import { type DriverSocket, NativeSocket } from './native-socket.ts';
 import {
   type BodyRelayOwner,
   bodyTakeOver,
@@ -41,7 +42,7 @@ import {
 } from './relay.ts';
 import { RouteError } from './router.ts';
 import { type ServiceUpstream, TargetZoneDenied } from './service.ts';
-import { Cancel, connectUpstream } from './upstream.ts';
+import { Cancel, connectUpstream, connectUpstreamNative } from './upstream.ts';
 
 /** Where the driver's log lines go. `category` is Zorp's `module.category` (core.session, plug.debug). */
 export type SessionLog = ((
@@ -104,8 +105,10 @@ export interface RunSessionOptions {
   /** Zorp-style session id, e.g. svc/intra_http:12. */
   id: string;
   service: string;
-  /** The accepted client connection (paused; the driver starts reading when the core wants data). */
-  socket: net.Socket;
+  /** The accepted client connection (paused; the driver starts reading when the core wants data). A
+   * NativeSocket (native I/O, native-socket.ts) makes the session's server connections NativeSockets
+   * too; such a session cannot start TLS. */
+  socket: DriverSocket;
   /** The socket's addresses when the caller has made them already (canonical, as makeAddr makes
    * them): shared instead of read and parsed again. */
   addrs?: { remote: Addr; local: Addr };
@@ -156,7 +159,7 @@ type StreamState = 'connecting' | 'open' | 'closing' | 'closed' | 'native';
 
 interface Stream {
   id: StreamId;
-  sock: net.Socket | null;
+  sock: DriverSocket | null;
   state: StreamState;
   /** The core asked to pause reading. */
   corePaused: boolean;
@@ -321,6 +324,8 @@ class Session extends SessionDone implements SessionHandle {
   /** A `relay` command waiting for the end of its command batch, then for the write queues to empty. */
   private handingOver: { a: Stream; b: Stream; idleMs: number; waiting: boolean } | null = null;
   private native: RelayState | null = null;
+  /** The client is a NativeSocket: server connections are made as NativeSockets too. */
+  private readonly nativeIo: boolean;
   /** A body relay in progress (relayBody). */
   private body: BodyState | null = null;
 
@@ -332,6 +337,7 @@ class Session extends SessionDone implements SessionHandle {
     super();
     const { socket, ...o } = options;
     this.o = o;
+    this.nativeIo = socket instanceof NativeSocket;
     this.now = o.now ?? Date.now;
     this.limit = o.relayBufferBytes ?? DEFAULTS.relayBufferBytes;
     this.startedAt = this.now();
@@ -379,7 +385,7 @@ class Session extends SessionDone implements SessionHandle {
     log(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
   }
 
-  private start(sock: net.Socket): void {
+  private start(sock: DriverSocket): void {
     sock.allowHalfOpen = true; // a client's FIN must not end the relay toward it (half-close)
     sock.setNoDelay(true);
     if (!this.client || !this.clientLocal) {
@@ -529,7 +535,7 @@ class Session extends SessionDone implements SessionHandle {
     return s;
   }
 
-  private attach(s: Stream, sock: net.Socket): void {
+  private attach(s: Stream, sock: DriverSocket): void {
     s.sock = sock;
     s.state = 'open';
     s.reading = null;
@@ -798,11 +804,11 @@ class Session extends SessionDone implements SessionHandle {
     const abort = new Cancel();
     s.abort = abort;
     this.inflight++;
-    let p: Promise<{ sock: net.Socket; target: Addr; zone: string | null }>;
+    let p: Promise<{ sock: DriverSocket; target: Addr; zone: string | null }>;
     if (options.target) {
       const target = makeAddr(options.target.host, options.target.port);
       const transparent = this.o.transparentUpstream ?? false;
-      p = connectUpstream({
+      p = (this.nativeIo ? connectUpstreamNative : connectUpstream)({
         target,
         local: options.local
           ? {
@@ -824,7 +830,7 @@ class Session extends SessionDone implements SessionHandle {
         ...(options.inband ? { inband: options.inband } : {}),
       };
       p = this.o.upstream
-        .connectServer(input, abort)
+        .connectServer(input, abort, this.nativeIo)
         .then((c) => ({ sock: c.socket, target: c.target, zone: c.serverZone }));
     }
     p.then(
@@ -996,14 +1002,15 @@ class Session extends SessionDone implements SessionHandle {
       verify: null,
       altNames: [],
     };
-    if (!raw || s.state !== 'open' || s.tls) {
+    if (!raw || s.state !== 'open' || s.tls || raw instanceof NativeSocket) {
       this.feed({
         type: 'tls',
         now: this.now(),
         stream: s.id,
         ok: false,
         reason: 'not_open',
-        detail: 'the stream is not open',
+        detail:
+          raw instanceof NativeSocket ? 'the stream runs on native I/O (no TLS)' : 'the stream is not open',
         info,
       });
       return;

@@ -19,6 +19,7 @@ import { TzorpError } from '../errors.ts';
 import { errnoName, type RelayCounts, type RelayEndCallback, relayAddon } from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { addonAddr, formatAddr } from './addr.ts';
+import type { DriverSocket } from './native-socket.ts';
 
 export type NativeRelayReason = 'closed' | 'idle' | 'error';
 
@@ -179,7 +180,7 @@ interface Handle {
   readStart?: () => number;
 }
 
-function handleOf(sock: net.Socket): Handle | null {
+function handleOf(sock: DriverSocket): Handle | null {
   const h = (sock as unknown as { _handle?: Handle | null })._handle;
   return h && typeof h.fd === 'number' && h.fd >= 0 ? h : null;
 }
@@ -190,7 +191,7 @@ function stopReading(h: Handle): void {
 }
 
 /** Node has nothing queued for the kernel on this socket (every write reached the socket buffer). */
-export function writesFlushed(sock: net.Socket): boolean {
+export function writesFlushed(sock: DriverSocket): boolean {
   return sock.writableLength === 0;
 }
 
@@ -200,7 +201,12 @@ export function writesFlushed(sock: net.Socket): boolean {
  * attaches its own again) and not reading. `owner.relayEnded` runs once when the relay ends on its own (not
  * after stop()).
  */
-export function takeOver(a: net.Socket, b: net.Socket, idleMs: number, owner: RelayOwner): TakeOver | null {
+export function takeOver(
+  a: DriverSocket,
+  b: DriverSocket,
+  idleMs: number,
+  owner: RelayOwner,
+): TakeOver | null {
   const addon = relayAddon();
   const ha = handleOf(a);
   const hb = handleOf(b);
@@ -222,8 +228,8 @@ export function takeOver(a: net.Socket, b: net.Socket, idleMs: number, owner: Re
   try {
     slot = addon.relayStart(ha.fd!, hb.fd!, idleMs, bufA, bufB, onRelayEnd);
   } catch {
-    if (bufA) a.unshift(bufA);
-    if (bufB) b.unshift(bufB);
+    if (bufA) (a as net.Socket).unshift(bufA); // (a NativeSocket buffers nothing)
+    if (bufB) (b as net.Socket).unshift(bufB);
     return null;
   }
   waiting.set(slot, owner);
@@ -255,7 +261,7 @@ class AddonRelay implements NativeRelay {
 /** Everything in the socket's Readable buffer (paused mode: no 'data' listener is left). It reads
  * exactly what is buffered: a read() past the end would schedule the stream's 'end' event, which
  * nobody would hear if the handover is then declined and the driver listens again. */
-function drain(sock: net.Socket): Buffer | null {
+function drain(sock: DriverSocket): Buffer | null {
   sock.pause();
   const chunks: Buffer[] = [];
   while (sock.readableLength > 0) {
@@ -285,8 +291,8 @@ export interface BodyTakeOver {
  * that Node's own read-ahead (Socket._read) does not start it again; releaseBodySource undoes that.
  */
 export function bodyTakeOver(
-  from: net.Socket,
-  to: net.Socket,
+  from: DriverSocket,
+  to: DriverSocket,
   bytes: number,
   idleMs: number,
   owner: BodyRelayOwner,
@@ -301,7 +307,7 @@ export function bodyTakeOver(
   hf.readStop?.();
   if (buf && buf.length >= bytes) {
     // (everything is here already: nothing to relay)
-    from.unshift(buf);
+    (from as net.Socket).unshift(buf);
     releaseBodySource(from);
     return null;
   }
@@ -309,7 +315,7 @@ export function bodyTakeOver(
   try {
     slot = addon.relayStart(hf.fd!, ht.fd!, idleMs, buf, null, onRelayEnd, bytes - (buf?.length ?? 0));
   } catch {
-    if (buf) from.unshift(buf);
+    if (buf) (from as net.Socket).unshift(buf);
     buf = null;
     releaseBodySource(from);
     return null;
@@ -321,7 +327,7 @@ export function bodyTakeOver(
 /** After a body relay: libuv reads `from` again. Started here, not left to Node: its Readable may
  * still count a read as under way (it called _read, and the bytes went to the relay instead), and then
  * it would never call _read again. */
-export function releaseBodySource(from: net.Socket): void {
+export function releaseBodySource(from: DriverSocket): void {
   const h = handleOf(from);
   if (!h) return;
   h.reading = true;

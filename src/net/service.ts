@@ -2,14 +2,19 @@
 // max_sessions counter. The daemon builds one ServiceUpstream per proxy service and generation and
 // passes it to every runSession of that service.
 import { lookup } from 'node:dns/promises';
-import type net from 'node:net';
 import { nativeAvailable } from '../native/index.ts';
 import type { ProxyService } from '../policy/model.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr, makeAddr } from './addr.ts';
 import { ChainerRuntime, ChainStop } from './chainer.ts';
+import type { DriverSocket } from './native-socket.ts';
 import { isAddressLiteral, localBindFor, type RouteInput, routeTargets } from './router.ts';
-import { type Cancel, connectUpstream, type UpstreamConnectOptions } from './upstream.ts';
+import {
+  type Cancel,
+  connectUpstream,
+  connectUpstreamNative,
+  type UpstreamConnectOptions,
+} from './upstream.ts';
 
 /** Concurrent sessions per service (Zorp max_sessions). Keep one across reloads so sessions of the
  * old generation still count. Counts within this process. */
@@ -55,7 +60,8 @@ export class TargetZoneDenied extends ChainStop {
 }
 
 export interface ServerConnection {
-  socket: net.Socket;
+  /** A NativeSocket when connectServer was asked for native I/O. */
+  socket: DriverSocket;
   target: Addr;
   serverZone: string | null;
 }
@@ -156,10 +162,14 @@ export class ServiceUpstream {
 
   /**
    * Route, chain and connect the session's server side. Rejects with TargetZoneDenied (policy),
-   * RouteError (impossible route), ChainFailed (every target failed) or CONNECT_FAILED 'aborted'.
+   * RouteError (impossible route), ChainFailed (every target failed) or CONNECT_FAILED 'aborted'. `native`: the socket is a NativeSocket.
    */
-  async connectServer(input: RouteInput, signal?: Cancel): Promise<ServerConnection> {
-    const c = await this.connectVia(input, connectUpstream, signal);
+  async connectServer(input: RouteInput, signal?: Cancel, native = false): Promise<ServerConnection> {
+    const c = await this.connectVia<DriverSocket>(
+      input,
+      native ? connectUpstreamNative : connectUpstream,
+      signal,
+    );
     return { socket: c.conn, target: c.target, serverZone: c.zone };
   }
 

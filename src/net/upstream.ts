@@ -10,6 +10,7 @@ import { TzorpError } from '../errors.ts';
 import { clientFd, closeFd } from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr } from './addr.ts';
+import { NativeSocket } from './native-socket.ts';
 
 /**
  * Cancels connects in flight when their session ends: the part of an AbortSignal a connect needs (is it
@@ -158,5 +159,50 @@ export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> 
     sock.once('error', onError);
     o.signal?.on(onAbort);
     sock.connect({ port: o.target.port, host: o.target.host, family: o.target.family });
+  });
+}
+
+/**
+ * connectUpstream for a session on native I/O (native-socket.ts): the addon makes and binds the socket
+ * (always: Nagle off from socket()), the connect runs on Node's loop without net.Socket. The same
+ * results and errors as connectUpstream, Node's error texts included ("connect ECONNREFUSED ...").
+ */
+export function connectUpstreamNative(o: UpstreamConnectOptions): Promise<NativeSocket> {
+  return new Promise((resolve, reject) => {
+    if (o.signal?.aborted) {
+      reject(connectFailed('aborted'));
+      return;
+    }
+    let sock: NativeSocket;
+    try {
+      const fd = makeFd(o) ?? clientFd(o.target.family, { noDelay: true });
+      try {
+        sock = new NativeSocket(fd);
+      } catch (e) {
+        closeFd(fd);
+        throw e;
+      }
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    let settled = false;
+    const finish = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      o.signal?.off(onAbort);
+      if (err) {
+        sock.destroy();
+        reject(err);
+      } else resolve(sock);
+    };
+    const onAbort = () => finish(connectFailed('aborted'));
+    const timer = setTimeout(
+      () => finish(connectFailed(`connect to ${formatAddr(o.target)} timed out after ${o.timeoutMs} ms`)),
+      o.timeoutMs,
+    );
+    o.signal?.on(onAbort);
+    sock.connect(o.target.host, o.target.port, (e) => finish(e ? connectFailed(e.message, e) : null));
   });
 }

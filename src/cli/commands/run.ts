@@ -46,6 +46,7 @@ interface RunOptions {
   verbose: number;
   kernel: boolean;
   nativeRelay: boolean;
+  nativeIo: boolean;
   metrics?: { host: string; port: number };
   stopTimeout: number;
   user?: string;
@@ -114,6 +115,10 @@ export function register(program: Command): void {
     .option(
       '--no-native-relay',
       'copy every byte in JavaScript: no native splice relay (also per service: native_relay: false)',
+    )
+    .option(
+      '--no-native-io',
+      'run HTTP sessions on Node sockets: no native socket I/O (docs/native.md, "Native socket I/O")',
     )
     .option('--metrics <host:port>', 'serve Prometheus metrics on this address', hostPort)
     .option(
@@ -191,6 +196,7 @@ export function register(program: Command): void {
           log: { format: opts.logFormat, verbosity: opts.verbose, spec: opts.logSpec },
           kernel: opts.kernel,
           nativeRelay: opts.nativeRelay,
+          nativeIo: opts.nativeIo,
           metrics: opts.metrics ?? null,
           stopTimeoutMs: opts.stopTimeout,
           config,

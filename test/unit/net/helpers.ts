@@ -3,9 +3,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
+import { closeFd, listenFd } from '../../../src/native/index.ts';
+import { acceptNative } from '../../../src/net/accept.ts';
 import { openListener, runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
+import { type DriverSocket, NativeSocket } from '../../../src/net/native-socket.ts';
 import type { ProxyService } from '../../../src/policy/model.ts';
-import type { CoreFactory, ProxyEvent } from '../../../src/proxy/core/types.ts';
+import type { Addr, CoreFactory, ProxyEvent } from '../../../src/proxy/core/types.ts';
 import { httpModule } from '../../../src/proxy/http/index.ts';
 import { bindCore } from '../../../src/proxy/index.ts';
 
@@ -137,12 +140,14 @@ export function watchedCores(createCore: CoreFactory, watch: (ev: ProxyEvent) =>
 
 /** The HTTP proxy (the real driver and HTTP core with `options`) on a loopback listener, in front of
  * 127.0.0.1:`serverPort`: its sessions' `http.accounting` fields and summaries, each core event shown
- * to `watch` first. Close it with `close`. */
+ * to `watch` first. Close it with `close`. `nativeIo`: the addon accepts and the sessions run on
+ * NativeSockets (src/net/native-socket.ts), as `tzorp run` runs HTTP services. */
 export async function loopbackHttpProxy(
   serverPort: number,
   options: Record<string, unknown>,
   nativeRelay: boolean,
   watch: (ev: ProxyEvent) => void,
+  nativeIo = false,
 ): Promise<{
   port: number;
   lines: Record<string, unknown>[];
@@ -156,11 +161,12 @@ export async function loopbackHttpProxy(
   const summaries: SessionSummary[] = [];
   const createCore = watchedCores(bindCore(httpModule, options), watch);
   let n = 0;
-  const l = await loopbackListener((socket: net.Socket) => {
+  const run = (socket: DriverSocket, addrs?: { remote: Addr; local: Addr }) =>
     runSession({
       id: `svc/web:${++n}`,
       service: 'web',
       socket,
+      ...(addrs ? { addrs } : {}),
       createCore,
       upstream,
       nativeRelay,
@@ -169,7 +175,18 @@ export async function loopbackHttpProxy(
       },
       onEnd: (s) => summaries.push(s),
     });
-  });
+  if (nativeIo) {
+    const fd = listenFd('127.0.0.1', 0, { transparent: false });
+    const port = boundPort(fd);
+    const acceptor = acceptNative(
+      fd,
+      (c) => run(new NativeSocket(c.fd, true), { remote: c.remote, local: c.local }),
+      () => {},
+    );
+    closeFd(fd); // (the addon accepts on its own duplicate)
+    return { port, lines, summaries, close: async () => acceptor.stop() };
+  }
+  const l = await loopbackListener((socket: net.Socket) => run(socket));
   return { port: l.local.port, lines, summaries, close: () => l.close() };
 }
 
@@ -177,3 +194,17 @@ export async function loopbackHttpProxy(
 export function loopbackListener(onConnection: (sock: net.Socket) => void): ReturnType<typeof openListener> {
   return openListener({ host: '127.0.0.1', port: 0, transparent: false, onConnection });
 }
+
+/** The HTTP relay tests' four ways to run (native relay on/off, native I/O on/off), with their names. */
+export const RELAY_IO_MODES = (
+  [
+    [true, false],
+    [false, false],
+    [true, true],
+    [false, true],
+  ] as const
+).map(([nativeRelay, nativeIo]) => ({
+  nativeRelay,
+  nativeIo,
+  mode: `native relay ${nativeRelay ? 'on' : 'off'}${nativeIo ? ', native I/O' : ''}`,
+}));

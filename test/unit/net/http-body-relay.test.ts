@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { DEFAULTS } from '../../../src/defaults.ts';
 import { nativeRelayAvailable, nativeRelaysActive } from '../../../src/net/relay.ts';
-import { loopbackHttpProxy, socketFds, until as untilLong } from './helpers.ts';
+import { loopbackHttpProxy, RELAY_IO_MODES, socketFds, until as untilLong } from './helpers.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -139,11 +139,17 @@ function fetchAll(
   });
 }
 
-async function proxy(serverPort: number, nativeRelay: boolean) {
+async function proxy(serverPort: number, nativeRelay: boolean, nativeIo = false) {
   const events: string[] = [];
-  const p = await loopbackHttpProxy(serverPort, {}, nativeRelay, (ev) => {
-    if (ev.type === 'bodyRelayed') events.push(`${ev.reason} ${ev.read} ${ev.written}`);
-  });
+  const p = await loopbackHttpProxy(
+    serverPort,
+    {},
+    nativeRelay,
+    (ev) => {
+      if (ev.type === 'bodyRelayed') events.push(`${ev.reason} ${ev.read} ${ev.written}`);
+    },
+    nativeIo,
+  );
   cleanups.push(p.close);
   return { ...p, events };
 }
@@ -155,14 +161,13 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   }
 }
 
-for (const nativeRelay of [true, false]) {
-  const mode = `native relay ${nativeRelay ? 'on' : 'off'}`;
-
+// (native I/O: the sessions run on NativeSockets, as tzorp run's HTTP sessions do)
+for (const { nativeRelay, nativeIo, mode } of RELAY_IO_MODES) {
   test(`a large response body of known length, then a pipelined request (${mode})`, {
     timeout: 60_000,
   }, async () => {
     const srv = await bodyServer();
-    const p = await proxy(srv.port, nativeRelay);
+    const p = await proxy(srv.port, nativeRelay, nativeIo);
     const r = await fetchAll(p.port, ['/big', '/small', '/big']);
     assert.equal(r.closedEarly, false);
     assert.deepEqual(
@@ -200,7 +205,7 @@ for (const nativeRelay of [true, false]) {
     timeout: 60_000,
   }, async () => {
     const srv = await bodyServer();
-    const p = await proxy(srv.port, nativeRelay);
+    const p = await proxy(srv.port, nativeRelay, nativeIo);
     const r = await fetchAll(p.port, ['/upload', '/small', '/upload']);
     assert.equal(r.closedEarly, false);
     const want = `${BIG.length} ${sha(BIG)}`;
@@ -225,7 +230,7 @@ for (const nativeRelay of [true, false]) {
     timeout: 60_000,
   }, async () => {
     const srv = await bodyServer();
-    const p = await proxy(srv.port, nativeRelay);
+    const p = await proxy(srv.port, nativeRelay, nativeIo);
     const r = await fetchAll(p.port, ['/short']);
     assert.equal(r.closedEarly, true);
     assert.equal(r.bodies.length, 0);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import { loopbackHttpProxy, until } from './helpers.ts';
+import { loopbackHttpProxy, RELAY_IO_MODES, until } from './helpers.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -74,13 +74,19 @@ function tunnel(port: number, payload: Buffer): Promise<{ head: string; reply: s
   });
 }
 
-for (const nativeRelay of [true, false]) {
-  test(`an upgraded connection's bytes through the HTTP proxy (native relay ${nativeRelay ? 'on' : 'off'})`, async () => {
+for (const { nativeRelay, nativeIo, mode } of RELAY_IO_MODES) {
+  test(`an upgraded connection's bytes through the HTTP proxy (${mode})`, async () => {
     const serverPort = await upgradeServer();
     const events: string[] = [];
-    const p = await loopbackHttpProxy(serverPort, { permit_upgrade: ['websocket'] }, nativeRelay, (ev) => {
-      if (ev.type === 'relayStarted' || ev.type === 'relayEnded') events.push(ev.type);
-    });
+    const p = await loopbackHttpProxy(
+      serverPort,
+      { permit_upgrade: ['websocket'] },
+      nativeRelay,
+      (ev) => {
+        if (ev.type === 'relayStarted' || ev.type === 'relayEnded') events.push(ev.type);
+      },
+      nativeIo,
+    );
     cleanups.push(p.close);
     const { lines } = p;
     const payload = randomBytes(2 * 1024 * 1024 + 3);

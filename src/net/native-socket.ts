@@ -1,0 +1,333 @@
+// A TCP connection without net.Socket (issue 14): the descriptor is watched on Node's own event loop by
+// the addon (src/native/tzorp_io.c: a uv_poll handle, read(2) into a new Buffer per readable event,
+// send(2) from write()), and this class keeps what the net driver (driver.ts) uses of a net.Socket: the
+// events 'data', 'end', 'drain', 'finish', 'error' and 'close', write / end / destroy /
+// resetAndDestroy, pause / resume, writableLength and writableFinished. Nothing else of net.Socket is
+// here (no TLS on it, no encodings, no cork): the sessions that need more keep net.Socket.
+//
+// What it saves is Node's stream machinery on every read and write and the socket objects at every
+// connection: a relay that parses nothing went from 97 to 51 µs of user CPU per new connection, and
+// from 0.70-0.86x to 0.92-1.00x HAProxy's keep-alive rate (bench/README.md, "Socket I/O without
+// net.Socket").
+//
+// Semantics kept from net.Socket with allowHalfOpen (what the driver relies on):
+// - reading starts paused: resume() starts it; 'end' is the peer's FIN, after which writing goes on;
+// - write() sends at once what the kernel takes; the rest waits in order (writableLength) and 'drain'
+//   comes when it has all gone;
+// - end() sends FIN after the waiting bytes, then 'finish'; once both 'end' and 'finish' happened the
+//   socket closes by itself ('close');
+// - an error (a read's or a write's) is 'error' with Node's message and code ("read ECONNRESET"), then
+//   'close'; 'close' always comes once, on a later tick than the call that caused it.
+import { EventEmitter } from 'node:events';
+import { getSystemErrorName } from 'node:util';
+import { type IoAddon, ioAddon, nativeAvailable } from '../native/index.ts';
+import type { ProxyService } from '../policy/model.ts';
+
+const KIND_DATA = 0;
+const KIND_END = 1;
+const KIND_ERROR = 2;
+const KIND_WRITABLE = 3;
+
+/** Live sockets by the addon's id (ids are reused after a close). */
+const live: (NativeSocket | undefined)[] = [];
+let io: IoAddon | null = null;
+
+function addon(): IoAddon {
+  if (io) return io;
+  const a = ioAddon();
+  a.ioInit((id, kind, arg) => live[id]?.onEvent(kind, arg));
+  io = a;
+  return a;
+}
+
+function errnoError(syscall: string, errno: number, suffix = ''): NodeJS.ErrnoException {
+  let code: string;
+  try {
+    code = getSystemErrorName(-errno);
+  } catch {
+    code = `E${errno}`;
+  }
+  const e: NodeJS.ErrnoException = new Error(`${syscall} ${code}${suffix}`);
+  e.code = code;
+  e.errno = -errno;
+  e.syscall = syscall;
+  return e;
+}
+
+export class NativeSocket extends EventEmitter {
+  /** The connection's descriptor (the native relay's handover dups it). */
+  readonly fd: number;
+  private readonly id: number;
+  /** net.Socket's: the driver sets it; this socket is always half-open capable. */
+  allowHalfOpen = true;
+  destroyed = false;
+  writableFinished = false;
+  /** Bytes written but not yet taken by the kernel. */
+  writableLength = 0;
+  // net.Socket's address getters: socketAddrs (addr.ts) reads the addresses from the descriptor
+  // instead; these are its fallback, which a NativeSocket does not have (the zone id of a link-local
+  // address: the addresses are then unknown).
+  readonly localAddress: string | undefined = undefined;
+  readonly localPort: number | undefined = undefined;
+  readonly remoteAddress: string | undefined = undefined;
+  readonly remotePort: number | undefined = undefined;
+  /** Nothing is ever buffered on the reading side (for the relay handover). */
+  readonly readableLength = 0;
+  private queue: Uint8Array[] = [];
+  private queueOffset = 0;
+  /** Bytes the kernel took, in all; a write's callback runs once this reaches its `until`. */
+  private sent = 0;
+  private callbacks: { until: number; cb: () => void }[] | null = null;
+  private wantRead = false;
+  /** A body relay holds the reading side (readStop until readStart). */
+  private held = false;
+  private readEnded = false;
+  private endCalled = false;
+  private watching = 0; // bit 1 = readable, bit 2 = writable, as last told to the addon
+  private connectDone: ((err: NodeJS.ErrnoException | null) => void) | null = null;
+  private connectTarget = '';
+
+  /** Watch `fd` (a connected or connecting TCP socket, now ours: closing this closes it). */
+  constructor(fd: number, noDelay = false) {
+    super();
+    const a = addon();
+    this.fd = fd;
+    this.id = a.ioOpen(fd, false, noDelay);
+    live[this.id] = this;
+  }
+
+  /**
+   * Connect (the socket came unconnected from the addon's `socket`): `done` once, with null when
+   * connected or Node's error ("connect ECONNREFUSED 198.18.2.3:80"). Nothing is read before.
+   */
+  connect(host: string, port: number, done: (err: NodeJS.ErrnoException | null) => void): void {
+    const r = addon().ioConnect(this.id, host, port);
+    this.connectTarget = ` ${host}:${port}`;
+    if (r === 0) {
+      queueMicrotask(() => done(null));
+      return;
+    }
+    if (r < 0) {
+      const e = errnoError('connect', -r, this.connectTarget);
+      queueMicrotask(() => done(e));
+      return;
+    }
+    this.connectDone = done;
+    this.update();
+  }
+
+  /** @internal the addon's events */
+  onEvent(kind: number, arg: Buffer | number | undefined): void {
+    if (this.destroyed) return;
+    if (kind === KIND_DATA) this.emit('data', arg as Buffer);
+    else if (kind === KIND_WRITABLE) this.onWritable();
+    else if (kind === KIND_END) {
+      this.readEnded = true;
+      this.watching &= ~1; // (the addon stopped watching reads at the end)
+      this.emit('end');
+      this.maybeClose();
+    } else if (kind === KIND_ERROR) {
+      this.watching = 0; // (the addon's handle stopped)
+      const done = this.connectDone;
+      if (done) {
+        this.connectDone = null;
+        done(errnoError('connect', arg as number, this.connectTarget));
+      } else this.fail('read', arg as number);
+    }
+  }
+
+  private onWritable(): void {
+    const done = this.connectDone;
+    if (done) {
+      this.connectDone = null;
+      const err = addon().ioSoError(this.id);
+      this.update();
+      done(err === 0 ? null : errnoError('connect', err, this.connectTarget));
+      return;
+    }
+    this.flush();
+  }
+
+  pause(): this {
+    this.wantRead = false;
+    this.update();
+    return this;
+  }
+
+  resume(): this {
+    this.wantRead = true;
+    this.update();
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this; // (TCP_NODELAY is set when the descriptor is made or opened)
+  }
+
+  /** Send `data`: false when some of it waits (then 'drain' comes when it has gone). `cb` runs (on a
+   * later tick) once the kernel has taken it and everything written before it. */
+  write(data: Uint8Array, cb?: () => void): boolean {
+    if (this.destroyed || this.endCalled) return false;
+    if (cb) {
+      const w = { until: this.sent + this.writableLength + data.length, cb };
+      if (this.callbacks) this.callbacks.push(w);
+      else this.callbacks = [w];
+    }
+    if (this.queue.length === 0) {
+      const n = data.length === 0 ? 0 : addon().ioWrite(this.id, data, 0);
+      if (n < 0) {
+        this.fail('write', -n);
+        return false;
+      }
+      this.sent += n;
+      if (n === data.length) {
+        if (this.callbacks) this.wrote();
+        return true;
+      }
+      this.queue.push(data);
+      this.queueOffset = n;
+      this.writableLength += data.length - n;
+      this.update();
+      return false;
+    }
+    this.queue.push(data);
+    this.writableLength += data.length;
+    return false;
+  }
+
+  /** Run the callbacks of the writes the kernel has taken. */
+  private wrote(): void {
+    const cbs = this.callbacks!;
+    let i = 0;
+    while (i < cbs.length && cbs[i]!.until <= this.sent) i++;
+    if (i === 0) return;
+    const due = cbs.splice(0, i);
+    if (cbs.length === 0) this.callbacks = null;
+    process.nextTick(() => {
+      for (const w of due) w.cb();
+    });
+  }
+
+  private flush(): void {
+    const a = addon();
+    while (this.queue.length > 0) {
+      const b = this.queue[0]!;
+      const n = a.ioWrite(this.id, b, this.queueOffset);
+      if (n < 0) {
+        this.fail('write', -n);
+        return;
+      }
+      this.queueOffset += n;
+      this.writableLength -= n;
+      this.sent += n;
+      if (this.callbacks) this.wrote();
+      if (this.queueOffset < b.length) return; // the rest when writable again
+      this.queue.shift();
+      this.queueOffset = 0;
+    }
+    this.update();
+    if (this.endCalled) this.finish();
+    this.emit('drain');
+  }
+
+  /** FIN after what waits ('finish' then). */
+  end(): this {
+    if (this.destroyed || this.endCalled) return this;
+    this.endCalled = true;
+    if (this.queue.length === 0) this.finish();
+    return this;
+  }
+
+  private finish(): void {
+    if (this.writableFinished || this.destroyed) return;
+    this.writableFinished = true;
+    addon().ioShutdown(this.id); // (ENOTCONN after the peer's reset: 'error' comes from the read side)
+    process.nextTick(() => {
+      if (this.destroyed) return;
+      this.emit('finish');
+      this.maybeClose();
+    });
+  }
+
+  /** Both directions done: close, as net.Socket's autoDestroy does. */
+  private maybeClose(): void {
+    if (this.readEnded && this.writableFinished && !this.destroyed) this.destroy();
+  }
+
+  private fail(syscall: string, errno: number): void {
+    this.close(false, errnoError(syscall, errno));
+  }
+
+  destroy(err?: Error): this {
+    this.close(false, err ?? null);
+    return this;
+  }
+
+  /** Close with a reset (RST), as net.Socket's. */
+  resetAndDestroy(): this {
+    this.close(true, null);
+    return this;
+  }
+
+  private close(reset: boolean, err: Error | null): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.queue = [];
+    this.writableLength = 0;
+    live[this.id] = undefined;
+    addon().ioClose(this.id, reset);
+    const done = this.connectDone;
+    this.connectDone = null;
+    process.nextTick(() => {
+      if (done)
+        done(err ? (err as NodeJS.ErrnoException) : errnoError('connect', 103)); // ECONNABORTED
+      else if (err && this.listenerCount('error') > 0) this.emit('error', err);
+      this.emit('close', err !== null);
+    });
+  }
+
+  /** What relay.ts and handleFd (src/native/index.ts) look for on a net.Socket: the descriptor, and
+   * the stop and restart of reading a relay handover makes (a body relay holds the reading side until
+   * readStart; whether the driver wants it read is still pause/resume). null once closed. */
+  get _handle(): { fd: number; reading: boolean; readStop: () => number; readStart: () => number } | null {
+    if (this.destroyed) return null;
+    return {
+      fd: this.fd,
+      reading: false,
+      readStop: () => {
+        this.held = true;
+        this.update();
+        return 0;
+      },
+      readStart: () => {
+        this.held = false;
+        this.update();
+        return 0;
+      },
+    };
+  }
+
+  /** Nothing is buffered here (relay.ts drain). */
+  read(): null {
+    return null;
+  }
+
+  private update(): void {
+    if (this.destroyed) return;
+    const r = this.wantRead && !this.held && !this.readEnded && this.connectDone === null;
+    const w = this.queue.length > 0 || this.connectDone !== null;
+    const bits = (r ? 1 : 0) | (w ? 2 : 0);
+    if (bits === this.watching) return;
+    this.watching = bits;
+    addon().ioSet(this.id, r, w);
+  }
+}
+
+/** What the net driver runs a stream on: Node's socket, or this file's. */
+export type DriverSocket = import('node:net').Socket | NativeSocket;
+
+/** Whether a service's sessions run on native I/O: the HTTP proxy without a TLS layer (a TLS session
+ * needs Node's socket under it), native I/O wanted (`tzorp run --no-native-io` says no) and built. */
+export function nativeIoEligible(service: Pick<ProxyService, 'proxy' | 'tls'>, wanted: boolean): boolean {
+  return wanted && service.proxy === 'http' && !service.tls && nativeAvailable();
+}

@@ -1,0 +1,297 @@
+// NativeSocket (src/net/native-socket.ts) on loopback against Node's own sockets: reading only when
+// resumed, half-close both ways, writes the kernel does not take at once (order, writableLength,
+// 'drain', write callbacks), Node's error texts for a refusal and a reset, the close events, and a
+// session through the driver on it (client and server side native).
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { after, test } from 'node:test';
+import { clientFd, nativeAvailable } from '../../../src/native/index.ts';
+import { Cancel, makeAddr, socketAddrs } from '../../../src/net/index.ts';
+import { NativeSocket, nativeIoEligible } from '../../../src/net/native-socket.ts';
+import { connectUpstreamNative } from '../../../src/net/upstream.ts';
+import { digestReply, echo, loopbackHttpProxy, socketFds, tcpServer, until } from './helpers.ts';
+
+const noAddon = nativeAvailable() ? false : 'native addon not built';
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanups) await c();
+});
+
+/** A 'data' listener that calls `onBody` with the body of each HTTP message (Content-Length framing,
+ * none = empty) as it completes. */
+function messages(onBody: (body: Buffer) => void): (d: Buffer) => void {
+  let buf = Buffer.alloc(0);
+  return (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const i = buf.indexOf('\r\n\r\n');
+      if (i < 0) return;
+      const len = Number(/content-length: *(\d+)/i.exec(buf.subarray(0, i).toString('latin1'))?.[1] ?? 0);
+      if (buf.length < i + 4 + len) return;
+      const body = buf.subarray(i + 4, i + 4 + len);
+      buf = buf.subarray(i + 4 + len);
+      onBody(body);
+    }
+  };
+}
+
+function connectNative(port: number, host = '127.0.0.1'): Promise<NativeSocket> {
+  const s = new NativeSocket(clientFd(host.includes(':') ? 6 : 4, { noDelay: true }));
+  return new Promise((resolve, reject) => s.connect(host, port, (e) => (e ? reject(e) : resolve(s))));
+}
+
+/** Everything `s` reads until its 'end', and the order of its events. */
+function collect(s: NativeSocket): { data: Buffer[]; events: string[]; ended: Promise<Buffer> } {
+  const data: Buffer[] = [];
+  const events: string[] = [];
+  const ended = new Promise<Buffer>((resolve) => {
+    s.on('data', (d: Buffer) => data.push(d));
+    s.on('end', () => {
+      events.push('end');
+      resolve(Buffer.concat(data));
+    });
+  });
+  for (const e of ['finish', 'close', 'error', 'drain']) s.on(e, () => events.push(e));
+  return { data, events, ended };
+}
+
+test('nothing is read before resume(); then the bytes, the peer FIN as end, our FIN after', {
+  skip: noAddon,
+}, async () => {
+  const srv = await tcpServer(echo);
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  const c = collect(s);
+  assert.equal(s.write(Buffer.from('hello ')), true);
+  s.write(Buffer.from('world'));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(c.data.length, 0, 'paused: not read');
+  s.resume();
+  await until(() => Buffer.concat(c.data).length === 11, 'the echo');
+  assert.equal(Buffer.concat(c.data).toString(), 'hello world');
+  s.end(); // the echo server ends after our FIN
+  assert.equal((await c.ended).toString(), 'hello world');
+  await until(() => c.events.includes('close'), 'close');
+  assert.deepEqual(
+    c.events.filter((e) => e !== 'drain'),
+    ['finish', 'end', 'close'],
+  );
+  assert.equal(s.destroyed, true);
+  assert.equal(s._handle, null);
+});
+
+test('half-close: the peer ends first and we go on writing until we end', { skip: noAddon }, async () => {
+  let peer: net.Socket | null = null;
+  const got: Buffer[] = [];
+  const srv = await tcpServer((p) => {
+    peer = p;
+    p.on('data', (d: Buffer) => got.push(d));
+    p.end('bye'); // FIN right away
+  });
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  const c = collect(s);
+  s.resume();
+  assert.equal((await c.ended).toString(), 'bye');
+  assert.equal(s.destroyed, false, 'our side still open');
+  s.write(Buffer.from('after their FIN'));
+  s.end();
+  await until(() => c.events.includes('close'), 'close after both FINs');
+  await until(() => Buffer.concat(got).toString() === 'after their FIN', 'the peer got our bytes');
+  assert.ok(peer);
+});
+
+test('writes the kernel cannot take at once wait in order; drain and write callbacks come after', {
+  skip: noAddon,
+}, async () => {
+  let peer: net.Socket | null = null;
+  const srv = await tcpServer((p) => {
+    peer = p;
+    p.pause(); // read nothing yet
+    digestReply(p);
+    p.pause();
+  });
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  const c = collect(s);
+  s.resume();
+  const hash = createHash('sha256');
+  let total = 0;
+  let full = false;
+  const order: number[] = [];
+  for (let i = 0; i < 64; i++) {
+    const chunk = randomBytes(256 * 1024);
+    hash.update(chunk);
+    total += chunk.length;
+    if (!s.write(chunk, () => order.push(i))) full = true;
+  }
+  const flushed = new Promise<void>((r) => s.write(Buffer.alloc(0), r));
+  assert.ok(full, 'the kernel did not take 16 MiB at once');
+  assert.ok(s.writableLength > 0);
+  await until(() => peer !== null, 'the peer');
+  peer!.resume();
+  await flushed;
+  assert.equal(s.writableLength, 0);
+  assert.ok(c.events.includes('drain'));
+  assert.deepEqual(
+    order,
+    Array.from({ length: 64 }, (_, i) => i),
+  );
+  s.end();
+  assert.equal((await c.ended).toString(), `${total} ${hash.digest('hex')}`);
+});
+
+test("a refused connect and a peer's reset come with Node's texts and codes", { skip: noAddon }, async () => {
+  const probe = await tcpServer(() => {});
+  const port = probe.port;
+  await probe.close(); // nothing listens there now
+  await assert.rejects(connectNative(port), (e: NodeJS.ErrnoException) => {
+    assert.equal(e.code, 'ECONNREFUSED');
+    assert.equal(e.message, `connect ECONNREFUSED 127.0.0.1:${port}`);
+    return true;
+  });
+  const srv = await tcpServer((p) => p.once('data', () => p.resetAndDestroy()));
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  s.write(Buffer.from('x'));
+  const errors: NodeJS.ErrnoException[] = [];
+  let hadError: boolean | null = null;
+  s.on('error', (e: NodeJS.ErrnoException) => errors.push(e));
+  s.on('close', (h: boolean) => {
+    hadError = h;
+  });
+  s.resume();
+  await until(() => hadError !== null, 'close');
+  assert.equal(hadError, true);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0]!.message, 'read ECONNRESET');
+  assert.equal(errors[0]!.code, 'ECONNRESET');
+});
+
+test('bytes that arrived before a reset are read before its error', { skip: noAddon }, async () => {
+  const srv = await tcpServer((p) => {
+    p.on('error', () => {});
+    p.once('data', () => {
+      p.write(Buffer.alloc(100_000, 7));
+      // the reset right behind the bytes (nothing read them yet: the client is paused)
+      setTimeout(() => p.resetAndDestroy(), 50);
+    });
+  });
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  s.write(Buffer.from('go'));
+  let got = 0;
+  const errors: string[] = [];
+  let closed = false;
+  s.on('data', (d: Buffer) => {
+    got += d.length;
+  });
+  s.on('error', (e: Error) => errors.push(e.message));
+  s.on('close', () => {
+    closed = true;
+  });
+  await new Promise((r) => setTimeout(r, 300)); // the reset has arrived
+  s.resume();
+  await until(() => closed, 'close');
+  assert.equal(got, 100_000, 'every byte before the reset');
+  assert.deepEqual(errors, ['read ECONNRESET']);
+});
+
+test('resetAndDestroy sends a reset; destroy closes once, on a later tick', { skip: noAddon }, async () => {
+  const peerErrors: string[] = [];
+  const srv = await tcpServer((p) => {
+    p.on('error', (e: NodeJS.ErrnoException) => peerErrors.push(e.code ?? ''));
+  });
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  let closes = 0;
+  s.on('close', () => closes++);
+  s.resetAndDestroy();
+  s.destroy();
+  assert.equal(closes, 0, 'not in the same tick');
+  await until(() => closes === 1 && peerErrors.length === 1, 'close and the peer reset');
+  assert.equal(peerErrors[0], 'ECONNRESET');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(closes, 1);
+  assert.equal(s.write(Buffer.from('x')), false, 'writes after close go nowhere');
+});
+
+test('addresses come from the descriptor; connectUpstreamNative refuses, aborts and connects', {
+  skip: noAddon,
+}, async () => {
+  const srv = await tcpServer(echo);
+  cleanups.push(srv.close);
+  const s = await connectUpstreamNative({ target: makeAddr('127.0.0.1', srv.port), timeoutMs: 5000 });
+  const a = socketAddrs(s);
+  assert.ok(a);
+  assert.equal(a.remote.port, srv.port);
+  assert.equal(a.local.host, '127.0.0.1');
+  s.destroy();
+  const aborted = new Cancel();
+  aborted.abort();
+  await assert.rejects(
+    connectUpstreamNative({ target: makeAddr('127.0.0.1', srv.port), timeoutMs: 5000, signal: aborted }),
+    /aborted/,
+  );
+  const probe = await tcpServer(() => {});
+  await probe.close();
+  await assert.rejects(
+    connectUpstreamNative({ target: makeAddr('127.0.0.1', probe.port), timeoutMs: 5000 }),
+    (e: Error) => /ECONNREFUSED/.test(e.message),
+  );
+});
+
+test('HTTP sessions through the driver on NativeSockets: keep-alive requests, a 3 MiB upload, nothing leaked', {
+  skip: noAddon,
+}, async () => {
+  const srv = await tcpServer((p) => {
+    // an HTTP/1.1 server that answers each request with the length and digest of its body
+    p.on('error', () => {});
+    p.on(
+      'data',
+      messages((body) => {
+        const text = `${body.length} ${createHash('sha256').update(body).digest('hex')}`;
+        p.write(`HTTP/1.1 200 OK\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+      }),
+    );
+  });
+  cleanups.push(srv.close);
+  const fdsBefore = socketFds();
+  const px = await loopbackHttpProxy(srv.port, {}, false, () => {}, true);
+  cleanups.push(px.close);
+  const upload = randomBytes(3 * 1024 * 1024 + 7);
+  const c = net.connect({ port: px.port, host: '127.0.0.1' });
+  const replies: string[] = [];
+  c.on(
+    'data',
+    messages((body) => replies.push(body.toString())),
+  );
+  await new Promise<void>((r) => c.on('connect', r));
+  for (const body of [Buffer.from('one'), upload, Buffer.alloc(0)]) {
+    c.write(`POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: ${body.length}\r\n\r\n`);
+    c.write(body);
+    const want = replies.length + 1;
+    await until(() => replies.length === want, `reply ${want}`);
+    assert.equal(replies.at(-1), `${body.length} ${createHash('sha256').update(body).digest('hex')}`);
+  }
+  c.end();
+  await until(() => px.summaries.length === 1, 'the summary');
+  const sum = px.summaries[0]!;
+  assert.equal(sum.verdict, 'ACCEPTED');
+  assert.ok(sum.bytes.fromClient > upload.length);
+  assert.equal(sum.bytes.fromClient, sum.bytes.toServer);
+  assert.equal(sum.bytes.fromServer, sum.bytes.toClient);
+  c.destroy();
+  await px.close();
+  await until(() => socketFds() <= fdsBefore, 'the sessions closed their sockets');
+});
+
+test('native I/O runs the HTTP proxy without a TLS layer only, and only when wanted', () => {
+  const tls = { mode: 'passthrough' } as never;
+  assert.equal(nativeIoEligible({ proxy: 'http' }, true), nativeAvailable());
+  assert.equal(nativeIoEligible({ proxy: 'http' }, false), false);
+  assert.equal(nativeIoEligible({ proxy: 'http', tls }, true), false);
+  assert.equal(nativeIoEligible({ proxy: 'plug' }, true), false);
+  assert.equal(nativeIoEligible({ proxy: 'ftp' }, true), false);
+});
