@@ -107,6 +107,7 @@ export const E = {
   NATIVE_CALL: entry('TZ5001', 'env', 'a socket call failed'),
   NATIVE_MISSING: entry('TZ5002', 'env', 'the native addon is not built'),
   CONNECT_FAILED: entry('TZ5010', 'peer', 'the server connection failed'),
+  SOCKET_IO: entry('TZ5011', 'peer', 'a connection failed while it was read or written (reset, broken pipe)'),
   // --- lab (TZ6xxx) ---
   LAB_COMMAND: entry('TZ6001', 'env', 'a command the lab runs is not installed, failed, or did not finish'),
   LAB_STATE: entry('TZ6002', 'env', 'the lab state file is missing or damaged'),

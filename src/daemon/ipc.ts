@@ -93,6 +93,8 @@ export interface WorkerResources {
   fds: number;
   /** Of those, the native relay's idle pipes kept for reuse (bounded: at most 128). */
   relayPoolFds: number;
+  /** NativeSockets (HTTP sessions on native socket I/O) open now, and made since the worker started. */
+  nativeSockets: { open: number; made: number };
   /** process.getActiveResourcesInfo() by type (TCPSocketWrap, Timeout, ...). */
   handles: Record<string, number>;
   rssBytes: number;

@@ -12,7 +12,12 @@ import { closeFd, errnoName, getMark, socketFd } from '../native/index.ts';
 import { acceptNative, type NativeAcceptor, type NativeConn, socketOfFd } from '../net/accept.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import { nativePlugEligible, runNativePlug } from '../net/native-plug.ts';
-import { type DriverSocket, NativeSocket, nativeIoEligible } from '../net/native-socket.ts';
+import {
+  type DriverSocket,
+  NativeSocket,
+  nativeIoEligible,
+  nativeSocketCounts,
+} from '../net/native-socket.ts';
 import { nativeRelayDefault, nativeRelayPoolFds } from '../net/relay.ts';
 import type { Policy, ProxyService } from '../policy/index.ts';
 import type { PlugOptions } from '../proxy/plug/options.ts';
@@ -419,6 +424,7 @@ function resources(): WorkerResources {
     pid: process.pid,
     fds,
     relayPoolFds: nativeRelayPoolFds(),
+    nativeSockets: nativeSocketCounts(),
     handles,
     rssBytes: m.rss,
     heapUsedBytes: m.heapUsed,

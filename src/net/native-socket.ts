@@ -20,6 +20,7 @@
 //   'close'; 'close' always comes once, on a later tick than the call that caused it.
 import { EventEmitter } from 'node:events';
 import { getSystemErrorName } from 'node:util';
+import { TzorpError } from '../errors.ts';
 import { type IoAddon, ioAddon, nativeAvailable } from '../native/index.ts';
 import type { ProxyService } from '../policy/model.ts';
 
@@ -30,6 +31,14 @@ const KIND_WRITABLE = 3;
 
 /** Live sockets by the addon's id (ids are reused after a close). */
 const live: (NativeSocket | undefined)[] = [];
+/** NativeSockets open now and made in all (the worker's status: a leak shows as an open count that
+ * does not come back). */
+let openCount = 0;
+let madeCount = 0;
+
+export function nativeSocketCounts(): { open: number; made: number } {
+  return { open: openCount, made: madeCount };
+}
 let io: IoAddon | null = null;
 
 function addon(): IoAddon {
@@ -40,18 +49,16 @@ function addon(): IoAddon {
   return a;
 }
 
-function errnoError(syscall: string, errno: number, suffix = ''): NodeJS.ErrnoException {
+/** A socket's error as Node words it ("read ECONNRESET", "connect ECONNREFUSED 198.18.2.3:80"), with
+ * the error's name, number and the call in `details` (code, errno, syscall). */
+export function socketError(syscall: string, errno: number, suffix = ''): TzorpError {
   let code: string;
   try {
     code = getSystemErrorName(-errno);
   } catch {
     code = `E${errno}`;
   }
-  const e: NodeJS.ErrnoException = new Error(`${syscall} ${code}${suffix}`);
-  e.code = code;
-  e.errno = -errno;
-  e.syscall = syscall;
-  return e;
+  return new TzorpError('SOCKET_IO', `${syscall} ${code}${suffix}`, { details: { code, errno, syscall } });
 }
 
 export class NativeSocket extends EventEmitter {
@@ -84,7 +91,7 @@ export class NativeSocket extends EventEmitter {
   private readEnded = false;
   private endCalled = false;
   private watching = 0; // bit 1 = readable, bit 2 = writable, as last told to the addon
-  private connectDone: ((err: NodeJS.ErrnoException | null) => void) | null = null;
+  private connectDone: ((err: TzorpError | null) => void) | null = null;
   private connectTarget = '';
 
   /** Watch `fd` (a connected or connecting TCP socket, now ours: closing this closes it). */
@@ -94,13 +101,15 @@ export class NativeSocket extends EventEmitter {
     this.fd = fd;
     this.id = a.ioOpen(fd, false, noDelay);
     live[this.id] = this;
+    openCount++;
+    madeCount++;
   }
 
   /**
    * Connect (the socket came unconnected from the addon's `socket`): `done` once, with null when
    * connected or Node's error ("connect ECONNREFUSED 198.18.2.3:80"). Nothing is read before.
    */
-  connect(host: string, port: number, done: (err: NodeJS.ErrnoException | null) => void): void {
+  connect(host: string, port: number, done: (err: TzorpError | null) => void): void {
     const r = addon().ioConnect(this.id, host, port);
     this.connectTarget = ` ${host}:${port}`;
     if (r === 0) {
@@ -108,7 +117,7 @@ export class NativeSocket extends EventEmitter {
       return;
     }
     if (r < 0) {
-      const e = errnoError('connect', -r, this.connectTarget);
+      const e = socketError('connect', -r, this.connectTarget);
       queueMicrotask(() => done(e));
       return;
     }
@@ -131,7 +140,7 @@ export class NativeSocket extends EventEmitter {
       const done = this.connectDone;
       if (done) {
         this.connectDone = null;
-        done(errnoError('connect', arg as number, this.connectTarget));
+        done(socketError('connect', arg as number, this.connectTarget));
       } else this.fail('read', arg as number);
     }
   }
@@ -142,7 +151,7 @@ export class NativeSocket extends EventEmitter {
       this.connectDone = null;
       const err = addon().ioSoError(this.id);
       this.update();
-      done(err === 0 ? null : errnoError('connect', err, this.connectTarget));
+      done(err === 0 ? null : socketError('connect', err, this.connectTarget));
       return;
     }
     this.flush();
@@ -255,7 +264,7 @@ export class NativeSocket extends EventEmitter {
   }
 
   private fail(syscall: string, errno: number): void {
-    this.close(false, errnoError(syscall, errno));
+    this.close(false, socketError(syscall, errno));
   }
 
   destroy(err?: Error): this {
@@ -275,12 +284,13 @@ export class NativeSocket extends EventEmitter {
     this.queue = [];
     this.writableLength = 0;
     live[this.id] = undefined;
+    openCount--;
     addon().ioClose(this.id, reset);
     const done = this.connectDone;
     this.connectDone = null;
     process.nextTick(() => {
       if (done)
-        done(err ? (err as NodeJS.ErrnoException) : errnoError('connect', 103)); // ECONNABORTED
+        done(err ? (err as TzorpError) : socketError('connect', 103)); // ECONNABORTED
       else if (err && this.listenerCount('error') > 0) this.emit('error', err);
       this.emit('close', err !== null);
     });

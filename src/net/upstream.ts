@@ -203,6 +203,8 @@ export function connectUpstreamNative(o: UpstreamConnectOptions): Promise<Native
       o.timeoutMs,
     );
     o.signal?.on(onAbort);
-    sock.connect(o.target.host, o.target.port, (e) => finish(e ? connectFailed(e.message, e) : null));
+    sock.connect(o.target.host, o.target.port, (e) =>
+      finish(e ? connectFailed(e.message, { code: String(e.details?.code) }) : null),
+    );
   });
 }

@@ -112,132 +112,143 @@ function url(host: string, port: number, path: string): string {
   return host.includes(':') ? `http://[${host}]:${port}${path}` : `http://${host}:${port}${path}`;
 }
 
-describe('http proxy end to end', { skip, timeout: 900_000 }, () => {
-  before(async () => {
-    lab = await createLab();
-    const policyFile = join(dir, 'policy.yaml');
-    writeFileSync(policyFile, policy());
-    const rawPorts = optionSets.map((_, i) => RAW_BASE + i).join(',');
-    server = lab.spawnTs('server', 'test/netns/http-peer-server.ts', [`web=${WEB}`, `raw=${rawPorts}`]);
-    await server.waitFor(/^ready$/m, 60_000);
-    const www = join(dir, 'www');
-    await lab.sh('server', `mkdir -p ${www} && head -c 3000000 /dev/urandom > ${www}/file.bin`);
-    const py = lab.spawn('server', [
-      'python3',
-      '-m',
-      'http.server',
-      String(PY),
-      '--bind',
-      '::',
-      '--directory',
-      www,
-    ]);
-    await py.waitFor(/Serving HTTP/, 30_000);
-    rawClient = lab.spawnTs('client', 'test/netns/http-raw-client.ts');
-    await rawClient.waitFor(/^ready$/m, 60_000);
-    daemon = lab.spawn('fw', [
-      ...TZ,
-      'run',
-      policyFile,
-      '--control',
-      control,
-      '--workers',
-      '2',
-      '--log-spec',
-      'http.*:4',
-    ]);
-    await daemon.waitFor(/tzorp running/, 120_000);
-  });
-  after(async () => {
-    await lab?.exec('fw', [...TZ, 'stop', '--control', control], { allowFail: true, timeoutMs: 60_000 });
-    await lab?.destroy();
-  });
-
-  for (const host of [ADDR.server4, ADDR.server6]) {
-    const v = host.includes(':') ? 'IPv6' : 'IPv4';
-
-    test(`${v}: GET through the transparent proxy, header policy applied, keep-alive reused`, async () => {
-      const r = await curl(['-v', url(host, WEB, '/echo'), url(host, WEB, '/echo')]);
-      assert.equal(r.code, 0, r.stderr);
-      const first = JSON.parse(r.stdout.slice(0, r.stdout.indexOf('}{') + 1)) as { headers: string[] };
-      const h = first.headers;
-      assert.equal(h[h.indexOf('User-Agent') + 1], 'tzorp-e2e');
-      assert.equal(h[h.indexOf('X-Forwarded-For') + 1], 'hidden');
-      assert.match(r.stderr, /Re-using existing connection|Reusing existing/i);
+// Twice: HTTP sessions on native socket I/O (tzorp run's default) and on Node's sockets (--no-native-io).
+for (const nativeIo of [true, false])
+  describe(`http proxy end to end${nativeIo ? '' : ' (--no-native-io)'}`, { skip, timeout: 900_000 }, () => {
+    before(async () => {
+      lab = await createLab();
+      const policyFile = join(dir, 'policy.yaml');
+      writeFileSync(policyFile, policy());
+      const rawPorts = optionSets.map((_, i) => RAW_BASE + i).join(',');
+      server = lab.spawnTs('server', 'test/netns/http-peer-server.ts', [`web=${WEB}`, `raw=${rawPorts}`]);
+      await server.waitFor(/^ready$/m, 60_000);
+      const www = join(dir, 'www');
+      await lab.sh('server', `mkdir -p ${www} && head -c 3000000 /dev/urandom > ${www}/file.bin`);
+      const py = lab.spawn('server', [
+        'python3',
+        '-m',
+        'http.server',
+        String(PY),
+        '--bind',
+        '::',
+        '--directory',
+        www,
+      ]);
+      await py.waitFor(/Serving HTTP/, 30_000);
+      rawClient = lab.spawnTs('client', 'test/netns/http-raw-client.ts');
+      await rawClient.waitFor(/^ready$/m, 60_000);
+      daemon = lab.spawn('fw', [
+        ...TZ,
+        'run',
+        policyFile,
+        '--control',
+        control,
+        '--workers',
+        '2',
+        '--log-spec',
+        'http.*:4',
+        ...(nativeIo ? [] : ['--no-native-io']),
+      ]);
+      await daemon.waitFor(/tzorp running/, 120_000);
+    });
+    after(async () => {
+      await lab?.exec('fw', [...TZ, 'stop', '--control', control], { allowFail: true, timeoutMs: 60_000 });
+      await lab?.destroy();
     });
 
-    test(`${v}: large download (chunked and sized) arrives intact`, async () => {
-      for (const q of ['n=20000000', 'n=5000000&chunked=1']) {
-        const out = join(dir, `big-${v}-${q.length}`);
-        const r = await curl(['-D', '-', '-o', out, url(host, WEB, `/big?${q}`)]);
+    for (const host of [ADDR.server4, ADDR.server6]) {
+      const v = host.includes(':') ? 'IPv6' : 'IPv4';
+
+      test(`${v}: GET through the transparent proxy, header policy applied, keep-alive reused`, async () => {
+        const r = await curl(['-v', url(host, WEB, '/echo'), url(host, WEB, '/echo')]);
         assert.equal(r.code, 0, r.stderr);
-        const want = /x-sha256: ([0-9a-f]{64})/i.exec(r.stdout)![1];
-        const got = await lab.exec('client', ['sha256sum', out]);
-        assert.equal(got.stdout.split(' ')[0], want, q);
-      }
-    });
+        const first = JSON.parse(r.stdout.slice(0, r.stdout.indexOf('}{') + 1)) as { headers: string[] };
+        const h = first.headers;
+        assert.equal(h[h.indexOf('User-Agent') + 1], 'tzorp-e2e');
+        assert.equal(h[h.indexOf('X-Forwarded-For') + 1], 'hidden');
+        assert.match(r.stderr, /Re-using existing connection|Reusing existing/i);
+      });
 
-    test(`${v}: chunked and sized uploads arrive intact`, async () => {
-      const file = join(dir, `up-${v}.bin`);
-      await lab.sh('client', `head -c 3000000 /dev/urandom > ${file}`);
-      const sum = (await lab.exec('client', ['sha256sum', file])).stdout.split(' ')[0];
-      const chunked = await curl([
-        '-H',
-        'Transfer-Encoding: chunked',
-        '--data-binary',
-        `@${file}`,
-        url(host, WEB, '/upload'),
-      ]);
-      assert.equal(chunked.code, 0, chunked.stderr);
-      assert.deepEqual(JSON.parse(chunked.stdout), { sha256: sum, length: 3_000_000, te: 'chunked' });
-      const sized = await curl(['--data-binary', `@${file}`, url(host, WEB, '/upload')]);
-      assert.deepEqual(JSON.parse(sized.stdout), { sha256: sum, length: 3_000_000, te: null });
-      const expect = await curl([
-        '-H',
-        'Expect: 100-continue',
-        '--data-binary',
-        `@${file}`,
-        url(host, WEB, '/upload'),
-      ]);
-      assert.equal(JSON.parse(expect.stdout).sha256, sum);
-    });
+      test(`${v}: large download (chunked and sized) arrives intact`, async () => {
+        for (const q of ['n=20000000', 'n=5000000&chunked=1']) {
+          const out = join(dir, `big-${v}-${q.length}`);
+          const r = await curl(['-D', '-', '-o', out, url(host, WEB, `/big?${q}`)]);
+          assert.equal(r.code, 0, r.stderr);
+          const want = /x-sha256: ([0-9a-f]{64})/i.exec(r.stdout)![1];
+          const got = await lab.exec('client', ['sha256sum', out]);
+          assert.equal(got.stdout.split(' ')[0], want, q);
+        }
+      });
 
-    test(`${v}: Python http.server through the proxy`, async () => {
-      const out = join(dir, `py-${v}`);
-      const r = await curl(['-o', out, '-w', '%{http_code}', url(host, PY, '/file.bin')]);
-      assert.equal(r.stdout, '200', r.stderr);
-      const a = await lab.exec('client', ['sha256sum', out]);
-      const b = await lab.exec('server', ['sha256sum', join(dir, 'www', 'file.bin')]);
-      assert.equal(a.stdout.split(' ')[0], b.stdout.split(' ')[0]);
-    });
+      test(`${v}: chunked and sized uploads arrive intact`, async () => {
+        const file = join(dir, `up-${v}.bin`);
+        await lab.sh('client', `head -c 3000000 /dev/urandom > ${file}`);
+        const sum = (await lab.exec('client', ['sha256sum', file])).stdout.split(' ')[0];
+        const chunked = await curl([
+          '-H',
+          'Transfer-Encoding: chunked',
+          '--data-binary',
+          `@${file}`,
+          url(host, WEB, '/upload'),
+        ]);
+        assert.equal(chunked.code, 0, chunked.stderr);
+        assert.deepEqual(JSON.parse(chunked.stdout), { sha256: sum, length: 3_000_000, te: 'chunked' });
+        const sized = await curl(['--data-binary', `@${file}`, url(host, WEB, '/upload')]);
+        assert.deepEqual(JSON.parse(sized.stdout), { sha256: sum, length: 3_000_000, te: null });
+        const expect = await curl([
+          '-H',
+          'Expect: 100-continue',
+          '--data-binary',
+          `@${file}`,
+          url(host, WEB, '/upload'),
+        ]);
+        assert.equal(JSON.parse(expect.stdout).sha256, sum);
+      });
 
-    test(`${v}: policy actions: reject, deny, URL filter, response deny, response header drop`, async () => {
-      const code = async (args: string[]) =>
-        (await curl(['-o', '/dev/null', '-w', '%{http_code}', ...args])).stdout;
-      assert.equal(await code(['-X', 'PUT', '-d', 'x', url(host, WEB, '/upload')]), '405');
-      assert.equal(await code(['-X', 'DELETE', url(host, WEB, '/echo')]), '403');
-      const blocked = await curl(['-w', '%{http_code}', url(host, WEB, '/admin/x')]);
-      assert.match(blocked.stdout, /<h1>blocked: URL rejected<\/h1>403$/);
-      assert.equal(await code([url(host, WEB, '/status/500')]), '502');
-      assert.equal(await code([url(host, WEB, '/status/404')]), '404');
-      const hdr = await curl(['-D', '-', '-o', '/dev/null', url(host, WEB, '/server-header')]);
-      assert.doesNotMatch(hdr.stdout, /^server:/im);
-    });
+      test(`${v}: Python http.server through the proxy`, async () => {
+        const out = join(dir, `py-${v}`);
+        const r = await curl(['-o', out, '-w', '%{http_code}', url(host, PY, '/file.bin')]);
+        assert.equal(r.stdout, '200', r.stderr);
+        const a = await lab.exec('client', ['sha256sum', out]);
+        const b = await lab.exec('server', ['sha256sum', join(dir, 'www', 'file.bin')]);
+        assert.equal(a.stdout.split(' ')[0], b.stdout.split(' ')[0]);
+      });
 
-    test(`${v}: explicit proxy mode: absolute URI and CONNECT`, async () => {
-      const proxy = url(host, EXPLICIT, '');
-      const r = await curl(['--proxy', proxy, url(host, WEB, '/echo')]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal((JSON.parse(r.stdout) as { url: string }).url, '/echo');
-      const t = await curl(['--proxytunnel', '--proxy', proxy, url(host, WEB, '/echo')]);
-      assert.equal(t.code, 0, t.stderr);
-      assert.equal((JSON.parse(t.stdout) as { url: string }).url, '/echo');
-      const bad = await curl(['-o', '/dev/null', '-w', '%{http_code}', '--proxy', proxy, url(host, PY, '/')]);
-      assert.equal(bad.stdout, '403', 'port outside target_port_range');
-    });
+      test(`${v}: policy actions: reject, deny, URL filter, response deny, response header drop`, async () => {
+        const code = async (args: string[]) =>
+          (await curl(['-o', '/dev/null', '-w', '%{http_code}', ...args])).stdout;
+        assert.equal(await code(['-X', 'PUT', '-d', 'x', url(host, WEB, '/upload')]), '405');
+        assert.equal(await code(['-X', 'DELETE', url(host, WEB, '/echo')]), '403');
+        const blocked = await curl(['-w', '%{http_code}', url(host, WEB, '/admin/x')]);
+        assert.match(blocked.stdout, /<h1>blocked: URL rejected<\/h1>403$/);
+        assert.equal(await code([url(host, WEB, '/status/500')]), '502');
+        assert.equal(await code([url(host, WEB, '/status/404')]), '404');
+        const hdr = await curl(['-D', '-', '-o', '/dev/null', url(host, WEB, '/server-header')]);
+        assert.doesNotMatch(hdr.stdout, /^server:/im);
+      });
 
-    test(`${v}: WebSocket upgrade permitted, then a byte relay`, async () => {
-      const script = `
+      test(`${v}: explicit proxy mode: absolute URI and CONNECT`, async () => {
+        const proxy = url(host, EXPLICIT, '');
+        const r = await curl(['--proxy', proxy, url(host, WEB, '/echo')]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal((JSON.parse(r.stdout) as { url: string }).url, '/echo');
+        const t = await curl(['--proxytunnel', '--proxy', proxy, url(host, WEB, '/echo')]);
+        assert.equal(t.code, 0, t.stderr);
+        assert.equal((JSON.parse(t.stdout) as { url: string }).url, '/echo');
+        const bad = await curl([
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--proxy',
+          proxy,
+          url(host, PY, '/'),
+        ]);
+        assert.equal(bad.stdout, '403', 'port outside target_port_range');
+      });
+
+      test(`${v}: WebSocket upgrade permitted, then a byte relay`, async () => {
+        const script = `
         const net = require('node:net');
         const s = net.connect({ host: ${JSON.stringify(host)}, port: ${WEB} }, () => {
           s.write('GET /ws HTTP/1.1\\r\\nHost: x\\r\\nConnection: Upgrade\\r\\nUpgrade: websocket\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n');
@@ -251,62 +262,72 @@ describe('http proxy end to end', { skip, timeout: 900_000 }, () => {
         });
         setTimeout(() => { console.log('timeout ' + JSON.stringify(buf)); process.exit(1); }, 10000);
       `;
-      const r = await lab.exec('client', [process.execPath, '-e', script], {
-        allowFail: true,
-        timeoutMs: 30_000,
+        const r = await lab.exec('client', [process.execPath, '-e', script], {
+          allowFail: true,
+          timeoutMs: 30_000,
+        });
+        assert.match(r.stdout, /^HTTP\/1\.1 101 Switching Protocols\naccept-ok$/m, r.stdout + r.stderr);
       });
-      assert.match(r.stdout, /^HTTP\/1\.1 101 Switching Protocols\naccept-ok$/m, r.stdout + r.stderr);
-    });
-  }
-
-  test('accounting and violation logs in the daemon output', async () => {
-    await daemon.waitFor(
-      /http\.accounting\(4\): \(svc\/web:\d+\): Accounting; method='GET', url='http:\/\/198\.18\.2\.2:8080\/echo', status='200', bytes='\d+'/,
-      30_000,
-    );
-    await daemon.waitFor(
-      /http\.violation\(3\): \(svc\/web:\d+\): Request refused; reason='Method denied', status='403', method='DELETE'/,
-      30_000,
-    );
-  });
-
-  test(`corpus end to end (${CORPUS.length} cases): client statuses and what the server received`, async () => {
-    const failures: string[] = [];
-    let id = 0;
-    for (const c of CORPUS) {
-      id++;
-      await ask(
-        server,
-        `reset ${id} ${Buffer.from(c.response ?? DEFAULT_RESPONSE, 'latin1').toString('base64')}`,
-        `reset-ok ${id}`,
-      );
-      const res = Buffer.from(
-        await ask(
-          rawClient,
-          `${id} ${ADDR.server4} ${portOf(c)} ${Buffer.from(c.input, 'latin1').toString('base64')}`,
-          `result ${id}`,
-        ),
-        'base64',
-      ).toString('latin1');
-      await new Promise((r) => setTimeout(r, 50));
-      const [n, b64] = (await ask(server, `dump ${id}`, `dump ${id}`)).split(' ') as [
-        string,
-        string | undefined,
-      ];
-      const got = Buffer.from(b64 ?? '', 'base64').toString('latin1');
-      const statuses = [...res.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
-      const problems: string[] = [];
-      if (JSON.stringify(statuses) !== JSON.stringify(c.statuses))
-        problems.push(`statuses ${JSON.stringify(statuses)} != ${JSON.stringify(c.statuses)}`);
-      if (!c.serverMaySee && got !== '') problems.push(`server saw ${JSON.stringify(got.slice(0, 200))}`);
-      if (c.serverRequests !== undefined && Number(n) !== c.serverRequests)
-        problems.push(`server parsed ${n} requests, want ${c.serverRequests}`);
-      if (c.serverHas && !got.includes(c.serverHas))
-        problems.push(`server lacks ${JSON.stringify(c.serverHas)}`);
-      if (c.serverLacks && got.toLowerCase().includes(c.serverLacks.toLowerCase()))
-        problems.push(`server got ${JSON.stringify(c.serverLacks)}`);
-      if (problems.length) failures.push(`${c.name}: ${problems.join('; ')}`);
     }
-    assert.deepEqual(failures, []);
+
+    test(`the sessions ran on ${nativeIo ? 'native socket I/O' : "Node's sockets"} (status workerResources)`, async () => {
+      const r = await lab.exec('fw', [...TZ, 'status', '--json', '--control', control], {
+        timeoutMs: 60_000,
+      });
+      const st = JSON.parse(r.stdout) as { workerResources: { nativeSockets: { made: number } }[] };
+      const made = st.workerResources.reduce((n, w) => n + w.nativeSockets.made, 0);
+      if (nativeIo) assert.ok(made > 0, 'NativeSockets made');
+      else assert.equal(made, 0, 'no NativeSocket with --no-native-io');
+    });
+
+    test('accounting and violation logs in the daemon output', async () => {
+      await daemon.waitFor(
+        /http\.accounting\(4\): \(svc\/web:\d+\): Accounting; method='GET', url='http:\/\/198\.18\.2\.2:8080\/echo', status='200', bytes='\d+'/,
+        30_000,
+      );
+      await daemon.waitFor(
+        /http\.violation\(3\): \(svc\/web:\d+\): Request refused; reason='Method denied', status='403', method='DELETE'/,
+        30_000,
+      );
+    });
+
+    test(`corpus end to end (${CORPUS.length} cases): client statuses and what the server received`, async () => {
+      const failures: string[] = [];
+      let id = 0;
+      for (const c of CORPUS) {
+        id++;
+        await ask(
+          server,
+          `reset ${id} ${Buffer.from(c.response ?? DEFAULT_RESPONSE, 'latin1').toString('base64')}`,
+          `reset-ok ${id}`,
+        );
+        const res = Buffer.from(
+          await ask(
+            rawClient,
+            `${id} ${ADDR.server4} ${portOf(c)} ${Buffer.from(c.input, 'latin1').toString('base64')}`,
+            `result ${id}`,
+          ),
+          'base64',
+        ).toString('latin1');
+        await new Promise((r) => setTimeout(r, 50));
+        const [n, b64] = (await ask(server, `dump ${id}`, `dump ${id}`)).split(' ') as [
+          string,
+          string | undefined,
+        ];
+        const got = Buffer.from(b64 ?? '', 'base64').toString('latin1');
+        const statuses = [...res.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+        const problems: string[] = [];
+        if (JSON.stringify(statuses) !== JSON.stringify(c.statuses))
+          problems.push(`statuses ${JSON.stringify(statuses)} != ${JSON.stringify(c.statuses)}`);
+        if (!c.serverMaySee && got !== '') problems.push(`server saw ${JSON.stringify(got.slice(0, 200))}`);
+        if (c.serverRequests !== undefined && Number(n) !== c.serverRequests)
+          problems.push(`server parsed ${n} requests, want ${c.serverRequests}`);
+        if (c.serverHas && !got.includes(c.serverHas))
+          problems.push(`server lacks ${JSON.stringify(c.serverHas)}`);
+        if (c.serverLacks && got.toLowerCase().includes(c.serverLacks.toLowerCase()))
+          problems.push(`server got ${JSON.stringify(c.serverLacks)}`);
+        if (problems.length) failures.push(`${c.name}: ${problems.join('; ')}`);
+      }
+      assert.deepEqual(failures, []);
+    });
   });
-});

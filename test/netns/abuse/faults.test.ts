@@ -45,14 +45,19 @@ interface Totals {
   handles: Record<string, number>;
   rssMiB: number;
   sessions: number;
+  /** NativeSockets open, and made in all (HTTP sessions run on native socket I/O). */
+  nativeOpen: number;
+  nativeMade: number;
 }
 
 function totals(st: StatusResult): Totals {
-  const t: Totals = { fds: 0, handles: {}, rssMiB: 0, sessions: 0 };
+  const t: Totals = { fds: 0, handles: {}, rssMiB: 0, sessions: 0, nativeOpen: 0, nativeMade: 0 };
   for (const w of st.workerResources ?? []) {
     t.fds += w.fds - (w.relayPoolFds ?? 0); // (the relay's pipe pool is bounded, not a leak)
     t.rssMiB += w.rssBytes / 2 ** 20;
     t.sessions += w.sessions;
+    t.nativeOpen += w.nativeSockets.open;
+    t.nativeMade += w.nativeSockets.made;
     for (const [k, v] of Object.entries(w.handles)) t.handles[k] = (t.handles[k] ?? 0) + v;
   }
   return t;
@@ -125,6 +130,12 @@ test(`faults without leaks: ${N} sessions of each kind, then a worker killed mid
     const end = await idle(lab, control);
     t.diagnostic(`baseline ${JSON.stringify(base)}; after ${5 * N} fault sessions ${JSON.stringify(end)}`);
     assert.ok(end.fds - base.fds <= 2, `descriptors ${base.fds} -> ${end.fds}`);
+    // the sessions ran on native socket I/O (tzorp run's default for HTTP), and none is left open
+    assert.ok(
+      end.nativeMade - base.nativeMade >= 2 * N,
+      `NativeSockets made: ${end.nativeMade - base.nativeMade}`,
+    );
+    assert.equal(end.nativeOpen, 0, 'no NativeSocket left open');
     for (const h of new Set([...Object.keys(base.handles), ...Object.keys(end.handles)])) {
       const diff = (end.handles[h] ?? 0) - (base.handles[h] ?? 0);
       assert.ok(diff <= 1, `${h}: ${base.handles[h] ?? 0} -> ${end.handles[h] ?? 0}`);

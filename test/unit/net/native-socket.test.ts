@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, test } from 'node:test';
+import type { TzorpError } from '../../../src/errors.ts';
 import { clientFd, nativeAvailable } from '../../../src/native/index.ts';
 import { Cancel, makeAddr, socketAddrs } from '../../../src/net/index.ts';
 import { NativeSocket, nativeIoEligible } from '../../../src/net/native-socket.ts';
@@ -146,8 +147,9 @@ test("a refused connect and a peer's reset come with Node's texts and codes", { 
   const probe = await tcpServer(() => {});
   const port = probe.port;
   await probe.close(); // nothing listens there now
-  await assert.rejects(connectNative(port), (e: NodeJS.ErrnoException) => {
-    assert.equal(e.code, 'ECONNREFUSED');
+  await assert.rejects(connectNative(port), (e: TzorpError) => {
+    assert.equal(e.id, 'SOCKET_IO');
+    assert.equal(e.details?.code, 'ECONNREFUSED');
     assert.equal(e.message, `connect ECONNREFUSED 127.0.0.1:${port}`);
     return true;
   });
@@ -155,9 +157,9 @@ test("a refused connect and a peer's reset come with Node's texts and codes", { 
   cleanups.push(srv.close);
   const s = await connectNative(srv.port);
   s.write(Buffer.from('x'));
-  const errors: NodeJS.ErrnoException[] = [];
+  const errors: TzorpError[] = [];
   let hadError: boolean | null = null;
-  s.on('error', (e: NodeJS.ErrnoException) => errors.push(e));
+  s.on('error', (e: TzorpError) => errors.push(e));
   s.on('close', (h: boolean) => {
     hadError = h;
   });
@@ -166,7 +168,7 @@ test("a refused connect and a peer's reset come with Node's texts and codes", { 
   assert.equal(hadError, true);
   assert.equal(errors.length, 1);
   assert.equal(errors[0]!.message, 'read ECONNRESET');
-  assert.equal(errors[0]!.code, 'ECONNRESET');
+  assert.equal(errors[0]!.details?.code, 'ECONNRESET');
 });
 
 test('bytes that arrived before a reset are read before its error', { skip: noAddon }, async () => {
@@ -238,7 +240,8 @@ test('addresses come from the descriptor; connectUpstreamNative refuses, aborts 
   await probe.close();
   await assert.rejects(
     connectUpstreamNative({ target: makeAddr('127.0.0.1', probe.port), timeoutMs: 5000 }),
-    (e: Error) => /ECONNREFUSED/.test(e.message),
+    (e: TzorpError) =>
+      e.id === 'CONNECT_FAILED' && e.details?.code === 'ECONNREFUSED' && /ECONNREFUSED/.test(e.message),
   );
 });
 

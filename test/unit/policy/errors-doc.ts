@@ -14,6 +14,8 @@ const KIND: Record<ErrorKind, string> = {
 
 /** What the codes mean and what to do (the page's reason to exist beyond the titles). */
 const DETAILS: Record<string, string> = {
+  TZ5011:
+    "A session's connection on native socket I/O (docs/native.md) failed: the peer reset it, a write found it closed, or a connect was refused. The message is the system call and the error, as Node words them (`read ECONNRESET`, `connect ECONNREFUSED 198.18.2.3:80`); `details.code` is the error's name. The session ends as it would on Node's sockets.",
   TZ1001:
     'The file does not exist, is not a regular file or is not readable. Check the path and permissions.',
   TZ1002:
