@@ -12,8 +12,9 @@
 // `--max-sessions N`: the plug service has `max_sessions: N` (admission on every session).
 // `--proxy http`: the service is the HTTP proxy (default options, Zorp's default verbosity: the
 // session lines and an http.accounting line per request are written), against HAProxy in `mode http`;
-// each path is then also measured with keep-alive (wrk without `Connection: close`), and only the
-// native relay path of tzorp runs (bodies of `ok` never reach the relay).
+// each path is then also measured with keep-alive (wrk without `Connection: close`), and tzorp runs
+// with native socket I/O (its default) and with `--no-native-io` (bodies of `ok` never reach the relay,
+// so the native relay is on in both).
 //
 // wrk -t1 -c16 with `Connection: close` (one TCP connection per request) against nginx in the server
 // namespace. `--cpu-prof DIR`: the daemon's processes write V8 CPU profiles into DIR when it stops
@@ -83,7 +84,7 @@ interface Path {
   dir: string;
 }
 
-async function tzorpPath(native: boolean): Promise<Path> {
+async function tzorpPath(native: boolean, nativeIo = true): Promise<Path> {
   const dir = mkdtempSync(join(tmpdir(), 'tzorp-daemonbench-'));
   const lab = await createLab();
   startNginx(lab, dir, 1);
@@ -113,12 +114,13 @@ async function tzorpPath(native: boolean): Promise<Path> {
       '--workers',
       '1',
       ...(native ? [] : ['--no-native-relay']),
+      ...(nativeIo ? [] : ['--no-native-io']),
     ]),
   );
   await proc.waitFor(/tzorp running/, 120_000);
   await ready(lab, 'tzorp');
   return {
-    name: `tzorp run --workers 1 (${PROXY}, ${native ? 'native relay' : '--no-native-relay'}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
+    name: `tzorp run --workers 1 (${PROXY}, ${native ? 'native relay' : '--no-native-relay'}${HTTP ? (nativeIo ? ', native I/O' : ', --no-native-io') : ''}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
     lab,
     proc,
     dir,
@@ -179,7 +181,7 @@ async function wrk(p: Path, seconds = SECONDS): Promise<Run> {
 const paths: Path[] = [];
 try {
   paths.push(await tzorpPath(true));
-  if (!HTTP) paths.push(await tzorpPath(false));
+  paths.push(HTTP ? await tzorpPath(true, false) : await tzorpPath(false));
   paths.push(await haproxyPath());
   const runs = new Map<string, Run[]>(paths.map((p) => [p.name, []]));
   if (WARMUP > 0)
