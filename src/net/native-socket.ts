@@ -176,7 +176,10 @@ export class NativeSocket extends EventEmitter {
   /** Send `data`: false when some of it waits (then 'drain' comes when it has gone). `cb` runs (on a
    * later tick) once the kernel has taken it and everything written before it. */
   write(data: Uint8Array, cb?: () => void): boolean {
-    if (this.destroyed || this.endCalled) return false;
+    if (this.destroyed || this.endCalled) {
+      if (cb) process.nextTick(cb); // (as Node calls it, with an error nobody here reads)
+      return false;
+    }
     if (cb) {
       const w = { until: this.sent + this.writableLength + data.length, cb };
       if (this.callbacks) this.callbacks.push(w);
@@ -288,7 +291,11 @@ export class NativeSocket extends EventEmitter {
     addon().ioClose(this.id, reset);
     const done = this.connectDone;
     this.connectDone = null;
+    // Writes that never reached the kernel still get their callbacks (Node calls them on destroy).
+    const cbs = this.callbacks;
+    this.callbacks = null;
     process.nextTick(() => {
+      if (cbs) for (const w of cbs) w.cb();
       if (done)
         done(err ? (err as TzorpError) : socketError('connect', 103)); // ECONNABORTED
       else if (err && this.listenerCount('error') > 0) this.emit('error', err);

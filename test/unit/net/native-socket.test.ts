@@ -143,6 +143,25 @@ test('writes the kernel cannot take at once wait in order; drain and write callb
   assert.equal((await c.ended).toString(), `${total} ${hash.digest('hex')}`);
 });
 
+test('a destroy with writes still waiting runs their callbacks (a handover waiting on them goes on)', {
+  skip: noAddon,
+}, async () => {
+  const srv = await tcpServer((p) => p.pause()); // never reads
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  let full = false;
+  for (let i = 0; i < 64 && !full; i++) full = !s.write(randomBytes(256 * 1024));
+  assert.ok(full, 'bytes wait');
+  let called = false;
+  s.write(Buffer.alloc(0), () => {
+    called = true;
+  });
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(called, false, 'not before the bytes went');
+  s.destroy();
+  await until(() => called, 'the callback after destroy');
+});
+
 test("a refused connect and a peer's reset come with Node's texts and codes", { skip: noAddon }, async () => {
   const probe = await tcpServer(() => {});
   const port = probe.port;
@@ -216,7 +235,15 @@ test('resetAndDestroy sends a reset; destroy closes once, on a later tick', { sk
   assert.equal(peerErrors[0], 'ECONNRESET');
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(closes, 1);
-  assert.equal(s.write(Buffer.from('x')), false, 'writes after close go nowhere');
+  let late = false;
+  assert.equal(
+    s.write(Buffer.from('x'), () => {
+      late = true;
+    }),
+    false,
+    'writes after close go nowhere',
+  );
+  await until(() => late, "a late write's callback still runs");
 });
 
 test('addresses come from the descriptor; connectUpstreamNative refuses, aborts and connects', {
