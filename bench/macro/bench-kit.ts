@@ -1,7 +1,7 @@
 // Pieces the macro benchmarks share: the CPU time of a process tree (from /proc) and nginx as the
 // server peer (answers `ok`, plain or TLS).
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab, LabProcess } from '../../test/harness/netns.ts';
 
@@ -17,6 +17,35 @@ export function cpuTicks(pids: number[]): number {
     } catch {}
   }
   return t;
+}
+
+/** utime and stime in clock ticks of every thread of the processes, by "process comm / thread comm"
+ * (threads of the same name summed; gone threads count 0): where a run's CPU went. */
+export function threadTicks(pids: number[]): Map<string, { user: number; sys: number }> {
+  const out = new Map<string, { user: number; sys: number }>();
+  for (const pid of pids) {
+    let tids: string[];
+    let pcomm: string;
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+      pcomm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+        const f = st.slice(st.lastIndexOf(') ') + 2).split(' ');
+        const key = `${pcomm}[${pid === pids[0] ? 'root' : pid}] / ${comm}`;
+        const t = out.get(key) ?? { user: 0, sys: 0 };
+        t.user += Number(f[11]);
+        t.sys += Number(f[12]);
+        out.set(key, t);
+      } catch {}
+    }
+  }
+  return out;
 }
 
 /** Every process of a tree (Squid forks a worker; proxies run under `sh`/`taskset`). */

@@ -7,7 +7,7 @@
 // between them. Needs root.
 //
 //   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--warmup 3] [--cpu-prof DIR] [--json]
-//     [--max-sessions N] [--proxy plug|http]
+//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads]
 //
 // `--max-sessions N`: the plug service has `max_sessions: N` (admission on every session).
 // `--proxy http`: the service is the HTTP proxy (default options, Zorp's default verbosity: the
@@ -30,6 +30,7 @@ import {
   haproxyTransparentHttp,
   haproxyTransparentTcp,
   pinned,
+  threadTicks,
   plugPolicy,
   startNginx,
   tproxyLab,
@@ -57,6 +58,10 @@ if (PROXY !== 'plug' && PROXY !== 'http') {
   process.exit(2);
 }
 const HTTP = PROXY === 'http';
+/** `--close-only` (with --proxy http): skip the keep-alive runs (for a profile of the session start). */
+const KEEP_ALIVE = HTTP && !process.argv.includes('--close-only');
+/** `--threads`: where each path's CPU per new connection goes, by thread (user and system µs). */
+const THREADS = process.argv.includes('--threads');
 
 const skip = netnsSkipReason();
 if (skip) {
@@ -147,6 +152,8 @@ async function haproxyPath(): Promise<Path> {
 }
 
 interface Run {
+  /** --threads: µs of CPU per new connection by thread (threadTicks' names). */
+  threads?: Map<string, { user: number; sys: number }>;
   connPerSec: number;
   cpu: number;
   /** --proxy http: requests per second with keep-alive. */
@@ -173,9 +180,26 @@ async function wrk(p: Path, seconds = SECONDS): Promise<Run> {
   const pids = treePids(p.proc.child.pid);
   const t0 = Date.now();
   const c0 = cpuTicks(pids);
+  const th0 = THREADS ? threadTicks(pids) : null;
   const connPerSec = await wrkRate(p, seconds, true);
-  const cpu = (cpuTicks(pids) - c0) / CLK_TCK / ((Date.now() - t0) / 1000);
-  return { connPerSec, cpu, keepAlive: HTTP ? await wrkRate(p, seconds, false) : null };
+  const elapsed = (Date.now() - t0) / 1000;
+  const cpu = (cpuTicks(pids) - c0) / CLK_TCK / elapsed;
+  let threads: Run['threads'];
+  if (th0) {
+    threads = new Map();
+    const perConn = 1e6 / CLK_TCK / (connPerSec * elapsed);
+    for (const [k, t] of threadTicks(pids)) {
+      const b = th0.get(k) ?? { user: 0, sys: 0 };
+      if (t.user + t.sys - b.user - b.sys > 0)
+        threads.set(k, { user: (t.user - b.user) * perConn, sys: (t.sys - b.sys) * perConn });
+    }
+  }
+  return {
+    connPerSec,
+    cpu,
+    keepAlive: KEEP_ALIVE ? await wrkRate(p, seconds, false) : null,
+    ...(threads ? { threads } : {}),
+  };
 }
 
 const paths: Path[] = [];
@@ -200,26 +224,50 @@ try {
     connPerSec: median(runs.get(p.name)!.map((r) => r.connPerSec)),
     cpu: median(runs.get(p.name)!.map((r) => r.cpu)),
     rounds: runs.get(p.name)!.map((r) => Math.round(r.connPerSec)),
-    keepAlive: HTTP ? median(runs.get(p.name)!.map((r) => r.keepAlive ?? 0)) : null,
-    keepAliveRounds: HTTP ? runs.get(p.name)!.map((r) => Math.round(r.keepAlive ?? 0)) : null,
+    keepAlive: KEEP_ALIVE ? median(runs.get(p.name)!.map((r) => r.keepAlive ?? 0)) : null,
+    keepAliveRounds: KEEP_ALIVE ? runs.get(p.name)!.map((r) => Math.round(r.keepAlive ?? 0)) : null,
   }));
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   if (JSON_OUT) console.log(JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, load, results }, null, 2));
   else {
     console.log(`daemon bench: ${ROUNDS} rounds of ${SECONDS} s, load average at the end ${load}`);
     console.log(
-      `| path | new connections/s (median) | rounds | CPU (cores) |${HTTP ? ' keep-alive req/s (median) | rounds |' : ''}`,
+      `| path | new connections/s (median) | rounds | CPU (cores) |${KEEP_ALIVE ? ' keep-alive req/s (median) | rounds |' : ''}`,
     );
-    console.log(`|---|---|---|---|${HTTP ? '---|---|' : ''}`);
+    console.log(`|---|---|---|---|${KEEP_ALIVE ? '---|---|' : ''}`);
     for (const r of results)
       console.log(
-        `| ${r.path} | ${r.connPerSec.toFixed(0)} | ${r.rounds.join(', ')} | ${r.cpu.toFixed(2)} |${HTTP ? ` ${r.keepAlive!.toFixed(0)} | ${r.keepAliveRounds!.join(', ')} |` : ''}`,
+        `| ${r.path} | ${r.connPerSec.toFixed(0)} | ${r.rounds.join(', ')} | ${r.cpu.toFixed(2)} |${KEEP_ALIVE ? ` ${r.keepAlive!.toFixed(0)} | ${r.keepAliveRounds!.join(', ')} |` : ''}`,
       );
     const hap = results.at(-1)!;
     for (const r of results.slice(0, -1))
       console.log(
-        `${r.path}: ${(r.connPerSec / hap.connPerSec).toFixed(2)}x HAProxy (new connections)${HTTP ? `, ${(r.keepAlive! / hap.keepAlive!).toFixed(2)}x (keep-alive)` : ''}`,
+        `${r.path}: ${(r.connPerSec / hap.connPerSec).toFixed(2)}x HAProxy (new connections)${KEEP_ALIVE ? `, ${(r.keepAlive! / hap.keepAlive!).toFixed(2)}x (keep-alive)` : ''}`,
       );
+    if (THREADS) {
+      console.log('\nCPU per new connection by thread (mean of the rounds, µs):');
+      console.log('| path | thread | user | system |');
+      console.log('|---|---|---|---|');
+      for (const p of paths) {
+        const sum = new Map<string, { user: number; sys: number }>();
+        const rs = runs.get(p.name)!;
+        for (const r of rs)
+          for (const [k, t] of r.threads ?? []) {
+            const a = sum.get(k) ?? { user: 0, sys: 0 };
+            a.user += t.user / rs.length;
+            a.sys += t.sys / rs.length;
+            sum.set(k, a);
+          }
+        let u = 0;
+        let sy = 0;
+        for (const [k, t] of [...sum].sort((a, b) => b[1].user + b[1].sys - a[1].user - a[1].sys)) {
+          u += t.user;
+          sy += t.sys;
+          console.log(`| ${p.name} | ${k} | ${t.user.toFixed(0)} | ${t.sys.toFixed(0)} |`);
+        }
+        console.log(`| ${p.name} | **all** | **${u.toFixed(0)}** | **${sy.toFixed(0)}** |`);
+      }
+    }
   }
 } finally {
   for (const p of paths) {

@@ -54,8 +54,6 @@ interface RawAddon {
     idleMs: number,
     onEnd: RelayEndCallback,
   ): number;
-  acceptStart(listenFd: number, onAccept: AcceptCallback, onEnd: RelayEndCallback): number;
-  acceptStop(id: number): boolean;
   relayStop(slot: number, reset: boolean): RelayCounts | null;
   relayCounts(slot: number): RelayCounts | null;
   relayActive(): number;
@@ -64,7 +62,8 @@ interface RawAddon {
   // tzorp_nflog.c
   nflogOpen(group: number, copyBytes: number): number;
   ioInit(cb: IoCallback): void;
-  ioOpen(fd: number, listening: boolean, noDelay: boolean): number;
+  ioOpen(fd: number, noDelay: boolean): number;
+  ioListen(fd: number): number;
   ioSet(id: number, readable: boolean, writable: boolean): void;
   ioWrite(id: number, data: Uint8Array, offset: number): number;
   ioConnect(id: number, host: string, port: number): number;
@@ -74,15 +73,36 @@ interface RawAddon {
 }
 
 /** The one receiver of tzorp_io.c's events: kind 0 = bytes (arg: a Buffer), 1 = end of stream, 2 =
- * error (arg: errno), 3 = writable, 4 = accepted (arg: the new descriptor; listening sockets only). */
-export type IoCallback = (id: number, kind: number, arg: Buffer | number | undefined) => void;
+ * error (arg: errno), 3 = writable; on a listening socket (ioListen) 4 = accepted (arg: the new
+ * descriptor, non-blocking, Nagle off, nothing read; then the peer's and the local address in
+ * canonical text, IPv4 never as ::ffff:, and the SYN's mark, null when unreadable; an empty local host:
+ * the connection was reset before its address could be read) and 5 = an accept failed for want of
+ * descriptors or memory (arg: errno; the listener pauses a moment). */
+export type IoCallback = (
+  id: number,
+  kind: number,
+  arg: Buffer | number | undefined,
+  peerHost?: string,
+  peerPort?: number,
+  localHost?: string,
+  localPort?: number,
+  mark?: number | null,
+) => void;
 
 /** Socket I/O on Node's loop without net.Socket (tzorp_io.c; src/net/native-socket.ts): the addon's
  * io* calls, typed, without the per-call wrapping of `call` (they are on every read and write; their
  * failures come back as values, not throws, except for bad arguments). Throws NATIVE_MISSING. */
 export type IoAddon = Pick<
   RawAddon,
-  'ioInit' | 'ioOpen' | 'ioSet' | 'ioWrite' | 'ioConnect' | 'ioSoError' | 'ioShutdown' | 'ioClose'
+  | 'ioInit'
+  | 'ioOpen'
+  | 'ioListen'
+  | 'ioSet'
+  | 'ioWrite'
+  | 'ioConnect'
+  | 'ioSoError'
+  | 'ioShutdown'
+  | 'ioClose'
 >;
 export function ioAddon(): IoAddon {
   return load();
@@ -110,20 +130,6 @@ export type RelayEndCallback = (
   counts: RelayCounts,
   localHost: string | undefined,
   localPort: number | undefined,
-) => void;
-
-/** A connection the relay thread accepted (acceptStart): its descriptor (non-blocking, Nagle off,
- * not read yet), the peer's and the local address (canonical text: IPv4 never as ::ffff:) and the
- * SYN's mark (null when unreadable). fd < 0 is -errno of an accept that failed for want of
- * descriptors or memory: the listener pauses for a moment. */
-export type AcceptCallback = (
-  id: number,
-  fd: number,
-  peerHost: string,
-  peerPort: number,
-  localHost: string,
-  localPort: number,
-  mark: number | null,
 ) => void;
 
 /** Where setup.mjs puts the built addon; TZORP_NATIVE_ADDON overrides it (packaging, tests). */
@@ -319,14 +325,7 @@ function fmt(host: string, port: number): string {
 /** The native relay calls of tzorp_relay.c (used by src/net/relay.ts), or null without the addon. */
 export function relayAddon(): Pick<
   RawAddon,
-  | 'relayStart'
-  | 'relayStop'
-  | 'relayCounts'
-  | 'relayActive'
-  | 'relayPoolFds'
-  | 'relayConnect'
-  | 'acceptStart'
-  | 'acceptStop'
+  'relayStart' | 'relayStop' | 'relayCounts' | 'relayActive' | 'relayPoolFds' | 'relayConnect'
 > | null {
   try {
     return load();
@@ -343,15 +342,4 @@ export function raiseNofile(): { soft: number; hard: number } {
 /** The name of an errno value (ECONNRESET), or E<n>. */
 export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
-}
-
-/** Accept natively on a listening socket (the relay thread keeps a dup of `listenFd`): its id. The
- * callbacks are registered by the first call in the process (tzorp_relay.c). */
-export function acceptStart(listenFd: number, onAccept: AcceptCallback, onEnd: RelayEndCallback): number {
-  return call(`accept on fd ${listenFd}`, (a) => a.acceptStart(listenFd, onAccept, onEnd));
-}
-
-/** Stop a native accept (its dup is closed); false when the id is unknown. */
-export function acceptStop(id: number): boolean {
-  return call('stop accepting', (a) => a.acceptStop(id));
 }

@@ -366,7 +366,7 @@ static napi_value Addrs(napi_env env, napi_callback_info info) {
   return r;
 }
 
-// close(fd, reset?) -> undefined (an fd from listen()/socket()/acceptStart that was never handed to
+// close(fd, reset?) -> undefined (an fd from listen()/socket()/ioListen that was never handed to
 // Node); reset: SO_LINGER 0 first, so a connected socket is closed with a RST.
 static napi_value Close(napi_env env, napi_callback_info info) {
   napi_value argv[2];

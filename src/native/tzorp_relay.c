@@ -71,12 +71,8 @@ static const char *const REASONS[] = {"closed", "idle", "error", "stopped", "con
 #ifndef SO_MARK
 #define SO_MARK 36
 #endif
-// epoll tags: the eventfd, a listener (LISTEN_TAG | id), else a relay's (slot << 1 | side)
+// epoll tags: the eventfd, else a relay's (slot << 1 | side)
 #define EVFD_TAG UINT64_MAX
-#define LISTEN_TAG (1ULL << 62)
-#define MAX_LISTENERS 256
-#define ACCEPT_BATCH 64
-#define ACCEPT_PAUSE_MS 100
 #define HOST_TEXT TZORP_HOST_TEXT
 
 typedef struct relay {
@@ -478,135 +474,6 @@ static report *finish_connect(relay *r, uint32_t events) {
   return rep;
 }
 
-// --- listeners (acceptStart: the relay thread accepts, JavaScript gets ready connections) -----------
-
-typedef struct listener {
-  pthread_mutex_t lmu;  // held by the thread while it accepts, by JavaScript while it stops
-  uint32_t id;
-  int fd;
-  bool closed;
-  bool paused;          // taken off epoll after EMFILE & co, until resume_at
-  int64_t resume_at;
-  struct listener *dead_next;
-} listener;
-
-// One accepted connection as JavaScript gets it; fd < 0: -errno of an accept that failed for a reason
-// that paused the listener (EMFILE, ENFILE, ENOBUFS, ENOMEM).
-typedef struct {
-  uint32_t id;
-  int fd;
-  char peer[HOST_TEXT], local[HOST_TEXT];
-  int peer_port, local_port;
-  int64_t mark;  // -1: unreadable
-} accepted;
-
-typedef struct {
-  int n;
-  accepted c[ACCEPT_BATCH];
-} accept_batch;
-
-static listener *listeners[MAX_LISTENERS];
-static listener *dead_listeners = NULL;
-static int64_t listen_resume = INT64_MAX;
-static napi_threadsafe_function atsfn = NULL;
-static uint32_t nlisteners = 0;  // open ones (the accept tsfn is ref'd while > 0)
-
-static void free_listeners(void) {
-  while (dead_listeners) {
-    listener *l = dead_listeners;
-    dead_listeners = l->dead_next;
-    pthread_mutex_destroy(&l->lmu);
-    free(l);
-  }
-}
-
-static void resume_listeners(int64_t t) {
-  int64_t next = INT64_MAX;
-  for (uint32_t i = 0; i < MAX_LISTENERS; i++) {
-    listener *l = listeners[i];
-    if (!l || !l->paused) continue;
-    if (l->resume_at <= t) {
-      struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTEN_TAG | l->id};
-      pthread_mutex_lock(&l->lmu);
-      if (!l->closed && epoll_ctl(ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) l->paused = false;
-      else if (!l->closed) l->resume_at = t + ACCEPT_PAUSE_MS;
-      pthread_mutex_unlock(&l->lmu);
-    }
-    if (l->paused && l->resume_at < next) next = l->resume_at;
-  }
-  listen_resume = next;
-}
-
-static void post_batch(accept_batch *b) {
-  if (napi_call_threadsafe_function(atsfn, b, napi_tsfn_blocking) != napi_ok) {
-    for (int i = 0; i < b->n; i++)
-      if (b->c[i].fd >= 0) close(b->c[i].fd);
-    free(b);
-  }
-}
-
-// The listening socket is readable: accept up to ACCEPT_BATCH connections (level-triggered: more
-// come with the next epoll_wait), each non-blocking, Nagle off, with its addresses and SYN mark.
-static void accept_ready(uint32_t id, int64_t t) {
-  pthread_mutex_lock(&mu);
-  listener *l = id < MAX_LISTENERS ? listeners[id] : NULL;
-  if (!l || l->closed) {
-    pthread_mutex_unlock(&mu);
-    return;
-  }
-  pthread_mutex_lock(&l->lmu);
-  pthread_mutex_unlock(&mu);
-  accept_batch *b = NULL;
-  int64_t pause_until = INT64_MAX;
-  while (!l->closed && !l->paused) {
-    if (!b) {
-      if (!(b = malloc(sizeof *b))) break;
-      b->n = 0;
-    }
-    struct sockaddr_storage peer;
-    socklen_t pl = sizeof peer;
-    int fd = accept4(l->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      int e = errno;
-      if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
-      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-        // No descriptor for it: the connection waits in the backlog. Stop watching for a moment
-        // instead of waking up for it again and again (a level-triggered listener would spin).
-        epoll_ctl(ep, EPOLL_CTL_DEL, l->fd, NULL);
-        l->paused = true;
-        l->resume_at = t + ACCEPT_PAUSE_MS;
-        pause_until = l->resume_at;
-        accepted *c = &b->c[b->n++];
-        memset(c, 0, sizeof *c);
-        c->id = id;
-        c->fd = -e;
-      }
-      break;  // EAGAIN, or anything else: wait for the next readiness
-    }
-    accepted *c = &b->c[b->n++];
-    c->id = id;
-    c->fd = fd;
-    tzorp_addr_text(&peer, c->peer, &c->peer_port);
-    struct sockaddr_storage loc;
-    socklen_t ll = sizeof loc;
-    if (getsockname(fd, (struct sockaddr *)&loc, &ll) == 0) tzorp_addr_text(&loc, c->local, &c->local_port);
-    else c->local[0] = 0;
-    uint32_t mark = 0;
-    socklen_t ml = sizeof mark;
-    c->mark = getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &ml) == 0 ? (int64_t)mark : -1;
-    set_nodelay(fd);
-    if (b->n == ACCEPT_BATCH) break;
-  }
-  pthread_mutex_unlock(&l->lmu);
-  if (pause_until != INT64_MAX) {  // (mu after lmu is released: the lock order is mu, then lmu)
-    pthread_mutex_lock(&mu);
-    if (pause_until < listen_resume) listen_resume = pause_until;
-    pthread_mutex_unlock(&mu);
-  }
-  if (b && b->n > 0) post_batch(b);
-  else free(b);
-}
-
 static void scan_idle(int64_t t) {
   int64_t next = INT64_MAX;
   relay *r = active;
@@ -662,10 +529,9 @@ static void *thread_main(void *arg) {
   for (;;) {
     pthread_mutex_lock(&mu);
     free_dead();
-    free_listeners();
     int64_t t = now_ms();
     int wait = MAX_WAIT_MS;
-    int64_t due = next_scan < listen_resume ? next_scan : listen_resume;
+    int64_t due = next_scan;
     if (due != INT64_MAX) {
       int64_t w = due - t;
       wait = w < 0 ? 0 : (w < MAX_WAIT_MS ? (int)w : MAX_WAIT_MS);
@@ -681,10 +547,6 @@ static void *thread_main(void *arg) {
       if (u == EVFD_TAG) {
         uint64_t x;
         (void)!read(evfd, &x, sizeof x);
-        continue;
-      }
-      if (u & LISTEN_TAG) {
-        accept_ready((uint32_t)(u & ~LISTEN_TAG), t);
         continue;
       }
       uint32_t slot = (uint32_t)(u >> 1);
@@ -724,7 +586,6 @@ static void *thread_main(void *arg) {
     }
     pthread_mutex_lock(&mu);
     if (t >= next_scan) scan_idle(t);
-    if (t >= listen_resume) resume_listeners(t);
     pthread_mutex_unlock(&mu);
     flush_reports();
   }
@@ -1060,127 +921,6 @@ static napi_value RelayConnect(napi_env env, napi_callback_info info) {
   return activate(env, r, r->connect_deadline);
 }
 
-// Runs on the JavaScript thread for each batch of accepted connections: onAccept(id, fd, peerHost,
-// peerPort, localHost, localPort, mark | null) per connection; fd < 0 is -errno of an accept that
-// failed for want of descriptors or memory (the listener pauses for ACCEPT_PAUSE_MS).
-static void call_js_accept(napi_env env, napi_value cb, void *context, void *data) {
-  accept_batch *b = data;
-  for (int i = 0; i < b->n; i++) {
-    accepted *c = &b->c[i];
-    if (env == NULL || cb == NULL) {
-      if (c->fd >= 0) close(c->fd);
-      continue;
-    }
-    napi_value argv[7], undef;
-    napi_get_undefined(env, &undef);
-    napi_create_uint32(env, c->id, &argv[0]);
-    napi_create_int32(env, c->fd, &argv[1]);
-    napi_create_string_utf8(env, c->peer, NAPI_AUTO_LENGTH, &argv[2]);
-    napi_create_int32(env, c->peer_port, &argv[3]);
-    napi_create_string_utf8(env, c->local, NAPI_AUTO_LENGTH, &argv[4]);
-    napi_create_int32(env, c->local_port, &argv[5]);
-    if (c->mark >= 0) napi_create_double(env, (double)c->mark, &argv[6]);
-    else napi_get_null(env, &argv[6]);
-    if (napi_call_function(env, undef, cb, 7, argv, NULL) != napi_ok) {
-      // The callback threw: it is JavaScript's own bug, reported once; the connection is dropped.
-      napi_value e;
-      napi_get_and_clear_last_exception(env, &e);
-      if (c->fd >= 0) close(c->fd);
-    }
-  }
-  free(b);
-}
-
-// acceptStart(listenFd, onAccept, onEnd) -> id: the relay thread accepts on a dup of listenFd (a
-// listening socket). Every worker sharing the socket is woken for a connection and one accept4()
-// wins (EPOLLEXCLUSIVE would wake the same worker every time under a light load: no spreading).
-// `onAccept` is used by the first call only (one callback for the process), `onEnd` as for relayStart.
-static napi_value AcceptStart(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return tzorp_throw_type(env, "acceptStart: 3 arguments expected");
-  int64_t lf;
-  if (!get_i64(env, argv[0], &lf) || lf < 0 || lf > INT32_MAX)
-    return tzorp_throw_type(env, "acceptStart: fd must be a non-negative integer");
-  if (!ensure_started(env, argv[2])) return NULL;
-  if (atsfn == NULL) {
-    napi_value name;
-    napi_create_string_utf8(env, "tzorp accept", NAPI_AUTO_LENGTH, &name);
-    if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js_accept, &atsfn) !=
-        napi_ok)
-      return tzorp_throw_type(env, "acceptStart: cannot create the threadsafe function");
-    napi_unref_threadsafe_function(env, atsfn);
-  }
-  int fd = fcntl((int)lf, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return tzorp_throw_errno(env, "dup", errno);
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  listener *l = calloc(1, sizeof *l);
-  if (!l) {
-    close(fd);
-    return tzorp_throw_errno(env, "calloc", ENOMEM);
-  }
-  pthread_mutex_init(&l->lmu, NULL);
-  l->fd = fd;
-  pthread_mutex_lock(&mu);
-  uint32_t id = MAX_LISTENERS;
-  for (uint32_t i = 0; i < MAX_LISTENERS; i++)
-    if (!listeners[i]) {
-      id = i;
-      break;
-    }
-  int err = id == MAX_LISTENERS ? EMFILE : 0;
-  if (!err) {
-    l->id = id;
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTEN_TAG | id};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) err = errno;
-    else listeners[id] = l;
-  }
-  pthread_mutex_unlock(&mu);
-  if (err) {
-    close(fd);
-    pthread_mutex_destroy(&l->lmu);
-    free(l);
-    return tzorp_throw_errno(env, id == MAX_LISTENERS ? "acceptStart (too many listeners)" : "epoll_ctl", err);
-  }
-  if (nlisteners++ == 0) napi_ref_threadsafe_function(env, atsfn);
-  napi_value out;
-  napi_create_uint32(env, id, &out);
-  return out;
-}
-
-// acceptStop(id) -> boolean: stop accepting there and close the dup (connections already accepted
-// and on their way to JavaScript still arrive). false for an unknown id.
-static napi_value AcceptStop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int64_t id;
-  napi_value out;
-  if (argc < 1 || !get_i64(env, argv[0], &id) || id < 0 || id >= MAX_LISTENERS || !started) {
-    napi_get_boolean(env, false, &out);
-    return out;
-  }
-  pthread_mutex_lock(&mu);
-  listener *l = listeners[id];
-  if (l) {
-    listeners[id] = NULL;
-    pthread_mutex_lock(&l->lmu);  // waits for an accept batch on it
-    l->closed = true;
-    if (!l->paused) epoll_ctl(ep, EPOLL_CTL_DEL, l->fd, NULL);
-    close(l->fd);
-    l->fd = -1;
-    pthread_mutex_unlock(&l->lmu);
-    l->dead_next = dead_listeners;  // freed by the thread between two epoll batches
-    dead_listeners = l;
-  }
-  pthread_mutex_unlock(&mu);
-  if (l && --nlisteners == 0) napi_unref_threadsafe_function(env, atsfn);
-  napi_get_boolean(env, l != NULL, &out);
-  return out;
-}
-
 static relay *get_relay(napi_env env, napi_value v) {
   int64_t s;
   if (!get_i64(env, v, &s) || s < 0 || (uint64_t)s >= nslots) return NULL;
@@ -1299,8 +1039,6 @@ void tzorp_relay_register(napi_env env, napi_value exports) {
       {"relayStart", NULL, RelayStart, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayPoolFds", NULL, RelayPoolFds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayConnect", NULL, RelayConnect, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"acceptStart", NULL, AcceptStart, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"acceptStop", NULL, AcceptStop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayStop", NULL, RelayStop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayCounts", NULL, RelayCounts, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayActive", NULL, RelayActive, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,12 +1,13 @@
-// Native accept (issue 14): the addon's relay thread accepts on a listening socket and hands
-// JavaScript each connection as a descriptor with its addresses and SYN mark, without a net.Socket.
+// Native accept (issue 14): the addon accepts on a listening socket, on the loop that runs the sessions
+// (tzorp_io.c), and hands JavaScript each connection as a descriptor with its addresses and SYN mark,
+// without a net.Socket.
 // A plug session can then connect and relay it natively from the first byte (native-plug.ts); any
 // other session makes a net.Socket of the descriptor (socketOfFd).
 import net from 'node:net';
-import { type AcceptCallback, acceptStart, acceptStop, closeFd } from '../native/index.ts';
+import { closeFd } from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { addonAddr } from './addr.ts';
-import { onRelayEnd } from './relay.ts';
+import { listenIo } from './native-socket.ts';
 
 /** A connection the addon accepted. Nothing has been read from it; the descriptor is the receiver's
  * to close (closeFd), to relay (connectRelay) or to make a socket of (socketOfFd). */
@@ -25,49 +26,42 @@ export interface NativeAcceptor {
   stop(): void;
 }
 
-interface Receiver {
-  onConn(c: NativeConn): void;
-  /** An accept failed for want of descriptors or memory (errno name); the addon pauses a moment. */
-  onFull(errno: number): void;
-}
-
-const receivers = new Map<number, Receiver>();
-
-const onAccept: AcceptCallback = (id, fd, peerHost, peerPort, localHost, localPort, mark) => {
-  const r = receivers.get(id);
-  if (fd < 0) {
-    r?.onFull(-fd);
-    return;
-  }
-  if (!r || !peerHost || !localHost) {
-    // stopped meanwhile, or a connection reset before its addresses could be read
-    try {
-      closeFd(fd);
-    } catch {
-      // (EBADF cannot happen: the descriptor came from the addon and nobody else has it)
-    }
-    return;
-  }
-  r.onConn({ fd, remote: addonAddr(peerHost, peerPort), local: addonAddr(localHost, localPort), mark });
-};
-
 /**
  * Accept on `listenFd` (a listening socket; the addon keeps a dup of it, so the caller may close its
- * own) natively. Throws TzorpError NATIVE_CALL / NATIVE_MISSING.
+ * own) natively, on this thread's loop (tzorp_io.c ioListen). `onFull` hears of an accept that failed
+ * for want of descriptors or memory (errno); the addon pauses the listener a moment meanwhile. A
+ * throw from `onConn` closes that connection's descriptor, then goes on as a throw in a net.Server's
+ * 'connection' listener does (uncaughtException). Throws TzorpError NATIVE_MISSING.
  */
 export function acceptNative(
   listenFd: number,
   onConn: (c: NativeConn) => void,
   onFull: (errno: number) => void,
 ): NativeAcceptor {
-  const id = acceptStart(listenFd, onAccept, onRelayEnd);
-  receivers.set(id, { onConn, onFull });
-  return {
-    stop: () => {
-      receivers.delete(id);
-      acceptStop(id);
+  return listenIo(listenFd, {
+    accepted: (fd, peerHost, peerPort, localHost, localPort, mark) => {
+      if (!peerHost || !localHost) {
+        // a connection reset before its addresses could be read
+        closeQuietly(fd);
+        return;
+      }
+      try {
+        onConn({ fd, remote: addonAddr(peerHost, peerPort), local: addonAddr(localHost, localPort), mark });
+      } catch (e) {
+        closeQuietly(fd);
+        throw e;
+      }
     },
-  };
+    full: onFull,
+  });
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeFd(fd);
+  } catch {
+    // (EBADF cannot happen: the descriptor came from the addon and nobody else has it)
+  }
 }
 
 /** A paused, half-open capable net.Socket made of an accepted descriptor (for the sessions that run

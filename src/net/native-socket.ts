@@ -21,13 +21,15 @@
 import { EventEmitter } from 'node:events';
 import { getSystemErrorName } from 'node:util';
 import { TzorpError } from '../errors.ts';
-import { type IoAddon, ioAddon, nativeAvailable } from '../native/index.ts';
+import { closeFd, type IoAddon, ioAddon, nativeAvailable } from '../native/index.ts';
 import type { ProxyService } from '../policy/model.ts';
 
 const KIND_DATA = 0;
 const KIND_END = 1;
 const KIND_ERROR = 2;
 const KIND_WRITABLE = 3;
+const KIND_ACCEPTED = 4;
+const KIND_FULL = 5;
 
 /** Live sockets by the addon's id (ids are reused after a close). */
 const live: (NativeSocket | undefined)[] = [];
@@ -41,12 +43,74 @@ export function nativeSocketCounts(): { open: number; made: number } {
 }
 let io: IoAddon | null = null;
 
+/** What a listening socket's events go to (listenIo), by the addon's id. */
+export interface IoListener {
+  /** A connection: its descriptor (the receiver's to close), the peer's and the local address (an
+   * empty local host: reset before it could be read), the SYN's mark (null when unreadable). */
+  accepted(
+    fd: number,
+    peerHost: string,
+    peerPort: number,
+    localHost: string,
+    localPort: number,
+    mark: number | null,
+  ): void;
+  /** An accept failed for want of descriptors or memory (errno); the addon pauses the listener. */
+  full(errno: number): void;
+}
+const listening: (IoListener | undefined)[] = [];
+
 function addon(): IoAddon {
   if (io) return io;
   const a = ioAddon();
-  a.ioInit((id, kind, arg) => live[id]?.onEvent(kind, arg));
+  a.ioInit((id, kind, arg, peerHost, peerPort, localHost, localPort, mark) => {
+    if (kind < KIND_ACCEPTED) live[id]?.onEvent(kind, arg);
+    else onListenerEvent(id, kind, arg as number, peerHost!, peerPort!, localHost!, localPort!, mark ?? null);
+  });
   io = a;
   return a;
+}
+
+function onListenerEvent(
+  id: number,
+  kind: number,
+  fd: number,
+  peerHost: string,
+  peerPort: number,
+  localHost: string,
+  localPort: number,
+  mark: number | null,
+): void {
+  const l = listening[id];
+  if (kind === KIND_FULL) {
+    l?.full(fd);
+    return;
+  }
+  if (!l) {
+    closeFd(fd); // (cannot happen: no event comes after ioClose)
+    return;
+  }
+  l.accepted(fd, peerHost, peerPort, localHost, localPort, mark);
+}
+
+/**
+ * Accept on `fd` (a listening socket; the addon watches a dup of it, so the caller may close its own)
+ * on this thread's loop: `listener` gets each connection. Throws TzorpError NATIVE_MISSING without the
+ * addon. stop() closes the dup; nothing arrives after it.
+ */
+export function listenIo(fd: number, listener: IoListener): { stop(): void } {
+  const a = addon();
+  const id = a.ioListen(fd);
+  listening[id] = listener;
+  let stopped = false;
+  return {
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      listening[id] = undefined;
+      a.ioClose(id, false);
+    },
+  };
 }
 
 /** A socket's error as Node words it ("read ECONNRESET", "connect ECONNREFUSED 198.18.2.3:80"), with
@@ -99,7 +163,7 @@ export class NativeSocket extends EventEmitter {
     super();
     const a = addon();
     this.fd = fd;
-    this.id = a.ioOpen(fd, false, noDelay);
+    this.id = a.ioOpen(fd, noDelay);
     live[this.id] = this;
     openCount++;
     madeCount++;

@@ -81,7 +81,7 @@ const waiting = new Map<number, RelayOwner>();
 /** Body relays (bodyTakeOver) by slot: their owners hear bodyRelayEnded. */
 const waitingBody = new Map<number, BodyRelayOwner>();
 
-/** The addon's one callback for every relay (the first relayStart, relayConnect or acceptStart
+/** The addon's one callback for every relay (the first relayStart or relayConnect
  * registers it for the process). */
 export const onRelayEnd: RelayEndCallback = (slot, reason, by, errno, counts, localHost, localPort) => {
   const body = waitingBody.get(slot);

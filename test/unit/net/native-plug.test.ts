@@ -1,5 +1,5 @@
-// Native plug sessions (src/net/accept.ts, src/net/native-plug.ts, tzorp_relay.c's relayConnect and
-// acceptStart) over loopback: the addon accepts, connects and relays, and JavaScript sees descriptors
+// Native plug sessions (src/net/accept.ts on tzorp_io.c's ioListen, src/net/native-plug.ts, tzorp_relay.c's
+// relayConnect) over loopback: the addon accepts, connects and relays, and JavaScript sees descriptors
 // only. Every byte once with half-close either way, the same summaries, verdicts and log lines as the
 // driver with the plug core (connect refused, chained failover, connect timeout, idle timeout, abort,
 // kill, refused admission), live counts, and nothing left behind (no socket descriptor, no relay).
