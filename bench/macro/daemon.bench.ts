@@ -30,9 +30,9 @@ import {
   haproxyTransparentHttp,
   haproxyTransparentTcp,
   pinned,
-  threadTicks,
   plugPolicy,
   startNginx,
+  threadTicks,
   tproxyLab,
   treePids,
 } from './bench-kit.ts';
