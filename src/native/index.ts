@@ -65,6 +65,7 @@ interface RawAddon {
   ioOpen(fd: number, noDelay: boolean): number;
   ioListen(fd: number): number;
   ioSet(id: number, readable: boolean, writable: boolean): void;
+  ioHold(id: number, held: boolean): void;
   ioWrite(id: number, data: Uint8Array, offset: number): number;
   ioConnect(id: number, host: string, port: number): number;
   ioSoError(id: number): number;
@@ -98,6 +99,7 @@ export type IoAddon = Pick<
   | 'ioOpen'
   | 'ioListen'
   | 'ioSet'
+  | 'ioHold'
   | 'ioWrite'
   | 'ioConnect'
   | 'ioSoError'

@@ -1,7 +1,7 @@
-// Socket I/O on the main event loop without net.Socket (issue 14): a connection is a descriptor
-// watched by a uv_poll handle of Node's own loop, read with read(2) and written with write(2) from
-// JavaScript's calls. No stream state machine, no write requests, no handle objects: JavaScript
-// (src/net/native-socket.ts) keeps what little state a connection needs.
+// Socket I/O on the main event loop without net.Socket (issue 14): a connection is a descriptor in the
+// addon's own epoll set, which is watched by one uv_poll handle of Node's loop; bytes are read with
+// read(2) and written with send(2) from JavaScript's calls. No stream state machine, no write requests,
+// no handle objects: JavaScript (src/net/native-socket.ts) keeps what little state a connection needs.
 //
 // One JavaScript function receives every event: cb(id, kind, arg, ...), kind 0 = bytes (arg: a
 // Buffer), 1 = end of stream, 2 = error (arg: errno), 3 = writable; on a listening socket (ioListen)
@@ -11,6 +11,14 @@
 // napi_make_callback, so process.nextTick and promise jobs run after it as after any of Node's own I/O
 // callbacks.
 //
+// Why an epoll set of our own, edge-triggered: a uv_poll handle per connection made libuv call
+// epoll_ctl at every change of interest and twice more at its end (stop, close), 15 calls per proxied
+// HTTP connection against HAProxy's 2 (bench/README.md). Here a descriptor is added once; what the
+// kernel said is ready is remembered (`ready`) until a call meets EAGAIN, so JavaScript pausing and
+// resuming a connection costs no system call; the set is modified only to watch writability while
+// bytes wait or a connect runs, and to stop watching a descriptor a relay handover took. A closed
+// descriptor leaves the set by itself (except when a dup lives on: `shared`, `listening`).
+//
 // Accepting here, on the loop that runs the sessions, costs a connection no hop between threads: the
 // relay thread's accept (tzorp_relay.c before) woke that thread, then the main loop through a
 // threadsafe function, for every batch.
@@ -19,8 +27,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -31,14 +41,34 @@
 #define IO_MAX 1048576
 #define IO_ACCEPT_BATCH 64
 #define IO_ACCEPT_PAUSE_MS 100
+#define IO_EVENTS 256
+
+#ifndef SO_MARK
+#define SO_MARK 36
+#endif
+
+// `want` (what JavaScript asked for) and `ready` (what the kernel reported and no call has used up).
+#define W_READ 1
+#define W_WRITE 2
+#define R_ERR 4
 
 typedef struct io_conn {
-  uv_poll_t poll;
   int fd;
   int id;
-  int events; // what the poll handle watches (UV_READABLE | UV_WRITABLE)
+  uint32_t gen;      // told apart from an earlier holder of the id in events already fetched
+  int want;          // W_READ | W_WRITE
+  int ready;         // W_READ | W_WRITE | R_ERR
+  uint32_t watched;  // the epoll events the set has for it
+  bool added;        // in the set (from the first ioSet on: a socket closed unwatched costs no call)
   bool open;
+  bool eof;          // read() gave 0: nothing more to read
+  bool hup;          // the peer's FIN (or a hang-up) was reported: read on to the end, short reads or not
+  bool counted;      // keeps the loop alive (liveness): open, and wanted or listening
+  bool held;         // a relay handover has the descriptor: not watched (ioHold)
+  bool shared;       // a dup may live on after ioClose: leave the set explicitly
   bool listening;    // a listening socket (ioListen): readable means connections to accept
+  bool paused;       // a listener waiting out IO_ACCEPT_PAUSE_MS
+  bool pending;      // in the pending list (events to deliver on the next turn of the loop)
   uv_timer_t *pause; // a listener's: resumes it after an accept failed for want of descriptors
 } io_conn;
 
@@ -49,7 +79,13 @@ static io_conn **conns = NULL;
 static int nconns = 0;
 static int *free_ids = NULL;
 static int nfree = 0;
+static uint32_t next_gen = 1;
 static char read_buf[IO_READ_CHUNK];
+static int ep = -1;        // our epoll set
+static uv_poll_t ep_poll;  // Node's loop watching it
+static uv_idle_t ep_idle;  // runs the pending list (while it is not empty)
+static int *pending = NULL;
+static int npending = 0, cap_pending = 0;
 
 static io_conn *conn_of(int id) {
   if (id < 0 || id >= nconns) return NULL;
@@ -66,9 +102,9 @@ static void deliver(io_conn *c, int kind, napi_value arg, int nmore, const napi_
   napi_create_int32(env, c->id, &argv[0]);
   napi_create_int32(env, kind, &argv[1]);
   argv[2] = arg;
-  for (int i = 0; i < nmore && i < 5; i++) argv[3 + i] = more[i];
-  if (napi_make_callback(env, io_async, recv, cb, 3 + (size_t)(nmore < 5 ? nmore : 5), argv, &result) ==
-      napi_pending_exception) {
+  int nm = nmore < 5 ? nmore : 5;
+  for (int i = 0; i < nm; i++) argv[3 + i] = more[i];
+  if (napi_make_callback(env, io_async, recv, cb, 3 + (size_t)nm, argv, &result) == napi_pending_exception) {
     // What a throw in an I/O callback of Node's own does: the process's uncaughtException.
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
@@ -76,25 +112,75 @@ static void deliver(io_conn *c, int kind, napi_value arg, int nmore, const napi_
   }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events);
+static void deliver_int(io_conn *c, int kind, int v) {
+  napi_value a;
+  if (kind == 1) napi_get_undefined(io_env, &a);
+  else napi_create_int32(io_env, v, &a);
+  deliver(c, kind, a, 0, NULL);
+}
+
+static void on_idle(uv_idle_t *h);
+
+// The loop stays alive while a listener is open or a connection waits for something it wants, as
+// Node's own handles keep it (a socket paused and idle does not).
+static int nactive = 0;
+static void liveness(io_conn *c) {
+  bool on = c->open && (c->listening || (c->want && !c->held));
+  if (on == c->counted) return;
+  c->counted = on;
+  int was = nactive;
+  nactive += on ? 1 : -1;
+  if (was == 0 && nactive > 0) uv_ref((uv_handle_t *)&ep_poll);
+  else if (was > 0 && nactive == 0) uv_unref((uv_handle_t *)&ep_poll);
+}
+
+// Deliver `c`'s events on the next turn of the loop (never from inside a JavaScript call).
+static void make_pending(io_conn *c) {
+  if (c->pending) return;
+  if (npending == cap_pending) {
+    int n = cap_pending ? cap_pending * 2 : 64;
+    int *g = realloc(pending, sizeof(int) * (size_t)n);
+    if (!g) return; // (the next event of the descriptor comes through the set)
+    pending = g;
+    cap_pending = n;
+  }
+  c->pending = true;
+  pending[npending++] = c->id;
+  if (npending == 1) uv_idle_start(&ep_idle, on_idle);
+}
+
+// What the set watches for `c`: reads always (their readiness is remembered while not wanted);
+// writability from the first time JavaScript waits for it on (an edge comes only after a send that met
+// a full buffer, so watching on costs nothing and saves changing the set back); nothing while a relay
+// handover has the descriptor.
+static int watch(io_conn *c) {
+  uint32_t ev = c->held ? 0
+                        : (EPOLLIN | EPOLLRDHUP | (c->watched & EPOLLOUT) | ((c->want & W_WRITE) ? EPOLLOUT : 0));
+  if (ev == c->watched && c->added) return 0;
+  if (!c->added && !c->want) return 0;
+  struct epoll_event e = {.events = ev | EPOLLET, .data.u64 = ((uint64_t)c->gen << 32) | (uint32_t)c->id};
+  if (epoll_ctl(ep, c->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &e) < 0) return errno;
+  c->added = true;
+  c->watched = ev;
+  return 0;
+}
 
 static void on_resume(uv_timer_t *t) {
   io_conn *c = (io_conn *)t->data;
-  if (c->open && c->events) uv_poll_start(&c->poll, c->events, on_poll);
+  c->paused = false;
+  if (c->open) make_pending(c); // (readiness was not used up: accept goes on)
 }
 
-// Stop watching a listener for IO_ACCEPT_PAUSE_MS (the connection waits in the backlog meanwhile) and
-// tell JavaScript why (kind 5): level-triggered readiness would otherwise wake the loop at once again.
+// Stop accepting for IO_ACCEPT_PAUSE_MS (the connection waits in the backlog meanwhile) and tell
+// JavaScript why (kind 5).
 static void pause_listener(io_conn *c, int err) {
-  uv_poll_stop(&c->poll);
+  c->paused = true;
   uv_timer_start(c->pause, on_resume, IO_ACCEPT_PAUSE_MS, 0);
-  napi_value e;
-  napi_create_int32(io_env, err, &e);
-  deliver(c, 5, e, 0, NULL);
+  deliver_int(c, 5, err);
 }
 
-// The listening socket is readable: accept up to IO_ACCEPT_BATCH connections (more come with the next
-// readiness), each non-blocking, Nagle off, with its addresses and the SYN's mark (tcp_fwmark_accept).
+// Accept up to IO_ACCEPT_BATCH connections (then the rest on the next turn), each non-blocking, Nagle
+// off, with its addresses and the SYN's mark (tcp_fwmark_accept).
 static void accept_ready(io_conn *c) {
   int id = c->id;
   for (int i = 0; i < IO_ACCEPT_BATCH; i++) {
@@ -105,7 +191,8 @@ static void accept_ready(io_conn *c) {
       int e = errno;
       if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
       if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) pause_listener(c, e);
-      return; // EAGAIN, or anything else: wait for the next readiness
+      else c->ready &= ~W_READ; // EAGAIN (or anything else): wait for the next connection's edge
+      return;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -116,9 +203,8 @@ static void accept_ready(io_conn *c) {
     else lh[0] = 0; // (reset before it could be read: JavaScript closes it)
     uint32_t mark = 0;
     socklen_t ml = sizeof mark;
-    napi_value more[5];
     napi_env env = io_env;
-    napi_value v;
+    napi_value v, more[5];
     napi_create_int32(env, fd, &v);
     napi_create_string_utf8(env, ph, NAPI_AUTO_LENGTH, &more[0]);
     napi_create_int32(env, pp, &more[1]);
@@ -129,93 +215,165 @@ static void accept_ready(io_conn *c) {
     deliver(c, 4, v, 5, more);
     if (conn_of(id) != c) return; // stopped by the callback
   }
+  make_pending(c); // (a full batch: more may wait)
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-  io_conn *c = (io_conn *)h->data;
-  napi_handle_scope scope;
-  napi_open_handle_scope(io_env, &scope);
+// One read while reads are wanted and ready: bytes (kind 0), the end (1) or an error (2). A read that
+// fills the buffer may leave more: the rest on the next turn.
+static void read_ready(io_conn *c) {
+  ssize_t n;
+  do n = read(c->fd, read_buf, sizeof read_buf);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    // A short read emptied the socket: more bytes bring a new edge. Not so the end: a FIN that came
+    // with the bytes already had its edge, and only the next read() tells it.
+    if ((size_t)n < sizeof read_buf && !c->hup) c->ready &= ~W_READ;
+    napi_value buf;
+    void *data;
+    napi_create_buffer_copy(io_env, (size_t)n, read_buf, &data, &buf);
+    int id = c->id;
+    deliver(c, 0, buf, 0, NULL);
+    if (conn_of(id) == c && (c->ready & W_READ) && (c->want & W_READ)) make_pending(c);
+  } else if (n == 0) {
+    c->eof = true;
+    c->ready &= ~W_READ;
+    c->want &= ~W_READ; // (as JavaScript knows: nothing to read after the end)
+    liveness(c);
+    deliver_int(c, 1, 0);
+  } else if (errno == EAGAIN) {
+    c->ready &= ~W_READ;
+  } else {
+    int err = errno;
+    c->ready = 0;
+    c->want = 0;
+    liveness(c);
+    deliver_int(c, 2, err);
+  }
+}
+
+// An error reported by the set (EPOLLERR): while the connection is read, what arrived before the error
+// is read first (as a stream's read does: a reset after a response's first bytes must not lose them),
+// and the read's error ends it. Otherwise (writes waiting, a connect) the socket's own error is the
+// answer: ECONNREFUSED, ECONNRESET, EPIPE.
+static void error_ready(io_conn *c) {
   int id = c->id;
-  if (status < 0 && c->listening) {
-    pause_listener(c, -status); // (not seen on a listening socket; a pause, not a spin, if it is)
-    goto out;
-  }
-  if (status < 0) {
-    // libuv reports POLLERR as UV_EBADF and has stopped the handle. While the connection is read, what
-    // arrived before the error is read first (as a stream's read does: a reset after a response's
-    // first bytes must not lose them), and the read's error ends it. Otherwise (writes waiting, a
-    // connect) the socket's own error is the answer: ECONNREFUSED, ECONNRESET, EPIPE.
-    int err = 0;
-    while (c->events & UV_READABLE) {
-      ssize_t n = read(c->fd, read_buf, sizeof read_buf);
-      if (n > 0) {
-        napi_value buf;
-        void *data;
-        napi_create_buffer_copy(io_env, (size_t)n, read_buf, &data, &buf);
-        deliver(c, 0, buf, 0, NULL);
-        if (conn_of(id) != c) goto out;
-        continue;
-      }
-      if (n == 0) {
-        c->events &= ~UV_READABLE;
-        napi_value u;
-        napi_get_undefined(io_env, &u);
-        deliver(c, 1, u, 0, NULL);
-        if (conn_of(id) != c) goto out;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) err = errno;
-      break;
-    }
-    if (!err && c->events && !(c->events & UV_READABLE)) {
-      int soerr = 0;
-      socklen_t l = sizeof soerr;
-      err = getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &l) == 0 && soerr != 0 ? soerr : -status;
-    }
-    if (err) {
-      c->events = 0;
-      uv_poll_stop(&c->poll);
-      napi_value e;
-      napi_create_int32(io_env, err, &e);
-      deliver(c, 2, e, 0, NULL);
-    } else if (c->events) uv_poll_start(&c->poll, c->events, on_poll); // (libuv stopped it)
-    goto out;
-  }
-  if (events & UV_WRITABLE) {
-    napi_value u;
-    napi_get_undefined(io_env, &u);
-    deliver(c, 3, u, 0, NULL);
-    if (conn_of(id) != c) goto out; // closed by the callback
-  }
-  if ((events & UV_READABLE) && (c->events & UV_READABLE) && c->listening) {
-    accept_ready(c);
-  } else if ((events & UV_READABLE) && (c->events & UV_READABLE)) {
+  while ((c->want & W_READ) && !c->eof) {
     ssize_t n = read(c->fd, read_buf, sizeof read_buf);
     if (n > 0) {
       napi_value buf;
       void *data;
       napi_create_buffer_copy(io_env, (size_t)n, read_buf, &data, &buf);
       deliver(c, 0, buf, 0, NULL);
-    } else if (n == 0) {
-      // The end: stop watching for reads (the descriptor stays readable at EOF).
-      c->events &= ~UV_READABLE;
-      if (c->events) uv_poll_start(&c->poll, c->events, on_poll);
-      else uv_poll_stop(&c->poll);
-      napi_value u;
-      napi_get_undefined(io_env, &u);
-      deliver(c, 1, u, 0, NULL);
-    } else if (errno != EAGAIN && errno != EINTR) {
-      int err = errno;
-      c->events &= ~UV_READABLE;
-      if (c->events) uv_poll_start(&c->poll, c->events, on_poll);
-      else uv_poll_stop(&c->poll);
-      napi_value e;
-      napi_create_int32(io_env, err, &e);
-      deliver(c, 2, e, 0, NULL);
+      if (conn_of(id) != c) return;
+      continue;
     }
+    if (n == 0) {
+      c->eof = true;
+      c->want &= ~W_READ;
+      liveness(c);
+      deliver_int(c, 1, 0);
+      if (conn_of(id) != c) return;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      int err = errno;
+      c->ready = 0;
+      c->want = 0;
+      liveness(c);
+      deliver_int(c, 2, err);
+      return;
+    }
+    break;
   }
-out:
+  if (!c->want) return; // (kept for when something is wanted again)
+  int soerr = 0;
+  socklen_t l = sizeof soerr;
+  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &l) < 0) soerr = errno;
+  if (!soerr) {
+    // (the error was the read's, and it was read: what is left is plain readiness)
+    c->ready &= ~R_ERR;
+    if (c->want & W_WRITE) deliver_int(c, 3, 0);
+    return;
+  }
+  c->ready = 0;
+  c->want = 0;
+  liveness(c);
+  deliver_int(c, 2, soerr);
+}
+
+// Deliver what `c` has that JavaScript wants: an error, writability, then bytes.
+static void run_conn(io_conn *c) {
+  int id = c->id;
+  if (c->listening) {
+    if ((c->ready & W_READ) && !c->paused) accept_ready(c);
+    return;
+  }
+  if ((c->ready & R_ERR) && c->want) {
+    error_ready(c);
+    return;
+  }
+  if ((c->ready & W_WRITE) && (c->want & W_WRITE)) {
+    deliver_int(c, 3, 0);
+    if (conn_of(id) != c) return;
+  }
+  if ((c->ready & W_READ) && (c->want & W_READ) && !c->eof) read_ready(c);
+}
+
+static void on_idle(uv_idle_t *h) {
+  (void)h;
+  int n = npending;
+  int *list = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+  if (!list) return;
+  memcpy(list, pending, sizeof(int) * (size_t)n);
+  npending = 0;
+  for (int i = 0; i < n; i++) {
+    io_conn *c = conn_of(list[i]);
+    if (c) c->pending = false;
+  }
+  napi_handle_scope scope;
+  napi_open_handle_scope(io_env, &scope);
+  for (int i = 0; i < n; i++) {
+    io_conn *c = conn_of(list[i]);
+    if (c && !c->pending) run_conn(c);
+  }
+  napi_close_handle_scope(io_env, scope);
+  free(list);
+  if (npending == 0) uv_idle_stop(&ep_idle);
+}
+
+static void on_epoll(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)status;
+  (void)events;
+  struct epoll_event evs[IO_EVENTS];
+  napi_handle_scope scope;
+  napi_open_handle_scope(io_env, &scope);
+  for (;;) {
+    int n = epoll_wait(ep, evs, IO_EVENTS, 0);
+    if (n <= 0) break;
+    // Remember every event first: a callback may close a connection whose event is further down.
+    for (int i = 0; i < n; i++) {
+      int id = (int)(uint32_t)evs[i].data.u64;
+      uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
+      io_conn *c = conn_of(id);
+      if (!c || c->gen != gen) {
+        evs[i].data.u64 = UINT64_MAX;
+        continue;
+      }
+      uint32_t e = evs[i].events;
+      if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->ready |= W_READ;
+      if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->ready |= W_WRITE;
+      if (e & EPOLLERR) c->ready |= R_ERR;
+      if (e & (EPOLLRDHUP | EPOLLHUP)) c->hup = true;
+    }
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.u64 == UINT64_MAX) continue;
+      io_conn *c = conn_of((int)(uint32_t)evs[i].data.u64);
+      if (c && c->gen == (uint32_t)(evs[i].data.u64 >> 32) && !c->pending) run_conn(c);
+    }
+    if (n < IO_EVENTS) break;
+  }
   napi_close_handle_scope(io_env, scope);
 }
 
@@ -236,8 +394,6 @@ static size_t io_args(napi_env env, napi_callback_info info, size_t n, napi_valu
   return argc;
 }
 
-static void on_closed(uv_handle_t *h) { free(h->data); }
-
 // ioInit(cb): the one receiver of every event.
 static napi_value IoInit(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -245,6 +401,22 @@ static napi_value IoInit(napi_env env, napi_callback_info info) {
   napi_valuetype t;
   if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function)
     return tzorp_throw_type(env, "ioInit(cb)");
+  if (ep < 0) {
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return tzorp_throw_errno(env, "epoll_create1", errno);
+    uv_loop_t *loop;
+    napi_get_uv_event_loop(env, &loop);
+    int r = uv_poll_init(loop, &ep_poll, ep);
+    if (r == 0) r = uv_poll_start(&ep_poll, UV_READABLE, on_epoll);
+    if (r < 0) {
+      close(ep);
+      ep = -1;
+      return tzorp_throw_errno(env, "uv_poll_init", -r);
+    }
+    // The set's handle keeps the process alive only while something is watched for (liveness).
+    uv_unref((uv_handle_t *)&ep_poll);
+    uv_idle_init(loop, &ep_idle);
+  }
   if (io_cb) napi_delete_reference(env, io_cb);
   io_env = env;
   napi_create_reference(env, argv[0], 1, &io_cb);
@@ -256,7 +428,9 @@ static napi_value IoInit(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// A new watched connection for `fd` (made non-blocking), or NULL with an exception pending.
+
+// A new connection for `fd` (made non-blocking; the set has it from the first watch()); NULL with an
+// exception pending.
 static io_conn *new_conn(napi_env env, int fd) {
   int id;
   if (nfree > 0) id = free_ids[--nfree];
@@ -275,17 +449,9 @@ static io_conn *new_conn(napi_env env, int fd) {
     free_ids[nfree++] = id;
     return (io_conn *)tzorp_throw_errno(env, "calloc", ENOMEM);
   }
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  int r = uv_poll_init_socket(loop, &c->poll, fd);
-  if (r < 0) {
-    free(c);
-    free_ids[nfree++] = id;
-    return (io_conn *)tzorp_throw_errno(env, "uv_poll_init", -r);
-  }
-  c->poll.data = c;
   c->fd = fd;
   c->id = id;
+  c->gen = next_gen++;
   c->open = true;
   int fl = fcntl(fd, F_GETFL);
   if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
@@ -293,8 +459,8 @@ static io_conn *new_conn(napi_env env, int fd) {
   return c;
 }
 
-// ioOpen(fd, noDelay) -> id: watch a socket (made non-blocking; nothing is watched until ioSet).
-// noDelay: TCP_NODELAY on it now.
+// ioOpen(fd, noDelay) -> id: a socket to watch (made non-blocking; nothing is delivered until ioSet
+// asks). noDelay: TCP_NODELAY on it now.
 static napi_value IoOpen(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   size_t argc = io_args(env, info, 2, argv);
@@ -303,12 +469,12 @@ static napi_value IoOpen(napi_env env, napi_callback_info info) {
   if (!io_env) return tzorp_throw_type(env, "ioOpen before ioInit");
   bool nodelay = false;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &nodelay);
-  io_conn *c = new_conn(env, fd);
-  if (!c) return NULL;
   if (nodelay) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
+  io_conn *c = new_conn(env, fd);
+  if (!c) return NULL;
   return int_value(env, c->id);
 }
 
@@ -342,21 +508,24 @@ static napi_value IoListen(napi_env env, napi_callback_info info) {
   t->data = c;
   c->pause = t;
   c->listening = true;
-  c->events = UV_READABLE;
-  int r = uv_poll_start(&c->poll, UV_READABLE, on_poll);
-  if (r < 0) {
+  c->shared = true; // (the primary and the other workers hold the same socket)
+  c->want = W_READ;
+  int err = watch(c);
+  if (err) {
     c->open = false;
     conns[c->id] = NULL;
     free_ids[nfree++] = c->id;
     uv_close((uv_handle_t *)t, on_timer_closed);
     close(fd);
-    uv_close((uv_handle_t *)&c->poll, on_closed);
-    return tzorp_throw_errno(env, "uv_poll_start", -r);
+    free(c);
+    return tzorp_throw_errno(env, "epoll_ctl", err);
   }
+  liveness(c);
   return int_value(env, c->id);
 }
 
-// ioSet(id, readable, writable): what to watch.
+// ioSet(id, readable, writable): what JavaScript wants delivered. What is already known to be ready
+// comes on the next turn of the loop; the set changes only for writability.
 static napi_value IoSet(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   size_t argc = io_args(env, info, 3, argv);
@@ -366,12 +535,35 @@ static napi_value IoSet(napi_env env, napi_callback_info info) {
       napi_get_value_bool(env, argv[2], &wr) != napi_ok)
     return tzorp_throw_type(env, "ioSet(id, readable, writable)");
   io_conn *c = conn_of(id);
-  if (!c) return NULL;
-  int ev = (rd ? UV_READABLE : 0) | (wr ? UV_WRITABLE : 0);
-  if (ev == c->events) return NULL;
-  c->events = ev;
-  int r = ev ? uv_poll_start(&c->poll, ev, on_poll) : uv_poll_stop(&c->poll);
-  if (r < 0) return tzorp_throw_errno(env, "uv_poll_start", -r);
+  if (!c || c->listening) return NULL;
+  int want = (rd ? W_READ : 0) | (wr ? W_WRITE : 0);
+  int added = want & ~c->want;
+  c->want = want;
+  liveness(c);
+  int err = watch(c);
+  if (err) return tzorp_throw_errno(env, "epoll_ctl", err);
+  if ((added & c->ready) || ((c->ready & R_ERR) && added)) make_pending(c);
+  return NULL;
+}
+
+// ioHold(id, held): a relay handover has the descriptor (held: the set stops watching it; its
+// readiness is reported again when it comes back). The descriptor counts as shared from then on.
+static napi_value IoHold(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = io_args(env, info, 2, argv);
+  int id;
+  bool held = false;
+  if (argc < 2 || !arg_int(env, argv[0], &id) || napi_get_value_bool(env, argv[1], &held) != napi_ok)
+    return tzorp_throw_type(env, "ioHold(id, held)");
+  io_conn *c = conn_of(id);
+  if (!c || c->listening) return NULL;
+  c->held = held;
+  c->shared = true;
+  liveness(c);
+  if (!held) c->ready |= W_READ | W_WRITE; // (the kernel's report comes again; a read meets EAGAIN)
+  int err = watch(c);
+  if (err) return tzorp_throw_errno(env, "epoll_ctl", err);
+  if (!held && c->want) make_pending(c);
   return NULL;
 }
 
@@ -392,6 +584,7 @@ static napi_value IoWrite(napi_env env, napi_callback_info info) {
   else {
     n = send(c->fd, (char *)data + off, len - (size_t)off, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) n = (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+    if (n == 0 && len > (size_t)off) c->ready &= ~W_WRITE; // (the next edge says when it takes more)
   }
   napi_value out;
   napi_create_int64(env, (int64_t)n, &out);
@@ -415,7 +608,10 @@ static napi_value IoConnect(napi_env env, napi_callback_info info) {
   int r;
   if (!c) r = -EBADF;
   else if (connect(c->fd, (struct sockaddr *)&ss, sl) == 0) r = 0;
-  else r = errno == EINPROGRESS ? 1 : -errno;
+  else if (errno == EINPROGRESS) {
+    r = 1;
+    c->ready &= ~W_WRITE; // (an unconnected socket's early EPOLLOUT is not the connect's end)
+  } else r = -errno;
   return int_value(env, r);
 }
 
@@ -442,6 +638,7 @@ static napi_value IoSoError(napi_env env, napi_callback_info info) {
   if (c) {
     socklen_t l = sizeof e;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0) e = errno;
+    if (e == 0) c->ready &= ~R_ERR;
   }
   return int_value(env, e);
 }
@@ -454,8 +651,9 @@ static napi_value IoShutdown(napi_env env, napi_callback_info info) {
   return int_value(env, !c ? EBADF : shutdown(c->fd, SHUT_WR) < 0 ? errno : 0);
 }
 
-// ioClose(id, reset): stop watching, close the descriptor (reset: RST instead of FIN). The id is free
-// again at once; no event of the connection comes after this.
+// ioClose(id, reset): close the descriptor (reset: RST instead of FIN); it leaves the set with it
+// (explicitly when a dup may live on). The id is free again at once; no event of the connection comes
+// after this.
 static napi_value IoClose(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   size_t argc = io_args(env, info, 2, argv);
@@ -466,16 +664,17 @@ static napi_value IoClose(napi_env env, napi_callback_info info) {
   io_conn *c = conn_of(id);
   if (!c) return NULL;
   c->open = false;
+  liveness(c);
   conns[id] = NULL;
   free_ids[nfree++] = id;
-  uv_poll_stop(&c->poll);
+  if (c->shared && c->added) epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
   if (c->pause) uv_close((uv_handle_t *)c->pause, on_timer_closed);
   if (reset) {
     struct linger l = {1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   }
   close(c->fd);
-  uv_close((uv_handle_t *)&c->poll, on_closed);
+  free(c); // (the pending list holds ids, checked with conn_of)
   return NULL;
 }
 
@@ -485,6 +684,7 @@ void tzorp_io_register(napi_env env, napi_value exports) {
       {"ioOpen", NULL, IoOpen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ioListen", NULL, IoListen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ioSet", NULL, IoSet, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ioHold", NULL, IoHold, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ioWrite", NULL, IoWrite, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ioConnect", NULL, IoConnect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ioSoError", NULL, IoSoError, NULL, NULL, NULL, napi_enumerable, NULL},

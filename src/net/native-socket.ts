@@ -1,5 +1,5 @@
 // A TCP connection without net.Socket (issue 14): the descriptor is watched on Node's own event loop by
-// the addon (src/native/tzorp_io.c: a uv_poll handle, read(2) into a new Buffer per readable event,
+// the addon (src/native/tzorp_io.c: its own epoll set, edge-triggered; read(2) into a new Buffer per read,
 // send(2) from write()), and this class keeps what the net driver (driver.ts) uses of a net.Socket: the
 // events 'data', 'end', 'drain', 'finish', 'error' and 'close', write / end / destroy /
 // resetAndDestroy, pause / resume, writableLength and writableFinished. Nothing else of net.Socket is
@@ -378,10 +378,14 @@ export class NativeSocket extends EventEmitter {
       readStop: () => {
         this.held = true;
         this.update();
+        // the relay thread reads and writes the descriptor (a dup of it) meanwhile: the addon's set
+        // stops watching it, and leaves it explicitly at the close (the dup may live on)
+        if (!this.destroyed) addon().ioHold(this.id, true);
         return 0;
       },
       readStart: () => {
         this.held = false;
+        if (!this.destroyed) addon().ioHold(this.id, false);
         this.update();
         return 0;
       },

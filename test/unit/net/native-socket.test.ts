@@ -103,6 +103,76 @@ test('half-close: the peer ends first and we go on writing until we end', { skip
   assert.ok(peer);
 });
 
+test('bytes and the FIN that came while paused: both delivered on resume (one readiness report for both)', {
+  skip: noAddon,
+}, async () => {
+  const srv = await tcpServer((p) => p.end('short and final')); // the bytes and the FIN at once
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  const c = collect(s);
+  await new Promise((r) => setTimeout(r, 100)); // both are in the socket before anything is read
+  assert.equal(c.data.length, 0);
+  s.resume();
+  assert.equal((await c.ended).toString(), 'short and final');
+  s.end();
+  await until(() => c.events.includes('close'), 'close');
+});
+
+test('pause and resume in the middle of a stream: nothing read while paused, every byte once after', {
+  skip: noAddon,
+}, async () => {
+  let peer: net.Socket | null = null;
+  const srv = await tcpServer((p) => {
+    peer = p;
+  });
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  const c = collect(s);
+  s.resume();
+  await until(() => peer !== null, 'the peer');
+  peer!.write('one ');
+  await until(() => Buffer.concat(c.data).length === 4, 'the first bytes');
+  s.pause();
+  peer!.write('two ');
+  await new Promise((r) => setTimeout(r, 50));
+  peer!.write('three');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(Buffer.concat(c.data).toString(), 'one ', 'paused: nothing more read');
+  s.resume();
+  await until(() => Buffer.concat(c.data).length === 13, 'the rest after resume');
+  assert.equal(Buffer.concat(c.data).toString(), 'one two three');
+  // a pause and a resume with nothing new in between, then more bytes and the end
+  s.pause();
+  s.resume();
+  peer!.end(' four');
+  assert.equal((await c.ended).toString(), 'one two three four');
+  s.destroy();
+});
+
+test('a relay handover holds the descriptor (readStop): no reads meanwhile; readStart brings what waits', {
+  skip: noAddon,
+}, async () => {
+  let peer: net.Socket | null = null;
+  const srv = await tcpServer((p) => {
+    peer = p;
+  });
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  const c = collect(s);
+  s.resume();
+  await until(() => peer !== null, 'the peer');
+  const h = s._handle!;
+  h.readStop();
+  peer!.write('while held');
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(c.data.length, 0, 'held: not read');
+  h.readStart();
+  await until(() => Buffer.concat(c.data).toString() === 'while held', 'read after readStart');
+  peer!.end();
+  await c.ended;
+  s.destroy();
+});
+
 test('writes the kernel cannot take at once wait in order; drain and write callbacks come after', {
   skip: noAddon,
 }, async () => {
