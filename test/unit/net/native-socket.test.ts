@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, test } from 'node:test';
+import fc from 'fast-check';
 import type { TzorpError } from '../../../src/errors.ts';
 import { clientFd, nativeAvailable } from '../../../src/native/index.ts';
 import { Cancel, makeAddr, socketAddrs } from '../../../src/net/index.ts';
-import { NativeSocket, nativeIoEligible } from '../../../src/net/native-socket.ts';
+import { NativeSocket, nativeIoEligible, nativeSocketCounts } from '../../../src/net/native-socket.ts';
 import { connectUpstreamNative } from '../../../src/net/upstream.ts';
 import { digestReply, echo, loopbackHttpProxy, socketFds, tcpServer, until } from './helpers.ts';
 
@@ -394,4 +395,90 @@ test('native I/O runs the HTTP proxy without a TLS layer only, and only when wan
   assert.equal(nativeIoEligible({ proxy: 'http', tls }, true), false);
   assert.equal(nativeIoEligible({ proxy: 'plug' }, true), false);
   assert.equal(nativeIoEligible({ proxy: 'ftp' }, true), false);
+});
+
+test('random schedules: peers write in bursts and end, we pause and resume at random and write back; every byte once, in order, nothing left', {
+  skip: noAddon,
+  timeout: 120_000,
+}, async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (seed) => {
+      let x = seed;
+      const rnd = (n: number) => {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        return x % n;
+      };
+      const before = { ...nativeSocketCounts(), fds: socketFds() };
+      const CONNS = 24;
+      const sent = new Map<number, Buffer>(); // what each peer wrote, by connection
+      const gotBack = new Map<number, Buffer[]>(); // what each peer received from us
+      const peerDone: Promise<void>[] = [];
+      let next = 0;
+      const srv = await tcpServer((p) => {
+        const n = next++;
+        const chunks: Buffer[] = [];
+        const back: Buffer[] = [];
+        gotBack.set(n, back);
+        p.on('data', (d: Buffer) => back.push(d));
+        peerDone.push(new Promise((r) => p.on('close', () => r())));
+        // the peer writes its number first, then bursts of random sizes at random moments, then ends
+        const bursts = 1 + rnd(6);
+        let i = 0;
+        const head = Buffer.alloc(4);
+        head.writeUInt32BE(n);
+        chunks.push(head);
+        p.write(head);
+        const step = () => {
+          if (i++ === bursts) {
+            sent.set(n, Buffer.concat(chunks));
+            p.end();
+            return;
+          }
+          const b = randomBytes(1 + rnd(i % 3 === 0 ? 200_000 : 3000));
+          chunks.push(b);
+          p.write(b);
+          setTimeout(step, rnd(4));
+        };
+        setTimeout(step, rnd(3));
+      });
+      try {
+        const ours = await Promise.all(Array.from({ length: CONNS }, () => connectNative(srv.port)));
+        await Promise.all(
+          ours.map(
+            (s) =>
+              new Promise<void>((resolve, reject) => {
+                const got: Buffer[] = [];
+                s.on('data', (d: Buffer) => {
+                  got.push(d);
+                  s.write(d); // echo back what we read, backpressure or not
+                  if (rnd(4) === 0) {
+                    s.pause();
+                    setTimeout(() => s.resume(), rnd(5));
+                  }
+                });
+                s.on('end', () => {
+                  const all = Buffer.concat(got);
+                  const n = all.readUInt32BE(0);
+                  s.end();
+                  s.on('close', () => {
+                    if (!sent.has(n)) reject(new Error(`peer ${n} not finished`));
+                    else if (!all.equals(sent.get(n)!)) reject(new Error(`connection ${n}: bytes differ`));
+                    else resolve();
+                  });
+                });
+                s.on('error', reject);
+                s.resume();
+              }),
+          ),
+        );
+        await Promise.all(peerDone);
+        for (const [n, b] of sent) assert.ok(Buffer.concat(gotBack.get(n)!).equals(b), `echo ${n} intact`);
+      } finally {
+        await srv.close();
+      }
+      await until(() => nativeSocketCounts().open === before.open, 'no NativeSocket left open');
+      await until(() => socketFds() <= before.fds, 'no descriptor left');
+    }),
+    { numRuns: 4 },
+  );
 });
