@@ -218,6 +218,30 @@ static void accept_ready(io_conn *c) {
   make_pending(c); // (a full batch: more may wait)
 }
 
+// What a read gave, delivered: the bytes (kind 0), the end (kind 1: nothing more is read), or an error
+// (kind 2: nothing more is delivered).
+static void deliver_bytes(io_conn *c, size_t n) {
+  napi_value buf;
+  void *data;
+  napi_create_buffer_copy(io_env, n, read_buf, &data, &buf);
+  deliver(c, 0, buf, 0, NULL);
+}
+
+static void deliver_end(io_conn *c) {
+  c->eof = true;
+  c->ready &= ~W_READ;
+  c->want &= ~W_READ; // (as JavaScript knows: nothing to read after the end)
+  liveness(c);
+  deliver_int(c, 1, 0);
+}
+
+static void deliver_error(io_conn *c, int err) {
+  c->ready = 0;
+  c->want = 0;
+  liveness(c);
+  deliver_int(c, 2, err);
+}
+
 // One read while reads are wanted and ready: bytes (kind 0), the end (1) or an error (2). A read that
 // fills the buffer may leave more: the rest on the next turn.
 static void read_ready(io_conn *c) {
@@ -228,27 +252,12 @@ static void read_ready(io_conn *c) {
     // A short read emptied the socket: more bytes bring a new edge. Not so the end: a FIN that came
     // with the bytes already had its edge, and only the next read() tells it.
     if ((size_t)n < sizeof read_buf && !c->hup) c->ready &= ~W_READ;
-    napi_value buf;
-    void *data;
-    napi_create_buffer_copy(io_env, (size_t)n, read_buf, &data, &buf);
     int id = c->id;
-    deliver(c, 0, buf, 0, NULL);
+    deliver_bytes(c, (size_t)n);
     if (conn_of(id) == c && (c->ready & W_READ) && (c->want & W_READ)) make_pending(c);
-  } else if (n == 0) {
-    c->eof = true;
-    c->ready &= ~W_READ;
-    c->want &= ~W_READ; // (as JavaScript knows: nothing to read after the end)
-    liveness(c);
-    deliver_int(c, 1, 0);
-  } else if (errno == EAGAIN) {
-    c->ready &= ~W_READ;
-  } else {
-    int err = errno;
-    c->ready = 0;
-    c->want = 0;
-    liveness(c);
-    deliver_int(c, 2, err);
-  }
+  } else if (n == 0) deliver_end(c);
+  else if (errno == EAGAIN) c->ready &= ~W_READ;
+  else deliver_error(c, errno);
 }
 
 // An error reported by the set (EPOLLERR): while the connection is read, what arrived before the error
@@ -260,28 +269,18 @@ static void error_ready(io_conn *c) {
   while ((c->want & W_READ) && !c->eof) {
     ssize_t n = read(c->fd, read_buf, sizeof read_buf);
     if (n > 0) {
-      napi_value buf;
-      void *data;
-      napi_create_buffer_copy(io_env, (size_t)n, read_buf, &data, &buf);
-      deliver(c, 0, buf, 0, NULL);
+      deliver_bytes(c, (size_t)n);
       if (conn_of(id) != c) return;
       continue;
     }
     if (n == 0) {
-      c->eof = true;
-      c->want &= ~W_READ;
-      liveness(c);
-      deliver_int(c, 1, 0);
+      deliver_end(c);
       if (conn_of(id) != c) return;
       break;
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN) {
-      int err = errno;
-      c->ready = 0;
-      c->want = 0;
-      liveness(c);
-      deliver_int(c, 2, err);
+      deliver_error(c, errno);
       return;
     }
     break;
@@ -296,10 +295,7 @@ static void error_ready(io_conn *c) {
     if (c->want & W_WRITE) deliver_int(c, 3, 0);
     return;
   }
-  c->ready = 0;
-  c->want = 0;
-  liveness(c);
-  deliver_int(c, 2, soerr);
+  deliver_error(c, soerr);
 }
 
 // Deliver what `c` has that JavaScript wants: an error, writability, then bytes.
