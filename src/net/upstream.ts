@@ -106,91 +106,35 @@ export function connectFailed(message: string, cause?: { code?: string | undefin
 }
 
 /**
- * Connect to `o.target`. Resolves with the connected socket (half-open capable, Nagle off), rejects
- * with a TzorpError whose message says why: NATIVE_CALL for a bind failure, CONNECT_FAILED for a
- * refusal, a timeout or an abort.
+ * The settling both connects share: `make` the socket (a throw rejects with it, after an abort check),
+ * then `start` its connect, which reports once through `done` (null = connected) and returns what to
+ * undo when the connect settles. Settles once, on that report, the timeout or an abort (`o.signal`);
+ * any failure destroys the socket.
  */
-export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> {
+function settleConnect<S extends { destroy(): unknown }>(
+  o: UpstreamConnectOptions,
+  make: () => S,
+  start: (sock: S, done: (err: Error | null) => void) => (() => void) | undefined,
+): Promise<S> {
   return new Promise((resolve, reject) => {
     if (o.signal?.aborted) {
       reject(connectFailed('aborted'));
       return;
     }
-    let fd: number | null;
+    let sock: S;
     try {
-      fd = makeFd(o);
-    } catch (e) {
-      reject(e);
-      return;
-    }
-    let sock: net.Socket;
-    try {
-      sock =
-        fd === null ? new net.Socket({ allowHalfOpen: true }) : new net.Socket({ fd, allowHalfOpen: true });
-    } catch (e) {
-      if (fd !== null) closeFd(fd);
-      reject(e);
-      return;
-    }
-    let settled = false;
-    const finish = (err: Error | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.off('connect', onConnect);
-      sock.off('error', onError);
-      o.signal?.off(onAbort);
-      if (err) {
-        sock.destroy();
-        reject(err);
-      } else {
-        if (fd === null) sock.setNoDelay(true); // (a socket the addon made has it from the start)
-        resolve(sock);
-      }
-    };
-    const onConnect = () => finish(null);
-    const onError = (e: NodeJS.ErrnoException) => finish(connectFailed(e.message, e));
-    const onAbort = () => finish(connectFailed('aborted'));
-    const timer = setTimeout(
-      () => finish(connectFailed(`connect to ${formatAddr(o.target)} timed out after ${o.timeoutMs} ms`)),
-      o.timeoutMs,
-    );
-    sock.once('connect', onConnect);
-    sock.once('error', onError);
-    o.signal?.on(onAbort);
-    sock.connect({ port: o.target.port, host: o.target.host, family: o.target.family });
-  });
-}
-
-/**
- * connectUpstream for a session on native I/O (native-socket.ts): the addon makes and binds the socket
- * (always: Nagle off from socket()), the connect runs on Node's loop without net.Socket. The same
- * results and errors as connectUpstream, Node's error texts included ("connect ECONNREFUSED ...").
- */
-export function connectUpstreamNative(o: UpstreamConnectOptions): Promise<NativeSocket> {
-  return new Promise((resolve, reject) => {
-    if (o.signal?.aborted) {
-      reject(connectFailed('aborted'));
-      return;
-    }
-    let sock: NativeSocket;
-    try {
-      const fd = makeFd(o) ?? clientFd(o.target.family, { noDelay: true });
-      try {
-        sock = new NativeSocket(fd);
-      } catch (e) {
-        closeFd(fd);
-        throw e;
-      }
+      sock = make();
     } catch (e) {
       reject(e);
       return;
     }
     let settled = false;
+    let undo: (() => void) | undefined;
     const finish = (err: Error | null) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      undo?.();
       o.signal?.off(onAbort);
       if (err) {
         sock.destroy();
@@ -203,8 +147,72 @@ export function connectUpstreamNative(o: UpstreamConnectOptions): Promise<Native
       o.timeoutMs,
     );
     o.signal?.on(onAbort);
-    sock.connect(o.target.host, o.target.port, (e) =>
-      finish(e ? connectFailed(e.message, { code: String(e.details?.code) }) : null),
-    );
+    const u = start(sock, finish);
+    // (had `start` reported already, finish found nothing to undo: undo now)
+    if (settled) u?.();
+    else undo = u;
   });
+}
+
+/**
+ * Connect to `o.target`. Resolves with the connected socket (half-open capable, Nagle off), rejects
+ * with a TzorpError whose message says why: NATIVE_CALL for a bind failure, CONNECT_FAILED for a
+ * refusal, a timeout or an abort.
+ */
+export function connectUpstream(o: UpstreamConnectOptions): Promise<net.Socket> {
+  let fd: number | null = null;
+  return settleConnect(
+    o,
+    () => {
+      fd = makeFd(o);
+      try {
+        return fd === null
+          ? new net.Socket({ allowHalfOpen: true })
+          : new net.Socket({ fd, allowHalfOpen: true });
+      } catch (e) {
+        if (fd !== null) closeFd(fd);
+        throw e;
+      }
+    },
+    (sock, done) => {
+      const onConnect = () => {
+        if (fd === null) sock.setNoDelay(true); // (a socket the addon made has it from the start)
+        done(null);
+      };
+      const onError = (e: NodeJS.ErrnoException) => done(connectFailed(e.message, e));
+      sock.once('connect', onConnect);
+      sock.once('error', onError);
+      sock.connect({ port: o.target.port, host: o.target.host, family: o.target.family });
+      return () => {
+        sock.off('connect', onConnect);
+        sock.off('error', onError);
+      };
+    },
+  );
+}
+
+/**
+ * connectUpstream for a session on native I/O (native-socket.ts): the addon makes and binds the socket
+ * (always: Nagle off from socket()), the connect runs on Node's loop without net.Socket. The same
+ * results and errors as connectUpstream, Node's error texts included ("connect ECONNREFUSED ...").
+ */
+export function connectUpstreamNative(o: UpstreamConnectOptions): Promise<NativeSocket> {
+  return settleConnect(
+    o,
+    () => {
+      const fd = makeFd(o) ?? clientFd(o.target.family, { noDelay: true });
+      try {
+        return new NativeSocket(fd);
+      } catch (e) {
+        closeFd(fd);
+        throw e;
+      }
+    },
+    (sock, done) => {
+      sock.connect(o.target.host, o.target.port, (e) =>
+        done(e ? connectFailed(e.message, { code: String(e.details?.code) }) : null),
+      );
+      return undefined; // (nothing to undo: NativeSocket calls `done` once)
+    },
+  );
 }
