@@ -6,6 +6,7 @@
 //
 // Used by the HTTP proxy (HTTPS and CONNECT inspection), plug (decrypted relay) and FTP (AUTH TLS, data
 // channels). The module does I/O (node:tls) and decides nothing: the SNI policy is sni-policy.ts's.
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -241,9 +242,42 @@ function leafContext(
   let c = byVersion.get(minVersion);
   if (!c) {
     c = tls.createSecureContext({ cert: leaf.certPem, key: leaf.keyPem, minVersion });
+    renewTickets(c);
     byVersion.set(minVersion, c);
   }
   return c;
+}
+
+/** The part of node's native SecureContext that renewTickets uses (not in node's typings). */
+interface TicketHook {
+  enableTicketKeyCallback?: () => void;
+  onticketkeycallback?: (
+    name: Buffer,
+    iv: Buffer,
+    enc: boolean,
+  ) => [number, Buffer, Buffer, Buffer?, Buffer?];
+}
+
+/**
+ * A new session ticket for every resumed client session too, as HAProxy (OpenSSL's default ticket
+ * handling) gives. node's own ticket callback never asks OpenSSL to renew, and in TLS 1.3 OpenSSL then
+ * sends no ticket after a resumed handshake: a client that uses each ticket once (RFC 8446 advises it;
+ * wrk, browsers) resumes only every other connection and makes a full handshake (signature,
+ * certificate, two tickets) in between (bench/README.md, "TLS inspection"). The callback is node's
+ * SecureContext hook (enableTicketKeyCallback, in node since 0.x for its ticket-renewal test): the keys
+ * are this context's own, random, as node's are, so a ticket resumes only on the context (the leaf
+ * certificate) that issued it, as before; a ticket of any other key gets a full handshake (0). Without
+ * the hook (another node) tickets stay node's.
+ */
+function renewTickets(c: tls.SecureContext): void {
+  const hook = (c as tls.SecureContext & { context?: TicketHook }).context;
+  if (typeof hook?.enableTicketKeyCallback !== 'function') return;
+  const name = randomBytes(16);
+  const hmac = randomBytes(16);
+  const aes = randomBytes(16);
+  hook.onticketkeycallback = (got: Buffer, _iv: Buffer, enc: boolean) =>
+    enc ? [1, hmac, aes, name, randomBytes(16)] : [got.equals(name) ? 2 : 0, hmac, aes];
+  hook.enableTicketKeyCallback();
 }
 
 /** Server-side contexts, one per trust bundle (a CA bundle of 140 certificates would otherwise be

@@ -186,3 +186,69 @@ for (const version of ['TLSv1.3', 'TLSv1.2'] as const)
       good.close();
     }
   });
+
+for (const version of ['TLSv1.3', 'TLSv1.2'] as const)
+  test(`terminateClient gives a new ticket on every resumed session, resumable on the same certificate only (${version})`, async () => {
+    const caPem = await createCa({ name: 'ticket CA' });
+    const leaves = new LeafCache(await loadCa(caPem));
+    const server = net.createServer((raw) => {
+      raw.once('data', (first: Buffer) => {
+        raw.pause();
+        // the name the client asked for is in its hello: this test's clients say it in the first byte
+        // of their SNI (a./b.example.org), enough to pick the certificate
+        const names = first.includes('b.example.org') ? ['b.example.org'] : ['a.example.org'];
+        void terminateClient(raw, {
+          leaf: (n, now) => leaves.get(n, now),
+          names,
+          minVersion: 'TLSv1.2',
+          held: first,
+        }).then(
+          (s) => s.end('ok'),
+          () => raw.destroy(),
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    /** One connection offering `session`: whether it was resumed and the last ticket it got (each used once). */
+    const connect = (name: string, session?: Buffer) =>
+      new Promise<{ reused: boolean; ticket: Buffer | undefined }>((resolve, reject) => {
+        let ticket: Buffer | undefined;
+        const s = tls.connect({
+          host: '127.0.0.1',
+          port,
+          servername: name,
+          ca: caPem.certPem,
+          maxVersion: version,
+          ...(session ? { session } : {}),
+        });
+        s.on('session', (t: Buffer) => (ticket = t));
+        s.on('error', reject);
+        s.resume();
+        s.on('end', () => {
+          const reused = s.isSessionReused();
+          s.destroy();
+          resolve({ reused, ticket });
+        });
+      });
+    try {
+      const first = await connect('a.example.org');
+      assert.equal(first.reused, false);
+      assert.ok(first.ticket, 'a ticket after a full handshake');
+      let ticket = first.ticket;
+      for (let i = 0; i < 3; i++) {
+        const next = await connect('a.example.org', ticket);
+        assert.equal(next.reused, true, `resumption ${i + 1}`);
+        if (version === 'TLSv1.3') {
+          assert.ok(next.ticket, `a new ticket after resumption ${i + 1}`);
+          assert.notDeepEqual(next.ticket, ticket);
+        }
+        ticket = next.ticket ?? ticket;
+      }
+      // a ticket issued with a.example.org's certificate does not resume a session for b.example.org
+      const other = await connect('b.example.org', ticket);
+      assert.equal(other.reused, false);
+    } finally {
+      server.close();
+    }
+  });
