@@ -344,8 +344,10 @@ export function followSessions(
       altNames: info.altNames,
     });
   s.on('session', take);
+  // (TLS 1.2's session is there at once; asked only then: getSession serializes the whole session)
+  if (s.getProtocol() === 'TLSv1.3') return;
   const now = s.getSession();
-  if (now && s.getProtocol() !== 'TLSv1.3') take(now);
+  if (now) take(now);
 }
 
 function chainFailure(code: string): ServerFailure {
