@@ -13,9 +13,15 @@ export interface MetricJson {
   aggregator: 'sum';
 }
 
+/** One label set's value (a Labeled's entry; WorkerMetrics keeps its per-service ones at hand). */
+interface Cell<L extends string> {
+  value: number;
+  labels: Record<L, string>;
+}
+
 /** A counter or gauge with labels: one value per label set, kept in the order first seen. */
 class Labeled<L extends string> {
-  private readonly values = new Map<string, { value: number; labels: Record<L, string> }>();
+  private readonly values = new Map<string, Cell<L>>();
 
   constructor(
     readonly name: string,
@@ -25,17 +31,28 @@ class Labeled<L extends string> {
   ) {}
 
   inc(labels: Record<L, string>, by = 1): void {
-    if (this.type === 'counter' && !(by >= 0))
-      throw new TzorpError('INTERNAL', `${this.name}: a counter only goes up`);
+    this.add(this.cell(labels), by);
+  }
+
+  /** The value of one label set (made, at 0, the first time: from then on it is in json()). */
+  cell(labels: Record<L, string>): Cell<L> {
     let key = '';
     for (const n of this.labelNames) key += `${labels[n]}\u0000`;
-    const v = this.values.get(key);
-    if (v) v.value += by;
-    else {
+    let v = this.values.get(key);
+    if (!v) {
       const copy = {} as Record<L, string>;
       for (const n of this.labelNames) copy[n] = labels[n];
-      this.values.set(key, { value: by, labels: copy });
+      v = { value: 0, labels: copy };
+      this.values.set(key, v);
     }
+    return v;
+  }
+
+  /** Add to a cell of this metric's (cell()). */
+  add(c: Cell<L>, by: number): void {
+    if (this.type === 'counter' && !(by >= 0))
+      throw new TzorpError('INTERNAL', `${this.name}: a counter only goes up`);
+    c.value += by;
   }
 
   dec(labels: Record<L, string>, by = 1): void {
@@ -51,6 +68,21 @@ class Labeled<L extends string> {
       aggregator: 'sum',
     };
   }
+}
+
+interface ServiceCells {
+  running: Cell<'service'> | null;
+  verdicts: Map<string, Cell<'service' | 'verdict'>>;
+  /** from_client, to_server, from_server, to_client */
+  bytes:
+    | [
+        Cell<'service' | 'direction'>,
+        Cell<'service' | 'direction'>,
+        Cell<'service' | 'direction'>,
+        Cell<'service' | 'direction'>,
+      ]
+    | null;
+  duration: Cell<'service'> | null;
 }
 
 /** Per-worker session metrics. */
@@ -93,8 +125,23 @@ export class WorkerMetrics {
     ['listener', 'error'],
   );
 
+  /** Each service's cells of the metrics every session touches, made as first used (so json() lists
+   * what it did before): a session's start and end cost no label key and no map lookup per metric. */
+  private readonly cells = new Map<string, ServiceCells>();
+
+  private cellsOf(service: string): ServiceCells {
+    let c = this.cells.get(service);
+    if (!c) {
+      c = { running: null, verdicts: new Map(), bytes: null, duration: null };
+      this.cells.set(service, c);
+    }
+    return c;
+  }
+
   started(service: string): void {
-    this.running.inc({ service });
+    const c = this.cellsOf(service);
+    c.running ??= this.running.cell({ service });
+    this.running.add(c.running, 1);
   }
 
   ended(
@@ -107,13 +154,29 @@ export class WorkerMetrics {
     },
     wasRunning: boolean,
   ): void {
-    if (wasRunning) this.running.dec({ service });
-    this.sessions.inc({ service, verdict: s.verdict });
-    this.bytes.inc({ service, direction: 'from_client' }, s.bytes.fromClient);
-    this.bytes.inc({ service, direction: 'to_server' }, s.bytes.toServer);
-    this.bytes.inc({ service, direction: 'from_server' }, s.bytes.fromServer);
-    this.bytes.inc({ service, direction: 'to_client' }, s.bytes.toClient);
-    this.duration.inc({ service }, s.durationMs / 1000);
+    const c = this.cellsOf(service);
+    if (wasRunning) {
+      c.running ??= this.running.cell({ service });
+      this.running.add(c.running, -1);
+    }
+    let verdict = c.verdicts.get(s.verdict);
+    if (!verdict) {
+      verdict = this.sessions.cell({ service, verdict: s.verdict });
+      c.verdicts.set(s.verdict, verdict);
+    }
+    this.sessions.add(verdict, 1);
+    c.bytes ??= [
+      this.bytes.cell({ service, direction: 'from_client' }),
+      this.bytes.cell({ service, direction: 'to_server' }),
+      this.bytes.cell({ service, direction: 'from_server' }),
+      this.bytes.cell({ service, direction: 'to_client' }),
+    ];
+    this.bytes.add(c.bytes[0], s.bytes.fromClient);
+    this.bytes.add(c.bytes[1], s.bytes.toServer);
+    this.bytes.add(c.bytes[2], s.bytes.fromServer);
+    this.bytes.add(c.bytes[3], s.bytes.toClient);
+    c.duration ??= this.duration.cell({ service });
+    this.duration.add(c.duration, s.durationMs / 1000);
     // the TLS layer's accounting (src/proxy/tls/gate.ts): one handshake per session of a tls service
     const mode = s.counters?.tls_mode;
     if (typeof mode === 'string')

@@ -74,3 +74,41 @@ test('worker metrics: prom-client JSON format, summed across workers by the aggr
   assert.match(text, /^tzorp_tls_handshakes_total\{service="web",mode="inspect",result="accepted"\} 1$/m);
   assert.throws(() => a.sessions.inc({ service: 'web', verdict: 'ACCEPTED' }, -1), /only goes up/);
 });
+
+test("worker metrics: a service's kept cells add up over many sessions, verdicts and services", () => {
+  const m = new WorkerMetrics();
+  for (let i = 0; i < 3; i++) m.started('web');
+  m.ended('web', summary('ACCEPTED'), true);
+  m.ended('web', summary('REJECTED'), true);
+  m.started('mail');
+  m.ended('web', summary('ACCEPTED'), true);
+  m.ended('mail', summary('ACCEPTED'), true);
+  m.ended('mail', summary('ACCEPTED'), false); // never counted as running: the gauge stays put
+  const [sessions, running, bytes, seconds] = m.json();
+  assert.deepEqual(sessions!.values, [
+    { value: 2, labels: { service: 'web', verdict: 'ACCEPTED' } },
+    { value: 1, labels: { service: 'web', verdict: 'REJECTED' } },
+    { value: 2, labels: { service: 'mail', verdict: 'ACCEPTED' } },
+  ]);
+  assert.deepEqual(running!.values, [
+    { value: 0, labels: { service: 'web' } },
+    { value: 0, labels: { service: 'mail' } },
+  ]);
+  assert.deepEqual(
+    bytes!.values.filter((v) => v.labels.service === 'web').map((v) => [v.labels.direction, v.value]),
+    [
+      ['from_client', 30],
+      ['to_server', 30],
+      ['from_server', 60],
+      ['to_client', 60],
+    ],
+  );
+  assert.deepEqual(seconds!.values, [
+    { value: 4.5, labels: { service: 'web' } },
+    { value: 3, labels: { service: 'mail' } },
+  ]);
+  // the same counts through the label-keyed path land on the same entries
+  m.sessions.inc({ service: 'web', verdict: 'REJECTED' });
+  m.ended('web', summary('REJECTED'), false);
+  assert.equal(m.json()[0]!.values[1]!.value, 3);
+});
