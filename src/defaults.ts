@@ -108,7 +108,8 @@ export const DEFAULTS = deepFreeze({
   workerStartTimeoutMs: 60_000, // a new worker must be ready by then (from source, tsx compiles first)
   // V8's young generation per worker, MB per semi-space (node's default is 16): a worker holding many
   // connections keeps less freed set-up garbage in memory (bench/README.md: 11.3 -> 8.6 KiB per held
-  // connection; the new-connection rate and throughput measured the same)
+  // connection; the new-connection rate and throughput measured the same; compared again with 16 on
+  // 2026-12-05: a third of the GC time, no clear gain in rate, +3.1 KiB per held connection)
   workerSemiSpaceMb: 2,
   workerLoadReportMs: 100, // a worker tells the primary its session count at most this often (worker-main.ts)
   workerRestartDelayMs: 1_000, // a crashing worker is restarted at most this often: one dying at start must not spin
