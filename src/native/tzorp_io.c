@@ -29,7 +29,6 @@
 #include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,8 +83,18 @@ static char read_buf[IO_READ_CHUNK];
 static int ep = -1;        // our epoll set
 static uv_poll_t ep_poll;  // Node's loop watching it
 static uv_idle_t ep_idle;  // runs the pending list (while it is not empty)
-static int *pending = NULL;
-static int npending = 0, cap_pending = 0;
+
+// The pending list is two arrays that swap: make_pending adds to `pending` while on_idle runs
+// `running`, so what a callback delivered from the run makes pending (the same connection or another)
+// lands in the other array, for the next turn, and the array being run never changes under it. Each
+// keeps its memory and grows with realloc only when full: no allocation on a turn of the loop.
+typedef struct {
+  int *ids;
+  int n, cap;
+} id_list;
+static id_list id_lists[2];
+static id_list *pending = &id_lists[0]; // new events are added here
+static id_list *running = &id_lists[1]; // on_idle runs this one (empty between runs)
 
 static io_conn *conn_of(int id) {
   if (id < 0 || id >= nconns) return NULL;
@@ -137,16 +146,17 @@ static void liveness(io_conn *c) {
 // Deliver `c`'s events on the next turn of the loop (never from inside a JavaScript call).
 static void make_pending(io_conn *c) {
   if (c->pending) return;
-  if (npending == cap_pending) {
-    int n = cap_pending ? cap_pending * 2 : 64;
-    int *g = realloc(pending, sizeof(int) * (size_t)n);
+  id_list *l = pending;
+  if (l->n == l->cap) {
+    int n = l->cap ? l->cap * 2 : 64;
+    int *g = realloc(l->ids, sizeof(int) * (size_t)n);
     if (!g) return; // (the next event of the descriptor comes through the set)
-    pending = g;
-    cap_pending = n;
+    l->ids = g;
+    l->cap = n;
   }
   c->pending = true;
-  pending[npending++] = c->id;
-  if (npending == 1) uv_idle_start(&ep_idle, on_idle);
+  l->ids[l->n++] = c->id;
+  if (l->n == 1) uv_idle_start(&ep_idle, on_idle);
 }
 
 // What the set watches for `c`: reads always (their readiness is remembered while not wanted);
@@ -316,26 +326,29 @@ static void run_conn(io_conn *c) {
   if ((c->ready & W_READ) && (c->want & W_READ) && !c->eof) read_ready(c);
 }
 
+// Run the pending list of the last turn. Its connections leave the list before any is run, so a
+// callback may make any of them pending again: that one is then skipped here and runs on the next turn.
+// A connection closed meanwhile is skipped (conn_of).
 static void on_idle(uv_idle_t *h) {
   (void)h;
-  int n = npending;
-  int *list = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-  if (!list) return;
-  memcpy(list, pending, sizeof(int) * (size_t)n);
-  npending = 0;
+  if (running->n > 0) return; // (re-entered from a loop run inside a callback: leave that run's array be)
+  id_list *run = pending;
+  pending = running; // (empty: what the run makes pending goes here)
+  running = run;
+  int n = run->n;
   for (int i = 0; i < n; i++) {
-    io_conn *c = conn_of(list[i]);
+    io_conn *c = conn_of(run->ids[i]);
     if (c) c->pending = false;
   }
   napi_handle_scope scope;
   napi_open_handle_scope(io_env, &scope);
   for (int i = 0; i < n; i++) {
-    io_conn *c = conn_of(list[i]);
+    io_conn *c = conn_of(run->ids[i]);
     if (c && !c->pending) run_conn(c);
   }
   napi_close_handle_scope(io_env, scope);
-  free(list);
-  if (npending == 0) uv_idle_stop(&ep_idle);
+  run->n = 0;
+  if (pending->n == 0) uv_idle_stop(&ep_idle);
 }
 
 static void on_epoll(uv_poll_t *h, int status, int events) {
