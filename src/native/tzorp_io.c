@@ -489,6 +489,26 @@ static napi_value IoOpen(napi_env env, napi_callback_info info) {
 
 static void on_timer_closed(uv_handle_t *h) { free(h); }
 
+// The end of a connection made by new_conn, in one place (ioClose, and ioListen when the set refuses
+// the listener): it no longer keeps the loop alive, its id is free again at once, it leaves the set
+// (explicitly when a dup may live on), a listener's timer closes, the descriptor closes (reset: RST
+// instead of FIN) and the struct is freed. Nothing of it is delivered after this: events already
+// fetched carry its gen, and the pending lists hold ids, checked with conn_of.
+static void drop_conn(io_conn *c, bool reset) {
+  c->open = false;
+  liveness(c);
+  conns[c->id] = NULL;
+  free_ids[nfree++] = c->id;
+  if (c->shared && c->added) epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+  if (c->pause) uv_close((uv_handle_t *)c->pause, on_timer_closed);
+  if (reset) {
+    struct linger l = {1, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+  close(c->fd);
+  free(c);
+}
+
 // ioListen(fd) -> id: accept on a dup of `fd` (a listening socket; the caller may close its own) on
 // this loop: kind 4 per connection, kind 5 when the listener pauses. ioClose(id) stops it. Every
 // worker sharing the socket is woken for a connection and one accept4() wins, as with libuv's own.
@@ -521,12 +541,7 @@ static napi_value IoListen(napi_env env, napi_callback_info info) {
   c->want = W_READ;
   int err = watch(c);
   if (err) {
-    c->open = false;
-    conns[c->id] = NULL;
-    free_ids[nfree++] = c->id;
-    uv_close((uv_handle_t *)t, on_timer_closed);
-    close(fd);
-    free(c);
+    drop_conn(c, false);
     return tzorp_throw_errno(env, "epoll_ctl", err);
   }
   liveness(c);
@@ -671,19 +686,7 @@ static napi_value IoClose(napi_env env, napi_callback_info info) {
   if (argc < 1 || !arg_int(env, argv[0], &id)) return tzorp_throw_type(env, "ioClose(id, reset)");
   if (argc >= 2) napi_get_value_bool(env, argv[1], &reset);
   io_conn *c = conn_of(id);
-  if (!c) return NULL;
-  c->open = false;
-  liveness(c);
-  conns[id] = NULL;
-  free_ids[nfree++] = id;
-  if (c->shared && c->added) epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-  if (c->pause) uv_close((uv_handle_t *)c->pause, on_timer_closed);
-  if (reset) {
-    struct linger l = {1, 0};
-    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-  }
-  close(c->fd);
-  free(c); // (the pending list holds ids, checked with conn_of)
+  if (c) drop_conn(c, reset);
   return NULL;
 }
 
