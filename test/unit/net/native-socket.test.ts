@@ -58,6 +58,25 @@ function collect(s: NativeSocket): { data: Buffer[]; events: string[]; ended: Pr
   return { data, events, ended };
 }
 
+/** A loopback peer (`onPeer` runs as it connects) and a NativeSocket connected to it with its events
+ * collected, reading resumed unless `paused`; returns once the peer's side has the connection. */
+async function nativePair(
+  onPeer: (p: net.Socket) => void = () => {},
+  { paused = false } = {},
+): Promise<{ s: NativeSocket; c: ReturnType<typeof collect>; peer: net.Socket }> {
+  let peer: net.Socket | null = null;
+  const srv = await tcpServer((p) => {
+    peer = p;
+    onPeer(p);
+  });
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  const c = collect(s);
+  if (!paused) s.resume();
+  await until(() => peer !== null, 'the peer');
+  return { s, c, peer: peer! };
+}
+
 test('nothing is read before resume(); then the bytes, the peer FIN as end, our FIN after', {
   skip: noAddon,
 }, async () => {
@@ -107,10 +126,7 @@ test('half-close: the peer ends first and we go on writing until we end', { skip
 test('bytes and the FIN that came while paused: both delivered on resume (one readiness report for both)', {
   skip: noAddon,
 }, async () => {
-  const srv = await tcpServer((p) => p.end('short and final')); // the bytes and the FIN at once
-  cleanups.push(srv.close);
-  const s = await connectNative(srv.port);
-  const c = collect(s);
+  const { s, c } = await nativePair((p) => p.end('short and final'), { paused: true }); // bytes and FIN at once
   await new Promise((r) => setTimeout(r, 100)); // both are in the socket before anything is read
   assert.equal(c.data.length, 0);
   s.resume();
@@ -122,21 +138,13 @@ test('bytes and the FIN that came while paused: both delivered on resume (one re
 test('pause and resume in the middle of a stream: nothing read while paused, every byte once after', {
   skip: noAddon,
 }, async () => {
-  let peer: net.Socket | null = null;
-  const srv = await tcpServer((p) => {
-    peer = p;
-  });
-  cleanups.push(srv.close);
-  const s = await connectNative(srv.port);
-  const c = collect(s);
-  s.resume();
-  await until(() => peer !== null, 'the peer');
-  peer!.write('one ');
+  const { s, c, peer } = await nativePair();
+  peer.write('one ');
   await until(() => Buffer.concat(c.data).length === 4, 'the first bytes');
   s.pause();
-  peer!.write('two ');
+  peer.write('two ');
   await new Promise((r) => setTimeout(r, 50));
-  peer!.write('three');
+  peer.write('three');
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(Buffer.concat(c.data).toString(), 'one ', 'paused: nothing more read');
   s.resume();
@@ -145,7 +153,7 @@ test('pause and resume in the middle of a stream: nothing read while paused, eve
   // a pause and a resume with nothing new in between, then more bytes and the end
   s.pause();
   s.resume();
-  peer!.end(' four');
+  peer.end(' four');
   assert.equal((await c.ended).toString(), 'one two three four');
   s.destroy();
 });
@@ -153,18 +161,10 @@ test('pause and resume in the middle of a stream: nothing read while paused, eve
 test('a relay handover holds the descriptor (readStop): no reads meanwhile; readStart brings what waits', {
   skip: noAddon,
 }, async () => {
-  let peer: net.Socket | null = null;
-  const srv = await tcpServer((p) => {
-    peer = p;
-  });
-  cleanups.push(srv.close);
-  const s = await connectNative(srv.port);
-  const c = collect(s);
-  s.resume();
-  await until(() => peer !== null, 'the peer');
+  const { s, c, peer } = await nativePair();
   const h = s._handle!;
   h.readStop();
-  peer!.write('while held');
+  peer.write('while held');
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(c.data.length, 0, 'held: not read');
   h.readStart();
