@@ -116,6 +116,12 @@ export class TlsInspectGate extends TlsHelloGate {
       this.out.emit({ type: 'setTimer', timer: HELLO_TIMER, ms: this.policy.helloTimeoutMs });
     } else if (ev.type === 'connectFailed' && ev.stream === 'server') {
       this.result = 'connect_failed';
+      // named like a server that fails its TLS: the reason is what the administrator looks for
+      this.out.violation('Server connection failed', {
+        reason: this.result,
+        sni: this.hello?.sni ?? null,
+        error: ev.error,
+      });
       this.first.failure = { error: ev.error, ...(ev.target ? { target: ev.target } : {}) };
       this.terminate([]);
     } else if (ev.type === 'tls' && ev.stream === 'server') {
@@ -129,6 +135,7 @@ export class TlsInspectGate extends TlsHelloGate {
     } else if (ev.type === 'timer' && ev.timer === HELLO_TIMER) {
       this.result = 'handshake_failure';
       this.out.violation('Server TLS handshake not complete in time', {
+        reason: this.result,
         timeout_ms: this.policy.helloTimeoutMs,
       });
       this.failed.add('server');

@@ -205,9 +205,22 @@ test('inspect: a server that cannot be reached: the client gets its session and 
   p.feed({ type: 'data', stream: 'client', data: hello('www.example.com') });
   p.feed({ type: 'connectFailed', stream: 'server', error: 'ECONNREFUSED', target: clientLocal });
   assert.equal((p.last.of('startTls')[0] as { stream: string }).stream, 'client');
+  // the tls.violation line names the reason, as for a server that fails its TLS (docs/tls.md)
+  const v = p.last.of('log').find((l) => (l as { category: string }).category === 'tls.violation') as
+    | { msg: string; fields: Record<string, unknown> }
+    | undefined;
+  assert.ok(v, 'a tls.violation line for the unreachable server');
+  assert.equal(v.fields.reason, 'connect_failed');
+  assert.equal(v.fields.sni, 'www.example.com');
+  assert.match(String(v.fields.error), /ECONNREFUSED/);
   p.feed({ type: 'tls', stream: 'client', ok: true, info: info() });
   p.feed({ type: 'data', stream: 'client', data: GET });
   assert.match(p.last.sent('client'), /^HTTP\/1\.1 502 /);
+  const acc = p.all
+    .of('account')
+    .map((a) => (a as { fields: Record<string, unknown> }).fields)
+    .filter((f) => 'tls_result' in f);
+  assert.equal(acc.at(-1)?.tls_result, 'connect_failed');
 });
 
 test('inspect: without SNI, the server is verified by address and the certificate names the dialled address', () => {
@@ -268,9 +281,13 @@ test('inspect: a server that does not finish its handshake in time: closed, and 
   p.feed({ type: 'connected', stream: 'server', local: serverLocal, remote: clientLocal });
   p.feed({ type: 'timer', timer: 'tls.hello' });
   assert.ok(p.last.of('close').some((c) => (c as { stream: string }).stream === 'server'));
-  assert.ok(
-    p.last.of('log').some((l) => (l as { msg: string }).msg === 'Server TLS handshake not complete in time'),
-  );
+  const v = p.last
+    .of('log')
+    .find((l) => (l as { msg: string }).msg === 'Server TLS handshake not complete in time') as
+    | { category: string; fields: Record<string, unknown> }
+    | undefined;
+  assert.equal(v?.category, 'tls.violation');
+  assert.equal(v.fields.reason, 'handshake_failure');
   assert.deepEqual(p.feed({ type: 'closed', stream: 'server' }).commands, []);
   p.feed({ type: 'tls', stream: 'client', ok: true, info: info() });
   p.feed({ type: 'data', stream: 'client', data: GET });
