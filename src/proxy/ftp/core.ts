@@ -416,6 +416,20 @@ export class FtpCore implements ProxyCore {
 
   private onServerConnectFailed(error: string): void {
     this.log('ftp.error', 'warn', 'Server connection failed', { error });
+    if (this.tlsPhase === 'connect') {
+      // Implicit FTPS: the client waits for our ServerHello, and a clear-text 421 would reach its TLS
+      // layer as a broken record. It gets an alert instead, as for a server that fails verification.
+      this.tlsResult = 'connect_failed';
+      this.tlsViolation('Server connection failed', {
+        reason: this.tlsResult,
+        sni: this.hello?.sni ?? null,
+        error,
+      });
+      this.emit({ type: 'send', stream: CLIENT, data: alertRecord(ALERT.handshakeFailure) });
+      this.emit({ type: 'close', stream: CLIENT });
+      this.finish('DENIED_BY_CONNECTION_FAIL', error);
+      return;
+    }
     this.closeWith(
       421,
       'Service not available, connection to the server failed',

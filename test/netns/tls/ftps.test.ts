@@ -106,8 +106,17 @@ services:
       ca: { cert: ${tzca}, key: ${join(dir, 'tzca', 'ca.key')} }
       server_ca_file: ${testCaFiles.cert}
       sni: { deny: [bad.example.org] }
+  ftps_nowhere:
+    type: proxy
+    proxy: ftp
+    tls:
+      mode: inspect
+      implicit: true
+      ca: { cert: ${tzca}, key: ${join(dir, 'tzca', 'ca.key')} }
+      server_ca_file: ${testCaFiles.cert}
 rules:
   - { id: 1, service: ftps, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: [21, 990, 2121] }
+  - { id: 2, service: ftps_nowhere, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 9990 }
 `,
   );
   control = join(dir, `${lab.id}.sock`);
@@ -289,6 +298,38 @@ test('implicit FTPS: a denied SNI gets an alert and the server is never contacte
   ]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stderr, /subject: CN=ftp\.example\.org/);
+});
+
+test('implicit FTPS to a server that cannot be reached: the client gets a handshake_failure alert, the reason is logged and counted', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  // nothing listens on 9990 (implicit: true on a port other than 990): the client, waiting for its
+  // ServerHello, must get a TLS alert, not the clear-text 421 a plain FTP client gets
+  for (const h of [ADDR.server4, `[${ADDR.server6}]`]) {
+    const r = await curl([`ftps://${h}:9990/pub/hello.txt`]);
+    assert.equal(r.code, 35, r.stderr); // CURLE_SSL_CONNECT_ERROR
+    assert.match(r.stderr, /alert handshake failure/i);
+  }
+  await logged(
+    /tls\.violation\(3\): \(svc\/ftps_nowhere:\d+\): Server connection failed[^\n]*reason='connect_failed'/,
+  );
+  const count = async () =>
+    (await lab.exec('fw', ['curl', '-sS', 'http://127.0.0.1:9464/metrics'])).stdout
+      .split('\n')
+      .filter(
+        (l) =>
+          l.startsWith('tzorp_tls_handshakes_total{') &&
+          l.includes('service="ftps_nowhere"') &&
+          l.includes('result="connect_failed"'),
+      )
+      .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  let n = await count();
+  for (let i = 0; i < 50 && n < 2; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    n = await count();
+  }
+  assert.equal(n, 2, 'IPv4 and IPv6, counted as connect_failed');
 });
 
 test('metrics count the FTPS handshakes', { skip, timeout: 60_000 }, async () => {
