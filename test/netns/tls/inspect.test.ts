@@ -69,6 +69,28 @@ before(async () => {
     `8446:${expired.cert}:${expired.key}`,
   ]);
   await server.waitFor(/ready/);
+  // a server that speaks TLS 1.2 only, with the other implementation (OpenSSL's own test server), one
+  // listener per family ([::] is IPv6 only there)
+  for (const at of [`${ADDR.server4}:4412`, `[${ADDR.server6}]:4412`])
+    lab.spawn('server', [
+      'openssl',
+      's_server',
+      '-tls1_2',
+      '-www',
+      '-cert',
+      good.cert,
+      '-key',
+      good.key,
+      '-accept',
+      at,
+    ]);
+  for (let i = 0; i < 100; i++) {
+    const r = await lab.exec('server', ['sh', '-c', `[ "$(ss -ltn | grep -c ':4412 ')" = 2 ]`], {
+      allowFail: true,
+    });
+    if (r.code === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const policy = join(dir, `${lab.id}.yaml`);
   writeFileSync(
     policy,
@@ -115,7 +137,7 @@ services:
       ca: { cert: ${join(dir, 'tzorp-ca', 'ca.crt')}, key: ${join(dir, 'tzorp-ca', 'ca.key')} }
       server_ca_file: ${bundle}
 rules:
-  - { id: 1, service: web, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: [443, 8444, 8445, 8446] }
+  - { id: 1, service: web, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: [443, 4412, 8444, 8445, 8446] }
   - { id: 3, service: explicit, proto: tcp, src_zone: clients, dst_port: 3128 }
   - { id: 2, service: decrypted, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 9443 }
 management:
@@ -255,6 +277,31 @@ for (const family of [4, 6] as const) {
     assert.equal(requests().length, before);
   });
 }
+
+test('a TLS 1.2-only server (openssl s_server) is verified and inspected; the client keeps TLS 1.3, IPv4 and IPv6', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  for (const family of [4, 6] as const) {
+    // two requests: s_server -www closes after each answer, so the second needs a new verified server
+    // session (a TLS 1.2 session offered for resumption) or a new client connection
+    const r = await curl('www.example.org', family, 4412, '/', [
+      '-v',
+      '-w',
+      '\n%{http_code}\n',
+      `https://www.example.org:4412/`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /SSL connection using TLSv1\.3/);
+    assert.match(r.stderr, /issuer: CN=tzorp test inspect/);
+    const pages = r.stdout.split('s_server -tls1_2 -www').length - 1;
+    assert.equal(pages, 2, r.stdout);
+    assert.equal(r.stdout.match(/^200$/gm)?.length, 2, r.stdout);
+  }
+  await logged(
+    /Server TLS session established; side='server', sni='www\.example\.org', version='TLSv1\.2'[^\n]*verify='ok'/,
+  );
+});
 
 test('plug with inspect: a decrypted relay between two verified TLS sessions (no ALPN offered)', {
   skip,
