@@ -33,6 +33,7 @@ interface RawAddon {
   setMark(fd: number, mark: number): void;
   getTransparent(fd: number): boolean;
   close(fd: number, reset?: boolean): void;
+  resetOnClose(fd: number): void;
   dropPrivileges(uid: number, gid: number, groups: number[], caps: number[]): DroppedPrivileges;
   // tzorp_relay.c
   relayStart(
@@ -281,6 +282,12 @@ export function nflogOpen(group: number, copyBytes: number): number {
 /** Close an fd from listenFd/clientFd that was never handed to a net.Socket/net.Server. */
 export function closeFd(fd: number, reset = false): void {
   call('close', (a) => a.close(fd, reset));
+}
+
+/** SO_LINGER 0 on a socket Node owns (its descriptor: handleFd), so that its close sends a RST: the
+ * reset of a TCP socket under node's TLS layer (src/net/driver.ts resetStream). */
+export function resetOnClose(fd: number): void {
+  call('set SO_LINGER 0', (a) => a.resetOnClose(fd));
 }
 
 /**

@@ -87,11 +87,22 @@ static uv_idle_t ep_idle;  // runs the pending list (while it is not empty)
 // The pending list is two arrays that swap: make_pending adds to `pending` while on_idle runs
 // `running`, so what a callback delivered from the run makes pending (the same connection or another)
 // lands in the other array, for the next turn, and the array being run never changes under it. Each
-// keeps its memory and grows with realloc only when full: no allocation on a turn of the loop.
+// keeps its memory and grows with realloc only when full: no allocation on a turn of the loop. An entry
+// is the connection's gen and id (as the set's events are), so an id closed and given to a new
+// connection before the run is not run for the old one's events.
 typedef struct {
-  int *ids;
+  uint64_t *ids;
   int n, cap;
 } id_list;
+
+static uint64_t tag_of(io_conn *c) { return ((uint64_t)c->gen << 32) | (uint32_t)c->id; }
+
+// The connection an entry (of the pending lists, or an event's data) names, if it is still that one.
+static io_conn *conn_of(int id);
+static io_conn *conn_of_tag(uint64_t tag) {
+  io_conn *c = conn_of((int)(uint32_t)tag);
+  return c && c->gen == (uint32_t)(tag >> 32) ? c : NULL;
+}
 static id_list id_lists[2];
 static id_list *pending = &id_lists[0]; // new events are added here
 static id_list *running = &id_lists[1]; // on_idle runs this one (empty between runs)
@@ -149,13 +160,13 @@ static void make_pending(io_conn *c) {
   id_list *l = pending;
   if (l->n == l->cap) {
     int n = l->cap ? l->cap * 2 : 64;
-    int *g = realloc(l->ids, sizeof(int) * (size_t)n);
+    uint64_t *g = realloc(l->ids, sizeof(uint64_t) * (size_t)n);
     if (!g) return; // (the next event of the descriptor comes through the set)
     l->ids = g;
     l->cap = n;
   }
   c->pending = true;
-  l->ids[l->n++] = c->id;
+  l->ids[l->n++] = tag_of(c);
   if (l->n == 1) uv_idle_start(&ep_idle, on_idle);
 }
 
@@ -168,7 +179,7 @@ static int watch(io_conn *c) {
                         : (EPOLLIN | EPOLLRDHUP | (c->watched & EPOLLOUT) | ((c->want & W_WRITE) ? EPOLLOUT : 0));
   if (ev == c->watched && c->added) return 0;
   if (!c->added && !c->want) return 0;
-  struct epoll_event e = {.events = ev | EPOLLET, .data.u64 = ((uint64_t)c->gen << 32) | (uint32_t)c->id};
+  struct epoll_event e = {.events = ev | EPOLLET, .data.u64 = tag_of(c)};
   if (epoll_ctl(ep, c->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &e) < 0) return errno;
   c->added = true;
   c->watched = ev;
@@ -328,7 +339,7 @@ static void run_conn(io_conn *c) {
 
 // Run the pending list of the last turn. Its connections leave the list before any is run, so a
 // callback may make any of them pending again: that one is then skipped here and runs on the next turn.
-// A connection closed meanwhile is skipped (conn_of).
+// A connection closed meanwhile (its id perhaps another's by now) is skipped (conn_of_tag).
 static void on_idle(uv_idle_t *h) {
   (void)h;
   if (running->n > 0) return; // (re-entered from a loop run inside a callback: leave that run's array be)
@@ -337,13 +348,13 @@ static void on_idle(uv_idle_t *h) {
   running = run;
   int n = run->n;
   for (int i = 0; i < n; i++) {
-    io_conn *c = conn_of(run->ids[i]);
+    io_conn *c = conn_of_tag(run->ids[i]);
     if (c) c->pending = false;
   }
   napi_handle_scope scope;
   napi_open_handle_scope(io_env, &scope);
   for (int i = 0; i < n; i++) {
-    io_conn *c = conn_of(run->ids[i]);
+    io_conn *c = conn_of_tag(run->ids[i]);
     if (c && !c->pending) run_conn(c);
   }
   napi_close_handle_scope(io_env, scope);
@@ -363,10 +374,8 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
     if (n <= 0) break;
     // Remember every event first: a callback may close a connection whose event is further down.
     for (int i = 0; i < n; i++) {
-      int id = (int)(uint32_t)evs[i].data.u64;
-      uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
-      io_conn *c = conn_of(id);
-      if (!c || c->gen != gen) {
+      io_conn *c = conn_of_tag(evs[i].data.u64);
+      if (!c) {
         evs[i].data.u64 = UINT64_MAX;
         continue;
       }
@@ -378,8 +387,8 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
     }
     for (int i = 0; i < n; i++) {
       if (evs[i].data.u64 == UINT64_MAX) continue;
-      io_conn *c = conn_of((int)(uint32_t)evs[i].data.u64);
-      if (c && c->gen == (uint32_t)(evs[i].data.u64 >> 32) && !c->pending) run_conn(c);
+      io_conn *c = conn_of_tag(evs[i].data.u64);
+      if (c && !c->pending) run_conn(c);
     }
     if (n < IO_EVENTS) break;
   }
@@ -493,7 +502,7 @@ static void on_timer_closed(uv_handle_t *h) { free(h); }
 // the listener): it no longer keeps the loop alive, its id is free again at once, it leaves the set
 // (explicitly when a dup may live on), a listener's timer closes, the descriptor closes (reset: RST
 // instead of FIN) and the struct is freed. Nothing of it is delivered after this: events already
-// fetched carry its gen, and the pending lists hold ids, checked with conn_of.
+// fetched and the pending lists' entries carry its gen (conn_of_tag).
 static void drop_conn(io_conn *c, bool reset) {
   c->open = false;
   liveness(c);

@@ -381,6 +381,20 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// resetOnClose(fd) -> undefined: SO_LINGER 0 on a socket Node owns, so that its close sends a RST.
+// For a TCP socket under node's TLS layer, which cannot be reset through Node (resetAndDestroy on the
+// TCP socket while the TLS layer still uses it crashes the process): set this, then destroy the TLS
+// socket, which closes the TCP socket under it.
+static napi_value ResetOnClose(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd)) return tzorp_throw_type(env, "resetOnClose: fd must be a non-negative integer");
+  struct linger l = {1, 0};
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) < 0) return tzorp_throw_errno(env, "setsockopt", errno);
+  return NULL;
+}
+
 napi_value tzorp_privs_init(napi_env env, napi_value exports);  // tzorp_privs.c
 // tzorp_relay.c: the native splice relay and the descriptor limit (issue 14).
 void tzorp_relay_register(napi_env env, napi_value exports);
@@ -398,6 +412,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"setMark", NULL, SetMark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getTransparent", NULL, GetTransparent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"resetOnClose", NULL, ResetOnClose, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   tzorp_relay_register(env, exports);

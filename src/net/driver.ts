@@ -12,7 +12,7 @@
 import type net from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
 import { bug, E, TzorpError } from '../errors.ts';
-import type { RelayCounts } from '../native/index.ts';
+import { handleFd, type RelayCounts, resetOnClose } from '../native/index.ts';
 import { assertNever } from '../proxy/core/index.ts';
 import type {
   Addr,
@@ -234,13 +234,24 @@ interface ListenerState {
 const NO_LISTENERS = new Map<StreamId, ListenerState>();
 
 /** Close a stream's connection with a reset (RST). A TLS stream's socket has no TCP handle of its own
- * (node refuses resetAndDestroy on it): the reset goes to the TCP socket under it. */
+ * (node refuses resetAndDestroy on it), and resetting the TCP socket under it while the TLS layer still
+ * uses it crashes the process (node 20: SIGSEGV): the TCP socket gets SO_LINGER 0 instead, and
+ * destroying the TLS socket closes it, with a RST. (Without the addon: a FIN.) */
 function resetStream(s: Stream): void {
   const sock = s.sock;
   if (!sock) return;
-  if (s.transport) {
-    if (!s.transport.destroyed) s.transport.resetAndDestroy();
+  const raw = s.transport;
+  if (raw) {
+    const fd = raw.destroyed ? -1 : handleFd(raw);
+    if (fd >= 0) {
+      try {
+        resetOnClose(fd);
+      } catch {
+        // (no addon, or the socket is gone already: the close below sends what it can)
+      }
+    }
     sock.destroy();
+    if (!raw.destroyed) raw.destroy();
   } else sock.resetAndDestroy();
 }
 

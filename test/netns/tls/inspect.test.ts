@@ -139,7 +139,7 @@ services:
 rules:
   - { id: 1, service: web, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: [443, 4412, 8444, 8445, 8446] }
   - { id: 3, service: explicit, proto: tcp, src_zone: clients, dst_port: 3128 }
-  - { id: 2, service: decrypted, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: 9443 }
+  - { id: 2, service: decrypted, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: [9443, 9449] }
 management:
   - { proto: tcp, dst_port: 22, src_zone: clients }
 `,
@@ -313,6 +313,27 @@ test('plug with inspect: a decrypted relay between two verified TLS sessions (no
     assert.match(r.stdout, /^hello from www\.example\.org over TLSv1\.3 alpn -/);
     assert.match(r.stderr, /issuer: CN=tzorp test inspect/);
   }
+});
+
+test('plug with inspect, a server that refuses the connection: the client is reset, the worker lives on', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  // (nothing listens on 9449: the plug core resets the client's TLS session. Resetting the TCP
+  // socket under node's TLS layer crashed the worker with SIGSEGV before driver.ts resetStream.)
+  const workerDied = () => /Worker exited unexpectedly|SIGSEGV/.test(daemon.stdout() + daemon.stderr());
+  for (const family of [4, 6] as const) {
+    const r = await curl('www.example.org', family, 9449, '/', ['-v']);
+    assert.notEqual(r.code, 0, 'a session whose server refused it must not succeed');
+    assert.doesNotMatch(r.stdout, /hello from/);
+    await logged(/tls\.violation[^\n]*reason='connect_failed'/);
+    assert.ok(!workerDied(), 'the worker must not crash');
+    // the same worker still serves
+    const ok = await curl('www.example.org', family, 9443, '/');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^hello from www\.example\.org/);
+  }
+  assert.ok(!workerDied(), 'the worker must not crash');
 });
 
 test('CONNECT through the explicit proxy is inspected: a certificate from tzorp, HTTP policy inside the tunnel', {
