@@ -1,8 +1,9 @@
 // tzorp tls ca create DIR [--name NAME] [--days N] [--force]: a local CA for the TLS layer
 // (docs/tls.md): DIR/ca.crt (0644) and DIR/ca.key (0600, written before anything can read it), ECDSA
 // P-256. An existing CA is never overwritten without --force: clients trust it.
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
@@ -40,12 +41,17 @@ export function register(program: Command): void {
         const made = await createCa({ name: o.name, days });
         mkdirSync(dir, { recursive: true, mode: 0o755 });
         // Without --force the files are created exclusively ('wx'): a CA written by someone else between
-        // the check above and now is never overwritten either.
-        const flag = o.force ? 'w' : 'wx';
+        // the check above and now is never overwritten either. With --force each is written to a new
+        // file and renamed over the old name, so the key never goes into an existing file (one readable
+        // by others, a hard link, or a symbolic link to somewhere else) and never exists half-written.
         try {
-          writeFileSync(keyFile, made.keyPem, { mode: 0o600, flag });
-          chmodSync(keyFile, 0o600); // an existing file (--force) keeps its mode otherwise
-          writeFileSync(certFile, made.certPem, { mode: 0o644, flag });
+          if (o.force) {
+            replaceFile(keyFile, made.keyPem, 0o600);
+            replaceFile(certFile, made.certPem, 0o644);
+          } else {
+            writeFileSync(keyFile, made.keyPem, { mode: 0o600, flag: 'wx' });
+            writeFileSync(certFile, made.certPem, { mode: 0o644, flag: 'wx' });
+          }
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
           throw new TzorpError(
@@ -60,4 +66,18 @@ export function register(program: Command): void {
         process.exitCode = e.id === 'CLI_USAGE' ? 2 : 1;
       }
     });
+}
+
+/** Write `data` to a new file beside `path` (created exclusively, with `mode`) and rename it over
+ * `path`: an existing file, or link, at `path` is replaced, never written into. */
+function replaceFile(path: string, data: string, mode: number): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}`);
+  try {
+    writeFileSync(tmp, data, { mode, flag: 'wx' });
+    chmodSync(tmp, mode); // (the umask may have taken bits a certificate needs; never adds any to a key)
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }

@@ -1,7 +1,17 @@
 // tzorp tls ca create, as an administrator runs it, checked with the openssl CLI.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  linkSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -48,4 +58,32 @@ test('an existing CA is not replaced without --force; bad --days is a usage erro
   const bad = tz('tls', 'ca', 'create', join(dir, 'bad'), '--days', 'soon');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /TZ3012.*--days/);
+});
+
+test('--force replaces ca.key and ca.crt with new files: a link at those names is replaced, never written through', () => {
+  const out = join(dir, 'forced');
+  assert.equal(tz('tls', 'ca', 'create', out).status, 0);
+  // ca.key a symbolic link to a file of someone else's, ca.crt a hard link (another name of the same file)
+  const victim = join(dir, 'victim.txt');
+  writeFileSync(victim, 'not a key\n', { mode: 0o644 });
+  rmSync(join(out, 'ca.key'));
+  symlinkSync(victim, join(out, 'ca.key'));
+  const otherName = join(dir, 'crt-other-name.pem');
+  linkSync(join(out, 'ca.crt'), otherName);
+  const oldCert = readFileSync(otherName, 'utf8');
+  const r = tz('tls', 'ca', 'create', out, '--force', '--name', 'Replaced CA');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(victim, 'utf8'), 'not a key\n');
+  assert.equal(readFileSync(otherName, 'utf8'), oldCert);
+  const key = lstatSync(join(out, 'ca.key'));
+  assert.ok(key.isFile() && !key.isSymbolicLink());
+  assert.equal(key.mode & 0o777, 0o600);
+  assert.match(readFileSync(join(out, 'ca.key'), 'utf8'), /BEGIN PRIVATE KEY/);
+  assert.notEqual(readFileSync(join(out, 'ca.crt'), 'utf8'), oldCert);
+  const text = execFileSync('openssl', ['x509', '-in', join(out, 'ca.crt'), '-noout', '-subject'], {
+    encoding: 'utf8',
+  });
+  assert.match(text, /CN\s?=\s?Replaced CA/);
+  // nothing left behind but the two files
+  assert.deepEqual(readdirSync(out).sort(), ['ca.crt', 'ca.key']);
 });
