@@ -110,12 +110,13 @@ export function bindProxies(policy: Policy): BoundProxies {
           mod.create(
             {
               ...context,
-              inspectConnect: (target) =>
+              inspectConnect: (target, name) =>
                 new TlsInspectGate(
                   tls,
                   mod.create({ ...context, inband: false, clientLocal: target, tls: true }, inner),
                   endpoint,
                   alpn,
+                  name,
                 ),
             },
             options,

@@ -228,8 +228,10 @@ export interface CoreContext {
   /** The client stream is TLS the proxy terminates (tls.mode inspect): the core sees plaintext. */
   tls?: boolean;
   /** An explicit HTTP proxy with tls.mode inspect: the session that inspects a CONNECT tunnel to
-   * `target` (the TLS inspect gate in front of an HTTP core), made when the tunnel opens. */
-  inspectConnect?: (target: Addr) => ProxyCore;
+   * `target` (the TLS inspect gate in front of an HTTP core), made when the tunnel opens. `name`: the
+   * host name the CONNECT asked for (null when it was an address): without SNI from the client, the
+   * server is verified against it and the client's certificate names it. */
+  inspectConnect?: (target: Addr, name: string | null) => ProxyCore;
 }
 
 export type CoreFactory = (ctx: CoreContext) => ProxyCore;

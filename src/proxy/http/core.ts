@@ -25,6 +25,7 @@
 // request's host as `inband`). Timers: 'idle' (inactivity, Zorp `timeout`), 'request' (a request head
 // must arrive within timeout_request once it started), 'response' (the response head must come within
 // timeout_response after the request was sent).
+import { isIP } from 'node:net';
 import { DEFAULTS } from '../../defaults.ts';
 import { bug, ProtocolError } from '../../errors.ts';
 import {
@@ -82,6 +83,8 @@ interface Tx {
   upgrade: string | null;
   /** CONNECT without a parent proxy: the tunnel opens when the server connection does. */
   connectTunnel: boolean;
+  /** The host name a CONNECT asked for (null: an address, or not a CONNECT). */
+  connectName: string | null;
   respHeadSent: boolean;
   status: number | null;
   /** Response body re-chunked towards the client. */
@@ -671,6 +674,7 @@ export class HttpCore implements ProxyCore {
       chunkToServer: framing.type === 'chunked',
       upgrade: null,
       connectTunnel: false,
+      connectName: null,
       respHeadSent: false,
       status: null,
       chunkToClient: false,
@@ -721,6 +725,8 @@ export class HttpCore implements ProxyCore {
   private forward(tx: Tx, plan: Plan): void {
     tx.upgrade = plan.upgrade;
     tx.connectTunnel = plan.connectTunnel;
+    const asked = plan.connectTunnel ? plan.connect.inband?.host : undefined;
+    tx.connectName = asked && isIP(asked.replace(/^\[|\]$/g, '')) === 0 ? asked : null;
     tx.serverHead = plan.serverHead;
     const key = plan.serverKey;
     const connectOpts = plan.connect;
@@ -958,7 +964,7 @@ export class HttpCore implements ProxyCore {
       url: tx.url,
     });
     this.account(tx);
-    const inner = this.ctx.inspectConnect!(server.remote);
+    const inner = this.ctx.inspectConnect!(server.remote, tx.connectName);
     const nested = new NestedTunnel(inner, server);
     this.conn = { state: 'nested', tx, nested };
     const pending = this.client.takeRemaining();

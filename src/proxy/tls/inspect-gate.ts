@@ -67,6 +67,10 @@ export class TlsInspectGate extends TlsHelloGate {
     private readonly endpoint: TlsEndpoint,
     /** ALPN the inner core speaks (['http/1.1'] for HTTP), none for a byte relay. */
     private readonly alpn: string[] | undefined,
+    /** The host name a CONNECT tunnel was opened for (null: an address, or no tunnel): without SNI
+     * from the client it is the name the server is asked for, verified against and named on the
+     * client's certificate, instead of the address. */
+    private readonly targetName: string | null = null,
   ) {
     super(policy, inner);
   }
@@ -161,7 +165,7 @@ export class TlsInspectGate extends TlsHelloGate {
   /** `startTls originate` on a connected server stream (SNI as the client sent it). */
   private originate(ev: Connected): void {
     this.serverConnected = ev;
-    const sni = this.hello?.sni ?? null;
+    const sni = this.hello?.sni ?? this.targetName;
     this.out.emit({
       type: 'startTls',
       stream: 'server',
@@ -180,7 +184,7 @@ export class TlsInspectGate extends TlsHelloGate {
     this.state = 'clientTls';
     // the handshake gets its own time: the hello timer again, from now
     this.out.emit({ type: 'setTimer', timer: HELLO_TIMER, ms: this.policy.helloTimeoutMs });
-    const first = this.hello?.sni ?? this.startEvent!.clientLocal.host;
+    const first = this.hello?.sni ?? this.targetName ?? this.startEvent!.clientLocal.host;
     this.out.emit({
       type: 'startTls',
       stream: 'client',

@@ -2,7 +2,8 @@
 // Expect, Upgrade, explicit mode and CONNECT, timeouts, server failures, logs.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { opened, Script } from './script.ts';
+import type { Addr } from '../../../../src/proxy/core/types.ts';
+import { DEST, opened, Script } from './script.ts';
 
 const GET = (path = '/', extra = '') => `GET ${path} HTTP/1.1\r\nHost: example.test\r\n${extra}\r\n`;
 const OK = (body = 'ok', extra = '') =>
@@ -320,6 +321,28 @@ describe('explicit proxy mode', () => {
     assert.equal(acc.length, 1);
     assert.equal(acc[0]!.fields!.method, 'CONNECT');
     assert.equal(acc[0]!.fields!.bytes_to_server, 3);
+  });
+
+  test('CONNECT with inspection: the nested session learns the host name asked for (null for an address)', () => {
+    for (const [target, name] of [
+      ['secure.test:443', 'secure.test'],
+      ['198.18.2.20:443', null],
+      ['[2001:db8:2::20]:443', null],
+    ] as const) {
+      const asked: [Addr, string | null][] = [];
+      const s = new Script(explicit, {
+        inband: true,
+        inspectConnect: (at, n) => {
+          asked.push([at, n]);
+          return { handle: () => [], describe: () => ({ proxy: 'nested', state: 'test' }) };
+        },
+      });
+      s.start();
+      s.client(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+      s.connected();
+      assert.equal(s.all.sent('client'), 'HTTP/1.1 200 Connection established\r\n\r\n');
+      assert.deepEqual(asked, [[DEST, name]], target);
+    }
   });
 
   test('origin-form requests refused when permit_server_requests is false', () => {

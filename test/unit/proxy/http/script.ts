@@ -1,6 +1,6 @@
 // Scripted event/command sequences for the http core, on the playbook harness (../playbook.ts): the
 // protocol's events by name, and the questions HTTP tests ask of the whole session so far.
-import type { Addr, ProxyCommand } from '../../../../src/proxy/core/types.ts';
+import type { Addr, CoreContext, ProxyCommand } from '../../../../src/proxy/core/types.ts';
 import { httpModule } from '../../../../src/proxy/http/index.ts';
 import { bindCore } from '../../../../src/proxy/index.ts';
 import { Playbook, type Step } from '../playbook.ts';
@@ -9,7 +9,10 @@ export const CLIENT: Addr = { host: '198.18.1.10', port: 40000, family: 4 };
 export const DEST: Addr = { host: '198.18.2.20', port: 80, family: 4 };
 
 export class Script extends Playbook {
-  constructor(options: Record<string, unknown> = {}, ctx: { inband?: boolean; clientLocal?: Addr } = {}) {
+  constructor(
+    options: Record<string, unknown> = {},
+    ctx: { inband?: boolean; clientLocal?: Addr; inspectConnect?: CoreContext['inspectConnect'] } = {},
+  ) {
     super(
       bindCore(
         httpModule,
@@ -21,6 +24,7 @@ export class Script extends Playbook {
         clientZone: 'clients',
         inband: ctx.inband ?? false,
         clientLocal: ctx.clientLocal ?? DEST,
+        ...(ctx.inspectConnect ? { inspectConnect: ctx.inspectConnect } : {}),
       }),
       { now: 1_000_000 },
     );

@@ -46,7 +46,7 @@ const info = (over: Partial<TlsHandshakeInfo> = {}): TlsHandshakeInfo => ({
   ...over,
 });
 
-function gate() {
+function gate(targetName: string | null = null) {
   const http = bindCore(
     httpModule,
     {},
@@ -58,7 +58,9 @@ function gate() {
     clientLocal,
     tls: true,
   });
-  return new Playbook(new TlsInspectGate(compileTls(policy), http, endpoint, ['http/1.1']), { tick: 1 });
+  return new Playbook(new TlsInspectGate(compileTls(policy), http, endpoint, ['http/1.1'], targetName), {
+    tick: 1,
+  });
 }
 
 const hello = (name?: string) =>
@@ -292,4 +294,32 @@ test('inspect: a server that does not finish its handshake in time: closed, and 
   p.feed({ type: 'tls', stream: 'client', ok: true, info: info() });
   p.feed({ type: 'data', stream: 'client', data: GET });
   assert.match(p.last.sent('client'), /^HTTP\/1\.1 502 /);
+});
+
+test('inspect in a CONNECT tunnel to a name, without SNI: the server is asked for, and verified against, the name; the certificate names it first', () => {
+  const p = gate('www.example.org');
+  p.feed({ type: 'start', client, clientLocal });
+  p.feed({ type: 'data', stream: 'client', data: hello() });
+  p.feed({ type: 'connected', stream: 'server', local: serverLocal, remote: clientLocal });
+  const s = p.last.of('startTls')[0] as { side: Record<string, unknown> };
+  assert.equal(s.side.sni, 'www.example.org');
+  assert.equal(s.side.verifyName, 'www.example.org');
+  p.feed({
+    type: 'tls',
+    stream: 'server',
+    ok: true,
+    info: info({ sni: 'www.example.org', verify: 'ok', altNames: ['www.example.org', '198.18.2.2'] }),
+  });
+  const start = p.last.of('startTls')[0] as { side: Record<string, unknown> };
+  assert.deepEqual(start.side.names, ['www.example.org', '198.18.2.2']);
+});
+
+test("inspect in a CONNECT tunnel to a name: the client's own SNI still comes first", () => {
+  const p = gate('www.example.org');
+  p.feed({ type: 'start', client, clientLocal });
+  p.feed({ type: 'data', stream: 'client', data: hello('other.example.org') });
+  p.feed({ type: 'connected', stream: 'server', local: serverLocal, remote: clientLocal });
+  const s = p.last.of('startTls')[0] as { side: Record<string, unknown> };
+  assert.equal(s.side.sni, 'other.example.org');
+  assert.equal(s.side.verifyName, 'other.example.org');
 });
