@@ -124,7 +124,7 @@ describe('the Debian package', { skip }, () => {
     }
   });
 
-  it('the lab runs with the installed tzorp as its firewall and proxies real traffic', () => {
+  it('the lab runs with the installed tzorp as its firewall and proxies real traffic', async () => {
     const up = sh(TZORP, ['lab', 'up', '--name', LAB, '--policy', '/etc/tzorp/policy.yaml']);
     assert.equal(up.code, 0, up.stderr);
     const st = sh(TZORP, ['lab', 'status', '--name', LAB, '--json']);
@@ -159,8 +159,16 @@ describe('the Debian package', { skip }, () => {
     ]);
     assert.equal(http.code, 0, http.stderr);
     assert.equal((JSON.parse(http.stdout) as { url?: string }).url, '/pkg');
-    const log = readFileSync(join('/run/tzorp-lab', LAB, 'tzorp.log'), 'utf8');
-    assert.match(log, /core\.summary\(4\): \(svc\/[^)]+\): Connection summary;.*verdict='ACCEPTED'/);
+    // (the summary is written once the worker has seen both sides close, which may be a moment after
+    // curl has its answer and exits: the log is read again until it is there or 15 s have passed)
+    const summary = /core\.summary\(4\): \(svc\/[^)]+\): Connection summary;.*verdict='ACCEPTED'/;
+    const logFile = join('/run/tzorp-lab', LAB, 'tzorp.log');
+    let log = readFileSync(logFile, 'utf8');
+    for (let i = 0; i < 150 && !summary.test(log); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      log = readFileSync(logFile, 'utf8');
+    }
+    assert.match(log, summary);
     const down = sh(TZORP, ['lab', 'down', '--name', LAB]);
     assert.equal(down.code, 0, down.stderr);
   });
