@@ -179,6 +179,9 @@ export interface TlsPolicy {
    * when the client dialled port 990. */
   implicit?: boolean | 'auto';
   pos: SourcePos;
+  /** Where the files were named (`ca.cert`, `ca.key`, `server_ca_file`): a file that cannot be used
+   * is reported there. */
+  filePos?: { cert?: SourcePos; key?: SourcePos; serverCaFile?: SourcePos };
 }
 
 export interface ForwardService extends ServiceBase {

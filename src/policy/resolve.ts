@@ -900,6 +900,7 @@ export class Resolver {
       ok = false;
     }
     let ca: TlsPolicy['ca'] = null;
+    const filePos: NonNullable<TlsPolicy['filePos']> = {};
     const cae = f.get('ca');
     if (cae) {
       const cm = this.map(cae.value, `${what} tls ca`);
@@ -912,7 +913,11 @@ export class Resolver {
         if (!cert || !key) {
           this.d.error('POLICY_MISSING_FIELD', `${what} tls ca needs both 'cert' and 'key'`, cae.keyAt);
           ok = false;
-        } else if (certPath !== null && keyPath !== null) ca = { cert: certPath, key: keyPath };
+        } else if (certPath !== null && keyPath !== null) {
+          ca = { cert: certPath, key: keyPath };
+          filePos.cert = this.pos(cert.keyAt);
+          filePos.key = this.pos(key.keyAt);
+        }
       } else ok = false;
     }
     if (mode === 'inspect' && !cae) {
@@ -939,7 +944,10 @@ export class Resolver {
     }
     let serverCaFile: string | null = null;
     const scf = f.get('server_ca_file');
-    if (scf) serverCaFile = this.str(scf.value, `${what} tls server_ca_file`);
+    if (scf) {
+      serverCaFile = this.str(scf.value, `${what} tls server_ca_file`);
+      filePos.serverCaFile = this.pos(scf.keyAt);
+    }
     if (mode === 'passthrough') {
       for (const [key, entry] of [
         ['ca', cae],
@@ -1018,7 +1026,17 @@ export class Resolver {
       }
     }
     if (!ok || mode === null) return null;
-    return { mode, ca, serverVerify, serverCaFile, sni, minVersion, implicit, pos: this.pos(e.keyAt) };
+    return {
+      mode,
+      ca,
+      serverVerify,
+      serverCaFile,
+      sni,
+      minVersion,
+      implicit,
+      pos: this.pos(e.keyAt),
+      filePos,
+    };
   }
 
   /** Positions of an option and everything below it ("a.b.0.c"), iteratively, at most

@@ -7,6 +7,7 @@ import { OptionProblems } from './core/module.ts';
 import type { CoreFactory, TlsEndpoint } from './core/types.ts';
 import type { FtpOptions } from './ftp/index.ts';
 import { proxyModule } from './registry.ts';
+import type { TlsFile } from './tls/endpoint.ts';
 import { compileTls, inspectEndpoint, TlsInspectGate, TlsPassthroughGate } from './tls/index.ts';
 
 export interface BoundProxy {
@@ -76,9 +77,11 @@ export function bindProxies(policy: Policy): BoundProxies {
       try {
         endpoint = inspectEndpoint(s.tls);
       } catch (e) {
+        // at the line naming the file (ca.cert, ca.key, server_ca_file) when the problem is one file's
+        const file = e instanceof TzorpError ? (e.details?.file as TlsFile | undefined) : undefined;
         errors.push(
           new TzorpError('TLS_CERTIFICATE', `service ${s.name} tls: ${(e as Error).message}`, {
-            pos: s.tls.pos,
+            pos: (file && s.tls.filePos?.[file]) ?? s.tls.pos,
           }),
         );
         continue;

@@ -11,12 +11,19 @@ import type { TlsPolicy } from '../../policy/model.ts';
 import type { TlsEndpoint } from '../core/types.ts';
 import type { LeafCache } from './certs.ts';
 
-function read(path: string, what: string): string {
+/** Which of the service's files a problem is about (bind.ts reports it where that file is named). */
+export type TlsFile = 'cert' | 'key' | 'serverCaFile';
+
+function fileError(file: TlsFile, message: string): TzorpError {
+  return new TzorpError('TLS_CERTIFICATE', message, { details: { file } });
+}
+
+function read(path: string, what: string, file: TlsFile): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
-    throw new TzorpError(
-      'TLS_CERTIFICATE',
+    throw fileError(
+      file,
       `${what} ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );
   }
@@ -24,34 +31,27 @@ function read(path: string, what: string): string {
 
 export function inspectEndpoint(p: TlsPolicy): TlsEndpoint {
   if (!p.ca) throw new TzorpError('TLS_CERTIFICATE', "mode 'inspect' needs a ca");
-  const certPem = read(p.ca.cert, 'the CA certificate');
-  const keyPem = read(p.ca.key, 'the CA key');
+  const certPem = read(p.ca.cert, 'the CA certificate', 'cert');
+  const keyPem = read(p.ca.key, 'the CA key', 'key');
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
   } catch (e) {
-    throw new TzorpError('TLS_CERTIFICATE', `${p.ca.cert} is not a PEM certificate: ${(e as Error).message}`);
+    throw fileError('cert', `${p.ca.cert} is not a PEM certificate: ${(e as Error).message}`);
   }
-  if (!cert.ca)
-    throw new TzorpError(
-      'TLS_CERTIFICATE',
-      `${p.ca.cert} is not a CA certificate (basicConstraints CA:false)`,
-    );
+  if (!cert.ca) throw fileError('cert', `${p.ca.cert} is not a CA certificate (basicConstraints CA:false)`);
   let key: KeyObject;
   try {
     key = createPrivateKey(keyPem);
   } catch (e) {
-    throw new TzorpError('TLS_CERTIFICATE', `${p.ca.key} is not a PEM private key: ${(e as Error).message}`);
+    throw fileError('key', `${p.ca.key} is not a PEM private key: ${(e as Error).message}`);
   }
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
-    throw new TzorpError(
-      'TLS_CERTIFICATE',
-      `${p.ca.key} is not an ECDSA P-256 key (tzorp tls ca create makes one)`,
-    );
-  if (!cert.checkPrivateKey(key))
-    throw new TzorpError('TLS_CERTIFICATE', `${p.ca.key} is not the key of ${p.ca.cert}`);
+    throw fileError('key', `${p.ca.key} is not an ECDSA P-256 key (tzorp tls ca create makes one)`);
+  if (!cert.checkPrivateKey(key)) throw fileError('key', `${p.ca.key} is not the key of ${p.ca.cert}`);
   const caFile = p.serverCaFile ?? (existsSync(DEFAULTS.tlsSystemCaFile) ? DEFAULTS.tlsSystemCaFile : null);
-  const serverCa = p.serverVerify && caFile !== null ? read(caFile, 'server_ca_file') : undefined;
+  const serverCa =
+    p.serverVerify && caFile !== null ? read(caFile, 'server_ca_file', 'serverCaFile') : undefined;
   let cache: Promise<LeafCache> | null = null;
   return {
     minVersion: p.minVersion,

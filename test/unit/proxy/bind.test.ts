@@ -33,6 +33,13 @@ rules:
   - { id: 4, src_zone: lan, dst_zone: net, dst_port: 70, service: gopher }
 `;
 
+/** The zones of the TLS tests' policies, up to their services. */
+const LAB_HEAD = `zones:
+  lan: { addresses: [198.18.1.0/24] }
+  net: { addresses: [198.18.2.0/24] }
+services:
+`;
+
 function load() {
   const r = loadPolicyText(POLICY, 'p.yaml', undefined, { lint: false });
   assert.ok(r.policy, r.errors.map((e) => e.format()).join('\n'));
@@ -71,11 +78,7 @@ test('tls inspect on FTP: the core gets the TLS layer itself; a non-transparent 
     const ca = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
     writeFileSync(ca.cert, pem.certPem);
     writeFileSync(ca.key, pem.keyPem);
-    const text = `zones:
-  lan: { addresses: [198.18.1.0/24] }
-  net: { addresses: [198.18.2.0/24] }
-services:
-  ftps:
+    const text = `${LAB_HEAD}  ftps:
     type: proxy
     proxy: ftp
     tls: { mode: inspect, ca: { cert: ${ca.cert}, key: ${ca.key} }, implicit: true }
@@ -111,6 +114,49 @@ rules:
       ['setTimer', 'setTimer'],
     );
     assert.deepEqual(core.describe().tls, 'hello');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tls inspect: a CA file or server_ca_file that cannot be used is reported at the line naming it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tzorp-bind-'));
+  try {
+    const a = await createCa({ name: 'bind test CA a' });
+    const b = await createCa({ name: 'bind test CA b' });
+    writeFileSync(join(dir, 'a.crt'), a.certPem);
+    writeFileSync(join(dir, 'a.key'), a.keyPem);
+    writeFileSync(join(dir, 'b.key'), b.keyPem);
+    const text = (cert: string, key: string, bundle: string) => `${LAB_HEAD}  web:
+    type: proxy
+    proxy: http
+    tls:
+      mode: inspect
+      ca:
+        cert: ${join(dir, cert)}
+        key: ${join(dir, key)}
+      server_ca_file: ${join(dir, bundle)}
+rules:
+  - { id: 1, src_zone: lan, dst_zone: net, dst_port: 443, service: web }
+`;
+    const errorsOf = (cert: string, key: string, bundle = 'a.crt') => {
+      const r = loadPolicyText(text(cert, key, bundle), 'p.yaml', undefined, { lint: false });
+      assert.ok(r.policy, r.errors.map((e) => e.format()).join('\n'));
+      return bindProxies(r.policy).errors.map((e) => e.format());
+    };
+    assert.deepEqual(errorsOf('a.crt', 'a.key'), []);
+    const [missingCert] = errorsOf('none.crt', 'a.key');
+    assert.match(
+      missingCert!,
+      /^p\.yaml:11:9: TZ4101 service web tls: the CA certificate .*none\.crt cannot be read: ENOENT/,
+    );
+    const [otherKey] = errorsOf('a.crt', 'b.key');
+    assert.match(otherKey!, /^p\.yaml:12:9: TZ4101 service web tls: .*b\.key is not the key of .*a\.crt/);
+    const [noBundle] = errorsOf('a.crt', 'a.key', 'none.pem');
+    assert.match(
+      noBundle!,
+      /^p\.yaml:13:7: TZ4101 service web tls: server_ca_file .*none\.pem cannot be read/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
