@@ -68,6 +68,11 @@ export abstract class TlsHelloGate implements ProxyCore {
   }
 
   abstract describe(): CoreDescription;
+  /** The host name of the CONNECT tunnel this gate inspects (null: none, or an address): a hello
+   * without SNI is decided by it (sni-policy.ts decideHello). */
+  protected tunnelName(): string | null {
+    return null;
+  }
   /** The hello was accepted (the hello timer is cleared, `result` is 'accepted'). */
   protected abstract accept(now: number, hello: ClientHello, matched: string | null): ProxyCommand[];
   /** Every event in the gate's own states after the hello. */
@@ -89,7 +94,7 @@ export abstract class TlsHelloGate implements ProxyCore {
         next.set(this.collected);
         next.set(ev.data, this.collected.length);
         this.collected = next;
-        const step = helloStep(this.collected, this.policy);
+        const step = helloStep(this.collected, this.policy, this.tunnelName());
         if (step === null) break; // need more
         this.hello = step.hello;
         if (!step.ok) {

@@ -15,7 +15,11 @@ export type HelloStep =
   | { ok: true; hello: ClientHello; matched: string | null };
 
 /** Read the bytes collected so far and decide the ClientHello (min_version, the SNI policy). */
-export function helloStep(collected: Uint8Array, policy: CompiledTls): HelloStep {
+export function helloStep(
+  collected: Uint8Array,
+  policy: CompiledTls,
+  tunnelName: string | null = null,
+): HelloStep {
   let hello: ClientHello | null;
   try {
     hello = readClientHello(collected, policy.maxHelloBytes);
@@ -24,7 +28,7 @@ export function helloStep(collected: Uint8Array, policy: CompiledTls): HelloStep
     return { ok: false, alert: e.reply, reason: e.message, hello: null };
   }
   if (hello === null) return null;
-  const d = decideHello(hello, policy);
+  const d = decideHello(hello, policy, tunnelName);
   return d.ok
     ? { ok: true, hello, matched: d.matched }
     : { ok: false, alert: d.alert, reason: d.reason, hello };

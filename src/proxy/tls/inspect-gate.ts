@@ -75,6 +75,10 @@ export class TlsInspectGate extends TlsHelloGate {
     super(policy, inner);
   }
 
+  protected override tunnelName(): string | null {
+    return this.targetName;
+  }
+
   describe(): CoreDescription {
     return {
       proxy: 'tls',

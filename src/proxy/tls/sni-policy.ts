@@ -39,7 +39,7 @@ export type HelloDecision =
   | { ok: true; matched: string | null }
   | { ok: false; alert: number; reason: string };
 
-export function decideHello(h: ClientHello, p: CompiledTls): HelloDecision {
+export function decideHello(h: ClientHello, p: CompiledTls, tunnelName: string | null = null): HelloDecision {
   if (h.maxVersion < p.minVersion) {
     return {
       ok: false,
@@ -47,7 +47,11 @@ export function decideHello(h: ClientHello, p: CompiledTls): HelloDecision {
       reason: `the client offers at most ${versionName(h.maxVersion)}, below min_version ${versionName(p.minVersion)}`,
     };
   }
-  if (h.sni === null) {
+  // In a CONNECT tunnel to a host name, a hello without SNI is decided by that name: it is the name
+  // the server will be asked for (inspect-gate.ts), so it must pass the same allow and deny lists.
+  const name = h.sni ?? tunnelName;
+  const what = h.sni !== null ? 'server name' : 'CONNECT name (no SNI)';
+  if (name === null) {
     return p.missing === 'accept'
       ? { ok: true, matched: null }
       : {
@@ -56,21 +60,21 @@ export function decideHello(h: ClientHello, p: CompiledTls): HelloDecision {
           reason: 'the ClientHello names no server (sni missing: reject)',
         };
   }
-  const denied = p.deny.findIndex((re) => re.test(h.sni!));
+  const denied = p.deny.findIndex((re) => re.test(name));
   if (denied >= 0) {
     return {
       ok: false,
       alert: ALERT.accessDenied,
-      reason: `server name '${h.sni}' matches sni deny '${p.denyText[denied]}'`,
+      reason: `${what} '${name}' matches sni deny '${p.denyText[denied]}'`,
     };
   }
   if (p.allow.length === 0) return { ok: true, matched: null };
-  const allowed = p.allow.findIndex((re) => re.test(h.sni!));
+  const allowed = p.allow.findIndex((re) => re.test(name));
   if (allowed < 0) {
     return {
       ok: false,
       alert: ALERT.accessDenied,
-      reason: `server name '${h.sni}' matches no sni allow glob`,
+      reason: `${what} '${name}' matches no sni allow glob`,
     };
   }
   return { ok: true, matched: p.allowText[allowed]! };

@@ -323,3 +323,25 @@ test("inspect in a CONNECT tunnel to a name: the client's own SNI still comes fi
   assert.equal(s.side.sni, 'other.example.org');
   assert.equal(s.side.verifyName, 'other.example.org');
 });
+
+test('inspect in a CONNECT tunnel to a denied name, without SNI: refused in the hello phase as that name, nothing connected', () => {
+  const p = gate('bad.example.com');
+  p.feed({ type: 'start', client, clientLocal });
+  p.feed({ type: 'data', stream: 'client', data: hello() });
+  assert.equal(p.all.of('startTls').length, 0);
+  assert.equal(p.all.of('connect').length, 0);
+  assert.equal((p.last.of('done')[0] as { verdict: string }).verdict, 'DENIED_BY_POLICY');
+  const violation = p.all.of('log').find((l) => (l as { category?: string }).category === 'tls.violation') as
+    | { fields: Record<string, unknown> }
+    | undefined;
+  assert.match(
+    String(violation?.fields.reason),
+    /CONNECT name \(no SNI\) 'bad\.example\.com' matches sni deny/,
+  );
+  // an allowed name passes as before
+  const q = gate('www.example.com');
+  q.feed({ type: 'start', client, clientLocal });
+  q.feed({ type: 'data', stream: 'client', data: hello() });
+  q.feed({ type: 'connected', stream: 'server', local: serverLocal, remote: clientLocal });
+  assert.equal((q.last.of('startTls')[0] as { side: Record<string, unknown> }).side.sni, 'www.example.com');
+});
