@@ -25,9 +25,9 @@
 // request's host as `inband`). Timers: 'idle' (inactivity, Zorp `timeout`), 'request' (a request head
 // must arrive within timeout_request once it started), 'response' (the response head must come within
 // timeout_response after the request was sent).
-import { isIP } from 'node:net';
 import { DEFAULTS } from '../../defaults.ts';
 import { bug, ProtocolError } from '../../errors.ts';
+import { canonicalAddress } from '../../policy/address.ts';
 import {
   type Addr,
   assertNever,
@@ -726,7 +726,7 @@ export class HttpCore implements ProxyCore {
     tx.upgrade = plan.upgrade;
     tx.connectTunnel = plan.connectTunnel;
     const asked = plan.connectTunnel ? plan.connect.inband?.host : undefined;
-    tx.connectName = asked && isIP(asked.replace(/^\[|\]$/g, '')) === 0 ? asked : null;
+    tx.connectName = asked && canonicalAddress(asked) === null ? asked : null;
     tx.serverHead = plan.serverHead;
     const key = plan.serverKey;
     const connectOpts = plan.connect;
