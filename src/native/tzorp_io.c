@@ -95,14 +95,6 @@ typedef struct {
   int n, cap;
 } id_list;
 
-static uint64_t tag_of(io_conn *c) { return ((uint64_t)c->gen << 32) | (uint32_t)c->id; }
-
-// The connection an entry (of the pending lists, or an event's data) names, if it is still that one.
-static io_conn *conn_of(int id);
-static io_conn *conn_of_tag(uint64_t tag) {
-  io_conn *c = conn_of((int)(uint32_t)tag);
-  return c && c->gen == (uint32_t)(tag >> 32) ? c : NULL;
-}
 static id_list id_lists[2];
 static id_list *pending = &id_lists[0]; // new events are added here
 static id_list *running = &id_lists[1]; // on_idle runs this one (empty between runs)
@@ -111,6 +103,14 @@ static io_conn *conn_of(int id) {
   if (id < 0 || id >= nconns) return NULL;
   io_conn *c = conns[id];
   return c && c->open ? c : NULL;
+}
+
+static uint64_t tag_of(io_conn *c) { return ((uint64_t)c->gen << 32) | (uint32_t)c->id; }
+
+// The connection an entry (of the pending lists, or an event's data) names, if it is still that one.
+static io_conn *conn_of_tag(uint64_t tag) {
+  io_conn *c = conn_of((int)(uint32_t)tag);
+  return c && c->gen == (uint32_t)(tag >> 32) ? c : NULL;
 }
 
 // cb(id, kind, arg, ...more): `nmore` values after `arg` (an accepted connection's addresses and mark).
