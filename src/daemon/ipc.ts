@@ -56,6 +56,8 @@ export type ToWorker =
       nativeRelay?: boolean;
       /** false: `tzorp run --no-native-io` (HTTP sessions on net.Socket). */
       nativeIo?: boolean;
+      /** true: `tzorp run --relay-thread` (the native relay on a thread of its own). */
+      relayThread?: boolean;
     }
   /** Sent with the listening socket's handle (child_process handle passing), before a 'prepare'
    * that names it. */

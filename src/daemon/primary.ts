@@ -77,6 +77,8 @@ export interface DaemonOptions {
   nativeRelay?: boolean;
   /** false: --no-native-io, HTTP sessions run on net.Socket (default true). */
   nativeIo?: boolean;
+  /** true: --relay-thread, the native relay runs on a thread of its own in each worker. */
+  relayThread?: boolean;
   metrics: { host: string; port: number } | null;
   stopTimeoutMs: number;
   /** The effective configuration (config.ts): what `status` reports, and the tunables the daemon uses. */
@@ -288,6 +290,7 @@ export class Daemon {
       tproxyMarkFallback: 0,
       nativeRelay: this.opts.nativeRelay ?? true,
       nativeIo: this.opts.nativeIo ?? true,
+      relayThread: this.opts.relayThread === true,
     });
   }
 

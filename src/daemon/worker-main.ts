@@ -18,7 +18,7 @@ import {
   nativeIoEligible,
   nativeSocketCounts,
 } from '../net/native-socket.ts';
-import { nativeRelayDefault, nativeRelayPoolFds } from '../net/relay.ts';
+import { nativeRelayDefault, nativeRelayMode, nativeRelayPoolFds, setNativeRelayMode } from '../net/relay.ts';
 import type { Policy, ProxyService } from '../policy/index.ts';
 import type { PlugOptions } from '../proxy/plug/options.ts';
 import { LocalSlots } from './admission.ts';
@@ -335,7 +335,13 @@ process.on('message', (msg: ToWorker, handle?: object) => {
     case 'init':
       if (msg.nativeRelay === false) nativeRelay = false;
       if (msg.nativeIo === false) nativeIo = false;
+      if (msg.relayThread) setNativeRelayMode('thread');
       init(msg.index, msg.log);
+      // Where this worker's bytes are copied: the administrator's answer to "which switch is on".
+      zlog?.write('core.info', 3, null, 'Worker started', {
+        native_relay: nativeRelay ? (nativeRelayMode() ?? 'unavailable') : 'off',
+        native_io: nativeIo ? 'on' : 'off',
+      });
       reply(msg.rid, undefined);
       return;
     case 'listener':

@@ -59,6 +59,9 @@ interface RawAddon {
   relayCounts(slot: number): RelayCounts | null;
   relayActive(): number;
   relayPoolFds(): number;
+  /** Where relays run: "loop" (the JavaScript thread's event loop) or "thread" (one of their own);
+   * settable until the first relay starts. Returns the mode in force. */
+  relayMode(mode?: RelayMode): RelayMode;
   raiseNofile(): { soft: number; hard: number };
   // tzorp_nflog.c
   nflogOpen(group: number, copyBytes: number): number;
@@ -120,6 +123,9 @@ export interface DroppedPrivileges {
   permitted: string;
 }
 
+/** Where the native relay runs (tzorp_relay.c, relayMode). */
+export type RelayMode = 'loop' | 'thread';
+
 /** Bytes of a native relay in side order: read from a, written to a, read from b, written to b. */
 export type RelayCounts = [number, number, number, number];
 /** How a native relay ended: `by` is the side (0 = a, 1 = b) that closed or failed first, -1 none.
@@ -148,6 +154,10 @@ function load(): RawAddon {
   if (loadError === null) {
     try {
       addon = createRequire(import.meta.url)(ADDON_PATH) as RawAddon;
+      // Where the relay runs when nobody chose (src/net/relay.ts setNativeRelayMode): test suites run
+      // once per mode.
+      const mode = process.env.TZORP_RELAY_MODE;
+      if (mode === 'loop' || mode === 'thread') addon.relayMode(mode);
       return addon;
     } catch (e) {
       loadError = e;
@@ -334,7 +344,7 @@ function fmt(host: string, port: number): string {
 /** The native relay calls of tzorp_relay.c (used by src/net/relay.ts), or null without the addon. */
 export function relayAddon(): Pick<
   RawAddon,
-  'relayStart' | 'relayStop' | 'relayCounts' | 'relayActive' | 'relayPoolFds' | 'relayConnect'
+  'relayStart' | 'relayStop' | 'relayCounts' | 'relayActive' | 'relayPoolFds' | 'relayConnect' | 'relayMode'
 > | null {
   try {
     return load();

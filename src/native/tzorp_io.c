@@ -67,6 +67,7 @@ typedef struct io_conn {
   bool shared;       // a dup may live on after ioClose: leave the set explicitly
   bool listening;    // a listening socket (ioListen): readable means connections to accept
   bool paused;       // a listener waiting out IO_ACCEPT_PAUSE_MS
+  bool nodelay;      // a listener with TCP_NODELAY: the connections it accepts inherit it (no call each)
   bool pending;      // in the pending list (events to deliver on the next turn of the loop)
   uv_timer_t *pause; // a listener's: resumes it after an accept failed for want of descriptors
 } io_conn;
@@ -215,8 +216,10 @@ static void accept_ready(io_conn *c) {
       else c->ready &= ~W_READ; // EAGAIN (or anything else): wait for the next connection's edge
       return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!c->nodelay) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     char ph[TZORP_HOST_TEXT], lh[TZORP_HOST_TEXT];
     int pp = 0, lp = 0;
     tzorp_addr_text(&peer, ph, &pp);
@@ -547,6 +550,8 @@ static napi_value IoListen(napi_env env, napi_callback_info info) {
   c->pause = t;
   c->listening = true;
   c->shared = true; // (the primary and the other workers hold the same socket)
+  int one = 1;
+  c->nodelay = setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
   c->want = W_READ;
   int err = watch(c);
   if (err) {

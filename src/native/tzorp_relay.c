@@ -52,6 +52,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define PIPE_POOL_MAX 64
 #define SPLICE_CHUNK (1 << 16)
@@ -86,7 +87,12 @@ typedef struct relay {
   size_t in_pipe[2];
   bool eof[2];       // fd[d] gave EOF
   bool bulk[2];      // direction d filled a whole COPY_CHUNK once: splice from now on
-  bool shut[2];      // shutdown(SHUT_WR) sent to fd[1 - d]
+  bool shut[2];      // shutdown(SHUT_WR) sent to fd[1 - d] (or, see pump, its close will say it)
+  // Edge-triggered bookkeeping per side: `drained` = its receive queue was found empty and no event
+  // for it came since (a read could only say EAGAIN: skipped); `hup` = its peer's FIN (or a hang-up)
+  // was reported once, so a short read no longer means empty: it is read on to the end.
+  bool drained[2];
+  bool hup[2];
   uint8_t *init[2];  // bytes Node had read from fd[d] already: write them to fd[1 - d] first
   size_t init_len[2], init_off[2];
   double read_n[2], written_n[2];  // read from / written to side i
@@ -126,6 +132,17 @@ static pthread_t thread;
 static bool started = false;
 static int ep = -1, evfd = -1;
 static napi_threadsafe_function tsfn = NULL;
+// Where relays run (relayMode, chosen before the first relay): on the relay thread above, or on the
+// JavaScript thread's own loop ("loop": the relay's epoll set is watched by a uv_poll handle, the idle
+// scan by a uv_timer, and reports are delivered at the end of each batch without a thread hop). With
+// the worker's JavaScript and the relay on one CPU, the thread costs every session two context
+// switches and a wake-up of each thread (bench/README.md, "The relay on the session loop").
+static bool on_loop = true;
+static uv_poll_t loop_poll;
+static uv_timer_t loop_timer;
+static napi_env loop_env = NULL;
+static napi_ref loop_cb = NULL;
+static napi_async_context loop_async = NULL;
 static relay **slots = NULL;
 static uint32_t nslots = 0;
 static uint32_t *free_slots = NULL;
@@ -193,7 +210,7 @@ static void end_relay(relay *r, int reason, int by, int err, bool reset) {
   r->reason = reason;
   if (r->by < 0) r->by = by;
   r->err = err;
-  bool on_thread = pthread_equal(pthread_self(), thread);
+  bool on_thread = on_loop || pthread_equal(pthread_self(), thread);
   for (int i = 0; i < 2; i++) {
     if (r->fd[i] < 0) continue;  // (a failed connect gave the client's back to JavaScript)
     if (reset) {
@@ -265,11 +282,26 @@ static void post_report(report *rep) {
   batch_tail = &rep->next;
 }
 
+static void loop_deliver(report *chain);
+
+// While a relay's end is still to be told, the process stays alive (as a socket keeps it).
+static void live_ref(napi_env env, bool on) {
+  if (on_loop) {
+    if (on) uv_ref((uv_handle_t *)&loop_poll);
+    else uv_unref((uv_handle_t *)&loop_poll);
+  } else if (on) {
+    napi_ref_threadsafe_function(env, tsfn);
+  } else {
+    napi_unref_threadsafe_function(env, tsfn);
+  }
+}
+
 static void flush_reports(void) {
   report *chain = batch_head;
   batch_head = NULL;
   batch_tail = &batch_head;
-  if (chain && napi_call_threadsafe_function(tsfn, chain, napi_tsfn_blocking) != napi_ok) {
+  if (chain && on_loop) loop_deliver(chain);
+  else if (chain && napi_call_threadsafe_function(tsfn, chain, napi_tsfn_blocking) != napi_ok) {
     while (chain) {
       report *nx = chain->next;
       free(chain);
@@ -279,11 +311,11 @@ static void flush_reports(void) {
 }
 
 // Move what can move in direction d (fd[d] -> fd[1 - d]) until a socket would block. Returns false
-// when the relay ended (error), true otherwise. `t` is the batch's clock. `drained_ok`: the source's
-// event said nothing of a hang-up, so a short read means its queue is empty (nginx's rule for
-// edge-triggered epoll: more data, or a FIN, arriving later raises a new edge), and the recv() that
-// would only say EAGAIN is skipped.
-static bool pump(relay *r, int d, int64_t t, bool drained_ok) {
+// when the relay ended (error), true otherwise. `t` is the batch's clock. A short read from a source
+// that never reported a hang-up means its queue is empty (nginx's rule for edge-triggered epoll: more
+// data, or a FIN, arriving later raises a new edge): the source is `drained`, and the recv() that
+// would only say EAGAIN is skipped, here and on every pump until its next event.
+static bool pump(relay *r, int d, int64_t t) {
   if (r->oneway && d == 1) return true;
   int src = r->fd[d], dst = r->fd[1 - d];
   for (;;) {
@@ -325,11 +357,15 @@ static bool pump(relay *r, int d, int64_t t, bool drained_ok) {
     if (r->eof[d]) {
       if (!r->shut[d]) {
         r->shut[d] = true;
-        // ENOTCONN: the peer is gone already; the other direction finds out by itself.
-        shutdown(dst, SHUT_WR);
+        // ENOTCONN: the peer is gone already; the other direction finds out by itself. When the other
+        // direction is through too, the relay ends now (run_relay) and closes both sockets, and the
+        // close of the last descriptor sends this FIN: both receive queues are read to their end, so
+        // the close resets nothing. (Not so with dups the caller may still hold.)
+        if (!(r->sole && r->shut[1 - d])) shutdown(dst, SHUT_WR);
       }
       return true;
     }
+    if (r->drained[d]) return true;  // nothing to read until its next event
     if (!r->bulk[d]) {
       static uint8_t buf[COPY_CHUNK];  // the relay thread's alone: only it pumps
       size_t want = sizeof buf;
@@ -360,7 +396,8 @@ static bool pump(relay *r, int d, int64_t t, bool drained_ok) {
             return false;
           }
           r->in_pipe[d] += (size_t)w;
-        } else if (drained_ok && (size_t)n < want) {
+        } else if (!r->hup[d] && (size_t)n < want) {
+          r->drained[d] = true;
           return true;
         }
         continue;
@@ -371,7 +408,10 @@ static bool pump(relay *r, int d, int64_t t, bool drained_ok) {
         continue;
       }
       if (errno == EINTR) continue;
-      if (errno == EAGAIN) return true;
+      if (errno == EAGAIN) {
+        r->drained[d] = true;
+        return true;
+      }
       end_relay(r, R_ERROR, d, errno, false);
       return false;
     }
@@ -395,6 +435,7 @@ static bool pump(relay *r, int d, int64_t t, bool drained_ok) {
       continue;
     }
     if (errno == EAGAIN || errno == EINTR) {
+      if (errno == EAGAIN) r->drained[d] = true;
       pipe_put(r, d, true);
       return true;
     }
@@ -412,9 +453,11 @@ static void run_relay(relay *r, int side, uint32_t events, int64_t t) {
   // (hang-up or an error whose SO_ERROR was already taken: both, as before, so nothing can stall)
   bool in = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
   bool out = (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
-  // (the other direction is pumped for the writable side: what its source holds is not known here)
-  if (in && !pump(r, side, t, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0)) return;
-  if (out && !pump(r, 1 - side, t, false)) return;
+  if (in) r->drained[side] = false;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) r->hup[side] = true;
+  // (the other direction is pumped for the writable side: its source is read unless known drained)
+  if (in && !pump(r, side, t)) return;
+  if (out && !pump(r, 1 - side, t)) return;
   if (r->shut[0] && r->shut[1]) end_relay(r, R_CLOSED, r->by, 0, false);
 }
 
@@ -429,11 +472,6 @@ static report *fail_connect(relay *r, int err) {
   return make_report(r);
 }
 
-static int set_nodelay(int fd) {
-  int one = 1;
-  return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 // An event on a connecting server socket, under rmu: connected (the relay starts: both sockets are
 // watched, the idle clock starts, JavaScript hears `connected` with the local address) or failed.
 static report *finish_connect(relay *r, uint32_t events) {
@@ -443,7 +481,9 @@ static report *finish_connect(relay *r, uint32_t events) {
   if (e == 0 && !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return NULL;  // not yet
   if (e == 0 && (events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLOUT)) e = ECONNREFUSED;
   if (e != 0) return fail_connect(r, e);
-  set_nodelay(r->fd[1]);
+  // Both sockets are (re)registered below, and epoll reports a socket that is readable already at
+  // once: until then there is nothing to read from either (no recv() only to meet EAGAIN).
+  r->drained[0] = r->drained[1] = true;
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   char host[HOST_TEXT] = "";
@@ -524,6 +564,55 @@ static void free_dead(void) {
   }
 }
 
+// One batch of epoll events (the relay thread's, or the loop's): each relay's sockets are pumped under
+// its rmu; the reports go to the batch (flush_reports).
+static void run_events(struct epoll_event *evs, int n, int64_t t) {
+  // The lock is taken per event, not per batch: a JavaScript call (start, stop, counts) waits for
+  // at most one relay's splices, never for a whole batch.
+  for (int i = 0; i < n; i++) {
+    uint64_t u = evs[i].data.u64;
+    if (u == EVFD_TAG) {
+      uint64_t x;
+      (void)!read(evfd, &x, sizeof x);
+      continue;
+    }
+    uint32_t slot = (uint32_t)(u >> 1);
+    int side = (int)(u & 1);
+    pthread_mutex_lock(&mu);
+    relay *r = slot < nslots ? slots[slot] : NULL;
+    if (!r || r->state == ENDED) {  // stopped by JavaScript since epoll_wait returned
+      pthread_mutex_unlock(&mu);
+      continue;
+    }
+    pthread_mutex_lock(&r->rmu);
+    pthread_mutex_unlock(&mu);
+    report *rep = NULL;
+    if (r->state == CONNECTING) {
+      if (side == 1) rep = finish_connect(r, evs[i].events);
+    } else if (r->state == ACTIVE) {
+      int e = 0;
+      if (evs[i].events & EPOLLERR) {
+        socklen_t len = sizeof e;
+        getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &e, &len);
+      }
+      if (e != 0) end_relay(r, R_ERROR, side, e, false);
+      else run_relay(r, side, evs[i].events, t);
+      if (r->state != ACTIVE) rep = make_report(r);
+    }
+    bool ended = r->state == ENDED;
+    pthread_mutex_unlock(&r->rmu);
+    if (ended) {
+      // r is freed only by the relays' own thread or turn (free_dead), so it is still there
+      pthread_mutex_lock(&mu);
+      retire(r);
+      pthread_mutex_unlock(&mu);
+      post_report(rep);
+    } else if (rep) {
+      post_report(rep);  // connected
+    }
+  }
+}
+
 static void *thread_main(void *arg) {
   struct epoll_event evs[256];
   for (;;) {
@@ -540,50 +629,7 @@ static void *thread_main(void *arg) {
     int n = epoll_wait(ep, evs, 256, wait);
     if (n < 0 && errno != EINTR) break;
     t = now_ms();
-    // The lock is taken per event, not per batch: a JavaScript call (start, stop, counts) waits for
-    // at most one relay's splices, never for a whole batch.
-    for (int i = 0; i < n; i++) {
-      uint64_t u = evs[i].data.u64;
-      if (u == EVFD_TAG) {
-        uint64_t x;
-        (void)!read(evfd, &x, sizeof x);
-        continue;
-      }
-      uint32_t slot = (uint32_t)(u >> 1);
-      int side = (int)(u & 1);
-      pthread_mutex_lock(&mu);
-      relay *r = slot < nslots ? slots[slot] : NULL;
-      if (!r || r->state == ENDED) {  // stopped by JavaScript since epoll_wait returned
-        pthread_mutex_unlock(&mu);
-        continue;
-      }
-      pthread_mutex_lock(&r->rmu);
-      pthread_mutex_unlock(&mu);
-      report *rep = NULL;
-      if (r->state == CONNECTING) {
-        if (side == 1) rep = finish_connect(r, evs[i].events);
-      } else if (r->state == ACTIVE) {
-        int e = 0;
-        if (evs[i].events & EPOLLERR) {
-          socklen_t len = sizeof e;
-          getsockopt(r->fd[side], SOL_SOCKET, SO_ERROR, &e, &len);
-        }
-        if (e != 0) end_relay(r, R_ERROR, side, e, false);
-        else run_relay(r, side, evs[i].events, t);
-        if (r->state != ACTIVE) rep = make_report(r);
-      }
-      bool ended = r->state == ENDED;
-      pthread_mutex_unlock(&r->rmu);
-      if (ended) {
-        // r is freed only by this thread (free_dead), so it is still there
-        pthread_mutex_lock(&mu);
-        retire(r);
-        pthread_mutex_unlock(&mu);
-        post_report(rep);
-      } else if (rep) {
-        post_report(rep);  // connected
-      }
-    }
+    run_events(evs, n, t);
     pthread_mutex_lock(&mu);
     if (t >= next_scan) scan_idle(t);
     pthread_mutex_unlock(&mu);
@@ -591,6 +637,45 @@ static void *thread_main(void *arg) {
   }
   return NULL;
 }
+
+// --- the relays on the JavaScript thread's loop (relayMode "loop") -------------------------------
+
+static void on_loop_timer(uv_timer_t *h);
+
+// The timer stands at the next deadline (idle or connect) of any relay, or is stopped.
+static void loop_arm(void) {
+  if (next_scan == INT64_MAX) {
+    uv_timer_stop(&loop_timer);
+    return;
+  }
+  int64_t w = next_scan - now_ms();
+  uv_timer_start(&loop_timer, on_loop_timer, w < 0 ? 0 : (uint64_t)w, 0);
+}
+
+// One turn: the ready sockets (`poll`), the deadlines that came, the reports to JavaScript, and the
+// memory of relays whose end JavaScript learned in it.
+static void loop_turn(bool poll) {
+  struct epoll_event evs[256];
+  for (int rounds = 0; poll && rounds < 4; rounds++) {
+    int n = epoll_wait(ep, evs, 256, 0);
+    if (n <= 0) break;
+    run_events(evs, n, now_ms());
+    if (n < 256) break;
+  }
+  int64_t t = now_ms();
+  pthread_mutex_lock(&mu);
+  if (t >= next_scan) scan_idle(t);
+  pthread_mutex_unlock(&mu);
+  flush_reports();
+  pthread_mutex_lock(&mu);
+  free_dead();
+  pthread_mutex_unlock(&mu);
+  loop_arm();
+}
+
+static void on_loop_poll(uv_poll_t *h, int status, int events) { loop_turn(true); }
+
+static void on_loop_timer(uv_timer_t *h) { loop_turn(false); }
 
 // --- JavaScript side ----------------------------------------------------------------------------
 
@@ -605,7 +690,7 @@ static void deliver_report(napi_env env, napi_value cb, report *rep) {
     if (deliver && end) r->js_done = true;
     pthread_mutex_unlock(&mu);
     if (deliver) {
-      if (end && --js_live == 0) napi_unref_threadsafe_function(env, tsfn);
+      if (end && --js_live == 0) live_ref(env, false);
       napi_value argv[7], undef, arr;
       napi_create_uint32(env, rep->slot, &argv[0]);
       napi_create_string_utf8(env, REASONS[rep->reason], NAPI_AUTO_LENGTH, &argv[1]);
@@ -662,8 +747,60 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   }
 }
 
+// The loop's batch of reports: delivered as the thread's are (call_js), in one callback scope, so
+// process.nextTick and promise jobs run after it as after any of Node's own I/O callbacks; a throw
+// goes to the process's uncaughtException, as a throw in such a callback does.
+static void loop_deliver(report *chain) {
+  napi_env env = loop_env;
+  napi_handle_scope hs;
+  if (napi_open_handle_scope(env, &hs) != napi_ok) {
+    call_js(NULL, NULL, NULL, chain);  // (frees the reports)
+    return;
+  }
+  napi_value cb, resource;
+  napi_callback_scope cs;
+  napi_get_reference_value(env, loop_cb, &cb);
+  napi_create_object(env, &resource);
+  bool scoped = napi_open_callback_scope(env, resource, loop_async, &cs) == napi_ok;
+  call_js(env, cb, NULL, chain);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    napi_value e;
+    napi_get_and_clear_last_exception(env, &e);
+    napi_fatal_exception(env, e);
+  }
+  if (scoped) napi_close_callback_scope(env, cs);
+  napi_close_handle_scope(env, hs);
+}
+
+static bool start_on_loop(napi_env env, napi_value on_end) {
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return tzorp_throw_type(env, "relay: no event loop"), false;
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return tzorp_throw_errno(env, "epoll_create1", errno), false;
+  int rc = uv_poll_init(loop, &loop_poll, ep);
+  if (rc == 0) rc = uv_poll_start(&loop_poll, UV_READABLE, on_loop_poll);
+  if (rc < 0) {
+    close(ep);
+    ep = -1;
+    return tzorp_throw_errno(env, "uv_poll_init", -rc), false;
+  }
+  uv_unref((uv_handle_t *)&loop_poll);  // (live_ref: only while a relay's end is to be told)
+  uv_timer_init(loop, &loop_timer);
+  uv_unref((uv_handle_t *)&loop_timer);
+  loop_env = env;
+  napi_create_reference(env, on_end, 1, &loop_cb);
+  napi_value name;
+  napi_create_string_utf8(env, "tzorp.relay", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &loop_async);
+  started = true;
+  return true;
+}
+
 static bool ensure_started(napi_env env, napi_value on_end) {
   if (started) return true;
+  if (on_loop) return start_on_loop(env, on_end);
   ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) return tzorp_throw_errno(env, "epoll_create1", errno), false;
   evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -766,8 +903,10 @@ static napi_value activate(napi_env env, relay *r, int64_t due) {
     wake = true;
   }
   pthread_mutex_unlock(&mu);
-  if (js_live++ == 0) napi_ref_threadsafe_function(env, tsfn);
-  if (wake) {
+  if (js_live++ == 0) live_ref(env, true);
+  if (wake && on_loop) {
+    loop_arm();
+  } else if (wake) {
     uint64_t one = 1;
     (void)!write(evfd, &one, sizeof one);
   }
@@ -860,7 +999,8 @@ static napi_value RelayStart(napi_env env, napi_callback_info info) {
 }
 
 // relayConnect(clientFd, serverFd, host, port, connectTimeoutMs, idleMs, onEnd) -> slot
-// Connects serverFd (unconnected, non-blocking, bound as the caller wanted) to host:port on the relay
+// Connects serverFd (unconnected, non-blocking, bound and with TCP_NODELAY as the caller wanted:
+// socket()'s noDelay) to host:port on the relay
 // thread and then relays it with clientFd, which nothing has read yet. Both descriptors are the
 // relay's from here (no dup): `connected` (the local address) comes first, then the end as for
 // relayStart; or `connectFailed` (errno; ETIMEDOUT after connectTimeoutMs), after which the server
@@ -978,7 +1118,7 @@ static napi_value RelayStop(napi_env env, napi_callback_info info) {
     if (stopped && r->reason == R_STOPPED) retire(r);  // else the thread retires it
   }
   pthread_mutex_unlock(&mu);
-  if (stopped && --js_live == 0) napi_unref_threadsafe_function(env, tsfn);
+  if (stopped && --js_live == 0) live_ref(env, false);
   return out;
 }
 
@@ -998,6 +1138,29 @@ static napi_value RelayCounts(napi_env env, napi_callback_info info) {
     pthread_mutex_unlock(&r->rmu);
   }
   pthread_mutex_unlock(&mu);
+  return out;
+}
+
+// relayMode([mode]) -> "loop" | "thread": where relays run (see on_loop). A mode can be set until the
+// first relay starts; setting another one after that throws.
+static napi_value RelayMode(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) {
+    char m[16];
+    size_t ml = 0;
+    napi_valuetype t;
+    napi_typeof(env, argv[0], &t);
+    if (t != napi_string || napi_get_value_string_utf8(env, argv[0], m, sizeof m, &ml) != napi_ok ||
+        (strcmp(m, "loop") != 0 && strcmp(m, "thread") != 0))
+      return tzorp_throw_type(env, "relayMode: mode must be \"loop\" or \"thread\"");
+    bool want = strcmp(m, "loop") == 0;
+    if (started && want != on_loop) return tzorp_throw_type(env, "relayMode: relays already run; the mode is fixed");
+    on_loop = want;
+  }
+  napi_value out;
+  napi_create_string_utf8(env, on_loop ? "loop" : "thread", NAPI_AUTO_LENGTH, &out);
   return out;
 }
 
@@ -1041,6 +1204,7 @@ void tzorp_relay_register(napi_env env, napi_value exports) {
       {"relayConnect", NULL, RelayConnect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayStop", NULL, RelayStop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayCounts", NULL, RelayCounts, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayMode", NULL, RelayMode, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayActive", NULL, RelayActive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raiseNofile", NULL, RaiseNofile, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -16,7 +16,13 @@
 // (unshift) and the driver keeps relaying in JavaScript.
 import type net from 'node:net';
 import { TzorpError } from '../errors.ts';
-import { errnoName, type RelayCounts, type RelayEndCallback, relayAddon } from '../native/index.ts';
+import {
+  errnoName,
+  type RelayCounts,
+  type RelayEndCallback,
+  type RelayMode,
+  relayAddon,
+} from '../native/index.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { addonAddr, formatAddr } from './addr.ts';
 import type { DriverSocket } from './native-socket.ts';
@@ -115,8 +121,8 @@ export const onRelayEnd: RelayEndCallback = (slot, reason, by, errno, counts, lo
 };
 
 /**
- * Connect `serverFd` (made and bound by the caller: upstream.ts upstreamFd) to `target` on the relay
- * thread, then relay it with `clientFd` (accepted natively, nothing read from it yet): no byte and no
+ * Connect `serverFd` (made, bound and given TCP_NODELAY by the caller: upstream.ts upstreamFd) to
+ * `target` in the addon, then relay it with `clientFd` (accepted natively, nothing read from it yet): no byte and no
  * socket object in JavaScript. Both descriptors are the relay's from here; `owner` hears
  * relayConnected (then relayEnded) or relayConnectFailed (then the client's descriptor is its own
  * again). Throws TzorpError NATIVE_CALL when connect() fails at once (both descriptors still the
@@ -157,6 +163,32 @@ export function nativeRelayDefault(): boolean {
 // Read once: process.env is a slow accessor, and this is asked once per session (it showed in the
 // new-connection profile).
 const NATIVE_RELAY_DEFAULT = process.env.TZORP_NATIVE_RELAY !== '0';
+
+/**
+ * Where this process's native relays run: 'loop' (the default: on the event loop that runs the
+ * sessions, so a session's connect and end reach JavaScript without a hop between threads) or
+ * 'thread' (an epoll thread of the relay's own: bulk copying beside a busy JavaScript thread, on a
+ * machine with a core to spare). TZORP_RELAY_MODE chooses where nobody did (test suites run both);
+ * `tzorp run --relay-thread` is the operator's switch. Fixed once the first relay started: throws
+ * NATIVE_CALL then. Without the addon, nothing to choose.
+ */
+export function setNativeRelayMode(mode: RelayMode): void {
+  const addon = relayAddon();
+  if (!addon) return;
+  try {
+    addon.relayMode(mode);
+  } catch (e) {
+    throw new TzorpError('NATIVE_CALL', `relay mode ${mode}: ${(e as Error).message}`, {
+      cause: e,
+      details: { call: 'relayMode', errno: 0, code: 'EBUSY' },
+    });
+  }
+}
+
+/** The mode the native relay runs in (or will, from its first relay on); null without the addon. */
+export function nativeRelayMode(): RelayMode | null {
+  return relayAddon()?.relayMode() ?? null;
+}
 
 /** Descriptors of the native relay's idle pipes kept for reuse (0 without the addon). */
 export function nativeRelayPoolFds(): number {

@@ -95,7 +95,7 @@ function makeFd(o: UpstreamConnectOptions): number | null {
 /** The socket for an upstream connection made by the addon, bound as `o` asks (the native relay's
  * connect: src/net/native-plug.ts). Throws NATIVE_CALL (bind failures) like connectUpstream rejects. */
 export function upstreamFd(o: UpstreamConnectOptions): number {
-  return makeFd(o) ?? clientFd(o.target.family, {});
+  return makeFd(o) ?? clientFd(o.target.family, { noDelay: true });
 }
 
 /** The server connection failed; the socket error's code (ECONNREFUSED, ...) stays in details. */

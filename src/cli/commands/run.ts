@@ -47,6 +47,7 @@ interface RunOptions {
   kernel: boolean;
   nativeRelay: boolean;
   nativeIo: boolean;
+  relayThread?: boolean;
   metrics?: { host: string; port: number };
   stopTimeout: number;
   user?: string;
@@ -115,6 +116,10 @@ export function register(program: Command): void {
     .option(
       '--no-native-relay',
       'copy every byte in JavaScript: no native splice relay (also per service: native_relay: false)',
+    )
+    .option(
+      '--relay-thread',
+      'run the native relay on a thread of its own instead of the worker\'s event loop (docs/native.md, "Where the relay runs")',
     )
     .option(
       '--no-native-io',
@@ -197,6 +202,7 @@ export function register(program: Command): void {
           kernel: opts.kernel,
           nativeRelay: opts.nativeRelay,
           nativeIo: opts.nativeIo,
+          relayThread: opts.relayThread === true,
           metrics: opts.metrics ?? null,
           stopTimeoutMs: opts.stopTimeout,
           config,

@@ -152,16 +152,23 @@ async function waitUntil(what: string, f: () => Promise<boolean>, tries = 100): 
   throw new Error(`gave up waiting for ${what}`);
 }
 
-// Twice: plug sessions accepted, connected and relayed by the addon (the default), and every byte
-// through JavaScript's sockets (--no-native-relay).
+// Three times: plug sessions accepted, connected and relayed by the addon on the worker's loop (the
+// default), the same with the relay on a thread of its own (--relay-thread), and every byte through
+// JavaScript's sockets (--no-native-relay).
 for (const [how, flags] of [
   ['native accept and relay', []],
+  ['--relay-thread', ['--relay-thread']],
   ['--no-native-relay', ['--no-native-relay']],
 ] as const)
   daemonTest(
     `plug relays IPv4 and IPv6; status and sessions show the live session; summary; stop cleans up (${how})`,
     POLICY_A,
     async (lab, d) => {
+      // each worker says where its relay runs
+      const where = flags.length === 0 ? 'loop' : flags[0] === '--relay-thread' ? 'thread' : 'off';
+      const started = (d.proc.stdout() + d.proc.stderr()).match(/Worker started.*/g) ?? [];
+      assert.equal(started.length, 2, started.join('\n'));
+      for (const l of started) assert.match(l, new RegExp(`native_relay='?${where}`));
       // the server sees the firewall's address (transparent router, no forge_addr)
       const r4 = await peer(lab, ADDR.server4, 8080);
       assert.match(r4.stdout, /^peer ::ffff:198\.18\.2\.1$/m);

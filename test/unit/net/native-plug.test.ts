@@ -327,6 +327,80 @@ test('native plug stress: random sizes and half-close orders, every byte once, n
   f.close();
 });
 
+// The relay reads a source only after an event says it has something (tzorp_relay.c `drained`, `hup`):
+// a request in pieces with pauses between them, a reply of megabytes with the server's FIN right
+// behind it while the client does not read (the FIN's event comes while the relay cannot write), and
+// the same the other way round. A read skipped wrongly would stall a session until the idle timeout
+// (60 s here): the test's own timeout fails it first.
+test('native plug: pieces with pauses, a FIN behind megabytes a slow reader holds up; every byte and the end arrive', {
+  skip,
+  timeout: 30_000,
+}, async () => {
+  const big = randomBytes(6 * 1024 * 1024);
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // Server: waits for the client's whole request (its FIN), then sends `big` and closes at once.
+  const blaster = await tcpServer((s) => {
+    s.on('error', () => {});
+    let got = 0;
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+    });
+    s.on('end', () => {
+      s.end(Buffer.concat([Buffer.from(`${got}\n`), big]));
+    });
+  });
+  cleanups.push(blaster.close);
+  // Server: does not read for a while, then digests what came (digestReply).
+  const slowReader = await tcpServer((s) => {
+    s.pause();
+    setTimeout(() => {
+      digestReply(s);
+      s.resume();
+    }, 400);
+  });
+  cleanups.push(slowReader.close);
+  const base = socketFds();
+  const f1 = await front([{ host: '127.0.0.1', port: blaster.port }]);
+  const f2 = await front([{ host: '127.0.0.1', port: slowReader.port }]);
+  for (let round = 0; round < 3; round++) {
+    // 1: the request in three pieces, the reply read only after a pause.
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const c = net.connect({ port: f1.port, host: '127.0.0.1', allowHalfOpen: true });
+      const parts: Buffer[] = [];
+      c.on('error', reject);
+      c.on('connect', async () => {
+        c.pause();
+        for (const piece of ['GET ', '/x HTTP/1.0', '\r\n\r\n']) {
+          c.write(piece);
+          await pause(30);
+        }
+        c.end();
+        await pause(400);
+        c.on('data', (d: Buffer) => parts.push(d));
+        c.on('end', () => {
+          c.end();
+          resolve(Buffer.concat(parts));
+        });
+        c.resume();
+      });
+    });
+    const nl = reply.indexOf(10);
+    assert.equal(reply.subarray(0, nl).toString(), '19');
+    assert.equal(sha(reply.subarray(nl + 1)), sha(big), `round ${round}: the whole reply, once`);
+    // 2: megabytes and the client's FIN at once, to a server that reads only later.
+    const r2 = await exchange(f2.port, big);
+    assert.equal(r2.toString(), `${big.length} ${sha(big)}`);
+  }
+  await until(() => f1.summaries.length === 3 && f2.summaries.length === 3, 'every summary');
+  for (const s of [...f1.summaries, ...f2.summaries]) assert.equal(s.verdict, 'ACCEPTED');
+  assert.equal(f1.summaries[0]!.bytes.toClient, big.length + 3);
+  assert.equal(f2.summaries[0]!.bytes.toServer, big.length);
+  f1.close();
+  f2.close();
+  await until(() => nativeRelaysActive() === 0, 'no relay left');
+  await until(() => socketFds() <= base, `socket descriptors back to ${base} (now ${socketFds()})`);
+});
+
 test('nativePlugEligible: plug copying both ways, no TLS, the relay wanted', {
   skip,
   timeout: 60_000,

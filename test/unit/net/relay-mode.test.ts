@@ -1,0 +1,48 @@
+// Where the native relay runs (tzorp_relay.c relayMode, src/net/relay.ts setNativeRelayMode): by
+// default on the event loop that runs the sessions (no thread of its own), with `thread` on an epoll
+// thread of its own; either way the bytes go through, and the mode cannot change once a relay ran.
+// Each case is a child process (relay-mode-child.ts): the mode is chosen once per process.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { nativeRelayAvailable } from '../../../src/net/relay.ts';
+
+const skip = nativeRelayAvailable() ? false : 'the native addon is not built';
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+function child(mode: string | null): {
+  mode: string;
+  before: number;
+  after: number;
+  reply: string;
+  refused: boolean;
+} {
+  const env = { ...process.env };
+  delete env.TZORP_RELAY_MODE;
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', join(HERE, 'relay-mode-child.ts'), ...(mode ? [mode] : [])],
+    { env, encoding: 'utf8', timeout: 60_000 },
+  );
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+test('relay mode: the default runs relays on the session loop, no thread of their own', { skip }, () => {
+  const r = child(null);
+  assert.equal(r.mode, 'loop');
+  assert.equal(r.reply, 'hello through the relay');
+  assert.equal(r.after, r.before, 'no thread was started for the relay');
+  assert.equal(r.refused, true, 'the mode is fixed once a relay ran');
+});
+
+test('relay mode: thread starts one epoll thread for the relays; the bytes go through the same', {
+  skip,
+}, () => {
+  const r = child('thread');
+  assert.equal(r.mode, 'thread');
+  assert.equal(r.reply, 'hello through the relay');
+  assert.equal(r.after, r.before + 1, 'one relay thread');
+  assert.equal(r.refused, true, 'the mode is fixed once a relay ran');
+});
