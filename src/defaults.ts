@@ -123,6 +123,7 @@ export const DEFAULTS = deepFreeze({
   logFormat: 'text', // Zorp's readable lines; 'json' for log shippers
   logVerbosity: 3, // Zorp's default --verbose
   logPendingBytes: 4 * 1024 * 1024, // log bytes a worker keeps while its log destination is full (a slow reader) before it waits for it
+  logFlushMs: 10, // a worker's log lines are written together at most this long after the first of them (one write for many sessions)
   logRetryMs: 2, // how soon a worker tries a full log destination again (the event loop runs meanwhile)
   logSpec: 'core.summary:4,tls.session:4', // Zorp writes the connection summary at level 4: keep it by default; the TLS handshake line (docs/tls.md) too
   // capacity (RLIMIT_NOFILE): a worker admits sessions while (limit - reserve) / perSession allows

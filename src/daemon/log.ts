@@ -61,9 +61,11 @@ export function fdDestination(fd: number): LogDestination {
 }
 
 /**
- * Lines gathered during one turn of the event loop and written together at its end (setImmediate), or
- * at once past `maxBytes`, and on exit: under a load of many short sessions a write() per line was a
- * sixth of a worker's time. What a kill -9 takes with it is the current turn's lines.
+ * Lines gathered for `flushMs` (DEFAULTS.logFlushMs: from the first line of a batch) and written
+ * together, or at once past `maxBytes`, and on exit: under a load of many short sessions a write() per
+ * line was a sixth of a worker's time, and one per turn of the event loop (a few sessions each) still
+ * a twelfth (bench/README.md, "The relay on the session loop"). `flushMs` 0: at the end of the turn
+ * (setImmediate). What a kill -9 takes with it is the last `flushMs` of lines.
  *
  * A destination that is full (a pipe whose reader is behind: EAGAIN) is not waited for while the
  * event loop has sessions to serve: the bytes it did not take wait here, in order, and are tried again
@@ -93,6 +95,7 @@ export class LineBatch implements LogDestination {
     private readonly onLost: (lines: number, error: unknown) => void,
     private readonly maxBytes = 65536,
     private readonly maxPending = DEFAULTS.logPendingBytes,
+    private readonly flushMs: number = DEFAULTS.logFlushMs,
   ) {
     process.on('exit', () => this.flush(true));
   }
@@ -103,7 +106,8 @@ export class LineBatch implements LogDestination {
     if (this.bytes >= this.maxBytes) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flushNow);
+      if (this.flushMs > 0) setTimeout(this.flushNow, this.flushMs);
+      else setImmediate(this.flushNow);
     }
   }
 

@@ -453,5 +453,12 @@ function sessionLog(log: ZorpLog): NonNullable<Parameters<typeof runSession>[0][
   return Object.assign(f, {
     enabled: (category: string, level: keyof typeof CORE_LEVEL) =>
       log.enabled(category, zorpLevel(category, level)),
+    session: (
+      category: string,
+      level: keyof typeof CORE_LEVEL,
+      sessionId: string,
+      msg: string,
+      fields: Record<string, unknown>,
+    ) => log.log(category, zorpLevel(category, level), sessionId, msg, fields),
   });
 }

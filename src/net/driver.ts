@@ -54,7 +54,31 @@ export type SessionLog = ((
   /** Whether a line of this category and level would be written (absent: every line is): a line
    * that would not is not built at all. */
   enabled?: (category: string, level: LogLevel) => boolean;
+  /** The same line with the session's id apart from its fields (no `session_id` and `service` merged
+   * in): where present, sessions call this instead, and no line's fields are copied on the way. */
+  session?: (
+    category: string,
+    level: LogLevel,
+    sessionId: string,
+    msg: string,
+    fields: Record<string, unknown>,
+  ) => void;
 };
+
+/** A session's line to `log`: through its `session` form when it has one, else with `session_id` and
+ * `service` merged into the fields. */
+export function sessionLine(
+  log: SessionLog,
+  id: string,
+  service: string,
+  category: string,
+  level: LogLevel,
+  msg: string,
+  fields: Record<string, unknown>,
+): void {
+  if (log.session) log.session(category, level, id, msg, fields);
+  else log(category, level, msg, { session_id: id, service, ...fields });
+}
 
 /** Bytes moved by the session, counted by the driver on the sockets. */
 export interface SessionBytes {
@@ -288,11 +312,15 @@ export abstract class SessionDone {
     onEnd?: (s: SessionSummary) => void,
   ): void {
     if (log && log.enabled?.('core.summary', 'info') !== false)
-      log('core.summary', 'info', 'Connection summary', {
-        session_id: summary.id,
-        service: summary.service,
-        ...summaryFields(summary),
-      });
+      sessionLine(
+        log,
+        summary.id,
+        summary.service,
+        'core.summary',
+        'info',
+        'Connection summary',
+        summaryFields(summary),
+      );
     try {
       onEnd?.(summary);
     } finally {
@@ -393,7 +421,7 @@ class Session extends SessionDone implements SessionHandle {
   private log(category: string, level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
     const log = this.o.log;
     if (!log || log.enabled?.(category, level) === false) return;
-    log(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
+    sessionLine(log, this.o.id, this.o.service, category, level, msg, fields);
   }
 
   private start(sock: DriverSocket): void {

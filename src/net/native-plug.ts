@@ -26,6 +26,7 @@ import {
   type SessionLog,
   type SessionSnapshot,
   type SessionSummary,
+  sessionLine,
 } from './driver.ts';
 import {
   type ConnectingRelayOwner,
@@ -142,7 +143,7 @@ class NativePlugSession extends SessionDone implements SessionHandle, Connecting
   private log(category: string, level: LogLevel, msg: string, fields: Record<string, unknown>): void {
     const log = this.o.log;
     if (!log || log.enabled?.(category, level) === false) return;
-    log(category, level, msg, { session_id: this.o.id, service: this.o.service, ...fields });
+    sessionLine(log, this.o.id, this.o.service, category, level, msg, fields);
   }
 
   /** Whether a line would be written: the lines of every session are not built when not. */

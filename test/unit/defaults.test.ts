@@ -104,6 +104,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       logFormat: 'text',
       logVerbosity: 3,
       logPendingBytes: 4 * 1024 * 1024,
+      logFlushMs: 10,
       logRetryMs: 2,
       logSpec: 'core.summary:4,tls.session:4',
       fdReserveCount: 128,

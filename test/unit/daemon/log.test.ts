@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fdDestination, formatZorpLine, LineBatch, ZorpLog } from '../../../src/daemon/log.ts';
 import { LogLevels } from '../../../src/daemon/log-spec.ts';
+import { DEFAULTS } from '../../../src/defaults.ts';
 import { handleFd } from '../../../src/native/index.ts';
 
 function sink() {
@@ -77,7 +78,10 @@ test('json log carries class, Zorp level, session id and the fields', () => {
   assert.equal(rec.time, '2026-01-02T03:04:05.678Z');
 });
 
-test('batched: the lines of one event-loop turn are written together at its end; a failed batch is counted', async () => {
+/** Past the batch's flush timer (a later, longer timer fires after it). */
+const flushed = () => new Promise((r) => setTimeout(r, DEFAULTS.logFlushMs + 5));
+
+test('batched: the lines of a batch are written together, DEFAULTS.logFlushMs after the first; a failed batch is counted', async () => {
   const writes: string[] = [];
   let fail = false;
   const log = new ZorpLog({
@@ -96,16 +100,18 @@ test('batched: the lines of one event-loop turn are written together at its end;
   log.log('core.session', 3, 'svc/a:2', 'two');
   assert.equal(writes.length, 0, 'nothing written within the turn');
   await new Promise((r) => setImmediate(r));
-  assert.equal(writes.length, 1, 'one write for the turn');
+  assert.equal(writes.length, 0, 'nor at its end');
+  await flushed();
+  assert.equal(writes.length, 1, 'one write for the batch');
   assert.match(writes[0]!, /\(svc\/a:1\): one\n.*\(svc\/a:2\): two\n$/);
   fail = true;
   log.log('core.session', 3, 'svc/a:3', 'lost 1');
   log.log('core.session', 3, 'svc/a:4', 'lost 2');
-  await new Promise((r) => setImmediate(r));
+  await flushed();
   assert.equal(log.lostTotal, 2);
   fail = false;
   log.log('core.session', 3, 'svc/a:5', 'back');
-  await new Promise((r) => setImmediate(r));
+  await flushed();
   assert.equal(writes.length, 2);
   assert.match(writes[1]!, /back\n.*Log lines were lost.*lines='2'/s);
 });
@@ -205,4 +211,34 @@ test('batched: past maxPending bytes a flush waits for the destination; one that
   batch.flush(true); // (on exit) the destination fails: both waiting lines are lost and counted
   assert.deepEqual(lost, [2]);
   assert.equal(batch.pendingBytes, 0);
+});
+
+test('batched: the lines of several turns of the event loop go out in one write, flushMs after the first', async () => {
+  const writes: string[] = [];
+  const dest = {
+    write: (l: string) => writes.push(l),
+    tryWrite: (d: Buffer) => {
+      writes.push(d.toString());
+      return d.length;
+    },
+    writeAll: (d: Buffer) => {
+      writes.push(d.toString());
+    },
+  };
+  const batch = new LineBatch(dest, () => {}, 65536, 1000, 1000);
+  const turn = () => new Promise((r) => setImmediate(r));
+  batch.write('one\n');
+  await turn();
+  batch.write('two\n');
+  await turn();
+  batch.write('three\n');
+  assert.deepEqual(writes, [], 'nothing written at the end of a turn');
+  while (writes.length === 0) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(writes, ['one\ntwo\nthree\n']);
+  // flushMs 0: at the end of the turn, as before
+  const now = new LineBatch(dest, () => {}, 65536, 1000, 0);
+  now.write('four\n');
+  await turn();
+  await turn();
+  assert.deepEqual(writes, ['one\ntwo\nthree\n', 'four\n']);
 });
