@@ -76,6 +76,11 @@ export function fdDestination(fd: number): LogDestination {
 export class LineBatch implements LogDestination {
   private lines: string[] = [];
   private bytes = 0;
+  /** The batch, encoded, for a destination with tryWrite and writeAll (else `lines`). */
+  private readonly buf: Buffer | null;
+  private used = 0;
+  /** Lines in `buf`. */
+  private count = 0;
   private scheduled = false;
   /** Bytes the destination did not take yet, oldest first, each with the number of lines it ends. */
   private waiting: { data: Buffer; lines: number }[] = [];
@@ -97,12 +102,30 @@ export class LineBatch implements LogDestination {
     private readonly maxPending = DEFAULTS.logPendingBytes,
     private readonly flushMs: number = DEFAULTS.logFlushMs,
   ) {
+    this.buf = out.tryWrite && out.writeAll ? Buffer.allocUnsafeSlow(2 * maxBytes) : null;
     process.on('exit', () => this.flush(true));
   }
 
   write(line: string): void {
-    this.lines.push(line);
-    this.bytes += line.length;
+    if (this.buf === null) {
+      // (a destination without tryWrite/writeAll: a test's array; the lines are joined at the flush)
+      this.lines.push(line);
+      this.bytes += line.length;
+    } else {
+      // Encoded at once into the batch's buffer: the line's string dies young instead of surviving a
+      // scavenge or two in an array until the flush (the young generation is small: 2 MB).
+      if (line.length * 3 > this.buf.length - this.used) {
+        if (this.used > 0) this.flush();
+        if (line.length * 3 > this.buf.length) {
+          this.queue(Buffer.from(line), 1); // (a line longer than a batch goes on its own)
+          this.flush();
+          return;
+        }
+      }
+      this.used += this.buf.write(line, this.used);
+      this.count++;
+      this.bytes = this.used;
+    }
     if (this.bytes >= this.maxBytes) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
@@ -116,23 +139,29 @@ export class LineBatch implements LogDestination {
     return this.waitingBytes + this.bytes;
   }
 
+  private queue(data: Buffer, lines: number): void {
+    this.waiting.push({ data, lines });
+    this.waitingBytes += data.length;
+  }
+
   /** Write the batch; `wait`: also wait for a full destination (on exit). */
   flush(wait = false): void {
-    if (this.lines.length > 0) {
+    if (this.buf !== null && this.used > 0) {
+      // (copied: the buffer takes the next lines while these may still wait for the destination)
+      this.queue(Buffer.from(this.buf.subarray(0, this.used)), this.count);
+      this.used = 0;
+      this.count = 0;
+      this.bytes = 0;
+    } else if (this.lines.length > 0) {
       const lines = this.lines;
       this.lines = [];
       this.bytes = 0;
-      if (!this.out.tryWrite || !this.out.writeAll) {
-        try {
-          this.out.write(lines.length === 1 ? lines[0]! : lines.join(''));
-        } catch (e) {
-          this.onLost(lines.length, e);
-        }
-        return;
+      try {
+        this.out.write(lines.length === 1 ? lines[0]! : lines.join(''));
+      } catch (e) {
+        this.onLost(lines.length, e);
       }
-      const data = Buffer.from(lines.length === 1 ? lines[0]! : lines.join(''));
-      this.waiting.push({ data, lines: lines.length });
-      this.waitingBytes += data.length;
+      return;
     }
     // A retry is due: the destination was full a moment ago; the retry writes this batch too.
     if (this.retry !== null && !wait && this.waitingBytes <= this.maxPending) return;
@@ -193,7 +222,8 @@ function quote(v: unknown): string {
   let s: string;
   if (v === null || v === undefined) return '(NULL)';
   if (typeof v === 'string') s = v;
-  else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') s = String(v);
+  else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean')
+    return String(v); // (nothing to escape)
   else if (v instanceof Date) s = v.toISOString();
   else s = JSON.stringify(v) ?? String(v);
   if (!NEEDS_ESCAPE.test(s)) return s;

@@ -242,3 +242,29 @@ test('batched: the lines of several turns of the event loop go out in one write,
   await turn();
   assert.deepEqual(writes, ['one\ntwo\nthree\n', 'four\n']);
 });
+
+test('batched: lines are encoded as they come; a line longer than a batch goes on its own, in order; UTF-8 whole', () => {
+  const taken: Buffer[] = [];
+  const dest = {
+    write: (l: string) => taken.push(Buffer.from(l)),
+    tryWrite: (d: Buffer) => {
+      taken.push(Buffer.from(d));
+      return d.length;
+    },
+    writeAll: (d: Buffer) => {
+      taken.push(Buffer.from(d));
+    },
+  };
+  const batch = new LineBatch(dest, () => {}, 1024, 1 << 20, 1000);
+  const lines = [
+    'first\n',
+    `${'ä€😀'.repeat(150)}\n`, // 150 * 9 bytes: fills most of a 2 KiB buffer
+    `${'x'.repeat(5000)}\n`, // longer than the batch
+    'last\n',
+  ];
+  for (const l of lines) batch.write(l);
+  batch.flush();
+  assert.equal(Buffer.concat(taken).toString(), lines.join(''));
+  assert.ok(taken.length >= 3, `${taken.length} writes`);
+  assert.equal(batch.pendingBytes, 0);
+});
