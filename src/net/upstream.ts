@@ -68,18 +68,15 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   const local = o.local ?? null;
   const transparent = (o.transparent ?? false) || (local?.transparent ?? false);
   if (!local && !transparent && o.mark === undefined) return null; // Node alone can do this one
-  const base = {
-    host: local?.host ?? null,
-    transparent,
-    noDelay: true,
-    ...(o.mark !== undefined ? { mark: o.mark } : {}),
-  };
+  const host = local?.host ?? null;
+  const family = o.target.family;
+  // (one options object per socket, no spreads: this runs once per session)
   if (local?.port === 'random') {
     let last: unknown;
     for (let i = 0; i < DEFAULTS.forgePortRandomTries; i++) {
       try {
         const port = randomInt(DEFAULTS.forgePortRandomMin, DEFAULTS.forgePortRandomMax + 1);
-        return clientFd(o.target.family, { ...base, port, reuseAddr: true });
+        return clientFd(family, { host, transparent, noDelay: true, mark: o.mark, port, reuseAddr: true });
       } catch (e) {
         last = e;
         if (!(e instanceof TzorpError) || e.details?.code !== 'EADDRINUSE') throw e;
@@ -89,7 +86,7 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   }
   const port = local?.port ?? 0;
   // An explicit port (forge_port exact/number) may still sit in TIME_WAIT from the last session.
-  return clientFd(o.target.family, { ...base, port, reuseAddr: port !== 0 });
+  return clientFd(family, { host, transparent, noDelay: true, mark: o.mark, port, reuseAddr: port !== 0 });
 }
 
 /** The socket for an upstream connection made by the addon, bound as `o` asks (the native relay's
