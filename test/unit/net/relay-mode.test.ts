@@ -3,7 +3,7 @@
 // thread of its own; either way the bytes go through, and the mode cannot change once a relay ran.
 // Each case is a child process (relay-mode-child.ts): the mode is chosen once per process.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -45,4 +45,23 @@ test('relay mode: thread starts one epoll thread for the relays; the bytes go th
   assert.equal(r.reply, 'hello through the relay');
   assert.equal(r.after, r.before + 1, 'one relay thread');
   assert.equal(r.refused, true, 'the mode is fixed once a relay ran');
+});
+
+// The relay's own suites once more with the relay on its own thread (the default run has it on the
+// loop): every byte once, half-close, idle and connect timeouts, abort and kill, the handover stress.
+test('relay mode thread: the native relay and native plug suites pass with the relay on its own thread', {
+  skip,
+  timeout: 600_000,
+}, () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, TZORP_RELAY_MODE: 'thread' };
+  delete env.NODE_TEST_CONTEXT; // (a runner of its own, not a child reporting to this one)
+  const files = ['native-relay.test.ts', 'native-plug.test.ts', 'stress.test.ts', 'http-body-relay.test.ts'];
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=tap', ...files.map((f) => join(HERE, f))],
+    { env, encoding: 'utf8', timeout: 580_000 },
+  );
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`.slice(-4000));
+  assert.match(r.stdout, /^# pass [1-9]\d*$/m, 'the suites ran');
+  assert.match(r.stdout, /^# fail 0$/m);
 });
