@@ -95,6 +95,9 @@ export interface WorkerResources {
   fds: number;
   /** Of those, the native relay's idle pipes kept for reuse (bounded: at most 128). */
   relayPoolFds: number;
+  /** Where this worker's native relay runs: on its event loop, on a thread of its own
+   * (--relay-thread), or off (--no-native-relay, or the addon is missing). */
+  nativeRelay: 'loop' | 'thread' | 'off';
   /** NativeSockets (HTTP sessions on native socket I/O) open now, and made since the worker started. */
   nativeSockets: { open: number; made: number };
   /** process.getActiveResourcesInfo() by type (TCPSocketWrap, Timeout, ...). */

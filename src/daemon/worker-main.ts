@@ -430,6 +430,7 @@ function resources(): WorkerResources {
     pid: process.pid,
     fds,
     relayPoolFds: nativeRelayPoolFds(),
+    nativeRelay: nativeRelay ? (nativeRelayMode() ?? 'off') : 'off',
     nativeSockets: nativeSocketCounts(),
     handles,
     rssBytes: m.rss,

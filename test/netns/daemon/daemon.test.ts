@@ -169,6 +169,12 @@ for (const [how, flags] of [
       const started = (d.proc.stdout() + d.proc.stderr()).match(/Worker started.*/g) ?? [];
       assert.equal(started.length, 2, started.join('\n'));
       for (const l of started) assert.match(l, new RegExp(`native_relay='?${where}`));
+      const res = (await status(lab, d)).workerResources ?? [];
+      assert.deepEqual(
+        res.map((w) => w.nativeRelay),
+        [where, where],
+        'tzorp status --json: where each worker relays',
+      );
       // the server sees the firewall's address (transparent router, no forge_addr)
       const r4 = await peer(lab, ADDR.server4, 8080);
       assert.match(r4.stdout, /^peer ::ffff:198\.18\.2\.1$/m);
