@@ -7,7 +7,7 @@
 // between them. Needs root.
 //
 //   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--warmup 3] [--cpu-prof DIR] [--json]
-//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads] [--relay-thread]
+//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads] [--relay-loop]
 //
 // `--max-sessions N`: the plug service has `max_sessions: N` (admission on every session).
 // `--proxy http`: the service is the HTTP proxy (default options, Zorp's default verbosity: the
@@ -58,9 +58,9 @@ if (PROXY !== 'plug' && PROXY !== 'http') {
   process.exit(2);
 }
 const HTTP = PROXY === 'http';
-/** `--relay-thread`: the second tzorp path is the native relay on a thread of its own (tzorp run
- * --relay-thread) instead of --no-native-relay (resp. --no-native-io). */
-const RELAY_THREAD = process.argv.includes('--relay-thread');
+/** `--relay-loop`: the second tzorp path is the native relay on the worker's event loop (tzorp run
+ * --relay-loop) instead of --no-native-relay (resp. --no-native-io). */
+const RELAY_LOOP = process.argv.includes('--relay-loop');
 /** `--close-only` (with --proxy http): skip the keep-alive runs (for a profile of the session start). */
 const KEEP_ALIVE = HTTP && !process.argv.includes('--close-only');
 /** `--threads`: where each path's CPU per new connection goes, by thread (user and system µs). */
@@ -92,7 +92,7 @@ interface Path {
   dir: string;
 }
 
-async function tzorpPath(native: boolean, nativeIo = true, relayThread = false): Promise<Path> {
+async function tzorpPath(native: boolean, nativeIo = true, relayLoop = false): Promise<Path> {
   const dir = mkdtempSync(join(tmpdir(), 'tzorp-daemonbench-'));
   const lab = await createLab();
   startNginx(lab, dir, 1);
@@ -123,13 +123,13 @@ async function tzorpPath(native: boolean, nativeIo = true, relayThread = false):
       '1',
       ...(native ? [] : ['--no-native-relay']),
       ...(nativeIo ? [] : ['--no-native-io']),
-      ...(relayThread ? ['--relay-thread'] : []),
+      ...(relayLoop ? ['--relay-loop'] : []),
     ]),
   );
   await proc.waitFor(/tzorp running/, 120_000);
   await ready(lab, 'tzorp');
   return {
-    name: `tzorp run --workers 1 (${PROXY}, ${native ? (relayThread ? 'native relay, --relay-thread' : 'native relay') : '--no-native-relay'}${HTTP ? (nativeIo ? ', native I/O' : ', --no-native-io') : ''}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
+    name: `tzorp run --workers 1 (${PROXY}, ${native ? (relayLoop ? 'native relay, --relay-loop' : 'native relay') : '--no-native-relay'}${HTTP ? (nativeIo ? ', native I/O' : ', --no-native-io') : ''}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
     lab,
     proc,
     dir,
@@ -210,7 +210,7 @@ const paths: Path[] = [];
 try {
   paths.push(await tzorpPath(true));
   paths.push(
-    RELAY_THREAD
+    RELAY_LOOP
       ? await tzorpPath(true, true, true)
       : HTTP
         ? await tzorpPath(true, false)

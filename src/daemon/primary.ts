@@ -77,8 +77,8 @@ export interface DaemonOptions {
   nativeRelay?: boolean;
   /** false: --no-native-io, HTTP sessions run on net.Socket (default true). */
   nativeIo?: boolean;
-  /** true: --relay-thread, the native relay runs on a thread of its own in each worker. */
-  relayThread?: boolean;
+  /** true: --relay-loop, the native relay runs on each worker's event loop (not a thread of its own). */
+  relayLoop?: boolean;
   metrics: { host: string; port: number } | null;
   stopTimeoutMs: number;
   /** The effective configuration (config.ts): what `status` reports, and the tunables the daemon uses. */
@@ -290,7 +290,7 @@ export class Daemon {
       tproxyMarkFallback: 0,
       nativeRelay: this.opts.nativeRelay ?? true,
       nativeIo: this.opts.nativeIo ?? true,
-      relayThread: this.opts.relayThread === true,
+      relayLoop: this.opts.relayLoop === true,
     });
   }
 

@@ -47,7 +47,7 @@ interface RunOptions {
   kernel: boolean;
   nativeRelay: boolean;
   nativeIo: boolean;
-  relayThread?: boolean;
+  relayLoop?: boolean;
   metrics?: { host: string; port: number };
   stopTimeout: number;
   user?: string;
@@ -118,8 +118,8 @@ export function register(program: Command): void {
       'copy every byte in JavaScript: no native splice relay (also per service: native_relay: false)',
     )
     .option(
-      '--relay-thread',
-      'run the native relay on a thread of its own instead of the worker\'s event loop (docs/native.md, "Where the relay runs")',
+      '--relay-loop',
+      'run the native relay on the worker\'s event loop instead of a thread of its own (docs/native.md, "Where the relay runs")',
     )
     .option(
       '--no-native-io',
@@ -202,7 +202,7 @@ export function register(program: Command): void {
           kernel: opts.kernel,
           nativeRelay: opts.nativeRelay,
           nativeIo: opts.nativeIo,
-          relayThread: opts.relayThread === true,
+          relayLoop: opts.relayLoop === true,
           metrics: opts.metrics ?? null,
           stopTimeoutMs: opts.stopTimeout,
           config,
