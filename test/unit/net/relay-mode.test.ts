@@ -3,11 +3,13 @@
 // thread of its own); either way the bytes go through, and the mode cannot change once a relay ran.
 // Each case is a child process (relay-mode-child.ts): the mode is chosen once per process.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { nativeRelayAvailable } from '../../../src/net/relay.ts';
+import { echo, tcpServer } from './helpers.ts';
 
 const skip = nativeRelayAvailable() ? false : 'the native addon is not built';
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -46,6 +48,61 @@ test('relay mode: loop runs relays on the session loop, no thread of their own; 
   assert.equal(r.after, r.before, 'no thread was started for the relay');
   assert.equal(r.refused, true, 'the mode is fixed once a relay ran');
 });
+
+// Why the thread is the default: a worker's JavaScript is sometimes busy for a while (a reload builds
+// its new generation). A relayed session's bytes keep moving meanwhile when the relay has its thread;
+// on the loop they wait until JavaScript is done. Told by order, not by time: the echo of a byte sent
+// while the child is blocked comes back before (thread) or after (loop) the child says UNBLOCKED.
+for (const [mode, during] of [
+  ['thread', true],
+  ['loop', false],
+] as const)
+  test(`relay mode ${mode}: bytes ${during ? 'keep moving' : 'wait'} while the worker's JavaScript is busy`, {
+    skip,
+    timeout: 60_000,
+  }, async () => {
+    const srv = await tcpServer(echo);
+    const env = { ...process.env };
+    delete env.TZORP_RELAY_MODE;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(HERE, 'relay-stall-child.ts'), mode, String(srv.port)],
+      {
+        env,
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    const waitOut = async (re: RegExp) => {
+      while (!re.test(out)) await new Promise((r) => setTimeout(r, 10));
+    };
+    try {
+      await waitOut(/PORT \d+/);
+      const port = Number(/PORT (\d+)/.exec(out)![1]);
+      const c = net.connect({ host: '127.0.0.1', port });
+      let got = '';
+      c.on('data', (d) => {
+        got += d;
+      });
+      c.write('a');
+      const received = () => got; // (read afresh each time)
+      while (received() !== 'a') await new Promise((r) => setTimeout(r, 10));
+      child.stdin.write('block\n');
+      await waitOut(/BLOCK\n/);
+      c.write('b');
+      while (received() !== 'ab') await new Promise((r) => setTimeout(r, 10));
+      assert.equal(out.includes('UNBLOCKED'), !during, out);
+      c.destroy();
+      child.stdin.write('exit\n');
+      await new Promise((r) => child.on('exit', r));
+    } finally {
+      child.kill();
+      await srv.close();
+    }
+  });
 
 // The relay's own suites once more with the relay on the session loop (the default run has it on its
 // own thread): every byte once, half-close, idle and connect timeouts, abort and kill, the handover stress.
