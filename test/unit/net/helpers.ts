@@ -6,6 +6,7 @@ import net from 'node:net';
 import { closeFd, listenFd } from '../../../src/native/index.ts';
 import { acceptNative } from '../../../src/net/accept.ts';
 import { openListener, runSession, ServiceUpstream, type SessionSummary } from '../../../src/net/index.ts';
+import { runNativePlug } from '../../../src/net/native-plug.ts';
 import { type DriverSocket, NativeSocket } from '../../../src/net/native-socket.ts';
 import type { ProxyService } from '../../../src/policy/model.ts';
 import type { Addr, CoreFactory, ProxyEvent } from '../../../src/proxy/core/types.ts';
@@ -208,3 +209,36 @@ export const RELAY_IO_MODES = (
   nativeIo,
   mode: `native relay ${nativeRelay ? 'on' : 'off'}${nativeIo ? ', native I/O' : ''}`,
 }));
+
+/** A native plug front on loopback (accept, connect and relay in the addon) to 127.0.0.1:`target`;
+ * `onEnd` hears each session's end. */
+export function nativePlugFront(target: number, onEnd?: () => void): { port: number; stop(): void } {
+  const up = new ServiceUpstream(
+    proxyService([{ host: '127.0.0.1', port: target }], {
+      chainer: { type: 'failover', timeoutConnectMs: 5000, timeoutStateMs: 1000 },
+    }),
+    { transparentUpstream: false },
+  );
+  const fd = listenFd('127.0.0.1', 0, { transparent: false });
+  const port = boundPort(fd);
+  let n = 0;
+  const acceptor = acceptNative(
+    fd,
+    (conn) => {
+      runNativePlug({
+        id: `svc/front:${++n}`,
+        service: 'front',
+        conn,
+        upstream: up,
+        options: { timeoutMs: 60_000, copyToServer: true, copyToClient: true },
+        admitted: true,
+        clientZone: null,
+        ruleId: 1,
+        ...(onEnd ? { onEnd } : {}),
+      });
+    },
+    () => {},
+  );
+  closeFd(fd); // (the addon keeps its own dup)
+  return { port, stop: () => acceptor.stop() };
+}

@@ -3,44 +3,16 @@
 // server, and prints one JSON line: the mode, the process's threads before and after the relay ran,
 // what came back, and whether choosing the other mode afterwards was refused.
 import { readdirSync } from 'node:fs';
-import { closeFd, listenFd } from '../../../src/native/index.ts';
-import { acceptNative } from '../../../src/net/accept.ts';
-import { ServiceUpstream } from '../../../src/net/index.ts';
-import { runNativePlug } from '../../../src/net/native-plug.ts';
 import { nativeRelayMode, nativeRelaysActive, setNativeRelayMode } from '../../../src/net/relay.ts';
-import { boundPort, echo, exchange, proxyService, tcpServer, until } from './helpers.ts';
+import { echo, exchange, nativePlugFront, tcpServer, until } from './helpers.ts';
 
 const threads = () => readdirSync('/proc/self/task').length;
 const want = process.argv[2];
 if (want === 'loop' || want === 'thread') setNativeRelayMode(want);
 const srv = await tcpServer(echo);
-const up = new ServiceUpstream(
-  proxyService([{ host: '127.0.0.1', port: srv.port }], {
-    chainer: { type: 'failover', timeoutConnectMs: 5000, timeoutStateMs: 1000 },
-  }),
-  { transparentUpstream: false },
-);
-const fd = listenFd('127.0.0.1', 0, { transparent: false });
-const port = boundPort(fd);
 let ended = 0;
-const acceptor = acceptNative(
-  fd,
-  (conn) => {
-    runNativePlug({
-      id: 'svc/mode:1',
-      service: 'mode',
-      conn,
-      upstream: up,
-      options: { timeoutMs: 60_000, copyToServer: true, copyToClient: true },
-      admitted: true,
-      clientZone: null,
-      ruleId: 1,
-      onEnd: () => ended++,
-    });
-  },
-  () => {},
-);
-closeFd(fd);
+const front = nativePlugFront(srv.port, () => ended++);
+const port = front.port;
 // (the echo server, the listener and the JIT's threads are there before the first relay)
 await new Promise((r) => setTimeout(r, 200));
 const before = threads();
@@ -54,7 +26,7 @@ try {
 } catch {
   refused = true;
 }
-acceptor.stop();
+front.stop();
 await srv.close();
 process.stdout.write(
   `${JSON.stringify({ mode: nativeRelayMode(), before, after, reply: reply.toString(), refused })}\n`,
