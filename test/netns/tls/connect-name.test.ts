@@ -5,22 +5,20 @@
 // and verified against that name, and the SNI policy decides by it (a denied name gets no server).
 // IPv4 and IPv6 (the name resolves to both; the proxy is reached over each family).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { testCa, testLeaf } from './test-ca.ts';
+import { LAB_ZONES, runTzorp, tzorpCa } from './tls-lab.ts';
 
 const skip = netnsSkipReason();
-const TZ = [process.execPath, 'bin/tzorp'];
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-connect-name-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 let lab: Lab;
 let server: LabProcess;
-let daemon: LabProcess;
 let tzca: string;
 let hostsDir = '';
 
@@ -36,25 +34,13 @@ before(async () => {
     join(hostsDir, 'hosts'),
     `127.0.0.1 localhost\n${ADDR.server4} www.example.org bad.example.org\n${ADDR.server6} www.example.org bad.example.org\n`,
   );
-  execFileSync(
-    process.execPath,
-    ['bin/tzorp', 'tls', 'ca', 'create', join(dir, 'tzorp-ca'), '--name', 'tzorp connect'],
-    {
-      stdio: 'pipe',
-    },
-  );
-  tzca = join(dir, 'tzorp-ca', 'ca.crt');
+  tzca = tzorpCa(dir, 'tzorp-ca', 'tzorp connect').cert;
   server = lab.spawnTs('server', 'test/netns/tls/inspect-server.ts', [`443:${leaf.cert}:${leaf.key}`]);
   await server.waitFor(/ready/);
   const policy = join(dir, `${lab.id}.yaml`);
   writeFileSync(
     policy,
-    `zones:
-  clients:
-    addresses: [198.18.1.0/24, "2001:db8:1::/64"]
-  servers:
-    addresses: [198.18.2.0/24, "2001:db8:2::/64"]
-services:
+    `${LAB_ZONES}services:
   explicit:
     type: proxy
     proxy: http
@@ -73,16 +59,7 @@ management:
   - { proto: tcp, dst_port: 22, src_zone: clients }
 `,
   );
-  daemon = lab.spawn('fw', [
-    ...TZ,
-    'run',
-    policy,
-    '--control',
-    join(dir, `${lab.id}.sock`),
-    '--workers',
-    '1',
-  ]);
-  await daemon.waitFor(/tzorp running/, 120_000);
+  await runTzorp(lab, policy, join(dir, `${lab.id}.sock`));
 });
 
 after(async () => {

@@ -9,7 +9,6 @@
 // certificate tzorp cannot verify never gets the client's session (the client gets an alert); a
 // denied SNI on implicit FTPS is refused before the server is contacted.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,9 +17,9 @@ import { after, afterEach, before, test } from 'node:test';
 import { prepareVsftpd } from '../../../src/lab/vsftpd.ts';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { testCa, testLeaf } from './test-ca.ts';
+import { LAB_ZONES, runTzorp, TZ, tzorpCa } from './tls-lab.ts';
 
 const skip = netnsSkipReason();
-const TZ = [process.execPath, 'bin/tzorp'];
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-ftps-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -66,14 +65,7 @@ before(async () => {
   const san = `DNS:ftp.example.org,IP:${ADDR.server4},IP:${ADDR.server6}`;
   const good = testLeaf(dir, 'good', testCaFiles, 'ftp.example.org', san);
   const rogue = testLeaf(dir, 'rogue', rogueCa, 'ftp.example.org', san);
-  execFileSync(
-    process.execPath,
-    ['bin/tzorp', 'tls', 'ca', 'create', join(dir, 'tzca'), '--name', 'tzorp ftps test'],
-    {
-      stdio: 'pipe',
-    },
-  );
-  tzca = join(dir, 'tzca', 'ca.crt');
+  tzca = tzorpCa(dir, 'tzca', 'tzorp ftps test').cert;
   const explicit = vsftpd('explicit', 21, good, false);
   const implicit = vsftpd('implicit', 990, good, true);
   const rogueVs = vsftpd('rogue', 2121, rogue, false);
@@ -92,12 +84,7 @@ before(async () => {
   const policy = join(dir, 'policy.yaml');
   writeFileSync(
     policy,
-    `zones:
-  clients:
-    addresses: [198.18.1.0/24, "2001:db8:1::/64"]
-  servers:
-    addresses: [198.18.2.0/24, "2001:db8:2::/64"]
-services:
+    `${LAB_ZONES}services:
   ftps:
     type: proxy
     proxy: ftp
@@ -120,20 +107,12 @@ rules:
 `,
   );
   control = join(dir, `${lab.id}.sock`);
-  daemon = lab.spawn('fw', [
-    ...TZ,
-    'run',
-    policy,
-    '--control',
-    control,
-    '--workers',
-    '1',
+  daemon = await runTzorp(lab, policy, control, [
     '--metrics',
     '127.0.0.1:9464',
     '--log-spec',
     'core.summary:4,tls.*:5,ftp.violation:3,ftp.data:6,ftp.accounting:4',
   ]);
-  await daemon.waitFor(/tzorp running/, 120_000);
 });
 
 after(async () => {

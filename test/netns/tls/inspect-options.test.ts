@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { testCa, testLeaf } from './test-ca.ts';
+import { LAB_ZONES, runTzorp, tzorpCa } from './tls-lab.ts';
 
 const skip = netnsSkipReason();
-const TZ = [process.execPath, 'bin/tzorp'];
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-inspect-opts-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -34,14 +34,7 @@ before(async () => {
   const san = 'DNS:www.example.org,IP:198.18.2.2,IP:2001:db8:2::2';
   const leaf = testLeaf(dir, 'leaf', privateCa, 'www.example.org', san);
   lab = await createLab();
-  execFileSync(
-    process.execPath,
-    ['bin/tzorp', 'tls', 'ca', 'create', join(dir, 'tzorp-ca'), '--name', 'tzorp opts'],
-    {
-      stdio: 'pipe',
-    },
-  );
-  tzca = join(dir, 'tzorp-ca', 'ca.crt');
+  tzca = tzorpCa(dir, 'tzorp-ca', 'tzorp opts').cert;
   const ca = `ca: { cert: ${tzca}, key: ${join(dir, 'tzorp-ca', 'ca.key')} }`;
   // one server certificate from a private CA that no service is told about, on three ports
   server = lab.spawnTs('server', 'test/netns/tls/inspect-server.ts', [
@@ -53,12 +46,7 @@ before(async () => {
   policy = join(dir, `${lab.id}.yaml`);
   writeFileSync(
     policy,
-    `zones:
-  clients:
-    addresses: [198.18.1.0/24, "2001:db8:1::/64"]
-  servers:
-    addresses: [198.18.2.0/24, "2001:db8:2::/64"]
-services:
+    `${LAB_ZONES}services:
   unverified:
     type: proxy
     proxy: http
@@ -79,16 +67,7 @@ management:
   - { proto: tcp, dst_port: 22, src_zone: clients }
 `,
   );
-  daemon = lab.spawn('fw', [
-    ...TZ,
-    'run',
-    policy,
-    '--control',
-    join(dir, `${lab.id}.sock`),
-    '--workers',
-    '1',
-  ]);
-  await daemon.waitFor(/tzorp running/, 120_000);
+  daemon = await runTzorp(lab, policy, join(dir, `${lab.id}.sock`));
 });
 
 after(async () => {

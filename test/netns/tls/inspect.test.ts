@@ -6,7 +6,6 @@
 // the client's TLS session, the reason logged) and a denied SNI gets an alert without the server being
 // contacted. `tzorp sessions --json` and the metrics show the handshakes.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,9 +15,9 @@ import { createCa, issueLeaf, loadCa } from '../../../src/proxy/tls/certs.ts';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { bigBody } from './inspect-server.ts';
 import { testCa, testLeaf } from './test-ca.ts';
+import { LAB_ZONES, runTzorp, TZ, tzorpCa } from './tls-lab.ts';
 
 const skip = netnsSkipReason();
-const TZ = [process.execPath, 'bin/tzorp'];
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-inspect-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -53,14 +52,7 @@ before(async () => {
   writeFileSync(bundle, readFileSync(trusted.cert, 'utf8') + oldCa.certPem);
   lab = await createLab();
   // tzorp's own CA, made by the command an administrator runs
-  execFileSync(
-    process.execPath,
-    ['bin/tzorp', 'tls', 'ca', 'create', join(dir, 'tzorp-ca'), '--name', 'tzorp test inspect'],
-    {
-      stdio: 'pipe',
-    },
-  );
-  tzca = join(dir, 'tzorp-ca', 'ca.crt');
+  tzca = tzorpCa(dir, 'tzorp-ca', 'tzorp test inspect').cert;
   server = lab.spawnTs('server', 'test/netns/tls/inspect-server.ts', [
     `443:${good.cert}:${good.key}`,
     `8444:${unknown.cert}:${unknown.key}`,
@@ -94,12 +86,7 @@ before(async () => {
   const policy = join(dir, `${lab.id}.yaml`);
   writeFileSync(
     policy,
-    `zones:
-  clients:
-    addresses: [198.18.1.0/24, "2001:db8:1::/64"]
-  servers:
-    addresses: [198.18.2.0/24, "2001:db8:2::/64"]
-services:
+    `${LAB_ZONES}services:
   web:
     type: proxy
     proxy: http
@@ -145,18 +132,7 @@ management:
 `,
   );
   control = join(dir, `${lab.id}.sock`);
-  daemon = lab.spawn('fw', [
-    ...TZ,
-    'run',
-    policy,
-    '--control',
-    control,
-    '--workers',
-    '1',
-    '--metrics',
-    '127.0.0.1:9464',
-  ]);
-  await daemon.waitFor(/tzorp running/, 120_000);
+  daemon = await runTzorp(lab, policy, control, ['--metrics', '127.0.0.1:9464']);
 });
 
 after(async () => {

@@ -11,18 +11,13 @@ import { after, before, test } from 'node:test';
 import type { SessionInfo } from '../../../src/daemon/control-protocol.ts';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { testCa, testLeaf } from './test-ca.ts';
+import { LAB_ZONES, runTzorp, TZ } from './tls-lab.ts';
 
 const skip = netnsSkipReason();
-const TZ = [process.execPath, 'bin/tzorp'];
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-tls-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const POLICY = `zones:
-  clients:
-    addresses: [198.18.1.0/24, "2001:db8:1::/64"]
-  servers:
-    addresses: [198.18.2.0/24, "2001:db8:2::/64"]
-services:
+const POLICY = `${LAB_ZONES}services:
   sni_filtered:
     type: proxy
     proxy: plug
@@ -64,18 +59,10 @@ before(async () => {
   await server.waitFor(/ready/);
   const policy = join(dir, `${lab.id}.yaml`);
   writeFileSync(policy, POLICY);
-  daemon = lab.spawn('fw', [
-    ...TZ,
-    'run',
-    policy,
-    '--control',
-    join(dir, `${lab.id}.sock`),
-    '--workers',
-    '1',
+  daemon = await runTzorp(lab, policy, join(dir, `${lab.id}.sock`), [
     '--metrics',
     '127.0.0.1:9464', // inside the lab's firewall namespace
   ]);
-  await daemon.waitFor(/tzorp running/, 120_000);
 });
 
 after(async () => {

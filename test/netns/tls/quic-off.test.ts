@@ -10,16 +10,15 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { testCa, testLeaf } from './test-ca.ts';
+import { LAB_ZONES, runTzorp } from './tls-lab.ts';
 
 const skip = netnsSkipReason();
-const TZ = [process.execPath, 'bin/tzorp'];
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-quic-off-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 let lab: Lab;
 let https: LabProcess;
 let udp: LabProcess;
-let daemon: LabProcess;
 let ca: { cert: string; key: string };
 
 // A UDP listener on [::]:443 (both families) that prints every datagram it gets.
@@ -76,12 +75,7 @@ before(async () => {
   const policy = join(dir, `${lab.id}.yaml`);
   writeFileSync(
     policy,
-    `zones:
-  clients:
-    addresses: [198.18.1.0/24, "2001:db8:1::/64"]
-  servers:
-    addresses: [198.18.2.0/24, "2001:db8:2::/64"]
-services:
+    `${LAB_ZONES}services:
   web_sni_only:
     type: proxy
     proxy: plug
@@ -99,16 +93,7 @@ management:
   - { proto: tcp, dst_port: 22, src_zone: clients }
 `,
   );
-  daemon = lab.spawn('fw', [
-    ...TZ,
-    'run',
-    policy,
-    '--control',
-    join(dir, `${lab.id}.sock`),
-    '--workers',
-    '1',
-  ]);
-  await daemon.waitFor(/tzorp running/, 120_000);
+  await runTzorp(lab, policy, join(dir, `${lab.id}.sock`));
 });
 
 after(async () => {
