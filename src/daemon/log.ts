@@ -75,10 +75,10 @@ export function fdDestination(fd: number): LogDestination {
  */
 export class LineBatch implements LogDestination {
   private lines: string[] = [];
+  /** The batch's size: bytes in `buf`, or the length of `lines`. */
   private bytes = 0;
   /** The batch, encoded, for a destination with tryWrite and writeAll (else `lines`). */
   private readonly buf: Buffer | null;
-  private used = 0;
   /** Lines in `buf`. */
   private count = 0;
   private scheduled = false;
@@ -114,17 +114,16 @@ export class LineBatch implements LogDestination {
     } else {
       // Encoded at once into the batch's buffer: the line's string dies young instead of surviving a
       // scavenge or two in an array until the flush (the young generation is small: 2 MB).
-      if (line.length * 3 > this.buf.length - this.used) {
-        if (this.used > 0) this.flush();
+      if (line.length * 3 > this.buf.length - this.bytes) {
+        if (this.bytes > 0) this.flush();
         if (line.length * 3 > this.buf.length) {
           this.queue(Buffer.from(line), 1); // (a line longer than a batch goes on its own)
           this.flush();
           return;
         }
       }
-      this.used += this.buf.write(line, this.used);
+      this.bytes += this.buf.write(line, this.bytes);
       this.count++;
-      this.bytes = this.used;
     }
     if (this.bytes >= this.maxBytes) this.flush();
     else if (!this.scheduled) {
@@ -146,10 +145,9 @@ export class LineBatch implements LogDestination {
 
   /** Write the batch; `wait`: also wait for a full destination (on exit). */
   flush(wait = false): void {
-    if (this.buf !== null && this.used > 0) {
+    if (this.buf !== null && this.bytes > 0) {
       // (copied: the buffer takes the next lines while these may still wait for the destination)
-      this.queue(Buffer.from(this.buf.subarray(0, this.used)), this.count);
-      this.used = 0;
+      this.queue(Buffer.from(this.buf.subarray(0, this.bytes)), this.count);
       this.count = 0;
       this.bytes = 0;
     } else if (this.lines.length > 0) {

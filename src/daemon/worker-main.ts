@@ -91,6 +91,12 @@ let loadAt = 0;
  * number of sessions lost. At most once per DEFAULTS.workerLoadReportMs (under a load of short sessions
  * a message per event-loop turn was a sixth of the worker's time, and the primary's too); a status
  * request sends it first, so that the primary's number is the one status showed. */
+/** Where this worker's relayed bytes are copied (docs/native.md, "Where the relay runs"): off with
+ * --no-native-relay or without the addon. */
+function relayWhere(): WorkerResources['nativeRelay'] {
+  return nativeRelay ? (nativeRelayMode() ?? 'off') : 'off';
+}
+
 function reportLoad(): void {
   if (loadPending) return;
   loadPending = true;
@@ -339,7 +345,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       init(msg.index, msg.log);
       // Where this worker's bytes are copied: the administrator's answer to "which switch is on".
       zlog?.write('core.info', 3, null, 'Worker started', {
-        native_relay: nativeRelay ? (nativeRelayMode() ?? 'unavailable') : 'off',
+        native_relay: relayWhere(),
         native_io: nativeIo ? 'on' : 'off',
       });
       reply(msg.rid, undefined);
@@ -430,7 +436,7 @@ function resources(): WorkerResources {
     pid: process.pid,
     fds,
     relayPoolFds: nativeRelayPoolFds(),
-    nativeRelay: nativeRelay ? (nativeRelayMode() ?? 'off') : 'off',
+    nativeRelay: relayWhere(),
     nativeSockets: nativeSocketCounts(),
     handles,
     rssBytes: m.rss,
