@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -420,6 +420,7 @@ test('reload under load: 20 reloads (valid and broken) during a long transfer an
     const d = await startDaemon(lab, POLICY_A);
     const plugListeners = (await status(lab, d)).services.find((s) => s.name === 'plug')?.listeners;
     const stopFile = join(dir, `${lab.id}.stop`);
+    const countFile = join(dir, `${lab.id}.count`);
 
     // the long transfer: rate-limited so that it spans many reloads
     let transferDone = false;
@@ -439,6 +440,7 @@ test('reload under load: 20 reloads (valid and broken) during a long transfer an
          for h in ${ADDR.server4} '[${ADDR.server6}]'; do
            if curl -s --max-time 5 "telnet://$h:8080" | grep -q '^peer '; then ok=$((ok+1)); else fail=$((fail+1)); echo "FAIL $h $(date +%T.%N)"; fi
          done
+         echo $((ok+fail)) > ${countFile}.tmp && mv ${countFile}.tmp ${countFile}
        done
        echo "ok=$ok fail=$fail"`,
       { timeoutMs: 300_000, allowFail: true },
@@ -451,7 +453,23 @@ test('reload under load: 20 reloads (valid and broken) during a long transfer an
     let reloadsWhileTransferring = 0;
     let extra: LabProcess | null = null;
     let extraGen = 0;
+    // Each reload comes after the stream made new connections since the last one: reloads take tens of
+    // milliseconds on a quiet machine, and without this the 20 could be over before the stream's first
+    // connections (a retransmitted SYN alone takes a second).
+    let attempts = 0;
+    const streamMoved = async () => {
+      for (let t = 0; t < 600; t++) {
+        const n = Number(existsSync(countFile) ? readFileSync(countFile, 'utf8') : 0);
+        if (n > attempts) {
+          attempts = n;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`the stream of new connections made none in 30 s (${attempts} so far)`);
+    };
     for (let i = 1; i <= 20; i++) {
+      await streamMoved();
       const broken = i % 4 === 2 || i === 19;
       writeFileSync(d.policy, broken ? POLICY_BROKEN : i % 2 === 0 ? POLICY_A : POLICY_B);
       if (i === 7) {
