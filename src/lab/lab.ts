@@ -38,6 +38,7 @@ import {
   LAB_NODES,
   LAB_PORTS,
   linkArgs,
+  linksUpScript,
   NODE_ROLES,
   type NodeRole,
   nodeNamespace,
@@ -147,6 +148,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     for (const node of LAB_NODES) {
       await runIn(ns[node.role], ['sh', '-ec', nodeScript(node).join('\n')]);
     }
+    for (const node of LAB_NODES) await runIn(ns[node.role], ['sh', '-c', linksUpScript(node)]);
 
     step('starting the servers (HTTP, FTP, banner, canaries)');
     const record = (p: Omit<LabProcessRecord, 'startTime'>) => {

@@ -198,6 +198,15 @@ export function nodeScript(node: LabNode): string[] {
   return out;
 }
 
+/** A shell command that waits (up to 5 s) until the node's interfaces are up for the kernel: a veth
+ * is up for `ip link` at once, but sends nothing until the kernel's link watcher has run, up to a
+ * second later (the first neighbour solicitation of a new lab went unanswered, and its first IPv6
+ * connection took a second). Run once every node's script has run (a veth's carrier needs both ends). */
+export function linksUpScript(node: LabNode): string {
+  const files = node.ifaces.map((i) => `/sys/class/net/${i.name}/operstate`).join(' ');
+  return `for i in $(seq 1 250); do up=1; for f in ${files}; do [ "$(cat $f)" = up ] || up=0; done; [ $up = 1 ] && exit 0; sleep 0.02; done; echo "interfaces not up: $(cat ${files})" >&2; exit 1`;
+}
+
 /** The `ip link add` arguments that create one link (run in the host's namespace; both ends are
  * created directly inside the lab's namespaces, so nothing appears on the host). */
 export function linkArgs(name: string, link: LabLink): string[] {

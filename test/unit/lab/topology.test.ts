@@ -9,6 +9,7 @@ import {
   LAB_LINKS,
   LAB_NODES,
   linkArgs,
+  linksUpScript,
   NODE_ROLES,
   nodeNamespace,
   nodeScript,
@@ -65,6 +66,14 @@ describe('lab topology', () => {
       for (const r of n.routes)
         assert.ok(s.includes(`route add ${r.dst} via ${r.via}`), `${r.dst} via ${r.via}`);
       assert.equal(s.includes('ip_forward=1'), n.role === 'fw');
+    }
+  });
+
+  it('waits for every interface of a node to be up for the kernel', () => {
+    for (const n of LAB_NODES) {
+      const s = linksUpScript(n);
+      for (const i of n.ifaces)
+        assert.ok(s.includes(`/sys/class/net/${i.name}/operstate`), `${n.role} ${i.name}`);
     }
   });
 
