@@ -7,6 +7,7 @@ import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type pino from 'pino';
 import { DEFAULTS } from '../defaults.ts';
+import { isoTime } from '../net/time.ts';
 import type { LogLevel } from '../proxy/core/types.ts';
 import { type LogLevels, MAX_LOG_LEVEL } from './log-spec.ts';
 
@@ -310,7 +311,7 @@ export class ZorpLog {
     const ms = this.nowMs();
     if (ms !== this.stampMs) {
       this.stampMs = ms;
-      this.stampText = new Date(ms).toISOString();
+      this.stampText = isoTime(ms);
     }
     return this.stampText;
   }

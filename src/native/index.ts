@@ -30,6 +30,7 @@ interface RawAddon {
   ): number;
   getMark(fd: number): number;
   addrs(fd: number): [string, number, string, number] | null | undefined;
+  addrText(bytes: Uint8Array): string;
   setMark(fd: number, mark: number): void;
   getTransparent(fd: number): boolean;
   close(fd: number, reset?: boolean): void;
@@ -267,6 +268,11 @@ export function clientFd(family: 4 | 6, opts: ClientFdOptions = {}): number {
  */
 export function socketAddrsOf(fd: number): [string, number, string, number] | null | undefined {
   return call('addrs', (a) => a.addrs(fd));
+}
+
+/** The text the addon gives an address of 4 or 16 bytes (what accept and addrs report). */
+export function addrText(bytes: Uint8Array): string {
+  return call('addrText', (a) => a.addrText(bytes));
 }
 
 /** SO_MARK of a socket (an accepted socket carries the SYN's mark with net.ipv4.tcp_fwmark_accept=1). */

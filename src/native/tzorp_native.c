@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -114,20 +115,119 @@ static bool get_opt_int(napi_env env, napi_value obj, const char *name, int64_t 
   return get_int(env, v, out);
 }
 
+// Decimal digits of `v` (0..65535) at `p`; returns the end.
+static char *put_dec(char *p, unsigned v) {
+  char t[5];
+  int n = 0;
+  do t[n++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  while (n > 0) *p++ = t[--n];
+  return p;
+}
+
+static char *put_v4(char *p, const uint8_t *b) {
+  for (int i = 0; i < 4; i++) {
+    if (i) *p++ = '.';
+    p = put_dec(p, b[i]);
+  }
+  *p = 0;
+  return p;
+}
+
+// IPv6 text as inet_ntop writes it (RFC 5952: lower-case hex without leading zeros, the first longest
+// run of two or more zero groups as "::"). glibc's inet_ntop formats with sprintf, a group at a time,
+// and was a visible part of a new connection's cost (the accept gives two addresses, the connect one);
+// the forms with an IPv4 tail (::a.b.c.d, ::ffff:a.b.c.d) are left to it.
+static void put_v6(char *host, const uint8_t *b) {
+  uint16_t w[8];
+  for (int i = 0; i < 8; i++) w[i] = (uint16_t)(b[2 * i] << 8 | b[2 * i + 1]);
+  if (w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == 0 && w[4] == 0 && (w[5] == 0 || w[5] == 0xffff)) {
+    inet_ntop(AF_INET6, b, host, TZORP_HOST_TEXT);
+    return;
+  }
+  int best = -1, bestLen = 0;
+  for (int i = 0; i < 8;) {
+    if (w[i] != 0) {
+      i++;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && w[j] == 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (bestLen < 2) best = -1;
+  static const char hex[] = "0123456789abcdef";
+  char *p = host;
+  bool sep = false; // a ':' before the next group (not right after "::")
+  for (int i = 0; i < 8; i++) {
+    if (i == best) {
+      *p++ = ':';
+      *p++ = ':';
+      i += bestLen - 1;
+      sep = false;
+      continue;
+    }
+    if (sep) *p++ = ':';
+    sep = true;
+    unsigned v = w[i];
+    bool any = false;
+    for (int sh = 12; sh >= 0; sh -= 4) {
+      unsigned d = (v >> sh) & 15;
+      if (d || any || sh == 0) {
+        *p++ = hex[d];
+        any = true;
+      }
+    }
+  }
+  *p = 0;
+}
+
 // Text of a socket address (tzorp_errors.h).
 void tzorp_addr_text(const struct sockaddr_storage *ss, char *host, int *port) {
   host[0] = 0;
   *port = 0;
   if (ss->ss_family == AF_INET) {
     const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    inet_ntop(AF_INET, &a->sin_addr, host, TZORP_HOST_TEXT);
+    put_v4(host, (const uint8_t *)&a->sin_addr);
     *port = ntohs(a->sin_port);
   } else if (ss->ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, TZORP_HOST_TEXT);
-    else inet_ntop(AF_INET6, &a->sin6_addr, host, TZORP_HOST_TEXT);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) put_v4(host, &a->sin6_addr.s6_addr[12]);
+    else put_v6(host, a->sin6_addr.s6_addr);
     *port = ntohs(a->sin6_port);
   }
+}
+
+// addrText(bytes) -> the text tzorp_addr_text gives for a 4- or 16-byte address (for tests: the
+// formatter above against JavaScript's own).
+static napi_value AddrText(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  size_t len = 0;
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok || (len != 4 && len != 16)) {
+    napi_throw_type_error(env, NULL, "addrText(bytes): a Buffer of 4 or 16 bytes");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  if (len == 4) {
+    ss.ss_family = AF_INET;
+    memcpy(&((struct sockaddr_in *)&ss)->sin_addr, data, 4);
+  } else {
+    ss.ss_family = AF_INET6;
+    memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, data, 16);
+  }
+  char host[TZORP_HOST_TEXT];
+  int port;
+  tzorp_addr_text(&ss, host, &port);
+  napi_create_string_utf8(env, host, NAPI_AUTO_LENGTH, &out);
+  return out;
 }
 
 // Parse `host` (IPv4 or IPv6 text, no brackets, no scope) and `port` into a sockaddr (tzorp_errors.h).
@@ -409,6 +509,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"socket", NULL, Socket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getMark", NULL, GetMark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"addrs", NULL, Addrs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"addrText", NULL, AddrText, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setMark", NULL, SetMark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getTransparent", NULL, GetTransparent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},

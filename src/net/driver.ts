@@ -42,6 +42,7 @@ import {
 } from './relay.ts';
 import { RouteError } from './router.ts';
 import { type ServiceUpstream, TargetZoneDenied } from './service.ts';
+import { isoTime } from './time.ts';
 import { Cancel, connectUpstream, connectUpstreamNative } from './upstream.ts';
 
 /** Where the driver's log lines go. `category` is Zorp's `module.category` (core.session, plug.debug). */
@@ -1506,8 +1507,8 @@ export function connectFailure(
 export function summaryFields(summary: SessionSummary): Record<string, unknown> {
   return {
     rule_id: summary.ruleId,
-    session_start: new Date(summary.startedAt).toISOString(),
-    session_end: new Date(summary.endedAt).toISOString(),
+    session_start: isoTime(summary.startedAt),
+    session_end: isoTime(summary.endedAt),
     duration_ms: summary.durationMs,
     client_address: zorpAddr(summary.client),
     client_zone: summary.clientZone,
