@@ -54,9 +54,10 @@ const relativeTsToJs = {
 // daemon/worker-main.js), and they are written a second time as bundles over their one-file forms: each
 // with the modules it imports (statically and, as chunks in dist/chunks/, dynamically) in a few files.
 // Node resolves and loads an ES module file by file, and the hundred-odd files of a daemon process made
-// that work hot enough for V8's optimizing compiler at every start: its code and the loader's per-module
-// data cost each process about 6 MB of memory (bench/README.md, "Start-up memory of the daemon"). The other files of
-// dist/ stay one per source file (the lab's entry scripts, benches and tests that import dist/ modules).
+// that work hot enough for V8's optimizing compiler at every start: its code and the loader's
+// per-module data cost each worker about 6.5 MB of memory (bench/README.md, "Start-up memory of the
+// daemon"). The other files of dist/ stay one per source file (the lab's entry scripts, benches and
+// tests that import dist/ modules).
 const BUNDLED_ENTRIES = ['cli/main.ts', 'daemon/worker-main.ts'];
 
 // Bundled code keeps each source file's own import.meta.url: the URL of that file's one-file form in
