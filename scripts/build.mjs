@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Compiles src/**/*.ts to dist/**/*.js with esbuild, one output file per source file (the layout of
 // src/ is kept, so paths relative to import.meta.url -- examples/, the addon, sibling entry scripts --
-// are the same in both trees), and copies the native addon into dist/. esbuild only strips types (as
+// are the same in both trees), and copies the native addon into dist/; the daemon's two entry points
+// are then written again as bundles (BUNDLED_ENTRIES below). esbuild only strips types (as
 // tsx does when the tests run from source, so both trees behave alike); type checking is tsc's job
 // (`npm run typecheck`, and `npm run build` runs it too).
 //
@@ -11,8 +12,17 @@
 // The new tree is written beside dist/ and swapped in by rename, so a process starting meanwhile sees
 // the old tree or the new one, never half of one. The stamp (scripts/dist-state.mjs) records what
 // src/ looked like when the build started: an edit during the build leaves dist/ stale, never fresh.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADDON_REL, distState, STAMP, sourceFingerprint } from './dist-state.mjs';
 
@@ -40,6 +50,34 @@ const relativeTsToJs = {
   },
 };
 
+// The daemon's processes start from these (bin/tzorp runs cli/main.js; the primary forks
+// daemon/worker-main.js), and they are written a second time as bundles over their one-file forms: each
+// with the modules it imports (statically and, as chunks in dist/chunks/, dynamically) in a few files.
+// Node resolves and loads an ES module file by file, and the hundred-odd files of a daemon process made
+// that work hot enough for V8's optimizing compiler at every start: its code and the loader's
+// per-module data cost each worker about 6.5 MB of memory (bench/README.md, "Start-up memory of the
+// daemon"). The other files of dist/ stay one per source file (the lab's entry scripts, benches and
+// tests that import dist/ modules).
+const BUNDLED_ENTRIES = ['cli/main.ts', 'daemon/worker-main.ts'];
+
+// Bundled code keeps each source file's own import.meta.url: the URL of that file's one-file form in
+// dist/ (where the paths relative to it -- the addon, sibling entry scripts, examples/ -- hold). Every
+// bundle output is one directory below dist/ (the entries above, and chunks/), so one relative URL fits
+// wherever esbuild puts a module's code.
+const metaUrlOfOwnFile = (src) => ({
+  name: 'meta-url-of-own-file',
+  setup(b) {
+    b.onLoad({ filter: /\.ts$/ }, (a) => {
+      const text = readFileSync(a.path, 'utf8');
+      const own = `../${relative(src, a.path).replace(/\.ts$/, '.js')}`;
+      return {
+        contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(own)}, import.meta.url).href`),
+        loader: 'ts',
+      };
+    });
+  },
+});
+
 /** Compiles src/ of checkout `root` into `out` (a directory that must not exist yet), with the addon. */
 export async function compile(root, out) {
   const { build } = await import('esbuild');
@@ -56,6 +94,21 @@ export async function compile(root, out) {
     target: 'node20',
     logLevel: 'warning',
     plugins: [relativeTsToJs],
+  });
+  await build({
+    absWorkingDir: root,
+    entryPoints: BUNDLED_ENTRIES.map((e) => join(src, e)),
+    outdir: out,
+    outbase: src,
+    bundle: true,
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    packages: 'external',
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+    plugins: [metaUrlOfOwnFile(src)],
   });
   const addon = join(src, ADDON_REL);
   if (existsSync(addon)) {

@@ -15,7 +15,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, createLab, type LabProcess, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { haproxyTransparentTcp, openIdle, plugPolicy, startEcho, treePids, ulimitMax } from './bench-kit.ts';
+import {
+  haproxyTransparentTcp,
+  openIdle,
+  plugPolicy,
+  startEcho,
+  treePids,
+  tzorpRunArgv,
+  ulimitMax,
+} from './bench-kit.ts';
 import { ensurePackages } from './peers-install.ts';
 
 ensurePackages(['haproxy']);
@@ -100,17 +108,7 @@ const tzorp = (native: boolean) => async (dir: string, lab: Awaited<ReturnType<t
   writeFileSync(file, policy);
   const proc = lab.spawn(
     'fw',
-    ulimitMax([
-      process.execPath,
-      'bin/tzorp',
-      'run',
-      file,
-      '--control',
-      join(dir, 'control.sock'),
-      '--workers',
-      String(WORKERS),
-      ...(native ? [] : ['--no-native-relay']),
-    ]),
+    ulimitMax(tzorpRunArgv(file, dir, WORKERS, native ? [] : ['--no-native-relay'])),
   );
   await proc.waitFor(/tzorp running/, 120_000);
   return proc;

@@ -2,73 +2,7 @@
 // process); the primary asks for them over IPC and sums the workers' with prom-client's cluster
 // aggregator (metrics.ts), so `json()` gives exactly prom-client's getMetricsAsJSON() format.
 
-import { TzorpError } from '../errors.ts';
-
-/** The JSON of one metric as prom-client's aggregator reads it. */
-export interface MetricJson {
-  help: string;
-  name: string;
-  type: 'counter' | 'gauge';
-  values: { value: number; labels: Record<string, string> }[];
-  aggregator: 'sum';
-}
-
-/** One label set's value (a Labeled's entry; WorkerMetrics keeps its per-service ones at hand). */
-interface Cell<L extends string> {
-  value: number;
-  labels: Record<L, string>;
-}
-
-/** A counter or gauge with labels: one value per label set, kept in the order first seen. */
-class Labeled<L extends string> {
-  private readonly values = new Map<string, Cell<L>>();
-
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly type: 'counter' | 'gauge',
-    private readonly labelNames: readonly L[],
-  ) {}
-
-  inc(labels: Record<L, string>, by = 1): void {
-    this.add(this.cell(labels), by);
-  }
-
-  /** The value of one label set (made, at 0, the first time: from then on it is in json()). */
-  cell(labels: Record<L, string>): Cell<L> {
-    let key = '';
-    for (const n of this.labelNames) key += `${labels[n]}\u0000`;
-    let v = this.values.get(key);
-    if (!v) {
-      const copy = {} as Record<L, string>;
-      for (const n of this.labelNames) copy[n] = labels[n];
-      v = { value: 0, labels: copy };
-      this.values.set(key, v);
-    }
-    return v;
-  }
-
-  /** Add to a cell of this metric's (cell()). */
-  add(c: Cell<L>, by: number): void {
-    if (this.type === 'counter' && !(by >= 0))
-      throw new TzorpError('INTERNAL', `${this.name}: a counter only goes up`);
-    c.value += by;
-  }
-
-  dec(labels: Record<L, string>, by = 1): void {
-    this.inc(labels, -by);
-  }
-
-  json(): MetricJson {
-    return {
-      help: this.help,
-      name: this.name,
-      type: this.type,
-      values: [...this.values.values()].map((v) => ({ value: v.value, labels: { ...v.labels } })),
-      aggregator: 'sum',
-    };
-  }
-}
+import { type Cell, Labeled, type MetricJson } from './labeled-metric.ts';
 
 interface ServiceCells {
   running: Cell<'service'> | null;
