@@ -700,6 +700,13 @@ class Session extends SessionDone implements SessionHandle {
       sock.destroy(); // everything was sent already (the usual end of a relay): no flush to wait for
       return;
     }
+    if (sock instanceof NativeSocket && sock.writableLength === 0) {
+      // Nothing waits: end() sends the FIN at once (shutdown), and the close can follow it now, as it
+      // would on 'finish' a tick later, without a timer and two listeners for every connection.
+      sock.end();
+      sock.destroy();
+      return;
+    }
     const t = setTimeout(() => {
       this.log('core.session', 'warn', 'The peer did not take the last bytes in time; connection reset', {
         stream: s.id,

@@ -49,6 +49,7 @@ import {
   type Framing,
   type Header,
   HttpReader,
+  lowerName,
   type ReadItem,
   type RequestHead,
   type ResponseHead,
@@ -796,7 +797,7 @@ export class HttpCore implements ProxyCore {
 
     const conn = connectionTokens(head.headers);
     const e2e = head.headers.filter((h) => {
-      return forwardable(h.name.toLowerCase(), conn);
+      return forwardable(lowerName(h), conn);
     });
     const pol = applyHeaderPolicy(e2e, o.responseHeader);
     if (!pol.ok) {
@@ -863,7 +864,7 @@ export class HttpCore implements ProxyCore {
   private tunnelResponse(tx: Tx, head: ResponseHead, headers: Header[]): void {
     const status = head.status;
     if (status === 101) {
-      const up = head.headers.find((h) => h.name.toLowerCase() === 'upgrade');
+      const up = head.headers.find((h) => lowerName(h) === 'upgrade');
       if (!up) {
         this.serverError(new ProtocolError('server', 502, '101 without an Upgrade header'));
         return;
@@ -908,7 +909,7 @@ export class HttpCore implements ProxyCore {
         break;
       case 'none': {
         // HEAD and 304 may tell the length of the representation (RFC 9110 §8.6); 204 must not.
-        const cl = head.headers.find((h) => h.name.toLowerCase() === 'content-length');
+        const cl = head.headers.find((h) => lowerName(h) === 'content-length');
         if (cl && status !== 204) headers.push({ name: 'Content-Length', value: cl.value });
         break;
       }

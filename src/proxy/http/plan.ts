@@ -12,7 +12,7 @@ import type { Addr, ConnectOptions, Verdict } from '../core/index.ts';
 import type { ErrorPage } from './error-page.ts';
 import { type HttpOptions, MANAGED_HEADERS } from './options.ts';
 import { applyHeaderPolicy, checkConnect, checkUrl, portPermitted, requestAction } from './policy.ts';
-import type { Framing, Header, RequestHead } from './reader.ts';
+import { type Framing, type Header, lowerName, type RequestHead } from './reader.ts';
 import { reasonOf } from './reasons.ts';
 import { splitList } from './syntax.ts';
 import { formatAuthority, parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
@@ -97,7 +97,7 @@ export function forwardable(lowerName: string, connTokens: Set<string>): boolean
 export function connectionTokens(headers: Header[]): Set<string> {
   const s = new Set<string>();
   for (const h of headers) {
-    const n = h.name.toLowerCase();
+    const n = lowerName(h);
     if (n === 'connection' || n === 'proxy-connection') for (const t of splitList(h.value)) if (t) s.add(t);
   }
   return s;
@@ -166,7 +166,7 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
   let hostAuth: ReturnType<typeof parseAuthority> | null;
   try {
     target = parseRequestTarget(head.target, method, o.limits.maxHostnameLength);
-    const hostHeader = head.headers.find((h) => h.name.toLowerCase() === 'host')?.value ?? '';
+    const hostHeader = head.headers.find((h) => lowerName(h) === 'host')?.value ?? '';
     hostAuth = hostHeader === '' ? null : parseAuthority(hostHeader, o.limits.maxHostnameLength);
   } catch (e) {
     if (!(e instanceof ProtocolError)) throw e;
@@ -287,13 +287,13 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
   }
 
   // Expect (RFC 9110 §10.1.1): only 100-continue exists; it is forwarded for HTTP/1.1.
-  const expect = head.headers.filter((h) => h.name.toLowerCase() === 'expect');
+  const expect = head.headers.filter((h) => lowerName(h) === 'expect');
   if (expect.length > 0 && (expect.length > 1 || expect[0]!.value.toLowerCase() !== '100-continue'))
     return respond(417, 'Expectation failed', 'Only Expect: 100-continue is supported.');
 
   // Headers: end-to-end ones through the request_header policy, managed ones written here.
   const e2e = head.headers.filter((h) => {
-    const n = h.name.toLowerCase();
+    const n = lowerName(h);
     return forwardable(n, conn) && !(n === 'expect' && head.version.minor === 0);
   });
   const pol = applyHeaderPolicy(e2e, o.requestHeader);
@@ -309,7 +309,7 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
 
   // Upgrade (RFC 9110 §7.8): passed on only when the policy permits the protocol.
   let upgrade: string | null = null;
-  const upg = head.headers.find((h) => h.name.toLowerCase() === 'upgrade');
+  const upg = head.headers.find((h) => lowerName(h) === 'upgrade');
   if (upg && conn.has('upgrade') && o.permitUpgrade.size > 0 && method === 'GET') {
     const protos = splitList(upg.value);
     if (protos.every((p) => p !== '' && (o.permitUpgrade.has('*') || o.permitUpgrade.has(p.split('/')[0]!))))

@@ -2,7 +2,7 @@
 // by (method, status) in dimhash order, headers by name with a '*' default, and the URL filter.
 import type { HeaderAction, HttpOptions, RequestAction, ResponseAction } from './options.ts';
 import { MANAGED_HEADERS } from './options.ts';
-import type { Header } from './reader.ts';
+import { type Header, lowerName } from './reader.ts';
 
 const DENY: RequestAction = { action: 'deny' };
 const ACCEPT: ResponseAction = { action: 'accept' };
@@ -38,7 +38,7 @@ export function applyHeaderPolicy(headers: Header[], policy: Map<string, HeaderA
   const def = policy.get('*');
   const out: Header[] = [];
   for (const h of headers) {
-    const lower = h.name.toLowerCase();
+    const lower = lowerName(h);
     if (MANAGED_HEADERS.has(lower)) {
       out.push(h);
       continue;

@@ -19,6 +19,15 @@ export interface Header {
   name: string;
   /** Field value without leading/trailing OWS (latin1: one char per byte). */
   value: string;
+  /** `name` in lower case, when the reader made the header (lowerName: the name's lower case either
+   * way). A request's headers are compared by name in several passes; lowering each name once per
+   * head instead of once per pass saves the small strings those passes made. */
+  lower?: string;
+}
+
+/** A header's name in lower case (computed once by the reader; otherwise here). */
+export function lowerName(h: Header): string {
+  return h.lower ?? h.name.toLowerCase();
 }
 
 export interface Version {
@@ -104,6 +113,25 @@ type State =
 const EMPTY = Buffer.alloc(0);
 const CHUNK_EXT =
   /^(?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"))?)*$/;
+
+/** What read() gives most often, one object each (read() is called for every chunk). */
+const NEED: ReadItem = Object.freeze({ type: 'need' });
+const EOF_ITEM: ReadItem = Object.freeze({ type: 'eof' });
+
+/** Which line was longer than its limit (HttpReader.line), and the status and text of its error. */
+const TOO_LONG_REQUEST_LINE = 0;
+const TOO_LONG_STATUS_LINE = 1;
+const TOO_LONG_HEADER_LINE = 2;
+const TOO_LONG_CHUNK_LINE = 3;
+const TOO_LONG_TRAILER_LINE = 4;
+type TooLong = 0 | 1 | 2 | 3 | 4;
+const TOO_LONG: readonly (readonly [number, string])[] = [
+  [414, 'request line longer than max_url_length'],
+  [502, 'status line longer than max_line_length'],
+  [431, 'header line longer than max_line_length'],
+  [400, 'chunk-size line longer than max_line_length'],
+  [431, 'trailer line longer than max_line_length'],
+];
 
 export class HttpReader {
   private buf: Buffer = EMPTY;
@@ -246,9 +274,16 @@ export class HttpReader {
     return this.owned ? Buffer.from(view) : view;
   }
 
-  /** The next complete line (without CRLF) or null. `max` is the longest line allowed; `overflow`
-   * builds the error for a longer one. Bare LF and bare CR are refused (RFC 9112 §2.2). */
-  private line(max: number, overflow: () => ProtocolError, headBudget: number): string | null {
+  /** The error for a line longer than its limit (TooLong: which line it was). */
+  private overflow(kind: TooLong): ProtocolError {
+    const [status, msg] = TOO_LONG[kind]!;
+    return this.error(status, msg, true);
+  }
+
+  /** The next complete line (without CRLF) or null. `max` is the longest line allowed; `tooLong` says
+   * which error a longer one gets (a code, not a closure: a head's every line would make one). Bare
+   * LF and bare CR are refused (RFC 9112 §2.2). */
+  private line(max: number, tooLong: TooLong, headBudget: number): string | null {
     const live = this.end - this.start;
     const from = this.start + this.scanned;
     let lfAt = -1; // absolute index in buf
@@ -274,7 +309,7 @@ export class HttpReader {
     }
     if (lfAt < 0) {
       this.scanned = live;
-      if (live > max + 1) throw overflow();
+      if (live > max + 1) throw this.overflow(tooLong);
       if (live > headBudget) this.fail(431, 'head larger than max_header_bytes', true);
       if (this.eof) this.fail(400, 'connection closed in the middle of a line');
       return null;
@@ -282,11 +317,11 @@ export class HttpReader {
     const lf = lfAt - this.start;
     const base = this.start - this.textAt;
     if (lf === 0 || this.text.charCodeAt(base + lf - 1) !== 0x0d) {
-      if (lf - 1 > max) throw overflow();
+      if (lf - 1 > max) throw this.overflow(tooLong);
       this.fail(400, 'bare LF as line terminator');
     }
     const len = lf - 1;
-    if (len > max) throw overflow();
+    if (len > max) throw this.overflow(tooLong);
     if (len + 2 > headBudget) this.fail(431, 'head larger than max_header_bytes', true);
     const s = this.text.slice(base, base + len);
     if (s.indexOf('\r') >= 0) this.fail(400, 'bare CR in a line');
@@ -307,7 +342,7 @@ export class HttpReader {
         const avail = this.end - this.start;
         if (avail === 0) {
           if (this.eof) this.fail(400, 'connection closed before the end of the body');
-          return { type: 'need' };
+          return NEED;
         }
         const n = Math.min(avail, this.remaining);
         const data = this.copyOut(this.start, this.start + n);
@@ -323,7 +358,7 @@ export class HttpReader {
             this.state = 'start';
             return { type: 'end', trailers: [] };
           }
-          return { type: 'need' };
+          return NEED;
         }
         // Hand out what the limit allows, then fail: the same bytes pass however the input was split.
         const max = this.limits.maxBodyLength;
@@ -340,7 +375,7 @@ export class HttpReader {
         const avail = this.end - this.start;
         if (avail === 0) {
           if (this.eof) this.fail(400, 'connection closed inside a chunk');
-          return { type: 'need' };
+          return NEED;
         }
         const n = Math.min(avail, this.remaining);
         const data = this.copyOut(this.start, this.start + n);
@@ -356,7 +391,7 @@ export class HttpReader {
           this.fail(400, 'chunk data not followed by CRLF');
         if (avail < 2) {
           if (this.eof) this.fail(400, 'connection closed inside a chunk');
-          return { type: 'need' };
+          return NEED;
         }
         this.start += 2;
         this.state = 'chunk-size';
@@ -365,7 +400,7 @@ export class HttpReader {
       case 'trailers':
         return this.readTrailers();
       case 'detached':
-        return { type: 'need' };
+        return NEED;
     }
   }
 
@@ -379,18 +414,15 @@ export class HttpReader {
     const L = this.limits;
     for (;;) {
       if (this.startLine === null) {
-        if (this.end === this.start) return this.eof ? { type: 'eof' } : { type: 'need' };
+        if (this.end === this.start) return this.eof ? EOF_ITEM : NEED;
         const isReq = this.kind === 'request';
         const max = isReq ? Math.max(L.maxLineLength, L.maxUrlLength + 64) : L.maxLineLength;
         const line = this.line(
           max,
-          () =>
-            isReq
-              ? this.error(414, 'request line longer than max_url_length', true)
-              : this.error(502, 'status line longer than max_line_length', true),
+          isReq ? TOO_LONG_REQUEST_LINE : TOO_LONG_STATUS_LINE,
           L.maxHeaderBytes - this.headBytes,
         );
-        if (line === null) return { type: 'need' };
+        if (line === null) return NEED;
         if (line === '') {
           // RFC 9112 §2.2: ignore empty lines before a request-line (robustness); not forever.
           if (!isReq || ++this.emptyLines > DEFAULTS.httpMaxLeadingEmptyLines)
@@ -406,12 +438,8 @@ export class HttpReader {
         this.state = 'headers';
         continue;
       }
-      const line = this.line(
-        L.maxLineLength,
-        () => this.error(431, 'header line longer than max_line_length', true),
-        L.maxHeaderBytes - this.headBytes,
-      );
-      if (line === null) return { type: 'need' };
+      const line = this.line(L.maxLineLength, TOO_LONG_HEADER_LINE, L.maxHeaderBytes - this.headBytes);
+      if (line === null) return NEED;
       this.headBytes += line.length + 2;
       if (line === '') return this.finishHead();
       this.headers.push(this.parseField(line, this.headers.length));
@@ -430,7 +458,7 @@ export class HttpReader {
     if (!isToken(name)) this.fail(400, `invalid header field name '${printable(name)}'`);
     const value = trimOws(line.slice(colon + 1));
     if (!isFieldValue(value)) this.fail(400, `control character in header '${name}'`);
-    return { name, value };
+    return { name, value, lower: name.toLowerCase() };
   }
 
   private finishHead(): ReadItem {
@@ -453,7 +481,7 @@ export class HttpReader {
     // Host (RFC 9112 §3.2): exactly one in HTTP/1.1, at most one in 1.0, and well formed.
     let hosts = 0;
     for (const h of headers) {
-      if (h.name.length === 4 && h.name.toLowerCase() === 'host') {
+      if (h.name.length === 4 && lowerName(h) === 'host') {
         hosts++;
         if (h.value !== '') parseAuthority(h.value, this.limits.maxHostnameLength);
       }
@@ -523,7 +551,7 @@ export class HttpReader {
     let te: string[] | null = null;
     const cls: string[] = [];
     for (const h of headers) {
-      const n = h.name.toLowerCase();
+      const n = lowerName(h);
       if (n === 'transfer-encoding') {
         te ??= [];
         te.push(...splitList(h.value));
@@ -555,12 +583,8 @@ export class HttpReader {
   private readChunkSize(): ReadItem {
     let size = this.chunkSizeFast();
     if (size < 0) {
-      const line = this.line(
-        this.limits.maxLineLength,
-        () => this.error(400, 'chunk-size line longer than max_line_length', true),
-        Number.MAX_SAFE_INTEGER,
-      );
-      if (line === null) return { type: 'need' };
+      const line = this.line(this.limits.maxLineLength, TOO_LONG_CHUNK_LINE, Number.MAX_SAFE_INTEGER);
+      if (line === null) return NEED;
       // chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1); BWS only before ';' and '='.
       let i = 0;
       while (i < line.length && /[0-9A-Fa-f]/.test(line[i]!)) i++;
@@ -629,10 +653,10 @@ export class HttpReader {
     for (;;) {
       const line = this.line(
         this.limits.maxLineLength,
-        () => this.error(431, 'trailer line longer than max_line_length', true),
+        TOO_LONG_TRAILER_LINE,
         this.limits.maxHeaderBytes - this.headBytes,
       );
-      if (line === null) return { type: 'need' };
+      if (line === null) return NEED;
       this.headBytes += line.length + 2;
       if (line === '') {
         this.state = 'start';
