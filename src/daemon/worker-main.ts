@@ -10,6 +10,7 @@ import { Engine } from '../engine/index.ts';
 import { TzorpError } from '../errors.ts';
 import { closeFd, errnoName, getMark, socketFd } from '../native/index.ts';
 import { acceptNative, type NativeAcceptor, type NativeConn, socketOfFd } from '../net/accept.ts';
+import { tlsLayer } from '../net/driver.ts';
 import { runSession, ServiceUpstream } from '../net/index.ts';
 import { nativePlugEligible, runNativePlug } from '../net/native-plug.ts';
 import {
@@ -187,6 +188,7 @@ function init(
     runsNatively: (service, proxy) =>
       nativePlugEligible(service, proxy, nativeRelay) || nativeIoEligible(service, nativeIo),
     socketOf: socketOfFd,
+    loadTls: tlsLayer,
     closeFd: (fd, reset) => {
       try {
         closeFd(fd, reset);

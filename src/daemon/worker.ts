@@ -74,6 +74,9 @@ export interface WorkerDeps<U> {
   /** Whether a service's sessions can run without sockets in JavaScript (native-plug.ts
    * nativePlugEligible); its listeners then accept natively. Default: never. */
   runsNatively?(service: ProxyService, proxy: BoundProxy): boolean;
+  /** Load the TLS layer's I/O (driver.ts tlsLayer) before a generation with a TLS service is used:
+   * it is loaded on first use, so a worker whose policies have none does not load node:tls. */
+  loadTls?(): Promise<unknown>;
   /** A net.Socket of a natively accepted descriptor, for a session that needs one (a listener
    * accepting natively can get a connection for another service after a reload). */
   socketOf?(fd: number): Socket;
@@ -242,6 +245,12 @@ export class WorkerRuntime<U> {
         native,
       });
     }
+    // (a load that fails refuses the generation here, not its first TLS session)
+    for (const e of services.values())
+      if (e.service.tls) {
+        await this.deps.loadTls?.();
+        break;
+      }
     const gen: WorkerGeneration<U> = { n: spec.n, policy: spec.policy, engine, rules, services, sessions: 0 };
     const opened: string[] = [];
     try {

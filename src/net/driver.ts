@@ -25,7 +25,7 @@ import type {
   TlsHandshakeInfo,
   Verdict,
 } from '../proxy/core/types.ts';
-import { followSessions, type KeptSession, originateServer, terminateClient } from '../proxy/tls/inspect.ts';
+import type { KeptSession } from '../proxy/tls/inspect.ts';
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
@@ -65,6 +65,16 @@ export type SessionLog = ((
     fields: Record<string, unknown>,
   ) => void;
 };
+
+/** The TLS layer's I/O (src/proxy/tls/inspect.ts, node:tls), loaded on first use: a worker whose
+ * policies have no TLS service does not load node:tls (about 1.2 MiB of a process's memory). The
+ * worker loads it while it prepares a generation with one (WorkerDeps.loadTls), so a session does not
+ * wait for it; the failures of a load are the handshake's. */
+let tlsModule: Promise<typeof import('../proxy/tls/inspect.ts')> | null = null;
+export function tlsLayer(): Promise<typeof import('../proxy/tls/inspect.ts')> {
+  tlsModule ??= import('../proxy/tls/inspect.ts');
+  return tlsModule;
+}
 
 /** A session's line to `log`: through its `session` form when it has one, else with `session_id` and
  * `service` merged into the fields. */
@@ -1093,22 +1103,26 @@ class Session extends SessionDone implements SessionHandle {
     };
     const side = c.side;
     if (side.role === 'terminate') {
-      terminateClient(raw, {
-        leaf: c.endpoint.leaf,
-        names: side.names,
-        minVersion: c.endpoint.minVersion,
-        ...(side.alpn ? { alpn: side.alpn } : {}),
-        ...(side.held ? { held: side.held } : {}),
-      }).then(
-        (secure) => {
-          info.version = secure.getProtocol();
-          info.cipher = secure.getCipher()?.name ?? null;
-          info.alpn = secure.alpnProtocol || null;
-          info.sni = (secure as net.Socket & { servername?: string | false }).servername || null;
-          up(secure, info);
-        },
-        (e: Error) => failed('client_handshake', e.message, info),
-      );
+      tlsLayer()
+        .then((m) =>
+          m.terminateClient(raw, {
+            leaf: c.endpoint.leaf,
+            names: side.names,
+            minVersion: c.endpoint.minVersion,
+            ...(side.alpn ? { alpn: side.alpn } : {}),
+            ...(side.held ? { held: side.held } : {}),
+          }),
+        )
+        .then(
+          (secure) => {
+            info.version = secure.getProtocol();
+            info.cipher = secure.getCipher()?.name ?? null;
+            info.alpn = secure.alpnProtocol || null;
+            info.sni = (secure as net.Socket & { servername?: string | false }).servername || null;
+            up(secure, info);
+          },
+          (e: Error) => failed('client_handshake', e.message, info),
+        );
     } else {
       // 'resume': as the other stream's origination was, offering its session
       const like = side.role === 'resume' ? (this.streams.get(side.from)?.origin ?? null) : null;
@@ -1119,28 +1133,37 @@ class Session extends SessionDone implements SessionHandle {
       const { sni, verifyName } = side.role === 'originate' ? side : like!;
       const alpn = side.role === 'originate' ? side.alpn : undefined;
       info.sni = sni;
-      originateServer(raw, {
-        sni,
-        verifyName,
-        verify: c.endpoint.verify,
-        ...(c.endpoint.serverCa !== undefined ? { ca: c.endpoint.serverCa } : {}),
-        minVersion: c.endpoint.minVersion,
-        ...(alpn ? { alpn } : {}),
-        ...(like?.session ? { resume: like.session } : {}),
-      }).then((r) => {
-        if (!r.ok) {
-          failed(r.reason, r.detail, r.info);
-          return;
-        }
-        if (!like) {
-          const origin: NonNullable<Stream['origin']> = { sni, verifyName, session: null };
-          followSessions(r.socket, r.info, (kept) => {
-            origin.session = kept;
-          });
-          s.origin = origin;
-        }
-        up(r.socket, r.info);
-      });
+      tlsLayer()
+        .then((m) =>
+          m.originateServer(raw, {
+            sni,
+            verifyName,
+            verify: c.endpoint.verify,
+            ...(c.endpoint.serverCa !== undefined ? { ca: c.endpoint.serverCa } : {}),
+            minVersion: c.endpoint.minVersion,
+            ...(alpn ? { alpn } : {}),
+            ...(like?.session ? { resume: like.session } : {}),
+          }),
+        )
+        .then(
+          (r) => {
+            if (!r.ok) {
+              failed(r.reason, r.detail, r.info);
+              return;
+            }
+            if (!like) {
+              const origin: NonNullable<Stream['origin']> = { sni, verifyName, session: null };
+              void tlsLayer().then((m) =>
+                m.followSessions(r.socket, r.info, (kept) => {
+                  origin.session = kept;
+                }),
+              );
+              s.origin = origin;
+            }
+            up(r.socket, r.info);
+          },
+          (e: Error) => failed('handshake_failure', e.message, info),
+        );
     }
   }
 

@@ -18,14 +18,14 @@ export {
   serverTlsFields,
   tlsAccountFields,
 } from './handshake.ts';
-export {
-  type OriginateOptions,
-  type OriginateResult,
-  originateServer,
-  type ServerFailure,
-  type TerminateOptions,
-  type TlsSessionInfo,
-  terminateClient,
+// The handshakes themselves (inspect.ts: node:tls) are not re-exported: the driver loads them on first
+// use (net/driver.ts tlsLayer), and a value export here would load node:tls with this module.
+export type {
+  OriginateOptions,
+  OriginateResult,
+  ServerFailure,
+  TerminateOptions,
+  TlsSessionInfo,
 } from './inspect.ts';
 export { TlsInspectGate } from './inspect-gate.ts';
 export { type CompiledTls, compileTls, decideHello, type HelloDecision } from './sni-policy.ts';

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { testCa, testLeaf } from './test-ca.ts';
-import { LAB_ZONES, runTzorp, tzorpCa } from './tls-lab.ts';
+import { curlTls, LAB_ZONES, runTzorp, tzorpCa } from './tls-lab.ts';
 
 const skip = netnsSkipReason();
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-inspect-opts-'));
@@ -75,26 +75,8 @@ after(async () => {
   await lab?.destroy();
 });
 
-const host = (family: 4 | 6) => (family === 4 ? ADDR.server4 : `[${ADDR.server6}]`);
-
-function curl(family: 4 | 6, port: number, extra: string[] = []) {
-  return lab.exec(
-    'client',
-    [
-      'curl',
-      '-sS',
-      '--max-time',
-      '30',
-      '--cacert',
-      tzca,
-      '--resolve',
-      `www.example.org:${port}:${host(family)}`,
-      ...extra,
-      `https://www.example.org:${port}/`,
-    ],
-    { allowFail: true, timeoutMs: 60_000 },
-  );
-}
+const curl = (family: 4 | 6, port: number, extra: string[] = []) =>
+  curlTls(lab, tzca, 'www.example.org', family, port, '/', extra);
 
 const requests = (port: number) =>
   server

@@ -15,7 +15,7 @@ import { createCa, issueLeaf, loadCa } from '../../../src/proxy/tls/certs.ts';
 import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { bigBody } from './inspect-server.ts';
 import { testCa, testLeaf } from './test-ca.ts';
-import { LAB_ZONES, runTzorp, TZ, tzorpCa } from './tls-lab.ts';
+import { curlTls, LAB_ZONES, runTzorp, TZ, tzorpCa } from './tls-lab.ts';
 
 const skip = netnsSkipReason();
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-inspect-'));
@@ -142,24 +142,8 @@ after(async () => {
 
 const host = (family: 4 | 6) => (family === 4 ? ADDR.server4 : `[${ADDR.server6}]`);
 
-function curl(name: string, family: 4 | 6, port: number, path: string, extra: string[] = []) {
-  return lab.exec(
-    'client',
-    [
-      'curl',
-      '-sS',
-      '--max-time',
-      '30',
-      '--cacert',
-      tzca,
-      '--resolve',
-      `${name}:${port}:${host(family)}`,
-      ...extra,
-      `https://${name}:${port}${path}`,
-    ],
-    { allowFail: true, timeoutMs: 60_000 },
-  );
-}
+const curl = (name: string, family: 4 | 6, port: number, path: string, extra: string[] = []) =>
+  curlTls(lab, tzca, name, family, port, path, extra);
 /** A log line the daemon writes: workers write theirs once per event-loop turn, so the client can be
  * done before the line is out; wait for it (a line that never comes fails after 10 s). */
 const logged = (re: RegExp) => daemon.waitFor(re, 10_000);

@@ -2,7 +2,7 @@
 // the command an administrator runs, and `tzorp run` started in the lab's firewall namespace.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import type { Lab, LabProcess } from '../../harness/netns.ts';
+import { ADDR, type Lab, type LabProcess } from '../../harness/netns.ts';
 import type { PemFiles } from './test-ca.ts';
 
 export const TZ = [process.execPath, 'bin/tzorp'];
@@ -34,4 +34,35 @@ export async function runTzorp(
   const daemon = lab.spawn('fw', [...TZ, 'run', policy, '--control', control, '--workers', '1', ...extra]);
   await daemon.waitFor(/tzorp running/, 120_000);
   return daemon;
+}
+
+/** curl in the client namespace for https://<name>:<port><path>, the name resolved to the server's
+ * address of `family`, trusting only `cacert` (tzorp's CA: the handshake succeeds only with a
+ * certificate tzorp made). Fails as curl does (code and stderr), never throws. */
+export function curlTls(
+  lab: Lab,
+  cacert: string,
+  name: string,
+  family: 4 | 6,
+  port: number,
+  path: string,
+  extra: string[] = [],
+) {
+  const host = family === 4 ? ADDR.server4 : `[${ADDR.server6}]`;
+  return lab.exec(
+    'client',
+    [
+      'curl',
+      '-sS',
+      '--max-time',
+      '30',
+      '--cacert',
+      cacert,
+      '--resolve',
+      `${name}:${port}:${host}`,
+      ...extra,
+      `https://${name}:${port}${path}`,
+    ],
+    { allowFail: true, timeoutMs: 60_000 },
+  );
 }

@@ -15,7 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../../src/cli/registry.ts';
@@ -83,6 +83,29 @@ describe('compiled tree', () => {
       assert.ok(existsSync(join(dir, 'dist', f)), f);
     }
     const main = readFileSync(join(dir, 'dist/cli/main.js'), 'utf8');
+    // node:tls is loaded by the TLS layer's first use (net/driver.ts tlsLayer), not by a process
+    // start: nothing the daemon's entries import statically imports it (a static import of a module
+    // that re-exports the handshakes would, with the bundles' shared chunks)
+    const chunk = (prefix: string) =>
+      `chunks/${readdirSync(join(dir, 'dist/chunks')).find((f) => f.startsWith(`${prefix}-`))}`;
+    // (the primary: `tzorp run`'s chunk and the daemon's dependencies, which it imports when it runs)
+    for (const entry of ['daemon/worker-main.js', chunk('run'), chunk('deps')]) {
+      const seen = new Set<string>();
+      const builtins = new Set<string>();
+      const walk = (file: string): void => {
+        if (seen.has(file)) return;
+        seen.add(file);
+        const text = readFileSync(file, 'utf8');
+        for (const m of text.matchAll(/^(?:import|export)\b[^;]*?(?:from\s*)?"([^"]+)";?$/gms)) {
+          const spec = m[1]!;
+          if (spec.startsWith('node:')) builtins.add(spec);
+          else if (spec.startsWith('.')) walk(join(dirname(file), spec));
+        }
+      };
+      walk(join(dir, 'dist', entry));
+      assert.ok(seen.size > 3 && builtins.size > 0, `${entry}: the walk finds the static imports`);
+      assert.ok(!builtins.has('node:tls'), `${entry} imports node:tls at start`);
+    }
     assert.doesNotMatch(main, /from "\.[^"]*\.ts"/, 'relative imports point at .js files');
     assert.doesNotMatch(main, /tsx|readdirSync/, 'no loader, no directory listing');
     if (existsSync(join(ROOT, 'src/native/build/Release/tzorp_native.node'))) {
