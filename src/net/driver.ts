@@ -1133,9 +1133,9 @@ class Session extends SessionDone implements SessionHandle {
       const { sni, verifyName } = side.role === 'originate' ? side : like!;
       const alpn = side.role === 'originate' ? side.alpn : undefined;
       info.sni = sni;
-      tlsLayer()
-        .then((m) =>
-          m.originateServer(raw, {
+      tlsLayer().then(
+        async (m) => {
+          const r = await m.originateServer(raw, {
             sni,
             verifyName,
             verify: c.endpoint.verify,
@@ -1143,27 +1143,23 @@ class Session extends SessionDone implements SessionHandle {
             minVersion: c.endpoint.minVersion,
             ...(alpn ? { alpn } : {}),
             ...(like?.session ? { resume: like.session } : {}),
-          }),
-        )
-        .then(
-          (r) => {
-            if (!r.ok) {
-              failed(r.reason, r.detail, r.info);
-              return;
-            }
-            if (!like) {
-              const origin: NonNullable<Stream['origin']> = { sni, verifyName, session: null };
-              void tlsLayer().then((m) =>
-                m.followSessions(r.socket, r.info, (kept) => {
-                  origin.session = kept;
-                }),
-              );
-              s.origin = origin;
-            }
-            up(r.socket, r.info);
-          },
-          (e: Error) => failed('handshake_failure', e.message, info),
-        );
+          });
+          if (!r.ok) {
+            failed(r.reason, r.detail, r.info);
+            return;
+          }
+          if (!like) {
+            const origin: NonNullable<Stream['origin']> = { sni, verifyName, session: null };
+            m.followSessions(r.socket, r.info, (kept) => {
+              origin.session = kept;
+            });
+            s.origin = origin;
+          }
+          up(r.socket, r.info);
+        },
+        // (the TLS layer could not be loaded; originateServer itself answers failures as { ok: false })
+        (e: Error) => failed('handshake_failure', e.message, info),
+      );
     }
   }
 
