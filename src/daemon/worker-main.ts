@@ -88,16 +88,16 @@ let loadPending = false;
 let loadSent = -1;
 let loadAt = 0;
 
-/** Tell the primary how many sessions run here, when it changed: when this worker dies, that is the
- * number of sessions lost. At most once per DEFAULTS.workerLoadReportMs (under a load of short sessions
- * a message per event-loop turn was a sixth of the worker's time, and the primary's too); a status
- * request sends it first, so that the primary's number is the one status showed. */
 /** Where this worker's relayed bytes are copied (docs/native.md, "Where the relay runs"): off with
  * --no-native-relay or without the addon. */
 function relayWhere(): WorkerResources['nativeRelay'] {
   return nativeRelay ? (nativeRelayMode() ?? 'off') : 'off';
 }
 
+/** Tell the primary how many sessions run here, when it changed: when this worker dies, that is the
+ * number of sessions lost. At most once per DEFAULTS.workerLoadReportMs (under a load of short sessions
+ * a message per event-loop turn was a sixth of the worker's time, and the primary's too); a status
+ * request sends it first, so that the primary's number is the one status showed. */
 function reportLoad(): void {
   if (loadPending) return;
   loadPending = true;

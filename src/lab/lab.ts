@@ -148,7 +148,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     for (const node of LAB_NODES) {
       await runIn(ns[node.role], ['sh', '-ec', nodeScript(node).join('\n')]);
     }
-    for (const node of LAB_NODES) await runIn(ns[node.role], ['sh', '-c', linksUpScript(node)]);
+    for (const node of LAB_NODES)
+      await runIn(ns[node.role], ['sh', '-c', linksUpScript(node.ifaces.map((i) => i.name))]);
 
     step('starting the servers (HTTP, FTP, banner, canaries)');
     const record = (p: Omit<LabProcessRecord, 'startTime'>) => {

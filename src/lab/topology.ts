@@ -198,12 +198,13 @@ export function nodeScript(node: LabNode): string[] {
   return out;
 }
 
-/** A shell command that waits (up to 5 s) until the node's interfaces are up for the kernel: a veth
- * is up for `ip link` at once, but sends nothing until the kernel's link watcher has run, up to a
- * second later (the first neighbour solicitation of a new lab went unanswered, and its first IPv6
- * connection took a second). Run once every node's script has run (a veth's carrier needs both ends). */
-export function linksUpScript(node: LabNode): string {
-  const files = node.ifaces.map((i) => `/sys/class/net/${i.name}/operstate`).join(' ');
+/** A shell command that waits (up to 5 s) until the interfaces `ifaces` of a namespace are up for the
+ * kernel: a veth is up for `ip link` at once, but sends nothing until the kernel's link watcher has
+ * run, up to a second later (the first neighbour solicitation of a new lab went unanswered, and its
+ * first IPv6 connection took a second). Run once both ends of every link are set up (a veth's carrier
+ * needs both). Used by `tzorp lab up` and by the tests' labs (test/harness/netns.ts). */
+export function linksUpScript(ifaces: readonly string[]): string {
+  const files = ifaces.map((i) => `/sys/class/net/${i}/operstate`).join(' ');
   return `for i in $(seq 1 250); do up=1; for f in ${files}; do [ "$(cat $f)" = up ] || up=0; done; [ $up = 1 ] && exit 0; sleep 0.02; done; echo "interfaces not up: $(cat ${files})" >&2; exit 1`;
 }
 

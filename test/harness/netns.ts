@@ -16,6 +16,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { readdirSync } from 'node:fs';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { linksUpScript } from '../../src/lab/topology.ts';
 
 export const isRoot = process.getuid?.() === 0;
 /** Why a namespace test cannot run here, or null when it can (use as `{ skip: netnsSkipReason() }`). */
@@ -329,28 +330,10 @@ export class Lab {
     for (const role of ['client', 'fw', 'server'] as const) {
       await this.sh(role, `set -e\n${script[role].join('\n')}`);
     }
-    // A veth is up for `ip link` at once, but the kernel starts sending on it only once its link
-    // watcher has run (up to a second later; until then the operstate is `down` and what the
-    // interface sends is dropped): the client's first neighbour solicitation of the firewall went
-    // unanswered and the lab's first IPv6 connection took a second (a retransmitted SYN). Wait for it.
-    await this.sh(
-      'fw',
-      `for i in $(seq 1 250); do
-         up=1
-         for f in /sys/class/net/eth0/operstate /sys/class/net/eth1/operstate; do
-           [ "$(cat $f)" = up ] || up=0
-         done
-         [ $up = 1 ] && exit 0
-         sleep 0.02
-       done
-       echo "the lab's interfaces did not come up: $(cat /sys/class/net/eth*/operstate)" >&2; exit 1`,
-    );
-    for (const role of ['client', 'server'] as const) {
-      await this.sh(
-        role,
-        `for i in $(seq 1 250); do [ "$(cat /sys/class/net/eth0/operstate)" = up ] && exit 0; sleep 0.02; done; exit 1`,
-      );
-    }
+    // A veth sends nothing until the kernel's link watcher has run (src/lab/topology.ts linksUpScript):
+    // without this wait every lab's first IPv6 connection took a second.
+    await this.sh('fw', linksUpScript(['eth0', 'eth1']));
+    for (const role of ['client', 'server'] as const) await this.sh(role, linksUpScript(['eth0']));
   }
 
   async destroy(): Promise<void> {

@@ -119,19 +119,14 @@ const NEED: ReadItem = Object.freeze({ type: 'need' });
 const EOF_ITEM: ReadItem = Object.freeze({ type: 'eof' });
 
 /** Which line was longer than its limit (HttpReader.line), and the status and text of its error. */
-const TOO_LONG_REQUEST_LINE = 0;
-const TOO_LONG_STATUS_LINE = 1;
-const TOO_LONG_HEADER_LINE = 2;
-const TOO_LONG_CHUNK_LINE = 3;
-const TOO_LONG_TRAILER_LINE = 4;
-type TooLong = 0 | 1 | 2 | 3 | 4;
-const TOO_LONG: readonly (readonly [number, string])[] = [
-  [414, 'request line longer than max_url_length'],
-  [502, 'status line longer than max_line_length'],
-  [431, 'header line longer than max_line_length'],
-  [400, 'chunk-size line longer than max_line_length'],
-  [431, 'trailer line longer than max_line_length'],
-];
+const TOO_LONG = {
+  request: [414, 'request line longer than max_url_length'],
+  status: [502, 'status line longer than max_line_length'],
+  header: [431, 'header line longer than max_line_length'],
+  chunk: [400, 'chunk-size line longer than max_line_length'],
+  trailer: [431, 'trailer line longer than max_line_length'],
+} as const;
+type TooLong = keyof typeof TOO_LONG;
 
 export class HttpReader {
   private buf: Buffer = EMPTY;
@@ -276,7 +271,7 @@ export class HttpReader {
 
   /** The error for a line longer than its limit (TooLong: which line it was). */
   private overflow(kind: TooLong): ProtocolError {
-    const [status, msg] = TOO_LONG[kind]!;
+    const [status, msg] = TOO_LONG[kind];
     return this.error(status, msg, true);
   }
 
@@ -417,11 +412,7 @@ export class HttpReader {
         if (this.end === this.start) return this.eof ? EOF_ITEM : NEED;
         const isReq = this.kind === 'request';
         const max = isReq ? Math.max(L.maxLineLength, L.maxUrlLength + 64) : L.maxLineLength;
-        const line = this.line(
-          max,
-          isReq ? TOO_LONG_REQUEST_LINE : TOO_LONG_STATUS_LINE,
-          L.maxHeaderBytes - this.headBytes,
-        );
+        const line = this.line(max, isReq ? 'request' : 'status', L.maxHeaderBytes - this.headBytes);
         if (line === null) return NEED;
         if (line === '') {
           // RFC 9112 §2.2: ignore empty lines before a request-line (robustness); not forever.
@@ -438,7 +429,7 @@ export class HttpReader {
         this.state = 'headers';
         continue;
       }
-      const line = this.line(L.maxLineLength, TOO_LONG_HEADER_LINE, L.maxHeaderBytes - this.headBytes);
+      const line = this.line(L.maxLineLength, 'header', L.maxHeaderBytes - this.headBytes);
       if (line === null) return NEED;
       this.headBytes += line.length + 2;
       if (line === '') return this.finishHead();
@@ -583,7 +574,7 @@ export class HttpReader {
   private readChunkSize(): ReadItem {
     let size = this.chunkSizeFast();
     if (size < 0) {
-      const line = this.line(this.limits.maxLineLength, TOO_LONG_CHUNK_LINE, Number.MAX_SAFE_INTEGER);
+      const line = this.line(this.limits.maxLineLength, 'chunk', Number.MAX_SAFE_INTEGER);
       if (line === null) return NEED;
       // chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1); BWS only before ';' and '='.
       let i = 0;
@@ -653,7 +644,7 @@ export class HttpReader {
     for (;;) {
       const line = this.line(
         this.limits.maxLineLength,
-        TOO_LONG_TRAILER_LINE,
+        'trailer',
         this.limits.maxHeaderBytes - this.headBytes,
       );
       if (line === null) return NEED;

@@ -71,7 +71,7 @@ describe('lab topology', () => {
 
   it('waits for every interface of a node to be up for the kernel', () => {
     for (const n of LAB_NODES) {
-      const s = linksUpScript(n);
+      const s = linksUpScript(n.ifaces.map((i) => i.name));
       for (const i of n.ifaces)
         assert.ok(s.includes(`/sys/class/net/${i.name}/operstate`), `${n.role} ${i.name}`);
     }
