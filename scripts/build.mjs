@@ -50,20 +50,26 @@ const relativeTsToJs = {
   },
 };
 
-// The daemon's processes start from these (bin/tzorp runs cli/main.js; the primary forks
-// daemon/worker-main.js), and they are written a second time as bundles over their one-file forms: each
-// with the modules it imports (statically and, as chunks in dist/chunks/, dynamically) in a few files.
-// Node resolves and loads an ES module file by file, and the hundred-odd files of a daemon process made
-// that work hot enough for V8's optimizing compiler at every start: its code and the loader's
-// per-module data cost each worker about 6.5 MB of memory (bench/README.md, "Start-up memory of the
-// daemon"). The other files of dist/ stay one per source file (the lab's entry scripts, benches and
+// The daemon's processes start from these, written a second time as bundles: bin/tzorp runs
+// cli/main.js, an ES module bundle over its one-file form (with the modules it imports statically, and
+// as chunks in dist/chunks/ dynamically); the primary forks daemon/worker-main.cjs, one CommonJS file
+// (WORKER_BUNDLE). Node resolves and loads an ES module file by file, and the hundred-odd files of a
+// daemon process made that work hot enough for V8's optimizing compiler at every start: its code and the
+// loader's per-module data cost each worker about 6.5 MB of memory (bench/README.md, "Start-up memory of
+// the daemon"). The other files of dist/ stay one per source file (the lab's entry scripts, benches and
 // tests that import dist/ modules).
-const BUNDLED_ENTRIES = ['cli/main.ts', 'daemon/worker-main.ts'];
+const BUNDLED_ENTRIES = ['cli/main.ts'];
+// A worker does not load Node's ES module loader at all (about 1.6 MB of node's own code and data per
+// worker; the same bench): CommonJS cannot split, so its dynamic imports (the TLS layer) are in this one
+// file too, evaluated (and their built-in modules, node:tls, required) only when first imported.
+export const WORKER_BUNDLE = 'daemon/worker-main.cjs';
 
 // Bundled code keeps each source file's own import.meta.url: the URL of that file's one-file form in
 // dist/ (where the paths relative to it -- the addon, sibling entry scripts, examples/ -- hold). Every
 // bundle output is one directory below dist/ (the entries above, and chunks/), so one relative URL fits
 // wherever esbuild puts a module's code.
+// (In the CommonJS bundle, import.meta.url is the bundle's own file URL: `import.meta` exists in ES
+// modules only.)
 const metaUrlOfOwnFile = (src) => ({
   name: 'meta-url-of-own-file',
   setup(b) {
@@ -108,6 +114,20 @@ export async function compile(root, out) {
     platform: 'node',
     target: 'node20',
     logLevel: 'warning',
+    plugins: [metaUrlOfOwnFile(src)],
+  });
+  await build({
+    absWorkingDir: root,
+    entryPoints: [join(src, 'daemon/worker-main.ts')],
+    outfile: join(out, WORKER_BUNDLE),
+    bundle: true,
+    packages: 'external',
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+    define: { 'import.meta.url': '__tzorp_bundle_url' },
+    banner: { js: 'const __tzorp_bundle_url = require("node:url").pathToFileURL(__filename).href;' },
     plugins: [metaUrlOfOwnFile(src)],
   });
   const addon = join(src, ADDON_REL);

@@ -205,7 +205,6 @@ ${splice ? '  maxpipes 1000\n' : ''}${HAPROXY_HTTP_DEFAULTS}${splice ? '  option
 `;
 }
 
-/** A policy with one plug service for 198.18.1.0/24 to 198.18.2.0/24 on `port` (the idle benches). */
 /** argv of the daemon under test: `tzorp run POLICY` with its control socket in `dir` and N workers,
  * from this checkout's compiled tree (bin/tzorp). */
 export const tzorpRunArgv = (
@@ -225,6 +224,7 @@ export const tzorpRunArgv = (
   ...extra,
 ];
 
+/** A policy with one plug service for 198.18.1.0/24 to 198.18.2.0/24 on `port` (the idle benches). */
 export const plugPolicy = (port: number): string => `zones:
   clients: { addresses: [198.18.1.0/24] }
   servers: { addresses: [198.18.2.0/24] }

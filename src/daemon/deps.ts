@@ -18,6 +18,7 @@ import {
 import { closeFd, listenFd, nflogOpen } from '../native/index.ts';
 import { type LoadResult, loadPolicyFile, type Policy } from '../policy/index.ts';
 import { bindProxies } from '../proxy/index.ts';
+import { shedMemory } from './memory.ts';
 import type { DaemonDeps } from './primary.ts';
 
 type Loader = (file: string) => Promise<LoadResult>;
@@ -125,6 +126,7 @@ export function realDeps(
     listenFd: (host, port, family) =>
       listenFd(host, port, { transparent: true, v6Only: family === 6, backlog: DEFAULTS.listenBacklog }),
     closeFd,
+    shedMemory,
     kernelLogFd: () => nflogOpen(DEFAULTS.kernelLogGroup, DEFAULTS.kernelLogCopyBytes),
   };
 }

@@ -11,17 +11,18 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from '../defaults.ts';
-import { isCompiled, siblingModule } from '../entry.ts';
+import { isCompiled } from '../entry.ts';
 import { idOfCode, TzorpError } from '../errors.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 
 type Untagged<M> = M extends { rid: number } ? Omit<M, 'rid'> : M;
 
-/** The worker's entry point: worker-main.js when compiled; from source worker-entry.mjs, which
- * registers tsx and then runs worker-main.ts (src/entry.ts). */
-export const WORKER_ENTRY = isCompiled(import.meta.url)
-  ? siblingModule(import.meta.url, './worker-main')
-  : fileURLToPath(new URL('./worker-entry.mjs', import.meta.url));
+/** The worker's entry point: when compiled, worker-main.cjs (worker-main.ts and all it imports in one
+ * CommonJS file: scripts/build.mjs WORKER_BUNDLE); from source worker-entry.mjs, which registers tsx and
+ * then runs worker-main.ts (src/entry.ts). */
+export const WORKER_ENTRY = fileURLToPath(
+  new URL(isCompiled(import.meta.url) ? './worker-main.cjs' : './worker-entry.mjs', import.meta.url),
+);
 
 function worker(message: string): TzorpError {
   return new TzorpError('DAEMON_WORKER', message);

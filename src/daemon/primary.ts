@@ -38,6 +38,7 @@ import { KernelLog } from './kernel-log.ts';
 import { type DaemonState, Lifecycle } from './lifecycle.ts';
 import { ListenerTable } from './listeners.ts';
 import type { ZorpLog } from './log.ts';
+import { type MemoryShed, shedFields } from './memory.ts';
 import { PrimaryMetrics } from './metrics.ts';
 import { WorkerPool } from './pool.ts';
 import { IdBlockAllocator } from './session-ids.ts';
@@ -64,6 +65,9 @@ export interface DaemonDeps {
   closeFd(fd: number): void;
   /** The NFLOG socket of the kernel's log rules (forward/deny services with logging), or absent. */
   kernelLogFd?(): number;
+  /** Give the memory of a policy load back to the system (memory.ts), after the start and after each
+   * reload; null when it could not (no addon). */
+  shedMemory?(): MemoryShed | null;
 }
 
 export interface DaemonOptions {
@@ -215,6 +219,18 @@ export class Daemon {
       prepare_ms: first.ms.prepare,
       apply_ms: first.ms.apply,
       ...this.kernelFields(first.generation),
+    });
+    this.shedMemorySoon();
+  }
+
+  /** The parse, check and compile of a policy leave a grown heap behind (a big policy's, hundreds of
+   * MiB): give it back once the start or reload has answered (deps.shedMemory: one full collection). */
+  private shedMemorySoon(): void {
+    const shed = this.deps.shedMemory;
+    if (!shed) return;
+    setImmediate(() => {
+      const s = shed();
+      if (s) this.log.write('core.info', 4, null, 'Memory given back', shedFields(s));
     });
   }
 
@@ -594,6 +610,7 @@ export class Daemon {
     } finally {
       // a stop asked meanwhile has moved on to draining: the reload does not take that back
       if (--this.reloads === 0 && this.lifecycle.state === 'reloading') this.lifecycle.to('running');
+      if (this.reloads === 0) this.shedMemorySoon();
     }
   }
 

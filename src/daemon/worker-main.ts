@@ -28,6 +28,7 @@ import { type LimitName, perClientOf } from './client-limits.ts';
 import type { FromWorker, ToWorker, WorkerResources } from './ipc.ts';
 import { CORE_LEVEL, ZorpLog } from './log.ts';
 import { LogLevels } from './log-spec.ts';
+import { shedFields, shedMemory } from './memory.ts';
 import { dropWorkerPrivileges } from './privileges.ts';
 import { SessionIdSource } from './session-ids.ts';
 import { ServiceStats } from './stats.ts';
@@ -381,9 +382,23 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       reply(msg.rid, runtime!.prepare({ ...msg.gen, policy }));
       return;
     }
-    case 'commit':
-      reply(msg.rid, runtime!.commit(msg.n));
+    case 'commit': {
+      const done = runtime!.commit(msg.n);
+      reply(msg.rid, done);
+      // The first generation's (or an idle worker's) preparation leaves start-up garbage: give it back.
+      // Not with sessions running: the full collection would pause their relaying.
+      done.then(
+        () => {
+          if (runtime!.running > 0) return;
+          setImmediate(() => {
+            const s = shedMemory();
+            if (s) zlog?.write('core.info', 4, null, 'Memory given back', shedFields(s));
+          });
+        },
+        () => {},
+      );
       return;
+    }
     case 'abort':
       reply(msg.rid, runtime!.abort(msg.n));
       return;

@@ -76,6 +76,8 @@ interface RawAddon {
   ioSoError(id: number): number;
   ioShutdown(id: number): number;
   ioClose(id: number, reset: boolean): void;
+  // tzorp_memory.cc
+  shedMemory(): void;
 }
 
 /** The one receiver of tzorp_io.c's events: kind 0 = bytes (arg: a Buffer), 1 = end of stream, 2 =
@@ -357,6 +359,21 @@ export function relayAddon(): Pick<
   } catch {
     return null;
   }
+}
+
+/** Give the memory of a start or a reload back to the system (tzorp_memory.cc): V8's low-memory full
+ * collection (shrinks the young generation, frees empty heap pages), then malloc_trim. One full
+ * collection's pause: call it when a process has just loaded a policy, never per session. False when
+ * the addon is not built (nothing done). */
+export function shedMemory(): boolean {
+  let a: RawAddon;
+  try {
+    a = load();
+  } catch {
+    return false;
+  }
+  a.shedMemory();
+  return true;
 }
 
 /** Raise the soft RLIMIT_NOFILE to the hard limit; returns the limits now in force (-1 = unlimited). */

@@ -502,6 +502,8 @@ void tzorp_relay_register(napi_env env, napi_value exports);
 void tzorp_nflog_register(napi_env env, napi_value exports);
 // tzorp_io.c: socket I/O on the main loop without net.Socket (issue 14).
 void tzorp_io_register(napi_env env, napi_value exports);
+// tzorp_memory.cc: giving start-up memory back to the system (V8's low-memory collection, malloc_trim).
+void tzorp_memory_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -519,6 +521,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   tzorp_relay_register(env, exports);
   tzorp_nflog_register(env, exports);
   tzorp_io_register(env, exports);
+  tzorp_memory_register(env, exports);
   return tzorp_privs_init(env, exports);
 }
 

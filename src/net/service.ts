@@ -1,7 +1,6 @@
 // Everything a proxy service's sessions share: router, chainer state, limit_target_zones_to and the
 // max_sessions counter. The daemon builds one ServiceUpstream per proxy service and generation and
 // passes it to every runSession of that service.
-import { lookup } from 'node:dns/promises';
 import { nativeAvailable } from '../native/index.ts';
 import type { ProxyService } from '../policy/model.ts';
 import type { Addr } from '../proxy/core/types.ts';
@@ -99,6 +98,8 @@ type ServiceConfig = Pick<
 const ZONE_CACHE_MAX = 4096;
 
 async function defaultResolve(host: string): Promise<string[]> {
+  // node:dns/promises on first use, not at every worker's start (bench/README.md, start-up memory)
+  const { lookup } = process.getBuiltinModule('node:dns/promises');
   const r = await lookup(host, { all: true, verbatim: true });
   return r.map((a) => a.address);
 }

@@ -3,7 +3,6 @@
 // Node (`new net.Socket({ fd }).connect()`), so Node's own connect path reports 'connect',
 // ECONNREFUSED and so on (linux-tproxy.md pitfall 8).
 
-import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
@@ -75,6 +74,9 @@ function makeFd(o: UpstreamConnectOptions): number | null {
     let last: unknown;
     for (let i = 0; i < DEFAULTS.forgePortRandomTries; i++) {
       try {
+        // (node:crypto on first use: a worker without such a service never loads it; bench/README.md,
+        // "Start-up memory of the daemon")
+        const { randomInt } = process.getBuiltinModule('node:crypto');
         const port = randomInt(DEFAULTS.forgePortRandomMin, DEFAULTS.forgePortRandomMax + 1);
         return clientFd(family, { host, transparent, noDelay: true, mark: o.mark, port, reuseAddr: true });
       } catch (e) {

@@ -1,6 +1,5 @@
 // loadPolicyFile: the only part of the policy module that does I/O (reading one file). The size is
 // checked before the file is read, so a huge file costs nothing.
-import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { TzorpError } from '../errors.ts';
 import { checkPolicySize, type LoadOptions, type LoadResult, loadPolicyText } from './load.ts';
@@ -48,5 +47,8 @@ export async function loadPolicyFile(path: string, opts: LoadOptions = {}): Prom
       warnings: [],
     };
   }
+  // (node:crypto when a file is loaded: the daemon's workers import this module but never load files,
+  // and loading node:crypto costs each of them about 0.5 MB; bench/README.md, start-up memory)
+  const { createHash } = process.getBuiltinModule('node:crypto');
   return loadPolicyText(text, path, createHash('sha256').update(bytes).digest('hex'), opts);
 }

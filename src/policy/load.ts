@@ -1,7 +1,6 @@
 // loadPolicyText: text -> syntax tree (JSON or YAML reader) -> resolved Policy -> lint.
 // Pure (no I/O): file.ts reads files. Never throws for bad input: every problem is an error in the
 // result, with file:line:column.
-import { createHash } from 'node:crypto';
 import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import { Diagnostics } from './diagnostics.ts';
@@ -71,7 +70,10 @@ export function loadPolicyText(
   let partial: Policy | null = null;
   if (root !== null) {
     const r = new Resolver(d);
-    const hash = sha256 ?? createHash('sha256').update(text, 'utf8').digest('hex');
+    // (node:crypto on first use, as in file.ts: not loaded by the workers that import this module)
+    const hash =
+      sha256 ??
+      process.getBuiltinModule('node:crypto').createHash('sha256').update(text, 'utf8').digest('hex');
     policy = r.resolve(root, { file, sha256: hash });
     if (policy !== null && opts.lint !== false) {
       lintPolicy(policy, d, r.usedZones);

@@ -3,7 +3,7 @@
 // certificate that is no CA, a key that is not its key or not ECDSA P-256 refuses the policy (check,
 // run, reload) instead of failing each handshake later. Leaf certificates come from the CA's cache
 // (certs.ts leafCacheFor: kept across reloads while the CA stays the same).
-import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { DEFAULTS } from '../../defaults.ts';
 import { TzorpError } from '../../errors.ts';
@@ -33,9 +33,12 @@ export function inspectEndpoint(p: TlsPolicy): TlsEndpoint {
   if (!p.ca) throw new TzorpError('TLS_CERTIFICATE', "mode 'inspect' needs a ca");
   const certPem = read(p.ca.cert, 'the CA certificate', 'cert');
   const keyPem = read(p.ca.key, 'the CA key', 'key');
+  // (node:crypto when an inspect service is bound, not at every worker's start: bench/README.md,
+  // "Start-up memory of the daemon")
+  const { createPrivateKey, X509Certificate: X509 } = process.getBuiltinModule('node:crypto');
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(certPem);
+    cert = new X509(certPem);
   } catch (e) {
     throw fileError('cert', `${p.ca.cert} is not a PEM certificate: ${(e as Error).message}`);
   }

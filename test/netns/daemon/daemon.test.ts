@@ -349,6 +349,20 @@ daemonTest(
       gen++;
       await d.proc.waitFor(new RegExp(`Policy reloaded; generation='${gen}'`));
     };
+    // After the start, the primary and each worker gave back what loading the policy left in their heap
+    // (core.info level 4): one line each, the heap no bigger after, and smaller in at least one
+    const shed = () =>
+      [...logText().matchAll(/Memory given back; heap_before_kib='(\d+)', heap_after_kib='(\d+)'/g)].map(
+        (m) => [Number(m[1]), Number(m[2])] as const,
+      );
+    await waitUntil('three Memory given back lines', async () => shed().length >= 3);
+    const atStart = shed();
+    assert.equal(atStart.length, 3, logText());
+    for (const [before, after] of atStart) assert.ok(after <= before, `${before} -> ${after} KiB`);
+    assert.ok(
+      atStart.some(([before, after]) => after < before),
+      atStart.join(' '),
+    );
     assert.equal(await zoneOfNewSession(ADDR.server4), 'clients');
     // the same zones (a rule changed): the workers are sent the policy without them
     await reload(POLICY_A.replace('dst_port: 80 }', 'dst_port: 8088 }'));
@@ -370,9 +384,12 @@ daemonTest(
     assert.equal(await zoneOfNewSession(ADDR.server4), 'clients');
     assert.equal(await zoneOfNewSession(ADDR.server6), 'clients');
     assert.doesNotMatch(logText(), /Worker exited unexpectedly/);
+    // each reload: the primary gives back its compile's garbage too (and idle workers theirs)
+    await waitUntil('a Memory given back line per reload', async () => shed().length >= 3 + 4);
     d.proc.kill('SIGTERM');
     await d.proc.exited();
   },
+  ['--log-spec', 'core.summary:4,core.info:4'],
 );
 
 test('a policy with errors: tzorp run refuses to start (exit 1, file:line:col), nothing installed', {

@@ -88,7 +88,7 @@ describe('the Debian package', { skip }, () => {
     for (const f of [
       './usr/bin/tzorp -> ../lib/tzorp/bin/tzorp',
       './usr/lib/tzorp/dist/cli/main.js',
-      './usr/lib/tzorp/dist/daemon/worker-main.js',
+      './usr/lib/tzorp/dist/daemon/worker-main.cjs',
       './usr/lib/tzorp/dist/native/build/Release/tzorp_native.node',
       './usr/lib/tzorp/node_modules/commander/package.json',
       './usr/lib/systemd/system/tzorp.service',

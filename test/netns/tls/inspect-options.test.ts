@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ADDR, createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
+import { createLab, type Lab, type LabProcess, netnsSkipReason } from '../../harness/netns.ts';
 import { testCa, testLeaf } from './test-ca.ts';
 import { curlTls, LAB_ZONES, runTzorp, tzorpCa } from './tls-lab.ts';
 

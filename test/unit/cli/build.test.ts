@@ -78,6 +78,7 @@ describe('compiled tree', () => {
       'cli/main.js',
       'cli/commands/check.js',
       'daemon/worker-main.js',
+      'daemon/worker-main.cjs',
       'lab/servers-main.js',
     ]) {
       assert.ok(existsSync(join(dir, 'dist', f)), f);
@@ -89,7 +90,7 @@ describe('compiled tree', () => {
     const chunk = (prefix: string) =>
       `chunks/${readdirSync(join(dir, 'dist/chunks')).find((f) => f.startsWith(`${prefix}-`))}`;
     // (the primary: `tzorp run`'s chunk and the daemon's dependencies, which it imports when it runs)
-    for (const entry of ['daemon/worker-main.js', chunk('run'), chunk('deps')]) {
+    for (const entry of [chunk('run'), chunk('deps')]) {
       const seen = new Set<string>();
       const builtins = new Set<string>();
       const walk = (file: string): void => {
@@ -106,6 +107,23 @@ describe('compiled tree', () => {
       assert.ok(seen.size > 3 && builtins.size > 0, `${entry}: the walk finds the static imports`);
       assert.ok(!builtins.has('node:tls'), `${entry} imports node:tls at start`);
     }
+    // The worker is one CommonJS file (the TLS layer in it too, evaluated on first use). Loaded as the
+    // primary's fork loads it (here with a stand-in for the primary's channel: it only says 'ready'),
+    // it runs without Node's ES module loader, and without node:tls, node:crypto and node:dns/promises,
+    // which it loads when a service first needs them. (From a script file: `node -e` loads crypto.)
+    const probe = join(dir, 'worker-probe.cjs');
+    writeFileSync(
+      probe,
+      `process.send = () => true;
+       require(${JSON.stringify(join(dir, 'dist/daemon/worker-main.cjs'))});
+       console.log(JSON.stringify(process.moduleLoadList)); process.exit(0);`,
+    );
+    const worker = spawnSync(process.execPath, [probe], { encoding: 'utf8' });
+    assert.equal(worker.status, 0, worker.stderr);
+    const loaded = JSON.parse(worker.stdout) as string[];
+    assert.ok(loaded.includes('NativeModule net'), 'the worker bundle ran');
+    for (const m of ['tls', 'crypto', 'dns/promises', 'internal/modules/esm/module_job'])
+      assert.ok(!loaded.includes(`NativeModule ${m}`), `daemon/worker-main.cjs loads ${m} at start`);
     assert.doesNotMatch(main, /from "\.[^"]*\.ts"/, 'relative imports point at .js files');
     assert.doesNotMatch(main, /tsx|readdirSync/, 'no loader, no directory listing');
     if (existsSync(join(ROOT, 'src/native/build/Release/tzorp_native.node'))) {
