@@ -7,8 +7,10 @@
 // between them. Needs root.
 //
 //   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--warmup 3] [--cpu-prof DIR] [--json]
-//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads] [--relay-loop]
+//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads] [--relay-loop] [--log-spec SPEC]
 //
+// `--log-spec SPEC`: passed to both tzorp paths' `tzorp run` (e.g. 'core.session:0' writes no line per
+// session: what the session lines cost, as the difference between two runs).
 // `--max-sessions N`: the plug service has `max_sessions: N` (admission on every session).
 // `--proxy http`: the service is the HTTP proxy (default options, Zorp's default verbosity: the
 // session lines and an http.accounting line per request are written), against HAProxy in `mode http`;
@@ -50,6 +52,7 @@ const ROUNDS = Number(argAt('rounds') ?? 3);
  * steady state (a daemon runs for months), HAProxy's C has none to reach. */
 const WARMUP = Number(argAt('warmup') ?? 3);
 const PROF = argAt('cpu-prof');
+const LOG_SPEC = argAt('log-spec');
 const JSON_OUT = process.argv.includes('--json');
 const MAX_SESSIONS = Number(argAt('max-sessions') ?? 0);
 const PROXY = argAt('proxy') ?? 'plug';
@@ -124,6 +127,7 @@ async function tzorpPath(native: boolean, nativeIo = true, relayLoop = false): P
       ...(native ? [] : ['--no-native-relay']),
       ...(nativeIo ? [] : ['--no-native-io']),
       ...(relayLoop ? ['--relay-loop'] : []),
+      ...(LOG_SPEC !== undefined ? ['--log-spec', LOG_SPEC] : []),
     ]),
   );
   await proc.waitFor(/tzorp running/, 120_000);
