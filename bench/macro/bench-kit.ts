@@ -88,19 +88,31 @@ http {
 }
 
 /** The firewall namespace of a TPROXY benchmark: the ruleset, policy routing of marked packets to
- * local delivery, and short-connection load settings in client and firewall (reuse TIME_WAIT ports,
- * a wide port range: linux-tproxy.md pitfall 10). */
+ * local delivery, and the short-connection settings (shortConnections). */
 export async function tproxyLab(lab: Lab, ruleset: string, mark: string): Promise<void> {
   await lab.exec('fw', ['nft', '-f', '-'], { input: ruleset });
   await lab.sh(
     'fw',
     `ip rule add fwmark ${mark}/${mark} lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100`,
   );
+  await shortConnections(lab);
+}
+
+/** Load settings for tens of thousands of short connections a second, in the lab's own namespaces:
+ * client and firewall reuse TIME_WAIT ports and have a wide port range (linux-tproxy.md pitfall 10),
+ * and the firewall's conntrack forgets a closed connection after 1 s instead of 120 s. Without that,
+ * a run of `Connection: close` rounds (several hundred thousand connections in two minutes, each
+ * proxied one two entries) fills the namespace's conntrack table (nf_conntrack_max, 262,144 here):
+ * the kernel then drops new SYNs ("nf_conntrack: table full, dropping packet"), and the paths measured
+ * later in a run collapse (bench/README.md, 2026-12-06). A firewall at such rates needs the same
+ * tuning (docs/operations.md). */
+export async function shortConnections(lab: Lab): Promise<void> {
   for (const role of ['client', 'fw'] as const)
     await lab.sh(
       role,
       'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
     );
+  await lab.sh('fw', 'sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1');
 }
 
 /** argv run with as many descriptors as the hard limit allows. */

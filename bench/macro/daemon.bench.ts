@@ -33,6 +33,7 @@ import {
   haproxyTransparentTcp,
   pinned,
   plugPolicy,
+  shortConnections,
   startNginx,
   threadTicks,
   tproxyLab,
@@ -99,11 +100,7 @@ async function tzorpPath(native: boolean, nativeIo = true, relayLoop = false): P
   const dir = mkdtempSync(join(tmpdir(), 'tzorp-daemonbench-'));
   const lab = await createLab();
   startNginx(lab, dir, 1);
-  for (const role of ['client', 'fw'] as const)
-    await lab.sh(
-      role,
-      'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
-    );
+  await shortConnections(lab);
   const policy = plugPolicy(80).replace('proxy: plug }', `proxy: ${PROXY} }`);
   writeFileSync(
     join(dir, 'policy.yaml'),

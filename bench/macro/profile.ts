@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, netnsSkipReason } from '../../test/harness/netns.ts';
 import { tproxyRuleset, tproxyTo } from '../../test/harness/tproxy-ruleset.ts';
-import { nginxConfig } from './bench-kit.ts';
+import { nginxConfig, shortConnections } from './bench-kit.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -112,11 +112,7 @@ try {
     'fw',
     `ip rule add fwmark ${MARK}/${MARK} lookup 100 && ip route add local 0.0.0.0/0 dev lo table 100`,
   );
-  for (const role of ['client', 'fw'] as const)
-    await lab.sh(
-      role,
-      'sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
-    );
+  await shortConnections(lab);
   writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, 1));
   lab.spawn('server', ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
   const env = { TZORP_NATIVE_RELAY: String(NATIVE) };

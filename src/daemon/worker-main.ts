@@ -388,13 +388,12 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       // The first generation's (or an idle worker's) preparation leaves start-up garbage: give it back.
       // Not with sessions running: the full collection would pause their relaying.
       done.then(
-        () => {
-          if (runtime!.running > 0) return;
+        () =>
           setImmediate(() => {
+            if (runtime!.running > 0) return;
             const s = shedMemory();
             if (s) zlog?.write('core.info', 4, null, 'Memory given back', shedFields(s));
-          });
-        },
+          }),
         () => {},
       );
       return;
