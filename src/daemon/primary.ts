@@ -203,6 +203,9 @@ export class Daemon {
       this.log.write('core.info', 3, null, 'Metrics listener ready', { address: `${a.host}:${a.port}` });
     }
     this.installSignals();
+    // The start's garbage goes before the daemon says it runs: its memory from then on is what it
+    // keeps (a reload's goes after the reload has answered, below).
+    this.shedMemoryNow();
     this.lifecycle.to('running');
     this.log.write('core.info', 3, null, 'tzorp running', {
       pid: process.pid,
@@ -220,18 +223,18 @@ export class Daemon {
       apply_ms: first.ms.apply,
       ...this.kernelFields(first.generation),
     });
-    this.shedMemorySoon();
   }
 
   /** The parse, check and compile of a policy leave a grown heap behind (a big policy's, hundreds of
-   * MiB): give it back once the start or reload has answered (deps.shedMemory: one full collection). */
+   * MiB): give it back (deps.shedMemory: one full collection, milliseconds to tens of them). */
+  private shedMemoryNow(): void {
+    const s = this.deps.shedMemory?.();
+    if (s) this.log.write('core.info', 4, null, 'Memory given back', shedFields(s));
+  }
+
+  /** The same once a reload has answered. */
   private shedMemorySoon(): void {
-    const shed = this.deps.shedMemory;
-    if (!shed) return;
-    setImmediate(() => {
-      const s = shed();
-      if (s) this.log.write('core.info', 4, null, 'Memory given back', shedFields(s));
-    });
+    if (this.deps.shedMemory) setImmediate(() => this.shedMemoryNow());
   }
 
   /** Forwarded and denied connections of services with logging, as the kernel logged them. */

@@ -382,22 +382,19 @@ process.on('message', (msg: ToWorker, handle?: object) => {
       reply(msg.rid, runtime!.prepare({ ...msg.gen, policy }));
       return;
     }
-    case 'commit': {
-      const done = runtime!.commit(msg.n);
-      reply(msg.rid, done);
-      // The first generation's (or an idle worker's) preparation leaves start-up garbage: give it back.
-      // Not with sessions running: the full collection would pause their relaying.
-      done.then(
-        () =>
-          setImmediate(() => {
-            if (runtime!.running > 0) return;
-            const s = shedMemory();
-            if (s) zlog?.write('core.info', 4, null, 'Memory given back', shedFields(s));
-          }),
-        () => {},
+    case 'commit':
+      // The preparation of a generation leaves garbage behind: an idle worker (at the start, or with no
+      // sessions at a reload) gives it back before it answers, so the daemon's memory is settled when
+      // it says it runs. Not with sessions running: the full collection would pause their relaying.
+      reply(
+        msg.rid,
+        runtime!.commit(msg.n).then(() => {
+          if (runtime!.running > 0) return;
+          const s = shedMemory();
+          if (s) zlog?.write('core.info', 4, null, 'Memory given back', shedFields(s));
+        }),
       );
       return;
-    }
     case 'abort':
       reply(msg.rid, runtime!.abort(msg.n));
       return;

@@ -363,6 +363,12 @@ daemonTest(
       atStart.some(([before, after]) => after < before),
       atStart.join(' '),
     );
+    // the primary's comes before it says it runs (its memory from then on is what it keeps)
+    const primaryPid = /tzorp running; pid='(\d+)'/.exec(logText())![1]!;
+    const primaryShed = logText().indexOf(
+      `tzorp[${primaryPid}]: core.info(4): (nosession): Memory given back`,
+    );
+    assert.ok(primaryShed >= 0 && primaryShed < logText().indexOf('tzorp running'), logText());
     assert.equal(await zoneOfNewSession(ADDR.server4), 'clients');
     // the same zones (a rule changed): the workers are sent the policy without them
     await reload(POLICY_A.replace('dst_port: 80 }', 'dst_port: 8088 }'));
