@@ -88,44 +88,38 @@ const metaUrlOfOwnFile = (src) => ({
 export async function compile(root, out) {
   const { build } = await import('esbuild');
   const src = join(root, 'src');
-  await build({
+  // (every output: packages stay imports of node_modules)
+  const shared = {
     absWorkingDir: root,
+    bundle: true,
+    packages: 'external',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+  };
+  await build({
+    ...shared,
     entryPoints: sources(src),
     outdir: out,
     outbase: src,
-    bundle: true,
-    packages: 'external',
     format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    logLevel: 'warning',
     plugins: [relativeTsToJs],
   });
   await build({
-    absWorkingDir: root,
+    ...shared,
     entryPoints: BUNDLED_ENTRIES.map((e) => join(src, e)),
     outdir: out,
     outbase: src,
-    bundle: true,
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
-    packages: 'external',
     format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    logLevel: 'warning',
     plugins: [metaUrlOfOwnFile(src)],
   });
   await build({
-    absWorkingDir: root,
+    ...shared,
     entryPoints: [join(src, 'daemon/worker-main.ts')],
     outfile: join(out, WORKER_BUNDLE),
-    bundle: true,
-    packages: 'external',
     format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    logLevel: 'warning',
     define: { 'import.meta.url': '__tzorp_bundle_url' },
     banner: { js: 'const __tzorp_bundle_url = require("node:url").pathToFileURL(__filename).href;' },
     plugins: [metaUrlOfOwnFile(src)],

@@ -13,6 +13,7 @@ import { buildIR, forgetLastCompile, renderRuleset } from '../../src/kernel/comp
 import { applyPolicy, compilePolicy } from '../../src/kernel/index.ts';
 import { ADDR, createLab, type Lab } from '../../test/harness/netns.ts';
 import { policyDocument } from '../micro/engine-policy.ts';
+import { shortConnections } from './bench-kit.ts';
 import { linearIptables, ratePolicy, scalePolicy } from './kernel-policy.ts';
 import { ensurePackages } from './peers-install.ts';
 
@@ -299,13 +300,8 @@ http { access_log off; server { listen 8080 reuseport backlog=4096; location / {
       'daemon off;',
     ]);
     const iperf = lab.spawn('server', ['iperf3', '-s']);
-    await lab.sh(
-      'client',
-      'sysctl -qw net.ipv4.tcp_tw_reuse=1; sysctl -qw net.ipv4.ip_local_port_range="1024 65535"',
-    );
+    await shortConnections(lab);
     await lab.sh('server', 'sysctl -qw net.ipv4.tcp_tw_reuse=1');
-    // (the firewall's conntrack forgets closed connections after 1 s: bench-kit.ts shortConnections)
-    await lab.sh('fw', 'sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1');
     // wait for nginx
     for (let i = 0; i < 50; i++) {
       const r = await lab.exec('client', ['curl', '-s', '-m', '1', `http://${ADDR.server4}:8080/`], {

@@ -72,11 +72,11 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   // (one options object per socket, no spreads: this runs once per session)
   if (local?.port === 'random') {
     let last: unknown;
+    // (node:crypto on first use: a worker without such a service never loads it; bench/README.md,
+    // "Start-up memory of the daemon")
+    const { randomInt } = process.getBuiltinModule('node:crypto');
     for (let i = 0; i < DEFAULTS.forgePortRandomTries; i++) {
       try {
-        // (node:crypto on first use: a worker without such a service never loads it; bench/README.md,
-        // "Start-up memory of the daemon")
-        const { randomInt } = process.getBuiltinModule('node:crypto');
         const port = randomInt(DEFAULTS.forgePortRandomMin, DEFAULTS.forgePortRandomMax + 1);
         return clientFd(family, { host, transparent, noDelay: true, mark: o.mark, port, reuseAddr: true });
       } catch (e) {
