@@ -7,7 +7,12 @@
 // between them. Needs root.
 //
 //   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--warmup 3] [--cpu-prof DIR] [--json]
-//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads] [--relay-loop] [--log-spec SPEC]
+//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads] [--relay-loop] [--log-spec SPEC] [--gc]
+//
+// `--gc`: the daemon runs under `node --trace-gc` (its workers too), and each tzorp path reports its
+// young-generation collections over the `Connection: close` rounds: new connections per scavenge and
+// the scavenges' pause per connection. Unlike the rates, these hardly move with the machine's load:
+// what a change to a session's allocations does shows here first.
 //
 // `--log-spec SPEC`: passed to both tzorp paths' `tzorp run` (e.g. 'core.session:0' writes no line per
 // session: what the session lines cost, as the difference between two runs).
@@ -69,6 +74,8 @@ const RELAY_LOOP = process.argv.includes('--relay-loop');
 const KEEP_ALIVE = HTTP && !process.argv.includes('--close-only');
 /** `--threads`: where each path's CPU per new connection goes, by thread (user and system µs). */
 const THREADS = process.argv.includes('--threads');
+/** `--gc`: young-generation collections per connection (node --trace-gc on the daemon). */
+const GC = process.argv.includes('--gc');
 
 const skip = netnsSkipReason();
 if (skip) {
@@ -114,6 +121,7 @@ async function tzorpPath(native: boolean, nativeIo = true, relayLoop = false): P
     pinned([
       process.execPath,
       ...(PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(PROF)}`] : []),
+      ...(GC ? ['--trace-gc'] : []),
       'bin/tzorp',
       'run',
       join(dir, 'policy.yaml'),
@@ -163,6 +171,19 @@ interface Run {
   cpu: number;
   /** --proxy http: requests per second with keep-alive. */
   keepAlive: number | null;
+  /** --gc: the daemon's scavenges during the run and their pauses (ms), with the run's connections. */
+  gc?: { scavenges: number; pauseMs: number; connections: number };
+}
+
+/** The scavenges in a stretch of `node --trace-gc` output and their summed pauses. */
+function scavenges(out: string): { scavenges: number; pauseMs: number } {
+  let n = 0;
+  let ms = 0;
+  for (const m of out.matchAll(/: Scavenge[^,\n]*, ([\d.]+) \/ [\d.]+ ms/g)) {
+    n++;
+    ms += Number(m[1]);
+  }
+  return { scavenges: n, pauseMs: ms };
 }
 
 async function wrkRate(p: Path, seconds: number, close: boolean): Promise<number> {
@@ -186,8 +207,13 @@ async function wrk(p: Path, seconds = SECONDS): Promise<Run> {
   const t0 = Date.now();
   const c0 = cpuTicks(pids);
   const th0 = THREADS ? threadTicks(pids) : null;
+  const out0 = p.proc.stdout().length;
   const connPerSec = await wrkRate(p, seconds, true);
   const elapsed = (Date.now() - t0) / 1000;
+  const gc =
+    GC && p.name.startsWith('tzorp')
+      ? { ...scavenges(p.proc.stdout().slice(out0)), connections: connPerSec * seconds }
+      : undefined;
   const cpu = (cpuTicks(pids) - c0) / CLK_TCK / elapsed;
   let threads: Run['threads'];
   if (th0) {
@@ -204,6 +230,7 @@ async function wrk(p: Path, seconds = SECONDS): Promise<Run> {
     cpu,
     keepAlive: KEEP_ALIVE ? await wrkRate(p, seconds, false) : null,
     ...(threads ? { threads } : {}),
+    ...(gc ? { gc } : {}),
   };
 }
 
@@ -255,6 +282,23 @@ try {
       console.log(
         `${r.path}: ${(r.connPerSec / hap.connPerSec).toFixed(2)}x HAProxy (new connections)${KEEP_ALIVE ? `, ${(r.keepAlive! / hap.keepAlive!).toFixed(2)}x (keep-alive)` : ''}`,
       );
+    if (GC) {
+      console.log('\nYoung-generation collections over the Connection: close rounds (all rounds summed):');
+      console.log(
+        '| path | connections | scavenges | connections per scavenge | scavenge pause per connection (µs) |',
+      );
+      console.log('|---|---|---|---|---|');
+      for (const p of paths) {
+        const rs = runs.get(p.name)!.filter((r) => r.gc);
+        if (rs.length === 0) continue;
+        const conns = rs.reduce((s, r) => s + r.gc!.connections, 0);
+        const n = rs.reduce((s, r) => s + r.gc!.scavenges, 0);
+        const ms = rs.reduce((s, r) => s + r.gc!.pauseMs, 0);
+        console.log(
+          `| ${p.name} | ${conns.toFixed(0)} | ${n} | ${n > 0 ? (conns / n).toFixed(0) : '-'} | ${((ms * 1000) / conns).toFixed(2)} |`,
+        );
+      }
+    }
     if (THREADS) {
       console.log('\nCPU per new connection by thread (mean of the rounds, µs):');
       console.log('| path | thread | user | system |');

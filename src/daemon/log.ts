@@ -126,12 +126,38 @@ export class LineBatch implements LogDestination {
       this.bytes += this.buf.write(line, this.bytes);
       this.count++;
     }
+    this.added();
+  }
+
+  /** A line is in the batch: write the batch when it is big enough, else see that it is written soon. */
+  private added(): void {
     if (this.bytes >= this.maxBytes) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
       if (this.flushMs > 0) setTimeout(this.flushNow, this.flushMs);
       else setImmediate(this.flushNow);
     }
+  }
+
+  /**
+   * Encode a line straight into the batch's buffer, without making its string: `encode(buf, at)`
+   * writes it at `at` and returns where it ends, or -1 when it did not fit. False when this batch has
+   * no buffer, or the line does not fit even an empty one: then the caller writes the line's string.
+   */
+  writeInPlace(encode: LineEncoder): boolean {
+    const buf = this.buf;
+    if (buf === null) return false;
+    let end = encode.encode(buf, this.bytes);
+    if (end < 0) {
+      if (this.bytes === 0) return false;
+      this.flush();
+      end = encode.encode(buf, 0);
+      if (end < 0) return false;
+    }
+    this.bytes = end;
+    this.count++;
+    this.added();
+    return true;
   }
 
   /** Bytes written to the batch that the destination has not taken yet. */
@@ -252,6 +278,145 @@ export function formatZorpLine(
   return line;
 }
 
+/** What LineBatch.writeInPlace encodes a line with. */
+export interface LineEncoder {
+  encode(buf: Buffer, at: number): number;
+}
+
+/**
+ * Zorp's text line (`stamp prefixclass(level): (session): message; key='value'...` and a newline, as
+ * formatZorpLine makes it) written into a buffer without building the line's string. The string of a
+ * line (a rope of a few dozen pieces, flattened again to be encoded) was a fifth of the bytes a plug
+ * session allocated in a worker (bench/README.md). ASCII is copied a character at a time; the rest
+ * goes through Buffer's UTF-8 encoder, so the bytes are those of the string's own encoding. One
+ * instance per log: set() the line's parts, then LineBatch.writeInPlace.
+ */
+export class ZorpLineEncoder implements LineEncoder {
+  private stamp = '';
+  private prefix = '';
+  private category = '';
+  private level = 0;
+  private sessionId: string | null = null;
+  private msg = '';
+  private fields: LogFields | undefined = undefined;
+
+  set(
+    stamp: string,
+    prefix: string,
+    category: string,
+    level: number,
+    sessionId: string | null,
+    msg: string,
+    fields: LogFields | undefined,
+  ): this {
+    this.stamp = stamp;
+    this.prefix = prefix;
+    this.category = category;
+    this.level = level;
+    this.sessionId = sessionId;
+    this.msg = msg;
+    this.fields = fields;
+    return this;
+  }
+
+  /** Forget the last line's values (so that they do not live on in the encoder). */
+  clear(): void {
+    this.fields = undefined;
+    this.sessionId = null;
+    this.msg = '';
+  }
+
+  encode(buf: Buffer, at: number): number {
+    let p = putText(buf, at, this.stamp);
+    if (p >= 0) p = putByte(buf, p, 0x20);
+    if (p >= 0) p = putText(buf, p, this.prefix);
+    if (p >= 0) p = putText(buf, p, this.category);
+    if (p >= 0) p = putByte(buf, p, 0x28); // (
+    if (p >= 0) p = putUint(buf, p, this.level);
+    if (p >= 0) p = putText(buf, p, '): (');
+    if (p >= 0) p = putText(buf, p, this.sessionId ?? 'nosession');
+    if (p >= 0) p = putText(buf, p, '): ');
+    if (p >= 0) p = putText(buf, p, this.msg);
+    const fields = this.fields;
+    if (fields && p >= 0) {
+      let first = true;
+      for (const k in fields) {
+        const v = fields[k];
+        if (v === undefined) continue;
+        p = putText(buf, p, first ? '; ' : ', ');
+        first = false;
+        if (p >= 0) p = putText(buf, p, k);
+        if (p >= 0) p = putText(buf, p, "='");
+        if (p < 0) return -1;
+        if (typeof v === 'string') p = putQuoted(buf, p, v);
+        else if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) p = putUint(buf, p, v);
+        else p = putText(buf, p, quote(v));
+        if (p >= 0) p = putByte(buf, p, 0x27); // '
+        if (p < 0) return -1;
+      }
+    }
+    if (p >= 0) p = putByte(buf, p, 0x0a);
+    return p;
+  }
+}
+
+function putByte(buf: Buffer, p: number, b: number): number {
+  if (p >= buf.length) return -1;
+  buf[p] = b;
+  return p + 1;
+}
+
+/** `s` as UTF-8 at `p`: where it ends, or -1 when the buffer may be too short. */
+function putText(buf: Buffer, p: number, s: string): number {
+  const n = s.length;
+  if (p + n > buf.length) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) {
+      // (the rest through the encoder: a surrogate pair is never split, its first half is at i)
+      if (p + (n - i) * 3 > buf.length) return -1;
+      return p + buf.write(i === 0 ? s : s.slice(i), p, buf.length - p, 'utf8');
+    }
+    buf[p++] = c;
+  }
+  return p;
+}
+
+/** 1 for the ASCII characters quote() escapes (controls, DEL, ' and backslash). */
+const ESCAPED = new Uint8Array(128);
+for (let c = 0; c < 0x20; c++) ESCAPED[c] = 1;
+ESCAPED[0x27] = 1;
+ESCAPED[0x5c] = 1;
+ESCAPED[0x7f] = 1;
+
+/** A string value inside Zorp's quotes, escaped as quote() escapes it. */
+function putQuoted(buf: Buffer, p: number, s: string): number {
+  const n = s.length;
+  if (p + n > buf.length) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80 || ESCAPED[c] === 1) {
+      // anything to escape or to encode: the rest as quote() has it
+      return putText(buf, p, quote(i === 0 ? s : s.slice(i)));
+    }
+    buf[p++] = c;
+  }
+  return p;
+}
+
+/** A non-negative integer's decimal digits. */
+function putUint(buf: Buffer, p: number, v: number): number {
+  let digits = 1;
+  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+  if (p + digits > buf.length) return -1;
+  let x = v;
+  for (let i = p + digits - 1; i >= p; i--) {
+    buf[i] = 0x30 + (x % 10);
+    x = Math.floor(x / 10);
+  }
+  return p + digits;
+}
+
 export interface ZorpLogOptions {
   format: LogFormat;
   levels: LogLevels;
@@ -271,6 +436,9 @@ export class ZorpLog {
   readonly levels: LogLevels;
   private readonly format: LogFormat;
   private readonly dest: LogDestination;
+  /** The batch (opts.batched): text lines are encoded into it in place. */
+  private readonly batch: LineBatch | null;
+  private readonly encoder = new ZorpLineEncoder();
   private readonly json: pino.Logger | null;
   private readonly prefix: string;
   private readonly now: () => Date;
@@ -283,7 +451,8 @@ export class ZorpLog {
     this.levels = opts.levels;
     this.format = opts.format;
     const dest = opts.destination ?? fdDestination(2);
-    this.dest = opts.batched ? new LineBatch(dest, (lines, e) => this.noteLost(lines, e)) : dest;
+    this.batch = opts.batched ? new LineBatch(dest, (lines, e) => this.noteLost(lines, e)) : null;
+    this.dest = this.batch ?? dest;
     this.now = opts.now ?? (() => new Date());
     const now = opts.now;
     this.nowMs = now ? () => now().getTime() : Date.now;
@@ -304,6 +473,11 @@ export class ZorpLog {
 
   enabled(category: string, level: number): boolean {
     return this.levels.enabled(category, level);
+  }
+
+  /** Write what the batch holds now, waiting for a full destination (as on exit). */
+  flush(): void {
+    this.batch?.flush(true);
   }
 
   /** ISO 8601 time of a line: the text made once per millisecond. */
@@ -373,9 +547,14 @@ export class ZorpLog {
         msg,
       );
     } else {
-      this.dest.write(
-        `${this.stamp()} ${this.prefix}${formatZorpLine(category, lvl, sessionId, msg, fields)}\n`,
-      );
+      const stamp = this.stamp();
+      if (this.batch !== null) {
+        const e = this.encoder.set(stamp, this.prefix, category, lvl, sessionId, msg, fields);
+        const done = this.batch.writeInPlace(e);
+        e.clear();
+        if (done) return;
+      }
+      this.dest.write(`${stamp} ${this.prefix}${formatZorpLine(category, lvl, sessionId, msg, fields)}\n`);
     }
   }
 

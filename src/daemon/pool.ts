@@ -74,10 +74,11 @@ export class WorkerPool {
   /** Fork worker `index` and wait until it is ready for messages. */
   spawn(index: number): Promise<void> {
     const w = fork(this.entry, [], {
-      // (not the primary's own flags, but its profiling ones: `node --cpu-prof bin/tzorp run` profiles
-      // the workers too; a small young generation: see DEFAULTS.workerSemiSpaceMb)
+      // (not the primary's own flags, but its profiling and GC tracing ones: `node --cpu-prof bin/tzorp
+      // run` profiles the workers too, `node --trace-gc bin/tzorp run` traces their collections; a small
+      // young generation: see DEFAULTS.workerSemiSpaceMb)
       execArgv: [
-        ...process.execArgv.filter((a) => /^--(cpu|heap)-prof/.test(a)),
+        ...process.execArgv.filter((a) => /^--((cpu|heap)-prof|trace-gc$)/.test(a)),
         `--max-semi-space-size=${DEFAULTS.workerSemiSpaceMb}`,
       ],
       serialization: 'advanced', // binary (a generation's serialized policy) and structured values cross as they are

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { test } from 'node:test';
-import { fdDestination, formatZorpLine, LineBatch, ZorpLog } from '../../../src/daemon/log.ts';
+import { after, test } from 'node:test';
+import {
+  fdDestination,
+  formatZorpLine,
+  LineBatch,
+  type LogFields,
+  ZorpLineEncoder,
+  ZorpLog,
+} from '../../../src/daemon/log.ts';
 import { LogLevels } from '../../../src/daemon/log-spec.ts';
 import { DEFAULTS } from '../../../src/defaults.ts';
 import { handleFd } from '../../../src/native/index.ts';
@@ -243,7 +250,8 @@ test('batched: the lines of several turns of the event loop go out in one write,
   assert.deepEqual(writes, ['one\ntwo\nthree\n', 'four\n']);
 });
 
-test('batched: lines are encoded as they come; a line longer than a batch goes on its own, in order; UTF-8 whole', () => {
+/** A destination with tryWrite and writeAll (as a descriptor's), keeping a copy of every write. */
+function capture() {
   const taken: Buffer[] = [];
   const dest = {
     write: (l: string) => taken.push(Buffer.from(l)),
@@ -255,6 +263,11 @@ test('batched: lines are encoded as they come; a line longer than a batch goes o
       taken.push(Buffer.from(d));
     },
   };
+  return { taken, dest };
+}
+
+test('batched: lines are encoded as they come; a line longer than a batch goes on its own, in order; UTF-8 whole', () => {
+  const { taken, dest } = capture();
   const batch = new LineBatch(dest, () => {}, 1024, 1 << 20, 1000);
   const lines = [
     'first\n',
@@ -267,4 +280,127 @@ test('batched: lines are encoded as they come; a line longer than a batch goes o
   assert.equal(Buffer.concat(taken).toString(), lines.join(''));
   assert.ok(taken.length >= 3, `${taken.length} writes`);
   assert.equal(batch.pendingBytes, 0);
+});
+
+/** A seeded generator of the values log fields hold (numbers, strings with what must be escaped or
+ * encoded, objects, null, undefined). */
+function fieldValues(seed: number) {
+  let x = seed;
+  const rnd = (n: number) => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return x % n;
+  };
+  const pieces = [
+    'AF_INET(198.18.1.2:40000)',
+    "it's",
+    'back\\slash',
+    'tab\there',
+    'ä€',
+    '😀',
+    '\ud800',
+    'x\x7fy',
+    '',
+    'clients',
+    'z'.repeat(300),
+  ];
+  const value = (): unknown => {
+    switch (rnd(12)) {
+      case 0:
+        return rnd(100000);
+      case 1:
+        return -rnd(1000) - 1;
+      case 2:
+        return rnd(1000) / 7;
+      case 3:
+        return null;
+      case 4:
+        return undefined;
+      case 5:
+        return rnd(2) === 0;
+      case 6:
+        return { a: pieces[rnd(pieces.length)], n: [1, 2] };
+      case 7:
+        return Number.MAX_SAFE_INTEGER - rnd(10);
+      case 8:
+        return 2 ** 60;
+      default: {
+        let v = '';
+        for (let i = rnd(4); i >= 0; i--) v += pieces[rnd(pieces.length)];
+        return v;
+      }
+    }
+  };
+  return { rnd, value };
+}
+
+test("ZorpLineEncoder: the bytes of formatZorpLine's line, or -1 when the buffer is short; never past its end", () => {
+  const { rnd, value } = fieldValues(20261206);
+  const enc = new ZorpLineEncoder();
+  const big = Buffer.alloc(8192);
+  for (let i = 0; i < 3000; i++) {
+    const fields: LogFields | undefined = rnd(8) === 0 ? undefined : {};
+    if (fields) for (let k = rnd(12); k > 0; k--) fields[`key_${k}`] = value();
+    const sessionId = rnd(5) === 0 ? null : `svc/web€:${i}`;
+    const msg = rnd(3) === 0 ? 'Starting proxy session' : String(value());
+    const level = rnd(11);
+    const want = Buffer.from(
+      `2026-12-06T02:21:00.123Z tzorp[42]: ${formatZorpLine('core.session', level, sessionId, msg, fields)}\n`,
+    );
+    enc.set('2026-12-06T02:21:00.123Z', 'tzorp[42]: ', 'core.session', level, sessionId, msg, fields);
+    const at = rnd(16);
+    const end = enc.encode(big, at);
+    assert.equal(end, at + want.length, `line ${i}`);
+    assert.ok(
+      big.subarray(at, end).equals(want),
+      `line ${i}: ${big.subarray(at, end).toString()} != ${want.toString()}`,
+    );
+    // a buffer too short for it: -1 and nothing written past its end
+    const room = rnd(want.length + 8);
+    const guard = Buffer.alloc(room + 64, 0xee);
+    const short = guard.subarray(0, room);
+    const r = enc.encode(short, 0);
+    if (r >= 0) {
+      assert.equal(r, want.length);
+      assert.ok(short.subarray(0, r).equals(want));
+    }
+    assert.ok(
+      guard.subarray(room).every((b) => b === 0xee),
+      `line ${i}: written past the end`,
+    );
+  }
+});
+
+test('batched text lines encoded in place are the lines an unbatched log writes, long and UTF-8 ones included', () => {
+  const { taken, dest } = capture();
+  const plain = sink();
+  const opts = { format: 'text' as const, levels: new LogLevels(9), now, name: 'tzorp' };
+  const encode = ZorpLineEncoder.prototype.encode;
+  let encoded = 0;
+  ZorpLineEncoder.prototype.encode = function (this: ZorpLineEncoder, buf: Buffer, at: number) {
+    encoded++;
+    return encode.call(this, buf, at);
+  };
+  after(() => {
+    ZorpLineEncoder.prototype.encode = encode;
+  });
+  const batched = new ZorpLog({ ...opts, destination: dest, batched: true });
+  const unbatched = new ZorpLog({ ...opts, destination: plain });
+  const { rnd, value } = fieldValues(7);
+  for (let i = 0; i < 2000; i++) {
+    const fields: LogFields = {};
+    for (let k = rnd(8); k > 0; k--) fields[`f${k}`] = value();
+    if (i % 500 === 3) fields.huge = 'ü'.repeat(70000); // longer than a batch's buffer
+    for (const log of [batched, unbatched]) log.log('core.session', 4, `svc/s:${i}`, `line ${i}`, fields);
+  }
+  batched.flush();
+  assert.ok(encoded >= 2000, `${encoded} lines encoded in place`);
+  // (as bytes: an unpaired surrogate is U+FFFD in both, and not in the unbatched lines' strings)
+  const got = Buffer.concat(taken);
+  const want = Buffer.from(plain.lines.join(''));
+  let at = 0;
+  while (at < want.length && got[at] === want[at]) at++;
+  assert.ok(
+    at === want.length && got.length === want.length,
+    `differs at ${at} of ${want.length}: ${JSON.stringify(got.subarray(at - 80, at + 80).toString())} != ${JSON.stringify(want.subarray(at - 80, at + 80).toString())}`,
+  );
 });
