@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   openListener,
   runSession,
@@ -485,4 +487,32 @@ test('done releases what the core left open: streams are closed, timers cleared'
   await until(() => serverSide !== null && (serverSide as net.Socket).readableEnded); // and the server stream
   await until(() => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length <= timersBefore);
   assert.equal(seen.filter((e) => e.type === 'timer').length, 0);
+});
+
+test('a finished session lets its core go (a session kept dead in old space must not keep it)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const held: { core?: WeakRef<object> } = {};
+  const factory: CoreFactory = () => {
+    const c = {
+      handle: (ev: ProxyEvent): ProxyCommand[] =>
+        ev.type === 'start' ? [{ type: 'done', verdict: 'ACCEPTED', info: 'x' }] : [],
+      describe: () => ({ proxy: 'scripted', state: 'scripted' }),
+    };
+    held.core = new WeakRef(c);
+    return c;
+  };
+  const { port, session } = await oneSession(factory);
+  const c = connectClient(port);
+  const handle = await session;
+  await handle.done;
+  const core = held.core;
+  assert.ok(core, 'the core was made');
+  for (let i = 0; i < 5 && core.deref() !== undefined; i++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  assert.equal(core.deref(), undefined, 'the ended session still holds its core');
+  assert.equal(handle.id, 'svc/t:1'); // (the session itself is still referenced here)
+  c.destroy();
 });
