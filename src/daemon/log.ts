@@ -327,41 +327,40 @@ export class ZorpLineEncoder implements LineEncoder {
   }
 
   encode(buf: Buffer, at: number): number {
+    // (each put returns -1 when the buffer is too short, and passes a -1 it is given on)
     let p = putText(buf, at, this.stamp);
-    if (p >= 0) p = putByte(buf, p, 0x20);
-    if (p >= 0) p = putText(buf, p, this.prefix);
-    if (p >= 0) p = putText(buf, p, this.category);
-    if (p >= 0) p = putByte(buf, p, 0x28); // (
-    if (p >= 0) p = putUint(buf, p, this.level);
-    if (p >= 0) p = putText(buf, p, '): (');
-    if (p >= 0) p = putText(buf, p, this.sessionId ?? 'nosession');
-    if (p >= 0) p = putText(buf, p, '): ');
-    if (p >= 0) p = putText(buf, p, this.msg);
+    p = putByte(buf, p, 0x20);
+    p = putText(buf, p, this.prefix);
+    p = putText(buf, p, this.category);
+    p = putByte(buf, p, 0x28); // (
+    p = putUint(buf, p, this.level);
+    p = putText(buf, p, '): (');
+    p = putText(buf, p, this.sessionId ?? 'nosession');
+    p = putText(buf, p, '): ');
+    p = putText(buf, p, this.msg);
     const fields = this.fields;
-    if (fields && p >= 0) {
+    if (fields) {
       let first = true;
       for (const k in fields) {
         const v = fields[k];
         if (v === undefined) continue;
         p = putText(buf, p, first ? '; ' : ', ');
         first = false;
-        if (p >= 0) p = putText(buf, p, k);
-        if (p >= 0) p = putText(buf, p, "='");
-        if (p < 0) return -1;
+        p = putText(buf, p, k);
+        p = putText(buf, p, "='");
         if (typeof v === 'string') p = putQuoted(buf, p, v);
         else if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) p = putUint(buf, p, v);
-        else p = putText(buf, p, quote(v));
-        if (p >= 0) p = putByte(buf, p, 0x27); // '
+        else if (p >= 0) p = putText(buf, p, quote(v));
+        p = putByte(buf, p, 0x27); // '
         if (p < 0) return -1;
       }
     }
-    if (p >= 0) p = putByte(buf, p, 0x0a);
-    return p;
+    return putByte(buf, p, 0x0a);
   }
 }
 
 function putByte(buf: Buffer, p: number, b: number): number {
-  if (p >= buf.length) return -1;
+  if (p < 0 || p >= buf.length) return -1;
   buf[p] = b;
   return p + 1;
 }
@@ -369,7 +368,7 @@ function putByte(buf: Buffer, p: number, b: number): number {
 /** `s` as UTF-8 at `p`: where it ends, or -1 when the buffer may be too short. */
 function putText(buf: Buffer, p: number, s: string): number {
   const n = s.length;
-  if (p + n > buf.length) return -1;
+  if (p < 0 || p + n > buf.length) return -1;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0x80) {
@@ -392,7 +391,7 @@ ESCAPED[0x7f] = 1;
 /** A string value inside Zorp's quotes, escaped as quote() escapes it. */
 function putQuoted(buf: Buffer, p: number, s: string): number {
   const n = s.length;
-  if (p + n > buf.length) return -1;
+  if (p < 0 || p + n > buf.length) return -1;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0x80 || ESCAPED[c] === 1) {
@@ -406,6 +405,7 @@ function putQuoted(buf: Buffer, p: number, s: string): number {
 
 /** A non-negative integer's decimal digits. */
 function putUint(buf: Buffer, p: number, v: number): number {
+  if (p < 0) return -1;
   let digits = 1;
   for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
   if (p + digits > buf.length) return -1;
