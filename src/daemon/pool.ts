@@ -75,10 +75,11 @@ export class WorkerPool {
   spawn(index: number): Promise<void> {
     const w = fork(this.entry, [], {
       // (not the primary's own flags, but its profiling and GC tracing ones: `node --cpu-prof bin/tzorp
-      // run` profiles the workers too, `node --trace-gc bin/tzorp run` traces their collections; a small
-      // young generation: see DEFAULTS.workerSemiSpaceMb)
+      // run` profiles the workers too, `node --trace-gc bin/tzorp run` traces their collections, `node
+      // --perf-basic-prof bin/tzorp run` names their JIT code for `perf`; a small young generation: see
+      // DEFAULTS.workerSemiSpaceMb)
       execArgv: [
-        ...process.execArgv.filter((a) => /^--((cpu|heap)-prof|trace-gc$)/.test(a)),
+        ...process.execArgv.filter((a) => /^--((cpu|heap)-prof|trace-gc$|perf-basic-prof$)/.test(a)),
         `--max-semi-space-size=${DEFAULTS.workerSemiSpaceMb}`,
       ],
       serialization: 'advanced', // binary (a generation's serialized policy) and structured values cross as they are

@@ -22,12 +22,8 @@ interface RawAddon {
       mark?: number;
     },
   ): number;
-  socket(
-    family: 4 | 6,
-    bindHost: string | null,
-    bindPort: number,
-    opts?: { transparent?: boolean; mark?: number; reuseAddr?: boolean; noDelay?: boolean },
-  ): number;
+  /** `flags`: SOCKET_TRANSPARENT | SOCKET_REUSEADDR | SOCKET_NODELAY; `mark`: SO_MARK, -1 for none. */
+  socket(family: 4 | 6, bindHost: string | null, bindPort: number, flags: number, mark: number): number;
   getMark(fd: number): number;
   addrs(fd: number): [string, number, string, number] | null | undefined;
   addrText(bytes: Uint8Array): string;
@@ -249,18 +245,23 @@ export interface ClientFdOptions {
 
 /** An unconnected, non-blocking TCP socket, bound as asked, for `new net.Socket({ fd }).connect()`. */
 export function clientFd(family: 4 | 6, opts: ClientFdOptions = {}): number {
-  const o: Parameters<RawAddon['socket']>[3] = {
-    transparent: opts.transparent ?? false,
-    reuseAddr: opts.reuseAddr ?? false,
-    noDelay: opts.noDelay ?? false,
-  };
-  if (opts.mark !== undefined) o.mark = opts.mark;
+  const flags =
+    (opts.transparent ? SOCKET_TRANSPARENT : 0) |
+    (opts.reuseAddr ? SOCKET_REUSEADDR : 0) |
+    (opts.noDelay ? SOCKET_NODELAY : 0);
+  const host = opts.host ?? null;
   const port = opts.port ?? 0;
+  const mark = opts.mark ?? -1;
   return call(
-    () => `client socket bound to ${fmt(opts.host ?? '*', port)}`,
-    (a) => a.socket(family, opts.host ?? null, port, o),
+    () => `client socket bound to ${fmt(host ?? '*', port)}`,
+    (a) => a.socket(family, host, port, flags, mark),
   );
 }
+
+// The flags of the addon's socket() (tzorp_native.c).
+const SOCKET_TRANSPARENT = 1;
+const SOCKET_REUSEADDR = 2;
+const SOCKET_NODELAY = 4;
 
 /**
  * A connected socket's local and remote address and port in one call: `[localHost, localPort,

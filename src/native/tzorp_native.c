@@ -316,18 +316,26 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
   return fd_value(env, fd);
 }
 
-// socket(family: 4|6, bindHost: string|null, bindPort: number,
-//        opts?: { transparent?: false, mark?: number, reuseAddr?: false, noDelay?: false })
+// socket(family: 4|6, bindHost: string|null, bindPort: number, flags: number, mark: number)
+//   flags: SOCKET_TRANSPARENT | SOCKET_REUSEADDR | SOCKET_NODELAY (bits 1, 2, 4); mark: SO_MARK, or -1 for
+//   none. (Numbers, not an options object: each named property read from C makes V8 look its name up in
+//   the string table, eight of them per server connection.)
 //   -> fd of an unconnected, non-blocking TCP socket, bound when bindHost or bindPort is given.
 // With a host and port 0, IP_BIND_ADDRESS_NO_PORT defers the port choice to connect(), per 4-tuple
 // (pitfall 5: forged tuples share the client's port space on the server).
+#define SOCKET_TRANSPARENT 1
+#define SOCKET_REUSEADDR 2
+#define SOCKET_NODELAY 4
 static napi_value Socket(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
-  int64_t fam, port;
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int64_t fam, port, flags, mark;
   if (!get_int(env, argv[0], &fam) || (fam != 4 && fam != 6)) return tzorp_throw_type(env, "socket: family must be 4 or 6");
   if (!get_int(env, argv[2], &port) || port < 0 || port > 65535)
     return tzorp_throw_type(env, "socket: port must be 0..65535");
+  if (!get_int(env, argv[3], &flags) || flags < 0 || flags > 7) return tzorp_throw_type(env, "socket: flags must be 0..7");
+  if (!get_int(env, argv[4], &mark) || mark < -1 || mark > 0xffffffffLL)
+    return tzorp_throw_type(env, "socket: mark must be -1 (none) or 0..0xffffffff");
   int family = fam == 6 ? AF_INET6 : AF_INET;
   struct sockaddr_storage ss;
   socklen_t len = 0;
@@ -344,19 +352,18 @@ static napi_value Socket(napi_env env, napi_callback_info info) {
   }
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return tzorp_throw_errno(env, "socket", errno);
-  if (get_flag(env, argv[3], "transparent", false) && set_transparent(fd, family) < 0)
+  if ((flags & SOCKET_TRANSPARENT) && set_transparent(fd, family) < 0)
     return fail_close(env, fd, family == AF_INET6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)");
-  int64_t mark;
-  if (get_opt_int(env, argv[3], "mark", &mark) && set_int_opt(fd, SOL_SOCKET, SO_MARK, (int)(uint32_t)mark) < 0)
+  if (mark >= 0 && set_int_opt(fd, SOL_SOCKET, SO_MARK, (int)(uint32_t)mark) < 0)
     return fail_close(env, fd, "setsockopt(SO_MARK)");
-  if (get_flag(env, argv[3], "noDelay", false) && set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
+  if ((flags & SOCKET_NODELAY) && set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
     return fail_close(env, fd, "setsockopt(TCP_NODELAY)");
   if (do_bind) {
     if (port == 0) {
       // IP_BIND_ADDRESS_NO_PORT is an IPPROTO_IP option but works for IPv6 sockets too (Linux >= 4.2).
       if (set_int_opt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1) < 0)
         return fail_close(env, fd, "setsockopt(IP_BIND_ADDRESS_NO_PORT)");
-    } else if (get_flag(env, argv[3], "reuseAddr", false) && set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) {
+    } else if ((flags & SOCKET_REUSEADDR) && set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) {
       return fail_close(env, fd, "setsockopt(SO_REUSEADDR)");
     }
     if (bind(fd, (struct sockaddr *)&ss, len) < 0) return fail_close(env, fd, "bind");

@@ -1497,6 +1497,9 @@ class Session extends SessionDone implements SessionHandle {
     // collection, and whatever young objects its core still links to would be copied and promoted
     // with it at every scavenge until then (bench/README.md, "What a connection's garbage costs").
     this.core = null;
+    // The same for the streams: their sockets' last events ('close') reach them through the listeners
+    // attached to each socket, not through this map.
+    this.streams.clear();
   }
 }
 

@@ -364,6 +364,9 @@ export class NativeSocket extends EventEmitter {
         done(err ? (err as TzorpError) : socketError('connect', 103)); // ECONNABORTED
       else if (err && this.listenerCount('error') > 0) this.emit('error', err);
       this.emit('close', err !== null);
+      // Nothing is emitted after 'close': let the listeners go (a socket that outlived two scavenges
+      // would otherwise hold its owner's closures, and what they reach, until a full collection).
+      this.removeAllListeners();
     });
   }
 

@@ -290,7 +290,9 @@ test('bytes that arrived before a reset are read before its error', { skip: noAd
   assert.deepEqual(errors, ['read ECONNRESET']);
 });
 
-test('resetAndDestroy sends a reset; destroy closes once, on a later tick', { skip: noAddon }, async () => {
+test('resetAndDestroy sends a reset; destroy closes once, on a later tick, and lets its listeners go', {
+  skip: noAddon,
+}, async () => {
   const peerErrors: string[] = [];
   const srv = await tcpServer((p) => {
     p.on('error', (e: NodeJS.ErrnoException) => peerErrors.push(e.code ?? ''));
@@ -306,6 +308,8 @@ test('resetAndDestroy sends a reset; destroy closes once, on a later tick', { sk
   assert.equal(peerErrors[0], 'ECONNRESET');
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(closes, 1);
+  // Nothing comes after 'close', so nothing keeps its listeners (and what their closures reach).
+  assert.deepEqual(s.eventNames(), [], 'no listener left after close');
   let late = false;
   assert.equal(
     s.write(Buffer.from('x'), () => {
