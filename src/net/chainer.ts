@@ -60,20 +60,34 @@ export class ChainerRuntime {
    * Try `attempt` on the targets in this chainer's order until one succeeds. Rejects with ChainFailed
    * when all failed, or with the ChainStop an attempt threw.
    */
-  async run<T>(targets: Addr[], attempt: (t: Addr) => Promise<T>): Promise<{ value: T; target: Addr }> {
-    const attempts: Attempt[] = [];
-    if (targets.length === 0) throw new ChainFailed(attempts);
-    if (this.config.type === 'connect') {
-      const target = targets[0]!;
-      try {
-        return { value: await attempt(target), target };
-      } catch (e) {
-        if (e instanceof ChainStop) throw e;
-        attempts.push({ target, error: errText(e) });
-        throw new ChainFailed(attempts);
-      }
+  run<T>(targets: Addr[], attempt: (t: Addr) => Promise<T>): Promise<{ value: T; target: Addr }> {
+    if (this.config.type !== 'connect' || targets.length === 0) return this.runChain(targets, attempt);
+    // The one target of a connect chainer (most services): one promise step instead of an async
+    // function around the attempt's (a session's connect is on every session's path).
+    const target = targets[0]!;
+    let p: Promise<T>;
+    try {
+      p = attempt(target);
+    } catch (e) {
+      p = Promise.reject(e);
     }
-    const start = this.config.type === 'round_robin' ? this.rr++ % targets.length : 0;
+    return p.then(
+      (value) => ({ value, target }),
+      (e: unknown) => {
+        if (e instanceof ChainStop) throw e;
+        throw new ChainFailed([{ target, error: errText(e) }]);
+      },
+    );
+  }
+
+  private async runChain<T>(
+    targets: Addr[],
+    attempt: (t: Addr) => Promise<T>,
+  ): Promise<{ value: T; target: Addr }> {
+    const attempts: Attempt[] = [];
+    const config = this.config;
+    if (targets.length === 0 || config.type === 'connect') throw new ChainFailed(attempts); // (run has the one target of connect)
+    const start = config.type === 'round_robin' ? this.rr++ % targets.length : 0;
     if (this.rr >= Number.MAX_SAFE_INTEGER) this.rr = 0;
     const order = targets.map((_, i) => targets[(start + i) % targets.length]!);
     for (let round = 0; round < 2; round++) {
@@ -90,7 +104,7 @@ export class ChainerRuntime {
         } catch (e) {
           if (e instanceof ChainStop) throw e;
           attempts.push({ target, error: errText(e) });
-          this.down.set(target.host, this.now() + this.config.timeoutStateMs);
+          this.down.set(target.host, this.now() + config.timeoutStateMs);
         }
       }
       // Every target is down (failed now or remembered): forget and go round once more.

@@ -165,26 +165,46 @@ export class ServiceUpstream {
    * Route, chain and connect the session's server side. Rejects with TargetZoneDenied (policy),
    * RouteError (impossible route), ChainFailed (every target failed) or CONNECT_FAILED 'aborted'. `native`: the socket is a NativeSocket.
    */
-  async connectServer(input: RouteInput, signal?: Cancel, native = false): Promise<ServerConnection> {
-    const c = await this.connectVia<DriverSocket>(
+  connectServer(input: RouteInput, signal?: Cancel, native = false): Promise<ServerConnection> {
+    return this.connectVia<DriverSocket>(
       input,
       native ? connectUpstreamNative : connectUpstream,
       signal,
-    );
-    return { socket: c.conn, target: c.target, serverZone: c.zone };
+    ).then((c) => ({ socket: c.conn, target: c.target, serverZone: c.zone }));
   }
 
   /**
    * connectServer with another way to connect one target (the native relay's: native-plug.ts): the
-   * same routing, chaining and limit_target_zones_to, whatever `connect` makes of a target.
+   * same routing, chaining and limit_target_zones_to, whatever `connect` makes of a target. Never
+   * throws: whatever fails rejects. Without a name to resolve it is promise steps, not async
+   * functions (a session's connect is on every session's path).
    */
-  async connectVia<T>(
+  connectVia<T>(
     input: RouteInput,
     connect: (o: UpstreamConnectOptions) => Promise<T>,
     signal?: Cancel,
   ): Promise<{ conn: T; target: Addr; zone: string | null }> {
-    const router = this.service.router;
-    const named = routeTargets(router, input);
+    try {
+      const named = routeTargets(this.service.router, input);
+      const targets: Addr[] = [];
+      for (const t of named) {
+        if (t.family !== undefined) targets.push({ host: t.host, port: t.port, family: t.family });
+        else if (isAddressLiteral(t.host)) targets.push(makeAddr(t.host, t.port));
+        else return this.resolveThenConnect(input, named, connect, signal);
+      }
+      return this.connectTargets(input, targets, connect, signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** connectVia for targets named by a name: resolved first (every address of each name, in order). */
+  private async resolveThenConnect<T>(
+    input: RouteInput,
+    named: readonly { host: string; port: number; family?: 4 | 6 }[],
+    connect: (o: UpstreamConnectOptions) => Promise<T>,
+    signal?: Cancel,
+  ): Promise<{ conn: T; target: Addr; zone: string | null }> {
     const targets: Addr[] = [];
     for (const t of named) {
       if (t.family !== undefined) targets.push({ host: t.host, port: t.port, family: t.family });
@@ -193,28 +213,49 @@ export class ServiceUpstream {
         for (const h of await (this.opts.resolve ?? defaultResolve)(t.host))
           targets.push(makeAddr(h, t.port));
     }
+    return this.connectTargets(input, targets, connect, signal);
+  }
+
+  /** Chain the targets; each attempt checks limit_target_zones_to, then connects. May throw (the
+   * caller turns it into a rejection). */
+  private connectTargets<T>(
+    input: RouteInput,
+    targets: Addr[],
+    connect: (o: UpstreamConnectOptions) => Promise<T>,
+    signal: Cancel | undefined,
+  ): Promise<{ conn: T; target: Addr; zone: string | null }> {
+    const router = this.service.router;
     // forge_addr can only bind the client's address toward a server of the client's family.
     const usable = router.forgeAddr ? targets.filter((t) => t.family === input.client.family) : targets;
     if (usable.length === 0 && targets.length > 0) localBindFor(router, input.client, targets[0]!); // throws RouteError
-    const { value, target } = await this.chainer.run(usable, async (target) => {
+    const attempt = (target: Addr): Promise<{ conn: T; zone: string | null }> => {
       const zone = this.zoneOf(target.host);
       if (!this.targetAllowed(zone)) throw new TargetZoneDenied(target, zone);
+      const o: UpstreamConnectOptions = {
+        target,
+        local: localBindFor(router, input.client, target),
+        transparent: this.transparent,
+        timeoutMs: this.chainer.timeoutConnectMs,
+      };
+      if (this.opts.mark !== undefined) o.mark = this.opts.mark;
+      if (signal) o.signal = signal;
+      let p: Promise<T>;
       try {
-        const conn = await connect({
-          target,
-          local: localBindFor(router, input.client, target),
-          transparent: this.transparent,
-          ...(this.opts.mark !== undefined ? { mark: this.opts.mark } : {}),
-          timeoutMs: this.chainer.timeoutConnectMs,
-          ...(signal ? { signal } : {}),
-        });
-        return { conn, zone };
+        p = connect(o);
       } catch (e) {
-        // The session went away: that says nothing about the target, do not remember it as down.
-        if (signal?.aborted) throw new ChainStop('aborted');
-        throw e;
+        p = Promise.reject(e);
       }
-    });
-    return { conn: value.conn, target, zone: value.zone };
+      return p.then(
+        (conn) => ({ conn, zone }),
+        (e: unknown) => {
+          // The session went away: that says nothing about the target, do not remember it as down.
+          if (signal?.aborted) throw new ChainStop('aborted');
+          throw e;
+        },
+      );
+    };
+    return this.chainer
+      .run(usable, attempt)
+      .then(({ value, target }) => ({ conn: value.conn, target, zone: value.zone }));
   }
 }

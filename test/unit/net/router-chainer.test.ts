@@ -10,6 +10,7 @@ import {
   routeTargets,
   ServiceUpstream,
   SessionLimiter,
+  TargetZoneDenied,
 } from '../../../src/net/index.ts';
 import type { Router } from '../../../src/policy/model.ts';
 import type { Addr } from '../../../src/proxy/core/types.ts';
@@ -189,4 +190,67 @@ test('max_sessions: the limiter counts per service and refuses over the limit', 
   assert.equal(l.acquire('s', 2), true);
   assert.equal(l.acquire('u', 0), true); // 0 = unlimited
   assert.equal(l.count('s'), 2);
+});
+
+test('connect chainer: an attempt that throws at once rejects as one that rejects (ChainFailed naming the target; a ChainStop as it is)', async () => {
+  const c = new ChainerRuntime({ type: 'connect', timeoutConnectMs: 100 });
+  const failed = await c
+    .run([a('h1')], () => {
+      throw new Error('no socket');
+    })
+    .catch((e: unknown) => e);
+  assert.ok(failed instanceof ChainFailed);
+  assert.deepEqual(failed.attempts, [{ target: a('h1'), error: 'no socket' }]);
+  await assert.rejects(
+    c.run([a('h1')], () => {
+      throw new ChainStop('denied');
+    }),
+    (e) => e instanceof ChainStop && !(e instanceof ChainFailed),
+  );
+  assert.equal((await c.run([a('h1')], async (t) => t.host)).value, 'h1');
+});
+
+test('connectVia never throws: a denied zone, a route that cannot bind and a failing connect all reject', async () => {
+  const zones = new Map([
+    ['internet', { parent: null }],
+    ['dmz', { parent: null }],
+  ]);
+  const input = { client, clientLocal };
+  const denied = new ServiceUpstream(
+    proxyService([{ host: '198.18.2.3', port: 80 }], { limitTargetZonesTo: ['dmz'] }),
+    {
+      transparentUpstream: false,
+      zones: { zoneOf: () => ({ name: 'internet' }), zones },
+    },
+  );
+  let called = 0;
+  const connect = async () => {
+    called++;
+    return 'sock';
+  };
+  const p1 = denied.connectVia(input, connect);
+  await assert.rejects(p1, (e) => e instanceof TargetZoneDenied);
+  assert.equal(called, 0, 'the server is never contacted');
+  // forge_addr toward a server of the other family: no usable target, RouteError.
+  const forged = new ServiceUpstream(
+    proxyService([{ host: '2001:db8::3', port: 80 }], {
+      router: { type: 'directed', targets: [a('2001:db8::3')], forgeAddr: true, forgePort: 'any' },
+    }),
+    { transparentUpstream: false },
+  );
+  await assert.rejects(forged.connectVia(input, connect), (e) => e instanceof RouteError);
+  assert.equal(called, 0);
+  // A connect that throws at once (no socket) rejects with ChainFailed naming the target.
+  const open = new ServiceUpstream(proxyService([{ host: '198.18.2.3', port: 80 }]), {
+    transparentUpstream: false,
+  });
+  const err = await open
+    .connectVia(input, () => {
+      throw new Error('EMFILE');
+    })
+    .catch((e: unknown) => e);
+  assert.ok(err instanceof ChainFailed);
+  assert.match(err.message, /198\.18\.2\.3:80: EMFILE/);
+  const ok = await open.connectVia(input, connect);
+  assert.deepEqual(ok, { conn: 'sock', target: a('198.18.2.3'), zone: null });
 });
