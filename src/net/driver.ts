@@ -29,7 +29,7 @@ import type { KeptSession } from '../proxy/tls/inspect.ts';
 import { canonicalHost, formatAddr, makeAddr, socketAddrs, zorpAddr } from './addr.ts';
 import { ChainFailed } from './chainer.ts';
 import { type Listener, openListener } from './listener.ts';
-import { type DriverSocket, NativeSocket } from './native-socket.ts';
+import { type DriverSocket, NativeSocket, type NativeSocketSink } from './native-socket.ts';
 import {
   type BodyRelayOwner,
   bodyTakeOver,
@@ -342,7 +342,7 @@ export abstract class SessionDone {
 }
 
 /** A session is its own handle (methods on the class: no closures per held connection). */
-class Session extends SessionDone implements SessionHandle {
+class Session extends SessionDone implements SessionHandle, NativeSocketSink<Stream> {
   private core: ProxyCore | null = null;
   private readonly streams = new Map<StreamId, Stream>();
   /** Listeners and per-listener accept numbers: made by the first `listen` (most sessions never
@@ -589,19 +589,49 @@ class Session extends SessionDone implements SessionHandle {
     s.sock = sock;
     s.state = 'open';
     s.reading = null;
-    const onData = (buf: Buffer): void => {
-      if (s.state !== 'open') return; // closing: the core no longer wants this stream's bytes
-      this.count(s, 'in', buf.length);
-      this.feed({ type: 'data', now: this.now(), stream: s.id, data: buf });
-    };
-    const onEnd = (): void => {
-      if (s.state !== 'open') return;
-      this.feed({ type: 'end', now: this.now(), stream: s.id });
-    };
+    if (sock instanceof NativeSocket) {
+      // One sink for the session, the stream as its tag: no closures and listeners per socket.
+      sock.setSink<Stream>(this, s);
+      s.detach = () => {
+        if (sock.hasSink(this)) sock.setSink(null);
+      };
+    } else this.addListeners(s, sock);
+    for (const d of s.pending) this.write(s, d);
+    s.pending = [];
+    if (s.pendingShutdown) this.shutdown(s);
+    this.updateReading();
+  }
+
+  // A NativeSocket's events (NativeSocketSink), as the listeners below take a net.Socket's.
+  onSocketData(s: Stream, buf: Buffer): void {
+    if (s.state !== 'open') return; // closing: the core no longer wants this stream's bytes
+    this.count(s, 'in', buf.length);
+    this.feed({ type: 'data', now: this.now(), stream: s.id, data: buf });
+  }
+
+  onSocketEnd(s: Stream): void {
+    if (s.state !== 'open') return;
+    this.feed({ type: 'end', now: this.now(), stream: s.id });
+  }
+
+  onSocketDrain(s: Stream): void {
+    this.onDrain(s);
+  }
+
+  onSocketError(s: Stream, e: Error): void {
+    s.error ??= e.message;
+  }
+
+  onSocketClose(s: Stream): void {
+    this.onClose(s);
+  }
+
+  /** A net.Socket's (or a TLS socket's) events, by listeners. */
+  private addListeners(s: Stream, sock: DriverSocket): void {
+    const onData = (buf: Buffer): void => this.onSocketData(s, buf);
+    const onEnd = (): void => this.onSocketEnd(s);
     const onDrain = (): void => this.onDrain(s);
-    const onError = (e: Error): void => {
-      s.error ??= e.message;
-    };
+    const onError = (e: Error): void => this.onSocketError(s, e);
     const onClose = (): void => this.onClose(s);
     sock.on('data', onData);
     sock.on('end', onEnd);
@@ -615,10 +645,6 @@ class Session extends SessionDone implements SessionHandle {
       sock.off('error', onError);
       sock.off('close', onClose);
     };
-    for (const d of s.pending) this.write(s, d);
-    s.pending = [];
-    if (s.pendingShutdown) this.shutdown(s);
-    this.updateReading();
   }
 
   private count(s: Stream, dir: 'in' | 'out', n: number, into: SessionBytes = this.bytes): void {
@@ -1212,6 +1238,9 @@ class Session extends SessionDone implements SessionHandle {
     }
     const sa = a.sock;
     const sb = b.sock;
+    // takeOver takes every listener off the sockets; a NativeSocket's sink goes with our detach.
+    a.detach?.();
+    b.detach?.();
     const t = takeOver(sa, sb, idleMs, this);
     if (!t) {
       // Declined (no addon, EMFILE on dup, ...): the sockets are whole; listen to them again.

@@ -125,6 +125,19 @@ export function socketError(syscall: string, errno: number, suffix = ''): TzorpE
   return new TzorpError('SOCKET_IO', `${syscall} ${code}${suffix}`, { details: { code, errno, syscall } });
 }
 
+/**
+ * What a NativeSocket's owner can take instead of listeners: the driver's stream gets its socket's
+ * events through one object per session (with its stream as the tag) instead of five closures and
+ * five listeners per socket. The sink hears each event before the listeners of that event.
+ */
+export interface NativeSocketSink<T> {
+  onSocketData(tag: T, data: Buffer): void;
+  onSocketEnd(tag: T): void;
+  onSocketDrain(tag: T): void;
+  onSocketError(tag: T, err: Error): void;
+  onSocketClose(tag: T): void;
+}
+
 export class NativeSocket extends EventEmitter {
   /** The connection's descriptor (the native relay's handover dups it). */
   readonly fd: number;
@@ -156,6 +169,8 @@ export class NativeSocket extends EventEmitter {
   private endCalled = false;
   private watching = 0; // bit 1 = readable, bit 2 = writable, as last told to the addon
   private connectDone: ((err: TzorpError | null) => void) | null = null;
+  private sink: NativeSocketSink<unknown> | null = null;
+  private sinkTag: unknown = null;
   private connectTarget = '';
 
   /** Watch `fd` (a connected or connecting TCP socket, now ours: closing this closes it). */
@@ -189,14 +204,28 @@ export class NativeSocket extends EventEmitter {
     this.update();
   }
 
+  /** Give this socket's events to `sink` (with `tag`) as well as to its listeners; null: no more. */
+  setSink<T>(sink: NativeSocketSink<T> | null, tag: T | null = null): void {
+    this.sink = sink as NativeSocketSink<unknown> | null;
+    this.sinkTag = tag;
+  }
+
+  /** Whether `sink` is the one this socket gives its events to. */
+  hasSink(sink: NativeSocketSink<never>): boolean {
+    return this.sink === sink;
+  }
+
   /** @internal the addon's events */
   onEvent(kind: number, arg: Buffer | number | undefined): void {
     if (this.destroyed) return;
-    if (kind === KIND_DATA) this.emit('data', arg as Buffer);
-    else if (kind === KIND_WRITABLE) this.onWritable();
+    if (kind === KIND_DATA) {
+      this.sink?.onSocketData(this.sinkTag, arg as Buffer);
+      this.emit('data', arg as Buffer);
+    } else if (kind === KIND_WRITABLE) this.onWritable();
     else if (kind === KIND_END) {
       this.readEnded = true;
       this.watching &= ~1; // (the addon stopped watching reads at the end)
+      this.sink?.onSocketEnd(this.sinkTag);
       this.emit('end');
       this.maybeClose();
     } else if (kind === KIND_ERROR) {
@@ -303,6 +332,7 @@ export class NativeSocket extends EventEmitter {
     }
     this.update();
     if (this.endCalled) this.finish();
+    this.sink?.onSocketDrain(this.sinkTag);
     this.emit('drain');
   }
 
@@ -362,11 +392,17 @@ export class NativeSocket extends EventEmitter {
       if (cbs) for (const w of cbs) w.cb();
       if (done)
         done(err ? (err as TzorpError) : socketError('connect', 103)); // ECONNABORTED
-      else if (err && this.listenerCount('error') > 0) this.emit('error', err);
+      else if (err) {
+        this.sink?.onSocketError(this.sinkTag, err);
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+      }
+      this.sink?.onSocketClose(this.sinkTag);
       this.emit('close', err !== null);
       // Nothing is emitted after 'close': let the listeners go (a socket that outlived two scavenges
       // would otherwise hold its owner's closures, and what they reach, until a full collection).
       this.removeAllListeners();
+      this.sink = null;
+      this.sinkTag = null;
     });
   }
 

@@ -102,6 +102,50 @@ test('nothing is read before resume(); then the bytes, the peer FIN as end, our 
   assert.equal(s._handle, null);
 });
 
+test('a sink hears the events before the listeners, with its tag; a sink taken off hears nothing more', {
+  skip: noAddon,
+}, async () => {
+  const srv = await tcpServer(echo);
+  cleanups.push(srv.close);
+  const s = await connectNative(srv.port);
+  const heard: string[] = [];
+  const sink = {
+    onSocketData: (tag: string, d: Buffer) => heard.push(`${tag} sink data ${d}`),
+    onSocketEnd: (tag: string) => heard.push(`${tag} sink end`),
+    onSocketDrain: (tag: string) => heard.push(`${tag} sink drain`),
+    onSocketError: (tag: string, e: Error) => heard.push(`${tag} sink error ${e.message}`),
+    onSocketClose: (tag: string) => heard.push(`${tag} sink close`),
+  };
+  s.setSink(sink, 'client');
+  assert.equal(s.hasSink(sink), true);
+  s.on('data', (d: Buffer) => heard.push(`listener data ${d}`));
+  s.on('end', () => heard.push('listener end'));
+  s.on('close', () => heard.push('listener close'));
+  s.write(Buffer.from('ping'));
+  s.resume();
+  await until(() => heard.length >= 2, 'the echo');
+  assert.deepEqual(heard.splice(0), ['client sink data ping', 'listener data ping']);
+  s.setSink(null);
+  assert.equal(s.hasSink(sink), false);
+  s.write(Buffer.from('pong'));
+  await until(() => heard.length >= 1, 'the second echo');
+  s.end();
+  await until(() => heard.includes('listener close'), 'close');
+  assert.deepEqual(
+    heard,
+    ['listener data pong', 'listener end', 'listener close'],
+    'nothing for the old sink',
+  );
+  // The sink goes with the close, as the listeners do.
+  const s2 = await connectNative(srv.port);
+  s2.setSink(sink, 'server');
+  s2.resume();
+  s2.end();
+  await until(() => heard.includes('server sink close'), "the second socket's close");
+  assert.deepEqual(heard.slice(3), ['server sink end', 'server sink close']);
+  assert.equal(s2.hasSink(sink), false);
+});
+
 test('half-close: the peer ends first and we go on writing until we end', { skip: noAddon }, async () => {
   let peer: net.Socket | null = null;
   const got: Buffer[] = [];
