@@ -65,13 +65,7 @@ export class ChainerRuntime {
     // The one target of a connect chainer (most services): one promise step instead of an async
     // function around the attempt's (a session's connect is on every session's path).
     const target = targets[0]!;
-    let p: Promise<T>;
-    try {
-      p = attempt(target);
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    return p.then(
+    return rejectingCall(attempt, target).then(
       (value) => ({ value, target }),
       (e: unknown) => {
         if (e instanceof ChainStop) throw e;
@@ -111,6 +105,16 @@ export class ChainerRuntime {
       for (const t of order) this.down.delete(t.host);
     }
     throw new ChainFailed(attempts);
+  }
+}
+
+/** `f(arg)`, a synchronous throw turned into its rejection, as an async function would (without one,
+ * nor a closure: this runs on every session's connect). */
+export function rejectingCall<A, T>(f: (arg: A) => Promise<T>, arg: A): Promise<T> {
+  try {
+    return f(arg);
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 

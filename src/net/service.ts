@@ -5,7 +5,7 @@ import { nativeAvailable } from '../native/index.ts';
 import type { ProxyService } from '../policy/model.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr, makeAddr } from './addr.ts';
-import { ChainerRuntime, ChainStop } from './chainer.ts';
+import { ChainerRuntime, ChainStop, rejectingCall } from './chainer.ts';
 import type { DriverSocket } from './native-socket.ts';
 import { isAddressLiteral, localBindFor, type RouteInput, routeTargets } from './router.ts';
 import {
@@ -188,9 +188,9 @@ export class ServiceUpstream {
       const named = routeTargets(this.service.router, input);
       const targets: Addr[] = [];
       for (const t of named) {
-        if (t.family !== undefined) targets.push({ host: t.host, port: t.port, family: t.family });
-        else if (isAddressLiteral(t.host)) targets.push(makeAddr(t.host, t.port));
-        else return this.resolveThenConnect(input, named, connect, signal);
+        const a = literalTarget(t);
+        if (!a) return this.resolveThenConnect(input, named, connect, signal);
+        targets.push(a);
       }
       return this.connectTargets(input, targets, connect, signal);
     } catch (e) {
@@ -207,8 +207,8 @@ export class ServiceUpstream {
   ): Promise<{ conn: T; target: Addr; zone: string | null }> {
     const targets: Addr[] = [];
     for (const t of named) {
-      if (t.family !== undefined) targets.push({ host: t.host, port: t.port, family: t.family });
-      else if (isAddressLiteral(t.host)) targets.push(makeAddr(t.host, t.port));
+      const a = literalTarget(t);
+      if (a) targets.push(a);
       else
         for (const h of await (this.opts.resolve ?? defaultResolve)(t.host))
           targets.push(makeAddr(h, t.port));
@@ -239,13 +239,7 @@ export class ServiceUpstream {
       };
       if (this.opts.mark !== undefined) o.mark = this.opts.mark;
       if (signal) o.signal = signal;
-      let p: Promise<T>;
-      try {
-        p = connect(o);
-      } catch (e) {
-        p = Promise.reject(e);
-      }
-      return p.then(
+      return rejectingCall(connect, o).then(
         (conn) => ({ conn, zone }),
         (e: unknown) => {
           // The session went away: that says nothing about the target, do not remember it as down.
@@ -258,4 +252,10 @@ export class ServiceUpstream {
       .run(usable, attempt)
       .then(({ value, target }) => ({ conn: value.conn, target, zone: value.zone }));
   }
+}
+
+/** A router's target as an address, or null when its host is a name to resolve. */
+function literalTarget(t: { host: string; port: number; family?: 4 | 6 }): Addr | null {
+  if (t.family !== undefined) return { host: t.host, port: t.port, family: t.family };
+  return isAddressLiteral(t.host) ? makeAddr(t.host, t.port) : null;
 }
