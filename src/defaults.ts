@@ -53,6 +53,9 @@ export const DEFAULTS = deepFreeze({
   failoverStateTimeoutMs: 60_000, // Zorp StateBasedChainer timeout_state
   relayBufferBytes: 64 * 1024, // per direction before reading pauses (backpressure)
   httpBodyRelayMinBytes: 256 * 1024, // a response body with this much still to come goes to the native relay
+  // The most one read of native socket I/O takes (src/net/native-socket.ts; the addon's cap, 64 KiB, is
+  // the same): bulk bytes in few calls, and one buffer that every read lands in and is copied out of.
+  ioReadBufferBytes: 64 * 1024,
   // The least of the buffered input one latin1 conversion for a head's lines takes: a typical head whole,
   // without copying much of a body that came in the same read (src/proxy/http/reader.ts).
   httpHeadTextBytes: 4096,

@@ -4,7 +4,7 @@
 // per second are per core for all of them. Kernel forwarding is the baseline. Needs root.
 //
 //   node --import tsx bench/macro/http.bench.ts [--seconds 5] [--rounds 3] [--warmup 3]
-//     [--native-relay 0|1] [--body-kib N] [--haproxy-splice] [--json]
+//     [--native-relay 0|1] [--body-kib N] [--haproxy-splice] [--compare DIR] [--quick] [--json]
 //
 // --native-relay 0 runs tzorp with TZORP_NATIVE_RELAY=0 (default 1): response bodies of known length
 // from 256 KiB on go through the native relay when it is on (docs/http.md). --body-kib N makes every
@@ -17,7 +17,10 @@
 // (`http_port ... tproxy`, workers 1, no cache), .6 to a Node relay that parses nothing (http-peers.ts
 // floor: the ceiling of a proxy on Node's own sockets, for reading the ratios), .7 to tzorp's HTTP
 // proxy on Node's sockets (TZORP_NATIVE_IO=0, as `tzorp run --no-native-io`; .3 runs on native I/O, as
-// `tzorp run` does). nginx answers `ok`.
+// `tzorp run` does), .9 to the HTTP proxy of another built checkout of tzorp (`--compare DIR`: an A/B
+// of two trees in the same lab and rounds, what a change is worth when this machine's rates drift
+// between runs; `--quick` leaves out Squid and the two Node-socket paths), .8 to the same parse-nothing relay on tzorp's native socket I/O (http-peers.ts
+// nfloor: the ceiling of any proxy on the I/O layer tzorp's HTTP proxy runs on). nginx answers `ok`.
 // wrk measures requests per second and mean latency with keep-alive (16 connections) and with a new
 // connection per request (`Connection: close`). Numbers compare within one run only.
 import { randomBytes } from 'node:crypto';
@@ -54,6 +57,9 @@ const NATIVE_RELAY = arg('native-relay', 1);
 const BODY_KIB = arg('body-kib', 0);
 const PATH = BODY_KIB > 0 ? '/blob.bin' : '/';
 const HAPROXY_SPLICE = process.argv.includes('--haproxy-splice');
+const COMPARE_AT = process.argv.indexOf('--compare');
+const COMPARE = COMPARE_AT > 0 ? process.argv[COMPARE_AT + 1]! : null;
+const QUICK = process.argv.includes('--quick');
 const TZ_NAME = `tzorp http (native I/O, native relay ${NATIVE_RELAY ? 'on' : 'off'})`;
 const MARK = '0x80000000';
 const HERE = 'bench/macro';
@@ -73,6 +79,10 @@ const FLOOR = '198.18.2.6';
 const FLOOR_NAME = 'node relay, no HTTP (floor)';
 const TZORP_NODE_IO = '198.18.2.7';
 const TZ_NODE_IO_NAME = 'tzorp http, Node sockets';
+const NFLOOR = '198.18.2.8';
+const NFLOOR_NAME = 'native I/O relay, no HTTP (floor)';
+const COMPARED = '198.18.2.9';
+const COMPARED_NAME = `tzorp http of ${COMPARE ?? ''}`;
 
 const ruleset = tproxyRuleset({
   table: 'tzorp_httpbench',
@@ -82,6 +92,8 @@ const ruleset = tproxyRuleset({
     tproxyTo(`ip daddr ${SQUID} tcp dport 80`, 4, 50100),
     tproxyTo(`ip daddr ${FLOOR} tcp dport 80`, 4, 50110),
     tproxyTo(`ip daddr ${TZORP_NODE_IO} tcp dport 80`, 4, 50120),
+    tproxyTo(`ip daddr ${NFLOOR} tcp dport 80`, 4, 50130),
+    tproxyTo(`ip daddr ${COMPARED} tcp dport 80`, 4, 50140),
   ],
   input: ['ct state established,related accept'],
   forward: [`ip daddr ${FORWARD} accept`, `ip saddr ${FORWARD} accept`],
@@ -115,7 +127,7 @@ interface Result {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'tzorp-httpbench-'));
-const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID, FLOOR, TZORP_NODE_IO] });
+const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, SQUID, FLOOR, TZORP_NODE_IO, NFLOOR, COMPARED] });
 try {
   await tproxyLab(lab, ruleset, MARK);
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
@@ -133,6 +145,15 @@ try {
     { env: { TZORP_NATIVE_RELAY: String(NATIVE_RELAY) } },
   );
   await tz.waitFor(/READY/, 90_000);
+  let compared: LabProcess | null = null;
+  if (COMPARE) {
+    compared = lab.spawn(
+      'fw',
+      pinned([process.execPath, '--import', 'tsx', `${HERE}/http-peers.ts`, 'proxy', '50140']),
+      { env: { TZORP_NATIVE_RELAY: String(NATIVE_RELAY) }, cwd: COMPARE },
+    );
+    await compared.waitFor(/READY/, 90_000);
+  }
   const tzNodeIo = lab.spawn(
     'fw',
     pinned([process.execPath, '--import', 'tsx', `${HERE}/http-peers.ts`, 'proxy', '50120']),
@@ -144,9 +165,14 @@ try {
     pinned([process.execPath, '--import', 'tsx', `${HERE}/http-peers.ts`, 'floor', '50110']),
   );
   await floor.waitFor(/READY/, 90_000);
+  const nfloor = lab.spawn(
+    'fw',
+    pinned([process.execPath, '--import', 'tsx', `${HERE}/http-peers.ts`, 'nfloor', '50130']),
+  );
+  await nfloor.waitFor(/READY/, 90_000);
   const hap = lab.spawn('fw', pinned(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
   let squid: LabProcess | null = null;
-  if (squidBin) {
+  if (squidBin && !QUICK) {
     mkdirSync(join(dir, 'squid'), { recursive: true });
     squid = lab.spawn('fw', pinned([squidBin, '-N', '-f', join(dir, 'squid.conf')]));
   }
@@ -167,8 +193,14 @@ try {
       host: HAPROXY,
       proc: hap,
     },
-    { name: FLOOR_NAME, host: FLOOR, proc: floor },
-    { name: TZ_NODE_IO_NAME, host: TZORP_NODE_IO, proc: tzNodeIo },
+    ...(QUICK
+      ? []
+      : [
+          { name: FLOOR_NAME, host: FLOOR, proc: floor },
+          { name: TZ_NODE_IO_NAME, host: TZORP_NODE_IO, proc: tzNodeIo },
+        ]),
+    { name: NFLOOR_NAME, host: NFLOOR, proc: nfloor },
+    ...(compared ? [{ name: COMPARED_NAME, host: COMPARED, proc: compared }] : []),
   ];
   for (const p of paths) {
     if (!(await ready(p.host, () => `${p.proc?.stderr() ?? ''}`)))
@@ -214,7 +246,10 @@ try {
       await wrk(p.host, true, WARMUP);
     }
   for (let round = 0; round < ROUNDS; round++) {
-    for (const p of paths) {
+    // Each round starts one path later: the path measured right after another one's hundred thousand
+    // connections (kernel forwarding above all) was slower in the same round, so no path keeps that place.
+    const k = round % paths.length;
+    for (const p of [...paths.slice(k), ...paths.slice(0, k)]) {
       const pids = treePids(p.proc?.child.pid);
       const t0 = Date.now();
       const c0 = cpuTicks(pids);
@@ -251,6 +286,8 @@ try {
         r.path !== TZ_NAME &&
         r.path !== 'kernel forwarding' &&
         r.path !== FLOOR_NAME &&
+        r.path !== NFLOOR_NAME &&
+        r.path !== COMPARED_NAME &&
         r.path !== TZ_NODE_IO_NAME,
     )
     .map((r) => ({
@@ -279,6 +316,10 @@ try {
         console.log(
           `${r.path.padEnd(34)}MB/s keep-alive ${((r.rpsKeepAlive * BODY_KIB * 1024) / 1e6).toFixed(0)}, new conn ${((r.rpsClose * BODY_KIB * 1024) / 1e6).toFixed(0)}`,
         );
+    for (const rs of per.values())
+      console.log(
+        `rounds of ${rs[0]!.path}: keep-alive ${rs.map((r) => r.rpsKeepAlive.toFixed(0)).join(' / ')}, new connection ${rs.map((r) => r.rpsClose.toFixed(0)).join(' / ')}`,
+      );
     for (const q of ratios)
       console.log(
         `tzorp / ${q.vs}: keep-alive ${q.keepAlive.toFixed(2)}, new connection ${q.newConnection.toFixed(2)}`,
@@ -293,6 +334,23 @@ try {
     if (fl && hp)
       console.log(
         `floor / haproxy (Node's sockets alone): keep-alive ${(fl.rpsKeepAlive / hp.rpsKeepAlive).toFixed(2)}, new connection ${(fl.rpsClose / hp.rpsClose).toFixed(2)}`,
+      );
+    const nf = results.find((r) => r.path === NFLOOR_NAME);
+    if (nf && hp)
+      console.log(
+        `native floor / haproxy (tzorp's socket I/O alone): keep-alive ${(nf.rpsKeepAlive / hp.rpsKeepAlive).toFixed(2)}, new connection ${(nf.rpsClose / hp.rpsClose).toFixed(2)}`,
+      );
+    const cmp = results.find((r) => r.path === COMPARED_NAME);
+    if (cmp) {
+      const us = (r: Result) =>
+        r.cpuKeepAlive === null ? Number.NaN : (r.cpuKeepAlive * 1e6) / r.rpsKeepAlive;
+      console.log(
+        `tzorp / ${COMPARE}: keep-alive ${(tzr.rpsKeepAlive / cmp.rpsKeepAlive).toFixed(2)}, new connection ${(tzr.rpsClose / cmp.rpsClose).toFixed(2)}; CPU µs per keep-alive request ${us(tzr).toFixed(1)} against ${us(cmp).toFixed(1)}`,
+      );
+    }
+    if (nf)
+      console.log(
+        `tzorp / native floor: keep-alive ${(tzr.rpsKeepAlive / nf.rpsKeepAlive).toFixed(2)}, new connection ${(tzr.rpsClose / nf.rpsClose).toFixed(2)}`,
       );
   }
 } finally {

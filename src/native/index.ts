@@ -62,7 +62,9 @@ interface RawAddon {
   raiseNofile(): { soft: number; hard: number };
   // tzorp_nflog.c
   nflogOpen(group: number, copyBytes: number): number;
-  ioInit(cb: IoCallback): void;
+  /** `readBuffer`: where every read lands (at least 4 KiB); kind 0's arg is how many bytes it got,
+   * to be copied out before the callback returns. */
+  ioInit(cb: IoCallback, readBuffer: Buffer): void;
   ioOpen(fd: number, noDelay: boolean): number;
   ioListen(fd: number): number;
   ioSet(id: number, readable: boolean, writable: boolean): void;
@@ -76,7 +78,8 @@ interface RawAddon {
   shedMemory(): void;
 }
 
-/** The one receiver of tzorp_io.c's events: kind 0 = bytes (arg: a Buffer), 1 = end of stream, 2 =
+/** The one receiver of tzorp_io.c's events: kind 0 = bytes (arg: how many, in
+ * the read buffer given to ioInit), 1 = end of stream, 2 =
  * error (arg: errno), 3 = writable; on a listening socket (ioListen) 4 = accepted (arg: the new
  * descriptor, non-blocking, Nagle off, nothing read; then the peer's and the local address in
  * canonical text, IPv4 never as ::ffff:, and the SYN's mark, null when unreadable; an empty local host:
@@ -85,7 +88,7 @@ interface RawAddon {
 export type IoCallback = (
   id: number,
   kind: number,
-  arg: Buffer | number | undefined,
+  arg: number | undefined,
   peerHost?: string,
   peerPort?: number,
   localHost?: string,

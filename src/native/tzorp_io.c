@@ -3,8 +3,9 @@
 // read(2) and written with send(2) from JavaScript's calls. No stream state machine, no write requests,
 // no handle objects: JavaScript (src/net/native-socket.ts) keeps what little state a connection needs.
 //
-// One JavaScript function receives every event: cb(id, kind, arg, ...), kind 0 = bytes (arg: a
-// Buffer), 1 = end of stream, 2 = error (arg: errno), 3 = writable; on a listening socket (ioListen)
+// One JavaScript function receives every event: cb(id, kind, arg, ...), kind 0 = bytes (arg: how
+// many, read into the buffer JavaScript gave ioInit; JavaScript copies them out before the callback
+// returns, since the next read overwrites them), 1 = end of stream, 2 = error (arg: errno), 3 = writable; on a listening socket (ioListen)
 // 4 = accepted (arg: the descriptor, then peerHost, peerPort, localHost, localPort, mark | null) and
 // 5 = an accept failed for want of descriptors or memory (arg: errno; the listener pauses for
 // IO_ACCEPT_PAUSE_MS instead of spinning on a backlog it cannot take). It runs through
@@ -80,7 +81,13 @@ static int nconns = 0;
 static int *free_ids = NULL;
 static int nfree = 0;
 static uint32_t next_gen = 1;
-static char read_buf[IO_READ_CHUNK];
+// Where reads land: the buffer JavaScript gave ioInit (kept alive by io_read_ref). JavaScript copies
+// each read into a Buffer of its own (Buffer.allocUnsafe: a slice of Node's pool for small reads)
+// before anything else; a Buffer made here per read cost a backing store from malloc, a prototype set
+// in C++ and an ArrayBuffer for the sweeper to track, several times what the copy costs.
+static char *read_buf = NULL;
+static size_t read_len = 0;
+static napi_ref io_read_ref = NULL;
 static int ep = -1;        // our epoll set
 static uv_poll_t ep_poll;  // Node's loop watching it
 static uv_idle_t ep_idle;  // runs the pending list (while it is not empty)
@@ -244,12 +251,7 @@ static void accept_ready(io_conn *c) {
 
 // What a read gave, delivered: the bytes (kind 0), the end (kind 1: nothing more is read), or an error
 // (kind 2: nothing more is delivered).
-static void deliver_bytes(io_conn *c, size_t n) {
-  napi_value buf;
-  void *data;
-  napi_create_buffer_copy(io_env, n, read_buf, &data, &buf);
-  deliver(c, 0, buf, 0, NULL);
-}
+static void deliver_bytes(io_conn *c, size_t n) { deliver_int(c, 0, (int)n); }
 
 static void deliver_end(io_conn *c) {
   c->eof = true;
@@ -270,12 +272,12 @@ static void deliver_error(io_conn *c, int err) {
 // fills the buffer may leave more: the rest on the next turn.
 static void read_ready(io_conn *c) {
   ssize_t n;
-  do n = read(c->fd, read_buf, sizeof read_buf);
+  do n = read(c->fd, read_buf, read_len);
   while (n < 0 && errno == EINTR);
   if (n > 0) {
     // A short read emptied the socket: more bytes bring a new edge. Not so the end: a FIN that came
     // with the bytes already had its edge, and only the next read() tells it.
-    if ((size_t)n < sizeof read_buf && !c->hup) c->ready &= ~W_READ;
+    if ((size_t)n < read_len && !c->hup) c->ready &= ~W_READ;
     int id = c->id;
     deliver_bytes(c, (size_t)n);
     if (conn_of(id) == c && (c->ready & W_READ) && (c->want & W_READ)) make_pending(c);
@@ -291,7 +293,7 @@ static void read_ready(io_conn *c) {
 static void error_ready(io_conn *c) {
   int id = c->id;
   while ((c->want & W_READ) && !c->eof) {
-    ssize_t n = read(c->fd, read_buf, sizeof read_buf);
+    ssize_t n = read(c->fd, read_buf, read_len);
     if (n > 0) {
       deliver_bytes(c, (size_t)n);
       if (conn_of(id) != c) return;
@@ -415,13 +417,19 @@ static size_t io_args(napi_env env, napi_callback_info info, size_t n, napi_valu
   return argc;
 }
 
-// ioInit(cb): the one receiver of every event.
+// ioInit(cb, readBuffer): the one receiver of every event, and the buffer reads land in (a Buffer of
+// at least 4 KiB; reads take up to IO_READ_CHUNK bytes of it at a time).
 static napi_value IoInit(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  size_t argc = io_args(env, info, 1, argv);
+  napi_value argv[2];
+  size_t argc = io_args(env, info, 2, argv);
   napi_valuetype t;
-  if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function)
-    return tzorp_throw_type(env, "ioInit(cb)");
+  bool isbuf = false;
+  void *rb = NULL;
+  size_t rl = 0;
+  if (argc < 2 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function ||
+      napi_is_buffer(env, argv[1], &isbuf) != napi_ok || !isbuf ||
+      napi_get_buffer_info(env, argv[1], &rb, &rl) != napi_ok || rl < 4096)
+    return tzorp_throw_type(env, "ioInit(cb, readBuffer)");
   if (ep < 0) {
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) return tzorp_throw_errno(env, "epoll_create1", errno);
@@ -441,6 +449,10 @@ static napi_value IoInit(napi_env env, napi_callback_info info) {
   if (io_cb) napi_delete_reference(env, io_cb);
   io_env = env;
   napi_create_reference(env, argv[0], 1, &io_cb);
+  if (io_read_ref) napi_delete_reference(env, io_read_ref);
+  napi_create_reference(env, argv[1], 1, &io_read_ref);
+  read_buf = rb;
+  read_len = rl < IO_READ_CHUNK ? rl : IO_READ_CHUNK;
   if (!io_async) {
     napi_value name;
     napi_create_string_utf8(env, "tzorp.io", NAPI_AUTO_LENGTH, &name);

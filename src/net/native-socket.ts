@@ -1,6 +1,6 @@
 // A TCP connection without net.Socket (issue 14): the descriptor is watched on Node's own event loop by
-// the addon (src/native/tzorp_io.c: its own epoll set, edge-triggered; read(2) into a new Buffer per read,
-// send(2) from write()), and this class keeps what the net driver (driver.ts) uses of a net.Socket: the
+// the addon (src/native/tzorp_io.c: its own epoll set, edge-triggered; read(2) into one shared buffer,
+// copied here into a Buffer per read; send(2) from write()), and this class keeps what the net driver (driver.ts) uses of a net.Socket: the
 // events 'data', 'end', 'drain', 'finish', 'error' and 'close', write / end / destroy /
 // resetAndDestroy, pause / resume, writableLength and writableFinished. Nothing else of net.Socket is
 // here (no TLS on it, no encodings, no cork): the sessions that need more keep net.Socket.
@@ -20,6 +20,7 @@
 //   'close'; 'close' always comes once, on a later tick than the call that caused it.
 import { EventEmitter } from 'node:events';
 import { getSystemErrorName } from 'node:util';
+import { DEFAULTS } from '../defaults.ts';
 import { TzorpError } from '../errors.ts';
 import { closeFd, type IoAddon, ioAddon, nativeAvailable } from '../native/index.ts';
 import type { ProxyService } from '../policy/model.ts';
@@ -60,13 +61,30 @@ export interface IoListener {
 }
 const listening: (IoListener | undefined)[] = [];
 
+/** Where the addon's reads land (tzorp_io.c: up to 64 KiB a read): each is copied out at once into a
+ * Buffer of its own (allocUnsafe: a slice of Node's pool below 4 KiB), since the next read overwrites
+ * it. Cheaper than a Buffer made in C per read (a malloc'd backing store, a prototype set in C++). */
+let readBuffer: Uint8Array | null = null;
+
+function readBytes(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  const rb = readBuffer!;
+  b.set(n === rb.length ? rb : rb.subarray(0, n));
+  return b;
+}
+
 function addon(): IoAddon {
   if (io) return io;
   const a = ioAddon();
+  const rb = Buffer.allocUnsafeSlow(DEFAULTS.ioReadBufferBytes);
+  readBuffer = new Uint8Array(rb.buffer, rb.byteOffset, DEFAULTS.ioReadBufferBytes);
   a.ioInit((id, kind, arg, peerHost, peerPort, localHost, localPort, mark) => {
-    if (kind < KIND_ACCEPTED) live[id]?.onEvent(kind, arg);
+    if (kind === KIND_DATA) {
+      const data = readBytes(arg!); // (first: nothing may read into the buffer before the copy)
+      live[id]?.onData(data);
+    } else if (kind < KIND_ACCEPTED) live[id]?.onEvent(kind, arg);
     else onListenerEvent(id, kind, arg as number, peerHost!, peerPort!, localHost!, localPort!, mark ?? null);
-  });
+  }, rb);
   io = a;
   return a;
 }
@@ -215,13 +233,17 @@ export class NativeSocket extends EventEmitter {
     return this.sink === sink;
   }
 
-  /** @internal the addon's events */
-  onEvent(kind: number, arg: Buffer | number | undefined): void {
+  /** @internal bytes read (a Buffer of their own) */
+  onData(data: Buffer): void {
     if (this.destroyed) return;
-    if (kind === KIND_DATA) {
-      this.sink?.onSocketData(this.sinkTag, arg as Buffer);
-      this.emit('data', arg as Buffer);
-    } else if (kind === KIND_WRITABLE) this.onWritable();
+    this.sink?.onSocketData(this.sinkTag, data);
+    this.emit('data', data);
+  }
+
+  /** @internal the addon's other events */
+  onEvent(kind: number, arg: number | undefined): void {
+    if (this.destroyed) return;
+    if (kind === KIND_WRITABLE) this.onWritable();
     else if (kind === KIND_END) {
       this.readEnded = true;
       this.watching &= ~1; // (the addon stopped watching reads at the end)

@@ -44,6 +44,7 @@ test('every default is pinned (a new or changed default: pin its value here too)
       idleTimeoutMs: 600_000,
       failoverStateTimeoutMs: 60_000,
       relayBufferBytes: 64 * 1024,
+      ioReadBufferBytes: 64 * 1024,
       httpBodyRelayMinBytes: 256 * 1024,
       httpHeadTextBytes: 4096,
       closeFlushTimeoutMs: 30_000,

@@ -210,7 +210,7 @@ export class HttpReader {
     if (data.length === 0) return;
     if (this.start === this.end) {
       // Nothing buffered: use the chunk in place (the driver hands us ownership of it).
-      this.buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+      this.buf = data instanceof Buffer ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
       this.start = 0;
       this.end = data.length;
       this.owned = false;
