@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { ProtocolError } from '../../src/errors.ts';
 import { HttpReader } from '../../src/proxy/http/index.ts';
+import { parseRequestLine, parseStatusLine } from '../../src/proxy/http/reader.ts';
 import {
   BOUND,
   inputArb,
@@ -63,4 +64,116 @@ test('http reader: a long head trickled byte by byte stays bounded and fails wit
     assert.ok(r.buffered <= BOUND);
   }
   assert.equal(status, 431);
+});
+
+// The start lines are read by offsets (reader.ts parseRequestLine / parseStatusLine), not split and
+// matched: they must give what the grammar as regular expressions gives (the reader's earlier code,
+// kept here as the reference), the same fields or the same error, for lines made of near misses.
+type StartOutcome = { fields: unknown[] } | { reply: number; message: string };
+
+function refRequestLine(line: string, maxUrl: number): StartOutcome {
+  const parts = line.split(' ');
+  const vm = parts.length === 3 ? /^HTTP\/(\d)\.(\d)$/.exec(parts[2]!) : null;
+  if (parts.length === 3 && !vm && /^HTTP\/\d+(\.\d+)?$/.test(parts[2]!))
+    return { reply: 505, message: `unsupported HTTP version '${parts[2]}'` };
+  if (!vm) return { reply: 400, message: 'malformed request line' };
+  const [method, target] = parts as [string, string];
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(method)) return { reply: 400, message: 'invalid method' };
+  if (vm[1] !== '1') return { reply: 505, message: `unsupported HTTP version '${parts[2]}'` };
+  if (!/^[\x21-\x7e]+$/.test(target)) return { reply: 400, message: 'invalid request-target' };
+  if (target.length > maxUrl) return { reply: 414, message: 'request-target longer than max_url_length' };
+  return { fields: [method, target, 1, Number(vm[2])] };
+}
+
+function refStatusLine(line: string): StartOutcome {
+  const m = /^HTTP\/(\d)\.(\d) (\d{3})(?: (.*))?$/.exec(line);
+  if (!m) return { reply: 502, message: 'malformed status line' };
+  if (m[1] !== '1') return { reply: 502, message: 'response is not HTTP/1.x' };
+  const status = Number(m[3]);
+  if (status < 100 || status > 599) return { reply: 502, message: `invalid status code ${m[3]}` };
+  const reason = m[4] ?? '';
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(reason))
+    return { reply: 502, message: 'control character in reason phrase' };
+  return { fields: [1, Number(m[2]), status, reason] };
+}
+
+function readStart(kind: 'request' | 'response', line: string): StartOutcome {
+  try {
+    if (kind === 'request') {
+      const l = parseRequestLine(line, LIMITS.maxUrlLength);
+      return { fields: [l.method, l.target, l.version.major, l.version.minor] };
+    }
+    const l = parseStatusLine(line);
+    return { fields: [l.version.major, l.version.minor, l.status, l.reason] };
+  } catch (e) {
+    const p = e as ProtocolError;
+    return { reply: p.reply, message: p.message };
+  }
+}
+
+const startPiece = (xs: string[]) => fc.constantFrom(...xs);
+const versionArb = startPiece([
+  'HTTP/1.1',
+  'HTTP/1.0',
+  'HTTP/1.9',
+  'HTTP/2.0',
+  'HTTP/0.9',
+  'HTTP/11',
+  'HTTP/1.10',
+  'HTTP/1.',
+  'http/1.1',
+  'HTTP/1.1 ',
+  'HTTP/1a1',
+  'HTTP/',
+  '',
+]);
+
+test('http reader: request lines read by offsets agree with the grammar as regular expressions', () => {
+  const arb = fc.tuple(
+    startPiece([
+      'GET',
+      'HEAD',
+      'POST',
+      'CONNECT',
+      'GETX',
+      'GE',
+      'get',
+      'M-SEARCH',
+      'G@T',
+      '',
+      'TRACE',
+      'DELETE',
+    ]),
+    startPiece([' ', '  ', '\t', '']),
+    startPiece(['/', '/a?b=c', 'http://x/y', '*', '', '/\x7f', '/é', `/${'a'.repeat(45)}`, 'a b']),
+    startPiece([' ', '  ', '']),
+    versionArb,
+  );
+  fc.assert(
+    fc.property(arb, (pieces) => {
+      const line = pieces.join('');
+      assert.deepEqual(
+        readStart('request', line),
+        refRequestLine(line, LIMITS.maxUrlLength),
+        JSON.stringify(line),
+      );
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('http reader: status lines read by offsets agree with the grammar as regular expressions', () => {
+  const arb = fc.tuple(
+    versionArb,
+    startPiece([' ', '  ', '']),
+    startPiece(['200', '404', '099', '100', '599', '600', '20', '2000', '2a0', '']),
+    startPiece(['', ' ', ' OK', '  OK', 'OK', ' O\x01K', ' Fine\tthen', ' é', ' \x7f']),
+  );
+  fc.assert(
+    fc.property(arb, (pieces) => {
+      const line = pieces.join('');
+      assert.deepEqual(readStart('response', line), refStatusLine(line), JSON.stringify(line));
+    }),
+    { numRuns: 3000 },
+  );
 });

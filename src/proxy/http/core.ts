@@ -1197,8 +1197,16 @@ export class HttpCore implements ProxyCore {
  * small response leaves in one segment and the peer does not wait for the second write. */
 function coalesceSends(cmds: ProxyCommand[]): ProxyCommand[] {
   let sends = 0;
-  for (const c of cmds) if (c.type === 'send') sends++;
+  let first = -1;
+  let second = -1;
+  for (let i = 0; i < cmds.length; i++)
+    if (cmds[i]!.type === 'send') {
+      sends++;
+      if (first < 0) first = i;
+      else if (second < 0) second = i;
+    }
   if (sends < 2) return cmds;
+  if (sends === 2) return coalesceTwo(cmds, first, second);
   const out: ProxyCommand[] = [];
   const runs: { index: number; stream: string; parts: Uint8Array[] }[] = [];
   const open = new Map<string, (typeof runs)[number]>();
@@ -1222,6 +1230,21 @@ function coalesceSends(cmds: ProxyCommand[]): ProxyCommand[] {
   }
   for (const r of runs)
     if (r.parts.length > 1) out[r.index] = { type: 'send', stream: r.stream, data: Buffer.concat(r.parts) };
+  return out;
+}
+
+/** coalesceSends for exactly two sends (a head and a body, the usual case): no run bookkeeping. */
+function coalesceTwo(cmds: ProxyCommand[], i: number, j: number): ProxyCommand[] {
+  const a = cmds[i] as Extract<ProxyCommand, { type: 'send' }>;
+  const b = cmds[j] as Extract<ProxyCommand, { type: 'send' }>;
+  if (a.stream !== b.stream) return cmds;
+  for (let k = i + 1; k < j; k++) {
+    const t = cmds[k]!.type;
+    if (t !== 'log' && t !== 'account' && t !== 'setTimer' && t !== 'clearTimer') return cmds;
+  }
+  const out = cmds.slice(0, j);
+  out[i] = { type: 'send', stream: a.stream, data: Buffer.concat([a.data, b.data]) };
+  for (let k = j + 1; k < cmds.length; k++) out.push(cmds[k]!);
   return out;
 }
 

@@ -12,10 +12,10 @@ import type { Addr, ConnectOptions, Verdict } from '../core/index.ts';
 import type { ErrorPage } from './error-page.ts';
 import { type HttpOptions, MANAGED_HEADERS } from './options.ts';
 import { applyHeaderPolicy, checkConnect, checkUrl, portPermitted, requestAction } from './policy.ts';
-import { type Framing, type Header, lowerName, type RequestHead } from './reader.ts';
+import { type Framing, type Header, hostAuthorityOf, lowerName, type RequestHead } from './reader.ts';
 import { reasonOf } from './reasons.ts';
-import { splitList } from './syntax.ts';
-import { formatAuthority, parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
+import { splitList, trimOws } from './syntax.ts';
+import { formatAuthority, type parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
 import { requestHeadBytes } from './writer.ts';
 
 /** What planRequest needs of the session besides the head and the options. */
@@ -85,12 +85,36 @@ export type RequestDecision = Refusal | Plan;
 
 /** Fields never forwarded as received: hop-by-hop ones (RFC 9110 §7.6.1), the framing and routing
  * ones the proxy writes itself, and credentials meant for this proxy (RFC 9110 §11.7.2). */
-const HOP_BY_HOP = new Set([...MANAGED_HEADERS, 'proxy-authorization', 'proxy-authenticate']);
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  ...MANAGED_HEADERS,
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+/** HOP_BY_HOP by name length: a header's name is compared with the few of its length instead of
+ * hashed for a set lookup (a name sliced from a head is a new string every time). */
+const HOP_BY_HOP_BY_LENGTH: (string[] | undefined)[] = [];
+for (const n of HOP_BY_HOP) {
+  const names = HOP_BY_HOP_BY_LENGTH[n.length] ?? [];
+  names.push(n);
+  HOP_BY_HOP_BY_LENGTH[n.length] = names;
+}
+
+export function isHopByHop(lowerName: string): boolean {
+  const names = HOP_BY_HOP_BY_LENGTH[lowerName.length];
+  if (names === undefined) return false;
+  for (let i = 0; i < names.length; i++) if (names[i] === lowerName) return true;
+  return false;
+}
 
 /** A field name with '_' is dropped: CGI-style servers map '-' and '_' to the same variable, so
  * `Content_Length` could be read as Content-Length behind our back (nginx ignores them too). */
 export function forwardable(lowerName: string, connTokens: Set<string>): boolean {
-  return !HOP_BY_HOP.has(lowerName) && !connTokens.has(lowerName) && !lowerName.includes('_');
+  return (
+    !isHopByHop(lowerName) &&
+    (connTokens.size === 0 || !connTokens.has(lowerName)) &&
+    !lowerName.includes('_')
+  );
 }
 
 /** Lower-cased tokens of every Connection header (RFC 9110 §7.6.1), plus Proxy-Connection's. */
@@ -98,7 +122,12 @@ export function connectionTokens(headers: Header[]): Set<string> {
   const s = new Set<string>();
   for (const h of headers) {
     const n = lowerName(h);
-    if (n === 'connection' || n === 'proxy-connection') for (const t of splitList(h.value)) if (t) s.add(t);
+    if (n !== 'connection' && n !== 'proxy-connection') continue;
+    if (h.value.indexOf(',') < 0) {
+      // one token (the usual `keep-alive` or `close`): no list to split
+      const t = trimOws(h.value).toLowerCase();
+      if (t) s.add(t);
+    } else for (const t of splitList(h.value)) if (t) s.add(t);
   }
   return s;
 }
@@ -167,7 +196,7 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
   try {
     target = parseRequestTarget(head.target, method, o.limits.maxHostnameLength);
     const hostHeader = head.headers.find((h) => lowerName(h) === 'host')?.value ?? '';
-    hostAuth = hostHeader === '' ? null : parseAuthority(hostHeader, o.limits.maxHostnameLength);
+    hostAuth = hostHeader === '' ? null : hostAuthorityOf(head, hostHeader, o.limits.maxHostnameLength);
   } catch (e) {
     if (!(e instanceof ProtocolError)) throw e;
     return { kind: 'refusal', action: 'invalid', url, closeAfter, error: e };

@@ -12,7 +12,7 @@ import { DEFAULTS } from '../../defaults.ts';
 import { bug, ProtocolError } from '../../errors.ts';
 import { StickyFailure } from '../core/state.ts';
 import { isFieldValue, isToken, isVisibleAscii, quotedStringLength, splitList, trimOws } from './syntax.ts';
-import { parseAuthority } from './url.ts';
+import { type Authority, parseAuthority } from './url.ts';
 
 export interface Header {
   /** Field name as received (case kept; compare case-insensitively). */
@@ -41,6 +41,17 @@ export interface RequestHead {
   target: string;
   version: Version;
   headers: Header[];
+  /** The Host value as the reader parsed it (with that limit), for the planner not to parse it again;
+   * a head whose Host was changed since no longer matches it (hostAuthorityOf). */
+  host?: { value: string; maxHostnameLength: number; authority: Authority };
+}
+
+/** `value` (a Host header's) parsed: the reader's parse when it was this value, else now. */
+export function hostAuthorityOf(head: RequestHead, value: string, maxHostnameLength: number): Authority {
+  const h = head.host;
+  return h !== undefined && h.value === value && h.maxHostnameLength === maxHostnameLength
+    ? h.authority
+    : parseAuthority(value, maxHostnameLength);
 }
 
 export interface ResponseHead {
@@ -447,7 +458,7 @@ export class HttpReader {
     const name = line.slice(0, colon);
     // RFC 9112 §5.1: whitespace between name and colon MUST be rejected (400).
     if (!isToken(name)) this.fail(400, `invalid header field name '${printable(name)}'`);
-    const value = trimOws(line.slice(colon + 1));
+    const value = trimOws(line, colon + 1);
     if (!isFieldValue(value)) this.fail(400, `control character in header '${name}'`);
     return { name, value, lower: name.toLowerCase() };
   }
@@ -467,14 +478,18 @@ export class HttpReader {
 
   private requestHead(line: RequestLine, headers: Header[]): ReadItem {
     const { method, target, version } = line;
-    const head: RequestHead = { kind: 'request', method, target, version, headers };
+    // (host set below: every head has the same shape)
+    const head: RequestHead = { kind: 'request', method, target, version, headers, host: undefined };
 
     // Host (RFC 9112 §3.2): exactly one in HTTP/1.1, at most one in 1.0, and well formed.
     let hosts = 0;
     for (const h of headers) {
       if (h.name.length === 4 && lowerName(h) === 'host') {
         hosts++;
-        if (h.value !== '') parseAuthority(h.value, this.limits.maxHostnameLength);
+        if (h.value !== '') {
+          const max = this.limits.maxHostnameLength;
+          head.host = { value: h.value, maxHostnameLength: max, authority: parseAuthority(h.value, max) };
+        }
       }
     }
     if (hosts > 1) this.fail(400, 'more than one Host header');
@@ -661,45 +676,93 @@ export class HttpReader {
   }
 }
 
-interface RequestLine {
+export interface RequestLine {
   method: string;
   target: string;
   version: Version;
 }
-interface StatusLine {
+export interface StatusLine {
   version: Version;
   status: number;
   reason: string;
 }
 
-/** request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only. */
-function parseRequestLine(line: string, maxUrlLength: number): RequestLine {
-  const parts = line.split(' ');
-  const vm = parts.length === 3 ? /^HTTP\/(\d)\.(\d)$/.exec(parts[2]!) : null;
-  if (parts.length === 3 && !vm && /^HTTP\/\d+(\.\d+)?$/.test(parts[2]!)) {
-    throw new ProtocolError('client', 505, `unsupported HTTP version '${parts[2]}'`);
+/** The versions a start line can give (HTTP/1.0 to 1.9), made once: every head shares them (never
+ * changed by anyone). */
+const VERSIONS: readonly Version[] = Array.from({ length: 10 }, (_, minor) => ({ major: 1 as const, minor }));
+
+/** The usual methods as constants: a method sliced from a line is a new string whose hash every
+ * lookup by method (permitted methods, the method policy) would compute again. */
+const KNOWN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
+
+/** The line's first `len` characters as one of KNOWN_METHODS when they are one (no new string). */
+function methodAt(line: string, len: number): string {
+  for (let k = 0; k < KNOWN_METHODS.length; k++) {
+    const m = KNOWN_METHODS[k]!;
+    if (m.length === len && line.startsWith(m)) return m;
   }
-  if (!vm) throw new ProtocolError('client', 400, 'malformed request line');
-  const [method, target] = parts as [string, string];
+  return line.slice(0, len);
+}
+
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/** Whether line[at..) is exactly "HTTP/d.d". */
+function isVersionAt(line: string, at: number): boolean {
+  return (
+    line.length === at + 8 &&
+    line.startsWith('HTTP/', at) &&
+    isDigit(line.charCodeAt(at + 5)) &&
+    line.charCodeAt(at + 6) === 0x2e &&
+    isDigit(line.charCodeAt(at + 7))
+  );
+}
+
+/** request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only. Read
+ * by offsets, not split or matched: it is on every request. */
+export function parseRequestLine(line: string, maxUrlLength: number): RequestLine {
+  const sp1 = line.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
+  const three = sp2 >= 0 && line.indexOf(' ', sp2 + 1) < 0; // exactly three parts
+  if (!three || !isVersionAt(line, sp2 + 1)) {
+    if (three && /^HTTP\/\d+(\.\d+)?$/.test(line.slice(sp2 + 1)))
+      throw new ProtocolError('client', 505, `unsupported HTTP version '${line.slice(sp2 + 1)}'`);
+    throw new ProtocolError('client', 400, 'malformed request line');
+  }
+  const method = methodAt(line, sp1);
   if (!isToken(method)) throw new ProtocolError('client', 400, 'invalid method');
-  if (vm[1] !== '1') throw new ProtocolError('client', 505, `unsupported HTTP version '${parts[2]}'`);
+  if (line.charCodeAt(sp2 + 6) !== 0x31)
+    throw new ProtocolError('client', 505, `unsupported HTTP version '${line.slice(sp2 + 1)}'`);
+  const target = line.slice(sp1 + 1, sp2);
   if (!isVisibleAscii(target)) throw new ProtocolError('client', 400, 'invalid request-target');
   if (target.length > maxUrlLength)
     throw new ProtocolError('client', 414, 'request-target longer than max_url_length', { limit: true });
-  return { method, target, version: { major: 1, minor: Number(vm[2]) } };
+  return { method, target, version: VERSIONS[line.charCodeAt(sp2 + 8) - 0x30]! };
 }
 
 /** status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4). Errors are the
- * server's: the status (502) is what the client gets. */
-function parseStatusLine(line: string): StatusLine {
-  const m = /^HTTP\/(\d)\.(\d) (\d{3})(?: (.*))?$/.exec(line);
-  if (!m) throw new ProtocolError('server', 502, 'malformed status line');
-  if (m[1] !== '1') throw new ProtocolError('server', 502, 'response is not HTTP/1.x');
-  const status = Number(m[3]);
-  if (status < 100 || status > 599) throw new ProtocolError('server', 502, `invalid status code ${m[3]}`);
-  const reason = m[4] ?? '';
+ * server's: the status (502) is what the client gets. Read by offsets: it is on every response. */
+export function parseStatusLine(line: string): StatusLine {
+  // "HTTP/d.d ddd", then nothing or SP and the reason
+  const ok =
+    line.length >= 12 &&
+    line.startsWith('HTTP/') &&
+    isDigit(line.charCodeAt(5)) &&
+    line.charCodeAt(6) === 0x2e &&
+    isDigit(line.charCodeAt(7)) &&
+    line.charCodeAt(8) === 0x20 &&
+    isDigit(line.charCodeAt(9)) &&
+    isDigit(line.charCodeAt(10)) &&
+    isDigit(line.charCodeAt(11)) &&
+    (line.length === 12 || line.charCodeAt(12) === 0x20);
+  if (!ok) throw new ProtocolError('server', 502, 'malformed status line');
+  if (line.charCodeAt(5) !== 0x31) throw new ProtocolError('server', 502, 'response is not HTTP/1.x');
+  const status =
+    (line.charCodeAt(9) - 0x30) * 100 + (line.charCodeAt(10) - 0x30) * 10 + line.charCodeAt(11) - 0x30;
+  if (status < 100 || status > 599)
+    throw new ProtocolError('server', 502, `invalid status code ${line.slice(9, 12)}`);
+  const reason = line.length > 13 ? line.slice(13) : '';
   if (!isFieldValue(reason)) throw new ProtocolError('server', 502, 'control character in reason phrase');
-  return { version: { major: 1, minor: Number(m[2]) }, status, reason };
+  return { version: VERSIONS[line.charCodeAt(7) - 0x30]!, status, reason };
 }
 
 function printable(s: string): string {

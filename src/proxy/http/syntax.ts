@@ -25,9 +25,10 @@ export function isFieldValue(s: string): boolean {
   return true;
 }
 
-/** Strip OWS (SP / HTAB) at both ends (RFC 9110 §5.5: not part of the value). */
-export function trimOws(s: string): string {
-  let a = 0;
+/** Strip OWS (SP / HTAB) at both ends (RFC 9110 §5.5: not part of the value); from `from` on (a
+ * field's value after its colon: one slice, not two). */
+export function trimOws(s: string, from = 0): string {
+  let a = from;
   let b = s.length;
   while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
   while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;

@@ -130,6 +130,15 @@ const DOT_PARAM_SEGMENT = /(^|\/)\.\.?;/;
  * segments, nothing a server would decode into another path. The same text goes to the server, so it
  * has nothing left to re-interpret. */
 export function canonicalPath(pctNormalised: string): string {
+  // Already canonical: no escape left, no repeated slash, no segment starting with a dot (so no dot
+  // segment, with or without parameters). Most paths are.
+  if (
+    pctNormalised.charCodeAt(0) === 0x2f &&
+    !pctNormalised.includes('%') &&
+    !pctNormalised.includes('//') &&
+    !pctNormalised.includes('/.')
+  )
+    return pctNormalised;
   if (STRUCTURAL_ESCAPE.test(pctNormalised))
     throw new ProtocolError('client', 400, 'encoded slash, backslash or NUL in path');
   if (DOT_PARAM_SEGMENT.test(pctNormalised))

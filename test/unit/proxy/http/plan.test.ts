@@ -4,7 +4,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Addr } from '../../../../src/proxy/core/index.ts';
 import { type HttpOptions, HttpReader, httpModule } from '../../../../src/proxy/http/index.ts';
-import { planRequest, type RequestDecision } from '../../../../src/proxy/http/plan.ts';
+import {
+  forwardable,
+  HOP_BY_HOP,
+  isHopByHop,
+  planRequest,
+  type RequestDecision,
+} from '../../../../src/proxy/http/plan.ts';
 import { OptionProblems } from '../../../../src/proxy/index.ts';
 
 const DEST: Addr = { host: '198.18.2.20', port: 80, family: 4 };
@@ -377,4 +383,37 @@ describe('planRequest', () => {
       assert.deepEqual(decide(row.options ?? {}, row.request, { inband: row.inband, n: row.n }), row.want);
     });
   }
+});
+
+describe('hop-by-hop names', () => {
+  it('isHopByHop (by length, no hashing) says what the HOP_BY_HOP set says', () => {
+    const others = [
+      '',
+      't',
+      'tE',
+      'ta',
+      'hosts',
+      'hos',
+      'keep-alivE',
+      'connectioN',
+      'content-type',
+      'x-upgrade',
+      'trailers',
+      'proxy-authorizatio',
+      'transfer-encodinG',
+      'date',
+      'server',
+      'upgrade ',
+      'via',
+    ];
+    for (const n of [...HOP_BY_HOP, ...others]) assert.equal(isHopByHop(n), HOP_BY_HOP.has(n), n);
+    assert.ok(HOP_BY_HOP.size >= 11);
+  });
+  it("forwardable: not hop-by-hop, not named by Connection, no '_'", () => {
+    assert.equal(forwardable('content-type', new Set()), true);
+    assert.equal(forwardable('keep-alive', new Set()), false);
+    assert.equal(forwardable('x-a', new Set(['x-a'])), false);
+    assert.equal(forwardable('x-a', new Set(['close'])), true);
+    assert.equal(forwardable('content_length', new Set()), false);
+  });
 });

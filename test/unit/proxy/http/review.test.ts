@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { checkHttpOptions } from '../../../../src/proxy/http/index.ts';
-import { canonicalPath, parseAuthority } from '../../../../src/proxy/http/url.ts';
+import { canonicalPath, parseAuthority, removeDotSegments } from '../../../../src/proxy/http/url.ts';
 import { opened, Script } from './script.ts';
 
 const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
@@ -40,6 +40,22 @@ describe('finding 1: dot segments and repeated slashes', () => {
     for (const p of ['/', '//', '/..//', '/././/', '/a/..//..//b', '/a/b/../../..//']) {
       assert.ok(!canonicalPath(p).includes('//'), p);
     }
+  });
+  test("a path without '%', '//' or '/.' is its own canonical form (canonicalPath's shortcut)", () => {
+    // Every path of up to 6 pieces from this alphabet: the shortcut's condition must imply what the
+    // full steps (merge slashes, remove dot segments) give, and the others must go through them.
+    const pieces = ['/', 'a', '.', '..', ';', '%41', 'x.y', '/.', '.;'];
+    const paths: string[] = ['/'];
+    for (let n = 0; n < 5; n++)
+      for (const p of [...paths]) for (const q of pieces) if (paths.length < 60_000) paths.push(p + q);
+    let short = 0;
+    for (const p of paths) {
+      if (p.includes('%') || p.includes('//') || p.includes('/.')) continue;
+      short++;
+      assert.equal(removeDotSegments(p.replace(/\/{2,}/g, '/')), p, p);
+      assert.equal(canonicalPath(p), p, p);
+    }
+    assert.ok(short > 1000, `${short} paths took the shortcut`);
   });
 });
 
