@@ -245,3 +245,13 @@ services:
 rules:
   - { id: 1, service: plug, proto: tcp, src_zone: clients, dst_zone: servers, dst_port: ${port} }
 `;
+
+/** The paths of a bench in the order of one round: each round starts one path later than the one
+ * before, so that no path always runs right after the same one (a run of `Connection: close` rounds
+ * leaves a hundred thousand connections' TIME_WAIT and conntrack state behind it, and a fixed order
+ * would give the path after it that place in every round). Results are kept by path, so the order of
+ * the report does not change. */
+export function inRoundOrder<T>(paths: readonly T[], round: number): T[] {
+  const k = paths.length === 0 ? 0 : round % paths.length;
+  return [...paths.slice(k), ...paths.slice(0, k)];
+}

@@ -36,6 +36,7 @@ import {
   cpuTicks,
   haproxyTransparentHttp,
   haproxyTransparentTcp,
+  inRoundOrder,
   pinned,
   plugPolicy,
   shortConnections,
@@ -252,7 +253,7 @@ try {
       await new Promise((r) => setTimeout(r, 2000));
     }
   for (let round = 0; round < ROUNDS; round++)
-    for (const p of paths) {
+    for (const p of inRoundOrder(paths, round)) {
       runs.get(p.name)!.push(await wrk(p));
       await new Promise((r) => setTimeout(r, 2000)); // TIME_WAIT ages a little
     }

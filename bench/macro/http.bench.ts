@@ -33,6 +33,7 @@ import {
   CLK_TCK,
   cpuTicks,
   haproxyTransparentHttp,
+  inRoundOrder,
   pinned,
   startNginx,
   tproxyLab,
@@ -246,10 +247,7 @@ try {
       await wrk(p.host, true, WARMUP);
     }
   for (let round = 0; round < ROUNDS; round++) {
-    // Each round starts one path later: the path measured right after another one's hundred thousand
-    // connections (kernel forwarding above all) was slower in the same round, so no path keeps that place.
-    const k = round % paths.length;
-    for (const p of [...paths.slice(k), ...paths.slice(0, k)]) {
+    for (const p of inRoundOrder(paths, round)) {
       const pids = treePids(p.proc?.child.pid);
       const t0 = Date.now();
       const c0 = cpuTicks(pids);

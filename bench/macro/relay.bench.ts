@@ -22,6 +22,7 @@ import {
   CLK_TCK,
   cpuTicks,
   haproxyTransparentTcp,
+  inRoundOrder,
   openIdle,
   pinned,
   startEcho,
@@ -127,7 +128,7 @@ try {
   ];
   const perPath = new Map<string, PathResult[]>();
   for (let round = 0; round < ROUNDS; round++)
-    for (const p of paths) {
+    for (const p of inRoundOrder(paths, round)) {
       const pid = pidOf(p.proc);
       const measure = async <T>(f: () => Promise<T>): Promise<{ value: T; cpu: number | null }> => {
         const t0 = Date.now();

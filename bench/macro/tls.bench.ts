@@ -23,6 +23,7 @@ import {
   CLK_TCK,
   cpuTicks,
   HAPROXY_HTTP_DEFAULTS,
+  inRoundOrder,
   pinned,
   startNginx,
   tproxyLab,
@@ -193,7 +194,7 @@ try {
       await wrk(p.host, true, WARMUP);
     }
   for (let round = 0; round < ROUNDS; round++) {
-    for (const p of paths) {
+    for (const p of inRoundOrder(paths, round)) {
       const ka = await measure(p, false);
       const ns = await measure(p, true);
       if (!per.has(p.name)) per.set(p.name, []);
