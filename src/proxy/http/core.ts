@@ -1224,8 +1224,7 @@ function coalesceSends(cmds: ProxyCommand[]): ProxyCommand[] {
     }
     // Anything but bookkeeping ends every run (sends stay ordered against closes, shutdowns,
     // connects and pauses).
-    if (c.type !== 'log' && c.type !== 'account' && c.type !== 'setTimer' && c.type !== 'clearTimer')
-      open.clear();
+    if (!isBookkeeping(c.type)) open.clear();
     out.push(c);
   }
   for (const r of runs)
@@ -1233,15 +1232,17 @@ function coalesceSends(cmds: ProxyCommand[]): ProxyCommand[] {
   return out;
 }
 
+/** Commands that do not end a run of sends (everything else keeps sends ordered against it). */
+function isBookkeeping(type: ProxyCommand['type']): boolean {
+  return type === 'log' || type === 'account' || type === 'setTimer' || type === 'clearTimer';
+}
+
 /** coalesceSends for exactly two sends (a head and a body, the usual case): no run bookkeeping. */
 function coalesceTwo(cmds: ProxyCommand[], i: number, j: number): ProxyCommand[] {
   const a = cmds[i] as Extract<ProxyCommand, { type: 'send' }>;
   const b = cmds[j] as Extract<ProxyCommand, { type: 'send' }>;
   if (a.stream !== b.stream) return cmds;
-  for (let k = i + 1; k < j; k++) {
-    const t = cmds[k]!.type;
-    if (t !== 'log' && t !== 'account' && t !== 'setTimer' && t !== 'clearTimer') return cmds;
-  }
+  for (let k = i + 1; k < j; k++) if (!isBookkeeping(cmds[k]!.type)) return cmds;
   const out = cmds.slice(0, j);
   out[i] = { type: 'send', stream: a.stream, data: Buffer.concat([a.data, b.data]) };
   for (let k = j + 1; k < cmds.length; k++) out.push(cmds[k]!);
@@ -1252,7 +1253,6 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   return Buffer.concat(parts, total);
 }
 
-/** Methods of RFC 9110 §9.3 and RFC 5789: another spelling of one of these is refused. */
 /** A 101's Upgrade must name only protocols of the request's Upgrade (RFC 9110 §7.8), which the
  * policy already permitted. */
 function upgradeWasAsked(answered: string, asked: string): boolean {

@@ -14,8 +14,8 @@ import { type HttpOptions, MANAGED_HEADERS } from './options.ts';
 import { applyHeaderPolicy, checkConnect, checkUrl, portPermitted, requestAction } from './policy.ts';
 import { type Framing, type Header, hostAuthorityOf, lowerName, type RequestHead } from './reader.ts';
 import { reasonOf } from './reasons.ts';
-import { splitList, trimOws } from './syntax.ts';
-import { formatAuthority, type parseAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
+import { STANDARD_METHODS, splitList } from './syntax.ts';
+import { type Authority, formatAuthority, parseRequestTarget, pathAndQuery } from './url.ts';
 import { requestHeadBytes } from './writer.ts';
 
 /** What planRequest needs of the session besides the head and the options. */
@@ -122,27 +122,10 @@ export function connectionTokens(headers: Header[]): Set<string> {
   const s = new Set<string>();
   for (const h of headers) {
     const n = lowerName(h);
-    if (n !== 'connection' && n !== 'proxy-connection') continue;
-    if (h.value.indexOf(',') < 0) {
-      // one token (the usual `keep-alive` or `close`): no list to split
-      const t = trimOws(h.value).toLowerCase();
-      if (t) s.add(t);
-    } else for (const t of splitList(h.value)) if (t) s.add(t);
+    if (n === 'connection' || n === 'proxy-connection') for (const t of splitList(h.value)) if (t) s.add(t);
   }
   return s;
 }
-
-const STANDARD_METHODS = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'CONNECT',
-  'OPTIONS',
-  'TRACE',
-  'PATCH',
-]);
 
 /** Does the request choose the server's port (so target_port_range must bound it)? */
 function requestPicksPort(o: HttpOptions, inband: boolean): boolean {
@@ -192,7 +175,7 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
   const scheme = context.tls ? 'https' : 'http';
   const defaultPort = context.tls ? 443 : 80;
   let target: ReturnType<typeof parseRequestTarget>;
-  let hostAuth: ReturnType<typeof parseAuthority> | null;
+  let hostAuth: Authority | null;
   try {
     target = parseRequestTarget(head.target, method, o.limits.maxHostnameLength);
     const hostHeader = head.headers.find((h) => lowerName(h) === 'host')?.value ?? '';
@@ -276,7 +259,7 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
 
   // Method names are case-sensitive (RFC 9110 §9.1): `head` is not HEAD to a server, but the policy
   // looks methods up case-insensitively (Zorp), and the response framing needs HEAD exactly.
-  if (method !== method.toUpperCase() && STANDARD_METHODS.has(method.toUpperCase()))
+  if (method !== method.toUpperCase() && STANDARD_METHODS.includes(method.toUpperCase()))
     return respond(400, 'Bad method', `Method ${method} is not ${method.toUpperCase()}.`);
   // Request policy by method (Zorp request hash).
   const act = requestAction(o, method);

@@ -11,7 +11,15 @@
 import { DEFAULTS } from '../../defaults.ts';
 import { bug, ProtocolError } from '../../errors.ts';
 import { StickyFailure } from '../core/state.ts';
-import { isFieldValue, isToken, isVisibleAscii, quotedStringLength, splitList, trimOws } from './syntax.ts';
+import {
+  isFieldValue,
+  isToken,
+  isVisibleAscii,
+  quotedStringLength,
+  STANDARD_METHODS,
+  splitList,
+  trimOws,
+} from './syntax.ts';
 import { type Authority, parseAuthority } from './url.ts';
 
 export interface Header {
@@ -691,14 +699,12 @@ export interface StatusLine {
  * changed by anyone). */
 const VERSIONS: readonly Version[] = Array.from({ length: 10 }, (_, minor) => ({ major: 1 as const, minor }));
 
-/** The usual methods as constants: a method sliced from a line is a new string whose hash every
- * lookup by method (permitted methods, the method policy) would compute again. */
-const KNOWN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
-
-/** The line's first `len` characters as one of KNOWN_METHODS when they are one (no new string). */
+/** The line's first `len` characters as one of STANDARD_METHODS when they are one: that constant, not
+ * a new string whose hash every lookup by method (permitted methods, the method policy) would compute
+ * again. */
 function methodAt(line: string, len: number): string {
-  for (let k = 0; k < KNOWN_METHODS.length; k++) {
-    const m = KNOWN_METHODS[k]!;
+  for (let k = 0; k < STANDARD_METHODS.length; k++) {
+    const m = STANDARD_METHODS[k]!;
     if (m.length === len && line.startsWith(m)) return m;
   }
   return line.slice(0, len);
@@ -706,10 +712,9 @@ function methodAt(line: string, len: number): string {
 
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 
-/** Whether line[at..) is exactly "HTTP/d.d". */
+/** Whether line[at, at + 8) is "HTTP/d.d". */
 function isVersionAt(line: string, at: number): boolean {
   return (
-    line.length === at + 8 &&
     line.startsWith('HTTP/', at) &&
     isDigit(line.charCodeAt(at + 5)) &&
     line.charCodeAt(at + 6) === 0x2e &&
@@ -723,7 +728,7 @@ export function parseRequestLine(line: string, maxUrlLength: number): RequestLin
   const sp1 = line.indexOf(' ');
   const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
   const three = sp2 >= 0 && line.indexOf(' ', sp2 + 1) < 0; // exactly three parts
-  if (!three || !isVersionAt(line, sp2 + 1)) {
+  if (!three || line.length !== sp2 + 9 || !isVersionAt(line, sp2 + 1)) {
     if (three && /^HTTP\/\d+(\.\d+)?$/.test(line.slice(sp2 + 1)))
       throw new ProtocolError('client', 505, `unsupported HTTP version '${line.slice(sp2 + 1)}'`);
     throw new ProtocolError('client', 400, 'malformed request line');
@@ -745,10 +750,7 @@ export function parseStatusLine(line: string): StatusLine {
   // "HTTP/d.d ddd", then nothing or SP and the reason
   const ok =
     line.length >= 12 &&
-    line.startsWith('HTTP/') &&
-    isDigit(line.charCodeAt(5)) &&
-    line.charCodeAt(6) === 0x2e &&
-    isDigit(line.charCodeAt(7)) &&
+    isVersionAt(line, 0) &&
     line.charCodeAt(8) === 0x20 &&
     isDigit(line.charCodeAt(9)) &&
     isDigit(line.charCodeAt(10)) &&

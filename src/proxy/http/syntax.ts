@@ -25,6 +25,19 @@ export function isFieldValue(s: string): boolean {
   return true;
 }
 
+/** The methods of RFC 9110 §9.3 and RFC 5789. */
+export const STANDARD_METHODS: readonly string[] = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+];
+
 /** Strip OWS (SP / HTAB) at both ends (RFC 9110 §5.5: not part of the value); from `from` on (a
  * field's value after its colon: one slice, not two). */
 export function trimOws(s: string, from = 0): string {
@@ -68,5 +81,7 @@ export function quotedStringLength(s: string, from: number): number {
 /** Split a comma-separated list (RFC 9110 §5.6.1) into trimmed, lower-cased elements. Empty
  * elements are returned as '' so callers that must be strict can see them. */
 export function splitList(value: string): string[] {
+  // (one token, the usual `keep-alive` or `chunked`: no split and no map)
+  if (value.indexOf(',') < 0) return [trimOws(value).toLowerCase()];
   return value.split(',').map((x) => trimOws(x).toLowerCase());
 }

@@ -58,6 +58,13 @@ function collect(s: NativeSocket): { data: Buffer[]; events: string[]; ended: Pr
   return { data, events, ended };
 }
 
+/** The port of a loopback echo server, closed after the test. */
+async function echoPort(): Promise<number> {
+  const srv = await tcpServer(echo);
+  cleanups.push(srv.close);
+  return srv.port;
+}
+
 /** A loopback peer (`onPeer` runs as it connects) and a NativeSocket connected to it with its events
  * collected, reading resumed unless `paused`; returns once the peer's side has the connection. */
 async function nativePair(
@@ -80,9 +87,7 @@ async function nativePair(
 test('nothing is read before resume(); then the bytes, the peer FIN as end, our FIN after', {
   skip: noAddon,
 }, async () => {
-  const srv = await tcpServer(echo);
-  cleanups.push(srv.close);
-  const s = await connectNative(srv.port);
+  const s = await connectNative(await echoPort());
   const c = collect(s);
   assert.equal(s.write(Buffer.from('hello ')), true);
   s.write(Buffer.from('world'));
@@ -105,9 +110,8 @@ test('nothing is read before resume(); then the bytes, the peer FIN as end, our 
 test('a sink hears the events before the listeners, with its tag; a sink taken off hears nothing more', {
   skip: noAddon,
 }, async () => {
-  const srv = await tcpServer(echo);
-  cleanups.push(srv.close);
-  const s = await connectNative(srv.port);
+  const port = await echoPort();
+  const s = await connectNative(port);
   const heard: string[] = [];
   const sink = {
     onSocketData: (tag: string, d: Buffer) => heard.push(`${tag} sink data ${d}`),
@@ -137,7 +141,7 @@ test('a sink hears the events before the listeners, with its tag; a sink taken o
     'nothing for the old sink',
   );
   // The sink goes with the close, as the listeners do.
-  const s2 = await connectNative(srv.port);
+  const s2 = await connectNative(port);
   s2.setSink(sink, 'server');
   s2.resume();
   s2.end();
@@ -368,18 +372,17 @@ test('resetAndDestroy sends a reset; destroy closes once, on a later tick, and l
 test('addresses come from the descriptor; connectUpstreamNative refuses, aborts and connects', {
   skip: noAddon,
 }, async () => {
-  const srv = await tcpServer(echo);
-  cleanups.push(srv.close);
-  const s = await connectUpstreamNative({ target: makeAddr('127.0.0.1', srv.port), timeoutMs: 5000 });
+  const port = await echoPort();
+  const s = await connectUpstreamNative({ target: makeAddr('127.0.0.1', port), timeoutMs: 5000 });
   const a = socketAddrs(s);
   assert.ok(a);
-  assert.equal(a.remote.port, srv.port);
+  assert.equal(a.remote.port, port);
   assert.equal(a.local.host, '127.0.0.1');
   s.destroy();
   const aborted = new Cancel();
   aborted.abort();
   await assert.rejects(
-    connectUpstreamNative({ target: makeAddr('127.0.0.1', srv.port), timeoutMs: 5000, signal: aborted }),
+    connectUpstreamNative({ target: makeAddr('127.0.0.1', port), timeoutMs: 5000, signal: aborted }),
     /aborted/,
   );
   const probe = await tcpServer(() => {});
