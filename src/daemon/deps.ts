@@ -15,7 +15,7 @@ import {
   type StagedStart,
   type TableModel,
 } from '../kernel/index.ts';
-import { closeFd, listenFd, nflogOpen } from '../native/index.ts';
+import { closeFd, deferAcks, listenFd, nflogOpen } from '../native/index.ts';
 import { type LoadResult, loadPolicyFile, type Policy } from '../policy/index.ts';
 import { bindProxies } from '../proxy/index.ts';
 import { shedMemory } from './memory.ts';
@@ -126,6 +126,7 @@ export function realDeps(
     listenFd: (host, port, family) =>
       listenFd(host, port, { transparent: true, v6Only: family === 6, backlog: DEFAULTS.listenBacklog }),
     closeFd,
+    deferAcks,
     shedMemory,
     kernelLogFd: () => nflogOpen(DEFAULTS.kernelLogGroup, DEFAULTS.kernelLogCopyBytes),
   };

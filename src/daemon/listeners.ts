@@ -29,13 +29,16 @@ export interface OpenedListener {
 
 export type ListenFdFn = (host: string, port: number, family: 4 | 6) => number;
 export type CloseFdFn = (fd: number) => void;
+/** TCP_QUICKACK 0 (`on`) or 1 on a listening socket: what its connections start with. */
+export type DeferAcksFn = (fd: number, on: boolean) => void;
 
 export class ListenerTable {
-  private readonly byKey = new Map<string, OpenedListener & { raw: TcpHandle }>();
+  private readonly byKey = new Map<string, OpenedListener & { raw: TcpHandle; deferAcks: boolean }>();
 
   constructor(
     private readonly listenFd: ListenFdFn,
     private readonly closeFd: CloseFdFn,
+    private readonly setDeferAcks: DeferAcksFn | null = null,
   ) {}
 
   get(key: string): OpenedListener | undefined {
@@ -73,9 +76,22 @@ export class ListenerTable {
         details: { host, port },
       });
     }
-    const entry = { spec: { key, family, host, port, fd }, handle: raw, raw };
+    const entry = { spec: { key, family, host, port, fd }, handle: raw, raw, deferAcks: false };
     this.byKey.set(key, entry);
     return { ...entry, created: true };
+  }
+
+  /**
+   * Whether the connections `key` accepts from now on delay their ACKs for the reply to carry (HTTP
+   * services' listeners; docs/http.md). A listener outlives generations, so each one says it again;
+   * the socket is touched only when the answer changes. A failure is the caller's to log: the listener
+   * keeps working either way.
+   */
+  deferAcks(key: string, on: boolean): void {
+    const e = this.byKey.get(key);
+    if (!e || !this.setDeferAcks || e.deferAcks === on) return;
+    this.setDeferAcks(e.spec.fd, on);
+    e.deferAcks = on;
   }
 
   /** Close the primary's copy (workers close theirs; the socket goes when the last copy does). */

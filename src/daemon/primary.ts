@@ -63,6 +63,8 @@ export interface DaemonDeps {
   discardStaged?(): Promise<void>;
   listenFd(host: string, port: number, family: 4 | 6): number;
   closeFd(fd: number): void;
+  /** TCP_QUICKACK 0 (`on`) or 1 on a listening socket (absent: listeners keep the kernel's default). */
+  deferAcks?(fd: number, on: boolean): void;
   /** The NFLOG socket of the kernel's log rules (forward/deny services with logging), or absent. */
   kernelLogFd?(): number;
   /** Give the memory of a policy load back to the system (memory.ts), after the start and after each
@@ -130,7 +132,7 @@ export class Daemon {
     this.lifecycle = new Lifecycle((from, to) =>
       this.log.write('core.info', 4, null, 'Daemon state changed', { from, to }),
     );
-    this.listeners = new ListenerTable(deps.listenFd, deps.closeFd);
+    this.listeners = new ListenerTable(deps.listenFd, deps.closeFd, deps.deferAcks?.bind(deps) ?? null);
     this.metrics = new PrimaryMetrics(() => this.pool.gather({ t: 'metrics' }));
     this.pool = new WorkerPool(
       (i, m) => this.onWorkerMessage(i, m),
@@ -502,9 +504,26 @@ export class Daemon {
   private readonly kernelApplied = new WeakMap<Generation, { kernel: string; fallback?: string }>();
 
   private async prepare(next: Generation): Promise<void> {
-    for (const l of next.compiled.listeners.values()) {
+    // A listener of HTTP services only delays its ACKs: an HTTP client sends its request and waits, so
+    // the ACK can ride on the reply (docs/http.md).
+    const httpOnly = new Map<string, boolean>();
+    for (const [name, l] of next.compiled.listeners) {
       this.listeners.ensure(4, l.v4.host, l.v4.port);
       this.listeners.ensure(6, l.v6.host, l.v6.port);
+      const s = next.policy.services.get(name);
+      const http = s?.type === 'proxy' && s.proxy === 'http';
+      for (const key of [listenerKey(4, l.v4.host, l.v4.port), listenerKey(6, l.v6.host, l.v6.port)])
+        httpOnly.set(key, http && (httpOnly.get(key) ?? true));
+    }
+    for (const [key, on] of httpOnly) {
+      try {
+        this.listeners.deferAcks(key, on);
+      } catch (e) {
+        this.log.write('core.error', 3, null, 'Cannot set how a listener acknowledges', {
+          listener: key,
+          error: (e as Error).message,
+        });
+      }
     }
     const sent: Promise<void>[] = [];
     const replies = this.pool.serving().map((i) => {

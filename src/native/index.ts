@@ -22,13 +22,16 @@ interface RawAddon {
       mark?: number;
     },
   ): number;
-  /** `flags`: SOCKET_TRANSPARENT | SOCKET_REUSEADDR | SOCKET_NODELAY; `mark`: SO_MARK, -1 for none. */
+  /** `flags`: SOCKET_TRANSPARENT | SOCKET_REUSEADDR | SOCKET_NODELAY | SOCKET_DEFER_ACK; `mark`: SO_MARK,
+   * -1 for none. */
   socket(family: 4 | 6, bindHost: string | null, bindPort: number, flags: number, mark: number): number;
   getMark(fd: number): number;
   addrs(fd: number): [string, number, string, number] | null | undefined;
   addrText(bytes: Uint8Array): string;
   setMark(fd: number, mark: number): void;
   getTransparent(fd: number): boolean;
+  deferAcks(fd: number, on: boolean): void;
+  getDeferAcks(fd: number): boolean;
   close(fd: number, reset?: boolean): void;
   resetOnClose(fd: number): void;
   dropPrivileges(uid: number, gid: number, groups: number[], caps: number[]): DroppedPrivileges;
@@ -244,6 +247,10 @@ export interface ClientFdOptions {
   reuseAddr?: boolean;
   /** TCP_NODELAY (Nagle off) from the start: no setNoDelay call after the connect. */
   noDelay?: boolean;
+  /** TCP_QUICKACK 0 before the connect: the handshake's last ACK waits (at most 200 ms) for the first
+   * bytes written, which carry it. Only for a caller that writes as soon as it is connected (an HTTP
+   * request): a server that speaks first would wait for that ACK before its accept() returns. */
+  deferAck?: boolean;
 }
 
 /** An unconnected, non-blocking TCP socket, bound as asked, for `new net.Socket({ fd }).connect()`. */
@@ -251,7 +258,8 @@ export function clientFd(family: 4 | 6, opts: ClientFdOptions = {}): number {
   const flags =
     (opts.transparent ? SOCKET_TRANSPARENT : 0) |
     (opts.reuseAddr ? SOCKET_REUSEADDR : 0) |
-    (opts.noDelay ? SOCKET_NODELAY : 0);
+    (opts.noDelay ? SOCKET_NODELAY : 0) |
+    (opts.deferAck ? SOCKET_DEFER_ACK : 0);
   const host = opts.host ?? null;
   const port = opts.port ?? 0;
   const mark = opts.mark ?? -1;
@@ -265,6 +273,7 @@ export function clientFd(family: 4 | 6, opts: ClientFdOptions = {}): number {
 const SOCKET_TRANSPARENT = 1;
 const SOCKET_REUSEADDR = 2;
 const SOCKET_NODELAY = 4;
+const SOCKET_DEFER_ACK = 8;
 
 /**
  * A connected socket's local and remote address and port in one call: `[localHost, localPort,
@@ -293,6 +302,20 @@ export function setMark(fd: number, mark: number): void {
 /** IP_TRANSPARENT / IPV6_TRANSPARENT of a socket, by its family. */
 export function getTransparent(fd: number): boolean {
   return call('get IP_TRANSPARENT', (a) => a.getTransparent(fd));
+}
+
+/**
+ * TCP_QUICKACK 0 (`on`) or 1 on a socket. On a listening socket it is what each accepted connection
+ * starts with: the kernel then acknowledges a request with the reply that follows it instead of at once
+ * (HAProxy does this on HTTP frontends). The daemon sets it on HTTP services' listeners.
+ */
+export function deferAcks(fd: number, on: boolean): void {
+  call('set TCP_QUICKACK', (a) => a.deferAcks(fd, on));
+}
+
+/** Whether a socket delays its ACKs (TCP_QUICKACK reads 0). */
+export function getDeferAcks(fd: number): boolean {
+  return call('get TCP_QUICKACK', (a) => a.getDeferAcks(fd));
 }
 
 /** A netlink socket bound to NFLOG `group`, copying `copyBytes` of each logged packet: its fd, read by

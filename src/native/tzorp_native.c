@@ -317,7 +317,8 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
 }
 
 // socket(family: 4|6, bindHost: string|null, bindPort: number, flags: number, mark: number)
-//   flags: SOCKET_TRANSPARENT | SOCKET_REUSEADDR | SOCKET_NODELAY (bits 1, 2, 4); mark: SO_MARK, or -1 for
+//   flags: SOCKET_TRANSPARENT | SOCKET_REUSEADDR | SOCKET_NODELAY | SOCKET_DEFER_ACK (bits 1, 2, 4, 8);
+//   mark: SO_MARK, or -1 for
 //   none. (Numbers, not an options object: each named property read from C makes V8 look its name up in
 //   the string table, eight of them per server connection.)
 //   -> fd of an unconnected, non-blocking TCP socket, bound when bindHost or bindPort is given.
@@ -326,6 +327,7 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
 #define SOCKET_TRANSPARENT 1
 #define SOCKET_REUSEADDR 2
 #define SOCKET_NODELAY 4
+#define SOCKET_DEFER_ACK 8
 static napi_value Socket(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   if (!get_args(env, info, 5, argv)) return NULL;
@@ -333,7 +335,7 @@ static napi_value Socket(napi_env env, napi_callback_info info) {
   if (!get_int(env, argv[0], &fam) || (fam != 4 && fam != 6)) return tzorp_throw_type(env, "socket: family must be 4 or 6");
   if (!get_int(env, argv[2], &port) || port < 0 || port > 65535)
     return tzorp_throw_type(env, "socket: port must be 0..65535");
-  if (!get_int(env, argv[3], &flags) || flags < 0 || flags > 7) return tzorp_throw_type(env, "socket: flags must be 0..7");
+  if (!get_int(env, argv[3], &flags) || flags < 0 || flags > 15) return tzorp_throw_type(env, "socket: flags must be 0..15");
   if (!get_int(env, argv[4], &mark) || mark < -1 || mark > 0xffffffffLL)
     return tzorp_throw_type(env, "socket: mark must be -1 (none) or 0..0xffffffff");
   int family = fam == 6 ? AF_INET6 : AF_INET;
@@ -358,6 +360,10 @@ static napi_value Socket(napi_env env, napi_callback_info info) {
     return fail_close(env, fd, "setsockopt(SO_MARK)");
   if ((flags & SOCKET_NODELAY) && set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
     return fail_close(env, fd, "setsockopt(TCP_NODELAY)");
+  // TCP_QUICKACK 0 before connect(): the kernel holds the handshake's last ACK back (up to 200 ms) for
+  // the first data the caller writes, which carries it (one packet fewer per connection).
+  if ((flags & SOCKET_DEFER_ACK) && set_int_opt(fd, IPPROTO_TCP, TCP_QUICKACK, 0) < 0)
+    return fail_close(env, fd, "setsockopt(TCP_QUICKACK)");
   if (do_bind) {
     if (port == 0) {
       // IP_BIND_ADDRESS_NO_PORT is an IPPROTO_IP option but works for IPv6 sockets too (Linux >= 4.2).
@@ -424,6 +430,37 @@ static napi_value GetTransparent(napi_env env, napi_callback_info info) {
                        errno);
   napi_value r;
   napi_get_boolean(env, v != 0, &r);
+  return r;
+}
+
+// deferAcks(fd, on): TCP_QUICKACK 0 (on) or 1 on a socket. On a listening socket the setting is what
+// every connection it accepts starts with (Linux copies it into the child): with it off, the kernel
+// does not acknowledge a request at once but with the reply that follows it, as HAProxy does on its
+// HTTP frontends. A connected socket leaves the mode again by itself when a delayed ACK times out.
+static napi_value DeferAcks(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd;
+  bool on = false;
+  if (!get_fd(env, argv[0], &fd) || napi_get_value_bool(env, argv[1], &on) != napi_ok)
+    return tzorp_throw_type(env, "deferAcks(fd, on)");
+  if (set_int_opt(fd, IPPROTO_TCP, TCP_QUICKACK, on ? 0 : 1) < 0)
+    return tzorp_throw_errno(env, "setsockopt(TCP_QUICKACK)", errno);
+  return NULL;
+}
+
+// getDeferAcks(fd) -> bool: TCP_QUICKACK reads 0 (the socket delays its ACKs for a reply to carry).
+static napi_value GetDeferAcks(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd)) return tzorp_throw_type(env, "getDeferAcks: fd must be a non-negative integer");
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &v, &len) < 0)
+    return tzorp_throw_errno(env, "getsockopt(TCP_QUICKACK)", errno);
+  napi_value r;
+  napi_get_boolean(env, v == 0, &r);
   return r;
 }
 
@@ -521,6 +558,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"addrText", NULL, AddrText, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setMark", NULL, SetMark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getTransparent", NULL, GetTransparent, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"deferAcks", NULL, DeferAcks, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getDeferAcks", NULL, GetDeferAcks, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"resetOnClose", NULL, ResetOnClose, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -901,6 +901,7 @@ class Session extends SessionDone implements SessionHandle, NativeSocketSink<Str
             }
           : null,
         transparent,
+        deferAck: options.sendsFirst === true,
         timeoutMs: this.o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
         signal: abort,
       }).then((sock) => ({ sock, target, zone: this.o.upstream?.zoneOf(target.host) ?? null }));
@@ -913,7 +914,7 @@ class Session extends SessionDone implements SessionHandle, NativeSocketSink<Str
         ...(options.inband ? { inband: options.inband } : {}),
       };
       p = this.o.upstream
-        .connectServer(input, abort, this.nativeIo)
+        .connectServer(input, abort, this.nativeIo, options.sendsFirst === true)
         .then((c) => ({ sock: c.socket, target: c.target, zone: c.serverZone }));
     }
     p.then(

@@ -6,7 +6,7 @@ import type { ProxyService } from '../policy/model.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr, makeAddr } from './addr.ts';
 import { ChainerRuntime, ChainStop, rejectingCall } from './chainer.ts';
-import type { DriverSocket } from './native-socket.ts';
+import type { DriverSocket, NativeSocket } from './native-socket.ts';
 import { isAddressLiteral, localBindFor, type RouteInput, routeTargets } from './router.ts';
 import {
   type Cancel,
@@ -165,10 +165,15 @@ export class ServiceUpstream {
    * Route, chain and connect the session's server side. Rejects with TargetZoneDenied (policy),
    * RouteError (impossible route), ChainFailed (every target failed) or CONNECT_FAILED 'aborted'. `native`: the socket is a NativeSocket.
    */
-  connectServer(input: RouteInput, signal?: Cancel, native = false): Promise<ServerConnection> {
+  connectServer(
+    input: RouteInput,
+    signal?: Cancel,
+    native = false,
+    sendsFirst = false,
+  ): Promise<ServerConnection> {
     return this.connectVia<DriverSocket>(
       input,
-      native ? connectUpstreamNative : connectUpstream,
+      native ? (sendsFirst ? connectNativeSendingFirst : connectUpstreamNative) : connectUpstream,
       signal,
     ).then((c) => ({ socket: c.conn, target: c.target, serverZone: c.zone }));
   }
@@ -252,6 +257,12 @@ export class ServiceUpstream {
       .run(usable, attempt)
       .then(({ value, target }) => ({ conn: value.conn, target, zone: value.zone }));
   }
+}
+
+/** connectUpstreamNative for a caller that writes at once (ConnectOptions.sendsFirst). */
+function connectNativeSendingFirst(o: UpstreamConnectOptions): Promise<NativeSocket> {
+  o.deferAck = true;
+  return connectUpstreamNative(o);
 }
 
 /** A router's target as an address, or null when its host is a name to resolve. */

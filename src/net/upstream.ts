@@ -57,6 +57,9 @@ export interface UpstreamConnectOptions {
   transparent?: boolean;
   /** SO_MARK for this connection's packets. */
   mark?: number;
+  /** The caller writes as soon as it is connected: the handshake's last ACK waits for those bytes
+   * (TCP_QUICKACK 0 before connect; native I/O's sockets and the ones the addon binds). */
+  deferAck?: boolean;
   /** Give up connecting after this long. */
   timeoutMs: number;
   /** Aborting (the session ended) destroys the socket and rejects. */
@@ -68,8 +71,6 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   const transparent = (o.transparent ?? false) || (local?.transparent ?? false);
   if (!local && !transparent && o.mark === undefined) return null; // Node alone can do this one
   const host = local?.host ?? null;
-  const family = o.target.family;
-  // (one options object per socket, no spreads: this runs once per session)
   if (local?.port === 'random') {
     let last: unknown;
     // (node:crypto on first use: a worker without such a service never loads it; bench/README.md,
@@ -78,7 +79,7 @@ function makeFd(o: UpstreamConnectOptions): number | null {
     for (let i = 0; i < DEFAULTS.forgePortRandomTries; i++) {
       try {
         const port = randomInt(DEFAULTS.forgePortRandomMin, DEFAULTS.forgePortRandomMax + 1);
-        return clientFd(family, { host, transparent, noDelay: true, mark: o.mark, port, reuseAddr: true });
+        return boundFd(o, host, transparent, port, true);
       } catch (e) {
         last = e;
         if (!(e instanceof TzorpError) || e.details?.code !== 'EADDRINUSE') throw e;
@@ -88,7 +89,26 @@ function makeFd(o: UpstreamConnectOptions): number | null {
   }
   const port = local?.port ?? 0;
   // An explicit port (forge_port exact/number) may still sit in TIME_WAIT from the last session.
-  return clientFd(family, { host, transparent, noDelay: true, mark: o.mark, port, reuseAddr: port !== 0 });
+  return boundFd(o, host, transparent, port, port !== 0);
+}
+
+function boundFd(
+  o: UpstreamConnectOptions,
+  host: string | null,
+  transparent: boolean,
+  port: number,
+  reuseAddr: boolean,
+): number {
+  // (one options object per socket, no spreads: this runs once per session)
+  return clientFd(o.target.family, {
+    host,
+    transparent,
+    noDelay: true,
+    mark: o.mark,
+    port,
+    reuseAddr,
+    deferAck: o.deferAck === true,
+  });
 }
 
 /** The socket for an upstream connection made by the addon, bound as `o` asks (the native relay's
@@ -199,7 +219,7 @@ export function connectUpstreamNative(o: UpstreamConnectOptions): Promise<Native
   return settleConnect(
     o,
     () => {
-      const fd = makeFd(o) ?? clientFd(o.target.family, { noDelay: true });
+      const fd = makeFd(o) ?? clientFd(o.target.family, { noDelay: true, deferAck: o.deferAck === true });
       try {
         return new NativeSocket(fd);
       } catch (e) {

@@ -143,6 +143,9 @@ export interface ConnectOptions {
   inband?: { host: string; port: number };
   /** Local address/port to bind before connecting; `transparent` allows a foreign address (forging). */
   local?: { host: string; port: number; transparent: boolean };
+  /** The core writes on this stream as soon as it is connected (an HTTP request): the handshake's
+   * last ACK may wait for those bytes and ride on them. Never for a server that may speak first. */
+  sendsFirst?: boolean;
 }
 
 export type ProxyCommand =

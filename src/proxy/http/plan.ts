@@ -343,6 +343,9 @@ export function planRequest(head: RequestHead, options: HttpOptions, context: Pl
     if (context.inband) connect = { inband: { host, port } };
   }
   const connectTunnel = method === 'CONNECT' && !o.parentProxy;
+  // The request head goes out as soon as the server connection is up; a CONNECT tunnel's first bytes
+  // are the client's, whenever it sends them (and its server may speak first).
+  if (!connectTunnel) connect.sendsFirst = true;
   return {
     kind: 'plan',
     url,

@@ -9,6 +9,8 @@ import {
   addrText,
   clientFd,
   closeFd,
+  deferAcks,
+  getDeferAcks,
   getMark,
   getTransparent,
   listenFd,
@@ -135,6 +137,53 @@ test('noDelay: the socket has TCP_NODELAY from the start (read back by another p
       closeFd(off);
     }
   }
+});
+
+test('deferAcks: a listener delays ACKs, the connections it accepts start so; deferAck on a client socket', {
+  skip: noAddon,
+}, async () => {
+  for (const host of ['127.0.0.1', '::1']) {
+    const fd = listenFd(host, 0, { transparent: false, v6Only: true });
+    const accepted: number[] = [];
+    const srv = net.createServer((s) => {
+      accepted.push(getDeferAcks(socketFd(s)) ? 1 : 0);
+      s.end();
+    });
+    await new Promise<void>((r) => srv.listen({ fd }, () => r()));
+    const port = (srv.address() as net.AddressInfo).port;
+    const connectOnce = () =>
+      new Promise<void>((resolve, reject) => {
+        const c = net.connect({ host, port });
+        c.on('error', reject);
+        c.on('close', () => resolve());
+        c.resume();
+      });
+    try {
+      assert.equal(getDeferAcks(fd), false, "the kernel's default");
+      await connectOnce();
+      deferAcks(fd, true);
+      assert.equal(getDeferAcks(fd), true);
+      await connectOnce();
+      deferAcks(fd, false);
+      assert.equal(getDeferAcks(fd), false);
+      await connectOnce();
+      assert.deepEqual(accepted, [0, 1, 0], host);
+    } finally {
+      srv.close();
+    }
+  }
+  for (const fam of [4, 6] as const) {
+    const on = clientFd(fam, { noDelay: true, deferAck: true });
+    const off = clientFd(fam, { noDelay: true });
+    try {
+      assert.equal(getDeferAcks(on), true);
+      assert.equal(getDeferAcks(off), false);
+    } finally {
+      closeFd(on);
+      closeFd(off);
+    }
+  }
+  assert.throws(() => deferAcks(-1, true), TypeError);
 });
 
 test('a foreign address without transparent fails naming bind and EADDRNOTAVAIL', { skip: noAddon }, () => {

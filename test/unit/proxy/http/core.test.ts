@@ -269,7 +269,10 @@ describe('explicit proxy mode', () => {
     const s = new Script({ ...explicit, target_port_range: '80,443,8080' }, { inband: true });
     s.start();
     s.client('GET http://www.example.test:8080/a?b HTTP/1.1\r\nHost: other.test\r\n\r\n');
-    assert.deepEqual(s.connects()[0]!.options, { inband: { host: 'www.example.test', port: 8080 } });
+    assert.deepEqual(s.connects()[0]!.options, {
+      inband: { host: 'www.example.test', port: 8080 },
+      sendsFirst: true,
+    });
     s.connected();
     assert.equal(s.all.sent('server'), 'GET /a?b HTTP/1.1\r\nHost: www.example.test:8080\r\n\r\n');
   });
@@ -299,7 +302,7 @@ describe('explicit proxy mode', () => {
     s.client('GET http://b.test/ HTTP/1.1\r\nHost: b.test\r\n\r\n');
     assert.deepEqual(s.closedStreams(), ['server']);
     s.closed('server');
-    assert.deepEqual(s.connects()[1]!.options, { inband: { host: 'b.test', port: 80 } });
+    assert.deepEqual(s.connects()[1]!.options, { inband: { host: 'b.test', port: 80 }, sendsFirst: true });
     s.connected();
     assert.ok(s.all.sent('server').endsWith('GET / HTTP/1.1\r\nHost: b.test\r\n\r\n'));
   });
@@ -356,7 +359,10 @@ describe('explicit proxy mode', () => {
     const s = new Script({ ...explicit, parent_proxy: 'parent.test:3128' }, { inband: true });
     s.start();
     s.client('GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n');
-    assert.deepEqual(s.connects()[0]!.options, { inband: { host: 'parent.test', port: 3128 } });
+    assert.deepEqual(s.connects()[0]!.options, {
+      inband: { host: 'parent.test', port: 3128 },
+      sendsFirst: true,
+    });
     s.connected();
     assert.match(s.all.sent('server'), /^GET http:\/\/a\.test\/x HTTP\/1\.1\r\nHost: a\.test\r\n/);
   });
@@ -365,7 +371,10 @@ describe('explicit proxy mode', () => {
     const s = new Script({ ...explicit, parent_proxy: '198.18.3.3' }, { inband: true });
     s.start();
     s.client('CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n');
-    assert.deepEqual(s.connects()[0]!.options, { inband: { host: '198.18.3.3', port: 3128 } });
+    assert.deepEqual(s.connects()[0]!.options, {
+      inband: { host: '198.18.3.3', port: 3128 },
+      sendsFirst: true,
+    });
     s.connected();
     assert.equal(s.all.sent('server'), 'CONNECT secure.test:443 HTTP/1.1\r\nHost: secure.test:443\r\n\r\n');
     s.server('HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03');
@@ -391,7 +400,10 @@ describe('explicit proxy mode', () => {
     const s = new Script({ target_port_range: '80,8000' }, { inband: true });
     s.start();
     s.client('GET / HTTP/1.1\r\nHost: web.test:8000\r\n\r\n');
-    assert.deepEqual(s.connects()[0]!.options, { inband: { host: 'web.test', port: 8000 } });
+    assert.deepEqual(s.connects()[0]!.options, {
+      inband: { host: 'web.test', port: 8000 },
+      sendsFirst: true,
+    });
   });
 });
 

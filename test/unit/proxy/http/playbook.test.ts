@@ -13,7 +13,7 @@ describe('http core playbooks', () => {
         stream: 'client',
         data: Buffer.from('GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n'),
       })
-      .out({ type: 'connect', stream: 'server', options: {} })
+      .out({ type: 'connect', stream: 'server', options: { sendsFirst: true } })
       .on({ type: 'connected', stream: 'server', local: CLIENT, remote: DEST })
       .out(
         { type: 'send', stream: 'server', data: 'GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n' },

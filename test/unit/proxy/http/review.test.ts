@@ -93,7 +93,7 @@ describe('finding 2: hosts are canonical before any rule', () => {
     const s = new Script({ target_port_range: '80' }, { inband: true });
     s.start();
     s.client('GET / HTTP/1.1\r\nHost: 0x7f.1\r\n\r\n');
-    assert.deepEqual(s.connects()[0]!.options, { inband: { host: '127.0.0.1', port: 80 } });
+    assert.deepEqual(s.connects()[0]!.options, { inband: { host: '127.0.0.1', port: 80 }, sendsFirst: true });
     s.connected();
     assert.match(s.all.sent('server'), /\r\nHost: 127\.0\.0\.1\r\n/);
   });
