@@ -923,6 +923,11 @@ export class HttpCore implements ProxyCore {
   }
 
   private finishTx(tx: Tx): void {
+    // The client's FIN goes right behind the response, before the accounting: the client, which reads
+    // the response and closes too, then answers a FIN instead of sending one first. Closing first
+    // leaves this side's end of the connection to the client's close (as HAProxy's does), where
+    // closing second tears both ends down inside this side's shutdown().
+    if (tx.closeAfter) this.emit({ type: 'shutdown', stream: 'client' });
     this.account(tx);
     this.toIdle();
     const more = this.serverMore;

@@ -68,6 +68,18 @@ describe('keep-alive and pipelining', () => {
     assert.equal(s.done()?.verdict, 'ACCEPTED');
   });
 
+  test('a closing response: the FIN to the client follows the response, before the accounting', () => {
+    const s = opened({}, GET('/', 'Connection: close\r\n'));
+    const types = s.server(OK()).types();
+    const at = (t: string) => types.indexOf(t);
+    assert.ok(at('send:client') >= 0 && at('shutdown:client') === at('send:client') + 1, types.join(' '));
+    assert.ok(at('shutdown:client') < at('log'), types.join(' '));
+    assert.ok(at('close:client') > at('log'), types.join(' '));
+    // a keep-alive response: no FIN
+    const k = opened({}, GET('/'));
+    assert.equal(k.server(OK()).types().includes('shutdown:client'), false);
+  });
+
   test('HTTP/1.0 client: response says close and the session ends', () => {
     const s = opened({}, 'GET / HTTP/1.0\r\nHost: example.test\r\n\r\n');
     s.server(OK());
