@@ -926,8 +926,10 @@ export class HttpCore implements ProxyCore {
     // The client's FIN goes right behind the response, before the accounting: the client, which reads
     // the response and closes too, then answers a FIN instead of sending one first. Closing first
     // leaves this side's end of the connection to the client's close (as HAProxy's does), where
-    // closing second tears both ends down inside this side's shutdown().
-    if (tx.closeAfter) this.emit({ type: 'shutdown', stream: 'client' });
+    // closing second tears both ends down inside this side's shutdown(). Not over TLS: there the
+    // close_notify first cost a fifth of the new TLS sessions per second (bench/README.md,
+    // "Acknowledgements on data, the client's FIN first").
+    if (tx.closeAfter && !this.ctx.tls) this.emit({ type: 'shutdown', stream: 'client' });
     this.account(tx);
     this.toIdle();
     const more = this.serverMore;

@@ -78,6 +78,14 @@ describe('keep-alive and pipelining', () => {
     // a keep-alive response: no FIN
     const k = opened({}, GET('/'));
     assert.equal(k.server(OK()).types().includes('shutdown:client'), false);
+    // over TLS the close keeps its old order (the client's session resumption suffered)
+    const t = new Script({}, { tls: true });
+    t.start();
+    t.client(GET('/', 'Connection: close\r\n'));
+    t.connected();
+    const tt = t.server(OK()).types();
+    assert.equal(tt.includes('shutdown:client'), false, tt.join(' '));
+    assert.ok(tt.includes('close:client'), tt.join(' '));
   });
 
   test('HTTP/1.0 client: response says close and the session ends', () => {

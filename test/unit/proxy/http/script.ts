@@ -11,7 +11,12 @@ export const DEST: Addr = { host: '198.18.2.20', port: 80, family: 4 };
 export class Script extends Playbook {
   constructor(
     options: Record<string, unknown> = {},
-    ctx: { inband?: boolean; clientLocal?: Addr; inspectConnect?: CoreContext['inspectConnect'] } = {},
+    ctx: {
+      inband?: boolean;
+      clientLocal?: Addr;
+      inspectConnect?: CoreContext['inspectConnect'];
+      tls?: boolean;
+    } = {},
   ) {
     super(
       bindCore(
@@ -25,6 +30,7 @@ export class Script extends Playbook {
         inband: ctx.inband ?? false,
         clientLocal: ctx.clientLocal ?? DEST,
         ...(ctx.inspectConnect ? { inspectConnect: ctx.inspectConnect } : {}),
+        ...(ctx.tls ? { tls: true } : {}),
       }),
       { now: 1_000_000 },
     );
