@@ -504,26 +504,9 @@ export class Daemon {
   private readonly kernelApplied = new WeakMap<Generation, { kernel: string; fallback?: string }>();
 
   private async prepare(next: Generation): Promise<void> {
-    // A listener of HTTP services only delays its ACKs: an HTTP client sends its request and waits, so
-    // the ACK can ride on the reply (docs/http.md).
-    const httpOnly = new Map<string, boolean>();
-    for (const [name, l] of next.compiled.listeners) {
+    for (const l of next.compiled.listeners.values()) {
       this.listeners.ensure(4, l.v4.host, l.v4.port);
       this.listeners.ensure(6, l.v6.host, l.v6.port);
-      const s = next.policy.services.get(name);
-      const http = s?.type === 'proxy' && s.proxy === 'http';
-      for (const key of [listenerKey(4, l.v4.host, l.v4.port), listenerKey(6, l.v6.host, l.v6.port)])
-        httpOnly.set(key, http && (httpOnly.get(key) ?? true));
-    }
-    for (const [key, on] of httpOnly) {
-      try {
-        this.listeners.deferAcks(key, on);
-      } catch (e) {
-        this.log.write('core.error', 3, null, 'Cannot set how a listener acknowledges', {
-          listener: key,
-          error: (e as Error).message,
-        });
-      }
     }
     const sent: Promise<void>[] = [];
     const replies = this.pool.serving().map((i) => {
@@ -571,8 +554,32 @@ export class Daemon {
 
   private async commit(next: Generation, previous: Generation | null): Promise<void> {
     await this.pool.gather({ t: 'commit', n: next.n });
+    this.ackListeners(next);
     this.closeListenersExcept(this.keysOf(next));
     void previous;
+  }
+
+  /** A listener of HTTP services only delays its ACKs: an HTTP client sends its request and waits, so
+   * the ACK can ride on the reply (docs/http.md). Set for the generation that runs (at its commit: an
+   * aborted reload leaves the running one's). */
+  private ackListeners(g: Generation): void {
+    const httpOnly = new Map<string, boolean>();
+    for (const [name, l] of g.compiled.listeners) {
+      const s = g.policy.services.get(name);
+      const http = s?.type === 'proxy' && s.proxy === 'http';
+      for (const key of [listenerKey(4, l.v4.host, l.v4.port), listenerKey(6, l.v6.host, l.v6.port)])
+        httpOnly.set(key, http && (httpOnly.get(key) ?? true));
+    }
+    for (const [key, on] of httpOnly) {
+      try {
+        this.listeners.deferAcks(key, on);
+      } catch (e) {
+        this.log.write('core.error', 3, null, 'Cannot set how a listener acknowledges', {
+          listener: key,
+          error: (e as Error).message,
+        });
+      }
+    }
   }
 
   private async abort(next: Generation): Promise<void> {

@@ -6,7 +6,7 @@ import type { ProxyService } from '../policy/model.ts';
 import type { Addr } from '../proxy/core/types.ts';
 import { formatAddr, makeAddr } from './addr.ts';
 import { ChainerRuntime, ChainStop, rejectingCall } from './chainer.ts';
-import type { DriverSocket, NativeSocket } from './native-socket.ts';
+import type { DriverSocket } from './native-socket.ts';
 import { isAddressLiteral, localBindFor, type RouteInput, routeTargets } from './router.ts';
 import {
   type Cancel,
@@ -173,8 +173,9 @@ export class ServiceUpstream {
   ): Promise<ServerConnection> {
     return this.connectVia<DriverSocket>(
       input,
-      native ? (sendsFirst ? connectNativeSendingFirst : connectUpstreamNative) : connectUpstream,
+      native ? connectUpstreamNative : connectUpstream,
       signal,
+      sendsFirst,
     ).then((c) => ({ socket: c.conn, target: c.target, serverZone: c.zone }));
   }
 
@@ -182,22 +183,24 @@ export class ServiceUpstream {
    * connectServer with another way to connect one target (the native relay's: native-plug.ts): the
    * same routing, chaining and limit_target_zones_to, whatever `connect` makes of a target. Never
    * throws: whatever fails rejects. Without a name to resolve it is promise steps, not async
-   * functions (a session's connect is on every session's path).
+   * functions (a session's connect is on every session's path). `sendsFirst`: the caller writes as soon
+   * as it is connected (UpstreamConnectOptions.deferAck).
    */
   connectVia<T>(
     input: RouteInput,
     connect: (o: UpstreamConnectOptions) => Promise<T>,
     signal?: Cancel,
+    sendsFirst = false,
   ): Promise<{ conn: T; target: Addr; zone: string | null }> {
     try {
       const named = routeTargets(this.service.router, input);
       const targets: Addr[] = [];
       for (const t of named) {
         const a = literalTarget(t);
-        if (!a) return this.resolveThenConnect(input, named, connect, signal);
+        if (!a) return this.resolveThenConnect(input, named, connect, signal, sendsFirst);
         targets.push(a);
       }
-      return this.connectTargets(input, targets, connect, signal);
+      return this.connectTargets(input, targets, connect, signal, sendsFirst);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -208,7 +211,8 @@ export class ServiceUpstream {
     input: RouteInput,
     named: readonly { host: string; port: number; family?: 4 | 6 }[],
     connect: (o: UpstreamConnectOptions) => Promise<T>,
-    signal?: Cancel,
+    signal: Cancel | undefined,
+    sendsFirst: boolean,
   ): Promise<{ conn: T; target: Addr; zone: string | null }> {
     const targets: Addr[] = [];
     for (const t of named) {
@@ -218,7 +222,7 @@ export class ServiceUpstream {
         for (const h of await (this.opts.resolve ?? defaultResolve)(t.host))
           targets.push(makeAddr(h, t.port));
     }
-    return this.connectTargets(input, targets, connect, signal);
+    return this.connectTargets(input, targets, connect, signal, sendsFirst);
   }
 
   /** Chain the targets; each attempt checks limit_target_zones_to, then connects. May throw (the
@@ -228,6 +232,7 @@ export class ServiceUpstream {
     targets: Addr[],
     connect: (o: UpstreamConnectOptions) => Promise<T>,
     signal: Cancel | undefined,
+    sendsFirst: boolean,
   ): Promise<{ conn: T; target: Addr; zone: string | null }> {
     const router = this.service.router;
     // forge_addr can only bind the client's address toward a server of the client's family.
@@ -243,6 +248,7 @@ export class ServiceUpstream {
         timeoutMs: this.chainer.timeoutConnectMs,
       };
       if (this.opts.mark !== undefined) o.mark = this.opts.mark;
+      if (sendsFirst) o.deferAck = true;
       if (signal) o.signal = signal;
       return rejectingCall(connect, o).then(
         (conn) => ({ conn, zone }),
@@ -257,12 +263,6 @@ export class ServiceUpstream {
       .run(usable, attempt)
       .then(({ value, target }) => ({ conn: value.conn, target, zone: value.zone }));
   }
-}
-
-/** connectUpstreamNative for a caller that writes at once (ConnectOptions.sendsFirst). */
-function connectNativeSendingFirst(o: UpstreamConnectOptions): Promise<NativeSocket> {
-  o.deferAck = true;
-  return connectUpstreamNative(o);
 }
 
 /** A router's target as an address, or null when its host is a name to resolve. */
