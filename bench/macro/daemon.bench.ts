@@ -7,7 +7,7 @@
 // between them. Needs root.
 //
 //   node --import tsx bench/macro/daemon.bench.ts [--seconds 5] [--rounds 3] [--warmup 3] [--cpu-prof DIR] [--json]
-//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads] [--relay-loop] [--log-spec SPEC] [--gc]
+//     [--max-sessions N] [--proxy plug|http] [--close-only] [--threads] [--relay-thread] [--log-spec SPEC] [--gc]
 //
 // `--gc`: the daemon runs under `node --trace-gc` (its workers too), and each tzorp path reports its
 // young-generation collections over the `Connection: close` rounds: new connections per scavenge and
@@ -68,9 +68,10 @@ if (PROXY !== 'plug' && PROXY !== 'http') {
   process.exit(2);
 }
 const HTTP = PROXY === 'http';
-/** `--relay-loop`: the second tzorp path is the native relay on the worker's event loop (tzorp run
- * --relay-loop) instead of --no-native-relay (resp. --no-native-io). */
-const RELAY_LOOP = process.argv.includes('--relay-loop');
+/** `--relay-thread`: the second tzorp path is the native relay on a thread of its own in the worker
+ * (tzorp run --relay-thread) instead of --no-native-relay (resp. --no-native-io); the first has it on
+ * the worker's event loop, the default. */
+const RELAY_THREAD = process.argv.includes('--relay-thread');
 /** `--close-only` (with --proxy http): skip the keep-alive runs (for a profile of the session start). */
 const KEEP_ALIVE = HTTP && !process.argv.includes('--close-only');
 /** `--threads`: where each path's CPU per new connection goes, by thread (user and system µs). */
@@ -104,7 +105,7 @@ interface Path {
   dir: string;
 }
 
-async function tzorpPath(native: boolean, nativeIo = true, relayLoop = false): Promise<Path> {
+async function tzorpPath(native: boolean, nativeIo = true, relayThread = false): Promise<Path> {
   const dir = mkdtempSync(join(tmpdir(), 'tzorp-daemonbench-'));
   const lab = await createLab();
   startNginx(lab, dir, 1);
@@ -132,14 +133,14 @@ async function tzorpPath(native: boolean, nativeIo = true, relayLoop = false): P
       '1',
       ...(native ? [] : ['--no-native-relay']),
       ...(nativeIo ? [] : ['--no-native-io']),
-      ...(relayLoop ? ['--relay-loop'] : []),
+      ...(relayThread ? ['--relay-thread'] : []),
       ...(LOG_SPEC !== undefined ? ['--log-spec', LOG_SPEC] : []),
     ]),
   );
   await proc.waitFor(/tzorp running/, 120_000);
   await ready(lab, 'tzorp');
   return {
-    name: `tzorp run --workers 1 (${PROXY}, ${native ? (relayLoop ? 'native relay, --relay-loop' : 'native relay') : '--no-native-relay'}${HTTP ? (nativeIo ? ', native I/O' : ', --no-native-io') : ''}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
+    name: `tzorp run --workers 1 (${PROXY}, ${native ? (relayThread ? 'native relay, --relay-thread' : 'native relay') : '--no-native-relay'}${HTTP ? (nativeIo ? ', native I/O' : ', --no-native-io') : ''}${MAX_SESSIONS > 0 ? `, max_sessions ${MAX_SESSIONS}` : ''})`,
     lab,
     proc,
     dir,
@@ -239,7 +240,7 @@ const paths: Path[] = [];
 try {
   paths.push(await tzorpPath(true));
   paths.push(
-    RELAY_LOOP
+    RELAY_THREAD
       ? await tzorpPath(true, true, true)
       : HTTP
         ? await tzorpPath(true, false)

@@ -8,7 +8,9 @@
 // nginx in the server namespace answers `ok` over TLS with a certificate from a test CA (made here with
 // openssl); both proxies verify it against that CA. tzorp shows clients certificates it makes for the
 // requested name from its own CA (cached after the first); HAProxy a fixed certificate from that CA,
-// its usual setup. Server address .3 is diverted to tzorp, .4 to HAProxy; wrk (which does not verify)
+// its usual setup. Server address .3 is diverted to tzorp, .4 to HAProxy, .5 to a floor (tls-peers.ts
+// floor: tzorp's TLS layer on node:tls terminating and originating the same two sessions with nothing
+// between them, the ceiling of inspection on node:tls, for reading the ratios); wrk (which does not verify)
 // measures HTTPS requests per second with keep-alive (16 connections) and with a new TCP connection and
 // a new TLS session per request (`Connection: close`: both handshakes, client side and server side,
 // every time).
@@ -50,6 +52,8 @@ const PROFILE = process.argv.includes('--profile')
 const MARK = '0x80000000';
 const TZORP = '198.18.2.3';
 const HAPROXY = '198.18.2.4';
+/** tls-peers.ts floor: tzorp's TLS layer on node:tls with nothing between the two sessions. */
+const FLOOR = '198.18.2.5';
 const NAME = 'www.example.org';
 
 const skip = netnsSkipReason();
@@ -91,6 +95,7 @@ const ruleset = tproxyRuleset({
   divert: [
     tproxyTo(`ip daddr ${TZORP} tcp dport 443`, 4, 50443),
     tproxyTo(`ip daddr ${HAPROXY} tcp dport 443`, 4, 50444),
+    tproxyTo(`ip daddr ${FLOOR} tcp dport 443`, 4, 50445),
   ],
   input: ['ct state established,related accept'],
   forward: [],
@@ -113,27 +118,24 @@ interface Result {
   cpuNewSession: number;
 }
 
-const lab = await createLab({ serverAddrs: [TZORP, HAPROXY] });
+const lab = await createLab({ serverAddrs: [TZORP, HAPROXY, FLOOR] });
 try {
   await tproxyLab(lab, ruleset, MARK);
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg);
   startNginx(lab, dir, 2, { cert: sCert, key: sKey });
-  const tz = lab.spawn(
-    'fw',
-    pinned([
-      process.execPath,
-      '--import',
-      'tsx',
-      'bench/macro/tls-peers.ts',
-      'inspect',
-      '50443',
-      join(dir, 'ca.crt'),
-      join(dir, 'ca.key'),
-      sCa,
-    ]),
-    PROFILE ? { env: { TZORP_PROFILE_OUT: PROFILE } } : {},
-  );
-  await tz.waitFor(/READY/, 90_000);
+  /** A tls-peers.ts process (inspect or floor) on `port`, pinned, once it says READY. */
+  const peer = async (mode: 'inspect' | 'floor', port: number, env?: Record<string, string>) => {
+    const argv = [process.execPath, '--import', 'tsx', 'bench/macro/tls-peers.ts', mode, String(port)];
+    const p = lab.spawn(
+      'fw',
+      pinned([...argv, join(dir, 'ca.crt'), join(dir, 'ca.key'), sCa]),
+      env ? { env } : {},
+    );
+    await p.waitFor(/READY/, 90_000);
+    return p;
+  };
+  const tz = await peer('inspect', 50443, PROFILE ? { TZORP_PROFILE_OUT: PROFILE } : undefined);
+  const floor = await peer('floor', 50445);
   const hap = lab.spawn('fw', pinned(['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')]));
   const ready = async (host: string, who: () => string) => {
     for (let i = 0; i < 100; i++) {
@@ -160,6 +162,7 @@ try {
   const paths: { name: string; host: string; proc: LabProcess }[] = [
     { name: 'tzorp http, tls inspect', host: TZORP, proc: tz },
     { name: 'haproxy (ssl, verify required)', host: HAPROXY, proc: hap },
+    { name: 'node:tls floor (no HTTP)', host: FLOOR, proc: floor },
   ];
   for (const p of paths) await ready(p.host, () => p.proc.stderr());
 
@@ -224,9 +227,14 @@ try {
     cpuKeepAlive: median(rs.map((r) => r.cpuKeepAlive)),
     cpuNewSession: median(rs.map((r) => r.cpuNewSession)),
   }));
-  const [t, h] = results as [Result, Result];
+  const [t, h, f] = results as [Result, Result, Result];
   const ratio = { keepAlive: t.rpsKeepAlive / h.rpsKeepAlive, newSession: t.rpsNewSession / h.rpsNewSession };
-  if (JSON_OUT) console.log(JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, results, ratio }, null, 2));
+  const floorRatio = {
+    keepAlive: f.rpsKeepAlive / h.rpsKeepAlive,
+    newSession: f.rpsNewSession / h.rpsNewSession,
+  };
+  if (JSON_OUT)
+    console.log(JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, results, ratio, floorRatio }, null, 2));
   else {
     console.log(
       `HTTPS through TLS-inspecting proxies, 1 CPU each, wrk -t1 -c16, ${SECONDS}s x ${ROUNDS} rounds (medians)`,
@@ -239,6 +247,16 @@ try {
     console.log(
       `tzorp / haproxy: keep-alive ${ratio.keepAlive.toFixed(2)}, new TLS sessions ${ratio.newSession.toFixed(2)}`,
     );
+    console.log(
+      `node:tls floor / haproxy (the ceiling of inspect on node:tls): keep-alive ${floorRatio.keepAlive.toFixed(2)}, new TLS sessions ${floorRatio.newSession.toFixed(2)}`,
+    );
+    console.log(
+      `tzorp / node:tls floor: keep-alive ${(t.rpsKeepAlive / f.rpsKeepAlive).toFixed(2)}, new TLS sessions ${(t.rpsNewSession / f.rpsNewSession).toFixed(2)}`,
+    );
+    for (const rs of per.values())
+      console.log(
+        `rounds of ${rs[0]!.path}: keep-alive ${rs.map((r) => r.rpsKeepAlive.toFixed(0)).join(' / ')}, new sessions ${rs.map((r) => r.rpsNewSession.toFixed(0)).join(' / ')}`,
+      );
   }
 } finally {
   await lab.destroy();

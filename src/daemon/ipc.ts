@@ -56,8 +56,9 @@ export type ToWorker =
       nativeRelay?: boolean;
       /** false: `tzorp run --no-native-io` (HTTP sessions on net.Socket). */
       nativeIo?: boolean;
-      /** true: `tzorp run --relay-loop` (the native relay on the worker's event loop). */
-      relayLoop?: boolean;
+      /** `tzorp run --relay-thread` / `--relay-loop`: where the native relay runs (unset: the addon's
+       * default, the event loop). */
+      relayMode?: 'loop' | 'thread';
     }
   /** Sent with the listening socket's handle (child_process handle passing), before a 'prepare'
    * that names it. */
@@ -95,8 +96,8 @@ export interface WorkerResources {
   fds: number;
   /** Of those, the native relay's idle pipes kept for reuse (bounded: at most 128). */
   relayPoolFds: number;
-  /** Where this worker's native relay runs: on a thread of its own (the default), on its event loop
-   * (--relay-loop), or off (--no-native-relay, or the addon is missing). */
+  /** Where this worker's native relay runs: on its event loop (the default), on a thread of its own
+   * (--relay-thread), or off (--no-native-relay, or the addon is missing). */
   nativeRelay: 'loop' | 'thread' | 'off';
   /** NativeSockets (HTTP sessions on native socket I/O) open now, and made since the worker started. */
   nativeSockets: { open: number; made: number };

@@ -83,8 +83,9 @@ export interface DaemonOptions {
   nativeRelay?: boolean;
   /** false: --no-native-io, HTTP sessions run on net.Socket (default true). */
   nativeIo?: boolean;
-  /** true: --relay-loop, the native relay runs on each worker's event loop (not a thread of its own). */
-  relayLoop?: boolean;
+  /** --relay-thread / --relay-loop: where each worker's native relay runs (unset: the addon's default,
+   * the loop, or TZORP_RELAY_MODE). */
+  relayMode?: 'loop' | 'thread';
   metrics: { host: string; port: number } | null;
   stopTimeoutMs: number;
   /** The effective configuration (config.ts): what `status` reports, and the tunables the daemon uses. */
@@ -311,7 +312,7 @@ export class Daemon {
       tproxyMarkFallback: 0,
       nativeRelay: this.opts.nativeRelay ?? true,
       nativeIo: this.opts.nativeIo ?? true,
-      relayLoop: this.opts.relayLoop === true,
+      ...(this.opts.relayMode ? { relayMode: this.opts.relayMode } : {}),
     });
   }
 

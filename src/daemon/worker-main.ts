@@ -344,7 +344,7 @@ process.on('message', (msg: ToWorker, handle?: object) => {
     case 'init':
       if (msg.nativeRelay === false) nativeRelay = false;
       if (msg.nativeIo === false) nativeIo = false;
-      if (msg.relayLoop) setNativeRelayMode('loop');
+      if (msg.relayMode) setNativeRelayMode(msg.relayMode);
       init(msg.index, msg.log);
       // Where this worker's bytes are copied: the administrator's answer to "which switch is on".
       zlog?.write('core.info', 3, null, 'Worker started', {

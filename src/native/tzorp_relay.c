@@ -132,13 +132,14 @@ static pthread_t thread;
 static bool started = false;
 static int ep = -1, evfd = -1;
 static napi_threadsafe_function tsfn = NULL;
-// Where relays run (relayMode, chosen before the first relay): on the relay thread above (the
-// default), or on the JavaScript thread's own loop ("loop": the relay's epoll set is watched by a
-// uv_poll handle, the idle scan by a uv_timer, and reports are delivered at the end of each batch
-// without a thread hop). The thread keeps the bytes of relayed sessions moving while JavaScript is busy
-// (a reload's new generation, a long log flush); the loop saves every session about two context
-// switches and a wake-up of each thread (bench/README.md, "The relay on the session loop").
-static bool on_loop = false;
+// Where relays run (relayMode, chosen before the first relay): on the JavaScript thread's own loop
+// (the default, "loop": the relay's epoll set is watched by a uv_poll handle, the idle scan by a
+// uv_timer, and reports are delivered at the end of each batch without a thread hop), or on the relay
+// thread above ("thread"). The loop saves every session about two context switches and a wake-up of
+// each thread, a third more new connections per core (bench/README.md, "The relay on the loop by
+// default"); the thread keeps the bytes of relayed sessions moving while JavaScript is busy (a reload's
+// new generation, a long log flush).
+static bool on_loop = true;
 static uv_poll_t loop_poll;
 static uv_timer_t loop_timer;
 static napi_env loop_env = NULL;

@@ -165,12 +165,12 @@ export function nativeRelayDefault(): boolean {
 const NATIVE_RELAY_DEFAULT = process.env.TZORP_NATIVE_RELAY !== '0';
 
 /**
- * Where this process's native relays run: 'thread' (the default: an epoll thread of the relay's own,
- * so relayed bytes keep moving while JavaScript is busy, and bulk copying can use a spare core) or
- * 'loop' (on the event loop that runs the sessions: a session's connect and end reach JavaScript
- * without a hop between threads, and a worker is one thread). TZORP_RELAY_MODE chooses where nobody
- * did (test suites run both); `tzorp run --relay-loop` is the operator's switch. Fixed once the first
- * relay started: throws NATIVE_CALL then. Without the addon, nothing to choose.
+ * Where this process's native relays run: 'loop' (the default: on the event loop that runs the
+ * sessions, so a session's connect and end reach JavaScript without a hop between threads, and a worker
+ * is one thread) or 'thread' (an epoll thread of the relay's own, so relayed bytes keep moving while
+ * JavaScript is busy, and bulk copying can use a spare core). TZORP_RELAY_MODE chooses where nobody
+ * did (test suites run both); `tzorp run --relay-thread` / `--relay-loop` are the operator's switches.
+ * Fixed once the first relay started: throws NATIVE_CALL then. Without the addon, nothing to choose.
  */
 export function setNativeRelayMode(mode: RelayMode): void {
   const addon = relayAddon();

@@ -48,11 +48,18 @@ interface RunOptions {
   nativeRelay: boolean;
   nativeIo: boolean;
   relayLoop?: boolean;
+  relayThread?: boolean;
   metrics?: { host: string; port: number };
   stopTimeout: number;
   user?: string;
   printConfig?: boolean;
   userRules?: string;
+}
+
+/** Where the workers' native relay runs, if a flag says (--relay-loop is the default made explicit;
+ * commander refuses both at once). */
+function relayModeOf(opts: RunOptions): { relayMode?: 'loop' | 'thread' } {
+  return opts.relayThread ? { relayMode: 'thread' } : opts.relayLoop ? { relayMode: 'loop' } : {};
 }
 
 /** The configuration this command line asks for: the defaults, with its options applied. */
@@ -117,10 +124,13 @@ export function register(program: Command): void {
       '--no-native-relay',
       'copy every byte in JavaScript: no native splice relay (also per service: native_relay: false)',
     )
-    .option(
-      '--relay-loop',
-      'run the native relay on the worker\'s event loop instead of a thread of its own (docs/native.md, "Where the relay runs")',
+    .addOption(
+      new Option(
+        '--relay-thread',
+        'run the native relay on an epoll thread of its own in each worker instead of the worker\'s event loop (docs/native.md, "Where the relay runs")',
+      ).conflicts('relayLoop'),
     )
+    .option('--relay-loop', "run the native relay on the worker's event loop (the default)")
     .option(
       '--no-native-io',
       'run HTTP sessions on Node sockets: no native socket I/O (docs/native.md, "Native socket I/O")',
@@ -202,7 +212,7 @@ export function register(program: Command): void {
           kernel: opts.kernel,
           nativeRelay: opts.nativeRelay,
           nativeIo: opts.nativeIo,
-          relayLoop: opts.relayLoop === true,
+          ...relayModeOf(opts),
           metrics: opts.metrics ?? null,
           stopTimeoutMs: opts.stopTimeout,
           config,

@@ -152,12 +152,12 @@ async function waitUntil(what: string, f: () => Promise<boolean>, tries = 100): 
   throw new Error(`gave up waiting for ${what}`);
 }
 
-// Three times: plug sessions accepted, connected and relayed by the addon, the relay on a thread of its
-// own (the default); the same with the relay on the worker's event loop (--relay-loop); and every byte
-// through JavaScript's sockets (--no-native-relay).
+// Three times: plug sessions accepted, connected and relayed by the addon, the relay on the worker's
+// event loop (the default); the same with the relay on a thread of its own (--relay-thread); and every
+// byte through JavaScript's sockets (--no-native-relay).
 for (const [how, flags] of [
   ['native accept and relay', []],
-  ['--relay-loop', ['--relay-loop']],
+  ['--relay-thread', ['--relay-thread']],
   ['--no-native-relay', ['--no-native-relay']],
 ] as const)
   daemonTest(
@@ -165,7 +165,7 @@ for (const [how, flags] of [
     POLICY_A,
     async (lab, d) => {
       // each worker says where its relay runs
-      const where = flags.length === 0 ? 'thread' : flags[0] === '--relay-loop' ? 'loop' : 'off';
+      const where = flags.length === 0 ? 'loop' : flags[0] === '--relay-thread' ? 'thread' : 'off';
       const started = (d.proc.stdout() + d.proc.stderr()).match(/Worker started.*/g) ?? [];
       assert.equal(started.length, 2, started.join('\n'));
       for (const l of started) assert.match(l, new RegExp(`native_relay='?${where}`));

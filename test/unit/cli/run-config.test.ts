@@ -50,3 +50,13 @@ test('--print-config needs no policy; run without one (and without --print-confi
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /missing required argument 'policy'/);
 });
+
+test('--relay-thread and --relay-loop together are a usage error; either alone is accepted', () => {
+  const both = tzorp('run', '--print-config', '--relay-thread', '--relay-loop');
+  assert.notEqual(both.status, 0);
+  assert.match(both.stderr, /'--relay-thread' cannot be used with option '--relay-loop'/);
+  for (const flag of ['--relay-thread', '--relay-loop']) {
+    const r = tzorp('run', '--print-config', flag);
+    assert.equal(r.status, 0, `${flag}: ${r.stderr}`);
+  }
+});

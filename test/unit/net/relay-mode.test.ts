@@ -1,6 +1,6 @@
 // Where the native relay runs (tzorp_relay.c relayMode, src/net/relay.ts setNativeRelayMode): by
-// default on an epoll thread of its own, with `loop` on the event loop that runs the sessions (no
-// thread of its own); either way the bytes go through, and the mode cannot change once a relay ran.
+// default on the event loop that runs the sessions (no thread of its own), with `thread` on an epoll
+// thread of its own; either way the bytes go through, and the mode cannot change once a relay ran.
 // Each case is a child process (relay-mode-child.ts): the mode is chosen once per process.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -31,28 +31,28 @@ function child(mode: string | null): {
   return JSON.parse(out.trim().split('\n').at(-1)!);
 }
 
-test('relay mode: the default starts one epoll thread for the relays', { skip }, () => {
+test('relay mode: the default runs relays on the session loop, no thread of their own', { skip }, () => {
   const r = child(null);
-  assert.equal(r.mode, 'thread');
-  assert.equal(r.reply, 'hello through the relay');
-  assert.equal(r.after, r.before + 1, 'one relay thread');
-  assert.equal(r.refused, true, 'the mode is fixed once a relay ran');
-});
-
-test('relay mode: loop runs relays on the session loop, no thread of their own; the bytes go through the same', {
-  skip,
-}, () => {
-  const r = child('loop');
   assert.equal(r.mode, 'loop');
   assert.equal(r.reply, 'hello through the relay');
   assert.equal(r.after, r.before, 'no thread was started for the relay');
   assert.equal(r.refused, true, 'the mode is fixed once a relay ran');
 });
 
-// Why the thread is the default: a worker's JavaScript is sometimes busy for a while (a reload builds
-// its new generation). A relayed session's bytes keep moving meanwhile when the relay has its thread;
-// on the loop they wait until JavaScript is done. Told by order, not by time: the echo of a byte sent
-// while the child is blocked comes back before (thread) or after (loop) the child says UNBLOCKED.
+test('relay mode: thread starts one epoll thread for the relays; the bytes go through the same', {
+  skip,
+}, () => {
+  const r = child('thread');
+  assert.equal(r.mode, 'thread');
+  assert.equal(r.reply, 'hello through the relay');
+  assert.equal(r.after, r.before + 1, 'one relay thread');
+  assert.equal(r.refused, true, 'the mode is fixed once a relay ran');
+});
+
+// What the thread is for: a worker's JavaScript is sometimes busy for a while (a reload builds its new
+// generation). A relayed session's bytes keep moving meanwhile when the relay has its thread; on the
+// loop they wait until JavaScript is done. Told by order, not by time: the echo of a byte sent while
+// the child is blocked comes back before (thread) or after (loop) the child says UNBLOCKED.
 for (const [mode, during] of [
   ['thread', true],
   ['loop', false],
@@ -104,13 +104,14 @@ for (const [mode, during] of [
     }
   });
 
-// The relay's own suites once more with the relay on the session loop (the default run has it on its
-// own thread): every byte once, half-close, idle and connect timeouts, abort and kill, the handover stress.
-test('relay mode loop: the native relay and native plug suites pass with the relay on the session loop', {
+// The relay's own suites once more with the relay on a thread of its own (the default run has it on
+// the session loop): every byte once, half-close, idle and connect timeouts, abort and kill, the
+// handover stress.
+test('relay mode thread: the native relay and native plug suites pass with the relay on its own thread', {
   skip,
   timeout: 600_000,
 }, () => {
-  const env: NodeJS.ProcessEnv = { ...process.env, TZORP_RELAY_MODE: 'loop' };
+  const env: NodeJS.ProcessEnv = { ...process.env, TZORP_RELAY_MODE: 'thread' };
   delete env.NODE_TEST_CONTEXT; // (a runner of its own, not a child reporting to this one)
   const files = ['native-relay.test.ts', 'native-plug.test.ts', 'stress.test.ts', 'http-body-relay.test.ts'];
   const r = spawnSync(
